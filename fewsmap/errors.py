@@ -1,0 +1,46 @@
+"""One error hierarchy for fewsmap; the protocol layer maps it to OGC codes and HTTP status."""
+
+from __future__ import annotations
+
+
+class FewsmapError(Exception):
+    """Base of every error fewsmap raises on purpose.
+
+    ``ogc_code`` is the WMS 1.3.0 exception code (Annex E) a service answer carries;
+    ``None`` means the report carries no code (a generic client error).
+    """
+
+    ogc_code: str | None = None
+    http_status: int = 400
+
+
+class IngestError(FewsmapError):
+    """An input file cannot become part of a store; nothing was written."""
+
+
+class StoreError(FewsmapError):
+    """A store is missing, unreadable or not a fewsmap forecast cube."""
+
+    http_status = 500
+
+
+class ConfigError(FewsmapError):
+    """The configuration file or a ``FEWSMAP_*`` variable is invalid."""
+
+
+class LayerNotDefined(FewsmapError):
+    """A request names a layer the catalog does not have."""
+
+    ogc_code = "LayerNotDefined"
+
+
+class InvalidParameterValue(FewsmapError):
+    """A request parameter has a value that cannot be used."""
+
+    ogc_code = "InvalidParameterValue"
+
+
+class OperationNotSupported(FewsmapError):
+    """A request asks for an operation this service does not offer."""
+
+    ogc_code = "OperationNotSupported"

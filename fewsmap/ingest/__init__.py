@@ -1,0 +1,170 @@
+"""Ingest NetCDF and GRIB files into a forecast cube: read, normalise, check, then append.
+
+Everything that can fail on the input (unreadable or damaged files, missing time axis,
+another grid) fails before the store is touched, so a failed ingest writes nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from fewsmap.errors import IngestError
+from fewsmap.ingest.normalize import RunPiece, normalise
+from fewsmap.ingest.sources import open_source
+from fewsmap.store.cube import ROOT_METADATA, read_root_metadata
+from fewsmap.store.layout import RUN_DIM
+from fewsmap.store.run import RunData, SourceFile, format_time
+from fewsmap.store.writer import AppendResult, append_run, stored_grid
+
+# Runs up to this size are decoded into memory before writing (one read, validated);
+# larger ones are read twice, once to validate and once to write.
+PRELOAD_LIMIT_BYTES = 4 << 30
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Replace folders by the files inside them (sorted); refuse missing paths."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.is_file() and
+                            not p.name.startswith("."))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise IngestError(f"{path}: no such file or folder")
+    if not files:
+        raise IngestError("no input files")
+    return files
+
+
+def read_runs(paths: list[Path], reference_time: np.datetime64 | None = None) -> list[RunData]:
+    """Read and normalise input files into complete, validated runs, oldest first.
+
+    Files with the same reference time are one run (members or variables spread over
+    files); one file may also hold several runs.
+
+    Raises
+    ------
+    IngestError
+        Naming the file and the problem.
+    """
+    pieces: dict[np.datetime64, list[RunPiece]] = defaultdict(list)
+    for path in expand_paths(paths):
+        for ds in open_source(path):
+            for piece in normalise(ds, path, reference_time):
+                pieces[piece.reference_time].append(piece)
+    runs = [_assemble(t0, pieces[t0]) for t0 in sorted(pieces)]
+    for run in runs:
+        _load(run)
+    return runs
+
+
+def ingest(
+    store: Path,
+    paths: list[Path],
+    *,
+    reference_time: np.datetime64 | None = None,
+    replace: bool = False,
+    progress: bool | None = None,
+) -> list[AppendResult]:
+    """Append the runs found in ``paths`` to ``store``; write nothing if any input is bad.
+
+    Raises
+    ------
+    IngestError
+        If any input cannot be read or does not fit the store.
+    """
+    runs = read_runs(paths, reference_time)
+    check_fits(store, runs)
+    return [append_run(store, run, replace=replace, progress=progress) for run in runs]
+
+
+def check_fits(store: Path, runs: list[RunData]) -> None:
+    """Refuse runs that differ from the store (or from each other) in grid or dimensions."""
+    exists = (store / ROOT_METADATA).is_file()
+    reference = stored_grid(store) if exists else runs[0].grid
+    dims: dict[str, tuple[str, ...]] = {}
+    if exists:
+        consolidated = read_root_metadata(store)["consolidated_metadata"]["metadata"]
+        dims = {name: tuple(meta.get("dimension_names") or ()) for name, meta in
+                consolidated.items()}
+    for run in runs:
+        problem = reference.mismatch(run.grid)
+        if problem is not None:
+            raise IngestError(
+                f"run {run.label} ({_files(run)}) does not fit the store's grid: it has {problem}"
+            )
+        for name in run.variables:
+            theirs = (RUN_DIM, *run.dims(name))
+            ours = dims.setdefault(name, theirs)
+            if ours != theirs:
+                raise IngestError(
+                    f"run {run.label} ({_files(run)}): variable '{name}' has dimensions "
+                    f"{theirs[1:]}, the store has {ours[1:]}"
+                )
+
+
+def _assemble(t0: np.datetime64, pieces: list[RunPiece]) -> RunData:
+    """Join the pieces of one run, checking they share a grid and never overlap."""
+    first = pieces[0]
+    fields: dict[str, list[xr.DataArray]] = defaultdict(list)
+    seen: dict[tuple[object, ...], Path] = {}
+    for piece in pieces:
+        problem = first.grid.mismatch(piece.grid)
+        if problem is not None:
+            raise IngestError(
+                f"{piece.source}: run {format_time(t0)} is on another grid than in "
+                f"{first.source}: {problem}"
+            )
+        for name, field in piece.fields.items():
+            if fields[name] and fields[name][0].dims != field.dims:
+                raise IngestError(
+                    f"{piece.source}: variable '{name}' has dimensions {field.dims}, "
+                    f"{fields[name][0].dims} in another file of run {format_time(t0)}"
+                )
+            for labels in itertools.product(*(field[d].values.tolist() for d in field.dims[:-2])):
+                key = (name, *labels)
+                if key in seen:
+                    raise IngestError(
+                        f"{piece.source}: field {name} {labels} of run {format_time(t0)} "
+                        f"is also in {seen[key]}"
+                    )
+                seen[key] = piece.source
+            fields[name].append(field)
+    sources = tuple(SourceFile.describe(p) for p in dict.fromkeys(p.source for p in pieces))
+    origins = sorted({p.reference_time_from for p in pieces})
+    return RunData(
+        reference_time=t0,
+        fields={name: tuple(parts) for name, parts in fields.items()},
+        grid=first.grid,
+        sources=sources,
+        reference_time_from="; ".join(origins),
+        attrs=first.attrs,
+    )
+
+
+def _load(run: RunData) -> None:
+    """Decode every field once, so that damaged data fails here and not half-way a write."""
+    size = sum(p.nbytes for ps in run.fields.values() for p in ps)
+    for name, parts in run.fields.items():
+        for part in parts:
+            try:
+                if size <= PRELOAD_LIMIT_BYTES:
+                    part.load()
+                else:
+                    for index in np.ndindex(*part.shape[:-2]):
+                        np.asarray(part[index].values)
+            except Exception as exc:  # readers raise anything when data is damaged
+                raise IngestError(
+                    f"run {run.label} ({_files(run)}): '{name}' cannot be decoded: {exc}"
+                ) from exc
+
+
+def _files(run: RunData) -> str:
+    names = [Path(s.path).name for s in run.sources]
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -1,0 +1,262 @@
+"""Read a forecast cube: its published runs, their valid times, and raw slices.
+
+Readers trust only the consolidated root ``zarr.json``: the writer replaces that one file
+atomically to publish a run, so a reader sees the old set of runs or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from fewsmap.errors import StoreError
+from fewsmap.store.layout import (
+    ATTRS_KEY,
+    FORMAT_VERSION,
+    GRID_MAPPING,
+    NAT,
+    RUN_DIM,
+    STEP_DIM,
+    VALID_TIME,
+)
+from fewsmap.store.run import format_time, parse_time
+
+ROOT_METADATA = "zarr.json"
+
+
+@contextmanager
+def quiet_zarr() -> Iterator[None]:
+    """Silence zarr's note that consolidated metadata is not yet in the v3 spec.
+
+    We rely on it deliberately: it is the atomic publish point (docs/design/cube.md).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", module="zarr")
+        warnings.filterwarnings("ignore", message="Consolidated metadata")
+        yield
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A published run: where it lives in the cube, its valid times and its provenance."""
+
+    reference_time: np.datetime64
+    slot: int
+    step_slots: np.ndarray  # indices into the step axis, ordered by valid time
+    valid_times: np.ndarray  # datetime64[s], ascending
+    record: dict[str, Any] = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """The run's reference time as ``yyyy-MM-ddTHH:mm:ssZ``."""
+        return format_time(self.reference_time)
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """Input files of this run: path, sha256 and size."""
+        return list(self.record.get("sources", []))
+
+    @property
+    def statistics(self) -> dict[str, dict[str, float | None]]:
+        """Per-variable min/max/mean/nan_fraction computed when the run was ingested."""
+        return dict(self.record.get("statistics", {}))
+
+
+@dataclass(frozen=True)
+class StoreVersion:
+    """Identity of the published state: changes whenever a run is published or removed."""
+
+    inode: int
+    mtime_ns: int
+    size: int
+
+    @classmethod
+    def of(cls, path: Path) -> StoreVersion:
+        """Stat the root metadata of the store at ``path``."""
+        st = (path / ROOT_METADATA).stat()
+        return cls(st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def read_root_metadata(path: Path) -> dict[str, Any]:
+    """Read the consolidated root ``zarr.json`` of a store.
+
+    Raises
+    ------
+    StoreError
+        If the folder is not a Zarr v3 group written by fewsmap.
+    """
+    try:
+        root = json.loads((path / ROOT_METADATA).read_bytes())
+    except FileNotFoundError as exc:
+        raise StoreError(f"{path} is not a Zarr store (no {ROOT_METADATA})") from exc
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path}/{ROOT_METADATA} cannot be read: {exc}") from exc
+    attrs = root.get("attributes", {}).get(ATTRS_KEY)
+    if root.get("zarr_format") != 3 or not isinstance(attrs, dict):
+        raise StoreError(f"{path} is not a fewsmap forecast cube (no '{ATTRS_KEY}' attributes)")
+    if attrs.get("format_version") != FORMAT_VERSION:
+        raise StoreError(
+            f"{path} has cube format {attrs.get('format_version')!r}; "
+            f"this fewsmap reads format {FORMAT_VERSION}"
+        )
+    return dict(root)
+
+
+class ForecastStore:
+    """A published forecast cube on local disk, opened once and read directly with zarr.
+
+    The hot path reads arrays with zarr, not xarray or dask (docs/design/cube.md).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.name = store_name(self.path)
+        self.version = StoreVersion.of(self.path)
+        root = read_root_metadata(self.path)
+        self.attrs: dict[str, Any] = root["attributes"][ATTRS_KEY]
+        with quiet_zarr():
+            self.group = zarr.open_group(self.path, mode="r", use_consolidated=True)
+        self.runs: tuple[RunInfo, ...] = self._read_runs()
+
+    @property
+    def spatial_dims(self) -> tuple[str, str]:
+        """The two spatial dimension names, y first."""
+        y, x = self.attrs["spatial_dims"]
+        return str(y), str(x)
+
+    @property
+    def variables(self) -> list[str]:
+        """Forecast variables: arrays indexed by run and step."""
+        names = []
+        for name, array in self.group.arrays():
+            dims = array.metadata.dimension_names or ()
+            if dims[:2] == (RUN_DIM, STEP_DIM) and name != VALID_TIME:
+                names.append(name)
+        return sorted(names)
+
+    def array(self, name: str) -> zarr.Array:
+        """Return the zarr array ``name`` (published shape)."""
+        return self.group[name]
+
+    def dims(self, name: str) -> tuple[str, ...]:
+        """Dimension names of array ``name``."""
+        return tuple(self.group[name].metadata.dimension_names or ())
+
+    def attributes(self, name: str) -> dict[str, Any]:
+        """CF attributes of array ``name``."""
+        return dict(self.group[name].attrs)
+
+    def coordinate(self, name: str) -> np.ndarray:
+        """Values of a 1-D coordinate array, as stored."""
+        return np.asarray(self.group[name][...])
+
+    def run(self, reference_time: np.datetime64 | str) -> RunInfo:
+        """Return the published run with this reference time.
+
+        Raises
+        ------
+        KeyError
+            If no such run is published.
+        """
+        t0 = parse_time(reference_time) if isinstance(reference_time, str) else reference_time
+        for info in self.runs:
+            if info.reference_time == np.datetime64(t0, "s"):
+                return info
+        raise KeyError(format_time(np.datetime64(t0, "s")))
+
+    @property
+    def latest_run(self) -> RunInfo | None:
+        """The published run with the latest reference time."""
+        return self.runs[-1] if self.runs else None
+
+    def read_slice(
+        self, variable: str, run: RunInfo, valid_time: np.datetime64, **labels: int
+    ) -> np.ndarray:
+        """Read the 2-D field of ``variable`` for one run and valid time.
+
+        ``labels`` give the index along any other dimension (``realization=0``); missing ones
+        default to index 0.
+        """
+        where = np.flatnonzero(run.valid_times == np.datetime64(valid_time, "s"))
+        if where.size == 0:
+            raise KeyError(f"{run.label} has no valid time {format_time(valid_time)}")
+        index: list[int | slice] = [run.slot, int(run.step_slots[where[0]])]
+        for dim in self.dims(variable)[2:-2]:
+            index.append(labels.get(dim, 0))
+        return np.asarray(self.array(variable)[tuple(index)])
+
+    def _read_runs(self) -> tuple[RunInfo, ...]:
+        records = self.attrs.get("runs", [])
+        if not records:
+            return ()
+        valid = np.asarray(self.group[VALID_TIME][...])
+        runs = []
+        for record in records:
+            slot = int(record["slot"])
+            row = valid[slot]
+            has = np.flatnonzero(row != NAT)
+            order = has[np.argsort(row[has], kind="stable")]
+            runs.append(
+                RunInfo(
+                    reference_time=parse_time(record["reference_time"]),
+                    slot=slot,
+                    step_slots=order,
+                    valid_times=row[order].astype("datetime64[s]"),
+                    record=record,
+                )
+            )
+        return tuple(sorted(runs, key=lambda r: r.reference_time))
+
+
+def store_name(path: Path) -> str:
+    """Name a store by its folder, without a ``.zarr`` suffix."""
+    return path.name.removesuffix(".zarr")
+
+
+def is_store(path: Path) -> bool:
+    """Tell whether ``path`` looks like a fewsmap store (cheap: one small file read)."""
+    try:
+        read_root_metadata(path)
+    except StoreError:
+        return False
+    return True
+
+
+def open_cube(path_or_url: str | os.PathLike[str]) -> xr.Dataset:
+    """Open a forecast cube as a lazy xarray Dataset of its published runs.
+
+    The result has dimensions ``forecast_reference_time × step × …`` with runs in
+    reference-time order, steps in lead-time order, and a 2-D ``valid_time`` coordinate;
+    nothing is read until values are used. Works on local paths and fsspec URLs.
+
+    Raises
+    ------
+    StoreError
+        If the location is not a fewsmap forecast cube.
+    """
+    target = os.fspath(path_or_url)
+    try:
+        with quiet_zarr():
+            ds = xr.open_zarr(target, consolidated=True, chunks=None, decode_timedelta=True)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise StoreError(f"cannot open forecast cube {target}: {exc}") from exc
+    attrs = ds.attrs.get(ATTRS_KEY)
+    if not isinstance(attrs, dict) or "runs" not in attrs:
+        raise StoreError(f"{target} is not a fewsmap forecast cube")
+    records = sorted(attrs["runs"], key=lambda r: r["reference_time"])
+    slots = [int(r["slot"]) for r in records]
+    step_order = np.argsort(ds[STEP_DIM].values, kind="stable")
+    ds = ds.isel({RUN_DIM: slots, STEP_DIM: step_order})
+    if GRID_MAPPING in ds.data_vars:
+        ds = ds.set_coords(GRID_MAPPING)
+    return ds

@@ -1,0 +1,40 @@
+"""Names, encodings and chunking of the on-disk forecast cube (see docs/design/cube.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+RUN_DIM = "forecast_reference_time"
+STEP_DIM = "step"
+VALID_TIME = "valid_time"
+MEMBER_DIM = "realization"
+GRID_MAPPING = "crs"
+
+# Root-group attribute holding the published run list: the single source of truth for readers.
+ATTRS_KEY = "fewsmap"
+FORMAT_VERSION = 1
+
+# int64 seconds since the epoch, NaT where a run has no data for a step.
+NAT = int(np.iinfo(np.int64).min)
+TIME_UNITS = "seconds since 1970-01-01T00:00:00Z"
+TIME_ATTRS = {"units": TIME_UNITS, "calendar": "proleptic_gregorian"}
+# xarray decodes an int64 "seconds" array to timedelta64 only when told the dtype.
+STEP_ATTRS = {
+    "units": "seconds",
+    "dtype": "timedelta64[ns]",
+    "standard_name": "forecast_period",
+    "long_name": "lead time",
+}
+
+# Spatial tile edge of a data chunk; one (run, step, member, level) slice per chunk otherwise.
+# Chosen by benchmarks/cube_layout.py (docs/design/cube.md).
+SPATIAL_CHUNK = 512
+# Coordinate arrays along the run/step axes are small: one chunk holds this many entries.
+COORD_CHUNK = 1024
+ZSTD_LEVEL = 3
+
+
+def data_chunks(shape: tuple[int, ...], n_spatial: int) -> tuple[int, ...]:
+    """Return the chunk shape of a data array: 1 along leading axes, tiles over space."""
+    leading = (1,) * (len(shape) - n_spatial)
+    return leading + tuple(min(n, SPATIAL_CHUNK) for n in shape[len(shape) - n_spatial :])

@@ -1,0 +1,435 @@
+"""Append runs to a forecast cube: write what readers cannot see, then publish atomically.
+
+Protocol (docs/design/cube.md):
+
+1. Take the store's writer lock; recover from an interrupted writer if its marker is there.
+2. Grow the arrays (run axis by one slot, label axes by any new labels): only the arrays'
+   own ``zarr.json`` change, which readers ignore: they read the consolidated root.
+3. Write the run's chunks into its new slot, then its coordinate entries.
+4. Publish: replace the root ``zarr.json`` (consolidated metadata + run list) in one atomic
+   rename. Until then readers see the previous state; afterwards, the complete run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+import zarr
+from tqdm import tqdm
+from zarr.codecs import ZstdCodec
+
+from fewsmap import __version__
+from fewsmap.errors import IngestError
+from fewsmap.store.cube import ROOT_METADATA, quiet_zarr, read_root_metadata
+from fewsmap.store.layout import (
+    ATTRS_KEY,
+    COORD_CHUNK,
+    FORMAT_VERSION,
+    GRID_MAPPING,
+    MEMBER_DIM,
+    NAT,
+    RUN_DIM,
+    STEP_ATTRS,
+    STEP_DIM,
+    TIME_ATTRS,
+    VALID_TIME,
+    ZSTD_LEVEL,
+    data_chunks,
+)
+from fewsmap.store.run import Grid, RunData, format_time
+
+# A replaced run's chunks stay this long so that readers holding the old metadata finish.
+RETIRED_GRACE_S = 600.0
+# Above this size a piece is written one step at a time.
+WRITE_BATCH_BYTES = 256 << 20
+# Dataset-level attributes worth keeping on the cube's root group.
+GLOBAL_ATTRS = ("Conventions", "title", "institution", "source", "references", "summary")
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What ``append_run`` did with a run."""
+
+    reference_time: str
+    status: Literal["written", "replaced", "skipped"]
+    message: str
+
+
+def append_run(
+    path: Path, run: RunData, *, replace: bool = False, progress: bool | None = None
+) -> AppendResult:
+    """Append one run to the store at ``path``, creating the store if needed.
+
+    Re-ingesting a published run is idempotent: it is skipped, unless ``replace`` is set, in
+    which case the new data is published atomically in place of the old.
+
+    Raises
+    ------
+    IngestError
+        If the run does not fit the store (other grid, other dimensions of a variable).
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with writer_lock(path):
+        if not (path / ROOT_METADATA).exists():
+            _create_store(path, run)
+        recover(path)
+        root = read_root_metadata(path)
+        attrs = root["attributes"][ATTRS_KEY]
+        existing = next((r for r in attrs["runs"] if r["reference_time"] == run.label), None)
+        if existing is not None and not replace:
+            return AppendResult(run.label, "skipped", _skip_message(run, existing))
+        _check_grid(path, run)
+        writing_marker(path).touch()
+        attrs = _vacuum_retired(path, attrs)
+        record = _write_run(path, run, progress)
+        runs = [r for r in attrs["runs"] if r["reference_time"] != run.label] + [record]
+        retired = list(attrs.get("retired", []))
+        if existing is not None:
+            retired.append({**_slot_ref(existing), "retired_at": _now()})
+        publish(path, {**attrs, "runs": runs, "retired": retired})
+        writing_marker(path).unlink()
+    if existing is not None:
+        return AppendResult(run.label, "replaced", f"run {run.label} replaced")
+    return AppendResult(run.label, "written", f"run {run.label} written")
+
+
+def writing_marker(path: Path) -> Path:
+    """The file that exists while a writer changes the store; left behind by a crash.
+
+    It and the lock live beside the store, so the store folder holds only Zarr objects.
+    """
+    return path.with_name(f".{path.name}.writing")
+
+
+@contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """Hold the store's exclusive writer lock (one writer at a time, readers never wait)."""
+    with path.with_name(f".{path.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def publish(path: Path, attrs: dict[str, Any]) -> None:
+    """Atomically replace the root metadata: consolidated array metadata and the run list."""
+    root = json.loads((path / ROOT_METADATA).read_bytes())
+    metadata = {
+        child.name: json.loads((child / ROOT_METADATA).read_bytes())
+        for child in sorted(path.iterdir())
+        if (child / ROOT_METADATA).is_file()
+    }
+    root["attributes"][ATTRS_KEY] = attrs
+    root["consolidated_metadata"] = {"kind": "inline", "must_understand": False,
+                                     "metadata": metadata}
+    write_atomically(path / ROOT_METADATA, json.dumps(root, indent=1).encode())
+
+
+def write_atomically(target: Path, content: bytes) -> None:
+    """Write ``content`` to ``target`` so that no reader or crash ever sees a partial file."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    with tmp.open("wb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def recover(path: Path) -> None:
+    """Undo whatever an interrupted writer left: unpublished arrays, growth and temp files.
+
+    The consolidated root metadata is the truth; every array is put back to the shape and
+    attributes published there, which deletes chunks outside it (an unfinished run's slot).
+    """
+    if not writing_marker(path).exists():
+        return
+    published = read_root_metadata(path)["consolidated_metadata"]["metadata"]
+    for child in sorted(path.iterdir()):
+        if not (child / ROOT_METADATA).is_file():
+            continue
+        if child.name not in published:
+            shutil.rmtree(child)
+            continue
+        own = json.loads((child / ROOT_METADATA).read_bytes())
+        if own != published[child.name]:
+            with quiet_zarr():
+                zarr.open_array(child, mode="r+").resize(tuple(published[child.name]["shape"]))
+            write_atomically(child / ROOT_METADATA, json.dumps(published[child.name]).encode())
+    for partial in path.rglob("*.partial"):
+        partial.unlink()
+    writing_marker(path).unlink()
+
+
+def _create_store(path: Path, run: RunData) -> None:
+    """Create an empty cube on ``run``'s grid and publish it with no runs."""
+    for leftover in path.iterdir():  # an interrupted creation: nothing was ever published
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    group = zarr.open_group(path, mode="w", zarr_format=3)
+    _array(group, RUN_DIM, (0,), "int64", (RUN_DIM,), {**TIME_ATTRS, "standard_name": RUN_DIM,
+           "long_name": "forecast reference time"}, NAT)
+    _array(group, STEP_DIM, (0,), "int64", (STEP_DIM,), STEP_ATTRS, NAT)
+    _array(group, VALID_TIME, (0, 0), "int64", (RUN_DIM, STEP_DIM),
+           {**TIME_ATTRS, "standard_name": "time", "long_name": "valid time"}, NAT)
+    for dim in run.label_dims():
+        dtype = "int64" if dim == MEMBER_DIM else "float64"
+        _array(group, dim, (0,), dtype, (dim,), _json_attrs(run.coord_attrs(dim)), 0)
+    for name, coord in run.grid.coords.items():
+        values = np.asarray(coord.values, dtype="float64")
+        array = _array(group, name, values.shape, "float64", coord.dims,
+                       _json_attrs(coord.attrs), np.nan)
+        array[...] = values
+    crs = group.create_array(GRID_MAPPING, shape=(), dtype="int32", fill_value=0,
+                             attributes=_json_attrs(run.grid.crs_attrs))
+    crs[...] = 0
+    globals_ = {k: str(run.attrs[k]) for k in GLOBAL_ATTRS if k in run.attrs}
+    group.attrs.update({**globals_, "Conventions": "CF-1.10"})
+    publish(path, {
+        "format_version": FORMAT_VERSION,
+        "spatial_dims": list(run.grid.dims),
+        "created": _now(),
+        "runs": [],
+        "retired": [],
+    })
+
+
+def _array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: str,
+           dims: tuple[Any, ...], attrs: dict[str, Any], fill: Any) -> zarr.Array:
+    """Create a coordinate array, chunked along each axis by ``COORD_CHUNK`` entries."""
+    chunks = tuple(COORD_CHUNK if len(shape) == 1 else min(max(n, 1), 256) for n in shape)
+    if len(shape) == 2 and name != VALID_TIME:  # 2-D spatial coordinates: spatial tiles
+        chunks = data_chunks(shape, 2)
+    return group.create_array(
+        name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+        dimension_names=[str(d) for d in dims], attributes=attrs,
+        compressors=ZstdCodec(level=ZSTD_LEVEL),
+    )
+
+
+def _check_grid(path: Path, run: RunData) -> None:
+    """Refuse a run whose spatial grid differs from the store's."""
+    stored = stored_grid(path)
+    problem = stored.mismatch(run.grid)
+    if problem is not None:
+        raise IngestError(f"run {run.label} does not fit the store's grid: it has {problem}")
+
+
+def stored_grid(path: Path) -> Grid:
+    """Read the published grid of the store at ``path``."""
+    with quiet_zarr():
+        group = zarr.open_group(path, mode="r", use_consolidated=True)
+    dims = tuple(group.attrs[ATTRS_KEY]["spatial_dims"])
+    coords = {}
+    for name, array in group.arrays():
+        array_dims = tuple(array.metadata.dimension_names or ())
+        if array_dims and set(array_dims) <= set(dims):
+            coords[name] = xr.DataArray(array[...], dims=array_dims, attrs=dict(array.attrs))
+    return Grid((str(dims[0]), str(dims[1])), coords, dict(group[GRID_MAPPING].attrs))
+
+
+def _write_run(path: Path, run: RunData, progress: bool | None) -> dict[str, Any]:
+    """Write ``run`` into a new slot (invisible until published); return its run record."""
+    with quiet_zarr():
+        group = zarr.open_group(path, mode="r+", use_consolidated=False)
+    slot = group[RUN_DIM].shape[0]
+    _grow(group, RUN_DIM, slot + 1)
+    axes = {STEP_DIM: _LabelAxis(group, STEP_DIM, _step_seconds)}
+    for dim in run.label_dims():
+        axes[dim] = _LabelAxis(group, dim, np.asarray)
+    step_seconds = _step_seconds(run.steps)
+    axes[STEP_DIM].place(step_seconds)
+    for dim in run.label_dims():
+        axes[dim].place(run.labels(dim))
+    total = sum(int(np.prod(p.shape[:-2])) for ps in run.fields.values() for p in ps)
+    statistics = {}
+    with tqdm(total=total, desc=f"run {run.label}", unit="field", leave=False,
+              disable=None if progress is None else not progress) as bar:
+        for name in run.variables:
+            statistics[name] = _write_variable(group, name, run, slot, axes, bar)
+    t0 = int(run.reference_time.astype("datetime64[s]").astype("int64"))
+    group[RUN_DIM][slot] = t0
+    row = np.full(group[STEP_DIM].shape[0], NAT, dtype="int64")
+    row[axes[STEP_DIM].place(step_seconds)] = t0 + step_seconds
+    group[VALID_TIME][slot, :] = row
+    return {
+        "slot": slot,
+        "reference_time": run.label,
+        "reference_time_from": run.reference_time_from,
+        "ingested_at": _now(),
+        "fewsmap_version": __version__,
+        "steps": len(step_seconds),
+        "first_valid_time": format_time(run.reference_time + run.steps.min()),
+        "last_valid_time": format_time(run.reference_time + run.steps.max()),
+        "variables": run.variables,
+        "sources": [vars(s) for s in run.sources],
+        "statistics": statistics,
+    }
+
+
+def _step_seconds(steps: np.ndarray) -> np.ndarray:
+    return np.asarray(steps).astype("timedelta64[s]").astype("int64")
+
+
+def _grow(group: zarr.Group, dim: str, size: int) -> None:
+    """Resize every array along ``dim`` to ``size`` (no-op where already that size)."""
+    for _, array in group.arrays():
+        dims = list(array.metadata.dimension_names or ())
+        if dim in dims and array.shape[dims.index(dim)] < size:
+            shape = list(array.shape)
+            shape[dims.index(dim)] = size
+            array.resize(tuple(shape))
+
+
+class _LabelAxis:
+    """A labelled store axis (steps, members, levels) that only ever grows at its end.
+
+    Appending keeps every published chunk where it is; readers sort for display.
+    """
+
+    def __init__(self, group: zarr.Group, dim: str, encode: Any) -> None:
+        self.group, self.dim, self.encode = group, dim, encode
+        self.index = {v.item(): i for i, v in enumerate(np.asarray(group[dim][...]))}
+
+    def place(self, labels: np.ndarray) -> np.ndarray:
+        """Return each label's index on the axis, appending unseen labels."""
+        values = np.asarray(self.encode(labels)).tolist()
+        new = [v for v in dict.fromkeys(values) if v not in self.index]
+        if new:
+            start = len(self.index)
+            _grow(self.group, self.dim, start + len(new))
+            axis = self.group[self.dim]
+            axis[start:] = np.asarray(new, dtype=axis.dtype)
+            self.index.update({v: start + i for i, v in enumerate(new)})
+        return np.asarray([self.index[v] for v in values], dtype="int64")
+
+
+def _write_variable(group: zarr.Group, name: str, run: RunData, slot: int,
+                    axes: dict[str, _LabelAxis], bar: tqdm) -> dict[str, float | None]:
+    """Write every piece of one variable into ``slot`` and return its statistics."""
+    dims = (RUN_DIM, *run.dims(name))
+    if name not in group:
+        shape = tuple(group[d].shape[0] if d in axes or d == RUN_DIM else n
+                      for d, n in zip(dims, (0, *run.fields[name][0].shape), strict=True))
+        attrs = {**_json_attrs(run.fields[name][0].attrs), "grid_mapping": GRID_MAPPING,
+                 "coordinates": _coordinates_attr(run)}
+        group.create_array(name, shape=shape, chunks=data_chunks(shape, 2), dtype="float32",
+                           fill_value=np.nan, dimension_names=list(dims), attributes=attrs,
+                           compressors=ZstdCodec(level=ZSTD_LEVEL))
+    array = group[name]
+    if tuple(array.metadata.dimension_names) != dims:
+        raise IngestError(
+            f"run {run.label}: variable '{name}' has dimensions {dims[1:]}, "
+            f"the store has {tuple(array.metadata.dimension_names)[1:]}"
+        )
+    stats = _Statistics()
+    for piece in run.fields[name]:
+        where = [axes[d].place(piece[d].values) for d in dims[1:-2]]
+        # Orthogonal writes of many fields at once let zarr write their chunks concurrently;
+        # big pieces go one step at a time to bound memory.
+        per_step = piece.nbytes > WRITE_BATCH_BYTES
+        for batch in range(piece.sizes[STEP_DIM]) if per_step else [slice(None)]:
+            values = np.asarray(piece[batch].values, dtype="float32")
+            array.oindex[(slot, where[0][batch], *where[1:])] = values
+            stats.add(values)
+            bar.update(int(np.prod(values.shape[:-2])))
+    return stats.summary()
+
+
+class _Statistics:
+    """Running min/max/mean and missing fraction over a variable's fields."""
+
+    def __init__(self) -> None:
+        self.min, self.max, self.sum = np.inf, -np.inf, 0.0
+        self.count = self.missing = 0
+
+    def add(self, field: np.ndarray) -> None:
+        finite = field[np.isfinite(field)]
+        self.missing += field.size - finite.size
+        if finite.size:
+            self.min = min(self.min, float(finite.min()))
+            self.max = max(self.max, float(finite.max()))
+            self.sum += float(finite.sum(dtype="float64"))
+            self.count += finite.size
+
+    def summary(self) -> dict[str, float | None]:
+        total = self.count + self.missing
+        if not self.count:
+            return {"min": None, "max": None, "mean": None, "nan_fraction": 1.0}
+        return {"min": self.min, "max": self.max, "mean": self.sum / self.count,
+                "nan_fraction": self.missing / total}
+
+
+def _coordinates_attr(run: RunData) -> str:
+    """The CF ``coordinates`` attribute: valid time and any 2-D latitude/longitude."""
+    return " ".join([VALID_TIME, *(n for n, c in run.grid.coords.items() if c.ndim == 2)])
+
+
+def _vacuum_retired(path: Path, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Delete the chunks of runs replaced longer ago than the grace period."""
+    now = datetime.now(UTC)
+    keep, gone = [], []
+    for entry in attrs.get("retired", []):
+        age = (now - datetime.fromisoformat(entry["retired_at"])).total_seconds()
+        (gone if age >= RETIRED_GRACE_S else keep).append(entry)
+    if not gone:
+        return attrs
+    with quiet_zarr():
+        group = zarr.open_group(path, mode="r+", use_consolidated=False)
+    for entry in gone:
+        slot = int(entry["slot"])
+        for name, array in group.arrays():
+            if (array.metadata.dimension_names or ())[:1] == (RUN_DIM,) and array.ndim > 2:
+                shutil.rmtree(path / name / "c" / str(slot), ignore_errors=True)
+        group[RUN_DIM][slot] = NAT
+        group[VALID_TIME][slot, :] = NAT
+    return {**attrs, "retired": keep}
+
+
+def _slot_ref(record: dict[str, Any]) -> dict[str, Any]:
+    return {"slot": record["slot"], "reference_time": record["reference_time"]}
+
+
+def _skip_message(run: RunData, existing: dict[str, Any]) -> str:
+    same = {s["sha256"] for s in existing.get("sources", [])} == {s.sha256 for s in run.sources}
+    why = "from the same files" if same else "from other files; pass --replace to replace it"
+    return (f"run {run.label} is already in the store (ingested {existing['ingested_at']} "
+            f"{why}): skipped")
+
+
+def _json_attrs(attrs: dict[Any, Any]) -> dict[str, Any]:
+    """Keep attributes that JSON can hold, as plain Python values."""
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            continue
+        if isinstance(value, str | int | float | bool | list):
+            out[str(key)] = value
+    return out
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+__all__ = ["AppendResult", "append_run", "publish", "recover", "writer_lock"]
