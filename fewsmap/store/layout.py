@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from zarr.codecs import BloscCodec, ZstdCodec
 
 RUN_DIM = "forecast_reference_time"
 STEP_DIM = "step"
@@ -29,9 +30,24 @@ STEP_ATTRS = {
 # Spatial tile edge of a data chunk; one (run, step, member, level) slice per chunk otherwise.
 # Chosen by benchmarks/cube_layout.py (docs/design/cube.md).
 SPATIAL_CHUNK = 512
-# Coordinate arrays along the run/step axes are small: one chunk holds this many entries.
+# Coordinates along the run axis: one chunk per this many runs (one chunk per run made
+# opening 40-120 ms slower per 100 runs); valid_time rows are chunked by VALID_TIME_STEPS.
 COORD_CHUNK = 1024
-ZSTD_LEVEL = 3
+VALID_TIME_STEPS = 128
+
+
+def data_codec() -> BloscCodec:
+    """Compressor of data chunks: blosc-lz4 with byte shuffle.
+
+    Measured against zstd-3 on a smooth quantised field: same size, 1.45x faster
+    full-slice reads, 2x faster writes (benchmarks/results/cube_layout.md).
+    """
+    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+
+
+def coordinate_codec() -> ZstdCodec:
+    """Compressor of coordinate arrays: small, read once per open, mostly NaT fill."""
+    return ZstdCodec(level=3)
 
 
 def data_chunks(shape: tuple[int, ...], n_spatial: int) -> tuple[int, ...]:

@@ -27,7 +27,6 @@ import numpy as np
 import xarray as xr
 import zarr
 from tqdm import tqdm
-from zarr.codecs import ZstdCodec
 
 from fewsmap import __version__
 from fewsmap.errors import IngestError
@@ -44,8 +43,10 @@ from fewsmap.store.layout import (
     STEP_DIM,
     TIME_ATTRS,
     VALID_TIME,
-    ZSTD_LEVEL,
+    VALID_TIME_STEPS,
+    coordinate_codec,
     data_chunks,
+    data_codec,
 )
 from fewsmap.store.run import Grid, RunData, format_time
 
@@ -213,13 +214,15 @@ def _create_store(path: Path, run: RunData) -> None:
 def _array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: str,
            dims: tuple[Any, ...], attrs: dict[str, Any], fill: Any) -> zarr.Array:
     """Create a coordinate array, chunked along each axis by ``COORD_CHUNK`` entries."""
-    chunks = tuple(COORD_CHUNK if len(shape) == 1 else min(max(n, 1), 256) for n in shape)
-    if len(shape) == 2 and name != VALID_TIME:  # 2-D spatial coordinates: spatial tiles
+    chunks: tuple[int, ...] = (COORD_CHUNK,)
+    if name == VALID_TIME:
+        chunks = (COORD_CHUNK, VALID_TIME_STEPS)
+    elif len(shape) == 2:  # 2-D spatial coordinates: spatial tiles
         chunks = data_chunks(shape, 2)
     return group.create_array(
         name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
         dimension_names=[str(d) for d in dims], attributes=attrs,
-        compressors=ZstdCodec(level=ZSTD_LEVEL),
+        compressors=coordinate_codec(),
     )
 
 
@@ -331,7 +334,7 @@ def _write_variable(group: zarr.Group, name: str, run: RunData, slot: int,
                  "coordinates": _coordinates_attr(run)}
         group.create_array(name, shape=shape, chunks=data_chunks(shape, 2), dtype="float32",
                            fill_value=np.nan, dimension_names=list(dims), attributes=attrs,
-                           compressors=ZstdCodec(level=ZSTD_LEVEL))
+                           compressors=data_codec())
     array = group[name]
     if tuple(array.metadata.dimension_names) != dims:
         raise IngestError(
