@@ -14,6 +14,12 @@ class FewsmapError(Exception):
     http_status: int = 400
 
 
+class InternalError(FewsmapError):
+    """A fault of ours; the client gets a report without details, the log gets the cause."""
+
+    http_status = 500
+
+
 class IngestError(FewsmapError):
     """An input file cannot become part of a store; nothing was written."""
 
@@ -44,3 +50,9 @@ class OperationNotSupported(FewsmapError):
     """A request asks for an operation this service does not offer."""
 
     ogc_code = "OperationNotSupported"
+
+
+class MissingParameterValue(FewsmapError):
+    """A required request parameter is absent."""
+
+    ogc_code = "MissingParameterValue"

@@ -32,3 +32,13 @@ def sample_paths(name: str) -> list[Path]:
 def sample() -> object:
     """Look up sample input paths by name."""
     return sample_paths
+
+
+@pytest.fixture(scope="session")
+def demo_stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stores folder holding the demo stores, built once per test session (read-only)."""
+    from fewsmap.demo import build_demo
+
+    stores = tmp_path_factory.mktemp("demo") / "stores"
+    build_demo(stores, progress=False)
+    return stores

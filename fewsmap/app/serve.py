@@ -1,0 +1,75 @@
+"""Run the service with uvicorn: one process per worker, each on its own listening socket.
+
+``uvicorn --workers N`` shares one pre-bound socket created without ``IPPROTO_TCP``, so
+asyncio never enables TCP_NODELAY and each keep-alive response waits ~40 ms for a delayed
+ACK (Kludex/uvicorn#3149; reference/perf-anchors.md). Each worker here binds its own
+``SO_REUSEPORT`` socket created with ``IPPROTO_TCP``; the kernel spreads connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+
+import uvicorn
+
+from fewsmap.app.server import create_app
+from fewsmap.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """Bind a TCP listening socket (IPv4 or IPv6 by host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_worker(settings: Settings, sock: socket.socket) -> None:
+    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False,
+                            timeout_keep_alive=30)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve(settings: Settings) -> None:
+    """Serve until interrupted; with several workers, supervise them and stop them together."""
+    workers = max(1, settings.workers)
+    print(f"fewsmap serving {settings.stores_dir} on http://{settings.host}:{settings.port}/ "
+          f"({workers} worker{'s' if workers > 1 else ''})", flush=True)
+    if workers == 1:
+        _run_worker(settings, listening_socket(settings.host, settings.port, reuse_port=False))
+        return
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            try:
+                _run_worker(settings, listening_socket(settings.host, settings.port, True))
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def stop(signum: int, _frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    for pid in children:
+        _, code = os.waitpid(pid, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    sys.exit(status if status > 0 else 0)

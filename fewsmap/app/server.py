@@ -1,0 +1,134 @@
+"""The Starlette application: a thin edge that parses, delegates and maps errors."""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from fewsmap import __version__
+from fewsmap.catalog import Catalog, Layer
+from fewsmap.errors import (
+    FewsmapError,
+    InternalError,
+    InvalidParameterValue,
+    MissingParameterValue,
+    OperationNotSupported,
+)
+from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
+from fewsmap.ogc.exceptions import exception_report
+from fewsmap.ogc.params import Params
+from fewsmap.settings import Settings
+from fewsmap.store.run import parse_time
+
+log = logging.getLogger(__name__)
+JSON_FORMATS = ("application/json", "json")
+
+
+def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
+    """Build the service for ``settings`` (the catalog is opened now, once)."""
+    catalog = catalog or Catalog(settings)
+
+    async def refreshed() -> Catalog:
+        await run_in_threadpool(catalog.refresh)
+        return catalog
+
+    async def health(request: Request) -> Response:
+        current = await refreshed()
+        stores = [{
+            "name": store.name,
+            "runs": len(store.runs),
+            "latest_run": store.latest_run.label if store.latest_run else None,
+            "variables": store.variables,
+        } for store in current.stores.values()]
+        return JSONResponse({"status": "ok", "version": __version__,
+                             "layers": len(current.layers), "stores": stores})
+
+    async def index(request: Request) -> Response:
+        current = await refreshed()
+        rows = "".join(f"<li><code>{escape(layer.id)}</code> — {escape(layer.title)}</li>"
+                       for layer in current.layers.values())
+        return HTMLResponse(
+            f"<!doctype html><title>{escape(current.title)}</title>"
+            f"<h1>{escape(current.title)}</h1><p>fewsmap {__version__}: "
+            f'<a href="/wms?request=GetCapabilities&amp;format=application/json">'
+            f'capabilities (JSON)</a>, <a href="/wms?request=GetCapabilities">(XML)</a>, '
+            f'<a href="/health">health</a></p><ul>{rows}</ul>'
+        )
+
+    async def wms(request: Request) -> Response:
+        params = Params(request.query_params.multi_items())
+        current = await refreshed()
+        operation = (params.get("request") or "").lower()
+        if operation == "getcapabilities":
+            return await run_in_threadpool(
+                get_capabilities, current, params, str(request.url.replace(query="")))
+        if not operation:
+            raise MissingParameterValue("parameter REQUEST is required")
+        raise OperationNotSupported(
+            f"request {operation[:40]!r} is not offered; "
+            "this service answers GetCapabilities")
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, FewsmapError):  # a bug: log it, never show a traceback
+            log.error("unexpected error on %s", request.url, exc_info=exc)
+            exc = InternalError("internal error; the server log has the details")
+        body, media_type = exception_report(exc)
+        return Response(body, status_code=exc.http_status, media_type=media_type)
+
+    routes = [
+        Route("/", index),
+        Route("/health", health),
+        Route("/wms", wms),
+        Route("/FewsWebServices/wms", wms),  # drop-in path of the Delft-FEWS web service
+    ]
+    # FewsmapError is answered by Starlette's exception middleware; anything else reaches
+    # the outermost error middleware, which answers with on_error too.
+    return Starlette(routes=routes,
+                     exception_handlers={FewsmapError: on_error, Exception: on_error})
+
+
+def get_capabilities(catalog: Catalog, params: Params, service_url: str) -> Response:
+    """Answer GetCapabilities in XML (default) or FEWS JSON."""
+    layers = _requested_layers(catalog, params)
+    if (params.get("format") or "").lower() in JSON_FORMATS:
+        body: Any = capabilities_json(catalog, layers, params.flag("onlyHeaders"),
+                                      _forecast_period(catalog, params, layers))
+        return JSONResponse(body)
+    return Response(capabilities_xml(catalog, layers, service_url), media_type="text/xml")
+
+
+def _requested_layers(catalog: Catalog, params: Params) -> list[Layer]:
+    name = params.get("layers")
+    if not name:
+        return list(catalog.layers.values())
+    return [catalog.resolve(name)[0]]
+
+
+def _forecast_period(catalog: Catalog, params: Params,
+                     layers: list[Layer]) -> dict[str, list[Any]] | None:
+    """The runs asked for by startForecastTime/endForecastTime/forecastCount (FEWS)."""
+    start, end = params.get("startForecastTime"), params.get("endForecastTime")
+    if not start and not end:
+        return None
+    if not params.get("layers"):
+        raise MissingParameterValue("a forecast period needs the LAYERS parameter (FEWS rule)")
+    try:
+        first = parse_time(start) if start else None
+        last = parse_time(end) if end else None
+        count = int(params.get("forecastCount") or 1)
+    except ValueError as exc:
+        raise InvalidParameterValue(f"invalid forecast period: {exc}") from exc
+    if count < 1:
+        raise InvalidParameterValue("forecastCount must be at least 1")
+    layer = layers[0]
+    runs = [run for run in catalog.runs(layer)
+            if (first is None or run.reference_time >= first)
+            and (last is None or run.reference_time <= last)]
+    return {layer.id: runs[-count:]}

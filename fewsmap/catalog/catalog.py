@@ -1,0 +1,239 @@
+"""The catalog: stores, layers and groups, refreshed when runs are published.
+
+Zero-config: every variable of every store under the stores folder becomes a layer with a
+style chosen from its CF attributes. A TOML file may define styles, groups and layers
+(and map store names to folders elsewhere). A running service calls ``refresh()``, which
+costs one ``stat`` per store and re-opens only stores whose published state changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fewsmap.catalog.layers import (
+    RUN_SUFFIX,
+    Layer,
+    LayerGroup,
+    layer_from_config,
+    validate_layer_id,
+)
+from fewsmap.catalog.styles import Style, default_style, style_from_config
+from fewsmap.errors import ConfigError, FewsmapError, LayerNotDefined
+from fewsmap.settings import Settings, read_config
+from fewsmap.store.cube import (
+    ROOT_METADATA,
+    ForecastStore,
+    RunInfo,
+    StoreVersion,
+    store_name,
+)
+from fewsmap.store.run import parse_time
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CatalogState:
+    """One consistent snapshot: requests read it while a refresh builds the next."""
+
+    stores: dict[str, ForecastStore]
+    layers: dict[str, Layer]
+    groups: dict[str, LayerGroup]
+
+
+class Catalog:
+    """Layers, groups and stores of a service; notices new runs without a restart."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        config = read_config(settings.config_file) if settings.config_file else {}
+        self._config = config
+        self.title = str(config.get("service", {}).get("title", settings.title))
+        self._styles = {s.name: s for s in map(style_from_config, config.get("styles", []))}
+        self._store_paths = {str(k): Path(v) for k, v in config.get("stores", {}).items()}
+        self._auto_layers = bool(config.get("catalog", {}).get("auto_layers",
+                                                              not config.get("layers")))
+        self._lock = threading.Lock()
+        self._checked_at = 0.0
+        self._unreadable: dict[Path, StoreVersion | None] = {}
+        self._state = CatalogState({}, {}, {})
+        self.refresh(force=True)
+
+    @property
+    def stores(self) -> dict[str, ForecastStore]:
+        """Open stores by name."""
+        return self._state.stores
+
+    @property
+    def layers(self) -> dict[str, Layer]:
+        """Layers by id, in display order."""
+        return self._state.layers
+
+    @property
+    def groups(self) -> dict[str, LayerGroup]:
+        """Layer groups by id."""
+        return self._state.groups
+
+    def layer(self, layer_id: str) -> Layer:
+        """Return the layer ``layer_id``.
+
+        Raises
+        ------
+        LayerNotDefined
+            If there is no such layer.
+        """
+        layer = self.layers.get(layer_id)
+        if layer is None:
+            raise LayerNotDefined(f"layer {layer_id!r} is not defined")
+        return layer
+
+    def resolve(self, name: str) -> tuple[Layer, RunInfo | None]:
+        """Resolve a layer id, or a per-run id ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>``.
+
+        Raises
+        ------
+        LayerNotDefined
+            If neither the layer nor that run of it exists.
+        """
+        if name in self.layers:
+            return self.layers[name], None
+        match = RUN_SUFFIX.search(name)
+        if match and name[: match.start()] in self.layers:
+            layer = self.layers[name[: match.start()]]
+            t0 = parse_time(match.group(1).replace(".000Z", "Z"))
+            for run in self.runs(layer):
+                if run.reference_time == t0:
+                    return layer, run
+            raise LayerNotDefined(f"layer {layer.id!r} has no run {match.group(1)}")
+        raise LayerNotDefined(f"layer {name!r} is not defined")
+
+    def store(self, layer: Layer) -> ForecastStore:
+        """The store a layer reads."""
+        return self.stores[layer.store]
+
+    def runs(self, layer: Layer) -> tuple[RunInfo, ...]:
+        """Published runs that hold the layer's variable, oldest first."""
+        return tuple(run for run in self.store(layer).runs
+                     if layer.variable in run.record.get("variables", ()))
+
+    def refresh(self, force: bool = False) -> bool:
+        """Pick up newly published runs and new stores; return whether anything changed.
+
+        Checks at most once per ``reload_interval_s`` unless ``force`` is set.
+        """
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.settings.reload_interval_s:
+            return False
+        with self._lock:
+            self._checked_at = now
+            stores = self._open_stores(self._state.stores)
+            if not force and stores == self._state.stores:
+                return False
+            layers, groups = self._build_layers(stores)
+            self._state = CatalogState(stores, layers, groups)
+            return True
+
+    def _store_locations(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        root = self.settings.stores_dir
+        if root.is_dir():
+            for path in sorted(root.iterdir()):
+                if not path.name.startswith(".") and (path / ROOT_METADATA).is_file():
+                    found[store_name(path)] = path
+        return {**found, **self._store_paths}
+
+    def _open_stores(self, current: dict[str, ForecastStore]) -> dict[str, ForecastStore]:
+        """Re-open stores whose published state changed; keep the others as they are.
+
+        A store that cannot be read keeps serving its last readable state; the failure is
+        logged once per published version, not at every refresh.
+        """
+        stores: dict[str, ForecastStore] = {}
+        for name, path in self._store_locations().items():
+            old = current.get(name)
+            if old is not None and old.path != path:
+                old = None
+            try:
+                version = StoreVersion.of(path)
+                if old is not None and version == old.version:
+                    stores[name] = old
+                elif self._unreadable.get(path) != version:
+                    stores[name] = ForecastStore(path)
+                elif old is not None:
+                    stores[name] = old
+            except (OSError, FewsmapError, ValueError, KeyError) as exc:
+                self._unreadable[path] = _version_or_none(path)
+                log.warning("store %s at %s cannot be opened: %s", name, path, exc)
+                if old is not None:
+                    stores[name] = old
+        return stores
+
+    def _build_layers(
+        self, stores: dict[str, ForecastStore]
+    ) -> tuple[dict[str, Layer], dict[str, LayerGroup]]:
+        groups = {str(g["id"]): LayerGroup(str(g["id"]), str(g.get("title", g["id"])),
+                                           g.get("parent")) for g in self._config.get("groups", [])}
+        layers: dict[str, Layer] = {}
+        covered: set[tuple[str, str]] = set()
+        for entry in self._config.get("layers", []):
+            store = stores.get(str(entry.get("store")))
+            variable = str(entry.get("variable"))
+            if store is None or variable not in store.variables:
+                log.info("layer %s waits for store %s variable %s", entry.get("id"),
+                         entry.get("store"), variable)
+                continue
+            auto = default_style(variable, store.attributes(variable))
+            layer = layer_from_config(entry, self._styles, auto)
+            layers[layer.id] = layer
+            covered.add((layer.store, layer.variable))
+            groups.setdefault(layer.group, LayerGroup(layer.group, layer.group))
+        if self._auto_layers:
+            for name, store in stores.items():
+                groups.setdefault(name, LayerGroup(name, _store_title(store)))
+                for variable in store.variables:
+                    if (name, variable) not in covered:
+                        layer = _auto_layer(name, store, variable)
+                        layers.setdefault(layer.id, layer)
+        return layers, groups
+
+
+def _version_or_none(path: Path) -> StoreVersion | None:
+    try:
+        return StoreVersion.of(path)
+    except OSError:
+        return None
+
+
+def _auto_layer(name: str, store: ForecastStore, variable: str) -> Layer:
+    attrs = store.attributes(variable)
+    style: Style = default_style(variable, attrs)
+    units = attrs.get("units")
+    title = str(attrs.get("long_name") or variable) + (f" [{units}]" if units else "")
+    keywords = {
+        "parameterId": variable,
+        "locationId": name,
+        "moduleInstanceId": "fewsmap",
+        "timeSeriesType": "EXTERNAL_FORECASTING",
+    }
+    return Layer(
+        id=validate_layer_id(f"{name}.{variable}"),
+        title=title,
+        store=name,
+        variable=variable,
+        group=name,
+        styles=(style,),
+        keywords=keywords,
+    )
+
+
+def _store_title(store: ForecastStore) -> str:
+    """The store's own title, unless it is a placeholder (FEWS exports say "Data")."""
+    title = dict(store.group.attrs).get("title")
+    return str(title) if title and title != "Data" else store.name
+
+
+__all__ = ["Catalog", "CatalogState", "ConfigError"]

@@ -1,0 +1,102 @@
+"""Layers and layer groups: what a client names in ``LAYERS=`` (FEWS gridPlots and groups)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from fewsmap.catalog.styles import Style
+from fewsmap.errors import ConfigError
+
+# Per-run layer ids are ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>`` (FEWS); this finds the suffix.
+RUN_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z)$")
+FEWS_KEYWORDS = ("parameterId", "locationId", "moduleInstanceId", "timeSeriesType",
+                 "ensembleId", "ensembleMemberId")
+TIME_SERIES_TYPES = ("EXTERNAL_HISTORICAL", "EXTERNAL_FORECASTING", "SIMULATED_HISTORICAL",
+                     "SIMULATED_FORECASTING")
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    """A node of the layer tree (a FEWS gridPlotGroup)."""
+
+    id: str
+    title: str
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One published variable of one store, with its styles and FEWS keywords."""
+
+    id: str
+    title: str
+    store: str
+    variable: str
+    group: str
+    styles: tuple[Style, ...]
+    keywords: dict[str, str] = field(default_factory=dict)
+    abstract: str = ""
+
+    @property
+    def default_style(self) -> Style:
+        """The style used when a request names none."""
+        return self.styles[0]
+
+    def style(self, name: str) -> Style | None:
+        """Return the style called ``name``, or None."""
+        return next((s for s in self.styles if s.name == name), None)
+
+
+def layer_from_config(entry: dict[str, Any], styles: dict[str, Style],
+                      auto_style: Style) -> Layer:
+    """Build a layer from a ``[[layers]]`` table.
+
+    Raises
+    ------
+    ConfigError
+        If required keys are missing, a style is unknown, or a keyword is invalid.
+    """
+    known = {"id", "title", "store", "variable", "group", "styles", "keywords", "abstract"}
+    missing = {"id", "store", "variable"} - set(entry)
+    unknown = set(entry) - known
+    if missing or unknown:
+        raise ConfigError(f"[[layers]] {entry.get('id', '?')}: missing {sorted(missing)}, "
+                          f"unknown {sorted(unknown)}")
+    layer_id = validate_layer_id(str(entry["id"]))
+    chosen = []
+    for name in entry.get("styles", []):
+        if name not in styles:
+            raise ConfigError(f"layer '{layer_id}': unknown style '{name}' "
+                              f"(defined: {sorted(styles)})")
+        chosen.append(styles[name])
+    keywords = {str(k): str(v) for k, v in entry.get("keywords", {}).items()}
+    series_type = keywords.get("timeSeriesType")
+    if series_type is not None and series_type not in TIME_SERIES_TYPES:
+        raise ConfigError(f"layer '{layer_id}': timeSeriesType must be one of {TIME_SERIES_TYPES}")
+    return Layer(
+        id=layer_id,
+        title=str(entry.get("title", layer_id)),
+        store=str(entry["store"]),
+        variable=str(entry["variable"]),
+        group=str(entry.get("group", entry["store"])),
+        styles=tuple(chosen) or (auto_style,),
+        keywords=keywords,
+        abstract=str(entry.get("abstract", "")),
+    )
+
+
+def validate_layer_id(layer_id: str) -> str:
+    """Refuse ids a client could not address unambiguously.
+
+    Raises
+    ------
+    ConfigError
+        If the id is empty, has control characters or ends like a per-run suffix.
+    """
+    if not layer_id or any(ord(c) < 32 for c in layer_id) or len(layer_id) > 200:
+        raise ConfigError(f"layer id {layer_id!r} must be 1–200 printable characters")
+    if RUN_SUFFIX.search(layer_id):
+        raise ConfigError(f"layer id {layer_id!r} must not end like a run suffix -<T0>Z")
+    return layer_id

@@ -1,0 +1,85 @@
+"""Styles: how values become colours. One object serves map, legend and contours.
+
+A style is either continuous (a matplotlib colour map over a value range) or FEWS class
+breaks (``lowerValue`` + colour per class). A range of ``None`` means "from the run's
+statistics", computed at ingest, so every tile of a run shares one colour scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fewsmap.errors import ConfigError
+
+PRECIPITATION_BREAKS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+PRECIPITATION_COLORS = ("#e0f3f8", "#abd9e9", "#74add1", "#4575b4", "#313695",
+                        "#54278f", "#756bb1", "#de2d26", "#a50f15")
+
+
+@dataclass(frozen=True)
+class Style:
+    """A named colour scheme for a layer."""
+
+    name: str
+    title: str
+    kind: Literal["continuous", "classes"] = "continuous"
+    colormap: str = "viridis"
+    value_range: tuple[float, float] | None = None
+    breaks: tuple[float, ...] = ()
+    colors: tuple[str, ...] = ()
+    units: str = ""
+    contour_levels: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "classes" and (not self.breaks or len(self.breaks) != len(self.colors)):
+            raise ConfigError(f"style '{self.name}': class breaks need one colour per break")
+        if list(self.breaks) != sorted(self.breaks):
+            raise ConfigError(f"style '{self.name}': class breaks must ascend")
+        if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
+            raise ConfigError(f"style '{self.name}': range {self.value_range} must ascend")
+
+
+def style_from_config(entry: dict[str, Any]) -> Style:
+    """Build a style from a ``[[styles]]`` table of the configuration file.
+
+    Raises
+    ------
+    ConfigError
+        If a key is unknown or a value is invalid.
+    """
+    known = {"id", "title", "colormap", "range", "breaks", "colors", "units", "contours"}
+    unknown = set(entry) - known
+    if unknown or "id" not in entry:
+        raise ConfigError(f"[[styles]] {entry.get('id', '?')}: unknown keys {sorted(unknown)} "
+                          f"or no id (allowed: {sorted(known)})")
+    breaks = tuple(float(b) for b in entry.get("breaks", ()))
+    value_range = entry.get("range")
+    contours = entry.get("contours")
+    return Style(
+        name=str(entry["id"]),
+        title=str(entry.get("title", entry["id"])),
+        kind="classes" if breaks else "continuous",
+        colormap=str(entry.get("colormap", "viridis")),
+        value_range=(float(value_range[0]), float(value_range[1])) if value_range else None,
+        breaks=breaks,
+        colors=tuple(str(c) for c in entry.get("colors", ())),
+        units=str(entry.get("units", "")),
+        contour_levels=tuple(float(c) for c in contours) if contours else None,
+    )
+
+
+def default_style(variable: str, attrs: dict[str, Any]) -> Style:
+    """Choose a sensible style from a variable's CF attributes (zero-config layers)."""
+    units = str(attrs.get("units", ""))
+    standard_name = str(attrs.get("standard_name", "")).lower()
+    words = f"{variable} {standard_name} {attrs.get('long_name', '')}".lower()
+    if "precipitation" in words or units in ("mm", "kg m-2", "kg m**-2", "in") \
+            or any(w in variable.lower() for w in ("qpf", "precip", "rain", "tp")):
+        return Style("precipitation", f"Precipitation [{units}]", kind="classes",
+                     breaks=PRECIPITATION_BREAKS, colors=PRECIPITATION_COLORS, units=units)
+    if "temperature" in words or units in ("K", "degC", "degF"):
+        return Style("temperature", f"Temperature [{units}]", colormap="RdYlBu_r", units=units)
+    if "wind" in words or "gust" in words or units == "m s-1":
+        return Style("wind", f"Wind speed [{units}]", colormap="YlGnBu", units=units)
+    return Style("default", f"{variable} [{units}]" if units else variable, units=units)

@@ -1,0 +1,31 @@
+"""The demo: real sample forecasts shipped with the package, ingested on first start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fewsmap.ingest import ingest
+from fewsmap.store.cube import is_store
+
+DATA = Path(__file__).resolve().parent / "data"
+# store name → input files (see data/SOURCE.md for origin and licence)
+DEMO_STORES: dict[str, list[Path]] = {
+    "naefs-mean": [DATA / "NAEFSmean_netcdf2022080912.nc"],
+    "marfc-fmat": sorted(DATA.glob("FMAT12hr_20220601.*z.grb")),
+    "ecmwf-ens-gust": [DATA / "wgust_ens.grib"],
+}
+
+
+def has_stores(stores_dir: Path) -> bool:
+    """Tell whether ``stores_dir`` already holds any forecast cube."""
+    return stores_dir.is_dir() and any(is_store(p) for p in stores_dir.iterdir() if p.is_dir())
+
+
+def build_demo(stores_dir: Path, progress: bool | None = None) -> list[Path]:
+    """Ingest the demo sample files into ``stores_dir`` (skipping runs already there)."""
+    built = []
+    for name, files in DEMO_STORES.items():
+        store = stores_dir / f"{name}.zarr"
+        ingest(store, files, progress=progress)
+        built.append(store)
+    return built

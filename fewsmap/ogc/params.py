@@ -1,0 +1,60 @@
+"""Raw query parameters → case-insensitive lookup; the only place that sees the query dict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from fewsmap.errors import InvalidParameterValue, MissingParameterValue
+
+MAX_VALUE_LENGTH = 10_000
+
+
+class Params:
+    """Query parameters with case-insensitive names (OGC 06-042 §6.8.1); first value wins."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._values: dict[str, str] = {}
+        for name, value in items:
+            if len(value) > MAX_VALUE_LENGTH:
+                raise InvalidParameterValue(
+                    f"parameter {name[:40]!r} is longer than {MAX_VALUE_LENGTH} characters")
+            self._values.setdefault(name.lower(), value)
+
+    @classmethod
+    def of(cls, mapping: Mapping[str, str]) -> Params:
+        """Build from a plain mapping (tests, notebooks)."""
+        return cls(mapping.items())
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """Return the value of ``name`` (any case), or ``default``."""
+        return self._values.get(name.lower(), default)
+
+    def require(self, name: str) -> str:
+        """Return the non-empty value of ``name``.
+
+        Raises
+        ------
+        MissingParameterValue
+            If the parameter is absent or empty.
+        """
+        value = self.get(name)
+        if not value:
+            raise MissingParameterValue(f"parameter {name.upper()} is required")
+        return value
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        """Return a boolean parameter (``true``/``false``, any case).
+
+        Raises
+        ------
+        InvalidParameterValue
+            If the value is not a boolean.
+        """
+        value = self.get(name)
+        if value is None or value == "":
+            return default
+        if value.lower() in ("true", "1", "yes"):
+            return True
+        if value.lower() in ("false", "0", "no"):
+            return False
+        raise InvalidParameterValue(f"parameter {name} must be true or false, not {value[:40]!r}")
