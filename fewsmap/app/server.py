@@ -97,11 +97,13 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
 def get_capabilities(catalog: Catalog, params: Params, service_url: str) -> Response:
     """Answer GetCapabilities in XML (default) or FEWS JSON."""
     layers = _requested_layers(catalog, params)
+    only_headers = params.flag("onlyHeaders")
     if (params.get("format") or "").lower() in JSON_FORMATS:
-        body: Any = capabilities_json(catalog, layers, params.flag("onlyHeaders"),
+        body: Any = capabilities_json(catalog, layers, only_headers,
                                       _forecast_period(catalog, params, layers))
         return JSONResponse(body)
-    return Response(capabilities_xml(catalog, layers, service_url), media_type="text/xml")
+    xml = capabilities_xml(catalog, layers, service_url, only_headers)
+    return Response(xml, media_type="text/xml")
 
 
 def _requested_layers(catalog: Catalog, params: Params) -> list[Layer]:

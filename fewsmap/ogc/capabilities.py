@@ -86,14 +86,18 @@ def capabilities_json(catalog: Catalog, layers: Iterable[Layer], only_headers: b
     return {"title": catalog.title, "layers": entries, "groups": groups}
 
 
-def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str) -> str:
-    """WMS 1.3.0 capabilities XML: service, requests offered, and the layer tree."""
+def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str,
+                     only_headers: bool = False) -> str:
+    """WMS 1.3.0 capabilities XML: service, requests offered, and the layer tree.
+
+    ``only_headers`` leaves out the time dimensions (FEWS ``onlyHeaders=true``).
+    """
     url = quoteattr(service_url)
     resource = f'<OnlineResource xlink:type="simple" xlink:href={url}/>'
     by_group: dict[str, list[Layer]] = {}
     for layer in layers:
         by_group.setdefault(layer.group, []).append(layer)
-    groups = "".join(_group_xml(catalog, catalog.groups[g], members)
+    groups = "".join(_group_xml(catalog, catalog.groups[g], members, only_headers)
                      for g, members in by_group.items())
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <WMS_Capabilities version="1.3.0" xmlns="http://www.opengis.net/wms" \
@@ -115,19 +119,19 @@ http://schemas.opengis.net/wms/1.3.0/capabilities_1_3_0.xsd">
 """
 
 
-def _group_xml(catalog: Catalog, group: Any, layers: list[Layer]) -> str:
-    body = "".join(_layer_xml(catalog, layer) for layer in layers)
+def _group_xml(catalog: Catalog, group: Any, layers: list[Layer], only_headers: bool) -> str:
+    body = "".join(_layer_xml(catalog, layer, only_headers) for layer in layers)
     return f"<Layer><Name>{escape(group.id)}</Name><Title>{escape(group.title)}</Title>" \
            f"{body}</Layer>\n"
 
 
-def _layer_xml(catalog: Catalog, layer: Layer) -> str:
+def _layer_xml(catalog: Catalog, layer: Layer, only_headers: bool) -> str:
     runs = catalog.runs(layer)
     west, south, east, north = lonlat_bbox(catalog.store(layer))
     keywords = "".join(f"<Keyword>{escape(k)}={escape(v)}</Keyword>"
                        for k, v in layer.keywords.items())
     dimension = ""
-    if runs:
+    if runs and not only_headers:
         run = runs[-1]
         times = ",".join(format_time(t) for t in run.valid_times)
         dimension = (f'<Dimension name="time" units="ISO8601" '

@@ -1,0 +1,43 @@
+"""The dependency direction of DESIGN.md §1, checked on the imports of every module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "fewsmap"
+CORE = ("store", "catalog", "ingest", "render", "dimensions")
+WEB = ("starlette", "uvicorn", "fewsmap.app", "fewsmap.ogc")
+DRAWING = ("datashader", "matplotlib")
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def modules_in(*parts: str) -> list[Path]:
+    return [p for part in parts for p in sorted((PACKAGE / part).rglob("*.py"))]
+
+
+@pytest.mark.parametrize("module", modules_in(*CORE), ids=lambda p: p.stem)
+def test_the_core_never_imports_the_web_layer(module: Path) -> None:
+    bad = {n for n in imports_of(module) if n.startswith(WEB)}
+    assert not bad, f"{module.relative_to(PACKAGE)} imports {bad}"
+
+
+@pytest.mark.parametrize("module", modules_in("ogc", "app"), ids=lambda p: p.stem)
+def test_the_protocol_layer_never_draws(module: Path) -> None:
+    bad = {n for n in imports_of(module) if n.startswith(DRAWING)}
+    assert not bad, f"{module.relative_to(PACKAGE)} imports {bad}"
+
+
+def test_the_check_sees_modules() -> None:
+    assert len(modules_in(*CORE)) >= 10 and modules_in("ogc", "app")

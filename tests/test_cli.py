@@ -1,0 +1,88 @@
+"""The ``fewsmap`` command line, run as users run it (a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fewsmap import ForecastStore
+from tests.conftest import sample_paths
+
+
+def fewsmap(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fewsmap.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_ingest_reports_each_run_and_skips_them_the_second_time(tmp_path: Path) -> None:
+    store = tmp_path / "fmat.zarr"
+    first = fewsmap("ingest", "--quiet", "--store", store, *sample_paths("fmat"))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("written") == 4
+    again = fewsmap("ingest", "--quiet", "--store", store, *sample_paths("fmat")[:1])
+    assert again.returncode == 0
+    assert "2022-06-01T00:00:00Z is already in the store" in again.stdout
+    assert "skipped" in again.stdout
+
+
+def test_a_store_given_by_name_lives_in_the_stores_folder(tmp_path: Path) -> None:
+    result = fewsmap("ingest", "--quiet", "--stores", tmp_path, "--store", "gust",
+                     *sample_paths("wgust"))
+    assert result.returncode == 0, result.stderr
+    assert ForecastStore(tmp_path / "gust.zarr").runs
+
+
+def test_bad_input_exits_non_zero_naming_the_file_and_writes_nothing(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.nc"
+    junk.write_text("these are not forecasts")
+    store = tmp_path / "s.zarr"
+    result = fewsmap("ingest", "--store", store, *sample_paths("fmat"), junk)
+    assert result.returncode == 2
+    assert f"{junk}: not a NetCDF or GRIB file" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not store.exists()
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    result = fewsmap("ingest", "--store", tmp_path / "s.zarr", tmp_path / "missing.grib")
+    assert result.returncode == 2
+    assert "missing.grib: no such file or folder" in result.stderr
+
+
+def test_reference_time_option_for_files_without_one(tmp_path: Path) -> None:
+    store = tmp_path / "arome.zarr"
+    result = fewsmap("ingest", "--quiet", "--store", store, "--reference-time",
+                     "2016-01-13T18:00:00Z", *sample_paths("arome"))
+    assert result.returncode == 0, result.stderr
+    run = ForecastStore(store).runs[0]
+    assert run.label == "2016-01-13T18:00:00Z"
+    assert run.record["reference_time_from"] == "--reference-time"
+    assert [str(t) for t in run.valid_times] == [
+        "2016-01-14T00:00:00", "2016-01-14T01:00:00", "2016-01-14T02:00:00"]
+
+
+def test_bad_reference_time_is_a_usage_error(tmp_path: Path) -> None:
+    result = fewsmap("ingest", "--store", tmp_path / "s.zarr", "--reference-time", "soon",
+                     *sample_paths("arome"))
+    assert result.returncode == 2
+    assert "not an ISO 8601 time: 'soon'" in result.stderr
+
+
+def test_runs_lists_runs_with_their_sources(tmp_path: Path) -> None:
+    store = tmp_path / "fmat.zarr"
+    fewsmap("ingest", "--quiet", "--store", store, *sample_paths("fmat")[:2])
+    result = fewsmap("runs", store)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("2022-06-01T00:00:00Z  1 valid times 2022-06-01T12:00:00Z")
+    assert "FMAT12hr_20220601.00z.grb  sha256 a77e1751bcca0568" in lines[1]
+
+
+@pytest.mark.parametrize("args", [["--version"], ["serve", "--help"], ["ingest", "--help"]])
+def test_help_and_version(args: list[str]) -> None:
+    result = fewsmap(*args)
+    assert result.returncode == 0
+    assert "fewsmap" in result.stdout
