@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
-from fewsmap.store.cube import ForecastStore, open_cube
+from fewsmap.catalog import Catalog  # noqa: E402
+from fewsmap.store.cube import ForecastStore, open_cube  # noqa: E402
 
-__all__ = ["ForecastStore", "__version__", "open_cube"]
+__all__ = ["Catalog", "ForecastStore", "__version__", "open_cube"]
