@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from fewsmap.catalog import Catalog  # noqa: E402
-from fewsmap.store.cube import ForecastStore, open_cube  # noqa: E402
+from fewsmap.catalog import Catalog
+from fewsmap.store.cube import ForecastStore, open_cube
 
 __all__ = ["Catalog", "ForecastStore", "__version__", "open_cube"]
