@@ -56,3 +56,33 @@ class MissingParameterValue(FewsmapError):
     """A required request parameter is absent."""
 
     ogc_code = "MissingParameterValue"
+
+
+class StyleNotDefined(FewsmapError):
+    """A request names a style the layer does not offer."""
+
+    ogc_code = "StyleNotDefined"
+
+
+class InvalidCRS(FewsmapError):
+    """A request names a CRS the layer is not offered in (1.1.1 calls it InvalidSRS)."""
+
+    ogc_code = "InvalidCRS"
+
+
+class InvalidFormat(FewsmapError):
+    """A request asks for an output format that is not offered."""
+
+    ogc_code = "InvalidFormat"
+
+
+class MissingDimensionValue(FewsmapError):
+    """A dimension without a default was not given a value."""
+
+    ogc_code = "MissingDimensionValue"
+
+
+class InvalidDimensionValue(FewsmapError):
+    """A dimension value is not available for the layer."""
+
+    ogc_code = "InvalidDimensionValue"

@@ -1,0 +1,95 @@
+"""Colour: values → palette indices → RGBA, through one 256-entry lookup table per style.
+
+Index 0 is transparent (missing data, outside the grid, below the first class break);
+continuous styles use indices 1..255 over the value range, class-break styles one index per
+class. The legend reads the same ``Palette``, so map and legend always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import to_rgba
+
+from fewsmap.catalog.styles import Style
+from fewsmap.errors import StyleNotDefined
+
+TRANSPARENT = 0
+CONTINUOUS_LEVELS = 255
+
+
+@dataclass(frozen=True, eq=False)
+class Palette:
+    """A style resolved against a value range: thresholds and a 256 × RGBA table."""
+
+    style: Style
+    lower_values: np.ndarray  # lowerValue of each index 1..n (float64, ascending)
+    lut: np.ndarray  # (256, 4) uint8; row 0 transparent
+    smooth: bool  # continuous colour map (FEWS colorSmoothing)
+    value_range: tuple[float, float]
+
+    @property
+    def size(self) -> int:
+        """Number of colour entries in use (excluding transparent)."""
+        return int(self.lower_values.size)
+
+    def indices(self, values: np.ndarray) -> np.ndarray:
+        """Map values to palette indices (uint8); NaN and below-range → transparent."""
+        index = np.searchsorted(self.lower_values, values, side="right").astype(np.int32)
+        index[~np.isfinite(values)] = TRANSPARENT
+        return index.astype(np.uint8)
+
+    def rgba(self, indices: np.ndarray) -> np.ndarray:
+        """Look up RGBA pixels (H, W, 4) for palette indices, as one gather."""
+        return self.lut.view(np.uint32).reshape(-1)[indices].view(np.uint8).reshape(
+            (*indices.shape, 4))
+
+    def hex_colors(self) -> list[str]:
+        """``#rrggbb`` of each index 1..n (FEWS legend JSON)."""
+        return ["#{:02x}{:02x}{:02x}".format(*row[:3]) for row in self.lut[1 : self.size + 1]]
+
+
+def palette_for(style: Style, value_range: tuple[float, float] | None,
+                fallback_range: tuple[float, float] | None) -> Palette:
+    """Resolve ``style`` with an explicit range (colorscalerange), else its own, else data's.
+
+    Raises
+    ------
+    StyleNotDefined
+        If a continuous style has no range and no statistics exist to derive one.
+    """
+    if style.kind == "classes":  # only an explicit range re-spreads class breaks (FEWS)
+        return _palette(style, _widen(value_range) if value_range else None)
+    chosen = value_range or style.value_range or fallback_range
+    if chosen is None:
+        raise StyleNotDefined(f"style {style.name!r} needs a colour range; none is known")
+    return _palette(style, _widen(chosen))
+
+
+@lru_cache(maxsize=256)
+def _palette(style: Style, value_range: tuple[float, float] | None) -> Palette:
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    if style.kind == "classes":
+        breaks = np.asarray(style.breaks, dtype="float64")
+        if value_range is not None:  # FEWS: colorscalerange re-spreads breaks evenly
+            breaks = np.linspace(value_range[0], value_range[1], breaks.size)
+        for i, colour in enumerate(style.colors, start=1):
+            lut[i] = np.round(np.asarray(to_rgba(colour)) * 255)
+        span = (float(breaks[0]), float(breaks[-1]))
+        return Palette(style, breaks, lut, smooth=False, value_range=span)
+    assert value_range is not None
+    low, high = value_range
+    lower = low + (high - low) * np.arange(CONTINUOUS_LEVELS) / CONTINUOUS_LEVELS
+    lower[0] = -np.inf  # below the range: the first colour (clamped, as ncWMS does)
+    cmap = colormaps[style.colormap]
+    lut[1:] = np.round(cmap(np.linspace(0, 1, CONTINUOUS_LEVELS)) * 255)
+    return Palette(style, lower, lut, smooth=True, value_range=(low, high))
+
+
+def _widen(value_range: tuple[float, float]) -> tuple[float, float]:
+    """Give a constant field a non-empty range so it still gets a colour."""
+    low, high = float(value_range[0]), float(value_range[1])
+    return (low, high) if high > low else (low - 0.5, high + 0.5)

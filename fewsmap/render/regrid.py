@@ -1,0 +1,176 @@
+"""Regrid one field of the cube onto the output canvas with datashader.
+
+The source grid's cell centres are expressed in the canvas CRS, and datashader's quadmesh
+averages the cells that fall in each output pixel (or paints the cell containing it when
+zoomed in). Where the mapping is separable (a lon/lat grid drawn in EPSG:3857, EPSG:4326 or
+CRS:84, or any grid in its own CRS) the centres stay two 1-D axes (rectilinear quadmesh);
+otherwise they are 2-D, transformed once per (store, CRS) and cached. Only the window of
+cells that the bbox touches is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import datashader as dsh
+import numpy as np
+import pyproj
+import xarray as xr
+
+from fewsmap.store.cube import ForecastStore, StoreVersion
+from fewsmap.store.layout import GRID_MAPPING
+
+MERCATOR_MAX_LAT = 85.0511287798066
+# CRSs in which a lon/lat grid keeps separable axes: x depends on lon only, y on lat only.
+LONLAT_SEPARABLE = ("EPSG:4326", "OGC:CRS84", "EPSG:3857")
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """The output raster: CRS (authority code), bbox in x/y (east, north) order, size."""
+
+    crs: str
+    bbox: tuple[float, float, float, float]
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, eq=False)
+class Geometry:
+    """Source cell centres in a canvas CRS, ordered so both axes ascend."""
+
+    x: np.ndarray  # 1-D (separable) or 2-D
+    y: np.ndarray
+    rows: np.ndarray  # store row index of each y position (separable only)
+    cols: np.ndarray
+
+    @property
+    def separable(self) -> bool:
+        return self.x.ndim == 1
+
+
+@dataclass(frozen=True, eq=False)
+class SourceWindow:
+    """The cells near the canvas: values and their centres in the canvas CRS."""
+
+    values: np.ndarray  # (ny, nx) float32
+    x: np.ndarray  # (nx,) or (ny, nx), ascending along x when 1-D
+    y: np.ndarray  # (ny,) or (ny, nx)
+
+
+def read_window(store: ForecastStore, variable: str, prefix: tuple[int, ...],
+                canvas: Canvas) -> SourceWindow | None:
+    """Read the cells of ``store[variable][prefix]`` that the canvas shows (None: none)."""
+    geometry = geometry_in(store.path, store.version, canvas.crs)
+    window = _window(geometry, canvas)
+    if window is None:
+        return None
+    rows, cols = window
+    array = store.array(variable)
+    if geometry.separable:
+        row_index, col_index = geometry.rows[rows], geometry.cols[cols]
+        values = array.oindex[(*prefix, _as_slice(row_index), _as_slice(col_index))]
+        x, y = geometry.x[cols], geometry.y[rows]
+    else:
+        values = array[(*prefix, rows, cols)]
+        x, y = geometry.x[rows, cols], geometry.y[rows, cols]
+    return SourceWindow(np.asarray(values, dtype=np.float32), x, y)
+
+
+def regrid(window: SourceWindow | None, canvas: Canvas) -> np.ndarray:
+    """Resample the window onto the canvas: float32 (H, W), row 0 at the top, NaN = no data."""
+    if window is None:
+        return np.full((canvas.height, canvas.width), np.nan, dtype=np.float32)
+    minx, miny, maxx, maxy = canvas.bbox
+    cvs = dsh.Canvas(plot_width=canvas.width, plot_height=canvas.height,
+                     x_range=(minx, maxx), y_range=(miny, maxy))
+    dims = ("y", "x")
+    source = xr.DataArray(window.values, dims=dims, name="v", coords={
+        "y": (dims if window.y.ndim == 2 else "y", window.y),
+        "x": (dims if window.x.ndim == 2 else "x", window.x)})
+    out = cvs.quadmesh(source, x="x", y="y", agg=dsh.mean("v"))
+    return np.asarray(out.values[::-1], dtype=np.float32)
+
+
+def _window(geometry: Geometry, canvas: Canvas) -> tuple[slice, slice] | None:
+    """Rows and columns (in geometry order) of cells near the bbox, one cell of margin."""
+    minx, miny, maxx, maxy = canvas.bbox
+    if geometry.separable:
+        c0 = max(int(np.searchsorted(geometry.x, minx)) - 1, 0)
+        c1 = min(int(np.searchsorted(geometry.x, maxx, side="right")) + 1, geometry.x.size)
+        r0 = max(int(np.searchsorted(geometry.y, miny)) - 1, 0)
+        r1 = min(int(np.searchsorted(geometry.y, maxy, side="right")) + 1, geometry.y.size)
+    else:
+        inside = (geometry.x >= minx) & (geometry.x <= maxx) & \
+            (geometry.y >= miny) & (geometry.y <= maxy)
+        if not inside.any():
+            return None
+        rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 2, geometry.x.shape[0])
+        c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, geometry.x.shape[1])
+    if c1 - c0 < 2 or r1 - r0 < 2:
+        return None
+    return slice(r0, r1), slice(c0, c1)
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """A contiguous ascending index as a slice (a plain read), else the index itself."""
+    if index.size and np.all(np.diff(index) == 1):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
+@lru_cache(maxsize=64)
+def geometry_in(path: object, version: StoreVersion, crs: str) -> Geometry:
+    """Cell centres of the store's grid in ``crs`` (cached per store state and CRS)."""
+    store = ForecastStore(path)  # type: ignore[arg-type]
+    y_dim, x_dim = store.spatial_dims
+    source_crs = pyproj.CRS.from_wkt(store.attributes(GRID_MAPPING)["crs_wkt"])
+    target = pyproj.CRS.from_user_input(crs)
+    curvilinear = "latitude" in store.group and store.dims("latitude") == (y_dim, x_dim)
+    if not curvilinear:
+        y, x = store.coordinate(y_dim), store.coordinate(x_dim)
+        if y_dim == "latitude" and crs in LONLAT_SEPARABLE:
+            return _separable(_lon_to(x, crs), _lat_to(y, crs))
+        if target.equals(source_crs, ignore_axis_order=True):
+            return _separable(x, y)
+        yy, xx = np.meshgrid(y, x, indexing="ij")
+        lon, lat = (xx, yy) if y_dim == "latitude" else _transform(source_crs, "EPSG:4326", xx, yy)
+    else:
+        lat, lon = store.coordinate("latitude"), store.coordinate("longitude")
+    if crs == "EPSG:3857":
+        lat = np.clip(lat, -MERCATOR_MAX_LAT, MERCATOR_MAX_LAT)
+    lon = (np.asarray(lon) + 180.0) % 360.0 - 180.0
+    x2, y2 = _transform(pyproj.CRS.from_epsg(4326), crs, lon, lat)
+    return Geometry(x2, y2, np.arange(x2.shape[0]), np.arange(x2.shape[1]))
+
+
+def _separable(x: np.ndarray, y: np.ndarray) -> Geometry:
+    cols, rows = np.argsort(x, kind="stable"), np.argsort(y, kind="stable")
+    return Geometry(np.asarray(x)[cols], np.asarray(y)[rows], rows, cols)
+
+
+def _lon_to(lon: np.ndarray, crs: str) -> np.ndarray:
+    wrapped = (np.asarray(lon, dtype="float64") + 180.0) % 360.0 - 180.0
+    if crs == "EPSG:3857":
+        return np.radians(wrapped) * 6378137.0
+    return wrapped
+
+
+def _lat_to(lat: np.ndarray, crs: str) -> np.ndarray:
+    lat = np.asarray(lat, dtype="float64")
+    if crs == "EPSG:3857":
+        phi = np.radians(np.clip(lat, -MERCATOR_MAX_LAT, MERCATOR_MAX_LAT))
+        return 6378137.0 * np.log(np.tan(np.pi / 4 + phi / 2))
+    return lat
+
+
+def _transform(source: pyproj.CRS | str, target: pyproj.CRS | str, x: np.ndarray,
+               y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    transformer = pyproj.Transformer.from_crs(source, target, always_xy=True)
+    tx, ty = transformer.transform(x, y)
+    tx, ty = np.asarray(tx, dtype="float64"), np.asarray(ty, dtype="float64")
+    bad = ~(np.isfinite(tx) & np.isfinite(ty))
+    tx[bad], ty[bad] = np.nan, np.nan
+    return tx, ty
