@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from html import escape
 from typing import Any
@@ -22,10 +23,14 @@ from fewsmap.errors import (
     OperationNotSupported,
 )
 from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
-from fewsmap.ogc.exceptions import exception_report
+from fewsmap.ogc.exceptions import exception_report, json_error
+from fewsmap.ogc.getmap import parse_getmap, resolve_map, wms_version
+from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
+from fewsmap.render.encode import error_png
+from fewsmap.render.pipeline import render_map
 from fewsmap.settings import Settings
-from fewsmap.store.run import parse_time
+from fewsmap.store.run import format_time, parse_time
 
 log = logging.getLogger(__name__)
 JSON_FORMATS = ("application/json", "json")
@@ -66,21 +71,27 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         params = Params(request.query_params.multi_items())
         current = await refreshed()
         operation = (params.get("request") or "").lower()
-        if operation == "getcapabilities":
-            return await run_in_threadpool(
-                get_capabilities, current, params, str(request.url.replace(query="")))
-        if not operation:
-            raise MissingParameterValue("parameter REQUEST is required")
-        raise OperationNotSupported(
-            f"request {operation[:40]!r} is not offered; "
-            "this service answers GetCapabilities")
+        try:
+            if operation == "getcapabilities":
+                return await run_in_threadpool(
+                    get_capabilities, current, params, str(request.url.replace(query="")))
+            if operation == "getmap":
+                return await get_map(current, settings, params, request)
+            if operation == "getlegendgraphic":
+                legend, media_type = await run_in_threadpool(get_legend_graphic, current, params)
+                if isinstance(legend, dict):
+                    return JSONResponse(legend)
+                return Response(legend, media_type=media_type)
+            if not operation:
+                raise MissingParameterValue("parameter REQUEST is required")
+            raise OperationNotSupported(
+                f"request {operation[:40]!r} is not offered; offered: GetCapabilities, "
+                "GetMap, GetLegendGraphic")
+        except Exception as exc:  # every failure becomes the answer the client asked for
+            return error_response(exc, params)
 
     async def on_error(request: Request, exc: Exception) -> Response:
-        if not isinstance(exc, FewsmapError):  # a bug: log it, never show a traceback
-            log.error("unexpected error on %s", request.url, exc_info=exc)
-            exc = InternalError("internal error; the server log has the details")
-        body, media_type = exception_report(exc)
-        return Response(body, status_code=exc.http_status, media_type=media_type)
+        return error_response(exc, Params(request.query_params.multi_items()))
 
     routes = [
         Route("/", index),
@@ -92,6 +103,49 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     # the outermost error middleware, which answers with on_error too.
     return Starlette(routes=routes,
                      exception_handlers={FewsmapError: on_error, Exception: on_error})
+
+
+async def get_map(catalog: Catalog, settings: Settings, params: Params,
+                  request: Request) -> Response:
+    """Answer GetMap with a PNG, cacheable by ETag; the run's identity in the headers."""
+    parsed = parse_getmap(params, settings.max_image_pixels)
+    spec = resolve_map(catalog, parsed)
+    png = await run_in_threadpool(render_map, spec)
+    etag = '"' + hashlib.sha256(png).hexdigest()[:32] + '"'
+    fixed_run = parsed.reference_time is not None or catalog.resolve(parsed.layer)[1] is not None
+    headers = {
+        "ETag": etag,
+        # A named run never changes (a replaced run is a rare, deliberate act); "latest"
+        # changes whenever a run is published.
+        "Cache-Control": f"public, max-age={86400 if fixed_run else 60}",
+        "X-Fewsmap-Run": spec.run.label,
+        "X-Fewsmap-Valid-Time": format_time(spec.valid_time),
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(png, media_type=parsed.format, headers=headers)
+
+
+def error_response(exc: Exception, params: Params) -> Response:
+    """Render a failure as the client asked: OGC XML (by version), an image, or JSON."""
+    if not isinstance(exc, FewsmapError):  # a bug: log it, never show a traceback
+        log.error("unexpected error", exc_info=exc)
+        exc = InternalError("internal error; the server log has the details")
+    operation = (params.get("request") or "").lower()
+    mode = (params.get("exceptions") or "").lower()
+    if operation == "getmap" and mode.endswith(("inimage", "blank")) and exc.http_status < 500:
+        try:
+            width, height = int(params.get("width") or 0), int(params.get("height") or 0)
+        except ValueError:
+            width = height = 0
+        if 0 < width * height <= 4096 * 4096 and max(width, height) <= 16384:
+            png = error_png(str(exc), width, height, blank=mode.endswith("blank"))
+            return Response(png, media_type="image/png")  # OGC: image errors are 200
+    if (params.get("format") or "").lower() in JSON_FORMATS or "json" in mode:
+        return Response(json_error(exc), status_code=exc.http_status,
+                        media_type="application/json")
+    body, media_type = exception_report(exc, wms_version(params))
+    return Response(body, status_code=exc.http_status, media_type=media_type)
 
 
 def get_capabilities(catalog: Catalog, params: Params, service_url: str) -> Response:

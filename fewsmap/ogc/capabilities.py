@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-import numpy as np
-
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.extent import lonlat_bbox, mercator_bbox
+from fewsmap.dimensions import default_time
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.layout import MEMBER_DIM
 from fewsmap.store.run import format_time
-
-
-def default_time(run: RunInfo, now: np.datetime64 | None = None) -> np.datetime64:
-    """The valid time shown when a request names none: the run's first step at or after now.
-
-    FEWS and GeoServer default to the last step, which for a forecast is the least useful
-    (docs/design: the default-time pain in peers.md); a run wholly in the past shows its
-    first step.
-    """
-    now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "s") if now is None else now
-    upcoming = run.valid_times[run.valid_times >= now]
-    return np.datetime64(upcoming[0] if upcoming.size else run.valid_times[0], "s")
 
 
 def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers: bool,

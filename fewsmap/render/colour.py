@@ -44,8 +44,8 @@ class Palette:
 
     def rgba(self, indices: np.ndarray) -> np.ndarray:
         """Look up RGBA pixels (H, W, 4) for palette indices, as one gather."""
-        return self.lut.view(np.uint32).reshape(-1)[indices].view(np.uint8).reshape(
-            (*indices.shape, 4))
+        table = self.lut.view(np.uint32).reshape(-1)
+        return np.asarray(table[indices].view(np.uint8).reshape((*indices.shape, 4)))
 
     def hex_colors(self) -> list[str]:
         """``#rrggbb`` of each index 1..n (FEWS legend JSON)."""

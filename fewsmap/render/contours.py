@@ -51,8 +51,8 @@ def contour_overlay(window: SourceWindow | None, canvas: Canvas,
             if inside.size:
                 axes.contour(x, y, values, levels=inside, colors=[LINE_COLOR],
                              linewidths=LINE_WIDTH_PX, antialiased=True)
-    agg.draw()
-    return np.asarray(agg.buffer_rgba(), dtype=np.uint8).copy()
+    agg.draw()  # type: ignore[no-untyped-call]
+    return np.asarray(agg.buffer_rgba(), dtype=np.uint8).copy()  # type: ignore[no-untyped-call]
 
 
 def composite(base: np.ndarray, overlay: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 PNG_LEVEL = 1
 
@@ -20,15 +20,28 @@ def png_palette(indices: np.ndarray, lut: np.ndarray) -> bytes:
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
     image.putpalette(lut[:, :3].reshape(-1).tolist(), rawmode="RGB")
     image.info["transparency"] = bytes(lut[:, 3].tolist())
-    return _png(image)
+    return png_image(image)
 
 
 def png_rgba(rgba: np.ndarray) -> bytes:
     """Write an RGBA (H, W, 4) uint8 image as a PNG."""
-    return _png(Image.fromarray(np.ascontiguousarray(rgba)))  # (H, W, 4) uint8 → RGBA
+    return png_image(Image.fromarray(np.ascontiguousarray(rgba)))  # (H, W, 4) uint8 → RGBA
 
 
-def _png(image: Image.Image) -> bytes:
+def png_image(image: Image.Image) -> bytes:
+    """Encode a Pillow image as PNG at the service's zlib level."""
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=PNG_LEVEL)
     return out.getvalue()
+
+
+def error_png(message: str, width: int, height: int, blank: bool) -> bytes:
+    """An image answer to a failed GetMap (``EXCEPTIONS=INIMAGE`` / ``BLANK``)."""
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    if not blank:
+        draw = ImageDraw.Draw(image)
+        per_line = max(width // 7, 10)  # the default bitmap font is about 6-7 px wide
+        lines = [message[i : i + per_line] for i in range(0, len(message), per_line)]
+        draw.multiline_text((4, 4), "\n".join(lines[: max(height // 14, 1)]),
+                            fill=(200, 0, 0, 255))
+    return png_image(image)

@@ -73,7 +73,7 @@ def read_window(store: ForecastStore, variable: str, prefix: tuple[int, ...],
         values = array.oindex[(*prefix, _as_slice(row_index), _as_slice(col_index))]
         x, y = geometry.x[cols], geometry.y[rows]
     else:
-        values = array[(*prefix, rows, cols)]
+        values = array[(*prefix, rows, cols)]  # type: ignore[index]  # zarr's stub is narrow
         x, y = geometry.x[rows, cols], geometry.y[rows, cols]
     return SourceWindow(np.asarray(values, dtype=np.float32), x, y)
 
@@ -162,7 +162,7 @@ def _lat_to(lat: np.ndarray, crs: str) -> np.ndarray:
     lat = np.asarray(lat, dtype="float64")
     if crs == "EPSG:3857":
         phi = np.radians(np.clip(lat, -MERCATOR_MAX_LAT, MERCATOR_MAX_LAT))
-        return 6378137.0 * np.log(np.tan(np.pi / 4 + phi / 2))
+        return np.asarray(6378137.0 * np.log(np.tan(np.pi / 4 + phi / 2)))
     return lat
 
 

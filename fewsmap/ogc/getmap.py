@@ -1,0 +1,289 @@
+"""GetMap: parse the query into a typed request, then resolve it against the catalog."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fewsmap.catalog import Catalog, Layer, Style
+from fewsmap.dimensions import default_time, match_time, parse_instant
+from fewsmap.errors import (
+    InvalidDimensionValue,
+    InvalidFormat,
+    InvalidParameterValue,
+    MissingParameterValue,
+    StyleNotDefined,
+)
+from fewsmap.ogc.crs import canonical_crs, check_offered, north_first, offered_crs
+from fewsmap.ogc.params import Params
+from fewsmap.render.pipeline import MapSpec
+from fewsmap.render.regrid import Canvas
+from fewsmap.store.cube import RunInfo
+from fewsmap.store.layout import GRID_MAPPING, MEMBER_DIM
+
+PNG = "image/png"
+FORMATS = {"image/png": PNG, "png": PNG, "image/png; mode=8bit": PNG, "image/png8": PNG}
+# Style names clients send when they mean "the default" (FEWS test page sends the prompt).
+DEFAULT_STYLE_NAMES = ("", "default", "Select a style")
+MAX_SIDE_PX = 16384
+
+
+@dataclass(frozen=True)
+class GetMapRequest:
+    """A syntactically valid GetMap request; bbox in (east, north) order whatever the CRS."""
+
+    version: str
+    layer: str
+    style: str
+    crs: str
+    bbox: tuple[float, float, float, float]
+    width: int
+    height: int
+    format: str
+    time: np.datetime64 | None = None
+    reference_time: np.datetime64 | None = None
+    elevation: float | None = None
+    member: int | None = None
+    color_range: tuple[float, float] | None = None
+    show_contours: bool = False
+    transparent: bool = True
+    bgcolor: tuple[int, int, int] = (255, 255, 255)
+
+    @property
+    def crs_error_code(self) -> str:
+        """The exception code for a refused CRS in this version (1.1.1 calls it SRS)."""
+        return "InvalidSRS" if self.version == "1.1.1" else "InvalidCRS"
+
+
+def wms_version(params: Params) -> str:
+    """The WMS version asked for, leniently: FEWS sends ``1.3``; absent means 1.3.0."""
+    version = (params.get("version") or params.get("wmtver") or "1.3.0").strip()
+    return "1.1.1" if version.startswith("1.1") else "1.3.0"
+
+
+def parse_getmap(params: Params, max_pixels: int) -> GetMapRequest:
+    """Check a GetMap query and return it typed. Limits are enforced before any work.
+
+    Raises
+    ------
+    FewsmapError
+        The OGC exception for the first problem found.
+    """
+    version = wms_version(params)
+    layers = params.require("layers")
+    if "," in layers:
+        raise InvalidParameterValue("LAYERS: one layer per request (FEWS WMS-T rule)")
+    width, height = _size(params, max_pixels)
+    # 1.3.0 names it CRS and 1.1.1 SRS; clients mix them up, so either is accepted.
+    crs_name = params.get("crs") or params.get("srs")
+    if not crs_name:
+        raise MissingParameterValue("parameter CRS (SRS in WMS 1.1.1) is required")
+    crs = canonical_crs(crs_name)
+    bbox = _bbox(params.require("bbox"))
+    if version == "1.3.0" and crs != "OGC:CRS84" and _north_first(crs):
+        bbox = (bbox[1], bbox[0], bbox[3], bbox[2])
+    image_format = (params.get("format") or PNG).strip().lower()
+    if image_format not in FORMATS:
+        raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered; offered: image/png")
+    time = params.get("time")
+    reference = params.get("externalForecastTime") or params.get("dim_reference_time")
+    return GetMapRequest(
+        version=version,
+        layer=layers,
+        style=(params.get("styles") or params.get("style") or "").split(",")[0].strip(),
+        crs=crs,
+        bbox=bbox,
+        width=width,
+        height=height,
+        format=FORMATS[image_format],
+        time=parse_instant(time) if time and time.lower() not in ("current", "") else None,
+        reference_time=parse_instant(reference, "externalForecastTime") if reference else None,
+        elevation=_number(params, "elevation"),
+        member=_member(params),
+        color_range=parse_color_range(params.get("colorscalerange")),
+        show_contours=params.flag("showContours"),
+        transparent=params.flag("transparent", default=True),
+        bgcolor=_colour(params.get("bgcolor")),
+    )
+
+
+def resolve_map(catalog: Catalog, request: GetMapRequest) -> MapSpec:
+    """Find the layer, run, time, members/levels and style a request means.
+
+    Raises
+    ------
+    FewsmapError
+        LayerNotDefined, InvalidCRS, InvalidDimensionValue, StyleNotDefined …
+    """
+    layer, run = catalog.resolve(request.layer)
+    store = catalog.store(layer)
+    run = select_run(catalog, layer, run, request.reference_time)
+    offered = offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"])
+    crs = check_offered(request.crs, offered, request.crs_error_code)
+    when = match_time(run, request.time) if request.time is not None else default_time(run)
+    return MapSpec(
+        store=store,
+        variable=layer.variable,
+        run=run,
+        valid_time=when,
+        labels=_labels(catalog, layer, request),
+        canvas=Canvas(crs, request.bbox, request.width, request.height),
+        style=select_style(layer, request.style),
+        color_range=request.color_range,
+        show_contours=request.show_contours,
+        transparent=request.transparent,
+        bgcolor=request.bgcolor,
+    )
+
+
+def select_run(catalog: Catalog, layer: Layer, from_id: RunInfo | None,
+               reference_time: np.datetime64 | None) -> RunInfo:
+    """The run a request means: from a per-run layer id, externalForecastTime, or latest.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        If the run does not exist or the two ways of naming it disagree.
+    """
+    runs = catalog.runs(layer)
+    if not runs:
+        raise InvalidDimensionValue(f"layer {layer.id!r} has no published run yet")
+    if reference_time is None:
+        return from_id or runs[-1]
+    if from_id is not None and from_id.reference_time != reference_time:
+        raise InvalidParameterValue(
+            f"externalForecastTime differs from the run in the layer id {from_id.label}")
+    for run in runs:
+        if run.reference_time == reference_time:
+            return run
+    raise InvalidDimensionValue(
+        f"layer {layer.id!r} has no run at {np.datetime_as_string(reference_time)}Z; "
+        f"runs: {', '.join(r.label for r in runs[-5:])}{' …' if len(runs) > 5 else ''}")
+
+
+def select_style(layer: Layer, name: str) -> Style:
+    """The named style of the layer, or its default for an empty/placeholder name.
+
+    Raises
+    ------
+    StyleNotDefined
+        Naming the styles the layer offers.
+    """
+    if name in DEFAULT_STYLE_NAMES:
+        return layer.default_style
+    style = layer.style(name)
+    if style is None:
+        raise StyleNotDefined(f"style {name[:60]!r} is not defined for layer {layer.id!r}; "
+                              f"styles: {', '.join(s.name for s in layer.styles)}")
+    return style
+
+
+def _labels(catalog: Catalog, layer: Layer, request: GetMapRequest) -> tuple[int, ...]:
+    """Store indices along members and levels for the request (first label by default)."""
+    store = catalog.store(layer)
+    labels = []
+    for dim in store.dims(layer.variable)[2:-2]:
+        values = store.coordinate(dim)
+        wanted = request.member if dim == MEMBER_DIM else (
+            request.elevation if store.attributes(dim).get("axis") == "Z" else None)
+        if wanted is None:
+            labels.append(0)
+            continue
+        matches = np.flatnonzero(np.isclose(values.astype("float64"), wanted, rtol=0,
+                                            atol=1e-6))
+        if matches.size == 0:
+            name = "member" if dim == MEMBER_DIM else "ELEVATION"
+            raise InvalidDimensionValue(
+                f"{name}={wanted:g} is not available for layer {layer.id!r}; available: "
+                f"{', '.join(f'{v:g}' for v in sorted(values.tolist()))}")
+        labels.append(int(matches[0]))
+    return tuple(labels)
+
+
+def _size(params: Params, max_pixels: int) -> tuple[int, int]:
+    try:
+        width = int(params.get("width") or 800)
+        height = int(params.get("height") or 600)
+    except ValueError as exc:
+        raise InvalidParameterValue("WIDTH and HEIGHT must be whole numbers of pixels") from exc
+    if not (0 < width <= MAX_SIDE_PX and 0 < height <= MAX_SIDE_PX):
+        raise InvalidParameterValue(
+            f"WIDTH={width} and HEIGHT={height} must be between 1 and {MAX_SIDE_PX}")
+    if width * height > max_pixels:
+        raise InvalidParameterValue(
+            f"WIDTH×HEIGHT={width}×{height}={width * height} pixels exceeds the limit of "
+            f"{max_pixels}")
+    return width, height
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError as exc:
+        raise InvalidParameterValue(f"BBOX={text[:80]!r} must be four numbers") from exc
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InvalidParameterValue(f"BBOX={text[:80]!r} must be four finite numbers")
+    minx, miny, maxx, maxy = values
+    if not (minx < maxx and miny < maxy):
+        raise InvalidParameterValue(f"BBOX={text[:80]!r}: minimum must be below maximum")
+    return minx, miny, maxx, maxy
+
+
+def _north_first(crs: str) -> bool:
+    try:
+        return north_first(crs)
+    except Exception:  # an unknown CRS is refused later, with the layer's list of CRSs
+        return False
+
+
+def _number(params: Params, name: str) -> float | None:
+    text = params.get(name)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise InvalidDimensionValue(f"{name.upper()}={text[:40]!r} is not a number") from exc
+    if not math.isfinite(value):
+        raise InvalidDimensionValue(f"{name.upper()}={text[:40]!r} is not a finite number")
+    return value
+
+
+def _member(params: Params) -> int | None:
+    """Member from FEWS ``dim_ensemble_member=<ens>_<id>``, ``ensembleMemberId`` or DIM_*."""
+    for name in ("dim_ensemble_member", "ensembleMemberId", "dim_realization"):
+        text = params.get(name)
+        if text:
+            token = text.rsplit("_", 1)[-1]
+            try:
+                return int(token)
+            except ValueError as exc:
+                raise InvalidDimensionValue(
+                    f"{name}={text[:40]!r}: the member must be a whole number") from exc
+    return None
+
+
+def parse_color_range(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise InvalidParameterValue(
+            f"COLORSCALERANGE={text[:40]!r} must be two numbers min,max") from exc
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise InvalidParameterValue(f"COLORSCALERANGE={text[:40]!r}: need min < max, finite")
+    return low, high
+
+
+def _colour(text: str | None) -> tuple[int, int, int]:
+    if not text:
+        return (255, 255, 255)
+    digits = text.strip().lower().removeprefix("0x").removeprefix("#")
+    if len(digits) != 6 or any(c not in "0123456789abcdef" for c in digits):
+        raise InvalidParameterValue(f"BGCOLOR={text[:20]!r} must be 0xRRGGBB")
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+

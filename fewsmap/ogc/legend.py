@@ -1,0 +1,53 @@
+"""GetLegendGraphic: PNG or FEWS JSON, from the same palette GetMap colours with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fewsmap.catalog import Catalog
+from fewsmap.errors import InvalidFormat, InvalidParameterValue
+from fewsmap.ogc.getmap import PNG, parse_color_range, select_run, select_style
+from fewsmap.ogc.params import Params
+from fewsmap.render.colour import palette_for
+from fewsmap.render.legend import legend_json, legend_png
+from fewsmap.render.pipeline import run_range
+
+JSON = "application/json"
+MAX_LEGEND_SIDE_PX = 2048
+
+
+def get_legend_graphic(catalog: Catalog, params: Params) -> tuple[bytes | dict[str, Any], str]:
+    """Return the legend (PNG bytes or a JSON-ready dict) and its media type.
+
+    Raises
+    ------
+    FewsmapError
+        LayerNotDefined, StyleNotDefined, InvalidFormat, InvalidParameterValue.
+    """
+    layer, run_from_id = catalog.resolve(params.get("layer") or params.require("layers"))
+    style = select_style(layer, (params.get("style") or params.get("styles") or "").strip())
+    image_format = (params.get("format") or PNG).strip().lower()
+    if image_format not in (PNG, JSON):
+        raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered for legends; "
+                            f"offered: {PNG}, {JSON}")
+    runs = catalog.runs(layer)
+    run = select_run(catalog, layer, run_from_id, None) if runs else None
+    palette = palette_for(style, parse_color_range(params.get("colorscalerange")),
+                          run_range(run, layer.variable) if run else None)
+    units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))
+    if image_format == JSON:
+        return legend_json(palette, units), JSON
+    return legend_png(palette, units, _side(params, "width"), _side(params, "height")), PNG
+
+
+def _side(params: Params, name: str) -> int | None:
+    text = params.get(name)
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise InvalidParameterValue(f"{name.upper()}={text[:20]!r} must be whole pixels") from exc
+    if not 0 < value <= MAX_LEGEND_SIDE_PX:
+        raise InvalidParameterValue(f"{name.upper()} must be 1..{MAX_LEGEND_SIDE_PX} pixels")
+    return value

@@ -1,0 +1,59 @@
+"""Legends from the very palette the map uses: FEWS JSON entries and a PNG."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from fewsmap.render.colour import Palette
+from fewsmap.render.encode import png_image
+
+# A continuous colour map is described by this many evenly spaced entries.
+CONTINUOUS_ENTRIES = 11
+ROW_HEIGHT_PX = 15
+
+
+def legend_entries(palette: Palette) -> list[dict[str, Any]]:
+    """FEWS ``legend[]``: ascending ``lowerValue`` with ``#rrggbb`` colour and a label."""
+    if not palette.smooth:
+        return [{"lowerValue": float(value), "color": colour, "label": f">= {value:g}",
+                 "colorSmoothing": False}
+                for value, colour in zip(palette.lower_values, palette.hex_colors(),
+                                         strict=True)]
+    low, high = palette.value_range
+    values = np.linspace(low, high, CONTINUOUS_ENTRIES)
+    indices = palette.indices(values)
+    colours = ["#{:02x}{:02x}{:02x}".format(*palette.lut[i][:3]) for i in indices]
+    return [{"lowerValue": float(round(v, 6)), "color": c, "label": f"{v:.4g}",
+             "colorSmoothing": True} for v, c in zip(values, colours, strict=True)]
+
+
+def legend_json(palette: Palette, units: str) -> dict[str, Any]:
+    """The FEWS GetLegendGraphic JSON answer."""
+    body: dict[str, Any] = {"legend": legend_entries(palette)}
+    if units:
+        body["unit"] = units
+    return body
+
+
+def legend_png(palette: Palette, units: str, width: int | None, height: int | None) -> bytes:
+    """A legend image: one row per entry (15 px by default, FEWS), swatch and label."""
+    entries = legend_entries(palette)
+    header = 1 if units else 0
+    rows = len(entries) + header
+    width = width or 150
+    height = height or ROW_HEIGHT_PX * rows
+    row = height / rows
+    image = Image.new("RGBA", (width, height), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(image)
+    if units:
+        draw.text((2, 1), units, fill=(0, 0, 0, 255))
+    for i, entry in enumerate(entries):
+        top = int((i + header) * row)
+        bottom = max(int((i + header + 1) * row) - 2, top)
+        draw.rectangle((2, top, min(24, width - 1), bottom), fill=entry["color"],
+                       outline=(90, 90, 90, 255))
+        draw.text((30, top), entry["label"], fill=(0, 0, 0, 255))
+    return png_image(image)
