@@ -68,10 +68,10 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         )
 
     async def wms(request: Request) -> Response:
-        params = Params(request.query_params.multi_items())
         current = await refreshed()
-        operation = (params.get("request") or "").lower()
         try:
+            params = Params(request.query_params.multi_items())
+            operation = (params.get("request") or "").lower()
             if operation == "getcapabilities":
                 return await run_in_threadpool(
                     get_capabilities, current, params, str(request.url.replace(query="")))
@@ -88,10 +88,10 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                 f"request {operation[:40]!r} is not offered; offered: GetCapabilities, "
                 "GetMap, GetLegendGraphic")
         except Exception as exc:  # every failure becomes the answer the client asked for
-            return error_response(exc, params)
+            return error_response(exc, Params.for_errors(request.query_params.multi_items()))
 
     async def on_error(request: Request, exc: Exception) -> Response:
-        return error_response(exc, Params(request.query_params.multi_items()))
+        return error_response(exc, Params.for_errors(request.query_params.multi_items()))
 
     routes = [
         Route("/", index),

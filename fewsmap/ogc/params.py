@@ -12,13 +12,20 @@ MAX_VALUE_LENGTH = 10_000
 class Params:
     """Query parameters with case-insensitive names (OGC 06-042 §6.8.1); first value wins."""
 
-    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, items: Iterable[tuple[str, str]], strict: bool = True) -> None:
         self._values: dict[str, str] = {}
         for name, value in items:
             if len(value) > MAX_VALUE_LENGTH:
-                raise InvalidParameterValue(
-                    f"parameter {name[:40]!r} is longer than {MAX_VALUE_LENGTH} characters")
+                if strict:
+                    raise InvalidParameterValue(
+                        f"parameter {name[:40]!r} is longer than {MAX_VALUE_LENGTH} characters")
+                continue
             self._values.setdefault(name.lower(), value)
+
+    @classmethod
+    def for_errors(cls, items: Iterable[tuple[str, str]]) -> Params:
+        """Parameters for shaping an error answer: never raises, drops what it cannot use."""
+        return cls(items, strict=False)
 
     @classmethod
     def of(cls, mapping: Mapping[str, str]) -> Params:

@@ -31,6 +31,8 @@ def capabilities(url: str, **params: str) -> httpx.Response:
 
 
 def exception_code(response: httpx.Response) -> str | None:
+    if response.headers["content-type"] == "application/json":  # JSON was asked for
+        return str(response.json()["error"]["code"])
     assert response.headers["content-type"].startswith("text/xml")  # WMS 1.3.0 §7.3.3.11
     report = etree.fromstring(response.content)
     assert report.tag == f"{OGC}ServiceExceptionReport"
