@@ -152,11 +152,10 @@ def get_capabilities(catalog: Catalog, params: Params, service_url: str) -> Resp
     """Answer GetCapabilities in XML (default) or FEWS JSON."""
     layers = _requested_layers(catalog, params)
     only_headers = params.flag("onlyHeaders")
+    period = _forecast_period(catalog, params, layers)
     if (params.get("format") or "").lower() in JSON_FORMATS:
-        body: Any = capabilities_json(catalog, layers, only_headers,
-                                      _forecast_period(catalog, params, layers))
-        return JSONResponse(body)
-    xml = capabilities_xml(catalog, layers, service_url, only_headers)
+        return JSONResponse(capabilities_json(catalog, layers, only_headers, period))
+    xml = capabilities_xml(catalog, layers, service_url, only_headers, period)
     return Response(xml, media_type="text/xml")
 
 

@@ -46,8 +46,15 @@ def lonlat_bbox(store: ForecastStore) -> tuple[float, float, float, float]:
 
 
 def mercator_bbox(store: ForecastStore) -> tuple[float, float, float, float]:
-    """Return (minx, miny, maxx, maxy) in EPSG:3857 metres, latitudes clipped to ±85.05°."""
-    west, south, east, north = lonlat_bbox(store)
+    """Return (minx, miny, maxx, maxy) of the store's grid in EPSG:3857 metres."""
+    return lonlat_to_mercator(lonlat_bbox(store))
+
+
+def lonlat_to_mercator(
+    box: tuple[float, float, float, float],
+) -> tuple[float, float, float, float]:
+    """Convert a (west, south, east, north) box to EPSG:3857, latitudes clipped to ±85.05°."""
+    west, south, east, north = box
     to_merc = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
     south, north = (max(min(v, MERCATOR_LIMIT_DEG), -MERCATOR_LIMIT_DEG) for v in (south, north))
     minx, miny = to_merc.transform(west, south)

@@ -16,7 +16,7 @@ import xarray as xr
 from fewsmap.errors import IngestError
 from fewsmap.ingest.normalize import RunPiece, normalise
 from fewsmap.ingest.sources import open_source
-from fewsmap.store.cube import ROOT_METADATA, read_root_metadata
+from fewsmap.store.cube import is_store, read_root_metadata
 from fewsmap.store.layout import RUN_DIM
 from fewsmap.store.run import RunData, SourceFile, format_time
 from fewsmap.store.writer import AppendResult, append_run, stored_grid
@@ -86,7 +86,7 @@ def ingest(
 
 def check_fits(store: Path, runs: list[RunData]) -> None:
     """Refuse runs that differ from the store (or from each other) in grid or dimensions."""
-    exists = (store / ROOT_METADATA).is_file()
+    exists = is_store(store)  # not after a creation that was interrupted
     reference = stored_grid(store) if exists else runs[0].grid
     dims: dict[str, tuple[str, ...]] = {}
     if exists:

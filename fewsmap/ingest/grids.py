@@ -141,9 +141,9 @@ def _regular_from_reduced_gaussian(
             attrs={**var.attrs, "GRIB_gridType": "regular_gg", "comment": comment},
         )
     out = xr.Dataset(new_vars, attrs=ds.attrs)
-    for name, coord in ds.coords.items():
+    for coord_name, coord in ds.coords.items():
         if "values" not in coord.dims:
-            out = out.assign_coords({name: coord})
+            out = out.assign_coords({coord_name: coord})
     out = out.assign_coords(
         latitude=("latitude", lats, AXIS_ATTRS["latitude"]),
         longitude=("longitude", lons, AXIS_ATTRS["longitude"]),

@@ -19,7 +19,7 @@ import xarray as xr
 from fewsmap.errors import IngestError
 from fewsmap.ingest.grids import normalise_grid
 from fewsmap.store.layout import MEMBER_DIM, STEP_DIM
-from fewsmap.store.run import Grid, format_time
+from fewsmap.store.run import Grid, as_seconds, format_time
 
 # Units strings seen in real files that are not UDUNITS, and their UDUNITS spelling.
 UNIT_ALIASES = {
@@ -68,7 +68,9 @@ def normalise(
     runs = _split_runs(ds, variables, path, reference_time)
     pieces = []
     for t0, origin, run_ds in runs:
-        run_ds, grid = normalise_grid(run_ds[variables], variables, path)
+        # The grid-mapping variables go along: they hold the CRS of a projected grid.
+        selected = run_ds[[*variables, *_grid_mappings(run_ds, variables)]]
+        run_ds, grid = normalise_grid(selected, variables, path)
         fields = {}
         for name in variables:
             field_name, field = _normalise_field(run_ds, name, t0, grid, path)
@@ -94,6 +96,13 @@ def _forecast_variables(ds: xr.Dataset) -> list[str]:
     return names
 
 
+def _grid_mappings(ds: xr.Dataset, variables: list[str]) -> list[str]:
+    """Names of the CF grid-mapping variables that ``variables`` refer to."""
+    names = {ds[name].attrs.get("grid_mapping") or ds[name].encoding.get("grid_mapping")
+             for name in variables}
+    return sorted(str(n) for n in names if n in ds.data_vars and n not in variables)
+
+
 def _split_runs(
     ds: xr.Dataset, variables: list[str], path: Path, override: np.datetime64 | None
 ) -> list[tuple[np.datetime64, str, xr.Dataset]]:
@@ -113,7 +122,7 @@ def _split_runs(
     if wgrib2 is not None:
         return [(_checked(wgrib2, override, path), "file (wgrib2 reference_time)", ds)]
     if override is not None:
-        return [(np.datetime64(override, "s"), "--reference-time", ds)]
+        return [(as_seconds(override), "--reference-time", ds)]
     return [(*_reference_time_from_path(ds, path), ds)]
 
 
@@ -134,8 +143,8 @@ def _wgrib2_reference_time(ds: xr.Dataset) -> np.datetime64 | None:
 
 
 def _checked(value: Any, override: np.datetime64 | None, path: Path) -> np.datetime64:
-    t0 = np.datetime64(value, "s")
-    if override is not None and np.datetime64(override, "s") != t0:
+    t0 = as_seconds(value)
+    if override is not None and as_seconds(override) != t0:
         raise IngestError(
             f"{path}: the file's reference time {format_time(t0)} differs from "
             f"--reference-time {format_time(override)}"

@@ -37,16 +37,21 @@ def sniff_format(path: Path) -> str:
             head = f.read(1024)
     except OSError as exc:
         raise IngestError(f"{path}: cannot be read: {exc.strerror}") from exc
-    if b"GRIB" in head[:200]:  # NWS files may start with a WMO bulletin header
-        return "grib"
+    # NetCDF signatures first: a NetCDF file converted from GRIB has "GRIB_*" attribute
+    # names in its first bytes.
     if head.startswith(HDF5_SIGNATURE):
         return "netcdf4"
     if head.startswith(b"CDF"):
         return "netcdf3"
     if head.startswith(b"\x1f\x8b"):
-        with gzip.open(path) as f:
-            if f.read(3) == b"CDF":
-                return "netcdf3-gzip"
+        try:
+            with gzip.open(path) as f:
+                if f.read(3) == b"CDF":
+                    return "netcdf3-gzip"
+        except (OSError, EOFError) as exc:
+            raise IngestError(f"{path}: damaged gzip file: {exc}") from exc
+    if b"GRIB" in head[:200]:  # NWS files may start with a WMO bulletin header
+        return "grib"
     raise IngestError(f"{path}: not a NetCDF or GRIB file (starts with {head[:8]!r})")
 
 

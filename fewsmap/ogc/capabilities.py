@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
+from urllib.parse import urlencode
 
-from fewsmap.catalog import Catalog, Layer
-from fewsmap.catalog.extent import lonlat_bbox, mercator_bbox
+import pyproj
+
+from fewsmap.catalog import Catalog, Layer, Style
+from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox
 from fewsmap.dimensions import default_time
+from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
+from fewsmap.render.legend import legend_size
 from fewsmap.store.cube import RunInfo
-from fewsmap.store.layout import MEMBER_DIM
+from fewsmap.store.layout import GRID_MAPPING, MEMBER_DIM
 from fewsmap.store.run import format_time
 
 
@@ -73,61 +78,182 @@ def capabilities_json(catalog: Catalog, layers: Iterable[Layer], only_headers: b
 
 
 def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str,
-                     only_headers: bool = False) -> str:
-    """WMS 1.3.0 capabilities XML: service, requests offered, and the layer tree.
+                     only_headers: bool = False,
+                     forecast_runs: dict[str, list[RunInfo]] | None = None) -> bytes:
+    """WMS 1.3.0 capabilities XML, valid against the OGC schema.
 
-    ``only_headers`` leaves out the time dimensions (FEWS ``onlyHeaders=true``).
+    ``only_headers`` leaves out time values (FEWS ``onlyHeaders=true``); ``forecast_runs``
+    adds one child layer ``<layer>-<T0>`` per run (the FEWS forecast period).
     """
-    url = quoteattr(service_url)
-    resource = f'<OnlineResource xlink:type="simple" xlink:href={url}/>'
+    layers = list(layers)
+    root = ET.Element(_wms("WMS_Capabilities"), {
+        "version": "1.3.0",
+        f"{{{XSI}}}schemaLocation": f"{WMS} {SCHEMAS}/wms/1.3.0/capabilities_1_3_0.xsd "
+                                    f"{SLD} {SCHEMAS}/sld/1.1.0/sld_capabilities.xsd"})
+    service = _child(root, "Service")
+    _text(service, "Name", "WMS")
+    _text(service, "Title", catalog.title)
+    _text(service, "Abstract", "Forecast grids as WMS with time, in the style of the "
+                               "Delft-FEWS web service (fewsmap)")
+    _link(service, service_url)
+    _text(service, "LayerLimit", "1")
+    capability = _child(root, "Capability")
+    request = _child(capability, "Request")
+    _operation(request, _wms("GetCapabilities"), ("text/xml", "application/json"), service_url)
+    _operation(request, _wms("GetMap"), ("image/png",), service_url)
+    _operation(request, f"{{{SLD}}}GetLegendGraphic", ("image/png", "application/json"),
+               service_url)
+    exception = _child(capability, "Exception")
+    for name in ("XML", "INIMAGE", "BLANK", "JSON"):
+        _text(exception, "Format", name)
+    top = _child(capability, "Layer")
+    _text(top, "Title", catalog.title)
+    crs_list = sorted({c for layer in layers for c in _offered(catalog, layer)},
+                      key=lambda c: (c not in BASE_CRS, c))
+    for crs in crs_list:
+        _text(top, "CRS", crs)
+    boxes = [lonlat_bbox(catalog.store(layer)) for layer in layers]
+    if boxes:
+        union = (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                 max(b[2] for b in boxes), max(b[3] for b in boxes))
+        _bounding_boxes(top, union)
     by_group: dict[str, list[Layer]] = {}
     for layer in layers:
         by_group.setdefault(layer.group, []).append(layer)
-    groups = "".join(_group_xml(catalog, catalog.groups[g], members, only_headers)
-                     for g, members in by_group.items())
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<WMS_Capabilities version="1.3.0" xmlns="http://www.opengis.net/wms" \
-xmlns:xlink="http://www.w3.org/1999/xlink" \
-xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
-xsi:schemaLocation="http://www.opengis.net/wms \
-http://schemas.opengis.net/wms/1.3.0/capabilities_1_3_0.xsd">
-<Service><Name>WMS</Name><Title>{escape(catalog.title)}</Title>{resource}</Service>
-<Capability>
-<Request>
-<GetCapabilities><Format>text/xml</Format><Format>application/json</Format>
-<DCPType><HTTP><Get>{resource}</Get></HTTP></DCPType></GetCapabilities>
-</Request>
-<Exception><Format>XML</Format></Exception>
-<Layer><Title>{escape(catalog.title)}</Title><CRS>EPSG:3857</CRS>
-{groups}</Layer>
-</Capability>
-</WMS_Capabilities>
-"""
+    for group_id, members in by_group.items():
+        group = catalog.groups[group_id]
+        node = _child(top, "Layer")
+        _text(node, "Name", group.id)
+        _text(node, "Title", group.title)
+        for layer in members:
+            runs = (forecast_runs or {}).get(layer.id, [])
+            _layer(node, catalog, layer, None, service_url, only_headers, runs)
+    ET.indent(root, space=" ")
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
 
 
-def _group_xml(catalog: Catalog, group: Any, layers: list[Layer], only_headers: bool) -> str:
-    body = "".join(_layer_xml(catalog, layer, only_headers) for layer in layers)
-    return f"<Layer><Name>{escape(group.id)}</Name><Title>{escape(group.title)}</Title>" \
-           f"{body}</Layer>\n"
+WMS = "http://www.opengis.net/wms"
+SLD = "http://www.opengis.net/sld"
+XLINK = "http://www.w3.org/1999/xlink"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+SCHEMAS = "http://schemas.opengis.net"
+for _prefix, _uri in (("", WMS), ("sld", SLD), ("xlink", XLINK), ("xsi", XSI)):
+    ET.register_namespace(_prefix, _uri)
 
 
-def _layer_xml(catalog: Catalog, layer: Layer, only_headers: bool) -> str:
+def _wms(tag: str) -> str:
+    return f"{{{WMS}}}{tag}"
+
+
+def _child(parent: ET.Element, tag: str, attrib: dict[str, str] | None = None) -> ET.Element:
+    return ET.SubElement(parent, _wms(tag), attrib or {})
+
+
+def _text(parent: ET.Element, tag: str, text: str, **attrib: str) -> ET.Element:
+    element = _child(parent, tag, attrib)
+    element.text = text
+    return element
+
+
+def _link(parent: ET.Element, href: str) -> None:
+    _child(parent, "OnlineResource", {f"{{{XLINK}}}type": "simple", f"{{{XLINK}}}href": href})
+
+
+def _operation(request: ET.Element, tag: str, formats: tuple[str, ...], url: str) -> None:
+    operation = ET.SubElement(request, tag)
+    for media_type in formats:
+        _text(operation, "Format", media_type)
+    get = _child(_child(_child(operation, "DCPType"), "HTTP"), "Get")
+    _link(get, url)
+
+
+def _offered(catalog: Catalog, layer: Layer) -> tuple[str, ...]:
+    return offered_crs(catalog.store(layer).attributes(GRID_MAPPING)["crs_wkt"])
+
+
+def _bounding_boxes(node: ET.Element, lonlat: tuple[float, float, float, float],
+                    extra: tuple[str, ...] = ()) -> None:
+    west, south, east, north = lonlat
+    geographic = _child(node, "EX_GeographicBoundingBox")
+    for tag, value in (("westBoundLongitude", west), ("eastBoundLongitude", east),
+                       ("southBoundLatitude", south), ("northBoundLatitude", north)):
+        _text(geographic, tag, f"{value:.6f}")
+    mercator = lonlat_to_mercator(lonlat)
+    boxes = {"CRS:84": (west, south, east, north),
+             "EPSG:4326": (south, west, north, east),  # WMS 1.3.0: latitude first
+             "EPSG:3857": mercator}
+    for crs in extra:
+        boxes[crs] = _projected_box(lonlat, crs)
+    for crs, (minx, miny, maxx, maxy) in boxes.items():
+        _child(node, "BoundingBox", {"CRS": crs, "minx": f"{minx:.6f}", "miny": f"{miny:.6f}",
+                                     "maxx": f"{maxx:.6f}", "maxy": f"{maxy:.6f}"})
+
+
+def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | None,
+           url: str, only_headers: bool, children: list[RunInfo]) -> None:
+    node = _child(parent, "Layer", {"queryable": "0"})
+    name = layer.id if run is None else f"{layer.id}-{run.label}"
+    _text(node, "Name", name)
+    _text(node, "Title", layer.title if run is None else run.label)
+    if run is None:
+        if layer.abstract:
+            _text(node, "Abstract", layer.abstract)
+        keywords = _child(node, "KeywordList")
+        for key, value in layer.keywords.items():
+            _text(keywords, "Keyword", f"{key}={value}")
+        store = catalog.store(layer)
+        extra = tuple(c for c in _offered(catalog, layer) if c not in BASE_CRS)
+        for crs in extra:
+            _text(node, "CRS", crs)
+        _bounding_boxes(node, lonlat_bbox(store), extra)
     runs = catalog.runs(layer)
-    west, south, east, north = lonlat_bbox(catalog.store(layer))
-    keywords = "".join(f"<Keyword>{escape(k)}={escape(v)}</Keyword>"
-                       for k, v in layer.keywords.items())
-    dimension = ""
-    if runs and not only_headers:
-        run = runs[-1]
-        times = ",".join(format_time(t) for t in run.valid_times)
-        dimension = (f'<Dimension name="time" units="ISO8601" '
-                     f'default="{format_time(default_time(run))}">{times}</Dimension>')
-    styles = "".join(f"<Style><Name>{escape(s.name)}</Name><Title>{escape(s.title)}</Title>"
-                     f"</Style>" for s in layer.styles)
-    return (f'<Layer queryable="0"><Name>{escape(layer.id)}</Name>'
-            f"<Title>{escape(layer.title)}</Title><KeywordList>{keywords}</KeywordList>"
-            f"<EX_GeographicBoundingBox><westBoundLongitude>{west:.6f}</westBoundLongitude>"
-            f"<eastBoundLongitude>{east:.6f}</eastBoundLongitude>"
-            f"<southBoundLatitude>{south:.6f}</southBoundLatitude>"
-            f"<northBoundLatitude>{north:.6f}</northBoundLatitude></EX_GeographicBoundingBox>"
-            f"{dimension}{styles}</Layer>")
+    shown = run or (runs[-1] if runs else None)
+    if shown is not None and not only_headers and not children:
+        times = ",".join(format_time(t) for t in shown.valid_times)
+        _text(node, "Dimension", times, name="time", units="ISO8601",
+              default=format_time(default_time(shown)), nearestValue="0")
+    if run is None and runs and not only_headers:
+        _text(node, "Dimension", ",".join(r.label for r in runs), name="reference_time",
+              units="ISO8601", default=runs[-1].label, nearestValue="0")
+    if run is None:
+        _elevation(node, catalog, layer)
+        units = str(catalog.store(layer).attributes(layer.variable).get("units", ""))
+        for style in layer.styles:
+            _style(node, layer, style, style.units or units, url)
+    for child in children:
+        _layer(node, catalog, layer, child, url, only_headers, [])
+
+
+def _elevation(node: ET.Element, catalog: Catalog, layer: Layer) -> None:
+    store = catalog.store(layer)
+    for dim in store.dims(layer.variable)[2:-2]:
+        attrs = store.attributes(dim)
+        if attrs.get("axis") != "Z":
+            continue
+        values = store.coordinate(dim)
+        units = str(attrs.get("units", ""))
+        _text(node, "Dimension", ",".join(f"{v:g}" for v in sorted(values.tolist())),
+              name="elevation", units=units, unitSymbol=units, default=f"{values[0]:g}")
+        return
+
+
+def _style(node: ET.Element, layer: Layer, style: Style, units: str, url: str) -> None:
+    element = _child(node, "Style")
+    _text(element, "Name", style.name)
+    _text(element, "Title", style.title)
+    width, height = legend_size(style, units)
+    legend = _child(element, "LegendURL", {"width": str(width), "height": str(height)})
+    _text(legend, "Format", "image/png")
+    query = urlencode({"service": "WMS", "request": "GetLegendGraphic", "version": "1.3.0",
+                       "layer": layer.id, "style": style.name, "format": "image/png"})
+    _link(legend, f"{url}?{query}")
+
+
+def _projected_box(lonlat: tuple[float, float, float, float],
+                   crs: str) -> tuple[float, float, float, float]:
+    """The bbox of a lon/lat box in ``crs``, in that CRS's WMS 1.3.0 axis order."""
+    west, south, east, north = lonlat
+    transformer = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    minx, miny, maxx, maxy = transformer.transform_bounds(west, south, east, north)
+    return (miny, minx, maxy, maxx) if north_first(crs) else (minx, miny, maxx, maxy)

@@ -7,12 +7,19 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fewsmap.catalog.styles import Style
 from fewsmap.render.colour import Palette
 from fewsmap.render.encode import png_image
 
 # A continuous colour map is described by this many evenly spaced entries.
 CONTINUOUS_ENTRIES = 11
 ROW_HEIGHT_PX = 15
+
+
+def legend_size(style: Style, units: str) -> tuple[int, int]:
+    """The default legend image size for a style: 150 px wide, 15 px per row (FEWS)."""
+    rows = (len(style.breaks) if style.kind == "classes" else CONTINUOUS_ENTRIES) + bool(units)
+    return 150, ROW_HEIGHT_PX * rows
 
 
 def legend_entries(palette: Palette) -> list[dict[str, Any]]:
@@ -43,8 +50,8 @@ def legend_png(palette: Palette, units: str, width: int | None, height: int | No
     entries = legend_entries(palette)
     header = 1 if units else 0
     rows = len(entries) + header
-    width = width or 150
-    height = height or ROW_HEIGHT_PX * rows
+    default_width, default_height = legend_size(palette.style, units)
+    width, height = width or default_width, height or default_height
     row = height / rows
     image = Image.new("RGBA", (width, height), (255, 255, 255, 0))
     draw = ImageDraw.Draw(image)

@@ -29,7 +29,7 @@ from fewsmap.store.layout import (
     STEP_DIM,
     VALID_TIME,
 )
-from fewsmap.store.run import format_time, parse_time
+from fewsmap.store.run import as_seconds, format_time, parse_time
 
 ROOT_METADATA = "zarr.json"
 
@@ -82,7 +82,13 @@ class StoreVersion:
 
     @classmethod
     def of(cls, path: Path) -> StoreVersion:
-        """Stat the root metadata of the store at ``path``."""
+        """Stat the root metadata of the store at ``path``.
+
+        Raises
+        ------
+        OSError
+            If there is no store at ``path``.
+        """
         st = (path / ROOT_METADATA).stat()
         return cls(st.st_ino, st.st_mtime_ns, st.st_size)
 
@@ -121,7 +127,11 @@ class ForecastStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.name = store_name(self.path)
-        self.version = StoreVersion.of(self.path)
+        # Stat before reading: a publish in between leaves an older version, read again later.
+        try:
+            self.version = StoreVersion.of(self.path)
+        except FileNotFoundError as exc:
+            raise StoreError(f"{self.path} is not a Zarr store (no {ROOT_METADATA})") from exc
         root = read_root_metadata(self.path)
         self.attrs: dict[str, Any] = root["attributes"][ATTRS_KEY]
         with quiet_zarr():
@@ -139,18 +149,18 @@ class ForecastStore:
         """Forecast variables: arrays indexed by run and step."""
         names = []
         for name, array in self.group.arrays():
-            dims = array.metadata.dimension_names or ()
+            dims = dimension_names(array)
             if dims[:2] == (RUN_DIM, STEP_DIM) and name != VALID_TIME:
                 names.append(name)
         return sorted(names)
 
-    def array(self, name: str) -> zarr.Array:
+    def array(self, name: str) -> zarr.Array[Any]:
         """Return the zarr array ``name`` (published shape)."""
-        return self.group[name]
+        return array_of(self.group, name)
 
     def dims(self, name: str) -> tuple[str, ...]:
         """Dimension names of array ``name``."""
-        return tuple(self.group[name].metadata.dimension_names or ())
+        return dimension_names(self.array(name))
 
     def attributes(self, name: str) -> dict[str, Any]:
         """CF attributes of array ``name``."""
@@ -158,7 +168,7 @@ class ForecastStore:
 
     def coordinate(self, name: str) -> np.ndarray:
         """Values of a 1-D coordinate array, as stored."""
-        return np.asarray(self.group[name][...])
+        return np.asarray(self.array(name)[...])
 
     def run(self, reference_time: np.datetime64 | str) -> RunInfo:
         """Return the published run with this reference time.
@@ -170,9 +180,9 @@ class ForecastStore:
         """
         t0 = parse_time(reference_time) if isinstance(reference_time, str) else reference_time
         for info in self.runs:
-            if info.reference_time == np.datetime64(t0, "s"):
+            if info.reference_time == as_seconds(t0):
                 return info
-        raise KeyError(format_time(np.datetime64(t0, "s")))
+        raise KeyError(format_time(t0))
 
     @property
     def latest_run(self) -> RunInfo | None:
@@ -187,7 +197,7 @@ class ForecastStore:
         ``labels`` give the index along any other dimension (``realization=0``); missing ones
         default to index 0.
         """
-        where = np.flatnonzero(run.valid_times == np.datetime64(valid_time, "s"))
+        where = np.flatnonzero(run.valid_times == as_seconds(valid_time))
         if where.size == 0:
             raise KeyError(f"{run.label} has no valid time {format_time(valid_time)}")
         index: list[int | slice] = [run.slot, int(run.step_slots[where[0]])]
@@ -199,7 +209,7 @@ class ForecastStore:
         records = self.attrs.get("runs", [])
         if not records:
             return ()
-        valid = np.asarray(self.group[VALID_TIME][...])
+        valid = np.asarray(self.array(VALID_TIME)[...])
         runs = []
         for record in records:
             slot = int(record["slot"])
@@ -216,6 +226,26 @@ class ForecastStore:
                 )
             )
         return tuple(sorted(runs, key=lambda r: r.reference_time))
+
+
+def array_of(group: zarr.Group, name: str) -> zarr.Array[Any]:
+    """Return the array ``name`` of ``group``.
+
+    Raises
+    ------
+    StoreError
+        If ``name`` is a group: a forecast cube holds arrays only.
+    """
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise StoreError(f"'{name}' is a group, not an array of a forecast cube")
+    return node
+
+
+def dimension_names(array: zarr.Array[Any]) -> tuple[str, ...]:
+    """Dimension names of ``array`` (Zarr v3 metadata); empty if it has none."""
+    names = getattr(array.metadata, "dimension_names", None) or ()
+    return tuple(str(n) for n in names)
 
 
 def store_name(path: Path) -> str:
@@ -247,7 +277,9 @@ def open_cube(path_or_url: str | os.PathLike[str]) -> xr.Dataset:
     target = os.fspath(path_or_url)
     try:
         with quiet_zarr():
-            ds = xr.open_zarr(target, consolidated=True, chunks=None, decode_timedelta=True)
+            ds: xr.Dataset = xr.open_zarr(
+                target, consolidated=True, chunks=None, decode_timedelta=True
+            )
     except (FileNotFoundError, KeyError, ValueError) as exc:
         raise StoreError(f"cannot open forecast cube {target}: {exc}") from exc
     attrs = ds.attrs.get(ATTRS_KEY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyproj
@@ -127,7 +127,12 @@ class RunData:
 
 def format_time(t: np.datetime64) -> str:
     """Format a UTC instant as ``yyyy-MM-ddTHH:mm:ssZ``."""
-    return str(np.datetime64(t, "s")) + "Z"
+    return str(as_seconds(t)) + "Z"
+
+
+def as_seconds(t: Any) -> np.datetime64:
+    """Return an instant (datetime64 of any unit, ISO text, seconds since 1970) in seconds."""
+    return cast(np.datetime64, np.asarray(t, dtype="datetime64[s]")[()])
 
 
 def parse_time(text: str) -> np.datetime64:

@@ -30,7 +30,13 @@ from tqdm import tqdm
 
 from fewsmap import __version__
 from fewsmap.errors import IngestError
-from fewsmap.store.cube import ROOT_METADATA, quiet_zarr, read_root_metadata
+from fewsmap.store.cube import (
+    ROOT_METADATA,
+    array_of,
+    dimension_names,
+    quiet_zarr,
+    read_root_metadata,
+)
 from fewsmap.store.layout import (
     ATTRS_KEY,
     COORD_CHUNK,
@@ -83,7 +89,7 @@ def append_run(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     with writer_lock(path):
-        if not (path / ROOT_METADATA).exists():
+        if _creation_needed(path):
             _create_store(path, run)
         recover(path)
         root = read_root_metadata(path)
@@ -93,13 +99,17 @@ def append_run(
             return AppendResult(run.label, "skipped", _skip_message(run, existing))
         _check_grid(path, run)
         writing_marker(path).touch()
-        attrs = _vacuum_retired(path, attrs)
-        record = _write_run(path, run, progress)
-        runs = [r for r in attrs["runs"] if r["reference_time"] != run.label] + [record]
-        retired = list(attrs.get("retired", []))
-        if existing is not None:
-            retired.append({**_slot_ref(existing), "retired_at": _now()})
-        publish(path, {**attrs, "runs": runs, "retired": retired})
+        try:
+            attrs = _vacuum_retired(path, attrs)
+            record = _write_run(path, run, progress)
+            runs = [r for r in attrs["runs"] if r["reference_time"] != run.label] + [record]
+            retired = list(attrs.get("retired", []))
+            if existing is not None:
+                retired.append({**_slot_ref(existing), "retired_at": _now()})
+            publish(path, {**attrs, "runs": runs, "retired": retired})
+        except Exception:
+            recover(path)  # a failed write leaves nothing behind, as a crash after recovery
+            raise
         writing_marker(path).unlink()
     if existing is not None:
         return AppendResult(run.label, "replaced", f"run {run.label} replaced")
@@ -173,15 +183,45 @@ def recover(path: Path) -> None:
         if own != published[child.name]:
             with quiet_zarr():
                 zarr.open_array(child, mode="r+").resize(tuple(published[child.name]["shape"]))
-            write_atomically(child / ROOT_METADATA, json.dumps(published[child.name]).encode())
+            # zarr rewrote the metadata with the published shape, normally all that changed.
+            if json.loads((child / ROOT_METADATA).read_bytes()) != published[child.name]:
+                write_atomically(child / ROOT_METADATA,
+                                 json.dumps(published[child.name]).encode())
     for partial in path.rglob("*.partial"):
         partial.unlink()
     writing_marker(path).unlink()
 
 
+def _creation_needed(path: Path) -> bool:
+    """Tell whether no store was ever published at ``path``.
+
+    zarr writes a root ``zarr.json`` as soon as the group is created, so a creation that was
+    interrupted leaves one without fewsmap attributes, beside the writing marker.
+    """
+    root = path / ROOT_METADATA
+    if not root.is_file():
+        return True
+    if not writing_marker(path).exists():
+        return False
+    try:
+        return ATTRS_KEY not in json.loads(root.read_bytes()).get("attributes", {})
+    except ValueError:
+        return True
+
+
 def _create_store(path: Path, run: RunData) -> None:
-    """Create an empty cube on ``run``'s grid and publish it with no runs."""
-    for leftover in path.iterdir():  # an interrupted creation: nothing was ever published
+    """Create an empty cube on ``run``'s grid and publish it with no runs.
+
+    Raises
+    ------
+    IngestError
+        If ``path`` holds files that are not the leftovers of an interrupted creation.
+    """
+    leftovers = list(path.iterdir())
+    if leftovers and not writing_marker(path).exists():
+        raise IngestError(f"{path} is neither empty nor a fewsmap store: refusing to write there")
+    writing_marker(path).touch()
+    for leftover in leftovers:  # an interrupted creation: nothing was ever published
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     group = zarr.open_group(path, mode="w", zarr_format=3)
     _array(group, RUN_DIM, (0,), "int64", (RUN_DIM,), {**TIME_ATTRS, "standard_name": RUN_DIM,
@@ -190,8 +230,7 @@ def _create_store(path: Path, run: RunData) -> None:
     _array(group, VALID_TIME, (0, 0), "int64", (RUN_DIM, STEP_DIM),
            {**TIME_ATTRS, "standard_name": "time", "long_name": "valid time"}, NAT)
     for dim in run.label_dims():
-        dtype = "int64" if dim == MEMBER_DIM else "float64"
-        _array(group, dim, (0,), dtype, (dim,), _json_attrs(run.coord_attrs(dim)), 0)
+        _label_axis_array(group, dim, run)
     for name, coord in run.grid.coords.items():
         values = np.asarray(coord.values, dtype="float64")
         array = _array(group, name, values.shape, "float64", coord.dims,
@@ -209,10 +248,17 @@ def _create_store(path: Path, run: RunData) -> None:
         "runs": [],
         "retired": [],
     })
+    writing_marker(path).unlink()
+
+
+def _label_axis_array(group: zarr.Group, dim: str, run: RunData) -> zarr.Array[Any]:
+    """Create the empty coordinate array of a member or level axis."""
+    dtype = "int64" if dim == MEMBER_DIM else "float64"
+    return _array(group, dim, (0,), dtype, (dim,), _json_attrs(run.coord_attrs(dim)), 0)
 
 
 def _array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: str,
-           dims: tuple[Any, ...], attrs: dict[str, Any], fill: Any) -> zarr.Array:
+           dims: tuple[Any, ...], attrs: dict[str, Any], fill: Any) -> zarr.Array[Any]:
     """Create a coordinate array, chunked along each axis by ``COORD_CHUNK`` entries."""
     chunks: tuple[int, ...] = (COORD_CHUNK,)
     if name == VALID_TIME:
@@ -238,23 +284,26 @@ def stored_grid(path: Path) -> Grid:
     """Read the published grid of the store at ``path``."""
     with quiet_zarr():
         group = zarr.open_group(path, mode="r", use_consolidated=True)
-    dims = tuple(group.attrs[ATTRS_KEY]["spatial_dims"])
+    cube_attrs: Any = group.attrs[ATTRS_KEY]
+    dims = tuple(cube_attrs["spatial_dims"])
     coords = {}
     for name, array in group.arrays():
-        array_dims = tuple(array.metadata.dimension_names or ())
+        array_dims = dimension_names(array)
         if array_dims and set(array_dims) <= set(dims):
             coords[name] = xr.DataArray(array[...], dims=array_dims, attrs=dict(array.attrs))
-    return Grid((str(dims[0]), str(dims[1])), coords, dict(group[GRID_MAPPING].attrs))
+    return Grid((str(dims[0]), str(dims[1])), coords, dict(array_of(group, GRID_MAPPING).attrs))
 
 
 def _write_run(path: Path, run: RunData, progress: bool | None) -> dict[str, Any]:
     """Write ``run`` into a new slot (invisible until published); return its run record."""
     with quiet_zarr():
         group = zarr.open_group(path, mode="r+", use_consolidated=False)
-    slot = group[RUN_DIM].shape[0]
+    slot = array_of(group, RUN_DIM).shape[0]
     _grow(group, RUN_DIM, slot + 1)
     axes = {STEP_DIM: _LabelAxis(group, STEP_DIM, _step_seconds)}
     for dim in run.label_dims():
+        if dim not in group:  # the store's earlier runs had no members (or no such level)
+            _label_axis_array(group, dim, run)
         axes[dim] = _LabelAxis(group, dim, np.asarray)
     step_seconds = _step_seconds(run.steps)
     axes[STEP_DIM].place(step_seconds)
@@ -267,10 +316,10 @@ def _write_run(path: Path, run: RunData, progress: bool | None) -> dict[str, Any
         for name in run.variables:
             statistics[name] = _write_variable(group, name, run, slot, axes, bar)
     t0 = int(run.reference_time.astype("datetime64[s]").astype("int64"))
-    group[RUN_DIM][slot] = t0
-    row = np.full(group[STEP_DIM].shape[0], NAT, dtype="int64")
+    array_of(group, RUN_DIM)[slot] = t0
+    row = np.full(array_of(group, STEP_DIM).shape[0], NAT, dtype="int64")
     row[axes[STEP_DIM].place(step_seconds)] = t0 + step_seconds
-    group[VALID_TIME][slot, :] = row
+    array_of(group, VALID_TIME)[slot, :] = row
     return {
         "slot": slot,
         "reference_time": run.label,
@@ -293,7 +342,7 @@ def _step_seconds(steps: np.ndarray) -> np.ndarray:
 def _grow(group: zarr.Group, dim: str, size: int) -> None:
     """Resize every array along ``dim`` to ``size`` (no-op where already that size)."""
     for _, array in group.arrays():
-        dims = list(array.metadata.dimension_names or ())
+        dims = list(dimension_names(array))
         if dim in dims and array.shape[dims.index(dim)] < size:
             shape = list(array.shape)
             shape[dims.index(dim)] = size
@@ -308,7 +357,7 @@ class _LabelAxis:
 
     def __init__(self, group: zarr.Group, dim: str, encode: Any) -> None:
         self.group, self.dim, self.encode = group, dim, encode
-        self.index = {v.item(): i for i, v in enumerate(np.asarray(group[dim][...]))}
+        self.index = {v.item(): i for i, v in enumerate(np.asarray(array_of(group, dim)[...]))}
 
     def place(self, labels: np.ndarray) -> np.ndarray:
         """Return each label's index on the axis, appending unseen labels."""
@@ -317,7 +366,7 @@ class _LabelAxis:
         if new:
             start = len(self.index)
             _grow(self.group, self.dim, start + len(new))
-            axis = self.group[self.dim]
+            axis = array_of(self.group, self.dim)
             axis[start:] = np.asarray(new, dtype=axis.dtype)
             self.index.update({v: start + i for i, v in enumerate(new)})
         return np.asarray([self.index[v] for v in values], dtype="int64")
@@ -328,18 +377,18 @@ def _write_variable(group: zarr.Group, name: str, run: RunData, slot: int,
     """Write every piece of one variable into ``slot`` and return its statistics."""
     dims = (RUN_DIM, *run.dims(name))
     if name not in group:
-        shape = tuple(group[d].shape[0] if d in axes or d == RUN_DIM else n
+        shape = tuple(array_of(group, d).shape[0] if d in axes or d == RUN_DIM else n
                       for d, n in zip(dims, (0, *run.fields[name][0].shape), strict=True))
         attrs = {**_json_attrs(run.fields[name][0].attrs), "grid_mapping": GRID_MAPPING,
                  "coordinates": _coordinates_attr(run)}
         group.create_array(name, shape=shape, chunks=data_chunks(shape, 2), dtype="float32",
                            fill_value=np.nan, dimension_names=list(dims), attributes=attrs,
                            compressors=data_codec())
-    array = group[name]
-    if tuple(array.metadata.dimension_names) != dims:
+    array = array_of(group, name)
+    if dimension_names(array) != dims:
         raise IngestError(
             f"run {run.label}: variable '{name}' has dimensions {dims[1:]}, "
-            f"the store has {tuple(array.metadata.dimension_names)[1:]}"
+            f"the store has {dimension_names(array)[1:]}"
         )
     stats = _Statistics()
     for piece in run.fields[name]:
@@ -387,7 +436,8 @@ def _coordinates_attr(run: RunData) -> str:
 def _vacuum_retired(path: Path, attrs: dict[str, Any]) -> dict[str, Any]:
     """Delete the chunks of runs replaced longer ago than the grace period."""
     now = datetime.now(UTC)
-    keep, gone = [], []
+    keep: list[dict[str, Any]] = []
+    gone: list[dict[str, Any]] = []
     for entry in attrs.get("retired", []):
         age = (now - datetime.fromisoformat(entry["retired_at"])).total_seconds()
         (gone if age >= RETIRED_GRACE_S else keep).append(entry)
@@ -398,10 +448,10 @@ def _vacuum_retired(path: Path, attrs: dict[str, Any]) -> dict[str, Any]:
     for entry in gone:
         slot = int(entry["slot"])
         for name, array in group.arrays():
-            if (array.metadata.dimension_names or ())[:1] == (RUN_DIM,) and array.ndim > 2:
+            if dimension_names(array)[:1] == (RUN_DIM,) and array.ndim > 2:
                 shutil.rmtree(path / name / "c" / str(slot), ignore_errors=True)
-        group[RUN_DIM][slot] = NAT
-        group[VALID_TIME][slot, :] = NAT
+        array_of(group, RUN_DIM)[slot] = NAT
+        array_of(group, VALID_TIME)[slot, :] = NAT
     return {**attrs, "retired": keep}
 
 
