@@ -1,0 +1,215 @@
+"""GetMap, GetLegendGraphic and exceptions of the real service, over HTTP."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyproj
+import pytest
+from lxml import etree
+from PIL import Image
+
+from tests.live_server import live_server
+from tests.synthetic import lambert_store, lonlat_store
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
+OGC = "{http://www.opengis.net/ogc}"
+VALUE_RANGE = (-30.0, 70.0)  # covers both test fields' longitudes and latitudes
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    stores = tmp_path_factory.mktemp("wms") / "stores"
+    lonlat_store(stores / "grid.zarr")
+    lambert_store(stores / "lambert.zarr")
+    with live_server("--stores", str(stores)) as base:
+        yield f"{base}/wms"
+
+
+def get(url: str, **params: str) -> httpx.Response:
+    return httpx.get(url, params={"service": "WMS", **params}, timeout=60)
+
+
+def get_map(url: str, layer: str, crs: str, bbox: tuple[float, ...], size: tuple[int, int],
+            version: str = "1.3.0", **extra: str) -> np.ndarray:
+    """Fetch a GetMap and return the decoded values of its palette indices (NaN: none)."""
+    crs_key = "srs" if version == "1.1.1" else "crs"
+    response = get(url, request="GetMap", version=version, layers=layer, styles="",
+                   bbox=",".join(f"{v:.6f}" for v in bbox), width=str(size[0]),
+                   height=str(size[1]), format="image/png",
+                   colorscalerange=f"{VALUE_RANGE[0]},{VALUE_RANGE[1]}",
+                   **{crs_key: crs}, **extra)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.mode == "P" and image.size == size
+    index = np.asarray(image).astype("float64")
+    low, high = VALUE_RANGE
+    values = low + (index - 0.5) * (high - low) / 255
+    values[index == 0] = np.nan
+    return values
+
+
+def pixel_lonlat(crs: str, bbox: tuple[float, float, float, float],
+                 size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude and latitude of every pixel centre (bbox in east/north order)."""
+    width, height = size
+    minx, miny, maxx, maxy = bbox
+    x = minx + (np.arange(width) + 0.5) * (maxx - minx) / width
+    y = maxy - (np.arange(height) + 0.5) * (maxy - miny) / height
+    xx, yy = np.meshgrid(x, y)
+    to_lonlat = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon, lat = to_lonlat.transform(xx, yy)
+    return np.asarray(lon), np.asarray(lat)
+
+
+MERC = 20037508.342789244 / 180
+CASES = [
+    # layer store, CRS, bbox as sent (1.3.0 axis order), bbox east/north, version
+    ("grid", "EPSG:3857", (-25 * MERC, 3.3e6, 45 * MERC, 9.0e6), None, "1.3.0"),
+    ("grid", "EPSG:4326", (25.0, -25.0, 65.0, 45.0), (-25.0, 25.0, 45.0, 65.0), "1.3.0"),
+    ("grid", "CRS:84", (-25.0, 25.0, 45.0, 65.0), None, "1.3.0"),
+    ("grid", "EPSG:4326", (-25.0, 25.0, 45.0, 65.0), None, "1.1.1"),
+    ("lambert", "EPSG:3857", (-1.0e5, 7.4e6, 1.5e6, 9.6e6), None, "1.3.0"),
+    ("lambert", "EPSG:4326", (55.0, -2.0, 66.0, 14.0), (-2.0, 55.0, 14.0, 66.0), "1.3.0"),
+]
+
+
+@pytest.mark.parametrize(("store", "crs", "bbox", "east_north", "version"), CASES)
+def test_colours_land_where_the_values_are(url: str, store: str, crs: str,
+                                           bbox: tuple[float, float, float, float],
+                                           east_north: tuple[float, float, float, float] | None,
+                                           version: str) -> None:
+    size = (240, 200)
+    lon, lat = pixel_lonlat("EPSG:4326" if crs == "CRS:84" else crs, east_north or bbox, size)
+    bin_width = (VALUE_RANGE[1] - VALUE_RANGE[0]) / 255
+    # A pixel shows the cell it falls in: off by at most half a cell, plus one colour bin.
+    cell = 1.0 if store == "grid" else 0.25
+    for variable, expected in (("lon", lon), ("lat", lat)):
+        shown = get_map(url, f"{store}.{variable}", crs, bbox, size, version)
+        drawn = np.isfinite(shown)
+        assert drawn.mean() > 0.2, "most of the map shows data"
+        error = np.abs(shown[drawn] - expected[drawn])
+        assert np.percentile(error, 99) <= cell / 2 + bin_width + 1e-6
+        assert error.max() <= cell + bin_width
+
+
+def test_outside_the_grid_is_transparent(url: str) -> None:
+    bbox = (-60.0, 0.0, 80.0, 80.0)  # CRS:84, much larger than the grid
+    shown = get_map(url, "grid.lon", "CRS:84", bbox, (280, 160))
+    lon, lat = pixel_lonlat("EPSG:4326", bbox, (280, 160))
+    far = (lon < -21.5) | (lon > 41.5) | (lat < 28.5) | (lat > 61.5)
+    assert np.isnan(shown[far]).all()
+    inside = (lon > -19) & (lon < 39) & (lat > 31) & (lat < 59)
+    assert np.isfinite(shown[inside]).all()
+
+
+def test_identical_requests_give_identical_bytes_and_etag(url: str) -> None:
+    params = {"request": "GetMap", "layers": "grid.lat", "crs": "EPSG:3857",
+              "bbox": "0,4000000,2000000,6000000", "width": "256", "height": "256",
+              "showContours": "true"}
+    first, second = get(url, **params), get(url, **params)
+    assert first.content == second.content and first.headers["etag"] == second.headers["etag"]
+    assert first.headers["cache-control"] == "public, max-age=60"  # latest run
+    again = httpx.get(url, params={"service": "WMS", **params},
+                      headers={"If-None-Match": first.headers["etag"]}, timeout=30)
+    assert again.status_code == 304
+    fixed = get(url, **{**params, "layers": "grid.lat-2026-01-01T00:00:00Z"})
+    assert fixed.headers["cache-control"] == "public, max-age=86400"
+    assert fixed.headers["x-fewsmap-run"] == "2026-01-01T00:00:00Z"
+    assert fixed.content == first.content  # the same (only) run
+
+
+def test_time_selects_the_step_and_defaults_to_the_first(url: str) -> None:
+    params = {"request": "GetMap", "layers": "grid.lon", "crs": "CRS:84",
+              "bbox": "-20,30,40,60", "width": "64", "height": "32"}
+    default = get(url, **params)
+    assert default.headers["x-fewsmap-valid-time"] == "2026-01-01T00:00:00Z"
+    later = get(url, **params, time="2026-01-01T06:00:00.000Z")
+    assert later.headers["x-fewsmap-valid-time"] == "2026-01-01T06:00:00Z"
+
+
+def test_contours_and_background_give_rgba(url: str) -> None:
+    response = get(url, request="GetMap", layers="grid.lat", crs="CRS:84",
+                   bbox="-20,30,40,60", width="300", height="150", showContours="true",
+                   transparent="false", bgcolor="0x000000")
+    image = np.asarray(Image.open(io.BytesIO(response.content)))
+    assert image.shape == (150, 300, 4) and (image[..., 3] == 255).all()
+
+
+def test_legend_json_and_png_agree_with_the_map_palette(url: str) -> None:
+    legend = get(url, request="GetLegendGraphic", layers="grid.lon",
+                 format="application/json", colorscalerange="-30,70").json()
+    assert legend["unit"] == "degrees_east"
+    values = [entry["lowerValue"] for entry in legend["legend"]]
+    assert values == sorted(values) and values[0] == -30 and values[-1] == 70
+    assert all(entry["colorSmoothing"] for entry in legend["legend"])
+    png = get(url, request="GetLegendGraphic", layers="grid.lon")
+    image = Image.open(io.BytesIO(png.content))
+    assert image.size == (150, 15 * 12)  # 11 entries and the units row
+
+
+def test_capabilities_validate_against_the_ogc_schema(url: str) -> None:
+    os.environ["XML_CATALOG_FILES"] = str(SCHEMAS / "catalog.xml")
+    schema = etree.XMLSchema(etree.parse(str(SCHEMAS / "sld/1.1.0/sld_capabilities.xsd")))
+    document = etree.fromstring(get(url, request="GetCapabilities").content)
+    assert schema.validate(document), schema.error_log
+    lambert = document.xpath("//w:Layer[w:Name='lambert.lon']",
+                             namespaces={"w": "http://www.opengis.net/wms"})[0]
+    boxes = {b.get("CRS"): b for b in lambert.findall("{http://www.opengis.net/wms}BoundingBox")}
+    assert float(boxes["EPSG:4326"].get("minx")) > 50  # latitude first in 1.3.0
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"layers": "nope"}, "LayerNotDefined"),
+        ({"styles": "fancy"}, "StyleNotDefined"),
+        ({"crs": "EPSG:32632"}, "InvalidCRS"),
+        ({"version": "1.1.1", "srs": "EPSG:32632", "crs": ""}, "InvalidSRS"),
+        ({"format": "image/gif"}, "InvalidFormat"),
+        ({"time": "2026-01-02T00:00:00Z"}, "InvalidDimensionValue"),
+        ({"time": "2026-01-01T00:00:00Z/2026-01-01T06:00:00Z"}, "InvalidDimensionValue"),
+        ({"externalForecastTime": "2025-01-01T00:00:00Z"}, "InvalidDimensionValue"),
+        ({"width": "2000", "height": "1153"}, "InvalidParameterValue"),
+        ({"bbox": "10,0,0,10"}, "InvalidParameterValue"),
+        ({"bbox": "nan,0,1,1"}, "InvalidParameterValue"),
+        ({"bgcolor": "purple"}, "InvalidParameterValue"),
+        ({"colorscalerange": "5,1"}, "InvalidParameterValue"),
+        ({"bbox": ""}, "MissingParameterValue"),
+        ({"request": "GetFeatureInfo"}, "OperationNotSupported"),
+    ],
+)
+def test_each_exception_code(url: str, params: dict[str, str], code: str) -> None:
+    base = {"request": "GetMap", "version": "1.3.0", "layers": "grid.lon", "crs": "CRS:84",
+            "bbox": "-20,30,40,60", "width": "100", "height": "50"}
+    response = get(url, **{**base, **params})
+    assert response.status_code == 400, response.text
+    report = etree.fromstring(response.content)
+    assert report.tag in (f"{OGC}ServiceExceptionReport", "ServiceExceptionReport")
+    exception = report.find(f"{OGC}ServiceException")
+    if exception is None:  # WMS 1.1.1 reports have no namespace
+        exception = report.find("ServiceException")
+    assert exception.get("code") == code
+    assert exception.text and len(exception.text) > 10
+
+
+def test_pixel_limit_is_exact(url: str) -> None:
+    base = {"request": "GetMap", "layers": "grid.lon", "crs": "CRS:84", "bbox": "-20,30,40,60"}
+    assert get(url, **base, width="1920", height="1200").status_code == 200  # 2,304,000
+    assert get(url, **base, width="1920", height="1201").status_code == 400
+
+
+@pytest.mark.parametrize("mode", ["INIMAGE", "BLANK", "application/vnd.ogc.se_inimage"])
+def test_exceptions_in_image(url: str, mode: str) -> None:
+    response = get(url, request="GetMap", layers="nope", crs="CRS:84", bbox="0,0,1,1",
+                   width="120", height="60", exceptions=mode)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+    assert image.shape == (60, 120, 4)
+    assert (image[..., 3] > 0).any() == (mode != "BLANK")

@@ -1,0 +1,55 @@
+"""Stores with known fields (value = longitude, value = latitude) for pixel-exact tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyproj
+import xarray as xr
+
+from fewsmap.ingest.grids import grid_attrs
+from fewsmap.store.run import Grid, RunData, SourceFile
+from fewsmap.store.writer import append_run
+
+T0 = np.datetime64("2026-01-01T00:00:00", "s")
+LAMBERT = pyproj.CRS.from_proj4(
+    "+proj=lcc +lat_0=63 +lon_0=15 +lat_1=63 +lat_2=63 +R=6371000 +units=m +no_defs")
+
+
+def _run(grid: Grid, lon: np.ndarray, lat: np.ndarray) -> RunData:
+    step = np.array([0, 6 * 3600], "timedelta64[s]").astype("timedelta64[ns]")
+    dims = ("step", *grid.dims)
+
+    def field(values: np.ndarray, units: str) -> xr.DataArray:
+        stacked = np.stack([values, values]).astype("float32")
+        return xr.DataArray(stacked, dims=dims, coords={"step": step}, attrs={"units": units})
+
+    return RunData(T0, {"lon": (field(lon, "degrees_east"),),
+                        "lat": (field(lat, "degrees_north"),)},
+                   grid, (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
+
+
+def lonlat_store(path: Path) -> Path:
+    """1° grid, latitudes 60..30 (descending, as GRIB), longitudes -20..40."""
+    lat, lon = np.arange(60.0, 29.5, -1.0), np.arange(-20.0, 40.5, 1.0)
+    grid = Grid(("latitude", "longitude"),
+                {"latitude": xr.DataArray(lat, dims="latitude"),
+                 "longitude": xr.DataArray(lon, dims="longitude")},
+                grid_attrs(pyproj.CRS.from_epsg(4326)))
+    lon2, lat2 = np.meshgrid(lon, lat)
+    append_run(path, _run(grid, lon2, lat2), progress=False)
+    return path
+
+
+def lambert_store(path: Path) -> Path:
+    """10 km Lambert conformal grid around southern Norway (AROME-like projection)."""
+    x = np.arange(-700_000.0, -200_000.0, 10_000.0)
+    y = np.arange(-300_000.0, 200_000.0, 10_000.0)
+    grid = Grid(("y", "x"), {"y": xr.DataArray(y, dims="y"), "x": xr.DataArray(x, dims="x")},
+                grid_attrs(LAMBERT))
+    xx, yy = np.meshgrid(x, y)
+    lon, lat = pyproj.Transformer.from_crs(LAMBERT, "EPSG:4326", always_xy=True).transform(
+        xx, yy)
+    append_run(path, _run(grid, lon, lat), progress=False)
+    return path
