@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from html import escape
 from typing import Any
 
@@ -29,6 +31,7 @@ from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.render.encode import error_png
 from fewsmap.render.pipeline import render_map
+from fewsmap.render.regrid import warm_up
 from fewsmap.settings import Settings
 from fewsmap.store.run import format_time, parse_time
 
@@ -99,9 +102,14 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         Route("/wms", wms),
         Route("/FewsWebServices/wms", wms),  # drop-in path of the Delft-FEWS web service
     ]
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(warm_up)
+        yield
+
     # FewsmapError is answered by Starlette's exception middleware; anything else reaches
     # the outermost error middleware, which answers with on_error too.
-    return Starlette(routes=routes,
+    return Starlette(routes=routes, lifespan=lifespan,
                      exception_handlers={FewsmapError: on_error, Exception: on_error})
 
 
