@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import escape
@@ -104,7 +105,9 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await run_in_threadpool(warm_up)
+        # In the background: the service answers at once; a map requested meanwhile
+        # waits for numba's compile lock instead of compiling again.
+        threading.Thread(target=warm_up, name="fewsmap-warm-up", daemon=True).start()
         yield
 
     # FewsmapError is answered by Starlette's exception middleware; anything else reaches
