@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import xarray as xr
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "fewsmap" / "demo" / "data"
@@ -42,3 +46,51 @@ def demo_stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stores = tmp_path_factory.mktemp("demo") / "stores"
     build_demo(stores, progress=False)
     return stores
+
+
+def open_source(path: Path) -> xr.Dataset:
+    """Open an input file the way a user checks it: cfgrib for GRIB, xarray's default else."""
+    if path.suffix in (".grib", ".grb", ".bin"):
+        return xr.open_dataset(path, engine="cfgrib", decode_timedelta=True,
+                               backend_kwargs={"indexpath": ""})
+    return xr.open_dataset(path, decode_timedelta=True)
+
+
+def assert_values(stored: object, expected: object) -> None:
+    """Stored values are float32 and equal the source's float32 values, NaN where it is NaN."""
+    stored_values = np.asarray(stored)
+    expected_values = np.asarray(expected, dtype="float32")
+    assert stored_values.dtype == np.float32
+    assert np.isfinite(expected_values).any()
+    np.testing.assert_array_equal(stored_values, expected_values)
+
+
+def seconds(times: object) -> np.ndarray:
+    """Times as datetime64[s], the unit ``ForecastStore`` uses."""
+    return np.asarray(times).astype("datetime64[s]")
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Map every file under ``folder`` (relative path) to the sha256 of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Ingest a named sample into its own store once per session; return the store's path.
+
+    The stores are shared: tests must not write to them (copy one first).
+    """
+    from fewsmap.ingest import ingest
+
+    stores: dict[str, Path] = {}
+
+    def store_of(name: str) -> Path:
+        if name not in stores:
+            path = tmp_path_factory.mktemp(name) / f"{name}.zarr"
+            ingest(path, sample_paths(name), progress=False)
+            stores[name] = path
+        return stores[name]
+
+    return store_of

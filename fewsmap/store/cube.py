@@ -196,12 +196,23 @@ class ForecastStore:
 
         ``labels`` give the index along any other dimension (``realization=0``); missing ones
         default to index 0.
+
+        Raises
+        ------
+        KeyError
+            If the run has no such valid time, or ``labels`` names a dimension the variable
+            does not have (a misspelt one would silently read index 0).
         """
         where = np.flatnonzero(run.valid_times == as_seconds(valid_time))
         if where.size == 0:
             raise KeyError(f"{run.label} has no valid time {format_time(valid_time)}")
+        dims = self.dims(variable)[2:-2]
+        unknown = sorted(set(labels) - set(dims))
+        if unknown:
+            raise KeyError(f"'{variable}' has no dimension {', '.join(unknown)}; "
+                           f"its other dimensions are {list(dims)}")
         index: list[int | slice] = [run.slot, int(run.step_slots[where[0]])]
-        for dim in self.dims(variable)[2:-2]:
+        for dim in dims:
             index.append(labels.get(dim, 0))
         return np.asarray(self.array(variable)[tuple(index)])
 

@@ -1,0 +1,191 @@
+"""Grids stored as the source defines them: projected axes checked against cfgrib's own
+latitudes/longitudes, CF grid mappings kept, reduced Gaussian rows unpacked without changing
+the values that exist on the source grid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyproj
+import pytest
+import xarray as xr
+
+from fewsmap import ForecastStore, open_cube
+from tests.conftest import assert_values, open_source, sample_paths, seconds
+
+Sample = Callable[[str], list[Path]]
+Ingested = Callable[[str], Path]
+RUN = "forecast_reference_time"
+# A wrong axis or CRS is off by kilometres; pyproj round trips agree to ~1e-13 degrees.
+DEGREES_TOLERANCE = 1e-6
+
+
+def stored_crs(fs: ForecastStore) -> pyproj.CRS:
+    return pyproj.CRS.from_wkt(fs.attributes("crs")["crs_wkt"])
+
+
+def assert_projected_axes_match(fs: ForecastStore, latitude: xr.DataArray,
+                                longitude: xr.DataArray) -> None:
+    """The store's 1-D x/y, taken back to lon/lat with its CRS, land on the source's points."""
+    assert fs.spatial_dims == ("y", "x")
+    assert fs.dims("x") == ("x",) and fs.dims("y") == ("y",)
+    assert fs.attributes("x")["units"] == "m"
+    crs = stored_crs(fs)
+    assert crs.is_projected
+    to_lonlat = pyproj.Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
+    x, y = np.meshgrid(fs.coordinate("x"), fs.coordinate("y"))
+    lon, lat = to_lonlat.transform(x, y)
+    assert latitude.shape == lat.shape
+    np.testing.assert_allclose(lat, latitude.values, rtol=0, atol=DEGREES_TOLERANCE)
+    lon_error = (lon - longitude.values + 180.0) % 360.0 - 180.0  # cfgrib gives 0..360
+    np.testing.assert_allclose(lon_error, 0.0, rtol=0, atol=DEGREES_TOLERANCE)
+
+
+def test_fmat_four_files_are_four_runs_on_polar_stereographic(
+    ingested: Ingested, sample: Sample
+) -> None:
+    paths = sample("fmat")
+    store = ingested("fmat")
+    fs = ForecastStore(store)
+
+    assert [r.label for r in fs.runs] == [
+        f"2022-06-01T{hour}:00:00Z" for hour in ("00", "06", "12", "18")]
+    crs = stored_crs(fs)
+    assert crs.to_cf()["grid_mapping_name"] == "polar_stereographic"
+    assert fs.attributes("crs")["grid_mapping_name"] == "polar_stereographic"
+    assert fs.attributes("t")["grid_mapping"] == "crs"
+    assert "latitude" not in fs.group and "longitude" not in fs.group
+
+    ds = open_cube(store)
+    assert ds.t.dims == (RUN, "step", "y", "x")
+    np.testing.assert_array_equal(ds.step.values, [np.timedelta64(12, "h")])
+    for run, path in zip(fs.runs, paths, strict=True):
+        src = open_source(path)
+        assert run.record["sources"][0]["path"] == str(path.resolve())
+        np.testing.assert_array_equal(run.valid_times, [seconds(src.valid_time.values)])
+        assert_values(fs.read_slice("t", run, run.valid_times[0]), src.t.values)
+        assert_values(ds.t.sel({RUN: run.reference_time}).isel(step=0).values, src.t.values)
+        assert_projected_axes_match(fs, src.latitude, src.longitude)
+
+
+def test_maxt_lambert_grib2_with_wmo_header(ingested: Ingested, sample: Sample) -> None:
+    [path] = sample("maxt")
+    assert not path.read_bytes().startswith(b"GRIB")  # the WMO bulletin header comes first
+    src = open_source(path)
+    store = ingested("maxt")
+    fs = ForecastStore(store)
+
+    [run] = fs.runs
+    assert run.label == "2011-09-29T22:00:00Z"
+    np.testing.assert_array_equal(run.valid_times, seconds(src.valid_time))
+    assert stored_crs(fs).to_cf()["grid_mapping_name"] == "lambert_conformal_conic"
+    assert fs.attributes("tmax")["units"] == "K"
+    assert_projected_axes_match(fs, src.latitude, src.longitude)
+
+    assert np.isnan(src.tmax.values).any()  # outside CONUS: missing in the source too
+    for index, vt in enumerate(run.valid_times):
+        assert_values(fs.read_slice("tmax", run, vt), src.tmax.isel(step=index).values)
+    ds = open_cube(store)
+    assert_values(ds.tmax.isel({RUN: 0}).values, src.tmax.values)
+
+
+def test_arome_keeps_its_cf_lambert_grid_mapping(ingested: Ingested, sample: Sample) -> None:
+    [path] = sample("arome")
+    src = open_source(path)
+    store = ingested("arome")
+    fs = ForecastStore(store)
+
+    # No reference time in the file; the date in its name matches the first valid time.
+    [run] = fs.runs
+    assert run.label == "2016-01-14T00:00:00Z"
+    assert "first valid time" in run.record["reference_time_from"]
+    assert "20160114" in run.record["reference_time_from"]
+    np.testing.assert_array_equal(run.valid_times, seconds(src.time))
+
+    cf = stored_crs(fs).to_cf()
+    assert cf["grid_mapping_name"] == "lambert_conformal_conic"
+    assert cf["longitude_of_central_meridian"] == 15.0
+    assert cf["latitude_of_projection_origin"] == 63.0
+    np.testing.assert_array_equal(fs.coordinate("x"), src.x.values.astype("float64"))
+    np.testing.assert_array_equal(fs.coordinate("y"), src.y.values.astype("float64"))
+    assert_projected_axes_match(fs, src.latitude, src.longitude)
+
+    assert fs.variables == ["x_wind_10m", "y_wind_10m"]
+    assert fs.attributes("x_wind_10m")["units"] == "m s-1"
+    assert fs.attributes("x_wind_10m")["source_units"] == "m/s"
+    ds = open_cube(store)
+    for name in fs.variables:
+        assert_values(ds[name].isel({RUN: 0}).values, src[name].values)
+        assert_values(fs.read_slice(name, run, run.valid_times[1]), src[name].isel(time=1))
+
+
+@pytest.fixture(scope="module")
+def n48(ingested: Ingested) -> tuple[xr.DataArray, xr.Dataset]:
+    """The stored field (step, latitude, longitude) and the source as cfgrib reads it."""
+    [path] = sample_paths("t_n48")
+    return open_cube(ingested("t_n48")).t.isel({RUN: 0}).load(), open_source(path)
+
+
+def rows(latitude: np.ndarray) -> list[slice]:
+    """The reduced grid's rows: runs of points with the same latitude."""
+    starts = np.flatnonzero(np.r_[True, np.diff(latitude) != 0])
+    ends = np.r_[starts[1:], latitude.size]
+    return [slice(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+
+
+def test_t_n48_is_unpacked_to_the_full_gaussian_grid(
+    n48: tuple[xr.DataArray, xr.Dataset], ingested: Ingested
+) -> None:
+    stored, src = n48
+    lat = src.latitude.values
+    [run] = ForecastStore(ingested("t_n48")).runs
+
+    assert run.label == "2019-05-09T12:00:00Z"
+    np.testing.assert_array_equal(run.valid_times, seconds(src.valid_time))
+    assert stored.dims == ("step", "latitude", "longitude")
+    assert stored.shape == (4, 96, 192)
+    np.testing.assert_array_equal(stored.latitude.values, [lat[r.start] for r in rows(lat)])
+    np.testing.assert_allclose(stored.longitude.values, np.arange(192) * 1.875,
+                               rtol=0, atol=1e-12)
+    assert stored.attrs["units"] == "K"
+
+
+def test_t_n48_points_of_the_reduced_grid_keep_their_values(
+    n48: tuple[xr.DataArray, xr.Dataset], ingested: Ingested
+) -> None:
+    stored, src = n48
+    lat, lon, values = src.latitude.values, src.longitude.values, src.t.values
+    row_slices = rows(lat)
+    assert len(row_slices) == 96
+    assert len({r.stop - r.start for r in row_slices}) > 10  # really a reduced grid
+
+    # Every row starts at longitude 0, which the full grid has too: no interpolation there.
+    firsts = [r.start for r in row_slices]
+    assert (lon[firsts] == 0).all()
+    assert_values(stored.values[:, :, 0], values[:, firsts])
+    fs = ForecastStore(ingested("t_n48"))
+    [run] = fs.runs
+    assert_values(fs.read_slice("t", run, run.valid_times[2])[:, 0], values[2, firsts])
+
+    # So does every other point whose longitude is a multiple of 360/192.
+    compared = 0
+    for index, row in enumerate(row_slices):
+        k = lon[row] / 1.875
+        on_grid = np.abs(k - np.round(k)) < 1e-9
+        columns = np.round(k[on_grid]).astype(int)
+        assert_values(stored.values[:, index, columns], values[:, row][:, on_grid])
+        compared += on_grid.sum()
+    assert compared > 7000  # per step, of 13280 points
+
+
+def test_t_n48_interpolation_stays_within_each_row(
+    n48: tuple[xr.DataArray, xr.Dataset],
+) -> None:
+    stored, src = n48
+    for index, row in enumerate(rows(src.latitude.values)):
+        source_row = src.t.values[:, row]
+        unpacked = stored.values[:, index, :]
+        assert (unpacked >= source_row.min(axis=1, keepdims=True)).all()
+        assert (unpacked <= source_row.max(axis=1, keepdims=True)).all()
