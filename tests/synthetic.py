@@ -17,7 +17,7 @@ LAMBERT = pyproj.CRS.from_proj4(
     "+proj=lcc +lat_0=63 +lon_0=15 +lat_1=63 +lat_2=63 +R=6371000 +units=m +no_defs")
 
 
-def _run(grid: Grid, lon: np.ndarray, lat: np.ndarray) -> RunData:
+def _run(grid: Grid, lon: np.ndarray, lat: np.ndarray, vector: bool = False) -> RunData:
     step = np.array([0, 6 * 3600], "timedelta64[s]").astype("timedelta64[ns]")
     dims = ("step", *grid.dims)
 
@@ -25,20 +25,25 @@ def _run(grid: Grid, lon: np.ndarray, lat: np.ndarray) -> RunData:
         stacked = np.stack([values, values]).astype("float32")
         return xr.DataArray(stacked, dims=dims, coords={"step": step}, attrs={"units": units})
 
-    return RunData(T0, {"lon": (field(lon, "degrees_east"),),
-                        "lat": (field(lat, "degrees_north"),)},
-                   grid, (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
+    fields = {"lon": (field(lon, "degrees_east"),), "lat": (field(lat, "degrees_north"),)}
+    if vector:  # a vector field whose components are the longitude and the latitude
+        fields |= {"u": (field(lon, "m s-1"),), "v": (field(lat, "m s-1"),)}
+    return RunData(T0, fields, grid, (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
 
 
 def lonlat_store(path: Path) -> Path:
-    """1° grid, latitudes 60..30 (descending, as GRIB), longitudes -20..40."""
+    """1° grid, latitudes 60..30 (descending, as GRIB), longitudes -20..40.
+
+    Variables: ``lon`` and ``lat`` (value = the cell's longitude/latitude) and a vector
+    ``u``/``v`` with the same values.
+    """
     lat, lon = np.arange(60.0, 29.5, -1.0), np.arange(-20.0, 40.5, 1.0)
     grid = Grid(("latitude", "longitude"),
                 {"latitude": xr.DataArray(lat, dims="latitude"),
                  "longitude": xr.DataArray(lon, dims="longitude")},
                 grid_attrs(pyproj.CRS.from_epsg(4326)))
     lon2, lat2 = np.meshgrid(lon, lat)
-    append_run(path, _run(grid, lon2, lat2), progress=False)
+    append_run(path, _run(grid, lon2, lat2, vector=True), progress=False)
     return path
 
 

@@ -27,11 +27,11 @@ from fewsmap.errors import (
 )
 from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
 from fewsmap.ogc.exceptions import exception_report, json_error
-from fewsmap.ogc.getmap import parse_getmap, resolve_map, wms_version
+from fewsmap.ogc.getmap import TIFF, parse_getmap, resolve_map, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.render.encode import error_png
-from fewsmap.render.pipeline import render_map
+from fewsmap.render.pipeline import render_map, render_uv_tiff
 from fewsmap.render.regrid import warm_up
 from fewsmap.settings import Settings
 from fewsmap.store.run import format_time, parse_time
@@ -118,11 +118,12 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
 
 async def get_map(catalog: Catalog, settings: Settings, params: Params,
                   request: Request) -> Response:
-    """Answer GetMap with a PNG, cacheable by ETag; the run's identity in the headers."""
+    """Answer GetMap with an image, cacheable by ETag; the run's identity in the headers."""
     parsed = parse_getmap(params, settings.max_image_pixels)
     spec = resolve_map(catalog, parsed)
-    png = await run_in_threadpool(render_map, spec)
-    etag = '"' + hashlib.sha256(png).hexdigest()[:32] + '"'
+    render = render_uv_tiff if parsed.format == TIFF else render_map
+    image = await run_in_threadpool(render, spec)
+    etag = '"' + hashlib.sha256(image).hexdigest()[:32] + '"'
     fixed_run = parsed.reference_time is not None or catalog.resolve(parsed.layer)[1] is not None
     headers = {
         "ETag": etag,
@@ -134,7 +135,7 @@ async def get_map(catalog: Catalog, settings: Settings, params: Params,
     }
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    return Response(png, media_type=parsed.format, headers=headers)
+    return Response(image, media_type=parsed.format, headers=headers)
 
 
 def error_response(exc: Exception, params: Params) -> Response:

@@ -22,6 +22,7 @@ from fewsmap.catalog.layers import (
     validate_layer_id,
 )
 from fewsmap.catalog.styles import Style, default_style, style_from_config
+from fewsmap.catalog.vectors import vector_pairs
 from fewsmap.errors import ConfigError, FewsmapError, LayerNotDefined
 from fewsmap.settings import Settings, read_config
 from fewsmap.store.cube import (
@@ -181,10 +182,11 @@ class Catalog:
         covered: set[tuple[str, str]] = set()
         for entry in self._config.get("layers", []):
             store = stores.get(str(entry.get("store")))
-            variable = str(entry.get("variable"))
-            if store is None or variable not in store.variables:
-                log.info("layer %s waits for store %s variable %s", entry.get("id"),
-                         entry.get("store"), variable)
+            needed = [str(v) for v in entry.get("vector", [])] or [str(entry.get("variable"))]
+            variable = needed[0]
+            if store is None or not set(needed) <= set(store.variables):
+                log.info("layer %s waits for store %s variables %s", entry.get("id"),
+                         entry.get("store"), needed)
                 continue
             auto = default_style(variable, store.attributes(variable))
             layer = layer_from_config(entry, self._styles, auto)
@@ -198,6 +200,9 @@ class Catalog:
                     if (name, variable) not in covered:
                         layer = _auto_layer(name, store, variable)
                         layers.setdefault(layer.id, layer)
+                for pair in vector_pairs(store):
+                    layer = _auto_vector_layer(name, store, pair)
+                    layers.setdefault(layer.id, layer)
         return layers, groups
 
 
@@ -227,6 +232,25 @@ def _auto_layer(name: str, store: ForecastStore, variable: str) -> Layer:
         group=name,
         styles=(style,),
         keywords=keywords,
+    )
+
+
+def _auto_vector_layer(name: str, store: ForecastStore, pair: tuple[str, str]) -> Layer:
+    u, v = pair
+    attrs = store.attributes(u)
+    units = attrs.get("units", "")
+    speed = Style("speed", f"Speed [{units}]" if units else "Speed", colormap="YlGnBu",
+                  units=str(units))
+    layer = _auto_layer(name, store, u)
+    return Layer(
+        id=validate_layer_id(f"{name}.{u}-{v}"),
+        title=f"Vector ({u}, {v})" + (f" [{units}]" if units else ""),
+        store=name,
+        variable=u,
+        group=name,
+        styles=(speed,),
+        keywords={**layer.keywords, "parameterId": f"{u},{v}"},
+        components=pair,
     )
 
 

@@ -38,6 +38,18 @@ class Layer:
     styles: tuple[Style, ...]
     keywords: dict[str, str] = field(default_factory=dict)
     abstract: str = ""
+    # (u, v) for a vector layer: maps show the speed, TIFFs both components (FEWS u/v).
+    components: tuple[str, ...] = ()
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The store variables this layer reads."""
+        return self.components or (self.variable,)
+
+    @property
+    def is_vector(self) -> bool:
+        """Whether the layer is a two-component vector field."""
+        return len(self.components) == 2
 
     @property
     def default_style(self) -> Style:
@@ -58,8 +70,14 @@ def layer_from_config(entry: dict[str, Any], styles: dict[str, Style],
     ConfigError
         If required keys are missing, a style is unknown, or a keyword is invalid.
     """
-    known = {"id", "title", "store", "variable", "group", "styles", "keywords", "abstract"}
-    missing = {"id", "store", "variable"} - set(entry)
+    known = {"id", "title", "store", "variable", "vector", "group", "styles", "keywords",
+             "abstract"}
+    missing = {"id", "store"} - set(entry)
+    if "variable" not in entry and "vector" not in entry:
+        missing.add("variable")
+    vector = tuple(str(v) for v in entry.get("vector", ()))
+    if vector and len(vector) != 2:
+        raise ConfigError(f"layer {entry.get('id')!r}: vector must name two variables (u, v)")
     unknown = set(entry) - known
     if missing or unknown:
         raise ConfigError(f"[[layers]] {entry.get('id', '?')}: missing {sorted(missing)}, "
@@ -79,11 +97,12 @@ def layer_from_config(entry: dict[str, Any], styles: dict[str, Style],
         id=layer_id,
         title=str(entry.get("title", layer_id)),
         store=str(entry["store"]),
-        variable=str(entry["variable"]),
+        variable=str(entry.get("variable") or vector[0]),
         group=str(entry.get("group", entry["store"])),
         styles=tuple(chosen) or (auto_style,),
         keywords=keywords,
         abstract=str(entry.get("abstract", "")),
+        components=vector,
     )
 
 

@@ -40,6 +40,8 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
         "styles": [{"name": s.name, "title": s.title} for s in layer.styles],
         "onlyGrids": True,
     }
+    if layer.is_vector:
+        entry["uv"] = True  # FEWS: GetMap format=image/tiff&convertUVtoRG=true
     if MEMBER_DIM in store.dims(layer.variable):
         members = store.coordinate(MEMBER_DIM)
         entry["ensembles"] = [{"ensembleId": layer.variable,
@@ -100,7 +102,7 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
     capability = _child(root, "Capability")
     request = _child(capability, "Request")
     _operation(request, _wms("GetCapabilities"), ("text/xml", "application/json"), service_url)
-    _operation(request, _wms("GetMap"), ("image/png",), service_url)
+    _operation(request, _wms("GetMap"), ("image/png", "image/tiff"), service_url)
     _operation(request, f"{{{SLD}}}GetLegendGraphic", ("image/png", "application/json"),
                service_url)
     exception = _child(capability, "Exception")

@@ -24,7 +24,9 @@ from fewsmap.store.cube import RunInfo
 from fewsmap.store.layout import GRID_MAPPING, MEMBER_DIM
 
 PNG = "image/png"
-FORMATS = {"image/png": PNG, "png": PNG, "image/png; mode=8bit": PNG, "image/png8": PNG}
+TIFF = "image/tiff"
+FORMATS = {"image/png": PNG, "png": PNG, "image/png; mode=8bit": PNG, "image/png8": PNG,
+           "image/tiff": TIFF, "image/geotiff": TIFF}
 # Style names clients send when they mean "the default" (FEWS test page sends the prompt).
 DEFAULT_STYLE_NAMES = ("", "default", "Select a style")
 MAX_SIDE_PX = 16384
@@ -50,6 +52,7 @@ class GetMapRequest:
     show_contours: bool = False
     transparent: bool = True
     bgcolor: tuple[int, int, int] = (255, 255, 255)
+    convert_uv: bool = False
 
     @property
     def crs_error_code(self) -> str:
@@ -86,7 +89,8 @@ def parse_getmap(params: Params, max_pixels: int) -> GetMapRequest:
         bbox = (bbox[1], bbox[0], bbox[3], bbox[2])
     image_format = (params.get("format") or PNG).strip().lower()
     if image_format not in FORMATS:
-        raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered; offered: image/png")
+        raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered; offered: "
+                            "image/png, image/tiff (vector layers, convertUVtoRG=true)")
     time = params.get("time")
     reference = params.get("externalForecastTime") or params.get("dim_reference_time")
     return GetMapRequest(
@@ -106,6 +110,7 @@ def parse_getmap(params: Params, max_pixels: int) -> GetMapRequest:
         show_contours=params.flag("showContours"),
         transparent=params.flag("transparent", default=True),
         bgcolor=_colour(params.get("bgcolor")),
+        convert_uv=params.flag("convertUVtoRG"),
     )
 
 
@@ -118,6 +123,10 @@ def resolve_map(catalog: Catalog, request: GetMapRequest) -> MapSpec:
         LayerNotDefined, InvalidCRS, InvalidDimensionValue, StyleNotDefined …
     """
     layer, run = catalog.resolve(request.layer)
+    if request.format == TIFF and not (layer.is_vector and request.convert_uv):
+        raise InvalidFormat("image/tiff is offered for vector (u/v) layers with "
+                            f"convertUVtoRG=true; {layer.id!r} "
+                            f"{'needs convertUVtoRG=true' if layer.is_vector else 'is scalar'}")
     store = catalog.store(layer)
     run = select_run(catalog, layer, run, request.reference_time)
     offered = offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"])
@@ -125,7 +134,7 @@ def resolve_map(catalog: Catalog, request: GetMapRequest) -> MapSpec:
     when = match_time(run, request.time) if request.time is not None else default_time(run)
     return MapSpec(
         store=store,
-        variable=layer.variable,
+        variables=layer.variables,
         run=run,
         valid_time=when,
         labels=_labels(catalog, layer, request),

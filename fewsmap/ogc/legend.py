@@ -33,7 +33,7 @@ def get_legend_graphic(catalog: Catalog, params: Params) -> tuple[bytes | dict[s
     runs = catalog.runs(layer)
     run = select_run(catalog, layer, run_from_id, None) if runs else None
     palette = palette_for(style, parse_color_range(params.get("colorscalerange")),
-                          run_range(run, layer.variable) if run else None)
+                          run_range(run, layer.variables) if run else None)
     units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))
     if image_format == JSON:
         return legend_json(palette, units), JSON

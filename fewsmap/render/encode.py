@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, TiffImagePlugin, TiffTags
 
 PNG_LEVEL = 1
 
@@ -45,3 +45,36 @@ def error_png(message: str, width: int, height: int, blank: bool) -> bytes:
         draw.multiline_text((4, 4), "\n".join(lines[: max(height // 14, 1)]),
                             fill=(200, 0, 0, 255))
     return png_image(image)
+
+
+# GeoTIFF tags that FEWS re-purposes to carry the u/v scale and offset.
+MODEL_PIXEL_SCALE_TAG = 33550
+MODEL_TIEPOINT_TAG = 33922
+MISSING_BYTE = 255
+
+
+def uv_tiff(u: np.ndarray, v: np.ndarray) -> bytes:
+    """Encode u and v fields (NaN = no data) as the FEWS RG TIFF (see render_uv_tiff)."""
+    rgba = np.zeros((*u.shape, 4), dtype=np.uint8)
+    scales, offsets = [], []
+    on_grid = np.isfinite(u) | np.isfinite(v)
+    both = np.isfinite(u) & np.isfinite(v)
+    for channel, component in enumerate((u, v)):
+        values = component[both]
+        low = float(values.min()) if values.size else 0.0
+        high = float(values.max()) if values.size else 0.0
+        # Bytes 0..254 carry values; 255 means missing.
+        scale = (high - low) / (MISSING_BYTE - 1) if high > low else 1.0
+        encoded = np.clip(np.round((component - low) / scale), 0, MISSING_BYTE - 1)
+        rgba[..., channel] = np.where(both, encoded, MISSING_BYTE).astype(np.uint8)
+        scales.append(scale)
+        offsets.append(low)
+    rgba[..., 3] = np.where(on_grid, 255, 0)
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[MODEL_PIXEL_SCALE_TAG] = (scales[0], scales[1], 0.0)
+    info.tagtype[MODEL_PIXEL_SCALE_TAG] = TiffTags.DOUBLE
+    info[MODEL_TIEPOINT_TAG] = (offsets[0], offsets[1], 0.0, 0.0, 0.0, 0.0)
+    info.tagtype[MODEL_TIEPOINT_TAG] = TiffTags.DOUBLE
+    out = io.BytesIO()
+    Image.fromarray(rgba).save(out, format="TIFF", tiffinfo=info)
+    return out.getvalue()

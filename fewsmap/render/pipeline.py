@@ -9,8 +9,8 @@ import numpy as np
 from fewsmap.catalog.styles import Style
 from fewsmap.render.colour import palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
-from fewsmap.render.encode import png_palette, png_rgba
-from fewsmap.render.regrid import Canvas, read_window, regrid
+from fewsmap.render.encode import png_palette, png_rgba, uv_tiff
+from fewsmap.render.regrid import Canvas, SourceWindow, read_window, regrid
 from fewsmap.store.cube import ForecastStore, RunInfo
 
 
@@ -23,7 +23,7 @@ class MapSpec:
     """
 
     store: ForecastStore
-    variable: str
+    variables: tuple[str, ...]  # one scalar, or the (u, v) components of a vector
     run: RunInfo
     valid_time: np.datetime64
     labels: tuple[int, ...]
@@ -35,21 +35,37 @@ class MapSpec:
     bgcolor: tuple[int, int, int] = (255, 255, 255)
 
 
-def run_range(run: RunInfo, variable: str) -> tuple[float, float] | None:
-    """The variable's value range over the whole run (computed at ingest): no tile seams."""
-    stats = run.statistics.get(variable, {})
-    low, high = stats.get("min"), stats.get("max")
-    return (float(low), float(high)) if low is not None and high is not None else None
+def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] | None:
+    """The value range over the whole run (computed at ingest), so tiles have no seams.
+
+    For a vector, the speed range: 0 up to the largest speed the components allow.
+    """
+    ranges = []
+    for variable in variables:
+        stats = run.statistics.get(variable, {})
+        low, high = stats.get("min"), stats.get("max")
+        if low is None or high is None:
+            return None
+        ranges.append((float(low), float(high)))
+    if len(ranges) == 1:
+        return ranges[0]
+    largest = [max(abs(low), abs(high)) for low, high in ranges]
+    return 0.0, float(np.sqrt(sum(c * c for c in largest)))
+
+
+def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
+    """Read the source window of each variable of the spec (same cells for all)."""
+    where = np.flatnonzero(spec.run.valid_times == spec.valid_time)
+    index = (spec.run.slot, int(spec.run.step_slots[where[0]]), *spec.labels)
+    return [read_window(spec.store, variable, index, spec.canvas) for variable in spec.variables]
 
 
 def render_map(spec: MapSpec) -> bytes:
     """Draw the map described by ``spec`` as PNG bytes (deterministic for equal specs)."""
-    where = np.flatnonzero(spec.run.valid_times == spec.valid_time)
-    step = int(spec.run.step_slots[where[0]])
-    window = read_window(spec.store, spec.variable, (spec.run.slot, step, *spec.labels),
-                         spec.canvas)
+    windows = read_windows(spec)
+    window = windows[0] if len(windows) == 1 else _speed(windows)
     field = regrid(window, spec.canvas)
-    palette = palette_for(spec.style, spec.color_range, run_range(spec.run, spec.variable))
+    palette = palette_for(spec.style, spec.color_range, run_range(spec.run, spec.variables))
     indices = palette.indices(field)
     if not spec.show_contours and spec.transparent:
         return png_palette(indices, palette.lut)
@@ -63,3 +79,21 @@ def render_map(spec: MapSpec) -> bytes:
         background[..., 3] = 255
         rgba = composite(background, rgba)
     return png_rgba(rgba)
+
+
+def render_uv_tiff(spec: MapSpec) -> bytes:
+    """Encode a vector field as FEWS does: 8-bit RGBA TIFF with u in R and v in G.
+
+    ``value = byte * scale + offset`` per component, with scale and offset in the
+    ModelPixelScale and ModelTiepoint tags (re-purposed, not georeferencing); a missing
+    value is R = G = 255; alpha is 0 outside the grid (reference/fews-wms-t.md §4.4).
+    """
+    fields = [regrid(window, spec.canvas) for window in read_windows(spec)]
+    return uv_tiff(fields[0], fields[1])
+
+
+def _speed(windows: list[SourceWindow | None]) -> SourceWindow | None:
+    u, v = windows
+    if u is None or v is None:
+        return None
+    return SourceWindow(np.hypot(u.values, v.values).astype(np.float32), u.x, u.y)

@@ -154,6 +154,31 @@ def test_legend_json_and_png_agree_with_the_map_palette(url: str) -> None:
     assert image.size == (150, 15 * 12)  # 11 entries and the units row
 
 
+def test_vector_layers_pair_u_and_v_and_encode_them_as_fews_tiff(url: str) -> None:
+    caps = get(url, request="GetCapabilities", format="application/json").json()
+    vector = next(layer for layer in caps["layers"] if layer["name"] == "grid.u-v")
+    assert vector["uv"] is True
+    bbox, size = (-25.0, 25.0, 45.0, 65.0), (140, 80)
+    response = get(url, request="GetMap", layers="grid.u-v", crs="CRS:84",
+                   bbox=",".join(map(str, bbox)), width=str(size[0]), height=str(size[1]),
+                   format="image/tiff", convertUVToRG="true")  # FEWS clients' spelling
+    assert response.status_code == 200 and response.headers["content-type"] == "image/tiff"
+    image = Image.open(io.BytesIO(response.content))
+    rgba = np.asarray(image).astype("float64")
+    u_scale, v_scale, _ = image.tag_v2[33550]
+    u_offset, v_offset = image.tag_v2[33922][:2]
+    lon, lat = pixel_lonlat("EPSG:4326", bbox, size)
+    on_grid = rgba[..., 3] == 255
+    assert on_grid.mean() > 0.5 and not on_grid[lon < -21].any()
+    u = rgba[..., 0] * u_scale + u_offset
+    v = rgba[..., 1] * v_scale + v_offset
+    assert np.abs(u[on_grid] - lon[on_grid]).max() <= 0.5 + u_scale
+    assert np.abs(v[on_grid] - lat[on_grid]).max() <= 0.5 + v_scale
+    scalar = get(url, request="GetMap", layers="grid.lon", crs="CRS:84", bbox="0,30,10,40",
+                 width="10", height="10", format="image/tiff", convertUVtoRG="true")
+    assert scalar.status_code == 400 and b"InvalidFormat" in scalar.content
+
+
 def test_capabilities_validate_against_the_ogc_schema(url: str) -> None:
     os.environ["XML_CATALOG_FILES"] = str(SCHEMAS / "catalog.xml")
     schema = etree.XMLSchema(etree.parse(str(SCHEMAS / "sld/1.1.0/sld_capabilities.xsd")))

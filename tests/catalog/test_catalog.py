@@ -159,3 +159,26 @@ def test_stores_outside_the_folder_by_name(tmp_path: Path, demo_stores: Path) ->
     config.write_text(f'[stores]\narchive = "{elsewhere}"\n')
     catalog = catalog_of(tmp_path / "empty", config)
     assert list(catalog.layers) == ["archive.t"]
+
+
+def test_wind_components_pair_into_a_vector_layer(tmp_path: Path) -> None:
+    stores = tmp_path / "stores"
+    ingest(stores / "arome.zarr", sample_paths("arome"), progress=False)
+    catalog = catalog_of(stores)
+    vector = catalog.layer("arome.x_wind_10m-y_wind_10m")
+    assert vector.is_vector and vector.components == ("x_wind_10m", "y_wind_10m")
+    assert vector.default_style.name == "speed"
+    assert not catalog.layer("arome.x_wind_10m").is_vector  # components stay layers too
+
+    config = tmp_path / "c.toml"
+    config.write_text('[[layers]]\nid = "wind"\nstore = "arome"\n'
+                      'vector = ["x_wind_10m", "y_wind_10m"]\n')
+    configured = catalog_of(stores, config).layer("wind")
+    assert configured.variables == ("x_wind_10m", "y_wind_10m")
+
+
+def test_a_vector_needs_two_components(demo_stores: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[[layers]]\nid = "w"\nstore = "naefs-mean"\nvector = ["QPF"]\n')
+    with pytest.raises(ConfigError, match="vector must name two variables"):
+        catalog_of(demo_stores, config)
