@@ -40,6 +40,8 @@ class Layer:
     abstract: str = ""
     # (u, v) for a vector layer: maps show the speed, TIFFs both components (FEWS u/v).
     components: tuple[str, ...] = ()
+    # Per-dimension defaults ("time", "elevation", "ensemble_member"): a value or "required".
+    defaults: dict[str, str | float] = field(default_factory=dict)
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -71,7 +73,7 @@ def layer_from_config(entry: dict[str, Any], styles: dict[str, Style],
         If required keys are missing, a style is unknown, or a keyword is invalid.
     """
     known = {"id", "title", "store", "variable", "vector", "group", "styles", "keywords",
-             "abstract"}
+             "abstract", "defaults"}
     missing = {"id", "store"} - set(entry)
     if "variable" not in entry and "vector" not in entry:
         missing.add("variable")
@@ -103,7 +105,22 @@ def layer_from_config(entry: dict[str, Any], styles: dict[str, Style],
         keywords=keywords,
         abstract=str(entry.get("abstract", "")),
         components=vector,
+        defaults=_defaults(layer_id, entry.get("defaults", {})),
     )
+
+
+def _defaults(layer_id: str, table: dict[str, Any]) -> dict[str, str | float]:
+    """Check a ``[layers.defaults]`` table: time may only be "required"; others a number."""
+    out: dict[str, str | float] = {}
+    for name, value in table.items():
+        if value == "required":
+            out[name] = "required"
+        elif name != "time" and isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = float(value)
+        else:
+            allowed = '"required"' if name == "time" else 'a number or "required"'
+            raise ConfigError(f"layer {layer_id!r}: defaults.{name} must be {allowed}")
+    return out
 
 
 def validate_layer_id(layer_id: str) -> str:

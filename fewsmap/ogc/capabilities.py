@@ -11,11 +11,11 @@ import pyproj
 
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox
-from fewsmap.dimensions import default_time
+from fewsmap.dimensions import default_time, layer_dimensions
 from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.render.legend import legend_size
 from fewsmap.store.cube import RunInfo
-from fewsmap.store.layout import GRID_MAPPING, MEMBER_DIM
+from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
 
 
@@ -42,10 +42,15 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
     }
     if layer.is_vector:
         entry["uv"] = True  # FEWS: GetMap format=image/tiff&convertUVtoRG=true
-    if MEMBER_DIM in store.dims(layer.variable):
-        members = store.coordinate(MEMBER_DIM)
-        entry["ensembles"] = [{"ensembleId": layer.variable,
-                               "ensembleMemberIds": [str(int(m)) for m in sorted(members)]}]
+    for dimension in layer_dimensions(store, layer.variable, layer.defaults):
+        if dimension.name == "ensemble_member":
+            entry["ensembles"] = [{"ensembleId": layer.variable, "ensembleMemberIds": [
+                f"{m:g}" for m in dimension.sorted_labels()]}]
+        elif dimension.name == "elevation":
+            levels = dimension.sorted_labels()
+            entry["elevation"] = {"units": dimension.units, "unitSymbol": dimension.units,
+                                  "lowerValue": levels[0], "upperValue": levels[-1],
+                                  "irregularTicks": levels}
     if run is None:
         entry["completelyMissing"] = True
         return entry
@@ -219,7 +224,7 @@ def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | No
         _text(node, "Dimension", ",".join(r.label for r in runs), name="reference_time",
               units="ISO8601", default=runs[-1].label, nearestValue="0")
     if run is None:
-        _elevation(node, catalog, layer)
+        _dimensions(node, catalog, layer)
         units = str(catalog.store(layer).attributes(layer.variable).get("units", ""))
         for style in layer.styles:
             _style(node, layer, style, style.units or units, url)
@@ -227,17 +232,15 @@ def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | No
         _layer(node, catalog, layer, child, url, only_headers, [])
 
 
-def _elevation(node: ET.Element, catalog: Catalog, layer: Layer) -> None:
-    store = catalog.store(layer)
-    for dim in store.dims(layer.variable)[2:-2]:
-        attrs = store.attributes(dim)
-        if attrs.get("axis") != "Z":
-            continue
-        values = store.coordinate(dim)
-        units = str(attrs.get("units", ""))
-        _text(node, "Dimension", ",".join(f"{v:g}" for v in sorted(values.tolist())),
-              name="elevation", units=units, unitSymbol=units, default=f"{values[0]:g}")
-        return
+def _dimensions(node: ET.Element, catalog: Catalog, layer: Layer) -> None:
+    """Elevation, ensemble member and any other dimension, with their defaults."""
+    for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
+        attrs = {"name": dimension.name, "units": dimension.units, "nearestValue": "0"}
+        if dimension.name == "elevation":
+            attrs["unitSymbol"] = dimension.units
+        if dimension.default is not None:
+            attrs["default"] = f"{dimension.default:g}"
+        _text(node, "Dimension", dimension.listing(), **attrs)
 
 
 def _style(node: ET.Element, layer: Layer, style: Style, units: str, url: str) -> None:

@@ -8,11 +8,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer, Style
-from fewsmap.dimensions import default_time, match_time, parse_instant
+from fewsmap.dimensions import (
+    REQUIRED,
+    default_time,
+    layer_dimensions,
+    match_time,
+    parse_instant,
+)
 from fewsmap.errors import (
     InvalidDimensionValue,
     InvalidFormat,
     InvalidParameterValue,
+    MissingDimensionValue,
     MissingParameterValue,
     StyleNotDefined,
 )
@@ -21,7 +28,7 @@ from fewsmap.ogc.params import Params
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import RunInfo
-from fewsmap.store.layout import GRID_MAPPING, MEMBER_DIM
+from fewsmap.store.layout import GRID_MAPPING
 
 PNG = "image/png"
 TIFF = "image/tiff"
@@ -131,7 +138,12 @@ def resolve_map(catalog: Catalog, request: GetMapRequest) -> MapSpec:
     run = select_run(catalog, layer, run, request.reference_time)
     offered = offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"])
     crs = check_offered(request.crs, offered, request.crs_error_code)
-    when = match_time(run, request.time) if request.time is not None else default_time(run)
+    if request.time is not None:
+        when = match_time(run, request.time)
+    elif layer.defaults.get("time") == REQUIRED:
+        raise MissingDimensionValue(f"layer {layer.id!r} needs TIME (no default is set)")
+    else:
+        when = default_time(run)
     return MapSpec(
         store=store,
         variables=layer.variables,
@@ -190,25 +202,10 @@ def select_style(layer: Layer, name: str) -> Style:
 
 
 def _labels(catalog: Catalog, layer: Layer, request: GetMapRequest) -> tuple[int, ...]:
-    """Store indices along members and levels for the request (first label by default)."""
-    store = catalog.store(layer)
-    labels = []
-    for dim in store.dims(layer.variable)[2:-2]:
-        values = store.coordinate(dim)
-        wanted = request.member if dim == MEMBER_DIM else (
-            request.elevation if store.attributes(dim).get("axis") == "Z" else None)
-        if wanted is None:
-            labels.append(0)
-            continue
-        matches = np.flatnonzero(np.isclose(values.astype("float64"), wanted, rtol=0,
-                                            atol=1e-6))
-        if matches.size == 0:
-            name = "member" if dim == MEMBER_DIM else "ELEVATION"
-            raise InvalidDimensionValue(
-                f"{name}={wanted:g} is not available for layer {layer.id!r}; available: "
-                f"{', '.join(f'{v:g}' for v in sorted(values.tolist()))}")
-        labels.append(int(matches[0]))
-    return tuple(labels)
+    """Store indices along members and levels for the request (defaults where absent)."""
+    wanted = {"elevation": request.elevation, "ensemble_member": request.member}
+    return tuple(dimension.index(wanted.get(dimension.name), layer.id) for dimension in
+                 layer_dimensions(catalog.store(layer), layer.variable, layer.defaults))
 
 
 def _size(params: Params, max_pixels: int) -> tuple[int, int]:
