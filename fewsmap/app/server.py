@@ -27,11 +27,11 @@ from fewsmap.errors import (
 )
 from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
 from fewsmap.ogc.exceptions import exception_report, json_error
-from fewsmap.ogc.getmap import TIFF, parse_getmap, resolve_map, wms_version
+from fewsmap.ogc.getmap import TIFF, parse_getmap, resolve_maps, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.render.encode import error_png
-from fewsmap.render.pipeline import render_map, render_uv_tiff
+from fewsmap.render.pipeline import render_maps, render_uv_tiff
 from fewsmap.render.regrid import warm_up
 from fewsmap.settings import Settings
 from fewsmap.store.run import format_time, parse_time
@@ -120,11 +120,15 @@ async def get_map(catalog: Catalog, settings: Settings, params: Params,
                   request: Request) -> Response:
     """Answer GetMap with an image, cacheable by ETag; the run's identity in the headers."""
     parsed = parse_getmap(params, settings.max_image_pixels)
-    spec = resolve_map(catalog, parsed)
-    render = render_uv_tiff if parsed.format == TIFF else render_map
-    image = await run_in_threadpool(render, spec)
+    specs = resolve_maps(catalog, parsed)
+    spec = specs[0]
+    if parsed.format == TIFF:
+        image = await run_in_threadpool(render_uv_tiff, spec)
+    else:
+        image = await run_in_threadpool(render_maps, specs, parsed.format)
     etag = '"' + hashlib.sha256(image).hexdigest()[:32] + '"'
-    fixed_run = parsed.reference_time is not None or catalog.resolve(parsed.layer)[1] is not None
+    fixed_run = parsed.reference_time is not None or (
+        parsed.layer not in catalog.groups and catalog.resolve(parsed.layer)[1] is not None)
     headers = {
         "ETag": etag,
         # A named run never changes (a replaced run is a rare, deliberate act); "latest"

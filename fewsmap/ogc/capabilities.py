@@ -107,7 +107,8 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
     capability = _child(root, "Capability")
     request = _child(capability, "Request")
     _operation(request, _wms("GetCapabilities"), ("text/xml", "application/json"), service_url)
-    _operation(request, _wms("GetMap"), ("image/png", "image/tiff"), service_url)
+    _operation(request, _wms("GetMap"), ("image/png", "image/jpeg", "image/tiff"),
+               service_url)
     _operation(request, f"{{{SLD}}}GetLegendGraphic", ("image/png", "application/json"),
                service_url)
     exception = _child(capability, "Exception")
@@ -119,19 +120,17 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
                       key=lambda c: (c not in BASE_CRS, c))
     for crs in crs_list:
         _text(top, "CRS", crs)
-    boxes = [lonlat_bbox(catalog.store(layer)) for layer in layers]
-    if boxes:
-        union = (min(b[0] for b in boxes), min(b[1] for b in boxes),
-                 max(b[2] for b in boxes), max(b[3] for b in boxes))
-        _bounding_boxes(top, union)
+    if layers:
+        _bounding_boxes(top, _union([lonlat_bbox(catalog.store(layer)) for layer in layers]))
     by_group: dict[str, list[Layer]] = {}
     for layer in layers:
         by_group.setdefault(layer.group, []).append(layer)
     for group_id, members in by_group.items():
         group = catalog.groups[group_id]
         node = _child(top, "Layer")
-        _text(node, "Name", group.id)
+        _text(node, "Name", group.id)  # requestable: draws its layers (WMS 1.3.0 §7.2.4.6.3)
         _text(node, "Title", group.title)
+        _bounding_boxes(node, _union([lonlat_bbox(catalog.store(m)) for m in members]))
         for layer in members:
             runs = (forecast_runs or {}).get(layer.id, [])
             _layer(node, catalog, layer, None, service_url, only_headers, runs)
@@ -177,6 +176,11 @@ def _operation(request: ET.Element, tag: str, formats: tuple[str, ...], url: str
 
 def _offered(catalog: Catalog, layer: Layer) -> tuple[str, ...]:
     return offered_crs(catalog.store(layer).attributes(GRID_MAPPING)["crs_wkt"])
+
+
+def _union(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def _bounding_boxes(node: ET.Element, lonlat: tuple[float, float, float, float],

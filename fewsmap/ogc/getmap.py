@@ -31,8 +31,10 @@ from fewsmap.store.cube import RunInfo
 from fewsmap.store.layout import GRID_MAPPING
 
 PNG = "image/png"
+JPEG = "image/jpeg"
 TIFF = "image/tiff"
 FORMATS = {"image/png": PNG, "png": PNG, "image/png; mode=8bit": PNG, "image/png8": PNG,
+           "image/jpeg": JPEG, "jpeg": JPEG, "image/jpg": JPEG,
            "image/tiff": TIFF, "image/geotiff": TIFF}
 # Style names clients send when they mean "the default" (FEWS test page sends the prompt).
 DEFAULT_STYLE_NAMES = ("", "default", "Select a style")
@@ -97,7 +99,8 @@ def parse_getmap(params: Params, max_pixels: int) -> GetMapRequest:
     image_format = (params.get("format") or PNG).strip().lower()
     if image_format not in FORMATS:
         raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered; offered: "
-                            "image/png, image/tiff (vector layers, convertUVtoRG=true)")
+                            "image/png, image/jpeg, image/tiff (vector layers, "
+                            "convertUVtoRG=true)")
     time = params.get("time")
     reference = params.get("externalForecastTime") or params.get("dim_reference_time")
     return GetMapRequest(
@@ -115,21 +118,53 @@ def parse_getmap(params: Params, max_pixels: int) -> GetMapRequest:
         member=_member(params),
         color_range=parse_color_range(params.get("colorscalerange")),
         show_contours=params.flag("showContours"),
-        transparent=params.flag("transparent", default=True),
+        # JPEG has no alpha: it is drawn over BGCOLOR, as TRANSPARENT=FALSE.
+        transparent=params.flag("transparent", default=True) and FORMATS[image_format] != JPEG,
         bgcolor=_colour(params.get("bgcolor")),
         convert_uv=params.flag("convertUVtoRG"),
     )
 
 
-def resolve_map(catalog: Catalog, request: GetMapRequest) -> MapSpec:
-    """Find the layer, run, time, members/levels and style a request means.
+def resolve_maps(catalog: Catalog, request: GetMapRequest) -> list[MapSpec]:
+    """The maps a request means: one layer, or every layer of a named group.
+
+    WMS 1.3.0 §7.2.4.6.3: a layer with a Name can be requested; a group (a FEWS
+    gridPlotGroup) draws its layers in order, leaving out those without data for the
+    requested time, level or member.
 
     Raises
     ------
     FewsmapError
         LayerNotDefined, InvalidCRS, InvalidDimensionValue, StyleNotDefined …
     """
-    layer, run = catalog.resolve(request.layer)
+    if request.layer in catalog.layers or request.layer not in catalog.groups:
+        layer, run = catalog.resolve(request.layer)
+        return [resolve_map(catalog, layer, run, request)]
+    if request.style not in DEFAULT_STYLE_NAMES:
+        raise StyleNotDefined(f"group {request.layer!r} draws its layers in their default "
+                              f"styles; STYLES={request.style[:60]!r} is not one of them")
+    specs = []
+    for layer in catalog.layers.values():
+        if layer.group == request.layer:
+            try:
+                specs.append(resolve_map(catalog, layer, None, request))
+            except (InvalidDimensionValue, MissingDimensionValue):
+                continue
+    if not specs:
+        raise InvalidDimensionValue(
+            f"no layer of group {request.layer!r} has data for the requested dimensions")
+    return specs
+
+
+def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
+                request: GetMapRequest) -> MapSpec:
+    """Find the run, time, members/levels and style a request means for ``layer``.
+
+    Raises
+    ------
+    FewsmapError
+        InvalidCRS, InvalidDimensionValue, StyleNotDefined …
+    """
     if request.format == TIFF and not (layer.is_vector and request.convert_uv):
         raise InvalidFormat("image/tiff is offered for vector (u/v) layers with "
                             f"convertUVtoRG=true; {layer.id!r} "

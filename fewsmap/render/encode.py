@@ -28,6 +28,13 @@ def png_rgba(rgba: np.ndarray) -> bytes:
     return png_image(Image.fromarray(np.ascontiguousarray(rgba)))  # (H, W, 4) uint8 → RGBA
 
 
+def jpeg(rgba: np.ndarray) -> bytes:
+    """Write an opaque RGBA (H, W, 4) image as JPEG (quality 90; GDAL's default format)."""
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba[..., :3])).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
 def png_image(image: Image.Image) -> bytes:
     """Encode a Pillow image as PNG at the service's zlib level."""
     out = io.BytesIO()

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewsmap.catalog.styles import Style
-from fewsmap.render.colour import palette_for
+from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
-from fewsmap.render.encode import png_palette, png_rgba, uv_tiff
+from fewsmap.render.encode import jpeg, png_palette, png_rgba, uv_tiff
 from fewsmap.render.regrid import Canvas, SourceWindow, read_window, regrid
 from fewsmap.store.cube import ForecastStore, RunInfo
 
@@ -62,23 +62,42 @@ def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
 
 def render_map(spec: MapSpec) -> bytes:
     """Draw the map described by ``spec`` as PNG bytes (deterministic for equal specs)."""
+    return render_maps([spec])
+
+
+def render_maps(specs: list[MapSpec], image_format: str = "image/png") -> bytes:
+    """Draw one map, or several layers on top of each other (a named layer group).
+
+    PNG: one transparent layer without contours is a palette PNG, anything else RGBA.
+    JPEG: drawn over the background. The first spec's background settings apply.
+    """
+    drawn = [_draw(spec) for spec in specs]
+    first = specs[0]
+    palette_png = image_format == "image/png" and first.transparent
+    if len(drawn) == 1 and not first.show_contours and palette_png:
+        indices, palette, _ = drawn[0]
+        return png_palette(indices, palette.lut)
+    rgba = np.zeros((first.canvas.height, first.canvas.width, 4), dtype=np.uint8)
+    for spec, (indices, palette, window) in zip(specs, drawn, strict=True):
+        rgba = composite(rgba, palette.rgba(indices))
+        if spec.show_contours:
+            levels = contour_levels(spec.style.contour_levels, palette.value_range)
+            rgba = composite(rgba, contour_overlay(window, spec.canvas, levels))
+    if not first.transparent:
+        background = np.empty_like(rgba)
+        background[..., :3] = first.bgcolor
+        background[..., 3] = 255
+        rgba = composite(background, rgba)
+    return jpeg(rgba) if image_format == "image/jpeg" else png_rgba(rgba)
+
+
+def _draw(spec: MapSpec) -> tuple[np.ndarray, Palette, SourceWindow | None]:
+    """Read, regrid and colour one layer: palette indices, the palette, the source cells."""
     windows = read_windows(spec)
     window = windows[0] if len(windows) == 1 else _speed(windows)
     field = regrid(window, spec.canvas)
     palette = palette_for(spec.style, spec.color_range, run_range(spec.run, spec.variables))
-    indices = palette.indices(field)
-    if not spec.show_contours and spec.transparent:
-        return png_palette(indices, palette.lut)
-    rgba = palette.rgba(indices)
-    if spec.show_contours:
-        levels = contour_levels(spec.style.contour_levels, palette.value_range)
-        rgba = composite(rgba, contour_overlay(window, spec.canvas, levels))
-    if not spec.transparent:
-        background = np.empty_like(rgba)
-        background[..., :3] = spec.bgcolor
-        background[..., 3] = 255
-        rgba = composite(background, rgba)
-    return png_rgba(rgba)
+    return palette.indices(field), palette, window
 
 
 def render_uv_tiff(spec: MapSpec) -> bytes:

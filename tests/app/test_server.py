@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import statistics
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from lxml import etree
+from PIL import Image
 
 from tests.conftest import sample_paths
 from tests.live_server import live_server, stores_of
@@ -161,3 +164,23 @@ def test_workers_answer_keep_alive_requests_without_delayed_ack_stalls(
             assert client.get("/health").status_code == 200
             times.append(time.perf_counter() - start)
     assert statistics.median(times) < 0.030
+
+
+def test_a_named_group_draws_its_layers_in_order(demo_url: str) -> None:
+    params = {"service": "WMS", "version": "1.3.0", "request": "GetMap", "crs": "CRS:84",
+              "bbox": "-125,24,-65,54", "width": "120", "height": "60"}
+
+    def rgba(layers: str) -> np.ndarray:
+        response = httpx.get(f"{demo_url}/wms", params={**params, "layers": layers},
+                             timeout=30)
+        assert response.status_code == 200, response.text
+        return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+
+    group, rain, temperature = rgba("naefs-mean"), rgba("naefs-mean.QPF"), rgba("naefs-mean.QTF")
+    opaque = temperature[..., 3] == 255  # QTF is drawn last and covers the domain
+    assert opaque.mean() > 0.9
+    assert (group[opaque] == temperature[opaque]).all()
+    assert (group[~opaque] == rain[~opaque]).all()
+    styled = httpx.get(f"{demo_url}/wms", params={**params, "layers": "naefs-mean",
+                                                 "styles": "wind"}, timeout=30)
+    assert styled.status_code == 400 and b"StyleNotDefined" in styled.content

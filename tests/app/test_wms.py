@@ -238,3 +238,14 @@ def test_exceptions_in_image(url: str, mode: str) -> None:
     image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
     assert image.shape == (60, 120, 4)
     assert (image[..., 3] > 0).any() == (mode != "BLANK")
+
+
+def test_jpeg_is_drawn_over_the_background(url: str) -> None:
+    response = get(url, request="GetMap", layers="grid.lat", crs="CRS:84",
+                   bbox="-60,0,80,80", width="140", height="80", format="image/jpeg",
+                   bgcolor="0x0000FF")
+    assert response.headers["content-type"] == "image/jpeg"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == "JPEG" and image.mode == "RGB"
+    corner = np.asarray(image)[2, 2].astype(int)  # off the grid: the background
+    assert corner[2] > 200 and corner[0] < 40 and corner[1] < 40

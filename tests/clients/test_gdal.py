@@ -93,14 +93,9 @@ def test_every_data_layer_subdataset_reads(base_url: str, layer: str) -> None:
     assert (pixels[3] == 255).mean() > OPAQUE[layer]
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "fewsmap gives its group layers a <Name> (naefs-mean, as Delft-FEWS names "
-    "gridPlotGroups), which makes them named layers that GetMap must accept (WMS 1.3.0 "
-    "§7.2.4.6.3: 'If, and only if, a layer has a <Name>, then it is a map layer that can be "
-    "requested'); GDAL lists them as subdatasets, but GetMap LAYERS=naefs-mean answers 400 "
-    "LayerNotDefined. Fix: render a group as its layers, or drop the group's <Name>."))
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_named_group_layer_subdataset_reads(base_url: str, group: str) -> None:
+    # WMS 1.3.0 §7.2.4.6.3: a layer with a <Name> (here a FEWS gridPlotGroup) can be requested.
     layers = subdatasets(base_url)
     assert group in layers  # GDAL offers the group as a raster
     try:
