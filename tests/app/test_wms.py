@@ -11,22 +11,54 @@ import httpx
 import numpy as np
 import pyproj
 import pytest
+import xarray as xr
 from lxml import etree
 from PIL import Image
 
+from fewsmap.ingest import ingest
+from tests.conftest import SAMPLES
 from tests.live_server import live_server
 from tests.synthetic import lambert_store, lonlat_store
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
 OGC = "{http://www.opengis.net/ogc}"
-VALUE_RANGE = (-30.0, 70.0)  # covers both test fields' longitudes and latitudes
+VALUE_RANGE = (-30.0, 70.0)  # covers the test fields' longitudes and latitudes in Europe
+VALUE_RANGES = {"naefs": (-130.0, 60.0)}  # North America
+
+
+def ingested_with_coordinates_as_values(source: Path, variable: str, folder: Path,
+                                        store: Path) -> None:
+    """Ingest a copy of a real sample whose ``variable`` holds each cell's lon (and lat).
+
+    The grid, CRS and file structure are the sample's own; only the values change, so the
+    whole ingest path (CF grid mapping included) is exercised.
+    """
+    with xr.open_dataset(source) as ds:
+        ds = ds.load()
+    var = ds[variable]
+    if "latitude" in ds and ds["latitude"].ndim == 2:  # AROME: 2-D lat/lon coordinates
+        lon, lat = ds["longitude"].values, ds["latitude"].values
+    else:  # NAEFS: 1-D y (latitude) and x (longitude)
+        lon, lat = np.meshgrid(ds["x"].values, ds["y"].values)
+    for name, values in (("lon", lon), ("lat", lat)):
+        ds[name] = var.copy(data=np.broadcast_to(values, var.shape).astype("float32"))
+        ds[name].attrs = {**var.attrs, "units": "degree", "long_name": name}
+    keep = ["lon", "lat"] + [v for v in ds.data_vars if "grid_mapping_name" in ds[v].attrs
+                             or v == "crs"]
+    path = folder / f"{source.stem}-coordinates.nc"
+    ds[keep].to_netcdf(path)
+    ingest(store, [path], progress=False)
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    stores = tmp_path_factory.mktemp("wms") / "stores"
+    folder = tmp_path_factory.mktemp("wms")
+    stores = folder / "stores"
     lonlat_store(stores / "grid.zarr")
     lambert_store(stores / "lambert.zarr")
+    ingested_with_coordinates_as_values(SAMPLES["arome"], "x_wind_10m", folder,
+                                        stores / "arome.zarr")
+    ingested_with_coordinates_as_values(SAMPLES["naefs"], "QTF", folder, stores / "naefs.zarr")
     with live_server("--stores", str(stores)) as base:
         yield f"{base}/wms"
 
@@ -36,20 +68,21 @@ def get(url: str, **params: str) -> httpx.Response:
 
 
 def get_map(url: str, layer: str, crs: str, bbox: tuple[float, ...], size: tuple[int, int],
-            version: str = "1.3.0", **extra: str) -> np.ndarray:
+            version: str = "1.3.0", value_range: tuple[float, float] = VALUE_RANGE,
+            **extra: str) -> np.ndarray:
     """Fetch a GetMap and return the decoded values of its palette indices (NaN: none)."""
     crs_key = "srs" if version == "1.1.1" else "crs"
     response = get(url, request="GetMap", version=version, layers=layer, styles="",
                    bbox=",".join(f"{v:.6f}" for v in bbox), width=str(size[0]),
                    height=str(size[1]), format="image/png",
-                   colorscalerange=f"{VALUE_RANGE[0]},{VALUE_RANGE[1]}",
+                   colorscalerange=f"{value_range[0]},{value_range[1]}",
                    **{crs_key: crs}, **extra)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(response.content))
     assert image.mode == "P" and image.size == size
     index = np.asarray(image).astype("float64")
-    low, high = VALUE_RANGE
+    low, high = value_range
     values = low + (index - 0.5) * (high - low) / 255
     values[index == 0] = np.nan
     return values
@@ -77,7 +110,13 @@ CASES = [
     ("grid", "EPSG:4326", (-25.0, 25.0, 45.0, 65.0), None, "1.1.1"),
     ("lambert", "EPSG:3857", (-1.0e5, 7.4e6, 1.5e6, 9.6e6), None, "1.3.0"),
     ("lambert", "EPSG:4326", (55.0, -2.0, 66.0, 14.0), (-2.0, 55.0, 14.0, 66.0), "1.3.0"),
+    # Grids ingested from the real samples: AROME (Lambert, CF grid_mapping), NAEFS (0.5°).
+    ("arome", "EPSG:3857", (0.5e5, 8.4e6, 1.0e6, 9.3e6), None, "1.3.0"),
+    ("arome", "EPSG:4326", (60.0, 0.5, 64.5, 9.0), (0.5, 60.0, 9.0, 64.5), "1.3.0"),
+    ("naefs", "EPSG:3857", (-130 * MERC, 2.5e6, -60 * MERC, 7.5e6), None, "1.3.0"),
+    ("naefs", "EPSG:4326", (20.0, -130.0, 58.0, -60.0), (-130.0, 20.0, -60.0, 58.0), "1.3.0"),
 ]
+CELL_DEGREES = {"grid": 1.0, "lambert": 0.25, "arome": 0.1, "naefs": 0.5}
 
 
 @pytest.mark.parametrize(("store", "crs", "bbox", "east_north", "version"), CASES)
@@ -87,11 +126,12 @@ def test_colours_land_where_the_values_are(url: str, store: str, crs: str,
                                            version: str) -> None:
     size = (240, 200)
     lon, lat = pixel_lonlat("EPSG:4326" if crs == "CRS:84" else crs, east_north or bbox, size)
-    bin_width = (VALUE_RANGE[1] - VALUE_RANGE[0]) / 255
+    value_range = VALUE_RANGES.get(store, VALUE_RANGE)
+    bin_width = (value_range[1] - value_range[0]) / 255
     # A pixel shows the cell it falls in: off by at most half a cell, plus one colour bin.
-    cell = 1.0 if store == "grid" else 0.25
+    cell = CELL_DEGREES[store]
     for variable, expected in (("lon", lon), ("lat", lat)):
-        shown = get_map(url, f"{store}.{variable}", crs, bbox, size, version)
+        shown = get_map(url, f"{store}.{variable}", crs, bbox, size, version, value_range)
         drawn = np.isfinite(shown)
         assert drawn.mean() > 0.2, "most of the map shows data"
         error = np.abs(shown[drawn] - expected[drawn])
