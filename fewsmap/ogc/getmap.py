@@ -244,14 +244,9 @@ def _labels(catalog: Catalog, layer: Layer, request: GetMapRequest) -> tuple[int
 
 
 def _size(params: Params, max_pixels: int) -> tuple[int, int]:
-    try:
-        width = int(params.get("width") or 800)
-        height = int(params.get("height") or 600)
-    except ValueError as exc:
-        raise InvalidParameterValue("WIDTH and HEIGHT must be whole numbers of pixels") from exc
-    if not (0 < width <= MAX_SIDE_PX and 0 < height <= MAX_SIDE_PX):
-        raise InvalidParameterValue(
-            f"WIDTH={width} and HEIGHT={height} must be between 1 and {MAX_SIDE_PX}")
+    """WIDTH and HEIGHT (FEWS defaults 800 × 600), refused beyond the pixel limit."""
+    width = params.pixels("width", MAX_SIDE_PX) or 800
+    height = params.pixels("height", MAX_SIDE_PX) or 600
     if width * height > max_pixels:
         raise InvalidParameterValue(
             f"WIDTH×HEIGHT={width}×{height}={width * height} pixels exceeds the limit of "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fewsmap.catalog import Catalog
-from fewsmap.errors import InvalidFormat, InvalidParameterValue
+from fewsmap.errors import InvalidFormat
 from fewsmap.ogc.getmap import PNG, parse_color_range, select_run, select_style
 from fewsmap.ogc.params import Params
 from fewsmap.render.colour import palette_for
@@ -37,17 +37,6 @@ def get_legend_graphic(catalog: Catalog, params: Params) -> tuple[bytes | dict[s
     units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))
     if image_format == JSON:
         return legend_json(palette, units), JSON
-    return legend_png(palette, units, _side(params, "width"), _side(params, "height")), PNG
-
-
-def _side(params: Params, name: str) -> int | None:
-    text = params.get(name)
-    if not text:
-        return None
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise InvalidParameterValue(f"{name.upper()}={text[:20]!r} must be whole pixels") from exc
-    if not 0 < value <= MAX_LEGEND_SIDE_PX:
-        raise InvalidParameterValue(f"{name.upper()} must be 1..{MAX_LEGEND_SIDE_PX} pixels")
-    return value
+    width = params.pixels("width", MAX_LEGEND_SIDE_PX)
+    height = params.pixels("height", MAX_LEGEND_SIDE_PX)
+    return legend_png(palette, units, width, height), PNG

@@ -65,3 +65,23 @@ class Params:
         if value.lower() in ("false", "0", "no"):
             return False
         raise InvalidParameterValue(f"parameter {name} must be true or false, not {value[:40]!r}")
+
+    def pixels(self, name: str, maximum: int) -> int | None:
+        """Return a size in whole pixels, 1..``maximum``, or None when absent.
+
+        Raises
+        ------
+        InvalidParameterValue
+            If the value is not a whole number in range.
+        """
+        text = self.get(name)
+        if not text:
+            return None
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise InvalidParameterValue(
+                f"{name.upper()}={text[:20]!r} must be a whole number of pixels") from exc
+        if not 0 < value <= maximum:
+            raise InvalidParameterValue(f"{name.upper()}={value} must be 1..{maximum} pixels")
+        return value
