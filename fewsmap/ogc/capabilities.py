@@ -19,22 +19,32 @@ from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
 
 
+def keyword_groups(catalog: Catalog, layer: Layer) -> list[dict[str, str]]:
+    """FEWS keywords: one group per ensemble member (ensembleId, ensembleMemberId), else one."""
+    for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
+        if dimension.name == "ensemble_member":
+            ensemble = layer.keywords.get("ensembleId", layer.variable)
+            return [{**layer.keywords, "ensembleId": ensemble, "ensembleMemberId": f"{m:g}"}
+                    for m in dimension.sorted_labels()]
+    return [dict(layer.keywords)]
+
+
 def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers: bool,
                name: str | None = None) -> dict[str, Any]:
     """One FEWS JSON capabilities layer (``run`` None: the layer's latest run)."""
     runs = catalog.runs(layer)
     run = run or (runs[-1] if runs else None)
-    group = catalog.groups[layer.group]
+    parent = catalog.groups[layer.group]
     store = catalog.store(layer)
     minx, miny, maxx, maxy = mercator_bbox(store)
     entry: dict[str, Any] = {
         "name": name or layer.id,
         "title": layer.title,
-        "path": [group.id],
-        "groupName": group.id,
-        "groupTitle": group.title,
-        "keywordList": [{**layer.keywords,
-                         **({"forecastTime": run.label} if run else {})}],
+        "path": [parent.id],
+        "groupName": parent.id,
+        "groupTitle": parent.title,
+        "keywordList": [{**group, **({"forecastTime": run.label} if run else {})}
+                        for group in keyword_groups(catalog, layer)],
         "boundingBox": {"crs": "EPSG:3857", "minx": f"{minx:.8f}", "miny": f"{miny:.8f}",
                         "maxx": f"{maxx:.8f}", "maxy": f"{maxy:.8f}"},
         "styles": [{"name": s.name, "title": s.title} for s in layer.styles],
@@ -211,8 +221,9 @@ def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | No
         if layer.abstract:
             _text(node, "Abstract", layer.abstract)
         keywords = _child(node, "KeywordList")
-        for key, value in layer.keywords.items():
-            _text(keywords, "Keyword", f"{key}={value}")
+        for group in keyword_groups(catalog, layer):
+            for key, value in group.items():
+                _text(keywords, "Keyword", f"{key}={value}")
         store = catalog.store(layer)
         extra = tuple(c for c in _offered(catalog, layer) if c not in BASE_CRS)
         for crs in extra:

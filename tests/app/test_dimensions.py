@@ -118,3 +118,19 @@ def test_a_required_dimension_given_renders(url: str) -> None:
     response = get_map(url, "t-pick-a-level", elevation="850", time="2018-04-05T00:00:00Z")
     assert response.status_code == 200 and response.headers["x-fewsmap-valid-time"] == \
         "2018-04-05T00:00:00Z"
+
+
+def test_ensemble_keywords_repeat_per_member_as_fews_does(url: str) -> None:
+    body = httpx.get(url, params={"request": "GetCapabilities", "format": "application/json",
+                                  "layers": "ens.fg10_6"}, timeout=60).json()
+    groups = body["layers"][0]["keywordList"]
+    assert [g["ensembleMemberId"] for g in groups] == [str(m) for m in range(1, 51)]
+    assert {g["ensembleId"] for g in groups} == {"fg10_6"}
+    assert all(g["parameterId"] == "fg10_6" and g["forecastTime"] for g in groups)
+    xml = etree.fromstring(httpx.get(url, params={"request": "GetCapabilities",
+                                                  "layers": "ens.fg10_6"}, timeout=60).content)
+    words = [k.text for k in xml.iter(f"{WMS}Keyword")]
+    assert words[:6] == ["parameterId=fg10_6", "locationId=ens", "moduleInstanceId=fewsmap",
+                         "timeSeriesType=EXTERNAL_FORECASTING", "ensembleId=fg10_6",
+                         "ensembleMemberId=1"]
+    assert words.count("parameterId=fg10_6") == 50
