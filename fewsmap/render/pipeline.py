@@ -33,6 +33,9 @@ class MapSpec:
     show_contours: bool = False
     transparent: bool = True
     bgcolor: tuple[int, int, int] = (255, 255, 255)
+    # A temporal aggregate: these valid times reduced by ``reducer`` (sum, max, min, mean).
+    aggregate: tuple[np.datetime64, ...] = ()
+    reducer: str | None = None
 
 
 def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] | None:
@@ -54,10 +57,42 @@ def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] |
 
 
 def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
-    """Read the source window of each variable of the spec (same cells for all)."""
-    where = np.flatnonzero(spec.run.valid_times == spec.valid_time)
-    index = (spec.run.slot, int(spec.run.step_slots[where[0]]), *spec.labels)
-    return [read_window(spec.store, variable, index, spec.canvas) for variable in spec.variables]
+    """Read the source window of each variable (same cells for all), reduced over time
+    when the spec is an aggregate."""
+    times = spec.aggregate or (spec.valid_time,)
+    per_time = [[read_window(spec.store, variable, _index(spec, when), spec.canvas)
+                 for variable in spec.variables] for when in times]
+    if len(per_time) == 1:
+        return per_time[0]
+    return [_reduce([windows[i] for windows in per_time], spec.reducer or "mean")
+            for i in range(len(spec.variables))]
+
+
+def _index(spec: MapSpec, when: np.datetime64) -> tuple[int, ...]:
+    where = np.flatnonzero(spec.run.valid_times == when)
+    return (spec.run.slot, int(spec.run.step_slots[where[0]]), *spec.labels)
+
+
+def _reduce(windows: list[SourceWindow | None], reducer: str) -> SourceWindow | None:
+    """Reduce one variable's windows over time, ignoring missing values; a cell missing at
+    every time stays missing."""
+    present = [w for w in windows if w is not None]
+    if not present:
+        return None
+    stack = np.stack([w.values for w in present]).astype(np.float64)
+    valid = np.isfinite(stack)
+    count = valid.sum(axis=0)
+    total = np.where(valid, stack, 0.0).sum(axis=0)
+    if reducer == "sum":
+        reduced = total
+    elif reducer == "mean":
+        reduced = total / np.maximum(count, 1)
+    elif reducer == "max":
+        reduced = np.where(valid, stack, -np.inf).max(axis=0)
+    else:
+        reduced = np.where(valid, stack, np.inf).min(axis=0)
+    reduced = np.where(count > 0, reduced, np.nan).astype(np.float32)
+    return SourceWindow(reduced, present[0].x, present[0].y)
 
 
 def render_map(spec: MapSpec) -> bytes:
@@ -96,8 +131,16 @@ def _draw(spec: MapSpec) -> tuple[np.ndarray, Palette, SourceWindow | None]:
     windows = read_windows(spec)
     window = windows[0] if len(windows) == 1 else _speed(windows)
     field = regrid(window, spec.canvas)
-    palette = palette_for(spec.style, spec.color_range, run_range(spec.run, spec.variables))
+    automatic = run_range(spec.run, spec.variables)
+    if spec.reducer == "sum" and len(spec.aggregate) > 1:
+        automatic = _data_range(field)  # a sum exceeds the run's per-step range
+    palette = palette_for(spec.style, spec.color_range, automatic)
     return palette.indices(field), palette, window
+
+
+def _data_range(field: np.ndarray) -> tuple[float, float] | None:
+    finite = field[np.isfinite(field)]
+    return (float(finite.min()), float(finite.max())) if finite.size else None
 
 
 def render_uv_tiff(spec: MapSpec) -> bytes:
