@@ -86,3 +86,15 @@ class InvalidDimensionValue(FewsmapError):
     """A dimension value is not available for the layer."""
 
     ogc_code = "InvalidDimensionValue"
+
+
+class LayerNotQueryable(FewsmapError):
+    """GetFeatureInfo names a layer that is not declared queryable (a layer group)."""
+
+    ogc_code = "LayerNotQueryable"
+
+
+class InvalidPoint(FewsmapError):
+    """A queried point is unusable: I/J outside the image, or a point outside the grid."""
+
+    ogc_code = "InvalidPoint"

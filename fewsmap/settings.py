@@ -34,6 +34,9 @@ class Settings:
     max_image_pixels: int = 2_304_000
     # How often a running service checks stores for newly published runs.
     reload_interval_s: float = 1.0
+    # Write regular time axes as start/end/period in XML capabilities (FEWS clients read
+    # lists, so lists are the default).
+    compact_time_axes: bool = False
 
 
 _CONVERTERS: dict[str, Any] = {
@@ -45,6 +48,7 @@ _CONVERTERS: dict[str, Any] = {
     "title": str,
     "max_image_pixels": int,
     "reload_interval_s": float,
+    "compact_time_axes": lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true"),
 }
 
 

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from fewsmap import __version__
+from fewsmap.app.api import api_routes
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.errors import (
     FewsmapError,
@@ -27,6 +28,7 @@ from fewsmap.errors import (
 )
 from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
 from fewsmap.ogc.exceptions import exception_report, json_error
+from fewsmap.ogc.featureinfo import get_feature_info
 from fewsmap.ogc.getmap import TIFF, parse_getmap, resolve_maps, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
@@ -81,6 +83,10 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                     get_capabilities, current, params, str(request.url.replace(query="")))
             if operation == "getmap":
                 return await get_map(current, settings, params, request)
+            if operation == "getfeatureinfo":
+                body, media_type = await run_in_threadpool(
+                    get_feature_info, current, params, settings.max_image_pixels)
+                return Response(body, media_type=media_type)
             if operation == "getlegendgraphic":
                 legend, media_type = await run_in_threadpool(get_legend_graphic, current, params)
                 if isinstance(legend, dict):
@@ -90,7 +96,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                 raise MissingParameterValue("parameter REQUEST is required")
             raise OperationNotSupported(
                 f"request {operation[:40]!r} is not offered; offered: GetCapabilities, "
-                "GetMap, GetLegendGraphic")
+                "GetMap, GetFeatureInfo, GetLegendGraphic")
         except Exception as exc:  # every failure becomes the answer the client asked for
             return error_response(exc, Params.for_errors(request.query_params.multi_items()))
 
@@ -102,6 +108,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         Route("/health", health),
         Route("/wms", wms),
         Route("/FewsWebServices/wms", wms),  # drop-in path of the Delft-FEWS web service
+        *api_routes(refreshed),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -135,8 +142,12 @@ async def get_map(catalog: Catalog, settings: Settings, params: Params,
         # changes whenever a run is published.
         "Cache-Control": f"public, max-age={86400 if fixed_run else 60}",
         "X-Fewsmap-Run": spec.run.label,
-        "X-Fewsmap-Valid-Time": format_time(spec.valid_time),
+        "X-Fewsmap-Valid-Time": "/".join(format_time(t) for t in (
+            (spec.aggregate[0], spec.aggregate[-1]) if spec.aggregate else (spec.valid_time,))),
     }
+    if spec.time_substitutions:  # GeoServer's way of saying what was served instead
+        headers["Warning"] = ", ".join(f"99 Nearest value used: time={format_time(served)}"
+                                       for _, served in spec.time_substitutions)
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(image, media_type=parsed.format, headers=headers)

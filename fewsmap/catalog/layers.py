@@ -6,8 +6,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from fewsmap.catalog.styles import Style
-from fewsmap.errors import ConfigError
+from fewsmap.errors import ConfigError, FewsmapError
+from fewsmap.timespec import parse_duration
 
 # Per-run layer ids are ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>`` (FEWS); this finds the suffix.
 RUN_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z)$")
@@ -42,6 +45,8 @@ class Layer:
     components: tuple[str, ...] = ()
     # Per-dimension defaults ("time", "elevation", "ensemble_member"): a value or "required".
     defaults: dict[str, str | float] = field(default_factory=dict)
+    # Serve the nearest valid time within this tolerance instead of refusing (None: exact).
+    time_tolerance: np.timedelta64 | None = None
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -73,7 +78,7 @@ def layer_from_config(entry: dict[str, Any], styles: dict[str, Style],
         If required keys are missing, a style is unknown, or a keyword is invalid.
     """
     known = {"id", "title", "store", "variable", "vector", "group", "styles", "keywords",
-             "abstract", "defaults"}
+             "abstract", "defaults", "time_tolerance"}
     missing = {"id", "store"} - set(entry)
     if "variable" not in entry and "vector" not in entry:
         missing.add("variable")
@@ -106,7 +111,17 @@ def layer_from_config(entry: dict[str, Any], styles: dict[str, Style],
         abstract=str(entry.get("abstract", "")),
         components=vector,
         defaults=_defaults(layer_id, entry.get("defaults", {})),
+        time_tolerance=_tolerance(layer_id, entry.get("time_tolerance")),
     )
+
+
+def _tolerance(layer_id: str, text: object) -> np.timedelta64 | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(str(text), "time_tolerance", allow_zero=True)
+    except FewsmapError as exc:
+        raise ConfigError(f"layer {layer_id!r}: {exc}") from exc
 
 
 def _defaults(layer_id: str, table: dict[str, Any]) -> dict[str, str | float]:

@@ -13,10 +13,12 @@ from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox
 from fewsmap.dimensions import default_time, layer_dimensions
 from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
+from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
 from fewsmap.render.legend import legend_size
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
+from fewsmap.timespec import format_axis
 
 
 def keyword_groups(catalog: Catalog, layer: Layer) -> list[dict[str, str]]:
@@ -119,6 +121,7 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
     _operation(request, _wms("GetCapabilities"), ("text/xml", "application/json"), service_url)
     _operation(request, _wms("GetMap"), ("image/png", "image/jpeg", "image/tiff"),
                service_url)
+    _operation(request, _wms("GetFeatureInfo"), OFFERED_INFO_FORMATS, service_url)
     _operation(request, f"{{{SLD}}}GetLegendGraphic", ("image/png", "application/json"),
                service_url)
     exception = _child(capability, "Exception")
@@ -213,7 +216,7 @@ def _bounding_boxes(node: ET.Element, lonlat: tuple[float, float, float, float],
 
 def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | None,
            url: str, only_headers: bool, children: list[RunInfo]) -> None:
-    node = _child(parent, "Layer", {"queryable": "0"})
+    node = _child(parent, "Layer", {"queryable": "1"})  # GetFeatureInfo; groups are not
     name = layer.id if run is None else f"{layer.id}-{run.label}"
     _text(node, "Name", name)
     _text(node, "Title", layer.title if run is None else run.label)
@@ -231,13 +234,19 @@ def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | No
         _bounding_boxes(node, lonlat_bbox(store), extra)
     runs = catalog.runs(layer)
     shown = run or (runs[-1] if runs else None)
+    compact = catalog.settings.compact_time_axes
     if shown is not None and not only_headers and not children:
-        times = ",".join(format_time(t) for t in shown.valid_times)
+        times = format_axis(shown.valid_times) if compact else \
+            ",".join(format_time(t) for t in shown.valid_times)
+        # multipleValues: lists and ranges are aggregated (REDUCER) or, in GetFeatureInfo
+        # and the time-series API, returned over time; current: TIME=current is the default.
         _text(node, "Dimension", times, name="time", units="ISO8601",
-              default=format_time(default_time(shown)), nearestValue="0")
+              default=format_time(default_time(shown)), multipleValues="1",
+              nearestValue="1" if layer.time_tolerance is not None else "0", current="1")
     if run is None and runs and not only_headers:
         _text(node, "Dimension", ",".join(r.label for r in runs), name="reference_time",
-              units="ISO8601", default=runs[-1].label, nearestValue="0")
+              units="ISO8601", default=runs[-1].label, multipleValues="0",
+              nearestValue="0", current="1")
     if run is None:
         _dimensions(node, catalog, layer)
         units = str(catalog.store(layer).attributes(layer.variable).get("units", ""))
@@ -250,7 +259,8 @@ def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | No
 def _dimensions(node: ET.Element, catalog: Catalog, layer: Layer) -> None:
     """Elevation, ensemble member and any other dimension, with their defaults."""
     for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
-        attrs = {"name": dimension.name, "units": dimension.units, "nearestValue": "0"}
+        attrs = {"name": dimension.name, "units": dimension.units, "multipleValues": "0",
+                 "nearestValue": "0"}
         if dimension.name == "elevation":
             attrs["unitSymbol"] = dimension.units
         if dimension.default is not None:

@@ -10,9 +10,7 @@ import numpy as np
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.dimensions import (
     REQUIRED,
-    default_time,
     layer_dimensions,
-    match_time,
     parse_instant,
 )
 from fewsmap.errors import (
@@ -29,6 +27,8 @@ from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.layout import GRID_MAPPING
+from fewsmap.timeaxis import REDUCERS, resolve_times
+from fewsmap.timespec import TimeSelection, parse_duration, parse_time
 
 PNG = "image/png"
 JPEG = "image/jpeg"
@@ -53,10 +53,13 @@ class GetMapRequest:
     width: int
     height: int
     format: str
-    time: np.datetime64 | None = None
-    reference_time: np.datetime64 | None = None
+    time: TimeSelection | None = None
+    reference_time: np.datetime64 | None = None  # None: the latest run
+    lead_time: np.timedelta64 | None = None  # DIM_LEAD_TIME: valid time = run + lead
+    reducer: str | None = None  # a temporal aggregate of the TIME range
     elevation: float | None = None
     member: int | None = None
+    dimensions: tuple[tuple[str, float], ...] = ()  # DIM_<NAME> for any other dimension
     color_range: tuple[float, float] | None = None
     show_contours: bool = False
     transparent: bool = True
@@ -75,8 +78,12 @@ def wms_version(params: Params) -> str:
     return "1.1.1" if version.startswith("1.1") else "1.3.0"
 
 
-def parse_getmap(params: Params, max_pixels: int) -> GetMapRequest:
+def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False) -> GetMapRequest:
     """Check a GetMap query and return it typed. Limits are enforced before any work.
+
+    ``embedded`` parses the map part of a GetFeatureInfo request (WMS 1.3.0 §7.4.3.3): FORMAT
+    is not checked, since no image is drawn, and TIME is left to the caller, where it may
+    be a list or a range.
 
     Raises
     ------
@@ -96,24 +103,31 @@ def parse_getmap(params: Params, max_pixels: int) -> GetMapRequest:
     bbox = _bbox(params.require("bbox"))
     if version == "1.3.0" and crs != "OGC:CRS84" and _north_first(crs):
         bbox = (bbox[1], bbox[0], bbox[3], bbox[2])
-    image_format = (params.get("format") or PNG).strip().lower()
+    image_format = PNG if embedded else (params.get("format") or PNG).strip().lower()
     if image_format not in FORMATS:
         raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered; offered: "
                             "image/png, image/jpeg, image/tiff (vector layers, "
                             "convertUVtoRG=true)")
-    time = params.get("time")
+    time = None if embedded else params.get("time")
     reference = params.get("externalForecastTime") or params.get("dim_reference_time")
+    if reference and reference.strip().lower() in ("current", "latest", "present"):
+        reference = None
+    lead = params.get("dim_lead_time")
+    style, reducer = _style_and_reducer(params)
     return GetMapRequest(
         version=version,
         layer=layers,
-        style=(params.get("styles") or params.get("style") or "").split(",")[0].strip(),
+        style=style,
         crs=crs,
         bbox=bbox,
         width=width,
         height=height,
         format=FORMATS[image_format],
-        time=parse_instant(time) if time and time.lower() not in ("current", "") else None,
+        time=parse_time(time) if time else None,
         reference_time=parse_instant(reference, "externalForecastTime") if reference else None,
+        lead_time=parse_duration(lead, "DIM_LEAD_TIME", allow_zero=True) if lead else None,
+        reducer=reducer,
+        dimensions=_other_dimensions(params),
         elevation=_number(params, "elevation"),
         member=_member(params),
         color_range=parse_color_range(params.get("colorscalerange")),
@@ -173,18 +187,22 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
     run = select_run(catalog, layer, run, request.reference_time)
     offered = offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"])
     crs = check_offered(request.crs, offered, request.crs_error_code)
-    if request.time is not None:
-        when = match_time(run, request.time)
-    elif layer.defaults.get("time") == REQUIRED:
-        raise MissingDimensionValue(f"layer {layer.id!r} needs TIME (no default is set)")
-    else:
-        when = default_time(run)
+    resolved = resolve_times(run, request.time, request.lead_time, layer.time_tolerance,
+                             required=layer.defaults.get("time") == REQUIRED)
+    times = resolved.times
+    if len(times) > 1 and request.reducer is None:
+        raise InvalidDimensionValue(
+            f"TIME names {len(times)} valid times of run {run.label}; GetMap draws one, or "
+            f"their aggregate with REDUCER={'|'.join(REDUCERS)} (or STYLES=<style>:sum …)")
     return MapSpec(
         store=store,
         variables=layer.variables,
         run=run,
-        valid_time=when,
-        labels=_labels(catalog, layer, request),
+        valid_time=times[0],
+        aggregate=times if request.reducer else (),
+        reducer=request.reducer,
+        time_substitutions=resolved.substitutions,
+        labels=dimension_labels(catalog, layer, request),
         canvas=Canvas(crs, request.bbox, request.width, request.height),
         style=select_style(layer, request.style),
         color_range=request.color_range,
@@ -236,11 +254,46 @@ def select_style(layer: Layer, name: str) -> Style:
     return style
 
 
-def _labels(catalog: Catalog, layer: Layer, request: GetMapRequest) -> tuple[int, ...]:
+def dimension_labels(catalog: Catalog, layer: Layer,
+                     request: GetMapRequest) -> tuple[int, ...]:
     """Store indices along members and levels for the request (defaults where absent)."""
-    wanted = {"elevation": request.elevation, "ensemble_member": request.member}
+    named = {"elevation": request.elevation, "ensemble_member": request.member}
+    wanted = {**dict(request.dimensions),
+              **{name: value for name, value in named.items() if value is not None}}
     return tuple(dimension.index(wanted.get(dimension.name), layer.id) for dimension in
                  layer_dimensions(catalog.store(layer), layer.variable, layer.defaults))
+
+
+# DIM_* parameters with a meaning of their own; any other DIM_<NAME> selects that dimension.
+NAMED_DIMENSIONS = ("reference_time", "lead_time", "ensemble_member", "realization")
+
+
+def _other_dimensions(params: Params) -> tuple[tuple[str, float], ...]:
+    values = []
+    for name, text in sorted(params.prefixed("dim_").items()):
+        if name in NAMED_DIMENSIONS or not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError as exc:
+            raise InvalidDimensionValue(f"DIM_{name.upper()}={text[:40]!r} is not a number") \
+                from exc
+        values.append((name, value))
+    return tuple(values)
+
+
+def _style_and_reducer(params: Params) -> tuple[str, str | None]:
+    """STYLES, and a temporal reducer given as REDUCER=… or as a style (``sum``, ``rain:sum``)."""
+    style = (params.get("styles") or params.get("style") or "").split(",")[0].strip()
+    reducer = (params.get("reducer") or "").strip().lower() or None
+    name, _, suffix = style.rpartition(":")
+    if style.lower() in REDUCERS:
+        style, reducer = "", reducer or style.lower()
+    elif name and suffix.lower() in REDUCERS:
+        style, reducer = name, reducer or suffix.lower()
+    if reducer is not None and reducer not in REDUCERS:
+        raise InvalidParameterValue(f"REDUCER={reducer[:20]!r}; offered: {', '.join(REDUCERS)}")
+    return style, reducer
 
 
 def _size(params: Params, max_pixels: int) -> tuple[int, int]:

@@ -32,6 +32,12 @@ class Params:
         """Build from a plain mapping (tests, notebooks)."""
         return cls(mapping.items())
 
+    def prefixed(self, prefix: str) -> dict[str, str]:
+        """Parameters whose (lower-cased) name starts with ``prefix``, prefix removed."""
+        prefix = prefix.lower()
+        return {name[len(prefix):]: value for name, value in self._values.items()
+                if name.startswith(prefix) and len(name) > len(prefix)}
+
     def get(self, name: str, default: str | None = None) -> str | None:
         """Return the value of ``name`` (any case), or ``default``."""
         return self._values.get(name.lower(), default)

@@ -36,6 +36,8 @@ class MapSpec:
     # A temporal aggregate: these valid times reduced by ``reducer`` (sum, max, min, mean).
     aggregate: tuple[np.datetime64, ...] = ()
     reducer: str | None = None
+    # Where a layer's nearest-time matching served another time than asked: (asked, served).
+    time_substitutions: tuple[tuple[np.datetime64, np.datetime64], ...] = ()
 
 
 def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] | None:

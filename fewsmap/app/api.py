@@ -1,0 +1,50 @@
+"""The JSON API routes: ``/api/timeseries`` and its OpenAPI description."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from fewsmap.catalog import Catalog
+from fewsmap.errors import FewsmapError, InternalError
+from fewsmap.ogc.exceptions import json_error
+from fewsmap.ogc.params import Params
+from fewsmap.ogc.timeseries import openapi_document, time_series
+
+log = logging.getLogger(__name__)
+# Read-only public data: dashboards on other origins may fetch it (CORS).
+API_HEADERS = {"Access-Control-Allow-Origin": "*"}
+
+
+def api_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
+    """Routes of the JSON API; ``catalog_now`` returns the refreshed catalog."""
+
+    async def timeseries(request: Request) -> Response:
+        try:
+            catalog = await catalog_now()
+            params = Params(request.query_params.multi_items())
+            body, media_type = await run_in_threadpool(time_series, catalog, params)
+        except Exception as exc:  # every failure is a JSON error, never a traceback
+            return api_error(exc)
+        # "latest" changes whenever a run is published: short-lived, as GetMap's.
+        return Response(body, media_type=media_type,
+                        headers={**API_HEADERS, "Cache-Control": "public, max-age=60"})
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document(), headers=API_HEADERS)
+
+    return [Route("/api/timeseries", timeseries), Route("/api/openapi.json", openapi)]
+
+
+def api_error(exc: Exception) -> Response:
+    """An error as ``{"error": {"code", "message"}}`` with its HTTP status."""
+    if not isinstance(exc, FewsmapError):  # a bug: log it, never show a traceback
+        log.error("unexpected error", exc_info=exc)
+        exc = InternalError("internal error; the server log has the details")
+    return Response(json_error(exc), status_code=exc.http_status,
+                    media_type="application/json", headers=API_HEADERS)

@@ -1,0 +1,526 @@
+"""GetFeatureInfo: the values of the grid cell under a pixel of a map, in five formats.
+
+The map part of the request is parsed exactly as GetMap parses it (`parse_getmap` with
+``embedded=True``), so CRS, axis order, BBOX, size limits, runs, members and levels mean the
+same here. The queried point is the *centre* of pixel (I, J), counted from the top-left
+pixel (0, 0) (WMS 1.3.0 §7.4.3.7). TIME may be one instant (or absent: the GetMap default)
+or a list, range or ``all``: then one feature per time.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fewsmap.catalog import Catalog, Layer
+from fewsmap.dimensions import REQUIRED, layer_dimensions
+from fewsmap.errors import (
+    InvalidFormat,
+    InvalidParameterValue,
+    InvalidPoint,
+    LayerNotDefined,
+    LayerNotQueryable,
+    MissingParameterValue,
+    StyleNotDefined,
+)
+from fewsmap.ogc.crs import check_offered, offered_crs
+from fewsmap.ogc.getmap import (
+    DEFAULT_STYLE_NAMES,
+    GetMapRequest,
+    dimension_labels,
+    parse_getmap,
+    select_run,
+    select_style,
+)
+from fewsmap.ogc.params import Params
+from fewsmap.points import GridCell, find_cell, read_components
+from fewsmap.store.cube import ForecastStore, RunInfo
+from fewsmap.store.layout import GRID_MAPPING
+from fewsmap.store.run import format_time
+from fewsmap.timeaxis import resolve_times
+from fewsmap.timespec import TimeSelection, format_duration, parse_time
+
+PLAIN = "text/plain"
+HTML = "text/html"
+GEOJSON = "application/json"
+GML2 = "application/vnd.ogc.gml"
+GML3 = "application/vnd.ogc.gml/3.1.1"
+# INFO_FORMAT values understood → (what is written, media type answered).
+INFO_FORMATS = {
+    "text/plain": (PLAIN, "text/plain; charset=utf-8"),
+    "text/html": (HTML, "text/html; charset=utf-8"),
+    "application/json": (GEOJSON, "application/json"),
+    "application/geo+json": (GEOJSON, "application/geo+json"),
+    "json": (GEOJSON, "application/json"),
+    "application/vnd.ogc.gml": (GML2, GML2),
+    "application/vnd.ogc.gml/3.1.1": (GML3, GML3),
+    "text/xml": (GML3, "text/xml; subtype=gml/3.1.1"),
+    "text/xml; subtype=gml/3.1.1": (GML3, "text/xml; subtype=gml/3.1.1"),
+}
+# What capabilities advertise (WMS 1.3.0 §7.2.4.7.2; the aliases above are accepted too).
+OFFERED_INFO_FORMATS = (PLAIN, HTML, GEOJSON, GML2, GML3)
+# Values read per request at most: each is one chunk read (fewsmap/points.py).
+MAX_POINT_VALUES = 20_000
+FEWSMAP_NS = "urn:fewsmap:featureinfo"
+GML_NS = "http://www.opengis.net/gml"
+WFS_NS = "http://www.opengis.net/wfs"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+# Properties of the extra dimensions, by WMS dimension name.
+DIMENSION_PROPERTIES = {"ensemble_member": "member", "elevation": "elevation"}
+
+
+@dataclass(frozen=True)
+class GetFeatureInfoRequest:
+    """A syntactically valid GetFeatureInfo request.
+
+    ``map`` is the embedded GetMap request (bbox east/north); ``time`` None means TIME was
+    not given; ``feature_count`` None means every selected time.
+    """
+
+    map: GetMapRequest
+    query_layers: tuple[str, ...]
+    i: int
+    j: int
+    info_format: str
+    media_type: str
+    feature_count: int | None = None
+    time: TimeSelection | None = None
+
+    @property
+    def point(self) -> tuple[float, float]:
+        """The centre of pixel (I, J) in the request CRS, east/north order."""
+        minx, miny, maxx, maxy = self.map.bbox
+        x = minx + (self.i + 0.5) * (maxx - minx) / self.map.width
+        y = maxy - (self.j + 0.5) * (maxy - miny) / self.map.height
+        return x, y
+
+
+@dataclass(frozen=True, eq=False)
+class PointQuery:
+    """One queried layer, resolved: what to read and where."""
+
+    name: str  # as named in QUERY_LAYERS (a layer id or a per-run id)
+    layer: Layer
+    store: ForecastStore
+    run: RunInfo
+    crs: str
+    times: np.ndarray  # datetime64[s], ascending
+    labels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FeatureValue:
+    """The value of one layer at the queried cell for one time (and member or level)."""
+
+    layer: str
+    variable: str
+    units: str
+    value: float | None
+    time: np.datetime64
+    reference_time: np.datetime64
+    cell: GridCell | None
+    dimensions: tuple[tuple[str, float | int], ...] = ()  # ("member", 3), ("elevation", 850)
+    components: tuple[tuple[str, float | None], ...] = ()  # (u, v) of a vector layer
+    dimension_units: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def lead_time(self) -> np.timedelta64:
+        """Valid time minus reference time, in seconds."""
+        return np.timedelta64(self.time - self.reference_time, "s")
+
+
+def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoRequest:
+    """Check a GetFeatureInfo query and return it typed.
+
+    Raises
+    ------
+    FewsmapError
+        Any GetMap parameter error; MissingParameterValue for QUERY_LAYERS, I/J (X/Y);
+        InvalidPoint for a pixel outside the image; InvalidFormat for INFO_FORMAT.
+    """
+    request = parse_getmap(params, max_pixels, embedded=True)
+    names = tuple(n.strip() for n in params.require("query_layers").split(",") if n.strip())
+    if not names:
+        raise MissingParameterValue("parameter QUERY_LAYERS is required")
+    i = _pixel(params, ("i", "x") if request.version == "1.3.0" else ("x", "i"),
+               request.width)
+    j = _pixel(params, ("j", "y") if request.version == "1.3.0" else ("y", "j"),
+               request.height)
+    asked = " ".join((params.get("info_format") or PLAIN).strip().lower().split())
+    if asked not in INFO_FORMATS and asked.split(";")[0].strip() in INFO_FORMATS:
+        asked = asked.split(";")[0].strip()  # a charset or other media type parameter
+    if asked not in INFO_FORMATS:
+        raise InvalidFormat(f"INFO_FORMAT={asked[:60]!r} is not offered; offered: "
+                            f"{', '.join(OFFERED_INFO_FORMATS)}")
+    info_format, media_type = INFO_FORMATS[asked]
+    time = params.get("time")
+    return GetFeatureInfoRequest(
+        map=request,
+        query_layers=names,
+        i=i,
+        j=j,
+        info_format=info_format,
+        media_type=media_type,
+        feature_count=_feature_count(params.get("feature_count")),
+        time=parse_time(time) if time and time.strip() else None,
+    )
+
+
+def resolve_queries(catalog: Catalog, request: GetFeatureInfoRequest) -> list[PointQuery]:
+    """The layers to query, each with its run, CRS, times and member/level indices.
+
+    QUERY_LAYERS must name LAYERS itself or, when LAYERS is a group, layers of that group
+    (WMS 1.3.0 §7.4.3.4); groups are not queryable.
+
+    Raises
+    ------
+    FewsmapError
+        LayerNotDefined, LayerNotQueryable, StyleNotDefined, InvalidCRS,
+        InvalidDimensionValue, MissingDimensionValue …
+    """
+    drawn = request.map.layer
+    drawn_layer: Layer | None = None
+    if drawn in catalog.layers or drawn not in catalog.groups:
+        drawn_layer, _ = catalog.resolve(drawn)  # LayerNotDefined for an unknown LAYERS
+        select_style(drawn_layer, request.map.style)
+    elif request.map.style not in DEFAULT_STYLE_NAMES:
+        raise StyleNotDefined(f"group {drawn!r} draws its layers in their default styles; "
+                              f"STYLES={request.map.style[:60]!r} is not one of them")
+    queries = []
+    for name in dict.fromkeys(request.query_layers):
+        if name in catalog.groups and name not in catalog.layers:
+            raise LayerNotQueryable(
+                f"QUERY_LAYERS={name[:80]!r} is a layer group, which is not queryable; "
+                "query its layers by name")
+        layer, run = catalog.resolve(name)
+        same_layer = drawn_layer is not None and layer.id == drawn_layer.id  # any of its runs
+        in_group = drawn_layer is None and layer.group == drawn
+        if not (same_layer or in_group):
+            raise LayerNotDefined(
+                f"QUERY_LAYERS={name[:80]!r} is not among LAYERS={drawn[:80]!r} (a query "
+                "layer must be the layer drawn or a layer of the group drawn)")
+        queries.append(_query(catalog, name, layer, run, request))
+    return queries
+
+
+def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
+                  ) -> list[FeatureValue]:
+    """Read the value of each query at the queried point (None off the grid or missing).
+
+    Raises
+    ------
+    InvalidParameterValue
+        If more than `MAX_POINT_VALUES` values would be read.
+    """
+    queries = list(queries)
+    total = sum(q.times.size * len(q.layer.variables) for q in queries)
+    if total > MAX_POINT_VALUES:
+        raise InvalidParameterValue(
+            f"this request reads {total} values; at most {MAX_POINT_VALUES} are allowed "
+            "(narrow TIME or lower FEATURE_COUNT)")
+    x, y = request.point
+    features = []
+    for query in queries:
+        cell = find_cell(query.store, query.crs, x, y)
+        if cell is None:
+            values = np.full(query.times.size, np.nan, dtype=np.float32)
+            components = {name: values for name in query.layer.components}
+        else:
+            read, components = read_components(
+                query.store, query.layer.variables, cell, query.run, query.times,
+                [[label] for label in query.labels])
+            values = read.reshape(-1)
+            components = {k: v.reshape(-1) for k, v in components.items()}
+        dims, units = _dimension_values(query)
+        attrs = query.store.attributes(query.layer.variable)
+        for k, when in enumerate(query.times):
+            features.append(FeatureValue(
+                layer=query.name,
+                variable=",".join(query.layer.variables),
+                units=str(attrs.get("units", "")),
+                value=json_number(values[k]),
+                time=when,
+                reference_time=query.run.reference_time,
+                cell=cell,
+                dimensions=dims,
+                components=tuple((name, json_number(v[k])) for name, v in components.items()),
+                dimension_units=units,
+            ))
+    return features
+
+
+def get_feature_info(catalog: Catalog, params: Params, max_pixels: int) -> tuple[bytes, str]:
+    """Answer a GetFeatureInfo request: the body and its media type.
+
+    Raises
+    ------
+    FewsmapError
+        The OGC exception for the first problem found.
+    """
+    request = parse_getfeatureinfo(params, max_pixels)
+    features = read_features(resolve_queries(catalog, request), request)
+    return encode_features(features, request), request.media_type
+
+
+def encode_features(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes:
+    """Write features in the request's INFO_FORMAT."""
+    if request.info_format == GEOJSON:
+        return _geojson(features, request)
+    if request.info_format == HTML:
+        return _html(features, request)
+    if request.info_format in (GML2, GML3):
+        return _gml(features, request, gml3=request.info_format == GML3)
+    return _plain(features, request)
+
+
+def json_number(value: object) -> float | None:
+    """A float32 value as the shortest decimal that reads back to it; None for NaN/inf."""
+    number = np.float32(value)  # type: ignore[arg-type]
+    if not np.isfinite(number):
+        return None
+    return float(str(number))
+
+
+# --- resolving ------------------------------------------------------------------------
+
+
+def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
+           request: GetFeatureInfoRequest) -> PointQuery:
+    store = catalog.store(layer)
+    run = select_run(catalog, layer, run, request.map.reference_time)
+    offered = offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"])
+    crs = check_offered(request.map.crs, offered, request.map.crs_error_code)
+    times = _times(layer, run, request)
+    if request.feature_count is not None:
+        times = times[: request.feature_count]
+    return PointQuery(name, layer, store, run, crs, times,
+                      dimension_labels(catalog, layer, request.map))
+
+
+def _times(layer: Layer, run: RunInfo, request: GetFeatureInfoRequest) -> np.ndarray:
+    """The valid times TIME (and DIM_LEAD_TIME) mean for one run, resolved as GetMap does."""
+    resolved = resolve_times(run, request.time, request.map.lead_time, layer.time_tolerance,
+                             required=layer.defaults.get("time") == REQUIRED)
+    return np.array(resolved.times, dtype="datetime64[s]")
+
+
+def _dimension_values(query: PointQuery) -> tuple[tuple[tuple[str, float | int], ...],
+                                                  tuple[tuple[str, str], ...]]:
+    """The member/level labels a query reads, as feature properties, and their units."""
+    dims = layer_dimensions(query.store, query.layer.variable, query.layer.defaults)
+    values, units = [], []
+    for dimension, index in zip(dims, query.labels, strict=True):
+        name = DIMENSION_PROPERTIES.get(dimension.name, dimension.name)
+        values.append((name, label_value(dimension.labels[index])))
+        if dimension.units:
+            units.append((name, dimension.units))
+    return tuple(values), tuple(units)
+
+
+def lead_time_text(lead: np.timedelta64) -> str:
+    """A lead time as an ISO 8601 duration; a valid time before its run gets a minus sign."""
+    seconds = np.timedelta64(lead, "s")
+    if seconds < np.timedelta64(0, "s"):
+        return "-" + format_duration(-seconds)
+    return format_duration(seconds)
+
+
+def label_value(label: object) -> float | int:
+    """A member or level label as a JSON number: whole numbers as int."""
+    number = float(label)  # type: ignore[arg-type]
+    return int(number) if number.is_integer() else number
+
+
+def _pixel(params: Params, names: tuple[str, str], size: int) -> int:
+    """Pixel column or row (I/J in 1.3.0, X/Y in 1.1.1; either is accepted), 0 ≤ p < size."""
+    first, second = names
+    text = params.get(first) or params.get(second)
+    label = first.upper()
+    if not text:
+        raise MissingParameterValue(
+            f"parameter {label} is required (I and J in WMS 1.3.0, X and Y in 1.1.1)")
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise InvalidPoint(f"{label}={text[:20]!r} must be a whole pixel number") from exc
+    if not math.isfinite(value) or not value.is_integer():
+        raise InvalidPoint(f"{label}={text[:20]!r} must be a whole pixel number")
+    if not 0 <= value < size:
+        raise InvalidPoint(f"{label}={int(value)} is outside the image: 0..{size - 1} "
+                           "(pixel 0 is the left column / top row)")
+    return int(value)
+
+
+def _feature_count(text: str | None) -> int | None:
+    """FEATURE_COUNT: a positive whole number; anything else means the default (§7.4.3.7)."""
+    try:
+        value = int(text) if text else 0
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _properties(feature: FeatureValue) -> dict[str, object]:
+    properties: dict[str, object] = {
+        "layer": feature.layer,
+        "variable": feature.variable,
+        "value": feature.value,
+        "units": feature.units,
+        "time": format_time(feature.time),
+        "reference_time": format_time(feature.reference_time),
+        "lead_time": lead_time_text(feature.lead_time),
+    }
+    properties.update(feature.dimensions)
+    properties.update((f"{name}_units", units) for name, units in feature.dimension_units
+                      if name != "member")
+    if feature.components:
+        properties["components"] = dict(feature.components)
+    cell = feature.cell
+    properties.update({"row": cell.row if cell else None, "col": cell.col if cell else None})
+    if cell is not None:
+        properties.update({"lon": _finite(cell.lon), "lat": _finite(cell.lat),
+                           "x": _finite(cell.x), "y": _finite(cell.y), "crs": cell.crs})
+    return properties
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _geojson(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes:
+    x, y = request.point
+    body = {
+        "type": "FeatureCollection",
+        "features": [{
+            "type": "Feature",
+            "id": _feature_id(feature),
+            # RFC 7946: WGS 84 longitude, latitude. The grid cell centre whose value is given.
+            "geometry": {"type": "Point", "coordinates": [feature.cell.lon, feature.cell.lat]}
+            if feature.cell is not None else None,
+            "properties": _properties(feature),
+        } for feature in features],
+        # Foreign member (RFC 7946 §6.1): the point that was asked for.
+        "query": {"i": request.i, "j": request.j, "crs": request.map.crs, "x": x, "y": y},
+    }
+    return json.dumps(body, allow_nan=False).encode()
+
+
+def _feature_id(feature: FeatureValue) -> str:
+    dims = "".join(f"/{k}={v}" for k, v in feature.dimensions)
+    run, time = format_time(feature.reference_time), format_time(feature.time)
+    return f"{feature.layer}/{run}/{time}{dims}"
+
+
+def _pixel_text(request: GetFeatureInfoRequest) -> str:
+    names = ("X", "Y") if request.map.version == "1.1.1" else ("I", "J")
+    return f"{names[0]}={request.i}, {names[1]}={request.j}"
+
+
+def _value_text(feature: FeatureValue) -> str:
+    return "no data" if feature.value is None else repr(feature.value)
+
+
+def _plain(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes:
+    x, y = request.point
+    lines = [f"GetFeatureInfo at pixel {_pixel_text(request)}: {request.map.crs} "
+             f"x={x:.6f}, y={y:.6f}"]
+    rule = "-" * 60
+    for feature in features:
+        lines += ["", f"Results for layer '{feature.layer}':", rule]
+        for key, value in _properties(feature).items():
+            if key == "value":
+                value = _value_text(feature)
+            elif value is None:
+                value = "(outside the grid)" if key in ("row", "col") else ""
+            lines.append(f"{key} = {value}")
+        lines.append(rule)
+    if not features:
+        lines.append("no features")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _html(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes:
+    x, y = request.point
+    esc = html.escape
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n'
+             '<html xmlns="http://www.w3.org/1999/xhtml"><head><meta charset="utf-8"/>'
+             "<title>GetFeatureInfo</title></head><body>",
+             f"<p>Pixel {_pixel_text(request)}: {esc(request.map.crs)} "
+             f"x={x:.6f}, y={y:.6f}</p>"]
+    by_layer: dict[str, list[FeatureValue]] = {}
+    for feature in features:
+        by_layer.setdefault(feature.layer, []).append(feature)
+    for layer, rows in by_layer.items():
+        first = rows[0]
+        cell = first.cell
+        where = (f"cell row {cell.row}, col {cell.col}; centre lon {cell.lon:.6f}, "
+                 f"lat {cell.lat:.6f}" if cell else "the point lies outside the grid")
+        columns = ["time", "reference_time", "lead_time",
+                   *(k for k, _ in first.dimensions), *(k for k, _ in first.components),
+                   "value"]
+        parts.append(f'<table class="featureInfo"><caption>{esc(layer)} '
+                     f"({esc(first.variable)}{', ' + esc(first.units) if first.units else ''})"
+                     f": {esc(where)}</caption><tr>"
+                     + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>")
+        for feature in rows:
+            cells = [format_time(feature.time), format_time(feature.reference_time),
+                     lead_time_text(feature.lead_time),
+                     *(str(v) for _, v in feature.dimensions),
+                     *("no data" if v is None else repr(v) for _, v in feature.components),
+                     _value_text(feature)]
+            parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+    if not features:
+        parts.append("<p>no features</p>")
+    parts.append("</body></html>\n")
+    return "".join(parts).encode()
+
+
+def _gml(features: list[FeatureValue], request: GetFeatureInfoRequest, gml3: bool) -> bytes:
+    """A WFS-style feature collection: GML 2 (``fid``, coordinates) or GML 3.1.1."""
+    ET.register_namespace("wfs", WFS_NS)
+    ET.register_namespace("gml", GML_NS)
+    ET.register_namespace("fewsmap", FEWSMAP_NS)
+    ET.register_namespace("xsi", XSI_NS)
+    root = ET.Element(f"{{{WFS_NS}}}FeatureCollection")
+    for n, feature in enumerate(features):
+        member = ET.SubElement(root, f"{{{GML_NS}}}featureMember")
+        id_attr = f"{{{GML_NS}}}id" if gml3 else "fid"
+        node = ET.SubElement(member, f"{{{FEWSMAP_NS}}}PointValue", {id_attr: f"f{n + 1}"})
+        if feature.cell is not None:
+            geometry = ET.SubElement(node, f"{{{FEWSMAP_NS}}}geometry")
+            lon, lat = feature.cell.lon, feature.cell.lat
+            if gml3:
+                point = ET.SubElement(geometry, f"{{{GML_NS}}}Point", {"srsName": CRS84_URI})
+                ET.SubElement(point, f"{{{GML_NS}}}pos").text = f"{lon!r} {lat!r}"
+            else:  # GML 2: x,y = longitude,latitude
+                point = ET.SubElement(geometry, f"{{{GML_NS}}}Point", {"srsName": "EPSG:4326"})
+                ET.SubElement(point, f"{{{GML_NS}}}coordinates").text = f"{lon!r},{lat!r}"
+        for key, value in _properties(feature).items():
+            if key == "components":
+                for name, component in feature.components:
+                    _gml_value(node, "component", component, {"name": name})
+                continue
+            _gml_value(node, key, value)
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+def _gml_value(node: ET.Element, key: str, value: object,
+               attrib: dict[str, str] | None = None) -> None:
+    element = ET.SubElement(node, f"{{{FEWSMAP_NS}}}{key}", attrib or {})
+    if value is None:
+        element.set(f"{{{XSI_NS}}}nil", "true")
+    else:
+        element.text = str(value)
+

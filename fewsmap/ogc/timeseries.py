@@ -1,0 +1,578 @@
+"""The time-series API for dashboards: a layer's values at one point, over lead times and runs.
+
+``GET /api/timeseries?layer=…&x=…&y=…`` answers JSON (default), CoverageJSON or CSV; the
+OpenAPI 3.1 description (`openapi_document`) is the contract and is served beside it. The
+point is found and read by the core (`fewsmap.points`): only the chunks holding its cell.
+
+Selections: one run (``run=<T0>|latest``, default latest), several (``runs=all|<n>``), or a
+valid-time window (``start``/``end``), which alone means every run that covers it (a forecast
+plume). ``member`` and ``elevation`` take a value or ``all``; absent, the layer's default.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fewsmap.catalog import Catalog, Layer
+from fewsmap.catalog.extent import lonlat_bbox
+from fewsmap.dimensions import LayerDimension, layer_dimensions, parse_instant
+from fewsmap.errors import (
+    InvalidDimensionValue,
+    InvalidFormat,
+    InvalidParameterValue,
+    InvalidPoint,
+    LayerNotQueryable,
+)
+from fewsmap.ogc.crs import canonical_crs, check_offered, offered_crs
+from fewsmap.ogc.featureinfo import (
+    DIMENSION_PROPERTIES,
+    MAX_POINT_VALUES,
+    json_number,
+    label_value,
+    lead_time_text,
+)
+from fewsmap.ogc.params import Params
+from fewsmap.points import GridCell, find_cell, read_components
+from fewsmap.store.cube import ForecastStore, RunInfo
+from fewsmap.store.layout import GRID_MAPPING
+from fewsmap.store.run import format_time
+
+JSON = "application/json"
+COVJSON = "application/prs.coverage+json"
+CSV = "text/csv"
+FORMATS = {"json": JSON, "application/json": JSON,
+           "covjson": COVJSON, "coveragejson": COVJSON, COVJSON: COVJSON,
+           "application/vnd.cov+json": COVJSON,
+           "csv": CSV, "text/csv": CSV}
+ALL = "all"
+LATEST = "latest"
+DEFAULT_CRS = "EPSG:4326"
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+MAX_RUNS_PARAMETER = 10_000
+
+
+@dataclass(frozen=True)
+class TimeSeriesRequest:
+    """A checked time-series query; ``x``/``y`` east/north in ``crs`` whatever its axis order.
+
+    Runs: ``reference_time`` names one; else ``all_runs`` or ``latest_runs`` (the last n);
+    else the latest run. ``start``/``end`` limit valid times (inclusive). ``member`` and
+    ``elevation`` are a label, None (the default) or `ALL`.
+    """
+
+    layer: str
+    x: float
+    y: float
+    crs: str = DEFAULT_CRS
+    reference_time: np.datetime64 | None = None
+    all_runs: bool = False
+    latest_runs: int | None = None
+    runs_given: bool = False  # runs=… was given (not only implied by start/end)
+    start: np.datetime64 | None = None
+    end: np.datetime64 | None = None
+    member: float | str | None = None
+    elevation: float | str | None = None
+    format: str = JSON
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """The values of one run (and one member/level) at the cell, in valid-time order."""
+
+    run: RunInfo
+    dimensions: tuple[tuple[str, float | int], ...]  # ("member", 3), ("elevation", 850)
+    times: np.ndarray  # datetime64[s]
+    values: np.ndarray  # float32, NaN = missing
+    components: tuple[tuple[str, np.ndarray], ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class TimeSeries:
+    """A request's answer before encoding."""
+
+    layer: Layer
+    store: ForecastStore
+    request: TimeSeriesRequest
+    cell: GridCell
+    series: tuple[Series, ...]
+
+    @property
+    def units(self) -> str:
+        """Units of the layer's variable (CF ``units``)."""
+        return str(self.store.attributes(self.layer.variable).get("units", ""))
+
+
+def parse_timeseries(params: Params) -> TimeSeriesRequest:
+    """Check a time-series query and return it typed.
+
+    Raises
+    ------
+    FewsmapError
+        MissingParameterValue, InvalidParameterValue, InvalidDimensionValue, InvalidFormat.
+    """
+    run_text = (params.get("run") or "").strip()
+    runs_text = (params.get("runs") or "").strip().lower()
+    if run_text and runs_text:
+        raise InvalidParameterValue("give run=<T0>|latest or runs=all|<n>, not both")
+    reference_time = None
+    if run_text and run_text.lower() != LATEST:
+        reference_time = parse_instant(run_text, "run")
+    latest_runs = None
+    if runs_text and runs_text != ALL:
+        latest_runs = _whole_number(runs_text, "runs", "all or a whole number of latest runs")
+    start, end = (_instant(params, name) for name in ("start", "end"))
+    if start is not None and end is not None and end < start:
+        raise InvalidParameterValue(f"end={format_time(end)} is before start="
+                                    f"{format_time(start)}")
+    window_plume = (start is not None or end is not None) and not run_text and not runs_text
+    format_text = (params.get("format") or params.get("f") or "json").strip().lower()
+    if format_text not in FORMATS:
+        raise InvalidFormat(f"format={format_text[:60]!r} is not offered; offered: json, "
+                            "covjson, csv")
+    return TimeSeriesRequest(
+        layer=params.require("layer"),
+        x=_coordinate(params, "x"),
+        y=_coordinate(params, "y"),
+        crs=canonical_crs(params.get("crs") or DEFAULT_CRS),
+        reference_time=reference_time,
+        all_runs=runs_text == ALL or window_plume,
+        latest_runs=latest_runs,
+        runs_given=bool(runs_text),
+        start=start,
+        end=end,
+        member=_label(params, "member"),
+        elevation=_label(params, "elevation"),
+        format=FORMATS[format_text],
+    )
+
+
+def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries:
+    """Resolve the request against the catalog and read the values at the cell.
+
+    Raises
+    ------
+    FewsmapError
+        LayerNotDefined, LayerNotQueryable, InvalidCRS, InvalidDimensionValue,
+        MissingDimensionValue, InvalidPoint (outside the grid), InvalidParameterValue (too
+        many values).
+    """
+    if request.layer in catalog.groups and request.layer not in catalog.layers:
+        members = [layer.id for layer in catalog.layers.values()
+                   if layer.group == request.layer]
+        raise LayerNotQueryable(f"layer={request.layer[:80]!r} is a layer group; name one of "
+                                f"its layers: {', '.join(members[:10])}")
+    layer, named_run = catalog.resolve(request.layer)
+    store = catalog.store(layer)
+    crs = check_offered(request.crs, offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"]),
+                        "InvalidCRS")
+    runs = _runs(catalog, layer, named_run, request)
+    dims = layer_dimensions(store, layer.variable, layer.defaults)
+    wanted = {"ensemble_member": request.member, "elevation": request.elevation}
+    indices = [_indices(dimension, wanted.get(dimension.name), layer.id) for dimension in dims]
+    count = sum(times.size for _, times in runs) * math.prod(len(i) for i in indices) * len(
+        layer.variables)
+    if count > MAX_POINT_VALUES:
+        raise InvalidParameterValue(
+            f"this request reads {count} values; at most {MAX_POINT_VALUES} are allowed "
+            "(narrow start/end, name a run, a member or an elevation)")
+    cell = find_cell(store, crs, request.x, request.y)
+    if cell is None:
+        west, south, east, north = lonlat_bbox(store)
+        raise InvalidPoint(
+            f"x={request.x:g}, y={request.y:g} ({crs}) lies outside the grid of layer "
+            f"{layer.id!r}, which covers longitude {west:g}..{east:g}, latitude "
+            f"{south:g}..{north:g}")
+    series = []
+    for run, times in runs:
+        values, components = read_components(store, layer.variables, cell, run, times,
+                                             indices)
+        for combination in itertools.product(*(range(len(i)) for i in indices)):
+            at: tuple[slice | int, ...] = (slice(None), *combination)
+            labels = tuple((DIMENSION_PROPERTIES.get(d.name, d.name),
+                            label_value(d.labels[i[k]]))
+                           for d, i, k in zip(dims, indices, combination, strict=True))
+            series.append(Series(run, labels, times, values[at],
+                                 tuple((name, v[at]) for name, v in components.items())))
+    return TimeSeries(layer, store, request, cell, tuple(series))
+
+
+def time_series(catalog: Catalog, params: Params) -> tuple[bytes, str]:
+    """Answer ``/api/timeseries``: the body and its media type.
+
+    Raises
+    ------
+    FewsmapError
+        The error for the first problem found.
+    """
+    request = parse_timeseries(params)
+    answer = read_time_series(catalog, request)
+    if request.format == CSV:
+        return encode_csv(answer), "text/csv; charset=utf-8"
+    if request.format == COVJSON:
+        return _dumps(coverage_json(answer)), COVJSON
+    return _dumps(series_json(answer)), JSON
+
+
+def series_json(answer: TimeSeries) -> dict[str, Any]:
+    """The plain JSON answer (schema ``TimeSeries`` of the OpenAPI document)."""
+    cell, request = answer.cell, answer.request
+    body: dict[str, Any] = {
+        "layer": answer.layer.id,
+        "variable": ",".join(answer.layer.variables),
+        "units": answer.units,
+        "cell": {"row": cell.row, "col": cell.col, "lon": _finite(cell.lon),
+                 "lat": _finite(cell.lat), "x": _finite(cell.x), "y": _finite(cell.y),
+                 "crs": cell.crs},
+        "point": {"x": request.x, "y": request.y, "crs": cell.crs},
+        "series": [],
+    }
+    if answer.layer.components:
+        body["components"] = list(answer.layer.components)
+    for series in answer.series:
+        entry: dict[str, Any] = {"reference_time": series.run.label}
+        entry.update(series.dimensions)
+        entry["times"] = [format_time(t) for t in series.times]
+        entry["lead_times"] = _lead_times(series)
+        entry["values"] = [json_number(v) for v in series.values]
+        if series.components:
+            entry["components"] = {name: [json_number(v) for v in values]
+                                   for name, values in series.components}
+        body["series"].append(entry)
+    return body
+
+
+def encode_csv(answer: TimeSeries) -> bytes:
+    """CSV: a header, then one row per value (RFC 4180; empty field = missing)."""
+    names = [name for name, _ in answer.series[0].dimensions] if answer.series else []
+    extra = [name for name in names if name != "member"]
+    components = list(answer.layer.components)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["reference_time", "valid_time", "lead_time", "member", *extra, "value",
+                     *components])
+    for series in answer.series:
+        labels = dict(series.dimensions)
+        parts = dict(series.components)
+        for k, (when, lead) in enumerate(zip(series.times, _lead_times(series), strict=True)):
+            writer.writerow([
+                series.run.label, format_time(when), lead, labels.get("member", ""),
+                *(labels[name] for name in extra), _csv_number(series.values[k]),
+                *(_csv_number(parts[name][k]) for name in components)])
+    return out.getvalue().encode()
+
+
+def coverage_json(answer: TimeSeries) -> dict[str, Any]:
+    """CoverageJSON: a CoverageCollection of PointSeries coverages, one per series.
+
+    Each coverage's x/y is the cell centre in CRS84; its run and member are given in the
+    members ``fewsmap:reference_time``/``fewsmap:member`` and its lead times in
+    ``fewsmap:lead_times`` (CoverageJSON has no axis for them).
+    """
+    layer, cell = answer.layer, answer.cell
+    attrs = answer.store.attributes(layer.variable)
+    keys = ["speed", *layer.components] if layer.components else [layer.variable]
+    parameters = {}
+    for key in keys:
+        source = answer.store.attributes(key) if key in answer.store.variables else attrs
+        label = str(source.get("long_name") or key)
+        if key == "speed":
+            label = f"Speed of ({', '.join(layer.components)})"
+        parameter: dict[str, Any] = {"type": "Parameter",
+                                     "observedProperty": {"label": {"en": label}}}
+        if source.get("standard_name"):
+            parameter["observedProperty"]["id"] = (
+                f"http://vocab.nerc.ac.uk/standard_name/{source['standard_name']}/")
+        units = str(source.get("units", answer.units))
+        if units:
+            parameter["unit"] = {"symbol": units}
+        parameters[key] = parameter
+    referencing: list[dict[str, Any]] = [
+        {"coordinates": ["x", "y"], "system": {"type": "GeographicCRS", "id": CRS84_URI}},
+        {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": "Gregorian"}},
+    ]
+    coverages = []
+    for series in answer.series:
+        labels = dict(series.dimensions)
+        axes: dict[str, Any] = {"x": {"values": [cell.lon]}, "y": {"values": [cell.lat]},
+                                "t": {"values": [format_time(t) for t in series.times]}}
+        if "elevation" in labels:
+            axes["z"] = {"values": [labels["elevation"]]}
+        arrays = {"speed" if layer.components else layer.variable: series.values,
+                  **dict(series.components)}
+        coverage: dict[str, Any] = {
+            "type": "Coverage",
+            "id": f"{layer.id}/{series.run.label}"
+                  + "".join(f"/{k}={v}" for k, v in series.dimensions),
+            "domain": {"type": "Domain", "domainType": "PointSeries", "axes": axes},
+            "ranges": {key: {"type": "NdArray", "dataType": "float", "axisNames": ["t"],
+                             "shape": [int(values.size)],
+                             "values": [json_number(v) for v in values]}
+                       for key, values in arrays.items()},
+            "fewsmap:reference_time": series.run.label,
+            "fewsmap:lead_times": _lead_times(series),
+        }
+        for name, value in series.dimensions:
+            if name != "elevation":
+                coverage[f"fewsmap:{name}"] = value
+        coverages.append(coverage)
+    if any("elevation" in dict(s.dimensions) for s in answer.series):
+        units = next((d.units for d in layer_dimensions(answer.store, layer.variable, {})
+                      if d.name == "elevation"), "")
+        referencing.append({"coordinates": ["z"], "system": {
+            "type": "VerticalCRS", "cs": {"csAxes": [{"name": {"en": "elevation"},
+                                                       "direction": "up",
+                                                       "unit": {"symbol": units}}]}}})
+    return {"type": "CoverageCollection", "domainType": "PointSeries",
+            "parameters": parameters, "referencing": referencing, "coverages": coverages}
+
+
+def _runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
+          request: TimeSeriesRequest) -> list[tuple[RunInfo, np.ndarray]]:
+    """The runs to read, each with its valid times inside the window."""
+    runs = catalog.runs(layer)
+    if not runs:
+        raise InvalidDimensionValue(f"layer {layer.id!r} has no published run yet")
+    if named is not None and request.reference_time is not None and (
+            named.reference_time != request.reference_time):
+        raise InvalidParameterValue(f"run={format_time(request.reference_time)} differs from "
+                                    f"the run in the layer id ({named.label})")
+    if named is not None and request.runs_given:
+        raise InvalidParameterValue(f"layer={request.layer[:80]!r} names one run; runs= "
+                                    "applies to a layer id without a run")
+    single = named is not None or request.reference_time is not None
+    if request.reference_time is not None:
+        found = [run for run in runs if run.reference_time == request.reference_time]
+        if not found:
+            raise InvalidDimensionValue(
+                f"layer {layer.id!r} has no run {format_time(request.reference_time)}; runs: "
+                f"{', '.join(r.label for r in runs[-5:])}{' …' if len(runs) > 5 else ''}")
+        chosen = found
+    elif named is not None:
+        chosen = [named]
+    elif request.all_runs:
+        chosen = list(runs)
+    elif request.latest_runs is not None:
+        chosen = list(runs[-request.latest_runs:])
+    else:
+        chosen = [runs[-1]]
+    start = request.start if request.start is not None else np.datetime64("0001-01-01", "s")
+    end = request.end if request.end is not None else np.datetime64("9999-12-31", "s")
+    selected = []
+    for run in chosen:
+        times = run.valid_times[(run.valid_times >= start) & (run.valid_times <= end)]
+        if times.size:
+            selected.append((run, times))
+    if not selected:
+        which = f"run {chosen[0].label}" if single or len(chosen) == 1 else (
+            f"any of the {len(chosen)} runs")
+        raise InvalidDimensionValue(
+            f"{which} has no valid time between {_bound(request.start)} and "
+            f"{_bound(request.end)}")
+    return selected
+
+
+def _indices(dimension: LayerDimension, wanted: float | str | None, layer_id: str) -> list[int]:
+    """Store indices along a member or level dimension: one, or every one for ``all``."""
+    if wanted == ALL:
+        return [int(i) for i in np.argsort(dimension.labels.astype("float64"), kind="stable")]
+    return [dimension.index(None if wanted is None else float(wanted), layer_id)]
+
+
+def _label(params: Params, name: str) -> float | str | None:
+    text = (params.get(name) or "").strip()
+    if not text:
+        return None
+    if text.lower() == ALL:
+        return ALL
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise InvalidDimensionValue(f"{name}={text[:40]!r} must be a number or all") from exc
+    if not math.isfinite(value):
+        raise InvalidDimensionValue(f"{name}={text[:40]!r} must be a finite number or all")
+    return value
+
+
+def _coordinate(params: Params, name: str) -> float:
+    text = params.require(name)
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise InvalidParameterValue(f"{name}={text[:40]!r} must be a number") from exc
+    if not math.isfinite(value):
+        raise InvalidParameterValue(f"{name}={text[:40]!r} must be a finite number")
+    return value
+
+
+def _instant(params: Params, name: str) -> np.datetime64 | None:
+    text = (params.get(name) or "").strip()
+    return parse_instant(text, name) if text else None
+
+
+def _whole_number(text: str, name: str, allowed: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise InvalidParameterValue(f"{name}={text[:40]!r}: allowed: {allowed}") from exc
+    if not 0 < value <= MAX_RUNS_PARAMETER:
+        raise InvalidParameterValue(
+            f"{name}={value}: allowed: {allowed} (1..{MAX_RUNS_PARAMETER})")
+    return value
+
+
+def _bound(value: np.datetime64 | None) -> str:
+    return format_time(value) if value is not None else "(open)"
+
+
+def _lead_times(series: Series) -> list[str]:
+    leads = (series.times - series.run.reference_time).astype("timedelta64[s]")
+    return [lead_time_text(lead) for lead in leads]
+
+
+def _csv_number(value: object) -> str:
+    number = json_number(value)
+    return "" if number is None else repr(number)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, allow_nan=False).encode()
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of ``/api/timeseries`` (served at ``/api/openapi.json``)."""
+    time_text = "ISO 8601 UTC instant, e.g. 2022-08-09T06:00:00Z"
+    number_or_all = {"oneOf": [{"type": "number"}, {"type": "string", "const": ALL}]}
+    nullable_number = {"type": ["number", "null"]}
+    parameters = [
+        _parameter("layer", True, "A layer id from the WMS capabilities (`<store>.<variable>` "
+                   "without configuration), or a per-run id `<layer>-<T0>`; not a group.",
+                   {"type": "string", "minLength": 1}, "naefs-mean.QTF"),
+        _parameter("x", True, "Easting of the point in `crs`: the **longitude** for "
+                   "EPSG:4326 and CRS:84. Always east first, whatever the CRS's official "
+                   "axis order (unlike WMS 1.3.0 EPSG:4326 bounding boxes).",
+                   {"type": "number"}, -105.0),
+        _parameter("y", True, "Northing of the point in `crs`: the **latitude** for "
+                   "EPSG:4326 and CRS:84.", {"type": "number"}, 40.0),
+        _parameter("crs", False, "CRS of x and y: EPSG:4326 (default; x=lon, y=lat), CRS:84, "
+                   "EPSG:3857 or the grid's own EPSG code (see the layer's CRS in the "
+                   "capabilities).", {"type": "string", "default": DEFAULT_CRS}, "EPSG:3857"),
+        _parameter("run", False, "One run by its forecast reference time, or `latest` (the "
+                   "default when neither `runs` nor `start`/`end` is given): all its lead "
+                   f"times. {time_text}.",
+                   {"type": "string", "default": LATEST}, "2022-08-09T00:00:00Z"),
+        _parameter("runs", False, "`all` runs, or the latest n runs; each series is tagged "
+                   "with its run. Not together with `run`.",
+                   {"oneOf": [{"type": "string", "const": ALL},
+                              {"type": "integer", "minimum": 1,
+                               "maximum": MAX_RUNS_PARAMETER}]}, ALL),
+        _parameter("start", False, "First valid time (inclusive). Without `run`/`runs`, "
+                   "`start`/`end` select every run with a valid time in the window (a "
+                   f"forecast plume). {time_text}.",
+                   {"type": "string", "format": "date-time"}, "2022-08-10T00:00:00Z"),
+        _parameter("end", False, f"Last valid time (inclusive). {time_text}.",
+                   {"type": "string", "format": "date-time"}, "2022-08-12T00:00:00Z"),
+        _parameter("member", False, "Ensemble member label, or `all` (one series per "
+                   "member); default: the layer's default member (the control).",
+                   number_or_all, ALL),
+        _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all`; default: the "
+                   "level nearest the surface or the configured default.", number_or_all, 850),
+        _parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
+                   "CoverageCollection of PointSeries) or `csv`.",
+                   {"type": "string", "enum": ["json", "covjson", "csv"], "default": "json"},
+                   "json"),
+    ]
+    series = {
+        "type": "object",
+        "required": ["reference_time", "times", "lead_times", "values"],
+        "properties": {
+            "reference_time": {"type": "string", "format": "date-time"},
+            "member": {"type": "number", "description": "Present for ensemble layers."},
+            "elevation": {"type": "number", "description": "Present for layers with levels."},
+            "times": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+            "lead_times": {"type": "array", "items": {"type": "string"},
+                           "description": "ISO 8601 durations (PT6H, P1DT6H)."},
+            "values": {"type": "array", "items": nullable_number,
+                       "description": "null where there is no data."},
+            "components": {"type": "object", "additionalProperties": {
+                "type": "array", "items": nullable_number},
+                "description": "Vector layers: each component's values (values = speed)."},
+        },
+    }
+    time_series_schema = {
+        "type": "object",
+        "required": ["layer", "variable", "units", "cell", "point", "series"],
+        "properties": {
+            "layer": {"type": "string"},
+            "variable": {"type": "string"},
+            "units": {"type": "string"},
+            "components": {"type": "array", "items": {"type": "string"}},
+            "cell": {
+                "type": "object", "required": ["row", "col", "lon", "lat", "x", "y", "crs"],
+                "description": "The grid cell read: store row/column, its centre in WGS 84 "
+                               "and in `crs` (x east, y north).",
+                "properties": {"row": {"type": "integer"}, "col": {"type": "integer"},
+                               "lon": nullable_number, "lat": nullable_number,
+                               "x": nullable_number, "y": nullable_number,
+                               "crs": {"type": "string"}}},
+            "point": {"type": "object", "required": ["x", "y", "crs"],
+                      "properties": {"x": {"type": "number"}, "y": {"type": "number"},
+                                     "crs": {"type": "string"}}},
+            "series": {"type": "array", "items": {"$ref": "#/components/schemas/Series"}},
+        },
+    }
+    error_schema = {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message"],
+                                 "properties": {"code": {"type": ["string", "null"]},
+                                                "message": {"type": "string"}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "fewsmap time-series API", "version": "1.0.0",
+                 "description": "Values of a forecast layer at one point over lead times, "
+                                "runs (forecast plumes), ensemble members and levels. The "
+                                "point's grid cell is the one containing it; a point more "
+                                "than half a cell outside the grid is refused (InvalidPoint)."},
+        "paths": {"/api/timeseries": {"get": {
+            "operationId": "getTimeSeries",
+            "summary": "Time series of a layer at a point",
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "The series, in the requested format.",
+                        "content": {
+                            JSON: {"schema": {"$ref": "#/components/schemas/TimeSeries"}},
+                            COVJSON: {"schema": {"type": "object", "required": ["type"],
+                                                 "properties": {"type": {
+                                                     "const": "CoverageCollection"}}}},
+                            CSV: {"schema": {"type": "string"}, "example":
+                                  "reference_time,valid_time,lead_time,member,value\n"
+                                  "2022-08-09T00:00:00Z,2022-08-09T06:00:00Z,PT6H,,20.48\n"},
+                        }},
+                "400": {"description": "A bad request: the error code (LayerNotDefined, "
+                                       "InvalidParameterValue, InvalidDimensionValue, "
+                                       "MissingParameterValue, InvalidCRS, InvalidPoint, "
+                                       "InvalidFormat …) and a message naming the value.",
+                        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        }}},
+        "components": {"schemas": {"TimeSeries": time_series_schema, "Series": series,
+                                   "Error": error_schema}},
+    }
+
+
+def _parameter(name: str, required: bool, description: str, schema: dict[str, Any],
+               example: object) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema, "example": example}
