@@ -17,8 +17,6 @@ from fewsmap.ogc.params import Params
 from fewsmap.ogc.timeseries import openapi_document, time_series
 
 log = logging.getLogger(__name__)
-# Read-only public data: dashboards on other origins may fetch it (CORS).
-API_HEADERS = {"Access-Control-Allow-Origin": "*"}
 
 
 def api_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
@@ -33,10 +31,10 @@ def api_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
             return api_error(exc)
         # "latest" changes whenever a run is published: short-lived, as GetMap's.
         return Response(body, media_type=media_type,
-                        headers={**API_HEADERS, "Cache-Control": "public, max-age=60"})
+                        headers={"Cache-Control": "public, max-age=60"})
 
     async def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_document(), headers=API_HEADERS)
+        return JSONResponse(openapi_document())
 
     return [Route("/api/timeseries", timeseries), Route("/api/openapi.json", openapi)]
 
@@ -47,4 +45,4 @@ def api_error(exc: Exception) -> Response:
         log.error("unexpected error", exc_info=exc)
         exc = InternalError("internal error; the server log has the details")
     return Response(json_error(exc), status_code=exc.http_status,
-                    media_type="application/json", headers=API_HEADERS)
+                    media_type="application/json")

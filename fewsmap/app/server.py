@@ -12,6 +12,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -119,7 +121,12 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
 
     # FewsmapError is answered by Starlette's exception middleware; anything else reaches
     # the outermost error middleware, which answers with on_error too.
-    return Starlette(routes=routes, lifespan=lifespan,
+    # Dashboards (FEWS Web OC, Leaflet, OpenLayers) run on other origins and read JSON
+    # capabilities, legends and feature info with fetch: every answer allows any origin.
+    cors = Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"],
+                      expose_headers=["ETag", "Warning", "X-Fewsmap-Run",
+                                      "X-Fewsmap-Valid-Time"])
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[cors],
                      exception_handlers={FewsmapError: on_error, Exception: on_error})
 
 

@@ -184,3 +184,12 @@ def test_a_named_group_draws_its_layers_in_order(demo_url: str) -> None:
     styled = httpx.get(f"{demo_url}/wms", params={**params, "layers": "naefs-mean",
                                                  "styles": "wind"}, timeout=30)
     assert styled.status_code == 400 and b"StyleNotDefined" in styled.content
+
+
+def test_answers_allow_any_origin_for_browser_dashboards(demo_url: str) -> None:
+    response = httpx.get(f"{demo_url}/wms", params={
+        "request": "GetCapabilities", "format": "application/json", "onlyHeaders": "true"},
+        headers={"Origin": "http://dashboard.example"}, timeout=30)
+    assert response.headers["access-control-allow-origin"] == "*"
+    exposed = response.headers["access-control-expose-headers"].lower()
+    assert "x-fewsmap-run" in exposed and "warning" in exposed
