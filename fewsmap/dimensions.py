@@ -38,12 +38,21 @@ def parse_instant(text: str, name: str = "TIME") -> np.datetime64:
     return np.datetime64(stamp.to_datetime64(), "s")
 
 
-def default_time(run: RunInfo, now: np.datetime64 | None = None) -> np.datetime64:
-    """The valid time shown when a request names none: the run's first step at or after now.
+TIME_DEFAULTS = ("now", "first", "last")
 
-    FEWS and GeoServer default to the last step, the least useful one for a forecast
-    (reference/peers.md); a run wholly in the past shows its first step.
+
+def default_time(run: RunInfo, policy: str = "now",
+                 now: np.datetime64 | None = None) -> np.datetime64:
+    """The valid time shown when a request names none, by the layer's policy.
+
+    ``now`` (the default): the run's first step at or after now, and a run wholly in the past
+    shows its first step; FEWS and GeoServer default to the last step, the least useful one
+    for a forecast (reference/peers.md). ``first`` and ``last``: the run's first/last step.
     """
+    if policy == "first":
+        return np.datetime64(run.valid_times[0], "s")
+    if policy == "last":
+        return np.datetime64(run.valid_times[-1], "s")
     now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "s") if now is None else now
     upcoming = run.valid_times[run.valid_times >= now]
     return np.datetime64(upcoming[0] if upcoming.size else run.valid_times[0], "s")

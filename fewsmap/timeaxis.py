@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fewsmap.dimensions import default_time
+from fewsmap.dimensions import REQUIRED, default_time
 from fewsmap.errors import InvalidDimensionValue, MissingDimensionValue
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.run import format_time
@@ -26,12 +26,13 @@ class ResolvedTimes:
 def resolve_times(run: RunInfo, selection: TimeSelection | None,
                   lead_time: np.timedelta64 | None = None,
                   tolerance: np.timedelta64 | None = None,
-                  required: bool = False) -> ResolvedTimes:
+                  default: str = "now") -> ResolvedTimes:
     """Resolve TIME (and/or DIM_LEAD_TIME) against a run's valid times.
 
     Any two of reference time (the run), lead time and valid time determine the third.
-    Without TIME, ``current`` gives the default time. With a ``tolerance`` the nearest valid
-    time within it is served, and the substitution reported.
+    Without TIME, or with ``current``, the layer's ``default`` policy chooses (``now``,
+    ``first``, ``last``; ``required`` refuses). With a ``tolerance`` the nearest valid time
+    within it is served, and the substitution reported.
 
     Raises
     ------
@@ -49,9 +50,9 @@ def resolve_times(run: RunInfo, selection: TimeSelection | None,
                 f"{run.label} plus that lead time is {format_time(target)}")
         selection = TimeSelection((TimeInterval(target, target),))
     if selection is None or selection.current:
-        if required:
+        if default == REQUIRED:
             raise MissingDimensionValue("TIME is required for this layer (no default is set)")
-        return ResolvedTimes((default_time(run),))
+        return ResolvedTimes((default_time(run, default),))
     exact = selection.select(run.valid_times)
     if tolerance is None or exact.size:
         if not exact.size:

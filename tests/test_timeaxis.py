@@ -27,11 +27,13 @@ def t(text: str) -> np.datetime64:
 def test_default_is_the_first_step_of_a_past_run(run: RunInfo) -> None:
     assert resolve_times(run, None).times == (t("2022-08-09T06:00:00"),)
     assert resolve_times(run, parse_time("current")).times == (t("2022-08-09T06:00:00"),)
+    assert resolve_times(run, None, default="last").times == (t("2022-08-25T00:00:00"),)
+    assert resolve_times(run, None, default="first").times == (t("2022-08-09T06:00:00"),)
 
 
 def test_required_time_without_a_value(run: RunInfo) -> None:
     with pytest.raises(MissingDimensionValue):
-        resolve_times(run, None, required=True)
+        resolve_times(run, None, default="required")
 
 
 def test_a_range_selects_every_step_inside(run: RunInfo) -> None:

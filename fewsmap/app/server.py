@@ -30,7 +30,7 @@ from fewsmap.errors import (
 )
 from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
 from fewsmap.ogc.exceptions import exception_report, json_error
-from fewsmap.ogc.featureinfo import get_feature_info
+from fewsmap.ogc.featureinfo import get_feature_info, nearest_warning
 from fewsmap.ogc.getmap import TIFF, parse_getmap, resolve_maps, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
@@ -86,9 +86,9 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
             if operation == "getmap":
                 return await get_map(current, settings, params, request)
             if operation == "getfeatureinfo":
-                body, media_type = await run_in_threadpool(
+                body, media_type, headers = await run_in_threadpool(
                     get_feature_info, current, params, settings.max_image_pixels)
-                return Response(body, media_type=media_type)
+                return Response(body, media_type=media_type, headers=dict(headers))
             if operation == "getlegendgraphic":
                 legend, media_type = await run_in_threadpool(get_legend_graphic, current, params)
                 if isinstance(legend, dict):
@@ -152,9 +152,9 @@ async def get_map(catalog: Catalog, settings: Settings, params: Params,
         "X-Fewsmap-Valid-Time": "/".join(format_time(t) for t in (
             (spec.aggregate[0], spec.aggregate[-1]) if spec.aggregate else (spec.valid_time,))),
     }
-    if spec.time_substitutions:  # GeoServer's way of saying what was served instead
-        headers["Warning"] = ", ".join(f"99 Nearest value used: time={format_time(served)}"
-                                       for _, served in spec.time_substitutions)
+    if spec.time_substitutions:
+        headers["Warning"] = nearest_warning(tuple(dict.fromkeys(
+            served for _, served in spec.time_substitutions)))
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(image, media_type=parsed.format, headers=headers)

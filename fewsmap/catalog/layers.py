@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from fewsmap.catalog.styles import Style
+from fewsmap.dimensions import TIME_DEFAULTS
 from fewsmap.errors import ConfigError, FewsmapError
 from fewsmap.timespec import parse_duration
 
@@ -125,15 +126,17 @@ def _tolerance(layer_id: str, text: object) -> np.timedelta64 | None:
 
 
 def _defaults(layer_id: str, table: dict[str, Any]) -> dict[str, str | float]:
-    """Check a ``[layers.defaults]`` table: time may only be "required"; others a number."""
+    """Check a ``[layers.defaults]`` table: time a policy, other dimensions a number;
+    any may be "required"."""
     out: dict[str, str | float] = {}
     for name, value in table.items():
-        if value == "required":
-            out[name] = "required"
+        if value == "required" or (name == "time" and value in TIME_DEFAULTS):
+            out[name] = str(value)
         elif name != "time" and isinstance(value, int | float) and not isinstance(value, bool):
             out[name] = float(value)
         else:
-            allowed = '"required"' if name == "time" else 'a number or "required"'
+            allowed = ('"now", "first", "last" or "required"' if name == "time"
+                       else 'a number or "required"')
             raise ConfigError(f"layer {layer_id!r}: defaults.{name} must be {allowed}")
     return out
 

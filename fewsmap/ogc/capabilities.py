@@ -11,7 +11,7 @@ import pyproj
 
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox
-from fewsmap.dimensions import default_time, layer_dimensions
+from fewsmap.dimensions import REQUIRED, default_time, layer_dimensions
 from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
 from fewsmap.render.legend import legend_size
@@ -71,7 +71,9 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
     entry["completelyMissing"] = stats.get("nan_fraction") == 1.0
     entry["firstValueTime"] = format_time(run.valid_times[0])
     entry["lastValueTime"] = format_time(run.valid_times[-1])
-    entry["timesDefault"] = format_time(default_time(run))
+    default = _default_time(layer, run)
+    if default is not None:
+        entry["timesDefault"] = default
     if not only_headers:
         entry["times"] = [format_time(t) for t in run.valid_times]
     return entry
@@ -191,6 +193,12 @@ def _offered(catalog: Catalog, layer: Layer) -> tuple[str, ...]:
     return offered_crs(catalog.store(layer).attributes(GRID_MAPPING)["crs_wkt"])
 
 
+def _default_time(layer: Layer, run: RunInfo) -> str | None:
+    """The layer's default time for a run, formatted; None when TIME is required."""
+    policy = str(layer.defaults.get("time", "now"))
+    return None if policy == REQUIRED else format_time(default_time(run, policy))
+
+
 def _union(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes),
             max(b[2] for b in boxes), max(b[3] for b in boxes))
@@ -240,9 +248,13 @@ def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | No
             ",".join(format_time(t) for t in shown.valid_times)
         # multipleValues: lists and ranges are aggregated (REDUCER) or, in GetFeatureInfo
         # and the time-series API, returned over time; current: TIME=current is the default.
-        _text(node, "Dimension", times, name="time", units="ISO8601",
-              default=format_time(default_time(shown)), multipleValues="1",
-              nearestValue="1" if layer.time_tolerance is not None else "0", current="1")
+        attrs = {"name": "time", "units": "ISO8601", "multipleValues": "1",
+                 "nearestValue": "1" if layer.time_tolerance is not None else "0",
+                 "current": "1"}
+        default = _default_time(layer, shown)
+        if default is not None:
+            attrs["default"] = default
+        _text(node, "Dimension", times, **attrs)
     if run is None and runs and not only_headers:
         _text(node, "Dimension", ",".join(r.label for r in runs), name="reference_time",
               units="ISO8601", default=runs[-1].label, multipleValues="0",

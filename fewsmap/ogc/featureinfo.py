@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer
-from fewsmap.dimensions import REQUIRED, layer_dimensions
+from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
     InvalidFormat,
     InvalidParameterValue,
@@ -113,6 +113,8 @@ class PointQuery:
     crs: str
     times: np.ndarray  # datetime64[s], ascending
     labels: tuple[int, ...]
+    # Where the layer's nearest-time matching served another time than asked: (asked, served).
+    substitutions: tuple[tuple[np.datetime64, np.datetime64], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,8 +258,10 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
     return features
 
 
-def get_feature_info(catalog: Catalog, params: Params, max_pixels: int) -> tuple[bytes, str]:
-    """Answer a GetFeatureInfo request: the body and its media type.
+def get_feature_info(catalog: Catalog, params: Params,
+                     max_pixels: int) -> tuple[bytes, str, list[tuple[str, str]]]:
+    """Answer a GetFeatureInfo request: the body, its media type and response headers
+    (a ``Warning`` when nearest-time matching served other times than asked).
 
     Raises
     ------
@@ -265,8 +269,16 @@ def get_feature_info(catalog: Catalog, params: Params, max_pixels: int) -> tuple
         The OGC exception for the first problem found.
     """
     request = parse_getfeatureinfo(params, max_pixels)
-    features = read_features(resolve_queries(catalog, request), request)
-    return encode_features(features, request), request.media_type
+    queries = list(resolve_queries(catalog, request))
+    features = read_features(queries, request)
+    served = dict.fromkeys(s for q in queries for _, s in q.substitutions)
+    headers = [("Warning", nearest_warning(tuple(served)))] if served else []
+    return encode_features(features, request), request.media_type, headers
+
+
+def nearest_warning(served: tuple[np.datetime64, ...]) -> str:
+    """GeoServer's way of saying which times were served instead of those asked for."""
+    return ", ".join(f"99 Nearest value used: time={format_time(t)}" for t in served)
 
 
 def encode_features(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes:
@@ -297,18 +309,14 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
     run = select_run(catalog, layer, run, request.map.reference_time)
     offered = offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"])
     crs = check_offered(request.map.crs, offered, request.map.crs_error_code)
-    times = _times(layer, run, request)
+    # The valid times TIME (and DIM_LEAD_TIME) mean for this run, resolved as GetMap does.
+    resolved = resolve_times(run, request.time, request.map.lead_time, layer.time_tolerance,
+                             default=str(layer.defaults.get("time", "now")))
+    times = np.array(resolved.times, dtype="datetime64[s]")
     if request.feature_count is not None:
         times = times[: request.feature_count]
     return PointQuery(name, layer, store, run, crs, times,
-                      dimension_labels(catalog, layer, request.map))
-
-
-def _times(layer: Layer, run: RunInfo, request: GetFeatureInfoRequest) -> np.ndarray:
-    """The valid times TIME (and DIM_LEAD_TIME) mean for one run, resolved as GetMap does."""
-    resolved = resolve_times(run, request.time, request.map.lead_time, layer.time_tolerance,
-                             required=layer.defaults.get("time") == REQUIRED)
-    return np.array(resolved.times, dtype="datetime64[s]")
+                      dimension_labels(catalog, layer, request.map), resolved.substitutions)
 
 
 def _dimension_values(query: PointQuery) -> tuple[tuple[tuple[str, float | int], ...],

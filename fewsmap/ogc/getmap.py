@@ -9,7 +9,6 @@ import numpy as np
 
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.dimensions import (
-    REQUIRED,
     layer_dimensions,
     parse_instant,
 )
@@ -188,7 +187,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
     offered = offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"])
     crs = check_offered(request.crs, offered, request.crs_error_code)
     resolved = resolve_times(run, request.time, request.lead_time, layer.time_tolerance,
-                             required=layer.defaults.get("time") == REQUIRED)
+                             default=str(layer.defaults.get("time", "now")))
     times = resolved.times
     if len(times) > 1 and request.reducer is None:
         raise InvalidDimensionValue(

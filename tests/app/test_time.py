@@ -26,6 +26,13 @@ id = "qtf-nearest"
 store = "naefs"
 variable = "QTF"
 time_tolerance = "PT3H"
+
+[[layers]]
+id = "qpf-last"
+store = "rain"
+variable = "QPF"
+[layers.defaults]
+time = "last"
 """
 NAEFS_BBOX = "-125,24,-65,54"
 
@@ -34,6 +41,7 @@ NAEFS_BBOX = "-125,24,-65,54"
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("time")
     ingest(root / "stores" / "naefs.zarr", sample_paths("naefs"), progress=False)
+    ingest(root / "stores" / "rain.zarr", sample_paths("naefs"), progress=False)
     ingest(root / "stores" / "fmat.zarr", sample_paths("fmat"), progress=False)
     (root / "fewsmap.toml").write_text(CONFIG)
     with live_server("--stores", str(root / "stores"), "--config",
@@ -124,6 +132,26 @@ def test_nearest_matching_says_what_was_served(url: str) -> None:
     assert "warning" not in get_map(url, "qtf-nearest", time="2022-08-09T12:00:00Z").headers
     assert code_of(get_map(url, "qtf-nearest", time="2022-09-01T00:00:00Z")) == \
         "InvalidDimensionValue"
+
+
+def test_the_default_time_is_configurable_per_layer(url: str) -> None:
+    assert served(get_map(url, "qpf-last")) == "2022-08-25T00:00:00Z"
+    assert served(get_map(url, "qpf-last", time="current")) == "2022-08-25T00:00:00Z"
+    body = httpx.get(url, params={"request": "GetCapabilities", "format": "application/json",
+                                  "layers": "qpf-last", "onlyHeaders": "true"}, timeout=60)
+    assert body.json()["layers"][0]["timesDefault"] == "2022-08-25T00:00:00Z"
+
+
+def test_feature_info_says_when_a_nearest_time_was_served(url: str) -> None:
+    params = {"request": "GetFeatureInfo", "version": "1.3.0", "layers": "qtf-nearest",
+              "query_layers": "qtf-nearest", "crs": "CRS:84", "bbox": NAEFS_BBOX,
+              "width": "120", "height": "60", "i": "60", "j": "30",
+              "info_format": "application/json", "time": "2022-08-09T13:00:00Z"}
+    response = httpx.get(url, params=params, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.headers["warning"] == "99 Nearest value used: time=2022-08-09T12:00:00Z"
+    feature = response.json()["features"][0]["properties"]
+    assert feature["time"] == "2022-08-09T12:00:00Z"  # the JSON echoes what was served
 
 
 def test_capabilities_describe_the_time_dimension(url: str) -> None:

@@ -107,6 +107,10 @@ timeSeriesType = "EXTERNAL_FORECASTING"
         ('[[styles]]\nid="s"\nbreaks=[2, 1]\ncolors=["#fff", "#000"]\n', "must ascend"),
         ('[[layers]]\nid="x-2022-06-01T06:00:00Z"\nstore="naefs-mean"\nvariable="QPF"\n',
          "must not end like a run suffix"),
+        ('[[layers]]\nid="a"\nstore="naefs-mean"\nvariable="QPF"\n[layers.defaults]\n'
+         'time="tomorrow"\n', "defaults.time must be"),
+        ('[[layers]]\nid="a"\nstore="naefs-mean"\nvariable="QPF"\ntime_tolerance="1h"\n',
+         "time_tolerance"),
     ],
 )
 def test_invalid_configuration_is_refused_with_the_reason(
