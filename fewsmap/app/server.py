@@ -189,8 +189,10 @@ def get_capabilities(catalog: Catalog, params: Params, service_url: str) -> Resp
     period = _forecast_period(catalog, params, layers)
     if (params.get("format") or "").lower() in JSON_FORMATS:
         return JSONResponse(capabilities_json(catalog, layers, only_headers, period))
-    xml = capabilities_xml(catalog, layers, service_url, only_headers, period)
-    return Response(xml, media_type="text/xml")
+    version = wms_version(params)
+    xml = capabilities_xml(catalog, layers, service_url, only_headers, period, version)
+    media_type = "application/vnd.ogc.wms_xml" if version == "1.1.1" else "text/xml"
+    return Response(xml, media_type=media_type)
 
 
 def _requested_layers(catalog: Catalog, params: Params) -> list[Layer]:

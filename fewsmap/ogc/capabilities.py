@@ -100,11 +100,13 @@ def capabilities_json(catalog: Catalog, layers: Iterable[Layer], only_headers: b
 
 def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str,
                      only_headers: bool = False,
-                     forecast_runs: dict[str, list[RunInfo]] | None = None) -> bytes:
-    """WMS 1.3.0 capabilities XML, valid against the OGC schema.
+                     forecast_runs: dict[str, list[RunInfo]] | None = None,
+                     version: str = "1.3.0") -> bytes:
+    """WMS capabilities XML: 1.3.0 (valid against the OGC schema) or 1.1.1.
 
     ``only_headers`` leaves out time values (FEWS ``onlyHeaders=true``); ``forecast_runs``
-    adds one child layer ``<layer>-<T0>`` per run (the FEWS forecast period).
+    adds one child layer ``<layer>-<T0>`` per run (the FEWS forecast period). The 1.1.1
+    document is the 1.3.0 one translated (see ``_as_1_1_1``).
     """
     layers = list(layers)
     root = ET.Element(_wms("WMS_Capabilities"), {
@@ -149,9 +151,81 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
         for layer in members:
             runs = (forecast_runs or {}).get(layer.id, [])
             _layer(node, catalog, layer, None, service_url, only_headers, runs)
+    header = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    if version == "1.1.1":
+        root = _as_1_1_1(root)
+        header += DOCTYPE_1_1_1
     ET.indent(root, space=" ")
     body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+    return header + body
+
+
+DOCTYPE_1_1_1 = (b'<!DOCTYPE WMT_MS_Capabilities SYSTEM '
+                 b'"http://schemas.opengis.net/wms/1.1.1/WMS_MS_Capabilities.dtd">\n')
+# 1.1.1 names of the 1.3.0 formats that differ.
+FORMATS_1_1_1 = {"text/xml": "application/vnd.ogc.wms_xml", "XML": "application/vnd.ogc.se_xml",
+                 "INIMAGE": "application/vnd.ogc.se_inimage",
+                 "BLANK": "application/vnd.ogc.se_blank"}
+
+
+def _as_1_1_1(root: ET.Element) -> ET.Element:
+    """Translate a 1.3.0 capabilities tree into WMS 1.1.1 (WMT_MS_Capabilities).
+
+    No namespace; SRS for CRS; LatLonBoundingBox for EX_GeographicBoundingBox; EPSG:4326
+    boxes longitude first and no CRS:84; each Dimension split into an empty Dimension and an
+    Extent holding values and default (after all Dimensions, as the 1.1.1 DTD orders them).
+    """
+    for element in root.iter():
+        element.tag = element.tag.rpartition("}")[2]
+    root.tag = "WMT_MS_Capabilities"
+    root.attrib = {"version": "1.1.1"}
+    service = root.find("Service")
+    if service is not None:
+        for limit in service.findall("LayerLimit"):
+            service.remove(limit)
+    for element in root.iter("Format"):
+        element.text = FORMATS_1_1_1.get(element.text or "", element.text)
+    for layer in list(root.iter("Layer")):
+        _layer_as_1_1_1(layer)
+    return root
+
+
+def _layer_as_1_1_1(layer: ET.Element) -> None:
+    extents = []
+    for child in list(layer):
+        if child.tag == "CRS":
+            child.tag = "SRS"
+            if child.text == "CRS:84":
+                layer.remove(child)
+        elif child.tag == "EX_GeographicBoundingBox":
+            values = {c.tag: c.text or "" for c in child}
+            box = ET.Element("LatLonBoundingBox", {
+                "minx": values["westBoundLongitude"], "miny": values["southBoundLatitude"],
+                "maxx": values["eastBoundLongitude"], "maxy": values["northBoundLatitude"]})
+            position = list(layer).index(child)
+            layer.remove(child)
+            layer.insert(position, box)
+        elif child.tag == "BoundingBox":
+            crs = child.attrib.pop("CRS")
+            if crs == "CRS:84":
+                layer.remove(child)
+                continue
+            if crs == "EPSG:4326":  # 1.1.1 is longitude first
+                a = child.attrib
+                a["minx"], a["miny"], a["maxx"], a["maxy"] = a["miny"], a["minx"], a["maxy"], \
+                    a["maxx"]
+            child.set("SRS", crs)
+        elif child.tag == "Dimension":
+            extent = ET.Element("Extent", {k: v for k, v in child.attrib.items()
+                                           if k not in ("units", "unitSymbol")})
+            extent.text, child.text = child.text, None
+            child.attrib = {k: v for k, v in child.attrib.items()
+                            if k in ("name", "units", "unitSymbol")}
+            extents.append(extent)
+    if extents:
+        last = max(i for i, c in enumerate(layer) if c.tag == "Dimension")
+        for offset, extent in enumerate(extents, start=1):
+            layer.insert(last + offset, extent)
 
 
 WMS = "http://www.opengis.net/wms"

@@ -193,3 +193,23 @@ def test_answers_allow_any_origin_for_browser_dashboards(demo_url: str) -> None:
     assert response.headers["access-control-allow-origin"] == "*"
     exposed = response.headers["access-control-expose-headers"].lower()
     assert "x-fewsmap-run" in exposed and "warning" in exposed
+
+
+def test_wms_1_1_1_capabilities(demo_url: str) -> None:
+    response = capabilities(demo_url, version="1.1.1")
+    assert response.headers["content-type"].startswith("application/vnd.ogc.wms_xml")
+    assert b"<!DOCTYPE WMT_MS_Capabilities" in response.content
+    root = etree.fromstring(response.content)
+    assert root.tag == "WMT_MS_Capabilities" and root.get("version") == "1.1.1"
+    formats = [f.text for f in root.find("Capability/Request/GetCapabilities")]
+    assert "application/vnd.ogc.wms_xml" in formats
+    layer = next(node for node in root.iter("Layer") if node.findtext("Name") == "naefs-mean.QTF")
+    tags = [child.tag for child in layer]
+    assert "CRS" not in tags and "EX_GeographicBoundingBox" not in tags
+    assert tags.index("LatLonBoundingBox") < tags.index("BoundingBox")
+    assert tags.index("Extent") > max(i for i, t in enumerate(tags) if t == "Dimension")
+    boxes = {box.get("SRS"): box for box in layer.findall("BoundingBox")}
+    assert float(boxes["EPSG:4326"].get("minx")) == pytest.approx(-125.25)  # longitude first
+    assert "CRS:84" not in boxes
+    time = next(e for e in layer.findall("Extent") if e.get("name") == "time")
+    assert time.get("default") == "2022-08-09T06:00:00Z" and time.text.count(",") == 63

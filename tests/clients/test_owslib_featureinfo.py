@@ -23,31 +23,6 @@ SIZE = (97, 53)
 BBOX = (-124.0, 25.0, -66.0, 53.0)  # lon/lat inside the NAEFS grid, as OWSLib takes it
 TO_LONLAT = pyproj.Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
 TO_MERCATOR = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
-# fewsmap's capabilities are WMS 1.3.0 only, which OWSLib's 1.1.1 reader cannot parse; this
-# 1.1.1 document points OWSLib's 1.1.1 client at the same /wms endpoint.
-CAPABILITIES_1_1_1 = """<?xml version="1.0" encoding="UTF-8"?>
-<WMT_MS_Capabilities version="1.1.1" xmlns:xlink="http://www.w3.org/1999/xlink">
- <Service><Name>OGC:WMS</Name><Title>fewsmap</Title>
-  <OnlineResource xlink:type="simple" xlink:href="{url}"/></Service>
- <Capability>
-  <Request>
-   <GetCapabilities><Format>application/vnd.ogc.wms_xml</Format>
-    <DCPType><HTTP><Get><OnlineResource xlink:type="simple" xlink:href="{url}?"/></Get></HTTP>
-    </DCPType></GetCapabilities>
-   <GetMap><Format>image/png</Format>
-    <DCPType><HTTP><Get><OnlineResource xlink:type="simple" xlink:href="{url}?"/></Get></HTTP>
-    </DCPType></GetMap>
-   <GetFeatureInfo><Format>application/json</Format><Format>text/plain</Format>
-    <DCPType><HTTP><Get><OnlineResource xlink:type="simple" xlink:href="{url}?"/></Get></HTTP>
-    </DCPType></GetFeatureInfo>
-  </Request>
-  <Exception><Format>application/vnd.ogc.se_xml</Format></Exception>
-  <Layer><Title>fewsmap</Title><SRS>EPSG:4326</SRS><SRS>EPSG:3857</SRS>
-   <Layer queryable="1"><Name>{layer}</Name><Title>{layer}</Title></Layer>
-  </Layer>
- </Capability>
-</WMT_MS_Capabilities>
-"""
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +32,8 @@ def wms(base_url: str) -> WebMapService:
 
 @pytest.fixture(scope="module")
 def wms_111(base_url: str) -> WebMapService_1_1_1:
-    url = f"{base_url}/wms"
-    return WebMapService_1_1_1(url, xml=CAPABILITIES_1_1_1.format(url=url, layer=LAYER).encode(),
-                               timeout=60)
+    # OWSLib's 1.1.1 client reads fewsmap's own 1.1.1 capabilities (VERSION=1.1.1).
+    return WebMapService_1_1_1(f"{base_url}/wms", version="1.1.1", timeout=60)
 
 
 @pytest.fixture(scope="module")
