@@ -7,36 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-import pandas as pd
 
 from fewsmap.errors import InvalidDimensionValue, MissingDimensionValue
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.layout import MEMBER_DIM
 from fewsmap.store.run import format_time
-
-
-def parse_instant(text: str, name: str = "TIME") -> np.datetime64:
-    """Parse one ISO 8601 instant (``Z``, offsets and milliseconds accepted) as UTC seconds.
-
-    Raises
-    ------
-    InvalidDimensionValue
-        If ``text`` is not one instant.
-    """
-    if "," in text or "/" in text:
-        raise InvalidDimensionValue(
-            f"{name}={text[:80]!r}: one instant per request (lists and ranges are not "
-            "accepted here)")
-    try:
-        stamp = pd.Timestamp(text.strip())
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidDimensionValue(f"{name}={text[:80]!r} is not an ISO 8601 instant") from exc
-    if stamp is pd.NaT:
-        raise InvalidDimensionValue(f"{name}={text[:80]!r} is not an ISO 8601 instant")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return np.datetime64(stamp.to_datetime64(), "s")
-
 
 TIME_DEFAULTS = ("now", "first", "last")
 

@@ -620,3 +620,19 @@ def _closest(requested: np.ndarray, times: np.ndarray, tol: int) -> np.ndarray:
     served = np.where(use_after, times[after_c], times[before])
     distance = np.where(use_after, to_after, to_before)
     return np.where(distance <= tol, served, np.datetime64("NaT", "s"))
+
+
+def parse_instant(text: str, name: str = "TIME") -> np.datetime64:
+    """Parse exactly one instant (a run's reference time, say) as UTC seconds.
+
+    Reduced precision means the start of its unit (``2022-06-01T06Z`` is 06:00:00).
+
+    Raises
+    ------
+    InvalidDimensionValue
+        If ``text`` is not one instant (lists, intervals and keywords are refused).
+    """
+    stripped = text.strip()
+    if "," in stripped or "/" in stripped:
+        raise _invalid(name, stripped, "must be one instant, not a list or an interval")
+    return parse_instant_span(stripped, name).start

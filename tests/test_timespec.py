@@ -652,3 +652,14 @@ def test_fuzz_durations(text: str) -> None:
         return
     assert value > np.timedelta64(0, "s")
 
+
+
+def test_parse_instant_reads_exactly_one_instant() -> None:
+    from fewsmap.timespec import parse_instant
+
+    assert parse_instant("2022-06-01T06:00:00.000Z") == np.datetime64("2022-06-01T06:00:00")
+    assert parse_instant(" 2022-06-01T08:00:00+02:00 ") == np.datetime64("2022-06-01T06:00:00")
+    assert parse_instant("2022-06-01T06Z") == np.datetime64("2022-06-01T06:00:00")
+    for text in ("2022-06-01,2022-06-02", "2022-06-01/2022-06-02", "current", "soon", ""):
+        with pytest.raises(InvalidDimensionValue, match="run="):
+            parse_instant(text, "run")

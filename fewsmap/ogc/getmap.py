@@ -8,10 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer, Style
-from fewsmap.dimensions import (
-    layer_dimensions,
-    parse_instant,
-)
+from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
     InvalidDimensionValue,
     InvalidFormat,
@@ -27,7 +24,7 @@ from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.timeaxis import REDUCERS, resolve_times
-from fewsmap.timespec import TimeSelection, parse_duration, parse_time
+from fewsmap.timespec import TimeSelection, parse_duration, parse_instant, parse_time
 
 PNG = "image/png"
 JPEG = "image/jpeg"

@@ -23,7 +23,7 @@ import numpy as np
 
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.extent import lonlat_bbox
-from fewsmap.dimensions import LayerDimension, layer_dimensions, parse_instant
+from fewsmap.dimensions import LayerDimension, layer_dimensions
 from fewsmap.errors import (
     InvalidDimensionValue,
     InvalidFormat,
@@ -44,6 +44,7 @@ from fewsmap.points import GridCell, find_cell, read_components
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
+from fewsmap.timespec import parse_instant
 
 JSON = "application/json"
 COVJSON = "application/prs.coverage+json"
