@@ -1,0 +1,41 @@
+"""The benchmark suite's smoke mode: every path once on tiny data, against the real server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_the_smoke_suite_measures_every_case_and_reports(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "benchmarks.suite", "--smoke",
+               "--cache", str(tmp_path / "cache"), "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    results = json.loads((out / "suite-smoke.json").read_text())
+    assert (out / "suite-smoke.png").read_bytes().startswith(b"\x89PNG")
+    loads = results["loads"]
+    fewsmap = [e for e in loads if e["server"].startswith("fewsmap")]
+    getmaps = [e for e in fewsmap if e["case"].startswith("GetMap")]
+    assert len(getmaps) == 8  # tiles and maps, eu and large, two concurrencies each
+    for entry in fewsmap:
+        if not entry.get("skipped"):
+            assert entry["n"] > 0 and entry["errors"] == 0, entry
+            assert entry["median_ms"] > 0 and entry["client_cpu_ms_per_req"] >= 0
+    cases = {e["case"] for e in fewsmap}
+    assert any(c.startswith("GetCapabilities XML") for c in cases)
+    assert any(c.startswith("GetCapabilities JSON") for c in cases)
+    assert "GetLegendGraphic PNG" in cases
+    floors = [e for e in loads if e["server"].startswith("floor")]
+    assert {e["case"] for e in floors} == {e["case"] for e in getmaps}
+    assert all(s.get("stages_median_ms") or s.get("error") for s in results["stages"])
+    assert results["ratios"] and "median_vs_floor" in results["ratios"][0]
+    assert results["meta"]["machine"]["cores"] >= 1
