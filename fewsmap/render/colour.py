@@ -37,10 +37,20 @@ class Palette:
         return int(self.lower_values.size)
 
     def indices(self, values: np.ndarray) -> np.ndarray:
-        """Map values to palette indices (uint8); NaN and below-range → transparent."""
-        index = np.searchsorted(self.lower_values, values, side="right").astype(np.int32)
-        index[~np.isfinite(values)] = TRANSPARENT
-        return index.astype(np.uint8)
+        """Map values to palette indices (uint8); NaN (and, for classes, below the first
+        break) → transparent; continuous styles clamp to the range."""
+        finite = np.isfinite(values)
+        if self.smooth:
+            # Evenly spaced thresholds: arithmetic instead of a search over 255 of them
+            # (4x faster on a 1920x1200 map, benchmarks/results/suite.md).
+            low, high = self.value_range
+            factor = np.float32(CONTINUOUS_LEVELS / (high - low))
+            with np.errstate(over="ignore", invalid="ignore"):  # huge values clamp to the top
+                scaled = (values.astype(np.float32, copy=False) - np.float32(low)) * factor
+            scaled = np.where(finite, np.clip(scaled, 0.0, CONTINUOUS_LEVELS - 0.001), -1.0)
+            return (scaled + 1.0).astype(np.uint8)
+        index = np.searchsorted(self.lower_values, values, side="right")
+        return np.where(finite, index, TRANSPARENT).astype(np.uint8)
 
     def rgba(self, indices: np.ndarray) -> np.ndarray:
         """Look up RGBA pixels (H, W, 4) for palette indices, as one gather."""

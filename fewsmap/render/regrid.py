@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import datashader as dsh
 import numpy as np
 import pyproj
 import xarray as xr
+import zarr
 
 from fewsmap.store.cube import ForecastStore, StoreVersion
 from fewsmap.store.layout import GRID_MAPPING
@@ -70,10 +72,10 @@ def read_window(store: ForecastStore, variable: str, prefix: tuple[int, ...],
     array = store.array(variable)
     if geometry.separable:
         row_index, col_index = geometry.rows[rows], geometry.cols[cols]
-        values = array.oindex[(*prefix, _as_slice(row_index), _as_slice(col_index))]
+        values = _read_rows_cols(array, prefix, row_index, col_index)
         x, y = geometry.x[cols], geometry.y[rows]
     else:
-        values = array[(*prefix, rows, cols)]  # type: ignore[index]  # zarr's stub is narrow
+        values = np.asarray(array[(*prefix, rows, cols)])  # type: ignore[index]  # narrow stub
         x, y = geometry.x[rows, cols], geometry.y[rows, cols]
     return SourceWindow(np.asarray(values, dtype=np.float32), x, y)
 
@@ -158,11 +160,26 @@ def _window(geometry: Geometry, canvas: Canvas) -> tuple[slice, slice] | None:
     return slice(r0, r1), slice(c0, c1)
 
 
-def _as_slice(index: np.ndarray) -> slice | np.ndarray:
-    """A contiguous ascending index as a slice (a plain read), else the index itself."""
-    if index.size and np.all(np.diff(index) == 1):
-        return slice(int(index[0]), int(index[-1]) + 1)
-    return index
+def _read_rows_cols(array: zarr.Array[Any], prefix: tuple[int, ...], rows: np.ndarray,
+                    cols: np.ndarray) -> np.ndarray:
+    """Read ``array[prefix][rows][:, cols]``: contiguous runs (either direction, e.g. the
+    north-to-south rows of most grids) as plain slices, flipped after reading, which is
+    2.7-3.3x faster than zarr's orthogonal indexing (benchmarks/results/suite.md)."""
+    row_key, flip_rows = _as_slice(rows)
+    col_key, flip_cols = _as_slice(cols)
+    values = np.asarray(array.oindex[(*prefix, row_key, col_key)])
+    return values[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
+
+
+def _as_slice(index: np.ndarray) -> tuple[slice | np.ndarray, bool]:
+    """A contiguous index as an ascending slice and whether to flip what it reads."""
+    if index.size:
+        step = np.diff(index)
+        if np.all(step == 1):
+            return slice(int(index[0]), int(index[-1]) + 1), False
+        if np.all(step == -1):
+            return slice(int(index[-1]), int(index[0]) + 1), True
+    return index, False
 
 
 @lru_cache(maxsize=64)
