@@ -18,7 +18,7 @@ from fewsmap.errors import (
     StyleNotDefined,
 )
 from fewsmap.ogc.crs import canonical_crs, check_offered, north_first, offered_crs
-from fewsmap.ogc.params import Params
+from fewsmap.ogc.params import Params, finite_number
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import RunInfo
@@ -269,12 +269,7 @@ def _other_dimensions(params: Params) -> tuple[tuple[str, float], ...]:
     for name, text in sorted(params.prefixed("dim_").items()):
         if name in NAMED_DIMENSIONS or not text:
             continue
-        try:
-            value = float(text)
-        except ValueError as exc:
-            raise InvalidDimensionValue(f"DIM_{name.upper()}={text[:40]!r} is not a number") \
-                from exc
-        values.append((name, value))
+        values.append((name, finite_number(text, f"DIM_{name.upper()}")))
     return tuple(values)
 
 
@@ -326,15 +321,7 @@ def _north_first(crs: str) -> bool:
 
 def _number(params: Params, name: str) -> float | None:
     text = params.get(name)
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise InvalidDimensionValue(f"{name.upper()}={text[:40]!r} is not a number") from exc
-    if not math.isfinite(value):
-        raise InvalidDimensionValue(f"{name.upper()}={text[:40]!r} is not a finite number")
-    return value
+    return finite_number(text, name.upper()) if text else None
 
 
 def _member(params: Params) -> int | None:

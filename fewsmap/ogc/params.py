@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
-from fewsmap.errors import InvalidParameterValue, MissingParameterValue
+from fewsmap.errors import (
+    InvalidDimensionValue,
+    InvalidParameterValue,
+    MissingParameterValue,
+)
 
 MAX_VALUE_LENGTH = 10_000
+
+
+def finite_number(text: str, name: str) -> float:
+    """Parse a dimension value (ELEVATION, DIM_*) as a finite number.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        Naming the parameter and the value.
+    """
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise InvalidDimensionValue(f"{name}={text[:40]!r} is not a number") from exc
+    if not math.isfinite(value):
+        raise InvalidDimensionValue(f"{name}={text[:40]!r} is not a finite number")
+    return value
 
 
 class Params:

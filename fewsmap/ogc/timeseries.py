@@ -39,7 +39,7 @@ from fewsmap.ogc.featureinfo import (
     label_value,
     lead_time_text,
 )
-from fewsmap.ogc.params import Params
+from fewsmap.ogc.params import Params, finite_number
 from fewsmap.points import GridCell, find_cell, read_components
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.layout import GRID_MAPPING
@@ -393,13 +393,7 @@ def _label(params: Params, name: str) -> float | str | None:
         return None
     if text.lower() == ALL:
         return ALL
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise InvalidDimensionValue(f"{name}={text[:40]!r} must be a number or all") from exc
-    if not math.isfinite(value):
-        raise InvalidDimensionValue(f"{name}={text[:40]!r} must be a finite number or all")
-    return value
+    return finite_number(text, name)
 
 
 def _coordinate(params: Params, name: str) -> float:
