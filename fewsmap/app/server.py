@@ -49,7 +49,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     catalog = catalog or Catalog(settings)
 
     async def refreshed() -> Catalog:
-        await run_in_threadpool(catalog.refresh)
+        if catalog.refresh_due:  # the stat calls go to a thread; most requests skip them
+            await run_in_threadpool(catalog.refresh)
         return catalog
 
     async def health(request: Request) -> Response:

@@ -121,13 +121,18 @@ class Catalog:
         return tuple(run for run in self.store(layer).runs
                      if layer.variable in run.record.get("variables", ()))
 
+    @property
+    def refresh_due(self) -> bool:
+        """Whether ``reload_interval_s`` has passed since the last check (cheap, no I/O)."""
+        return time.monotonic() - self._checked_at >= self.settings.reload_interval_s
+
     def refresh(self, force: bool = False) -> bool:
         """Pick up newly published runs and new stores; return whether anything changed.
 
         Checks at most once per ``reload_interval_s`` unless ``force`` is set.
         """
         now = time.monotonic()
-        if not force and now - self._checked_at < self.settings.reload_interval_s:
+        if not force and not self.refresh_due:
             return False
         with self._lock:
             self._checked_at = now
