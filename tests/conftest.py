@@ -94,3 +94,16 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
         return stores[name]
 
     return store_of
+
+
+@pytest.fixture(scope="session")
+def point_stores(tmp_path_factory: pytest.TempPathFactory,
+                 ingested: Callable[[str], Path]) -> Path:
+    """A stores folder with the known-field grid and real samples (shared, read-only)."""
+    from tests.synthetic import lonlat_store
+
+    folder = tmp_path_factory.mktemp("points") / "stores"
+    lonlat_store(folder / "grid.zarr")
+    for name in ("naefs", "fmat", "gefs", "multi_param"):
+        (folder / f"{name}.zarr").symlink_to(ingested(name))
+    return folder

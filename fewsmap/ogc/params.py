@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from fewsmap.errors import (
+    FewsmapError,
     InvalidDimensionValue,
     InvalidParameterValue,
     MissingParameterValue,
@@ -14,20 +15,21 @@ from fewsmap.errors import (
 MAX_VALUE_LENGTH = 10_000
 
 
-def finite_number(text: str, name: str) -> float:
-    """Parse a dimension value (ELEVATION, DIM_*) as a finite number.
+def finite_number(text: str, name: str,
+                  error: type[FewsmapError] = InvalidDimensionValue) -> float:
+    """Parse a parameter as a finite number (a dimension value unless ``error`` says else).
 
     Raises
     ------
-    InvalidDimensionValue
-        Naming the parameter and the value.
+    FewsmapError
+        ``error`` (InvalidDimensionValue by default), naming the parameter and the value.
     """
     try:
         value = float(text)
     except ValueError as exc:
-        raise InvalidDimensionValue(f"{name}={text[:40]!r} is not a number") from exc
+        raise error(f"{name}={text[:40]!r} is not a number") from exc
     if not math.isfinite(value):
-        raise InvalidDimensionValue(f"{name}={text[:40]!r} is not a finite number")
+        raise error(f"{name}={text[:40]!r} is not a finite number")
     return value
 
 

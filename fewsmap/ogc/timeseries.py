@@ -397,14 +397,7 @@ def _label(params: Params, name: str) -> float | str | None:
 
 
 def _coordinate(params: Params, name: str) -> float:
-    text = params.require(name)
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise InvalidParameterValue(f"{name}={text[:40]!r} must be a number") from exc
-    if not math.isfinite(value):
-        raise InvalidParameterValue(f"{name}={text[:40]!r} must be a finite number")
-    return value
+    return finite_number(params.require(name), name, InvalidParameterValue)
 
 
 def _instant(params: Params, name: str) -> np.datetime64 | None:

@@ -20,7 +20,6 @@ from lxml import html as lxml_html
 
 from fewsmap import open_cube
 from tests.live_server import live_server
-from tests.synthetic import lonlat_store
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
 OGC = "{http://www.opengis.net/ogc}"
@@ -34,14 +33,8 @@ NAEFS_T0 = np.datetime64("2022-08-09T00:00:00", "s")
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory,
-           ingested: Callable[[str], Path]) -> Path:
-    """A stores folder: the known-field grid and real samples (shared, read-only)."""
-    folder = tmp_path_factory.mktemp("featureinfo") / "stores"
-    lonlat_store(folder / "grid.zarr")
-    for name in ("naefs", "fmat", "gefs", "multi_param"):
-        (folder / f"{name}.zarr").symlink_to(ingested(name))
-    return folder
+def stores(point_stores: Path) -> Path:
+    return point_stores
 
 
 @pytest.fixture(scope="module")

@@ -26,19 +26,13 @@ from fewsmap.ogc import timeseries
 from fewsmap.ogc.params import Params
 from fewsmap.settings import Settings
 from tests.live_server import live_server
-from tests.synthetic import lonlat_store
 
 TO_MERCATOR = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory,
-           ingested: Callable[[str], Path]) -> Path:
-    folder = tmp_path_factory.mktemp("timeseries") / "stores"
-    lonlat_store(folder / "grid.zarr")
-    for name in ("naefs", "fmat", "gefs", "multi_param"):
-        (folder / f"{name}.zarr").symlink_to(ingested(name))
-    return folder
+def stores(point_stores: Path) -> Path:
+    return point_stores
 
 
 @pytest.fixture(scope="module")
