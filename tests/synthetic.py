@@ -17,7 +17,8 @@ LAMBERT = pyproj.CRS.from_proj4(
     "+proj=lcc +lat_0=63 +lon_0=15 +lat_1=63 +lat_2=63 +R=6371000 +units=m +no_defs")
 
 
-def _run(grid: Grid, lon: np.ndarray, lat: np.ndarray, vector: bool = False) -> RunData:
+def _run(grid: Grid, lon: np.ndarray, lat: np.ndarray, vector: bool = False,
+         t0: np.datetime64 = T0) -> RunData:
     step = np.array([0, 6 * 3600], "timedelta64[s]").astype("timedelta64[ns]")
     dims = ("step", *grid.dims)
 
@@ -28,14 +29,14 @@ def _run(grid: Grid, lon: np.ndarray, lat: np.ndarray, vector: bool = False) -> 
     fields = {"lon": (field(lon, "degrees_east"),), "lat": (field(lat, "degrees_north"),)}
     if vector:  # a vector field whose components are the longitude and the latitude
         fields |= {"u": (field(lon, "m s-1"),), "v": (field(lat, "m s-1"),)}
-    return RunData(T0, fields, grid, (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
+    return RunData(t0, fields, grid, (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
 
 
-def lonlat_store(path: Path) -> Path:
-    """1° grid, latitudes 60..30 (descending, as GRIB), longitudes -20..40.
+def lonlat_store(path: Path, t0: np.datetime64 = T0, offset: float = 0.0) -> Path:
+    """1° grid, latitudes 60..30 (descending, as GRIB), longitudes -20..40; a run at ``t0``.
 
-    Variables: ``lon`` and ``lat`` (value = the cell's longitude/latitude) and a vector
-    ``u``/``v`` with the same values.
+    Variables: ``lon`` and ``lat`` (value = the cell's longitude/latitude, plus ``offset``)
+    and a vector ``u``/``v`` with the same values.
     """
     lat, lon = np.arange(60.0, 29.5, -1.0), np.arange(-20.0, 40.5, 1.0)
     grid = Grid(("latitude", "longitude"),
@@ -43,7 +44,8 @@ def lonlat_store(path: Path) -> Path:
                  "longitude": xr.DataArray(lon, dims="longitude")},
                 grid_attrs(pyproj.CRS.from_epsg(4326)))
     lon2, lat2 = np.meshgrid(lon, lat)
-    append_run(path, _run(grid, lon2, lat2, vector=True), progress=False)
+    append_run(path, _run(grid, lon2 + offset, lat2 + offset, vector=True, t0=t0),
+               progress=False)
     return path
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -20,6 +19,8 @@ from starlette.routing import Route
 
 from fewsmap import __version__
 from fewsmap.app.api import api_routes
+from fewsmap.app.maps import map_response
+from fewsmap.app.tiles import tile_routes, wmts_routes
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.errors import (
     FewsmapError,
@@ -30,15 +31,14 @@ from fewsmap.errors import (
 )
 from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
 from fewsmap.ogc.exceptions import exception_report, json_error
-from fewsmap.ogc.featureinfo import get_feature_info, nearest_warning
-from fewsmap.ogc.getmap import TIFF, parse_getmap, resolve_maps, wms_version
+from fewsmap.ogc.featureinfo import get_feature_info
+from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.render.encode import error_png
-from fewsmap.render.pipeline import render_maps, render_uv_tiff
 from fewsmap.render.regrid import warm_up
 from fewsmap.settings import Settings
-from fewsmap.store.run import format_time, parse_time
+from fewsmap.store.run import parse_time
 
 log = logging.getLogger(__name__)
 JSON_FORMATS = ("application/json", "json")
@@ -112,6 +112,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         Route("/wms", wms),
         Route("/FewsWebServices/wms", wms),  # drop-in path of the Delft-FEWS web service
         *api_routes(refreshed),
+        *tile_routes(refreshed, settings),
+        *wmts_routes(refreshed, settings),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -135,30 +137,7 @@ async def get_map(catalog: Catalog, settings: Settings, params: Params,
                   request: Request) -> Response:
     """Answer GetMap with an image, cacheable by ETag; the run's identity in the headers."""
     parsed = parse_getmap(params, settings.max_image_pixels)
-    specs = resolve_maps(catalog, parsed)
-    spec = specs[0]
-    if parsed.format == TIFF:
-        image = await run_in_threadpool(render_uv_tiff, spec)
-    else:
-        image = await run_in_threadpool(render_maps, specs, parsed.format)
-    etag = '"' + hashlib.sha256(image).hexdigest()[:32] + '"'
-    fixed_run = parsed.reference_time is not None or (
-        parsed.layer not in catalog.groups and catalog.resolve(parsed.layer)[1] is not None)
-    headers = {
-        "ETag": etag,
-        # A named run never changes (a replaced run is a rare, deliberate act); "latest"
-        # changes whenever a run is published.
-        "Cache-Control": f"public, max-age={86400 if fixed_run else 60}",
-        "X-Fewsmap-Run": spec.run.label,
-        "X-Fewsmap-Valid-Time": "/".join(format_time(t) for t in (
-            (spec.aggregate[0], spec.aggregate[-1]) if spec.aggregate else (spec.valid_time,))),
-    }
-    if spec.time_substitutions:
-        headers["Warning"] = nearest_warning(tuple(dict.fromkeys(
-            served for _, served in spec.time_substitutions)))
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return Response(image, media_type=parsed.format, headers=headers)
+    return await map_response(catalog, parsed, request)
 
 
 def error_response(exc: Exception, params: Params) -> Response:

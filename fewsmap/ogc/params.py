@@ -62,6 +62,10 @@ class Params:
         return {name[len(prefix):]: value for name, value in self._values.items()
                 if name.startswith(prefix) and len(name) > len(prefix)}
 
+    def items(self) -> list[tuple[str, str]]:
+        """Every (lower-cased name, value) pair, first value of each name."""
+        return list(self._values.items())
+
     def get(self, name: str, default: str | None = None) -> str | None:
         """Return the value of ``name`` (any case), or ``default``."""
         return self._values.get(name.lower(), default)

@@ -159,10 +159,14 @@ def test_identical_requests_give_identical_bytes_and_etag(url: str) -> None:
     again = httpx.get(url, params={"service": "WMS", **params},
                       headers={"If-None-Match": first.headers["etag"]}, timeout=30)
     assert again.status_code == 304
-    fixed = get(url, **{**params, "layers": "grid.lat-2026-01-01T00:00:00Z"})
-    assert fixed.headers["cache-control"] == "public, max-age=86400"
-    assert fixed.headers["x-fewsmap-run"] == "2026-01-01T00:00:00Z"
-    assert fixed.content == first.content  # the same (only) run
+    run_only = get(url, **{**params, "layers": "grid.lat-2026-01-01T00:00:00Z"})
+    assert run_only.headers["cache-control"] == "public, max-age=60"  # the default time moves
+    assert run_only.headers["x-fewsmap-run"] == "2026-01-01T00:00:00Z"
+    assert run_only.content == first.content  # the same (only) run
+    fixed = get(url, **{**params, "layers": "grid.lat-2026-01-01T00:00:00Z",
+                        "time": run_only.headers["x-fewsmap-valid-time"]})
+    assert fixed.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert fixed.content == first.content
 
 
 def test_time_selects_the_step_and_defaults_to_the_first(url: str) -> None:

@@ -1,0 +1,163 @@
+"""Web Mercator tiles (XYZ, WMTS): a tile address becomes a GetMap request.
+
+Tiles are GetMaps with a fixed grid of bboxes, so they share every rule of GetMap: the same
+selectors, styles, colour ranges (per-run statistics, so tiles have no seams), limits and
+errors. Only the addressing is new.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import numpy as np
+
+from fewsmap.catalog import Catalog, Layer
+from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, lonlat_bbox
+from fewsmap.errors import FewsmapError, InvalidParameterValue
+from fewsmap.ogc.getmap import PNG, GetMapRequest, parse_getmap, select_run
+from fewsmap.ogc.params import Params
+from fewsmap.render.pipeline import run_range
+from fewsmap.store.run import format_time
+from fewsmap.timespec import parse_instant
+
+TILE_SIZE = 256
+MAX_ZOOM = 24
+# Selectors of a tile URL under their GetMap names; any other parameter (TIME, ELEVATION,
+# COLORSCALERANGE, DIM_*, showContours …) keeps its GetMap name.
+SELECTOR_NAMES = {"run": "dim_reference_time", "member": "dim_ensemble_member",
+                  "style": "styles"}
+# What the tile address decides; a query cannot override it.
+ADDRESS_NAMES = ("request", "version", "layers", "crs", "srs", "bbox", "width", "height",
+                 "format")
+
+
+class TileOutOfRange(FewsmapError):
+    """A tile address outside the tile matrix (OGC WMTS 1.0.0 Table 28)."""
+
+    ogc_code = "TileOutOfRange"
+
+
+@dataclass(frozen=True)
+class TileAddress:
+    """A tile of the Web Mercator quadtree; ``scale`` 2 for 512-pixel (``@2x``) tiles."""
+
+    z: int
+    x: int
+    y: int
+    scale: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.z <= MAX_ZOOM:
+            raise TileOutOfRange(f"zoom {self.z} is outside 0..{MAX_ZOOM}")
+        last = 2**self.z - 1
+        if not (0 <= self.x <= last and 0 <= self.y <= last):
+            raise TileOutOfRange(f"tile {self.z}/{self.x}/{self.y}: column and row must be "
+                                 f"0..{last} at zoom {self.z}")
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """The tile's extent in EPSG:3857 metres (row 0 at the north)."""
+        size = 2 * MERCATOR_HALF_WORLD_M / 2**self.z
+        west = -MERCATOR_HALF_WORLD_M + self.x * size
+        north = MERCATOR_HALF_WORLD_M - self.y * size
+        return west, north - size, west + size, north
+
+
+def tile_request(layer: str, tile: TileAddress, params: Params,
+                 max_pixels: int) -> GetMapRequest:
+    """The GetMap a tile means: the tile's bbox and size, the query's selectors.
+
+    Raises
+    ------
+    FewsmapError
+        As GetMap would, for the first problem in the selectors.
+    """
+    selectors = [(SELECTOR_NAMES.get(name, name), value) for name, value in params.items()
+                 if name not in ADDRESS_NAMES]
+    size = str(TILE_SIZE * tile.scale)
+    address = {"request": "GetMap", "version": "1.3.0", "layers": layer, "crs": "EPSG:3857",
+               "bbox": ",".join(repr(v) for v in tile.bbox), "width": size, "height": size,
+               "format": PNG}
+    return parse_getmap(Params([*address.items(), *selectors]), max_pixels)
+
+
+def parse_tile_number(text: str, name: str) -> int:
+    """A zoom, column or row: a whole number (no sign, no spaces).
+
+    Raises
+    ------
+    InvalidParameterValue
+        Naming the parameter.
+    """
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise InvalidParameterValue(f"{name}={text[:20]!r} must be a whole number")
+    return int(text)
+
+
+def zoom_range(catalog: Catalog, layer: Layer) -> tuple[int, int]:
+    """Zooms worth requesting: from the whole world to about 8–16 screen pixels per grid cell."""
+    store = catalog.store(layer)
+    west, _, east, _ = lonlat_bbox(store)
+    columns = max(store.coordinate(store.spatial_dims[1]).size, 1)
+    degrees_per_cell = max(east - west, 1e-9) / columns
+    # At zoom z a 256-pixel tile spans 360 / 2**z degrees of longitude.
+    native = math.log2(360.0 / (TILE_SIZE * degrees_per_cell))
+    return 0, max(0, min(MAX_ZOOM, math.ceil(native) + 3))
+
+
+def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict[str, Any]:
+    """TileJSON 2.2.0 for a layer; the query's selectors are carried into the tile URLs.
+
+    Without ``run`` the URLs follow the latest run. The ``fewsmap`` member says what the
+    URLs show: runs, valid times, styles and the run's colour range (from its statistics,
+    computed at ingest, which is why adjacent tiles never disagree).
+    """
+    layer, from_id = catalog.resolve(name)
+    run = select_run(catalog, layer, from_id, _reference_time(params))
+    west, south, east, north = lonlat_bbox(catalog.store(layer))
+    minzoom, maxzoom = zoom_range(catalog, layer)
+    selectors = [(n, v) for n, v in params.items() if n not in ADDRESS_NAMES]
+    query = f"?{urlencode(selectors)}" if selectors else ""
+    value_range = run_range(run, layer.variables)
+    return {
+        "tilejson": "2.2.0",
+        "name": layer.id,
+        "description": layer.abstract or layer.title,
+        "version": "1.0.0",
+        "scheme": "xyz",
+        "tiles": [f"{base_url}/tiles/{quote(name, safe='')}/{{z}}/{{x}}/{{y}}.png{query}"],
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
+        "bounds": [round(v, 6) for v in (west, south, east, north)],
+        "center": [round((west + east) / 2, 6), round((south + north) / 2, 6),
+                   min(maxzoom, max(minzoom, maxzoom - 3))],
+        "legend": f"{base_url}/wms?{urlencode(_legend_query(layer, params))}",
+        "fewsmap": {
+            "layer": layer.id,
+            "run": run.label,
+            "latest": from_id is None and _reference_time(params) is None,
+            "runs": [r.label for r in catalog.runs(layer)],
+            "times": [format_time(t) for t in run.valid_times],
+            "styles": [s.name for s in layer.styles],
+            "valueRange": list(value_range) if value_range else None,
+        },
+    }
+
+
+def _reference_time(params: Params) -> np.datetime64 | None:
+    text = params.get("run") or params.get("dim_reference_time")
+    if not text or text.strip().lower() in ("latest", "current"):
+        return None
+    return parse_instant(text, "RUN")
+
+
+def _legend_query(layer: Layer, params: Params) -> dict[str, str]:
+    query = {"service": "WMS", "request": "GetLegendGraphic", "version": "1.3.0",
+             "layer": layer.id, "format": "image/png"}
+    for name in ("style", "colorscalerange"):
+        if params.get(name):
+            query[name] = params.get(name) or ""
+    return query

@@ -1,0 +1,287 @@
+"""OGC WMTS 1.0.0: capabilities (KVP and RESTful) and GetTile, over the Web Mercator quadtree.
+
+Every tile is a GetMap (``fewsmap.ogc.tiles``); this module only describes and addresses
+them. Dimensions: ``Time`` (valid time) and ``Run`` (forecast reference time), then the
+layer's elevation/member dimensions under their WMS names. WMTS cannot say that valid times
+depend on the run, so ``Time`` lists the times of every run.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+
+import numpy as np
+
+from fewsmap.catalog import Catalog, Layer
+from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, lonlat_bbox
+from fewsmap.dimensions import REQUIRED, default_time, layer_dimensions
+from fewsmap.errors import FewsmapError, InvalidParameterValue
+from fewsmap.ogc.params import Params
+from fewsmap.ogc.tiles import MAX_ZOOM, TileAddress, parse_tile_number, zoom_range
+from fewsmap.store.run import format_time
+
+WMTS = "http://www.opengis.net/wmts/1.0"
+OWS = "http://www.opengis.net/ows/1.1"
+XLINK = "http://www.w3.org/1999/xlink"
+TILE_MATRIX_SET = "WebMercatorQuad"
+# OGC 17-083r2 (Two Dimensional Tile Matrix Set), WebMercatorQuad at zoom 0.
+SCALE_AT_ZOOM_0 = 559082264.028717
+LATEST = "latest"
+# WMTS dimension identifiers → tile selectors; any other dimension is a DIM_<name>.
+SELECTORS = {"Time": "time", "Run": "run", "elevation": "elevation",
+             "ensemble_member": "member"}
+
+
+@dataclass(frozen=True)
+class TileQuery:
+    """A GetTile request reduced to a layer, a tile and GetMap-named selectors."""
+
+    layer: str
+    tile: TileAddress
+    selectors: tuple[tuple[str, str], ...]
+
+
+def capabilities(catalog: Catalog, layers: Iterable[Layer], base_url: str) -> bytes:
+    """The WMTS 1.0.0 ServiceMetadata document, with KVP and RESTful resource URLs."""
+    root = ET.Element(_wmts("Capabilities"), {"version": "1.0.0"})
+    identification = ET.SubElement(root, _ows("ServiceIdentification"))
+    _ows_text(identification, "Title", catalog.title)
+    _ows_text(identification, "ServiceType", "OGC WMTS")
+    _ows_text(identification, "ServiceTypeVersion", "1.0.0")
+    metadata = ET.SubElement(root, _ows("OperationsMetadata"))
+    for operation in ("GetCapabilities", "GetTile"):
+        _operation(metadata, operation, f"{base_url}/wmts?")
+    contents = ET.SubElement(root, _wmts("Contents"))
+    for layer in layers:
+        _layer(contents, catalog, layer, base_url)
+    _tile_matrix_set(contents)
+    ET.SubElement(root, _wmts("ServiceMetadataURL"),
+                  {f"{{{XLINK}}}href": f"{base_url}/wmts/1.0.0/WMTSCapabilities.xml"})
+    ET.indent(root, space=" ")
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return body
+
+
+def dimension_names(catalog: Catalog, layer: Layer) -> list[str]:
+    """The layer's WMTS dimensions in resource-URL order."""
+    return ["Time", "Run", *(d.name for d in layer_dimensions(
+        catalog.store(layer), layer.variable, layer.defaults))]
+
+
+def kvp_tile(catalog: Catalog, params: Params) -> TileQuery:
+    """Parse a KVP GetTile request; dimensions come as ``<Identifier>=<value>``.
+
+    Raises
+    ------
+    FewsmapError
+        MissingParameterValue, InvalidParameterValue, LayerNotDefined or TileOutOfRange.
+    """
+    layer, _ = catalog.resolve(params.require("layer"))
+    _check_matrix_set(params.require("tilematrixset"))
+    fmt = (params.get("format") or "image/png").lower()
+    if fmt != "image/png":
+        raise InvalidParameterValue(f"FORMAT={fmt[:40]!r}; offered: image/png")
+    tile = TileAddress(_tile_matrix(params.require("tilematrix")),
+                       parse_tile_number(params.require("tilecol"), "TILECOL"),
+                       parse_tile_number(params.require("tilerow"), "TILEROW"))
+    dimensions = [(name, params.get(name) or "") for name in dimension_names(catalog, layer)]
+    # Vendor selectors GetMap knows (COLORSCALERANGE, showContours …) pass through.
+    vendor = [(name, value) for name, value in params.items()
+              if name in ("colorscalerange", "showcontours")]
+    return TileQuery(params.require("layer"), tile,
+                     _selectors(params.get("style") or "", dimensions) + tuple(vendor))
+
+
+def rest_tile(catalog: Catalog, layer_id: str, path: str) -> TileQuery:
+    """Parse ``{Style}/{Time}/{Run}/…/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png``.
+
+    Raises
+    ------
+    FewsmapError
+        LayerNotDefined, InvalidParameterValue or TileOutOfRange.
+    """
+    layer, _ = catalog.resolve(layer_id)
+    names = dimension_names(catalog, layer)
+    parts = path.split("/")
+    if len(parts) != len(names) + 5 or not parts[-1].endswith(".png"):
+        raise InvalidParameterValue(
+            f"expected /wmts/1.0.0/{layer.id}/{{Style}}/"
+            + "".join(f"{{{n}}}/" for n in names)
+            + f"{TILE_MATRIX_SET}/{{TileMatrix}}/{{TileRow}}/{{TileCol}}.png")
+    style, *values = parts[: len(names) + 1]
+    matrix_set, matrix, row, column = parts[len(names) + 1:]
+    _check_matrix_set(matrix_set)
+    tile = TileAddress(_tile_matrix(matrix), parse_tile_number(column.removesuffix(".png"),
+                                                               "TileCol"),
+                       parse_tile_number(row, "TileRow"))
+    return TileQuery(layer_id, tile, _selectors(style, list(zip(names, values, strict=True))))
+
+
+def _selectors(style: str, dimensions: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """WMTS dimensions → tile selectors; ``default``/``latest`` values mean "not given"."""
+    chosen = [("style", "" if style.lower() == "default" else style)]
+    for name, value in dimensions:
+        if value.lower() in ("default", "current", LATEST, ""):
+            continue
+        chosen.append((SELECTORS.get(name, f"dim_{name}"), value))
+    return tuple(chosen)
+
+
+def _check_matrix_set(name: str) -> None:
+    if name not in (TILE_MATRIX_SET, "GoogleMapsCompatible", "EPSG:3857"):
+        raise InvalidParameterValue(f"TileMatrixSet={name[:40]!r}; offered: {TILE_MATRIX_SET}")
+
+
+def _tile_matrix(text: str) -> int:
+    # Some clients send the matrix as "EPSG:3857:5" or "WebMercatorQuad:5".
+    return parse_tile_number(text.rsplit(":", 1)[-1], "TILEMATRIX")
+
+
+def _layer(contents: ET.Element, catalog: Catalog, layer: Layer, base_url: str) -> None:
+    node = ET.SubElement(contents, _wmts("Layer"))
+    _ows_text(node, "Title", layer.title)
+    if layer.abstract:
+        _ows_text(node, "Abstract", layer.abstract)
+    west, south, east, north = lonlat_bbox(catalog.store(layer))
+    box = ET.SubElement(node, _ows("WGS84BoundingBox"))
+    _ows_text(box, "LowerCorner", f"{west:.6f} {south:.6f}")
+    _ows_text(box, "UpperCorner", f"{east:.6f} {north:.6f}")
+    _ows_text(node, "Identifier", layer.id)
+    for index, style in enumerate(layer.styles):
+        element = ET.SubElement(node, _wmts("Style"), {"isDefault": str(index == 0).lower()})
+        _ows_text(element, "Title", style.title)
+        _ows_text(element, "Identifier", style.name)
+        legend = urlencode({"service": "WMS", "request": "GetLegendGraphic",
+                            "version": "1.3.0", "layer": layer.id, "style": style.name,
+                            "format": "image/png"})
+        ET.SubElement(element, _wmts("LegendURL"), {
+            "format": "image/png", f"{{{XLINK}}}href": f"{base_url}/wms?{legend}"})
+    _text(node, "Format", "image/png")
+    _time_dimensions(node, catalog, layer)
+    for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
+        element = _dimension(node, dimension.name, dimension.units,
+                             None if dimension.default is None else f"{dimension.default:g}")
+        for label in dimension.sorted_labels():
+            _text(element, "Value", f"{label:g}")
+    link = ET.SubElement(node, _wmts("TileMatrixSetLink"))
+    _text(link, "TileMatrixSet", TILE_MATRIX_SET)
+    limits = ET.SubElement(link, _wmts("TileMatrixSetLimits"))
+    for zoom in range(zoom_range(catalog, layer)[1] + 1):
+        _limits(limits, catalog, layer, zoom)
+    template = (f"{base_url}/wmts/1.0.0/{quote(layer.id, safe='')}/{{Style}}/"
+                + "".join(f"{{{n}}}/" for n in dimension_names(catalog, layer))
+                + "{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png")
+    ET.SubElement(node, _wmts("ResourceURL"),
+                  {"format": "image/png", "resourceType": "tile", "template": template})
+
+
+def _time_dimensions(node: ET.Element, catalog: Catalog, layer: Layer) -> None:
+    runs = catalog.runs(layer)
+    policy = str(layer.defaults.get("time", "now"))
+    default = (format_time(default_time(runs[-1], policy))
+               if runs and policy != REQUIRED else None)
+    time = _dimension(node, "Time", "ISO8601", default, current=True)
+    for when in np.unique(np.concatenate([r.valid_times for r in runs])) if runs else ():
+        _text(time, "Value", format_time(when))
+    if not runs:
+        _text(time, "Value", "default")  # the schema needs a value; GetTile then says why
+    run = _dimension(node, "Run", "ISO8601", LATEST)
+    _text(run, "Value", LATEST)  # always the newest complete run (short-lived tiles)
+    for entry in runs:
+        _text(run, "Value", entry.label)
+
+
+def _dimension(node: ET.Element, name: str, units: str, default: str | None,
+               current: bool = False) -> ET.Element:
+    element = ET.SubElement(node, _wmts("Dimension"))
+    _ows_text(element, "Identifier", name)
+    if units:
+        _ows_text(element, "UOM", units)
+    if default is not None:
+        _text(element, "Default", default)
+    if current:
+        _text(element, "Current", "true")
+    return element
+
+
+def _limits(parent: ET.Element, catalog: Catalog, layer: Layer, zoom: int) -> None:
+    """The tile rows and columns at ``zoom`` that cover the layer's extent."""
+    west, south, east, north = lonlat_bbox(catalog.store(layer))
+    count = 2**zoom
+    left, top = _tile_of(west, north, count)
+    right, bottom = _tile_of(east, south, count)
+    element = ET.SubElement(parent, _wmts("TileMatrixLimits"))
+    _text(element, "TileMatrix", str(zoom))
+    for tag, value in (("MinTileRow", top), ("MaxTileRow", bottom),
+                       ("MinTileCol", left), ("MaxTileCol", right)):
+        _text(element, tag, str(value))
+
+
+def _tile_of(lon: float, lat: float, count: int) -> tuple[int, int]:
+    lat = max(min(lat, 85.0511287798), -85.0511287798)
+    column = (lon + 180.0) / 360.0 * count
+    row = (1.0 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2.0 * count
+    return min(max(int(column), 0), count - 1), min(max(int(row), 0), count - 1)
+
+
+def _tile_matrix_set(contents: ET.Element) -> None:
+    node = ET.SubElement(contents, _wmts("TileMatrixSet"))
+    _ows_text(node, "Identifier", TILE_MATRIX_SET)
+    _ows_text(node, "SupportedCRS", "urn:ogc:def:crs:EPSG::3857")
+    _text(node, "WellKnownScaleSet", "urn:ogc:def:wkss:OGC:1.0:GoogleMapsCompatible")
+    for zoom in range(MAX_ZOOM + 1):
+        matrix = ET.SubElement(node, _wmts("TileMatrix"))
+        _ows_text(matrix, "Identifier", str(zoom))
+        _text(matrix, "ScaleDenominator", repr(SCALE_AT_ZOOM_0 / 2**zoom))
+        _text(matrix, "TopLeftCorner", f"{-MERCATOR_HALF_WORLD_M!r} {MERCATOR_HALF_WORLD_M!r}")
+        for tag in ("TileWidth", "TileHeight"):
+            _text(matrix, tag, "256")
+        for tag in ("MatrixWidth", "MatrixHeight"):
+            _text(matrix, tag, str(2**zoom))
+
+
+def _operation(metadata: ET.Element, name: str, url: str) -> None:
+    operation = ET.SubElement(metadata, _ows("Operation"), {"name": name})
+    get = ET.SubElement(ET.SubElement(ET.SubElement(operation, _ows("DCP")), _ows("HTTP")),
+                        _ows("Get"), {f"{{{XLINK}}}href": url})
+    constraint = ET.SubElement(get, _ows("Constraint"), {"name": "GetEncoding"})
+    _ows_text(ET.SubElement(constraint, _ows("AllowedValues")), "Value", "KVP")
+
+
+def exception_report(error: FewsmapError) -> bytes:
+    """An OWS 1.1 ExceptionReport (WMTS 1.0.0 §8.3)."""
+    root = ET.Element(_ows("ExceptionReport"), {
+        "version": "1.1.0", "{http://www.w3.org/XML/1998/namespace}lang": "en"})
+    attrs = {"exceptionCode": error.ogc_code or "NoApplicableCode"}
+    exception = ET.SubElement(root, _ows("Exception"), attrs)
+    _ows_text(exception, "ExceptionText", str(error))
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return body
+
+
+# Prefixed, since the WMS capabilities own ElementTree's default namespace.
+ET.register_namespace("wmts", WMTS)
+ET.register_namespace("ows", OWS)
+
+
+def _wmts(tag: str) -> str:
+    return f"{{{WMTS}}}{tag}"
+
+
+def _ows(tag: str) -> str:
+    return f"{{{OWS}}}{tag}"
+
+
+def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:
+    element = ET.SubElement(parent, _wmts(tag))
+    element.text = text
+    return element
+
+
+def _ows_text(parent: ET.Element, tag: str, text: str) -> ET.Element:
+    element = ET.SubElement(parent, _ows(tag))
+    element.text = text
+    return element
