@@ -1,7 +1,9 @@
 """Encode images: palette PNG where the style allows it, RGBA PNG otherwise.
 
-zlib level 1: level 6 costs 2.3-3.6x the time for files 26-30 % smaller, and a palette
-PNG is 5x faster than RGBA at about half the bytes (reference/perf-anchors.md).
+Fast deflate: level 6 costs 2.3-3.6x the time of zlib level 1 for files 26-30 % smaller, and
+a palette PNG is 5x faster than RGBA at about half the bytes (reference/perf-anchors.md).
+Maps go through ``fewsmap.render.png`` (ISA-L deflate); small Pillow images (legends,
+error images) through Pillow at zlib level 1.
 """
 
 from __future__ import annotations
@@ -11,21 +13,28 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, TiffImagePlugin, TiffTags
 
+from fewsmap.render.png import encode_palette, encode_rgba
+
 PNG_LEVEL = 1
 
 
 def png_palette(indices: np.ndarray, lut: np.ndarray) -> bytes:
     """Write palette indices (H, W) uint8 with a 256 × RGBA table as a PNG (P + tRNS)."""
+    return encode_palette(np.ascontiguousarray(indices), lut)
+
+
+def palette_image(indices: np.ndarray, lut: np.ndarray) -> Image.Image:
+    """A Pillow "P" image of palette indices (H, W) uint8 and a 256 × RGBA table."""
     height, width = indices.shape
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
     image.putpalette(lut[:, :3].reshape(-1).tolist(), rawmode="RGB")
     image.info["transparency"] = bytes(lut[:, 3].tolist())
-    return png_image(image)
+    return image
 
 
 def png_rgba(rgba: np.ndarray) -> bytes:
     """Write an RGBA (H, W, 4) uint8 image as a PNG."""
-    return png_image(Image.fromarray(np.ascontiguousarray(rgba)))  # (H, W, 4) uint8 → RGBA
+    return encode_rgba(np.ascontiguousarray(rgba))
 
 
 def jpeg(rgba: np.ndarray) -> bytes:
