@@ -6,13 +6,14 @@ lon/lat or projected x/y) find the cell on each axis after transforming the poin
 grid's own CRS; curvilinear grids (2-D latitude/longitude) take the nearest cell centre on the
 sphere. A point more than half a cell outside the grid has no cell.
 
-Reading uses zarr orthogonal indexing on the cell's row and column, so only the chunks holding
-that cell are read: one chunk per (run, step, member, level) value, never a whole field
-(docs/design/cube.md: one such slice per chunk, 512 × 512 spatial tiles).
+Reading touches only the chunks holding that cell, one per (run, step, member, level) value,
+never a whole field (docs/design/cube.md: one such slice per chunk, 512 × 512 spatial tiles),
+and of each chunk only the compressed block holding the value (`fewsmap.store.items`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,6 +23,7 @@ import pyproj
 from scipy.spatial import cKDTree
 
 from fewsmap.store.cube import ForecastStore, RunInfo, StoreVersion
+from fewsmap.store.items import ItemReader
 from fewsmap.store.layout import GRID_MAPPING
 
 # A point on a cell edge belongs to the cell; this absorbs rounding in the transforms.
@@ -110,8 +112,8 @@ def read_cell(store: ForecastStore, variable: str, cell: GridCell, run: RunInfo,
               labels: Sequence[Sequence[int]] = ()) -> np.ndarray:
     """Read the values of ``variable`` at ``cell`` for some valid times of one run.
 
-    Only the chunks holding the cell are read, one per (time, member, level) value: zarr
-    orthogonal indexing with integer row and column touches one spatial chunk per slice.
+    Only the chunks holding the cell are read, one per (time, member, level) value, and of
+    each only the blosc block holding it (zarr orthogonal indexing for other layouts).
 
     Parameters
     ----------
@@ -146,10 +148,17 @@ def read_cell(store: ForecastStore, variable: str, cell: GridCell, run: RunInfo,
         raise KeyError(f"'{variable}' has dimensions {list(dims)} between step and the grid; "
                        f"got {len(labels)} label lists")
     steps = _step_slots(run, valid_times)
-    index = (run.slot, steps, *(np.asarray(list(lab), dtype=np.int64) for lab in labels),
-             cell.row, cell.col)
+    label_lists = [np.asarray(list(lab), dtype=np.int64) for lab in labels]
     array = store.array(variable)
-    values = np.asarray(array.oindex[index], dtype=np.float32)  # type: ignore[index]  # zarr's stub is narrow
+    reader = ItemReader.of(store.path, variable, array.metadata)
+    if reader is not None:  # one blosc block per value instead of one chunk
+        points = [(run.slot, *rest, cell.row, cell.col)
+                  for rest in itertools.product(steps.tolist(), *(lab.tolist()
+                                                                  for lab in label_lists))]
+        values = reader.read(points).astype(np.float32)
+    else:
+        index = (run.slot, steps, *label_lists, cell.row, cell.col)
+        values = np.asarray(array.oindex[index], dtype=np.float32)  # type: ignore[index]  # zarr's stub is narrow
     fill = array.metadata.fill_value
     if fill is not None and np.isfinite(fill):  # a fill value other than NaN means "missing"
         values = np.where(values == np.float32(fill), np.float32(np.nan), values)

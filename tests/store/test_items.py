@@ -1,0 +1,77 @@
+"""Single values read block by block equal what zarr reads, for every chunk shape and block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from fewsmap.store.items import ItemReader
+from fewsmap.store.layout import data_codec
+
+
+def written(path: Path, values: np.ndarray, chunks: tuple[int, ...], compressor: Any,
+            fill_value: float = np.nan) -> zarr.Array[Any]:
+    array = zarr.create_array(path, shape=values.shape, chunks=chunks, dtype="float32",
+                              compressors=[compressor], fill_value=fill_value)
+    array[...] = values
+    return array
+
+
+def random_points(shape: tuple[int, ...], count: int, seed: int) -> list[tuple[int, ...]]:
+    rng = np.random.default_rng(seed)
+    return [tuple(int(rng.integers(0, n)) for n in shape) for _ in range(count)]
+
+
+@pytest.mark.parametrize("compressor", [
+    data_codec(),  # what stores are written with: 64 KiB blocks
+    BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),  # blosc's own block size
+    BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", blocksize=4096),
+], ids=["fewsmap", "blosc-default", "zstd-bitshuffle"])
+@pytest.mark.parametrize("chunks", [(1, 512, 512), (1, 37, 53), (3, 7, 5)])
+def test_values_equal_zarr(tmp_path: Path, compressor: Any, chunks: tuple[int, ...]) -> None:
+    y, x = np.mgrid[0:600, 0:700]
+    smooth = np.stack([np.sin(x / 40.0) * np.cos(y / 30.0) + k for k in range(3)])
+    smooth = smooth.astype(np.float32)
+    smooth[:, ::7, ::3] = np.nan
+    array = written(tmp_path / "a.zarr", smooth, chunks, compressor)
+    reader = ItemReader.of(tmp_path, "a.zarr", array.metadata)
+    assert reader is not None
+    points = random_points(smooth.shape, 300, seed=sum(chunks))
+    points += [(0, 0, 0), (2, 599, 699), (1, 511, 511), (1, 512, 512)]  # corners, edges
+    expected = np.array([array[p] for p in points], dtype=np.float32)
+    np.testing.assert_array_equal(reader.read(points), expected)
+
+
+def test_incompressible_chunks_are_read_raw(tmp_path: Path) -> None:
+    """blosc stores a chunk it cannot shrink uncompressed (flagged): read at its offset."""
+    noise = np.random.default_rng(1).integers(0, 2**32, (64, 64), dtype=np.uint32)
+    values = noise.view(np.float32)
+    array = written(tmp_path / "a.zarr", values, (64, 64), BloscCodec(cname="lz4", clevel=1,
+                                                                       shuffle="noshuffle"))
+    assert (tmp_path / "a.zarr" / "c" / "0" / "0").read_bytes()[2] & 0x02  # stored raw
+    reader = ItemReader.of(tmp_path, "a.zarr", array.metadata)
+    assert reader is not None
+    points = random_points(values.shape, 100, seed=2)
+    got = reader.read(points)
+    np.testing.assert_array_equal(got.view(np.uint32), [noise[p] for p in points])
+
+
+def test_missing_chunks_give_the_fill_value(tmp_path: Path) -> None:
+    array = zarr.create_array(tmp_path / "a.zarr", shape=(4, 10, 10), chunks=(1, 10, 10),
+                              dtype="float32", compressors=[data_codec()], fill_value=-9999.0)
+    array[1] = np.arange(100, dtype=np.float32).reshape(10, 10)
+    reader = ItemReader.of(tmp_path, "a.zarr", array.metadata)
+    assert reader is not None
+    np.testing.assert_array_equal(reader.read([(0, 3, 3), (1, 3, 3), (3, 9, 9)]),
+                                  [-9999.0, 33.0, -9999.0])
+
+
+def test_other_layouts_are_left_to_zarr(tmp_path: Path) -> None:
+    array = written(tmp_path / "a.zarr", np.zeros((4, 4), np.float32), (2, 2),
+                    ZstdCodec(level=1))
+    assert ItemReader.of(tmp_path, "a.zarr", array.metadata) is None
