@@ -34,7 +34,8 @@ def random_points(shape: tuple[int, ...], count: int, seed: int) -> list[tuple[i
 ], ids=["fewsmap", "blosc-default", "zstd-bitshuffle"])
 @pytest.mark.parametrize("chunks", [(1, 512, 512), (1, 37, 53), (3, 7, 5)])
 def test_values_equal_zarr(tmp_path: Path, compressor: Any, chunks: tuple[int, ...]) -> None:
-    y, x = np.mgrid[0:600, 0:700]
+    rows, cols = (600, 700) if chunks[-1] > 100 else (60, 70)  # few chunk files either way
+    y, x = np.mgrid[0:rows, 0:cols]
     smooth = np.stack([np.sin(x / 40.0) * np.cos(y / 30.0) + k for k in range(3)])
     smooth = smooth.astype(np.float32)
     smooth[:, ::7, ::3] = np.nan
@@ -42,7 +43,7 @@ def test_values_equal_zarr(tmp_path: Path, compressor: Any, chunks: tuple[int, .
     reader = ItemReader.of(tmp_path, "a.zarr", array.metadata)
     assert reader is not None
     points = random_points(smooth.shape, 300, seed=sum(chunks))
-    points += [(0, 0, 0), (2, 599, 699), (1, 511, 511), (1, 512, 512)]  # corners, edges
+    points += [(0, 0, 0), (2, rows - 1, cols - 1), (1, 59, 59), (1, rows // 2, cols // 2)]
     expected = np.array([array[p] for p in points], dtype=np.float32)
     np.testing.assert_array_equal(reader.read(points), expected)
 
