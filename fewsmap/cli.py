@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fewsmap import __version__
-from fewsmap.errors import FewsmapError
-from fewsmap.settings import Settings, load_settings
+from fewsmap.errors import ConfigError, FewsmapError, StoreError
+from fewsmap.settings import Settings, load_settings, read_config
+from fewsmap.store.cube import is_store, store_name
+from fewsmap.store.retention import (
+    PruneResult,
+    RetentionPolicy,
+    configured_policy,
+    configured_store_paths,
+    prune,
+)
 from fewsmap.store.run import format_time, parse_time
 
 
@@ -42,7 +51,20 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--replace", action="store_true",
                         help="replace runs already in the store (default: skip them)")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest.add_argument("--config", type=Path,
+                        help="TOML configuration (limits; [stores.<name>] retention policy)")
     ingest.set_defaults(func=_ingest)
+
+    prune = commands.add_parser("prune", help="remove old runs from a store (retention)")
+    prune.add_argument("--store", required=True,
+                       help="store folder (e.g. stores/naefs.zarr) or a name in --stores")
+    prune.add_argument("--stores", type=Path, help="stores folder for a store given by name")
+    prune.add_argument("--config", type=Path,
+                       help="TOML configuration whose [stores.<name>] sets the policy")
+    prune.add_argument("--keep-runs", type=int, help="keep the last N runs")
+    prune.add_argument("--keep-days", type=float,
+                       help="keep runs whose reference time is within the last D days")
+    prune.set_defaults(func=_prune)
 
     serve = commands.add_parser("serve", help="serve the stores as WMS-T")
     serve.add_argument("--stores", type=Path, help="stores folder (default: ./stores)")
@@ -69,21 +91,61 @@ def _time(text: str) -> np.datetime64:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
 
 
-def _store_path(store: str, stores_dir: Path | None) -> Path:
+def _store_path(store: str, stores_dir: Path | None, settings: Settings | None = None) -> Path:
     if "/" in store or store.endswith(".zarr") or store in (".", ".."):
         return Path(store)
-    return (stores_dir or load_settings().stores_dir) / f"{store}.zarr"
+    settings = settings or load_settings()
+    configured = configured_store_paths(_config(settings)).get(store)
+    return configured or (stores_dir or settings.stores_dir) / f"{store}.zarr"
+
+
+def _config(settings: Settings) -> dict[str, Any]:
+    return read_config(settings.config_file) if settings.config_file else {}
 
 
 def _ingest(args: argparse.Namespace) -> int:
     from fewsmap.ingest import ingest
+    from fewsmap.ingest.limits import IngestLimits
 
-    store = _store_path(args.store, args.stores)
+    settings = load_settings(config_file=args.config)
+    store = _store_path(args.store, args.stores, settings)
+    limits = IngestLimits(settings.max_field_cells, settings.max_run_cells,
+                          settings.max_gunzip_bytes)
     results = ingest(store, args.files, reference_time=args.reference_time,
-                     replace=args.replace, progress=False if args.quiet else None)
+                     replace=args.replace, progress=False if args.quiet else None,
+                     limits=limits)
     for result in results:
         print(f"{store}: {result.message}")
+    policy = configured_policy(_config(settings), store_name(store))
+    if policy.active:  # retention after each ingest, when configured for the store
+        _print_pruned(store, policy, prune(store, policy))
     return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    settings = load_settings(config_file=args.config)
+    store = _store_path(args.store, args.stores, settings)
+    configured = configured_policy(_config(settings), store_name(store))
+    policy = RetentionPolicy(
+        args.keep_runs if args.keep_runs is not None else configured.keep_runs,
+        args.keep_days if args.keep_days is not None else configured.keep_days)
+    if not policy.active:
+        raise ConfigError(f"no retention policy for store {store_name(store)!r}: pass "
+                          f"--keep-runs/--keep-days or set [stores.{store_name(store)}]")
+    if not is_store(store):
+        raise StoreError(f"{store} is not a fewsmap forecast cube")
+    _print_pruned(store, policy, prune(store, policy))
+    return 0
+
+
+def _print_pruned(store: Path, policy: RetentionPolicy, result: PruneResult) -> None:
+    for label in result.removed:
+        print(f"{store}: run {label} removed ({policy.describe()}); its chunks are deleted "
+              "after the grace period")
+    for label in result.vacuumed:
+        print(f"{store}: chunks of retired run {label} deleted")
+    if not result.removed:
+        print(f"{store}: no run to remove ({policy.describe()})")
 
 
 def _settings(args: argparse.Namespace) -> Settings:

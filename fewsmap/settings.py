@@ -32,11 +32,38 @@ class Settings:
     workers: int = 1
     title: str = "fewsmap"
     max_image_pixels: int = 2_304_000
+    # Animated GetMap (GIF, APNG, WebP): frames per answer, and frames × WIDTH × HEIGHT
+    # (100 frames of 500 × 500), both refused before any frame is drawn.
+    max_animation_frames: int = 100
+    max_animation_pixels: int = 25_000_000
     # How often a running service checks stores for newly published runs.
     reload_interval_s: float = 1.0
     # Write regular time axes as start/end/period in XML capabilities (FEWS clients read
     # lists, so lists are the default).
     compact_time_axes: bool = False
+    # Resource limits, checked before any work starts (README "Reliability and security").
+    # Values one TIME may name: its list items, and the valid times it resolves to
+    # (GeoServer's default for WMS dimension values is 100 too).
+    max_time_values: int = 100
+    # Values one GetFeatureInfo or time-series request may read (each is a chunk read).
+    max_point_values: int = 20_000
+    # Values one OGC API - EDR answer may hold (parameters × times × levels × cells): a
+    # million takes 2-4 s to encode and about 85 MB as CSV (docs/design/edr.md). Larger
+    # queries get 413 before any read.
+    max_edr_values: int = 2_000_000
+    # Renders at once per worker process; beyond them a request waits up to
+    # render_queue_timeout_s for a slot, then gets 503 with Retry-After.
+    max_concurrent_renders: int = 4
+    render_queue_timeout_s: float = 10.0
+    # A render taking longer is answered 503 (its thread keeps its slot); 0: no limit.
+    render_timeout_s: float = 60.0
+    # Origins whose pages may read answers (CORS; GET and HEAD only); empty: none.
+    cors_origins: tuple[str, ...] = ("*",)
+    # Ingest limits, checked on file headers before data is read (fewsmap/ingest/limits.py):
+    # cells of one 2-D field (or one dimension), values of one run, bytes a gzip unpacks to.
+    max_field_cells: int = 1 << 28
+    max_run_cells: int = 1 << 34
+    max_gunzip_bytes: int = 4 << 30
 
 
 _CONVERTERS: dict[str, Any] = {
@@ -47,9 +74,28 @@ _CONVERTERS: dict[str, Any] = {
     "workers": int,
     "title": str,
     "max_image_pixels": int,
+    "max_animation_frames": lambda v: _positive(int(v)),
+    "max_animation_pixels": lambda v: _positive(int(v)),
     "reload_interval_s": float,
     "compact_time_axes": lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true"),
+    "max_time_values": lambda v: _positive(int(v)),
+    "max_point_values": lambda v: _positive(int(v)),
+    "max_edr_values": lambda v: _positive(int(v)),
+    "max_field_cells": lambda v: _positive(int(v)),
+    "max_run_cells": lambda v: _positive(int(v)),
+    "max_gunzip_bytes": lambda v: _positive(int(v)),
+    "max_concurrent_renders": lambda v: _positive(int(v)),
+    "render_queue_timeout_s": lambda v: _positive(float(v), allow_zero=True),
+    "render_timeout_s": lambda v: _positive(float(v), allow_zero=True),
+    "cors_origins": lambda v: tuple(o.strip() for o in (
+        v if isinstance(v, list | tuple) else str(v).split(",")) if o.strip()),
 }
+
+
+def _positive(value: float, allow_zero: bool = False) -> Any:
+    if not (value >= 0 if allow_zero else value > 0):  # NaN fails both
+        raise ValueError(f"{value} is out of range")
+    return value
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:

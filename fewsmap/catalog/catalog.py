@@ -20,6 +20,7 @@ from fewsmap.catalog.layers import (
     LayerGroup,
     layer_from_config,
     validate_layer_id,
+    validate_store_name,
 )
 from fewsmap.catalog.styles import Style, default_style, style_from_config
 from fewsmap.catalog.vectors import vector_pairs
@@ -32,6 +33,7 @@ from fewsmap.store.cube import (
     StoreVersion,
     store_name,
 )
+from fewsmap.store.retention import configured_store_paths
 from fewsmap.store.run import parse_time
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ class Catalog:
         self._config = config
         self.title = str(config.get("service", {}).get("title", settings.title))
         self._styles = {s.name: s for s in map(style_from_config, config.get("styles", []))}
-        self._store_paths = {str(k): Path(v) for k, v in config.get("stores", {}).items()}
+        self._store_paths = configured_store_paths(config)
         self._auto_layers = bool(config.get("catalog", {}).get("auto_layers",
                                                               not config.get("layers")))
         self._lock = threading.Lock()
@@ -168,6 +170,7 @@ class Catalog:
                 if old is not None and version == old.version:
                     stores[name] = old
                 elif self._unreadable.get(path) != version:
+                    validate_store_name(name)  # a bad name is logged once, like a bad store
                     stores[name] = ForecastStore(path)
                 elif old is not None:
                     stores[name] = old

@@ -147,10 +147,32 @@ def validate_layer_id(layer_id: str) -> str:
     Raises
     ------
     ConfigError
-        If the id is empty, has control characters or ends like a per-run suffix.
+        If the id is empty, not printable, a path, or ends like a per-run suffix.
     """
-    if not layer_id or any(ord(c) < 32 for c in layer_id) or len(layer_id) > 200:
-        raise ConfigError(f"layer id {layer_id!r} must be 1–200 printable characters")
+    if not _is_name(layer_id, 200):
+        raise ConfigError(f"layer id {layer_id!r} must be 1–200 printable characters, without "
+                          "/ or \\ (ids are path segments of tile and EDR URLs)")
     if RUN_SUFFIX.search(layer_id):
         raise ConfigError(f"layer id {layer_id!r} must not end like a run suffix -<T0>Z")
     return layer_id
+
+
+def validate_store_name(name: str) -> str:
+    """Refuse store names that are not one plain path segment (``/zarr/<store>/…``).
+
+    Raises
+    ------
+    ConfigError
+        If the name is empty, hidden, not printable or a path.
+    """
+    if not _is_name(name, 100) or name.startswith("."):
+        raise ConfigError(f"store name {name!r} must be 1–100 printable characters, without "
+                          "/ or \\ and not starting with a dot")
+    return name
+
+
+def _is_name(text: str, max_chars: int) -> bool:
+    # isprintable() refuses control characters, separators other than the space,
+    # surrogates and unassigned code points (U+FFFE …), which XML and URLs cannot carry.
+    return (0 < len(text) <= max_chars and text.isprintable() and "/" not in text
+            and "\\" not in text and text not in (".", ".."))

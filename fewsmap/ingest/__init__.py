@@ -7,6 +7,7 @@ another grid) fails before the store is touched, so a failed ingest writes nothi
 from __future__ import annotations
 
 import itertools
+import stat
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from fewsmap.errors import IngestError
+from fewsmap.ingest.limits import IngestLimits, check_run_size
 from fewsmap.ingest.normalize import RunPiece, normalise
 from fewsmap.ingest.sources import open_source
 from fewsmap.store.cube import is_store, read_root_metadata
@@ -27,14 +29,22 @@ PRELOAD_LIMIT_BYTES = 4 << 30
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
-    """Replace folders by the files inside them (sorted); refuse missing paths."""
+    """Replace folders by the regular files inside them (sorted); refuse anything else.
+
+    A device, pipe or socket (``/dev/zero``, a FIFO) would be read forever: refused by name.
+    """
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.is_file() and
-                            not p.name.startswith("."))
+            found = sorted(p for p in path.iterdir() if p.is_file() and
+                           not p.name.startswith("."))
+            if not found:
+                raise IngestError(f"{path}: folder holds no input files")
+            files += found
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            raise IngestError(f"{path}: not a regular file ({_kind(path)})")
         else:
             raise IngestError(f"{path}: no such file or folder")
     if not files:
@@ -42,26 +52,50 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
-def read_runs(paths: list[Path], reference_time: np.datetime64 | None = None) -> list[RunData]:
+def _kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file or folder"
+
+
+def read_runs(paths: list[Path], reference_time: np.datetime64 | None = None,
+              limits: IngestLimits | None = None) -> list[RunData]:
     """Read and normalise input files into complete, validated runs, oldest first.
 
     Files with the same reference time are one run (members or variables spread over
-    files); one file may also hold several runs.
+    files); one file may also hold several runs. Sizes are checked against ``limits``
+    before data is read.
 
     Raises
     ------
     IngestError
         Naming the file and the problem.
     """
+    limits = limits or IngestLimits()
     pieces: dict[np.datetime64, list[RunPiece]] = defaultdict(list)
     for path in expand_paths(paths):
-        for ds in open_source(path):
-            for piece in normalise(ds, path, reference_time):
+        for ds in open_source(path, limits):
+            for piece in _normalised(ds, path, reference_time):
                 pieces[piece.reference_time].append(piece)
     runs = [_assemble(t0, pieces[t0]) for t0 in sorted(pieces)]
     for run in runs:
+        check_run_size(run.label, sum(p.size for ps in run.fields.values() for p in ps), limits)
         _load(run)
     return runs
+
+
+def _normalised(ds: xr.Dataset, path: Path,
+                reference_time: np.datetime64 | None) -> list[RunPiece]:
+    """``normalise``, with any reader failure on a hostile file named as an IngestError."""
+    try:
+        return normalise(ds, path, reference_time)
+    except IngestError:
+        raise
+    except Exception as exc:  # odd files make xarray/numpy raise anything
+        raise IngestError(f"{path}: cannot be understood: {type(exc).__name__}: {exc}") from exc
 
 
 def ingest(
@@ -71,15 +105,16 @@ def ingest(
     reference_time: np.datetime64 | None = None,
     replace: bool = False,
     progress: bool | None = None,
+    limits: IngestLimits | None = None,
 ) -> list[AppendResult]:
     """Append the runs found in ``paths`` to ``store``; write nothing if any input is bad.
 
     Raises
     ------
     IngestError
-        If any input cannot be read or does not fit the store.
+        If any input cannot be read, exceeds ``limits`` or does not fit the store.
     """
-    runs = read_runs(paths, reference_time)
+    runs = read_runs(paths, reference_time, limits)
     check_fits(store, runs)
     return [append_run(store, run, replace=replace, progress=progress) for run in runs]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import xarray as xr
 
 from fewsmap.errors import IngestError
+from fewsmap.ingest.limits import IngestLimits, check_declared_sizes, gunzip_bounded
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # GRIB keys the grid module needs that cfgrib does not read by default.
@@ -37,6 +38,8 @@ def sniff_format(path: Path) -> str:
             head = f.read(1024)
     except OSError as exc:
         raise IngestError(f"{path}: cannot be read: {exc.strerror}") from exc
+    if not head:
+        raise IngestError(f"{path}: empty file")
     # NetCDF signatures first: a NetCDF file converted from GRIB has "GRIB_*" attribute
     # names in its first bytes.
     if head.startswith(HDF5_SIGNATURE):
@@ -55,28 +58,37 @@ def sniff_format(path: Path) -> str:
     raise IngestError(f"{path}: not a NetCDF or GRIB file (starts with {head[:8]!r})")
 
 
-def open_source(path: Path) -> list[xr.Dataset]:
+def open_source(path: Path, limits: IngestLimits | None = None) -> list[xr.Dataset]:
     """Open ``path`` as one or more datasets (a GRIB file may hold several hypercubes).
+
+    Sizes declared by the file are checked against ``limits`` before any data is read.
 
     Raises
     ------
     IngestError
-        If the file is damaged or cannot be decoded.
+        If the file is damaged, cannot be decoded or exceeds the limits.
     """
+    limits = limits or IngestLimits()
     kind = sniff_format(path)
     try:
         if kind == "grib":
-            check_grib(path)
-            return _open_grib(path)
-        if kind == "netcdf4":
+            check_grib(path, limits.max_field_cells)
+            datasets = _open_grib(path)
+        elif kind == "netcdf4":
             check_hdf5_length(path)
-            return [xr.open_dataset(path, engine="netcdf4", decode_timedelta=True)]
-        # scipy reads NetCDF 3 (and its gzipped form) and fails loudly on short files.
-        return [xr.open_dataset(path, engine="scipy", decode_timedelta=True)]
+            datasets = [xr.open_dataset(path, engine="netcdf4", decode_timedelta=True)]
+        elif kind == "netcdf3-gzip":  # unpacked here, bounded: xarray would unpack it all
+            unpacked = gunzip_bounded(path, limits.max_gunzip_bytes)
+            datasets = [xr.open_dataset(unpacked, engine="scipy", decode_timedelta=True)]
+        else:  # scipy reads NetCDF 3 and fails loudly on short files
+            datasets = [xr.open_dataset(path, engine="scipy", decode_timedelta=True)]
     except IngestError:
         raise
     except Exception as exc:  # readers raise anything from OSError to KeyError
         raise IngestError(f"{path}: cannot be read as {kind}: {exc}") from exc
+    for ds in datasets:
+        check_declared_sizes(ds, path, limits)
+    return datasets
 
 
 def _open_grib(path: Path) -> list[xr.Dataset]:
@@ -93,16 +105,23 @@ def _open_grib(path: Path) -> list[xr.Dataset]:
     return list(datasets)
 
 
-def check_grib(path: Path) -> None:
-    """Walk every GRIB message with ecCodes; refuse truncated or garbled files."""
+def check_grib(path: Path, max_field_cells: int = IngestLimits.max_field_cells) -> None:
+    """Walk every GRIB message with ecCodes; refuse truncated, garbled or oversized ones."""
     import eccodes
 
     count = 0
     with path.open("rb") as f:
         try:
             while (handle := eccodes.codes_grib_new_from_file(f)) is not None:
-                eccodes.codes_release(handle)
+                try:
+                    points = int(eccodes.codes_get(handle, "numberOfDataPoints"))
+                finally:
+                    eccodes.codes_release(handle)
                 count += 1
+                if points > max_field_cells:
+                    raise IngestError(
+                        f"{path}: GRIB message {count} has {points:,} points, more than the "
+                        f"limit of {max_field_cells:,} (max_field_cells)")
         except eccodes.GribInternalError as exc:
             raise IngestError(
                 f"{path}: GRIB message {count + 1} is damaged or truncated ({exc})"

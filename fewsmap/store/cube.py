@@ -32,6 +32,8 @@ from fewsmap.store.layout import (
 from fewsmap.store.run import as_seconds, format_time, parse_time
 
 ROOT_METADATA = "zarr.json"
+# Attribute naming the store an `open_cube` Dataset (and each of its variables) came from.
+SOURCE_ATTR = "fewsmap_store"
 
 
 @contextmanager
@@ -278,20 +280,28 @@ def open_cube(path_or_url: str | os.PathLike[str]) -> xr.Dataset:
 
     The result has dimensions ``forecast_reference_time × step × …`` with runs in
     reference-time order, steps in lead-time order, and a 2-D ``valid_time`` coordinate;
-    nothing is read until values are used. Works on local paths and fsspec URLs.
+    nothing is read until values are used. Works on local paths and fsspec URLs, such as a
+    running service's ``http://host/zarr/<store>`` (read over HTTP with fsspec/aiohttp).
+
+    The Dataset and each variable record the location in the ``fewsmap_store`` attribute, so
+    ``ds.fewsmap.map()`` can draw a stored field with the service's pipeline (how it tells
+    stored fields from computed ones, which keep attributes too: `fewsmap.analysis`).
 
     Raises
     ------
     StoreError
-        If the location is not a fewsmap forecast cube.
+        If the location is not a fewsmap forecast cube, or cannot be reached.
     """
     target = os.fspath(path_or_url)
+    is_url = "://" in target
+    failures: tuple[type[Exception], ...] = (OSError, KeyError, ValueError,
+                                             *_http_errors(is_url))
     try:
         with quiet_zarr():
             ds: xr.Dataset = xr.open_zarr(
                 target, consolidated=True, chunks=None, decode_timedelta=True
             )
-    except (FileNotFoundError, KeyError, ValueError) as exc:
+    except failures as exc:
         raise StoreError(f"cannot open forecast cube {target}: {exc}") from exc
     attrs = ds.attrs.get(ATTRS_KEY)
     if not isinstance(attrs, dict) or "runs" not in attrs:
@@ -302,4 +312,19 @@ def open_cube(path_or_url: str | os.PathLike[str]) -> xr.Dataset:
     ds = ds.isel({RUN_DIM: slots, STEP_DIM: step_order})
     if GRID_MAPPING in ds.data_vars:
         ds = ds.set_coords(GRID_MAPPING)
+    source = target if is_url else str(Path(target).resolve())
+    ds.attrs[SOURCE_ATTR] = source
+    for variable in ds.data_vars.values():
+        variable.attrs[SOURCE_ATTR] = source
     return ds
+
+
+def _http_errors(is_url: bool) -> tuple[type[Exception], ...]:
+    """aiohttp's errors (an HTTP status other than 404, a broken connection) for URLs."""
+    if not is_url:
+        return ()
+    try:
+        from aiohttp import ClientError
+    except ImportError:  # fsspec's HTTP filesystem then fails with ImportError itself
+        return (ImportError,)
+    return (ClientError,)

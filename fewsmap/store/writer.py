@@ -37,6 +37,7 @@ from fewsmap.store.cube import (
     quiet_zarr,
     read_root_metadata,
 )
+from fewsmap.store.durable import fsync_run
 from fewsmap.store.layout import (
     ATTRS_KEY,
     COORD_CHUNK,
@@ -98,19 +99,15 @@ def append_run(
         if existing is not None and not replace:
             return AppendResult(run.label, "skipped", _skip_message(run, existing))
         _check_grid(path, run)
-        writing_marker(path).touch()
-        try:
-            attrs = _vacuum_retired(path, attrs)
+        with unpublished_changes(path):
+            attrs = vacuum_retired(path, attrs)
             record = _write_run(path, run, progress)
+            fsync_run(path, record["slot"])  # durable before published (power loss)
             runs = [r for r in attrs["runs"] if r["reference_time"] != run.label] + [record]
             retired = list(attrs.get("retired", []))
             if existing is not None:
                 retired.append({**_slot_ref(existing), "retired_at": _now()})
             publish(path, {**attrs, "runs": runs, "retired": retired})
-        except Exception:
-            recover(path)  # a failed write leaves nothing behind, as a crash after recovery
-            raise
-        writing_marker(path).unlink()
     if existing is not None:
         return AppendResult(run.label, "replaced", f"run {run.label} replaced")
     return AppendResult(run.label, "written", f"run {run.label} written")
@@ -122,6 +119,22 @@ def writing_marker(path: Path) -> Path:
     It and the lock live beside the store, so the store folder holds only Zarr objects.
     """
     return path.with_name(f".{path.name}.writing")
+
+
+@contextmanager
+def unpublished_changes(path: Path) -> Iterator[None]:
+    """Mark the store as being changed; undo every unpublished change if the block fails.
+
+    A crash inside the block leaves the marker, and the next writer undoes the changes
+    (``recover``); an exception undoes them at once, so the store is left as it was.
+    """
+    writing_marker(path).touch()
+    try:
+        yield
+    except Exception:
+        recover(path)
+        raise
+    writing_marker(path).unlink()
 
 
 @contextmanager
@@ -433,14 +446,18 @@ def _coordinates_attr(run: RunData) -> str:
     return " ".join([VALID_TIME, *(n for n, c in run.grid.coords.items() if c.ndim == 2)])
 
 
-def _vacuum_retired(path: Path, attrs: dict[str, Any]) -> dict[str, Any]:
-    """Delete the chunks of runs replaced longer ago than the grace period."""
-    now = datetime.now(UTC)
+def vacuum_retired(path: Path, attrs: dict[str, Any],
+                   grace_s: float = RETIRED_GRACE_S) -> dict[str, Any]:
+    """Delete the chunks of runs replaced or pruned longer ago than the grace period.
+
+    Returns the attributes to publish next (without the vacuumed entries). The caller holds
+    the writer lock and the writing marker: a crash half-way deletes only chunks of slots no
+    published run refers to, and the next writer deletes the rest.
+    """
     keep: list[dict[str, Any]] = []
     gone: list[dict[str, Any]] = []
     for entry in attrs.get("retired", []):
-        age = (now - datetime.fromisoformat(entry["retired_at"])).total_seconds()
-        (gone if age >= RETIRED_GRACE_S else keep).append(entry)
+        (gone if retired_age_s(entry) >= grace_s else keep).append(entry)
     if not gone:
         return attrs
     with quiet_zarr():
@@ -453,6 +470,11 @@ def _vacuum_retired(path: Path, attrs: dict[str, Any]) -> dict[str, Any]:
         array_of(group, RUN_DIM)[slot] = NAT
         array_of(group, VALID_TIME)[slot, :] = NAT
     return {**attrs, "retired": keep}
+
+
+def retired_age_s(entry: dict[str, Any]) -> float:
+    """Seconds since the run of a retired slot was replaced or pruned."""
+    return (datetime.now(UTC) - datetime.fromisoformat(entry["retired_at"])).total_seconds()
 
 
 def _slot_ref(record: dict[str, Any]) -> dict[str, Any]:
@@ -485,4 +507,5 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-__all__ = ["AppendResult", "append_run", "publish", "recover", "writer_lock"]
+__all__ = ["AppendResult", "append_run", "publish", "recover", "retired_age_s",
+           "unpublished_changes", "vacuum_retired", "writer_lock"]

@@ -1,0 +1,156 @@
+"""Retention: remove old runs from a store without disturbing readers of newer ones.
+
+Removing a run is the mirror of replacing one (docs/design/cube.md, "Retention"): the run
+leaves the published run list in one atomic publish and its slot is retired; its chunks are
+deleted by a later writer once the grace period has passed, so readers holding the previous
+metadata finish their reads. The slot itself stays on the run axis (axes only grow) with a
+NaT label; it is never reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fewsmap.errors import ConfigError
+from fewsmap.store.cube import read_root_metadata
+from fewsmap.store.layout import ATTRS_KEY
+from fewsmap.store.run import parse_time
+from fewsmap.store.writer import (
+    RETIRED_GRACE_S,
+    publish,
+    recover,
+    retired_age_s,
+    unpublished_changes,
+    vacuum_retired,
+    writer_lock,
+)
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Keep the last ``keep_runs`` runs and/or the runs of the last ``keep_days`` days.
+
+    A run goes when either limit says so; the latest run is always kept, so that a feed
+    that stopped never empties the service.
+    """
+
+    keep_runs: int | None = None
+    keep_days: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.keep_runs is not None and self.keep_runs < 1:
+            raise ConfigError(f"keep_runs must be at least 1, not {self.keep_runs}")
+        if self.keep_days is not None and not self.keep_days > 0:
+            raise ConfigError(f"keep_days must be more than 0, not {self.keep_days}")
+
+    @property
+    def active(self) -> bool:
+        """Whether the policy removes anything at all."""
+        return self.keep_runs is not None or self.keep_days is not None
+
+    def expired(self, labels: list[str], now: np.datetime64) -> list[str]:
+        """Return the run labels (reference times) this policy removes, oldest first."""
+        ordered = sorted(labels, key=parse_time)
+        keep = set(ordered)
+        if self.keep_runs is not None:
+            keep &= set(ordered[-self.keep_runs:])
+        if self.keep_days is not None:
+            cutoff = now - np.timedelta64(round(self.keep_days * 86400), "s")
+            keep &= {t for t in ordered if parse_time(t) >= cutoff}
+        keep |= set(ordered[-1:])
+        return [t for t in ordered if t not in keep]
+
+    def describe(self) -> str:
+        """The policy in words, for messages."""
+        parts = [f"keep_runs = {self.keep_runs}" if self.keep_runs is not None else "",
+                 f"keep_days = {self.keep_days:g}" if self.keep_days is not None else ""]
+        return ", ".join(p for p in parts if p) or "keep everything"
+
+
+def configured_store_paths(config: dict[str, Any]) -> dict[str, Path]:
+    """Stores placed outside the stores folder: ``[stores] name = "path"`` or a table's path.
+
+    A ``[stores.<name>]`` table without ``path`` only sets the policy of a store in the
+    stores folder.
+    """
+    paths = {}
+    for name, entry in config.get("stores", {}).items():
+        where = entry.get("path") if isinstance(entry, dict) else entry
+        if where is not None:
+            paths[str(name)] = Path(str(where))
+    return paths
+
+
+def configured_policy(config: dict[str, Any], name: str) -> RetentionPolicy:
+    """The retention policy of store ``name`` in the configuration (none if unset)."""
+    return policy_from_config(name, config.get("stores", {}).get(name))
+
+
+def policy_from_config(name: str, entry: Any) -> RetentionPolicy:
+    """Read ``[stores.<name>]`` (a table; a plain path string has no policy).
+
+    Raises
+    ------
+    ConfigError
+        If ``keep_runs``/``keep_days`` are not numbers in range, or a key is unknown.
+    """
+    if not isinstance(entry, dict):
+        return RetentionPolicy()
+    unknown = sorted(set(entry) - {"path", "keep_runs", "keep_days"})
+    if unknown:
+        raise ConfigError(f"[stores.{name}]: unknown setting {', '.join(unknown)}; "
+                          "known: path, keep_runs, keep_days")
+    try:
+        keep_runs = entry.get("keep_runs")
+        keep_days = entry.get("keep_days")
+        return RetentionPolicy(
+            None if keep_runs is None else _integer(keep_runs),
+            None if keep_days is None else float(keep_days))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[stores.{name}]: {exc}") from exc
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"keep_runs must be a whole number, not {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What ``prune`` did: runs removed from the run list, slots whose chunks were deleted."""
+
+    removed: list[str]
+    vacuumed: list[str]
+
+
+def prune(path: Path, policy: RetentionPolicy, *, now: np.datetime64 | None = None,
+          grace_s: float = RETIRED_GRACE_S) -> PruneResult:
+    """Remove the runs ``policy`` expires from the store at ``path``; vacuum due slots.
+
+    Readers that opened the store before keep reading the removed runs until ``grace_s``
+    has passed; later writers (ingest, prune) then delete their chunks.
+    """
+    now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "s") if now is None else now
+    with writer_lock(path):
+        recover(path)
+        attrs: dict[str, Any] = read_root_metadata(path)["attributes"][ATTRS_KEY]
+        gone = set(policy.expired([r["reference_time"] for r in attrs["runs"]], now))
+        due = [e for e in attrs.get("retired", []) if retired_age_s(e) >= grace_s]
+        if not gone and not due:
+            return PruneResult([], [])
+        with unpublished_changes(path):
+            attrs = vacuum_retired(path, attrs, grace_s)
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            retired = [*attrs.get("retired", []), *(
+                {"slot": r["slot"], "reference_time": r["reference_time"], "retired_at": stamp}
+                for r in attrs["runs"] if r["reference_time"] in gone)]
+            runs = [r for r in attrs["runs"] if r["reference_time"] not in gone]
+            publish(path, {**attrs, "runs": runs, "retired": retired})
+    return PruneResult(sorted(gone, key=parse_time), [e["reference_time"] for e in due])
+

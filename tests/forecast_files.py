@@ -1,0 +1,64 @@
+"""Small NetCDF forecast files with known values, for ingest under crashes, readers and load.
+
+Every value says where it belongs: ``value = run hour * 1000 + step index * 10 + noise``
+with ``noise`` in eighths in [0, 1) seeded by the run, so a reader can tell a run's fields
+apart and a checksum can tell a complete run from a partial one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+T0 = np.datetime64("2026-03-01T00:00:00", "s")
+STEP_HOURS = 3
+
+
+def run_time(index: int, every_hours: int = 6) -> np.datetime64:
+    """Reference time of the ``index``-th run of a feed starting at ``T0``."""
+    return T0 + np.timedelta64(index * every_hours, "h")
+
+
+def expected_value(t0: np.datetime64, step_index: int) -> float:
+    """The value every cell of step ``step_index`` of run ``t0`` rounds down to."""
+    hours = int((t0 - T0) // np.timedelta64(1, "h"))
+    return float(hours * 1000 + step_index * 10)
+
+
+def forecast_file(folder: Path, t0: np.datetime64, *, steps: int = 4,
+                  shape: tuple[int, int] = (60, 80), variables: tuple[str, ...] = ("tp",)
+                  ) -> Path:
+    """Write one run as a CF NetCDF-4 file on a 0.1° lon/lat grid; return its path.
+
+    The grid's south-west corner is 50°N 0°E; ``shape`` is (latitudes, longitudes).
+    """
+    ny, nx = shape
+    lat = 50.0 + 0.1 * np.arange(ny)
+    lon = 0.0 + 0.1 * np.arange(nx)
+    times = t0 + np.arange(1, steps + 1) * np.timedelta64(STEP_HOURS, "h")
+    rng = np.random.default_rng(int(t0.astype("int64")))
+    data = {}
+    for offset, name in enumerate(variables):
+        base = np.array([expected_value(t0, i) for i in range(steps)], "float32")
+        # Eighths: different per cell and run, yet compressible like real fields.
+        noise = rng.integers(0, 8, (steps, ny, nx)).astype("float32") / np.float32(8)
+        values = base[:, None, None] + noise + np.float32(offset * 100_000)
+        data[name] = (("time", "latitude", "longitude"), values, {"units": "mm"})
+    ds = xr.Dataset(
+        data,
+        coords={
+            "time": ("time", times.astype("datetime64[ns]"), {"standard_name": "time"}),
+            "latitude": ("latitude", lat, {"units": "degrees_north",
+                                           "standard_name": "latitude"}),
+            "longitude": ("longitude", lon, {"units": "degrees_east",
+                                             "standard_name": "longitude"}),
+            "forecast_reference_time": ((), t0.astype("datetime64[ns]"),
+                                        {"standard_name": "forecast_reference_time"}),
+        },
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"forecast_{str(t0)[:13].replace('-', '').replace('T', '')}.nc"
+    ds.to_netcdf(path)
+    return path

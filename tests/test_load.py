@@ -1,0 +1,34 @@
+"""The short load run: ``benchmarks/load.py`` for 20 s at concurrency 8 against the demo.
+
+Tiles, 1920x1200 GetMaps, capabilities and time series from 8 keep-alive clients against
+the real ``fewsmap serve``: every answer is a 200, and the server's memory stays bounded.
+The long run (10 min at concurrency 32) is ``.venv/bin/python -m benchmarks.load``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.load import print_report, run_load
+
+pytestmark = pytest.mark.slow
+MAX_RSS_MB = 1024
+# Most of the growth in the first seconds is numba's compiled kernels and per-grid caches;
+# a 20-second run judges the drift over its second half only.
+WARM_UP_SHARE = 0.5
+
+
+def test_short_load_has_no_errors_and_bounded_memory(demo_stores: Path) -> None:
+    report = run_load(demo_stores, duration_s=20, concurrency=8, sample_s=1,
+                      warm_up_share=WARM_UP_SHARE)
+    print()
+    print_report(report)
+
+    assert report.error_count == 0, dict(report.errors)
+    assert set(report.latencies_ms) == {"tile", "map 1920x1200", "capabilities",
+                                        "time series"}
+    assert report.requests >= 100
+    assert report.rss_peak_mb < MAX_RSS_MB
+    assert report.rss_drift <= 0.10
