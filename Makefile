@@ -6,13 +6,24 @@ INSTALLED := $(VENV)/.installed
 # Deltares' FEWS client library (npm), pinned by its package-lock.json, for tests/clients.
 FEWS_CLIENT := tests/clients/fews-client
 FEWS_CLIENT_INSTALLED := $(FEWS_CLIENT)/node_modules/.installed
+# The viewer's browser libraries (npm, pinned by its package-lock.json), copied into the
+# git-ignored fewsmap/viewer/vendor/; the viewer's browser tests drive Debian's Chromium with
+# playwright-core (npm, tests/viewer).
+VIEWER := fewsmap/viewer
+VIEWER_VENDOR := $(VIEWER)/vendor/.installed
+VIEWER_TEST := tests/viewer
+VIEWER_TEST_INSTALLED := $(VIEWER_TEST)/node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: serve test lint pytest lock clean
+.PHONY: serve test lint pytest lock clean vendor browser
 
-$(INSTALLED): pyproject.toml requirements/constraints.txt
+# Every package comes from requirements/lock.txt, checked against its sha256 hashes; fewsmap
+# itself is then installed without dependencies or build isolation (setuptools is locked too).
+$(INSTALLED): pyproject.toml requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 # Without npm the suite still runs, and tests/clients/test_fews_client.py fails saying why.
@@ -21,7 +32,25 @@ $(FEWS_CLIENT_INSTALLED): $(FEWS_CLIENT)/package.json $(FEWS_CLIENT)/package-loc
 	  npm ci --prefix $(FEWS_CLIENT) --no-audit --no-fund && touch $@; \
 	else echo "npm not found: the FEWS client test (tests/clients) will fail" >&2; fi
 
-serve: $(INSTALLED)  ## Build the demo store on first start and serve it on 127.0.0.1:8080
+vendor: $(VIEWER_VENDOR)  ## Copy the viewer's browser libraries from npm into fewsmap/viewer/vendor
+
+$(VIEWER_VENDOR): $(VIEWER)/package.json $(VIEWER)/package-lock.json
+	npm ci --prefix $(VIEWER) --no-audit --no-fund
+	mkdir -p $(VIEWER)/vendor
+	cp $(VIEWER)/node_modules/ol/dist/ol.js $(VIEWER)/node_modules/ol/ol.css \
+	  $(VIEWER)/node_modules/world-atlas/countries-110m.json $(VIEWER)/vendor/
+	cp $(VIEWER)/node_modules/ol/LICENSE.md $(VIEWER)/vendor/LICENSE-ol.md
+	cp $(VIEWER)/node_modules/world-atlas/LICENSE $(VIEWER)/vendor/LICENSE-world-atlas
+	touch $@
+
+$(VIEWER_TEST_INSTALLED): $(VIEWER_TEST)/package.json $(VIEWER_TEST)/package-lock.json
+	npm ci --prefix $(VIEWER_TEST) --no-audit --no-fund
+	touch $@
+
+browser:  ## Debian's Chromium for tests/viewer, installed with apt-get when missing
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+serve: $(INSTALLED) $(VIEWER_VENDOR)  ## Build the demo store on first start and serve it on 127.0.0.1:8080
 	$(BIN)/fewsmap serve
 
 test: lint pytest  ## Lint, type-check and run the whole test suite
@@ -30,12 +59,15 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-pytest: $(INSTALLED) $(FEWS_CLIENT_INSTALLED)
+pytest: $(INSTALLED) $(FEWS_CLIENT_INSTALLED) $(VIEWER_VENDOR) $(VIEWER_TEST_INSTALLED) browser
 	$(BIN)/pytest
 
-lock: $(INSTALLED)  ## Re-pin requirements/constraints.txt to what is installed
+lock: $(INSTALLED)  ## Re-pin constraints.txt to what is installed, then lock.txt with hashes (uv)
 	{ echo "# Pinned versions the tests last passed with; 'make lock' refreshes them."; \
 	  $(BIN)/python -m pip freeze --exclude-editable; } > requirements/constraints.txt
+	$(BIN)/uv pip compile --quiet --generate-hashes --python $(BIN)/python --extra dev \
+	  -c requirements/constraints.txt -o requirements/lock.txt pyproject.toml requirements/build.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(FEWS_CLIENT)/node_modules
+	rm -rf $(VIEWER)/node_modules $(VIEWER)/vendor $(VIEWER_TEST)/node_modules

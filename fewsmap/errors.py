@@ -13,6 +13,11 @@ class FewsmapError(Exception):
     ogc_code: str | None = None
     http_status: int = 400
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer must carry (Retry-After, WWW-Authenticate)."""
+        return {}
+
 
 class InternalError(FewsmapError):
     """A fault of ours; the client gets a report without details, the log gets the cause."""
@@ -98,3 +103,39 @@ class InvalidPoint(FewsmapError):
     """A queried point is unusable: I/J outside the image, or a point outside the grid."""
 
     ogc_code = "InvalidPoint"
+
+
+class ServiceUnavailable(FewsmapError):
+    """The service is too busy (render slots and queue full) or a render ran out of time.
+
+    The request was fine: the client may retry after ``retry_after_s`` seconds.
+    """
+
+    ogc_code = "ServiceUnavailable"
+    http_status = 503
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """RFC 9110 §10.2.3: when to try again."""
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class Unauthorized(FewsmapError):
+    """A protected layer was asked for without a token that grants it (RFC 6750)."""
+
+    ogc_code = "Unauthorized"
+    http_status = 401
+
+    def __init__(self, message: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error  # RFC 6750 §3.1: invalid_token, insufficient_scope or none
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """RFC 6750 §3: the scheme, and why a presented token was not enough."""
+        error = f', error="{self.error}"' if self.error else ""
+        return {"WWW-Authenticate": f'Bearer realm="fewsmap"{error}'}

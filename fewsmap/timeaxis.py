@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewsmap.dimensions import REQUIRED, default_time
-from fewsmap.errors import InvalidDimensionValue, MissingDimensionValue
+from fewsmap.errors import InvalidDimensionValue, InvalidParameterValue, MissingDimensionValue
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.run import format_time
 from fewsmap.timespec import TimeInterval, TimeSelection, format_duration
@@ -64,6 +64,23 @@ def resolve_times(run: RunInfo, selection: TimeSelection | None,
     served = tuple(dict.fromkeys(served for _, served in pairs))
     changed = tuple((asked, served) for asked, served in pairs if asked != served)
     return ResolvedTimes(served, changed)
+
+
+def limit_times(selection: TimeSelection | None, resolved: int, limit: int) -> None:
+    """Refuse a TIME naming more than ``limit`` values (``max_time_values``) before any read.
+
+    Both the list items as given and the valid times they resolve to count: a short range
+    can name many steps.
+
+    Raises
+    ------
+    InvalidParameterValue
+        Naming the count and the limit.
+    """
+    count = max(resolved, len(selection.items) if selection is not None else 0)
+    if count > limit:
+        raise InvalidParameterValue(f"TIME names {count} values; at most {limit} are allowed "
+                                    "(max_time_values): ask for fewer times")
 
 
 def _no_match(run: RunInfo, tolerance: np.timedelta64 | None = None) -> str:

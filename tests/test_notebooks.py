@@ -1,19 +1,39 @@
-"""The notebooks run top to bottom on the demo data, and are stored without outputs."""
+"""The notebooks run top to bottom on the demo data, and are stored without outputs.
+
+They read the stores folder from ``FEWSMAP_STORES_DIR`` and reach the service that publishes
+it at ``FEWSMAP_URL``: here a real ``fewsmap serve`` over a copy of the demo stores (a
+notebook may add a store to it).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.live_server import live_server
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
 def test_there_are_notebooks() -> None:
-    assert [p.name for p in NOTEBOOKS][:1] == ["01-explore-runs.ipynb"]
+    assert [p.name for p in NOTEBOOKS][:3] == [
+        "01-explore-runs.ipynb", "02-compare-runs.ipynb", "03-ensemble-members.ipynb"]
+
+
+@pytest.fixture(scope="module")
+def served_stores(demo_stores: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A copy of the demo stores and the URL of the service publishing it."""
+    stores = tmp_path_factory.mktemp("notebooks") / "stores"
+    shutil.copytree(demo_stores, stores)
+    with live_server("--stores", str(stores)) as url:
+        yield stores, url
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -25,10 +45,12 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_on_the_demo_stores(path: Path, demo_stores: Path,
+def test_notebook_runs_on_the_demo_stores(path: Path, served_stores: tuple[Path, str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     notebook = nbformat.read(path, as_version=4)
-    monkeypatch.setenv("FEWSMAP_STORES_DIR", str(demo_stores))
+    stores, url = served_stores
+    monkeypatch.setenv("FEWSMAP_STORES_DIR", str(stores))
+    monkeypatch.setenv("FEWSMAP_URL", url)
     client = NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute(env=dict(os.environ))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fewsmap.app.limits import render_limiter
 from fewsmap.catalog import Catalog
 from fewsmap.errors import FewsmapError, InternalError
 from fewsmap.ogc.exceptions import json_error
@@ -26,7 +26,7 @@ def api_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
         try:
             catalog = await catalog_now()
             params = Params(request.query_params.multi_items())
-            body, media_type = await run_in_threadpool(time_series, catalog, params)
+            body, media_type = await render_limiter(request).run(time_series, catalog, params)
         except Exception as exc:  # every failure is a JSON error, never a traceback
             return api_error(exc)
         # "latest" changes whenever a run is published: short-lived, as GetMap's.
@@ -45,4 +45,4 @@ def api_error(exc: Exception) -> Response:
         log.error("unexpected error", exc_info=exc)
         exc = InternalError("internal error; the server log has the details")
     return Response(json_error(exc), status_code=exc.http_status,
-                    media_type="application/json")
+                    media_type="application/json", headers=exc.headers)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fewsmap.app.limits import render_limiter
 from fewsmap.catalog import Catalog
+from fewsmap.export import FILE_SUFFIXES
+from fewsmap.export.fields import export_filename, export_map
 from fewsmap.ogc.featureinfo import nearest_warning
 from fewsmap.ogc.getmap import TIFF, GetMapRequest, resolve_maps
 from fewsmap.render.pipeline import render_maps, render_uv_tiff
@@ -19,10 +21,13 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
     """Render a parsed map request (GetMap, a tile) with its caching and identity headers."""
     specs = resolve_maps(catalog, parsed)
     spec = specs[0]
+    limiter = render_limiter(request)  # at most N renders at once; 503 beyond the queue
     if parsed.format == TIFF:
-        image = await run_in_threadpool(render_uv_tiff, spec)
+        image = await limiter.run(render_uv_tiff, spec)
+    elif parsed.format in FILE_SUFFIXES:  # raw values of the native grid, not a picture
+        image = await limiter.run(export_map, specs, parsed.format, parsed.layer)
     else:
-        image = await run_in_threadpool(render_maps, specs, parsed.format)
+        image = await limiter.run(render_maps, specs, parsed.format)
     etag = '"' + hashlib.sha256(image).hexdigest()[:32] + '"'
     headers = {
         "ETag": etag,
@@ -31,6 +36,9 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
         "X-Fewsmap-Valid-Time": "/".join(format_time(t) for t in (
             (spec.aggregate[0], spec.aggregate[-1]) if spec.aggregate else (spec.valid_time,))),
     }
+    if parsed.format in FILE_SUFFIXES:
+        name = export_filename(spec, parsed.layer, FILE_SUFFIXES[parsed.format])
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
     if spec.time_substitutions:
         headers["Warning"] = nearest_warning(tuple(dict.fromkeys(
             served for _, served in spec.time_substitutions)))

@@ -6,21 +6,27 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from html import escape
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fewsmap import __version__
+from fewsmap.app.animation import animation_response
 from fewsmap.app.api import api_routes
+from fewsmap.app.edr import edr_routes
+from fewsmap.app.http_errors import http_error
+from fewsmap.app.limits import RenderLimiter, render_limiter
 from fewsmap.app.maps import map_response
+from fewsmap.app.security import Security, TokenMiddleware
 from fewsmap.app.tiles import tile_routes, wmts_routes
+from fewsmap.app.zarr_http import zarr_routes
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.errors import (
     FewsmapError,
@@ -29,6 +35,7 @@ from fewsmap.errors import (
     MissingParameterValue,
     OperationNotSupported,
 )
+from fewsmap.ogc.animation import is_animation
 from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
 from fewsmap.ogc.exceptions import exception_report, json_error
 from fewsmap.ogc.featureinfo import get_feature_info
@@ -37,8 +44,9 @@ from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.render.encode import error_png
 from fewsmap.render.regrid import warm_up
-from fewsmap.settings import Settings
+from fewsmap.settings import Settings, read_config
 from fewsmap.store.run import parse_time
+from fewsmap.viewer import viewer_routes
 
 log = logging.getLogger(__name__)
 JSON_FORMATS = ("application/json", "json")
@@ -47,11 +55,14 @@ JSON_FORMATS = ("application/json", "json")
 def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     """Build the service for ``settings`` (the catalog is opened now, once)."""
     catalog = catalog or Catalog(settings)
+    security = Security.from_config(read_config(settings.config_file)
+                                    if settings.config_file else {})
 
     async def refreshed() -> Catalog:
         if catalog.refresh_due:  # the stat calls go to a thread; most requests skip them
             await run_in_threadpool(catalog.refresh)
-        return catalog
+        # With tokens configured, every route sees only what the request's token grants.
+        return security.view(catalog) if security else catalog
 
     async def health(request: Request) -> Response:
         current = await refreshed()
@@ -64,18 +75,6 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         return JSONResponse({"status": "ok", "version": __version__,
                              "layers": len(current.layers), "stores": stores})
 
-    async def index(request: Request) -> Response:
-        current = await refreshed()
-        rows = "".join(f"<li><code>{escape(layer.id)}</code> — {escape(layer.title)}</li>"
-                       for layer in current.layers.values())
-        return HTMLResponse(
-            f"<!doctype html><title>{escape(current.title)}</title>"
-            f"<h1>{escape(current.title)}</h1><p>fewsmap {__version__}: "
-            f'<a href="/wms?request=GetCapabilities&amp;format=application/json">'
-            f'capabilities (JSON)</a>, <a href="/wms?request=GetCapabilities">(XML)</a>, '
-            f'<a href="/health">health</a></p><ul>{rows}</ul>'
-        )
-
     async def wms(request: Request) -> Response:
         current = await refreshed()
         try:
@@ -87,7 +86,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
             if operation == "getmap":
                 return await get_map(current, settings, params, request)
             if operation == "getfeatureinfo":
-                body, media_type, headers = await run_in_threadpool(
+                body, media_type, headers = await render_limiter(request).run(
                     get_feature_info, current, params, settings.max_image_pixels)
                 return Response(body, media_type=media_type, headers=dict(headers))
             if operation == "getlegendgraphic":
@@ -107,13 +106,15 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         return error_response(exc, Params.for_errors(request.query_params.multi_items()))
 
     routes = [
-        Route("/", index),
+        *viewer_routes(),  # the forecast viewer at / and its files under /viewer/
         Route("/health", health),
         Route("/wms", wms),
         Route("/FewsWebServices/wms", wms),  # drop-in path of the Delft-FEWS web service
         *api_routes(refreshed),
         *tile_routes(refreshed, settings),
         *wmts_routes(refreshed, settings),
+        *zarr_routes(refreshed),  # raw store files for Zarr clients (read-only)
+        *edr_routes(refreshed, settings.max_edr_values),  # OGC API - EDR
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -125,17 +126,30 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     # FewsmapError is answered by Starlette's exception middleware; anything else reaches
     # the outermost error middleware, which answers with on_error too.
     # Dashboards (FEWS Web OC, Leaflet, OpenLayers) run on other origins and read JSON
-    # capabilities, legends and feature info with fetch: every answer allows any origin.
-    cors = Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"],
+    # capabilities, legends and feature info with fetch: by default (cors_origins) every
+    # answer allows any origin; tokens travel in Authorization.
+    # Zarr readers in browsers send Range and conditional requests and read their answers.
+    cors = Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                      allow_methods=["GET", "HEAD"],
+                      allow_headers=["Range", "If-None-Match", "If-Modified-Since",
+                                     "If-Range", "Authorization"],
                       expose_headers=["ETag", "Warning", "X-Fewsmap-Run",
-                                      "X-Fewsmap-Valid-Time"])
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[cors],
-                     exception_handlers={FewsmapError: on_error, Exception: on_error})
+                                      "X-Fewsmap-Valid-Time", "Content-Range",
+                                      "Accept-Ranges", "Content-Length", "Last-Modified",
+                                      "Retry-After", "WWW-Authenticate"])
+    tokens = [Middleware(TokenMiddleware)] if security else []
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors, *tokens],
+                    exception_handlers={HTTPException: http_error, FewsmapError: on_error,
+                                        Exception: on_error})
+    app.state.render_limiter = RenderLimiter.from_settings(settings)  # maps, tiles, points
+    return app
 
 
 async def get_map(catalog: Catalog, settings: Settings, params: Params,
                   request: Request) -> Response:
     """Answer GetMap with an image, cacheable by ETag; the run's identity in the headers."""
+    if is_animation(params):  # GIF/APNG/WebP over a TIME list or range
+        return await animation_response(catalog, settings, params, request)
     parsed = parse_getmap(params, settings.max_image_pixels)
     return await map_response(catalog, parsed, request)
 
@@ -157,9 +171,10 @@ def error_response(exc: Exception, params: Params) -> Response:
             return Response(png, media_type="image/png")  # OGC: image errors are 200
     if (params.get("format") or "").lower() in JSON_FORMATS or "json" in mode:
         return Response(json_error(exc), status_code=exc.http_status,
-                        media_type="application/json")
+                        media_type="application/json", headers=exc.headers)
     body, media_type = exception_report(exc, wms_version(params))
-    return Response(body, status_code=exc.http_status, media_type=media_type)
+    return Response(body, status_code=exc.http_status, media_type=media_type,
+                    headers=exc.headers)
 
 
 def get_capabilities(catalog: Catalog, params: Params, service_url: str) -> Response:

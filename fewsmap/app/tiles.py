@@ -127,4 +127,4 @@ def wmts_error(exc: Exception) -> Response:
         log.error("unexpected error", exc_info=exc)
         exc = InternalError("internal error; the server log has the details")
     return Response(wmts.exception_report(exc), status_code=exc.http_status,
-                    media_type="application/xml")
+                    media_type="application/xml", headers=exc.headers)

@@ -14,6 +14,7 @@ from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbo
 from fewsmap.dimensions import REQUIRED, default_time, layer_dimensions
 from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
+from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.render.legend import legend_size
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.layout import GRID_MAPPING
@@ -123,7 +124,9 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
     capability = _child(root, "Capability")
     request = _child(capability, "Request")
     _operation(request, _wms("GetCapabilities"), ("text/xml", "application/json"), service_url)
-    _operation(request, _wms("GetMap"), ("image/png", "image/jpeg", "image/tiff"),
+    _operation(request, _wms("GetMap"), ("image/png", "image/jpeg", "image/tiff", "image/gif",
+                                         "image/apng", "image/webp",
+                                         "image/tiff;subtype=float32", "application/x-netcdf"),
                service_url)
     _operation(request, _wms("GetFeatureInfo"), OFFERED_INFO_FORMATS, service_url)
     _operation(request, f"{{{SLD}}}GetLegendGraphic", ("image/png", "application/json"),
@@ -242,12 +245,12 @@ def _wms(tag: str) -> str:
 
 
 def _child(parent: ET.Element, tag: str, attrib: dict[str, str] | None = None) -> ET.Element:
-    return ET.SubElement(parent, _wms(tag), attrib or {})
+    return ET.SubElement(parent, _wms(tag), {k: xml_safe(v) for k, v in (attrib or {}).items()})
 
 
 def _text(parent: ET.Element, tag: str, text: str, **attrib: str) -> ET.Element:
     element = _child(parent, tag, attrib)
-    element.text = text
+    element.text = xml_safe(text)  # titles, keywords, units come from data and configuration
     return element
 
 

@@ -6,6 +6,7 @@ import json
 from xml.sax.saxutils import escape, quoteattr
 
 from fewsmap.errors import FewsmapError
+from fewsmap.ogc.xmlsafe import xml_safe
 
 REPORT_1_3_0 = """<?xml version="1.0" encoding="UTF-8"?>
 <ServiceExceptionReport version="1.3.0" xmlns="http://www.opengis.net/ogc" \
@@ -35,7 +36,7 @@ def exception_report(error: FewsmapError, version: str = "1.3.0") -> tuple[bytes
         code = CODES_1_1_1.get(code, code)
     template = REPORT_1_1_1 if version == "1.1.1" else REPORT_1_3_0
     attribute = f" code={quoteattr(code)}" if code else ""
-    body = template.format(code=attribute, message=escape(str(error)))
+    body = template.format(code=attribute, message=escape(xml_safe(str(error))))
     return body.encode(), MEDIA_TYPES.get(version, "text/xml")
 
 

@@ -39,11 +39,12 @@ from fewsmap.ogc.getmap import (
     select_style,
 )
 from fewsmap.ogc.params import Params
+from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.points import GridCell, find_cell, read_components
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
-from fewsmap.timeaxis import resolve_times
+from fewsmap.timeaxis import limit_times, resolve_times
 from fewsmap.timespec import TimeSelection, format_duration, parse_time
 
 PLAIN = "text/plain"
@@ -65,8 +66,6 @@ INFO_FORMATS = {
 }
 # What capabilities advertise (WMS 1.3.0 §7.2.4.7.2; the aliases above are accepted too).
 OFFERED_INFO_FORMATS = (PLAIN, HTML, GEOJSON, GML2, GML3)
-# Values read per request at most: each is one chunk read (fewsmap/points.py).
-MAX_POINT_VALUES = 20_000
 FEWSMAP_NS = "urn:fewsmap:featureinfo"
 GML_NS = "http://www.opengis.net/gml"
 WFS_NS = "http://www.opengis.net/wfs"
@@ -213,20 +212,20 @@ def resolve_queries(catalog: Catalog, request: GetFeatureInfoRequest) -> list[Po
 
 
 def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
-                  ) -> list[FeatureValue]:
+                  max_values: int) -> list[FeatureValue]:
     """Read the value of each query at the queried point (None off the grid or missing).
 
     Raises
     ------
     InvalidParameterValue
-        If more than `MAX_POINT_VALUES` values would be read.
+        If more than ``max_values`` values would be read (each is one chunk read).
     """
     queries = list(queries)
     total = sum(q.times.size * len(q.layer.variables) for q in queries)
-    if total > MAX_POINT_VALUES:
+    if total > max_values:
         raise InvalidParameterValue(
-            f"this request reads {total} values; at most {MAX_POINT_VALUES} are allowed "
-            "(narrow TIME or lower FEATURE_COUNT)")
+            f"this request reads {total} values; at most {max_values} are allowed "
+            "(max_point_values; narrow TIME or lower FEATURE_COUNT)")
     x, y = request.point
     features = []
     for query in queries:
@@ -270,7 +269,7 @@ def get_feature_info(catalog: Catalog, params: Params,
     """
     request = parse_getfeatureinfo(params, max_pixels)
     queries = list(resolve_queries(catalog, request))
-    features = read_features(queries, request)
+    features = read_features(queries, request, catalog.settings.max_point_values)
     served = dict.fromkeys(s for q in queries for _, s in q.substitutions)
     headers = [("Warning", nearest_warning(tuple(served)))] if served else []
     return encode_features(features, request), request.media_type, headers
@@ -315,6 +314,7 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
     times = np.array(resolved.times, dtype="datetime64[s]")
     if request.feature_count is not None:
         times = times[: request.feature_count]
+    limit_times(request.time, times.size, catalog.settings.max_time_values)
     return PointQuery(name, layer, store, run, crs, times,
                       dimension_labels(catalog, layer, request.map), resolved.substitutions)
 
@@ -459,7 +459,9 @@ def _plain(features: list[FeatureValue], request: GetFeatureInfoRequest) -> byte
 
 def _html(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes:
     x, y = request.point
-    esc = html.escape
+    def esc(text: str) -> str:  # XHTML: escaped and free of characters XML cannot hold
+        return html.escape(xml_safe(text))
+
     parts = ['<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n'
              '<html xmlns="http://www.w3.org/1999/xhtml"><head><meta charset="utf-8"/>'
              "<title>GetFeatureInfo</title></head><body>",
@@ -526,9 +528,10 @@ def _gml(features: list[FeatureValue], request: GetFeatureInfoRequest, gml3: boo
 
 def _gml_value(node: ET.Element, key: str, value: object,
                attrib: dict[str, str] | None = None) -> None:
-    element = ET.SubElement(node, f"{{{FEWSMAP_NS}}}{key}", attrib or {})
+    safe = {k: xml_safe(v) for k, v in (attrib or {}).items()}
+    element = ET.SubElement(node, f"{{{FEWSMAP_NS}}}{key}", safe)
     if value is None:
         element.set(f"{{{XSI_NS}}}nil", "true")
     else:
-        element.text = str(value)
+        element.text = xml_safe(str(value))  # units and names come from the data
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,13 +18,14 @@ from fewsmap.errors import (
     MissingParameterValue,
     StyleNotDefined,
 )
+from fewsmap.export import EXPORT_FORMATS
 from fewsmap.ogc.crs import canonical_crs, check_offered, north_first, offered_crs
 from fewsmap.ogc.params import Params, finite_number
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.layout import GRID_MAPPING
-from fewsmap.timeaxis import REDUCERS, resolve_times
+from fewsmap.timeaxis import REDUCERS, limit_times, resolve_times
 from fewsmap.timespec import TimeSelection, parse_duration, parse_instant, parse_time
 
 PNG = "image/png"
@@ -31,7 +33,8 @@ JPEG = "image/jpeg"
 TIFF = "image/tiff"
 FORMATS = {"image/png": PNG, "png": PNG, "image/png; mode=8bit": PNG, "image/png8": PNG,
            "image/jpeg": JPEG, "jpeg": JPEG, "image/jpg": JPEG,
-           "image/tiff": TIFF, "image/geotiff": TIFF}
+           "image/tiff": TIFF, "image/geotiff": TIFF,
+           **EXPORT_FORMATS}  # raw values: float32 COG and CF NetCDF (fewsmap.export)
 # Style names clients send when they mean "the default" (FEWS test page sends the prompt).
 DEFAULT_STYLE_NAMES = ("", "default", "Select a style")
 MAX_SIDE_PX = 16384
@@ -74,8 +77,11 @@ def wms_version(params: Params) -> str:
     return "1.1.1" if version.startswith("1.1") else "1.3.0"
 
 
-def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False) -> GetMapRequest:
+def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
+                 formats: Mapping[str, str] = FORMATS) -> GetMapRequest:
     """Check a GetMap query and return it typed. Limits are enforced before any work.
+
+    ``formats`` maps FORMAT values to media types (animations pass theirs).
 
     ``embedded`` parses the map part of a GetFeatureInfo request (WMS 1.3.0 §7.4.3.3): FORMAT
     is not checked, since no image is drawn, and TIME is left to the caller, where it may
@@ -100,10 +106,12 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False) -> 
     if version == "1.3.0" and crs != "OGC:CRS84" and _north_first(crs):
         bbox = (bbox[1], bbox[0], bbox[3], bbox[2])
     image_format = PNG if embedded else (params.get("format") or PNG).strip().lower()
-    if image_format not in FORMATS:
+    if image_format not in formats:
         raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered; offered: "
                             "image/png, image/jpeg, image/tiff (vector layers, "
-                            "convertUVtoRG=true)")
+                            "convertUVtoRG=true), image/gif, image/apng, image/webp "
+                            "(animations over a TIME list or range), "
+                            "image/tiff;subtype=float32, application/x-netcdf (raw values)")
     time = None if embedded else params.get("time")
     reference = params.get("externalForecastTime") or params.get("dim_reference_time")
     if reference and reference.strip().lower() in ("current", "latest", "present"):
@@ -118,7 +126,7 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False) -> 
         bbox=bbox,
         width=width,
         height=height,
-        format=FORMATS[image_format],
+        format=formats[image_format],
         time=parse_time(time) if time else None,
         reference_time=parse_instant(reference, "externalForecastTime") if reference else None,
         lead_time=parse_duration(lead, "DIM_LEAD_TIME", allow_zero=True) if lead else None,
@@ -129,7 +137,7 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False) -> 
         color_range=parse_color_range(params.get("colorscalerange")),
         show_contours=params.flag("showContours"),
         # JPEG has no alpha: it is drawn over BGCOLOR, as TRANSPARENT=FALSE.
-        transparent=params.flag("transparent", default=True) and FORMATS[image_format] != JPEG,
+        transparent=params.flag("transparent", default=True) and formats[image_format] != JPEG,
         bgcolor=_colour(params.get("bgcolor")),
         convert_uv=params.flag("convertUVtoRG"),
     )
@@ -186,6 +194,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
     resolved = resolve_times(run, request.time, request.lead_time, layer.time_tolerance,
                              default=str(layer.defaults.get("time", "now")))
     times = resolved.times
+    limit_times(request.time, len(times), catalog.settings.max_time_values)
     if len(times) > 1 and request.reducer is None:
         raise InvalidDimensionValue(
             f"TIME names {len(times)} valid times of run {run.label}; GetMap draws one, or "

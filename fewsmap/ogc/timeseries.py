@@ -31,10 +31,11 @@ from fewsmap.errors import (
     InvalidPoint,
     LayerNotQueryable,
 )
+from fewsmap.export import NETCDF
+from fewsmap.export.netcdf import PointSeries, timeseries_netcdf
 from fewsmap.ogc.crs import canonical_crs, check_offered, offered_crs
 from fewsmap.ogc.featureinfo import (
     DIMENSION_PROPERTIES,
-    MAX_POINT_VALUES,
     json_number,
     label_value,
     lead_time_text,
@@ -52,7 +53,8 @@ CSV = "text/csv"
 FORMATS = {"json": JSON, "application/json": JSON,
            "covjson": COVJSON, "coveragejson": COVJSON, COVJSON: COVJSON,
            "application/vnd.cov+json": COVJSON,
-           "csv": CSV, "text/csv": CSV}
+           "csv": CSV, "text/csv": CSV,
+           "netcdf": NETCDF, "nc": NETCDF, NETCDF: NETCDF, "application/netcdf": NETCDF}
 ALL = "all"
 LATEST = "latest"
 DEFAULT_CRS = "EPSG:4326"
@@ -137,7 +139,7 @@ def parse_timeseries(params: Params) -> TimeSeriesRequest:
     format_text = (params.get("format") or params.get("f") or "json").strip().lower()
     if format_text not in FORMATS:
         raise InvalidFormat(f"format={format_text[:60]!r} is not offered; offered: json, "
-                            "covjson, csv")
+                            "covjson, csv, netcdf")
     return TimeSeriesRequest(
         layer=params.require("layer"),
         x=_coordinate(params, "x"),
@@ -180,10 +182,11 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
     indices = [_indices(dimension, wanted.get(dimension.name), layer.id) for dimension in dims]
     count = sum(times.size for _, times in runs) * math.prod(len(i) for i in indices) * len(
         layer.variables)
-    if count > MAX_POINT_VALUES:
+    limit = catalog.settings.max_point_values
+    if count > limit:
         raise InvalidParameterValue(
-            f"this request reads {count} values; at most {MAX_POINT_VALUES} are allowed "
-            "(narrow start/end, name a run, a member or an elevation)")
+            f"this request reads {count} values; at most {limit} are allowed "
+            "(max_point_values; narrow start/end, name a run, a member or an elevation)")
     cell = find_cell(store, crs, request.x, request.y)
     if cell is None:
         west, south, east, north = lonlat_bbox(store)
@@ -219,6 +222,8 @@ def time_series(catalog: Catalog, params: Params) -> tuple[bytes, str]:
         return encode_csv(answer), "text/csv; charset=utf-8"
     if request.format == COVJSON:
         return _dumps(coverage_json(answer)), COVJSON
+    if request.format == NETCDF:
+        return encode_netcdf(answer), NETCDF
     return _dumps(series_json(answer)), JSON
 
 
@@ -268,6 +273,20 @@ def encode_csv(answer: TimeSeries) -> bytes:
                 *(labels[name] for name in extra), _csv_number(series.values[k]),
                 *(_csv_number(parts[name][k]) for name in components)])
     return out.getvalue().encode()
+
+
+def encode_netcdf(answer: TimeSeries) -> bytes:
+    """CF NetCDF-4 with featureType timeSeries: one instance per run (and member/level) at
+    the cell's centre; a vector layer gives its speed and each component."""
+    layer, store = answer.layer, answer.store
+    keys = ["speed", *layer.components] if layer.components else [layer.variable]
+    speed = {"units": answer.units, "long_name": f"speed of ({', '.join(layer.components)})"}
+    attrs = {key: store.attributes(key) if key in store.variables else speed for key in keys}
+    series = [PointSeries(s.run.reference_time, s.dimensions, s.times,
+                          {keys[0]: s.values, **dict(s.components)}) for s in answer.series]
+    cell = answer.cell
+    return timeseries_netcdf(series, cell.lon, cell.lat, attrs,
+                             f"{layer.id} at grid cell row {cell.row}, column {cell.col}")
 
 
 def coverage_json(answer: TimeSeries) -> dict[str, Any]:
@@ -477,8 +496,10 @@ def openapi_document() -> dict[str, Any]:
         _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all`; default: the "
                    "level nearest the surface or the configured default.", number_or_all, 850),
         _parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
-                   "CoverageCollection of PointSeries) or `csv`.",
-                   {"type": "string", "enum": ["json", "covjson", "csv"], "default": "json"},
+                   "CoverageCollection of PointSeries), `csv` or `netcdf` (CF NetCDF-4, "
+                   "featureType timeSeries).",
+                   {"type": "string", "enum": ["json", "covjson", "csv", "netcdf"],
+                    "default": "json"},
                    "json"),
     ]
     series = {
@@ -544,6 +565,8 @@ def openapi_document() -> dict[str, Any]:
                             COVJSON: {"schema": {"type": "object", "required": ["type"],
                                                  "properties": {"type": {
                                                      "const": "CoverageCollection"}}}},
+                            NETCDF: {"schema": {"type": "string",
+                                                "contentMediaType": NETCDF}},
                             CSV: {"schema": {"type": "string"}, "example":
                                   "reference_time,valid_time,lead_time,member,value\n"
                                   "2022-08-09T00:00:00Z,2022-08-09T06:00:00Z,PT6H,,20.48\n"},

@@ -21,6 +21,7 @@ from fewsmap.dimensions import REQUIRED, default_time, layer_dimensions
 from fewsmap.errors import FewsmapError, InvalidParameterValue
 from fewsmap.ogc.params import Params
 from fewsmap.ogc.tiles import MAX_ZOOM, TileAddress, parse_tile_number, zoom_range
+from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.store.run import format_time
 
 WMTS = "http://www.opengis.net/wmts/1.0"
@@ -277,11 +278,11 @@ def _ows(tag: str) -> str:
 
 def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:
     element = ET.SubElement(parent, _wmts(tag))
-    element.text = text
+    element.text = xml_safe(text)  # titles and keywords come from data and configuration
     return element
 
 
 def _ows_text(parent: ET.Element, tag: str, text: str) -> ET.Element:
     element = ET.SubElement(parent, _ows(tag))
-    element.text = text
+    element.text = xml_safe(text)
     return element

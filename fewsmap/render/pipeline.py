@@ -108,12 +108,29 @@ def render_maps(specs: list[MapSpec], image_format: str = "image/png") -> bytes:
     PNG: one transparent layer without contours is a palette PNG, anything else RGBA.
     JPEG: drawn over the background. The first spec's background settings apply.
     """
+    if image_format == "image/png" and draws_palette(specs):
+        indices, palette = draw_palette(specs[0])
+        return png_palette(indices, palette.lut)
+    rgba = draw_rgba(specs)
+    return jpeg(rgba) if image_format == "image/jpeg" else png_rgba(rgba)
+
+
+def draws_palette(specs: list[MapSpec]) -> bool:
+    """Tell whether the maps are exactly a palette image: one transparent layer, no contours."""
+    return len(specs) == 1 and specs[0].transparent and not specs[0].show_contours
+
+
+def draw_palette(spec: MapSpec) -> tuple[np.ndarray, Palette]:
+    """Draw one layer as palette indices (H, W) uint8 and the palette they index."""
+    indices, palette, _ = _draw(spec)
+    return indices, palette
+
+
+def draw_rgba(specs: list[MapSpec]) -> np.ndarray:
+    """Draw the layers on top of each other as RGBA (H, W, 4) uint8, with their contours,
+    over the first spec's background unless it is transparent."""
     drawn = [_draw(spec) for spec in specs]
     first = specs[0]
-    palette_png = image_format == "image/png" and first.transparent
-    if len(drawn) == 1 and not first.show_contours and palette_png:
-        indices, palette, _ = drawn[0]
-        return png_palette(indices, palette.lut)
     rgba = np.zeros((first.canvas.height, first.canvas.width, 4), dtype=np.uint8)
     for spec, (indices, palette, window) in zip(specs, drawn, strict=True):
         rgba = composite(rgba, palette.rgba(indices))
@@ -125,7 +142,7 @@ def render_maps(specs: list[MapSpec], image_format: str = "image/png") -> bytes:
         background[..., :3] = first.bgcolor
         background[..., 3] = 255
         rgba = composite(background, rgba)
-    return jpeg(rgba) if image_format == "image/jpeg" else png_rgba(rgba)
+    return rgba
 
 
 def _draw(spec: MapSpec) -> tuple[np.ndarray, Palette, SourceWindow | None]:

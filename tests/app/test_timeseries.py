@@ -81,7 +81,8 @@ def test_openapi_document_is_valid_openapi_3_1(openapi: dict[str, Any]) -> None:
     x = next(p for p in operation["parameters"] if p["name"] == "x")
     assert "longitude" in x["description"]
     assert set(operation["responses"]["200"]["content"]) == {
-        "application/json", "application/prs.coverage+json", "text/csv"}
+        "application/json", "application/prs.coverage+json", "text/csv",
+        "application/x-netcdf"}
 
 
 def matches_schema(body: dict[str, Any], openapi: dict[str, Any], name: str) -> None:
@@ -278,10 +279,9 @@ def test_errors_are_json_4xx(base: str, params: dict[str, str], code: str) -> No
     assert error["code"] == code and len(error["message"]) > 10
 
 
-def test_value_limit_is_checked_before_reading(stores: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    catalog = Catalog(Settings(stores_dir=stores))
-    monkeypatch.setattr(timeseries, "MAX_POINT_VALUES", 2036)  # GEFS: 97 steps × 21 members
+def test_value_limit_is_checked_before_reading(stores: Path) -> None:
+    # GEFS: 97 steps × 21 members
+    catalog = Catalog(Settings(stores_dir=stores, max_point_values=2036))
     params = Params.of({"layer": "gefs.t2m", "x": "-110", "y": "32", "member": "all"})
     with pytest.raises(InvalidParameterValue, match="2037 values; at most 2036"):
         timeseries.time_series(catalog, params)

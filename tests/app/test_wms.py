@@ -241,7 +241,7 @@ def test_capabilities_validate_against_the_ogc_schema(url: str) -> None:
         ({"styles": "fancy"}, "StyleNotDefined"),
         ({"crs": "EPSG:32632"}, "InvalidCRS"),
         ({"version": "1.1.1", "srs": "EPSG:32632", "crs": ""}, "InvalidSRS"),
-        ({"format": "image/gif"}, "InvalidFormat"),
+        ({"format": "image/bmp"}, "InvalidFormat"),  # image/gif is an animation format
         ({"time": "2026-01-02T00:00:00Z"}, "InvalidDimensionValue"),
         ({"time": "2026-01-01T00:00:00Z/2026-01-01T06:00:00Z"}, "InvalidDimensionValue"),
         ({"externalForecastTime": "2025-01-01T00:00:00Z"}, "InvalidDimensionValue"),

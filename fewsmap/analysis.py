@@ -1,0 +1,480 @@
+"""Maps in Python and Jupyter, drawn by the service's own pipeline.
+
+`render_map` resolves a layer, run, time and style as WMS GetMap does
+(`fewsmap.ogc.getmap.resolve_maps`) and draws with `fewsmap.render.pipeline.render_maps`, so a
+notebook image is the service's PNG for the same request, pixel for pixel. `draw` serves the
+``.fewsmap`` accessor (`fewsmap.accessor`): a field from `open_cube` is drawn from its store
+(its run/time/member selection applies), any other 2-D field held in memory (a difference of
+runs, an ensemble percentile) with the same regrid and colour stages and a style chosen from
+its CF attributes. Drawing it beats refusing it: computed fields are what analysts look at,
+and they then look like the service's maps.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyproj
+import xarray as xr
+from matplotlib import colormaps
+from PIL import Image
+
+from fewsmap.catalog import Catalog, Layer, Style
+from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator
+from fewsmap.catalog.styles import default_style
+from fewsmap.client import Bbox, Instant, aspect_height, duration_text, instant_text
+from fewsmap.dimensions import layer_dimensions
+from fewsmap.errors import (
+    InvalidDimensionValue,
+    InvalidParameterValue,
+    LayerNotDefined,
+    StyleNotDefined,
+)
+from fewsmap.ogc.crs import canonical_crs
+from fewsmap.ogc.getmap import MAX_SIDE_PX, PNG, GetMapRequest, resolve_maps
+from fewsmap.render.colour import palette_for
+from fewsmap.render.contours import composite, contour_levels, contour_overlay
+from fewsmap.render.pipeline import MapSpec, render_maps
+from fewsmap.render.regrid import (
+    LONLAT_SEPARABLE,
+    MERCATOR_MAX_LAT,
+    Canvas,
+    SourceWindow,
+    regrid,
+)
+from fewsmap.settings import Settings, load_settings
+from fewsmap.store.cube import SOURCE_ATTR, is_store
+from fewsmap.store.layout import RUN_DIM, STEP_DIM, VALID_TIME
+from fewsmap.store.run import format_time
+from fewsmap.timeaxis import REDUCERS
+from fewsmap.timespec import parse_duration, parse_instant, parse_time
+
+# Options of a field held in memory: run, time and members are chosen with .sel() there.
+IN_MEMORY_OPTIONS = frozenset({"style", "bbox", "crs", "width", "height", "color_range",
+                               "show_contours"})
+
+
+def render_map(layer: str, *, run: Instant | None = None, time: Instant | None = None,
+               lead_time: str | np.timedelta64 | None = None, style: str = "",
+               bbox: Bbox | None = None, crs: str = "EPSG:3857", width: int = 800,
+               height: int | None = None, member: float | None = None,
+               elevation: float | None = None, dimensions: Mapping[str, float] | None = None,
+               color_range: tuple[float, float] | None = None, reducer: str | None = None,
+               show_contours: bool = False, transparent: bool = True,
+               catalog: Catalog | None = None) -> Image.Image:
+    """Draw a layer as the service's GetMap does, as a PIL image (shown inline in Jupyter).
+
+    Parameters
+    ----------
+    layer
+        A layer id (``naefs-mean.QTF``), a per-run id ``<layer>-<T0>`` or a layer group.
+    run
+        The run's reference time; default the latest run.
+    time
+        A valid time, or a WMS TIME value (a range needs ``reducer``); default the layer's
+        default time (the first step at or after now). ``lead_time`` instead picks by lead.
+    style, color_range, show_contours, transparent, reducer, member, elevation, dimensions
+        As STYLES, COLORSCALERANGE, showContours, TRANSPARENT, REDUCER, the member label,
+        ELEVATION and DIM_<NAME> of GetMap.
+    bbox
+        ``(minx, miny, maxx, maxy)`` in ``crs``, east first in every CRS (longitude first for
+        EPSG:4326, unlike a WMS 1.3.0 BBOX); default the layer's extent.
+    width, height
+        Size in pixels; the default height keeps the bbox's aspect ratio.
+    catalog
+        Default: the catalog the service publishes here (`default_catalog`).
+
+    Returns
+    -------
+    PIL.Image.Image
+        The map; ``info["run"]`` and ``info["valid_time"]`` say what it shows.
+
+    Raises
+    ------
+    FewsmapError
+        The service's error for the same request (LayerNotDefined, InvalidDimensionValue …).
+    """
+    catalog = catalog or default_catalog()
+    crs = canonical_crs(crs)
+    bbox = bbox or layer_extent(catalog, layer, crs)
+    request = GetMapRequest(
+        version="1.3.0", layer=layer, style=style, crs=crs, bbox=_checked_bbox(bbox),
+        width=_pixels(width, "width"),
+        height=_pixels(height or aspect_height(bbox, width), "height"), format=PNG,
+        time=parse_time(instant_text(time)) if time is not None else None,
+        reference_time=_run(run), lead_time=_lead_time(lead_time),
+        reducer=_reducer(reducer), elevation=elevation,
+        member=_member(member),
+        dimensions=tuple(sorted((dimensions or {}).items())),
+        color_range=_checked_range(color_range), show_contours=show_contours,
+        transparent=transparent)
+    specs = resolve_maps(catalog, request)
+    return _image(render_maps(specs, PNG), specs[0])
+
+
+def default_catalog() -> Catalog:
+    """The catalog a service started here would publish (``FEWSMAP_*``, config file).
+
+    Opened once per settings and refreshed at every call, so new runs show at once.
+    """
+    return _fresh(load_settings())
+
+
+def layer_extent(catalog: Catalog, name: str, crs: str) -> Bbox:
+    """The extent of a layer (or of a group's layers) in ``crs``, east first."""
+    layers = _layers_named(catalog, name)
+    boxes = np.array([lonlat_bbox(catalog.store(layer)) for layer in layers])
+    west, south = boxes[:, :2].min(axis=0)
+    east, north = boxes[:, 2:].max(axis=0)
+    if canonical_crs(crs) == "EPSG:3857":
+        return lonlat_to_mercator((float(west), float(south), float(east), float(north)))
+    transformer = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    minx, miny, maxx, maxy = transformer.transform_bounds(west, south, east, north,
+                                                          densify_pts=21)
+    return float(minx), float(miny), float(maxx), float(maxy)
+
+
+def draw(field: xr.DataArray, **options: Any) -> Image.Image:
+    """Draw a DataArray: from its store while it holds stored values, else from memory.
+
+    Raises
+    ------
+    FewsmapError
+        The service's error for a stored field; InvalidParameterValue when a field held in
+        memory cannot be placed on a map or an option does not apply to it.
+    """
+    stored = stored_layer(field)
+    if stored is not None:
+        return draw_stored(field, *stored, **options)
+    unknown = sorted(set(options) - IN_MEMORY_OPTIONS)
+    if unknown:
+        raise InvalidParameterValue(
+            f"{', '.join(unknown)}: {_name(field)} is drawn from its values in memory (it is "
+            "computed, read over HTTP or a part of the grid); select its run, time and "
+            f"members with .sel()/.isel() first (options here: "
+            f"{', '.join(sorted(IN_MEMORY_OPTIONS))})")
+    return draw_array(field, **options)
+
+
+def stored_layer(field: xr.DataArray) -> tuple[Catalog, Layer] | None:
+    """The layer whose stored values ``field`` still holds, or None for a computed field.
+
+    `open_cube` records the store in ``attrs``, but xarray keeps attrs through arithmetic and
+    reductions; those drop the on-disk ``encoding``, though, and a reduction also loses a
+    stored dimension. So a field counts as stored while it has its encoding, the store's
+    variable name, every stored dimension (as a dimension or a selected coordinate) and
+    the whole grid. (``roll``/``shift`` keep the encoding: they count as stored.)
+    """
+    source = field.attrs.get(SOURCE_ATTR)
+    if not (isinstance(source, str) and "://" not in source and field.encoding
+            and is_store(Path(source))):
+        return None
+    try:
+        catalog, layer = layer_of(Path(source), str(field.name))
+    except LayerNotDefined:
+        return None
+    store = catalog.store(layer)
+    dims = store.dims(layer.variable)
+    grid = dict(zip(dims[-2:], store.array(layer.variable).shape[-2:], strict=True))
+    whole_grid = all(field.sizes.get(dim) == size for dim, size in grid.items())
+    selected = all(dim in field.dims or _scalar(field, dim) is not None for dim in dims[:-2])
+    return (catalog, layer) if whole_grid and selected else None
+
+
+def draw_stored(field: xr.DataArray, catalog: Catalog, layer: Layer,
+                **options: Any) -> Image.Image:
+    """Draw a stored field with `render_map`; its scalar run, valid time (or lead time),
+    member and level coordinates are the defaults."""
+    selected = selection_of(field, catalog, layer)
+    given = {name: value for name, value in options.items() if value is not None}
+    if "time" in given or "lead_time" in given:  # one way of naming the time wins
+        selected.pop("time", None)
+        selected.pop("lead_time", None)
+    dimensions = {**selected.pop("dimensions", {}), **given.pop("dimensions", {})}
+    return render_map(layer.id, catalog=catalog, dimensions=dimensions,
+                      **{**selected, **given})
+
+
+def layer_of(path: Path, variable: str) -> tuple[Catalog, Layer]:
+    """The service's layer drawing ``variable`` of the store at ``path``, else the
+    zero-configuration layer of it (a catalog of its folder).
+
+    Raises
+    ------
+    LayerNotDefined
+        If the store has no such variable.
+    """
+    path = path.resolve()
+    for catalog in (default_catalog(), _fresh(Settings(stores_dir=path.parent))):
+        for layer in catalog.layers.values():
+            if layer.variables == (variable,) and catalog.store(layer).path.resolve() == path:
+                return catalog, layer
+    raise LayerNotDefined(f"no layer draws variable {variable!r} of the store {path}")
+
+
+def selection_of(field: xr.DataArray, catalog: Catalog, layer: Layer) -> dict[str, Any]:
+    """Defaults from the field's selection: its run, valid or lead time, member and level."""
+    chosen: dict[str, Any] = {}
+    if _scalar(field, RUN_DIM) is not None:
+        chosen["run"] = _scalar(field, RUN_DIM)
+    valid, lead = _scalar(field, VALID_TIME), _scalar(field, STEP_DIM)
+    if valid is not None:
+        if np.isnat(valid):
+            raise InvalidDimensionValue(f"{_name(field)}: the selected run has no data for "
+                                        "the selected step (its valid time is NaT)")
+        chosen["time"] = valid
+    elif lead is not None:
+        chosen["lead_time"] = lead
+    selected = {}
+    for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
+        value = _scalar(field, dimension.dim)
+        if value is not None:
+            selected[dimension.name] = float(value)
+    if selected:
+        chosen["dimensions"] = selected
+    return chosen
+
+
+def draw_array(field: xr.DataArray, *, style: str | Style | None = None,
+               bbox: Bbox | None = None, crs: str = "EPSG:3857", width: int = 800,
+               height: int | None = None, color_range: tuple[float, float] | None = None,
+               show_contours: bool = False) -> Image.Image:
+    """Draw a 2-D field held in memory with the service's regrid and colour stages.
+
+    The grid is found from CF: 1-D or 2-D longitude/latitude coordinates, or projected x/y
+    with a grid mapping holding ``crs_wkt`` (as `open_cube` cubes have). ``style`` is a
+    `Style` or a matplotlib colour map name; default from the CF attributes; the colour
+    range defaults to the field's own.
+
+    Raises
+    ------
+    InvalidParameterValue
+        If the field is not 2-D or has no coordinates placing it on the Earth.
+    """
+    field = field.squeeze()
+    crs = canonical_crs(crs)
+    x, y, values = canvas_cells(field, crs)
+    bbox = bbox or _cells_extent(x, y)
+    canvas = Canvas(crs, _checked_bbox(bbox), _pixels(width, "width"),
+                    _pixels(height or aspect_height(bbox, width), "height"))
+    window = SourceWindow(values, x, y)
+    chosen = _style_of(field, style)
+    finite = values[np.isfinite(values)]
+    data_range = (float(finite.min()), float(finite.max())) if finite.size else None
+    palette = palette_for(chosen, _checked_range(color_range), data_range)
+    rgba = palette.rgba(palette.indices(regrid(window, canvas)))
+    if show_contours:
+        levels = contour_levels(chosen.contour_levels, palette.value_range)
+        rgba = composite(rgba, contour_overlay(window, canvas, levels))
+    return Image.fromarray(rgba, "RGBA")
+
+
+def canvas_cells(field: xr.DataArray, crs: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell centres of a 2-D field in ``crs`` and its float32 values, as regrid takes them:
+    1-D ascending axes where the mapping is separable, else 2-D.
+
+    Raises
+    ------
+    InvalidParameterValue
+        If the field is not 2-D or cannot be placed on the Earth.
+    """
+    if field.ndim != 2:
+        raise InvalidParameterValue(
+            f"{_name(field)} has dimensions {list(field.dims)}: draw one 2-D field, selecting "
+            "the others with .sel()/.isel()")
+    lon, lat = _coordinate(field, "longitude"), _coordinate(field, "latitude")
+    if lon is not None and lat is not None:
+        if lon.ndim == 1 and lat.ndim == 1:
+            field = field.transpose(lat.dims[0], lon.dims[0])
+            values = np.asarray(field.values, dtype=np.float32)
+            if crs in LONLAT_SEPARABLE:
+                x, y = _to_crs(lon.values, np.zeros(lon.size), crs)[0], \
+                    _to_crs(np.zeros(lat.size), lat.values, crs)[1]
+                cols, rows = np.argsort(x, kind="stable"), np.argsort(y, kind="stable")
+                return x[cols], y[rows], values[rows][:, cols]
+            lon2, lat2 = np.meshgrid(lon.values, lat.values)
+        else:
+            lon2, lat2 = (np.asarray(c.transpose(*field.dims).values) for c in (lon, lat))
+            values = np.asarray(field.values, dtype=np.float32)
+        return (*_to_crs(lon2, lat2, crs), values)
+    return _projected_cells(field, crs)
+
+
+def _projected_cells(field: xr.DataArray,
+                     crs: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells of a projected grid: its 1-D dimension coordinates and a grid mapping."""
+    mapping = _grid_mapping(field)
+    y_dim, x_dim = field.dims
+    if mapping is None or y_dim not in field.coords or x_dim not in field.coords:
+        raise InvalidParameterValue(
+            f"{_name(field)} cannot be placed on a map: it has no longitude/latitude "
+            "coordinates (CF standard_name or names lon/lat) and no projected x/y with a CF "
+            "grid mapping holding crs_wkt")
+    source = pyproj.CRS.from_wkt(mapping)
+    values = np.asarray(field.values, dtype=np.float32)
+    x, y = field[x_dim].values.astype("float64"), field[y_dim].values.astype("float64")
+    if source.equals(pyproj.CRS.from_user_input(crs), ignore_axis_order=True):
+        cols, rows = np.argsort(x, kind="stable"), np.argsort(y, kind="stable")
+        return x[cols], y[rows], values[rows][:, cols]
+    xx, yy = np.meshgrid(x, y)
+    lon, lat = _transform(source, "EPSG:4326", xx, yy)
+    return (*_to_crs(lon, lat, crs), values)
+
+
+def _to_crs(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """Lon/lat (any shape) in ``crs``; longitudes wrapped to -180..180 and latitudes clipped
+    to Web Mercator's limit, as the service's regrid does."""
+    lon = (np.asarray(lon, dtype="float64") + 180.0) % 360.0 - 180.0
+    lat = np.asarray(lat, dtype="float64")
+    if crs == "EPSG:3857":
+        lat = np.clip(lat, -MERCATOR_MAX_LAT, MERCATOR_MAX_LAT)
+    return _transform("EPSG:4326", crs, lon, lat)
+
+
+def _transform(source: pyproj.CRS | str, target: str, x: np.ndarray,
+               y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    transformer = pyproj.Transformer.from_crs(source, target, always_xy=True)
+    tx, ty = (np.asarray(v, dtype="float64") for v in transformer.transform(x, y))
+    bad = ~(np.isfinite(tx) & np.isfinite(ty))
+    tx[bad], ty[bad] = np.nan, np.nan
+    return tx, ty
+
+
+def _coordinate(field: xr.DataArray, standard_name: str) -> xr.DataArray | None:
+    """A coordinate by CF standard_name, else by its usual names (latitude, lat …)."""
+    names = {"longitude": ("longitude", "lon"), "latitude": ("latitude", "lat")}[standard_name]
+    tagged = [str(name) for name, coord in field.coords.items()
+              if coord.attrs.get("standard_name") == standard_name]
+    for name in (*tagged, *names):
+        if name in field.coords and field.coords[name].ndim in (1, 2):
+            return xr.DataArray(field.coords[name])
+    return None
+
+
+def _grid_mapping(field: xr.DataArray) -> str | None:
+    """The WKT of the field's CF grid mapping (kept as a coordinate by arithmetic)."""
+    named = field.attrs.get("grid_mapping") or field.encoding.get("grid_mapping")
+    candidates = [field.coords[named]] if named in field.coords else list(field.coords.values())
+    for coord in candidates:
+        wkt = coord.attrs.get("crs_wkt") or coord.attrs.get("spatial_ref")
+        if isinstance(wkt, str) and coord.ndim == 0:
+            return wkt
+    return None
+
+
+def _cells_extent(x: np.ndarray, y: np.ndarray) -> Bbox:
+    """The cells' extent: half a cell beyond the outer centres of 1-D axes (as the service's
+    layer extents), the outer centres of 2-D ones."""
+    if x.ndim == 1:
+        xs, ys = _edges(x), _edges(y)
+    else:
+        finite = np.isfinite(x) & np.isfinite(y)
+        xs, ys = x[finite], y[finite]
+    if xs.size == 0 or ys.size == 0:
+        raise InvalidParameterValue("the field has no cell inside the CRS's area of use")
+    return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    if centres.size < 2:
+        return centres
+    return np.array([centres[0] - (centres[1] - centres[0]) / 2,
+                     centres[-1] + (centres[-1] - centres[-2]) / 2])
+
+
+def _style_of(field: xr.DataArray, style: str | Style | None) -> Style:
+    if isinstance(style, Style):
+        return style
+    if style is None:
+        return default_style(_name(field), dict(field.attrs))
+    if style not in colormaps:
+        raise StyleNotDefined(f"style {style!r}: a field held in memory takes a Style or a "
+                              "matplotlib colour map name (viridis, RdBu_r …)")
+    return Style(style, style, colormap=style, units=str(field.attrs.get("units", "")))
+
+
+def _fresh(settings: Settings) -> Catalog:
+    catalog = _catalog_of(settings)
+    catalog.refresh(force=True)
+    return catalog
+
+
+@cache
+def _catalog_of(settings: Settings) -> Catalog:
+    return Catalog(settings)
+
+
+def _layers_named(catalog: Catalog, name: str) -> list[Layer]:
+    if name in catalog.groups and name not in catalog.layers:
+        members = [layer for layer in catalog.layers.values() if layer.group == name]
+        if members:
+            return members
+    return [catalog.resolve(name)[0]]
+
+
+def _image(png: bytes, spec: MapSpec) -> Image.Image:
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    times = (spec.aggregate[0], spec.aggregate[-1]) if spec.aggregate else (spec.valid_time,)
+    image.info.update(run=spec.run.label, valid_time="/".join(format_time(t) for t in times))
+    return image
+
+
+def _run(run: Instant | None) -> np.datetime64 | None:
+    if run is None or (isinstance(run, str) and run.strip().lower() == "latest"):
+        return None
+    return parse_instant(instant_text(run), "run")
+
+
+def _lead_time(lead: str | np.timedelta64 | None) -> np.timedelta64 | None:
+    if lead is None:
+        return None
+    return parse_duration(duration_text(lead), "lead_time", allow_zero=True)
+
+
+def _member(member: float | None) -> int | None:
+    if member is not None and not float(member).is_integer():
+        raise InvalidDimensionValue(f"member={member!r}: members are whole numbers")
+    return None if member is None else int(member)
+
+
+def _reducer(reducer: str | None) -> str | None:
+    if reducer is not None and reducer not in REDUCERS:
+        raise InvalidParameterValue(f"reducer={reducer!r}; offered: {', '.join(REDUCERS)}")
+    return reducer
+
+
+def _pixels(value: int, name: str) -> int:
+    if not 0 < int(value) <= MAX_SIDE_PX:
+        raise InvalidParameterValue(f"{name}={value}: allowed 1..{MAX_SIDE_PX} pixels")
+    return int(value)
+
+
+def _checked_bbox(bbox: Bbox) -> Bbox:
+    minx, miny, maxx, maxy = (float(v) for v in bbox)
+    if not (np.isfinite([minx, miny, maxx, maxy]).all() and minx < maxx and miny < maxy):
+        raise InvalidParameterValue(f"bbox={tuple(bbox)}: need finite minx < maxx, miny < maxy")
+    return minx, miny, maxx, maxy
+
+
+def _checked_range(value: tuple[float, float] | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    low, high = (float(v) for v in value)
+    if not (np.isfinite([low, high]).all() and low < high):
+        raise InvalidParameterValue(f"color_range={tuple(value)}: need finite low < high")
+    return low, high
+
+
+def _scalar(field: xr.DataArray, name: str) -> Any:
+    coord = field.coords.get(name)
+    return coord.values[()] if coord is not None and coord.ndim == 0 else None
+
+
+def _name(field: xr.DataArray) -> str:
+    return str(field.name) if field.name is not None else "the field"

@@ -1,0 +1,43 @@
+"""Animated GetMap as an HTTP answer: parsed and checked here, drawn in a render thread."""
+
+from __future__ import annotations
+
+import hashlib
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fewsmap.app.limits import render_limiter
+from fewsmap.app.maps import cache_control
+from fewsmap.catalog import Catalog
+from fewsmap.ogc.animation import frame_times, parse_animation, resolve_animation
+from fewsmap.ogc.featureinfo import nearest_warning
+from fewsmap.ogc.params import Params
+from fewsmap.render.animate import render_animation
+from fewsmap.settings import Settings
+
+
+async def animation_response(catalog: Catalog, settings: Settings, params: Params,
+                             request: Request) -> Response:
+    """Answer an animated GetMap, cacheable by ETag; run and frame times in the headers.
+
+    The limits are checked while resolving, on the event loop, before a frame is drawn.
+    """
+    asked = parse_animation(params, settings.max_image_pixels)
+    animation = resolve_animation(catalog, asked)
+    body = await render_limiter(request).run(
+        render_animation, [[frame] for frame in animation.frames], asked.map.format,
+        asked.frame_ms, asked.timestamp)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": cache_control(catalog, asked.map),
+        "X-Fewsmap-Run": animation.frames[0].run.label,
+        "X-Fewsmap-Valid-Time": frame_times(animation),
+    }
+    if animation.substitutions:
+        headers["Warning"] = nearest_warning(tuple(dict.fromkeys(
+            served for _, served in animation.substitutions)))
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=asked.map.format, headers=headers)

@@ -1,0 +1,165 @@
+"""Routes of OGC API - Environmental Data Retrieval under ``/edr`` (fewsmap/edr does the work).
+
+Errors are JSON ``{"code", "description"}`` with the HTTP status of the error (400, 404,
+413, 503), the exception schema of OGC API - EDR and OGC API Common.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fewsmap.app.limits import render_limiter
+from fewsmap.catalog import Catalog
+from fewsmap.edr import metadata
+from fewsmap.edr.data import answer_query, find_layer, find_run
+from fewsmap.edr.encode import coverage_csv, coverage_json
+from fewsmap.edr.errors import NotFound
+from fewsmap.edr.openapi import openapi_document
+from fewsmap.edr.query import CSV, QUERY_TYPES, EdrQuery, parse_query
+from fewsmap.errors import FewsmapError, InternalError, InvalidFormat
+from fewsmap.ogc.params import Params
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Request], Awaitable[Response]]
+METADATA_FORMATS = ("", "json", "application/json")
+
+
+def edr_routes(catalog_now: Callable[[], Awaitable[Catalog]], max_values: int) -> list[Route]:
+    """The EDR routes; ``catalog_now`` returns the refreshed catalog, ``max_values`` is the
+    most values one answer may hold (``max_edr_values``)."""
+
+    @_answering
+    async def landing(request: Request) -> Response:
+        _metadata_format(request)
+        return _json(metadata.landing_page((await catalog_now()).title, _root(request)))
+
+    @_answering
+    async def api(request: Request) -> Response:
+        return _json(openapi_document(_root(request)), metadata.OPENAPI)
+
+    @_answering
+    async def conformance(request: Request) -> Response:
+        _metadata_format(request)
+        return _json(metadata.conformance())
+
+    @_answering
+    async def collections(request: Request) -> Response:
+        _metadata_format(request)
+        catalog = await catalog_now()
+        return _json(await run_in_threadpool(metadata.collections, catalog, _root(request)))
+
+    @_answering
+    async def collection(request: Request) -> Response:
+        _metadata_format(request)
+        catalog = await catalog_now()
+        layer = find_layer(catalog, request.path_params["layer"])
+        return _json(await run_in_threadpool(metadata.collection, catalog, layer,
+                                             _root(request)))
+
+    @_answering
+    async def instances(request: Request) -> Response:
+        _metadata_format(request)
+        catalog = await catalog_now()
+        layer = find_layer(catalog, request.path_params["layer"])
+        return _json(await run_in_threadpool(metadata.instances, catalog, layer,
+                                             _root(request)))
+
+    @_answering
+    async def instance(request: Request) -> Response:
+        _metadata_format(request)
+        catalog = await catalog_now()
+        layer = find_layer(catalog, request.path_params["layer"])
+        run = find_run(catalog, layer, request.path_params["run"])
+        return _json(await run_in_threadpool(metadata.instance, catalog, layer, run,
+                                             _root(request)))
+
+    @_answering
+    async def data(request: Request) -> Response:
+        kind = request.path_params["query"]
+        if kind not in QUERY_TYPES:
+            raise NotFound(f"{request.url.path[:120]!r} is not an EDR resource; queries: "
+                           f"{', '.join(QUERY_TYPES)}")
+        catalog = await catalog_now()
+        run_id = request.path_params.get("run")
+        # An unknown collection or instance is 404 whatever the parameters say.
+        find_run(catalog, find_layer(catalog, request.path_params["layer"]), run_id)
+        query = parse_query(kind, Params(request.query_params.multi_items()))
+        body, media_type = await render_limiter(request).run(
+            answer_body, catalog, request.path_params["layer"], run_id, query, max_values)
+        # A named run does not change (replacing one is rare and deliberate); the latest
+        # run changes whenever a run is published.
+        return Response(body, media_type=media_type, headers={
+            "Cache-Control": f"public, max-age={3600 if run_id else 60}"})
+
+    @_answering
+    async def not_found(request: Request) -> Response:
+        raise NotFound(f"{request.url.path[:120]!r} is not an EDR resource; start at /edr")
+
+    return [
+        Route("/edr", landing), Route("/edr/", landing),
+        Route("/edr/api", api),
+        Route("/edr/conformance", conformance),
+        Route("/edr/collections", collections),
+        Route("/edr/collections/{layer}", collection),
+        Route("/edr/collections/{layer}/instances", instances),
+        Route("/edr/collections/{layer}/instances/{run}", instance),
+        Route("/edr/collections/{layer}/instances/{run}/{query}", data),
+        Route("/edr/collections/{layer}/{query}", data),
+        Route("/edr/{rest:path}", not_found),
+    ]
+
+
+def answer_body(catalog: Catalog, layer_id: str, run_id: str | None, query: EdrQuery,
+                max_values: int) -> tuple[bytes, str]:
+    """Answer a data query: the body and its media type (runs in a render thread)."""
+    answer = answer_query(catalog, layer_id, run_id, query, max_values)
+    if query.format == CSV:
+        return coverage_csv(answer), "text/csv; charset=utf-8"
+    return json.dumps(coverage_json(answer), allow_nan=False).encode(), query.format
+
+
+def edr_error(exc: Exception) -> Response:
+    """An error as ``{"code", "description"}`` with its HTTP status."""
+    if not isinstance(exc, FewsmapError):  # a bug: log it, never show a traceback
+        log.error("unexpected error", exc_info=exc)
+        exc = InternalError("internal error; the server log has the details")
+    body = {"code": exc.ogc_code or type(exc).__name__, "description": str(exc)}
+    return Response(json.dumps(body), status_code=exc.http_status,
+                    media_type="application/json", headers=exc.headers)
+
+
+def _answering(handler: Handler) -> Handler:
+    """Turn every failure of ``handler`` into an EDR JSON error."""
+
+    @wraps(handler)
+    async def answer(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return edr_error(exc)
+
+    return answer
+
+
+def _metadata_format(request: Request) -> None:
+    name = (request.query_params.get("f") or "").strip()
+    if name.lower() not in METADATA_FORMATS:
+        raise InvalidFormat(f"f={name[:60]!r} is not offered for metadata; offered: json")
+
+
+def _root(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _json(body: dict[str, Any], media_type: str = metadata.JSON) -> Response:
+    return Response(json.dumps(body, allow_nan=False), media_type=media_type,
+                    headers={"Cache-Control": "public, max-age=60"})

@@ -1,0 +1,218 @@
+"""Optional bearer-token protection of layers and layer groups (the FEWS secured variant).
+
+Configured in the TOML file; without a ``[security]`` table every layer is public::
+
+    [[security.tokens]]
+    name = "operations"            # shown in logs, never the token itself
+    token_env = "FEWSMAP_TOKEN_OPS"  # or token = "…" in the file
+    groups = ["precipitation"]     # every layer of these groups (and their subgroups)
+    layers = ["naefs-mean.QTF"]
+
+A layer named by any token is protected; a request sees it only with a token that names it
+(``Authorization: Bearer <token>`` or ``?api_key=<token>``). As GeoServer does, a protected
+layer is hidden from capabilities and from the raw stores for everyone else, and asking for
+it by name answers 401 with ``WWW-Authenticate: Bearer``. Every route asks the catalog
+through ``catalog_now()``, which returns the view of the requesting client, so routes added
+later are covered without knowing about tokens.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fewsmap.catalog import Catalog, Layer
+from fewsmap.catalog.catalog import CatalogState
+from fewsmap.errors import ConfigError, LayerNotDefined, Unauthorized
+from fewsmap.store.cube import ForecastStore, RunInfo
+
+# The token a request presented, or None; set per request by `TokenMiddleware`.
+_request_token: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "fewsmap_request_token", default=None)
+API_KEY_PARAMETER = "api_key"
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """One configured token and what it unlocks."""
+
+    name: str
+    secret: str
+    groups: frozenset[str]
+    layers: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Security:
+    """The configured tokens; `view` shows a catalog as the current request may see it."""
+
+    tokens: tuple[AccessToken, ...]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Security | None:
+        """Read ``[[security.tokens]]``; None when nothing is protected.
+
+        Raises
+        ------
+        ConfigError
+            If a token has no secret, an unknown key, or protects nothing.
+        """
+        entries = config.get("security", {}).get("tokens", [])
+        tokens = tuple(_token(entry, n) for n, entry in enumerate(entries, start=1))
+        return cls(tokens) if tokens else None
+
+    def view(self, catalog: Catalog) -> Catalog:
+        """The catalog as the current request may see it."""
+        presented = _request_token.get()
+        granted = [t for t in self.tokens
+                   if presented is not None and hmac.compare_digest(
+                       t.secret.encode(), presented.encode())]
+        error = None if presented is None else "insufficient_scope" if granted else \
+            "invalid_token"
+        return CatalogView(catalog, self.tokens, granted, error)
+
+
+def _token(entry: Any, number: int) -> AccessToken:
+    where = f"[[security.tokens]] #{number}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(entry) - {"name", "token", "token_env", "groups", "layers"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    name = str(entry.get("name", f"token {number}"))
+    secret = str(entry.get("token") or os.environ.get(str(entry.get("token_env", "")), ""))
+    if len(secret) < 8:
+        raise ConfigError(f"{where} ({name}): token (or the variable token_env names) must "
+                          "hold at least 8 characters")
+    groups = frozenset(str(g) for g in entry.get("groups", []))
+    layers = frozenset(str(layer) for layer in entry.get("layers", []))
+    if not groups and not layers:
+        raise ConfigError(f"{where} ({name}): protects nothing; list groups or layers")
+    return AccessToken(name, secret, groups, layers)
+
+
+class CatalogView(Catalog):
+    """A catalog without the protected layers a request holds no token for.
+
+    A snapshot of one request's catalog: it shares the stores with the full catalog and is
+    never refreshed. Naming a hidden layer or group answers 401, not "not defined".
+    """
+
+    def __init__(self, full: Catalog, tokens: Iterable[AccessToken],
+                 granted: Iterable[AccessToken], error: str | None) -> None:
+        # A view opens nothing: it copies the full catalog's attributes, then filters.
+        self.__dict__.update(full.__dict__)
+        self._full = full
+        self._error = error  # what a refusal says about the presented token
+        state = full._state
+        hidden = _protected(state, tokens) - _protected(state, granted)
+        layers = {k: v for k, v in state.layers.items() if k not in hidden}
+        # A group whose layers are all hidden is hidden; so is a store holding a hidden layer.
+        emptied = {v.group for v in state.layers.values()} - {v.group for v in layers.values()}
+        closed = {state.layers[k].store for k in hidden}
+        self._state = CatalogState(
+            {k: s for k, s in state.stores.items() if k not in closed}, layers,
+            {k: g for k, g in state.groups.items() if k not in emptied})
+
+    def resolve(self, name: str) -> tuple[Layer, RunInfo | None]:
+        """Resolve ``name`` among the visible layers; 401 for a hidden one.
+
+        Raises
+        ------
+        Unauthorized
+            If the layer or group exists but this request may not see it.
+        LayerNotDefined
+            If there is no such layer at all.
+        """
+        try:
+            return super().resolve(name)
+        except LayerNotDefined:
+            if not self._hides(name):
+                raise
+            raise self._refusal(name) from None
+
+    def layer(self, layer_id: str) -> Layer:
+        """Return a visible layer; 401 for a hidden one (see `resolve`)."""
+        if layer_id not in self.layers and self._hides(layer_id):
+            raise self._refusal(layer_id)
+        return super().layer(layer_id)
+
+    def store(self, layer: Layer) -> ForecastStore:
+        """The store a visible layer reads (even if the store itself is hidden)."""
+        return self._full.stores[layer.store]
+
+    def refresh(self, force: bool = False) -> bool:
+        """A view is one request's snapshot: the full catalog refreshes."""
+        return False
+
+    def _hides(self, name: str) -> bool:
+        """Whether ``name`` is a layer, per-run layer or group this view leaves out."""
+        try:
+            self._full.resolve(name)
+        except LayerNotDefined:
+            return name in self._full.groups and name not in self.groups
+        return True
+
+    def _refusal(self, name: str) -> Unauthorized:
+        reason = "the token presented does not grant it" if self._error else (
+            "send a token as 'Authorization: Bearer <token>' or api_key=<token>")
+        return Unauthorized(f"{name[:80]!r} is protected: {reason}", self._error)
+
+
+def _protected(state: CatalogState, tokens: Iterable[AccessToken]) -> set[str]:
+    """Ids of the layers the tokens name, directly or through a group or a parent group."""
+    tokens = list(tokens)
+    names = {layer for t in tokens for layer in t.layers}
+    groups = {group for t in tokens for group in t.groups}
+    return {layer.id for layer in state.layers.values()
+            if layer.id in names or not groups.isdisjoint(_ancestors(state, layer.group))}
+
+
+def _ancestors(state: CatalogState, group: str) -> set[str]:
+    """The group and every parent above it (cycles in the configuration are cut)."""
+    seen: set[str] = set()
+    current: str | None = group
+    while current is not None and current not in seen:
+        seen.add(current)
+        parent = state.groups.get(current)
+        current = parent.parent if parent is not None else None
+    return seen
+
+
+class TokenMiddleware:
+    """Take the request's token from ``Authorization: Bearer`` or ``api_key`` for the view."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        reset = _request_token.set(request_token(scope))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _request_token.reset(reset)
+
+
+def request_token(scope: Scope) -> str | None:
+    """The bearer token of a request (header first), or None."""
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    query: bytes = scope.get("query_string", b"")
+    for key, text in parse_qsl(query.decode("latin-1")):
+        if key.lower() == API_KEY_PARAMETER and text:
+            return text
+    return None

@@ -1,0 +1,186 @@
+"""Read-only HTTP access to the stores' own Zarr files: ``/zarr/{store}/{key}``.
+
+``xr.open_zarr("http://host/zarr/<store>")`` (fsspec HTTP) reads the root ``zarr.json``, whose
+consolidated metadata describes every array, then fetches chunk files by key. Only Zarr keys
+of a catalog store are served: ``zarr.json``, ``<array>/zarr.json`` and chunk files
+``<array>/c/<i>/<j>/…``, resolved inside the store folder (no ``..``, hidden, lock, marker or
+temporary files, no symlink leading out, no listing). Every refusal is a 404, which Zarr
+clients read as "no such key" (a chunk never written is its fill value).
+
+Caching (docs/design/cube.md, publish protocol): metadata and coordinate chunks change when a
+run is published, so clients revalidate them (``no-cache`` + ETag, answered 304). A data
+chunk of a published run's slot never changes: it was written before the run was published, a
+replaced run goes to a new slot, slots are never reused, and a retired slot's chunks are only
+ever deleted. Those are ``immutable``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Awaitable, Callable, Mapping
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, MalformedRangeHeader, Response
+from starlette.routing import Route
+
+from fewsmap.app.api import api_error
+from fewsmap.catalog import Catalog
+from fewsmap.errors import FewsmapError
+from fewsmap.store.cube import ROOT_METADATA, ForecastStore
+from fewsmap.store.layout import RUN_DIM
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "public, no-cache"
+ALLOWED_METHODS = ("GET", "HEAD")
+_CHUNK_INDEX = re.compile(r"[0-9]{1,9}")
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\\:]")
+
+
+class NotFound(FewsmapError):
+    """The path names no file that is served."""
+
+    ogc_code = "NotFound"
+    http_status = 404
+
+
+class MethodNotAllowed(FewsmapError):
+    """The stores are read-only."""
+
+    ogc_code = "MethodNotAllowed"
+    http_status = 405
+
+
+class RangeFileResponse(FileResponse):
+    """A file answer that ignores a Range header it cannot use instead of refusing it.
+
+    RFC 9110 §14.2: a server MUST ignore a range unit it does not understand and MAY ignore
+    an invalid range set; Starlette answers 400. An unsatisfiable range stays a 416.
+    """
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []  # Starlette sends the whole file for an empty range list
+
+
+def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
+    """Routes serving the stores' files; ``catalog_now`` returns the refreshed catalog."""
+
+    async def zarr_file(request: Request) -> Response:
+        try:
+            if request.method not in ALLOWED_METHODS:
+                raise MethodNotAllowed(f"{request.method} is not allowed: the stores are "
+                                       "read-only (GET, HEAD)")
+            catalog = await catalog_now()
+            name = request.path_params["store"]
+            store = catalog.stores.get(name)
+            if store is None:
+                raise NotFound(f"no store {name[:80]!r}; stores: {', '.join(catalog.stores)}")
+            key = request.path_params.get("key", "")
+            path, st = await run_in_threadpool(store_file, store.path, key)
+            headers = {"ETag": etag(st), "Last-Modified": formatdate(st.st_mtime, usegmt=True),
+                       "Cache-Control": cache_control(store, key)}
+            if not_modified(request.headers, headers["ETag"], st.st_mtime):
+                return Response(status_code=304, headers=headers)
+            media_type = "application/json" if key.endswith(ROOT_METADATA) else (
+                "application/octet-stream")
+            return RangeFileResponse(path, headers=headers, media_type=media_type,
+                                     stat_result=st)
+        except Exception as exc:  # every failure is a JSON error, never a traceback
+            response = api_error(exc)
+            if isinstance(exc, MethodNotAllowed):
+                response.headers["Allow"] = ", ".join(ALLOWED_METHODS)
+            return response
+
+    methods = [*ALLOWED_METHODS, "POST", "PUT", "PATCH", "DELETE"]
+    return [Route("/zarr/{store}/{key:path}", zarr_file, methods=methods),
+            Route("/zarr/{store}", zarr_file, methods=methods)]
+
+
+def store_file(root: Path, key: str) -> tuple[Path, os.stat_result]:
+    """Resolve a Zarr key of the store at ``root`` to a regular file inside it.
+
+    Raises
+    ------
+    NotFound
+        If ``key`` is not a Zarr key, or no regular file inside the store answers to it.
+    """
+    parts = key.split("/")
+    problem = key_problem(parts)
+    if problem:
+        raise NotFound(f"{key[:120]!r} is not a file of this store: {problem}")
+    base = root.resolve()
+    try:
+        path = base.joinpath(*parts).resolve(strict=True)
+        st = path.stat()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise NotFound(f"{key[:120]!r}: no such file in this store") from exc
+    if not path.is_relative_to(base) or not stat.S_ISREG(st.st_mode):
+        raise NotFound(f"{key[:120]!r}: no such file in this store")
+    return path, st
+
+
+def key_problem(parts: list[str]) -> str | None:
+    """Why a key (split at ``/``) is not one the stores serve, or None if it is.
+
+    Served: ``zarr.json``, ``<array>/zarr.json`` and chunks ``<array>/c[/<index>…]``.
+    """
+    for part in parts:
+        if not part or part in (".", ".."):
+            return "empty, '.' and '..' path segments are not allowed"
+        if part.startswith(".") or part.endswith(".partial"):
+            return "hidden and temporary files are not served"
+        if _FORBIDDEN_CHARS.search(part):
+            return "control characters, backslashes and colons are not allowed"
+    if parts[-1] == ROOT_METADATA and len(parts) <= 2:
+        return None
+    if len(parts) >= 2 and parts[1] == "c" and all(
+            _CHUNK_INDEX.fullmatch(p) for p in parts[2:]):
+        return None
+    return "only zarr.json metadata and chunk files (<array>/c/<index>/…) are served"
+
+
+def cache_control(store: ForecastStore, key: str) -> str:
+    """``immutable`` for a data chunk of a published (or retired) run slot, else revalidate.
+
+    The store object may be older than the files; an older one knows fewer slots, so it only
+    errs towards revalidating.
+    """
+    parts = key.split("/")
+    if len(parts) < 3 or parts[1] != "c" or parts[0] not in store.group:
+        return REVALIDATE
+    dims = store.dims(parts[0])
+    if dims[:1] != (RUN_DIM,) or len(dims) <= 2:  # coordinates are rewritten per run
+        return REVALIDATE
+    retired = {int(entry["slot"]) for entry in store.attrs.get("retired", [])}
+    published = {run.slot for run in store.runs} | retired
+    return IMMUTABLE if int(parts[2]) in published else REVALIDATE
+
+
+def etag(st: os.stat_result) -> str:
+    """A strong validator: a file is replaced by rename (new inode) or rewritten (mtime)."""
+    identity = f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}".encode()
+    return '"' + hashlib.sha256(identity).hexdigest()[:32] + '"'
+
+
+def not_modified(headers: Mapping[str, str], current: str, mtime: float) -> bool:
+    """RFC 9110 §13.1: If-None-Match decides when present, else If-Modified-Since."""
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return "*" in tags or current in tags
+    since = headers.get("if-modified-since")
+    if not since:
+        return False
+    try:
+        return int(mtime) <= parsedate_to_datetime(since).timestamp()
+    except (TypeError, ValueError):  # an unparsable date is ignored (RFC 9110 §13.1.3)
+        return False

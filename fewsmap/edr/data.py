@@ -1,0 +1,306 @@
+"""Resolve an EDR query against the catalog and read the raw values it names.
+
+Collections are layers and instances are runs. A layer's EDR parameters are its variables
+(both components of a vector layer); an ensemble variable has one parameter per member,
+``<variable>_member_<label>``, because CoverageJSON has no member axis (a domain's axes are
+x, y, z, t and composite). Levels are the ``z`` axis. Values are read with zarr orthogonal
+indexing, so only the chunks holding the selected cells, times, members and levels are read,
+and are returned untouched (float32; NaN where the cube has no value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fewsmap.catalog import Catalog, Layer
+from fewsmap.catalog.extent import lonlat_bbox
+from fewsmap.dimensions import LayerDimension, layer_dimensions
+from fewsmap.edr.errors import NotFound, ResponseTooLarge
+from fewsmap.edr.query import EdrQuery
+from fewsmap.edr.window import Window, select_window
+from fewsmap.errors import FewsmapError, InvalidParameterValue, InvalidPoint, LayerNotDefined
+from fewsmap.ogc.featureinfo import label_value
+from fewsmap.points import GridCell, find_cell
+from fewsmap.store.cube import ForecastStore, RunInfo
+from fewsmap.store.run import format_time
+from fewsmap.timespec import parse_instant
+
+MEMBER_INFIX = "_member_"
+
+
+@dataclass(frozen=True)
+class EdrParameter:
+    """One EDR parameter: a variable, or one member of an ensemble variable."""
+
+    id: str
+    variable: str
+    member: int | float | None = None  # the member's label
+    member_index: int | None = None  # its index along the store's member dimension
+
+
+@dataclass(frozen=True, eq=False)
+class LayerAxes:
+    """The dimensions of a layer between step and grid, and which are members and levels."""
+
+    dims: tuple[LayerDimension, ...]
+    member: LayerDimension | None
+    level: LayerDimension | None
+
+    @classmethod
+    def of(cls, store: ForecastStore, layer: Layer) -> LayerAxes:
+        """Read them from the layer's (first) variable."""
+        dims = tuple(layer_dimensions(store, layer.variable, layer.defaults))
+        return cls(dims, next((d for d in dims if d.name == "ensemble_member"), None),
+                   next((d for d in dims if d.name == "elevation"), None))
+
+    def sorted_levels(self) -> np.ndarray:
+        """Store indices of every level, by ascending level value."""
+        if self.level is None:
+            return np.zeros(1, dtype=np.int64)
+        return np.argsort(self.level.labels.astype("float64"), kind="stable")
+
+
+@dataclass(frozen=True, eq=False)
+class EdrAnswer:
+    """The values a data query selected, before encoding.
+
+    ``values`` maps each parameter id to float32 of shape (times, levels, rows, cols), NaN
+    where the cube has no value and, for an area, outside the polygon. ``levels`` is None for
+    layers without levels (the level axis then has length 1).
+    """
+
+    layer: Layer
+    store: ForecastStore
+    run: RunInfo
+    kind: str
+    crs: str
+    parameters: tuple[EdrParameter, ...]
+    times: np.ndarray
+    levels: np.ndarray | None
+    window: Window
+    values: dict[str, np.ndarray]
+    cell: GridCell | None = None
+    level_dim: str | None = None  # the store dimension of the levels
+
+    def attributes(self, parameter: EdrParameter) -> dict[str, Any]:
+        """CF attributes of a parameter's variable."""
+        return self.store.attributes(parameter.variable)
+
+
+def find_layer(catalog: Catalog, layer_id: str) -> Layer:
+    """The layer a collection id names.
+
+    Raises
+    ------
+    NotFound
+        If there is no such layer (groups are not collections).
+    Unauthorized
+        If the layer is protected and the request holds no token for it.
+    """
+    try:
+        return catalog.layer(layer_id)
+    except LayerNotDefined as exc:
+        raise NotFound(f"collection {layer_id[:80]!r} does not exist; /edr/collections "
+                       "lists them") from exc
+
+
+def find_run(catalog: Catalog, layer: Layer, run_id: str | None) -> RunInfo:
+    """The run an instance id names (its reference time), or the latest run for None.
+
+    Raises
+    ------
+    NotFound
+        If the layer has no published run, or none with that reference time.
+    """
+    runs = catalog.runs(layer)
+    if not runs:
+        raise NotFound(f"collection {layer.id!r} has no published run yet")
+    if run_id is None:
+        return runs[-1]
+    for run in runs:
+        if run.label == run_id:
+            return run
+    try:
+        wanted = parse_instant(run_id, "instance")
+    except FewsmapError:
+        wanted = None
+    for run in runs:
+        if run.reference_time == wanted:
+            return run
+    raise NotFound(f"collection {layer.id!r} has no instance {run_id[:40]!r}; instances are "
+                   f"runs by reference time, e.g. {runs[-1].label}")
+
+
+def layer_parameters(store: ForecastStore, layer: Layer,
+                     axes: LayerAxes | None = None) -> tuple[EdrParameter, ...]:
+    """The layer's parameters: one per variable, or per variable and member."""
+    axes = axes or LayerAxes.of(store, layer)
+    found = []
+    for variable in layer.variables:
+        if axes.member is None:
+            found.append(EdrParameter(variable, variable))
+            continue
+        labels = axes.member.labels
+        for index in np.argsort(labels.astype("float64"), kind="stable"):
+            label = label_value(labels[index])
+            found.append(EdrParameter(f"{variable}{MEMBER_INFIX}{label}", variable, label,
+                                      int(index)))
+    return tuple(found)
+
+
+def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: EdrQuery,
+                 max_values: int) -> EdrAnswer:
+    """Resolve ``query`` on a collection (and instance) and read its values.
+
+    Raises
+    ------
+    FewsmapError
+        NotFound, InvalidParameterValue, InvalidPoint, OperationNotSupported (area or cube
+        on a curvilinear grid), ResponseTooLarge (before any value is read).
+    """
+    layer = find_layer(catalog, layer_id)
+    run = find_run(catalog, layer, run_id)
+    store = catalog.store(layer)
+    axes = LayerAxes.of(store, layer)
+    parameters = _choose(layer_parameters(store, layer, axes), query.parameters, layer.id)
+    times = _times(run, query)
+    levels = _levels(axes, query, layer.id)
+    cell = None
+    if query.point is not None:
+        cell = _cell(store, layer, *query.point)
+        window = point_window(cell)
+    else:
+        assert query.region is not None
+        found = select_window(store, query.region, max_values)
+        if found is None:
+            raise InvalidParameterValue(
+                f"no cell centre of collection {layer.id!r} lies in the {query.kind} "
+                f"requested; the grid covers {_extent_text(store)} (a region smaller than a "
+                "cell holds no centre: use a position query)")
+        window = found
+    count = len(parameters) * times.size * levels.size * window.size
+    if count > max_values:
+        raise ResponseTooLarge(
+            f"this query selects {count} values ({len(parameters)} parameters × "
+            f"{times.size} times × {levels.size} levels × {window.size} cells); at most "
+            f"{max_values} are allowed (max_edr_values): narrow datetime, z, "
+            "parameter-name or the region")
+    values = _read(store, layer, run, axes, parameters, times, levels, window)
+    if query.kind == "area":
+        for array in values.values():
+            array[..., ~window.inside] = np.nan
+    return EdrAnswer(layer, store, run, query.kind, query.crs, parameters, times,
+                     None if axes.level is None else axes.level.labels[levels], window,
+                     values, cell, None if axes.level is None else axes.level.dim)
+
+
+def point_window(cell: GridCell) -> Window:
+    """The one-cell window of a position query (x/y: the centre in CRS84)."""
+    one = np.ones((1, 1))
+    return Window(np.array([cell.row]), np.array([cell.col]), np.array([cell.lon]),
+                  np.array([cell.lat]), one * cell.lon, one * cell.lat,
+                  np.ones((1, 1), dtype=bool))
+
+
+def read_block(store: ForecastStore, variable: str, run: RunInfo, steps: np.ndarray,
+               labels: list[np.ndarray], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Read (steps, *labels, rows, cols) of one run with zarr orthogonal indexing.
+
+    Returns float32 with NaN where the cube has no value (NaN, or a non-NaN fill value).
+    """
+    array = store.array(variable)
+    index = (run.slot, steps, *labels, _axis_index(rows), _axis_index(cols))
+    values = np.asarray(array.oindex[index], dtype=np.float32)
+    fill = array.metadata.fill_value
+    if fill is not None and np.isfinite(fill):  # a fill value other than NaN means "missing"
+        values[values == np.float32(fill)] = np.nan
+    return values
+
+
+def _read(store: ForecastStore, layer: Layer, run: RunInfo, axes: LayerAxes,
+          parameters: tuple[EdrParameter, ...], times: np.ndarray, levels: np.ndarray,
+          window: Window) -> dict[str, np.ndarray]:
+    steps = run.step_slots[np.searchsorted(run.valid_times, times)].astype(np.int64)
+    shape = (times.size, levels.size, window.rows.size, window.cols.size)
+    values: dict[str, np.ndarray] = {}
+    for variable in dict.fromkeys(p.variable for p in parameters):
+        mine = [p for p in parameters if p.variable == variable]
+        members = np.array([p.member_index for p in mine if p.member_index is not None],
+                           dtype=np.int64)
+        labels = [members if d is axes.member else levels if d is axes.level
+                  else np.array([d.index(None, layer.id)], dtype=np.int64) for d in axes.dims]
+        block = read_block(store, variable, run, steps, labels, window.rows, window.cols)
+        if axes.member is None:
+            values[mine[0].id] = block.reshape(shape)
+            continue
+        axis = 1 + axes.dims.index(axes.member)
+        for k, parameter in enumerate(mine):
+            values[parameter.id] = np.take(block, k, axis=axis).reshape(shape)
+    return values
+
+
+def _axis_index(indices: np.ndarray) -> slice | np.ndarray:
+    """A slice for consecutive indices (a plain window), else the index array (a wrap)."""
+    if indices.size > 1 and np.all(np.diff(indices) == 1):
+        return slice(int(indices[0]), int(indices[-1]) + 1)
+    return indices.astype(np.int64)
+
+
+def _choose(offered: tuple[EdrParameter, ...], names: tuple[str, ...],
+            layer_id: str) -> tuple[EdrParameter, ...]:
+    """The parameters named (a variable name stands for all its members); all by default."""
+    if not names:
+        return offered
+    chosen: dict[str, EdrParameter] = {}
+    for name in names:
+        matches = [p for p in offered if name in (p.id, p.variable)]
+        if not matches:
+            listing = ", ".join(p.id for p in offered[:12]) + (" …" if len(offered) > 12
+                                                                else "")
+            raise InvalidParameterValue(f"parameter-name {name[:60]!r} is not a parameter of "
+                                        f"collection {layer_id!r}; parameters: {listing}")
+        chosen.update((p.id, p) for p in matches)
+    return tuple(p for p in offered if p.id in chosen)  # in the collection's order
+
+
+def _times(run: RunInfo, query: EdrQuery) -> np.ndarray:
+    if query.times is None:
+        return run.valid_times
+    times = query.times.select(run.valid_times)
+    if not times.size:
+        raise InvalidParameterValue(
+            f"datetime matches none of the {run.valid_times.size} valid times of run "
+            f"{run.label}, which go from {format_time(run.valid_times[0])} to "
+            f"{format_time(run.valid_times[-1])}")
+    return times
+
+
+def _levels(axes: LayerAxes, query: EdrQuery, layer_id: str) -> np.ndarray:
+    """Store indices of the selected levels by ascending value ([0] without levels)."""
+    if query.levels is None:
+        return axes.sorted_levels()
+    if axes.level is None:
+        raise InvalidParameterValue(f"z was given, but collection {layer_id!r} has no "
+                                    "vertical levels")
+    labels = axes.level.labels.astype("float64")
+    found = query.levels.select(labels)
+    if not found.size:
+        raise InvalidParameterValue(f"z selects no level of collection {layer_id!r}; "
+                                    f"levels: {axes.level.listing()}")
+    return found[np.argsort(labels[found], kind="stable")]
+
+
+def _cell(store: ForecastStore, layer: Layer, lon: float, lat: float) -> GridCell:
+    cell = find_cell(store, "OGC:CRS84", lon, lat)
+    if cell is None:
+        raise InvalidPoint(f"POINT({lon:g} {lat:g}) lies outside the grid of collection "
+                           f"{layer.id!r}, which covers {_extent_text(store)}")
+    return cell
+
+
+def _extent_text(store: ForecastStore) -> str:
+    west, south, east, north = lonlat_bbox(store)
+    return f"longitude {west:g}..{east:g}, latitude {south:g}..{north:g}"

@@ -1,0 +1,109 @@
+"""Read one (run, valid time) slice of a layer's variables over a native window, untouched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zarr
+
+from fewsmap.errors import InvalidParameterValue
+from fewsmap.export import GEOTIFF_FLOAT32, NETCDF
+from fewsmap.export.window import GridWindow, native_window
+from fewsmap.render.pipeline import MapSpec
+from fewsmap.store.cube import ForecastStore, RunInfo
+from fewsmap.store.run import format_time
+
+
+@dataclass(frozen=True, eq=False)
+class FieldSlice:
+    """The values of one or more variables at one run and valid time, on a native window.
+
+    ``labels`` names the value along every dimension between ``step`` and the grid
+    (ensemble member, level), as stored.
+    """
+
+    store: ForecastStore
+    variables: tuple[str, ...]
+    values: tuple[np.ndarray, ...]  # float32 (rows, cols) per variable, NaN = missing
+    window: GridWindow
+    run: RunInfo
+    valid_time: np.datetime64
+    labels: tuple[tuple[str, Any], ...] = ()
+
+
+def read_field_slice(spec: MapSpec, layer_id: str) -> FieldSlice:
+    """Read the native cells of a map request's bbox for its run and valid time.
+
+    Raises
+    ------
+    InvalidParameterValue
+        For an aggregate over several times (not raw values) or a bbox without cells.
+    """
+    if spec.aggregate:
+        raise InvalidParameterValue(
+            f"an export holds one valid time's values untouched; TIME names "
+            f"{len(spec.aggregate)} times of run {spec.run.label} (aggregates are drawn only)")
+    store = spec.store
+    window = native_window(store, spec.canvas.crs, spec.canvas.bbox, layer_id)
+    step = int(spec.run.step_slots[np.flatnonzero(spec.run.valid_times == spec.valid_time)[0]])
+    prefix = (spec.run.slot, step, *spec.labels)
+    values = tuple(_read(store.array(v), prefix, window.rows, window.cols)
+                   for v in spec.variables)
+    dims = store.dims(spec.variables[0])[2:-2]
+    labels = tuple((dim, store.coordinate(dim)[index].item())
+                   for dim, index in zip(dims, spec.labels, strict=True))
+    return FieldSlice(store, spec.variables, values, window, spec.run, spec.valid_time, labels)
+
+
+def export_map(specs: list[MapSpec], media_type: str, layer_id: str) -> bytes:
+    """Encode a GetMap export: float32 Cloud-Optimized GeoTIFF or CF NetCDF.
+
+    Raises
+    ------
+    FewsmapError
+        InvalidParameterValue for a group, an aggregate or a bbox without cells;
+        InvalidFormat for a GeoTIFF of a grid without an affine transform.
+    """
+    if len(specs) != 1:
+        raise InvalidParameterValue(f"{layer_id!r} is a layer group; an export holds one "
+                                    "layer's values")
+    field = read_field_slice(specs[0], layer_id)
+    if media_type == GEOTIFF_FLOAT32:
+        from fewsmap.export.geotiff import geotiff_bytes  # rasterio loads only when used
+
+        return geotiff_bytes(field)
+    if media_type == NETCDF:
+        from fewsmap.export.netcdf import field_netcdf
+
+        return field_netcdf(field)
+    raise ValueError(f"not an export format: {media_type}")
+
+
+def export_filename(spec: MapSpec, layer_id: str, suffix: str) -> str:
+    """A descriptive download name: ``<layer>_<run>_<valid time><suffix>``."""
+    stamp = "_".join(format_time(t).replace(":", "").replace("-", "")
+                     for t in (spec.run.reference_time, spec.valid_time))
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in layer_id)
+    return f"{safe}_{stamp}{suffix}"
+
+
+def _read(array: zarr.Array[Any], prefix: tuple[int, ...], rows: np.ndarray,
+          cols: np.ndarray) -> np.ndarray:
+    """Read ``array[prefix][rows][:, cols]``, contiguous index runs as slices (fewer chunk
+    lookups than orthogonal integer indexing), flipped back after reading."""
+    row_key, flip_rows = _as_slice(rows)
+    col_key, flip_cols = _as_slice(cols)
+    values = np.asarray(array.oindex[(*prefix, row_key, col_key)], dtype=np.float32)
+    return values[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
+
+
+def _as_slice(index: np.ndarray) -> tuple[slice | np.ndarray, bool]:
+    if index.size > 1:
+        step = np.diff(index)
+        if np.all(step == 1):
+            return slice(int(index[0]), int(index[-1]) + 1), False
+        if np.all(step == -1):
+            return slice(int(index[-1]), int(index[0]) + 1), True
+    return np.asarray(index, dtype=np.int64), False

@@ -1,0 +1,161 @@
+"""Animated GetMap: the maps of one run over a TIME list or range, as GIF, APNG or WebP.
+
+The request is a GetMap (same selectors, styles, contours, CRS) with an animation FORMAT,
+and the vendor parameters ``FRAME_DURATION`` (milliseconds per frame) and
+``ANIMATION_TIMESTAMP=true`` (valid time, run and lead time drawn on each frame). The frames
+are the run's valid times TIME names, in time order: every listed instant must be a step of
+the run (or have one within the layer's ``time_tolerance``); ranges and periods take the
+steps inside them. Frame count and frames × WIDTH × HEIGHT are checked against the
+settings' limits before any frame is drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from fewsmap.catalog import Catalog
+from fewsmap.errors import InvalidDimensionValue, InvalidParameterValue
+from fewsmap.ogc.getmap import GetMapRequest, parse_getmap, resolve_map, select_run
+from fewsmap.ogc.params import Params
+from fewsmap.render.animate import APNG, GIF, WEBP
+from fewsmap.render.pipeline import MapSpec
+from fewsmap.settings import Settings
+from fewsmap.store.cube import RunInfo
+from fewsmap.store.run import format_time
+from fewsmap.timeaxis import resolve_times
+from fewsmap.timespec import TimeInterval, TimeSelection
+
+ANIMATION_FORMATS = {
+    "image/gif": GIF, "gif": GIF,
+    "image/apng": APNG, "apng": APNG, "image/vnd.mozilla.apng": APNG,
+    "image/png;mode=animated": APNG, "image/png; mode=animated": APNG,
+    "image/webp": WEBP, "webp": WEBP,
+}
+DEFAULT_FRAME_MS = 500
+# Browsers show GIF delays below 20 ms as 100 ms; beyond 10 s it is a slide show.
+MIN_FRAME_MS, MAX_FRAME_MS = 20, 10_000
+
+
+@dataclass(frozen=True)
+class AnimationRequest:
+    """A syntactically valid animated GetMap."""
+
+    map: GetMapRequest
+    frame_ms: int = DEFAULT_FRAME_MS
+    timestamp: bool = False
+
+
+@dataclass(frozen=True)
+class Animation:
+    """The frames a request means (one map each, in time order) and what was substituted."""
+
+    request: AnimationRequest
+    frames: tuple[MapSpec, ...]
+    substitutions: tuple[tuple[np.datetime64, np.datetime64], ...] = ()  # (asked, served)
+
+
+def is_animation(params: Params) -> bool:
+    """Tell whether a GetMap asks for an animation format."""
+    return (params.get("format") or "").strip().lower() in ANIMATION_FORMATS
+
+
+def parse_animation(params: Params, max_image_pixels: int) -> AnimationRequest:
+    """Check an animated GetMap and return it typed.
+
+    Raises
+    ------
+    FewsmapError
+        The OGC exception for the first problem found (as GetMap, and for REDUCER,
+        FRAME_DURATION and ANIMATION_TIMESTAMP).
+    """
+    request = parse_getmap(params, max_image_pixels, formats=ANIMATION_FORMATS)
+    if request.reducer is not None:
+        raise InvalidParameterValue(
+            f"an animation draws each valid time; REDUCER={request.reducer} (an aggregate of "
+            "the times) is for single images (image/png, image/jpeg)")
+    return AnimationRequest(request, _frame_ms(params.get("frame_duration")),
+                            params.flag("animation_timestamp"))
+
+
+def resolve_animation(catalog: Catalog, request: AnimationRequest) -> Animation:
+    """Find the run and the frames' valid times, check the limits, and build one map each.
+
+    The limits are the catalog's settings ``max_animation_frames`` and
+    ``max_animation_pixels``.
+
+    Raises
+    ------
+    FewsmapError
+        InvalidParameterValue (a group, too many frames or pixels), InvalidDimensionValue (a
+        listed time that is not a step of the run), and whatever GetMap raises.
+    """
+    parsed = request.map
+    if parsed.layer not in catalog.layers and parsed.layer in catalog.groups:
+        raise InvalidParameterValue(f"LAYERS={parsed.layer[:60]!r} is a group; an animation "
+                                    "draws one layer")
+    layer, from_id = catalog.resolve(parsed.layer)
+    run = select_run(catalog, layer, from_id, parsed.reference_time)
+    resolved = resolve_times(run, parsed.time, parsed.lead_time, layer.time_tolerance,
+                             default=str(layer.defaults.get("time", "now")))
+    if parsed.time is not None and parsed.lead_time is None:
+        _check_listed_times(run, parsed.time, layer.time_tolerance)
+    _check_limits(len(resolved.times), parsed, catalog.settings)
+    first = resolved.times[0]
+    one_time = replace(parsed, time=TimeSelection((TimeInterval(first, first),)),
+                       lead_time=None)
+    spec = resolve_map(catalog, layer, run, one_time)  # style, CRS, levels, members
+    frames = tuple(replace(spec, valid_time=when) for when in resolved.times)
+    return Animation(request, frames, resolved.substitutions)
+
+
+def frame_times(animation: Animation) -> str:
+    """The frames' valid times as a comma list (the X-Fewsmap-Valid-Time header)."""
+    return ",".join(format_time(frame.valid_time) for frame in animation.frames)
+
+
+def _frame_ms(text: str | None) -> int:
+    if not text:
+        return DEFAULT_FRAME_MS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not MIN_FRAME_MS <= value <= MAX_FRAME_MS:
+        raise InvalidParameterValue(f"FRAME_DURATION={text[:20]!r} must be whole milliseconds "
+                                    f"from {MIN_FRAME_MS} to {MAX_FRAME_MS}")
+    return value
+
+
+def _check_listed_times(run: RunInfo, selection: TimeSelection,
+                        tolerance: np.timedelta64 | None) -> None:
+    """Refuse a listed instant the run does not have: a missing frame would go unnoticed."""
+    for item in selection.items:
+        if item.period is not None or not item.is_instant():
+            continue
+        alone = TimeSelection((item,))
+        if alone.select(run.valid_times).size:
+            continue
+        if tolerance is not None and alone.nearest(run.valid_times, tolerance):
+            continue
+        within = "" if tolerance is None else " (nor one within the layer's time tolerance)"
+        raise InvalidDimensionValue(
+            f"TIME lists {format_time(item.start)}, which is not a valid time of run "
+            f"{run.label}{within}; every listed time of an animation must be one (ranges "
+            "and periods take the steps inside them)")
+
+
+def _check_limits(frames: int, parsed: GetMapRequest, settings: Settings) -> None:
+    """Refuse an animation beyond the frame or pixel budget, before anything is drawn."""
+    if frames > settings.max_animation_frames:
+        raise InvalidParameterValue(
+            f"TIME names {frames} frames; an animation has at most "
+            f"{settings.max_animation_frames} (max_animation_frames): ask for fewer times "
+            "or a longer period")
+    pixels = frames * parsed.width * parsed.height
+    if pixels > settings.max_animation_pixels:
+        raise InvalidParameterValue(
+            f"{frames} frames of {parsed.width}×{parsed.height} are {pixels} pixels; an "
+            f"animation has at most {settings.max_animation_pixels} (max_animation_pixels): "
+            "ask for fewer frames or a smaller map")

@@ -1,0 +1,250 @@
+"""Resource limits: render slots with a bounded queue and a time limit, time values, point
+values, image pixels; each refused before the work starts, with a clear answer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from lxml import etree
+
+from fewsmap.app.limits import RenderLimiter
+from fewsmap.app.server import create_app
+from fewsmap.errors import ConfigError, ServiceUnavailable
+from fewsmap.settings import Settings, load_settings
+from tests.asgi_client import AppClient
+from tests.live_server import live_server
+
+OGC = "{http://www.opengis.net/ogc}"
+NAEFS_RUN = "2022-08-09T00:00:00Z"
+BIG_MAP = {"request": "GetMap", "layers": "naefs-mean.QPF", "crs": "EPSG:3857",
+           "bbox": "-13914936,2875744,-7235766,7170156", "width": "1920", "height": "1200",
+           "showContours": "true"}
+
+
+# --- the limiter itself, with real threads -------------------------------------------------
+
+
+def blocking(started: threading.Event, release: threading.Event, result: str) -> str:
+    started.set()
+    assert release.wait(10)
+    return result
+
+
+def test_a_queued_render_runs_when_a_slot_frees_in_arrival_order() -> None:
+    limiter = RenderLimiter(1, queue_timeout_s=10, timeout_s=10)
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    async def scenario() -> list[str]:
+        def record(name: str) -> str:
+            order.append(name)
+            return name
+
+        first = asyncio.create_task(limiter.run(blocking, started, release, "first"))
+        await asyncio.to_thread(started.wait)
+        queued = [asyncio.create_task(limiter.run(record, name)) for name in ("b", "c")]
+        await asyncio.sleep(0.05)
+        assert (limiter.running, limiter.queued, order) == (1, 2, [])
+        release.set()
+        return [await first, *[await task for task in queued]]
+
+    assert asyncio.run(scenario()) == ["first", "b", "c"]
+    assert order == ["b", "c"] and (limiter.running, limiter.queued) == (0, 0)
+
+
+def test_no_free_slot_within_the_queue_time_is_503_with_retry_after() -> None:
+    limiter = RenderLimiter(1, queue_timeout_s=0.1, timeout_s=10)
+    started, release = threading.Event(), threading.Event()
+
+    async def scenario() -> ServiceUnavailable:
+        first = asyncio.create_task(limiter.run(blocking, started, release, "first"))
+        await asyncio.to_thread(started.wait)
+        began = time.monotonic()
+        with pytest.raises(ServiceUnavailable) as refused:
+            await limiter.run(str, 1)
+        assert 0.1 <= time.monotonic() - began < 2  # it waited its queue time, no longer
+        release.set()
+        assert await first == "first"
+        return refused.value
+
+    error = asyncio.run(scenario())
+    assert error.http_status == 503 and error.headers == {"Retry-After": "1"}
+    assert "busy" in str(error) and limiter.queued == 0
+
+
+def test_a_timed_out_render_keeps_its_slot_until_its_thread_ends() -> None:
+    limiter = RenderLimiter(1, queue_timeout_s=0, timeout_s=0.1)
+    started, release = threading.Event(), threading.Event()
+
+    async def scenario() -> None:
+        with pytest.raises(ServiceUnavailable, match=r"took longer than 0\.1 s"):
+            await limiter.run(blocking, started, release, "slow")
+        assert limiter.running == 1  # the thread cannot be killed: it still renders
+        with pytest.raises(ServiceUnavailable, match="busy"):
+            await limiter.run(str, 1)
+        release.set()
+        for _ in range(200):
+            if limiter.running == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert await limiter.run(str, 2) == "2"
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_that_gives_up_passes_its_turn_on() -> None:
+    limiter = RenderLimiter(1, queue_timeout_s=10, timeout_s=10)
+    started, release = threading.Event(), threading.Event()
+
+    async def scenario() -> str:
+        first = asyncio.create_task(limiter.run(blocking, started, release, "first"))
+        await asyncio.to_thread(started.wait)
+        gone = asyncio.create_task(limiter.run(str, "gone"))  # its client disconnects
+        waiting = asyncio.create_task(limiter.run(str, "next"))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        await asyncio.sleep(0.05)
+        assert limiter.queued == 1
+        release.set()
+        assert await first == "first"
+        return await asyncio.wait_for(waiting, 5)
+
+    assert asyncio.run(scenario()) == "next"
+    assert (limiter.running, limiter.queued) == (0, 0)
+
+
+def test_a_failing_render_frees_its_slot() -> None:
+    limiter = RenderLimiter(1, queue_timeout_s=0, timeout_s=5)
+
+    async def scenario() -> None:
+        with pytest.raises(ZeroDivisionError):
+            await limiter.run(divmod, 1, 0)
+        assert await limiter.run(divmod, 7, 2) == (3, 1)
+
+    asyncio.run(scenario())
+    assert limiter.running == 0
+
+
+def test_limits_are_settings() -> None:
+    settings = load_settings(environ={"FEWSMAP_MAX_CONCURRENT_RENDERS": "3",
+                                      "FEWSMAP_RENDER_TIMEOUT_S": "0",
+                                      "FEWSMAP_MAX_TIME_VALUES": "7",
+                                      "FEWSMAP_CORS_ORIGINS": "https://a.example, https://b.x"})
+    assert (settings.max_concurrent_renders, settings.render_timeout_s) == (3, 0.0)
+    assert settings.max_time_values == 7 and settings.max_point_values == 20_000
+    assert settings.cors_origins == ("https://a.example", "https://b.x")
+    for name, value in [("MAX_CONCURRENT_RENDERS", "0"), ("MAX_POINT_VALUES", "-5"),
+                        ("RENDER_QUEUE_TIMEOUT_S", "nan"), ("MAX_TIME_VALUES", "many")]:
+        with pytest.raises(ConfigError, match=f"FEWSMAP_{name}"):
+            load_settings(environ={f"FEWSMAP_{name}": value})
+
+
+# --- the service: 503 under real concurrency ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_slot(demo_stores: Path) -> Iterator[str]:
+    env = {"FEWSMAP_MAX_CONCURRENT_RENDERS": "1", "FEWSMAP_RENDER_QUEUE_TIMEOUT_S": "0"}
+    with live_server("--stores", str(demo_stores), env=env) as url:
+        yield url
+
+
+async def burst(url: str, requests: list[tuple[str, dict[str, str]]]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        return list(await asyncio.gather(*(client.get(path, params=params)
+                                           for path, params in requests)))
+
+
+def test_renders_beyond_the_slots_get_503_with_retry_after(one_slot: str) -> None:
+    maps = [("/wms", BIG_MAP)] * 4
+    tiles = [(f"/tiles/naefs-mean.QPF/3/{x}/3.png", {}) for x in (1, 2)]
+    series = [("/api/timeseries", {"layer": "naefs-mean.QPF", "x": "-90", "y": "40"})]
+    responses = asyncio.run(burst(one_slot, maps + tiles + series + maps))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 503} and 200 in statuses and 503 in statuses, statuses
+    for (path, _), response in zip(maps + tiles + series + maps, responses, strict=True):
+        if response.status_code != 503:
+            continue
+        assert int(response.headers["retry-after"]) >= 1
+        if path == "/wms":
+            report = etree.fromstring(response.content)
+            exception = report.find(f"{OGC}ServiceException")
+            assert exception.get("code") == "ServiceUnavailable" and "busy" in exception.text
+        else:
+            assert response.json()["error"]["code"] == "ServiceUnavailable"
+    # The slot is free again: the next map is drawn.
+    again = httpx.get(f"{one_slot}/wms", params={**BIG_MAP, "width": "256", "height": "256"},
+                      timeout=60)
+    assert again.status_code == 200 and again.headers["content-type"] == "image/png"
+
+
+def test_a_render_past_its_time_limit_is_503(demo_stores: Path) -> None:
+    env = {"FEWSMAP_RENDER_TIMEOUT_S": "0.001"}
+    with live_server("--stores", str(demo_stores), env=env) as url:
+        response = httpx.get(f"{url}/wms", params=BIG_MAP, timeout=60)
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+    assert response.status_code == 503 and int(response.headers["retry-after"]) >= 1
+    assert b"took longer than 0.001 s" in response.content
+
+
+# --- limits on what one request may ask for ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def limited(demo_stores: Path) -> AppClient:
+    settings = Settings(stores_dir=demo_stores, max_time_values=4, max_point_values=10,
+                        max_image_pixels=10_000)
+    return AppClient(create_app(settings))
+
+
+def code_of(response: httpx.Response) -> str:
+    if response.headers["content-type"].startswith("application/json"):
+        return str(response.json()["error"]["code"])
+    return str(etree.fromstring(response.content).find(f"{OGC}ServiceException").get("code"))
+
+
+def steps(count: int) -> str:
+    return ",".join(f"2022-08-09T{6 * (k + 1) % 24:02d}:00:00Z" if k < 3 else
+                    f"2022-08-10T{6 * (k - 3) % 24:02d}:00:00Z" for k in range(count))
+
+
+@pytest.mark.parametrize(("count", "status"), [(4, 200), (5, 400)])
+def test_time_values_are_limited(limited: AppClient, count: int, status: int) -> None:
+    response = limited.get("/wms", params={**BIG_MAP, "width": "50", "height": "50",
+                                           "time": steps(count), "reducer": "sum"})
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert code_of(response) == "InvalidParameterValue"
+        assert "TIME names 5 values; at most 4" in response.text
+
+
+def test_a_range_counts_the_steps_it_names(limited: AppClient) -> None:
+    response = limited.get("/wms", params={**BIG_MAP, "width": "50", "height": "50",
+                                           "time": f"{NAEFS_RUN}/2022-08-12T00:00:00Z",
+                                           "reducer": "max"})
+    assert response.status_code == 400 and "TIME names 12 values" in response.text
+
+
+def test_point_values_are_limited(limited: AppClient) -> None:
+    info = {"request": "GetFeatureInfo", "layers": "naefs-mean.QPF",
+            "query_layers": "naefs-mean.QPF", "crs": "CRS:84", "bbox": "-130,20,-60,55",
+            "width": "10", "height": "10", "i": "5", "j": "5", "info_format": "text/plain"}
+    few = limited.get("/wms", params={**info, "time": steps(3)})
+    assert few.status_code == 200, few.text
+    too_many = limited.get("/api/timeseries", params={"layer": "naefs-mean.QPF",
+                                                      "x": "-90", "y": "40"})
+    assert too_many.status_code == 400 and code_of(too_many) == "InvalidParameterValue"
+    assert "reads 64 values; at most 10" in too_many.json()["error"]["message"]
+
+
+def test_image_pixels_are_limited(limited: AppClient) -> None:
+    response = limited.get("/wms", params={**BIG_MAP, "width": "101", "height": "100"})
+    assert response.status_code == 400 and "exceeds the limit of 10000" in response.text
+    tile = limited.get("/tiles/naefs-mean.QPF/3/2/3.png")
+    assert tile.status_code == 400 and tile.json()["error"]["message"]  # 256² > 10,000

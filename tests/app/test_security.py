@@ -1,0 +1,354 @@
+"""Security: text from data and configuration is escaped everywhere, no XML parser reads
+entities, names are validated, tokens protect layers, CORS is configurable."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyproj
+import pytest
+import xarray as xr
+from lxml import etree
+
+from fewsmap.app.server import create_app
+from fewsmap.catalog import Catalog
+from fewsmap.catalog.layers import validate_layer_id, validate_store_name
+from fewsmap.client import service_error
+from fewsmap.errors import ConfigError
+from fewsmap.ingest.grids import grid_attrs
+from fewsmap.settings import Settings
+from fewsmap.store.run import Grid, RunData, SourceFile
+from fewsmap.store.writer import append_run
+from tests.asgi_client import AppClient
+from tests.live_server import live_server
+
+PACKAGE = Path(__file__).resolve().parents[2] / "fewsmap"
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "ogc"
+WMS = "{http://www.opengis.net/wms}"
+# Markup, CDATA end, quotes, ampersand, C0 controls, a non-character, right-to-left override.
+HOSTILE = '<script>alert("x")</script> ]]> & "q" \'a\' \x01\x1f \ufffe \u202e end'
+XML_SAFE = HOSTILE.replace("\x01", "\ufffd").replace("\x1f", "\ufffd").replace("\ufffe", "\ufffd")
+LAYER_ID = '<img src=x onerror=alert(1)>&"layer"'
+SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+PASSWD_XXE = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+              b"<ServiceExceptionReport><ServiceException>&x;</ServiceException>"
+              b"</ServiceExceptionReport>")
+
+
+def hostile_store(path: Path) -> Path:
+    """A 1° lon/lat grid whose variable's units and long name are hostile."""
+    lat, lon = np.arange(60.0, 29.5, -1.0), np.arange(-20.0, 40.5, 1.0)
+    grid = Grid(("latitude", "longitude"),
+                {"latitude": xr.DataArray(lat, dims="latitude"),
+                 "longitude": xr.DataArray(lon, dims="longitude")},
+                grid_attrs(pyproj.CRS.from_epsg(4326)))
+    values = np.stack([np.meshgrid(lon, lat)[0]] * 2).astype("float32")
+    step = np.array([0, 6 * 3600], "timedelta64[s]").astype("timedelta64[ns]")
+    field = xr.DataArray(values, dims=("step", *grid.dims), coords={"step": step},
+                         attrs={"units": HOSTILE, "long_name": HOSTILE})
+    run = RunData(np.datetime64("2026-01-01T00:00:00", "s"), {"t": (field,)}, grid,
+                  (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
+    append_run(path, run, progress=False)
+    return path
+
+
+def toml(text: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> AppClient:
+    root = tmp_path_factory.mktemp("hostile")
+    hostile_store(root / "stores" / "hostile.zarr")
+    config = root / "fewsmap.toml"
+    config.write_text(f"""
+[service]
+title = {toml(HOSTILE)}
+[catalog]
+auto_layers = true
+[[styles]]
+id = "s<1>"
+title = {toml(HOSTILE)}
+units = {toml(HOSTILE)}
+colormap = "viridis"
+range = [-20, 40]
+[[groups]]
+id = "g&1"
+title = {toml(HOSTILE)}
+[[layers]]
+id = {toml(LAYER_ID)}
+title = {toml(HOSTILE)}
+abstract = {toml(HOSTILE)}
+store = "hostile"
+variable = "t"
+group = "g&1"
+styles = ["s<1>"]
+[layers.keywords]
+parameterId = {toml(HOSTILE)}
+locationId = "]]>"
+""")
+    settings = Settings(stores_dir=root / "stores", config_file=config, title=HOSTILE)
+    return AppClient(create_app(settings))
+
+
+def xml(response: httpx.Response) -> etree._Element:
+    assert response.status_code < 500, response.text
+    return etree.fromstring(response.content, SAFE_PARSER)
+
+
+def no_script_element(root: etree._Element) -> None:
+    assert not [e for e in root.iter() if isinstance(e.tag, str)
+                and etree.QName(e).localname.lower() == "script"]
+
+
+def test_capabilities_xml_escapes_data_and_configuration(hostile: AppClient) -> None:
+    os.environ["XML_CATALOG_FILES"] = str(SCHEMAS / "catalog.xml")
+    schema = etree.XMLSchema(etree.parse(str(SCHEMAS / "sld/1.1.0/sld_capabilities.xsd")))
+    root = xml(hostile.get("/wms", params={"request": "GetCapabilities"}))
+    assert schema.validate(root), schema.error_log
+    no_script_element(root)
+    layer = root.xpath("//w:Layer[w:Name=$name]", name=LAYER_ID,
+                       namespaces={"w": WMS[1:-1]})[0]
+    assert layer.findtext(f"{WMS}Title") == XML_SAFE
+    assert layer.findtext(f"{WMS}Abstract") == XML_SAFE
+    keywords = [k.text for k in layer.iter(f"{WMS}Keyword")]
+    assert f"parameterId={XML_SAFE}" in keywords and "locationId=]]>" in keywords
+    assert root.findtext(f"{WMS}Service/{WMS}Title") == XML_SAFE
+    assert XML_SAFE in [s.findtext(f"{WMS}Title") for s in root.iter(f"{WMS}Style")]
+    old = xml(hostile.get("/wms", params={"request": "GetCapabilities", "version": "1.1.1"}))
+    assert LAYER_ID in [n.text for n in old.iter("Name")]
+
+
+def test_json_answers_keep_the_text_exactly(hostile: AppClient) -> None:
+    body = hostile.get("/wms", params={"request": "GetCapabilities",
+                                       "format": "application/json"}).json()
+    layer = next(layer for layer in body["layers"] if layer["name"] == LAYER_ID)
+    assert layer["title"] == HOSTILE and body["title"] == HOSTILE
+    assert layer["keywordList"][0]["parameterId"] == HOSTILE
+    legend = hostile.get("/wms", params={"request": "GetLegendGraphic", "layers": LAYER_ID,
+                                         "format": "application/json"})
+    assert legend.status_code == 200 and legend.json()["unit"] == HOSTILE
+    series = hostile.get("/api/timeseries", params={"layer": LAYER_ID, "x": "5", "y": "50"})
+    assert series.json()["units"] == HOSTILE
+
+
+@pytest.mark.parametrize("info_format", ["text/html", "application/vnd.ogc.gml",
+                                         "application/vnd.ogc.gml/3.1.1"])
+def test_feature_info_markup_escapes_units(hostile: AppClient, info_format: str) -> None:
+    response = hostile.get("/wms", params={
+        "request": "GetFeatureInfo", "layers": LAYER_ID, "query_layers": LAYER_ID,
+        "crs": "CRS:84", "bbox": "0,40,10,50", "width": "10", "height": "10", "i": "5",
+        "j": "5", "info_format": info_format})
+    root = xml(response)
+    no_script_element(root)
+    assert XML_SAFE in "".join(root.itertext())
+
+
+def test_other_xml_and_json_documents_parse(hostile: AppClient) -> None:
+    for path, params in [("/wmts", {"request": "GetCapabilities"}),
+                         ("/wmts/1.0.0/WMTSCapabilities.xml", {})]:
+        no_script_element(xml(hostile.get(path, params=params)))
+    for path in ("/edr/collections", f"/edr/collections/{LAYER_ID}",
+                 f"/tiles/{LAYER_ID}/tilejson.json", "/health"):
+        response = hostile.get(path)
+        assert response.status_code == 200, (path, response.text)
+        assert response.json()
+
+
+@pytest.mark.parametrize("name", [HOSTILE, "\x00\x01", "\ufffe\uffff", "]]><!--"])
+def test_error_reports_carry_any_requested_name_safely(hostile: AppClient, name: str) -> None:
+    for version in ("1.3.0", "1.1.1"):
+        report = xml(hostile.get("/wms", params={"request": "GetMap", "layers": name,
+                                                 "version": version}))
+        assert etree.QName(report).localname == "ServiceExceptionReport"
+        no_script_element(report)
+
+
+def test_no_xml_parser_reads_requests() -> None:
+    """The service never parses XML it receives; only the client module parses answers."""
+    parsing = {"fromstring", "XML", "parse", "iterparse", "XMLParser", "XMLPullParser",
+               "parseString", "make_parser"}
+    found = []
+    for module in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in parsing and \
+                    isinstance(node.value, ast.Name) and node.value.id in ("ET", "etree",
+                                                                           "minidom", "sax"):
+                found.append(f"{module.relative_to(PACKAGE)}: {node.value.id}.{node.attr}")
+    assert found == ["client.py: ET.fromstring"], found
+
+
+def test_the_client_reads_no_external_entity() -> None:
+    error = service_error(httpx.Response(400, content=PASSWD_XXE))
+    assert "root:" not in str(error)
+    laughs = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
+              + b"".join(b'<!ENTITY %s "%s">' % (b"a" * (k + 1), (b"&" + b"a" * k + b";") * 10)
+                         for k in range(1, 9))
+              + b"]><ServiceExceptionReport><ServiceException>&aaaaaaaaa;</ServiceException>"
+                b"</ServiceExceptionReport>")
+    assert len(str(service_error(httpx.Response(400, content=laughs)))) < 1000
+
+
+def test_posted_xml_is_refused_unread(hostile: AppClient) -> None:
+    for path in ("/wms", "/api/timeseries", "/edr/collections", "/zarr/hostile/zarr.json"):
+        response = hostile.request("POST", path, content=PASSWD_XXE,
+                                   headers={"Content-Type": "application/xml"})
+        assert response.status_code == 405 and b"root:" not in response.content
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "a\\b", "..", ".", "tab\there", "x\x7f",
+                                  "\ufffe", "a" * 201])
+def test_layer_ids_are_validated(name: str) -> None:
+    with pytest.raises(ConfigError):
+        validate_layer_id(name)
+
+
+@pytest.mark.parametrize("name", [".hidden", "a/b", "a\\b", "..", "bell\x07", "x" * 101])
+def test_store_names_are_validated(name: str) -> None:
+    with pytest.raises(ConfigError):
+        validate_store_name(name)
+    assert validate_store_name("naefs-mean") == "naefs-mean"
+
+
+def test_a_store_with_a_bad_name_is_skipped(tmp_path: Path, demo_stores: Path) -> None:
+    stores = tmp_path / "stores"
+    stores.mkdir()
+    (stores / "naefs-mean.zarr").symlink_to(demo_stores / "naefs-mean.zarr")
+    (stores / "bad\\name.zarr").symlink_to(demo_stores / "marfc-fmat.zarr")
+    assert list(Catalog(Settings(stores_dir=stores)).stores) == ["naefs-mean"]
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+TOKEN_OPS, TOKEN_GUST = "ops-token-0123456789", "gust-token-9876543210"
+
+
+@pytest.fixture(scope="module")
+def secured(demo_stores: Path, tmp_path_factory: pytest.TempPathFactory) -> AppClient:
+    config = tmp_path_factory.mktemp("secured") / "fewsmap.toml"
+    config.write_text(f"""
+[catalog]
+auto_layers = true
+[[security.tokens]]
+name = "operations"
+token = "{TOKEN_OPS}"
+groups = ["marfc-fmat"]
+layers = ["naefs-mean.QPF"]
+[[security.tokens]]
+name = "gusts"
+token_env = "FEWSMAP_TEST_GUST_TOKEN"
+layers = ["ecmwf-ens-gust.fg10_6"]
+""")
+    os.environ["FEWSMAP_TEST_GUST_TOKEN"] = TOKEN_GUST
+    return AppClient(create_app(Settings(stores_dir=demo_stores, config_file=config)))
+
+
+def layer_names(client: AppClient, **auth: str) -> set[str]:
+    body = client.get("/wms", params={"request": "GetCapabilities", "format": "json",
+                                      **auth}).json()
+    return {layer["name"] for layer in body["layers"]}
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def test_protected_layers_are_hidden_from_anonymous_clients(secured: AppClient) -> None:
+    anonymous = layer_names(secured)
+    assert "naefs-mean.QTF" in anonymous
+    assert not {"naefs-mean.QPF", "marfc-fmat.t", "ecmwf-ens-gust.fg10_6"} & anonymous
+    xml_names = [n.text for n in xml(secured.get("/wms", params={
+        "request": "GetCapabilities"})).iter(f"{WMS}Name")]
+    assert "naefs-mean.QTF" in xml_names and "marfc-fmat" not in xml_names
+    assert "naefs-mean.QPF" in layer_names(secured, api_key=TOKEN_OPS)
+    with_header = secured.get("/wms", params={"request": "GetCapabilities", "format": "json"},
+                              headers=bearer(TOKEN_OPS)).json()
+    names = {layer["name"] for layer in with_header["layers"]}
+    assert {"naefs-mean.QPF", "marfc-fmat.t"} <= names and "ecmwf-ens-gust.fg10_6" not in names
+    stores = {s["name"] for s in secured.get("/health").json()["stores"]}
+    assert stores == set()  # each demo store holds a protected layer
+
+
+GETMAP = {"request": "GetMap", "crs": "EPSG:3857", "width": "32", "height": "32",
+          "bbox": "-13914936,2875744,-7235766,7170156"}
+
+
+@pytest.mark.parametrize("layer", ["naefs-mean.QPF", "marfc-fmat", "marfc-fmat.t"])
+def test_a_protected_layer_answers_401_without_its_token(secured: AppClient,
+                                                         layer: str) -> None:
+    response = secured.get("/wms", params={**GETMAP, "layers": layer})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    code = xml(response).find("{http://www.opengis.net/ogc}ServiceException").get("code")
+    assert code == "Unauthorized"
+    wrong = secured.get("/wms", params={**GETMAP, "layers": layer}, headers=bearer(TOKEN_GUST))
+    # A valid token, for other layers (FEWS answers 401 here too, not 403).
+    assert wrong.status_code == 401
+    assert 'error="insufficient_scope"' in wrong.headers["www-authenticate"]
+    bogus = secured.get("/wms", params={**GETMAP, "layers": layer, "api_key": "nope-nope"})
+    assert 'error="invalid_token"' in bogus.headers["www-authenticate"]
+    assert secured.get("/wms", params={**GETMAP, "layers": layer},
+                       headers=bearer(TOKEN_OPS)).status_code == 200
+    assert secured.get("/wms", params={**GETMAP, "layers": layer,
+                                       "api_key": TOKEN_OPS}).status_code == 200
+
+
+def test_every_endpoint_honours_the_tokens(secured: AppClient) -> None:
+    anonymous = [secured.get("/api/timeseries", params={"layer": "naefs-mean.QPF", "x": "-90",
+                                                        "y": "40"}),
+                 secured.get("/tiles/naefs-mean.QPF/3/2/3.png")]
+    for response in anonymous:
+        assert response.status_code == 401 and response.json()["error"]["code"] == \
+            "Unauthorized"
+    assert secured.get("/zarr/naefs-mean/zarr.json").status_code == 404
+    assert secured.get("/zarr/naefs-mean/zarr.json",
+                       headers=bearer(TOKEN_OPS)).status_code == 200
+    edr = {c["id"] for c in secured.get("/edr/collections").json()["collections"]}
+    assert "naefs-mean.QTF" in edr and "naefs-mean.QPF" not in edr
+    gust = secured.get("/api/timeseries", params={"layer": "ecmwf-ens-gust.fg10_6",
+                                                  "x": "5", "y": "50", "api_key": TOKEN_GUST})
+    assert gust.status_code == 200, gust.text
+
+
+def test_tokens_need_a_secret_and_something_to_protect(tmp_path: Path, demo_stores: Path) -> None:
+    config = tmp_path / "c.toml"
+    for table in ('token = "short"\nlayers = ["a"]', f'token = "{TOKEN_OPS}"',
+                  f'token = "{TOKEN_OPS}"\nlayers = ["a"]\ncolour = "red"'):
+        config.write_text(f"[[security.tokens]]\n{table}\n")
+        with pytest.raises(ConfigError):
+            create_app(Settings(stores_dir=demo_stores, config_file=config))
+
+
+# --- CORS ----------------------------------------------------------------------------------
+
+
+def test_cors_is_public_read_only_by_default_and_configurable(demo_stores: Path) -> None:
+    origin = {"Origin": "https://dashboard.example"}
+    public = AppClient(create_app(Settings(stores_dir=demo_stores)))
+    assert public.get("/health", headers=origin).headers["access-control-allow-origin"] == "*"
+    preflight = {**origin, "Access-Control-Request-Method": "DELETE"}
+    assert public.request("OPTIONS", "/wms", headers=preflight).status_code == 400
+    only = AppClient(create_app(Settings(stores_dir=demo_stores,
+                                         cors_origins=("https://dashboard.example",))))
+    allowed = only.get("/health", headers=origin)
+    assert allowed.headers["access-control-allow-origin"] == "https://dashboard.example"
+    other = only.get("/health", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_tokens_work_over_real_http(demo_stores: Path, tmp_path: Path) -> None:
+    config = tmp_path / "fewsmap.toml"
+    config.write_text(f'[[security.tokens]]\ntoken = "{TOKEN_OPS}"\n'
+                      'layers = ["naefs-mean.QPF"]\n')
+    with live_server("--stores", str(demo_stores), "--config", str(config)) as url:
+        params = {**GETMAP, "layers": "naefs-mean.QPF"}
+        refused = httpx.get(f"{url}/wms", params=params, timeout=60)
+        granted = httpx.get(f"{url}/wms", params=params, headers=bearer(TOKEN_OPS), timeout=60)
+    assert refused.status_code == 401 and "Bearer" in refused.headers["www-authenticate"]
+    assert granted.status_code == 200 and granted.headers["content-type"] == "image/png"

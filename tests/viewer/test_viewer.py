@@ -1,0 +1,229 @@
+"""The viewer in a real browser: Debian's headless Chromium against ``fewsmap serve`` (demo stores).
+
+The browser is driven by ``browse.mjs`` with playwright-core (npm, pinned by package-lock.json;
+it drives the system Chromium and downloads no browser of its own). Node rather than Python's
+``playwright`` package: that wheel carries a Node runtime and driver of its own, while the
+project already uses Node and npm-pinned packages (the viewer's libraries, the FEWS client
+test). The script plays a forecaster's session once (one browser, one server) and reports JSON;
+these tests judge it against the service's own answers (GetMap, the time-series API).
+Screenshots are left in ``tests/viewer/artifacts/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from fewsmap.viewer import VENDOR, missing_vendor_files
+from tests.live_server import live_server
+
+HERE = Path(__file__).resolve().parent
+ARTIFACTS = HERE / "artifacts"
+PLAYWRIGHT = HERE / "node_modules" / "playwright-core" / "package.json"
+CHROMIUM = Path(os.environ.get("FEWSMAP_CHROMIUM", "/usr/bin/chromium"))
+DEMO_LAYERS = ["ecmwf-ens-gust.fg10_6", "marfc-fmat.t", "naefs-mean.QPF", "naefs-mean.QTF"]
+pytestmark = pytest.mark.slow
+
+Report = dict[str, Any]
+
+
+def browser_tools() -> str:
+    """The node executable, once Chromium, playwright-core and the vendored assets are there."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}: `make browser` installs it "
+                    "(apt-get install chromium); FEWSMAP_CHROMIUM names another binary")
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH: the viewer's browser tests need Node >= 20 and npm")
+    if not PLAYWRIGHT.is_file():
+        pytest.fail(f"{PLAYWRIGHT.parent} is missing: run `npm ci --prefix tests/viewer` "
+                    "(`make test` does)")
+    if missing_vendor_files(VENDOR):
+        pytest.fail(f"the viewer's libraries are missing from {VENDOR}: run `make vendor`")
+    return node
+
+
+@pytest.fixture(scope="module")
+def session(demo_stores: Path) -> Iterator[tuple[str, Report]]:
+    """Base URL of the live service and what the browser session reported."""
+    node = browser_tools()
+    ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
+    with live_server("--stores", str(demo_stores)) as url:
+        done = subprocess.run([node, str(HERE / "browse.mjs"), url, str(ARTIFACTS)],
+                              capture_output=True, text=True, timeout=300, check=False,
+                              env={**os.environ, "FEWSMAP_CHROMIUM": str(CHROMIUM)})
+        if done.returncode != 0:
+            pytest.fail(f"browse.mjs failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        report: Report = json.loads(done.stdout)
+        if "failure" in report:
+            pytest.fail(f"the browser session stopped: {report['failure']}\nconsole: "
+                        f"{report['console']}\nsee {ARTIFACTS / 'failure.png'}")
+        yield url, report
+
+
+def rgba(name: str) -> np.ndarray:
+    return np.asarray(Image.open(ARTIFACTS / name).convert("RGBA")).astype(np.int16)
+
+
+def data_mask(image: np.ndarray) -> np.ndarray:
+    return image[..., 3] > 0
+
+
+def changed_fraction(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the pixels holding data in either image whose colour differs visibly."""
+    both = data_mask(a) | data_mask(b)
+    differs = np.abs(a - b).max(axis=-1) > 8
+    return float((differs & both).sum() / both.sum())
+
+
+def reference_map(url: str, step: Report) -> np.ndarray:
+    """The same view as a WMS GetMap of the same layer, run and time (the service's own map)."""
+    width, height = step["mapSize"]
+    response = httpx.get(f"{url}/wms", params={
+        "service": "WMS", "version": "1.3.0", "request": "GetMap", "layers": step["layer"],
+        "styles": "", "crs": "EPSG:3857", "bbox": ",".join(f"{v:.6f}" for v in step["extent3857"]),
+        "width": str(width), "height": str(height), "format": "image/png", "transparent": "true",
+        "time": step["time"], "dim_reference_time": step["run"]}, timeout=60)
+    assert response.status_code == 200, response.text
+    return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+
+
+def api_series(url: str, **params: str) -> Report:
+    response = httpx.get(f"{url}/api/timeseries", params=params, timeout=30)
+    assert response.status_code == 200, response.text
+    body: Report = response.json()
+    return body
+
+
+def test_the_browser_tools_are_installed() -> None:
+    browser_tools()  # fails (never skips) saying what is missing and how to install it
+    version = subprocess.run([str(CHROMIUM), "--version"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert "Chromium" in version.stdout, version.stderr
+
+
+def test_the_page_loads_without_console_errors(session: tuple[str, Report]) -> None:
+    url, report = session
+    # Only the deliberately refused request (the last step) may log an error.
+    unexpected = [m for m in report["console"] + report["pageErrors"]
+                  if m["phase"] != "refused"]
+    assert unexpected == []
+    assert [r for r in report["failedRequests"] if r["phase"] != "refused"] == []
+    load = report["steps"]["load"]
+    capabilities = httpx.get(f"{url}/wms", params={
+        "request": "GetCapabilities", "format": "application/json"}, timeout=30).json()
+    assert load["layers"] == [layer["name"] for layer in capabilities["layers"]] == DEMO_LAYERS
+    assert load["groups"] == [group["title"] for group in capabilities["groups"]]
+    assert capabilities["title"] in load["title"]
+    first = capabilities["layers"][0]
+    assert load["layer"] == first["name"]
+    assert load["shownRun"] == first["externalForecastTime"]
+    assert load["shownValidTime"] in first["times"]
+    assert load["legendEntries"] > 1
+    assert load["error"] is None
+
+
+def test_tiles_render_the_data_where_the_data_are(session: tuple[str, Report]) -> None:
+    url, report = session
+    step = report["steps"]["tiles"]
+    assert step["requests"][-1] == {"layer": "naefs-mean.QTF", "run": step["run"],
+                                    "time": step["time"]}
+    assert (step["shownRun"], step["shownValidTime"]) == (step["run"], step["time"])
+    shot = data_mask(rgba("data-naefs-qtf-first.png"))
+    reference = data_mask(reference_map(url, step))
+    assert shot.shape == reference.shape
+    assert reference.mean() > 0.3  # the layer fills much of the view
+    overlap = (shot & reference).sum() / (shot | reference).sum()
+    assert overlap > 0.97, (f"overlap {overlap:.3f}: the tiles cover {shot.mean():.3f} of the "
+                            f"view, the GetMap {reference.mean():.3f}")
+
+
+def test_moving_the_time_slider_changes_the_time_and_the_image(
+        session: tuple[str, Report]) -> None:
+    _, report = session
+    tiles, slider, step = (report["steps"][k] for k in ("tiles", "slider", "step"))
+    times = tiles["times"]
+    assert tiles["time"] != times[8]
+    assert [r["time"] for r in slider["requests"]] == [times[8]]
+    assert slider["shownValidTime"] == times[8]
+    assert [r["time"] for r in step["requests"]] == [times[9]]  # the step button
+    assert step["shownValidTime"] == times[9]
+    before, after = rgba("data-naefs-qtf-first.png"), rgba("data-naefs-qtf-slider.png")
+    assert data_mask(after).mean() > 0.3
+    assert changed_fraction(before, after) > 0.2
+
+
+def test_play_steps_through_the_times_and_pause_stops(session: tuple[str, Report]) -> None:
+    _, report = session
+    times, play = report["steps"]["tiles"]["times"], report["steps"]["play"]
+    assert [r["time"] for r in play["requests"]] == times[10:12]  # on from the step's time
+    assert play["paused"] == play["later"] == times[11]
+
+
+def test_picking_another_run_changes_the_tiles(session: tuple[str, Report]) -> None:
+    _, report = session
+    latest, older = report["steps"]["latestRun"], report["steps"]["olderRun"]
+    assert latest["runs"] == sorted(latest["runs"], reverse=True) and len(latest["runs"]) == 4
+    assert latest["run"] == latest["runs"][0] == latest["shownRun"]
+    picked = latest["runs"][2]
+    assert [(r["run"], r["time"]) for r in older["requests"]] == [(picked, older["time"])]
+    assert older["shownRun"] == picked and older["time"] in older["times"]
+    before, after = rgba("data-marfc-latest-run.png"), rgba("data-marfc-older-run.png")
+    assert data_mask(before).mean() > 0.1 and data_mask(after).mean() > 0.1
+    assert changed_fraction(before, after) > 0.2
+
+
+def test_clicking_the_map_opens_a_hydrograph_of_the_run(session: tuple[str, Report]) -> None:
+    url, report = session
+    chart = report["steps"]["hydrograph"]
+    assert chart["state"] == "ready"
+    series = api_series(url, layer="naefs-mean.QTF", x=chart["lon"], y=chart["lat"],
+                        run=chart["run"])["series"]
+    assert len(series) == 1 and len(series[0]["times"]) > 1
+    assert chart["dataPoints"] == len(series[0]["times"])
+    assert chart["points"] == sum(v is not None for v in series[0]["values"])
+
+
+def test_the_hydrograph_shows_other_runs_and_members(session: tuple[str, Report]) -> None:
+    url, report = session
+    older = report["steps"]["olderRun"]
+    chart = report["steps"]["runHydrograph"]
+    assert chart["state"] == "ready" and chart["run"] == older["run"]
+    plume = api_series(url, layer="marfc-fmat.t", x=chart["lon"], y=chart["lat"], runs="all",
+                       start=older["run"], end=older["times"][-1])["series"]
+    others = [s["reference_time"] for s in plume if s["reference_time"] != older["run"]]
+    assert others and chart["plumeRuns"] == others
+    ensemble = report["steps"]["ensemble"]
+    assert ensemble["memberVisible"]
+    assert ensemble["requests"][-1]["member"] == "7"
+    members = api_series(url, layer=ensemble["layer"],
+                         x=ensemble["hydrograph"]["lon"], y=ensemble["hydrograph"]["lat"],
+                         run=ensemble["run"], member="all")["series"]
+    assert len(members) > 1
+    assert ensemble["hydrograph"]["band"] == 1
+    assert ensemble["hydrograph"]["points"] == len(members[0]["times"])
+
+
+def test_a_refused_request_is_shown_to_the_user(session: tuple[str, Report]) -> None:
+    url, report = session
+    refused = report["steps"]["refused"]
+    assert refused["hydrograph"]["state"] == "error"
+    answer = httpx.get(f"{url}/api/timeseries", params={
+        "layer": refused["layer"], "x": refused["hydrograph"]["lon"],
+        "y": refused["hydrograph"]["lat"], "run": refused["run"]}, timeout=30)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] in refused["error"] and error["message"] in refused["error"]
