@@ -235,7 +235,7 @@ class Suite:
                 self.note(f"floor {case} failed: {type(exc).__name__}: {exc}")
                 continue
             for result in results:
-                name = report.FLOOR if result.name == "pillow-palette-level1" \
+                name = report.FLOOR if result.name == floor.FLOOR_ENCODER \
                     else f"{report.FLOOR}, {result.name}"
                 summary = result.summary()
                 summary["index_build_ms"] = round(floor.index_build_ms(requests[:50]), 4)

@@ -24,6 +24,7 @@ import pyproj
 import xarray as xr
 
 from fewsmap.ingest.grids import grid_attrs
+from fewsmap.store.layout import data_codec
 from fewsmap.store.run import Grid, RunData, SourceFile
 from fewsmap.store.writer import append_run
 
@@ -177,7 +178,9 @@ class Built:
 def build_stores(folder: Path, specs: list[CubeSpec], log: Any = print) -> Built:
     """Write ``specs`` as stores in ``folder`` (one stores folder), or reuse them."""
     manifest = folder / "manifest.json"
-    wanted = {"generator": GENERATOR_VERSION, "stores": [asdict(s) for s in specs]}
+    # The chunk codec is part of what a store is: data written with another is rebuilt.
+    wanted = {"generator": GENERATOR_VERSION, "stores": [asdict(s) for s in specs],
+              "codec": data_codec().to_dict()}
     if manifest.is_file():
         try:
             if json.loads(manifest.read_text()) == json.loads(json.dumps(wanted)):
