@@ -15,6 +15,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -334,10 +335,14 @@ def _dimension_values(query: PointQuery) -> tuple[tuple[tuple[str, float | int],
 
 def lead_time_text(lead: np.timedelta64) -> str:
     """A lead time as an ISO 8601 duration; a valid time before its run gets a minus sign."""
-    seconds = np.timedelta64(lead, "s")
-    if seconds < np.timedelta64(0, "s"):
-        return "-" + format_duration(-seconds)
-    return format_duration(seconds)
+    return _duration_text(int(np.timedelta64(lead, "s").astype(np.int64)))
+
+
+@lru_cache(maxsize=4096)
+def _duration_text(seconds: int) -> str:  # a series repeats the same few lead times
+    if seconds < 0:
+        return "-" + format_duration(np.timedelta64(-seconds, "s"))
+    return format_duration(np.timedelta64(seconds, "s"))
 
 
 def label_value(label: object) -> float | int:
