@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="TOML configuration file")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
-    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--workers", type=int,
+                       help="worker processes (default: one per core, at most 8)")
     serve.set_defaults(func=_serve)
 
     demo = commands.add_parser("demo", help="build the demo stores from the shipped samples")

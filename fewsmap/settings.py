@@ -21,6 +21,18 @@ def default_stores_dir() -> Path:
     return Path.cwd() / "stores"
 
 
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers() -> int:
+    """Worker processes when none are configured: one per usable core, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_WORKERS))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Service-wide settings; every field can be set as ``FEWSMAP_<NAME>``."""
@@ -29,7 +41,8 @@ class Settings:
     config_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8080
-    workers: int = 1
+    # One process per core renders on every core (each has its own render threads).
+    workers: int = field(default_factory=default_workers)
     title: str = "fewsmap"
     max_image_pixels: int = 2_304_000
     # Animated GetMap (GIF, APNG, WebP): frames per answer, and frames × WIDTH × HEIGHT

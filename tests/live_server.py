@@ -27,7 +27,10 @@ def live_server(*args: str, env: dict[str, str] | None = None,
                 timeout_s: float = 60.0) -> Iterator[str]:
     """Run ``fewsmap serve ARGS --port P`` until the block ends; yield its base URL."""
     port = free_port()
-    command = [sys.executable, "-m", "fewsmap.cli", "serve", "--port", str(port), *args]
+    # One worker unless a test asks for more: one limiter, one catalog, less memory.
+    workers = () if "--workers" in args else ("--workers", "1")
+    command = [sys.executable, "-m", "fewsmap.cli", "serve", "--port", str(port), *workers,
+               *args]
     process = subprocess.Popen(command, env={**os.environ, **(env or {})},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)

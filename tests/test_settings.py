@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from fewsmap.errors import ConfigError
-from fewsmap.settings import PROJECT_ROOT, load_settings
+from fewsmap.settings import PROJECT_ROOT, default_workers, load_settings
 
 
 def test_defaults_serve_the_project_stores_on_loopback_8080() -> None:
     settings = load_settings(environ={})
     assert settings.stores_dir == PROJECT_ROOT / "stores"
-    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8080, 1)
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.workers == default_workers() == min(len(os.sched_getaffinity(0)), 8)
     assert settings.max_image_pixels == 2_304_000
 
 

@@ -1,7 +1,7 @@
 """Run the suite: build (or reuse) the data, measure every server, report.
 
 Order: data → in-process floor and fewsmap stage timings → fewsmap (default workers, then
-``--workers 2``) → xpublish-wms → MapServer → table, JSON, plot. Servers run one at a time,
+``--workers 1``) → xpublish-wms → MapServer → table, JSON, plot. Servers run one at a time,
 each stopped (by pid) before the next starts; the client runs in this process.
 """
 
@@ -262,7 +262,7 @@ class Suite:
     # -------------------------------------------------------------------------- fewsmap
 
     def run_fewsmap(self, workers: int | None) -> None:
-        label = report.FEWSMAP if workers is None else report.FEWSMAP_2
+        label = report.FEWSMAP if workers is None else report.FEWSMAP_1
         tag = "default" if workers is None else f"w{workers}"
         urls, counts, plan = workload.FewsmapUrls(), self.plan.fewsmap, self.plan
         self.log(f"fewsmap serve --stores {self.maps_dir.name}"

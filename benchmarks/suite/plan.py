@@ -43,7 +43,7 @@ class Plan:
     peer_max_seconds: float
     floor_tiles: int
     floor_maps: int
-    worker_configs: tuple[int | None, ...] = (None, 2)
+    worker_configs: tuple[int | None, ...] = (None, 1)  # default: one per core
     # Wait for a started server to go idle (its JIT warm-up) before measuring it.
     settle: bool = True
     notes: list[str] = field(default_factory=list)

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 FEWSMAP = "fewsmap (default workers)"
-FEWSMAP_2 = "fewsmap (--workers 2)"
+FEWSMAP_1 = "fewsmap (--workers 1)"
 XPUBLISH = "xpublish-wms"
 MAPSERVER = "MapServer"
 FLOOR = "floor (in-process)"
-SERVERS = (FEWSMAP, FEWSMAP_2, XPUBLISH, MAPSERVER, FLOOR)
+SERVERS = (FEWSMAP, FEWSMAP_1, XPUBLISH, MAPSERVER, FLOOR)
 
 TILE_EU = "GetMap 256x256 eu"
 MAP_EU = "GetMap 1920x1200 eu"
@@ -67,11 +67,11 @@ def ratios(loads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen = []
     for entry in loads:
         key = (entry["case"], entry.get("concurrency"))
-        if entry["server"] not in (FEWSMAP, FEWSMAP_2) or entry.get("skipped") or key in seen:
+        if entry["server"] not in (FEWSMAP, FEWSMAP_1) or entry.get("skipped") or key in seen:
             continue
         seen.append(key)
         case, concurrency = key
-        for ours in (FEWSMAP, FEWSMAP_2):
+        for ours in (FEWSMAP, FEWSMAP_1):
             mine = find(loads, case, ours, concurrency)
             if mine is None:
                 continue
