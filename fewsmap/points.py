@@ -8,7 +8,7 @@ sphere. A point more than half a cell outside the grid has no cell.
 
 Reading touches only the chunks holding that cell, one per (run, step, member, level) value,
 never a whole field (docs/design/cube.md: one such slice per chunk, 512 × 512 spatial tiles),
-and of each chunk only the compressed block holding the value (`fewsmap.store.items`).
+and of each chunk only the compressed block holding the value (`fewsmap.store.direct`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import pyproj
 from scipy.spatial import cKDTree
 
 from fewsmap.store.cube import ForecastStore, RunInfo, StoreVersion
-from fewsmap.store.items import ItemReader
 from fewsmap.store.layout import GRID_MAPPING
 
 # A point on a cell edge belongs to the cell; this absorbs rounding in the transforms.
@@ -150,12 +149,12 @@ def read_cell(store: ForecastStore, variable: str, cell: GridCell, run: RunInfo,
     steps = _step_slots(run, valid_times)
     label_lists = [np.asarray(list(lab), dtype=np.int64) for lab in labels]
     array = store.array(variable)
-    reader = ItemReader.of(store.path, variable, array.metadata)
+    reader = store.reader(variable)
     if reader is not None:  # one blosc block per value instead of one chunk
         points = [(run.slot, *rest, cell.row, cell.col)
                   for rest in itertools.product(steps.tolist(), *(lab.tolist()
                                                                   for lab in label_lists))]
-        values = reader.read(points).astype(np.float32)
+        values = reader.read_items(points).astype(np.float32)
     else:
         index = (run.slot, steps, *label_lists, cell.row, cell.col)
         values = np.asarray(array.oindex[index], dtype=np.float32)  # type: ignore[index]  # zarr's stub is narrow

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from fewsmap import points
 from fewsmap.ingest.grids import AXIS_ATTRS, grid_attrs
 from fewsmap.points import find_cell, read_cell, read_components
-from fewsmap.store import items
+from fewsmap.store import direct
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.run import Grid, RunData, SourceFile
 from fewsmap.store.writer import append_run
@@ -195,7 +195,7 @@ def counted(store: ForecastStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         opened.append(Path(path).relative_to(store.path).as_posix())
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr(items.os, "open", recording_open)
+    monkeypatch.setattr(direct.os, "open", recording_open)
     return opened
 
 

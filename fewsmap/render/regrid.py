@@ -21,6 +21,7 @@ import xarray as xr
 import zarr
 
 from fewsmap.store.cube import ForecastStore, StoreVersion
+from fewsmap.store.direct import DirectReader
 from fewsmap.store.layout import GRID_MAPPING
 
 MERCATOR_MAX_LAT = 85.0511287798066
@@ -69,13 +70,13 @@ def read_window(store: ForecastStore, variable: str, prefix: tuple[int, ...],
     if window is None:
         return None
     rows, cols = window
-    array = store.array(variable)
+    source = _Source(store.array(variable), store.reader(variable), prefix)
     if geometry.separable:
         row_index, col_index = geometry.rows[rows], geometry.cols[cols]
-        values = _read_rows_cols(array, prefix, row_index, col_index)
+        values = _read_rows_cols(source, row_index, col_index)
         x, y = geometry.x[cols], geometry.y[rows]
     else:
-        values = np.asarray(array[(*prefix, rows, cols)])  # type: ignore[index]  # narrow stub
+        values = source.read(rows, cols)
         x, y = geometry.x[rows, cols], geometry.y[rows, cols]
     return SourceWindow(np.asarray(values, dtype=np.float32), x, y)
 
@@ -160,14 +161,30 @@ def _window(geometry: Geometry, canvas: Canvas) -> tuple[slice, slice] | None:
     return slice(r0, r1), slice(c0, c1)
 
 
-def _read_rows_cols(array: zarr.Array[Any], prefix: tuple[int, ...], rows: np.ndarray,
-                    cols: np.ndarray) -> np.ndarray:
-    """Read ``array[prefix][rows][:, cols]``: contiguous runs (either direction, e.g. the
+@dataclass(frozen=True)
+class _Source:
+    """One 2-D slice of a stored array: read from the chunk files directly where the layout
+    allows it (`fewsmap.store.direct`, ~0.5 ms less per read), else through zarr."""
+
+    array: zarr.Array[Any]
+    reader: DirectReader | None
+    prefix: tuple[int, ...]
+
+    def read(self, rows: slice | np.ndarray, cols: slice | np.ndarray) -> np.ndarray:
+        if self.reader is not None and isinstance(rows, slice) and isinstance(cols, slice):
+            values = self.reader.read_window(self.prefix, rows, cols)
+            if values is not None:
+                return values
+        return np.asarray(self.array.oindex[(*self.prefix, rows, cols)])
+
+
+def _read_rows_cols(source: _Source, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Read ``source[rows][:, cols]``: contiguous runs (either direction, e.g. the
     north-to-south rows of most grids) as plain slices, flipped after reading, which is
     2.7-3.3x faster than zarr's orthogonal indexing (benchmarks/results/suite.md)."""
     row_key, flip_rows = _as_slice(rows)
     col_key, flip_cols = _as_slice(cols)
-    values = np.asarray(array.oindex[(*prefix, row_key, col_key)])
+    values = source.read(row_key, col_key)
     return values[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
 
 

@@ -20,6 +20,7 @@ import xarray as xr
 import zarr
 
 from fewsmap.errors import StoreError
+from fewsmap.store.direct import DirectReader
 from fewsmap.store.layout import (
     ATTRS_KEY,
     FORMAT_VERSION,
@@ -141,6 +142,7 @@ class ForecastStore:
         # Opening an array through the group costs ~0.3 ms (zarr's sync machinery); the
         # published state is fixed for this object's life, so each is opened once.
         self._arrays: dict[str, zarr.Array[Any]] = {}
+        self._readers: dict[str, DirectReader | None] = {}
         self.runs: tuple[RunInfo, ...] = self._read_runs()
 
     @property
@@ -166,13 +168,19 @@ class ForecastStore:
             array = self._arrays[name] = array_of(self.group, name)
         return array
 
+    def reader(self, name: str) -> DirectReader | None:
+        """A reader of array ``name``'s chunk files that bypasses zarr (None: read with zarr)."""
+        if name not in self._readers:
+            self._readers[name] = DirectReader.of(self.path, name, self.array(name).metadata)
+        return self._readers[name]
+
     def dims(self, name: str) -> tuple[str, ...]:
         """Dimension names of array ``name``."""
         return dimension_names(self.array(name))
 
     def attributes(self, name: str) -> dict[str, Any]:
         """CF attributes of array ``name``."""
-        return dict(self.group[name].attrs)
+        return dict(self.array(name).attrs)
 
     def coordinate(self, name: str) -> np.ndarray:
         """Values of a 1-D coordinate array, as stored."""

@@ -42,7 +42,7 @@ def data_codec() -> BloscCodec:
     Measured against zstd-3 on a smooth quantised field: same size, 1.45x faster
     full-slice reads, 2x faster writes (benchmarks/results/cube_layout.md).
     Blocks of 64 KiB (blosc's own choice was 512 KiB) let a time series decompress one
-    block per value instead of half a chunk (`fewsmap.store.items`): chunks grow about 4 %,
+    block per value instead of half a chunk (`fewsmap.store.direct`): chunks grow about 4 %,
     whole-chunk decoding is no slower.
     """
     # blosc counts this in items of the type size for shuffled data: 16384 × 4 B = 64 KiB.

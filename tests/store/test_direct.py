@@ -1,4 +1,4 @@
-"""Single values read block by block equal what zarr reads, for every chunk shape and block."""
+"""Windows and single values read from chunk files directly equal what zarr reads."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from fewsmap.store.items import ItemReader
+from fewsmap.store.direct import DirectReader
 from fewsmap.store.layout import data_codec
 
 
@@ -40,12 +40,12 @@ def test_values_equal_zarr(tmp_path: Path, compressor: Any, chunks: tuple[int, .
     smooth = smooth.astype(np.float32)
     smooth[:, ::7, ::3] = np.nan
     array = written(tmp_path / "a.zarr", smooth, chunks, compressor)
-    reader = ItemReader.of(tmp_path, "a.zarr", array.metadata)
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata)
     assert reader is not None
     points = random_points(smooth.shape, 300, seed=sum(chunks))
     points += [(0, 0, 0), (2, rows - 1, cols - 1), (1, 59, 59), (1, rows // 2, cols // 2)]
     expected = np.array([array[p] for p in points], dtype=np.float32)
-    np.testing.assert_array_equal(reader.read(points), expected)
+    np.testing.assert_array_equal(reader.read_items(points), expected)
 
 
 def test_incompressible_chunks_are_read_raw(tmp_path: Path) -> None:
@@ -55,10 +55,10 @@ def test_incompressible_chunks_are_read_raw(tmp_path: Path) -> None:
     array = written(tmp_path / "a.zarr", values, (64, 64), BloscCodec(cname="lz4", clevel=1,
                                                                        shuffle="noshuffle"))
     assert (tmp_path / "a.zarr" / "c" / "0" / "0").read_bytes()[2] & 0x02  # stored raw
-    reader = ItemReader.of(tmp_path, "a.zarr", array.metadata)
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata)
     assert reader is not None
     points = random_points(values.shape, 100, seed=2)
-    got = reader.read(points)
+    got = reader.read_items(points)
     np.testing.assert_array_equal(got.view(np.uint32), [noise[p] for p in points])
 
 
@@ -66,13 +66,51 @@ def test_missing_chunks_give_the_fill_value(tmp_path: Path) -> None:
     array = zarr.create_array(tmp_path / "a.zarr", shape=(4, 10, 10), chunks=(1, 10, 10),
                               dtype="float32", compressors=[data_codec()], fill_value=-9999.0)
     array[1] = np.arange(100, dtype=np.float32).reshape(10, 10)
-    reader = ItemReader.of(tmp_path, "a.zarr", array.metadata)
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata)
     assert reader is not None
-    np.testing.assert_array_equal(reader.read([(0, 3, 3), (1, 3, 3), (3, 9, 9)]),
+    np.testing.assert_array_equal(reader.read_items([(0, 3, 3), (1, 3, 3), (3, 9, 9)]),
                                   [-9999.0, 33.0, -9999.0])
 
 
 def test_other_layouts_are_left_to_zarr(tmp_path: Path) -> None:
     array = written(tmp_path / "a.zarr", np.zeros((4, 4), np.float32), (2, 2),
                     ZstdCodec(level=1))
-    assert ItemReader.of(tmp_path, "a.zarr", array.metadata) is None
+    assert DirectReader.of(tmp_path, "a.zarr", array.metadata) is None
+
+
+@pytest.mark.parametrize("compressor", [
+    data_codec(), BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", blocksize=4096),
+], ids=["fewsmap", "zstd-bitshuffle-small-blocks"])
+@pytest.mark.parametrize("chunk", [32, 256])
+def test_windows_equal_zarr(tmp_path: Path, compressor: Any, chunk: int) -> None:
+    """Windows in one chunk or across chunk edges, over partial edge chunks, whole slices;
+    256² chunks hold several blosc blocks, of which only those with the rows are read."""
+    rows, cols = 7 * chunk // 4, 9 * chunk // 4
+    values = np.random.default_rng(5).normal(size=(2, 3, rows, cols)).astype(np.float32)
+    values[0, 1, :, cols // 2:] = np.nan
+    array = zarr.create_array(tmp_path / "a.zarr", shape=values.shape,
+                              chunks=(1, 1, chunk, chunk), dtype="float32",
+                              compressors=[compressor], fill_value=np.nan)
+    array[...] = values
+    array[1, 2] = np.nan  # all-NaN slices: zarr writes no chunk files for them
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata)
+    assert reader is not None
+    rng = np.random.default_rng(6)
+    windows = [(slice(0, rows), slice(0, cols)), (slice(3, 4), slice(5, 6)),
+               (slice(chunk - 1, chunk + 1), slice(2 * chunk - 1, 2 * chunk + 1)),
+               (slice(rows - 6, rows), slice(cols - 10, cols))]
+    for _ in range(40):
+        r0, c0 = int(rng.integers(0, rows - 1)), int(rng.integers(0, cols - 1))
+        windows.append((slice(r0, int(rng.integers(r0 + 1, rows + 1))),
+                        slice(c0, int(rng.integers(c0 + 1, cols + 1)))))
+    for prefix in ((0, 0), (0, 1), (1, 2)):
+        for window in windows:
+            got = reader.read_window(prefix, *window)
+            np.testing.assert_array_equal(got, array[(*prefix, *window)])
+
+
+def test_windows_of_chunks_spanning_several_slices_are_left_to_zarr(tmp_path: Path) -> None:
+    array = written(tmp_path / "a.zarr", np.zeros((4, 8, 8), np.float32), (2, 8, 8),
+                    data_codec())
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata)
+    assert reader is not None and reader.read_window((0,), slice(0, 8), slice(0, 8)) is None
