@@ -45,7 +45,7 @@ from fewsmap.ogc.params import Params
 from fewsmap.render.encode import error_png
 from fewsmap.render.regrid import warm_up
 from fewsmap.settings import Settings, read_config
-from fewsmap.store.run import parse_time
+from fewsmap.timespec import parse_instant
 from fewsmap.viewer import viewer_routes
 
 log = logging.getLogger(__name__)
@@ -205,11 +205,11 @@ def _forecast_period(catalog: Catalog, params: Params,
         return None
     if not params.get("layers"):
         raise MissingParameterValue("a forecast period needs the LAYERS parameter (FEWS rule)")
-    try:
-        first = parse_time(start) if start else None
-        last = parse_time(end) if end else None
+    try:  # the TIME parser's instants: time zones, reduced precision, clear messages
+        first = parse_instant(start, "startForecastTime") if start else None
+        last = parse_instant(end, "endForecastTime") if end else None
         count = int(params.get("forecastCount") or 1)
-    except ValueError as exc:
+    except (FewsmapError, ValueError) as exc:
         raise InvalidParameterValue(f"invalid forecast period: {exc}") from exc
     if count < 1:
         raise InvalidParameterValue("forecastCount must be at least 1")

@@ -86,6 +86,11 @@ def test_forecast_period_lists_runs_as_child_layers(demo_url: str) -> None:
     assert child["title"] == "2022-06-01T12:00:00Z"
     assert child["externalForecastTime"] == "2022-06-01T12:00:00Z"
     assert child["times"] == ["2022-06-02T00:00:00Z"]
+    # The same period written with a time zone offset (found by the fuzzer: it was a 500).
+    offset = capabilities(demo_url, format="application/json", layers="marfc-fmat.t",
+                          startForecastTime="2022-06-01T02:00:00+02:00",
+                          endForecastTime="2022-06-01T14:00+02:00", forecastCount="2").json()
+    assert [layer["name"] for layer in offset["layers"]] == names
 
 
 def test_drop_in_fews_path_and_case_insensitive_names(demo_url: str) -> None:
