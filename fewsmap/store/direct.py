@@ -36,7 +36,7 @@ PREFETCH_BLOCKS = 64
 
 
 class DirectReader:
-    """Reads items of one zarr array from its chunk files; build with `DirectReader.of`."""
+    """Reads windows and items of one zarr array from its chunk files (`DirectReader.of`)."""
 
     def __init__(self, folder: Path, chunk_shape: tuple[int, ...], dtype: np.dtype[Any],
                  fill_value: Any) -> None:
