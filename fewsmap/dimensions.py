@@ -20,7 +20,8 @@ def default_time(run: RunInfo, policy: str = "now",
                  now: np.datetime64 | None = None) -> np.datetime64:
     """The valid time shown when a request names none, by the layer's policy.
 
-    ``now`` (the default): the run's first step at or after now, and a run wholly in the past
+    ``now`` (the default): the run's first step at or after now (to the minute, so that what a
+    document built in a minute says stays true all that minute), and a run wholly in the past
     shows its first step; FEWS and GeoServer default to the last step, the least useful one
     for a forecast (reference/peers.md). ``first`` and ``last``: the run's first/last step.
     """
@@ -28,9 +29,14 @@ def default_time(run: RunInfo, policy: str = "now",
         return np.datetime64(run.valid_times[0], "s")
     if policy == "last":
         return np.datetime64(run.valid_times[-1], "s")
-    now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "s") if now is None else now
+    now = current_minute() if now is None else now
     upcoming = run.valid_times[run.valid_times >= now]
     return np.datetime64(upcoming[0] if upcoming.size else run.valid_times[0], "s")
+
+
+def current_minute() -> np.datetime64:
+    """Now in UTC, to the minute: the clock the ``now`` defaults go by."""
+    return np.datetime64(datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0), "s")
 
 
 def match_time(run: RunInfo, when: np.datetime64) -> np.datetime64:

@@ -302,6 +302,12 @@ class Suite:
                                  check=expect_ok)
             finally:
                 server.stop()
+            if workers is None:  # the server keeps built capabilities: time a build too
+                builds = stages.capabilities_builds(folder, counts.capabilities,
+                                                    plan.max_seconds)
+                for kind, result in builds.items():
+                    self.record(f"GetCapabilities {kind}, {what}",
+                                "build (in-process, uncached)", result)
 
     def optional(self, server: servers.Server, label: str, case: str,
                  paths: Sequence[str]) -> None:

@@ -138,6 +138,12 @@ def targets(loads: list[dict[str, Any]]) -> list[dict[str, Any]]:
             judge(f"median ≤ 1.5 × floor + 1 ms ({case.split(' ', 1)[1]}, c=1)", None, 0, True,
                   "ms")
     judge("1920×1200 median at c=1 ≤ 40 ms", map1 and map1["median_ms"], 40.0, True, "ms")
+    for entry in loads:  # capabilities of one layer's runs (served, so cached), time series
+        if entry["server"] != FEWSMAP or entry.get("median_ms") is None:
+            continue
+        if (entry["case"].startswith("GetCapabilities") and "1 layer" in entry["case"]) \
+                or entry["case"].startswith("time series"):
+            judge(f"{entry['case']}: median ≤ 20 ms", entry["median_ms"], 20.0, True, "ms")
     return out
 
 

@@ -65,3 +65,31 @@ def measure(stores_dir: Path, paths: Sequence[str], max_seconds: float) -> dict[
     return {"n": len(whole), "stages_median_ms": medians,
             "sum_of_stage_medians_ms": round(sum(medians.values()), 3),
             "render_maps_median_ms": round(statistics.median(whole), 3) if whole else None}
+
+
+def capabilities_builds(stores_dir: Path, repeats: int, max_seconds: float
+                        ) -> dict[str, dict[str, Any]]:
+    """Median ms to build the XML and JSON capabilities of every layer in-process, uncached:
+    what the first request after a run lands pays (the server keeps the result)."""
+    from fewsmap.catalog import Catalog
+    from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
+    from fewsmap.settings import load_settings
+
+    catalog = Catalog(load_settings(environ={}, stores_dir=stores_dir))
+    layers = list(catalog.layers.values())
+    builds = {"XML": lambda: capabilities_xml(catalog, layers, "http://127.0.0.1/wms", False,
+                                              None, "1.3.0"),
+              "JSON": lambda: capabilities_json(catalog, layers, False, None)}
+    results = {}
+    for name, build in builds.items():
+        build()  # warm
+        times: list[float] = []
+        deadline = time.perf_counter() + max_seconds
+        while len(times) < repeats and time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            build()
+            times.append((time.perf_counter() - t0) * 1000)
+        results[name] = {"n": len(times), "errors": 0,
+                         "median_ms": round(statistics.median(times), 3),
+                         "p95_ms": round(sorted(times)[int(0.95 * (len(times) - 1))], 3)}
+    return results

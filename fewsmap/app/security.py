@@ -119,7 +119,7 @@ class CatalogView(Catalog):
         closed = {state.layers[k].store for k in hidden}
         self._state = CatalogState(
             {k: s for k, s in state.stores.items() if k not in closed}, layers,
-            {k: g for k, g in state.groups.items() if k not in emptied})
+            {k: g for k, g in state.groups.items() if k not in emptied}, state.generation)
 
     def resolve(self, name: str) -> tuple[Layer, RunInfo | None]:
         """Resolve ``name`` among the visible layers; 401 for a hidden one.

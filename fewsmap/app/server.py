@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from fewsmap import __version__
 from fewsmap.app.animation import animation_response
 from fewsmap.app.api import api_routes
+from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.edr import edr_routes
 from fewsmap.app.http_errors import http_error
 from fewsmap.app.limits import RenderLimiter, render_limiter
@@ -28,6 +30,7 @@ from fewsmap.app.security import Security, TokenMiddleware
 from fewsmap.app.tiles import tile_routes, wmts_routes
 from fewsmap.app.zarr_http import zarr_routes
 from fewsmap.catalog import Catalog, Layer
+from fewsmap.dimensions import current_minute
 from fewsmap.errors import (
     FewsmapError,
     InternalError,
@@ -57,6 +60,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     catalog = catalog or Catalog(settings)
     security = Security.from_config(read_config(settings.config_file)
                                     if settings.config_file else {})
+    documents = DocumentCache()  # capabilities, until a run lands or the minute turns
 
     async def refreshed() -> Catalog:
         if catalog.refresh_due:  # the stat calls go to a thread; most requests skip them
@@ -81,8 +85,10 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
             params = Params(request.query_params.multi_items())
             operation = (params.get("request") or "").lower()
             if operation == "getcapabilities":
-                return await run_in_threadpool(
-                    get_capabilities, current, params, str(request.url.replace(query="")))
+                document = await run_in_threadpool(
+                    get_capabilities, current, params, str(request.url.replace(query="")),
+                    documents)
+                return document.response(request)
             if operation == "getmap":
                 return await get_map(current, settings, params, request)
             if operation == "getfeatureinfo":
@@ -112,7 +118,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         Route("/FewsWebServices/wms", wms),  # drop-in path of the Delft-FEWS web service
         *api_routes(refreshed),
         *tile_routes(refreshed, settings),
-        *wmts_routes(refreshed, settings),
+        *wmts_routes(refreshed, settings, documents),
         *zarr_routes(refreshed),  # raw store files for Zarr clients (read-only)
         *edr_routes(refreshed, settings.max_edr_values),  # OGC API - EDR
     ]
@@ -142,6 +148,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                     exception_handlers={HTTPException: http_error, FewsmapError: on_error,
                                         Exception: on_error})
     app.state.render_limiter = RenderLimiter.from_settings(settings)  # maps, tiles, points
+    app.state.documents = documents
     return app
 
 
@@ -177,17 +184,28 @@ def error_response(exc: Exception, params: Params) -> Response:
                     headers=exc.headers)
 
 
-def get_capabilities(catalog: Catalog, params: Params, service_url: str) -> Response:
-    """Answer GetCapabilities in XML (default) or FEWS JSON."""
+def get_capabilities(catalog: Catalog, params: Params, service_url: str,
+                     documents: DocumentCache) -> Document:
+    """GetCapabilities in XML (default) or FEWS JSON, built once per catalog snapshot."""
     layers = _requested_layers(catalog, params)
     only_headers = params.flag("onlyHeaders")
     period = _forecast_period(catalog, params, layers)
-    if (params.get("format") or "").lower() in JSON_FORMATS:
-        return JSONResponse(capabilities_json(catalog, layers, only_headers, period))
+    as_json = (params.get("format") or "").lower() in JSON_FORMATS
     version = wms_version(params)
-    xml = capabilities_xml(catalog, layers, service_url, only_headers, period, version)
-    media_type = "application/vnd.ogc.wms_xml" if version == "1.1.1" else "text/xml"
-    return Response(xml, media_type=media_type)
+    periods = period and tuple((k, tuple(run.label for run in v)) for k, v in period.items())
+    key = ("wms", catalog.cache_key, current_minute(), None if as_json else service_url,
+           tuple(layer.id for layer in layers), only_headers, periods, as_json, version)
+
+    def build() -> Document:
+        if as_json:
+            content = capabilities_json(catalog, layers, only_headers, period)
+            body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            return Document.of(body.encode(), "application/json")
+        xml = capabilities_xml(catalog, layers, service_url, only_headers, period, version)
+        return Document.of(xml, "application/vnd.ogc.wms_xml" if version == "1.1.1"
+                           else "text/xml")
+
+    return documents.get(key, build)
 
 
 def _requested_layers(catalog: Catalog, params: Params) -> list[Layer]:

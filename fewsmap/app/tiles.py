@@ -12,8 +12,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fewsmap.app.api import api_error
+from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.maps import map_response
 from fewsmap.catalog import Catalog
+from fewsmap.dimensions import current_minute
 from fewsmap.errors import (
     FewsmapError,
     InternalError,
@@ -68,8 +70,10 @@ def tile_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
     ]
 
 
-def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Settings) -> list[Route]:
-    """OGC WMTS 1.0.0: ``/wmts`` (KVP) and ``/wmts/1.0.0/…`` (RESTful)."""
+def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Settings,
+                documents: DocumentCache) -> list[Route]:
+    """OGC WMTS 1.0.0: ``/wmts`` (KVP) and ``/wmts/1.0.0/…`` (RESTful); the capabilities
+    are kept in ``documents``."""
 
     async def kvp(request: Request) -> Response:
         try:
@@ -77,7 +81,7 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
             params = Params(request.query_params.multi_items())
             operation = (params.get("request") or "").lower()
             if operation == "getcapabilities":
-                return await _capabilities(catalog, request)
+                return await _capabilities(catalog, request, documents)
             if operation == "gettile":
                 return await _tile(catalog, wmts.kvp_tile(catalog, params), request)
             if not operation:
@@ -89,7 +93,7 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
 
     async def rest_capabilities(request: Request) -> Response:
         try:
-            return await _capabilities(await catalog_now(), request)
+            return await _capabilities(await catalog_now(), request, documents)
         except Exception as exc:
             return wmts_error(exc)
 
@@ -114,11 +118,17 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
     ]
 
 
-async def _capabilities(catalog: Catalog, request: Request) -> Response:
+async def _capabilities(catalog: Catalog, request: Request,
+                        documents: DocumentCache) -> Response:
     base = str(request.base_url).rstrip("/")
-    body = await run_in_threadpool(wmts.capabilities, catalog, catalog.layers.values(), base)
-    return Response(body, media_type="application/xml",
-                    headers={"Cache-Control": "public, max-age=60"})
+
+    def build() -> Document:
+        return Document.of(wmts.capabilities(catalog, catalog.layers.values(), base),
+                           "application/xml")
+
+    key = ("wmts", catalog.cache_key, current_minute(), base)
+    document = await run_in_threadpool(documents.get, key, build)
+    return document.response(request, "public, max-age=60")
 
 
 def wmts_error(exc: Exception) -> Response:

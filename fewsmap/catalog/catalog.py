@@ -46,6 +46,7 @@ class CatalogState:
     stores: dict[str, ForecastStore]
     layers: dict[str, Layer]
     groups: dict[str, LayerGroup]
+    generation: int = 0  # counts the snapshots: a new one whenever a run or store lands
 
 
 class Catalog:
@@ -80,6 +81,12 @@ class Catalog:
     def groups(self) -> dict[str, LayerGroup]:
         """Layer groups by id."""
         return self._state.groups
+
+    @property
+    def cache_key(self) -> tuple[int, tuple[str, ...]]:
+        """What a document built from this catalog depends on: the snapshot and the layers
+        visible in it (a token's view shows fewer)."""
+        return self._state.generation, tuple(self._state.layers)
 
     def layer(self, layer_id: str) -> Layer:
         """Return the layer ``layer_id``.
@@ -142,7 +149,7 @@ class Catalog:
             if not force and stores == self._state.stores:
                 return False
             layers, groups = self._build_layers(stores)
-            self._state = CatalogState(stores, layers, groups)
+            self._state = CatalogState(stores, layers, groups, self._state.generation + 1)
             return True
 
     def _store_locations(self) -> dict[str, Path]:
