@@ -10,9 +10,10 @@ capabilities (XML and FEWS JSON) and time series, and samples the server's resid
 (all its processes) every ``--sample`` seconds. It reports every non-200 answer as an error,
 p50/p99 latency per kind, requests per second, and RSS: its peak under load, and its drift,
 which should stay within 10 %. The drift compares the server's memory at rest (no request
-in flight for a second) after the warm-up (the first fifth of the run) with that after the
-run: under load RSS swings by the size of the renders in flight (a 1920×1200 map needs tens
-of MB while it is drawn), which says nothing about whether memory is kept.
+in flight for two seconds, by when an idle worker has handed freed memory back to the OS)
+after the warm-up (the first fifth of the run) with that after the run: under load RSS
+swings by the size of the renders in flight (a 1920×1200 map needs tens of MB while it is
+drawn), which says nothing about whether memory is kept.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ async def sample_rss(server: ProcessTree, start: float, deadline: float, every_s
         await asyncio.sleep(every_s)
 
 
-async def rss_at_rest(server: ProcessTree, settle_s: float = 1.0) -> float:
+async def rss_at_rest(server: ProcessTree, settle_s: float = 2.0) -> float:
     """The server's resident memory once no request has been in flight for ``settle_s``."""
     await asyncio.sleep(settle_s)
     return server.rss_mb()

@@ -18,6 +18,7 @@ import contextvars
 import functools
 import math
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -49,6 +50,7 @@ class RenderLimiter:
         self.retry_after_s = max(1, math.ceil(queue_timeout_s))
         self._lock = threading.Lock()
         self._running = 0
+        self.idle_since = time.monotonic()  # when the last render ended, leaving none running
         # Requests waiting for a slot, first come first served, each with its event loop.
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self._executor = ThreadPoolExecutor(max_concurrent, thread_name_prefix="fewsmap-render")
@@ -131,6 +133,8 @@ class RenderLimiter:
                 except RuntimeError:  # that waiter's event loop is closed
                     continue
             self._running -= 1
+            if not self._running:
+                self.idle_since = time.monotonic()
 
     def _grant(self, waiter: asyncio.Future[None]) -> None:
         if waiter.done():  # it gave up meanwhile: the slot goes to the next one
