@@ -16,9 +16,11 @@ from matplotlib.colors import to_rgba
 
 from fewsmap.catalog.styles import Style
 from fewsmap.errors import StyleNotDefined
+from fewsmap.render import kernels
 
 TRANSPARENT = 0
 CONTINUOUS_LEVELS = 255
+TOP_LEVEL = CONTINUOUS_LEVELS - 0.001  # the highest scaled value: index 255
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,16 +40,34 @@ class Palette:
 
     def indices(self, values: np.ndarray) -> np.ndarray:
         """Map values to palette indices (uint8); NaN (and, for classes, below the first
-        break) → transparent; continuous styles clamp to the range."""
+        break) → transparent; continuous styles clamp to the range.
+
+        float32 fields (every map) go through one compiled pass; other types through numpy,
+        whose result is the reference (`indices_numpy`)."""
+        if values.dtype != np.float32:
+            return self.indices_numpy(values)
+        flat = np.ascontiguousarray(values).reshape(-1)
+        if self.smooth:
+            low, factor = self._even_levels()
+            out = kernels.quantise_even(flat, low, factor, np.float32(TOP_LEVEL))
+        else:
+            out = kernels.quantise_breaks(flat, self.lower_values)
+        return np.asarray(out).reshape(values.shape)
+
+    def _even_levels(self) -> tuple[np.float32, np.float32]:
+        low, high = self.value_range
+        return np.float32(low), np.float32(CONTINUOUS_LEVELS / (high - low))
+
+    def indices_numpy(self, values: np.ndarray) -> np.ndarray:
+        """`indices` in numpy: any dtype."""
         finite = np.isfinite(values)
         if self.smooth:
             # Evenly spaced thresholds: arithmetic instead of a search over 255 of them
             # (4x faster on a 1920x1200 map, benchmarks/results/suite.md).
-            low, high = self.value_range
-            factor = np.float32(CONTINUOUS_LEVELS / (high - low))
+            low, factor = self._even_levels()
             with np.errstate(over="ignore", invalid="ignore"):  # huge values clamp to the top
-                scaled = (values.astype(np.float32, copy=False) - np.float32(low)) * factor
-            scaled = np.where(finite, np.clip(scaled, 0.0, CONTINUOUS_LEVELS - 0.001), -1.0)
+                scaled = (values.astype(np.float32, copy=False) - low) * factor
+            scaled = np.where(finite, np.clip(scaled, 0.0, TOP_LEVEL), -1.0)
             return (scaled + 1.0).astype(np.uint8)
         index = np.searchsorted(self.lower_values, values, side="right")
         return np.where(finite, index, TRANSPARENT).astype(np.uint8)

@@ -20,6 +20,7 @@ import pyproj
 import xarray as xr
 import zarr
 
+from fewsmap.render import kernels
 from fewsmap.store.cube import ForecastStore, StoreVersion
 from fewsmap.store.direct import DirectReader
 from fewsmap.store.layout import GRID_MAPPING
@@ -123,10 +124,8 @@ def _paint_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray:
                     canvas.width)
     rows = _cell_of(window.y, maxy - (np.arange(canvas.height) + 0.5) * (maxy - miny) /
                     canvas.height)
-    field = window.values[np.clip(rows, 0, None)[:, None], np.clip(cols, 0, None)[None, :]]
-    field = np.asarray(field, dtype=np.float32)
-    field[(rows < 0)[:, None] | (cols < 0)[None, :]] = np.nan
-    return field
+    values = np.ascontiguousarray(window.values, dtype=np.float32)
+    return np.asarray(kernels.paint(values, rows.astype(np.int64), cols.astype(np.int64)))
 
 
 def _cell_of(centres: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -255,7 +254,7 @@ def _transform(source: pyproj.CRS | str, target: pyproj.CRS | str, x: np.ndarray
 
 
 def warm_up() -> None:
-    """Compile datashader's quadmesh kernels (numba) before the first request needs them.
+    """Compile datashader's quadmesh kernels and ours (numba) before a request needs them.
 
     Without this the first map of each kind costs 1.5-5 s on this machine.
     """
@@ -265,3 +264,4 @@ def warm_up() -> None:
     regrid(SourceWindow(values, axis, axis), canvas)
     xx, yy = np.meshgrid(axis, axis)
     regrid(SourceWindow(values, xx + 0.1 * yy, yy), canvas)
+    kernels.warm_up()

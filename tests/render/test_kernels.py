@@ -1,0 +1,90 @@
+"""The compiled render loops give exactly the numpy results they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fewsmap.catalog.styles import Style
+from fewsmap.render import kernels
+from fewsmap.render.colour import palette_for
+from fewsmap.render.regrid import Canvas, SourceWindow, regrid
+
+SMOOTH = Style("t", "T", colormap="viridis")
+CLASSES = Style("p", "P", kind="classes", breaks=(0.0, 1.0, 5.0, 10.0, 50.0),
+                colors=("#ffffff", "#aaaaff", "#5555ff", "#0000ff", "#ff00ff"))
+# Every kind of float32: ordinary, on and around thresholds, huge, tiny, ±inf, NaN.
+FIELDS = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),
+                    elements=st.floats(width=32, allow_nan=True, allow_infinity=True))
+RANGES = st.tuples(st.floats(-1e6, 1e6, width=32),
+                   st.floats(float(np.float32(1e-3)), 1e6, width=32))
+
+
+@settings(max_examples=300, deadline=None)
+@given(FIELDS, RANGES)
+def test_continuous_indices_equal_numpy(field: np.ndarray, low_span: tuple[float, float]
+                                        ) -> None:
+    low, span = low_span
+    palette = palette_for(SMOOTH, (low, low + span), None)
+    np.testing.assert_array_equal(palette.indices(field), palette.indices_numpy(field))
+
+
+@settings(max_examples=300, deadline=None)
+@given(FIELDS, st.one_of(st.none(), RANGES))
+def test_class_indices_equal_numpy(field: np.ndarray,
+                                   low_span: tuple[float, float] | None) -> None:
+    value_range = None if low_span is None else (low_span[0], low_span[0] + low_span[1])
+    palette = palette_for(CLASSES, value_range, None)
+    np.testing.assert_array_equal(palette.indices(field), palette.indices_numpy(field))
+
+
+@pytest.mark.parametrize("value_range", [(0.0, 1.0), (-40.0, 45.0), (273.1, 273.2)])
+def test_every_level_and_both_ends_equal_numpy(value_range: tuple[float, float]) -> None:
+    low, high = value_range
+    span = high - low
+    field = np.linspace(low - span / 10, high + span / 10, 200_001, dtype=np.float32)
+    palette = palette_for(SMOOTH, value_range, None)
+    indices = palette.indices(field)
+    np.testing.assert_array_equal(indices, palette.indices_numpy(field))
+    assert set(np.unique(indices).tolist()) == set(range(1, 256))
+
+
+def test_values_on_the_breaks_take_their_class() -> None:
+    field = np.array([[-0.5, 0.0, 0.999, 1.0, 5.0, 49.9, 50.0, 1e30, np.nan]], np.float32)
+    palette = palette_for(CLASSES, None, None)
+    assert palette.indices(field).tolist() == [[0, 1, 1, 2, 3, 4, 5, 5, 0]]
+
+
+def test_strided_and_other_typed_fields_are_coloured_alike() -> None:
+    field = np.random.default_rng(1).normal(0, 10, (64, 64)).astype(np.float32)
+    palette = palette_for(SMOOTH, (-20.0, 20.0), None)
+    view = field[::3, 1::2]
+    np.testing.assert_array_equal(palette.indices(view), palette.indices_numpy(view))
+    as64 = field.astype(np.float64)
+    np.testing.assert_array_equal(palette.indices(as64), palette.indices(field))
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 30), st.integers(1, 30)),
+                  elements=st.floats(width=32, allow_nan=True)),
+       st.data())
+def test_paint_equals_numpy_indexing(values: np.ndarray, data: st.DataObject) -> None:
+    ny, nx = values.shape
+    rows = np.asarray(data.draw(st.lists(st.integers(-1, ny - 1), min_size=1, max_size=50)))
+    cols = np.asarray(data.draw(st.lists(st.integers(-1, nx - 1), min_size=1, max_size=50)))
+    expected = values[np.clip(rows, 0, None)[:, None], np.clip(cols, 0, None)[None, :]]
+    expected[(rows < 0)[:, None] | (cols < 0)[None, :]] = np.nan
+    np.testing.assert_array_equal(kernels.paint(values, rows, cols), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4"])
+def test_zoomed_in_maps_paint_whatever_the_stored_type(dtype: str) -> None:
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    axis_x, axis_y = np.arange(4.0), np.arange(3.0)
+    canvas = Canvas("EPSG:4326", (-0.5, -0.5, 3.5, 2.5), 8, 6)  # two pixels per cell
+    field = regrid(SourceWindow(values.astype(dtype), axis_x, axis_y), canvas)
+    assert field.dtype == np.float32
+    np.testing.assert_array_equal(field, np.repeat(np.repeat(values[::-1], 2, 0), 2, 1))
