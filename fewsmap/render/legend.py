@@ -57,10 +57,11 @@ def legend_png(palette: Palette, units: str, width: int | None, height: int | No
     draw = ImageDraw.Draw(image)
     if units:
         draw.text((2, 1), units, fill=(0, 0, 0, 255))
+    left = min(2, width - 1)  # a legend a few pixels wide is all swatch
     for i, entry in enumerate(entries):
         top = int((i + header) * row)
         bottom = max(int((i + header + 1) * row) - 2, top)
-        draw.rectangle((2, top, min(24, width - 1), bottom), fill=entry["color"],
+        draw.rectangle((left, top, min(24, width - 1), bottom), fill=entry["color"],
                        outline=(90, 90, 90, 255))
         draw.text((30, top), entry["label"], fill=(0, 0, 0, 255))
     return png_image(image)

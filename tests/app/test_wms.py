@@ -198,6 +198,14 @@ def test_legend_json_and_png_agree_with_the_map_palette(url: str) -> None:
     assert image.size == (150, 15 * 12)  # 11 entries and the units row
 
 
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (2, 40), (3, 3), (26, 500)])
+def test_legends_of_any_size_are_drawn(url: str, width: int, height: int) -> None:
+    png = get(url, request="GetLegendGraphic", layers="grid.lon", width=str(width),
+              height=str(height))
+    assert png.status_code == 200, png.text
+    assert Image.open(io.BytesIO(png.content)).size == (width, height)
+
+
 def test_vector_layers_pair_u_and_v_and_encode_them_as_fews_tiff(url: str) -> None:
     caps = get(url, request="GetCapabilities", format="application/json").json()
     vector = next(layer for layer in caps["layers"] if layer["name"] == "grid.u-v")
