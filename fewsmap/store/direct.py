@@ -16,6 +16,8 @@ Any other layout gets None from `DirectReader.of`, and the caller reads through 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import struct
 from collections.abc import Sequence
@@ -134,12 +136,15 @@ def _read_span(fd: int, start: int, stop: int) -> bytes:
     offsets = struct.unpack_from(f"<{blocks}i", table, HEADER.size)
     # Threaded compression stores blocks in the order they finished: a block ends where the
     # next stored block begins.
-    ends = dict(zip(sorted(offsets), [*sorted(offsets)[1:], cbytes], strict=True))
-    pieces = [os.pread(fd, ends[offsets[b]] - offsets[b], offsets[b])
-              for b in range(first, last + 1)]
+    stored = [*sorted(offsets), cbytes]
+    pieces = []
+    for begin in offsets[first:last + 1]:
+        end = stored[bisect.bisect_right(stored, begin)]
+        pieces.append(os.pread(fd, end - begin, begin))
     # Those blocks alone, as a frame of their own: the same flags and block size.
     table_end = HEADER.size + OFFSET.size * len(pieces)
-    starts = np.cumsum([table_end, *(len(piece) for piece in pieces[:-1])]).tolist()
+    starts = list(itertools.accumulate((len(piece) for piece in pieces[:-1]),
+                                       initial=table_end))
     frame = b"".join([
         HEADER.pack(version, codec_version, flags, typesize, blocksize * len(pieces), blocksize,
                     table_end + sum(map(len, pieces))),
