@@ -45,6 +45,7 @@ from fewsmap.ogc.featureinfo import get_feature_info
 from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
+from fewsmap.render import kernels
 from fewsmap.render.encode import error_png
 from fewsmap.render.regrid import warm_up
 from fewsmap.settings import Settings, read_config
@@ -124,8 +125,11 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # In the background: the service answers at once; a map requested meanwhile
-        # waits for numba's compile lock instead of compiling again.
+        # Every map needs fewsmap's own kernels: ready before the first request (loaded
+        # from numba's cache after the first start). datashader's, needed only when
+        # zoomed out, compile in the background: the service answers at once, and such a
+        # map requested meanwhile waits for numba's compile lock instead of compiling again.
+        await run_in_threadpool(kernels.warm_up)
         threading.Thread(target=warm_up, name="fewsmap-warm-up", daemon=True).start()
         yield
 
