@@ -85,9 +85,10 @@ def read_window(store: ForecastStore, variable: str, prefix: tuple[int, ...],
 # At or above this many pixels per source cell (both axes) the cell holding each pixel centre
 # is painted, ~18x faster than quadmesh (reference/perf-anchors.md); below it datashader
 # averages the cells. tests/render/test_regrid.py states the tolerance against quadmesh:
-# from one pixel per cell, none (the same value in every pixel); between 0.7 and 1, where
-# quadmesh averages the 1-4 cells whose upper edges fall in a pixel, a shift of at most one
-# pixel. Quadmesh there would cost a 1920x1200 map about 70 ms instead of 4 (measured).
+# none for evenly spaced axes from one pixel per cell; a shift of at most one pixel between
+# 0.7 and 1 (quadmesh averages the cells whose upper edges fall in a pixel) and for uneven
+# axes such as Mercator rows (quadmesh covers pixels from the floor of a cell's lower edge).
+# Quadmesh in that band would cost a 1920x1200 map about 70 ms instead of 4 (measured).
 NEAREST_MIN_PIXELS_PER_CELL = 0.7
 
 
