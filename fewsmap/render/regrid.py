@@ -258,7 +258,8 @@ def _transform(source: pyproj.CRS | str, target: pyproj.CRS | str, x: np.ndarray
 
 
 def warm_up() -> None:
-    """Compile datashader's quadmesh kernels and ours (numba) before a request needs them.
+    """Compile datashader's quadmesh kernels (numba) before a request needs them (fewsmap's
+    own are compiled before serving: `fewsmap.render.kernels.warm_up`).
 
     Without this the first map of each kind costs 1.5-5 s on this machine.
     """
@@ -268,4 +269,3 @@ def warm_up() -> None:
     regrid(SourceWindow(values, axis, axis), canvas)
     xx, yy = np.meshgrid(axis, axis)
     regrid(SourceWindow(values, xx + 0.1 * yy, yy), canvas)
-    kernels.warm_up()
