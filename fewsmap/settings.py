@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fewsmap.errors import ConfigError
 
@@ -44,6 +45,10 @@ class Settings:
     # One process per core renders on every core (each has its own render threads).
     workers: int = field(default_factory=default_workers)
     title: str = "fewsmap"
+    # The address clients reach the service by (e.g. https://maps.example.org/fewsmap behind
+    # a proxy), used for every link in capabilities, TileJSON and EDR answers. Empty: the
+    # request's own scheme and Host, which a client can set to anything.
+    public_url: str = ""
     max_image_pixels: int = 2_304_000
     # Animated GetMap (GIF, APNG, WebP): frames per answer, and frames × WIDTH × HEIGHT
     # (100 frames of 500 × 500), both refused before any frame is drawn.
@@ -86,6 +91,7 @@ _CONVERTERS: dict[str, Any] = {
     "port": int,
     "workers": int,
     "title": str,
+    "public_url": lambda v: _public_url(str(v)),
     "max_image_pixels": int,
     "max_animation_frames": lambda v: _positive(int(v)),
     "max_animation_pixels": lambda v: _positive(int(v)),
@@ -103,6 +109,15 @@ _CONVERTERS: dict[str, Any] = {
     "cors_origins": lambda v: tuple(o.strip() for o in (
         v if isinstance(v, list | tuple) else str(v).split(",")) if o.strip()),
 }
+
+
+def _public_url(value: str) -> str:
+    """An absolute http(s) address without query or fragment, kept without a final '/'."""
+    parts = urlsplit(value.strip())
+    if value.strip() and (parts.scheme not in ("http", "https") or not parts.netloc
+                          or parts.query or parts.fragment):
+        raise ValueError(f"{value!r} is not an http(s) address")
+    return value.strip().rstrip("/")
 
 
 def _positive(value: float, allow_zero: bool = False) -> Any:

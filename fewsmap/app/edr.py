@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fewsmap.app.limits import render_limiter
+from fewsmap.app.links import public_base
 from fewsmap.catalog import Catalog
 from fewsmap.edr import metadata
 from fewsmap.edr.data import answer_query, find_layer, find_run
@@ -157,7 +158,7 @@ def _metadata_format(request: Request) -> None:
 
 
 def _root(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return public_base(request)
 
 
 def _json(body: dict[str, Any], media_type: str = metadata.JSON) -> Response:

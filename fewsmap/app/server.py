@@ -25,6 +25,7 @@ from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.edr import edr_routes
 from fewsmap.app.http_errors import http_error
 from fewsmap.app.limits import RenderLimiter, render_limiter
+from fewsmap.app.links import public_url
 from fewsmap.app.maps import map_response
 from fewsmap.app.security import Security, TokenMiddleware
 from fewsmap.app.tiles import tile_routes, wmts_routes
@@ -87,7 +88,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
             operation = (params.get("request") or "").lower()
             if operation == "getcapabilities":
                 document = await run_in_threadpool(
-                    get_capabilities, current, params, str(request.url.replace(query="")),
+                    get_capabilities, current, params, public_url(request),
                     documents)
                 return document.response(request)
             if operation == "getmap":
@@ -153,6 +154,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                                         Exception: on_error})
     app.state.render_limiter = RenderLimiter.from_settings(settings)  # maps, tiles, points
     app.state.documents = documents
+    app.state.public_url = settings.public_url  # links in answers (fewsmap/app/links.py)
     return app
 
 

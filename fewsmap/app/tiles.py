@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from fewsmap.app.api import api_error
 from fewsmap.app.documents import Document, DocumentCache
+from fewsmap.app.links import public_base
 from fewsmap.app.maps import map_response
 from fewsmap.catalog import Catalog
 from fewsmap.dimensions import current_minute
@@ -57,7 +58,7 @@ def tile_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
         try:
             catalog = await catalog_now()
             params = Params(request.query_params.multi_items())
-            base = str(request.base_url).rstrip("/")
+            base = public_base(request)
             document = await run_in_threadpool(
                 tilejson, catalog, request.path_params["layer"], params, base)
         except Exception as exc:
@@ -120,7 +121,7 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
 
 async def _capabilities(catalog: Catalog, request: Request,
                         documents: DocumentCache) -> Response:
-    base = str(request.base_url).rstrip("/")
+    base = public_base(request)
 
     def build() -> Document:
         return Document.of(wmts.capabilities(catalog, catalog.layers.values(), base),
