@@ -16,6 +16,7 @@ from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.render.legend import legend_size
+from fewsmap.render.pipeline import run_range
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
@@ -69,6 +70,9 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
         return entry
     stats = run.statistics.get(layer.variable, {})
     entry["externalForecastTime"] = run.label
+    value_range = run_range(run, layer.variables)
+    if value_range is not None:  # the colour range of automatic styles, for every tile
+        entry["valueRange"] = {"min": value_range[0], "max": value_range[1]}
     entry["completelyMissing"] = stats.get("nan_fraction") == 1.0
     entry["firstValueTime"] = format_time(run.valid_times[0])
     entry["lastValueTime"] = format_time(run.valid_times[-1])

@@ -151,6 +151,23 @@ def test_tilejson_is_valid_and_its_urls_work(url: str) -> None:
     assert httpx.get(document["legend"], timeout=30).headers["content-type"] == "image/png"
 
 
+def test_the_advertised_range_is_the_one_tiles_are_coloured_with(url: str) -> None:
+    """Capabilities JSON and TileJSON give the run's range (from ingest statistics); an
+    auto-ranged tile equals one asking for that range explicitly."""
+    capabilities = httpx.get(f"{url}/wms", params={
+        "service": "WMS", "request": "GetCapabilities", "format": "application/json"},
+        timeout=30).json()
+    entry = next(e for e in capabilities["layers"] if e["name"] == "grid.lon")
+    advertised = entry["valueRange"]["min"], entry["valueRange"]["max"]
+    assert advertised == pytest.approx((-20.0, 40.0))  # the grid's longitudes
+    tilejson = httpx.get(f"{url}/tiles/grid.lon/tilejson.json", timeout=30).json()
+    assert tilejson["fewsmap"]["valueRange"] == pytest.approx(list(advertised))
+    auto = tile(url, 5, 16, 10, layer="grid.lon")
+    explicit = tile(url, 5, 16, 10, layer="grid.lon",
+                    colorscalerange=f"{advertised[0]},{advertised[1]}")
+    assert np.array_equal(rgba(auto), rgba(explicit))
+
+
 def test_tilejson_carries_the_selectors_into_its_urls(url: str) -> None:
     query = {"run": "2026-01-01T00:00:00Z", "time": "2026-01-01T06:00:00Z"}
     document = httpx.get(f"{url}/tiles/{LAYER}/tilejson.json", params=query,
