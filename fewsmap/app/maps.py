@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,7 +40,7 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
     }
     if parsed.format in FILE_SUFFIXES:
         name = export_filename(spec, parsed.layer, FILE_SUFFIXES[parsed.format])
-        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        headers["Content-Disposition"] = attachment(name)
     if spec.time_substitutions:
         headers["Warning"] = nearest_warning(tuple(dict.fromkeys(
             served for _, served in spec.time_substitutions)))
@@ -52,7 +54,24 @@ def cache_control(catalog: Catalog, parsed: GetMapRequest) -> str:
     and ETags still tell). "Latest" or "now" change when a run lands or the clock moves."""
     fixed_run = parsed.reference_time is not None or (
         parsed.layer not in catalog.groups and catalog.resolve(parsed.layer)[1] is not None)
-    fixed_time = parsed.time is not None or parsed.lead_time is not None
+    # Only instants and ranges named explicitly fix it: TIME=current (now, present) follows
+    # the clock.
+    fixed_time = parsed.lead_time is not None or (
+        parsed.time is not None and bool(parsed.time.items))
     if fixed_run and fixed_time:
         return "public, max-age=31536000, immutable"
     return "public, max-age=60"
+
+
+def attachment(filename: str) -> str:
+    """Content-Disposition of a download named ``filename`` (layer ids may be any script).
+
+    Header values travel as Latin-1, so a name beyond ASCII goes as ``filename*`` in UTF-8
+    (RFC 6266 §4.3, RFC 8187) after an ASCII ``filename`` for clients that know only that.
+    """
+    if filename.isascii():
+        return f'attachment; filename="{filename}"'
+    unaccented = "".join(c for c in unicodedata.normalize("NFKD", filename)
+                         if not unicodedata.combining(c))
+    fallback = "".join(c if c.isascii() else "_" for c in unaccented)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
