@@ -26,6 +26,23 @@ SAMPLES = {
 }
 
 
+FIGURES: dict[str, list[str]] = {}
+
+
+def record_figure(title: str, line: str) -> None:
+    """Keep a reliability figure for the terminal summary, so CI logs show it (README
+    "Reliability and security" records them)."""
+    FIGURES.setdefault(title, []).append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for title, lines in FIGURES.items():
+            for line in lines:
+                terminalreporter.write_line(f"{title}: {line}")
+
+
 def sample_paths(name: str) -> list[Path]:
     """The input paths of a named sample (one file, a folder, or several files)."""
     value = SAMPLES[name]

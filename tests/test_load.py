@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.load import print_report, run_load
+from benchmarks.load import MAX_RSS_DRIFT, report_lines, run_load
+from tests.conftest import record_figure
 
 pytestmark = pytest.mark.slow
 MAX_RSS_MB = 1024
@@ -26,12 +27,12 @@ WARM_UP_SHARE = 0.5
 def test_short_load_has_no_errors_and_bounded_memory(demo_stores: Path) -> None:
     report = run_load(demo_stores, duration_s=20, concurrency=8, sample_s=1,
                       warm_up_share=WARM_UP_SHARE)
-    print()
-    print_report(report)
+    for line in report_lines(report):
+        record_figure("load (20 s, c=8)", line)
 
     assert report.error_count == 0, dict(report.errors)
     assert set(report.latencies_ms) == {"tile", "map 1920x1200", "capabilities",
                                         "time series"}
     assert report.requests >= 100
     assert report.rss_peak_mb < MAX_RSS_MB
-    assert report.rss_drift <= 0.10
+    assert report.rss_drift <= MAX_RSS_DRIFT

@@ -22,7 +22,7 @@ import pytest
 from fewsmap import ForecastStore
 from fewsmap.ingest import ingest
 from fewsmap.store.run import parse_time
-from tests.conftest import ROOT
+from tests.conftest import ROOT, record_figure
 from tests.forecast_files import expected_value, forecast_file, run_time
 from tests.live_server import live_server
 
@@ -130,8 +130,9 @@ def test_runs_appear_whole_and_old_ones_go_while_clients_read(tmp_path: Path) ->
         final = asyncio.run(final_state(url))
 
     labels = [str(run_time(i)) + "Z" for i in range(RUNS)]
-    print(f"\nreaders during ingest: {requests} requests by {READERS} clients, 0 failed; "
-          f"{len(seen)} newest runs seen while {RUNS - 1} runs were ingested")
+    record_figure("readers during ingest",
+                  f"{requests} requests by {READERS} clients, 0 failed; {len(seen)} newest "
+                  f"runs seen while {RUNS - 1} runs were ingested")
     assert len(seen) >= 3, "the readers hardly overlapped the ingests"
     # Retention: the last KEEP_RUNS runs are published; the pruned ones are gone.
     runs, pruned_getmap = final

@@ -37,7 +37,7 @@ import pytest
 from fewsmap import ForecastStore, open_cube
 from fewsmap.ingest import ingest
 from fewsmap.store.writer import RETIRED_GRACE_S, publish, writer_lock
-from tests.conftest import ROOT
+from tests.conftest import ROOT, record_figure
 from tests.forecast_files import forecast_file, run_time
 
 TRIALS = int(os.environ.get("FEWSMAP_CRASH_TRIALS", "20"))
@@ -212,8 +212,8 @@ def check_after_crash(store: Path, setup: Setup) -> int:
 def test_sigkill_during_ingest_loses_no_run(setup: Setup, writers: Writers,
                                             tmp_path: Path) -> None:
     rng = random.Random(SEED)
-    print(f"\ncrash test: seed {SEED}, {TRIALS} trials, clean ingest "
-          f"{setup.duration_s:.2f} s with {len(setup.trace)} file-system changes")
+    record_figure("crash test", f"seed {SEED}, {TRIALS} trials, clean ingest "
+                  f"{setup.duration_s:.2f} s with {len(setup.trace)} file-system changes")
     where: Counter[str] = Counter()
     lost = 0
     for trial, kill in enumerate(draw_kills(setup, rng)):
@@ -229,8 +229,8 @@ def test_sigkill_during_ingest_loses_no_run(setup: Setup, writers: Writers,
         assert not (store / VARIABLES[0] / "c" / "1").exists(), "retired slot not vacuumed"
         assert leftovers(store.parent) == []
         shutil.rmtree(store.parent)
-    print(f"crash test: {TRIALS} trials, runs lost: {lost}, killed in: " +
-          ", ".join(f"{name} {n}" for name, n in sorted(where.items())))
+    record_figure("crash test", f"{TRIALS} trials, runs lost: {lost}, killed in: " +
+                  ", ".join(f"{name} {n}" for name, n in sorted(where.items())))
     assert lost == 0
     assert where["vacuum"] and where["publish"] and where["chunk writes"]
     assert where["lock and marker"]
