@@ -54,7 +54,8 @@ def capabilities(catalog: Catalog, layers: Iterable[Layer], base_url: str) -> by
     _ows_text(identification, "ServiceTypeVersion", "1.0.0")
     metadata = ET.SubElement(root, _ows("OperationsMetadata"))
     for operation in ("GetCapabilities", "GetTile"):
-        _operation(metadata, operation, f"{base_url}/wmts?")
+        _operation(metadata, operation, {"KVP": f"{base_url}/wmts?",
+                                         "RESTful": f"{base_url}/wmts/1.0.0/"})
     contents = ET.SubElement(root, _wmts("Contents"))
     for layer in layers:
         _layer(contents, catalog, layer, base_url)
@@ -244,12 +245,14 @@ def _tile_matrix_set(contents: ET.Element) -> None:
             _text(matrix, tag, str(2**zoom))
 
 
-def _operation(metadata: ET.Element, name: str, url: str) -> None:
+def _operation(metadata: ET.Element, name: str, urls: dict[str, str]) -> None:
+    """An operation offered at one URL per encoding (KVP, RESTful), as GeoServer lists them."""
     operation = ET.SubElement(metadata, _ows("Operation"), {"name": name})
-    get = ET.SubElement(ET.SubElement(ET.SubElement(operation, _ows("DCP")), _ows("HTTP")),
-                        _ows("Get"), {f"{{{XLINK}}}href": url})
-    constraint = ET.SubElement(get, _ows("Constraint"), {"name": "GetEncoding"})
-    _ows_text(ET.SubElement(constraint, _ows("AllowedValues")), "Value", "KVP")
+    http = ET.SubElement(ET.SubElement(operation, _ows("DCP")), _ows("HTTP"))
+    for encoding, url in urls.items():
+        get = ET.SubElement(http, _ows("Get"), {f"{{{XLINK}}}href": url})
+        constraint = ET.SubElement(get, _ows("Constraint"), {"name": "GetEncoding"})
+        _ows_text(ET.SubElement(constraint, _ows("AllowedValues")), "Value", encoding)
 
 
 def exception_report(error: FewsmapError) -> bytes:

@@ -14,6 +14,7 @@ from tests.clients.conftest import DATA_LAYERS, latest_valid_times, run_times
 # OWSLib 0.35 tests the truth of lxml elements when it reads <Current> (its bug, not ours).
 pytestmark = pytest.mark.filterwarnings("ignore:Truth-testing of elements:FutureWarning")
 OWS = "{http://www.opengis.net/ows/1.1}"
+XLINK = "{http://www.w3.org/1999/xlink}"
 GUST = "ecmwf-ens-gust.fg10_6"
 
 
@@ -79,6 +80,10 @@ def test_errors_are_ows_exception_reports(base_url: str, query: str, code: str) 
 
 
 def test_rest_capabilities_equal_kvp(base_url: str) -> None:
-    rest = httpx.get(f"{base_url}/wmts/1.0.0/WMTSCapabilities.xml", timeout=30)
+    """Both encodings are offered, each at its own address, with the same document."""
     kvp = httpx.get(f"{base_url}/wmts?service=WMTS&request=GetCapabilities", timeout=30)
+    offered = {(get.findtext(f"{OWS}Constraint/{OWS}AllowedValues/{OWS}Value"),
+                get.get(f"{XLINK}href")) for get in etree.fromstring(kvp.content).iter(f"{OWS}Get")}
+    assert offered == {("KVP", f"{base_url}/wmts?"), ("RESTful", f"{base_url}/wmts/1.0.0/")}
+    rest = httpx.get(f"{base_url}/wmts/1.0.0/WMTSCapabilities.xml", timeout=30)
     assert rest.content == kvp.content
