@@ -98,7 +98,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                     get_feature_info, current, params, settings.max_image_pixels)
                 return Response(body, media_type=media_type, headers=dict(headers))
             if operation == "getlegendgraphic":
-                legend, media_type = await run_in_threadpool(get_legend_graphic, current, params)
+                legend, media_type = await render_limiter(request).run(
+                    get_legend_graphic, current, params, settings.max_image_pixels)
                 if isinstance(legend, dict):
                     return JSONResponse(legend)
                 return Response(legend, media_type=media_type)

@@ -96,7 +96,7 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
     layers = params.require("layers")
     if "," in layers:
         raise InvalidParameterValue("LAYERS: one layer per request (FEWS WMS-T rule)")
-    width, height = _size(params, max_pixels)
+    width, height = image_size(params, max_pixels)
     # 1.3.0 names it CRS and 1.1.1 SRS; clients mix them up, so either is accepted.
     crs_name = params.get("crs") or params.get("srs")
     if not crs_name:
@@ -296,10 +296,17 @@ def _style_and_reducer(params: Params) -> tuple[str, str | None]:
     return style, reducer
 
 
-def _size(params: Params, max_pixels: int) -> tuple[int, int]:
-    """WIDTH and HEIGHT (FEWS defaults 800 × 600), refused beyond the pixel limit."""
-    width = params.pixels("width", MAX_SIDE_PX) or 800
-    height = params.pixels("height", MAX_SIDE_PX) or 600
+def image_size(params: Params, max_pixels: int,
+               default: tuple[int, int] = (800, 600)) -> tuple[int, int]:
+    """WIDTH and HEIGHT (FEWS defaults 800 × 600), refused beyond the pixel limit.
+
+    Raises
+    ------
+    InvalidParameterValue
+        If a side is not 1..16384 pixels or WIDTH×HEIGHT exceeds ``max_pixels``.
+    """
+    width = params.pixels("width", MAX_SIDE_PX) or default[0]
+    height = params.pixels("height", MAX_SIDE_PX) or default[1]
     if width * height > max_pixels:
         raise InvalidParameterValue(
             f"WIDTH×HEIGHT={width}×{height}={width * height} pixels exceeds the limit of "

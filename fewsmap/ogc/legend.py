@@ -6,23 +6,24 @@ from typing import Any
 
 from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidFormat
-from fewsmap.ogc.getmap import PNG, parse_color_range, select_run, select_style
+from fewsmap.ogc.getmap import PNG, image_size, parse_color_range, select_run, select_style
 from fewsmap.ogc.params import Params
 from fewsmap.render.colour import palette_for
-from fewsmap.render.legend import legend_json, legend_png
+from fewsmap.render.legend import legend_json, legend_png, legend_size
 from fewsmap.render.pipeline import run_range
 
 JSON = "application/json"
-MAX_LEGEND_SIDE_PX = 2048
 
 
-def get_legend_graphic(catalog: Catalog, params: Params) -> tuple[bytes | dict[str, Any], str]:
+def get_legend_graphic(catalog: Catalog, params: Params,
+                       max_pixels: int) -> tuple[bytes | dict[str, Any], str]:
     """Return the legend (PNG bytes or a JSON-ready dict) and its media type.
 
     Raises
     ------
     FewsmapError
-        LayerNotDefined, StyleNotDefined, InvalidFormat, InvalidParameterValue.
+        LayerNotDefined, StyleNotDefined, InvalidFormat, InvalidParameterValue (also for
+        WIDTH×HEIGHT beyond ``max_pixels``, as GetMap).
     """
     layer, run_from_id = catalog.resolve(params.get("layer") or params.require("layers"))
     style = select_style(layer, (params.get("style") or params.get("styles") or "").strip())
@@ -37,6 +38,5 @@ def get_legend_graphic(catalog: Catalog, params: Params) -> tuple[bytes | dict[s
     units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))
     if image_format == JSON:
         return legend_json(palette, units), JSON
-    width = params.pixels("width", MAX_LEGEND_SIDE_PX)
-    height = params.pixels("height", MAX_LEGEND_SIDE_PX)
+    width, height = image_size(params, max_pixels, legend_size(style, units))
     return legend_png(palette, units, width, height), PNG

@@ -16,6 +16,7 @@ from lxml import etree
 from fewsmap.app.limits import RenderLimiter
 from fewsmap.app.server import create_app
 from fewsmap.errors import ConfigError, ServiceUnavailable
+from fewsmap.ogc import featureinfo, timeseries
 from fewsmap.settings import Settings, load_settings
 from tests.asgi_client import AppClient
 from tests.live_server import live_server
@@ -231,16 +232,47 @@ def test_a_range_counts_the_steps_it_names(limited: AppClient) -> None:
     assert response.status_code == 400 and "TIME names 12 values" in response.text
 
 
+POINT_INFO = {"request": "GetFeatureInfo", "layers": "naefs-mean.QPF",
+              "query_layers": "naefs-mean.QPF", "crs": "CRS:84", "bbox": "-130,20,-60,55",
+              "width": "10", "height": "10", "i": "5", "j": "5", "info_format": "text/plain"}
+SERIES = {"layer": "naefs-mean.QPF", "x": "-90", "y": "40"}
+
+
+@pytest.fixture
+def unread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any read of a point fails its request (a 500): a refusal must come before it."""
+    def read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a point was read before the limit was checked")
+
+    for module in (featureinfo, timeseries):
+        monkeypatch.setattr(module, "find_cell", read)
+        monkeypatch.setattr(module, "read_components", read)
+
+
 def test_point_values_are_limited(limited: AppClient) -> None:
-    info = {"request": "GetFeatureInfo", "layers": "naefs-mean.QPF",
-            "query_layers": "naefs-mean.QPF", "crs": "CRS:84", "bbox": "-130,20,-60,55",
-            "width": "10", "height": "10", "i": "5", "j": "5", "info_format": "text/plain"}
-    few = limited.get("/wms", params={**info, "time": steps(3)})
+    few = limited.get("/wms", params={**POINT_INFO, "time": steps(3)})
     assert few.status_code == 200, few.text
-    too_many = limited.get("/api/timeseries", params={"layer": "naefs-mean.QPF",
-                                                      "x": "-90", "y": "40"})
+    assert limited.get("/api/timeseries", params={**SERIES, "start": NAEFS_RUN,
+                                                  "end": "2022-08-09T18:00:00Z"}).is_success
+
+
+def test_time_series_values_are_refused_before_any_read(limited: AppClient,
+                                                        unread: None) -> None:
+    too_many = limited.get("/api/timeseries", params=SERIES)
     assert too_many.status_code == 400 and code_of(too_many) == "InvalidParameterValue"
     assert "reads 64 values; at most 10" in too_many.json()["error"]["message"]
+    few = limited.get("/api/timeseries", params={**SERIES, "start": NAEFS_RUN,
+                                                 "end": "2022-08-09T18:00:00Z"})
+    assert few.status_code == 500  # the reader is really out of order
+
+
+def test_feature_info_values_are_refused_before_any_read(demo_stores: Path,
+                                                         unread: None) -> None:
+    client = AppClient(create_app(Settings(stores_dir=demo_stores, max_point_values=10)))
+    too_many = client.get("/wms", params={**POINT_INFO, "time": "all"})
+    assert too_many.status_code == 400 and code_of(too_many) == "InvalidParameterValue"
+    assert "reads 64 values; at most 10" in too_many.text
+    assert client.get("/wms", params={**POINT_INFO, "time": steps(3)}).status_code == 500
 
 
 def test_image_pixels_are_limited(limited: AppClient) -> None:
@@ -248,3 +280,33 @@ def test_image_pixels_are_limited(limited: AppClient) -> None:
     assert response.status_code == 400 and "exceeds the limit of 10000" in response.text
     tile = limited.get("/tiles/naefs-mean.QPF/3/2/3.png")
     assert tile.status_code == 400 and tile.json()["error"]["message"]  # 256² > 10,000
+
+
+LEGEND = {"request": "GetLegendGraphic", "layers": "naefs-mean.QPF", "format": "image/png"}
+
+
+def test_legend_pixels_are_limited_as_maps_are(limited: AppClient) -> None:
+    drawn = limited.get("/wms", params={**LEGEND, "width": "100", "height": "100"})
+    assert drawn.status_code == 200 and drawn.headers["content-type"] == "image/png"
+    refused = limited.get("/wms", params={**LEGEND, "width": "101", "height": "100"})
+    same_map = limited.get("/wms", params={**BIG_MAP, "width": "101", "height": "100"})
+    assert refused.status_code == 400 and code_of(refused) == "InvalidParameterValue"
+    assert refused.text == same_map.text  # "WIDTH×HEIGHT=101×100=10100 pixels exceeds …"
+
+
+def test_legends_wait_for_a_render_slot(demo_stores: Path) -> None:
+    app = create_app(Settings(stores_dir=demo_stores))
+    limiter = app.state.render_limiter = RenderLimiter(1, queue_timeout_s=0.05, timeout_s=10)
+    started, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=asyncio.run, args=(
+        limiter.run(blocking, started, release, "a map being drawn"),))
+    holder.start()
+    try:
+        assert started.wait(10)
+        busy = AppClient(app).get("/wms", params=LEGEND)
+    finally:
+        release.set()
+        holder.join(10)
+    assert busy.status_code == 503 and int(busy.headers["retry-after"]) >= 1
+    assert code_of(busy) == "ServiceUnavailable"
+    assert AppClient(app).get("/wms", params=LEGEND).status_code == 200
