@@ -2,9 +2,11 @@
 
 ``python -m tests.store.crash_writer`` prints ``ready``, then reads one job a line on stdin
 (JSON: ``store``, ``files``, ``log`` and the optional ``crash_at_op``, ``crash_at``,
-``kill_after_s``, ``trace``). For each it forks a process that runs ``ingest`` and writes
-``done`` to ``log`` if it finishes; it prints ``pid <pid>``, then ``exit <code>`` once the
-process ended (``-9``: killed by SIGKILL). The process is killed with SIGKILL
+``kill_after_s``, ``trace``, ``prune``). For each it forks a process that runs ``ingest``
+(or, with ``prune`` = ``{"keep_runs": n}``, two prunes with no grace period: the first
+removes runs, the second deletes their chunks) and writes ``done`` to ``log`` if it
+finishes; it prints ``pid <pid>``, then ``exit <code>`` once the process ended (``-9``:
+killed by SIGKILL). The process is killed with SIGKILL
 
 * ``kill_after_s`` seconds after the fork (sent by this parent, to its own child), or
 * by itself, just before its ``crash_at_op``-th file-system change (an open for writing,
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fewsmap.ingest import ingest
+from fewsmap.store.retention import RetentionPolicy, prune
 
 CHANGES = ("os.rename", "os.remove", "os.rmdir", "os.mkdir", "shutil.rmtree", "os.truncate")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -61,7 +64,12 @@ def run_job(job: dict[str, Any]) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     sys.addaudithook(hook)  # in the child only: the parent forks every job unhooked
-    ingest(Path(job["store"]), [Path(p) for p in job["files"]], progress=False)
+    store = Path(job["store"])
+    if job.get("prune"):
+        for _ in range(2):
+            prune(store, RetentionPolicy(**job["prune"]), grace_s=0)
+    else:
+        ingest(store, [Path(p) for p in job["files"]], progress=False)
     os.write(log, b"done\n")
 
 

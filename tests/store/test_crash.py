@@ -8,7 +8,8 @@ file-system change (K drawn over every change of a clean ingest, plus fixed targ
 kills cover the retired slot's vacuum, the chunk writes, the coordinates and the publish).
 After each kill: the store opens, the three runs have the checksums taken before, the
 fourth run is either absent or complete, and re-running the ingest completes it with a
-clean ingest's values.
+clean ingest's values. Retention (``prune``, which publishes and deletes too) is killed the
+same way at changes spread over a clean prune's.
 
 CI runs 20 trials; the long run is ``FEWSMAP_CRASH_TRIALS=500 .venv/bin/pytest
 tests/store/test_crash.py -s`` (``FEWSMAP_CRASH_SEED`` picks the draw).
@@ -36,6 +37,8 @@ import pytest
 
 from fewsmap import ForecastStore, open_cube
 from fewsmap.ingest import ingest
+from fewsmap.store.retention import RetentionPolicy, prune
+from fewsmap.store.run import parse_time
 from fewsmap.store.writer import RETIRED_GRACE_S, publish, writer_lock
 from tests.conftest import ROOT, record_figure
 from tests.forecast_files import forecast_file, run_time
@@ -45,6 +48,7 @@ SEED = int(os.environ.get("FEWSMAP_CRASH_SEED", "20261121"))
 SHAPE = (520, 540)  # 2 x 2 spatial chunks per field (512² tiles)
 VARIABLES = ("t2m", "tp")
 NEW_SLOT = 4  # runs 0-2 in slots 0-2, run 1 replaced into slot 3, slot 1 retired
+PRUNE = {"keep_runs": 1}  # the retention trials keep the newest run
 
 
 def run_digests(store: Path) -> dict[str, str]:
@@ -234,3 +238,39 @@ def test_sigkill_during_ingest_loses_no_run(setup: Setup, writers: Writers,
     assert lost == 0
     assert where["vacuum"] and where["publish"] and where["chunk writes"]
     assert where["lock and marker"]
+
+
+def test_sigkill_during_prune_loses_no_kept_run(setup: Setup, writers: Writers,
+                                                tmp_path: Path) -> None:
+    """Retention killed at changes drawn over a clean prune's: the kept run is intact, a
+    removed run is either still whole or gone, and pruning again finishes the job."""
+    keep = max(setup.before, key=parse_time)
+    clean = tmp_path / "clean" / "feed.zarr"
+    shutil.copytree(setup.base.parent, clean.parent)
+    assert writers.run(clean, [], tmp_path / "clean.log", trace=True, prune=PRUNE) == 0
+    ops = sum(line.startswith("op ") for line in (tmp_path / "clean.log").read_text().split("\n"))
+    assert run_digests(clean) == {keep: setup.before[keep]}
+    trials = max(TRIALS // 2, 1)
+    kills = sorted({ops * i // trials + 1 for i in range(trials)})  # spread over every change
+    for trial, at_op in enumerate(kills):
+        store = tmp_path / str(trial) / "feed.zarr"
+        shutil.copytree(setup.base.parent, store.parent)
+        assert writers.run(store, [], tmp_path / f"{trial}.log", crash_at_op=at_op,
+                           prune=PRUNE) == -signal.SIGKILL
+        published = run_digests(store)
+        assert published[keep] == setup.before[keep]
+        assert all(setup.before[label] == digest for label, digest in published.items())
+        for _ in range(2):
+            prune(store, RetentionPolicy(**PRUNE), grace_s=0)
+        assert run_digests(store) == {keep: setup.before[keep]}
+        assert sorted(slot_folders(store)) == sorted(slot_folders(clean))
+        assert leftovers(store.parent) == []
+        shutil.rmtree(store.parent)
+    record_figure("crash test", f"{len(kills)} kills during retention ({ops} changes): "
+                                "kept runs lost 0, partial runs seen 0")
+
+
+def slot_folders(store: Path) -> list[str]:
+    """The run slots holding chunks, per variable: what vacuuming should have left."""
+    return [str(p.relative_to(store)) for name in VARIABLES
+            for p in (store / name / "c").iterdir()]
