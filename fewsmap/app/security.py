@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.catalog import CatalogState
@@ -71,12 +72,17 @@ class Security:
     def view(self, catalog: Catalog) -> Catalog:
         """The catalog as the current request may see it."""
         presented = _request_token.get()
-        granted = [t for t in self.tokens
-                   if presented is not None and hmac.compare_digest(
-                       t.secret.encode(), presented.encode())]
+        granted = self.granted(presented)
         error = None if presented is None else "insufficient_scope" if granted else \
             "invalid_token"
         return CatalogView(catalog, self.tokens, granted, error)
+
+    def granted(self, presented: str | None) -> list[AccessToken]:
+        """The configured tokens equal to ``presented`` (compared in constant time)."""
+        if presented is None:
+            return []
+        return [t for t in self.tokens
+                if hmac.compare_digest(t.secret.encode(), presented.encode())]
 
 
 def _token(entry: Any, number: int) -> AccessToken:
@@ -187,20 +193,47 @@ def _ancestors(state: CatalogState, group: str) -> set[str]:
 
 
 class TokenMiddleware:
-    """Take the request's token from ``Authorization: Bearer`` or ``api_key`` for the view."""
+    """Take the request's token from ``Authorization: Bearer`` or ``api_key`` for the view,
+    and keep what a token unlocked out of shared caches.
 
-    def __init__(self, app: ASGIApp) -> None:
+    An answer to a valid token may show protected layers (a tile, capabilities or EDR
+    collections listing them, a store's files), so it is ``private``: a proxy or CDN never
+    stores it. Anonymous answers show only public layers and keep their ``public``. Every
+    answer varies with ``Authorization`` (the same URL shows more with a token), so a cache
+    never hands an anonymous answer to a token holder.
+    """
+
+    def __init__(self, app: ASGIApp, security: Security) -> None:
         self.app = app
+        self.security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        reset = _request_token.set(request_token(scope))
+        token = request_token(scope)
+        unlocked = bool(self.security.granted(token))
+
+        async def send_cacheable_as_allowed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.add_vary_header("Authorization")
+                if unlocked:
+                    headers["Cache-Control"] = private(headers.get("cache-control"))
+            await send(message)
+
+        reset = _request_token.set(token)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_cacheable_as_allowed)
         finally:
             _request_token.reset(reset)
+
+
+def private(cache_control: str | None) -> str:
+    """``cache_control`` for one client's cache only: ``public`` becomes ``private``."""
+    directives = [d.strip() for d in (cache_control or "").split(",")]
+    kept = [d for d in directives if d and d.lower() not in ("public", "private")]
+    return ", ".join(["private", *kept])
 
 
 def request_token(scope: Scope) -> str | None:

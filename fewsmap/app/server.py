@@ -149,7 +149,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                                       "X-Fewsmap-Valid-Time", "Content-Range",
                                       "Accept-Ranges", "Content-Length", "Last-Modified",
                                       "Retry-After", "WWW-Authenticate"])
-    tokens = [Middleware(TokenMiddleware)] if security else []
+    tokens = [Middleware(TokenMiddleware, security=security)] if security else []
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors, *tokens],
                     exception_handlers={HTTPException: http_error, FewsmapError: on_error,
                                         Exception: on_error})

@@ -316,6 +316,44 @@ def test_every_endpoint_honours_the_tokens(secured: AppClient) -> None:
     assert gust.status_code == 200, gust.text
 
 
+WMTS_TILE = {"service": "WMTS", "request": "GetTile", "version": "1.0.0", "style": "default",
+             "format": "image/png", "tilematrixset": "WebMercatorQuad", "tilematrix": "3",
+             "tilerow": "3", "tilecol": "2"}
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/tiles/{layer}/3/2/3.png", {}),
+    ("/tiles/{layer}/tilejson.json", {}),
+    ("/wms", {**GETMAP, "layers": "{layer}"}),
+    ("/wmts", {**WMTS_TILE, "layer": "{layer}"}),
+    ("/wmts/1.0.0/WMTSCapabilities.xml", {}),
+    ("/api/timeseries", {"layer": "{layer}", "x": "-90", "y": "40"}),
+])
+def test_what_a_token_unlocks_stays_out_of_shared_caches(secured: AppClient, path: str,
+                                                         params: dict[str, str]) -> None:
+    protected, public = "naefs-mean.QPF", "naefs-mean.QTF"
+    for unlocked in (cache_control(secured, path, params, protected, bearer(TOKEN_OPS)),
+                     cache_control(secured, path, params, protected, api_key=TOKEN_OPS)):
+        assert unlocked.startswith("private") and "public" not in unlocked
+    assert cache_control(secured, path, params, public).startswith("public")
+
+
+def cache_control(client: AppClient, path: str, params: dict[str, str], layer: str,
+                  headers: dict[str, str] | None = None, **extra: str) -> str:
+    """Cache-Control of a successful answer about ``layer``, which varies with the token."""
+    response = client.get(path.format(layer=layer), headers=headers,
+                          params={k: v.format(layer=layer) for k, v in params.items()} | extra)
+    assert response.status_code == 200, response.text
+    assert "authorization" in response.headers["vary"].lower()
+    return response.headers["cache-control"]
+
+
+def test_a_protected_store_stays_out_of_shared_caches(secured: AppClient) -> None:
+    unlocked = secured.get("/zarr/naefs-mean/zarr.json", headers=bearer(TOKEN_OPS))
+    assert unlocked.headers["cache-control"] == "private, no-cache"
+    assert "authorization" in unlocked.headers["vary"].lower()
+
+
 def test_tokens_need_a_secret_and_something_to_protect(tmp_path: Path, demo_stores: Path) -> None:
     config = tmp_path / "c.toml"
     for table in ('token = "short"\nlayers = ["a"]', f'token = "{TOKEN_OPS}"',
