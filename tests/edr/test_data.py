@@ -195,6 +195,32 @@ def test_cube_on_a_lambert_grid_is_a_native_window(catalog: Catalog, edr_stores:
     np.testing.assert_allclose(answer.window.lon, window, atol=1e-4)
 
 
+@pytest.mark.parametrize(("layer", "kind", "crs84", "latitude_first"), [
+    ("naefs-mean.QTF", "area", "POLYGON((-100.13 29.87, -89.91 30.06, -95.03 40.21, "
+     "-100.13 29.87))", "POLYGON((29.87 -100.13, 30.06 -89.91, 40.21 -95.03, 29.87 -100.13))"),
+    ("marfc-fmat.t", "area", "MULTIPOLYGON(((-80 38, -75 38.5, -77 42, -80 38)))",
+     "MULTIPOLYGON(((38 -80, 38.5 -75, 42 -77, 38 -80)))"),
+    ("levels.t", "cube", "-10,40,10,50", "40,-10,50,10"),  # across 0° on a 0..355° grid
+    ("marfc-fmat.t", "cube", "-78,39,-77,40", "39,-78,40,-77"),
+], ids=["polygon-lonlat-grid", "multipolygon-projected-grid", "box-across-0", "box-projected"])
+def test_epsg_4326_is_latitude_first_and_selects_the_same_cells(
+        catalog: Catalog, layer: str, kind: str, crs84: str, latitude_first: str) -> None:
+    where = "coords" if kind == "area" else "bbox"
+    lonlat = ask(catalog, layer, kind, **{where: crs84})
+    latlon = ask(catalog, layer, kind, crs="EPSG:4326", **{where: latitude_first})
+    assert lonlat.window.inside.sum() > 10
+    for axis in ("rows", "cols", "x", "y", "inside"):
+        np.testing.assert_array_equal(getattr(latlon.window, axis),
+                                      getattr(lonlat.window, axis))
+    for name, values in lonlat.values.items():
+        np.testing.assert_array_equal(latlon.values[name], values)
+    # The same values in the answer; only the CRS it names differs.
+    ours, theirs = coverage_json(latlon), coverage_json(lonlat)
+    assert ours["ranges"] == theirs["ranges"]
+    assert ours["domain"]["axes"] == theirs["domain"]["axes"]
+    assert coverage_csv(latlon) == coverage_csv(lonlat)
+
+
 def test_value_limit_is_checked_before_reading(catalog: Catalog) -> None:
     exact = ask(catalog, "naefs-mean.QPF", "position", max_values=64, coords="POINT(-90 40)")
     assert exact.values["QPF"].size == 64

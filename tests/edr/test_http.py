@@ -20,9 +20,11 @@ from openapi_spec_validator import validate as validate_openapi
 from fewsmap import open_cube
 from fewsmap.catalog.extent import lonlat_bbox
 from fewsmap.store.cube import ForecastStore
+from tests.edr.test_data import lonlat_of
 from tests.live_server import live_server
 
 MAX_VALUES = 200_000
+COVJSON = "application/prs.coverage+json"
 NAEFS = "/edr/collections/naefs-mean.QPF"
 
 
@@ -145,6 +147,35 @@ def test_position_over_http_in_both_formats(base: str) -> None:
     assert [r["valid_time"] for r in rows] == latest.json()["domain"]["axes"]["t"]["values"]
     np.testing.assert_array_equal([float(r["value"]) if r["value"] else np.nan for r in rows],
                                   np.array(values, dtype="float64"))
+
+
+def test_the_collection_answers_from_the_newest_of_several_runs(base: str,
+                                                                edr_stores: Path) -> None:
+    fmat = "/edr/collections/marfc-fmat.t"
+    listing = Instances.model_validate_json(ok(get(base, fmat + "/instances")).text)
+    newest, oldest = listing.instances[0].id, listing.instances[-1].id
+    assert len(listing.instances) == 4
+    box = {"bbox": "-78,39,-77,40"}
+    latest = ok(get(base, fmat + "/cube", **box), COVJSON).json()
+    assert latest == get(base, f"{fmat}/instances/{newest}/cube", **box).json()
+    assert latest["ranges"] != get(base, f"{fmat}/instances/{oldest}/cube", **box).json()[
+        "ranges"]
+    # The oracle: xarray's newest run, cells whose centres pyproj puts inside the box.
+    lon, lat = lonlat_of(edr_stores, "marfc-fmat")
+    in_box = (lon >= -78) & (lon <= -77) & (lat >= 39) & (lat <= 40)
+    rows, cols = np.flatnonzero(in_box.any(axis=1)), np.flatnonzero(in_box.any(axis=0))
+    with open_cube(edr_stores / "marfc-fmat.zarr") as ds:
+        run = ds.t.isel(forecast_reference_time=-1, y=slice(rows[0], rows[-1] + 1),
+                        x=slice(cols[0], cols[-1] + 1)).load()
+    assert run_labels(edr_stores, "marfc-fmat")[-1] == newest
+    axes = latest["domain"]["axes"]
+    assert axes["x"]["values"] == run.x.values.tolist()
+    assert axes["y"]["values"] == run.y.values.tolist()
+    assert axes["t"]["values"] == [f"{t}Z" for t in run.valid_time.values.astype(
+        "datetime64[s]")]
+    values = np.array(latest["ranges"]["t"]["values"], dtype="float64").astype(np.float32)
+    np.testing.assert_array_equal(values.reshape(run.shape), run.values)
+    assert np.isfinite(run.values).all()
 
 
 def test_members_and_levels_over_http(base: str) -> None:
