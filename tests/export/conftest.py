@@ -86,3 +86,31 @@ def get_map(url: str, layer: str, bbox: str, image_format: str, crs: str = "CRS:
               "crs": crs, "bbox": bbox, "width": "256", "height": "256",
               "format": image_format, **extra}
     return httpx.get(f"{url}/wms", params=params, timeout=60)
+
+
+# How WMS clients write one lon/lat box: the version, its CRS parameter and axis order.
+BBOX_FORMS = ("1.3.0 CRS:84", "1.3.0 EPSG:4326", "1.3.0 EPSG:3857", "1.1.1 EPSG:4326")
+
+
+def bbox_query(form: str, west: float, south: float, east: float,
+               north: float) -> dict[str, str]:
+    """VERSION, CRS or SRS and BBOX of a lon/lat box as a client of ``form`` sends it: WMS
+    1.3.0 EPSG:4326 is latitude first, 1.1.1 longitude first, EPSG:3857 in metres."""
+    version, crs = form.split()
+    corners = (west, south, east, north)
+    if crs == "EPSG:3857":
+        to_3857 = pyproj.Transformer.from_crs(4326, 3857, always_xy=True)
+        corners = to_3857.transform_bounds(*corners)
+    elif version == "1.3.0" and crs == "EPSG:4326":
+        corners = (south, west, north, east)
+    return {"version": version, "crs" if version == "1.3.0" else "srs": crs,
+            "bbox": ",".join(repr(float(v)) for v in corners)}
+
+
+def get_export(url: str, layer: str, form: str, lonlat_box: tuple[float, float, float, float],
+               image_format: str, **extra: str) -> httpx.Response:
+    """GetMap asking for an export of a lon/lat box written in a client's ``form``."""
+    params = {"service": "WMS", "request": "GetMap", "layers": layer, "styles": "",
+              "width": "256", "height": "256", "format": image_format,
+              **bbox_query(form, *lonlat_box), **extra}
+    return httpx.get(f"{url}/wms", params=params, timeout=60)

@@ -17,7 +17,7 @@ import fewsmap
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
-from tests.export.conftest import get_map
+from tests.export.conftest import BBOX_FORMS, get_export, get_map
 from tests.synthetic import T0
 
 FLOAT32 = "image/tiff;subtype=float32"
@@ -56,13 +56,14 @@ def error_code(response: httpx.Response) -> str:
     return str(report.find(f"{OGC}ServiceException").get("code"))
 
 
+@pytest.mark.parametrize("form", BBOX_FORMS)
 def test_lonlat_export_matches_the_cube_and_its_grid(export_url: str, export_stores: Path,
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path, form: str) -> None:
     store = export_stores / "naefs-mean.zarr"
     run = np.datetime64("2022-08-09T00:00:00", "s")
     valid = np.datetime64("2022-08-09T12:00:00", "s")
-    response = get_map(export_url, "naefs-mean.QPF", "-100,30,-90,40", FLOAT32,
-                       time=format_time(valid))
+    response = get_export(export_url, "naefs-mean.QPF", form, (-100, 30, -90, 40), FLOAT32,
+                          time=format_time(valid))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == COG_MEDIA_TYPE
     assert response.headers["content-disposition"] == (

@@ -13,7 +13,7 @@ import xarray as xr
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
-from tests.export.conftest import get_map
+from tests.export.conftest import BBOX_FORMS, get_export, get_map
 from tests.export.test_geotiff import cube_window
 from tests.synthetic import T0
 
@@ -32,15 +32,20 @@ def grid_mapping_crs(ds: xr.Dataset, variable: str) -> pyproj.CRS:
     return pyproj.CRS.from_cf(ds[name].attrs)
 
 
-@pytest.mark.parametrize(("store", "layer", "run", "valid", "bbox"), [
-    ("naefs-mean", "QPF", "2022-08-09T00:00:00", "2022-08-09T12:00:00", "-100,30,-90,40"),
-    ("marfc-fmat", "t", "2022-06-01T12:00:00", "2022-06-02T00:00:00", "-80,38,-74,42"),
+# The lon/lat grid in every bbox form is test_geotiff's; here the projected one.
+@pytest.mark.parametrize(("store", "layer", "run", "valid", "lonlat_box", "shape", "form"), [
+    ("naefs-mean", "QPF", "2022-08-09T00:00:00", "2022-08-09T12:00:00", (-100, 30, -90, 40),
+     (21, 21), "1.3.0 CRS:84"),
+    *(("marfc-fmat", "t", "2022-06-01T12:00:00", "2022-06-02T00:00:00", (-80, 38, -74, 42),
+       (151, 157), form) for form in BBOX_FORMS),
 ])
 def test_a_slice_as_cf_netcdf(export_url: str, export_stores: Path, tmp_path: Path, store: str,
-                              layer: str, run: str, valid: str, bbox: str) -> None:
+                              layer: str, run: str, valid: str,
+                              lonlat_box: tuple[float, float, float, float],
+                              shape: tuple[int, int], form: str) -> None:
     t0, when = np.datetime64(run, "s"), np.datetime64(valid, "s")
-    response = get_map(export_url, f"{store}.{layer}", bbox, NETCDF,
-                       externalForecastTime=format_time(t0), time=format_time(when))
+    response = get_export(export_url, f"{store}.{layer}", form, lonlat_box, NETCDF,
+                          externalForecastTime=format_time(t0), time=format_time(when))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == NETCDF
     assert response.headers["content-disposition"].endswith('.nc"')
@@ -48,6 +53,7 @@ def test_a_slice_as_cf_netcdf(export_url: str, export_stores: Path, tmp_path: Pa
     assert ds.attrs["Conventions"].startswith("CF-")
     values = ds[layer]
     assert values.dtype == np.float32
+    assert values.shape == shape  # the native cells the box touches, whatever its form
     y_dim, x_dim = values.dims
     expected = cube_window(export_stores / f"{store}.zarr", layer, t0, when,
                            ds[x_dim].values, ds[y_dim].values)
