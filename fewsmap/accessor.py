@@ -27,14 +27,16 @@ class DataArrayMaps:
         """Draw the field as a PIL image (shown inline in Jupyter).
 
         A variable of an `open_cube` Dataset is drawn from its store exactly as the
-        service's GetMap draws it; its scalar run, valid/lead time, member and level
-        coordinates (from ``.sel``/``.isel``) are the defaults. Options are those of
-        `fewsmap.analysis.render_map`: run, time, lead_time, style, bbox, crs, width,
-        height, member, elevation, dimensions, color_range, reducer, show_contours,
+        service's GetMap draws it, or, read over HTTP from a fewsmap service
+        (``/zarr/<store>``), by that service's GetMap; its scalar run, valid/lead time,
+        member and level coordinates (from ``.sel``/``.isel``) are the defaults. Options are
+        those of `fewsmap.analysis.render_map`: run, time, lead_time, style, bbox, crs,
+        width, height, member, elevation, dimensions, color_range, reducer, show_contours,
         transparent.
 
-        Any other field (computed, or read over HTTP) must be 2-D and is drawn from memory
-        with the service's regrid and colour stages; options: style (a `Style` or a
+        Any other field (computed, or part of the grid) must be 2-D and is drawn from memory
+        with the service's regrid and colour stages; options: style (a `Style`, a style of
+        the layer the field came from by name, coloured as GetMap colours it, or a
         matplotlib colour map name), bbox, crs, width, height, color_range, show_contours.
 
         Raises

@@ -4,19 +4,21 @@
 (`fewsmap.ogc.getmap.resolve_maps`) and draws with `fewsmap.render.pipeline.render_maps`, so a
 notebook image is the service's PNG for the same request, pixel for pixel. `draw` serves the
 ``.fewsmap`` accessor (`fewsmap.accessor`): a field from `open_cube` is drawn from its store
-(its run/time/member selection applies), any other 2-D field held in memory (a difference of
-runs, an ensemble percentile) with the same regrid and colour stages and a style chosen from
-its CF attributes. Drawing it beats refusing it: computed fields are what analysts look at,
-and they then look like the service's maps.
+(its run/time/member selection applies), or, read over HTTP from a service, by that
+service's GetMap; any other 2-D field held in memory (a difference of runs, an ensemble
+percentile) with the same regrid and colour stages, in a style from its CF attributes, a
+matplotlib colour map or a style of the layer it came from. Drawing it beats refusing it:
+computed fields are what analysts look at, and they then look like the service's maps.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import pyproj
@@ -27,7 +29,15 @@ from PIL import Image
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator
 from fewsmap.catalog.styles import default_style
-from fewsmap.client import Bbox, Instant, aspect_height, duration_text, instant_text
+from fewsmap.client import (
+    Bbox,
+    Client,
+    Instant,
+    ServiceError,
+    aspect_height,
+    duration_text,
+    instant_text,
+)
 from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
     InvalidDimensionValue,
@@ -39,7 +49,8 @@ from fewsmap.ogc.crs import canonical_crs
 from fewsmap.ogc.getmap import MAX_SIDE_PX, PNG, GetMapRequest, resolve_maps
 from fewsmap.render.colour import palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
-from fewsmap.render.pipeline import MapSpec, render_maps
+from fewsmap.render.legend import legend_entries
+from fewsmap.render.pipeline import MapSpec, render_maps, run_range
 from fewsmap.render.regrid import (
     LONLAT_SEPARABLE,
     MERCATOR_MAX_LAT,
@@ -48,8 +59,8 @@ from fewsmap.render.regrid import (
     regrid,
 )
 from fewsmap.settings import Settings, load_settings
-from fewsmap.store.cube import SOURCE_ATTR, is_store
-from fewsmap.store.layout import RUN_DIM, STEP_DIM, VALID_TIME
+from fewsmap.store.cube import SOURCE_ATTR, is_store, open_cube
+from fewsmap.store.layout import MEMBER_DIM, RUN_DIM, STEP_DIM, VALID_TIME
 from fewsmap.store.run import format_time
 from fewsmap.timeaxis import REDUCERS
 from fewsmap.timespec import parse_duration, parse_instant, parse_time
@@ -57,6 +68,9 @@ from fewsmap.timespec import parse_duration, parse_instant, parse_time
 # Options of a field held in memory: run, time and members are chosen with .sel() there.
 IN_MEMORY_OPTIONS = frozenset({"style", "bbox", "crs", "width", "height", "color_range",
                                "show_contours"})
+# A legend's lowerValue of a colour map is rounded to 6 decimals (fewsmap.render.legend).
+LEGEND_ROUNDING = 1e-6
+ColourRange = tuple[float, float]
 
 
 def render_map(layer: str, *, run: Instant | None = None, time: Instant | None = None,
@@ -140,17 +154,22 @@ def layer_extent(catalog: Catalog, name: str, crs: str) -> Bbox:
 
 
 def draw(field: xr.DataArray, **options: Any) -> Image.Image:
-    """Draw a DataArray: from its store while it holds stored values, else from memory.
+    """Draw a DataArray: while it holds stored values, from its store (or, read over HTTP,
+    by its service's GetMap), else from memory.
 
     Raises
     ------
     FewsmapError
-        The service's error for a stored field; InvalidParameterValue when a field held in
-        memory cannot be placed on a map or an option does not apply to it.
+        The service's error for a stored field (`ServiceError` over HTTP);
+        InvalidParameterValue when a field held in memory cannot be placed on a map or an
+        option does not apply to it.
     """
     stored = stored_layer(field)
     if stored is not None:
         return draw_stored(field, *stored, **options)
+    served = served_layer(field)
+    if served is not None:
+        return draw_served(field, *served, **options)
     unknown = sorted(set(options) - IN_MEMORY_OPTIONS)
     if unknown:
         raise InvalidParameterValue(
@@ -179,25 +198,103 @@ def stored_layer(field: xr.DataArray) -> tuple[Catalog, Layer] | None:
     except LayerNotDefined:
         return None
     store = catalog.store(layer)
-    dims = store.dims(layer.variable)
-    grid = dict(zip(dims[-2:], store.array(layer.variable).shape[-2:], strict=True))
-    whole_grid = all(field.sizes.get(dim) == size for dim, size in grid.items())
+    stored = zip(store.dims(layer.variable), store.array(layer.variable).shape, strict=True)
+    return (catalog, layer) if holds_stored_values(field, dict(stored)) else None
+
+
+def holds_stored_values(field: xr.DataArray, stored: Mapping[str, int]) -> bool:
+    """Tell whether ``field`` is a selection of a stored variable with these dimension sizes
+    (grid last): the whole grid, and each other dimension kept or selected to one value."""
+    dims = list(stored)
+    whole_grid = all(field.sizes.get(dim) == stored[dim] for dim in dims[-2:])
     selected = all(dim in field.dims or _scalar(field, dim) is not None for dim in dims[:-2])
-    return (catalog, layer) if whole_grid and selected else None
+    return whole_grid and selected
 
 
 def draw_stored(field: xr.DataArray, catalog: Catalog, layer: Layer,
                 **options: Any) -> Image.Image:
     """Draw a stored field with `render_map`; its scalar run, valid time (or lead time),
     member and level coordinates are the defaults."""
-    selected = selection_of(field, catalog, layer)
+    chosen = _with_options(selection_of(field, catalog, layer), options)
+    return render_map(layer.id, catalog=catalog, **chosen)
+
+
+def served_layer(field: xr.DataArray) -> tuple[str, str, tuple[str, ...]] | None:
+    """The service, layer and member/level dimensions of a field read over HTTP from a
+    fewsmap service (``/zarr/<store>``, as `Client.open_cube` reads it) that still holds
+    the stored values (as `stored_layer` tells); None otherwise.
+
+    The layer is the zero-configuration one, ``<store>.<variable>``: the service does not
+    publish which store a configured layer reads, so a field of a layer configured under
+    another id is drawn from memory.
+    """
+    service = service_store(field)
+    if service is None or not field.encoding:
+        return None
+    url, store = service
+    variable = str(field.name)
+    with open_cube(str(field.attrs[SOURCE_ATTR])) as cube:
+        if variable not in cube.data_vars:
+            return None
+        stored = {str(dim): size for dim, size in cube[variable].sizes.items()}
+    if not holds_stored_values(field, stored):
+        return None
+    layer = f"{store}.{variable}"
+    with Client(url) as client:
+        if layer not in client.layers().index:
+            return None
+    return url, layer, tuple(stored)[2:-2]
+
+
+def service_store(field: xr.DataArray) -> tuple[str, str] | None:
+    """The service URL and store name of a field read from ``<url>/zarr/<store>``."""
+    source = field.attrs.get(SOURCE_ATTR)
+    if not isinstance(source, str) or "://" not in source:
+        return None
+    url, found, store = source.rstrip("/").rpartition("/zarr/")
+    if not found or not store or "/" in store:
+        return None
+    return url, unquote(store)
+
+
+def draw_served(field: xr.DataArray, url: str, layer: str, dims: tuple[str, ...],
+                **options: Any) -> Image.Image:
+    """Draw a field read over HTTP with its service's GetMap (`Client.map`); its scalar run,
+    valid time (or lead time), member and level coordinates are the defaults."""
+    with Client(url) as client:
+        return client.map(layer, **_with_options(served_selection(field, dims), options))
+
+
+def served_selection(field: xr.DataArray, dims: tuple[str, ...]) -> dict[str, Any]:
+    """Defaults from a field read over HTTP: its run, valid or lead time, and its selected
+    ``dims`` named as GetMap names them (`fewsmap.dimensions.layer_dimensions`: the member
+    dimension is the ensemble member, an axis Z coordinate the elevation)."""
+    chosen = _time_selection(field)
+    others = {}
+    for dim in dims:
+        value = _scalar(field, dim)
+        if value is None:
+            continue
+        if dim == MEMBER_DIM:
+            chosen["member"] = float(value)
+        elif field.coords[dim].attrs.get("axis") == "Z":
+            chosen["elevation"] = float(value)
+        else:
+            others[dim] = float(value)
+    if others:
+        chosen["dimensions"] = others
+    return chosen
+
+
+def _with_options(selected: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The field's selection overridden by the options given (a time option replaces both
+    ways of naming the time; dimensions merge)."""
     given = {name: value for name, value in options.items() if value is not None}
-    if "time" in given or "lead_time" in given:  # one way of naming the time wins
+    if "time" in given or "lead_time" in given:
         selected.pop("time", None)
         selected.pop("lead_time", None)
     dimensions = {**selected.pop("dimensions", {}), **given.pop("dimensions", {})}
-    return render_map(layer.id, catalog=catalog, dimensions=dimensions,
-                      **{**selected, **given})
+    return {**selected, **given, "dimensions": dimensions}
 
 
 def layer_of(path: Path, variable: str) -> tuple[Catalog, Layer]:
@@ -219,6 +316,19 @@ def layer_of(path: Path, variable: str) -> tuple[Catalog, Layer]:
 
 def selection_of(field: xr.DataArray, catalog: Catalog, layer: Layer) -> dict[str, Any]:
     """Defaults from the field's selection: its run, valid or lead time, member and level."""
+    chosen = _time_selection(field)
+    selected = {}
+    for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
+        value = _scalar(field, dimension.dim)
+        if value is not None:
+            selected[dimension.name] = float(value)
+    if selected:
+        chosen["dimensions"] = selected
+    return chosen
+
+
+def _time_selection(field: xr.DataArray) -> dict[str, Any]:
+    """The field's selected run and valid time (else lead time), where it has them."""
     chosen: dict[str, Any] = {}
     if _scalar(field, RUN_DIM) is not None:
         chosen["run"] = _scalar(field, RUN_DIM)
@@ -230,13 +340,6 @@ def selection_of(field: xr.DataArray, catalog: Catalog, layer: Layer) -> dict[st
         chosen["time"] = valid
     elif lead is not None:
         chosen["lead_time"] = lead
-    selected = {}
-    for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
-        value = _scalar(field, dimension.dim)
-        if value is not None:
-            selected[dimension.name] = float(value)
-    if selected:
-        chosen["dimensions"] = selected
     return chosen
 
 
@@ -248,8 +351,9 @@ def draw_array(field: xr.DataArray, *, style: str | Style | None = None,
 
     The grid is found from CF: 1-D or 2-D longitude/latitude coordinates, or projected x/y
     with a grid mapping holding ``crs_wkt`` (as `open_cube` cubes have). ``style`` is a
-    `Style` or a matplotlib colour map name; default from the CF attributes; the colour
-    range defaults to the field's own.
+    `Style`, a style of the layer the field came from (`layer_style`: its colours and the
+    range the service gives them) or a matplotlib colour map name; default from the CF
+    attributes. The colour range defaults to the style's, else the field's own.
 
     Raises
     ------
@@ -263,10 +367,10 @@ def draw_array(field: xr.DataArray, *, style: str | Style | None = None,
     canvas = Canvas(crs, _checked_bbox(bbox), _pixels(width, "width"),
                     _pixels(height or aspect_height(bbox, width), "height"))
     window = SourceWindow(values, x, y)
-    chosen = _style_of(field, style)
+    chosen, style_range = _style_of(field, style)
     finite = values[np.isfinite(values)]
     data_range = (float(finite.min()), float(finite.max())) if finite.size else None
-    palette = palette_for(chosen, _checked_range(color_range), data_range)
+    palette = palette_for(chosen, _checked_range(color_range), style_range or data_range)
     rgba = palette.rgba(palette.indices(regrid(window, canvas)))
     if show_contours:
         levels = contour_levels(chosen.contour_levels, palette.value_range)
@@ -387,15 +491,117 @@ def _edges(centres: np.ndarray) -> np.ndarray:
                      centres[-1] + (centres[-1] - centres[-2]) / 2])
 
 
-def _style_of(field: xr.DataArray, style: str | Style | None) -> Style:
+def _style_of(field: xr.DataArray,
+              style: str | Style | None) -> tuple[Style, ColourRange | None]:
+    """The style to draw a field held in memory with, and the colour range it brings (None:
+    the field's own range unless the style has one)."""
     if isinstance(style, Style):
-        return style
+        return style, None
     if style is None:
-        return default_style(_name(field), dict(field.attrs))
+        return default_style(_name(field), dict(field.attrs)), None
+    found = layer_style(field, style)
+    if found is not None:
+        return found
     if style not in colormaps:
-        raise StyleNotDefined(f"style {style!r}: a field held in memory takes a Style or a "
-                              "matplotlib colour map name (viridis, RdBu_r …)")
-    return Style(style, style, colormap=style, units=str(field.attrs.get("units", "")))
+        raise StyleNotDefined(f"style {style!r}: a field held in memory takes a Style, a "
+                              "style of the layer it came from or a matplotlib colour map "
+                              "name (viridis, RdBu_r …)")
+    return Style(style, style, colormap=style, units=str(field.attrs.get("units", ""))), None
+
+
+def layer_style(field: xr.DataArray, name: str) -> tuple[Style, ColourRange | None] | None:
+    """The style ``name`` of the layer whose variable the field's values come from (from its
+    store's catalog, or its service when read over HTTP), with the range GetMap spreads it
+    over for the field's run (the latest when the field has none): the style's own, else
+    the run's statistics. None when the field has no such layer, or the layer no such style.
+    """
+    run = _scalar(field, RUN_DIM)
+    service = service_store(field)
+    if service is not None:
+        return _served_style(*service, str(field.name), name, run)
+    source = field.attrs.get(SOURCE_ATTR)
+    if isinstance(source, str) and is_store(Path(source)):
+        return _stored_style(Path(source), str(field.name), name, run)
+    return None
+
+
+def _stored_style(path: Path, variable: str, name: str,
+                  run: np.datetime64 | None) -> tuple[Style, ColourRange | None] | None:
+    try:
+        catalog, layer = layer_of(path, variable)
+    except LayerNotDefined:
+        return None
+    style = layer.style(name)
+    runs = catalog.runs(layer)
+    if style is None or not runs:
+        return None
+    chosen = next((r for r in runs if run is not None and r.reference_time == run), runs[-1])
+    return style, run_range(chosen, layer.variables)
+
+
+def _served_style(url: str, store: str, variable: str, name: str,
+                  run: np.datetime64 | None) -> tuple[Style, ColourRange | None] | None:
+    layer = f"{store}.{variable}"
+    with Client(url) as client:
+        try:
+            about = client.tile_json(layer, run=run)["fewsmap"]
+        except ServiceError as error:
+            if error.ogc_code == "LayerNotDefined":
+                return None
+            raise
+        if name not in about["styles"]:
+            return None
+        legend = client.legend(layer, name, run=run)
+    return service_style(legend, name, about["valueRange"]), None
+
+
+def service_style(legend: Mapping[str, Any], name: str,
+                  run_range: Sequence[float] | None) -> Style:
+    """Rebuild a service's style from its FEWS legend (GetLegendGraphic JSON).
+
+    The service publishes no style definitions, but its legend determines a style: class
+    breaks and their colours exactly; a colour map by the colours it shows, which one
+    matplotlib colour map gives (services name theirs by matplotlib's names), over the
+    legend's range (the style's own, else the run's). The legend rounds that range, so
+    ``run_range`` (TileJSON's ``valueRange``) gives it exactly where they agree. Not rebuilt:
+    contour levels and the opacity of class colours, which the legend does not carry.
+
+    Raises
+    ------
+    StyleNotDefined
+        If no matplotlib colour map shows the legend's colours.
+    """
+    entries = legend["legend"]
+    lower = [float(entry["lowerValue"]) for entry in entries]
+    colours = tuple(str(entry["color"]) for entry in entries)
+    units = str(legend.get("unit", ""))
+    if not entries[0]["colorSmoothing"]:
+        return Style(name, name, kind="classes", breaks=tuple(lower), colors=colours,
+                     units=units)
+    value_range = (lower[0], lower[-1])
+    if run_range is not None and np.allclose(value_range, run_range, rtol=0,
+                                             atol=LEGEND_ROUNDING):
+        value_range = (float(run_range[0]), float(run_range[1]))
+    return Style(name, name, colormap=colour_map_showing(colours, value_range),
+                 value_range=value_range, units=units)
+
+
+@cache
+def colour_map_showing(colours: tuple[str, ...], value_range: ColourRange) -> str:
+    """The name of the matplotlib colour map whose legend over ``value_range`` shows
+    ``colours`` (the first by name where several do).
+
+    Raises
+    ------
+    StyleNotDefined
+        If none does (the service has a colour map this matplotlib lacks).
+    """
+    for name in sorted(colormaps):
+        palette = palette_for(Style(name, name, colormap=name), value_range, None)
+        if tuple(entry["color"] for entry in legend_entries(palette)) == colours:
+            return name
+    raise StyleNotDefined(f"no matplotlib colour map shows the legend colours "
+                          f"{', '.join(colours[:3])} …; the service's matplotlib may be newer")
 
 
 def _fresh(settings: Settings) -> Catalog:

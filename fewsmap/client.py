@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -143,6 +144,7 @@ class Client:
             width: int = 800, height: int | None = None, time: Instant | None = None,
             run: Instant | None = None, lead_time: Duration | None = None, style: str = "",
             member: float | None = None, elevation: float | None = None,
+            dimensions: Mapping[str, float] | None = None,
             color_range: tuple[float, float] | None = None, reducer: str | None = None,
             show_contours: bool = False, transparent: bool = True) -> Image.Image:
         """A map from WMS GetMap as a PIL image; the arguments mean what they mean for
@@ -175,6 +177,7 @@ class Client:
             if color_range else None,
             "reducer": reducer, "showContours": "true" if show_contours else None,
             "exceptions": "application/json",  # errors as JSON, whatever the format
+            **{f"dim_{name}": f"{value:g}" for name, value in (dimensions or {}).items()},
         }
         response = self._get("/wms", params)
         image = Image.open(io.BytesIO(response.content))
@@ -182,6 +185,35 @@ class Client:
         image.info.update(run=response.headers.get("X-Fewsmap-Run"),
                           valid_time=response.headers.get("X-Fewsmap-Valid-Time"))
         return image
+
+    def legend(self, layer: str, style: str = "", *, run: Instant | None = None) -> dict[str, Any]:
+        """The FEWS legend of a layer's style (GetLegendGraphic JSON) for ``run`` (default
+        the latest): ``legend`` entries (lowerValue, color, label, colorSmoothing), ``unit``.
+
+        Raises
+        ------
+        ServiceError
+            With the service's message (LayerNotDefined, StyleNotDefined …).
+        """
+        named = layer if run is None else f"{layer}-{run_text(run)}"  # the per-run layer id
+        body: dict[str, Any] = self._get("/wms", {
+            "service": "WMS", "version": "1.3.0", "request": "GetLegendGraphic",
+            "layer": named, "style": style, "format": "application/json"}).json()
+        return body
+
+    def tile_json(self, layer: str, *, run: Instant | None = None) -> dict[str, Any]:
+        """The layer's TileJSON for ``run`` (default the latest); its ``fewsmap`` member holds
+        the runs, valid times, style names and the run's colour range (``valueRange``).
+
+        Raises
+        ------
+        ServiceError
+            With the service's message (LayerNotDefined, InvalidDimensionValue …).
+        """
+        body: dict[str, Any] = self._get(
+            f"/tiles/{quote(layer, safe='')}/tilejson.json",
+            {"run": run_text(run) if run is not None else None}).json()
+        return body
 
     def open_cube(self, store: str) -> xr.Dataset:
         """The raw cube of ``store`` over HTTP (``/zarr/<store>``), lazily, as `open_cube`."""
@@ -315,6 +347,21 @@ def instant_text(value: Instant) -> str:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return str(stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def run_text(value: Instant) -> str:
+    """A run's reference time as the service names runs (``2022-08-09T00:00:00Z``), also
+    when given as a shorter text (``2022-08-09T00Z``).
+
+    Raises
+    ------
+    InvalidParameterValue
+        If ``value`` is not a time.
+    """
+    try:
+        return instant_text(pd.Timestamp(value))
+    except ValueError as exc:
+        raise InvalidParameterValue(f"run={value!r} is not a time") from exc
 
 
 def duration_text(value: Duration) -> str:

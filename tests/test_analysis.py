@@ -16,7 +16,7 @@ from PIL import Image
 
 import fewsmap
 from fewsmap import Catalog, open_cube
-from fewsmap.analysis import render_map
+from fewsmap.analysis import render_map, service_style
 from fewsmap.catalog import Style
 from fewsmap.errors import (
     InvalidDimensionValue,
@@ -25,6 +25,7 @@ from fewsmap.errors import (
     StyleNotDefined,
 )
 from fewsmap.render.colour import palette_for
+from fewsmap.render.legend import legend_json
 from fewsmap.settings import Settings
 from tests.live_server import live_server
 
@@ -187,6 +188,60 @@ def test_a_selected_member_is_the_member_getmap_draws(demo_stores: Path,
                                       dim_ensemble_member=str(member)))
     # one variable: the Dataset accessor needs no name
     assert cube.fewsmap.map(width=50).size[0] == 50
+
+
+def test_a_field_read_over_http_is_drawn_by_the_services_getmap(wms: str) -> None:
+    cube = open_cube(f"{wms}/zarr/naefs-mean")
+    field = cube.QTF.isel(forecast_reference_time=-1).sel(step="36h")
+    valid = str(np.datetime_as_string(field.valid_time.values, unit="s")) + "Z"
+    assert_same_map(field.fewsmap.map(bbox=NAEFS_BBOX, width=320, height=240),
+                    getmap(wms, layers="naefs-mean.QTF", time=valid, crs="EPSG:3857",
+                           bbox=bbox_text(NAEFS_BBOX), width="320", height="240"))
+    gust = open_cube(f"{wms}/zarr/ecmwf-ens-gust").fg10_6
+    member = gust.sel(realization=7).isel(forecast_reference_time=0, step=2)
+    image = member.fewsmap.map(bbox=(-2e6, 4.5e6, 3e6, 12e6), width=200, height=300)
+    assert_same_map(image, getmap(wms, layers="ecmwf-ens-gust.fg10_6", crs="EPSG:3857",
+                                  bbox="-2000000,4500000,3000000,12000000", width="200",
+                                  height="300", time=image.info["valid_time"],
+                                  dim_ensemble_member="7"))
+
+
+@pytest.mark.parametrize("read", ["store", "http"])
+@pytest.mark.parametrize(("variable", "style"), [("QTF", "temperature"),
+                                                 ("QPF", "precipitation")])
+def test_a_computed_field_takes_its_layers_style_by_name(
+        demo_stores: Path, wms: str, read: str, variable: str, style: str) -> None:
+    source = demo_stores / "naefs-mean.zarr" if read == "store" else f"{wms}/zarr/naefs-mean"
+    field = open_cube(source)[variable].isel(forecast_reference_time=-1).sel(step="36h")
+    valid = str(np.datetime_as_string(field.valid_time.values, unit="s")) + "Z"
+    served = getmap(wms, layers=f"naefs-mean.{variable}", time=valid, crs="EPSG:3857",
+                    bbox=bbox_text(NAEFS_BBOX), width="320", height="240")
+    computed = field * 1  # the stored values, but no longer drawn from the store
+    drawn = computed.fewsmap.map(style=style, bbox=NAEFS_BBOX, width=320, height=240)
+    np.testing.assert_array_equal(pixels(drawn), pixels(served))
+    if style == "temperature":  # unnamed, a colour map spreads over the field's own range
+        own = computed.fewsmap.map(bbox=NAEFS_BBOX, width=320, height=240)
+        assert not np.array_equal(pixels(own), pixels(served))
+
+
+RUN_RANGE = (2.865000009536743, 42.612998962402344)
+
+
+@pytest.mark.parametrize("style", [
+    Style("rain", "rain", kind="classes", breaks=(0.0, 1.0, 5.0),
+          colors=("#ffffff", "#99f3ff", "#0080ff")),
+    Style("fixed", "fixed", colormap="magma", value_range=(-5.0, 40.0)),
+    Style("automatic", "automatic", colormap="RdYlBu_r"),  # spread over RUN_RANGE
+], ids=["classes", "configured-range", "run-range"])
+def test_a_services_style_is_rebuilt_from_its_legend(style: Style) -> None:
+    served = palette_for(style, None, RUN_RANGE)
+    rebuilt = palette_for(service_style(legend_json(served, "K"), style.name, RUN_RANGE),
+                          None, None)
+    assert rebuilt.value_range == served.value_range  # exact, though the legend rounds
+    values = np.linspace(-10.0, 50.0, 4001, dtype=np.float32)
+    np.testing.assert_array_equal(rebuilt.rgba(rebuilt.indices(values)),
+                                  served.rgba(served.indices(values)))
+    assert rebuilt.style.colormap == style.colormap
 
 
 def lonlat_field(values: np.ndarray, name: str = "field", **attrs: str) -> xr.DataArray:
