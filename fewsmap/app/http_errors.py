@@ -1,4 +1,5 @@
-"""Routing refusals (404 no such path, 405 method) in the format of the endpoint asked.
+"""Routing refusals (404 no such path, 405 method, a refused CORS preflight) in the format of
+the endpoint asked.
 
 Starlette answers them in plain text; a WMS client expects a ServiceExceptionReport, a WMTS
 client an OWS ExceptionReport, an EDR client ``{"code", "description"}`` and everything else
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from fewsmap.app.api import api_error
 from fewsmap.app.edr import edr_error
@@ -22,16 +26,17 @@ from fewsmap.ogc.params import Params
 from fewsmap.ogc.wmts import exception_report as wmts_exception_report
 
 CODES = {404: "NotFound", 405: "MethodNotAllowed"}
-WMS_PATHS = ("/wms", "/FewsWebServices/")
+WMS_PATHS = ("/wms", "/FewsWebServices")
 
 
 class HTTPError(FewsmapError):
     """A refusal of the routing layer, with its own status and headers (Allow)."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None,
+                 code: str | None = None) -> None:
         super().__init__(message)
         self.http_status = status
-        self.ogc_code = CODES.get(status)
+        self.ogc_code = code or CODES.get(status)
         self._headers = dict(headers or {})
 
     @property
@@ -43,19 +48,61 @@ class HTTPError(FewsmapError):
 async def http_error(request: Request, exc: Exception) -> Response:
     """Answer a Starlette `HTTPException` in the format of the path's endpoint."""
     assert isinstance(exc, HTTPException)
+    return refusal(request, HTTPError(exc.status_code, _message(request, exc), exc.headers))
+
+
+def refusal(request: Request, error: HTTPError) -> Response:
+    """``error`` in the format of the endpoint under the request's path (JSON elsewhere)."""
     path = request.url.path
-    error = HTTPError(exc.status_code, _message(request, exc), exc.headers)
-    if path.startswith(WMS_PATHS):
+    if _under(path, WMS_PATHS):
         params = Params.for_errors(request.query_params.multi_items())
         body, media_type = exception_report(error, wms_version(params))
-    elif path.startswith("/wmts"):
+    elif _under(path, ("/wmts",)):
         body, media_type = wmts_exception_report(error), "application/xml"
-    elif path.startswith("/edr"):
+    elif _under(path, ("/edr",)):
         return edr_error(error)
     else:
         return api_error(error)
     return Response(body, status_code=error.http_status, media_type=media_type,
                     headers=error.headers)
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    """Whether ``path`` is one of ``roots`` or below one (``/wmsx`` is not under ``/wms``)."""
+    return any(path == root or path.startswith(root + "/") for root in roots)
+
+
+class ReportingCORSMiddleware(CORSMiddleware):
+    """CORS whose refused preflight says why in the endpoint's error format, not plain text.
+
+    Browsers only read the status and headers of a preflight; a person or a script reading
+    the body gets the same report as any other refusal of that path.
+    """
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        failures = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        message = (f"CORS preflight refused ({failures}): method "
+                   f"{request_headers['access-control-request-method'][:20]!r} from origin "
+                   f"{request_headers['origin'][:80]!r}; allowed methods: "
+                   f"{', '.join(self.allow_methods)}")
+        headers = {k: v for k, v in response.headers.items()
+                   if k not in ("content-length", "content-type")}
+        return RefusedPreflight(HTTPError(response.status_code, message, headers,
+                                          "CORSPreflightRefused"))
+
+
+class RefusedPreflight(Response):
+    """A refused preflight, rendered once the request's path is known."""
+
+    def __init__(self, error: HTTPError) -> None:
+        super().__init__(status_code=error.http_status)
+        self.error = error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await refusal(Request(scope), self.error)(scope, receive, send)
 
 
 def _message(request: Request, exc: HTTPException) -> str:

@@ -13,7 +13,6 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,7 +22,7 @@ from fewsmap.app.animation import animation_response
 from fewsmap.app.api import api_routes
 from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.edr import edr_routes
-from fewsmap.app.http_errors import http_error
+from fewsmap.app.http_errors import ReportingCORSMiddleware, http_error
 from fewsmap.app.limits import RenderLimiter, render_limiter
 from fewsmap.app.links import public_url
 from fewsmap.app.maps import map_response
@@ -141,7 +140,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     # capabilities, legends and feature info with fetch: by default (cors_origins) every
     # answer allows any origin; tokens travel in Authorization.
     # Zarr readers in browsers send Range and conditional requests and read their answers.
-    cors = Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+    cors = Middleware(ReportingCORSMiddleware, allow_origins=list(settings.cors_origins),
                       allow_methods=["GET", "HEAD"],
                       allow_headers=["Range", "If-None-Match", "If-Modified-Since",
                                      "If-Range", "Authorization"],

@@ -26,10 +26,11 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, MalformedRangeHeader, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from fewsmap.app.api import api_error
+from fewsmap.app.files import RangeFileResponse
 from fewsmap.catalog import Catalog
 from fewsmap.errors import FewsmapError
 from fewsmap.store.cube import ROOT_METADATA, ForecastStore
@@ -54,21 +55,6 @@ class MethodNotAllowed(FewsmapError):
 
     ogc_code = "MethodNotAllowed"
     http_status = 405
-
-
-class RangeFileResponse(FileResponse):
-    """A file answer that ignores a Range header it cannot use instead of refusing it.
-
-    RFC 9110 §14.2: a server MUST ignore a range unit it does not understand and MAY ignore
-    an invalid range set; Starlette answers 400. An unsatisfiable range stays a 416.
-    """
-
-    @classmethod
-    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
-        try:
-            return super()._parse_range_header(http_range, file_size)
-        except MalformedRangeHeader:
-            return []  # Starlette sends the whole file for an empty range list
 
 
 def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:

@@ -11,17 +11,21 @@ import os
 from html import escape
 from pathlib import Path
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import PathLike, StaticFiles
+from starlette.staticfiles import NotModifiedResponse, PathLike, StaticFiles
 from starlette.types import Scope
+
+from fewsmap.app.files import RangeFileResponse
 
 HERE = Path(__file__).resolve().parent
 ASSETS = HERE / "assets"
 VENDOR = HERE / "vendor"
 # What index.html loads from vendor/ (the Makefile's `vendor` target copies them).
 VENDOR_FILES = ("ol.js", "ol.css", "countries-110m.json")
+REVALIDATE = {"Cache-Control": "no-cache"}
 
 
 class ViewerFiles(StaticFiles):
@@ -32,9 +36,12 @@ class ViewerFiles(StaticFiles):
 
     def file_response(self, full_path: PathLike, stat_result: os.stat_result, scope: Scope,
                       status_code: int = 200) -> Response:
-        """The file, to be revalidated by ETag: an upgraded page never runs stale scripts."""
-        response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers["Cache-Control"] = "no-cache"
+        """The file, to be revalidated by ETag: an upgraded page never runs stale scripts.
+        Ranges as the stores' files (an unusable one ignored, a refusal in JSON)."""
+        response = RangeFileResponse(full_path, status_code=status_code, headers=REVALIDATE,
+                                     stat_result=stat_result)
+        if self.is_not_modified(response.headers, Headers(scope=scope)):
+            return NotModifiedResponse(response.headers)
         return response
 
 
@@ -50,7 +57,7 @@ def viewer_routes(vendor: Path = VENDOR) -> list[BaseRoute]:
         missing = missing_vendor_files(vendor)
         if missing:
             return HTMLResponse(missing_page(vendor, missing), status_code=503)
-        return FileResponse(ASSETS / "index.html", headers={"Cache-Control": "no-cache"})
+        return RangeFileResponse(ASSETS / "index.html", headers=REVALIDATE)
 
     return [
         Route("/", page),

@@ -104,6 +104,7 @@ def test_unsatisfiable_and_unusable_ranges(url: str, stores: Path) -> None:
         beyond = client.get("zarr.json", headers={"Range": f"bytes={len(data)}-"})
         assert beyond.status_code == 416
         assert beyond.headers["content-range"] == f"bytes */{len(data)}"
+        assert beyond.json()["error"]["code"] == "RangeNotSatisfiable"
         for header in ("bytes=abc", "items=0-5", "bytes=9-3"):  # RFC 9110 §14.2: ignored
             response = client.get("zarr.json", headers={"Range": header})
             assert response.status_code == 200 and response.content == data, header

@@ -155,7 +155,7 @@ class Family:
 
     ``errors``: ``wms`` (ServiceExceptionReport, or JSON when JSON was asked), ``wmts`` (OWS
     ExceptionReport), ``json`` (``{"error": {"code", "message"}}``), ``edr`` (``{"code",
-    "description"}``), ``any`` (a non-empty body in any format).
+    "description"}``).
     """
 
     name: str
@@ -201,8 +201,8 @@ API = Family("api", "json", API_PARAMS)
 EDR = Family("edr", "edr", EDR_PARAMS)
 ZARR = Family("zarr", "json", PLAIN_PARAMS)
 PAGES = Family("pages", "json", PLAIN_PARAMS)  # health, OpenAPI
-# The viewer page and its files: Starlette's file answers (a refused Range is plain text).
-STATIC = Family("static", "any", PLAIN_PARAMS)
+STATIC = Family("static", "json", PLAIN_PARAMS)  # the viewer page and its files
+UNKNOWN = Family("unknown", "json", PLAIN_PARAMS)  # paths no route answers: a JSON 404
 
 # Every route template of the app → its family. A route missing here fails test_fuzz.py.
 ROUTES: dict[str, Family] = {
@@ -233,6 +233,15 @@ ROUTES: dict[str, Family] = {
     "/edr/collections/{layer}/{query}": EDR,
     "/edr/{rest:path}": EDR,
 }
+# Not a route of the app: paths that none answers, fuzzed as if it were one.
+UNROUTED = "/{unrouted:path}"
+FAMILIES: dict[str, Family] = {**ROUTES, UNROUTED: UNKNOWN}
+# Paths beside the routes (no trailing slash: a redirect would find the route) and roots that
+# nothing is under, for hostile paths below them.
+DEAD_ENDS = ["api", "api/v2", "tiles", "tiles/x", "zarr", "viewer", "viewer/x", "health/x",
+             "wmsx", "wmts.xml", "edrs", "FewsWebServicesX", "index.html", "favicon.ico",
+             "robots.txt", ".env", ".git/config", "admin", "cgi-bin/test", "\u00e9t\u00e9"]
+DEAD_ROOTS = ["nothing", "admin", ".git", "static", "cgi-bin"]
 
 
 @cache
@@ -301,6 +310,8 @@ def path_segments(names: Names) -> dict[str, st.SearchStrategy[str]]:
                          st.sampled_from(names.store_keys).map(lambda k: "../" + k),
                          st.just(names.secret_path), NASTY),
         "rest": st.one_of(st.sampled_from(PATHS), NASTY),
+        "unrouted": st.one_of(st.sampled_from(DEAD_ENDS), st.builds(
+            "{}/{}".format, st.sampled_from(DEAD_ROOTS), st.one_of(st.sampled_from(PATHS), NASTY))),
     }
 
 
@@ -382,10 +393,11 @@ def _queries(draw: st.DrawFn, family: Family, names: Names) -> str:
 
 
 def routes(templates: list[str]) -> st.SearchStrategy[str]:
-    """A route template: first a family, so that each family gets its share of requests."""
+    """A route template (or `UNROUTED`): first a family, so that each family gets its share
+    of requests."""
     by_family: dict[str, list[str]] = {}
-    for template in sorted(templates):
-        by_family.setdefault(ROUTES[template].name, []).append(template)
+    for template in sorted([*templates, UNROUTED]):
+        by_family.setdefault(FAMILIES[template].name, []).append(template)
     return st.sampled_from(sorted(by_family)).flatmap(lambda f: st.sampled_from(by_family[f]))
 
 
@@ -398,7 +410,7 @@ def requests(template: str, names: Names) -> st.SearchStrategy[RawRequest]:
 @st.composite
 def _requests(draw: st.DrawFn, template: str, names: Names) -> RawRequest:
     """A request to the route ``template`` (a Mount path gets a file path appended)."""
-    family = ROUTES[template]
+    family = FAMILIES[template]
     path = template if "{" in template or not template.startswith("/viewer") else \
         template + "/{path:path}"
     segments = []

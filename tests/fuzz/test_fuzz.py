@@ -20,7 +20,7 @@ from fewsmap.settings import Settings
 from tests.fuzz.asgi import RawRequest, send_request
 from tests.fuzz.checks import problems
 from tests.fuzz.conftest import budget, figures
-from tests.fuzz.strategies import ROUTES, Names, requests, routes
+from tests.fuzz.strategies import FAMILIES, ROUTES, Names, requests, routes
 
 
 def route_templates(app: Starlette) -> list[str]:
@@ -60,8 +60,8 @@ def test_hostile_requests_in_process(app: Starlette, loop: asyncio.AbstractEvent
         template = data.draw(chosen, label="route")
         request: RawRequest = data.draw(requests(template, fuzz_names), label="request")
         response = loop.run_until_complete(send_request(app, request))
-        counts.count(ROUTES[template].name, response.status)
-        found = problems(request, response, ROUTES[template], (secret,))
+        counts.count(FAMILIES[template].name, response.status)
+        found = problems(request, response, FAMILIES[template], (secret,))
         assert not found, f"{request.method} {request.target[:300]!r}: {found}"
 
     fuzz()

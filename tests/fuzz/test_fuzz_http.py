@@ -16,7 +16,7 @@ from fewsmap.settings import Settings
 from tests.fuzz.asgi import RawRequest, RawResponse
 from tests.fuzz.checks import LEAKS, problems
 from tests.fuzz.conftest import budget, figures
-from tests.fuzz.strategies import ROUTES, Names, requests, routes
+from tests.fuzz.strategies import FAMILIES, ROUTES, Names, requests, routes
 from tests.live_server import live_server
 
 # Requests no HTTP parser should accept; the server must refuse them (4xx) or close the
@@ -103,8 +103,8 @@ def test_hostile_requests_over_http(server: tuple[str, int], fuzz_names: Names,
         template = data.draw(chosen, label="route")
         request: RawRequest = data.draw(requests(template, fuzz_names), label="request")
         response = send_http(connection, request)
-        counts.count(ROUTES[template].name, response.status)
-        found = problems(request, response, ROUTES[template], (secret,))
+        counts.count(FAMILIES[template].name, response.status)
+        found = problems(request, response, FAMILIES[template], (secret,))
         assert not found, f"{request.method} {request.target[:300]!r}: {found}"
 
     try:

@@ -39,11 +39,11 @@ class Client:
     def __init__(self, app: Starlette) -> None:
         self.app = app
 
-    def get(self, url: str) -> httpx.Response:
+    def get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
         async def fetch() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                response = await http.get(url)
+                response = await http.get(url, headers=headers)
                 await response.aread()
                 return response
 
@@ -88,6 +88,20 @@ def test_everything_the_page_loads_is_served(client: Client) -> None:
         assert types[Path(url).suffix] in response.headers["content-type"], url
         assert response.content, url
         assert response.headers["cache-control"] == "no-cache", url  # revalidated: no stale JS
+
+
+@pytest.mark.parametrize("url", ["/", "/viewer/assets/viewer.js", "/viewer/vendor/ol.css"])
+def test_byte_ranges_as_the_stores_files(client: Client, url: str) -> None:
+    whole = client.get(url).content
+    part = client.get(url, headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206 and part.content == whole[:10]
+    for unusable in ("bytes=abc", "lines=1-2", "bytes=9-3"):  # ignored (RFC 9110 §14.2)
+        response = client.get(url, headers={"Range": unusable})
+        assert response.status_code == 200 and response.content == whole, unusable
+    beyond = client.get(url, headers={"Range": f"bytes={len(whole)}-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["content-range"] == f"bytes */{len(whole)}"
+    assert beyond.json()["error"]["code"] == "RangeNotSatisfiable"
 
 
 def raw_get(app: Starlette, raw_path: str) -> tuple[int, bytes]:
