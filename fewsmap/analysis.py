@@ -14,7 +14,7 @@ computed fields are what analysts look at, and they then look like the service's
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,6 @@ from fewsmap.ogc.crs import canonical_crs
 from fewsmap.ogc.getmap import MAX_SIDE_PX, PNG, GetMapRequest, resolve_maps
 from fewsmap.render.colour import palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
-from fewsmap.render.legend import legend_entries
 from fewsmap.render.pipeline import MapSpec, render_maps, run_range
 from fewsmap.render.regrid import (
     LONLAT_SEPARABLE,
@@ -68,8 +67,6 @@ from fewsmap.timespec import parse_duration, parse_instant, parse_time
 # Options of a field held in memory: run, time and members are chosen with .sel() there.
 IN_MEMORY_OPTIONS = frozenset({"style", "bbox", "crs", "width", "height", "color_range",
                                "show_contours"})
-# A legend's lowerValue of a colour map is rounded to 6 decimals (fewsmap.render.legend).
-LEGEND_ROUNDING = 1e-6
 ColourRange = tuple[float, float]
 
 
@@ -541,67 +538,20 @@ def _stored_style(path: Path, variable: str, name: str,
 
 def _served_style(url: str, store: str, variable: str, name: str,
                   run: np.datetime64 | None) -> tuple[Style, ColourRange | None] | None:
+    """The service's style ``name`` of the zero-config layer ``<store>.<variable>`` (its
+    definition from the JSON capabilities) and the run's range from its TileJSON."""
     layer = f"{store}.{variable}"
     with Client(url) as client:
         try:
-            about = client.tile_json(layer, run=run)["fewsmap"]
+            style = client.styles(layer).get(name)
         except ServiceError as error:
             if error.ogc_code == "LayerNotDefined":
                 return None
             raise
-        if name not in about["styles"]:
+        if style is None:
             return None
-        legend = client.legend(layer, name, run=run)
-    return service_style(legend, name, about["valueRange"]), None
-
-
-def service_style(legend: Mapping[str, Any], name: str,
-                  run_range: Sequence[float] | None) -> Style:
-    """Rebuild a service's style from its FEWS legend (GetLegendGraphic JSON).
-
-    The service publishes no style definitions, but its legend determines a style: class
-    breaks and their colours exactly; a colour map by the colours it shows, which one
-    matplotlib colour map gives (services name theirs by matplotlib's names), over the
-    legend's range (the style's own, else the run's). The legend rounds that range, so
-    ``run_range`` (TileJSON's ``valueRange``) gives it exactly where they agree. Not rebuilt:
-    contour levels and the opacity of class colours, which the legend does not carry.
-
-    Raises
-    ------
-    StyleNotDefined
-        If no matplotlib colour map shows the legend's colours.
-    """
-    entries = legend["legend"]
-    lower = [float(entry["lowerValue"]) for entry in entries]
-    colours = tuple(str(entry["color"]) for entry in entries)
-    units = str(legend.get("unit", ""))
-    if not entries[0]["colorSmoothing"]:
-        return Style(name, name, kind="classes", breaks=tuple(lower), colors=colours,
-                     units=units)
-    value_range = (lower[0], lower[-1])
-    if run_range is not None and np.allclose(value_range, run_range, rtol=0,
-                                             atol=LEGEND_ROUNDING):
-        value_range = (float(run_range[0]), float(run_range[1]))
-    return Style(name, name, colormap=colour_map_showing(colours, value_range),
-                 value_range=value_range, units=units)
-
-
-@cache
-def colour_map_showing(colours: tuple[str, ...], value_range: ColourRange) -> str:
-    """The name of the matplotlib colour map whose legend over ``value_range`` shows
-    ``colours`` (the first by name where several do).
-
-    Raises
-    ------
-    StyleNotDefined
-        If none does (the service has a colour map this matplotlib lacks).
-    """
-    for name in sorted(colormaps):
-        palette = palette_for(Style(name, name, colormap=name), value_range, None)
-        if tuple(entry["color"] for entry in legend_entries(palette)) == colours:
-            return name
-    raise StyleNotDefined(f"no matplotlib colour map shows the legend colours "
-                          f"{', '.join(colours[:3])} …; the service's matplotlib may be newer")
+        low_high = client.tile_json(layer, run=run)["fewsmap"]["valueRange"]
+    return style, (float(low_high[0]), float(low_high[1])) if low_high else None
 
 
 def _fresh(settings: Settings) -> Catalog:

@@ -23,6 +23,7 @@ import pyproj
 import xarray as xr
 from PIL import Image
 
+from fewsmap.catalog.styles import Style, style_from_config
 from fewsmap.errors import FewsmapError, InvalidParameterValue
 from fewsmap.ogc.crs import canonical_crs, north_first
 
@@ -200,6 +201,19 @@ class Client:
             "service": "WMS", "version": "1.3.0", "request": "GetLegendGraphic",
             "layer": named, "style": style, "format": "application/json"}).json()
         return body
+
+    def styles(self, layer: str) -> dict[str, Style]:
+        """The layer's styles by name, as the service colours with them (from each style's
+        ``definition`` in the JSON capabilities).
+
+        Raises
+        ------
+        ServiceError
+            With the service's message (LayerNotDefined …).
+        """
+        body = self._capabilities({"layers": layer, "onlyHeaders": "true"})
+        entry = next(e for e in body["layers"] if e["name"] == layer)
+        return {s["name"]: style_from_config(s["definition"]) for s in entry["styles"]}
 
     def tile_json(self, layer: str, *, run: Instant | None = None) -> dict[str, Any]:
         """The layer's TileJSON for ``run`` (default the latest); its ``fewsmap`` member holds

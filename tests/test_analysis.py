@@ -16,7 +16,7 @@ from PIL import Image
 
 import fewsmap
 from fewsmap import Catalog, open_cube
-from fewsmap.analysis import render_map, service_style
+from fewsmap.analysis import render_map
 from fewsmap.catalog import Style
 from fewsmap.errors import (
     InvalidDimensionValue,
@@ -25,7 +25,6 @@ from fewsmap.errors import (
     StyleNotDefined,
 )
 from fewsmap.render.colour import palette_for
-from fewsmap.render.legend import legend_json
 from fewsmap.settings import Settings
 from tests.live_server import live_server
 
@@ -222,26 +221,6 @@ def test_a_computed_field_takes_its_layers_style_by_name(
     if style == "temperature":  # unnamed, a colour map spreads over the field's own range
         own = computed.fewsmap.map(bbox=NAEFS_BBOX, width=320, height=240)
         assert not np.array_equal(pixels(own), pixels(served))
-
-
-RUN_RANGE = (2.865000009536743, 42.612998962402344)
-
-
-@pytest.mark.parametrize("style", [
-    Style("rain", "rain", kind="classes", breaks=(0.0, 1.0, 5.0),
-          colors=("#ffffff", "#99f3ff", "#0080ff")),
-    Style("fixed", "fixed", colormap="magma", value_range=(-5.0, 40.0)),
-    Style("automatic", "automatic", colormap="RdYlBu_r"),  # spread over RUN_RANGE
-], ids=["classes", "configured-range", "run-range"])
-def test_a_services_style_is_rebuilt_from_its_legend(style: Style) -> None:
-    served = palette_for(style, None, RUN_RANGE)
-    rebuilt = palette_for(service_style(legend_json(served, "K"), style.name, RUN_RANGE),
-                          None, None)
-    assert rebuilt.value_range == served.value_range  # exact, though the legend rounds
-    values = np.linspace(-10.0, 50.0, 4001, dtype=np.float32)
-    np.testing.assert_array_equal(rebuilt.rgba(rebuilt.indices(values)),
-                                  served.rgba(served.indices(values)))
-    assert rebuilt.style.colormap == style.colormap
 
 
 def lonlat_field(values: np.ndarray, name: str = "field", **attrs: str) -> xr.DataArray:

@@ -52,6 +52,12 @@ def test_layers_are_the_catalogs_with_their_latest_runs(client: Client,
     assert layers.loc["naefs-mean.QTF"].members is None
 
 
+def test_styles_are_the_services_own(client: Client, catalog: Catalog) -> None:
+    """Each style's published definition rebuilds the very style the service colours with."""
+    for layer_id, layer in catalog.layers.items():
+        assert client.styles(layer_id) == {style.name: style for style in layer.styles}
+
+
 def test_runs_lists_every_run_oldest_first(client: Client, catalog: Catalog) -> None:
     runs = client.runs("marfc-fmat.t")
     expected = catalog.runs(catalog.layers["marfc-fmat.t"])

@@ -69,6 +69,21 @@ def style_from_config(entry: dict[str, Any]) -> Style:
     )
 
 
+def style_as_config(style: Style) -> dict[str, Any]:
+    """The style as a ``[[styles]]`` table (`style_from_config` reads it back): how JSON
+    capabilities publish a style, so clients colour values exactly as the service does."""
+    table: dict[str, Any] = {"id": style.name, "title": style.title, "units": style.units}
+    if style.kind == "classes":
+        table |= {"breaks": list(style.breaks), "colors": list(style.colors)}
+    else:
+        table["colormap"] = style.colormap
+    if style.value_range is not None:
+        table["range"] = list(style.value_range)
+    if style.contour_levels is not None:
+        table["contours"] = list(style.contour_levels)
+    return table
+
+
 def default_style(variable: str, attrs: dict[str, Any]) -> Style:
     """Choose a sensible style from a variable's CF attributes (zero-config layers)."""
     units = str(attrs.get("units", ""))

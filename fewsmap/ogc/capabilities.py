@@ -11,6 +11,7 @@ import pyproj
 
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox
+from fewsmap.catalog.styles import style_as_config
 from fewsmap.dimensions import REQUIRED, default_time, layer_dimensions
 from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
@@ -51,7 +52,9 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
                         for group in keyword_groups(catalog, layer)],
         "boundingBox": {"crs": "EPSG:3857", "minx": f"{minx:.8f}", "miny": f"{miny:.8f}",
                         "maxx": f"{maxx:.8f}", "maxy": f"{maxy:.8f}"},
-        "styles": [{"name": s.name, "title": s.title} for s in layer.styles],
+        # FEWS names and titles; "definition" (a [[styles]] table) lets clients colour alike.
+        "styles": [{"name": s.name, "title": s.title, "definition": style_as_config(s)}
+                   for s in layer.styles],
         "onlyGrids": True,
     }
     if layer.is_vector:

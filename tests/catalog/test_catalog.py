@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fewsmap.catalog import Catalog
+from fewsmap.catalog import Catalog, Style
+from fewsmap.catalog.styles import default_style, style_as_config, style_from_config
 from fewsmap.errors import ConfigError, LayerNotDefined
 from fewsmap.ingest import ingest
 from fewsmap.settings import load_settings
@@ -186,3 +188,13 @@ def test_a_vector_needs_two_components(demo_stores: Path, tmp_path: Path) -> Non
     config.write_text('[[layers]]\nid = "w"\nstore = "naefs-mean"\nvector = ["QPF"]\n')
     with pytest.raises(ConfigError, match="vector must name two variables"):
         catalog_of(demo_stores, config)
+
+
+@pytest.mark.parametrize("style", [
+    Style("rain", "Rain", kind="classes", breaks=(0.0, 1.0, 5.0),
+          colors=("#ffffff", "#99f3ff80", "#0080ff"), units="mm", contour_levels=(1.0, 5.0)),
+    Style("fixed", "Fixed", colormap="magma", value_range=(-5.0, 40.0), units="degC"),
+    default_style("t2m", {"units": "K"}),
+], ids=["classes", "colour-map", "default"])
+def test_a_style_published_as_a_table_reads_back_the_same(style: Style) -> None:
+    assert style_from_config(json.loads(json.dumps(style_as_config(style)))) == style
