@@ -289,13 +289,15 @@ def is_store(path: Path) -> bool:
     return True
 
 
-def open_cube(path_or_url: str | os.PathLike[str]) -> xr.Dataset:
+def open_cube(path_or_url: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
     """Open a forecast cube as a lazy xarray Dataset of its published runs.
 
     The result has dimensions ``forecast_reference_time × step × …`` with runs in
     reference-time order, steps in lead-time order, and a 2-D ``valid_time`` coordinate;
     nothing is read until values are used. Works on local paths and fsspec URLs, such as a
     running service's ``http://host/zarr/<store>`` (read over HTTP with fsspec/aiohttp).
+    ``chunks`` is xarray's: None reads values when indexed; ``{}`` (the store's chunks),
+    ``"auto"`` or a mapping give dask arrays, for computations larger than memory.
 
     The Dataset and each variable record the location in the ``fewsmap_store`` attribute, so
     ``ds.fewsmap.map()`` can draw a stored field with the service's pipeline (how it tells
@@ -313,7 +315,7 @@ def open_cube(path_or_url: str | os.PathLike[str]) -> xr.Dataset:
     try:
         with quiet_zarr():
             ds: xr.Dataset = xr.open_zarr(
-                target, consolidated=True, chunks=None, decode_timedelta=True
+                target, consolidated=True, chunks=chunks, decode_timedelta=True
             )
     except failures as exc:
         raise StoreError(f"cannot open forecast cube {target}: {exc}") from exc

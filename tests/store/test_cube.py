@@ -123,3 +123,13 @@ def test_open_cube_is_lazy_cf_without_dask(ingested: Ingested) -> None:
     field = ds.QPF.sel({RUN: "2022-08-09T00:00", "step": np.timedelta64(24, "h")})
     assert field.shape == (61, 121)
     assert field.valid_time.values == np.datetime64("2022-08-10T00:00", "ns")
+
+
+def test_open_cube_gives_dask_arrays_when_asked(ingested: Ingested) -> None:
+    path = ingested("naefs")
+    eager, chunked = open_cube(path), open_cube(path, chunks={})
+    assert chunked.QPF.chunks is not None  # a dask graph, for work larger than memory
+    mean = chunked.QPF.mean("step")
+    assert mean.chunks is not None  # still not computed
+    np.testing.assert_array_equal(chunked.QPF.values, eager.QPF.values)
+    np.testing.assert_allclose(mean.values, eager.QPF.mean("step").values, rtol=1e-6)
