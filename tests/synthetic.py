@@ -26,10 +26,19 @@ def _run(grid: Grid, lon: np.ndarray, lat: np.ndarray, vector: bool = False,
         stacked = np.stack([values, values]).astype("float32")
         return xr.DataArray(stacked, dims=dims, coords={"step": step}, attrs={"units": units})
 
-    fields = {"lon": (field(lon, "degrees_east"),), "lat": (field(lat, "degrees_north"),)}
+    fields: dict[str, tuple[xr.DataArray, ...]] = {
+        "lon": (field(lon, "degrees_east"),), "lat": (field(lat, "degrees_north"),)}
     if vector:  # a vector field whose components are the longitude and the latitude
         fields |= {"u": (field(lon, "m s-1"),), "v": (field(lat, "m s-1"),)}
     return RunData(t0, fields, grid, (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
+
+
+def lonlat_grid(lat: np.ndarray, lon: np.ndarray) -> Grid:
+    """A regular EPSG:4326 grid on these 1-D axes."""
+    return Grid(("latitude", "longitude"),
+                {"latitude": xr.DataArray(lat, dims="latitude"),
+                 "longitude": xr.DataArray(lon, dims="longitude")},
+                grid_attrs(pyproj.CRS.from_epsg(4326)))
 
 
 def lonlat_store(path: Path, t0: np.datetime64 = T0, offset: float = 0.0) -> Path:
@@ -39,10 +48,7 @@ def lonlat_store(path: Path, t0: np.datetime64 = T0, offset: float = 0.0) -> Pat
     and a vector ``u``/``v`` with the same values.
     """
     lat, lon = np.arange(60.0, 29.5, -1.0), np.arange(-20.0, 40.5, 1.0)
-    grid = Grid(("latitude", "longitude"),
-                {"latitude": xr.DataArray(lat, dims="latitude"),
-                 "longitude": xr.DataArray(lon, dims="longitude")},
-                grid_attrs(pyproj.CRS.from_epsg(4326)))
+    grid = lonlat_grid(lat, lon)
     lon2, lat2 = np.meshgrid(lon, lat)
     append_run(path, _run(grid, lon2 + offset, lat2 + offset, vector=True, t0=t0),
                progress=False)

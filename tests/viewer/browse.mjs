@@ -16,9 +16,15 @@ const CHROMIUM = process.env.FEWSMAP_CHROMIUM || '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const TIMEOUT_MS = 30000;
+// A layer with pressure levels and two runs sharing valid times; test_viewer.py adds its store.
+const LEVELS_LAYER = 'synthetic-levels.t';
 
-const report = { console: [], pageErrors: [], failedRequests: [], steps: {} };
+// `offServer` and `networkFailures` hold every request that went elsewhere than the fewsmap
+// server or got no answer at all (no CDN, nothing missing at run time).
+const report = { console: [], pageErrors: [], failedRequests: [], offServer: [],
+                 networkFailures: [], requestCount: 0, steps: {} };
 let phase = 'load';
+const server = new URL(base).origin;
 
 const profile = mkdtempSync(join(tmpdir(), 'fewsmap-chromium-'));
 const context = await chromium.launchPersistentContext(profile, {
@@ -40,7 +46,14 @@ page.on('response', (response) => {
 });
 const tileUrls = [];
 page.on('request', (request) => {
-  if (new URL(request.url()).pathname.startsWith('/tiles/')) tileUrls.push(request.url());
+  const url = new URL(request.url());
+  report.requestCount += 1;
+  // A blob: URL's origin is the page that made it (the tiles the page fetched itself).
+  if (url.origin !== server) report.offServer.push({ phase, url: request.url() });
+  if (url.origin === server && url.pathname.startsWith('/tiles/')) tileUrls.push(request.url());
+});
+page.on('requestfailed', (request) => {
+  report.networkFailures.push({ phase, url: request.url(), error: request.failure().errorText });
 });
 
 // The tiles requested since `mark`, as {layer, run, time, member, ...} (one per distinct query).
@@ -64,11 +77,15 @@ function tileResponse(test) {
 // Wait until no tile is loading and the map has drawn what it loaded.
 async function settled() {
   await page.waitForFunction(() => document.body.dataset.tiles === 'idle');
-  await page.evaluate(() => new Promise((resolve) => {
+  await page.evaluate((timeout) => new Promise((resolve, reject) => {
     const { map } = window.fewsmapViewer;
-    map.once('rendercomplete', () => resolve(true));
+    const timer = setTimeout(() => reject(new Error('the map did not finish rendering')), timeout);
+    map.once('rendercomplete', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
     map.render();
-  }));
+  }), TIMEOUT_MS);
 }
 
 // What the page says it shows, and what its controls hold.
@@ -87,23 +104,55 @@ function pageState() {
       shownValidTime: shown.dataset.validTime || null,
       extent3857: map.getView().calculateExtent(map.getSize()),
       mapSize: map.getSize(),
+      elevation: state.elevation,
+      elevationVisible: !document.getElementById('elevation-field').hidden,
+      elevations: [...document.querySelectorAll('#elevation option')].map((o) => o.value),
       memberVisible: !document.getElementById('member-field').hidden,
       legendEntries: document.querySelectorAll('#legend li').length,
+      legend: {
+        layer: document.getElementById('legend').dataset.layer || null,
+        unit: document.querySelector('#legend .unit')?.textContent ?? null,
+        entries: [...document.querySelectorAll('#legend li')].map((item) => ({
+          label: item.textContent.trim(),
+          color: item.querySelector('.swatch').style.backgroundColor })),
+      },
       error: document.getElementById('error').hidden ? null
         : document.getElementById('error-text').textContent,
     };
   });
 }
 
-// A screenshot of the forecast tiles alone: no base map, controls or background.
-async function dataShot(name) {
-  await page.locator('#basemap').uncheck();
+// A screenshot of the map's layers alone (no controls or page background): the forecast tiles
+// only, unless the base map is asked for.
+async function mapShot(name, { baseMap = false } = {}) {
+  if (!baseMap) await page.locator('#basemap').uncheck();
   await page.addStyleTag({
     content: '.ol-control, .ol-attribution, .ol-scale-line { display: none !important; }' });
   await settled();
   await page.locator('#map').screenshot({ path: join(artifacts, name), omitBackground: true });
   await page.evaluate(() => document.querySelectorAll('style').forEach((s) => s.remove()));
   await page.locator('#basemap').check();
+}
+
+const dataShot = (name) => mapShot(name);
+
+// Wait until the legend shown is the selected run's (it loads apart from the tiles).
+function legendShown() {
+  return page.waitForFunction(() => {
+    const { state } = window.fewsmapViewer;
+    const { dataset } = document.getElementById('legend');
+    return dataset.layer === `${state.layer.name}-${state.run.label}`
+      && dataset.style === state.style;
+  });
+}
+
+// Choose `value` in the select `selector`; wait for the first tile asking `parameter=value`.
+// Returns where its requests start in tileUrls and that tile's answer.
+async function choose(selector, parameter, value) {
+  const mark = tileUrls.length;
+  const answered = tileResponse((query) => query.get(parameter) === value);
+  await page.locator(selector).selectOption(value);
+  return { mark, answer: await answered };
 }
 
 // Pick a layer in the tree; wait until the page states the run and time its tiles show
@@ -130,6 +179,12 @@ async function clickMapCentre() {
   return page.evaluate(() => {
     const panel = document.getElementById('hydrograph');
     const svg = panel.querySelector('svg.hydrograph');
+    const number = (node, name) => Number(node.getAttribute(name));
+    // The value axis as drawn: each horizontal grid line's y and the value labelled on it.
+    const valueTicks = [...panel.querySelectorAll('.grid line')]
+      .filter((line) => line.getAttribute('y1') === line.getAttribute('y2'))
+      .map((line) => [number(line, 'y1'), Number(line.nextElementSibling.textContent)]);
+    const band = panel.querySelector('polygon.band');
     return {
       state: panel.dataset.state,
       lon: panel.dataset.lon, lat: panel.dataset.lat, run: panel.dataset.run,
@@ -138,6 +193,10 @@ async function clickMapCentre() {
       dataPoints: svg ? Number(svg.dataset.points) : null,
       plumeRuns: [...panel.querySelectorAll('.plume-series')].map((g) => g.dataset.run),
       band: panel.querySelectorAll('polygon.band').length,
+      bandPoints: band ? band.getAttribute('points').split(' ').map((p) => p.split(',').map(Number))
+        : [],
+      pointXs: [...panel.querySelectorAll('.main-series circle.point')].map((c) => number(c, 'cx')),
+      valueTicks,
     };
   });
 }
@@ -224,13 +283,51 @@ try {
                             hydrograph: await clickMapCentre() };
   await page.screenshot({ path: join(artifacts, '05-ensemble.png'), fullPage: true });
 
-  // 7. A refused request (a point outside the grid): the server's message is shown.
+  // 7. Pressure levels: another elevation, then the other run at the same valid time.
+  phase = 'levels';
+  mark = await selectLayer(LEVELS_LAYER);
+  await legendShown();
+  report.steps.levels = { ...(await pageState()), requests: tileQueries(mark) };
+  await dataShot('data-levels-default.png');
+  let chosen = await choose('#elevation', 'elevation', '500');
+  await settled();
+  report.steps.elevation = { ...(await pageState()), requests: tileQueries(chosen.mark) };
+  await dataShot('data-levels-500hpa.png');
+  chosen = await choose('#run', 'run', report.steps.levels.runs[1]);
+  await settled();
+  await legendShown();
+  report.steps.levelsOlderRun = { ...(await pageState()), requests: tileQueries(chosen.mark) };
+  await dataShot('data-levels-older-run.png');
+  await page.screenshot({ path: join(artifacts, '06-levels-older-run-500hpa.png') });
+
+  // 8. Opacity: the forecast fades; at 0 only the base map is left (it needs no network).
+  phase = 'opacity';
+  await page.locator('#opacity').fill('30');
+  await dataShot('data-levels-opacity-30.png');
+  await page.locator('#opacity').fill('0');
+  await mapShot('07-base-map-at-opacity-0.png', { baseMap: true });
+  await page.locator('#opacity').fill('80');
+
+  // 9. A refused map tile. The page offers only what capabilities list, so act as a page whose
+  //    capabilities went stale: a level the server does not have. Its message must be shown.
+  phase = 'tileRefused';
+  await page.locator('#elevation').evaluate((select) => select.add(new Option('925 hPa', '925')));
+  chosen = await choose('#elevation', 'elevation', '925');
+  await page.locator('#error').waitFor(); // (a map with failed tiles never completes rendering)
+  report.steps.tileRefused = { ...(await pageState()), refusedTile: chosen.answer.url(),
+                               status: chosen.answer.status() };
+  await page.screenshot({ path: join(artifacts, '08-tile-error-shown.png') });
+  await page.locator('#elevation').selectOption('500'); // its tiles may come from the cache
+  await settled();
+  await page.locator('#error-close').click();
+
+  // 10. A refused request (a point outside the grid): the server's message is shown.
   phase = 'refused';
   await page.evaluate(() => window.fewsmapViewer.map.getView().setCenter(
     window.ol.proj.fromLonLat([-150, -40])));
   await settled();
   report.steps.refused = { hydrograph: await clickMapCentre(), ...(await pageState()) };
-  await page.screenshot({ path: join(artifacts, '06-error-shown.png') });
+  await page.screenshot({ path: join(artifacts, '09-error-shown.png') });
 } catch (error) {
   report.failure = String(error.stack || error);
   await page.screenshot({ path: join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});

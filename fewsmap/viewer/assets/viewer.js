@@ -330,6 +330,7 @@ async function updateLegend() {
       request: 'GetLegendGraphic', format: 'application/json', layers: layerId, style })}`);
   } catch (error) {
     container.replaceChildren();
+    delete container.dataset.layer;
     showError(error, 'Legend');
     return;
   }
@@ -347,6 +348,8 @@ async function updateLegend() {
   unit.className = 'unit';
   unit.textContent = legend.unit || '';
   container.replaceChildren(unit, list);
+  // Which legend this is (it arrives after the tiles may have): scripts wait for it.
+  Object.assign(container.dataset, { layer: layerId, style });
 }
 
 // ---- hydrograph ----------------------------------------------------------------------------
