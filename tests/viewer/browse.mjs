@@ -102,6 +102,8 @@ function pageState() {
       shownText: shown.textContent,
       shownRun: shown.dataset.run || null,
       shownValidTime: shown.dataset.validTime || null,
+      shownRefused: shown.dataset.refused === 'true',
+      forecastVisible: window.fewsmapViewer.map.getLayers().item(1).getVisible(),
       extent3857: map.getView().calculateExtent(map.getSize()),
       mapSize: map.getSize(),
       elevation: state.elevation,

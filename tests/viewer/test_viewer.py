@@ -332,6 +332,10 @@ def test_a_refused_map_tile_is_shown_to_the_user(session: tuple[str, Report]) ->
     error = answer.json()["error"]
     assert error["code"] == "InvalidDimensionValue"
     assert refused["error"] == f"Map tile failed (HTTP 400): {error['code']}: {error['message']}"
+    # The page says the map is not shown, and no longer shows the previous level's tiles.
+    assert refused["shownRefused"] and not refused["forecastVisible"]
+    assert refused["shownText"].endswith(f"not shown ({error['code']}: {error['message']})")
+    assert report["steps"]["refused"]["forecastVisible"]  # back once a level is served
 
 
 def test_clicking_the_map_opens_a_hydrograph_of_the_run(session: tuple[str, Report]) -> None:

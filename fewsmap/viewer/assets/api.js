@@ -56,11 +56,15 @@ const errorBox = document.getElementById('error');
 const errorText = document.getElementById('error-text');
 document.getElementById('error-close').addEventListener('click', () => { errorBox.hidden = true; });
 
+// The server's code and message of an error, as the user reads them.
+export function errorMessage(error) {
+  return error.code ? `${error.code}: ${error.message}` : error.message;
+}
+
 // Show an error to the user; `what` says which request failed.
 export function showError(error, what) {
-  const code = error.code ? `${error.code}: ` : '';
   const status = error.status ? ` (HTTP ${error.status})` : '';
-  errorText.textContent = `${what} failed${status}: ${code}${error.message}`;
+  errorText.textContent = `${what} failed${status}: ${errorMessage(error)}`;
   errorBox.hidden = false;
 }
 

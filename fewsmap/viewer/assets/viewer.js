@@ -1,7 +1,7 @@
 // fewsmap's built-in viewer: layers from the FEWS JSON capabilities, the map from fewsmap's XYZ
 // tiles (/tiles/{layer}/{z}/{x}/{y}.png), legends from GetLegendGraphic JSON and a hydrograph
 // from /api/timeseries. `ol` is the vendored OpenLayers full build (see index.html for why).
-import { getJson, errorOf, query, showError, clearError } from './api.js';
+import { getJson, errorOf, errorMessage, query, showError, clearError } from './api.js';
 import { drawHydrograph } from './chart.js';
 
 const $ = (id) => document.getElementById(id);
@@ -121,6 +121,7 @@ function loadTile(tile, src) {
   }).catch((error) => {
     showError(error, 'Map tile');
     tile.setState(TILE_ERROR);
+    if (tileKeyOf(src) === state.tileKey) showRefused(error);
   });
 }
 
@@ -147,10 +148,27 @@ function noteShown(src, headers) {
   const run = headers.get('X-Fewsmap-Run');
   const valid = headers.get('X-Fewsmap-Valid-Time');
   if (!run || !valid) return;
-  const url = new URL(src, window.location.href);
-  const key = `${url.pathname.split('/')[2]}${url.search}`;
+  const key = tileKeyOf(src);
   state.shownByKey.set(key, [run, valid]);
   if (key === state.tileKey) showShown(run, valid);
+}
+
+// The layer and query of a tile URL: which request of the user's it answers.
+function tileKeyOf(src) {
+  const url = new URL(src, window.location.href);
+  return `${url.pathname.split('/')[2]}${url.search}`;
+}
+
+// The server refused the tiles asked for: say so, and hide the previous request's tiles that
+// the map would otherwise go on showing in their place.
+function showRefused(error) {
+  const shown = $('shown');
+  delete shown.dataset.run;
+  delete shown.dataset.validTime;
+  shown.dataset.refused = 'true';
+  shown.textContent = `${state.layer.title} — run ${state.run.label}, valid ${currentTime()}: `
+    + `not shown (${errorMessage(error)})`;
+  forecastLayer.setVisible(false);
 }
 
 function showShown(run, valid) {
@@ -189,6 +207,8 @@ function updateTiles() {
   const layer = encodeURIComponent(state.layer.name);
   const search = `?${tileQueryString()}`;
   state.tileKey = `${layer}${search}`;
+  forecastLayer.setVisible(true); // a new request: hidden only while its tiles are refused
+  delete $('shown').dataset.refused;
   const tile = forecastSource.getTilePixelRatio(1) > 1 ? '{y}@2x.png' : '{y}.png';
   forecastSource.setUrl(`/tiles/${layer}/{z}/{x}/${tile}${search}`);
   // Tiles seen before may come from the map's cache, without a request: reuse what they said.
