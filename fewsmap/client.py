@@ -203,21 +203,21 @@ class Client:
         return body
 
     def styles(self, layer: str) -> dict[str, Style]:
-        """The layer's styles by name, as the service colours with them (from each style's
-        ``definition`` in the JSON capabilities).
+        """The layer's styles by name, as the service colours with them (from the
+        definitions in its TileJSON).
 
         Raises
         ------
         ServiceError
             With the service's message (LayerNotDefined …).
         """
-        body = self._capabilities({"layers": layer, "onlyHeaders": "true"})
-        entry = next(e for e in body["layers"] if e["name"] == layer)
-        return {s["name"]: style_from_config(s["definition"]) for s in entry["styles"]}
+        tables = self.tile_json(layer)["fewsmap"]["styleDefinitions"]
+        return {table["id"]: style_from_config(table) for table in tables}
 
     def tile_json(self, layer: str, *, run: Instant | None = None) -> dict[str, Any]:
         """The layer's TileJSON for ``run`` (default the latest); its ``fewsmap`` member holds
-        the runs, valid times, style names and the run's colour range (``valueRange``).
+        the runs, valid times, style names and definitions, and the run's colour range
+        (``valueRange``).
 
         Raises
         ------

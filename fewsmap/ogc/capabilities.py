@@ -11,13 +11,11 @@ import pyproj
 
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox
-from fewsmap.catalog.styles import style_as_config
 from fewsmap.dimensions import REQUIRED, default_time, layer_dimensions
 from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.render.legend import legend_size
-from fewsmap.render.pipeline import run_range
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
@@ -52,9 +50,7 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
                         for group in keyword_groups(catalog, layer)],
         "boundingBox": {"crs": "EPSG:3857", "minx": f"{minx:.8f}", "miny": f"{miny:.8f}",
                         "maxx": f"{maxx:.8f}", "maxy": f"{maxy:.8f}"},
-        # FEWS names and titles; "definition" (a [[styles]] table) lets clients colour alike.
-        "styles": [{"name": s.name, "title": s.title, "definition": style_as_config(s)}
-                   for s in layer.styles],
+        "styles": [{"name": s.name, "title": s.title} for s in layer.styles],
         "onlyGrids": True,
     }
     if layer.is_vector:
@@ -73,9 +69,6 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
         return entry
     stats = run.statistics.get(layer.variable, {})
     entry["externalForecastTime"] = run.label
-    value_range = run_range(run, layer.variables)
-    if value_range is not None:  # the colour range of automatic styles, for every tile
-        entry["valueRange"] = {"min": value_range[0], "max": value_range[1]}
     entry["completelyMissing"] = stats.get("nan_fraction") == 1.0
     entry["firstValueTime"] = format_time(run.valid_times[0])
     entry["lastValueTime"] = format_time(run.valid_times[-1])

@@ -16,6 +16,7 @@ import numpy as np
 
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, lonlat_bbox
+from fewsmap.catalog.styles import style_as_config
 from fewsmap.errors import FewsmapError, InvalidParameterValue
 from fewsmap.ogc.getmap import PNG, GetMapRequest, parse_getmap, select_run
 from fewsmap.ogc.params import Params
@@ -112,8 +113,10 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
     """TileJSON 2.2.0 for a layer; the query's selectors are carried into the tile URLs.
 
     Without ``run`` the URLs follow the latest run. The ``fewsmap`` member says what the
-    URLs show: runs, valid times, styles and the run's colour range (from its statistics,
-    computed at ingest, which is why adjacent tiles never disagree).
+    URLs show: runs, valid times, styles (names, and each definition as a ``[[styles]]``
+    table, so clients colour values alike) and the run's colour range (from its statistics,
+    computed at ingest, which is why adjacent tiles never disagree). FEWS JSON capabilities
+    carry none of this: they keep to the fields FEWS clients know.
     """
     layer, from_id = catalog.resolve(name)
     run = select_run(catalog, layer, from_id, _reference_time(params))
@@ -142,6 +145,7 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
             "runs": [r.label for r in catalog.runs(layer)],
             "times": [format_time(t) for t in run.valid_times],
             "styles": [s.name for s in layer.styles],
+            "styleDefinitions": [style_as_config(s) for s in layer.styles],
             "valueRange": list(value_range) if value_range else None,
         },
     }
