@@ -88,9 +88,16 @@ def seconds(times: object) -> np.ndarray:
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
-    """Map every file under ``folder`` (relative path) to the sha256 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Map everything under ``folder`` (relative path) to what it is: a file to the sha256
+    of its bytes, a folder to "folder", a symlink to its target (not followed)."""
+    def entry(path: Path) -> str:
+        if path.is_symlink():
+            return f"symlink to {path.readlink()}"
+        if path.is_dir():
+            return "folder"
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    return {str(p.relative_to(folder)): entry(p) for p in sorted(folder.rglob("*"))}
 
 
 @pytest.fixture(scope="session")

@@ -96,7 +96,9 @@ def test_hostile_requests_over_http(server: tuple[str, int], fuzz_names: Names,
     connection = http.client.HTTPConnection(*server, timeout=60)
     chosen = routes(list(ROUTES))
 
-    @settings(max_examples=max(100, budget() // 20), deadline=None, database=None,
+    examples = max(100, budget() // 20)
+
+    @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(data=st.data())
     def fuzz(data: st.DataObject) -> None:
@@ -111,6 +113,7 @@ def test_hostile_requests_over_http(server: tuple[str, int], fuzz_names: Names,
         fuzz()
     finally:
         connection.close()
+    assert counts.sent >= examples
     assert_healthy(server)
 
 
@@ -134,6 +137,7 @@ def test_raw_bytes_in_the_request_target(server: tuple[str, int], target: bytes,
     status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
     figures("raw sockets (random bytes)").count("raw", status or 0)
     assert status is None or status < 500 or b"retry-after" in answer.lower(), answer[:300]
+    assert_healthy(server)
 
 
 def assert_healthy(address: tuple[str, int]) -> None:
