@@ -3,12 +3,14 @@
 A separate process appends runs with ``fewsmap ingest`` (retention ``keep_runs = 3``
 configured, so each ingest also prunes) while concurrent clients ask for capabilities,
 GetMap and time series. Every answer must succeed, and a run must appear whole: once
-capabilities list it, GetMap draws it and its time series is complete, value by value.
+capabilities list it, GetMap draws it with no cell missing and its time series is
+complete, value by value.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import subprocess
 import sys
@@ -17,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from fewsmap import ForecastStore
+from fewsmap.catalog.styles import PRECIPITATION_BREAKS
 from fewsmap.ingest import ingest
 from fewsmap.store.run import parse_time
 from tests.conftest import ROOT, record_figure
-from tests.forecast_files import expected_value, forecast_file, run_time
+from tests.forecast_files import STEP_HOURS, expected_value, forecast_file, run_time
 from tests.live_server import live_server
 
 RUNS = 6
@@ -31,6 +36,7 @@ KEEP_RUNS = 3
 STEPS = 4
 READERS = 6
 LAYER = "feed.tp"
+INSIDE_THE_GRID = "50,0,55.9,7.9"  # lat/lon (WMS 1.3.0 EPSG:4326) within the cell centres
 FOREVER = {"startForecastTime": "1970-01-01T00:00:00Z",
            "endForecastTime": "2100-01-01T00:00:00Z", "forecastCount": "1000"}
 pytestmark = pytest.mark.slow
@@ -42,6 +48,18 @@ def check_series(series: dict[str, Any]) -> None:
     assert len(series["values"]) == STEPS, f"run {series['reference_time']} is partial"
     for index, value in enumerate(series["values"]):
         assert math.floor(value) == expected_value(t0, index)
+
+
+def check_map(getmap: httpx.Response) -> None:
+    """A run's map has every cell: all opaque where its values reach the precipitation
+    style's first class (a missing chunk would be transparent)."""
+    t0 = parse_time(getmap.headers["x-fewsmap-run"])
+    valid = parse_time(getmap.headers["x-fewsmap-valid-time"])
+    step = int((valid - t0) // np.timedelta64(STEP_HOURS, "h")) - 1  # steps start at +3 h
+    if expected_value(t0, step) < PRECIPITATION_BREAKS[0]:
+        return  # some cells are below the first class, and transparent by design
+    alpha = np.asarray(Image.open(io.BytesIO(getmap.content)).convert("RGBA"))[..., 3]
+    assert alpha.min() == 255, f"run {t0} drawn with missing cells"
 
 
 async def published_runs(client: httpx.AsyncClient) -> list[str]:
@@ -61,11 +79,12 @@ async def read_once(client: httpx.AsyncClient, seen: set[str]) -> int:
     newest = runs[-1]
     seen.add(newest)
     getmap = await client.get("/wms", params={
-        "request": "GetMap", "layers": LAYER, "crs": "EPSG:4326", "bbox": "50,0,56,8",
+        "request": "GetMap", "layers": LAYER, "crs": "EPSG:4326", "bbox": INSIDE_THE_GRID,
         "width": "256", "height": "256", "format": "image/png",
         "dim_reference_time": newest})
     assert getmap.status_code == 200, getmap.text
     assert getmap.headers["x-fewsmap-run"] == newest
+    check_map(getmap)
     one = await client.get("/api/timeseries", params={"layer": LAYER, "x": "3", "y": "52",
                                                       "run": newest})
     assert one.status_code == 200, one.text
