@@ -1,4 +1,5 @@
-"""Map images as HTTP answers: rendered off the event loop, cacheable, saying what they show."""
+"""Map images and their feature info as HTTP answers: worked out off the event loop, within
+the render limits; images cacheable and saying what they show."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from fewsmap.app.limits import render_limiter
 from fewsmap.catalog import Catalog
 from fewsmap.export import FILE_SUFFIXES
 from fewsmap.export.fields import export_filename, export_map
-from fewsmap.ogc.featureinfo import nearest_warning
+from fewsmap.ogc.featureinfo import get_feature_info, nearest_warning
 from fewsmap.ogc.getmap import TIFF, GetMapRequest, resolve_maps
+from fewsmap.ogc.params import Params
 from fewsmap.render.pipeline import render_maps, render_uv_tiff
 from fewsmap.store.run import format_time
 
@@ -47,6 +49,14 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(image, media_type=parsed.format, headers=headers)
+
+
+async def feature_info_response(catalog: Catalog, params: Params, request: Request,
+                                max_pixels: int) -> Response:
+    """Answer a GetFeatureInfo (WMS, or WMTS's for a tile pixel) in a render slot."""
+    body, media_type, headers = await render_limiter(request).run(
+        get_feature_info, catalog, params, max_pixels)
+    return Response(body, media_type=media_type, headers=dict(headers))
 
 
 def cache_control(catalog: Catalog, parsed: GetMapRequest) -> str:

@@ -25,7 +25,7 @@ from fewsmap.app.edr import edr_routes
 from fewsmap.app.http_errors import ReportingCORSMiddleware, http_error
 from fewsmap.app.limits import RenderLimiter, render_limiter
 from fewsmap.app.links import public_url
-from fewsmap.app.maps import map_response
+from fewsmap.app.maps import feature_info_response, map_response
 from fewsmap.app.security import Security, TokenMiddleware
 from fewsmap.app.tiles import tile_routes, wmts_routes
 from fewsmap.app.zarr_http import zarr_routes
@@ -41,7 +41,6 @@ from fewsmap.errors import (
 from fewsmap.ogc.animation import is_animation
 from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
 from fewsmap.ogc.exceptions import exception_report, json_error
-from fewsmap.ogc.featureinfo import get_feature_info
 from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
@@ -93,9 +92,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
             if operation == "getmap":
                 return await get_map(current, settings, params, request)
             if operation == "getfeatureinfo":
-                body, media_type, headers = await render_limiter(request).run(
-                    get_feature_info, current, params, settings.max_image_pixels)
-                return Response(body, media_type=media_type, headers=dict(headers))
+                return await feature_info_response(current, params, request,
+                                                   settings.max_image_pixels)
             if operation == "getlegendgraphic":
                 legend, media_type = await render_limiter(request).run(
                     get_legend_graphic, current, params, settings.max_image_pixels)

@@ -1,4 +1,5 @@
-"""Tile routes: XYZ tiles with their TileJSON, and OGC WMTS 1.0.0 (KVP and REST)."""
+"""Tile routes: XYZ tiles with their TileJSON, and OGC WMTS 1.0.0 (KVP and REST): tiles and
+their feature info."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.routing import Route
 from fewsmap.app.api import api_error
 from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.links import public_base
-from fewsmap.app.maps import map_response
+from fewsmap.app.maps import feature_info_response, map_response
 from fewsmap.catalog import Catalog
 from fewsmap.dimensions import current_minute
 from fewsmap.errors import (
@@ -84,11 +85,13 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
             if operation == "getcapabilities":
                 return await _capabilities(catalog, request, documents)
             if operation == "gettile":
-                return await _tile(catalog, wmts.kvp_tile(catalog, params), request)
+                return await _answer(catalog, wmts.kvp_tile(catalog, params), request)
+            if operation == "getfeatureinfo":
+                return await _answer(catalog, wmts.kvp_feature_info(catalog, params), request)
             if not operation:
                 raise MissingParameterValue("parameter REQUEST is required")
             raise OperationNotSupported(f"request {operation[:40]!r} is not offered; "
-                                        "offered: GetCapabilities, GetTile")
+                                        "offered: GetCapabilities, GetTile, GetFeatureInfo")
         except Exception as exc:
             return wmts_error(exc)
 
@@ -98,16 +101,21 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
         except Exception as exc:
             return wmts_error(exc)
 
-    async def rest_tile(request: Request) -> Response:
+    async def rest_resource(request: Request) -> Response:
         try:
             catalog = await catalog_now()
-            query = wmts.rest_tile(catalog, request.path_params["layer"],
-                                   request.path_params["path"])
-            return await _tile(catalog, query, request)
+            query = wmts.rest_query(catalog, request.path_params["layer"],
+                                    request.path_params["path"])
+            return await _answer(catalog, query, request)
         except Exception as exc:
             return wmts_error(exc)
 
-    async def _tile(catalog: Catalog, query: wmts.TileQuery, request: Request) -> Response:
+    async def _answer(catalog: Catalog, query: wmts.TileQuery | wmts.PixelQuery,
+                      request: Request) -> Response:
+        """A tile is its GetMap; a pixel of it, that GetMap's WMS GetFeatureInfo."""
+        if isinstance(query, wmts.PixelQuery):
+            return await feature_info_response(catalog, wmts.feature_info_params(query),
+                                               request, settings.max_image_pixels)
         parsed = tile_request(query.layer, query.tile, Params(query.selectors),
                               settings.max_image_pixels)
         return await map_response(catalog, parsed, request)
@@ -115,7 +123,7 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
     return [
         Route("/wmts", kvp, methods=["GET", "HEAD"]),
         Route("/wmts/1.0.0/WMTSCapabilities.xml", rest_capabilities, methods=["GET", "HEAD"]),
-        Route("/wmts/1.0.0/{layer}/{path:path}", rest_tile, methods=["GET", "HEAD"]),
+        Route("/wmts/1.0.0/{layer}/{path:path}", rest_resource, methods=["GET", "HEAD"]),
     ]
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
+    FewsmapError,
     InvalidFormat,
     InvalidParameterValue,
     InvalidPoint,
@@ -155,13 +156,7 @@ def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoReque
                request.width)
     j = _pixel(params, ("j", "y") if request.version == "1.3.0" else ("y", "j"),
                request.height)
-    asked = " ".join((params.get("info_format") or PLAIN).strip().lower().split())
-    if asked not in INFO_FORMATS and asked.split(";")[0].strip() in INFO_FORMATS:
-        asked = asked.split(";")[0].strip()  # a charset or other media type parameter
-    if asked not in INFO_FORMATS:
-        raise InvalidFormat(f"INFO_FORMAT={asked[:60]!r} is not offered; offered: "
-                            f"{', '.join(OFFERED_INFO_FORMATS)}")
-    info_format, media_type = INFO_FORMATS[asked]
+    info_format, media_type = resolve_info_format(params.get("info_format") or PLAIN)
     time = params.get("time")
     return GetFeatureInfoRequest(
         map=request,
@@ -173,6 +168,25 @@ def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoReque
         feature_count=_feature_count(params.get("feature_count")),
         time=parse_time(time) if time and time.strip() else None,
     )
+
+
+def resolve_info_format(text: str, name: str = "INFO_FORMAT",
+                        error: type[FewsmapError] = InvalidFormat) -> tuple[str, str]:
+    """An info format as asked (any case, aliases, media type parameters) → (the format
+    written, the media type answered).
+
+    Raises
+    ------
+    FewsmapError
+        ``error`` (InvalidFormat, the WMS code, by default), naming ``name`` and the offer.
+    """
+    asked = " ".join(text.strip().lower().split())
+    if asked not in INFO_FORMATS and asked.split(";")[0].strip() in INFO_FORMATS:
+        asked = asked.split(";")[0].strip()  # a charset or other media type parameter
+    if asked not in INFO_FORMATS:
+        raise error(f"{name}={asked[:60]!r} is not offered; offered: "
+                    f"{', '.join(OFFERED_INFO_FORMATS)}")
+    return INFO_FORMATS[asked]
 
 
 def resolve_queries(catalog: Catalog, request: GetFeatureInfoRequest) -> list[PointQuery]:

@@ -76,13 +76,19 @@ def tile_request(layer: str, tile: TileAddress, params: Params,
     FewsmapError
         As GetMap would, for the first problem in the selectors.
     """
+    return parse_getmap(Params(getmap_params(layer, tile, params)), max_pixels)
+
+
+def getmap_params(layer: str, tile: TileAddress, params: Params) -> list[tuple[str, str]]:
+    """The GetMap parameters of a tile: its address first, then the query's selectors under
+    their GetMap names (a query cannot override the address)."""
     selectors = [(SELECTOR_NAMES.get(name, name), value) for name, value in params.items()
                  if name not in ADDRESS_NAMES]
     size = str(TILE_SIZE * tile.scale)
     address = {"request": "GetMap", "version": "1.3.0", "layers": layer, "crs": "EPSG:3857",
                "bbox": ",".join(repr(v) for v in tile.bbox), "width": size, "height": size,
                "format": PNG}
-    return parse_getmap(Params([*address.items(), *selectors]), max_pixels)
+    return [*address.items(), *selectors]
 
 
 def parse_tile_number(text: str, name: str) -> int:

@@ -1,6 +1,8 @@
-"""OGC WMTS 1.0.0: capabilities (KVP and RESTful) and GetTile, over the Web Mercator quadtree.
+"""OGC WMTS 1.0.0: capabilities, GetTile and GetFeatureInfo (KVP and RESTful), over the
+Web Mercator quadtree.
 
-Every tile is a GetMap (``fewsmap.ogc.tiles``); this module only describes and addresses
+Every tile is a GetMap (``fewsmap.ogc.tiles``) and every GetFeatureInfo the WMS
+GetFeatureInfo of that GetMap at pixel (I, J); this module only describes and addresses
 them. Dimensions: ``Time`` (valid time) and ``Run`` (forecast reference time), then the
 layer's elevation/member dimensions under their WMS names. WMTS cannot say that valid times
 depend on the run, so ``Time`` lists the times of every run.
@@ -19,8 +21,24 @@ from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, lonlat_bbox
 from fewsmap.dimensions import REQUIRED, default_time, layer_dimensions
 from fewsmap.errors import FewsmapError, InvalidParameterValue
+from fewsmap.ogc.featureinfo import (
+    GEOJSON,
+    GML2,
+    GML3,
+    HTML,
+    OFFERED_INFO_FORMATS,
+    PLAIN,
+    resolve_info_format,
+)
 from fewsmap.ogc.params import Params
-from fewsmap.ogc.tiles import MAX_ZOOM, TileAddress, parse_tile_number, zoom_range
+from fewsmap.ogc.tiles import (
+    MAX_ZOOM,
+    TILE_SIZE,
+    TileAddress,
+    getmap_params,
+    parse_tile_number,
+    zoom_range,
+)
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.store.run import format_time
 
@@ -34,6 +52,16 @@ LATEST = "latest"
 # WMTS dimension identifiers → tile selectors; any other dimension is a DIM_<name>.
 SELECTORS = {"Time": "time", "Run": "run", "elevation": "elevation",
              "ensemble_member": "member"}
+# RESTful FeatureInfo resources end in {J}/{I}.<extension>, the extension naming the info
+# format (OGC 07-057r7's example: ".../{TileCol}/{J}/{I}.xml" for GML 3.1).
+INFO_EXTENSIONS = {"txt": PLAIN, "html": HTML, "json": GEOJSON, "gml": GML2, "xml": GML3}
+TILE_PATH = "{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}"
+
+
+class PointIJOutOfRange(FewsmapError):
+    """A GetFeatureInfo pixel outside the tile (OGC WMTS 1.0.0 GetFeatureInfo exceptions)."""
+
+    ogc_code = "PointIJOutOfRange"
 
 
 @dataclass(frozen=True)
@@ -45,6 +73,16 @@ class TileQuery:
     selectors: tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True)
+class PixelQuery:
+    """A GetFeatureInfo request: a tile, a pixel of it (from its top-left) and an info format."""
+
+    tile: TileQuery
+    i: int
+    j: int
+    info_format: str
+
+
 def capabilities(catalog: Catalog, layers: Iterable[Layer], base_url: str) -> bytes:
     """The WMTS 1.0.0 ServiceMetadata document, with KVP and RESTful resource URLs."""
     root = ET.Element(_wmts("Capabilities"), {"version": "1.0.0"})
@@ -53,7 +91,7 @@ def capabilities(catalog: Catalog, layers: Iterable[Layer], base_url: str) -> by
     _ows_text(identification, "ServiceType", "OGC WMTS")
     _ows_text(identification, "ServiceTypeVersion", "1.0.0")
     metadata = ET.SubElement(root, _ows("OperationsMetadata"))
-    for operation in ("GetCapabilities", "GetTile"):
+    for operation in ("GetCapabilities", "GetTile", "GetFeatureInfo"):
         _operation(metadata, operation, {"KVP": f"{base_url}/wmts?",
                                          "RESTful": f"{base_url}/wmts/1.0.0/"})
     contents = ET.SubElement(root, _wmts("Contents"))
@@ -97,29 +135,74 @@ def kvp_tile(catalog: Catalog, params: Params) -> TileQuery:
                      _selectors(params.get("style") or "", dimensions) + tuple(vendor))
 
 
-def rest_tile(catalog: Catalog, layer_id: str, path: str) -> TileQuery:
-    """Parse ``{Style}/{Time}/{Run}/…/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png``.
+def kvp_feature_info(catalog: Catalog, params: Params) -> PixelQuery:
+    """Parse a KVP GetFeatureInfo request: a GetTile request with I, J and InfoFormat.
 
     Raises
     ------
     FewsmapError
-        LayerNotDefined, InvalidParameterValue or TileOutOfRange.
+        As `kvp_tile`; PointIJOutOfRange for a pixel outside the tile.
+    """
+    tile = kvp_tile(catalog, params)
+    info_format, _ = resolve_info_format(params.require("infoformat"), "InfoFormat",
+                                         InvalidParameterValue)
+    return PixelQuery(tile, _pixel(params.require("i"), "I"), _pixel(params.require("j"), "J"),
+                      info_format)
+
+
+def rest_query(catalog: Catalog, layer_id: str, path: str) -> TileQuery | PixelQuery:
+    """Parse a RESTful resource path below the layer: a tile,
+    ``{Style}/{Time}/{Run}/…/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png``, or a
+    feature info, ``…/{TileCol}/{J}/{I}.<extension>`` (`INFO_EXTENSIONS`).
+
+    Raises
+    ------
+    FewsmapError
+        LayerNotDefined, InvalidParameterValue, TileOutOfRange or PointIJOutOfRange.
     """
     layer, _ = catalog.resolve(layer_id)
     names = dimension_names(catalog, layer)
-    parts = path.split("/")
-    if len(parts) != len(names) + 5 or not parts[-1].endswith(".png"):
-        raise InvalidParameterValue(
-            f"expected /wmts/1.0.0/{layer.id}/{{Style}}/"
-            + "".join(f"{{{n}}}/" for n in names)
-            + f"{TILE_MATRIX_SET}/{{TileMatrix}}/{{TileRow}}/{{TileCol}}.png")
+    head, _, extension = path.rpartition(".")
+    parts = head.split("/")
+    tile_length = len(names) + 5  # style, dimensions, matrix set, matrix, row, column
+    if len(parts) == tile_length and extension == "png":
+        return _rest_tile(layer_id, names, parts)
+    if len(parts) == tile_length + 2 and extension in INFO_EXTENSIONS:
+        return PixelQuery(_rest_tile(layer_id, names, parts[:-2]), _pixel(parts[-1], "I"),
+                          _pixel(parts[-2], "J"), INFO_EXTENSIONS[extension])
+    prefix = f"/wmts/1.0.0/{layer.id}/{_rest_template(names)}"
+    raise InvalidParameterValue(f"expected {prefix}.png or {prefix}/{{J}}/{{I}}."
+                                f"{{{','.join(INFO_EXTENSIONS)}}}")
+
+
+def feature_info_params(query: PixelQuery) -> Params:
+    """The WMS GetFeatureInfo a tile's pixel means: the tile's GetMap, queried at (I, J)."""
+    tile = query.tile
+    info = [("request", "GetFeatureInfo"), ("query_layers", tile.layer),
+            ("i", str(query.i)), ("j", str(query.j)), ("info_format", query.info_format)]
+    # The first value of a name wins: REQUEST here replaces the tile's GetMap.
+    return Params([*info, *getmap_params(tile.layer, tile.tile, Params(tile.selectors))])
+
+
+def _rest_tile(layer_id: str, names: list[str], parts: list[str]) -> TileQuery:
     style, *values = parts[: len(names) + 1]
     matrix_set, matrix, row, column = parts[len(names) + 1:]
     _check_matrix_set(matrix_set)
-    tile = TileAddress(_tile_matrix(matrix), parse_tile_number(column.removesuffix(".png"),
-                                                               "TileCol"),
+    tile = TileAddress(_tile_matrix(matrix), parse_tile_number(column, "TileCol"),
                        parse_tile_number(row, "TileRow"))
     return TileQuery(layer_id, tile, _selectors(style, list(zip(names, values, strict=True))))
+
+
+def _rest_template(names: list[str]) -> str:
+    return "{Style}/" + "".join(f"{{{n}}}/" for n in names) + TILE_PATH
+
+
+def _pixel(text: str, name: str) -> int:
+    """I or J: a whole number; outside the tile is PointIJOutOfRange (a minus sign too)."""
+    value = parse_tile_number(text.removeprefix("-"), name)
+    if text.startswith("-") or value >= TILE_SIZE:
+        raise PointIJOutOfRange(f"{name}={text[:20]} is outside the tile: 0..{TILE_SIZE - 1}")
+    return value
 
 
 def _selectors(style: str, dimensions: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -162,6 +245,8 @@ def _layer(contents: ET.Element, catalog: Catalog, layer: Layer, base_url: str) 
         ET.SubElement(element, _wmts("LegendURL"), {
             "format": "image/png", f"{{{XLINK}}}href": f"{base_url}/wms?{legend}"})
     _text(node, "Format", "image/png")
+    for info_format in OFFERED_INFO_FORMATS:
+        _text(node, "InfoFormat", info_format)
     _time_dimensions(node, catalog, layer)
     for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
         element = _dimension(node, dimension.name, dimension.units,
@@ -173,11 +258,14 @@ def _layer(contents: ET.Element, catalog: Catalog, layer: Layer, base_url: str) 
     limits = ET.SubElement(link, _wmts("TileMatrixSetLimits"))
     for zoom in range(zoom_range(catalog, layer)[1] + 1):
         _limits(limits, catalog, layer, zoom)
-    template = (f"{base_url}/wmts/1.0.0/{quote(layer.id, safe='')}/{{Style}}/"
-                + "".join(f"{{{n}}}/" for n in dimension_names(catalog, layer))
-                + "{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png")
-    ET.SubElement(node, _wmts("ResourceURL"),
-                  {"format": "image/png", "resourceType": "tile", "template": template})
+    template = (f"{base_url}/wmts/1.0.0/{quote(layer.id, safe='')}/"
+                + _rest_template(dimension_names(catalog, layer)))
+    ET.SubElement(node, _wmts("ResourceURL"), {
+        "format": "image/png", "resourceType": "tile", "template": f"{template}.png"})
+    for extension, info_format in INFO_EXTENSIONS.items():
+        ET.SubElement(node, _wmts("ResourceURL"), {
+            "format": info_format, "resourceType": "FeatureInfo",
+            "template": f"{template}/{{J}}/{{I}}.{extension}"})
 
 
 def _time_dimensions(node: ET.Element, catalog: Catalog, layer: Layer) -> None:

@@ -87,3 +87,28 @@ def test_rest_capabilities_equal_kvp(base_url: str) -> None:
     assert offered == {("KVP", f"{base_url}/wmts?"), ("RESTful", f"{base_url}/wmts/1.0.0/")}
     rest = httpx.get(f"{base_url}/wmts/1.0.0/WMTSCapabilities.xml", timeout=30)
     assert rest.content == kvp.content
+
+
+def test_featureinfo_takes_the_dimensions_of_gettile(wmts: WebMapTileService, base_url: str,
+                                                     demo_stores: Path) -> None:
+    """QGIS "identify" on a WMTS layer: KVP and the RESTful FeatureInfo template agree, and
+    the member chosen is the member read."""
+    time = latest_valid_times(demo_stores, "ecmwf-ens-gust")[1]
+    run = run_times(demo_stores, "ecmwf-ens-gust")[-1]
+    assert "GetFeatureInfo" in [operation.name for operation in wmts.operations]
+    [template] = [r["template"] for r in wmts.contents[GUST].resourceURLs
+                  if r["resourceType"] == "FeatureInfo" and r["format"] == "application/json"]
+    rest = httpx.get(template.format(
+        Style="default", Time=time, Run=run, ensemble_member="5",
+        TileMatrixSet="WebMercatorQuad", TileMatrix="3", TileRow="2", TileCol="4", J="70",
+        I="30"), timeout=30)
+    kvp = httpx.get(f"{base_url}/wmts", timeout=30, params={
+        "service": "WMTS", "request": "GetFeatureInfo", "version": "1.0.0", "layer": GUST,
+        "style": "default", "format": "image/png", "tilematrixset": "WebMercatorQuad",
+        "tilematrix": "3", "tilerow": "2", "tilecol": "4", "j": "70", "i": "30",
+        "infoformat": "application/json", "Time": time, "Run": run, "ensemble_member": "5"})
+    assert rest.status_code == kvp.status_code == 200, rest.text
+    assert rest.json() == kvp.json()
+    [feature] = kvp.json()["features"]
+    assert feature["properties"]["member"] == 5 and feature["properties"]["time"] == time
+    assert isinstance(feature["properties"]["value"], float)

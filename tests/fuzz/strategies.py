@@ -65,6 +65,8 @@ TIMES = ["current", "now", "present", "all", "latest", "2022-08-09T06:00:00Z",
          "..", "../2022-08-10", "2022-08-09/..", "\u0662\u0660\u0662\u0662-08-09", "P1D", ""]
 DURATIONS = ["PT6H", "PT0S", "P1D", "-PT6H", "PT1S", "P9999999999D", "PT1.5H", "P", "PT",
              "P1Y", "P1M", "PT6H30M", "6", "nan"]
+INFO_FORMATS = ["text/plain", "text/html", "application/json", "application/vnd.ogc.gml",
+                "application/vnd.ogc.gml/3.1.1"]
 FORMATS = ["image/png", "image/jpeg", "image/tiff", "image/gif", "image/apng", "image/webp",
            "image/png; mode=8bit", "image/tiff;subtype=float32", "application/x-netcdf",
            "application/json", "json", "text/xml", "text/html", "text/plain", "csv",
@@ -185,7 +187,8 @@ WMTS_PARAMS = {"service": "text", "request": "text", "version": "text", "layer":
                "style": "text", "format": "format", "tilematrixset": "text",
                "tilematrix": "number", "tilerow": "number", "tilecol": "number",
                "time": "time", "run": "time", "elevation": "number",
-               "ensemble_member": "number"}
+               "ensemble_member": "number", "infoformat": "format", "i": "number",
+               "j": "number"}
 API_PARAMS = {"layer": "layer", "x": "number", "y": "number", "crs": "crs", "run": "time",
               "runs": "number", "start": "time", "end": "time", "member": "number",
               "elevation": "number", "format": "format", "f": "format", "lon": "number",
@@ -267,11 +270,16 @@ def valid_queries(family: Family, names: Names) -> st.SearchStrategy[list[tuple[
     if family is TILES:
         return st.lists(st.tuples(st.sampled_from(["time", "run"]), time), max_size=2)
     if family is WMTS:
-        return st.builds(lambda lyr, z, req: [
+        tile = st.builds(lambda lyr, z, req: [
             ("service", "WMTS"), ("request", req), ("version", "1.0.0"), ("layer", lyr),
             ("style", "default"), ("format", "image/png"), ("tilematrixset", "WebMercatorQuad"),
             ("tilematrix", str(z)), ("tilerow", str(2**z // 3)), ("tilecol", str(2**z // 4))],
             layer, st.integers(0, 6), st.sampled_from(["GetTile", "GetTile", "GetCapabilities"]))
+        info = st.builds(lambda pairs, i, j, fmt: [
+            *[(k, "GetFeatureInfo" if k == "request" else v) for k, v in pairs],
+            ("i", str(i)), ("j", str(j)), ("infoformat", fmt)],
+            tile, st.integers(0, 255), st.integers(0, 255), st.sampled_from(INFO_FORMATS))
+        return st.one_of(tile, tile, info)
     if family is API:
         return st.builds(lambda lyr, x, y: [("layer", lyr), ("x", repr(x)), ("y", repr(y))],
                          layer, st.floats(-130, 40), st.floats(20, 60))
@@ -320,8 +328,13 @@ def rest_tile_paths(draw: st.DrawFn) -> str:
     dims = draw(st.lists(st.sampled_from(["current", "latest", "2022-08-09T06:00:00Z",
                                           "default", "850"]), max_size=3))
     z = draw(st.integers(0, 6))
-    tile = [str(z), str(draw(st.integers(0, 2**z))), f"{draw(st.integers(0, 2**z))}.png"]
-    return "/".join(["default", *dims, draw(st.sampled_from(["WebMercatorQuad", "x"])), *tile])
+    tile = [str(z), str(draw(st.integers(0, 2**z))), str(draw(st.integers(0, 2**z)))]
+    path = "/".join(["default", *dims, draw(st.sampled_from(["WebMercatorQuad", "x"])), *tile])
+    if draw(st.booleans()):  # a FeatureInfo resource: {J}/{I}.<extension> below the tile
+        pixel = draw(st.lists(st.integers(-1, 256).map(str), min_size=2, max_size=2))
+        extension = draw(st.sampled_from(["json", "txt", "html", "gml", "xml", "png", "csv"]))
+        return f"{path}/{'/'.join(pixel)}.{extension}"
+    return f"{path}.png"
 
 
 # --- encodings ----------------------------------------------------------------------------
