@@ -146,7 +146,8 @@ def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoReque
     ------
     FewsmapError
         Any GetMap parameter error; MissingParameterValue for QUERY_LAYERS, I/J (X/Y);
-        InvalidPoint for a pixel outside the image; InvalidFormat for INFO_FORMAT.
+        InvalidPoint for a pixel outside the image; InvalidFormat for INFO_FORMAT;
+        InvalidParameterValue for a BBOX whose size overflows.
     """
     request = parse_getmap(params, max_pixels, embedded=True)
     names = tuple(n.strip() for n in params.require("query_layers").split(",") if n.strip())
@@ -158,7 +159,7 @@ def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoReque
                request.height)
     info_format, media_type = resolve_info_format(params.get("info_format") or PLAIN)
     time = params.get("time")
-    return GetFeatureInfoRequest(
+    parsed = GetFeatureInfoRequest(
         map=request,
         query_layers=names,
         i=i,
@@ -168,6 +169,10 @@ def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoReque
         feature_count=_feature_count(params.get("feature_count")),
         time=parse_time(time) if time and time.strip() else None,
     )
+    # Finite corners can still be too far apart for a float: no point to query, nor to write.
+    if not all(math.isfinite(v) for v in parsed.point):
+        raise InvalidParameterValue("BBOX is too large: its width or height overflows")
+    return parsed
 
 
 def resolve_info_format(text: str, name: str = "INFO_FORMAT",

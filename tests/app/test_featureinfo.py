@@ -346,6 +346,8 @@ BASE = {"version": "1.3.0", "layers": "grid.lon", "query_layers": "grid.lon", "c
         ({"time": "yesterday"}, "InvalidDimensionValue"),
         ({"externalForecastTime": "2025-01-01T00:00:00Z"}, "InvalidDimensionValue"),
         ({"bbox": "10,0,0,10"}, "InvalidParameterValue"),
+        ({"bbox": "-1e308,-1e308,1e308,1e308", "info_format": "application/json"},
+         "InvalidParameterValue"),  # a size that overflows
         ({"width": "2000", "height": "1153"}, "InvalidParameterValue"),
         ({"query_layers": ""}, "MissingParameterValue"),
         ({"i": ""}, "MissingParameterValue"),
