@@ -122,6 +122,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         *zarr_routes(refreshed),  # raw store files for Zarr clients (read-only)
         *edr_routes(refreshed, settings.max_edr_values),  # OGC API - EDR
     ]
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Every map needs fewsmap's own kernels: ready before the first request (loaded
