@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="replace runs already in the store (default: skip them)")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.add_argument("--config", type=Path,
-                        help="TOML configuration (limits; [stores.<name>] retention policy)")
+                        help="TOML configuration (limits; [stores.<name>] retention policy "
+                             "and missing_values)")
+    ingest.add_argument("--missing-value", action="append", default=[], type=_missing_value,
+                        metavar="VARIABLE=VALUE",
+                        help="a value that means 'no value' in VARIABLE (written as NaN); "
+                             "repeatable, wins over the configuration")
     ingest.set_defaults(func=_ingest)
 
     prune = commands.add_parser("prune", help="remove old runs from a store (retention)")
@@ -92,6 +98,17 @@ def _time(text: str) -> np.datetime64:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
 
 
+def _missing_value(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not name.strip() or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected VARIABLE=NUMBER, not {text!r}")
+    return name.strip(), number
+
+
 def _store_path(store: str, stores_dir: Path | None, settings: Settings | None = None) -> Path:
     if "/" in store or store.endswith(".zarr") or store in (".", ".."):
         return Path(store)
@@ -105,16 +122,18 @@ def _config(settings: Settings) -> dict[str, Any]:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from fewsmap.ingest import ingest
+    from fewsmap.ingest import configured_missing_values, ingest
     from fewsmap.ingest.limits import IngestLimits
 
     settings = load_settings(config_file=args.config)
     store = _store_path(args.store, args.stores, settings)
     limits = IngestLimits(settings.max_field_cells, settings.max_run_cells,
                           settings.max_gunzip_bytes)
+    missing = {**configured_missing_values(_config(settings), store_name(store)),
+               **dict(args.missing_value)}
     results = ingest(store, args.files, reference_time=args.reference_time,
                      replace=args.replace, progress=False if args.quiet else None,
-                     limits=limits)
+                     limits=limits, missing_values=missing)
     for result in results:
         print(f"{store}: {result.message}")
     policy = configured_policy(_config(settings), store_name(store))

@@ -46,6 +46,30 @@ def test_bad_input_exits_non_zero_naming_the_file_and_writes_nothing(tmp_path: P
     assert not store.exists()
 
 
+def test_missing_values_come_from_the_configuration_and_the_command_line(
+        tmp_path: Path) -> None:
+    config = tmp_path / "fewsmap.toml"
+    config.write_text("[stores.fmat]\nmissing_values = { t = 1.0 }\n")
+    files = sample_paths("fmat")[:1]
+    configured = fewsmap("ingest", "--quiet", "--config", config, "--store",
+                         tmp_path / "a" / "fmat.zarr", *files)
+    assert configured.returncode == 0, configured.stderr
+    [run] = ForecastStore(tmp_path / "a" / "fmat.zarr").runs
+    assert run.record["missing_values"] == {"t": 1.0}
+    given = fewsmap("ingest", "--quiet", "--config", config, "--missing-value", "t=233.16",
+                    "--store", tmp_path / "b" / "fmat.zarr", *files)
+    assert given.returncode == 0, given.stderr
+    [run] = ForecastStore(tmp_path / "b" / "fmat.zarr").runs
+    assert run.record["missing_values"] == {"t": 233.16}  # the command line wins
+    assert run.statistics["t"]["min"] > 260  # the area outside MARFC's is no longer -40 °C
+    bad = fewsmap("ingest", "--missing-value", "t=cold", "--store", tmp_path / "c.zarr", *files)
+    assert bad.returncode == 2 and "expected VARIABLE=NUMBER" in bad.stderr
+    config.write_text('[stores.fmat]\nmissing_values = { t = "cold" }\n')
+    bad = fewsmap("ingest", "--config", config, "--store", tmp_path / "d" / "fmat.zarr", *files)
+    assert bad.returncode == 2 and "missing_values must be a table" in bad.stderr
+    assert not (tmp_path / "d").exists()
+
+
 def test_missing_file_is_reported(tmp_path: Path) -> None:
     result = fewsmap("ingest", "--store", tmp_path / "s.zarr", tmp_path / "missing.grib")
     assert result.returncode == 2

@@ -14,6 +14,9 @@ DEMO_STORES: dict[str, list[Path]] = {
     "marfc-fmat": sorted(DATA.glob("FMAT12hr_20220601.*z.grb")),
     "ecmwf-ens-gust": [DATA / "wgust_ens.grib"],
 }
+# The MARFC GRIBs have no bitmap: 252 cells outside the forecast area (the north-east corner)
+# hold 233.16 K (-40 °C) in every run, while every other value is above 260 K.
+DEMO_MISSING_VALUES: dict[str, dict[str, float]] = {"marfc-fmat": {"t": 233.16}}
 
 
 def has_stores(stores_dir: Path) -> bool:
@@ -26,6 +29,6 @@ def build_demo(stores_dir: Path, progress: bool | None = None) -> list[Path]:
     built = []
     for name, files in DEMO_STORES.items():
         store = stores_dir / f"{name}.zarr"
-        ingest(store, files, progress=progress)
+        ingest(store, files, progress=progress, missing_values=DEMO_MISSING_VALUES.get(name))
         built.append(store)
     return built

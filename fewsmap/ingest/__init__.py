@@ -7,14 +7,18 @@ another grid) fails before the store is touched, so a failed ingest writes nothi
 from __future__ import annotations
 
 import itertools
+import math
 import stat
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from fewsmap.errors import IngestError
+from fewsmap.errors import ConfigError, IngestError
 from fewsmap.ingest.limits import IngestLimits, check_run_size
 from fewsmap.ingest.normalize import RunPiece, normalise
 from fewsmap.ingest.sources import open_source
@@ -106,17 +110,60 @@ def ingest(
     replace: bool = False,
     progress: bool | None = None,
     limits: IngestLimits | None = None,
+    missing_values: Mapping[str, float] | None = None,
 ) -> list[AppendResult]:
     """Append the runs found in ``paths`` to ``store``; write nothing if any input is bad.
+
+    ``missing_values`` names, per variable, a value that means "no value" in the files
+    (written as NaN, left out of the run's statistics and recorded in its run record).
 
     Raises
     ------
     IngestError
-        If any input cannot be read, exceeds ``limits`` or does not fit the store.
+        If any input cannot be read, exceeds ``limits`` or does not fit the store, or a
+        missing value names a variable the files do not hold.
     """
-    runs = read_runs(paths, reference_time, limits)
+    runs = [with_missing_values(run, missing_values or {})
+            for run in read_runs(paths, reference_time, limits)]
     check_fits(store, runs)
     return [append_run(store, run, replace=replace, progress=progress) for run in runs]
+
+
+def configured_missing_values(config: Mapping[str, Any], name: str) -> dict[str, float]:
+    """``[stores.<name>] missing_values = {variable = value, …}`` of the configuration.
+
+    Raises
+    ------
+    ConfigError
+        If it is not a table of variable names to numbers.
+    """
+    entry = config.get("stores", {}).get(name)
+    table = entry.get("missing_values", {}) if isinstance(entry, dict) else {}
+    if not isinstance(table, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in table.values()):
+        raise ConfigError(f"[stores.{name}] missing_values must be a table of variable names "
+                          f"to numbers, e.g. {{ t = 233.16 }}, not {table!r}"[:300])
+    return {str(k): float(v) for k, v in table.items()}
+
+
+def with_missing_values(run: RunData, missing_values: Mapping[str, float]) -> RunData:
+    """``run`` with ``missing_values`` to write as NaN.
+
+    Raises
+    ------
+    IngestError
+        If a variable is not in the run, or a value is not a finite number.
+    """
+    unknown = sorted(set(missing_values) - set(run.variables))
+    if unknown:
+        raise IngestError(f"run {run.label}: missing values for {', '.join(unknown)}, which "
+                          f"it does not hold; it holds {', '.join(run.variables)}")
+    bad = {name: value for name, value in missing_values.items()
+           if isinstance(value, bool) or not isinstance(value, int | float)
+           or not math.isfinite(value)}
+    if bad:
+        raise IngestError(f"missing values must be finite numbers, not {bad}")
+    return replace(run, missing_values={n: float(v) for n, v in missing_values.items()})
 
 
 def check_fits(store: Path, runs: list[RunData]) -> None:

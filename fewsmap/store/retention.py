@@ -101,10 +101,11 @@ def policy_from_config(name: str, entry: Any) -> RetentionPolicy:
     """
     if not isinstance(entry, dict):
         return RetentionPolicy()
-    unknown = sorted(set(entry) - {"path", "keep_runs", "keep_days"})
+    known = ("path", "keep_runs", "keep_days", "missing_values")  # the last is ingest's
+    unknown = sorted(set(entry) - set(known))
     if unknown:
         raise ConfigError(f"[stores.{name}]: unknown setting {', '.join(unknown)}; "
-                          "known: path, keep_runs, keep_days")
+                          f"known: {', '.join(known)}")
     try:
         keep_runs = entry.get("keep_runs")
         keep_days = entry.get("keep_days")

@@ -83,6 +83,9 @@ class RunData:
     sources: tuple[SourceFile, ...]
     reference_time_from: str
     attrs: dict[str, Any] = field(default_factory=dict)
+    # Values that mean "no value" in the source, per variable (a GRIB without a bitmap
+    # marks cells outside a forecast area with a number): written as NaN.
+    missing_values: dict[str, float] = field(default_factory=dict)
 
     @property
     def variables(self) -> list[str]:

@@ -345,6 +345,7 @@ def _write_run(path: Path, run: RunData, progress: bool | None) -> dict[str, Any
         "variables": run.variables,
         "sources": [vars(s) for s in run.sources],
         "statistics": statistics,
+        **({"missing_values": run.missing_values} if run.missing_values else {}),
     }
 
 
@@ -411,6 +412,9 @@ def _write_variable(group: zarr.Group, name: str, run: RunData, slot: int,
         per_step = piece.nbytes > WRITE_BATCH_BYTES
         for batch in range(piece.sizes[STEP_DIM]) if per_step else [slice(None)]:
             values = np.asarray(piece[batch].values, dtype="float32")
+            if name in run.missing_values:  # a new array: the run's data stay untouched
+                missing = values == np.float32(run.missing_values[name])
+                values = np.where(missing, np.float32(np.nan), values)
             array.oindex[(slot, where[0][batch], *where[1:])] = values
             stats.add(values)
             bar.update(int(np.prod(values.shape[:-2])))

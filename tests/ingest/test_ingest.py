@@ -296,3 +296,41 @@ def test_same_member_in_two_files_is_refused(tmp_path: Path, sample: Sample) -> 
 def test_missing_input_is_named(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match=r"nothing_here\.grib: no such file"):
         ingest(tmp_path / "s.zarr", [tmp_path / "nothing_here.grib"], progress=False)
+
+
+# --- values that mean "no value" (a GRIB without a bitmap) ------------------------------------
+
+FMAT_FILL = 233.16  # MARFC's value outside its forecast area (fewsmap.demo)
+
+
+def test_a_missing_value_is_stored_as_nan_and_left_out_of_the_statistics(
+    tmp_path: Path, sample: Sample
+) -> None:
+    [source] = sample("fmat")[:1]
+    raw = open_source(source)["t"].values.astype("float32")
+    filled = raw == np.float32(FMAT_FILL)
+    assert 0 < filled.sum() < raw.size  # the corner outside the forecast area
+
+    store = tmp_path / "fmat.zarr"
+    ingest(store, [source], progress=False, missing_values={"t": FMAT_FILL})
+
+    stored = open_cube(store)["t"].isel({RUN: 0, "step": 0}).values
+    np.testing.assert_array_equal(np.isnan(stored), filled)
+    np.testing.assert_array_equal(stored[~filled], raw[~filled])
+    [run] = ForecastStore(store).runs
+    assert run.statistics["t"]["min"] == float(raw[~filled].min())
+    assert run.statistics["t"]["nan_fraction"] == pytest.approx(filled.mean())
+    assert run.record["missing_values"] == {"t": FMAT_FILL}
+
+
+@pytest.mark.parametrize(("missing", "message"), [
+    ({"temperature": 1.0}, r"missing values for temperature, which it does not hold"),
+    ({"t": float("nan")}, r"missing values must be finite numbers"),
+])
+def test_a_bad_missing_value_writes_nothing(
+    missing: dict[str, float], message: str, store_with_a_run: Path, sample: Sample
+) -> None:
+    before = tree_digest(store_with_a_run.parent)
+    with pytest.raises(IngestError, match=message):
+        ingest(store_with_a_run, sample("fmat")[1:2], progress=False, missing_values=missing)
+    assert tree_digest(store_with_a_run.parent) == before
