@@ -208,6 +208,8 @@ def _runs(args: argparse.Namespace) -> int:
               f"{record.get('reference_time_from')})")
         for source in run.sources:
             print(f"    {source['path']}  sha256 {source['sha256'][:16]}…")
+        for name, value in record.get("missing_values", {}).items():
+            print(f"    {name}: {value:g} read as missing")
     return 0
 
 

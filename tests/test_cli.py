@@ -62,6 +62,8 @@ def test_missing_values_come_from_the_configuration_and_the_command_line(
     [run] = ForecastStore(tmp_path / "b" / "fmat.zarr").runs
     assert run.record["missing_values"] == {"t": 233.16}  # the command line wins
     assert run.statistics["t"]["min"] > 260  # the area outside MARFC's is no longer -40 °C
+    listed = fewsmap("runs", tmp_path / "b" / "fmat.zarr")
+    assert "t: 233.16 read as missing" in listed.stdout
     bad = fewsmap("ingest", "--missing-value", "t=cold", "--store", tmp_path / "c.zarr", *files)
     assert bad.returncode == 2 and "expected VARIABLE=NUMBER" in bad.stderr
     config.write_text('[stores.fmat]\nmissing_values = { t = "cold" }\n')
