@@ -37,6 +37,7 @@ from fewsmap.client import (
     aspect_height,
     duration_text,
     instant_text,
+    styles_in,
 )
 from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
@@ -538,19 +539,19 @@ def _stored_style(path: Path, variable: str, name: str,
 
 def _served_style(url: str, store: str, variable: str, name: str,
                   run: np.datetime64 | None) -> tuple[Style, ColourRange | None] | None:
-    """The service's style ``name`` of the zero-config layer ``<store>.<variable>`` (its
-    definition from the JSON capabilities) and the run's range from its TileJSON."""
-    layer = f"{store}.{variable}"
+    """The service's style ``name`` of the zero-config layer ``<store>.<variable>`` and the
+    run's range, both from the run's TileJSON."""
     with Client(url) as client:
         try:
-            style = client.styles(layer).get(name)
+            tile_json = client.tile_json(f"{store}.{variable}", run=run)
         except ServiceError as error:
             if error.ogc_code == "LayerNotDefined":
                 return None
             raise
-        if style is None:
-            return None
-        low_high = client.tile_json(layer, run=run)["fewsmap"]["valueRange"]
+    style = styles_in(tile_json).get(name)
+    low_high = tile_json["fewsmap"]["valueRange"]
+    if style is None:
+        return None
     return style, (float(low_high[0]), float(low_high[1])) if low_high else None
 
 

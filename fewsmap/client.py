@@ -187,21 +187,6 @@ class Client:
                           valid_time=response.headers.get("X-Fewsmap-Valid-Time"))
         return image
 
-    def legend(self, layer: str, style: str = "", *, run: Instant | None = None) -> dict[str, Any]:
-        """The FEWS legend of a layer's style (GetLegendGraphic JSON) for ``run`` (default
-        the latest): ``legend`` entries (lowerValue, color, label, colorSmoothing), ``unit``.
-
-        Raises
-        ------
-        ServiceError
-            With the service's message (LayerNotDefined, StyleNotDefined …).
-        """
-        named = layer if run is None else f"{layer}-{run_text(run)}"  # the per-run layer id
-        body: dict[str, Any] = self._get("/wms", {
-            "service": "WMS", "version": "1.3.0", "request": "GetLegendGraphic",
-            "layer": named, "style": style, "format": "application/json"}).json()
-        return body
-
     def styles(self, layer: str) -> dict[str, Style]:
         """The layer's styles by name, as the service colours with them (from the
         definitions in its TileJSON).
@@ -211,8 +196,7 @@ class Client:
         ServiceError
             With the service's message (LayerNotDefined …).
         """
-        tables = self.tile_json(layer)["fewsmap"]["styleDefinitions"]
-        return {table["id"]: style_from_config(table) for table in tables}
+        return styles_in(self.tile_json(layer))
 
     def tile_json(self, layer: str, *, run: Instant | None = None) -> dict[str, Any]:
         """The layer's TileJSON for ``run`` (default the latest); its ``fewsmap`` member holds
@@ -267,6 +251,12 @@ class Client:
         if response.status_code >= 400:
             raise service_error(response)
         return response
+
+
+def styles_in(tile_json: Mapping[str, Any]) -> dict[str, Style]:
+    """The styles a layer's TileJSON defines, by name (its ``styleDefinitions`` tables)."""
+    tables = tile_json["fewsmap"]["styleDefinitions"]
+    return {table["id"]: style_from_config(table) for table in tables}
 
 
 LAYER_COLUMNS = ["layer", "title", "group", "styles", "latest_run", "first_time",
