@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewsmap.edr.window import Region
-from fewsmap.edr.wkt import Point, Rings, parse_wkt
+from fewsmap.edr.wkt import Point, Polygons, parse_wkt
 from fewsmap.errors import InvalidFormat, InvalidParameterValue
 from fewsmap.ogc.params import Params, finite_number
 from fewsmap.timespec import TimeInterval, TimeSelection, parse_instant_span
@@ -99,9 +99,10 @@ def parse_query(kind: str, params: Params) -> EdrQuery:
         assert isinstance(geometry, Point)
         point = _lonlat(geometry.x, geometry.y, crs, "coords")
     elif kind == "area":
-        rings = parse_wkt(params.require("coords"), ("POLYGON", "MULTIPOLYGON"))
-        assert isinstance(rings, Rings)
-        region = Region.polygon(tuple(_ring_lonlat(ring, crs) for ring in rings.rings))
+        polygons = parse_wkt(params.require("coords"), ("POLYGON", "MULTIPOLYGON"))
+        assert isinstance(polygons, Polygons)
+        region = Region.polygon(tuple(tuple(_ring_lonlat(ring, crs) for ring in part)
+                                      for part in polygons.parts), polygons.kind)
     else:
         region = parse_bbox(params.require("bbox"), crs)
     return EdrQuery(

@@ -32,14 +32,20 @@ class Point:
 
 
 @dataclass(frozen=True, eq=False)
-class Rings:
-    """The rings of a POLYGON or MULTIPOLYGON, each an (n, 2) array, closed.
+class Polygons:
+    """The polygons of a POLYGON (one) or MULTIPOLYGON, each its rings: shell, then holes.
 
-    Holes and several polygons need no bookkeeping: the even-odd rule over all rings tells
-    inside from outside (Simple Features polygons do not overlap).
+    Every ring is an (n, 2) array, closed. Validity (rings that do not cross, holes inside
+    their shell) and overlapping parts are the region's concern (`fewsmap.edr.window`).
     """
 
-    rings: tuple[np.ndarray, ...]
+    kind: str
+    parts: tuple[tuple[np.ndarray, ...], ...]
+
+    @property
+    def rings(self) -> tuple[np.ndarray, ...]:
+        """Every ring of every polygon, in order."""
+        return tuple(ring for part in self.parts for ring in part)
 
     def bounds(self) -> tuple[float, float, float, float]:
         """(min x, min y, max x, max y) over every vertex."""
@@ -48,7 +54,7 @@ class Rings:
                 float(xy[:, 1].max()))
 
 
-def parse_wkt(text: str, allowed: tuple[str, ...]) -> Point | Rings:
+def parse_wkt(text: str, allowed: tuple[str, ...]) -> Point | Polygons:
     """Parse a WKT geometry of one of the ``allowed`` types (``POINT``, ``POLYGON`` …).
 
     Raises
@@ -67,7 +73,10 @@ def parse_wkt(text: str, allowed: tuple[str, ...]) -> Point | Rings:
         x, y = _coordinate(body[0], text)
         return Point(x, y)
     polygons = [body] if kind == "POLYGON" else [_list(p, text) for p in body]
-    return Rings(tuple(_ring(ring, text) for polygon in polygons for ring in polygon))
+    parts = tuple(tuple(_ring(ring, text) for ring in polygon) for polygon in polygons)
+    if sum(len(ring) for part in parts for ring in part) > MAX_VERTICES:
+        raise _error(text, f"has more than {MAX_VERTICES} vertices")
+    return Polygons(kind, parts)
 
 
 _EXAMPLES = {"POINT": "POINT(-90 40)", "POLYGON": "POLYGON((-95 35, -85 35, -85 45, -95 35))",
@@ -121,7 +130,7 @@ def _ring(item: tuple[str, ...] | Nested, text: str) -> np.ndarray:
     if any(p is None for p in points):
         raise _error(text, "has too many levels of parentheses for its type")
     if len(points) > MAX_VERTICES:
-        raise _error(text, f"has more than {MAX_VERTICES} vertices in a ring")
+        raise _error(text, f"has more than {MAX_VERTICES} vertices")
     if len(points) < 4 or points[0] != points[-1]:
         raise _error(text, "has a ring that is not closed: a ring needs at least four points, "
                      "the last equal to the first")

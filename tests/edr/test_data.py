@@ -181,6 +181,56 @@ def test_area_on_a_projected_grid(catalog: Catalog, edr_stores: Path) -> None:
     assert answer.window.projected_wkt is not None
 
 
+def polygon_wkt(*parts: list[tuple[float, float]]) -> str:
+    """A POLYGON (one part) or MULTIPOLYGON of closed shells given without their last point."""
+    rings = ["((" + ", ".join(f"{x:g} {y:g}" for x, y in [*part, part[0]]) + "))"
+             for part in parts]
+    return f"POLYGON{rings[0]}" if len(parts) == 1 else f"MULTIPOLYGON({', '.join(rings)})"
+
+
+def box(west: float, south: float, east: float, north: float) -> list[tuple[float, float]]:
+    return [(west, south), (east, south), (east, north), (west, north)]
+
+
+@pytest.mark.parametrize(("layer", "first", "second", "union"), [
+    ("naefs-mean.QTF", box(-100.13, 29.87, -94.91, 35.07), box(-97.07, 32.13, -91.93, 38.11),
+     [(-100.13, 29.87), (-94.91, 29.87), (-94.91, 32.13), (-91.93, 32.13), (-91.93, 38.11),
+      (-97.07, 38.11), (-97.07, 35.07), (-100.13, 35.07)]),
+    ("marfc-fmat.t", box(-80.13, 38.11, -77.07, 40.93), box(-78.91, 39.53, -75.87, 42.07),
+     [(-80.13, 38.11), (-77.07, 38.11), (-77.07, 39.53), (-75.87, 39.53), (-75.87, 42.07),
+      (-78.91, 42.07), (-78.91, 40.93), (-80.13, 40.93)]),
+], ids=["lonlat-grid", "projected-grid"])
+def test_overlapping_multipolygon_parts_give_the_cells_of_their_union(
+        catalog: Catalog, layer: str, first: list[tuple[float, float]],
+        second: list[tuple[float, float]], union: list[tuple[float, float]]) -> None:
+    # Issue #13 item 14: the even-odd rule cancelled the overlap of the two parts.
+    parts = ask(catalog, layer, "area", coords=polygon_wkt(first, second))
+    single = ask(catalog, layer, "area", coords=polygon_wkt(union))
+    for axis in ("rows", "cols", "x", "y", "inside"):
+        np.testing.assert_array_equal(getattr(parts.window, axis), getattr(single.window, axis))
+    for name, values in single.values.items():
+        np.testing.assert_array_equal(parts.values[name], values)
+    lon, lat = parts.window.lon, parts.window.lat
+    overlap = inside(np.array([*first, first[0]]), lon, lat) & inside(
+        np.array([*second, second[0]]), lon, lat)
+    assert overlap.sum() > 5 and parts.window.inside[overlap].all()
+
+
+def test_holes_are_outside(catalog: Catalog, edr_stores: Path) -> None:
+    outer, hole = box(-100.13, 29.87, -89.91, 40.21), box(-97.07, 32.13, -92.93, 37.11)
+    wkt = polygon_wkt(outer)[:-1] + ", " + polygon_wkt(hole)[len("POLYGON("):]
+    answer = ask(catalog, "naefs-mean.QTF", "area", coords=wkt)
+    full = cube(edr_stores, "naefs-mean", "QTF")
+    lon, lat = np.meshgrid(full["longitude"].values, full["latitude"].values)
+    expected = (inside(np.array([*outer, outer[0]]), lon, lat)
+                & ~inside(np.array([*hole, hole[0]]), lon, lat))
+    rows, cols = answer.window.rows, answer.window.cols
+    assert expected.sum() == answer.window.inside.sum() > 50
+    np.testing.assert_array_equal(expected[np.ix_(rows, cols)], answer.window.inside)
+    assert not answer.window.inside[answer.window.inside.shape[0] // 2,
+                                    answer.window.inside.shape[1] // 2]
+
+
 def test_cube_on_a_lambert_grid_is_a_native_window(catalog: Catalog, edr_stores: Path) -> None:
     answer = ask(catalog, "lambert.lon", "cube", bbox="4,61,8,63", datetime="2026-01-01")
     # The synthetic fields hold each cell's own longitude/latitude (tests/synthetic.py).

@@ -205,6 +205,8 @@ def test_members_and_levels_over_http(base: str) -> None:
     (NAEFS + "/cube", {"bbox": "-180,-90,180,90"}, 413, "ResponseTooLarge"),
     (NAEFS + "/area", {"coords": "POLYGON((-130 20, -60 20, -60 60, -130 20))"}, 413,
      "ResponseTooLarge"),
+    (NAEFS + "/area", {"coords": "POLYGON((-100 30, -90 40, -90 30, -100 40, -100 30))"}, 400,
+     "InvalidParameterValue"),
     ("/edr/collections/curvilinear.lon/area", {"coords": "POLYGON((0 0, 1 0, 1 1, 0 0))"},
      400, "OperationNotSupported"),
     ("/edr/collections/nowhere/position", {"coords": "POINT(0 0)"}, 404, "NotFound"),

@@ -17,7 +17,7 @@ from fewsmap.edr.query import (
     parse_levels,
     parse_query,
 )
-from fewsmap.edr.wkt import Point, Rings, parse_wkt
+from fewsmap.edr.wkt import Point, Polygons, parse_wkt
 from fewsmap.errors import FewsmapError, InvalidFormat, MissingParameterValue
 from fewsmap.ogc.params import Params
 
@@ -36,11 +36,11 @@ def test_points_parse_in_any_case_and_spacing() -> None:
 def test_polygons_keep_every_ring() -> None:
     polygon = parse_wkt("POLYGON((0 0, 10 0, 10 10, 0 10, 0 0), (2 2, 3 2, 3 3, 2 2))",
                         POLYGONS)
-    assert isinstance(polygon, Rings)
+    assert isinstance(polygon, Polygons)
     assert [len(r) for r in polygon.rings] == [5, 4]
     assert polygon.bounds() == (0.0, 0.0, 10.0, 10.0)
     multi = parse_wkt("MULTIPOLYGON(((0 0, 1 0, 1 1, 0 0)), ((5 5, 6 5, 6 6, 5 5)))", POLYGONS)
-    assert isinstance(multi, Rings)
+    assert isinstance(multi, Polygons)
     np.testing.assert_array_equal(multi.rings[1][0], [5.0, 5.0])
 
 
@@ -67,6 +67,26 @@ def test_bad_wkt_is_refused_with_the_reason(text: str, allowed: tuple[str, ...],
     assert raised.value.http_status == 400
 
 
+BOW_TIE = "(-100 30, -90 40, -90 30, -100 40, -100 30)"
+
+
+@pytest.mark.parametrize(("coords", "crs", "says"), [
+    (f"POLYGON({BOW_TIE})", "CRS84",
+     "the POLYGON is not a valid polygon: Self-intersection at -95 35"),
+    (f"MULTIPOLYGON(((-100 30, -99 30, -99 31, -100 30)), ({BOW_TIE}))", "CRS84",
+     "part 2 of the MULTIPOLYGON is not a valid polygon: Self-intersection"),
+    ("POLYGON((30 -100, 40 -90, 30 -90, 40 -100, 30 -100))", "EPSG:4326",
+     "Self-intersection at -95 35 \\(lon lat\\)"),
+    ("POLYGON((0 0, 10 0, 10 10, 0 10, 0 0), (20 20, 21 20, 21 21, 20 20))", "CRS84",
+     "Hole lies outside shell"),
+])
+def test_invalid_polygons_are_refused_naming_the_part(coords: str, crs: str, says: str) -> None:
+    # Issue #13 item 14: the area an invalid polygon means is a guess; refused, not guessed.
+    with pytest.raises(FewsmapError, match=says) as raised:
+        parse_query("area", Params.of({"coords": coords, "crs": crs}))
+    assert raised.value.http_status == 400
+
+
 @given(st.text(max_size=60))
 def test_wkt_parsing_never_fails_otherwise(text: str) -> None:
     try:
@@ -83,7 +103,7 @@ def test_polygons_read_back_exactly(vertices: list[tuple[float, float]]) -> None
     ring = [*vertices, vertices[0]]
     text = "POLYGON((" + ", ".join(f"{x!r} {y!r}" for x, y in ring) + "))"
     parsed = parse_wkt(text, POLYGONS)
-    assert isinstance(parsed, Rings)
+    assert isinstance(parsed, Polygons)
     np.testing.assert_array_equal(parsed.rings[0], np.array(ring))
 
 

@@ -1,35 +1,71 @@
-"""Cells of a region: the even-odd rule, longitude wrapping (fewsmap/edr/window.py)."""
+"""Cells of a region: polygons, their union and validity, longitude wrapping
+(fewsmap/edr/window.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+import shapely
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from matplotlib.path import Path as PolygonPath
 
-from fewsmap.edr.window import Region, even_odd, shift_longitudes, wrap_longitudes
+from fewsmap.edr.window import Region, shift_longitudes, wrap_longitudes
+from fewsmap.errors import InvalidParameterValue
 
-vertex = st.tuples(st.integers(-50, 50), st.integers(-50, 50))
+# Radii at distinct fractions of a turn: sorted by angle they make a simple polygon.
+spokes = st.lists(st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.floats(5.0, 50.0)),
+                  min_size=3, max_size=12, unique_by=lambda spoke: round(spoke[0], 3))
+# Irrational offsets from the grid: no centre lies on an edge, where rules may differ.
+X, Y = np.meshgrid(np.arange(-55.0, 56.0) + np.sqrt(2) / 10,
+                   np.arange(-55.0, 56.0) + np.sqrt(3) / 10)
+
+
+def star(centre: tuple[float, float], spokes: list[tuple[float, float]]) -> np.ndarray:
+    turns, radii = np.array(sorted(spokes)).T
+    ring = np.column_stack([centre[0] + radii * np.cos(2 * np.pi * turns),
+                            centre[1] + radii * np.sin(2 * np.pi * turns)])
+    return np.vstack([ring, ring[:1]])
+
+
+def matplotlib_inside(ring: np.ndarray) -> np.ndarray:
+    points = np.column_stack([X.ravel(), Y.ravel()])
+    return PolygonPath(ring, closed=True).contains_points(points).reshape(X.shape)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(vertex, min_size=3, max_size=9))
-def test_even_odd_agrees_with_matplotlib(vertices: list[tuple[int, int]]) -> None:
-    ring = np.array([*vertices, vertices[0]], dtype="float64")
-    # Irrational offsets from the integer vertices: no centre lies on an edge, where the
-    # two rules may differ.
-    x, y = np.meshgrid(np.arange(-55.0, 56.0) + np.sqrt(2) / 10,
-                       np.arange(-55.0, 56.0) + np.sqrt(3) / 10)
-    expected = PolygonPath(ring, closed=True).contains_points(
-        np.column_stack([x.ravel(), y.ravel()])).reshape(x.shape)
-    np.testing.assert_array_equal(even_odd(x, y, (ring,)), expected)
+@given(spokes, spokes)
+def test_polygon_cells_agree_with_matplotlib_and_parts_unite(
+        first: list[tuple[float, float]], second: list[tuple[float, float]]) -> None:
+    a, b = star((-10.0, 0.0), first), star((10.0, 5.0), second)
+    assume(shapely.Polygon(a).is_valid and shapely.Polygon(b).is_valid)
+    np.testing.assert_array_equal(Region.polygon(((a,),)).contains(X, Y), matplotlib_inside(a))
+    # Issue #13 item 14: overlapping parts cover their union (the even-odd rule cancelled it).
+    np.testing.assert_array_equal(Region.polygon(((a,), (b,)), "MULTIPOLYGON").contains(X, Y),
+                                  matplotlib_inside(a) | matplotlib_inside(b))
 
 
-def test_a_hole_is_outside() -> None:
+def test_a_hole_is_outside_unless_another_part_fills_it() -> None:
     outer = np.array([[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], dtype="float64")
     hole = np.array([[4, 4], [6, 4], [6, 6], [4, 6], [4, 4]], dtype="float64")
-    inside = even_odd(np.array([1.0, 5.0, 11.0]), np.array([1.0, 5.0, 5.0]), (outer, hole))
-    assert inside.tolist() == [True, False, False]
+    lon, lat = np.array([1.0, 5.0, 11.0]), np.array([1.0, 5.0, 5.0])
+    assert Region.polygon(((outer, hole),)).contains(lon, lat).tolist() == [True, False, False]
+    filled = Region.polygon(((outer, hole), (hole,)), "MULTIPOLYGON")
+    assert filled.contains(lon, lat).tolist() == [True, True, False]
+
+
+def test_a_bow_tie_is_refused() -> None:
+    bow_tie = np.array([[0, 0], [10, 10], [10, 0], [0, 10], [0, 0]], dtype="float64")
+    with pytest.raises(InvalidParameterValue, match="Self-intersection at 5 5"):
+        Region.polygon(((bow_tie,),))
+
+
+def test_centres_on_an_edge_are_inside_as_for_boxes() -> None:
+    square = np.array([[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], dtype="float64")
+    polygon = Region.polygon(((square,),))
+    lon, lat = np.array([0.0, 10.0, 5.0, 10.5]), np.array([5.0, 10.0, 0.0, 5.0])
+    assert polygon.contains(lon, lat).tolist() == [True, True, True, False]
+    assert Region.box(0, 0, 10, 10).contains(lon, lat).tolist() == [True, True, True, False]
 
 
 def test_longitudes_move_by_whole_turns_only_when_needed() -> None:
