@@ -14,6 +14,7 @@ from fewsmap import __version__
 from fewsmap.errors import ConfigError, FewsmapError, StoreError
 from fewsmap.settings import Settings, load_settings, read_config
 from fewsmap.store.cube import is_store, store_name
+from fewsmap.store.location import store_location
 from fewsmap.store.retention import (
     PruneResult,
     RetentionPolicy,
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="store folder (e.g. stores/naefs.zarr) or a name in --stores")
     ingest.add_argument("files", nargs="+", type=Path, metavar="FILE",
                         help="NetCDF or GRIB files, or folders of them")
-    ingest.add_argument("--stores", type=Path, help="stores folder for a store given by name")
+    ingest.add_argument("--stores", help="stores folder for a store given by name")
     ingest.add_argument("--reference-time", type=_time,
                         help="forecast reference time for files that carry none (ISO 8601)")
     ingest.add_argument("--replace", action="store_true",
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="remove old runs from a store (retention)")
     prune.add_argument("--store", required=True,
                        help="store folder (e.g. stores/naefs.zarr) or a name in --stores")
-    prune.add_argument("--stores", type=Path, help="stores folder for a store given by name")
+    prune.add_argument("--stores", help="stores folder for a store given by name")
     prune.add_argument("--config", type=Path,
                        help="TOML configuration whose [stores.<name>] sets the policy")
     prune.add_argument("--keep-runs", type=int, help="keep the last N runs")
@@ -73,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     prune.set_defaults(func=_prune)
 
     serve = commands.add_parser("serve", help="serve the stores as WMS-T")
-    serve.add_argument("--stores", type=Path, help="stores folder (default: ./stores)")
+    serve.add_argument("--stores", help="stores folder (default: ./stores)")
     serve.add_argument("--config", type=Path, help="TOML configuration file")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
@@ -82,11 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     demo = commands.add_parser("demo", help="build the demo stores from the shipped samples")
-    demo.add_argument("--stores", type=Path, help="stores folder (default: ./stores)")
+    demo.add_argument("--stores", help="stores folder (default: ./stores)")
     demo.set_defaults(func=_demo)
 
     runs = commands.add_parser("runs", help="list a store's runs and where they came from")
-    runs.add_argument("store", type=Path, help="store folder")
+    runs.add_argument("store", help="store folder")
     runs.set_defaults(func=_runs)
     return parser
 
@@ -109,12 +110,13 @@ def _missing_value(text: str) -> tuple[str, float]:
     return name.strip(), number
 
 
-def _store_path(store: str, stores_dir: Path | None, settings: Settings | None = None) -> Path:
+def _store_path(store: str, settings: Settings) -> Path:
+    """The folder of ``--store``: a path, a name in [stores] of the configuration, or a name
+    in the stores folder (``--stores`` is already in ``settings``)."""
     if "/" in store or store.endswith(".zarr") or store in (".", ".."):
-        return Path(store)
-    settings = settings or load_settings()
+        return store_location(store, "--store")
     configured = configured_store_paths(_config(settings)).get(store)
-    return configured or (stores_dir or settings.stores_dir) / f"{store}.zarr"
+    return configured or settings.stores_dir / f"{store}.zarr"
 
 
 def _config(settings: Settings) -> dict[str, Any]:
@@ -125,8 +127,8 @@ def _ingest(args: argparse.Namespace) -> int:
     from fewsmap.ingest import configured_missing_values, ingest
     from fewsmap.ingest.limits import IngestLimits
 
-    settings = load_settings(config_file=args.config)
-    store = _store_path(args.store, args.stores, settings)
+    settings = _settings(args)
+    store = _store_path(args.store, settings)
     limits = IngestLimits(settings.max_field_cells, settings.max_run_cells,
                           settings.max_gunzip_bytes)
     missing = {**configured_missing_values(_config(settings), store_name(store)),
@@ -143,8 +145,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    settings = load_settings(config_file=args.config)
-    store = _store_path(args.store, args.stores, settings)
+    settings = _settings(args)
+    store = _store_path(args.store, settings)
     configured = configured_policy(_config(settings), store_name(store))
     policy = RetentionPolicy(
         args.keep_runs if args.keep_runs is not None else configured.keep_runs,
@@ -171,7 +173,8 @@ def _print_pruned(store: Path, policy: RetentionPolicy, result: PruneResult) -> 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(
         config_file=getattr(args, "config", None),
-        stores_dir=args.stores, host=getattr(args, "host", None),
+        stores_dir=None if args.stores is None else store_location(args.stores, "--stores"),
+        host=getattr(args, "host", None),
         port=getattr(args, "port", None), workers=getattr(args, "workers", None),
     )
 
@@ -181,6 +184,8 @@ def _serve(args: argparse.Namespace) -> int:
     from fewsmap.demo import build_demo, has_stores
 
     settings = _settings(args)
+    # Refuse store URLs here: a worker that fails on its catalog dies without a word.
+    configured_store_paths(_config(settings))
     if settings.config_file is None and not has_stores(settings.stores_dir):
         print(f"no stores in {settings.stores_dir}: building the demo stores…", flush=True)
         build_demo(settings.stores_dir)
@@ -199,7 +204,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _runs(args: argparse.Namespace) -> int:
     from fewsmap.store.cube import ForecastStore
 
-    store = ForecastStore(args.store)
+    store = ForecastStore(store_location(args.store, "runs"))
     for run in store.runs:
         record = run.record
         print(f"{run.label}  {len(run.valid_times)} valid times "

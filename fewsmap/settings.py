@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fewsmap.errors import ConfigError
+from fewsmap.store.location import store_location
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,7 @@ class Settings:
 
 
 _CONVERTERS: dict[str, Any] = {
-    "stores_dir": Path,
+    "stores_dir": store_location,
     "config_file": Path,
     "host": str,
     "port": int,
@@ -129,6 +130,8 @@ def _positive(value: float, allow_zero: bool = False) -> Any:
 def _coerce(name: str, value: Any, origin: str) -> Any:
     try:
         return _CONVERTERS[name](value)
+    except ConfigError as exc:  # a converter that says why (a store location)
+        raise ConfigError(f"{origin}: {name}: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{origin}: {name}={value!r} is not a valid {name}") from exc
 

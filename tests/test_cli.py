@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,11 @@ from fewsmap import ForecastStore
 from tests.conftest import sample_paths
 
 
-def fewsmap(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def fewsmap(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "fewsmap.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def test_ingest_reports_each_run_and_skips_them_the_second_time(tmp_path: Path) -> None:
@@ -105,6 +108,54 @@ def test_runs_lists_runs_with_their_sources(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("2022-06-01T00:00:00Z  1 valid times 2022-06-01T12:00:00Z")
     assert "FMAT12hr_20220601.00z.grb  sha256 a77e1751bcca0568" in lines[1]
+
+
+def refused(result: subprocess.CompletedProcess[str], url: str, folder: Path) -> None:
+    """The command named the URL and wrote nothing in ``folder`` (its working folder)."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    scheme = url.split(":", 1)[0]
+    assert f"{url!r} is a URL ({scheme}://)" in result.stderr, result.stderr
+    assert "local folders" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["config.toml"]
+
+
+def test_store_urls_are_refused_by_every_command_writing_nothing(tmp_path: Path) -> None:
+    # Issue #13 item 15: `ingest --store s3://bucket/x.zarr` exited 0 and wrote `./s3:/…`.
+    # Each way of naming a store location, each with another scheme (tests/store/
+    # test_location.py holds the rest of the schemes).
+    config = tmp_path / "config.toml"
+    config.write_text('[stores]\nremote = "gs://bucket/x.zarr"\n')
+    file = sample_paths("fmat")[0]
+    cases: list[tuple[str, list[str | Path], dict[str, str] | None]] = [
+        ("s3://bucket/x.zarr", ["ingest", "--quiet", "--store", "s3://bucket/x.zarr", file],
+         None),
+        ("az://container/x.zarr", ["prune", "--keep-runs", "1", "--store",
+                                   "az://container/x.zarr"], None),
+        ("https://example.org/x.zarr", ["runs", "https://example.org/x.zarr"], None),
+        ("http://example.org/stores", ["ingest", "--quiet", "--stores",
+                                       "http://example.org/stores", "--store", "x", file],
+         None),
+        ("gs://bucket/x.zarr", ["ingest", "--quiet", "--config", config, "--store", "remote",
+                                file], None),
+        ("s3://bucket/stores", ["ingest", "--quiet", "--store", "x", file],
+         {"FEWSMAP_STORES_DIR": "s3://bucket/stores"}),
+        # serve would build the demo stores into a folder it cannot serve, then listen.
+        ("gs://bucket/stores", ["serve", "--stores", "gs://bucket/stores"], None),
+        ("gs://bucket/x.zarr", ["serve", "--config", config], None),
+        ("file://elsewhere/stores", ["demo"], {"FEWSMAP_STORES_DIR": "file://elsewhere/stores"}),
+    ]
+    for url, args, env in cases:
+        refused(fewsmap(*args, cwd=tmp_path, env=env, timeout=60), url, tmp_path)
+
+
+def test_file_urls_name_local_folders(tmp_path: Path) -> None:
+    store = tmp_path / "stores" / "fmat.zarr"
+    result = fewsmap("ingest", "--quiet", "--store", store.as_uri(), *sample_paths("fmat")[:1],
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ForecastStore(store).runs
+    listed = fewsmap("runs", f"file://localhost{store}")
+    assert listed.returncode == 0 and "2022-06-01T00:00:00Z" in listed.stdout
 
 
 @pytest.mark.parametrize("args", [["--version"], ["serve", "--help"], ["ingest", "--help"]])

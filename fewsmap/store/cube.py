@@ -30,6 +30,7 @@ from fewsmap.store.layout import (
     STEP_DIM,
     VALID_TIME,
 )
+from fewsmap.store.location import store_location
 from fewsmap.store.run import as_seconds, format_time, parse_time
 
 ROOT_METADATA = "zarr.json"
@@ -128,7 +129,7 @@ class ForecastStore:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self.path = store_location(path, "store")
         self.name = store_name(self.path)
         # Stat before reading: a publish in between leaves an older version, read again later.
         try:

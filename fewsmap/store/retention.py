@@ -19,6 +19,7 @@ import numpy as np
 from fewsmap.errors import ConfigError
 from fewsmap.store.cube import read_root_metadata
 from fewsmap.store.layout import ATTRS_KEY
+from fewsmap.store.location import store_location
 from fewsmap.store.run import parse_time
 from fewsmap.store.writer import (
     RETIRED_GRACE_S,
@@ -82,7 +83,7 @@ def configured_store_paths(config: dict[str, Any]) -> dict[str, Path]:
     for name, entry in config.get("stores", {}).items():
         where = entry.get("path") if isinstance(entry, dict) else entry
         if where is not None:
-            paths[str(name)] = Path(str(where))
+            paths[str(name)] = store_location(str(where), f"[stores.{name}] path")
     return paths
 
 
@@ -136,7 +137,13 @@ def prune(path: Path, policy: RetentionPolicy, *, now: np.datetime64 | None = No
 
     Readers that opened the store before keep reading the removed runs until ``grace_s``
     has passed; later writers (ingest, prune) then delete their chunks.
+
+    Raises
+    ------
+    ConfigError
+        If ``path`` is a URL fewsmap cannot write to (`store_location`).
     """
+    path = store_location(path, "store")
     now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "s") if now is None else now
     with writer_lock(path):
         recover(path)

@@ -55,6 +55,7 @@ from fewsmap.store.layout import (
     data_chunks,
     data_codec,
 )
+from fewsmap.store.location import store_location
 from fewsmap.store.run import Grid, RunData, format_time
 
 # A replaced run's chunks stay this long so that readers holding the old metadata finish.
@@ -86,8 +87,10 @@ def append_run(
     ------
     IngestError
         If the run does not fit the store (other grid, other dimensions of a variable).
+    ConfigError
+        If ``path`` is a URL fewsmap cannot write to (`store_location`).
     """
-    path = Path(path)
+    path = store_location(path, "store")
     path.mkdir(parents=True, exist_ok=True)
     with writer_lock(path):
         if _creation_needed(path):

@@ -1,0 +1,61 @@
+"""Store locations: local folders, file:// URLs; other URLs refused (fewsmap/store/location.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from fewsmap.errors import ConfigError
+from fewsmap.settings import load_settings
+from fewsmap.store.cube import ForecastStore
+from fewsmap.store.location import store_location
+from fewsmap.store.retention import RetentionPolicy, configured_store_paths, prune
+from tests.synthetic import lonlat_store
+
+
+@pytest.mark.parametrize("location", ["stores/x.zarr", "/data/x.zarr", "x.zarr", ".", "C:/x",
+                                      "a:b/x.zarr", Path("stores/x.zarr")])
+def test_paths_are_local_folders(location: str | Path) -> None:
+    assert store_location(location) == Path(location)
+
+
+@pytest.mark.parametrize(("url", "folder"), [
+    ("file:///data/x.zarr", "/data/x.zarr"), ("file://localhost/data/x.zarr", "/data/x.zarr"),
+    ("FILE:///data/my%20x.zarr", "/data/my x.zarr"), (Path("file:///data/x.zarr"), "/data/x.zarr"),
+])
+def test_file_urls_of_this_machine_are_local_folders(url: str | Path, folder: str) -> None:
+    assert store_location(url) == Path(folder)
+
+
+@pytest.mark.parametrize("url", [
+    "s3://bucket/x.zarr", "gs://bucket/x.zarr", "gcs://bucket/x.zarr", "az://c/x.zarr",
+    "abfs://c/x.zarr", "https://example.org/x.zarr", "http://example.org/x.zarr",
+    "file://otherhost/x.zarr", "S3://bucket/x.zarr", "zip+s3://bucket/x.zip",
+    # What a URL becomes once it has been a Path ('//' collapsed).
+    Path("s3://bucket/x.zarr"),
+])
+def test_other_urls_are_refused_naming_them(url: str | Path) -> None:
+    scheme = str(url).split(":", 1)[0].lower()
+    says = rf"--store .*is a URL \({re.escape(scheme)}://\): fewsmap reads and writes stores in"
+    with pytest.raises(ConfigError, match=says + " local folders only") as raised:
+        store_location(url, "--store")
+    assert raised.value.http_status == 400
+
+
+def test_every_way_into_the_store_layer_refuses_urls(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="FEWSMAP_STORES_DIR: stores_dir: 's3://b/stores' is a "
+                       "URL"):
+        load_settings(environ={"FEWSMAP_STORES_DIR": "s3://b/stores"})
+    with pytest.raises(ConfigError, match=r"\[stores.remote\] path 'gs://b/x.zarr' is a URL"):
+        configured_store_paths({"stores": {"remote": {"path": "gs://b/x.zarr"}}})
+    with pytest.raises(ConfigError, match="is a URL"):
+        lonlat_store(Path("s3://bucket/x.zarr"))  # fewsmap.store.writer.append_run
+    with pytest.raises(ConfigError, match="is a URL"):
+        prune(Path("s3://bucket/x.zarr"), RetentionPolicy(keep_runs=1))
+    with pytest.raises(ConfigError, match="is a URL"):
+        ForecastStore(Path("https://example.org/x.zarr"))
+    assert list(tmp_path.iterdir()) == []
