@@ -23,6 +23,8 @@ SAMPLES = {
     "maxt": TEST_DATA / "ds.maxt.bin",
     "arome": TEST_DATA / "AROME_MetCoOp_00_DEF_20160114_subset.nc",
     "t_n48": TEST_DATA / "t_n48.grib",
+    # Two runs of an NWS GFE NetCDF export (times in attributes, 2-D lat/lon, not CF)
+    "cnrfc_qpf": sorted((TEST_DATA / "cnrfc-qpf").glob("qpf.*.nc.gz")),
 }
 
 

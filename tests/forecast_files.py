@@ -7,10 +7,14 @@ apart and a checksum can tell a complete run from a partial one.
 
 from __future__ import annotations
 
+import gzip
+import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy.io import netcdf_file
 
 T0 = np.datetime64("2026-03-01T00:00:00", "s")
 STEP_HOURS = 3
@@ -62,3 +66,48 @@ def forecast_file(folder: Path, t0: np.datetime64, *, steps: int = 4,
     path = folder / f"forecast_{str(t0)[:13].replace('-', '').replace('T', '')}.nc"
     ds.to_netcdf(path)
     return path
+
+
+def read_gfe(path: Path) -> dict[str, Any]:
+    """Read an NWS GFE NetCDF export (gzipped) with scipy alone, as its layout says.
+
+    Returns the global attributes and, per variable, its values and attributes (bytes
+    decoded), for tests to compare with what ingest made of the file.
+    """
+    with gzip.open(path) as packed, netcdf_file(io.BytesIO(packed.read()), mmap=False) as f:
+        return {"attrs": {k: _text(v) for k, v in f._attributes.items()},
+                "variables": {name: (np.array(var.data), var.dimensions,
+                                     {k: _text(v) for k, v in var._attributes.items()})
+                              for name, var in f.variables.items()}}
+
+
+def gfe_copy(source: Path, target: Path, values: dict[str, np.ndarray],
+             attrs: dict[str, dict[str, Any]] | None = None, like: str = "QPF_SFC") -> Path:
+    """Write a copy of a GFE export, gzipped, with new values and attributes.
+
+    ``values`` replaces a variable's values, or adds a weather element with the dimensions
+    and attributes of ``like``; ``attrs`` updates a variable's attributes (``""``: global).
+    """
+    gfe = read_gfe(source)
+    variables = dict(gfe["variables"])
+    for name, data in values.items():
+        _, dims, var_attrs = variables.get(name, variables[like])
+        variables[name] = (data, dims, var_attrs)
+    edits = attrs or {}
+    buffer = io.BytesIO()
+    with netcdf_file(buffer, "w", version=1) as f:
+        f._attributes.update({**gfe["attrs"], **edits.get("", {})})
+        for name, (data, dims, var_attrs) in variables.items():
+            for dim, size in zip(dims, data.shape, strict=True):
+                if dim not in f.dimensions:
+                    f.createDimension(dim, size)
+            var = f.createVariable(name, data.dtype, dims)
+            var[...] = data
+            var._attributes.update({**var_attrs, **edits.get(name, {})})
+        f.flush()
+        target.write_bytes(gzip.compress(buffer.getvalue()))
+    return target
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value

@@ -90,13 +90,46 @@ def _grib_projected(
     y = y0 + dy * np.arange(ds.sizes["y"])
     # Check against ecCodes' per-point coordinates: a wrong axis must never pass silently.
     gx, gy = to_xy.transform(ds["longitude"].values, ds["latitude"].values)
-    error = max(np.abs(gx - x[None, :]).max() / abs(dx), np.abs(gy - y[:, None]).max() / abs(dy))
-    if not error <= PROJECTED_TOLERANCE_CELLS:
+    if not _reproduces(gx, gy, x, y, dx, dy):
         return None  # keep the exact 2-D coordinates instead (curvilinear)
     out = ds.drop_vars(["latitude", "longitude"]).assign_coords(
         y=("y", y, AXIS_ATTRS["y"]), x=("x", x, AXIS_ATTRS["x"])
     )
     return out, _grid(out, PROJECTED, crs)
+
+
+def _fitted_projected(
+    ds: xr.Dataset, lat_name: str, lon_name: str, crs: pyproj.CRS
+) -> tuple[xr.Dataset, Grid] | None:
+    """Regular x/y axes of a grid known by its 2-D latitude/longitude and a projected CRS.
+
+    The axes are fitted (least squares) to the points taken into ``crs`` and must reproduce
+    every point as a GRIB grid must (``PROJECTED_TOLERANCE_CELLS``); None otherwise, and the
+    grid stays curvilinear. NWS GFE exports come this way (`fewsmap.ingest.gfe`).
+    """
+    lat, lon = ds[lat_name], ds[lon_name]
+    to_xy = pyproj.Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
+    gx, gy = (np.asarray(v) for v in to_xy.transform(lon.values.astype("float64"),
+                                                      lat.values.astype("float64")))
+    if min(gx.shape) < 2 or not (np.isfinite(gx).all() and np.isfinite(gy).all()):
+        return None
+    cols, rows = np.arange(gx.shape[1]), np.arange(gx.shape[0])
+    dx, x0 = np.polyfit(cols, gx.mean(axis=0), 1)
+    dy, y0 = np.polyfit(rows, gy.mean(axis=1), 1)
+    x, y = x0 + dx * cols, y0 + dy * rows
+    if not _reproduces(gx, gy, x, y, dx, dy):
+        return None
+    out = ds.drop_vars([lat_name, lon_name]).rename({lat.dims[0]: "y", lat.dims[1]: "x"})
+    out = out.assign_coords(y=("y", y, AXIS_ATTRS["y"]), x=("x", x, AXIS_ATTRS["x"]))
+    return out, _grid(out, PROJECTED, crs)
+
+
+def _reproduces(gx: np.ndarray, gy: np.ndarray, x: np.ndarray, y: np.ndarray, dx: float,
+                dy: float) -> bool:
+    """Tell whether axes ``x``/``y`` (spacing ``dx``/``dy``) land within the tolerance of
+    every projected point ``gx``/``gy``."""
+    error = max(np.abs(gx - x[None, :]).max() / abs(dx), np.abs(gy - y[:, None]).max() / abs(dy))
+    return bool(error <= PROJECTED_TOLERANCE_CELLS)  # False for NaN (a zero spacing)
 
 
 def _regular_from_reduced_gaussian(
@@ -155,7 +188,9 @@ def _cf_grid(ds: xr.Dataset, variables: list[str], path: Path) -> tuple[xr.Datas
     var = ds[variables[0]]
     crs = _cf_crs(ds, var)
     y_dim, x_dim = (str(d) for d in var.dims[-2:])
-    y_coord, x_coord = ds.get(y_dim), ds.get(x_dim)
+    # Only real coordinate variables: xarray answers a bare dimension with 0, 1, 2 … (which
+    # would pass for metres on a projected grid).
+    y_coord, x_coord = (ds[d] if d in ds.variables else None for d in (y_dim, x_dim))
     if y_coord is not None and x_coord is not None and y_coord.ndim == x_coord.ndim == 1:
         if _is_axis(y_coord, "latitude") and _is_axis(x_coord, "longitude"):
             return _lonlat(ds, y_dim, x_dim, crs or WGS84)
@@ -170,7 +205,9 @@ def _cf_grid(ds: xr.Dataset, variables: list[str], path: Path) -> tuple[xr.Datas
     for lat_name, lon_name in (("latitude", "longitude"), ("lat", "lon")):
         lat = ds.get(lat_name)
         if lat is not None and lat.ndim == 2 and lat.dims == var.dims[-2:]:
-            return _curvilinear(ds, lat_name, lon_name)
+            projected = _fitted_projected(ds, lat_name, lon_name, crs) if (
+                crs is not None and crs.is_projected) else None
+            return projected or _curvilinear(ds, lat_name, lon_name)
     raise IngestError(
         f"{path}: no horizontal grid found for '{variables[0]}' (dims {var.dims}): "
         "expected 1-D latitude/longitude, projected x/y with a CF grid_mapping, "

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from fewsmap.errors import IngestError
+from fewsmap.ingest.gfe import gfe_as_cf, is_gfe
 from fewsmap.ingest.grids import normalise_grid
 from fewsmap.store.layout import MEMBER_DIM, STEP_DIM
 from fewsmap.store.run import Grid, as_seconds, format_time
@@ -62,6 +63,8 @@ def normalise(
     IngestError
         If the dataset has no forecast variable, no time axis, or no usable grid.
     """
+    if is_gfe(ds):  # NWS GFE exports keep their times and run in attributes
+        ds = gfe_as_cf(ds, path)
     variables = _forecast_variables(ds)
     if not variables:
         raise IngestError(f"{path}: no gridded variable with a time axis found")

@@ -17,13 +17,16 @@ from PIL import Image
 
 from fewsmap.ingest import ingest
 from tests.conftest import SAMPLES
+from tests.forecast_files import gfe_copy, read_gfe
 from tests.live_server import live_server
 from tests.synthetic import lambert_store, lonlat_store
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
 OGC = "{http://www.opengis.net/ogc}"
 VALUE_RANGE = (-30.0, 70.0)  # covers the test fields' longitudes and latitudes in Europe
-VALUE_RANGES = {"naefs": (-130.0, 60.0)}  # North America
+# North America; CNRFC's cells (~0.05°) need colour bins narrower than a cell.
+VALUE_RANGES = {"naefs": (-130.0, 60.0), "cnrfc.lon": (-126.0, -114.0),
+                "cnrfc.lat": (31.0, 45.0)}
 
 
 def ingested_with_coordinates_as_values(source: Path, variable: str, folder: Path,
@@ -50,6 +53,19 @@ def ingested_with_coordinates_as_values(source: Path, variable: str, folder: Pat
     ingest(store, [path], progress=False)
 
 
+def gfe_with_coordinates_as_values(folder: Path, store: Path) -> None:
+    """Ingest a copy of the CNRFC GFE export whose elements ``lon``/``lat`` hold each cell's
+    longitude/latitude, as the file's 2-D latitude/longitude variables give them."""
+    source = SAMPLES["cnrfc_qpf"][0]
+    variables = read_gfe(source)["variables"]
+    shape = variables["QPF_SFC"][0].shape
+    values = {name: np.broadcast_to(variables[axis][0], shape).astype(">f4")
+              for name, axis in (("lon", "longitude"), ("lat", "latitude"))}
+    degrees = {"units": "degree", "rateDependent": np.int32(0)}  # a plain linear style
+    ingest(store, [gfe_copy(source, folder / source.name, values,
+                            {"lon": degrees, "lat": degrees})], progress=False)
+
+
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("wms")
@@ -59,6 +75,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ingested_with_coordinates_as_values(SAMPLES["arome"], "x_wind_10m", folder,
                                         stores / "arome.zarr")
     ingested_with_coordinates_as_values(SAMPLES["naefs"], "QTF", folder, stores / "naefs.zarr")
+    gfe_with_coordinates_as_values(folder, stores / "cnrfc.zarr")
     with live_server("--stores", str(stores)) as base:
         yield f"{base}/wms"
 
@@ -115,8 +132,11 @@ CASES = [
     ("arome", "EPSG:4326", (60.0, 0.5, 64.5, 9.0), (0.5, 60.0, 9.0, 64.5), "1.3.0"),
     ("naefs", "EPSG:3857", (-130 * MERC, 2.5e6, -60 * MERC, 7.5e6), None, "1.3.0"),
     ("naefs", "EPSG:4326", (20.0, -130.0, 58.0, -60.0), (-130.0, 20.0, -60.0, 58.0), "1.3.0"),
+    # CNRFC QPF, an NWS GFE export: HRAP polar stereographic from 2-D lat/lon (issue #13).
+    ("cnrfc", "EPSG:3857", (-124 * MERC, 4.0e6, -116 * MERC, 5.2e6), None, "1.3.0"),
+    ("cnrfc", "EPSG:4326", (33.0, -124.0, 43.0, -116.0), (-124.0, 33.0, -116.0, 43.0), "1.3.0"),
 ]
-CELL_DEGREES = {"grid": 1.0, "lambert": 0.25, "arome": 0.1, "naefs": 0.5}
+CELL_DEGREES = {"grid": 1.0, "lambert": 0.25, "arome": 0.1, "naefs": 0.5, "cnrfc": 0.06}
 
 
 @pytest.mark.parametrize(("store", "crs", "bbox", "east_north", "version"), CASES)
@@ -126,11 +146,12 @@ def test_colours_land_where_the_values_are(url: str, store: str, crs: str,
                                            version: str) -> None:
     size = (240, 200)
     lon, lat = pixel_lonlat("EPSG:4326" if crs == "CRS:84" else crs, east_north or bbox, size)
-    value_range = VALUE_RANGES.get(store, VALUE_RANGE)
-    bin_width = (value_range[1] - value_range[0]) / 255
     # A pixel shows the cell it falls in: off by at most half a cell, plus one colour bin.
     cell = CELL_DEGREES[store]
     for variable, expected in (("lon", lon), ("lat", lat)):
+        value_range = VALUE_RANGES.get(f"{store}.{variable}",
+                                       VALUE_RANGES.get(store, VALUE_RANGE))
+        bin_width = (value_range[1] - value_range[0]) / 255
         shown = get_map(url, f"{store}.{variable}", crs, bbox, size, version, value_range)
         drawn = np.isfinite(shown)
         assert drawn.mean() > 0.2, "most of the map shows data"
