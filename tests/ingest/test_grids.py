@@ -13,7 +13,11 @@ import pytest
 import xarray as xr
 
 from fewsmap import ForecastStore, open_cube
+from fewsmap.errors import IngestError
+from fewsmap.ingest import ingest
+from fewsmap.ingest.grids import grid_attrs
 from tests.conftest import assert_values, open_source, sample_paths, seconds
+from tests.synthetic import LAMBERT
 
 Sample = Callable[[str], list[Path]]
 Ingested = Callable[[str], Path]
@@ -189,3 +193,20 @@ def test_t_n48_interpolation_stays_within_each_row(
         unpacked = stored.values[:, index, :]
         assert (unpacked >= source_row.min(axis=1, keepdims=True)).all()
         assert (unpacked <= source_row.max(axis=1, keepdims=True)).all()
+
+
+def test_projected_dimensions_without_coordinates_are_not_taken_as_metres(
+        tmp_path: Path) -> None:
+    # xarray answers a bare dimension with 0, 1, 2 …: once stored as x/y metres, the field
+    # sat on a 1 m grid at the projection's origin.
+    times = np.array(["2026-01-01T06", "2026-01-01T12"], dtype="datetime64[ns]")
+    ds = xr.Dataset(
+        {"t": (("time", "y", "x"), np.ones((2, 3, 4), "float32"),
+               {"units": "K", "grid_mapping": "crs"}),
+         "crs": ((), np.int32(0), grid_attrs(LAMBERT))},
+        coords={"time": ("time", times)})
+    path = tmp_path / "bare.nc"
+    ds.to_netcdf(path)
+    with pytest.raises(IngestError, match="no horizontal grid found for 't'"):
+        ingest(tmp_path / "s.zarr", [path], reference_time=np.datetime64("2026-01-01T00"),
+               progress=False)
