@@ -210,3 +210,27 @@ def test_projected_dimensions_without_coordinates_are_not_taken_as_metres(
     with pytest.raises(IngestError, match="no horizontal grid found for 't'"):
         ingest(tmp_path / "s.zarr", [path], reference_time=np.datetime64("2026-01-01T00"),
                progress=False)
+
+
+def test_2d_latitude_longitude_with_a_projected_grid_mapping_become_x_y_axes(
+        tmp_path: Path) -> None:
+    # A CF file that locates its cells only by 2-D latitude/longitude and names its
+    # projection (as the GFE exports do once read): regular x/y axes are fitted and checked.
+    x, y = np.arange(-700_000.0, -600_000.0, 10_000.0), np.arange(-300_000.0, -240_000.0, 10_000.0)
+    to_lonlat = pyproj.Transformer.from_crs(LAMBERT, "EPSG:4326", always_xy=True)
+    lon, lat = to_lonlat.transform(*np.meshgrid(x, y))
+    times = np.array(["2026-01-01T06"], dtype="datetime64[ns]")
+    ds = xr.Dataset(
+        {"t": (("time", "rows", "cols"), np.ones((1, y.size, x.size), "float32"),
+               {"units": "K", "grid_mapping": "crs", "coordinates": "latitude longitude"}),
+         "crs": ((), np.int32(0), grid_attrs(LAMBERT))},
+        coords={"time": ("time", times), "latitude": (("rows", "cols"), lat),
+                "longitude": (("rows", "cols"), lon)})
+    ds.to_netcdf(tmp_path / "lambert.nc")
+    store = tmp_path / "s.zarr"
+    ingest(store, [tmp_path / "lambert.nc"], reference_time=np.datetime64("2026-01-01T00"),
+           progress=False)
+    fs = ForecastStore(store)
+    assert fs.spatial_dims == ("y", "x") and "latitude" not in fs.group
+    np.testing.assert_allclose(fs.coordinate("x"), x, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(fs.coordinate("y"), y, rtol=0, atol=1e-3)
