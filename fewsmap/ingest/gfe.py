@@ -56,7 +56,8 @@ def gfe_as_cf(ds: xr.Dataset, path: Path) -> xr.Dataset:
     """
     names = [str(name) for name, var in ds.data_vars.items()
              if "validTimes" in var.attrs and var.ndim == 3 and var.dtype.kind in "fiu"]
-    out = xr.Dataset({name: _element(ds[name], name, path) for name in names})
+    out = xr.Dataset({name: _element(ds[name], name, path) for name in names},
+                     attrs=dict(ds.attrs))  # provenance: creationTime, startProcTime …
     crs = _projection(ds[names[0]].attrs) if names else None
     if crs is not None:
         out[GRID_MAPPING] = xr.DataArray(np.int32(0), attrs=grid_attrs(crs))
