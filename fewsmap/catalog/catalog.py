@@ -126,9 +126,9 @@ class Catalog:
         return self.stores[layer.store]
 
     def runs(self, layer: Layer) -> tuple[RunInfo, ...]:
-        """Published runs that hold the layer's variable, oldest first."""
-        return tuple(run for run in self.store(layer).runs
-                     if layer.variable in run.record.get("variables", ()))
+        """Published runs holding data of the layer, oldest first, each with only the valid
+        times where its variables hold data (a lagged ensemble's run fills a few steps)."""
+        return self.store(layer).runs_holding(layer.variables)
 
     @property
     def refresh_due(self) -> bool:
