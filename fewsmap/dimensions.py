@@ -166,3 +166,16 @@ def _among(labels: np.ndarray, value: str | float) -> bool:
     if value == REQUIRED:
         return True
     return bool(np.isclose(labels.astype("float64"), float(value), rtol=0, atol=1e-6).any())
+
+
+def single_level(store: ForecastStore, variable: str) -> str | None:
+    """The one level ``variable`` holds data on, as ``850 hPa``; None for none or several.
+
+    Layer titles say it (issue #13 item 9): "Geopotential at 850 hPa".
+    """
+    runs = store.runs_holding([variable])
+    for dimension in layer_dimensions(store, variable, {}, runs):
+        labels = dimension.sorted_labels()
+        if dimension.name == "elevation" and len(labels) == 1:
+            return f"{labels[0]:g} {dimension.units}".strip()
+    return None

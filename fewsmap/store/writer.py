@@ -18,7 +18,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -100,6 +100,7 @@ def append_run(
         if existing is not None and not replace:
             return AppendResult(run.label, "skipped", _skip_message(run, existing))
         _check_grid(path, run)
+        run = _fit_stored_dimensions(path, run)
         with unpublished_changes(path):
             attrs = vacuum_retired(path, attrs)
             record = _write_run(path, run, progress)
@@ -292,6 +293,23 @@ def _check_grid(path: Path, run: RunData) -> None:
     problem = stored.mismatch(run.grid)
     if problem is not None:
         raise IngestError(f"run {run.label} does not fit the store's grid: it has {problem}")
+
+
+def _fit_stored_dimensions(path: Path, run: RunData) -> RunData:
+    """Drop a length-1 level from pieces of a variable the store holds without it.
+
+    Ingest keeps a single level (geopotential at 850 hPa) as a level dimension of length 1;
+    stores written before kept none, and their variables' arrays must keep their shape.
+    """
+    with quiet_zarr():
+        group = zarr.open_group(path, mode="r", use_consolidated=True)
+    fields = {}
+    for name, pieces in run.fields.items():
+        stored = dimension_names(array_of(group, name))[1:] if name in group else None
+        fields[name] = pieces if stored is None else tuple(
+            piece.squeeze([d for d in piece.dims if d not in stored and piece.sizes[d] == 1
+                           and d != STEP_DIM], drop=True) for piece in pieces)
+    return replace(run, fields=fields)
 
 
 def stored_grid(path: Path) -> Grid:

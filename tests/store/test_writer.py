@@ -35,6 +35,7 @@ from fewsmap.store.writer import (
     writing_marker,
 )
 from tests.conftest import ROOT, assert_values, open_source, sample_paths, seconds, tree_digest
+from tests.forecast_files import single_level_grib
 from tests.synthetic import (
     LAGGED_RUNS,
     T0,
@@ -489,3 +490,17 @@ def test_members_held_at_some_steps_only_are_recorded_per_step(tmp_path: Path) -
         "by_step": {"realization": {"0": "0-1", "2": "3"}}}
     assert info.data_labels("x", "realization", 2).tolist() == [3]
     assert info.holding(["x"]).valid_times.tolist() == [T0, T0 + np.timedelta64(12, "h")]
+
+
+def test_a_single_level_fits_a_store_written_without_it(tmp_path: Path) -> None:
+    """Stores from before single levels were kept hold such variables without a level axis:
+    later runs keep that shape (issue #13 item 9)."""
+    [run] = read_runs([single_level_grib(tmp_path, 850)])
+    older = dataclasses.replace(
+        run, reference_time=run.reference_time - np.timedelta64(12, "h"),
+        fields={"z": tuple(p.squeeze("isobaricInhPa", drop=True) for p in run.fields["z"])})
+    append_run(tmp_path / "z.zarr", older, progress=False)
+    assert append_run(tmp_path / "z.zarr", run, progress=False).status == "written"
+    store = ForecastStore(tmp_path / "z.zarr")
+    assert store.dims("z") == ("forecast_reference_time", "step", "latitude", "longitude")
+    assert "isobaricInhPa" not in store.group and len(store.runs) == 2
