@@ -8,6 +8,8 @@ each filling 7 members at 3 steps, and a variable present at one step of each ru
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +30,7 @@ from tests.synthetic import (
     ragged_members_store,
 )
 
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
 LAYER = "lagged.t2m"
 SNOW = "lagged.snow"
 WMS = "{http://www.opengis.net/wms}"
@@ -209,3 +212,11 @@ def test_series_holding_some_values_keep_the_rest_as_missing(
         "j": "0", "info_format": "application/json", "time": "2026-01-01T12:00:00Z"}).json()
     assert info["features"][0]["properties"]["member"] == 3
     assert info["features"][0]["properties"]["value"] == 2.0
+
+
+def test_per_run_dimensions_validate_against_the_ogc_schema(client: AppClient) -> None:
+    os.environ["XML_CATALOG_FILES"] = str(SCHEMAS / "catalog.xml")
+    schema = etree.XMLSchema(etree.parse(str(SCHEMAS / "sld/1.1.0/sld_capabilities.xsd")))
+    document = etree.fromstring(client.get("/wms", params={
+        "request": "GetCapabilities", "layers": LAYER, **ALL_RUNS}).content)
+    assert schema.validate(document), schema.error_log
