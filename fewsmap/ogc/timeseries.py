@@ -525,10 +525,14 @@ def openapi_document() -> dict[str, Any]:
         _parameter("end", False, f"Last valid time (inclusive). {time_text}.",
                    {"type": "string", "format": "date-time"}, "2022-08-12T00:00:00Z"),
         _parameter("member", False, "Ensemble member label, or `all` (one series per "
-                   "member); default: the layer's default member (the control).",
+                   "member holding data in each run: a lagged ensemble's runs each give "
+                   "their own members); default: the layer's default member (the control), "
+                   "else the lowest member the run holds. Runs without a named member give "
+                   "no series; only valid times holding data are listed.",
                    number_or_all, ALL),
-        _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all`; default: the "
-                   "level nearest the surface or the configured default.", number_or_all, 850),
+        _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all` (the levels "
+                   "holding data); default: the configured default, else the level nearest "
+                   "the surface holding data.", number_or_all, 850),
         _parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
                    "CoverageCollection of PointSeries), `csv` or `netcdf` (CF NetCDF-4, "
                    "featureType timeSeries).",
