@@ -308,7 +308,8 @@ def _fit_stored_dimensions(path: Path, run: RunData) -> RunData:
         stored = dimension_names(array_of(group, name))[1:] if name in group else None
         fields[name] = pieces if stored is None else tuple(
             piece.squeeze([d for d in piece.dims if d not in stored and piece.sizes[d] == 1
-                           and d != STEP_DIM], drop=True) for piece in pieces)
+                           and piece[d].attrs.get("axis") == "Z"], drop=True)
+            for piece in pieces)
     return replace(run, fields=fields)
 
 
