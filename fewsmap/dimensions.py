@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -64,7 +64,9 @@ class LayerDimension:
     """A dimension of a layer besides time and reference time: levels or members.
 
     ``default`` is the label used when a request gives none; None means the request must
-    give one (configured ``required``: MissingDimensionValue otherwise).
+    give one (configured ``required``: MissingDimensionValue otherwise). ``held`` are the
+    store indices holding data in the runs the dimension was built for (None: all); only
+    they are listed and accepted.
     """
 
     name: str  # the WMS name: "elevation", "ensemble_member"
@@ -72,6 +74,8 @@ class LayerDimension:
     labels: np.ndarray  # in store order
     units: str
     default: float | None
+    held: np.ndarray | None = None
+    scope: str = ""  # what ``held`` is about, for messages: " in run <T0>"
 
     def index(self, wanted: float | None, layer_id: str) -> int:
         """The store index of ``wanted`` (or of the default).
@@ -91,41 +95,87 @@ class LayerDimension:
                     f"available: {self.listing()}")
         matches = np.flatnonzero(np.isclose(self.labels.astype("float64"), wanted, rtol=0,
                                             atol=1e-6))
-        if matches.size == 0:
+        if matches.size == 0 or (self.held is not None and matches[0] not in self.held):
             raise InvalidDimensionValue(
-                f"{self.name}={wanted:g} is not available for layer {layer_id!r}; "
-                f"available: {self.listing()}")
+                f"{self.name}={wanted:g} is not available for layer {layer_id!r}"
+                f"{self.scope}; available: {self.listing()}")
         return int(matches[0])
 
+    def sorted_indices(self) -> np.ndarray:
+        """Store indices of the labels holding data, by ascending label."""
+        indices = np.arange(self.labels.size) if self.held is None else self.held
+        return indices[np.argsort(self.labels[indices].astype("float64"), kind="stable")]
+
     def sorted_labels(self) -> list[float]:
-        """Labels in ascending order."""
-        return sorted(float(v) for v in self.labels.tolist())
+        """Labels holding data, in ascending order."""
+        return [float(self.labels[i]) for i in self.sorted_indices()]
 
     def listing(self) -> str:
         """Labels as a comma-separated list (capabilities, messages)."""
         return ",".join(f"{v:g}" for v in self.sorted_labels())
 
 
-def layer_dimensions(store: ForecastStore, variable: str,
-                     defaults: Mapping[str, str | float]) -> list[LayerDimension]:
+def layer_dimensions(store: ForecastStore, variable: str, defaults: Mapping[str, str | float],
+                     runs: Sequence[RunInfo] = (),
+                     valid_time: np.datetime64 | None = None) -> list[LayerDimension]:
     """The member and level dimensions of ``variable``, in the variable's dimension order.
 
-    Defaults: the configured value, ``required``, else the level nearest the surface (the
-    largest pressure, else the smallest height or depth) and the lowest member number (the
-    control run).
+    With ``runs``, each lists only the labels holding data in any of them (and, with
+    ``valid_time``, in the one run at that time). Defaults: the configured value if it holds
+    data, ``required``, else the level nearest the surface (the largest pressure, else the
+    smallest height or depth) and the lowest member number holding data (the control run
+    where there is one).
     """
     found = []
     for dim in store.dims(variable)[2:-2]:
         labels = store.coordinate(dim)
         attrs = store.attributes(dim)
+        held = _held(runs, variable, dim, valid_time)
+        candidates = labels if held is None or held.size == 0 else labels[held]
         if dim == MEMBER_DIM:
-            name, fallback = "ensemble_member", float(labels.min())
+            name, fallback = "ensemble_member", float(candidates.min())
         else:
             name = "elevation" if attrs.get("axis") == "Z" else dim
             pressure = str(attrs.get("units", "")).lower() in PRESSURE_UNITS
-            fallback = float(labels.max() if pressure else labels.min())
+            fallback = float(candidates.max() if pressure else candidates.min())
         configured = defaults.get(name)
+        if configured is not None and held is not None and not _among(candidates, configured):
+            configured = None  # the configured label holds no data here: defaults point at data
         default = None if configured == REQUIRED else (
             float(configured) if configured is not None else fallback)
-        found.append(LayerDimension(name, dim, labels, str(attrs.get("units", "")), default))
+        scope = f" in run {runs[0].label}" if len(runs) == 1 else ""
+        found.append(LayerDimension(name, dim, labels, str(attrs.get("units", "")), default,
+                                    held, scope))
     return found
+
+
+def _held(runs: Sequence[RunInfo], variable: str, dim: str,
+          valid_time: np.datetime64 | None) -> np.ndarray | None:
+    """Store indices along ``dim`` holding data in any of ``runs`` (None: all of them)."""
+    found = []
+    for run in runs:
+        step = run.step_of(valid_time) if valid_time is not None and len(runs) == 1 else None
+        held = run.data_labels(variable, dim, step)
+        if held is None:
+            return None
+        found.append(held)
+    return np.unique(np.concatenate(found)) if found else None
+
+
+def _among(labels: np.ndarray, value: str | float) -> bool:
+    if value == REQUIRED:
+        return True
+    return bool(np.isclose(labels.astype("float64"), float(value), rtol=0, atol=1e-6).any())
+
+
+def single_level(store: ForecastStore, variable: str) -> str | None:
+    """The one level ``variable`` holds data on, as ``850 hPa``; None for none or several.
+
+    Layer titles say it (issue #13 item 9): "Geopotential at 850 hPa".
+    """
+    runs = store.runs_holding([variable])
+    for dimension in layer_dimensions(store, variable, {}, runs):
+        labels = dimension.sorted_labels()
+        if dimension.name == "elevation" and len(labels) == 1:
+            return f"{labels[0]:g} {dimension.units}".strip()
+    return None

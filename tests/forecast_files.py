@@ -111,3 +111,27 @@ def gfe_copy(source: Path, target: Path, values: dict[str, np.ndarray],
 
 def _text(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def single_level_grib(folder: Path, level: int, short_name: str = "z") -> Path:
+    """Copy the GRIB messages of ``short_name`` at ``level`` hPa from the shared
+    multi_param sample (IFS, 4 steps, 1000/850/500/300 hPa) into their own file.
+
+    cfgrib then reads the field with ``isobaricInhPa`` as a scalar coordinate, as an
+    operational feed of one file per level and parameter gives it (issue #13 item 9).
+    """
+    import eccodes  # only this helper needs ecCodes' Python bindings
+
+    from tests.conftest import sample_paths
+
+    [source] = sample_paths("multi_param")
+    target = folder / f"{short_name}{level}.grib"
+    with source.open("rb") as messages, target.open("wb") as out:
+        while (handle := eccodes.codes_grib_new_from_file(messages)) is not None:
+            try:
+                if (eccodes.codes_get(handle, "shortName") == short_name
+                        and eccodes.codes_get(handle, "level") == level):
+                    out.write(eccodes.codes_get_message(handle))
+            finally:
+                eccodes.codes_release(handle)
+    return target

@@ -66,3 +66,66 @@ def lambert_store(path: Path) -> Path:
         xx, yy)
     append_run(path, _run(grid, lon, lat), progress=False)
     return path
+
+
+# A lagged ensemble as seasonal systems publish it (issue #13 item 7): 8 runs a week apart,
+# each with the cube's 20 daily lead times and 28 members, of which it fills 7 members at 3
+# steps; the rest is NaN. Run k holds members 7k..7k+6 (mod 28) at steps 2k..2k+2.
+LAGGED_RUNS, LAGGED_MEMBERS, LAGGED_STEPS = 8, 28, 20
+LAGGED_T0 = np.datetime64("2026-03-01T00:00:00", "s")
+
+
+def lagged_members(k: int) -> list[int]:
+    """The members run ``k`` of the lagged ensemble holds."""
+    return sorted((7 * k + j) % LAGGED_MEMBERS for j in range(7))
+
+
+def lagged_steps(k: int) -> list[int]:
+    """The step indices (days of lead time) at which run ``k`` holds data."""
+    return [2 * k, 2 * k + 1, 2 * k + 2]
+
+
+def lagged_run_time(k: int) -> np.datetime64:
+    return LAGGED_T0 + np.timedelta64(7 * k, "D")
+
+
+def lagged_ensemble_store(path: Path) -> Path:
+    """Write the lagged ensemble: variable ``t2m`` (value = member + step / 100 where held)
+    and ``snow``, present at one step (its run's second held step) and without members."""
+    lat, lon = np.arange(60.0, 39.5, -2.0), np.arange(0.0, 30.5, 2.0)
+    grid = lonlat_grid(lat, lon)
+    steps = (np.arange(LAGGED_STEPS) * 86400).astype("timedelta64[s]").astype("timedelta64[ns]")
+    members = np.arange(LAGGED_MEMBERS)
+    for k in range(LAGGED_RUNS):
+        values = np.full((LAGGED_STEPS, LAGGED_MEMBERS, lat.size, lon.size), np.nan, "float32")
+        for step in lagged_steps(k):
+            for member in lagged_members(k):
+                values[step, member] = member + step / 100
+        t2m = xr.DataArray(values, dims=("step", "realization", *grid.dims),
+                           coords={"step": steps, "realization": members},
+                           attrs={"units": "K", "long_name": "2 m temperature"})
+        one = lagged_steps(k)[1]
+        snow = xr.DataArray(np.ones((1, lat.size, lon.size), "float32"),
+                            dims=("step", *grid.dims), coords={"step": steps[one:one + 1]},
+                            attrs={"units": "m", "long_name": "snow depth"})
+        run = RunData(lagged_run_time(k), {"t2m": (t2m,), "snow": (snow,)}, grid,
+                      (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
+        append_run(path, run, progress=False)
+    return path
+
+
+def ragged_members_store(path: Path) -> Path:
+    """One run of variable ``x`` on a 2 × 2 grid, 4 members, steps 0, 6 and 12 h: members 0
+    and 1 hold 1.0 everywhere at step 0, member 3 holds 2.0 at step 12 h in the cell (lat 1,
+    lon 0) only; step 6 h and member 2 hold nothing."""
+    grid = lonlat_grid(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+    values = np.full((3, 4, 2, 2), np.nan, "float32")
+    values[0, :2] = 1.0
+    values[2, 3, 0, 0] = 2.0
+    field = xr.DataArray(values, dims=("step", "realization", *grid.dims), coords={
+        "step": np.array([0, 6, 12], "timedelta64[h]").astype("timedelta64[ns]"),
+        "realization": [0, 1, 2, 3]}, attrs={"units": "1"})
+    run = RunData(T0, {"x": (field,)}, grid, (SourceFile("synthetic", "0" * 64, 0),),
+                  "synthetic")
+    append_run(path, run, progress=False)
+    return path

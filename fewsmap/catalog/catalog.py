@@ -24,6 +24,7 @@ from fewsmap.catalog.layers import (
 )
 from fewsmap.catalog.styles import Style, default_style, style_from_config
 from fewsmap.catalog.vectors import vector_pairs
+from fewsmap.dimensions import single_level
 from fewsmap.errors import ConfigError, FewsmapError, LayerNotDefined
 from fewsmap.settings import Settings, read_config
 from fewsmap.store.cube import (
@@ -126,9 +127,9 @@ class Catalog:
         return self.stores[layer.store]
 
     def runs(self, layer: Layer) -> tuple[RunInfo, ...]:
-        """Published runs that hold the layer's variable, oldest first."""
-        return tuple(run for run in self.store(layer).runs
-                     if layer.variable in run.record.get("variables", ()))
+        """Published runs holding data of the layer, oldest first, each with only the valid
+        times where its variables hold data (a lagged ensemble's run fills a few steps)."""
+        return self.store(layer).runs_holding(layer.variables)
 
     @property
     def refresh_due(self) -> bool:
@@ -232,7 +233,9 @@ def _auto_layer(name: str, store: ForecastStore, variable: str) -> Layer:
     attrs = store.attributes(variable)
     style: Style = default_style(variable, attrs)
     units = attrs.get("units")
-    title = str(attrs.get("long_name") or variable) + (f" [{units}]" if units else "")
+    level = single_level(store, variable)
+    title = str(attrs.get("long_name") or variable) + (f" at {level}" if level else "") + (
+        f" [{units}]" if units else "")
     keywords = {
         "parameterId": variable,
         "locationId": name,

@@ -10,6 +10,7 @@ and are returned untouched (float32; NaN where the cube has no value).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +51,9 @@ class LayerAxes:
     level: LayerDimension | None
 
     @classmethod
-    def of(cls, store: ForecastStore, layer: Layer) -> LayerAxes:
-        """Read them from the layer's (first) variable."""
-        dims = tuple(layer_dimensions(store, layer.variable, layer.defaults))
+    def of(cls, store: ForecastStore, layer: Layer, runs: Sequence[RunInfo] = ()) -> LayerAxes:
+        """Read them from the layer's (first) variable: the labels holding data in ``runs``."""
+        dims = tuple(layer_dimensions(store, layer.variable, layer.defaults, runs))
         return cls(dims, next((d for d in dims if d.name == "ensemble_member"), None),
                    next((d for d in dims if d.name == "elevation"), None))
 
@@ -60,7 +61,7 @@ class LayerAxes:
         """Store indices of every level, by ascending level value."""
         if self.level is None:
             return np.zeros(1, dtype=np.int64)
-        return np.argsort(self.level.labels.astype("float64"), kind="stable")
+        return self.level.sorted_indices()
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,7 +145,7 @@ def layer_parameters(store: ForecastStore, layer: Layer,
             found.append(EdrParameter(variable, variable))
             continue
         labels = axes.member.labels
-        for index in np.argsort(labels.astype("float64"), kind="stable"):
+        for index in axes.member.sorted_indices():
             label = label_value(labels[index])
             found.append(EdrParameter(f"{variable}{MEMBER_INFIX}{label}", variable, label,
                                       int(index)))
@@ -164,7 +165,7 @@ def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: Edr
     layer = find_layer(catalog, layer_id)
     run = find_run(catalog, layer, run_id)
     store = catalog.store(layer)
-    axes = LayerAxes.of(store, layer)
+    axes = LayerAxes.of(store, layer, (run,))
     parameters = _choose(layer_parameters(store, layer, axes), query.parameters, layer.id)
     times = _times(run, query)
     levels = _levels(axes, query, layer.id)
@@ -287,6 +288,8 @@ def _levels(axes: LayerAxes, query: EdrQuery, layer_id: str) -> np.ndarray:
                                     "vertical levels")
     labels = axes.level.labels.astype("float64")
     found = query.levels.select(labels)
+    if axes.level.held is not None:
+        found = found[np.isin(found, axes.level.held)]
     if not found.size:
         raise InvalidParameterValue(f"z selects no level of collection {layer_id!r}; "
                                     f"levels: {axes.level.listing()}")

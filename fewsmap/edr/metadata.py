@@ -136,7 +136,7 @@ def instance_href(root: str, layer: Layer, run: RunInfo) -> str:
 def _dataset(store: ForecastStore, layer: Layer, runs: tuple[RunInfo, ...],
              href: str) -> dict[str, Any]:
     """What collections and instances share: extent, parameters, queries, CRSs, formats."""
-    axes = LayerAxes.of(store, layer)
+    axes = LayerAxes.of(store, layer, runs)
     west, south, east, north = lonlat_bbox(store)
     extent: dict[str, Any] = {"spatial": {"bbox": [[west, south, east, north]], "crs": CRS84_URI}}
     if runs:

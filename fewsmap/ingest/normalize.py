@@ -185,6 +185,8 @@ def _normalise_field(
     var = ds[name]
     var = _with_step_dim(var, t0, path)
     var, name = _with_members(var, name, path)
+    for level in _single_levels(var):  # keep it: the level is part of what the field is
+        var = var.expand_dims(level)
     extra = [str(d) for d in var.dims if d not in (STEP_DIM, MEMBER_DIM, *grid.dims)]
     for dim in extra:
         if dim not in var.coords:
@@ -232,6 +234,21 @@ def _with_members(var: xr.DataArray, name: str, path: Path) -> tuple[xr.DataArra
     if number is not None and number.ndim == 0 and is_ensemble:
         return var.expand_dims({MEMBER_DIM: [int(number.values)]}), name
     return var, name
+
+
+def _single_levels(var: xr.DataArray) -> list[str]:
+    """Scalar level coordinates of ``var`` worth a length-1 level dimension.
+
+    A GRIB message of geopotential at 850 hPa comes with ``isobaricInhPa = 850`` as a scalar
+    coordinate; without it the layer could say neither its level nor take ELEVATION, and
+    files of one level each would overwrite each other (issue #13 item 9). Heights above
+    ground (2 m temperature, 10 m wind) are left out: the variable's name says them already.
+    """
+    return [str(name) for name, coord in var.coords.items()
+            if coord.ndim == 0 and name not in var.dims and _is_level(coord)
+            and coord.attrs.get("standard_name") != "height"
+            and not str(name).startswith("heightAbove")
+            and np.issubdtype(coord.dtype, np.number)]
 
 
 def _is_level(coord: xr.DataArray) -> bool:

@@ -11,7 +11,7 @@ import pyproj
 
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox
-from fewsmap.dimensions import REQUIRED, default_time, layer_dimensions
+from fewsmap.dimensions import REQUIRED, LayerDimension, default_time, layer_dimensions
 from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
 from fewsmap.ogc.xmlsafe import xml_safe
@@ -22,9 +22,21 @@ from fewsmap.store.run import format_time
 from fewsmap.timespec import format_axis
 
 
-def keyword_groups(catalog: Catalog, layer: Layer) -> list[dict[str, str]]:
-    """FEWS keywords: one group per ensemble member (ensembleId, ensembleMemberId), else one."""
-    for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
+def run_dimensions(catalog: Catalog, layer: Layer, run: RunInfo | None) -> list[LayerDimension]:
+    """The layer's member and level dimensions as ``run`` holds data (None: the latest run)."""
+    runs = catalog.runs(layer)
+    shown = run or (runs[-1] if runs else None)
+    return layer_dimensions(catalog.store(layer), layer.variable, layer.defaults,
+                            () if shown is None else (shown,))
+
+
+def keyword_groups(catalog: Catalog, layer: Layer,
+                   run: RunInfo | None = None) -> list[dict[str, str]]:
+    """FEWS keywords: one group per ensemble member (ensembleId, ensembleMemberId), else one.
+
+    Members are those holding data in ``run`` (None: the latest run).
+    """
+    for dimension in run_dimensions(catalog, layer, run):
         if dimension.name == "ensemble_member":
             ensemble = layer.keywords.get("ensembleId", layer.variable)
             return [{**layer.keywords, "ensembleId": ensemble, "ensembleMemberId": f"{m:g}"}
@@ -47,7 +59,7 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
         "groupName": parent.id,
         "groupTitle": parent.title,
         "keywordList": [{**group, **({"forecastTime": run.label} if run else {})}
-                        for group in keyword_groups(catalog, layer)],
+                        for group in keyword_groups(catalog, layer, run)],
         "boundingBox": {"crs": "EPSG:3857", "minx": f"{minx:.8f}", "miny": f"{miny:.8f}",
                         "maxx": f"{maxx:.8f}", "maxy": f"{maxy:.8f}"},
         "styles": [{"name": s.name, "title": s.title} for s in layer.styles],
@@ -55,7 +67,7 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
     }
     if layer.is_vector:
         entry["uv"] = True  # FEWS: GetMap format=image/tiff&convertUVtoRG=true
-    for dimension in layer_dimensions(store, layer.variable, layer.defaults):
+    for dimension in run_dimensions(catalog, layer, run):
         if dimension.name == "ensemble_member":
             entry["ensembles"] = [{"ensembleId": layer.variable, "ensembleMemberIds": [
                 f"{m:g}" for m in dimension.sorted_labels()]}]
@@ -336,8 +348,8 @@ def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | No
         _text(node, "Dimension", ",".join(r.label for r in runs), name="reference_time",
               units="ISO8601", default=runs[-1].label, multipleValues="0",
               nearestValue="0", current="1")
+    _dimensions(node, catalog, layer, run)  # a per-run layer states what its run holds
     if run is None:
-        _dimensions(node, catalog, layer)
         units = str(catalog.store(layer).attributes(layer.variable).get("units", ""))
         for style in layer.styles:
             _style(node, layer, style, style.units or units, url)
@@ -345,9 +357,10 @@ def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | No
         _layer(node, catalog, layer, child, url, only_headers, [])
 
 
-def _dimensions(node: ET.Element, catalog: Catalog, layer: Layer) -> None:
-    """Elevation, ensemble member and any other dimension, with their defaults."""
-    for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
+def _dimensions(node: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | None) -> None:
+    """Elevation, ensemble member and any other dimension, with their defaults: the labels
+    holding data in ``run`` (None: the latest run)."""
+    for dimension in run_dimensions(catalog, layer, run):
         attrs = {"name": dimension.name, "units": dimension.units, "multipleValues": "0",
                  "nearestValue": "0"}
         if dimension.name == "elevation":
@@ -355,6 +368,7 @@ def _dimensions(node: ET.Element, catalog: Catalog, layer: Layer) -> None:
         if dimension.default is not None:
             attrs["default"] = f"{dimension.default:g}"
         _text(node, "Dimension", dimension.listing(), **attrs)
+
 
 
 def _style(node: ET.Element, layer: Layer, style: Style, units: str, url: str) -> None:

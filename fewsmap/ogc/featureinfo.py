@@ -336,7 +336,9 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
         times = times[: request.feature_count]
     limit_times(request.time, times.size, catalog.settings.max_time_values)
     return PointQuery(name, layer, store, run, crs, times,
-                      dimension_labels(catalog, layer, request.map), resolved.substitutions)
+                      dimension_labels(catalog, layer, request.map, run,
+                                       times[0] if times.size == 1 else None),
+                      resolved.substitutions)
 
 
 def _dimension_values(query: PointQuery) -> tuple[tuple[tuple[str, float | int], ...],

@@ -207,7 +207,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         aggregate=times if request.reducer else (),
         reducer=request.reducer,
         time_substitutions=resolved.substitutions,
-        labels=dimension_labels(catalog, layer, request),
+        labels=dimension_labels(catalog, layer, request, run, times[0]),
         canvas=Canvas(crs, request.bbox, request.width, request.height),
         style=select_style(layer, request.style),
         color_range=request.color_range,
@@ -259,14 +259,21 @@ def select_style(layer: Layer, name: str) -> Style:
     return style
 
 
-def dimension_labels(catalog: Catalog, layer: Layer,
-                     request: GetMapRequest) -> tuple[int, ...]:
-    """Store indices along members and levels for the request (defaults where absent)."""
+def dimension_labels(catalog: Catalog, layer: Layer, request: GetMapRequest, run: RunInfo,
+                     valid_time: np.datetime64 | None = None) -> tuple[int, ...]:
+    """Store indices along members and levels for the request (defaults where absent).
+
+    Only labels holding data in ``run`` are accepted; a member or level not named defaults
+    to the layer's default if that holds data at ``valid_time``, else the lowest member
+    (the level nearest the surface) holding data then (`fewsmap.dimensions.layer_dimensions`).
+    """
     named = {"elevation": request.elevation, "ensemble_member": request.member}
     wanted = {**dict(request.dimensions),
               **{name: value for name, value in named.items() if value is not None}}
-    return tuple(dimension.index(wanted.get(dimension.name), layer.id) for dimension in
-                 layer_dimensions(catalog.store(layer), layer.variable, layer.defaults))
+    dimensions = layer_dimensions(catalog.store(layer), layer.variable, layer.defaults, (run,),
+                                  valid_time)
+    return tuple(dimension.index(wanted.get(dimension.name), layer.id)
+                 for dimension in dimensions)
 
 
 # DIM_* parameters with a meaning of their own; any other DIM_<NAME> selects that dimension.

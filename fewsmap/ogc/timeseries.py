@@ -177,10 +177,9 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
     crs = check_offered(request.crs, offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"]),
                         "InvalidCRS")
     runs = _runs(catalog, layer, named_run, request)
-    dims = layer_dimensions(store, layer.variable, layer.defaults)
-    wanted = {"ensemble_member": request.member, "elevation": request.elevation}
-    indices = [_indices(dimension, wanted.get(dimension.name), layer.id) for dimension in dims]
-    count = sum(times.size for _, times in runs) * math.prod(len(i) for i in indices) * len(
+    chosen = _labels_per_run(store, layer, runs, request)
+    count = sum(times.size * math.prod(len(i) for i in indices)
+                for (_, times), (_, indices) in zip(runs, chosen, strict=True)) * len(
         layer.variables)
     limit = catalog.settings.max_point_values
     if count > limit:
@@ -195,7 +194,9 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
             f"{layer.id!r}, which covers longitude {west:g}..{east:g}, latitude "
             f"{south:g}..{north:g}")
     series = []
-    for run, times in runs:
+    for (run, times), (dims, indices) in zip(runs, chosen, strict=True):
+        if any(not i for i in indices):
+            continue  # the named member or level holds no data in this run
         values, components = read_components(store, layer.variables, cell, run, times,
                                              indices)
         for combination in itertools.product(*(range(len(i)) for i in indices)):
@@ -399,10 +400,43 @@ def _runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
     return selected
 
 
+def _labels_per_run(store: ForecastStore, layer: Layer,
+                    runs: list[tuple[RunInfo, np.ndarray]], request: TimeSeriesRequest,
+                    ) -> list[tuple[list[LayerDimension], list[list[int]]]]:
+    """Each run's member and level dimensions and the store indices to read along them.
+
+    ``all`` means every label holding data in that run, so a lagged ensemble gives one series
+    per member of each run, not an all-missing series for every member of the cube. Where
+    several runs are read, one lacking a named member (or level) reads none; where none has
+    it, the request is refused.
+
+    Raises
+    ------
+    InvalidDimensionValue, MissingDimensionValue
+        If no run holds the named label, or a label is required and not named.
+    """
+    wanted = {"ensemble_member": request.member, "elevation": request.elevation}
+    chosen: list[tuple[list[LayerDimension], list[list[int]]]] = []
+    refusal: InvalidDimensionValue | None = None
+    for run, _ in runs:
+        dims = layer_dimensions(store, layer.variable, layer.defaults, (run,))
+        indices = []
+        for dimension in dims:
+            try:
+                indices.append(_indices(dimension, wanted.get(dimension.name), layer.id))
+            except InvalidDimensionValue as exc:
+                refusal = exc
+                indices.append([])
+        chosen.append((dims, indices))
+    if refusal is not None and all(any(not i for i in indices) for _, indices in chosen):
+        raise refusal
+    return chosen
+
+
 def _indices(dimension: LayerDimension, wanted: float | str | None, layer_id: str) -> list[int]:
     """Store indices along a member or level dimension: one, or every one for ``all``."""
     if wanted == ALL:
-        return [int(i) for i in np.argsort(dimension.labels.astype("float64"), kind="stable")]
+        return [int(i) for i in dimension.sorted_indices()]
     return [dimension.index(None if wanted is None else float(wanted), layer_id)]
 
 
@@ -491,10 +525,14 @@ def openapi_document() -> dict[str, Any]:
         _parameter("end", False, f"Last valid time (inclusive). {time_text}.",
                    {"type": "string", "format": "date-time"}, "2022-08-12T00:00:00Z"),
         _parameter("member", False, "Ensemble member label, or `all` (one series per "
-                   "member); default: the layer's default member (the control).",
+                   "member holding data in each run: a lagged ensemble's runs each give "
+                   "their own members); default: the layer's default member (the control), "
+                   "else the lowest member the run holds. Runs without a named member give "
+                   "no series; only valid times holding data are listed.",
                    number_or_all, ALL),
-        _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all`; default: the "
-                   "level nearest the surface or the configured default.", number_or_all, 850),
+        _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all` (the levels "
+                   "holding data); default: the configured default, else the level nearest "
+                   "the surface holding data.", number_or_all, 850),
         _parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
                    "CoverageCollection of PointSeries), `csv` or `netcdf` (CF NetCDF-4, "
                    "featureType timeSeries).",

@@ -248,9 +248,15 @@ def _layer(contents: ET.Element, catalog: Catalog, layer: Layer, base_url: str) 
     for info_format in OFFERED_INFO_FORMATS:
         _text(node, "InfoFormat", info_format)
     _time_dimensions(node, catalog, layer)
-    for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults):
+    # Values: the labels holding data in any run (Run is a dimension here too); the default
+    # holds data in the latest run, which is the default Run.
+    runs = catalog.runs(layer)
+    store = catalog.store(layer)
+    defaults = layer_dimensions(store, layer.variable, layer.defaults, runs[-1:])
+    for dimension, latest in zip(layer_dimensions(store, layer.variable, layer.defaults, runs),
+                                 defaults, strict=True):
         element = _dimension(node, dimension.name, dimension.units,
-                             None if dimension.default is None else f"{dimension.default:g}")
+                             None if latest.default is None else f"{latest.default:g}")
         for label in dimension.sorted_labels():
             _text(element, "Value", f"{label:g}")
     link = ET.SubElement(node, _wmts("TileMatrixSetLink"))

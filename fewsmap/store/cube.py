@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from fewsmap.store.layout import (
     RUN_DIM,
     STEP_DIM,
     VALID_TIME,
+    parse_indices,
 )
 from fewsmap.store.location import store_location
 from fewsmap.store.run import as_seconds, format_time, parse_time
@@ -74,6 +75,36 @@ class RunInfo:
     def statistics(self) -> dict[str, dict[str, float | None]]:
         """Per-variable min/max/mean/nan_fraction computed when the run was ingested."""
         return dict(self.record.get("statistics", {}))
+
+    def data_labels(self, variable: str, dim: str, step: int | None = None) -> np.ndarray | None:
+        """Store indices along ``dim`` where ``variable`` holds any value in this run.
+
+        ``dim`` is ``step`` or a member/level dimension; ``step`` (a store step index) narrows
+        a member or level dimension to that step. None where the run record says nothing:
+        runs ingested before fewsmap recorded it count every index as holding data
+        (docs/design/cube.md, "Which fields hold data").
+        """
+        entry = self.record.get("present", {}).get(variable)
+        if entry is None or dim not in entry:
+            return None
+        at = entry.get("by_step", {}).get(dim, {}).get(str(step)) if step is not None else None
+        return parse_indices(entry[dim] if at is None else at)
+
+    def step_of(self, valid_time: np.datetime64) -> int | None:
+        """The store step index of ``valid_time`` in this run, or None."""
+        where = np.flatnonzero(self.valid_times == valid_time)
+        return int(self.step_slots[where[0]]) if where.size else None
+
+    def holding(self, variables: Sequence[str]) -> RunInfo:
+        """This run narrowed to the valid times where every one of ``variables`` holds data."""
+        keep = np.ones(self.step_slots.size, dtype=bool)
+        for variable in variables:
+            steps = self.data_labels(variable, STEP_DIM)
+            if steps is not None:
+                keep &= np.isin(self.step_slots, steps)
+        if keep.all():
+            return self
+        return replace(self, step_slots=self.step_slots[keep], valid_times=self.valid_times[keep])
 
 
 @dataclass(frozen=True)
@@ -145,6 +176,7 @@ class ForecastStore:
         self._arrays: dict[str, zarr.Array[Any]] = {}
         self._readers: dict[str, DirectReader | None] = {}
         self.runs: tuple[RunInfo, ...] = self._read_runs()
+        self._holding: dict[tuple[str, ...], tuple[RunInfo, ...]] = {}
 
     @property
     def spatial_dims(self) -> tuple[str, str]:
@@ -200,6 +232,17 @@ class ForecastStore:
             if info.reference_time == as_seconds(t0):
                 return info
         raise KeyError(format_time(t0))
+
+    def runs_holding(self, variables: Sequence[str]) -> tuple[RunInfo, ...]:
+        """Runs holding data of every one of ``variables``, each narrowed to the valid times
+        where they all do (`RunInfo.holding`), oldest first; runs with none are left out."""
+        key = tuple(variables)
+        found = self._holding.get(key)
+        if found is None:
+            narrowed = (run.holding(key) for run in self.runs
+                        if set(key) <= set(run.record.get("variables", ())))
+            found = self._holding[key] = tuple(run for run in narrowed if run.valid_times.size)
+        return found
 
     @property
     def latest_run(self) -> RunInfo | None:

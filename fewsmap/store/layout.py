@@ -58,3 +58,27 @@ def data_chunks(shape: tuple[int, ...], n_spatial: int) -> tuple[int, ...]:
     """Return the chunk shape of a data array: 1 along leading axes, tiles over space."""
     leading = (1,) * (len(shape) - n_spatial)
     return leading + tuple(min(n, SPATIAL_CHUNK) for n in shape[len(shape) - n_spatial :])
+
+
+def format_indices(indices: np.ndarray) -> str:
+    """Write ascending axis indices as ranges: ``[0, 1, 2, 5, 7, 8]`` → ``"0-2,5,7-8"``.
+
+    Run records list which indices of each axis hold data; ranges keep a full run of 97
+    steps one short string in the root metadata every reader opens.
+    """
+    values = np.asarray(indices, dtype=np.int64)
+    if values.size == 0:
+        return ""
+    breaks = np.flatnonzero(np.diff(values) != 1)
+    starts = values[np.r_[0, breaks + 1]]
+    ends = values[np.r_[breaks, values.size - 1]]
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in zip(starts, ends, strict=True))
+
+
+def parse_indices(text: str) -> np.ndarray:
+    """Read what `format_indices` wrote (int64, ascending)."""
+    parts = []
+    for item in filter(None, text.split(",")):
+        first, _, last = item.partition("-")
+        parts.append(np.arange(int(first), int(last or first) + 1))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)

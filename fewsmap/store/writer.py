@@ -18,7 +18,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +54,7 @@ from fewsmap.store.layout import (
     coordinate_codec,
     data_chunks,
     data_codec,
+    format_indices,
 )
 from fewsmap.store.location import store_location
 from fewsmap.store.run import Grid, RunData, format_time
@@ -102,6 +103,7 @@ def append_run(
         if existing is not None and not replace:
             return AppendResult(run.label, "skipped", _skip_message(run, existing))
         _check_grid(path, run)
+        run = _fit_stored_dimensions(path, run)
         with unpublished_changes(path):
             attrs = vacuum_retired(path, attrs)
             record = _write_run(path, run, progress)
@@ -296,6 +298,24 @@ def _check_grid(path: Path, run: RunData) -> None:
         raise IngestError(f"run {run.label} does not fit the store's grid: it has {problem}")
 
 
+def _fit_stored_dimensions(path: Path, run: RunData) -> RunData:
+    """Drop a length-1 level from pieces of a variable the store holds without it.
+
+    Ingest keeps a single level (geopotential at 850 hPa) as a level dimension of length 1;
+    stores written before kept none, and their variables' arrays must keep their shape.
+    """
+    with quiet_zarr():
+        group = zarr.open_group(path, mode="r", use_consolidated=True)
+    fields = {}
+    for name, pieces in run.fields.items():
+        stored = dimension_names(array_of(group, name))[1:] if name in group else None
+        fields[name] = pieces if stored is None else tuple(
+            piece.squeeze([d for d in piece.dims if d not in stored and piece.sizes[d] == 1
+                           and piece[d].attrs.get("axis") == "Z"], drop=True)
+            for piece in pieces)
+    return replace(run, fields=fields)
+
+
 def stored_grid(path: Path) -> Grid:
     """Read the published grid of the store at ``path``."""
     with quiet_zarr():
@@ -326,11 +346,13 @@ def _write_run(path: Path, run: RunData, progress: bool | None) -> dict[str, Any
     for dim in run.label_dims():
         axes[dim].place(run.labels(dim))
     total = sum(int(np.prod(p.shape[:-2])) for ps in run.fields.values() for p in ps)
-    statistics = {}
+    statistics, present = {}, {}
     with tqdm(total=total, desc=f"run {run.label}", unit="field", leave=False,
               disable=None if progress is None else not progress) as bar:
         for name in run.variables:
-            statistics[name] = _write_variable(group, name, run, slot, axes, bar)
+            presence = _Presence(run.dims(name)[:-2], axes)
+            statistics[name] = _write_variable(group, name, run, slot, axes, bar, presence)
+            present[name] = presence.record()
     t0 = int(run.reference_time.astype("datetime64[s]").astype("int64"))
     array_of(group, RUN_DIM)[slot] = t0
     row = np.full(array_of(group, STEP_DIM).shape[0], NAT, dtype="int64")
@@ -348,6 +370,7 @@ def _write_run(path: Path, run: RunData, progress: bool | None) -> dict[str, Any
         "variables": run.variables,
         "sources": [vars(s) for s in run.sources],
         "statistics": statistics,
+        "present": present,
         **({"missing_values": run.missing_values} if run.missing_values else {}),
     }
 
@@ -390,8 +413,12 @@ class _LabelAxis:
 
 
 def _write_variable(group: zarr.Group, name: str, run: RunData, slot: int,
-                    axes: dict[str, _LabelAxis], bar: tqdm) -> dict[str, float | None]:
-    """Write every piece of one variable into ``slot`` and return its statistics."""
+                    axes: dict[str, _LabelAxis], bar: tqdm,
+                    presence: _Presence) -> dict[str, float | None]:
+    """Write every piece of one variable into ``slot`` and return its statistics.
+
+    ``presence`` notes which (step, member, level) fields hold any value.
+    """
     dims = (RUN_DIM, *run.dims(name))
     if name not in group:
         shape = tuple(array_of(group, d).shape[0] if d in axes or d == RUN_DIM else n
@@ -420,6 +447,7 @@ def _write_variable(group: zarr.Group, name: str, run: RunData, slot: int,
                 values = np.where(missing, np.float32(np.nan), values)
             array.oindex[(slot, where[0][batch], *where[1:])] = values
             stats.add(values)
+            presence.add(values, [np.atleast_1d(where[0][batch]), *where[1:]])
             bar.update(int(np.prod(values.shape[:-2])))
     return stats.summary()
 
@@ -446,6 +474,41 @@ class _Statistics:
             return {"min": None, "max": None, "mean": None, "nan_fraction": 1.0}
         return {"min": self.min, "max": self.max, "mean": self.sum / self.count,
                 "nan_fraction": self.missing / total}
+
+
+class _Presence:
+    """Which fields of a variable hold any value: a boolean per (step, [member], [level]…)
+    index of the store's axes, reduced to index lists for the run record.
+
+    Lagged ensembles hold data for some members at some steps only, and a variable may
+    exist at one step of a run: capabilities list only what holds data (issue #13 item 7).
+    """
+
+    def __init__(self, dims: tuple[str, ...], axes: dict[str, _LabelAxis]) -> None:
+        self.dims = dims
+        self.held = np.zeros([len(axes[d].index) for d in dims], dtype=bool)
+
+    def add(self, values: np.ndarray, where: list[np.ndarray]) -> None:
+        """Mark the fields of ``values`` (placed at store indices ``where``) that hold data."""
+        held = ~np.isnan(values).all(axis=(-2, -1))
+        self.held[np.ix_(*where)] |= held.reshape([w.size for w in where])
+
+    def record(self) -> dict[str, Any]:
+        """Index lists per dimension (see `fewsmap.store.cube.RunInfo.data_labels`)."""
+        axes = range(self.held.ndim)
+        out: dict[str, Any] = {}
+        for k, dim in enumerate(self.dims):
+            out[dim] = np.flatnonzero(self.held.any(axis=tuple(a for a in axes if a != k)))
+        steps = out[self.dims[0]]
+        by_step: dict[str, dict[str, str]] = {}
+        for k, dim in enumerate(self.dims[1:], start=1):
+            others = tuple(a for a in axes[1:] if a != k)
+            for step in steps:
+                at = np.flatnonzero(self.held[step].any(axis=tuple(a - 1 for a in others)))
+                if not np.array_equal(at, out[dim]):  # only where a step differs: compact
+                    by_step.setdefault(dim, {})[str(step)] = format_indices(at)
+        return {**{dim: format_indices(v) for dim, v in out.items()},
+                **({"by_step": by_step} if by_step else {})}
 
 
 def _coordinates_attr(run: RunData) -> str:

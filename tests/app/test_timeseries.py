@@ -164,10 +164,11 @@ def test_gefs_gives_21_members(base: str, ingested: Callable[[str], Path],
     assert single["series"][0]["values"] == body["series"][7]["values"]
     default = ok_json(series(base, layer="gefs.t2m", x="-110", y="32"))
     assert [s["member"] for s in default["series"]] == [0]  # the control member
-    # Missing values (no radiation at lead time 0) are null, never a fill value.
-    dswrf = ok_json(series(base, layer="gefs.dswrf", x="-110", y="32"))
-    values = dswrf["series"][0]["values"]
-    assert values[0] is None and all(v is not None for v in values[1:])
+    # Lead time 0 holds no radiation field at all: that time is left out (issue #13 item 7),
+    # never given as a fill value.
+    dswrf = ok_json(series(base, layer="gefs.dswrf", x="-110", y="32"))["series"][0]
+    assert dswrf["times"] == default["series"][0]["times"][1:]
+    assert all(v is not None for v in dswrf["values"])
 
 
 def test_levels_and_vectors(base: str, ingested: Callable[[str], Path]) -> None:
@@ -205,9 +206,10 @@ def test_csv_parses(base: str, ingested: Callable[[str], Path]) -> None:
     assert header == ["reference_time", "valid_time", "lead_time", "member", "elevation",
                       "value"]
     assert len(lines) == 16 and {line[3] for line in lines} == {""}
+    # Lead time 0 holds no radiation field: left out (missing values: test_lagged_ensemble).
     missing = series(base, layer="gefs.dswrf", x="-110", y="32", format="csv")
     first = next(csv.DictReader(io.StringIO(missing.text)))
-    assert first["value"] == "" and first["lead_time"] == "PT0S"
+    assert first["value"] != "" and first["lead_time"] == "PT3H"
 
 
 def test_coveragejson_validates(base: str) -> None:

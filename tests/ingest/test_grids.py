@@ -127,9 +127,11 @@ def test_arome_keeps_its_cf_lambert_grid_mapping(ingested: Ingested, sample: Sam
 
 @pytest.fixture(scope="module")
 def n48(ingested: Ingested) -> tuple[xr.DataArray, xr.Dataset]:
-    """The stored field (step, latitude, longitude) and the source as cfgrib reads it."""
+    """The stored field (step, latitude, longitude) at its one level (1000 hPa, kept as a
+    level of length 1) and the source as cfgrib reads it."""
     [path] = sample_paths("t_n48")
-    return open_cube(ingested("t_n48")).t.isel({RUN: 0}).load(), open_source(path)
+    stored = open_cube(ingested("t_n48")).t.isel({RUN: 0}).sel(isobaricInhPa=1000)
+    return stored.load(), open_source(path)
 
 
 def rows(latitude: np.ndarray) -> list[slice]:

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
+from fewsmap import open_cube
 from fewsmap.errors import IngestError
-from fewsmap.ingest import read_runs
-from tests.conftest import open_source
+from fewsmap.ingest import ingest, read_runs
+from tests.conftest import assert_values, open_source
+from tests.forecast_files import T0, forecast_file, single_level_grib
 
 Sample = Callable[[str], list[Path]]
 
@@ -104,3 +107,33 @@ def test_pressure_levels_are_marked_as_z_axis(sample: Sample) -> None:
     assert run.label_dims() == ["isobaricInhPa"]
     assert run.coord_attrs("isobaricInhPa")["axis"] == "Z"
     np.testing.assert_array_equal(run.labels("isobaricInhPa"), [300, 500, 850, 1000])
+
+
+def test_a_single_pressure_level_is_kept_as_a_level(tmp_path: Path, sample: Sample) -> None:
+    [run] = read_runs([single_level_grib(tmp_path, 850)])
+    assert run.dims("z") == ("step", "isobaricInhPa", "latitude", "longitude")
+    np.testing.assert_array_equal(run.labels("isobaricInhPa"), [850])
+    assert run.coord_attrs("isobaricInhPa")["axis"] == "Z"
+    [n48] = read_runs(sample("t_n48"))  # ECMWF temperature at 1000 hPa, reduced Gaussian
+    assert n48.dims("t") == ("step", "isobaricInhPa", "latitude", "longitude")
+    np.testing.assert_array_equal(n48.labels("isobaricInhPa"), [1000])
+
+
+def test_heights_above_ground_stay_out_of_the_dimensions(tmp_path: Path) -> None:
+    """2 m temperature (CF: a scalar ``height`` of 2 m) says its height in its name."""
+    with xr.open_dataset(forecast_file(tmp_path, T0)) as ds:
+        height = xr.DataArray(2.0, attrs={"standard_name": "height", "units": "m",
+                                          "positive": "up", "axis": "Z"})
+        ds.assign_coords(height=height).to_netcdf(tmp_path / "t2m.nc")
+    [run] = read_runs([tmp_path / "t2m.nc"])
+    assert "height" not in run.dims("tp") and run.label_dims() == []
+
+
+def test_files_of_one_level_each_keep_both_levels(tmp_path: Path) -> None:
+    paths = [single_level_grib(tmp_path, level) for level in (850, 500)]
+    ingest(tmp_path / "z.zarr", paths, progress=False)
+    with open_cube(tmp_path / "z.zarr") as cube:
+        stored = cube["z"].isel(forecast_reference_time=0)
+        assert sorted(stored["isobaricInhPa"].values.tolist()) == [500.0, 850.0]
+        for level, path in zip((850, 500), paths, strict=True):
+            assert_values(stored.sel(isobaricInhPa=level).values, open_source(path)["z"].values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from fewsmap.errors import StoreError
 from fewsmap.ingest import ingest
 from fewsmap.store.cube import StoreVersion, is_store
 from tests.conftest import assert_values, open_source
+from tests.synthetic import (
+    LAGGED_RUNS,
+    LAGGED_STEPS,
+    lagged_ensemble_store,
+    lagged_members,
+    lagged_steps,
+)
 
 Sample = Callable[[str], list[Path]]
 Ingested = Callable[[str], Path]
@@ -133,3 +141,30 @@ def test_open_cube_gives_dask_arrays_when_asked(ingested: Ingested) -> None:
     assert mean.chunks is not None  # still not computed
     np.testing.assert_array_equal(chunked.QPF.values, eager.QPF.values)
     np.testing.assert_allclose(mean.values, eager.QPF.mean("step").values, rtol=1e-6)
+
+
+def test_runs_holding_narrows_each_run_to_its_data(tmp_path: Path) -> None:
+    store = ForecastStore(lagged_ensemble_store(tmp_path / "lagged.zarr"))
+    runs = store.runs_holding(["t2m"])
+    assert len(runs) == LAGGED_RUNS
+    for k, run in enumerate(runs):
+        days = (run.valid_times - run.reference_time) // np.timedelta64(1, "D")
+        assert days.tolist() == lagged_steps(k)
+        assert store.read_slice("t2m", run, run.valid_times[0],
+                                realization=lagged_members(k)[0]).min() >= 0
+    assert [r.valid_times.size for r in store.runs_holding(["snow"])] == [1] * LAGGED_RUNS
+    assert store.runs_holding(["t2m"]) is runs  # one narrowing per published state
+
+
+def test_runs_written_before_the_record_hold_every_step(tmp_path: Path) -> None:
+    """Stores ingested before fewsmap recorded which fields hold data list all (the old
+    behaviour) until a run is re-ingested with --replace (docs/design/cube.md)."""
+    path = lagged_ensemble_store(tmp_path / "lagged.zarr")
+    root = json.loads((path / "zarr.json").read_bytes())
+    for record in root["attributes"]["fewsmap"]["runs"]:
+        del record["present"]
+    (path / "zarr.json").write_text(json.dumps(root))
+    store = ForecastStore(path)
+    runs = store.runs_holding(["t2m"])
+    assert [r.valid_times.size for r in runs] == [LAGGED_STEPS] * LAGGED_RUNS
+    assert runs[0].data_labels("t2m", "realization") is None

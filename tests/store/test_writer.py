@@ -35,6 +35,16 @@ from fewsmap.store.writer import (
     writing_marker,
 )
 from tests.conftest import ROOT, assert_values, open_source, sample_paths, seconds, tree_digest
+from tests.forecast_files import single_level_grib
+from tests.synthetic import (
+    LAGGED_RUNS,
+    T0,
+    lagged_ensemble_store,
+    lagged_members,
+    lagged_run_time,
+    lagged_steps,
+    ragged_members_store,
+)
 
 Sample = Callable[[str], list[Path]]
 Ingested = Callable[[str], Path]
@@ -455,3 +465,42 @@ def test_members_can_come_to_a_store_that_had_none(tmp_path: Path, sample: Sampl
     assert_values(fs.read_slice("t2m_ens_mean", run, vt),
                   open_source(folder / "gefs_avg.nc").t2m.sel(time=vt).values)
     assert leftovers(tmp_path) == []
+
+
+def test_run_record_says_which_steps_and_members_hold_data(tmp_path: Path) -> None:
+    store = ForecastStore(lagged_ensemble_store(tmp_path / "lagged.zarr"))
+    steps = store.coordinate("step") // 86400  # lead days, in store order
+    members = store.coordinate("realization")
+    assert len(store.runs) == LAGGED_RUNS
+    for k, run in enumerate(store.runs):
+        assert run.reference_time == lagged_run_time(k)
+        present = run.record["present"]
+        assert steps[run.data_labels("t2m", "step")].tolist() == lagged_steps(k)
+        assert members[run.data_labels("t2m", "realization")].tolist() == lagged_members(k)
+        assert "by_step" not in present["t2m"]  # same members at every held step: compact
+        assert steps[run.data_labels("snow", "step")].tolist() == lagged_steps(k)[1:2]
+        assert present["snow"] == {"step": str(2 * k + 1)}
+
+
+def test_members_held_at_some_steps_only_are_recorded_per_step(tmp_path: Path) -> None:
+    ragged_members_store(tmp_path / "s.zarr")
+    info = ForecastStore(tmp_path / "s.zarr").runs[0]
+    assert info.record["present"]["x"] == {
+        "step": "0,2", "realization": "0-1,3",
+        "by_step": {"realization": {"0": "0-1", "2": "3"}}}
+    assert info.data_labels("x", "realization", 2).tolist() == [3]
+    assert info.holding(["x"]).valid_times.tolist() == [T0, T0 + np.timedelta64(12, "h")]
+
+
+def test_a_single_level_fits_a_store_written_without_it(tmp_path: Path) -> None:
+    """Stores from before single levels were kept hold such variables without a level axis:
+    later runs keep that shape (issue #13 item 9)."""
+    [run] = read_runs([single_level_grib(tmp_path, 850)])
+    older = dataclasses.replace(
+        run, reference_time=run.reference_time - np.timedelta64(12, "h"),
+        fields={"z": tuple(p.squeeze("isobaricInhPa", drop=True) for p in run.fields["z"])})
+    append_run(tmp_path / "z.zarr", older, progress=False)
+    assert append_run(tmp_path / "z.zarr", run, progress=False).status == "written"
+    store = ForecastStore(tmp_path / "z.zarr")
+    assert store.dims("z") == ("forecast_reference_time", "step", "latitude", "longitude")
+    assert "isobaricInhPa" not in store.group and len(store.runs) == 2
