@@ -295,7 +295,7 @@ def _grid_index(path: object, version: StoreVersion) -> _GridIndex:
     # (fewsmap/render/regrid.py), whatever sphere a GRIB file names.
     wkt = "EPSG:4326" if y_dim == "latitude" else str(
         store.attributes(GRID_MAPPING)["crs_wkt"])
-    if "latitude" in store.group and store.dims("latitude") == (y_dim, x_dim):
+    if store.curvilinear:
         lat = store.coordinate("latitude").astype("float64")
         lon = store.coordinate("longitude").astype("float64")
         xyz = _unit_vectors(lon, lat)

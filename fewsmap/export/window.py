@@ -75,7 +75,7 @@ def native_window(store: ForecastStore, crs: str, bbox: tuple[float, float, floa
     """
     wkt = str(store.attributes(GRID_MAPPING)["crs_wkt"])
     y_dim, x_dim = store.spatial_dims
-    if "latitude" in store.group and store.dims("latitude") == (y_dim, x_dim):
+    if store.curvilinear:
         window = _curvilinear_window(store, crs, bbox, wkt)
     else:
         native = pyproj.CRS.from_wkt(wkt)

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer
-from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, lonlat_bbox
+from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, longitude_width, lonlat_bbox
 from fewsmap.catalog.styles import style_as_config
 from fewsmap.errors import FewsmapError, InvalidParameterValue
 from fewsmap.ogc.getmap import PNG, GetMapRequest, parse_getmap, select_run
@@ -107,9 +107,8 @@ def parse_tile_number(text: str, name: str) -> int:
 def zoom_range(catalog: Catalog, layer: Layer) -> tuple[int, int]:
     """Zooms worth requesting: from the whole world to about 8–16 screen pixels per grid cell."""
     store = catalog.store(layer)
-    west, _, east, _ = lonlat_bbox(store)
-    columns = max(store.coordinate(store.spatial_dims[1]).size, 1)
-    degrees_per_cell = max(east - west, 1e-9) / columns
+    columns = store.grid_shape[1]  # curvilinear grids have no 1-D axis to count (#13)
+    degrees_per_cell = max(longitude_width(store), 1e-9) / columns
     # At zoom z a 256-pixel tile spans 360 / 2**z degrees of longitude.
     native = math.log2(360.0 / (TILE_SIZE * degrees_per_cell))
     return 0, max(0, min(MAX_ZOOM, math.ceil(native) + 3))

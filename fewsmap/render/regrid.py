@@ -209,7 +209,7 @@ def geometry_in(path: object, version: StoreVersion, crs: str) -> Geometry:
     y_dim, x_dim = store.spatial_dims
     source_crs = pyproj.CRS.from_wkt(store.attributes(GRID_MAPPING)["crs_wkt"])
     target = pyproj.CRS.from_user_input(crs)
-    curvilinear = "latitude" in store.group and store.dims("latitude") == (y_dim, x_dim)
+    curvilinear = store.curvilinear
     if not curvilinear:
         y, x = store.coordinate(y_dim), store.coordinate(x_dim)
         if y_dim == "latitude" and crs in LONLAT_SEPARABLE:
