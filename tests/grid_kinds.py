@@ -145,3 +145,33 @@ def unplaced(path: Path) -> Path:
                              "longitude": xr.DataArray(nan, dims=("y", "x"))},
                 grid_attrs(pyproj.CRS.from_epsg(4326)))
     return field_store(path, grid, np.zeros((3, 4)), np.zeros((3, 4)))
+
+
+JITTER_SPACING_M = 2500.0
+# First x and y (south-west centre): where a float32 step is 1/32 m, so ±0.03 m survives.
+JITTER_ORIGIN_M = (-450_000.0, 300_000.0)
+
+
+def jittered_float32_file(folder: Path, shape: tuple[int, int] = (40, 60)) -> Path:
+    """A CF NetCDF on a 2,500 m polar stereographic grid whose x/y axes are float32 and
+    jitter by up to ±0.03 m (as NWS files are written); ``t`` holds the row × 1000 + column.
+    """
+    ny, nx = shape
+    rng = np.random.default_rng(17)
+    x0, y0 = JITTER_ORIGIN_M
+    x = (x0 + JITTER_SPACING_M * np.arange(nx) + rng.uniform(-0.03, 0.03, nx)).astype("float32")
+    y = (y0 + JITTER_SPACING_M * np.arange(ny) + rng.uniform(-0.03, 0.03, ny)).astype("float32")
+    values = (np.arange(ny)[:, None] * 1000 + np.arange(nx)[None, :]).astype("float32")
+    t0 = np.datetime64("2026-01-01T00:00:00", "ns")
+    ds = xr.Dataset(
+        {"t": (("time", "y", "x"), values[None], {"units": "K", "grid_mapping": "crs"}),
+         "crs": ((), 0, POLAR_STEREO.to_cf())},
+        coords={"time": ("time", [t0 + np.timedelta64(6, "h")], {"standard_name": "time"}),
+                "forecast_reference_time": ((), t0,
+                                            {"standard_name": "forecast_reference_time"}),
+                "x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
+                "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"})})
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "jittered.nc"
+    ds.to_netcdf(path)
+    return path

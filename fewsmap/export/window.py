@@ -15,13 +15,12 @@ import pyproj
 
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.render.regrid import geometry_in
+from fewsmap.store.axes import is_evenly_spaced, mean_step
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.layout import GRID_MAPPING
 
 # 64 MiB of float32 per variable: larger subsets are read from /zarr directly.
 MAX_EXPORT_CELLS = 16 * 1024 * 1024
-# Cell spacing may differ by this fraction and still count as a regular axis (GeoTIFF).
-REGULAR_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,7 +46,7 @@ class GridWindow:
     @property
     def regular(self) -> bool:
         """Whether both axes are evenly spaced (an affine transform describes them)."""
-        return not self.curvilinear and _even(self.x) and _even(self.y)
+        return not self.curvilinear and is_evenly_spaced(self.x) and is_evenly_spaced(self.y)
 
     def transform(self) -> tuple[float, float, float, float, float, float]:
         """The GDAL geotransform order (a, b, c, d, e, f) of the affine: north-up cell edges.
@@ -59,8 +58,9 @@ class GridWindow:
         """
         if not self.regular:
             raise ValueError("an irregular or curvilinear window has no affine transform")
-        dx = float(self.x[1] - self.x[0]) if self.x.size > 1 else self.cell_size[0]
-        dy = float(self.y[0] - self.y[1]) if self.y.size > 1 else self.cell_size[1]
+        # The step through the outer centres: float32 axes jitter from cell to cell (#13).
+        dx = mean_step(self.x) if self.x.size > 1 else self.cell_size[0]
+        dy = -mean_step(self.y) if self.y.size > 1 else self.cell_size[1]
         return dx, 0.0, float(self.x[0]) - dx / 2, 0.0, -dy, float(self.y[0]) + dy / 2
 
 
@@ -159,12 +159,4 @@ def _curvilinear_window(store: ForecastStore, crs: str, bbox: tuple[float, float
 
 
 def _spacing(axis: np.ndarray) -> float:
-    steps = np.abs(np.diff(np.asarray(axis, dtype="float64")))
-    return float(np.median(steps)) if steps.size else 0.0
-
-
-def _even(axis: np.ndarray) -> bool:
-    if axis.size < 3:
-        return True
-    steps = np.diff(axis)
-    return bool(np.allclose(steps, steps[0], rtol=REGULAR_TOLERANCE, atol=0.0))
+    return abs(mean_step(axis))

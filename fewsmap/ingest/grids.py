@@ -15,6 +15,7 @@ import pyproj
 import xarray as xr
 
 from fewsmap.errors import IngestError
+from fewsmap.store.axes import on_regular_axis
 from fewsmap.store.run import Grid
 
 LONLAT = ("latitude", "longitude")
@@ -26,9 +27,6 @@ AXIS_ATTRS = {
     "y": {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"},
     "x": {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"},
 }
-# A projected GRIB grid rebuilt from its first point and spacing must land within this
-# fraction of a cell of ecCodes' own per-point latitudes/longitudes, or we keep those.
-PROJECTED_TOLERANCE_CELLS = 0.05
 
 
 def grid_attrs(crs: pyproj.CRS) -> dict[str, Any]:
@@ -89,9 +87,10 @@ def _grib_projected(
     x = x0 + dx * np.arange(ds.sizes["x"])
     y = y0 + dy * np.arange(ds.sizes["y"])
     # Check against ecCodes' per-point coordinates: a wrong axis must never pass silently.
+    # The same tolerance as every "evenly spaced" decision (fewsmap.store.axes); the real
+    # HRAP and NDFD files land within 1e-11 of a cell.
     gx, gy = to_xy.transform(ds["longitude"].values, ds["latitude"].values)
-    error = max(np.abs(gx - x[None, :]).max() / abs(dx), np.abs(gy - y[:, None]).max() / abs(dy))
-    if not error <= PROJECTED_TOLERANCE_CELLS:
+    if not (on_regular_axis(gx, x0, dx, along=1) and on_regular_axis(gy, y0, dy, along=0)):
         return None  # keep the exact 2-D coordinates instead (curvilinear)
     out = ds.drop_vars(["latitude", "longitude"]).assign_coords(
         y=("y", y, AXIS_ATTRS["y"]), x=("x", x, AXIS_ATTRS["x"])
