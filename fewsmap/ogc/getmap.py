@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer, Style
+from fewsmap.catalog.styles import colour_range_problem
 from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
     InvalidDimensionValue,
@@ -362,8 +363,9 @@ def parse_color_range(text: str | None) -> tuple[float, float] | None:
     except ValueError as exc:
         raise InvalidParameterValue(
             f"COLORSCALERANGE={text[:40]!r} must be two numbers min,max") from exc
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise InvalidParameterValue(f"COLORSCALERANGE={text[:40]!r}: need min < max, finite")
+    problem = colour_range_problem(low, high)
+    if problem:
+        raise InvalidParameterValue(f"COLORSCALERANGE={text[:40]!r}: {problem}")
     return low, high
 
 
