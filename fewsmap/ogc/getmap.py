@@ -326,6 +326,8 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
     minx, miny, maxx, maxy = values
     if not (minx < maxx and miny < maxy):
         raise InvalidParameterValue(f"BBOX={text[:80]!r}: minimum must be below maximum")
+    if not (math.isfinite(maxx - minx) and math.isfinite(maxy - miny)):  # pixel sizes
+        raise InvalidParameterValue(f"BBOX={text[:80]!r}: width and height must be finite")
     return minx, miny, maxx, maxy
 
 

@@ -134,3 +134,20 @@ def test_styles_with_numbers_colouring_cannot_use_are_refused(entry: dict[str, o
     with pytest.raises(ConfigError, match="style 's'"):
         style_from_config(entry)
 
+
+
+@pytest.mark.parametrize("params", [
+    {"bbox": "-1.7e308,-1.7e308,1.7e308,1.7e308"}, {"bbox": "0,0,5e-324,5e-324"},
+    {"bbox": "-1.7e308,-1.7e308,1.7e308,1.7e308", "crs": "EPSG:3857"},
+    {"bbox": "1e300,1e300,1.1e300,1.1e300", "crs": "EPSG:3035"},
+    {"elevation": "1e308"}, {"elevation": "-5e-324"}, {"bgcolor": "0xffffffff"},
+    {"width": "16384", "height": "1"}, {"time": "9999-12-31T23:59:59Z"}])
+def test_other_extreme_numbers_never_break_a_map(client: AppClient,
+                                                 params: dict[str, str]) -> None:
+    for request in ("GetMap", "GetFeatureInfo"):
+        response = client.get("/wms", params={
+            **GETMAP, "request": request, "query_layers": "grid.lon", "i": "0", "j": "0",
+            "info_format": "application/json", **params})
+        assert response.status_code in (200, 400), response.text
+        if response.status_code == 200 and request == "GetMap":
+            Image.open(io.BytesIO(response.content)).load()
