@@ -114,9 +114,6 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
                             "(animations over a TIME list or range), "
                             "image/tiff;subtype=float32, application/x-netcdf (raw values)")
     time = None if embedded else params.get("time")
-    reference = params.get("externalForecastTime") or params.get("dim_reference_time")
-    if reference and reference.strip().lower() in ("current", "latest", "present"):
-        reference = None
     lead = params.get("dim_lead_time")
     style, reducer = _style_and_reducer(params)
     return GetMapRequest(
@@ -129,7 +126,7 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         height=height,
         format=formats[image_format],
         time=parse_time(time) if time else None,
-        reference_time=parse_instant(reference, "externalForecastTime") if reference else None,
+        reference_time=parse_reference_time(params),
         lead_time=parse_duration(lead, "DIM_LEAD_TIME", allow_zero=True) if lead else None,
         reducer=reducer,
         dimensions=_other_dimensions(params),
@@ -216,6 +213,25 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         transparent=request.transparent,
         bgcolor=request.bgcolor,
     )
+
+
+def parse_reference_time(params: Params, names: tuple[str, ...] = (
+        "externalForecastTime", "dim_reference_time")) -> np.datetime64 | None:
+    """The run a request names by the first of ``names`` it carries (None: the latest).
+
+    GetMap, GetFeatureInfo and GetLegendGraphic read the same parameters, so a legend
+    describes the run its map draws (issue #13).
+
+    Raises
+    ------
+    InvalidParameterValue
+        If the value is not an instant.
+    """
+    name = next((n for n in names if params.get(n)), None)
+    text = params.get(name) if name else None
+    if not text or text.strip().lower() in ("current", "latest", "present"):
+        return None
+    return parse_instant(text, name or names[0])
 
 
 def select_run(catalog: Catalog, layer: Layer, from_id: RunInfo | None,
