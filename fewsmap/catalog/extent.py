@@ -8,6 +8,7 @@ import numpy as np
 import pyproj
 
 from fewsmap.errors import StoreError
+from fewsmap.store.axes import cell_spacings
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.layout import GRID_MAPPING
 
@@ -54,7 +55,9 @@ def _outline(store: ForecastStore) -> tuple[np.ndarray, np.ndarray]:
     if store.curvilinear:
         lat, lon = store.coordinate("latitude"), store.coordinate("longitude")
     else:
-        ys, xs = _edges(store.coordinate(y_dim)), _edges(store.coordinate(x_dim))
+        y, x = store.coordinate(y_dim), store.coordinate(x_dim)
+        dy, dx = cell_spacings(y, x)
+        ys, xs = _edges(y, dy), _edges(x, dx)
         lon = np.concatenate([xs, np.full(ys.size, xs[-1]), xs[::-1], np.full(ys.size, xs[0])])
         lat = np.concatenate([np.full(xs.size, ys[0]), ys, np.full(xs.size, ys[-1]), ys[::-1]])
         if y_dim != "latitude":
@@ -108,10 +111,11 @@ def lonlat_to_mercator(
     return minx, miny, maxx, maxy
 
 
-def _edges(centres: np.ndarray) -> np.ndarray:
-    """Cell edges from 1-D centres (half a cell beyond each end)."""
+def _edges(centres: np.ndarray, spacing: float) -> np.ndarray:
+    """Cell edges from 1-D centres (half a cell beyond each end; one cell is ``spacing``
+    wide)."""
     if centres.size == 1:
-        return np.array([centres[0] - 0.5, centres[0] + 0.5])
+        return np.array([centres[0] - spacing / 2, centres[0] + spacing / 2])
     mid = (centres[1:] + centres[:-1]) / 2
     return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
 

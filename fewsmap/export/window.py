@@ -15,7 +15,7 @@ import pyproj
 
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.render.regrid import geometry_in
-from fewsmap.store.axes import is_evenly_spaced, mean_step
+from fewsmap.store.axes import cell_spacings, is_evenly_spaced, mean_step
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.layout import GRID_MAPPING
 
@@ -81,10 +81,11 @@ def native_window(store: ForecastStore, crs: str, bbox: tuple[float, float, floa
         native = pyproj.CRS.from_wkt(wkt)
         minx, miny, maxx, maxy = _bounds_in(native, crs, bbox)
         x_all, y_all = store.coordinate(x_dim), store.coordinate(y_dim)
-        cols, x = _axis_cells(x_all, minx, maxx, periodic=native.is_geographic)
-        rows, y = _axis_cells(y_all, miny, maxy, periodic=False)
+        dy, dx = cell_spacings(y_all, x_all)
+        cols, x = _axis_cells(x_all, minx, maxx, dx, periodic=native.is_geographic)
+        rows, y = _axis_cells(y_all, miny, maxy, dy, periodic=False)
         rows, y = rows[::-1], y[::-1]  # north first
-        window = GridWindow(rows, cols, y, x, (_spacing(x_all), _spacing(y_all)), wkt)
+        window = GridWindow(rows, cols, y, x, (dx, dy), wkt)
     rows_n, cols_n = window.shape
     if rows_n == 0 or cols_n == 0:
         raise InvalidParameterValue(f"BBOX={','.join(f'{v:g}' for v in bbox)} ({crs}) covers "
@@ -112,12 +113,12 @@ def _bounds_in(native: pyproj.CRS, crs: str,
     return float(minx), float(miny), float(maxx), float(maxy)
 
 
-def _axis_cells(centres: np.ndarray, low: float, high: float,
+def _axis_cells(centres: np.ndarray, low: float, high: float, spacing: float,
                 periodic: bool) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the cells overlapping (low, high), ascending, with their (unwrapped)
     centres. A periodic (longitude) axis is shifted by whole turns to meet the interval."""
     centres = np.asarray(centres, dtype="float64")
-    lower, upper = _cell_edges(centres)
+    lower, upper = _cell_edges(centres, spacing)
     shift = np.zeros_like(centres)
     if periodic:  # move each cell by whole turns so that its upper edge is in (low, low + 360]
         turn = (upper - low) % 360.0
@@ -130,10 +131,11 @@ def _axis_cells(centres: np.ndarray, low: float, high: float,
     return index[order], position[order]
 
 
-def _cell_edges(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper edge of each cell: halfway to its neighbours, mirrored at the ends."""
+def _cell_edges(centres: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper edge of each cell: halfway to its neighbours, mirrored at the ends
+    (a lone cell is ``spacing`` wide)."""
     if centres.size < 2:
-        return centres.copy(), centres.copy()
+        return centres - spacing / 2, centres + spacing / 2
     order = np.argsort(centres, kind="stable")
     ascending = centres[order]
     mid = (ascending[1:] + ascending[:-1]) / 2
@@ -156,7 +158,3 @@ def _curvilinear_window(store: ForecastStore, crs: str, bbox: tuple[float, float
         rows, cols = np.arange(rows[0], rows[-1] + 1), np.arange(cols[0], cols[-1] + 1)
     return GridWindow(rows, cols, rows.astype("float64"), cols.astype("float64"),
                       (1.0, 1.0), wkt, curvilinear=True)
-
-
-def _spacing(axis: np.ndarray) -> float:
-    return abs(mean_step(axis))

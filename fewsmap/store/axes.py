@@ -48,3 +48,14 @@ def is_evenly_spaced(centres: np.ndarray) -> bool:
     if axis.size < 3:
         return True
     return on_regular_axis(axis, float(axis[0]), mean_step(axis))
+
+
+def cell_spacings(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """(dy, dx), the cell size along each 1-D axis: its mean step.
+
+    An axis of one centre has no step of its own: a single row or column of cells takes the
+    other axis's, and a grid of one cell is one unit of its CRS wide (1° or 1 m). Extents,
+    maps, feature info and exports all size such cells by this rule (issue #13).
+    """
+    dy, dx = abs(mean_step(y)), abs(mean_step(x))
+    return (dy or dx or 1.0), (dx or dy or 1.0)

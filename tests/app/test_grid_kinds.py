@@ -28,8 +28,7 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
 WMS_NS = {"w": "http://www.opengis.net/wms"}
 WMTS_NS = {"w": "http://www.opengis.net/wmts/1.0", "ows": "http://www.opengis.net/ows/1.1"}
 CAPABILITIES = {"service": "WMS", "request": "GetCapabilities"}
-# Grids with an axis of one cell have no spacing to draw it with (yet).
-DRAWN = [kind for kind in GRID_KINDS if not kind.startswith("single")]
+ONE_COLUMN = ("single_point", "single_cell_projected")
 
 
 def layer_of(kind: str) -> str:
@@ -47,18 +46,19 @@ def client(stores: Path) -> AppClient:
     return AppClient(create_app(Settings(stores_dir=stores)))
 
 
-def middle_cell(stores: Path, kind: str) -> tuple[float, float, float]:
-    """(longitude, latitude, value of the tested layer) at the grid's middle cell."""
+def middle_cell(stores: Path, kind: str, east: int = 0) -> tuple[float, float, float]:
+    """(longitude, latitude, value of the tested layer) at the grid's middle cell (or the
+    cell ``east`` columns east of it)."""
     with open_cube(stores / f"{kind}.zarr") as ds:
         variable = layer_of(kind).split(".")[1]
         field = ds[variable].isel(forecast_reference_time=-1, step=0)
         row, column = (size // 2 for size in field.shape[-2:])
-        cell = field[..., row, column]
+        cell = field[..., row, column + east]
         lon = float(cell["longitude"]) if "longitude" in cell.coords else None
         lat = float(cell["latitude"]) if "latitude" in cell.coords else None
         if lon is None or lat is None:  # projected: 1-D x/y, the lon/lat fields hold them
-            lon = float(ds["lon"].isel(forecast_reference_time=-1, step=0)[row, column])
-            lat = float(ds["lat"].isel(forecast_reference_time=-1, step=0)[row, column])
+            lon = float(ds["lon"].isel(forecast_reference_time=-1, step=0)[row, column + east])
+            lat = float(ds["lat"].isel(forecast_reference_time=-1, step=0)[row, column + east])
         return (lon + 180.0) % 360.0 - 180.0, lat, float(cell)
 
 
@@ -129,20 +129,42 @@ def test_health_lists_every_store(client: AppClient) -> None:
     assert {s["name"] for s in response.json()["stores"]} == set(GRID_KINDS)
 
 
-@pytest.mark.parametrize("kind", DRAWN)
+@pytest.mark.parametrize("kind", GRID_KINDS)
 def test_getmap_draws_the_middle_cell(client: AppClient, stores: Path, kind: str) -> None:
     lon, lat, _ = middle_cell(stores, kind)
-    # 64 px over 0.2°: finer than every grid here, so the middle cell covers the centre.
+    # 64 px over 0.2°: finer than every grid here, so the middle cell covers the centre; a
+    # projected grid of one cell is 1 m wide (fewsmap.store.axes.cell_spacings).
+    half = 2e-6 if kind == "single_cell_projected" else 0.1
     response = client.get("/wms", params={
         "service": "WMS", "version": "1.3.0", "request": "GetMap", "layers": layer_of(kind),
-        "styles": "", "crs": "CRS:84", "bbox": f"{lon - 0.1},{lat - 0.1},{lon + 0.1},{lat + 0.1}",
+        "styles": "", "crs": "CRS:84",
+        "bbox": f"{lon - half},{lat - half},{lon + half},{lat + half}",
         "width": "64", "height": "64", "format": "image/png", "transparent": "true"})
     assert response.status_code == 200, response.text
     image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
     assert image[32, 32, 3] == 255  # the centre pixel is inside the grid: opaque
 
 
-@pytest.mark.parametrize("kind", DRAWN)
+@pytest.mark.parametrize("kind", [k for k in GRID_KINDS if k not in ONE_COLUMN])
+def test_a_map_within_one_cell_shows_it(client: AppClient, stores: Path, kind: str) -> None:
+    """Zoomed in beyond the cell size, off the cell's centre: no centre lies in the bbox."""
+    lon, lat, _ = middle_cell(stores, kind)
+    next_lon, next_lat, _ = middle_cell(stores, kind, east=1)
+    step_lon, step_lat = (next_lon - lon + 180.0) % 360.0 - 180.0, next_lat - lat
+    at_lon, at_lat = lon + 0.3 * step_lon, lat + 0.3 * step_lat  # still the middle cell
+    half = 0.02 * math.hypot(step_lon, step_lat)
+    response = client.get("/wms", params={
+        "service": "WMS", "version": "1.3.0", "request": "GetMap", "layers": layer_of(kind),
+        "styles": "", "crs": "CRS:84",
+        "bbox": f"{at_lon - half},{at_lat - half},{at_lon + half},{at_lat + half}",
+        "width": "16", "height": "16", "format": "image/png", "transparent": "true"})
+    assert response.status_code == 200, response.text
+    image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+    assert (image[..., 3] == 255).all()
+    assert len(np.unique(image.reshape(-1, 4), axis=0)) == 1  # one cell: one colour
+
+
+@pytest.mark.parametrize("kind", GRID_KINDS)
 def test_tile_holds_the_middle_cell(client: AppClient, stores: Path, kind: str) -> None:
     lon, lat, _ = middle_cell(stores, kind)
     zoom = 6
@@ -155,7 +177,7 @@ def test_tile_holds_the_middle_cell(client: AppClient, stores: Path, kind: str) 
     assert image[..., 3].any()
 
 
-@pytest.mark.parametrize("kind", DRAWN)
+@pytest.mark.parametrize("kind", GRID_KINDS)
 def test_feature_info_reads_the_middle_cell(client: AppClient, stores: Path,
                                             kind: str) -> None:
     lon, lat, value = middle_cell(stores, kind)

@@ -6,7 +6,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fewsmap.store.axes import EVEN_TOLERANCE_CELLS, is_evenly_spaced, on_regular_axis
+from fewsmap.store.axes import (
+    EVEN_TOLERANCE_CELLS,
+    cell_spacings,
+    is_evenly_spaced,
+    on_regular_axis,
+)
 
 spacings = st.floats(1e-3, 1e5)
 origins = st.floats(-1e7, 1e7)
@@ -47,3 +52,10 @@ def test_positions_on_a_rebuilt_axis() -> None:
     assert not on_regular_axis(np.tile(x, (3, 1)), 5100.0, 2500.0)
     assert not on_regular_axis(np.array([np.nan, 7500.0]), 5000.0, 2500.0)
     assert not on_regular_axis(x, 5000.0, 0.0)
+
+
+def test_an_axis_of_one_cell_takes_the_other_axis_spacing() -> None:
+    assert cell_spacings(np.array([52.0]), np.arange(3.0, 8.0, 0.5)) == (0.5, 0.5)
+    assert cell_spacings(np.arange(60.0, 50.0, -2.0), np.array([5.0])) == (2.0, 2.0)
+    assert cell_spacings(np.array([52.0]), np.array([5.0])) == (1.0, 1.0)
+    assert cell_spacings(np.arange(0.0, 30.0, 10.0), np.arange(0.0, 10.0, 2.5)) == (10.0, 2.5)
