@@ -135,14 +135,22 @@ def test_getmap_draws_the_middle_cell(client: AppClient, stores: Path, kind: str
     # 64 px over 0.2°: finer than every grid here, so the middle cell covers the centre; a
     # projected grid of one cell is 1 m wide (fewsmap.store.axes.cell_spacings).
     half = 2e-6 if kind == "single_cell_projected" else 0.1
+    image = map_around(client, kind, (lon, lat), half, 64)
+    assert image[32, 32, 3] == 255  # the centre pixel is inside the grid: opaque
+
+
+def map_around(client: AppClient, kind: str, centre: tuple[float, float], half: float,
+               size: int) -> np.ndarray:
+    """The RGBA pixels of a square GetMap (CRS:84) of ``size`` px around ``centre``."""
+    lon, lat = centre
     response = client.get("/wms", params={
         "service": "WMS", "version": "1.3.0", "request": "GetMap", "layers": layer_of(kind),
         "styles": "", "crs": "CRS:84",
         "bbox": f"{lon - half},{lat - half},{lon + half},{lat + half}",
-        "width": "64", "height": "64", "format": "image/png", "transparent": "true"})
+        "width": str(size), "height": str(size), "format": "image/png",
+        "transparent": "true"})
     assert response.status_code == 200, response.text
-    image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
-    assert image[32, 32, 3] == 255  # the centre pixel is inside the grid: opaque
+    return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
 
 
 @pytest.mark.parametrize("kind", [k for k in GRID_KINDS if k not in ONE_COLUMN])
@@ -152,14 +160,8 @@ def test_a_map_within_one_cell_shows_it(client: AppClient, stores: Path, kind: s
     next_lon, next_lat, _ = middle_cell(stores, kind, east=1)
     step_lon, step_lat = (next_lon - lon + 180.0) % 360.0 - 180.0, next_lat - lat
     at_lon, at_lat = lon + 0.3 * step_lon, lat + 0.3 * step_lat  # still the middle cell
-    half = 0.02 * math.hypot(step_lon, step_lat)
-    response = client.get("/wms", params={
-        "service": "WMS", "version": "1.3.0", "request": "GetMap", "layers": layer_of(kind),
-        "styles": "", "crs": "CRS:84",
-        "bbox": f"{at_lon - half},{at_lat - half},{at_lon + half},{at_lat + half}",
-        "width": "16", "height": "16", "format": "image/png", "transparent": "true"})
-    assert response.status_code == 200, response.text
-    image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+    image = map_around(client, kind, (at_lon, at_lat), 0.02 * math.hypot(step_lon, step_lat),
+                       16)
     assert (image[..., 3] == 255).all()
     assert len(np.unique(image.reshape(-1, 4), axis=0)) == 1  # one cell: one colour
 
