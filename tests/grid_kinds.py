@@ -22,9 +22,10 @@ from tests.synthetic import LAMBERT, field_store, lambert_store, lonlat_grid, lo
 
 POLAR_STEREO = pyproj.CRS.from_proj4(  # HRAP-like: north pole, true at 60° N, sphere
     "+proj=stere +lat_0=90 +lat_ts=60 +lon_0=-105 +R=6371200 +units=m +no_defs")
-# Rotated pole as COSMO/DWD-ICON-EU use it: the rotated grid's centre lies over Europe.
-ROTATED = pyproj.CRS.from_proj4(
-    "+proj=ob_tran +o_proj=longlat +o_lat_p=40 +o_lon_p=0 +lon_0=190 +R=6371229 +no_defs")
+# Rotated pole as COSMO-EU used it (pole at 40° N 170° W): rotated (0, 0) is 10° E 50° N.
+ROTATED = pyproj.CRS.from_cf({"grid_mapping_name": "rotated_latitude_longitude",
+                              "grid_north_pole_latitude": 40.0,
+                              "grid_north_pole_longitude": -170.0})
 
 
 def lonlat_values(path: Path, grid: Grid, lon: np.ndarray, lat: np.ndarray) -> Path:
@@ -64,6 +65,16 @@ def regular_0_360(path: Path) -> Path:
     return lonlat_values(path, lonlat_grid(lat, lon), lon, lat)
 
 
+# The native axes of the projected and rotated kinds: (CRS, x, y).
+KIND_AXES = {
+    "lambert": (LAMBERT, np.arange(-700_000.0, -200_000.0, 10_000.0),
+                np.arange(-300_000.0, 200_000.0, 10_000.0)),
+    "polar_stereographic": (POLAR_STEREO, np.arange(1_000_000.0, 2_000_000.0, 20_000.0),
+                            np.arange(-7_000_000.0, -6_000_000.0, 20_000.0)),
+    "rotated_pole": (ROTATED, np.arange(-10.0, 10.0, 0.25), np.arange(-8.0, 8.0, 0.25)),
+}
+
+
 def lambert(path: Path) -> Path:
     """10 km Lambert conformal (AROME-like)."""
     return lambert_store(path)
@@ -71,16 +82,14 @@ def lambert(path: Path) -> Path:
 
 def polar_stereographic(path: Path) -> Path:
     """An HRAP-like 20 km polar stereographic grid over the eastern United States."""
-    x = np.arange(1_000_000.0, 2_000_000.0, 20_000.0)
-    y = np.arange(-7_000_000.0, -6_000_000.0, 20_000.0)
-    return projected_store(path, POLAR_STEREO, x, y)
+    crs, x, y = KIND_AXES["polar_stereographic"]
+    return projected_store(path, crs, x, y)
 
 
 def rotated_pole(path: Path) -> Path:
     """A 0.25° rotated-pole grid over Europe, kept as 2-D latitude/longitude."""
-    x = np.arange(-10.0, 10.0, 0.25)
-    y = np.arange(-8.0, 8.0, 0.25)
-    return curvilinear_store(path, ROTATED, x, y)
+    crs, x, y = KIND_AXES["rotated_pole"]
+    return curvilinear_store(path, crs, x, y)
 
 
 def curvilinear_antimeridian(path: Path) -> Path:

@@ -54,6 +54,10 @@ def _outline(store: ForecastStore) -> tuple[np.ndarray, np.ndarray]:
     y_dim, x_dim = store.spatial_dims
     if store.curvilinear:
         lat, lon = store.coordinate("latitude"), store.coordinate("longitude")
+        # Longitudes made continuous across the antimeridian before stepping outwards.
+        lon = np.unwrap(np.unwrap(np.asarray(lon, dtype="float64"), period=360.0, axis=1),
+                        period=360.0, axis=0)
+        lat, lon = _half_cell_beyond(np.asarray(lat, dtype="float64")), _half_cell_beyond(lon)
     else:
         y, x = store.coordinate(y_dim), store.coordinate(x_dim)
         dy, dx = cell_spacings(y, x)
@@ -69,6 +73,19 @@ def _outline(store: ForecastStore) -> tuple[np.ndarray, np.ndarray]:
     if not finite.any():
         raise StoreError(f"store {store.name!r}: no cell of the grid has a finite position")
     return lon[finite], lat[finite]
+
+
+def _half_cell_beyond(centres: np.ndarray) -> np.ndarray:
+    """2-D centres with a ring of the outer cells' outer edges added: half a step beyond
+    the outer rows and columns (none along an axis of one cell)."""
+    for axis in (0, 1):
+        if centres.shape[axis] < 2:
+            continue
+        first, second = np.take(centres, [0], axis), np.take(centres, [1], axis)
+        last, before = np.take(centres, [-1], axis), np.take(centres, [-2], axis)
+        centres = np.concatenate([first + (first - second) / 2, centres,
+                                  last + (last - before) / 2], axis=axis)
+    return centres
 
 
 def _with_poles_inside(to_lonlat: pyproj.Transformer, xs: np.ndarray, ys: np.ndarray,

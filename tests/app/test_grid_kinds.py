@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyproj
 import pytest
 from lxml import etree
 from PIL import Image
@@ -22,7 +23,7 @@ from fewsmap import open_cube
 from fewsmap.app.server import create_app
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
-from tests.grid_kinds import GRID_KINDS, grid_kind_stores, regular, unplaced
+from tests.grid_kinds import GRID_KINDS, KIND_AXES, grid_kind_stores, regular, unplaced
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
 WMS_NS = {"w": "http://www.opengis.net/wms"}
@@ -109,6 +110,21 @@ def test_tilejson_holds_the_middle_cell(client: AppClient, stores: Path, kind: s
     lon, lat, _ = middle_cell(stores, kind)
     assert west <= lon <= east and south <= lat <= north
     assert 0 <= document["minzoom"] <= document["maxzoom"] <= 22
+
+
+@pytest.mark.parametrize("kind", ["rotated_pole", "polar_stereographic", "lambert"])
+def test_bounds_cover_the_outer_cells_edges(client: AppClient, kind: str) -> None:
+    """Corners of the grid's corner cells (not only their centres) lie within the bounds
+    (to 1e-3°, 1 % of these cells: a curvilinear grid's edges are extrapolated)."""
+    crs, x, y = KIND_AXES[kind]
+    edges_x = (x[0] - (x[1] - x[0]) / 2, x[-1] + (x[-1] - x[-2]) / 2)
+    edges_y = (y[0] - (y[1] - y[0]) / 2, y[-1] + (y[-1] - y[-2]) / 2)
+    to_lonlat = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    west, south, east, north = client.get(f"/tiles/{kind}.lon/tilejson.json").json()["bounds"]
+    for corner_x in edges_x:
+        for corner_y in edges_y:
+            lon, lat = to_lonlat.transform(corner_x, corner_y)
+            assert west - 1e-3 <= lon <= east + 1e-3 and south - 1e-3 <= lat <= north + 1e-3
 
 
 def test_edr_documents_list_every_kind(client: AppClient, stores: Path) -> None:
