@@ -22,6 +22,7 @@ import numpy as np
 import pyproj
 from scipy.spatial import cKDTree
 
+from fewsmap.store.axes import cell_spacings
 from fewsmap.store.cube import ForecastStore, RunInfo, StoreVersion
 from fewsmap.store.layout import GRID_MAPPING
 
@@ -55,6 +56,7 @@ class _Separable:
     x: np.ndarray
     y: np.ndarray
     periodic_x: bool  # a longitude axis: offsets wrap at ±180°
+    spacing: tuple[float, float]  # (dy, dx): sizes an axis of one cell (cell_spacings)
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,21 +186,23 @@ def _find_separable(index: _GridIndex, crs: str, x: float, y: float) -> tuple[in
     sx, sy = _transformer(crs, index.axes_crs).transform(x, y)
     if not (np.isfinite(sx) and np.isfinite(sy)):
         return None
-    col = _axis_index(lookup.x, float(sx), lookup.periodic_x)
-    row = _axis_index(lookup.y, float(sy), False)
+    col = _axis_index(lookup.x, float(sx), lookup.periodic_x, lookup.spacing[1])
+    row = _axis_index(lookup.y, float(sy), False, lookup.spacing[0])
     if col is None or row is None:
         return None
     return row, col
 
 
-def _axis_index(axis: np.ndarray, value: float, periodic: bool) -> int | None:
-    """The cell of a monotonic 1-D axis that holds ``value``, or None beyond half a cell."""
+def _axis_index(axis: np.ndarray, value: float, periodic: bool,
+                lone_spacing: float) -> int | None:
+    """The cell of a monotonic 1-D axis that holds ``value``, or None beyond half a cell;
+    an axis of one cell is ``lone_spacing`` wide."""
     offsets = axis - value
     if periodic:
         offsets = (offsets + 180.0) % 360.0 - 180.0
     i = int(np.argmin(np.abs(offsets)))
-    if axis.size == 1:  # no spacing to tell the cell size: only the centre itself
-        return i if abs(offsets[i]) <= EDGE_TOLERANCE else None
+    if axis.size == 1:
+        return i if abs(offsets[i]) <= lone_spacing / 2 * (1 + EDGE_TOLERANCE) else None
     before = abs(_gap(axis, i - 1, i, periodic)) if i > 0 else None
     after = abs(_gap(axis, i, i + 1, periodic)) if i + 1 < axis.size else None
     below, above = before or after or 0.0, after or before or 0.0
@@ -295,7 +299,7 @@ def _grid_index(path: object, version: StoreVersion) -> _GridIndex:
     # (fewsmap/render/regrid.py), whatever sphere a GRIB file names.
     wkt = "EPSG:4326" if y_dim == "latitude" else str(
         store.attributes(GRID_MAPPING)["crs_wkt"])
-    if "latitude" in store.group and store.dims("latitude") == (y_dim, x_dim):
+    if store.curvilinear:
         lat = store.coordinate("latitude").astype("float64")
         lon = store.coordinate("longitude").astype("float64")
         xyz = _unit_vectors(lon, lat)
@@ -306,7 +310,7 @@ def _grid_index(path: object, version: StoreVersion) -> _GridIndex:
     x = store.coordinate(x_dim).astype("float64")
     y = store.coordinate(y_dim).astype("float64")
     periodic = y_dim == "latitude"
-    return _GridIndex(wkt, (y.size, x.size), _Separable(x, y, periodic))
+    return _GridIndex(wkt, (y.size, x.size), _Separable(x, y, periodic, cell_spacings(y, x)))
 
 
 @lru_cache(maxsize=256)

@@ -33,6 +33,13 @@ def _run(grid: Grid, lon: np.ndarray, lat: np.ndarray, vector: bool = False,
     return RunData(t0, fields, grid, (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
 
 
+def field_store(path: Path, grid: Grid, lon: np.ndarray, lat: np.ndarray,
+                t0: np.datetime64 = T0) -> Path:
+    """Write one run on ``grid`` whose variables ``lon``/``lat`` hold these 2-D values."""
+    append_run(path, _run(grid, lon, lat, t0=t0), progress=False)
+    return path
+
+
 def lonlat_grid(lat: np.ndarray, lon: np.ndarray) -> Grid:
     """A regular EPSG:4326 grid on these 1-D axes."""
     return Grid(("latitude", "longitude"),

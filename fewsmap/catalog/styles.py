@@ -7,10 +7,18 @@ statistics", computed at ingest, so every tile of a run shares one colour scale.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from fewsmap.errors import ConfigError
+
+# A continuous colour map is spread over this many colours between min and max.
+CONTINUOUS_LEVELS = 255
+# Fields are float32 and coloured in float32 arithmetic (fewsmap/render/colour.py).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 PRECIPITATION_BREAKS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 PRECIPITATION_COLORS = ("#e0f3f8", "#abd9e9", "#74add1", "#4575b4", "#313695",
@@ -36,8 +44,33 @@ class Style:
             raise ConfigError(f"style '{self.name}': class breaks need one colour per break")
         if list(self.breaks) != sorted(self.breaks):
             raise ConfigError(f"style '{self.name}': class breaks must ascend")
-        if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
-            raise ConfigError(f"style '{self.name}': range {self.value_range} must ascend")
+        if self.value_range is not None:
+            problem = colour_range_problem(*self.value_range)
+            if problem:
+                raise ConfigError(f"style '{self.name}': range {self.value_range}: {problem}")
+        for name, values in (("breaks", self.breaks), ("contours", self.contour_levels or ())):
+            if not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX for v in values):
+                raise ConfigError(f"style '{self.name}': {name} must be finite numbers within "
+                                  f"±{FLOAT32_MAX:.7g} (float32)")
+
+
+def colour_range_problem(low: float, high: float) -> str | None:
+    """Say why (low, high) cannot colour float32 values, or return None if it can.
+
+    Colouring computes ``(value - low) * (CONTINUOUS_LEVELS / (high - low))`` in float32,
+    legends ``low + (high - low) * i / CONTINUOUS_LEVELS`` and contour levels in float64: each
+    is finite and ascending when both ends are float32 numbers that differ as float32 values
+    and the span and its reciprocal fit a float32 (issue #13: 0,1e306 overflowed).
+    """
+    if not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX for v in (low, high)):
+        return f"min and max must be finite numbers within ±{FLOAT32_MAX:.7g} (float32)"
+    if not np.float32(low) < np.float32(high):
+        return "min must be below max, also as float32 values"
+    span = high - low
+    if span > FLOAT32_MAX or CONTINUOUS_LEVELS / span > FLOAT32_MAX:
+        return (f"max - min must lie between {CONTINUOUS_LEVELS / FLOAT32_MAX:.2g} and "
+                f"{FLOAT32_MAX:.7g}")
+    return None
 
 
 def style_from_config(entry: dict[str, Any]) -> Style:

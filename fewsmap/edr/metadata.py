@@ -15,6 +15,7 @@ import numpy as np
 import pyproj
 
 from fewsmap.catalog import Catalog, Layer
+from fewsmap.catalog.described import describe_each
 from fewsmap.catalog.extent import lonlat_bbox
 from fewsmap.edr.data import LayerAxes, layer_parameters
 from fewsmap.edr.encode import describe
@@ -81,7 +82,9 @@ def edr_layers(catalog: Catalog) -> list[Layer]:
 def collections(catalog: Catalog, root: str) -> dict[str, Any]:
     """Every collection's metadata."""
     return {"links": [_link(f"{root}/edr/collections", "self", "Collections")],
-            "collections": [collection(catalog, layer, root) for layer in edr_layers(catalog)]}
+            "collections": [doc for _, doc in describe_each(
+                edr_layers(catalog), lambda layer: collection(catalog, layer, root),
+                "EDR collections")]}
 
 
 def collection(catalog: Catalog, layer: Layer, root: str) -> dict[str, Any]:
@@ -164,8 +167,7 @@ def _dataset(store: ForecastStore, layer: Layer, runs: tuple[RunInfo, ...],
 
 
 def _queries(store: ForecastStore, href: str, axes: LayerAxes) -> dict[str, Any]:
-    y_dim, x_dim = store.spatial_dims
-    curvilinear = "latitude" in store.group and store.dims("latitude") == (y_dim, x_dim)
+    curvilinear = store.curvilinear
     queries = {}
     for kind in ("position",) if curvilinear else QUERY_TYPES:
         variables: dict[str, Any] = {

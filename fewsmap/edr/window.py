@@ -151,7 +151,7 @@ def select_window(store: ForecastStore, region: Region, max_cells: int) -> Windo
         them).
     """
     y_dim, x_dim = store.spatial_dims
-    if "latitude" in store.group and store.dims("latitude") == (y_dim, x_dim):
+    if store.curvilinear:
         raise OperationNotSupported(
             f"store {store.name!r} has a curvilinear grid (2-D latitude/longitude): area and "
             "cube queries need rows × columns of a regular or projected grid; use a "

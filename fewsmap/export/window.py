@@ -15,13 +15,12 @@ import pyproj
 
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.render.regrid import geometry_in
+from fewsmap.store.axes import cell_spacings, is_evenly_spaced, mean_step
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.layout import GRID_MAPPING
 
 # 64 MiB of float32 per variable: larger subsets are read from /zarr directly.
 MAX_EXPORT_CELLS = 16 * 1024 * 1024
-# Cell spacing may differ by this fraction and still count as a regular axis (GeoTIFF).
-REGULAR_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,7 +46,7 @@ class GridWindow:
     @property
     def regular(self) -> bool:
         """Whether both axes are evenly spaced (an affine transform describes them)."""
-        return not self.curvilinear and _even(self.x) and _even(self.y)
+        return not self.curvilinear and is_evenly_spaced(self.x) and is_evenly_spaced(self.y)
 
     def transform(self) -> tuple[float, float, float, float, float, float]:
         """The GDAL geotransform order (a, b, c, d, e, f) of the affine: north-up cell edges.
@@ -59,8 +58,9 @@ class GridWindow:
         """
         if not self.regular:
             raise ValueError("an irregular or curvilinear window has no affine transform")
-        dx = float(self.x[1] - self.x[0]) if self.x.size > 1 else self.cell_size[0]
-        dy = float(self.y[0] - self.y[1]) if self.y.size > 1 else self.cell_size[1]
+        # The step through the outer centres: float32 axes jitter from cell to cell (#13).
+        dx = mean_step(self.x) if self.x.size > 1 else self.cell_size[0]
+        dy = -mean_step(self.y) if self.y.size > 1 else self.cell_size[1]
         return dx, 0.0, float(self.x[0]) - dx / 2, 0.0, -dy, float(self.y[0]) + dy / 2
 
 
@@ -75,16 +75,17 @@ def native_window(store: ForecastStore, crs: str, bbox: tuple[float, float, floa
     """
     wkt = str(store.attributes(GRID_MAPPING)["crs_wkt"])
     y_dim, x_dim = store.spatial_dims
-    if "latitude" in store.group and store.dims("latitude") == (y_dim, x_dim):
+    if store.curvilinear:
         window = _curvilinear_window(store, crs, bbox, wkt)
     else:
         native = pyproj.CRS.from_wkt(wkt)
         minx, miny, maxx, maxy = _bounds_in(native, crs, bbox)
         x_all, y_all = store.coordinate(x_dim), store.coordinate(y_dim)
-        cols, x = _axis_cells(x_all, minx, maxx, periodic=native.is_geographic)
-        rows, y = _axis_cells(y_all, miny, maxy, periodic=False)
+        dy, dx = cell_spacings(y_all, x_all)
+        cols, x = _axis_cells(x_all, minx, maxx, dx, periodic=native.is_geographic)
+        rows, y = _axis_cells(y_all, miny, maxy, dy, periodic=False)
         rows, y = rows[::-1], y[::-1]  # north first
-        window = GridWindow(rows, cols, y, x, (_spacing(x_all), _spacing(y_all)), wkt)
+        window = GridWindow(rows, cols, y, x, (dx, dy), wkt)
     rows_n, cols_n = window.shape
     if rows_n == 0 or cols_n == 0:
         raise InvalidParameterValue(f"BBOX={','.join(f'{v:g}' for v in bbox)} ({crs}) covers "
@@ -112,12 +113,12 @@ def _bounds_in(native: pyproj.CRS, crs: str,
     return float(minx), float(miny), float(maxx), float(maxy)
 
 
-def _axis_cells(centres: np.ndarray, low: float, high: float,
+def _axis_cells(centres: np.ndarray, low: float, high: float, spacing: float,
                 periodic: bool) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the cells overlapping (low, high), ascending, with their (unwrapped)
     centres. A periodic (longitude) axis is shifted by whole turns to meet the interval."""
     centres = np.asarray(centres, dtype="float64")
-    lower, upper = _cell_edges(centres)
+    lower, upper = _cell_edges(centres, spacing)
     shift = np.zeros_like(centres)
     if periodic:  # move each cell by whole turns so that its upper edge is in (low, low + 360]
         turn = (upper - low) % 360.0
@@ -130,10 +131,11 @@ def _axis_cells(centres: np.ndarray, low: float, high: float,
     return index[order], position[order]
 
 
-def _cell_edges(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper edge of each cell: halfway to its neighbours, mirrored at the ends."""
+def _cell_edges(centres: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper edge of each cell: halfway to its neighbours, mirrored at the ends
+    (a lone cell is ``spacing`` wide)."""
     if centres.size < 2:
-        return centres.copy(), centres.copy()
+        return centres - spacing / 2, centres + spacing / 2
     order = np.argsort(centres, kind="stable")
     ascending = centres[order]
     mid = (ascending[1:] + ascending[:-1]) / 2
@@ -156,15 +158,3 @@ def _curvilinear_window(store: ForecastStore, crs: str, bbox: tuple[float, float
         rows, cols = np.arange(rows[0], rows[-1] + 1), np.arange(cols[0], cols[-1] + 1)
     return GridWindow(rows, cols, rows.astype("float64"), cols.astype("float64"),
                       (1.0, 1.0), wkt, curvilinear=True)
-
-
-def _spacing(axis: np.ndarray) -> float:
-    steps = np.abs(np.diff(np.asarray(axis, dtype="float64")))
-    return float(np.median(steps)) if steps.size else 0.0
-
-
-def _even(axis: np.ndarray) -> bool:
-    if axis.size < 3:
-        return True
-    steps = np.diff(axis)
-    return bool(np.allclose(steps, steps[0], rtol=REGULAR_TOLERANCE, atol=0.0))

@@ -15,6 +15,7 @@ import pyproj
 import xarray as xr
 
 from fewsmap.errors import IngestError
+from fewsmap.store.axes import on_regular_axis
 from fewsmap.store.run import Grid
 
 LONLAT = ("latitude", "longitude")
@@ -26,9 +27,6 @@ AXIS_ATTRS = {
     "y": {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"},
     "x": {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"},
 }
-# A projected GRIB grid rebuilt from its first point and spacing must land within this
-# fraction of a cell of ecCodes' own per-point latitudes/longitudes, or we keep those.
-PROJECTED_TOLERANCE_CELLS = 0.05
 
 
 def grid_attrs(crs: pyproj.CRS) -> dict[str, Any]:
@@ -89,6 +87,8 @@ def _grib_projected(
     x = x0 + dx * np.arange(ds.sizes["x"])
     y = y0 + dy * np.arange(ds.sizes["y"])
     # Check against ecCodes' per-point coordinates: a wrong axis must never pass silently.
+    # The same tolerance as every "evenly spaced" decision (fewsmap.store.axes); the real
+    # HRAP and NDFD files land within 1e-11 of a cell.
     gx, gy = to_xy.transform(ds["longitude"].values, ds["latitude"].values)
     if not _reproduces(gx, gy, x, y, dx, dy):
         return None  # keep the exact 2-D coordinates instead (curvilinear)
@@ -104,7 +104,7 @@ def _fitted_projected(
     """Regular x/y axes of a grid known by its 2-D latitude/longitude and a projected CRS.
 
     The axes are fitted (least squares) to the points taken into ``crs`` and must reproduce
-    every point as a GRIB grid must (``PROJECTED_TOLERANCE_CELLS``); None otherwise, and the
+    every point as a GRIB grid must (`_reproduces`); None otherwise, and the
     grid stays curvilinear. NWS GFE exports come this way (`fewsmap.ingest.gfe`).
     """
     lat, lon = ds[lat_name], ds[lon_name]
@@ -127,9 +127,9 @@ def _fitted_projected(
 def _reproduces(gx: np.ndarray, gy: np.ndarray, x: np.ndarray, y: np.ndarray, dx: float,
                 dy: float) -> bool:
     """Tell whether axes ``x``/``y`` (spacing ``dx``/``dy``) land within the tolerance of
-    every projected point ``gx``/``gy``."""
-    error = max(np.abs(gx - x[None, :]).max() / abs(dx), np.abs(gy - y[:, None]).max() / abs(dy))
-    return bool(error <= PROJECTED_TOLERANCE_CELLS)  # False for NaN (a zero spacing)
+    every "evenly spaced" decision (`fewsmap.store.axes`) of every projected point ``gx``/``gy``."""
+    return (on_regular_axis(gx, float(x[0]), dx, along=1)
+            and on_regular_axis(gy, float(y[0]), dy, along=0))
 
 
 def _regular_from_reduced_gaussian(

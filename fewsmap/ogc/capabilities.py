@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import pyproj
 
 from fewsmap.catalog import Catalog, Layer, Style
+from fewsmap.catalog.described import describe_each
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox
 from fewsmap.dimensions import REQUIRED, LayerDimension, default_time, layer_dimensions
 from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
@@ -99,13 +100,16 @@ def capabilities_json(catalog: Catalog, layers: Iterable[Layer], only_headers: b
     ``forecast_runs`` lists, per layer id, the runs to report as child layers
     ``<layer>-<T0>`` (the FEWS forecast period).
     """
-    entries = []
-    for layer in layers:
-        entries.append(layer_json(catalog, layer, None, only_headers))
+    def describe(layer: Layer) -> list[dict[str, Any]]:
+        entries = [layer_json(catalog, layer, None, only_headers)]
         for run in (forecast_runs or {}).get(layer.id, []):
             child = layer_json(catalog, layer, run, only_headers, f"{layer.id}-{run.label}")
             child["title"] = run.label
             entries.append(child)
+        return entries
+
+    entries = [entry for _, described in describe_each(layers, describe, "FEWS capabilities")
+               for entry in described]
     groups = [{"name": g.id, "title": g.title, "path": [g.id]} for g in catalog.groups.values()
               if any(e["groupName"] == g.id for e in entries)]
     return {"title": catalog.title, "layers": entries, "groups": groups}
@@ -148,24 +152,30 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
         _text(exception, "Format", name)
     top = _child(capability, "Layer")
     _text(top, "Title", catalog.title)
-    crs_list = sorted({c for layer in layers for c in _offered(catalog, layer)},
+
+    def describe(layer: Layer) -> tuple[ET.Element, tuple[float, float, float, float],
+                                        tuple[str, ...]]:
+        runs = (forecast_runs or {}).get(layer.id, [])
+        return (_layer(catalog, layer, None, service_url, only_headers, runs),
+                lonlat_bbox(catalog.store(layer)), _offered(catalog, layer))
+
+    described = describe_each(layers, describe, "WMS capabilities")
+    crs_list = sorted({c for _, (_, _, offered) in described for c in offered},
                       key=lambda c: (c not in BASE_CRS, c))
     for crs in crs_list:
         _text(top, "CRS", crs)
-    if layers:
-        _bounding_boxes(top, _union([lonlat_bbox(catalog.store(layer)) for layer in layers]))
-    by_group: dict[str, list[Layer]] = {}
-    for layer in layers:
-        by_group.setdefault(layer.group, []).append(layer)
+    if described:
+        _bounding_boxes(top, _union([box for _, (_, box, _) in described]))
+    by_group: dict[str, list[tuple[ET.Element, tuple[float, float, float, float]]]] = {}
+    for layer, (element, box, _) in described:
+        by_group.setdefault(layer.group, []).append((element, box))
     for group_id, members in by_group.items():
         group = catalog.groups[group_id]
         node = _child(top, "Layer")
         _text(node, "Name", group.id)  # requestable: draws its layers (WMS 1.3.0 §7.2.4.6.3)
         _text(node, "Title", group.title)
-        _bounding_boxes(node, _union([lonlat_bbox(catalog.store(m)) for m in members]))
-        for layer in members:
-            runs = (forecast_runs or {}).get(layer.id, [])
-            _layer(node, catalog, layer, None, service_url, only_headers, runs)
+        _bounding_boxes(node, _union([box for _, box in members]))
+        node.extend(element for element, _ in members)
     header = b'<?xml version="1.0" encoding="UTF-8"?>\n'
     if version == "1.1.1":
         root = _as_1_1_1(root)
@@ -311,9 +321,9 @@ def _bounding_boxes(node: ET.Element, lonlat: tuple[float, float, float, float],
                                      "maxx": f"{maxx:.6f}", "maxy": f"{maxy:.6f}"})
 
 
-def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | None,
-           url: str, only_headers: bool, children: list[RunInfo]) -> None:
-    node = _child(parent, "Layer", {"queryable": "1"})  # GetFeatureInfo; groups are not
+def _layer(catalog: Catalog, layer: Layer, run: RunInfo | None, url: str, only_headers: bool,
+           children: list[RunInfo]) -> ET.Element:
+    node = ET.Element(_wms("Layer"), {"queryable": "1"})  # GetFeatureInfo; groups are not
     name = layer.id if run is None else f"{layer.id}-{run.label}"
     _text(node, "Name", name)
     _text(node, "Title", layer.title if run is None else run.label)
@@ -353,8 +363,8 @@ def _layer(parent: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | No
         units = str(catalog.store(layer).attributes(layer.variable).get("units", ""))
         for style in layer.styles:
             _style(node, layer, style, style.units or units, url)
-    for child in children:
-        _layer(node, catalog, layer, child, url, only_headers, [])
+    node.extend(_layer(catalog, layer, child, url, only_headers, []) for child in children)
+    return node
 
 
 def _dimensions(node: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | None) -> None:

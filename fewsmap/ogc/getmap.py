@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer, Style
+from fewsmap.catalog.styles import colour_range_problem
 from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
     InvalidDimensionValue,
@@ -113,9 +114,6 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
                             "(animations over a TIME list or range), "
                             "image/tiff;subtype=float32, application/x-netcdf (raw values)")
     time = None if embedded else params.get("time")
-    reference = params.get("externalForecastTime") or params.get("dim_reference_time")
-    if reference and reference.strip().lower() in ("current", "latest", "present"):
-        reference = None
     lead = params.get("dim_lead_time")
     style, reducer = _style_and_reducer(params)
     return GetMapRequest(
@@ -128,7 +126,7 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         height=height,
         format=formats[image_format],
         time=parse_time(time) if time else None,
-        reference_time=parse_instant(reference, "externalForecastTime") if reference else None,
+        reference_time=parse_reference_time(params),
         lead_time=parse_duration(lead, "DIM_LEAD_TIME", allow_zero=True) if lead else None,
         reducer=reducer,
         dimensions=_other_dimensions(params),
@@ -215,6 +213,25 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         transparent=request.transparent,
         bgcolor=request.bgcolor,
     )
+
+
+def parse_reference_time(params: Params, names: tuple[str, ...] = (
+        "externalForecastTime", "dim_reference_time")) -> np.datetime64 | None:
+    """The run a request names by the first of ``names`` it carries (None: the latest).
+
+    GetMap, GetFeatureInfo and GetLegendGraphic read the same parameters, so a legend
+    describes the run its map draws (issue #13).
+
+    Raises
+    ------
+    InvalidParameterValue
+        If the value is not an instant.
+    """
+    name = next((n for n in names if params.get(n)), None)
+    text = params.get(name) if name else None
+    if not text or text.strip().lower() in ("current", "latest", "present"):
+        return None
+    return parse_instant(text, name or names[0])
 
 
 def select_run(catalog: Catalog, layer: Layer, from_id: RunInfo | None,
@@ -332,6 +349,8 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
     minx, miny, maxx, maxy = values
     if not (minx < maxx and miny < maxy):
         raise InvalidParameterValue(f"BBOX={text[:80]!r}: minimum must be below maximum")
+    if not (math.isfinite(maxx - minx) and math.isfinite(maxy - miny)):  # pixel sizes
+        raise InvalidParameterValue(f"BBOX={text[:80]!r}: width and height must be finite")
     return minx, miny, maxx, maxy
 
 
@@ -369,8 +388,9 @@ def parse_color_range(text: str | None) -> tuple[float, float] | None:
     except ValueError as exc:
         raise InvalidParameterValue(
             f"COLORSCALERANGE={text[:40]!r} must be two numbers min,max") from exc
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise InvalidParameterValue(f"COLORSCALERANGE={text[:40]!r}: need min < max, finite")
+    problem = colour_range_problem(low, high)
+    if problem:
+        raise InvalidParameterValue(f"COLORSCALERANGE={text[:40]!r}: {problem}")
     return low, high
 
 

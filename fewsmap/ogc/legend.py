@@ -6,7 +6,14 @@ from typing import Any
 
 from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidFormat
-from fewsmap.ogc.getmap import PNG, image_size, parse_color_range, select_run, select_style
+from fewsmap.ogc.getmap import (
+    PNG,
+    image_size,
+    parse_color_range,
+    parse_reference_time,
+    select_run,
+    select_style,
+)
 from fewsmap.ogc.params import Params
 from fewsmap.render.colour import palette_for
 from fewsmap.render.legend import legend_json, legend_png, legend_size
@@ -32,7 +39,9 @@ def get_legend_graphic(catalog: Catalog, params: Params,
         raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered for legends; "
                             f"offered: {PNG}, {JSON}")
     runs = catalog.runs(layer)
-    run = select_run(catalog, layer, run_from_id, None) if runs else None
+    # The run GetMap draws with the same parameters: its statistics give the colour range.
+    run = select_run(catalog, layer, run_from_id, parse_reference_time(params)) if runs \
+        else None
     palette = palette_for(style, parse_color_range(params.get("colorscalerange")),
                           run_range(run, layer.variables) if run else None)
     units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))

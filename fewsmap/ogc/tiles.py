@@ -15,14 +15,19 @@ from urllib.parse import quote, urlencode
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer
-from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, lonlat_bbox
+from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, longitude_width, lonlat_bbox
 from fewsmap.catalog.styles import style_as_config
 from fewsmap.errors import FewsmapError, InvalidParameterValue
-from fewsmap.ogc.getmap import PNG, GetMapRequest, parse_getmap, select_run
+from fewsmap.ogc.getmap import (
+    PNG,
+    GetMapRequest,
+    parse_getmap,
+    parse_reference_time,
+    select_run,
+)
 from fewsmap.ogc.params import Params
 from fewsmap.render.pipeline import run_range
 from fewsmap.store.run import format_time
-from fewsmap.timespec import parse_instant
 
 TILE_SIZE = 256
 MAX_ZOOM = 24
@@ -107,9 +112,8 @@ def parse_tile_number(text: str, name: str) -> int:
 def zoom_range(catalog: Catalog, layer: Layer) -> tuple[int, int]:
     """Zooms worth requesting: from the whole world to about 8–16 screen pixels per grid cell."""
     store = catalog.store(layer)
-    west, _, east, _ = lonlat_bbox(store)
-    columns = max(store.coordinate(store.spatial_dims[1]).size, 1)
-    degrees_per_cell = max(east - west, 1e-9) / columns
+    columns = store.grid_shape[1]  # curvilinear grids have no 1-D axis to count (#13)
+    degrees_per_cell = max(longitude_width(store), 1e-9) / columns
     # At zoom z a 256-pixel tile spans 360 / 2**z degrees of longitude.
     native = math.log2(360.0 / (TILE_SIZE * degrees_per_cell))
     return 0, max(0, min(MAX_ZOOM, math.ceil(native) + 3))
@@ -143,7 +147,7 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
         "bounds": [round(v, 6) for v in (west, south, east, north)],
         "center": [round((west + east) / 2, 6), round((south + north) / 2, 6),
                    min(maxzoom, max(minzoom, maxzoom - 3))],
-        "legend": f"{base_url}/wms?{urlencode(_legend_query(layer, params))}",
+        "legend": f"{base_url}/wms?{urlencode(_legend_query(name, params))}",
         "fewsmap": {
             "layer": layer.id,
             "run": run.label,
@@ -158,16 +162,17 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
 
 
 def _reference_time(params: Params) -> np.datetime64 | None:
-    text = params.get("run") or params.get("dim_reference_time")
-    if not text or text.strip().lower() in ("latest", "current"):
-        return None
-    return parse_instant(text, "RUN")
+    return parse_reference_time(params, ("run", "dim_reference_time"))
 
 
-def _legend_query(layer: Layer, params: Params) -> dict[str, str]:
+def _legend_query(name: str, params: Params) -> dict[str, str]:
+    """The legend of what the tiles show: the layer as named (a per-run id names a run)."""
     query = {"service": "WMS", "request": "GetLegendGraphic", "version": "1.3.0",
-             "layer": layer.id, "format": "image/png"}
+             "layer": name, "format": "image/png"}
     for name in ("style", "colorscalerange"):
         if params.get(name):
             query[name] = params.get(name) or ""
+    run = params.get("run") or params.get("dim_reference_time")
+    if run:  # the legend of the run the tiles show (its colour range)
+        query["dim_reference_time"] = run
     return query

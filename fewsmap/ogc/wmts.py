@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer
+from fewsmap.catalog.described import describe_each
 from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, lonlat_bbox
 from fewsmap.dimensions import REQUIRED, default_time, layer_dimensions
 from fewsmap.errors import FewsmapError, InvalidParameterValue
@@ -95,8 +96,9 @@ def capabilities(catalog: Catalog, layers: Iterable[Layer], base_url: str) -> by
         _operation(metadata, operation, {"KVP": f"{base_url}/wmts?",
                                          "RESTful": f"{base_url}/wmts/1.0.0/"})
     contents = ET.SubElement(root, _wmts("Contents"))
-    for layer in layers:
-        _layer(contents, catalog, layer, base_url)
+    described = describe_each(layers, lambda layer: _layer(catalog, layer, base_url),
+                              "WMTS capabilities")
+    contents.extend(element for _, element in described)
     _tile_matrix_set(contents)
     ET.SubElement(root, _wmts("ServiceMetadataURL"),
                   {f"{{{XLINK}}}href": f"{base_url}/wmts/1.0.0/WMTSCapabilities.xml"})
@@ -225,8 +227,8 @@ def _tile_matrix(text: str) -> int:
     return parse_tile_number(text.rsplit(":", 1)[-1], "TILEMATRIX")
 
 
-def _layer(contents: ET.Element, catalog: Catalog, layer: Layer, base_url: str) -> None:
-    node = ET.SubElement(contents, _wmts("Layer"))
+def _layer(catalog: Catalog, layer: Layer, base_url: str) -> ET.Element:
+    node = ET.Element(_wmts("Layer"))
     _ows_text(node, "Title", layer.title)
     if layer.abstract:
         _ows_text(node, "Abstract", layer.abstract)
@@ -272,6 +274,7 @@ def _layer(contents: ET.Element, catalog: Catalog, layer: Layer, base_url: str) 
         ET.SubElement(node, _wmts("ResourceURL"), {
             "format": info_format, "resourceType": "FeatureInfo",
             "template": f"{template}/{{J}}/{{I}}.{extension}"})
+    return node
 
 
 def _time_dimensions(node: ET.Element, catalog: Catalog, layer: Layer) -> None:

@@ -14,12 +14,16 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import to_rgba
 
-from fewsmap.catalog.styles import Style
+from fewsmap.catalog.styles import (
+    CONTINUOUS_LEVELS,
+    FLOAT32_MAX,
+    Style,
+    colour_range_problem,
+)
 from fewsmap.errors import StyleNotDefined
 from fewsmap.render import kernels
 
 TRANSPARENT = 0
-CONTINUOUS_LEVELS = 255
 TOP_LEVEL = CONTINUOUS_LEVELS - 0.001  # the highest scaled value: index 255
 
 
@@ -92,11 +96,11 @@ def palette_for(style: Style, value_range: tuple[float, float] | None,
         If a continuous style has no range and no statistics exist to derive one.
     """
     if style.kind == "classes":  # only an explicit range re-spreads class breaks (FEWS)
-        return _palette(style, _widen(value_range) if value_range else None)
+        return _palette(style, _colourable(value_range) if value_range else None)
     chosen = value_range or style.value_range or fallback_range
     if chosen is None:
         raise StyleNotDefined(f"style {style.name!r} needs a colour range; none is known")
-    return _palette(style, _widen(chosen))
+    return _palette(style, _colourable(chosen))
 
 
 @lru_cache(maxsize=256)
@@ -119,7 +123,17 @@ def _palette(style: Style, value_range: tuple[float, float] | None) -> Palette:
     return Palette(style, lower, lut, smooth=True, value_range=(low, high))
 
 
-def _widen(value_range: tuple[float, float]) -> tuple[float, float]:
-    """Give a constant field a non-empty range so it still gets a colour."""
-    low, high = float(value_range[0]), float(value_range[1])
-    return (low, high) if high > low else (low - 0.5, high + 0.5)
+def _colourable(value_range: tuple[float, float]) -> tuple[float, float]:
+    """Make a range from data colourable: within float32 and wide enough to colour with.
+
+    Requested and configured ranges are checked (`colour_range_problem`); a run's own
+    statistics may be a constant field (given a width of at least 0.5, or ~16 float32 steps
+    of the value, so it still gets a colour) or reach float32's extremes.
+    """
+    low, high = (min(max(float(v), -FLOAT32_MAX), FLOAT32_MAX) for v in value_range)
+    low = max(low, high - FLOAT32_MAX)  # a span beyond float32: keep the upper part
+    if colour_range_problem(low, high) is None:
+        return low, high
+    centre = (low + high) / 2
+    pad = max(0.5, abs(centre) * 1e-6)
+    return max(centre - pad, -FLOAT32_MAX), min(centre + pad, FLOAT32_MAX)

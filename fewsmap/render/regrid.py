@@ -21,6 +21,7 @@ import xarray as xr
 import zarr
 
 from fewsmap.render import kernels
+from fewsmap.store.axes import cell_spacings
 from fewsmap.store.cube import ForecastStore, StoreVersion
 from fewsmap.store.direct import DirectReader
 from fewsmap.store.layout import GRID_MAPPING
@@ -46,7 +47,7 @@ class Geometry:
 
     x: np.ndarray  # 1-D (separable) or 2-D
     y: np.ndarray
-    rows: np.ndarray  # store row index of each y position (separable only)
+    rows: np.ndarray  # store row index of each y position (row of x/y when 2-D)
     cols: np.ndarray
 
     @property
@@ -72,12 +73,10 @@ def read_window(store: ForecastStore, variable: str, prefix: tuple[int, ...],
         return None
     rows, cols = window
     source = _Source(store.array(variable), store.reader(variable), prefix)
+    values = _read_rows_cols(source, geometry.rows[rows], geometry.cols[cols])
     if geometry.separable:
-        row_index, col_index = geometry.rows[rows], geometry.cols[cols]
-        values = _read_rows_cols(source, row_index, col_index)
         x, y = geometry.x[cols], geometry.y[rows]
     else:
-        values = source.read(rows, cols)
         x, y = geometry.x[rows, cols], geometry.y[rows, cols]
     return SourceWindow(np.asarray(values, dtype=np.float32), x, y)
 
@@ -154,14 +153,36 @@ def _window(geometry: Geometry, canvas: Canvas) -> tuple[slice, slice] | None:
     else:
         inside = (geometry.x >= minx) & (geometry.x <= maxx) & \
             (geometry.y >= miny) & (geometry.y <= maxy)
-        if not inside.any():
-            return None
-        rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        if inside.any():
+            rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        else:  # zoomed in within one cell: no centre inside, the cell around still shows
+            cell = _cell_under_centre(geometry, canvas)
+            if cell is None:
+                return None
+            rows, cols = np.array([cell[0]]), np.array([cell[1]])
         r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 2, geometry.x.shape[0])
         c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, geometry.x.shape[1])
     if c1 - c0 < 2 or r1 - r0 < 2:
         return None
     return slice(r0, r1), slice(c0, c1)
+
+
+def _cell_under_centre(geometry: Geometry, canvas: Canvas) -> tuple[int, int] | None:
+    """The (row, col) of the 2-D centre nearest the canvas centre, if within a cell of it
+    (the distance to its farthest neighbour): else the canvas is off the grid."""
+    minx, miny, maxx, maxy = canvas.bbox
+    with np.errstate(invalid="ignore"):
+        distance = np.hypot(geometry.x - (minx + maxx) / 2, geometry.y - (miny + maxy) / 2)
+    if not np.isfinite(distance).any():
+        return None
+    row, col = np.unravel_index(int(np.nanargmin(distance)), distance.shape)
+    rows = slice(max(row - 1, 0), row + 2)
+    cols = slice(max(col - 1, 0), col + 2)
+    spacing = np.hypot(geometry.x[rows, cols] - geometry.x[row, col],
+                       geometry.y[rows, cols] - geometry.y[row, col])
+    if not np.isfinite(spacing).any() or distance[row, col] > np.nanmax(spacing):
+        return None
+    return int(row), int(col)
 
 
 @dataclass(frozen=True)
@@ -209,27 +230,43 @@ def geometry_in(path: object, version: StoreVersion, crs: str) -> Geometry:
     y_dim, x_dim = store.spatial_dims
     source_crs = pyproj.CRS.from_wkt(store.attributes(GRID_MAPPING)["crs_wkt"])
     target = pyproj.CRS.from_user_input(crs)
-    curvilinear = "latitude" in store.group and store.dims("latitude") == (y_dim, x_dim)
+    curvilinear = store.curvilinear
     if not curvilinear:
         y, x = store.coordinate(y_dim), store.coordinate(x_dim)
+        dy, dx = cell_spacings(y, x)
+        (y, rows), (x, cols) = _halved(y, dy), _halved(x, dx)
         if y_dim == "latitude" and crs in LONLAT_SEPARABLE:
-            return _separable(_lon_to(x, crs), _lat_to(y, crs))
+            return _separable(_lon_to(x, crs), _lat_to(y, crs), rows, cols)
         if target.equals(source_crs, ignore_axis_order=True):
-            return _separable(x, y)
+            return _separable(x, y, rows, cols)
         yy, xx = np.meshgrid(y, x, indexing="ij")
         lon, lat = (xx, yy) if y_dim == "latitude" else _transform(source_crs, "EPSG:4326", xx, yy)
     else:
         lat, lon = store.coordinate("latitude"), store.coordinate("longitude")
+        rows, cols = np.arange(lat.shape[0]), np.arange(lat.shape[1])
     if crs == "EPSG:3857":
         lat = np.clip(lat, -MERCATOR_MAX_LAT, MERCATOR_MAX_LAT)
     lon = (np.asarray(lon) + 180.0) % 360.0 - 180.0
     x2, y2 = _transform(pyproj.CRS.from_epsg(4326), crs, lon, lat)
-    return Geometry(x2, y2, np.arange(x2.shape[0]), np.arange(x2.shape[1]))
+    return Geometry(x2, y2, rows, cols)
 
 
-def _separable(x: np.ndarray, y: np.ndarray) -> Geometry:
-    cols, rows = np.argsort(x, kind="stable"), np.argsort(y, kind="stable")
-    return Geometry(np.asarray(x)[cols], np.asarray(y)[rows], rows, cols)
+def _halved(centres: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Positions along a 1-D axis and the store index each reads.
+
+    A lone cell (an axis of one centre: a single row, column or point) becomes two half
+    cells reading it, since regridding sizes a cell by its neighbours (issue #13).
+    """
+    centres = np.asarray(centres, dtype="float64")
+    if centres.size != 1:
+        return centres, np.arange(centres.size)
+    return centres[0] + np.array([-spacing, spacing]) / 4, np.zeros(2, dtype=np.int64)
+
+
+def _separable(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> Geometry:
+    x_order, y_order = np.argsort(x, kind="stable"), np.argsort(y, kind="stable")
+    return Geometry(np.asarray(x)[x_order], np.asarray(y)[y_order], rows[y_order],
+                    cols[x_order])
 
 
 def _lon_to(lon: np.ndarray, crs: str) -> np.ndarray:

@@ -185,6 +185,21 @@ class ForecastStore:
         return str(y), str(x)
 
     @property
+    def curvilinear(self) -> bool:
+        """Whether the grid is placed by 2-D latitude/longitude on its spatial dims (a
+        rotated-pole or GFE grid, kept as stored); such a grid has no 1-D axes to read."""
+        return "latitude" in self.group and self.dims("latitude") == self.spatial_dims
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the grid, read from metadata only."""
+        y_dim, x_dim = self.spatial_dims
+        if self.curvilinear:
+            rows, columns = self.array("latitude").shape
+            return int(rows), int(columns)
+        return int(self.array(y_dim).shape[0]), int(self.array(x_dim).shape[0])
+
+    @property
     def variables(self) -> list[str]:
         """Forecast variables: arrays indexed by run and step."""
         names = []

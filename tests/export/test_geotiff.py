@@ -14,10 +14,15 @@ from lxml import etree
 from rio_cogeo.cogeo import cog_validate
 
 import fewsmap
+from fewsmap.app.server import create_app
+from fewsmap.ingest import ingest
+from fewsmap.settings import Settings
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
+from tests.asgi_client import AppClient
 from tests.export.conftest import BBOX_FORMS, get_export, get_map
+from tests.grid_kinds import JITTER_SPACING_M, POLAR_STEREO, jittered_float32_file
 from tests.synthetic import T0
 
 FLOAT32 = "image/tiff;subtype=float32"
@@ -234,3 +239,31 @@ def test_cube_window_sees_the_time(export_stores: Path) -> None:
                                  ds.longitude.values[:3], ds.latitude.values[-3:])
                      for lead in (np.timedelta64(0, "h"), np.timedelta64(6, "h")))
     np.testing.assert_array_equal(second, first + 1)
+
+
+def test_a_jittered_float32_projected_grid_exports_with_its_spacing(tmp_path: Path) -> None:
+    """Axes whose float32 centres jitter by ±0.03 m on 2,500 m are evenly spaced (#13)."""
+    stores = tmp_path / "stores"
+    source = jittered_float32_file(tmp_path)
+    ingest(stores / "jitter.zarr", [source], progress=False)
+    with xr.open_dataset(source) as ds:
+        x, y = ds["x"].values.astype("float64"), ds["y"].values.astype("float64")
+        values = ds["t"].values[0]
+    to_lonlat = pyproj.Transformer.from_crs(POLAR_STEREO, "EPSG:4326", always_xy=True)
+    west, south, east, north = to_lonlat.transform_bounds(x[0], y[0], x[-1], y[-1])
+    client = AppClient(create_app(Settings(stores_dir=stores)))
+    response = client.get("/wms", params={
+        "service": "WMS", "version": "1.3.0", "request": "GetMap", "layers": "jitter.t",
+        "styles": "", "crs": "CRS:84", "bbox": f"{west},{south},{east},{north}",
+        "width": "256", "height": "256", "format": FLOAT32})
+    assert response.status_code == 200, response.text
+    with rasterio.open(save(response.content, tmp_path)) as src:
+        a, b, _, d, e, _ = tuple(src.transform)[:6]
+        assert (src.width, src.height) == (x.size, y.size)
+        assert (b, d) == (0.0, 0.0)
+        assert a == pytest.approx(JITTER_SPACING_M, abs=0.01)
+        assert e == pytest.approx(-JITTER_SPACING_M, abs=0.01)
+        column_x, row_y = centres(src)
+        assert np.abs(column_x - x).max() < 0.1  # each cell where the source put it
+        assert np.abs(row_y - y[::-1]).max() < 0.1  # rows north first
+        np.testing.assert_array_equal(src.read(1), values[::-1])

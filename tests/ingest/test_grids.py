@@ -16,7 +16,9 @@ from fewsmap import ForecastStore, open_cube
 from fewsmap.errors import IngestError
 from fewsmap.ingest import ingest
 from fewsmap.ingest.grids import grid_attrs
+from fewsmap.store.axes import is_evenly_spaced
 from tests.conftest import assert_values, open_source, sample_paths, seconds
+from tests.grid_kinds import POLAR_STEREO, jittered_float32_file
 from tests.synthetic import LAMBERT
 
 Sample = Callable[[str], list[Path]]
@@ -236,3 +238,18 @@ def test_2d_latitude_longitude_with_a_projected_grid_mapping_become_x_y_axes(
     assert fs.spatial_dims == ("y", "x") and "latitude" not in fs.group
     np.testing.assert_allclose(fs.coordinate("x"), x, rtol=0, atol=1e-3)
     np.testing.assert_allclose(fs.coordinate("y"), y, rtol=0, atol=1e-3)
+
+
+def test_a_jittered_float32_projected_grid_is_stored_as_its_axes(tmp_path: Path) -> None:
+    """±0.03 m of float32 jitter on 2,500 m: a projected grid, centres kept (#13 item 17)."""
+    source = jittered_float32_file(tmp_path)
+    ingest(tmp_path / "jitter.zarr", [source], progress=False)
+    fs = ForecastStore(tmp_path / "jitter.zarr")
+    assert fs.spatial_dims == ("y", "x") and not fs.curvilinear
+    assert stored_crs(fs).equals(POLAR_STEREO)
+    with xr.open_dataset(source) as ds:
+        for axis in ("x", "y"):
+            stored, given = fs.coordinate(axis), ds[axis].values.astype("float64")
+            np.testing.assert_array_equal(stored, given)
+            assert np.ptp(np.diff(given)) > 0  # the jitter is really there
+            assert is_evenly_spaced(stored)

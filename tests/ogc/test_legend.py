@@ -1,0 +1,102 @@
+"""GetLegendGraphic describes the run GetMap draws with the same parameters (issue #13, 8).
+
+A store holds two runs whose values differ by 100: each run's own colour range (from its
+statistics) spreads the colours differently, so a legend of the wrong run is visibly wrong.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fewsmap.app.server import create_app
+from fewsmap.settings import Settings
+from tests.asgi_client import AppClient
+from tests.synthetic import T0, lonlat_store
+
+LATER = T0 + np.timedelta64(12, "h")
+OFFSET = 100.0  # the later run's values: longitude + 100
+RUNS = {"2026-01-01T00:00:00Z": 0.0, "2026-01-01T12:00:00Z": OFFSET}
+# One pixel per cell of the grid (1°, longitudes -20..40, latitudes 30..60).
+GETMAP = {"service": "WMS", "version": "1.3.0", "request": "GetMap", "styles": "",
+          "crs": "CRS:84", "bbox": "-20.5,29.5,40.5,60.5", "width": "61", "height": "31",
+          "format": "image/png"}
+LEGEND = {"service": "WMS", "version": "1.3.0", "request": "GetLegendGraphic"}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> AppClient:
+    stores = tmp_path_factory.mktemp("legend") / "stores"
+    lonlat_store(stores / "grid.zarr", t0=T0)
+    lonlat_store(stores / "grid.zarr", t0=LATER, offset=OFFSET)
+    return AppClient(create_app(Settings(stores_dir=stores)))
+
+
+def ways_to_name(run: str) -> list[tuple[str, dict[str, str]]]:
+    """(layer, extra parameters) naming ``run``, as GetMap accepts them."""
+    return [("grid.lon", {"dim_reference_time": run}),
+            ("grid.lon", {"externalForecastTime": run}),
+            (f"grid.lon-{run}", {}),
+            (f"grid.lon-{run}", {"dim_reference_time": run})]
+
+
+def hex_colour(pixel: np.ndarray) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*pixel[:3])
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_legend_json_has_the_range_and_colours_of_the_run_drawn(client: AppClient,
+                                                                run: str) -> None:
+    offset = RUNS[run]
+    for layer, extra in ways_to_name(run):
+        legend = client.get("/wms", params={**LEGEND, "layer": layer,
+                                            "format": "application/json", **extra})
+        assert legend.status_code == 200, legend.text
+        entries = legend.json()["legend"]
+        low, high = entries[0]["lowerValue"], entries[-1]["lowerValue"]
+        assert (low, high) == (pytest.approx(-20 + offset), pytest.approx(40 + offset))
+        image = client.get("/wms", params={**GETMAP, "layers": layer, **extra})
+        assert image.status_code == 200, image.text
+        pixels = np.asarray(Image.open(io.BytesIO(image.content)).convert("RGBA"))
+        # The westernmost column holds the run's lowest value, the easternmost its highest.
+        assert hex_colour(pixels[15, 0]) == entries[0]["color"], (layer, extra)
+        assert hex_colour(pixels[15, -1]) == entries[-1]["color"], (layer, extra)
+
+
+@pytest.mark.parametrize("image_format", ["image/png", "application/json"])
+def test_each_way_of_naming_a_run_gives_its_legend(client: AppClient,
+                                                   image_format: str) -> None:
+    legends = {}
+    for run in RUNS:
+        answers = {client.get("/wms", params={**LEGEND, "layer": layer, "format": image_format,
+                                              **extra}).content
+                   for layer, extra in ways_to_name(run)}
+        assert len(answers) == 1, run  # the same legend, however the run is named
+        legends[run] = answers.pop()
+    assert legends["2026-01-01T00:00:00Z"] != legends["2026-01-01T12:00:00Z"]
+    latest = client.get("/wms", params={**LEGEND, "layer": "grid.lon", "format": image_format})
+    assert latest.content == legends["2026-01-01T12:00:00Z"]
+
+
+def test_a_legend_of_a_run_that_does_not_exist_is_refused(client: AppClient) -> None:
+    for extra in ({"dim_reference_time": "2025-01-01T00:00:00Z"},
+                  {"externalForecastTime": "not a time"}):
+        response = client.get("/wms", params={**LEGEND, "layer": "grid.lon", **extra})
+        assert response.status_code == 400, response.text
+    mismatch = client.get("/wms", params={**LEGEND, "layer": "grid.lon-2026-01-01T00:00:00Z",
+                                          "dim_reference_time": "2026-01-01T12:00:00Z"})
+    assert mismatch.status_code == 400
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_tilejson_of_a_run_links_the_legend_of_that_run(client: AppClient, run: str) -> None:
+    direct = client.get("/wms", params={**LEGEND, "layer": "grid.lon", "format": "image/png",
+                                        "dim_reference_time": run})
+    for path, params in (("/tiles/grid.lon/tilejson.json", {"run": run}),
+                         (f"/tiles/grid.lon-{run}/tilejson.json", {})):
+        document = client.get(path, params=params).json()
+        linked = client.get(document["legend"].removeprefix("http://fewsmap.test"))
+        assert linked.status_code == 200 and linked.content == direct.content, path
