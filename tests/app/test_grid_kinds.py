@@ -53,6 +53,8 @@ def middle_cell(stores: Path, kind: str, east: int = 0) -> tuple[float, float, f
     with open_cube(stores / f"{kind}.zarr") as ds:
         variable = layer_of(kind).split(".")[1]
         field = ds[variable].isel(forecast_reference_time=-1, step=0)
+        # The first label of any other dimension (t_n48's single level is kept as one).
+        field = field.isel({d: 0 for d in field.dims[:-2]})
         row, column = (size // 2 for size in field.shape[-2:])
         cell = field[..., row, column + east]
         lon = float(cell["longitude"]) if "longitude" in cell.coords else None
