@@ -8,12 +8,30 @@ Configured in the TOML file; without a ``[security]`` table every layer is publi
     groups = ["precipitation"]     # every layer of these groups (and their subgroups)
     layers = ["naefs-mean.QTF"]
 
-A layer named by any token is protected; a request sees it only with a token that names it
-(``Authorization: Bearer <token>`` or ``?api_key=<token>``). As GeoServer does, a protected
-layer is hidden from capabilities and from the raw stores for everyone else, and asking for
-it by name answers 401 with ``WWW-Authenticate: Bearer``. Every route asks the catalog
-through ``catalog_now()``, which returns the view of the requesting client, so routes added
-later are covered without knowing about tokens.
+A token protects data, not names: the *parts* of the layers it names (directly, or through a
+group or a parent group), each part a (store, variable) pair (`Layer.parts`). One rule,
+`reads`, then decides for every name a client can use what data it reads:
+
+- a layer reads its parts; a layer built from others (a vector pair ``<u>-<v>``, any
+  derived layer to come) lists every variable it reads in ``Layer.variables``, so it reads
+  the parts of each;
+- a per-run id ``<layer>-<T0>`` reads what its layer reads;
+- a group reads what every layer it draws reads (GetMap of a group draws all its layers).
+
+A name is shown and served only to a request whose token grants every protected part it
+reads; for everyone else it is hidden (capabilities XML and JSON, WMTS, TileJSON, EDR,
+``/health``, the ``/zarr`` stores) and naming it answers 401 with ``WWW-Authenticate:
+Bearer``, as GeoServer does. So a token for ``u`` alone does not unlock the vector
+``u-v``, and protecting the vector layer protects ``u`` and ``v`` wherever they appear.
+
+A group with protected members is requestable only with a token granting all of them: a
+group whose drawing would differ by token is never drawn in part. For other clients it stays
+a heading (a Layer without Name in WMS XML, ``groupName`` in FEWS JSON) of the layers they
+may see. A store holding any part the request may not read is hidden from ``/zarr`` and
+``/health``.
+
+Every route asks the catalog through ``catalog_now()``, which returns the view of the
+requesting client, so routes added later are covered without knowing about tokens.
 """
 
 from __future__ import annotations
@@ -31,6 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.catalog import CatalogState
+from fewsmap.catalog.layers import RUN_SUFFIX, LayerGroup
 from fewsmap.errors import ConfigError, LayerNotDefined, Unauthorized
 from fewsmap.store.cube import ForecastStore, RunInfo
 
@@ -104,8 +123,11 @@ def _token(entry: Any, number: int) -> AccessToken:
     return AccessToken(name, secret, groups, layers)
 
 
+Part = tuple[str, str]  # (store, variable): the data a layer reads
+
+
 class CatalogView(Catalog):
-    """A catalog without the protected layers a request holds no token for.
+    """A catalog without the names that read data the request holds no token for.
 
     A snapshot of one request's catalog: it shares the stores with the full catalog and is
     never refreshed. Naming a hidden layer or group answers 401, not "not defined".
@@ -118,14 +140,13 @@ class CatalogView(Catalog):
         self._full = full
         self._error = error  # what a refusal says about the presented token
         state = full._state
-        hidden = _protected(state, tokens) - _protected(state, granted)
-        layers = {k: v for k, v in state.layers.items() if k not in hidden}
-        # A group whose layers are all hidden is hidden; so is a store holding a hidden layer.
-        emptied = {v.group for v in state.layers.values()} - {v.group for v in layers.values()}
-        closed = {state.layers[k].store for k in hidden}
+        self._locked = _guarded(state, tokens) - _guarded(state, granted)
+        layers = {k: v for k, v in state.layers.items() if v.parts.isdisjoint(self._locked)}
+        groups = {k: g for k, g in state.groups.items() if not self._hides(k)}
+        closed = {store for store, _ in self._locked}
         self._state = CatalogState(
-            {k: s for k, s in state.stores.items() if k not in closed}, layers,
-            {k: g for k, g in state.groups.items() if k not in emptied}, state.generation)
+            {k: s for k, s in state.stores.items() if k not in closed}, layers, groups,
+            state.generation)
 
     def resolve(self, name: str) -> tuple[Layer, RunInfo | None]:
         """Resolve ``name`` among the visible layers; 401 for a hidden one.
@@ -154,17 +175,17 @@ class CatalogView(Catalog):
         """The store a visible layer reads (even if the store itself is hidden)."""
         return self._full.stores[layer.store]
 
+    def heading(self, group_id: str) -> LayerGroup:
+        """A group as a heading of the visible layers, even where it is not requestable."""
+        return self._full.groups[group_id]
+
     def refresh(self, force: bool = False) -> bool:
         """A view is one request's snapshot: the full catalog refreshes."""
         return False
 
     def _hides(self, name: str) -> bool:
-        """Whether ``name`` is a layer, per-run layer or group this view leaves out."""
-        try:
-            self._full.resolve(name)
-        except LayerNotDefined:
-            return name in self._full.groups and name not in self.groups
-        return True
+        """Whether ``name`` (layer, per-run id or group) reads data this view may not read."""
+        return not reads(self._full._state, name).isdisjoint(self._locked)
 
     def _refusal(self, name: str) -> Unauthorized:
         reason = "the token presented does not grant it" if self._error else (
@@ -172,13 +193,31 @@ class CatalogView(Catalog):
         return Unauthorized(f"{name[:80]!r} is protected: {reason}", self._error)
 
 
-def _protected(state: CatalogState, tokens: Iterable[AccessToken]) -> set[str]:
-    """Ids of the layers the tokens name, directly or through a group or a parent group."""
+def reads(state: CatalogState, name: str) -> frozenset[Part]:
+    """The data a request naming ``name`` reads: the rule every protection follows.
+
+    A layer (derived ones included) reads its parts, a per-run id its layer's, a group those
+    of every layer it draws (a layer id wins over a group of the same name, as in GetMap);
+    an unknown name reads nothing.
+    """
+    layer = state.layers.get(name)
+    if layer is None and name in state.groups:
+        members = [m.parts for m in state.layers.values() if m.group == name]
+        return frozenset().union(*members)
+    match = RUN_SUFFIX.search(name)
+    if layer is None and match:
+        layer = state.layers.get(name[: match.start()])
+    return layer.parts if layer is not None else frozenset()
+
+
+def _guarded(state: CatalogState, tokens: Iterable[AccessToken]) -> frozenset[Part]:
+    """The parts of the layers the tokens name, directly or through a group or a parent."""
     tokens = list(tokens)
     names = {layer for t in tokens for layer in t.layers}
     groups = {group for t in tokens for group in t.groups}
-    return {layer.id for layer in state.layers.values()
-            if layer.id in names or not groups.isdisjoint(_ancestors(state, layer.group))}
+    return frozenset(part for layer in state.layers.values()
+                     if layer.id in names or not groups.isdisjoint(_ancestors(state, layer.group))
+                     for part in layer.parts)
 
 
 def _ancestors(state: CatalogState, group: str) -> set[str]:

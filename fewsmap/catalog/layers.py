@@ -55,6 +55,12 @@ class Layer:
         return self.components or (self.variable,)
 
     @property
+    def parts(self) -> frozenset[tuple[str, str]]:
+        """The data this layer reads, as (store, variable) pairs: what access control guards
+        (a layer derived from others, such as a vector pair, reads its parts' data)."""
+        return frozenset((self.store, variable) for variable in self.variables)
+
+    @property
     def is_vector(self) -> bool:
         """Whether the layer is a two-component vector field."""
         return len(self.components) == 2
