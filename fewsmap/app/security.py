@@ -45,8 +45,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fewsmap.app.links import carrying_api_key, public_base
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.catalog import CatalogState
 from fewsmap.catalog.layers import RUN_SUFFIX, LayerGroup
@@ -252,6 +254,9 @@ class TokenMiddleware:
             return
         token = request_token(scope)
         unlocked = bool(self.security.granted(token))
+        if token is not None and unlocked and token == query_token(scope):
+            # The links of the answer carry the key the request came with.
+            send = carrying_api_key(send, public_base(Request(scope)), token)
 
         async def send_cacheable_as_allowed(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -283,6 +288,11 @@ def request_token(scope: Scope) -> str | None:
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
+    return query_token(scope)
+
+
+def query_token(scope: Scope) -> str | None:
+    """The token a request carries as ``api_key`` in its address, or None."""
     query: bytes = scope.get("query_string", b"")
     for key, text in parse_qsl(query.decode("latin-1")):
         if key.lower() == API_KEY_PARAMETER and text:

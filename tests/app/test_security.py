@@ -4,9 +4,12 @@ entities, names are validated, tokens protect layers, CORS is configurable."""
 from __future__ import annotations
 
 import ast
+import html
 import json
 import os
+import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
@@ -537,3 +540,64 @@ def test_a_partly_protected_group_stays_a_heading_of_its_public_layers(
     body = derived.get("/wms", params={"request": "GetCapabilities", "format": "json"}).json()
     lon = next(layer for layer in body["layers"] if layer["name"] == "grid.lon")
     assert lon["groupName"] == GROUP
+
+
+# --- links carry the api_key they were asked with --------------------------------------------
+
+BASE = "http://fewsmap.test"
+# Values for the placeholders of WMTS resource templates and TileJSON tile URLs.
+PLACEHOLDERS = {"{Style}": "default", "{Time}": "default", "{Run}": "latest",
+                "{TileMatrixSet}": "WebMercatorQuad", "{TileMatrix}": "0", "{TileRow}": "0",
+                "{TileCol}": "0", "{J}": "128", "{I}": "128", "{z}": "0", "{x}": "0", "{y}": "0"}
+# Links that name an endpoint and need parameters a client adds (a WMS/WMTS KVP endpoint,
+# an EDR query): followed bare they answer 400, never 401.
+NEEDS_PARAMETERS = ("/wms", "/wmts", "/position", "/area", "/cube")
+DOCUMENTS = [
+    ("/tiles/naefs-mean.QPF/tilejson.json", {}),
+    ("/tiles/naefs-mean.QPF/tilejson.json", {"style": "default", "colorscalerange": "0,50"}),
+    ("/wmts", {"request": "GetCapabilities"}),
+    ("/wmts/1.0.0/WMTSCapabilities.xml", {}),
+    ("/wms", {"request": "GetCapabilities"}),
+    ("/wms", {"request": "GetCapabilities", "version": "1.1.1"}),
+    ("/wms", {"request": "GetCapabilities", "format": "application/json"}),
+    ("/edr", {}),
+    ("/edr/collections", {}),
+    ("/edr/collections/naefs-mean.QPF", {}),
+    ("/edr/collections/naefs-mean.QPF/instances", {}),
+]
+
+
+def links_in(response: httpx.Response) -> list[str]:
+    """Every absolute link to the service in a JSON or XML answer, unescaped."""
+    found = re.findall(re.escape(BASE) + r"[^\s\"'<>]*", response.text)
+    return sorted({html.unescape(link) for link in found})
+
+
+def followed(client: AppClient, link: str) -> httpx.Response:
+    for placeholder, value in PLACEHOLDERS.items():
+        link = link.replace(placeholder, value)
+    return client.get(link.removeprefix(BASE))
+
+
+@pytest.mark.parametrize(("path", "params"), DOCUMENTS)
+def test_every_link_of_a_document_asked_with_api_key_carries_it(
+        secured: AppClient, path: str, params: dict[str, str]) -> None:
+    response = secured.get(path, params={**params, "api_key": TOKEN_OPS})
+    assert response.status_code == 200, response.text[:300]
+    links = links_in(response)
+    lists_layers = path != "/edr" and params.get("format") != "application/json"  # FEWS JSON
+    assert any("naefs-mean.QPF" in link for link in links) == lists_layers, links
+    for link in links:
+        if urlsplit(link).path.endswith("/") and "?" not in link:
+            continue  # a path prefix (WMTS RESTful base) a client appends paths to
+        assert parse_qs(urlsplit(link).query).get("api_key") == [TOKEN_OPS], link
+        answer = followed(secured, link)
+        expected = 400 if urlsplit(link).path.endswith(NEEDS_PARAMETERS) and \
+            "request=" not in link.lower() else 200
+        assert answer.status_code == expected, (link, answer.status_code, answer.text[:200])
+
+
+def test_a_header_token_is_never_written_into_links(secured: AppClient) -> None:
+    for path, params in DOCUMENTS:
+        response = secured.get(path, params=params, headers=bearer(TOKEN_OPS))
+        assert TOKEN_OPS not in response.text and "api_key" not in response.text, path
