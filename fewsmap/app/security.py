@@ -40,7 +40,7 @@ import contextvars
 import hmac
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -76,6 +76,9 @@ class Security:
     """The configured tokens; `view` shows a catalog as the current request may see it."""
 
     tokens: tuple[AccessToken, ...]
+    # What each set of granted tokens sees of the latest catalog snapshot, built once.
+    _views: dict[tuple[int, ...], Visible] = field(default_factory=dict, compare=False,
+                                                   repr=False)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Security | None:
@@ -96,7 +99,17 @@ class Security:
         granted = self.granted(presented)
         error = None if presented is None else "insufficient_scope" if granted else \
             "invalid_token"
-        return CatalogView(catalog, self.tokens, granted, error)
+        return CatalogView(catalog, self.visible(catalog._state, granted), error)
+
+    def visible(self, state: CatalogState, granted: list[AccessToken]) -> Visible:
+        """What ``granted`` unlocks of ``state`` (kept until the catalog changes)."""
+        key = (id(state), *(n for n, t in enumerate(self.tokens) if t in granted))
+        visible = self._views.get(key)
+        if visible is None or visible.source is not state:
+            if any(v.source is not state for v in list(self._views.values())):
+                self._views.clear()  # a new snapshot: what older ones showed is stale
+            visible = self._views[key] = Visible.of(state, self.tokens, granted)
+        return visible
 
     def granted(self, presented: str | None) -> list[AccessToken]:
         """The configured tokens equal to ``presented`` (compared in constant time)."""
@@ -128,6 +141,28 @@ def _token(entry: Any, number: int) -> AccessToken:
 Part = tuple[str, str]  # (store, variable): the data a layer reads
 
 
+@dataclass(frozen=True)
+class Visible:
+    """What a set of granted tokens unlocks of one catalog snapshot (``source``)."""
+
+    source: CatalogState
+    locked: frozenset[Part]  # protected parts the tokens do not grant
+    state: CatalogState  # the snapshot without what reads locked parts
+
+    @classmethod
+    def of(cls, source: CatalogState, tokens: Iterable[AccessToken],
+           granted: Iterable[AccessToken]) -> Visible:
+        """Filter ``source`` by the rule of this module (`reads`)."""
+        locked = _guarded(source, tokens) - _guarded(source, granted)
+        layers = {k: v for k, v in source.layers.items() if v.parts.isdisjoint(locked)}
+        # A group draws its layers: requestable when none of them is hidden (`reads`).
+        partial = {v.group for k, v in source.layers.items() if k not in layers}
+        groups = {k: g for k, g in source.groups.items() if k not in partial}
+        closed = {store for store, _ in locked}
+        stores = {k: s for k, s in source.stores.items() if k not in closed}
+        return cls(source, locked, CatalogState(stores, layers, groups, source.generation))
+
+
 class CatalogView(Catalog):
     """A catalog without the names that read data the request holds no token for.
 
@@ -135,20 +170,13 @@ class CatalogView(Catalog):
     never refreshed. Naming a hidden layer or group answers 401, not "not defined".
     """
 
-    def __init__(self, full: Catalog, tokens: Iterable[AccessToken],
-                 granted: Iterable[AccessToken], error: str | None) -> None:
+    def __init__(self, full: Catalog, visible: Visible, error: str | None) -> None:
         # A view opens nothing: it copies the full catalog's attributes, then filters.
         self.__dict__.update(full.__dict__)
         self._full = full
         self._error = error  # what a refusal says about the presented token
-        state = full._state
-        self._locked = _guarded(state, tokens) - _guarded(state, granted)
-        layers = {k: v for k, v in state.layers.items() if v.parts.isdisjoint(self._locked)}
-        groups = {k: g for k, g in state.groups.items() if not self._hides(k)}
-        closed = {store for store, _ in self._locked}
-        self._state = CatalogState(
-            {k: s for k, s in state.stores.items() if k not in closed}, layers, groups,
-            state.generation)
+        self._locked = visible.locked
+        self._state = visible.state
 
     def resolve(self, name: str) -> tuple[Layer, RunInfo | None]:
         """Resolve ``name`` among the visible layers; 401 for a hidden one.
@@ -217,9 +245,10 @@ def _guarded(state: CatalogState, tokens: Iterable[AccessToken]) -> frozenset[Pa
     tokens = list(tokens)
     names = {layer for t in tokens for layer in t.layers}
     groups = {group for t in tokens for group in t.groups}
+    covered = {g for g in {layer.group for layer in state.layers.values()}
+               if not groups.isdisjoint(_ancestors(state, g))}
     return frozenset(part for layer in state.layers.values()
-                     if layer.id in names or not groups.isdisjoint(_ancestors(state, layer.group))
-                     for part in layer.parts)
+                     if layer.id in names or layer.group in covered for part in layer.parts)
 
 
 def _ancestors(state: CatalogState, group: str) -> set[str]:

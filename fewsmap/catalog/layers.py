@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,7 @@ class Layer:
         """The store variables this layer reads."""
         return self.components or (self.variable,)
 
-    @property
+    @cached_property
     def parts(self) -> frozenset[tuple[str, str]]:
         """The data this layer reads, as (store, variable) pairs: what access control guards
         (a layer derived from others, such as a vector pair, reads its parts' data)."""

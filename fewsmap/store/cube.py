@@ -279,7 +279,7 @@ class GuardedArray(zarr.Array[Any]):
 
     @classmethod
     def of(cls, array: zarr.Array[Any], files: StoreFiles) -> GuardedArray:
-        """Guard the reads of ``array``, a array of the store ``files`` reads."""
+        """Guard the reads of ``array``, an array of the store ``files`` opens."""
         guarded = cls(array._async_array)
         guarded.files = files
         return guarded

@@ -44,7 +44,7 @@ _HAS_FD_LINKS = Path(_FD_LINKS).is_dir()
 # What decoding a damaged chunk raises (blosc, numcodecs, numpy reshapes, short reads);
 # an index error is a bug of ours and is not among them.
 DECODE_FAILURES: tuple[type[Exception], ...] = (
-    OSError, ValueError, RuntimeError, SystemError, TypeError, struct.error, MemoryError)
+    OSError, ValueError, RuntimeError, SystemError, struct.error, MemoryError)
 MISSING = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
@@ -96,7 +96,7 @@ class StoreFiles:
         Raises
         ------
         FileNotFoundError
-            If there is no such file (or a symlink loop: RuntimeError is not raised).
+            If there is no such file (a symlink loop included).
         OutsideStore
             If the file lies outside the store folder.
         """

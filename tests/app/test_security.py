@@ -542,6 +542,22 @@ def test_a_partly_protected_group_stays_a_heading_of_its_public_layers(
     assert lon["groupName"] == GROUP
 
 
+
+def test_what_a_token_sees_follows_new_stores(tmp_path: Path) -> None:
+    """A store landing later is protected by its group at once, derived layers too."""
+    stores = tmp_path / "stores"
+    lonlat_store(stores / "grid.zarr")
+    config = tmp_path / "fewsmap.toml"
+    config.write_text(f'[[security.tokens]]\ntoken = "{TOKEN_WINDS}"\ngroups = ["late"]\n')
+    client = AppClient(create_app(Settings(stores_dir=stores, config_file=config,
+                                           reload_interval_s=0.0)))
+    assert VECTOR in layer_names(client)
+    lonlat_store(stores / "late.zarr")
+    anonymous = layer_names(client)
+    assert VECTOR in anonymous and not {n for n in anonymous if n.startswith("late.")}
+    assert {"late.lon", "late.u-v"} <= layer_names(client, api_key=TOKEN_WINDS)
+
+
 # --- links carry the api_key they were asked with --------------------------------------------
 
 BASE = "http://fewsmap.test"
