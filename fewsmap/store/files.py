@@ -24,10 +24,13 @@ Hard links cannot be told from the store's own files; the rule is about symbolic
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
 import logging
 import os
 import struct
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,9 +41,11 @@ from zarr.storage import LocalStore
 from fewsmap.errors import FewsmapError, StoreError
 
 log = logging.getLogger(__name__)
-# Linux names the file an open descriptor reaches: one readlink (~3 µs) checks it, race-free.
+# Linux names the file an open descriptor reaches: one readlink (~4 µs) checks it, race-free.
 _FD_LINKS = "/proc/self/fd"
 _HAS_FD_LINKS = Path(_FD_LINKS).is_dir()
+# openat2(2) (Linux 5.6+): the same syscall on every architecture, and its RESOLVE_NO_SYMLINKS.
+_SYS_OPENAT2, _AT_FDCWD, _RESOLVE_NO_SYMLINKS = 437, -100, 0x04
 # What decoding a damaged chunk raises (blosc, numcodecs, numpy reshapes, short reads);
 # an index error is a bug of ours and is not among them.
 DECODE_FAILURES: tuple[type[Exception], ...] = (
@@ -53,6 +58,42 @@ class OutsideStore(StoreError):
 
     ogc_code = "OutsideStore"
     http_status = 403
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def _symlink_free_opener() -> Callable[[str], int] | None:
+    """``openat2`` refusing any symlink on the path (ELOOP), or None where the kernel (or a
+    seccomp filter) does not offer it. A store holds no symlinks as fewsmap writes it, so
+    this one syscall (~0.7 µs more than ``open``, against ~4 µs for the readlink check)
+    opens nearly every file; a path with a link takes the full check."""
+    try:
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError):
+        return None
+    syscall.restype = ctypes.c_long
+    how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, _RESOLVE_NO_SYMLINKS)
+    number, cwd = ctypes.c_long(_SYS_OPENAT2), ctypes.c_long(_AT_FDCWD)
+    how_ref, how_size = ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
+
+    def open_symlink_free(path: str) -> int:
+        fd = int(syscall(number, cwd, ctypes.c_char_p(os.fsencode(path)), how_ref, how_size))
+        if fd < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), path)  # FileNotFoundError for ENOENT …
+        return fd
+
+    try:
+        os.close(open_symlink_free("/"))
+    except OSError:
+        return None
+    return open_symlink_free
+
+
+_open_symlink_free = _symlink_free_opener() if sys.platform == "linux" else None
 
 
 def store_name(path: Path) -> str:
@@ -79,9 +120,24 @@ class StoreFiles:
             If the file lies outside the store folder.
         """
         path = f"{self.root}/{key}"
+        if _open_symlink_free is not None:
+            try:
+                return _open_symlink_free(path)  # no link on the way: inside the store
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+        return self._open_checked(key, path)
+
+    def _open_checked(self, key: str, path: str) -> int:
+        """Open ``path`` following links, then check where the descriptor leads."""
         if not _HAS_FD_LINKS:  # elsewhere: resolve first (a link swapped in between wins)
             self._confine(key, os.path.realpath(path))
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a loop of links reaches no file: missing
+                raise FileNotFoundError(errno.ENOENT, "a loop of links", key) from exc
+            raise
         if _HAS_FD_LINKS:
             try:
                 self._confine(key, os.readlink(f"{_FD_LINKS}/{fd}"))  # noqa: PTH115  (hot path: no Path object)

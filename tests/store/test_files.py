@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from fewsmap.app.server import create_app
 from fewsmap.errors import StoreError
 from fewsmap.settings import Settings
+from fewsmap.store import files as files_module
 from fewsmap.store.cube import ForecastStore, open_cube
 from fewsmap.store.files import OutsideStore, StoreFiles
 from tests.asgi_client import AppClient
@@ -105,8 +107,11 @@ def test_zarr_http_refuses_the_same_chunk(linked: AppClient) -> None:
     assert linked.get("/zarr/grid/lat/c/0/0/0/0").status_code == 200
 
 
+@pytest.mark.parametrize("fast_open", [True, False], ids=["openat2", "readlink only"])
 def test_the_rule_allows_links_inside_the_store_and_treats_dangling_ones_as_missing(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_open: bool) -> None:
+    if not fast_open:  # kernels without openat2 (or a seccomp filter refusing it)
+        monkeypatch.setattr(files_module, "_open_symlink_free", None)
     store = lonlat_store(tmp_path / "grid.zarr")
     (store / "lat" / "c" / "0" / "1" / "0" / "0").unlink()
     (store / "lat" / "c" / "0" / "1" / "0" / "0").symlink_to(store / "lat/c/0/0/0/0")
@@ -127,6 +132,12 @@ def test_the_rule_allows_links_inside_the_store_and_treats_dangling_ones_as_miss
     (store / "escape").symlink_to(tmp_path)
     with pytest.raises(OutsideStore):
         files.open("escape/secret.txt")
+    (store / "loop").symlink_to(store / "loop")
+    with pytest.raises(FileNotFoundError):
+        files.open("loop")
+    absolute = store / "lat" / "c" / "0" / "1" / "0" / "1"
+    absolute.symlink_to((store / "lat/c/0/0/0/0").resolve())  # absolute, yet inside
+    os.close(files.open("lat/c/0/1/0/1"))
     assert files.resolve("escape/grid.zarr/zarr.json") == (store / "zarr.json").resolve()
 
 
