@@ -534,6 +534,9 @@ def test_a_partly_protected_group_stays_a_heading_of_its_public_layers(
     """Anonymous clients see the group's public layers under its title, but the group is no
     longer a layer they can request (no Name): drawing it needs every member."""
     root = xml(derived.get("/wms", params={"request": "GetCapabilities"}))
+    os.environ["XML_CATALOG_FILES"] = str(SCHEMAS / "catalog.xml")
+    schema = etree.XMLSchema(etree.parse(str(SCHEMAS / "sld/1.1.0/sld_capabilities.xsd")))
+    assert schema.validate(root), schema.error_log
     heading = next(node for node in root.iter(f"{WMS}Layer")
                    if "grid.lon" in [n.text for n in node.findall(f"{WMS}Layer/{WMS}Name")])
     assert heading.findtext(f"{WMS}Name") is None and heading.findtext(f"{WMS}Title")
