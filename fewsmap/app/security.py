@@ -103,11 +103,11 @@ class Security:
 
     def visible(self, state: CatalogState, granted: list[AccessToken]) -> Visible:
         """What ``granted`` unlocks of ``state`` (kept until the catalog changes)."""
-        key = (id(state), *(n for n, t in enumerate(self.tokens) if t in granted))
+        if any(v.source is not state for v in list(self._views.values())):
+            self._views.clear()  # a new snapshot: what older ones showed is stale
+        key = tuple(n for n, t in enumerate(self.tokens) if t in granted)
         visible = self._views.get(key)
-        if visible is None or visible.source is not state:
-            if any(v.source is not state for v in list(self._views.values())):
-                self._views.clear()  # a new snapshot: what older ones showed is stale
+        if visible is None:
             visible = self._views[key] = Visible.of(state, self.tokens, granted)
         return visible
 
