@@ -53,7 +53,7 @@ def carrying_api_key(send: Send, base: str, api_key: str) -> Send:
                 return
         elif held and message["type"] == "http.response.body":
             start, body = held.pop(), message.get("body", b"")
-            if body and not message.get("more_body", False):
+            if base.encode() in body and not message.get("more_body", False):
                 body = links_with_api_key(body.decode(), base, api_key, xml).encode()
                 MutableHeaders(scope=start)["content-length"] = str(len(body))
                 message = {**message, "body": body}
