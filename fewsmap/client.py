@@ -49,7 +49,7 @@ class ServiceError(FewsmapError):
         super().__init__(f"{prefix}{f' {code}' if code else ''}: {message}")
         self.message = message
         self.http_status = http_status or 0
-        self.ogc_code = code
+        self.ogc_code = code or "NoApplicableCode"
 
 
 class Client:

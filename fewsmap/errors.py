@@ -6,11 +6,12 @@ from __future__ import annotations
 class FewsmapError(Exception):
     """Base of every error fewsmap raises on purpose.
 
-    ``ogc_code`` is the WMS 1.3.0 exception code (Annex E) a service answer carries;
-    ``None`` means the report carries no code (a generic client error).
+    ``ogc_code`` is the code every answer carries (WMS 1.3.0 Annex E where one applies): a
+    string, never None (issue #13), so a JSON error always has its ``code``; OWS Common's
+    ``NoApplicableCode`` names an error no more specific code fits.
     """
 
-    ogc_code: str | None = None
+    ogc_code: str = "NoApplicableCode"
     http_status: int = 400
 
     @property
@@ -22,21 +23,28 @@ class FewsmapError(Exception):
 class InternalError(FewsmapError):
     """A fault of ours; the client gets a report without details, the log gets the cause."""
 
+    ogc_code = "InternalError"
     http_status = 500
 
 
 class IngestError(FewsmapError):
     """An input file cannot become part of a store; nothing was written."""
 
+    ogc_code = "IngestError"
+
 
 class StoreError(FewsmapError):
-    """A store is missing, unreadable or not a fewsmap forecast cube."""
+    """A store is missing, unreadable or not a fewsmap forecast cube, or a chunk of it is
+    damaged."""
 
+    ogc_code = "StorageError"
     http_status = 500
 
 
 class ConfigError(FewsmapError):
     """The configuration file or a ``FEWSMAP_*`` variable is invalid."""
+
+    ogc_code = "ConfigError"
 
 
 class LayerNotDefined(FewsmapError):

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from fewsmap import points
 from fewsmap.ingest.grids import AXIS_ATTRS, grid_attrs
 from fewsmap.points import find_cell, read_cell, read_components
-from fewsmap.store import direct
 from fewsmap.store.cube import ForecastStore
+from fewsmap.store.files import StoreFiles
 from fewsmap.store.run import Grid, RunData, SourceFile
 from fewsmap.store.writer import append_run
 from tests.synthetic import T0, lambert_store, lonlat_store
@@ -187,15 +187,17 @@ def test_curvilinear_nearest_centre_and_edges(curvilinear: ForecastStore) -> Non
 
 
 def counted(store: ForecastStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record the chunk files reads open, as keys relative to the store (``lon/c/0/1/2/4``)."""
+    """Record the chunk files reads open, as keys relative to the store (``lon/c/0/1/2/4``);
+    every reader opens them through the store's file rule (`StoreFiles.open`)."""
     opened: list[str] = []
-    real_open = os.open
+    real_open = StoreFiles.open
 
-    def recording_open(path: Any, flags: int, *args: Any) -> int:
-        opened.append(Path(path).relative_to(store.path).as_posix())
-        return real_open(path, flags, *args)
+    def recording_open(files: StoreFiles, key: str) -> int:
+        assert files.root == os.path.realpath(store.path)
+        opened.append(key)
+        return real_open(files, key)
 
-    monkeypatch.setattr(direct.os, "open", recording_open)
+    monkeypatch.setattr(StoreFiles, "open", recording_open)
     return opened
 
 

@@ -9,6 +9,7 @@ the JSON error object of the JSON API.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from http import HTTPStatus
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -25,7 +26,6 @@ from fewsmap.ogc.getmap import wms_version
 from fewsmap.ogc.params import Params
 from fewsmap.ogc.wmts import exception_report as wmts_exception_report
 
-CODES = {404: "NotFound", 405: "MethodNotAllowed"}
 WMS_PATHS = ("/wms", "/FewsWebServices")
 
 
@@ -36,13 +36,22 @@ class HTTPError(FewsmapError):
                  code: str | None = None) -> None:
         super().__init__(message)
         self.http_status = status
-        self.ogc_code = code or CODES.get(status)
+        self.ogc_code = code or status_code_name(status)
         self._headers = dict(headers or {})
 
     @property
     def headers(self) -> dict[str, str]:
         """The headers Starlette gave the refusal (``Allow`` for 405)."""
         return self._headers
+
+
+def status_code_name(status: int) -> str:
+    """The error code of an HTTP status: ``NotFound`` (404), ``RequestUriTooLong`` (414) …"""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:  # a status without a registered phrase
+        return f"HTTP{status}"
+    return "".join(filter(str.isalnum, phrase.title()))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

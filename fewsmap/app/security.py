@@ -8,12 +8,30 @@ Configured in the TOML file; without a ``[security]`` table every layer is publi
     groups = ["precipitation"]     # every layer of these groups (and their subgroups)
     layers = ["naefs-mean.QTF"]
 
-A layer named by any token is protected; a request sees it only with a token that names it
-(``Authorization: Bearer <token>`` or ``?api_key=<token>``). As GeoServer does, a protected
-layer is hidden from capabilities and from the raw stores for everyone else, and asking for
-it by name answers 401 with ``WWW-Authenticate: Bearer``. Every route asks the catalog
-through ``catalog_now()``, which returns the view of the requesting client, so routes added
-later are covered without knowing about tokens.
+A token protects data, not names: the *parts* of the layers it names (directly, or through a
+group or a parent group), each part a (store, variable) pair (`Layer.parts`). One rule,
+`reads`, then decides for every name a client can use what data it reads:
+
+- a layer reads its parts; a layer built from others (a vector pair ``<u>-<v>``, any
+  derived layer to come) lists every variable it reads in ``Layer.variables``, so it reads
+  the parts of each;
+- a per-run id ``<layer>-<T0>`` reads what its layer reads;
+- a group reads what every layer it draws reads (GetMap of a group draws all its layers).
+
+A name is shown and served only to a request whose token grants every protected part it
+reads; for everyone else it is hidden (capabilities XML and JSON, WMTS, TileJSON, EDR,
+``/health``, the ``/zarr`` stores) and naming it answers 401 with ``WWW-Authenticate:
+Bearer``, as GeoServer does. So a token for ``u`` alone does not unlock the vector
+``u-v``, and protecting the vector layer protects ``u`` and ``v`` wherever they appear.
+
+A group with protected members is requestable only with a token granting all of them: a
+group whose drawing would differ by token is never drawn in part. For other clients it stays
+a heading (a Layer without Name in WMS XML, ``groupName`` in FEWS JSON) of the layers they
+may see. A store holding any part the request may not read is hidden from ``/zarr`` and
+``/health``.
+
+Every route asks the catalog through ``catalog_now()``, which returns the view of the
+requesting client, so routes added later are covered without knowing about tokens.
 """
 
 from __future__ import annotations
@@ -22,15 +40,18 @@ import contextvars
 import hmac
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fewsmap.app.links import carrying_api_key, public_base
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.catalog import CatalogState
+from fewsmap.catalog.layers import RUN_SUFFIX, LayerGroup
 from fewsmap.errors import ConfigError, LayerNotDefined, Unauthorized
 from fewsmap.store.cube import ForecastStore, RunInfo
 
@@ -55,6 +76,9 @@ class Security:
     """The configured tokens; `view` shows a catalog as the current request may see it."""
 
     tokens: tuple[AccessToken, ...]
+    # What each set of granted tokens sees of the latest catalog snapshot, built once.
+    _views: dict[tuple[int, ...], Visible] = field(default_factory=dict, compare=False,
+                                                   repr=False)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Security | None:
@@ -75,7 +99,17 @@ class Security:
         granted = self.granted(presented)
         error = None if presented is None else "insufficient_scope" if granted else \
             "invalid_token"
-        return CatalogView(catalog, self.tokens, granted, error)
+        return CatalogView(catalog, self.visible(catalog._state, granted), error)
+
+    def visible(self, state: CatalogState, granted: list[AccessToken]) -> Visible:
+        """What ``granted`` unlocks of ``state`` (kept until the catalog changes)."""
+        if any(v.source is not state for v in list(self._views.values())):
+            self._views.clear()  # a new snapshot: what older ones showed is stale
+        key = tuple(n for n, t in enumerate(self.tokens) if t in granted)
+        visible = self._views.get(key)
+        if visible is None:
+            visible = self._views[key] = Visible.of(state, self.tokens, granted)
+        return visible
 
     def granted(self, presented: str | None) -> list[AccessToken]:
         """The configured tokens equal to ``presented`` (compared in constant time)."""
@@ -104,28 +138,45 @@ def _token(entry: Any, number: int) -> AccessToken:
     return AccessToken(name, secret, groups, layers)
 
 
+Part = tuple[str, str]  # (store, variable): the data a layer reads
+
+
+@dataclass(frozen=True)
+class Visible:
+    """What a set of granted tokens unlocks of one catalog snapshot (``source``)."""
+
+    source: CatalogState
+    locked: frozenset[Part]  # protected parts the tokens do not grant
+    state: CatalogState  # the snapshot without what reads locked parts
+
+    @classmethod
+    def of(cls, source: CatalogState, tokens: Iterable[AccessToken],
+           granted: Iterable[AccessToken]) -> Visible:
+        """Filter ``source`` by the rule of this module (`reads`)."""
+        locked = _guarded(source, tokens) - _guarded(source, granted)
+        layers = {k: v for k, v in source.layers.items() if v.parts.isdisjoint(locked)}
+        # A group draws its layers: requestable when none of them is hidden (`reads`).
+        partial = {v.group for k, v in source.layers.items() if k not in layers}
+        groups = {k: g for k, g in source.groups.items() if k not in partial}
+        closed = {store for store, _ in locked}
+        stores = {k: s for k, s in source.stores.items() if k not in closed}
+        return cls(source, locked, CatalogState(stores, layers, groups, source.generation))
+
+
 class CatalogView(Catalog):
-    """A catalog without the protected layers a request holds no token for.
+    """A catalog without the names that read data the request holds no token for.
 
     A snapshot of one request's catalog: it shares the stores with the full catalog and is
     never refreshed. Naming a hidden layer or group answers 401, not "not defined".
     """
 
-    def __init__(self, full: Catalog, tokens: Iterable[AccessToken],
-                 granted: Iterable[AccessToken], error: str | None) -> None:
+    def __init__(self, full: Catalog, visible: Visible, error: str | None) -> None:
         # A view opens nothing: it copies the full catalog's attributes, then filters.
         self.__dict__.update(full.__dict__)
         self._full = full
         self._error = error  # what a refusal says about the presented token
-        state = full._state
-        hidden = _protected(state, tokens) - _protected(state, granted)
-        layers = {k: v for k, v in state.layers.items() if k not in hidden}
-        # A group whose layers are all hidden is hidden; so is a store holding a hidden layer.
-        emptied = {v.group for v in state.layers.values()} - {v.group for v in layers.values()}
-        closed = {state.layers[k].store for k in hidden}
-        self._state = CatalogState(
-            {k: s for k, s in state.stores.items() if k not in closed}, layers,
-            {k: g for k, g in state.groups.items() if k not in emptied}, state.generation)
+        self._locked = visible.locked
+        self._state = visible.state
 
     def resolve(self, name: str) -> tuple[Layer, RunInfo | None]:
         """Resolve ``name`` among the visible layers; 401 for a hidden one.
@@ -154,17 +205,17 @@ class CatalogView(Catalog):
         """The store a visible layer reads (even if the store itself is hidden)."""
         return self._full.stores[layer.store]
 
+    def heading(self, group_id: str) -> LayerGroup:
+        """A group as a heading of the visible layers, even where it is not requestable."""
+        return self._full.groups[group_id]
+
     def refresh(self, force: bool = False) -> bool:
         """A view is one request's snapshot: the full catalog refreshes."""
         return False
 
     def _hides(self, name: str) -> bool:
-        """Whether ``name`` is a layer, per-run layer or group this view leaves out."""
-        try:
-            self._full.resolve(name)
-        except LayerNotDefined:
-            return name in self._full.groups and name not in self.groups
-        return True
+        """Whether ``name`` (layer, per-run id or group) reads data this view may not read."""
+        return not reads(self._full._state, name).isdisjoint(self._locked)
 
     def _refusal(self, name: str) -> Unauthorized:
         reason = "the token presented does not grant it" if self._error else (
@@ -172,13 +223,32 @@ class CatalogView(Catalog):
         return Unauthorized(f"{name[:80]!r} is protected: {reason}", self._error)
 
 
-def _protected(state: CatalogState, tokens: Iterable[AccessToken]) -> set[str]:
-    """Ids of the layers the tokens name, directly or through a group or a parent group."""
+def reads(state: CatalogState, name: str) -> frozenset[Part]:
+    """The data a request naming ``name`` reads: the rule every protection follows.
+
+    A layer (derived ones included) reads its parts, a per-run id its layer's, a group those
+    of every layer it draws (a layer id wins over a group of the same name, as in GetMap);
+    an unknown name reads nothing.
+    """
+    layer = state.layers.get(name)
+    if layer is None and name in state.groups:
+        members = [m.parts for m in state.layers.values() if m.group == name]
+        return frozenset().union(*members)
+    match = RUN_SUFFIX.search(name)
+    if layer is None and match:
+        layer = state.layers.get(name[: match.start()])
+    return layer.parts if layer is not None else frozenset()
+
+
+def _guarded(state: CatalogState, tokens: Iterable[AccessToken]) -> frozenset[Part]:
+    """The parts of the layers the tokens name, directly or through a group or a parent."""
     tokens = list(tokens)
     names = {layer for t in tokens for layer in t.layers}
     groups = {group for t in tokens for group in t.groups}
-    return {layer.id for layer in state.layers.values()
-            if layer.id in names or not groups.isdisjoint(_ancestors(state, layer.group))}
+    covered = {g for g in {layer.group for layer in state.layers.values()}
+               if not groups.isdisjoint(_ancestors(state, g))}
+    return frozenset(part for layer in state.layers.values()
+                     if layer.id in names or layer.group in covered for part in layer.parts)
 
 
 def _ancestors(state: CatalogState, group: str) -> set[str]:
@@ -213,6 +283,9 @@ class TokenMiddleware:
             return
         token = request_token(scope)
         unlocked = bool(self.security.granted(token))
+        if token is not None and unlocked and token == query_token(scope):
+            # The links of the answer carry the key the request came with.
+            send = carrying_api_key(send, public_base(Request(scope)), token)
 
         async def send_cacheable_as_allowed(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -244,6 +317,11 @@ def request_token(scope: Scope) -> str | None:
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
+    return query_token(scope)
+
+
+def query_token(scope: Scope) -> str | None:
+    """The token a request carries as ``api_key`` in its address, or None."""
     query: bytes = scope.get("query_string", b"")
     for key, text in parse_qsl(query.decode("latin-1")):
         if key.lower() == API_KEY_PARAMETER and text:

@@ -4,8 +4,10 @@
 consolidated metadata describes every array, then fetches chunk files by key. Only Zarr keys
 of a catalog store are served: ``zarr.json``, ``<array>/zarr.json`` and chunk files
 ``<array>/c/<i>/<j>/…``, resolved inside the store folder (no ``..``, hidden, lock, marker or
-temporary files, no symlink leading out, no listing). Every refusal is a 404, which Zarr
-clients read as "no such key" (a chunk never written is its fill value).
+temporary files, no listing). A key that is not served is a 404, which Zarr clients read as
+"no such key" (a chunk never written is its fill value). A file leading out of the store (a
+symlink) is refused with 403 ``OutsideStore``, the rule every reader of the store follows
+(`fewsmap.store.files`).
 
 Caching (docs/design/cube.md, publish protocol): metadata and coordinate chunks change when a
 run is published, so clients revalidate them (``no-cache`` + ETag, answered 304). A data
@@ -34,6 +36,7 @@ from fewsmap.app.files import RangeFileResponse
 from fewsmap.catalog import Catalog
 from fewsmap.errors import FewsmapError
 from fewsmap.store.cube import ROOT_METADATA, ForecastStore
+from fewsmap.store.files import StoreFiles
 from fewsmap.store.layout import RUN_DIM
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -71,7 +74,7 @@ def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
             if store is None:
                 raise NotFound(f"no store {name[:80]!r}; stores: {', '.join(catalog.stores)}")
             key = request.path_params.get("key", "")
-            path, st = await run_in_threadpool(store_file, store.path, key)
+            path, st = await run_in_threadpool(store_file, store.files, key)
             headers = {"ETag": etag(st), "Last-Modified": formatdate(st.st_mtime, usegmt=True),
                        "Cache-Control": cache_control(store, key)}
             if not_modified(request.headers, headers["ETag"], st.st_mtime):
@@ -91,25 +94,25 @@ def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
             Route("/zarr/{store}", zarr_file, methods=methods)]
 
 
-def store_file(root: Path, key: str) -> tuple[Path, os.stat_result]:
-    """Resolve a Zarr key of the store at ``root`` to a regular file inside it.
+def store_file(files: StoreFiles, key: str) -> tuple[Path, os.stat_result]:
+    """Resolve a Zarr key of a store to a regular file inside it.
 
     Raises
     ------
     NotFound
-        If ``key`` is not a Zarr key, or no regular file inside the store answers to it.
+        If ``key`` is not a Zarr key, or no regular file of the store answers to it.
+    OutsideStore
+        If the file leads out of the store.
     """
-    parts = key.split("/")
-    problem = key_problem(parts)
+    problem = key_problem(key.split("/"))
     if problem:
         raise NotFound(f"{key[:120]!r} is not a file of this store: {problem}")
-    base = root.resolve()
     try:
-        path = base.joinpath(*parts).resolve(strict=True)
+        path = files.resolve(key)
         st = path.stat()
-    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+    except OSError as exc:
         raise NotFound(f"{key[:120]!r}: no such file in this store") from exc
-    if not path.is_relative_to(base) or not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode):
         raise NotFound(f"{key[:120]!r}: no such file in this store")
     return path, st
 

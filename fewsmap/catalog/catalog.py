@@ -122,6 +122,11 @@ class Catalog:
             raise LayerNotDefined(f"layer {layer.id!r} has no run {match.group(1)}")
         raise LayerNotDefined(f"layer {name!r} is not defined")
 
+    def heading(self, group_id: str) -> LayerGroup:
+        """The group ``group_id`` as a heading of the layer tree (a client whose token does
+        not grant all its layers sees it so, without requesting it: `fewsmap.app.security`)."""
+        return self.groups[group_id]
+
     def store(self, layer: Layer) -> ForecastStore:
         """The store a layer reads."""
         return self.stores[layer.store]

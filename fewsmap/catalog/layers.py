@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,12 @@ class Layer:
     def variables(self) -> tuple[str, ...]:
         """The store variables this layer reads."""
         return self.components or (self.variable,)
+
+    @cached_property
+    def parts(self) -> frozenset[tuple[str, str]]:
+        """The data this layer reads, as (store, variable) pairs: what access control guards
+        (a layer derived from others, such as a vector pair, reads its parts' data)."""
+        return frozenset((self.store, variable) for variable in self.variables)
 
     @property
     def is_vector(self) -> bool:

@@ -50,7 +50,7 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
     """One FEWS JSON capabilities layer (``run`` None: the layer's latest run)."""
     runs = catalog.runs(layer)
     run = run or (runs[-1] if runs else None)
-    parent = catalog.groups[layer.group]
+    parent = catalog.heading(layer.group)
     store = catalog.store(layer)
     minx, miny, maxx, maxy = mercator_bbox(store)
     entry: dict[str, Any] = {
@@ -110,8 +110,8 @@ def capabilities_json(catalog: Catalog, layers: Iterable[Layer], only_headers: b
 
     entries = [entry for _, described in describe_each(layers, describe, "FEWS capabilities")
                for entry in described]
-    groups = [{"name": g.id, "title": g.title, "path": [g.id]} for g in catalog.groups.values()
-              if any(e["groupName"] == g.id for e in entries)]
+    headings = map(catalog.heading, dict.fromkeys(e["groupName"] for e in entries))
+    groups = [{"name": g.id, "title": g.title, "path": [g.id]} for g in headings]
     return {"title": catalog.title, "layers": entries, "groups": groups}
 
 
@@ -170,9 +170,10 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
     for layer, (element, box, _) in described:
         by_group.setdefault(layer.group, []).append((element, box))
     for group_id, members in by_group.items():
-        group = catalog.groups[group_id]
+        group = catalog.heading(group_id)
         node = _child(top, "Layer")
-        _text(node, "Name", group.id)  # requestable: draws its layers (WMS 1.3.0 §7.2.4.6.3)
+        if group_id in catalog.groups:  # a group the client may not draw is a heading only
+            _text(node, "Name", group.id)  # requestable: draws its layers (WMS §7.2.4.6.3)
         _text(node, "Title", group.title)
         _bounding_boxes(node, _union([box for _, box in members]))
         node.extend(element for element, _ in members)

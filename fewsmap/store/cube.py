@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +21,8 @@ import zarr
 
 from fewsmap.errors import StoreError
 from fewsmap.store.direct import DirectReader
+from fewsmap.store.files import ConfinedLocalStore, StoreFiles
+from fewsmap.store.files import store_name as store_name  # its home before the files rule
 from fewsmap.store.layout import (
     ATTRS_KEY,
     FORMAT_VERSION,
@@ -169,8 +171,11 @@ class ForecastStore:
             raise StoreError(f"{self.path} is not a Zarr store (no {ROOT_METADATA})") from exc
         root = read_root_metadata(self.path)
         self.attrs: dict[str, Any] = root["attributes"][ATTRS_KEY]
+        # Every read follows the store's file rule (fewsmap.store.files), zarr's too.
+        self.files = StoreFiles(self.path)
         with quiet_zarr():
-            self.group = zarr.open_group(self.path, mode="r", use_consolidated=True)
+            self.group = zarr.open_group(ConfinedLocalStore(self.files), mode="r",
+                                         use_consolidated=True)
         # Opening an array through the group costs ~0.3 ms (zarr's sync machinery); the
         # published state is fixed for this object's life, so each is opened once.
         self._arrays: dict[str, zarr.Array[Any]] = {}
@@ -213,13 +218,13 @@ class ForecastStore:
         """Return the zarr array ``name`` (published shape)."""
         array = self._arrays.get(name)
         if array is None:
-            array = self._arrays[name] = array_of(self.group, name)
+            array = self._arrays[name] = GuardedArray.of(array_of(self.group, name), self.files)
         return array
 
     def reader(self, name: str) -> DirectReader | None:
         """A reader of array ``name``'s chunk files that bypasses zarr (None: read with zarr)."""
         if name not in self._readers:
-            self._readers[name] = DirectReader.of(self.path, name, self.array(name).metadata)
+            self._readers[name] = DirectReader.of(self.files, name, self.array(name).metadata)
         return self._readers[name]
 
     def dims(self, name: str) -> tuple[str, ...]:
@@ -314,6 +319,38 @@ class ForecastStore:
         return tuple(sorted(runs, key=lambda r: r.reference_time))
 
 
+def _guarded_read(name: str) -> Callable[..., Any]:
+    """zarr.Array's read method ``name``, its failures turned into `StoreError`."""
+
+    def read(self: GuardedArray, *args: Any, **kwargs: Any) -> Any:
+        with self.files.reading(self.basename):
+            return getattr(zarr.Array, name)(self, *args, **kwargs)
+
+    read.__name__ = name
+    return read
+
+
+class GuardedArray(zarr.Array[Any]):
+    """A zarr array whose reads fail as a coded `StoreError` where a chunk is damaged
+    (`StoreFiles.reading`); everything else is zarr's."""
+
+    files: StoreFiles
+
+    @classmethod
+    def of(cls, array: zarr.Array[Any], files: StoreFiles) -> GuardedArray:
+        """Guard the reads of ``array``, an array of the store ``files`` opens."""
+        guarded = cls(array._async_array)
+        guarded.files = files
+        return guarded
+
+    # Every read (``array[…]``, ``.oindex``, ``.vindex``, ``.blocks``) ends in one of these.
+    get_basic_selection = _guarded_read("get_basic_selection")
+    get_orthogonal_selection = _guarded_read("get_orthogonal_selection")
+    get_coordinate_selection = _guarded_read("get_coordinate_selection")
+    get_mask_selection = _guarded_read("get_mask_selection")
+    get_block_selection = _guarded_read("get_block_selection")
+
+
 def array_of(group: zarr.Group, name: str) -> zarr.Array[Any]:
     """Return the array ``name`` of ``group``.
 
@@ -332,11 +369,6 @@ def dimension_names(array: zarr.Array[Any]) -> tuple[str, ...]:
     """Dimension names of ``array`` (Zarr v3 metadata); empty if it has none."""
     names = getattr(array.metadata, "dimension_names", None) or ()
     return tuple(str(n) for n in names)
-
-
-def store_name(path: Path) -> str:
-    """Name a store by its folder, without a ``.zarr`` suffix."""
-    return path.name.removesuffix(".zarr")
 
 
 def is_store(path: Path) -> bool:
@@ -371,10 +403,14 @@ def open_cube(path_or_url: str | os.PathLike[str], chunks: Any = None) -> xr.Dat
     is_url = "://" in target
     failures: tuple[type[Exception], ...] = (OSError, KeyError, ValueError,
                                              *_http_errors(is_url))
+    # A local store is read under the store's file rule (fewsmap.store.files), as by the
+    # service.
+    source: str | ConfinedLocalStore = target if is_url else ConfinedLocalStore(
+        StoreFiles(Path(target)))
     try:
         with quiet_zarr():
             ds: xr.Dataset = xr.open_zarr(
-                target, consolidated=True, chunks=chunks, decode_timedelta=True
+                source, consolidated=True, chunks=chunks, decode_timedelta=True
             )
     except failures as exc:
         raise StoreError(f"cannot open forecast cube {target}: {exc}") from exc

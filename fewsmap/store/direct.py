@@ -12,6 +12,8 @@ independently compressed blocks with a table of their offsets, so one value need
 with (``layout.data_codec``), about 16x faster per value than decoding the 1 MB chunk.
 
 Any other layout gets None from `DirectReader.of`, and the caller reads through zarr.
+Files are opened under the store's one rule (`fewsmap.store.files`): a chunk leading out of
+the store is refused, a damaged one fails as a `StoreError` (code ``StorageError``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 import numpy as np
 from numcodecs import blosc
 
+from fewsmap.store.files import MISSING, StoreFiles
+
 # Blosc 1 frame header: version, codec version, flags, type size, uncompressed bytes,
 # block size, compressed bytes; then (unless stored raw) one int32 offset per block.
 HEADER = struct.Struct("<BBBBiii")
@@ -40,16 +44,18 @@ PREFETCH_BLOCKS = 64
 class DirectReader:
     """Reads windows and items of one zarr array from its chunk files (`DirectReader.of`)."""
 
-    def __init__(self, folder: Path, chunk_shape: tuple[int, ...], dtype: np.dtype[Any],
-                 fill_value: Any) -> None:
-        self.folder = folder
+    def __init__(self, files: StoreFiles, name: str, chunk_shape: tuple[int, ...],
+                 dtype: np.dtype[Any], fill_value: Any) -> None:
+        self.files = files
+        self.name = name
         self.chunk_shape = chunk_shape
         self.dtype = dtype
         self.fill = np.asarray(fill_value, dtype=dtype)
 
     @classmethod
-    def of(cls, store_path: Path, name: str, metadata: Any) -> DirectReader | None:
-        """A reader for the array ``name`` if its chunks are laid out as fewsmap writes them."""
+    def of(cls, store: Path | StoreFiles, name: str, metadata: Any) -> DirectReader | None:
+        """A reader for the array ``name`` of the store folder ``store`` if its chunks are
+        laid out as fewsmap writes them."""
         try:
             codecs = [codec.to_dict() for codec in metadata.codecs]
             key_encoding = metadata.chunk_key_encoding.to_dict()
@@ -65,26 +71,30 @@ class DirectReader:
         )
         if not plain:
             return None
-        return cls(store_path / name, chunk_shape, dtype.newbyteorder("<"),
-                   metadata.fill_value)
+        files = store if isinstance(store, StoreFiles) else StoreFiles(store)
+        return cls(files, name, chunk_shape, dtype.newbyteorder("<"), metadata.fill_value)
 
     def read_window(self, prefix: Sequence[int], rows: slice, cols: slice) -> np.ndarray | None:
         """``array[(*prefix, rows, cols)]`` for unit-step slices within the array, or None
         when the chunks are not single slices along the prefix (zarr then reads it)."""
         if any(n != 1 for n in self.chunk_shape[:-2]):
             return None
+        with self.files.reading(self.name):
+            return self._read_window(prefix, rows, cols)
+
+    def _read_window(self, prefix: Sequence[int], rows: slice, cols: slice) -> np.ndarray:
         (r0, r1), (c0, c1) = (rows.start, rows.stop), (cols.start, cols.stop)
         chunk_rows, chunk_cols = self.chunk_shape[-2:]
         out = np.full((r1 - r0, c1 - c0), self.fill, dtype=self.dtype)
-        folder = f"{self.folder}/c/{'/'.join(map(str, prefix))}/"
+        folder = f"{self.name}/c/{'/'.join(map(str, prefix))}/"
         row_bytes = chunk_cols * self.dtype.itemsize
         for row in range(r0 // chunk_rows, (r1 - 1) // chunk_rows + 1):
             top = row * chunk_rows
             y0, y1 = max(r0, top), min(r1, top + chunk_rows)
             for col in range(c0 // chunk_cols, (c1 - 1) // chunk_cols + 1):
                 try:  # only the blosc blocks holding rows y0..y1 of the chunk
-                    fd = os.open(f"{folder}{row}/{col}", os.O_RDONLY)
-                except FileNotFoundError:
+                    fd = self.files.open(f"{folder}{row}/{col}")
+                except MISSING:
                     continue  # never written: the fill value
                 try:
                     raw = _read_span(fd, (y0 - top) * row_bytes, (y1 - top) * row_bytes)
@@ -101,22 +111,25 @@ class DirectReader:
         index = np.asarray(points, dtype=np.int64).reshape(len(points), len(self.chunk_shape))
         shape = np.asarray(self.chunk_shape, dtype=np.int64)
         offsets = np.ravel_multi_index((index % shape).T, self.chunk_shape) * self.dtype.itemsize
-        folder = f"{self.folder}/c/"
-        paths = [folder + "/".join(map(str, chunk)) for chunk in (index // shape).tolist()]
-        raw = [self._item(path, offset)
-               for path, offset in zip(paths, offsets.tolist(), strict=True)]
-        values = np.frombuffer(b"".join(raw), dtype=self.dtype)
-        return values.copy()
+        folder = f"{self.name}/c/"
+        keys = [folder + "/".join(map(str, chunk)) for chunk in (index // shape).tolist()]
+        with self.files.reading(self.name):
+            raw = b"".join([self._item(key, offset)
+                            for key, offset in zip(keys, offsets.tolist(), strict=True)])
+            return np.frombuffer(raw, dtype=self.dtype).copy()
 
-    def _item(self, path: str, offset: int) -> bytes:
+    def _item(self, key: str, offset: int) -> bytes:
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
+            fd = self.files.open(key)
+        except MISSING:
             return self.fill.tobytes()
         try:
-            return _read_span(fd, offset, offset + self.dtype.itemsize)
+            value = _read_span(fd, offset, offset + self.dtype.itemsize)
         finally:
             os.close(fd)
+        if len(value) != self.dtype.itemsize:  # a short chunk would shift every later value
+            raise ValueError(f"chunk {key} ends before item {offset}")
+        return value
 
 
 def _read_span(fd: int, start: int, stop: int) -> bytes:

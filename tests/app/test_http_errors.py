@@ -3,12 +3,24 @@ the path belongs to."""
 
 from __future__ import annotations
 
+import importlib
+import json
+import pkgutil
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from fewsmap.app.server import create_app
+import fewsmap
+from fewsmap.app.api import api_error
+from fewsmap.app.edr import edr_error
+from fewsmap.app.files import UnsatisfiableRange
+from fewsmap.app.http_errors import HTTPError
+from fewsmap.app.server import create_app, error_response
+from fewsmap.errors import FewsmapError, InternalError, ServiceUnavailable
+from fewsmap.ogc.exceptions import json_error
+from fewsmap.ogc.params import Params
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
 
@@ -70,3 +82,65 @@ def test_a_refused_preflight_says_why_in_json(client: AppClient, path: str) -> N
     allowed = client.request("OPTIONS", path, headers={**PREFLIGHT,
                                                        "Access-Control-Request-Method": "GET"})
     assert allowed.status_code == 200
+
+
+# --- every error has a code (issue #13 item 6) ----------------------------------------------
+
+
+def error_classes() -> list[type[FewsmapError]]:
+    """Every FewsmapError subclass of the package (all modules imported)."""
+    for module in pkgutil.walk_packages(fewsmap.__path__, "fewsmap."):
+        if not module.name.startswith("fewsmap.demo"):
+            importlib.import_module(module.name)
+    found: list[type[FewsmapError]] = []
+    pending: list[type[FewsmapError]] = [FewsmapError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def instance(cls: type[FewsmapError]) -> FewsmapError:
+    """An instance of ``cls`` built the way its constructor wants."""
+    if cls is HTTPError:
+        return HTTPError(418, "a refusal", None)
+    if cls is ServiceUnavailable:
+        return ServiceUnavailable("busy", 1)
+    if cls is UnsatisfiableRange:
+        return UnsatisfiableRange("bytes=9-", 1)
+    return cls("a message")
+
+
+def json_bodies(error: Exception) -> list[dict[str, str]]:
+    """The JSON error objects every JSON route renders ``error`` as."""
+    params = Params([("request", "GetMap"), ("format", "application/json")])
+    responses = [api_error(error), edr_error(error), error_response(error, params)]
+    bodies = [json.loads(bytes(r.body)) for r in responses]
+    return [body.get("error") or body for body in bodies]
+
+
+def test_every_error_class_has_a_code() -> None:
+    classes = error_classes()
+    assert len(classes) > 20 and InternalError in classes
+    for cls in classes:
+        assert isinstance(cls.ogc_code, str) and cls.ogc_code, cls
+
+
+@pytest.mark.parametrize("error", [
+    *[pytest.param(cls, id=cls.__name__) for cls in error_classes()],
+    pytest.param(RuntimeError, id="unexpected exception"),
+    pytest.param(ValueError, id="unexpected ValueError"),
+])
+def test_every_json_error_body_has_a_string_code(error: type[Exception]) -> None:
+    raised = instance(error) if issubclass(error, FewsmapError) else error("boom /secret/path")
+    for body in json_bodies(raised):
+        assert isinstance(body["code"], str) and body["code"], body
+        assert "/secret/path" not in json.dumps(body)
+
+
+@pytest.mark.parametrize("status", [*(s for s in HTTPStatus if s >= 400), 499])
+def test_every_routing_refusal_has_a_code(status: int) -> None:
+    error = HTTPError(status, "refused", None)
+    assert isinstance(error.ogc_code, str) and error.ogc_code.isalnum()
+    assert json.loads(json_error(error))["error"]["code"] == error.ogc_code

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fewsmap.app.links import links_with_api_key
 from fewsmap.app.server import create_app
 from fewsmap.errors import ConfigError
 from fewsmap.ingest import ingest
@@ -72,3 +73,19 @@ def test_a_public_address_must_be_an_http_address(value: str) -> None:
     with pytest.raises(ConfigError, match="public_url"):
         load_settings(environ={"FEWSMAP_PUBLIC_URL": value})
     assert load_settings(environ={"FEWSMAP_PUBLIC_URL": PUBLIC + "/"}).public_url == PUBLIC
+
+
+@pytest.mark.parametrize(("text", "xml", "expected"), [
+    ('"http://h/tiles/a/{z}/{x}/{y}.png"', False, '"http://h/tiles/a/{z}/{x}/{y}.png?api_key=k%2F1"'),
+    ('"http://h/wms?request=GetLegendGraphic&layer=a"', False,
+     '"http://h/wms?request=GetLegendGraphic&layer=a&api_key=k%2F1"'),
+    ('href="http://h/wms?service=WMS&amp;layer=a"', True,
+     'href="http://h/wms?service=WMS&amp;layer=a&amp;api_key=k%2F1"'),
+    ('href="http://h/wmts?"', True, 'href="http://h/wmts?api_key=k%2F1&amp;"'),
+    ('href="http://h/wmts/1.0.0/"', True, 'href="http://h/wmts/1.0.0/"'),  # a path prefix
+    ('"http://h/x?API_KEY=other"', False, '"http://h/x?API_KEY=other"'),  # keeps its own key
+    ('"http://host.example/x"', False, '"http://host.example/x"'),  # another host
+    ("<a>http://h/edr</a>", True, "<a>http://h/edr?api_key=k%2F1</a>"),
+])
+def test_links_carry_the_api_key(text: str, xml: bool, expected: str) -> None:
+    assert links_with_api_key(text, "http://h", "k/1", xml) == expected

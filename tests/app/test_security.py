@@ -4,9 +4,12 @@ entities, names are validated, tokens protect layers, CORS is configurable."""
 from __future__ import annotations
 
 import ast
+import html
 import json
 import os
+import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
@@ -26,6 +29,7 @@ from fewsmap.store.run import Grid, RunData, SourceFile
 from fewsmap.store.writer import append_run
 from tests.asgi_client import AppClient
 from tests.live_server import live_server
+from tests.synthetic import lonlat_store
 
 PACKAGE = Path(__file__).resolve().parents[2] / "fewsmap"
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "ogc"
@@ -390,3 +394,229 @@ def test_tokens_work_over_real_http(demo_stores: Path, tmp_path: Path) -> None:
         granted = httpx.get(f"{url}/wms", params=params, headers=bearer(TOKEN_OPS), timeout=60)
     assert refused.status_code == 401 and "Bearer" in refused.headers["www-authenticate"]
     assert granted.status_code == 200 and granted.headers["content-type"] == "image/png"
+
+
+# --- derived layers: protection follows the data read ---------------------------------------
+
+TOKEN_WINDS, TOKEN_U, TOKEN_OTHER = "winds-token-0123456789", "u-only-token-0123456789", \
+    "other-token-0123456789"
+VECTOR, GROUP = "grid.u-v", "grid"
+PER_RUN = f"{VECTOR}-2026-01-01T00:00:00Z"
+DERIVED = {"vector pair": VECTOR, "group": GROUP, "per-run id": PER_RUN}
+# A token for other data, one for only one of the two components: neither unlocks the vector.
+REFUSED = {"no token": None, "wrong token": TOKEN_OTHER, "u only": TOKEN_U}
+
+
+@pytest.fixture(scope="module")
+def derived(tmp_path_factory: pytest.TempPathFactory) -> AppClient:
+    """Zero configuration over a store with u/v (so a vector layer ``grid.u-v``) and public
+    lon/lat in the same group; tokens name the components, never the vector."""
+    root = tmp_path_factory.mktemp("derived")
+    lonlat_store(root / "stores" / "grid.zarr")
+    lonlat_store(root / "stores" / "other.zarr", offset=1.0)
+    config = root / "fewsmap.toml"
+    config.write_text(f"""
+[[security.tokens]]
+name = "winds"
+token = "{TOKEN_WINDS}"
+layers = ["grid.u", "grid.v"]
+[[security.tokens]]
+name = "u only"
+token = "{TOKEN_U}"
+layers = ["grid.u"]
+[[security.tokens]]
+name = "other"
+token = "{TOKEN_OTHER}"
+layers = ["other.lat"]
+""")
+    return AppClient(create_app(Settings(stores_dir=root / "stores", config_file=config)))
+
+
+MAP_BOX = {"crs": "CRS:84", "bbox": "-10,35,30,55", "width": "16", "height": "16"}
+# Every way to read a derived layer's data or its image, by the kinds it applies to.
+SERVING = {
+    "GetMap": ("/wms", {"request": "GetMap", **MAP_BOX, "layers": "{name}"}, DERIVED),
+    "tile": ("/tiles/{name}/2/2/1.png", {}, DERIVED),
+    "GetFeatureInfo": ("/wms", {"request": "GetFeatureInfo", **MAP_BOX, "layers": "{name}",
+                                "query_layers": "{query}", "i": "8", "j": "8",
+                                "info_format": "application/json"}, DERIVED),
+    "animation": ("/wms", {"request": "GetMap", **MAP_BOX, "layers": "{name}",
+                           "format": "image/gif",
+                           "time": "2026-01-01T00:00:00Z/2026-01-01T06:00:00Z"},
+                  ("vector pair", "per-run id")),
+    "GeoTIFF export": ("/wms", {"request": "GetMap", **MAP_BOX, "layers": "{name}",
+                                "format": "image/tiff;subtype=float32"},
+                       ("vector pair", "per-run id")),
+    "NetCDF export": ("/wms", {"request": "GetMap", **MAP_BOX, "layers": "{name}",
+                               "format": "application/x-netcdf"}, ("vector pair", "per-run id")),
+    "legend": ("/wms", {"request": "GetLegendGraphic", "layer": "{name}",
+                        "format": "application/json"}, ("vector pair", "per-run id")),
+    "time series": ("/api/timeseries", {"layer": "{name}", "x": "5", "y": "50"},
+                    ("vector pair", "per-run id")),
+    "TileJSON": ("/tiles/{name}/tilejson.json", {}, ("vector pair", "per-run id")),
+    "WMTS tile": ("/wmts", {**WMTS_TILE, "tilematrix": "2", "tilerow": "1", "tilecol": "2",
+                            "layer": "{name}"}, ("vector pair",)),
+    "EDR collection": ("/edr/collections/{name}", {}, ("vector pair",)),
+    "EDR position": ("/edr/collections/{name}/position", {"coords": "POINT(5 50)"},
+                     ("vector pair",)),
+    "EDR instance position": ("/edr/collections/" + VECTOR
+                              + "/instances/2026-01-01T00:00:00Z/position",
+                              {"coords": "POINT(5 50)"}, ("per-run id",)),
+}
+MATRIX = [(endpoint, kind) for endpoint, (_, _, kinds) in SERVING.items() for kind in kinds]
+
+
+def serve(client: AppClient, endpoint: str, kind: str, token: str | None) -> httpx.Response:
+    path, params, _ = SERVING[endpoint]
+    name = DERIVED[kind]
+    query = "grid.u" if kind == "group" else name
+    return client.get(path.format(name=name), headers=bearer(token),
+                      params={k: v.format(name=name, query=query) for k, v in params.items()})
+
+
+@pytest.mark.parametrize(("endpoint", "kind"), MATRIX)
+@pytest.mark.parametrize("refused", REFUSED)
+def test_derived_layers_need_every_token_their_parts_need(derived: AppClient, endpoint: str,
+                                                          kind: str, refused: str) -> None:
+    response = serve(derived, endpoint, kind, REFUSED[refused])
+    assert response.status_code == 401, (response.status_code, response.text[:300])
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert b"-19.5" not in response.content  # no value of the grid (a longitude) leaks
+
+
+@pytest.mark.parametrize(("endpoint", "kind"), MATRIX)
+def test_derived_layers_serve_the_token_that_grants_every_part(derived: AppClient,
+                                                               endpoint: str, kind: str) -> None:
+    response = serve(derived, endpoint, kind, TOKEN_WINDS)
+    assert response.status_code == 200, (response.status_code, response.text[:300])
+    assert response.headers["cache-control"].startswith("private")
+
+
+def visible_names(client: AppClient, token: str | None) -> dict[str, set[str]]:
+    """What each listing shows a client holding ``token``."""
+    auth = bearer(token)
+    xml_names = {n.text for n in xml(client.get("/wms", params={
+        "request": "GetCapabilities"}, headers=auth)).iter(f"{WMS}Name")}
+    fews = client.get("/wms", params={"request": "GetCapabilities", "format": "json",
+                                      "layers": VECTOR,
+                                      "startForecastTime": "2026-01-01T00:00:00Z"},
+                      headers=auth)
+    wmts_root = xml(client.get("/wmts", params={"request": "GetCapabilities"}, headers=auth))
+    zarr_status = client.get("/zarr/grid/zarr.json", headers=auth).status_code
+    return {
+        "WMS XML": xml_names,
+        "FEWS JSON": {layer["name"] for layer in fews.json()["layers"]}
+        if fews.status_code == 200 else set(),
+        "WMTS": {e.text for e in wmts_root.iter("{http://www.opengis.net/ows/1.1}Identifier")},
+        "EDR": {c["id"] for c in client.get("/edr/collections", headers=auth).json()[
+            "collections"]},
+        "health": {s["name"] for s in client.get("/health", headers=auth).json()["stores"]},
+        "zarr": {"grid"} if zarr_status == 200 else set(),
+    }
+
+
+@pytest.mark.parametrize("refused", REFUSED)
+def test_derived_layers_are_listed_only_for_a_token_granting_every_part(
+        derived: AppClient, refused: str) -> None:
+    hidden = visible_names(derived, REFUSED[refused])
+    assert "grid.lon" in hidden["WMS XML"] and "grid.lon" in hidden["EDR"]
+    for listing, names in hidden.items():
+        assert not {VECTOR, GROUP, PER_RUN} & names, (listing, names)
+    shown = visible_names(derived, TOKEN_WINDS)
+    assert {VECTOR, GROUP} <= shown["WMS XML"]
+    assert {VECTOR, PER_RUN} <= shown["FEWS JSON"]
+    assert VECTOR in shown["WMTS"] and VECTOR in shown["EDR"]
+    assert shown["health"] >= {"grid"} and shown["zarr"] == {"grid"}
+
+
+def test_a_partly_protected_group_stays_a_heading_of_its_public_layers(
+        derived: AppClient) -> None:
+    """Anonymous clients see the group's public layers under its title, but the group is no
+    longer a layer they can request (no Name): drawing it needs every member."""
+    root = xml(derived.get("/wms", params={"request": "GetCapabilities"}))
+    os.environ["XML_CATALOG_FILES"] = str(SCHEMAS / "catalog.xml")
+    schema = etree.XMLSchema(etree.parse(str(SCHEMAS / "sld/1.1.0/sld_capabilities.xsd")))
+    assert schema.validate(root), schema.error_log
+    heading = next(node for node in root.iter(f"{WMS}Layer")
+                   if "grid.lon" in [n.text for n in node.findall(f"{WMS}Layer/{WMS}Name")])
+    assert heading.findtext(f"{WMS}Name") is None and heading.findtext(f"{WMS}Title")
+    body = derived.get("/wms", params={"request": "GetCapabilities", "format": "json"}).json()
+    lon = next(layer for layer in body["layers"] if layer["name"] == "grid.lon")
+    assert lon["groupName"] == GROUP
+
+
+
+def test_what_a_token_sees_follows_new_stores(tmp_path: Path) -> None:
+    """A store landing later is protected by its group at once, derived layers too."""
+    stores = tmp_path / "stores"
+    lonlat_store(stores / "grid.zarr")
+    config = tmp_path / "fewsmap.toml"
+    config.write_text(f'[[security.tokens]]\ntoken = "{TOKEN_WINDS}"\ngroups = ["late"]\n')
+    client = AppClient(create_app(Settings(stores_dir=stores, config_file=config,
+                                           reload_interval_s=0.0)))
+    assert VECTOR in layer_names(client)
+    lonlat_store(stores / "late.zarr")
+    anonymous = layer_names(client)
+    assert VECTOR in anonymous and not {n for n in anonymous if n.startswith("late.")}
+    assert {"late.lon", "late.u-v"} <= layer_names(client, api_key=TOKEN_WINDS)
+
+
+# --- links carry the api_key they were asked with --------------------------------------------
+
+BASE = "http://fewsmap.test"
+# Values for the placeholders of WMTS resource templates and TileJSON tile URLs.
+PLACEHOLDERS = {"{Style}": "default", "{Time}": "default", "{Run}": "latest",
+                "{TileMatrixSet}": "WebMercatorQuad", "{TileMatrix}": "0", "{TileRow}": "0",
+                "{TileCol}": "0", "{J}": "128", "{I}": "128", "{z}": "0", "{x}": "0", "{y}": "0"}
+# Links that name an endpoint and need parameters a client adds (a WMS/WMTS KVP endpoint,
+# an EDR query): followed bare they answer 400, never 401.
+NEEDS_PARAMETERS = ("/wms", "/wmts", "/position", "/area", "/cube")
+DOCUMENTS = [
+    ("/tiles/naefs-mean.QPF/tilejson.json", {}),
+    ("/tiles/naefs-mean.QPF/tilejson.json", {"style": "default", "colorscalerange": "0,50"}),
+    ("/wmts", {"request": "GetCapabilities"}),
+    ("/wmts/1.0.0/WMTSCapabilities.xml", {}),
+    ("/wms", {"request": "GetCapabilities"}),
+    ("/wms", {"request": "GetCapabilities", "version": "1.1.1"}),
+    ("/wms", {"request": "GetCapabilities", "format": "application/json"}),
+    ("/edr", {}),
+    ("/edr/collections", {}),
+    ("/edr/collections/naefs-mean.QPF", {}),
+    ("/edr/collections/naefs-mean.QPF/instances", {}),
+]
+
+
+def links_in(response: httpx.Response) -> list[str]:
+    """Every absolute link to the service in a JSON or XML answer, unescaped."""
+    found = re.findall(re.escape(BASE) + r"[^\s\"'<>]*", response.text)
+    return sorted({html.unescape(link) for link in found})
+
+
+def followed(client: AppClient, link: str) -> httpx.Response:
+    for placeholder, value in PLACEHOLDERS.items():
+        link = link.replace(placeholder, value)
+    return client.get(link.removeprefix(BASE))
+
+
+@pytest.mark.parametrize(("path", "params"), DOCUMENTS)
+def test_every_link_of_a_document_asked_with_api_key_carries_it(
+        secured: AppClient, path: str, params: dict[str, str]) -> None:
+    response = secured.get(path, params={**params, "api_key": TOKEN_OPS})
+    assert response.status_code == 200, response.text[:300]
+    links = links_in(response)
+    lists_layers = path != "/edr" and params.get("format") != "application/json"  # FEWS JSON
+    assert any("naefs-mean.QPF" in link for link in links) == lists_layers, links
+    for link in links:
+        if urlsplit(link).path.endswith("/") and "?" not in link:
+            continue  # a path prefix (WMTS RESTful base) a client appends paths to
+        assert parse_qs(urlsplit(link).query).get("api_key") == [TOKEN_OPS], link
+        answer = followed(secured, link)
+        expected = 400 if urlsplit(link).path.endswith(NEEDS_PARAMETERS) and \
+            "request=" not in link.lower() else 200
+        assert answer.status_code == expected, (link, answer.status_code, answer.text[:200])
+
+
+def test_a_header_token_is_never_written_into_links(secured: AppClient) -> None:
+    for path, params in DOCUMENTS:
+        response = secured.get(path, params=params, headers=bearer(TOKEN_OPS))
+        assert TOKEN_OPS not in response.text and "api_key" not in response.text, path
