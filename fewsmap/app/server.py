@@ -27,6 +27,7 @@ from fewsmap.app.limits import RenderLimiter, render_limiter
 from fewsmap.app.links import public_url
 from fewsmap.app.maps import feature_info_response, map_response
 from fewsmap.app.security import Security, TokenMiddleware
+from fewsmap.app.streaming import SendBudget
 from fewsmap.app.tiles import tile_routes, wmts_routes
 from fewsmap.app.zarr_http import zarr_routes
 from fewsmap.catalog import Catalog, Layer
@@ -152,6 +153,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                     exception_handlers={HTTPException: http_error, FewsmapError: on_error,
                                         Exception: on_error})
     app.state.render_limiter = RenderLimiter.from_settings(settings)  # maps, tiles, points
+    app.state.send_budget = SendBudget.from_settings(settings)  # large answers being sent
     app.state.documents = documents
     app.state.public_url = settings.public_url  # links in answers (fewsmap/app/links.py)
     return app
