@@ -39,9 +39,10 @@ log = logging.getLogger(__name__)
 RESERVED_FILES = 128
 ACCEPT_BATCH = 512
 MIN_CONNECTIONS = 16
+REFUSED = b"too many open connections to this worker (max_connections); retry"
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-           b"Content-Length: 66\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-           b"too many open connections to this worker (max_connections); retry")
+           b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s"
+           % (len(REFUSED), REFUSED))
 
 
 def connection_cap(settings: Settings) -> int:

@@ -19,6 +19,7 @@ from fewsmap.app.connections import (
     connection_cap,
 )
 from fewsmap.settings import Settings
+from tests.app.test_streaming import BIGGEST, big_store, never_reading
 from tests.live_server import live_server, open_connections
 
 HEADER_TIMEOUT_S = 1.0
@@ -114,3 +115,22 @@ def test_the_default_cap_keeps_below_the_file_limit() -> None:
     cap = connection_cap(Settings())
     assert cap + RESERVED_FILES + ACCEPT_BATCH <= soft or cap == MIN_CONNECTIONS
     assert connection_cap(Settings(max_connections=7)) == 7
+
+
+def test_when_every_connection_is_busy_a_new_one_gets_503(tmp_path: Path) -> None:
+    big_store(tmp_path / "stores" / "big.zarr")
+    env = {"FEWSMAP_MAX_CONNECTIONS": "3", "FEWSMAP_SEND_TIMEOUT_S": "60",
+           "FEWSMAP_MAX_BYTES_IN_FLIGHT": str(1 << 30)}
+    with live_server("--stores", str(tmp_path / "stores"), env=env) as base:
+        port = int(base.rsplit(":", 1)[1])
+        busy = [never_reading(port, BIGGEST) for _ in range(3)]  # stalled answers
+        try:
+            time.sleep(1.5)
+            refused = httpx.get(base + "/health", timeout=10)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert "max_connections" in refused.text
+        finally:
+            for sock in busy:
+                sock.close()
+        time.sleep(0.5)
+        assert httpx.get(base + "/health", timeout=10).status_code == 200

@@ -139,3 +139,9 @@ def test_answers_beyond_the_budget_are_refused_until_it_frees(big_stores: Path) 
             assert small.status_code == 200
         finally:
             stalled.close()
+
+
+def test_head_of_a_large_answer_sends_its_headers_only(base: str) -> None:
+    head = httpx.head(base + BIGGEST, timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == "text/csv; charset=utf-8"
