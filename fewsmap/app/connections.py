@@ -11,7 +11,9 @@ protocol:
   connection (idle kept-alive connections keep uvicorn's keep-alive timeout);
 - a connection whose client does not read for ``send_timeout_s`` (the server's buffer for it
   full all that time) is dropped with what it had buffered, which ends its answer and frees
-  its share of the bytes in flight (fewsmap/app/streaming.py);
+  its share of the bytes in flight (fewsmap/app/streaming.py); so is a connection closed
+  with bytes its client has not read for ``send_timeout_s`` (asyncio's ``close`` waits for
+  them forever, holding the file descriptor);
 - at most ``max_connections`` are open: a new connection beyond them closes the connection
   that has waited longest for a request head, or is answered 503 if every connection is
   busy. The default keeps a worker below its open-file limit, so accepting never fails for
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 RESERVED_FILES = 128
 ACCEPT_BATCH = 512
 MIN_CONNECTIONS = 16
+# How often closed connections are checked for a client that never reads what is left.
+SWEEP_EVERY_S = 1.0
+SWEEPING = "fewsmap_sweeping"  # marks uvicorn's ServerState once its sweep runs
 REFUSED = b"too many open connections to this worker (max_connections); retry"
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
            b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s"
@@ -85,11 +90,16 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         # Since when the connection waits for a request head (None while a request runs).
         self.awaiting_head_since: float | None = None
+        # Since when it is closed with bytes left to send (None: not, or none left).
+        self.closed_unsent_since: float | None = None
         self.head_timer: asyncio.TimerHandle | None = None
         self.stall_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if not getattr(self.server_state, SWEEPING, False):
+            setattr(self.server_state, SWEEPING, True)
+            self.loop.call_later(SWEEP_EVERY_S, _sweep, self.loop, self.connections)
         self.awaiting_head_since = time.monotonic()
         if len(self.connections) > self.max_connections and not self._make_room():
             self.awaiting_head_since = None
@@ -153,6 +163,18 @@ class GuardedH11Protocol(H11Protocol):
                     "(send_timeout_s)", self.send_timeout_s)
         self.transport.abort()  # close() would wait for the buffer to be read: forever
 
+    def abort_if_unread(self, now: float) -> None:
+        """Drop the connection if it has been closed with bytes left to send, unread by the
+        client, for ``send_timeout_s``."""
+        if not (self.transport.is_closing() and self.transport.get_write_buffer_size()):
+            self.closed_unsent_since = None
+        elif self.closed_unsent_since is None:
+            self.closed_unsent_since = now
+        elif now - self.closed_unsent_since >= self.send_timeout_s:
+            log.warning("dropped a closed connection whose client read nothing for %g s "
+                        "(send_timeout_s)", self.send_timeout_s)
+            self.transport.abort()
+
     def close_idle(self) -> None:
         """Close this connection, which waits for a request head (nothing is being sent)."""
         self.awaiting_head_since = None
@@ -178,3 +200,13 @@ class GuardedH11Protocol(H11Protocol):
             if timer is not None:
                 timer.cancel()
         self.head_timer = self.stall_timer = None
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+    """Check every connection for unread bytes after closing, and again in `SWEEP_EVERY_S`
+    (a closed connection makes no more calls of its own)."""
+    now = time.monotonic()
+    for connection in list(connections):
+        if isinstance(connection, GuardedH11Protocol):
+            connection.abort_if_unread(now)
+    loop.call_later(SWEEP_EVERY_S, _sweep, loop, connections)

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import resource
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from fewsmap.app.connections import (
     ACCEPT_BATCH,
     MIN_CONNECTIONS,
     RESERVED_FILES,
     connection_cap,
+    guarded_protocol,
 )
 from fewsmap.settings import Settings
 from tests.app.test_streaming import BIGGEST, big_store, never_reading
@@ -134,3 +139,40 @@ def test_when_every_connection_is_busy_a_new_one_gets_503(tmp_path: Path) -> Non
                 sock.close()
         time.sleep(0.5)
         assert httpx.get(base + "/health", timeout=10).status_code == 200
+
+
+async def forty_kb(scope: Scope, receive: Receive, send: Send) -> None:
+    """An ASGI app answering every request with 40 kB."""
+    if scope["type"] == "http":
+        await Response(b"x" * 40_000, media_type="text/plain")(scope, receive, send)
+
+
+def test_a_closed_connection_with_unread_bytes_is_dropped() -> None:
+    # The answer outgrows the kernel's small buffers but not asyncio's high-water mark
+    # (64 kB): writing never pauses, and close() would wait for the client forever.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # inherited on accept
+    settings = Settings(send_timeout_s=1, header_timeout_s=30)
+    config = uvicorn.Config(forty_kb, http=guarded_protocol(settings), lifespan="off",
+                            log_level="critical")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the window
+            sock.connect(listener.getsockname())
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            time.sleep(0.5)
+            assert open_connections(url) == 1  # closed by the server, bytes left to send
+            deadline = time.monotonic() + 4
+            while open_connections(url) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert open_connections(url) == 0
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()

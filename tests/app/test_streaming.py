@@ -145,3 +145,26 @@ def test_head_of_a_large_answer_sends_its_headers_only(base: str) -> None:
     head = httpx.head(base + BIGGEST, timeout=10)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-type"] == "text/csv; charset=utf-8"
+
+
+def test_closed_connections_whose_client_never_reads_are_dropped(big_stores: Path) -> None:
+    env = {"FEWSMAP_SEND_TIMEOUT_S": "1", "FEWSMAP_MAX_BYTES_IN_FLIGHT": str(1 << 30)}
+    with live_server("--stores", str(big_stores), env=env) as url:
+        port = int(url.rsplit(":", 1)[1])
+        sockets = []
+        # Answers of many sizes, the connection to close once sent: asyncio's close waits
+        # for the client to read what is left in the buffer, forever if it never does.
+        for side in range(20, 140, 3):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            path = BIGGEST.replace("bbox=-21,9,31,61", f"bbox=0,20,{side / 10},{20 + side / 10}")
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+            sockets.append(sock)
+        try:
+            deadline = time.monotonic() + 8
+            while open_connections(url) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert open_connections(url) == 0
+        finally:
+            for sock in sockets:
+                sock.close()
