@@ -35,6 +35,7 @@ MALLOC_ARENAS = 2
 # Loggers whose records reach the worker's log: the root (fewsmap, asyncio, ...) and
 # uvicorn's own, which do not propagate.
 LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+LISTEN_BACKLOG = 2048
 
 
 def limit_malloc_arenas() -> None:
@@ -87,7 +88,7 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -149,6 +150,18 @@ def fold_repeated_log_lines() -> None:
                 each.addFilter(RepeatFolder())
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, accepting in small batches from a long queue of connections."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # asyncio listens with uvicorn's backlog, which is also how many connections it
+        # accepts in a batch (ACCEPT_BATCH, small for the connection cap); the kernel's
+        # queue stays long, so a burst of connections waits instead of being dropped.
+        for sock in sockets or ():
+            sock.listen(LISTEN_BACKLOG)
+
+
 def _run_worker(settings: Settings, sock: socket.socket) -> None:
     app = create_app(settings)
     return_memory_when_idle(app.state.render_limiter)
@@ -158,7 +171,7 @@ def _run_worker(settings: Settings, sock: socket.socket) -> None:
                             http=guarded_protocol(settings), backlog=ACCEPT_BATCH,
                             timeout_keep_alive=settings.keep_alive_timeout_s)  # type: ignore[arg-type]
     fold_repeated_log_lines()  # after uvicorn has set up its logging
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config).run(sockets=[sock])
 
 
 def serve(settings: Settings) -> None:

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from fewsmap.app.connections import (
     ACCEPT_BATCH,
+    ACCEPT_BATCHES,
     MIN_CONNECTIONS,
     RESERVED_FILES,
     connection_cap,
@@ -118,7 +119,7 @@ def test_at_the_connection_cap_a_new_request_is_still_answered(demo_stores: Path
 def test_the_default_cap_keeps_below_the_file_limit() -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     cap = connection_cap(Settings())
-    assert cap + RESERVED_FILES + ACCEPT_BATCH <= soft or cap == MIN_CONNECTIONS
+    assert cap + RESERVED_FILES + ACCEPT_BATCHES * ACCEPT_BATCH <= soft or cap == MIN_CONNECTIONS
     assert connection_cap(Settings(max_connections=7)) == 7
 
 
