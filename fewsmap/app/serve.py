@@ -128,8 +128,8 @@ class RepeatFolder(logging.Filter):
                 while len(self._seen) > self.max_messages:
                     self._seen.popitem(last=False)
                 if left_out:
-                    record.msg = (f"{record.msg} [message repeated {left_out} more times in "
-                                  f"the {self.window_s:g} s before, not logged]")
+                    record.msg = (f"{record.msg} [{left_out} more of this message before "
+                                  "this one were not logged]")
             if seen.logged < self.burst:
                 seen.logged += 1
                 return True

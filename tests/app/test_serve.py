@@ -26,8 +26,8 @@ def test_repeats_are_counted_and_the_count_is_logged_with_the_next() -> None:
     time.sleep(0.35)
     later = record("refused a connection: %d are open", 51)
     assert folder.filter(later)
-    assert later.getMessage() == ("refused a connection: 51 are open [message repeated 45 "
-                                  "more times in the 0.3 s before, not logged]")
+    assert later.getMessage() == ("refused a connection: 51 are open [45 more of this "
+                                  "message before this one were not logged]")
 
 
 def test_the_folder_forgets_the_oldest_messages_beyond_its_size() -> None:
