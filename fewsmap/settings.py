@@ -76,6 +76,21 @@ class Settings:
     render_queue_timeout_s: float = 10.0
     # A render taking longer is answered 503 (its thread keeps its slot); 0: no limit.
     render_timeout_s: float = 60.0
+    # Large answers (EDR, exports, time series, animations) are sent in chunks as the client
+    # reads; a worker holds at most this many bytes of them at once, beyond which an answer
+    # gets 503 with Retry-After (one answer always fits). A connection whose client does not
+    # read for send_timeout_s is dropped (fewsmap/app/streaming.py).
+    max_bytes_in_flight: int = 128 << 20
+    send_timeout_s: float = 30.0
+    # A connection must send its request head (request line and headers) within
+    # header_timeout_s of opening, or of its first byte on a kept-alive connection; an idle
+    # kept-alive connection is closed after keep_alive_timeout_s (fewsmap/app/connections.py).
+    header_timeout_s: float = 10.0
+    keep_alive_timeout_s: float = 30.0
+    # Open connections per worker; beyond them the longest-waiting idle connection is
+    # closed, or the new one if none is idle. 0: from the open-file limit (RLIMIT_NOFILE)
+    # less a reserve for store files, so the worker never runs out of file descriptors.
+    max_connections: int = 0
     # Origins whose pages may read answers (CORS; GET and HEAD only); empty: none.
     cors_origins: tuple[str, ...] = ("*",)
     # Ingest limits, checked on file headers before data is read (fewsmap/ingest/limits.py):
@@ -107,6 +122,11 @@ _CONVERTERS: dict[str, Any] = {
     "max_concurrent_renders": lambda v: _positive(int(v)),
     "render_queue_timeout_s": lambda v: _positive(float(v), allow_zero=True),
     "render_timeout_s": lambda v: _positive(float(v), allow_zero=True),
+    "max_bytes_in_flight": lambda v: _positive(int(v)),
+    "send_timeout_s": lambda v: _positive(float(v)),
+    "header_timeout_s": lambda v: _positive(float(v)),
+    "keep_alive_timeout_s": lambda v: _positive(float(v)),
+    "max_connections": lambda v: _positive(int(v), allow_zero=True),
     "cors_origins": lambda v: tuple(o.strip() for o in (
         v if isinstance(v, list | tuple) else str(v).split(",")) if o.strip()),
 }

@@ -16,6 +16,9 @@ from typing import IO
 
 import httpx
 
+# The process and output file of each running server, by base URL (memory, logs).
+RUNNING: dict[str, tuple[subprocess.Popen[bytes], IO[bytes]]] = {}
+
 
 def free_port() -> int:
     """Ask the kernel for a free TCP port on the loopback interface."""
@@ -39,9 +42,12 @@ def live_server(*args: str, env: dict[str, str] | None = None,
         process = subprocess.Popen(command, env={**os.environ, **(env or {})},
                                    stdout=output, stderr=subprocess.STDOUT,
                                    start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        RUNNING[url] = (process, output)
         try:
-            yield wait_until_up(process, f"http://127.0.0.1:{port}", timeout_s, output)
+            yield wait_until_up(process, url, timeout_s, output)
         finally:
+            del RUNNING[url]
             stop(process)
 
 
@@ -77,6 +83,33 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def stores_of(url: str) -> dict[str, dict[str, object]]:
     """The stores a running service reports on /health, by name."""
     return {s["name"]: s for s in httpx.get(f"{url}/health", timeout=10).json()["stores"]}
+
+
+def server_rss_mb(url: str) -> float:
+    """Resident memory of the (single-worker) server at ``url``, from /proc."""
+    pid = RUNNING[url][0].pid
+    status = Path(f"/proc/{pid}/status").read_text()
+    kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(kb) / 1024
+
+
+def open_connections(url: str) -> int:
+    """Connections the server at ``url`` holds open (its side ESTABLISHED or CLOSE_WAIT), from
+    /proc/net/tcp: a connection the server has closed no longer counts."""
+    port = f"{int(url.rsplit(':', 1)[1]):04X}"
+    held = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if local.endswith(":" + port) and state in ("01", "08"):
+            held += 1
+    return held
+
+
+def server_log(url: str) -> str:
+    """What the server at ``url`` has written to stdout and stderr so far."""
+    output = RUNNING[url][1]
+    output.flush()
+    return Path(f"/proc/self/fd/{output.fileno()}").read_bytes().decode(errors="replace")
 
 
 __all__ = ["Path", "free_port", "live_server", "stores_of"]

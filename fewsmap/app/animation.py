@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from fewsmap.app.limits import render_limiter
 from fewsmap.app.maps import cache_control
+from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.ogc.animation import frame_times, parse_animation, resolve_animation
 from fewsmap.ogc.featureinfo import nearest_warning
@@ -40,4 +41,4 @@ async def animation_response(catalog: Catalog, settings: Settings, params: Param
             served for _, served in animation.substitutions)))
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    return Response(body, media_type=asked.map.format, headers=headers)
+    return body_response(request, body, asked.map.format, headers)

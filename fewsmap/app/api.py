@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fewsmap.app.limits import render_limiter
+from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.errors import FewsmapError, InternalError
 from fewsmap.ogc.exceptions import json_error
@@ -27,11 +28,11 @@ def api_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
             catalog = await catalog_now()
             params = Params(request.query_params.multi_items())
             body, media_type = await render_limiter(request).run(time_series, catalog, params)
+            # "latest" changes whenever a run is published: short-lived, as GetMap's.
+            return body_response(request, body, media_type,
+                                 {"Cache-Control": "public, max-age=60"})
         except Exception as exc:  # every failure is a JSON error, never a traceback
             return api_error(exc)
-        # "latest" changes whenever a run is published: short-lived, as GetMap's.
-        return Response(body, media_type=media_type,
-                        headers={"Cache-Control": "public, max-age=60"})
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document())

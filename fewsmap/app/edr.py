@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import wraps
 from typing import Any
 
+import numpy as np
+from numpy.lib.array_utils import byte_bounds
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,10 +21,11 @@ from starlette.routing import Route
 
 from fewsmap.app.limits import render_limiter
 from fewsmap.app.links import public_base
+from fewsmap.app.streaming import SLICE_BYTES, StreamedResponse, send_budget
 from fewsmap.catalog import Catalog
 from fewsmap.edr import metadata
-from fewsmap.edr.data import answer_query, find_layer, find_run
-from fewsmap.edr.encode import coverage_csv, coverage_json
+from fewsmap.edr.data import EdrAnswer, answer_query, find_layer, find_run
+from fewsmap.edr.encode import covjson_chunks, csv_chunks
 from fewsmap.edr.errors import NotFound
 from fewsmap.edr.openapi import openapi_document
 from fewsmap.edr.query import CSV, QUERY_TYPES, EdrQuery, parse_query
@@ -94,11 +97,13 @@ def edr_routes(catalog_now: Callable[[], Awaitable[Catalog]], max_values: int) -
         # An unknown collection or instance is 404 whatever the parameters say.
         find_run(catalog, find_layer(catalog, request.path_params["layer"]), run_id)
         query = parse_query(kind, Params(request.query_params.multi_items()))
-        body, media_type = await render_limiter(request).run(
-            answer_body, catalog, request.path_params["layer"], run_id, query, max_values)
+        answer = await render_limiter(request).run(
+            answer_query, catalog, request.path_params["layer"], run_id, query, max_values)
+        held = send_budget(request).hold(held_bytes(answer))
+        chunks, media_type = answer_chunks(answer, query)
         # A named run does not change (replacing one is rare and deliberate); the latest
         # run changes whenever a run is published.
-        return Response(body, media_type=media_type, headers={
+        return StreamedResponse(chunks, held, media_type, headers={
             "Cache-Control": f"public, max-age={3600 if run_id else 60}"})
 
     @_answering
@@ -119,13 +124,26 @@ def edr_routes(catalog_now: Callable[[], Awaitable[Catalog]], max_values: int) -
     ]
 
 
-def answer_body(catalog: Catalog, layer_id: str, run_id: str | None, query: EdrQuery,
-                max_values: int) -> tuple[bytes, str]:
-    """Answer a data query: the body and its media type (runs in a render thread)."""
-    answer = answer_query(catalog, layer_id, run_id, query, max_values)
+def answer_chunks(answer: EdrAnswer, query: EdrQuery) -> tuple[Iterator[bytes], str]:
+    """The answer's body in the format asked, as chunks, and its media type."""
     if query.format == CSV:
-        return coverage_csv(answer), "text/csv; charset=utf-8"
-    return json.dumps(coverage_json(answer), allow_nan=False).encode(), query.format
+        return csv_chunks(answer), "text/csv; charset=utf-8"
+    return covjson_chunks(answer), query.format
+
+
+def held_bytes(answer: EdrAnswer) -> int:
+    """The memory an answer holds while it is sent: the arrays it is written from (values,
+    cell coordinates) and a chunk being written and one being sent."""
+    window = answer.window
+    arrays = (*answer.values.values(), window.rows, window.cols, window.x, window.y,
+              window.lon, window.lat, window.inside)
+    return sum(_memory(a) for a in arrays) + 2 * SLICE_BYTES
+
+
+def _memory(array: np.ndarray) -> int:
+    """Bytes of memory an array spans (a broadcast view: those of what it repeats)."""
+    low, high = byte_bounds(array)
+    return int(high - low)
 
 
 def edr_error(exc: Exception) -> Response:

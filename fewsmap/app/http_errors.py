@@ -20,11 +20,13 @@ from starlette.types import Receive, Scope, Send
 
 from fewsmap.app.api import api_error
 from fewsmap.app.edr import edr_error
-from fewsmap.errors import FewsmapError
+from fewsmap.app.limits import render_limiter
+from fewsmap.errors import FewsmapError, ServiceUnavailable
 from fewsmap.ogc.exceptions import exception_report
 from fewsmap.ogc.getmap import wms_version
 from fewsmap.ogc.params import Params
 from fewsmap.ogc.wmts import exception_report as wmts_exception_report
+from fewsmap.render.encode import error_png
 
 WMS_PATHS = ("/wms", "/FewsWebServices")
 
@@ -112,6 +114,31 @@ class RefusedPreflight(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await refusal(Request(scope), self.error)(scope, receive, send)
+
+
+class ErrorImage(Response):
+    """A failed GetMap answered as an image (``EXCEPTIONS=INIMAGE`` or ``BLANK``), drawn in a
+    render thread when sent, within the render limits.
+
+    Issue #13: drawn on the event loop, six clients asking for 4096² error images held
+    `/health` up to a second. The caller keeps the image within ``max_image_pixels``.
+    """
+
+    def __init__(self, error: FewsmapError, size_px: tuple[int, int], blank: bool,
+                 version: str) -> None:
+        super().__init__(media_type="image/png")
+        self.error, self.size_px, self.blank, self.version = error, size_px, blank, version
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            png = await render_limiter(Request(scope)).run(
+                error_png, str(self.error), *self.size_px, blank=self.blank)
+            response = Response(png, media_type="image/png")  # OGC: image errors are 200
+        except ServiceUnavailable as busy:  # no slot to draw in: say so in XML
+            body, media_type = exception_report(busy, self.version)
+            response = Response(body, status_code=busy.http_status, media_type=media_type,
+                                headers=busy.headers)
+        await response(scope, receive, send)
 
 
 def _message(request: Request, exc: HTTPException) -> str:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fewsmap.app.limits import render_limiter
+from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.export import FILE_SUFFIXES
 from fewsmap.export.fields import export_filename, export_map
@@ -48,7 +49,7 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
             served for _, served in spec.time_substitutions)))
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    return Response(image, media_type=parsed.format, headers=headers)
+    return body_response(request, image, parsed.format, headers)
 
 
 async def feature_info_response(catalog: Catalog, params: Params, request: Request,

@@ -18,9 +18,12 @@ import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import uvicorn
 
+from fewsmap.app.connections import ACCEPT_BATCH, guarded_protocol, raise_file_limit
 from fewsmap.app.limits import RenderLimiter
 from fewsmap.app.server import create_app
 from fewsmap.settings import Settings
@@ -29,6 +32,10 @@ log = logging.getLogger(__name__)
 # glibc's mallopt parameter for the number of malloc arenas (malloc.h).
 M_ARENA_MAX = -8
 MALLOC_ARENAS = 2
+# Loggers whose records reach the worker's log: the root (fewsmap, asyncio, ...) and
+# uvicorn's own, which do not propagate.
+LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+LISTEN_BACKLOG = 2048
 
 
 def limit_malloc_arenas() -> None:
@@ -81,22 +88,97 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
+
+
+@dataclass
+class _Repeats:
+    since: float  # start of the current window
+    logged: int = 0
+    left_out: int = 0
+
+
+class RepeatFolder(logging.Filter):
+    """Log the first ``burst`` records of a message in each ``window_s``; count the rest and
+    say how many were left out with the first one logged in a later window.
+
+    Issue #13: with its file descriptors exhausted, a worker wrote 140 MB of identical
+    asyncio tracebacks in two minutes. A message is its logger, level and format string
+    (not its arguments), so "refused a connection: %d are open" folds whatever the count.
+    """
+
+    def __init__(self, burst: int = 5, window_s: float = 60.0, max_messages: int = 1000):
+        super().__init__()
+        self.burst, self.window_s, self.max_messages = burst, window_s, max_messages
+        self._seen: OrderedDict[tuple[str, int, str], _Repeats] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether to log ``record`` (a record logged after a fold says how many were not)."""
+        key = (record.name, record.levelno, str(record.msg))
+        now = time.monotonic()
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is None or now - seen.since >= self.window_s:
+                left_out = seen.left_out if seen else 0
+                self._seen[key] = seen = _Repeats(now)
+                self._seen.move_to_end(key)
+                while len(self._seen) > self.max_messages:
+                    self._seen.popitem(last=False)
+                if left_out:
+                    record.msg = (f"{record.msg} [{left_out} more of this message before "
+                                  "this one were not logged]")
+            if seen.logged < self.burst:
+                seen.logged += 1
+                return True
+            seen.left_out += 1
+            return False
+
+
+def fold_repeated_log_lines() -> None:
+    """Put a `RepeatFolder` on every handler of the worker's log (one on the root first)."""
+    root = logging.getLogger()
+    if not root.handlers:  # else Python's last-resort handler writes, unfiltered
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s: %(message)s"))
+        root.addHandler(handler)
+    for name in LOGGERS:
+        for each in logging.getLogger(name).handlers:
+            if not any(isinstance(f, RepeatFolder) for f in each.filters):
+                each.addFilter(RepeatFolder())
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, accepting in small batches from a long queue of connections."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # asyncio listens with uvicorn's backlog, which is also how many connections it
+        # accepts in a batch (ACCEPT_BATCH, small for the connection cap); the kernel's
+        # queue stays long, so a burst of connections waits instead of being dropped.
+        for sock in sockets or ():
+            sock.listen(LISTEN_BACKLOG)
 
 
 def _run_worker(settings: Settings, sock: socket.socket) -> None:
     app = create_app(settings)
     return_memory_when_idle(app.state.render_limiter)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30)
-    uvicorn.Server(config).run(sockets=[sock])
+    # The accept batch bounds how many connections are accepted before any is checked
+    # against max_connections (fewsmap/app/connections.py).
+    config = uvicorn.Config(app, log_level="warning", access_log=False,
+                            http=guarded_protocol(settings), backlog=ACCEPT_BATCH,
+                            timeout_keep_alive=settings.keep_alive_timeout_s)  # type: ignore[arg-type]
+    fold_repeated_log_lines()  # after uvicorn has set up its logging
+    _Server(config).run(sockets=[sock])
 
 
 def serve(settings: Settings) -> None:
     """Serve until interrupted; with several workers, supervise them and stop them together."""
     workers = max(1, settings.workers)
     limit_malloc_arenas()
+    raise_file_limit()
     print(f"fewsmap serving {settings.stores_dir} on http://{settings.host}:{settings.port}/ "
           f"({workers} worker{'s' if workers > 1 else ''})", flush=True)
     if workers == 1:

@@ -22,11 +22,12 @@ from fewsmap.app.animation import animation_response
 from fewsmap.app.api import api_routes
 from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.edr import edr_routes
-from fewsmap.app.http_errors import ReportingCORSMiddleware, http_error
+from fewsmap.app.http_errors import ErrorImage, ReportingCORSMiddleware, http_error
 from fewsmap.app.limits import RenderLimiter, render_limiter
 from fewsmap.app.links import public_url
 from fewsmap.app.maps import feature_info_response, map_response
 from fewsmap.app.security import Security, TokenMiddleware
+from fewsmap.app.streaming import SendBudget
 from fewsmap.app.tiles import tile_routes, wmts_routes
 from fewsmap.app.zarr_http import zarr_routes
 from fewsmap.catalog import Catalog, Layer
@@ -45,7 +46,6 @@ from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.render import kernels
-from fewsmap.render.encode import error_png
 from fewsmap.render.regrid import warm_up
 from fewsmap.settings import Settings, read_config
 from fewsmap.timespec import parse_instant
@@ -106,10 +106,12 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                 f"request {operation[:40]!r} is not offered; offered: GetCapabilities, "
                 "GetMap, GetFeatureInfo, GetLegendGraphic")
         except Exception as exc:  # every failure becomes the answer the client asked for
-            return error_response(exc, Params.for_errors(request.query_params.multi_items()))
+            return error_response(exc, Params.for_errors(request.query_params.multi_items()),
+                                  settings.max_image_pixels)
 
     async def on_error(request: Request, exc: Exception) -> Response:
-        return error_response(exc, Params.for_errors(request.query_params.multi_items()))
+        return error_response(exc, Params.for_errors(request.query_params.multi_items()),
+                              settings.max_image_pixels)
 
     routes = [
         *viewer_routes(),  # the forecast viewer at / and its files under /viewer/
@@ -152,6 +154,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                     exception_handlers={HTTPException: http_error, FewsmapError: on_error,
                                         Exception: on_error})
     app.state.render_limiter = RenderLimiter.from_settings(settings)  # maps, tiles, points
+    app.state.send_budget = SendBudget.from_settings(settings)  # large answers being sent
     app.state.documents = documents
     app.state.public_url = settings.public_url  # links in answers (fewsmap/app/links.py)
     return app
@@ -166,8 +169,9 @@ async def get_map(catalog: Catalog, settings: Settings, params: Params,
     return await map_response(catalog, parsed, request)
 
 
-def error_response(exc: Exception, params: Params) -> Response:
-    """Render a failure as the client asked: OGC XML (by version), an image, or JSON."""
+def error_response(exc: Exception, params: Params, max_pixels: int) -> Response:
+    """Render a failure as the client asked: OGC XML (by version), an image of at most
+    ``max_pixels`` (beyond them: XML), or JSON."""
     if not isinstance(exc, FewsmapError):  # a bug: log it, never show a traceback
         log.error("unexpected error", exc_info=exc)
         exc = InternalError("internal error; the server log has the details")
@@ -178,9 +182,9 @@ def error_response(exc: Exception, params: Params) -> Response:
             width, height = int(params.get("width") or 0), int(params.get("height") or 0)
         except ValueError:
             width = height = 0
-        if 0 < width * height <= 4096 * 4096 and max(width, height) <= 16384:
-            png = error_png(str(exc), width, height, blank=mode.endswith("blank"))
-            return Response(png, media_type="image/png")  # OGC: image errors are 200
+        # The map's own pixel limit (issue #13: error images of 4096² were drawn unasked).
+        if 0 < width * height <= max_pixels and max(width, height) <= 16384:
+            return ErrorImage(exc, (width, height), mode.endswith("blank"), wms_version(params))
     if (params.get("format") or "").lower() in JSON_FORMATS or "json" in mode:
         return Response(json_error(exc), status_code=exc.http_status,
                         media_type="application/json", headers=exc.headers)

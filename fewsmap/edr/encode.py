@@ -9,6 +9,10 @@ ParameterGroup. Missing values and, for an area, cells outside the polygon are n
 
 CSV: one row per value (an area leaves out the cells outside the polygon; a missing value is
 an empty field), columns `CSV_COLUMNS`.
+
+Both come as a sequence of chunks (`csv_chunks`, `covjson_chunks`) of a bounded size, so an
+answer of millions of values is never held whole in memory (issue #13: ~136 bytes a CSV
+value, 272 MB for the largest answer); joined, the chunks are the whole document.
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
+import secrets
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from fewsmap.edr.data import EdrAnswer, EdrParameter
 from fewsmap.edr.query import CRS84_URI, EPSG4326_URI
+from fewsmap.edr.window import Window
 from fewsmap.ogc.crs import native_epsg
 from fewsmap.ogc.featureinfo import label_value
 from fewsmap.store.cube import ForecastStore
@@ -30,10 +38,22 @@ from fewsmap.store.run import format_time
 CSV_COLUMNS = ("parameter", "variable", "member", "reference_time", "valid_time", "z", "x",
                "y", "lon", "lat", "value")
 NERC_STANDARD_NAMES = "http://vocab.nerc.ac.uk/standard_name/"
+# Cells of one CSV chunk (about 100 bytes a row) and values of one CoverageJSON chunk (about
+# 10 bytes each): chunks of a few hundred kB, small against the answer, large enough that
+# the per-chunk work is noise.
+CSV_CHUNK_CELLS = 4096
+JSON_CHUNK_VALUES = 32768
+CSV_CACHED_CELLS = 65536
 
 
-def coverage_json(answer: EdrAnswer) -> dict[str, Any]:
-    """The answer as a CoverageJSON Coverage document."""
+def coverage_json(answer: EdrAnswer,
+                  range_values: Callable[[np.ndarray], Any] | None = None) -> dict[str, Any]:
+    """The answer as a CoverageJSON Coverage document.
+
+    ``range_values`` turns a parameter's values into the document's ``values`` (default
+    `json_values`); `covjson_chunks` puts placeholders there to write the values in chunks.
+    """
+    range_values = range_values or json_values
     names, shape = _range_axes(answer)
     coverage: dict[str, Any] = {
         "type": "Coverage",
@@ -41,7 +61,7 @@ def coverage_json(answer: EdrAnswer) -> dict[str, Any]:
         "domain": _domain(answer),
         "parameters": {p.id: covjson_parameter(answer.store, p) for p in answer.parameters},
         "ranges": {p.id: {"type": "NdArray", "dataType": "float", "axisNames": names,
-                          "shape": shape, "values": json_values(answer.values[p.id])}
+                          "shape": shape, "values": range_values(answer.values[p.id])}
                    for p in answer.parameters},
         "fewsmap:reference_time": answer.run.label,
     }
@@ -53,16 +73,50 @@ def coverage_json(answer: EdrAnswer) -> dict[str, Any]:
     return coverage
 
 
+def covjson_chunks(answer: EdrAnswer) -> Iterator[bytes]:
+    """The CoverageJSON document (``json.dumps(coverage_json(answer))``) in chunks.
+
+    The document around the ranges is small; each range's values are written
+    `JSON_CHUNK_VALUES` at a time where a placeholder stood.
+    """
+    marker = f"fewsmap-values-{secrets.token_hex(16)}"
+    placeholders: dict[str, np.ndarray] = {}
+
+    def placeholder(values: np.ndarray) -> str:
+        name = f"{marker}-{len(placeholders)}"
+        placeholders[name] = values
+        return name
+
+    text = json.dumps(coverage_json(answer, placeholder), allow_nan=False)
+    for name, values in placeholders.items():
+        before, text = text.split(json.dumps(name), 1)
+        yield before.encode()
+        flat = values.reshape(-1)
+        pieces = (json.dumps(json_values(flat[i : i + JSON_CHUNK_VALUES]))[1:-1]
+                  for i in range(0, flat.size, JSON_CHUNK_VALUES))
+        yield b"["
+        for k, piece in enumerate(pieces):
+            yield (", " + piece if k else piece).encode()
+        yield b"]"
+    yield text.encode()
+
+
 def coverage_csv(answer: EdrAnswer) -> bytes:
     """The answer as CSV, one row per value (columns `CSV_COLUMNS`; RFC 4180 CRLF lines)."""
+    return b"".join(csv_chunks(answer))
+
+
+def csv_chunks(answer: EdrAnswer) -> Iterator[bytes]:
+    """`coverage_csv` in chunks of at most `CSV_CHUNK_CELLS` rows (after the header)."""
     window = answer.window
-    rows, cols = np.nonzero(window.inside)
-    # The cells' columns are the same in every (parameter, time, level) block: format once.
-    places = [",".join(_text(v) for v in cell) for cell in zip(
-        window.x[cols], window.y[rows], window.lon[rows, cols], window.lat[rows, cols],
-        strict=True)]
+    band_rows = max(1, CSV_CHUNK_CELLS // max(1, window.inside.shape[1]))
+    firsts = range(0, window.inside.shape[0], band_rows)
+    # The cells' columns are the same in every (parameter, time, level) block: format them
+    # once for up to CSV_CACHED_CELLS cells, else again for each block (bounded memory).
+    cached = ([_band(window, first, band_rows) for first in firsts]
+              if np.count_nonzero(window.inside) <= CSV_CACHED_CELLS else None)
     levels = [""] if answer.levels is None else [_text(label_value(v)) for v in answer.levels]
-    blocks = [_csv_fields(CSV_COLUMNS).encode() + b"\r\n"]
+    yield _csv_fields(CSV_COLUMNS).encode() + b"\r\n"
     for parameter in answer.parameters:
         values = answer.values[parameter.id]
         member = "" if parameter.member is None else _text(parameter.member)
@@ -70,11 +124,30 @@ def coverage_csv(answer: EdrAnswer) -> bytes:
                                                         enumerate(levels)):
             prefix = _csv_fields((parameter.id, parameter.variable, member, answer.run.label,
                                   format_time(when), level))
-            cells = values[t, z][rows, cols]
-            text = np.where(np.isfinite(cells), cells.astype(str), "").tolist()
-            blocks.append("".join(f"{prefix},{place},{value}\r\n"
-                                  for place, value in zip(places, text, strict=True)).encode())
-    return b"".join(blocks)
+            for k, first in enumerate(firsts):
+                rows, cols, places = cached[k] if cached else _band(window, first, band_rows)
+                if not places:
+                    continue
+                cells = values[t, z][rows, cols]
+                text = np.where(np.isfinite(cells), cells.astype(str), "").tolist()
+                yield "".join(f"{prefix},{place},{value}\r\n"
+                              for place, value in zip(places, text, strict=True)).encode()
+
+
+def _band(window: Window, first: int,
+          band_rows: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Row and column indices of the inside cells of rows ``first`` to ``first +
+    band_rows`` (row by row), and their x, y, lon, lat fields."""
+    rows, cols = np.nonzero(window.inside[first : first + band_rows])
+    rows += first
+    return rows, cols, _places(window, rows, cols)
+
+
+def _places(window: Window, rows: np.ndarray, cols: np.ndarray) -> list[str]:
+    """The x, y, lon, lat fields of these cells."""
+    return [",".join(_text(v) for v in cell) for cell in zip(
+        window.x[cols], window.y[rows], window.lon[rows, cols], window.lat[rows, cols],
+        strict=True)]
 
 
 def _csv_fields(fields: tuple[str, ...]) -> str:

@@ -175,10 +175,13 @@ def _lonlat_window(lon: np.ndarray, lat: np.ndarray, region: Region,
         return None
     _check_size(rows.size * cols.size, max_cells)
     xs, ys = shifted[cols], lat[rows]
-    lon2, lat2 = np.meshgrid(xs, ys)
-    inside = (np.ones(lon2.shape, bool) if region.area is None
-              else region.contains(lon2, lat2))
-    return Window(rows, cols, xs, ys, wrap_longitudes(lon2), lat2, inside)
+    # Centres of a lon/lat grid as read-only views of its axes (a million cells would take
+    # 16 MB as arrays, held while the answer is sent; issue #13).
+    shape = (ys.size, xs.size)
+    lon2, lat2 = np.broadcast_to(xs, shape), np.broadcast_to(ys[:, None], shape)
+    inside = np.ones(shape, bool) if region.area is None else region.contains(lon2, lat2)
+    return Window(rows, cols, xs, ys, np.broadcast_to(wrap_longitudes(xs), shape), lat2,
+                  inside)
 
 
 def _projected_window(x: np.ndarray, y: np.ndarray, wkt: str, region: Region,

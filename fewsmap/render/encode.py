@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, TiffImagePlugin, TiffTags
 from fewsmap.render.png import encode_palette, encode_rgba
 
 PNG_LEVEL = 1
+ERROR_TEXT_RGBA = (200, 0, 0, 255)
 
 
 def png_palette(indices: np.ndarray, lut: np.ndarray) -> bytes:
@@ -52,15 +53,18 @@ def png_image(image: Image.Image) -> bytes:
 
 
 def error_png(message: str, width: int, height: int, blank: bool) -> bytes:
-    """An image answer to a failed GetMap (``EXCEPTIONS=INIMAGE`` / ``BLANK``)."""
-    image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    """An image answer to a failed GetMap (``EXCEPTIONS=INIMAGE`` / ``BLANK``): red text on
+    transparency, as a two-colour palette PNG (a quarter of the bytes of RGBA to draw and
+    encode)."""
+    image = Image.new("P", (width, height), 0)
     if not blank:
         draw = ImageDraw.Draw(image)
         per_line = max(width // 7, 10)  # the default bitmap font is about 6-7 px wide
         lines = [message[i : i + per_line] for i in range(0, len(message), per_line)]
-        draw.multiline_text((4, 4), "\n".join(lines[: max(height // 14, 1)]),
-                            fill=(200, 0, 0, 255))
-    return png_image(image)
+        draw.multiline_text((4, 4), "\n".join(lines[: max(height // 14, 1)]), fill=1)
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    lut[1] = ERROR_TEXT_RGBA
+    return png_palette(np.asarray(image), lut)
 
 
 # GeoTIFF tags that FEWS re-purposes to carry the u/v scale and offset.

@@ -6,9 +6,13 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
 
+import httpx
 import pytest
 from lxml import etree
 
@@ -23,6 +27,7 @@ from fewsmap.ogc.exceptions import json_error
 from fewsmap.ogc.params import Params
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
+from tests.live_server import live_server
 
 # A browser asking whether a page elsewhere may PUT (only GET and HEAD are allowed).
 PREFLIGHT = {"Origin": "https://dashboard.example", "Access-Control-Request-Method": "PUT"}
@@ -144,3 +149,56 @@ def test_every_routing_refusal_has_a_code(status: int) -> None:
     error = HTTPError(status, "refused", None)
     assert isinstance(error.ogc_code, str) and error.ogc_code.isalnum()
     assert json.loads(json_error(error))["error"]["code"] == error.ogc_code
+
+
+# Issue #13 item 12: an error drawn as an image obeys the map's pixel limit, off the loop.
+INIMAGE = {"service": "WMS", "request": "GetMap", "layers": "nope", "crs": "CRS:84",
+           "bbox": "0,0,1,1", "exceptions": "INIMAGE"}
+
+
+@pytest.mark.parametrize("mode", ["INIMAGE", "BLANK"])
+def test_error_images_beyond_the_pixel_limit_are_exception_reports(demo_stores: Path,
+                                                                   mode: str) -> None:
+    app = AppClient(create_app(Settings(stores_dir=demo_stores, max_image_pixels=10_000)))
+    within = app.get("/wms", {**INIMAGE, "exceptions": mode, "width": "100", "height": "100"})
+    assert within.status_code == 200 and within.headers["content-type"] == "image/png"
+    for size in ("101", "4096"):
+        beyond = app.get("/wms", {**INIMAGE, "exceptions": mode, "layers": "naefs-mean.QPF",
+                                  "width": size, "height": size})
+        assert beyond.status_code == 400
+        assert beyond.headers["content-type"].startswith("text/xml")
+        report = etree.fromstring(beyond.content)
+        assert report.tag == "{http://www.opengis.net/ogc}ServiceExceptionReport"
+        assert "exceeds the limit of 10000" in "".join(report.itertext())
+
+
+def test_error_images_are_drawn_off_the_event_loop(demo_stores: Path) -> None:
+    big = {**INIMAGE, "width": "1500", "height": "1500"}  # within max_image_pixels
+    with live_server("--stores", str(demo_stores)) as url, \
+            ThreadPoolExecutor(6) as pool:
+        assert httpx.get(url + "/wms", params=big, timeout=30).status_code == 200
+        deadline = time.monotonic() + 3
+        drawing = [pool.submit(draw_until, url, big, deadline) for _ in range(6)]
+        time.sleep(0.3)
+        health_s = []
+        while time.monotonic() < deadline - 0.3:
+            start = time.monotonic()
+            assert httpx.get(url + "/health", timeout=30).status_code == 200
+            health_s.append(time.monotonic() - start)
+            time.sleep(0.05)
+        assert sum(future.result() for future in drawing) >= 6
+    # Drawn on the event loop, /health waited 0.7 s (median) and up to 1.5 s here.
+    assert statistics.median(health_s) < 0.25, health_s
+    assert max(health_s) < 0.75, health_s
+
+
+def draw_until(url: str, params: dict[str, str], deadline: float) -> int:
+    """Ask for error images one after the other until ``deadline``; how many came."""
+    drawn = 0
+    with httpx.Client(timeout=30) as client:
+        while time.monotonic() < deadline:
+            response = client.get(url + "/wms", params=params)
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "image/png"
+            drawn += 1
+    return drawn

@@ -1,0 +1,49 @@
+"""The worker's log: repeated lines are folded into a count (issue #13 item 13)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from pathlib import Path
+
+from fewsmap.app.serve import RepeatFolder
+from tests.live_server import live_server, server_log
+
+BAD_REQUESTS = 60
+BURST = 5
+
+
+def record(message: str, *args: object, name: str = "fewsmap.test") -> logging.LogRecord:
+    return logging.LogRecord(name, logging.WARNING, __file__, 1, message, args, None)
+
+
+def test_repeats_are_counted_and_the_count_is_logged_with_the_next() -> None:
+    folder = RepeatFolder(burst=BURST, window_s=0.3)
+    logged = [folder.filter(record("refused a connection: %d are open", n)) for n in range(50)]
+    assert logged == [True] * BURST + [False] * (50 - BURST)
+    assert folder.filter(record("another message"))  # counted apart
+    time.sleep(0.35)
+    later = record("refused a connection: %d are open", 51)
+    assert folder.filter(later)
+    assert later.getMessage() == ("refused a connection: 51 are open [45 more of this "
+                                  "message before this one were not logged]")
+
+
+def test_the_folder_forgets_the_oldest_messages_beyond_its_size() -> None:
+    folder = RepeatFolder(burst=1, window_s=60, max_messages=10)
+    for n in range(100):
+        assert folder.filter(record(f"message {n}"))  # distinct texts, each logged
+    assert not folder.filter(record("message 99"))
+    assert folder.filter(record("message 0"))  # forgotten: logged again
+
+
+def test_a_flood_of_identical_errors_leaves_a_few_lines(demo_stores: Path) -> None:
+    with live_server("--stores", str(demo_stores)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        for _ in range(BAD_REQUESTS):  # uvicorn warns "Invalid HTTP request received."
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                assert sock.recv(4096).startswith(b"HTTP/1.1 400")
+        log = server_log(url)
+    assert 1 <= log.count("Invalid HTTP request received.") <= BURST
