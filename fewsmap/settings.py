@@ -73,8 +73,19 @@ class Settings:
     # render_queue_timeout_s for a slot, then gets 503 with Retry-After.
     max_concurrent_renders: int = 4
     render_queue_timeout_s: float = 10.0
-    # A render taking longer is answered 503 (its thread keeps its slot); 0: no limit.
+    # A render taking longer is answered 503 and asked to stop (an animation stops between
+    # frames; its thread keeps its slot until it ends); 0: no limit.
     render_timeout_s: float = 60.0
+    # Heavy renders (fewsmap/app/limits.py): a render costing more than heavy_render_cost
+    # (pixels × frames, contours as 2 extra pixels, a value read as 300) runs in a lane of
+    # its own, so tiles never wait behind animations: at most max_concurrent_heavy_renders
+    # at once whose costs add up to at most heavy_render_budget (one maximal animation; a
+    # costlier render runs alone), waiting at most heavy_render_queue_timeout_s. For 2 cores
+    # and 2 workers: one maximal animation per core at most.
+    heavy_render_cost: int = 2_304_000
+    heavy_render_budget: int = 25_000_000
+    max_concurrent_heavy_renders: int = 2
+    heavy_render_queue_timeout_s: float = 30.0
     # Origins whose pages may read answers (CORS; GET and HEAD only); empty: none.
     cors_origins: tuple[str, ...] = ("*",)
     # Ingest limits, checked on file headers before data is read (fewsmap/ingest/limits.py):
@@ -106,6 +117,10 @@ _CONVERTERS: dict[str, Any] = {
     "max_concurrent_renders": lambda v: _positive(int(v)),
     "render_queue_timeout_s": lambda v: _positive(float(v), allow_zero=True),
     "render_timeout_s": lambda v: _positive(float(v), allow_zero=True),
+    "heavy_render_cost": lambda v: _positive(int(v)),
+    "heavy_render_budget": lambda v: _positive(int(v)),
+    "max_concurrent_heavy_renders": lambda v: _positive(int(v)),
+    "heavy_render_queue_timeout_s": lambda v: _positive(float(v), allow_zero=True),
     "cors_origins": lambda v: tuple(o.strip() for o in (
         v if isinstance(v, list | tuple) else str(v).split(",")) if o.strip()),
 }

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fewsmap.app.limits import render_limiter
+from fewsmap.app.limits import POINT_COST, render
 from fewsmap.catalog import Catalog
 from fewsmap.errors import FewsmapError, InternalError
 from fewsmap.ogc.exceptions import json_error
@@ -26,7 +26,7 @@ def api_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
         try:
             catalog = await catalog_now()
             params = Params(request.query_params.multi_items())
-            body, media_type = await render_limiter(request).run(time_series, catalog, params)
+            body, media_type = await render(request, POINT_COST, time_series, catalog, params)
         except Exception as exc:  # every failure is a JSON error, never a traceback
             return api_error(exc)
         # "latest" changes whenever a run is published: short-lived, as GetMap's.

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fewsmap.app.limits import render_limiter
+from fewsmap.app.limits import POINT_COST, render, values_cost
 from fewsmap.app.links import public_base
 from fewsmap.catalog import Catalog
 from fewsmap.edr import metadata
@@ -94,8 +94,11 @@ def edr_routes(catalog_now: Callable[[], Awaitable[Catalog]], max_values: int) -
         # An unknown collection or instance is 404 whatever the parameters say.
         find_run(catalog, find_layer(catalog, request.path_params["layer"]), run_id)
         query = parse_query(kind, Params(request.query_params.multi_items()))
-        body, media_type = await render_limiter(request).run(
-            answer_body, catalog, request.path_params["layer"], run_id, query, max_values)
+        # A position reads one cell; other queries count their values while resolving (in
+        # the render thread), so they declare their bound and run as heavy renders.
+        cost = POINT_COST if query.point is not None else values_cost(max_values)
+        body, media_type = await render(request, cost, answer_body, catalog,
+                                        request.path_params["layer"], run_id, query, max_values)
         # A named run does not change (replacing one is rare and deliberate); the latest
         # run changes whenever a run is published.
         return Response(body, media_type=media_type, headers={

@@ -47,9 +47,9 @@ def test_a_queued_render_runs_when_a_slot_frees_in_arrival_order() -> None:
             order.append(name)
             return name
 
-        first = asyncio.create_task(limiter.run(blocking, started, release, "first"))
+        first = asyncio.create_task(limiter.run(1, blocking, started, release, "first"))
         await asyncio.to_thread(started.wait)
-        queued = [asyncio.create_task(limiter.run(record, name)) for name in ("b", "c")]
+        queued = [asyncio.create_task(limiter.run(1, record, name)) for name in ("b", "c")]
         await asyncio.sleep(0.05)
         assert (limiter.running, limiter.queued, order) == (1, 2, [])
         release.set()
@@ -64,11 +64,11 @@ def test_no_free_slot_within_the_queue_time_is_503_with_retry_after() -> None:
     started, release = threading.Event(), threading.Event()
 
     async def scenario() -> ServiceUnavailable:
-        first = asyncio.create_task(limiter.run(blocking, started, release, "first"))
+        first = asyncio.create_task(limiter.run(1, blocking, started, release, "first"))
         await asyncio.to_thread(started.wait)
         began = time.monotonic()
         with pytest.raises(ServiceUnavailable) as refused:
-            await limiter.run(str, 1)
+            await limiter.run(1, str, 1)
         assert 0.1 <= time.monotonic() - began < 2  # it waited its queue time, no longer
         release.set()
         assert await first == "first"
@@ -85,16 +85,16 @@ def test_a_timed_out_render_keeps_its_slot_until_its_thread_ends() -> None:
 
     async def scenario() -> None:
         with pytest.raises(ServiceUnavailable, match=r"took longer than 0\.1 s"):
-            await limiter.run(blocking, started, release, "slow")
+            await limiter.run(1, blocking, started, release, "slow")
         assert limiter.running == 1  # the thread cannot be killed: it still renders
         with pytest.raises(ServiceUnavailable, match="busy"):
-            await limiter.run(str, 1)
+            await limiter.run(1, str, 1)
         release.set()
         for _ in range(200):
             if limiter.running == 0:
                 break
             await asyncio.sleep(0.01)
-        assert await limiter.run(str, 2) == "2"
+        assert await limiter.run(1, str, 2) == "2"
 
     asyncio.run(scenario())
 
@@ -104,10 +104,10 @@ def test_a_waiter_that_gives_up_passes_its_turn_on() -> None:
     started, release = threading.Event(), threading.Event()
 
     async def scenario() -> str:
-        first = asyncio.create_task(limiter.run(blocking, started, release, "first"))
+        first = asyncio.create_task(limiter.run(1, blocking, started, release, "first"))
         await asyncio.to_thread(started.wait)
-        gone = asyncio.create_task(limiter.run(str, "gone"))  # its client disconnects
-        waiting = asyncio.create_task(limiter.run(str, "next"))
+        gone = asyncio.create_task(limiter.run(1, str, "gone"))  # its client disconnects
+        waiting = asyncio.create_task(limiter.run(1, str, "next"))
         await asyncio.sleep(0.05)
         gone.cancel()
         await asyncio.sleep(0.05)
@@ -125,8 +125,8 @@ def test_a_failing_render_frees_its_slot() -> None:
 
     async def scenario() -> None:
         with pytest.raises(ZeroDivisionError):
-            await limiter.run(divmod, 1, 0)
-        assert await limiter.run(divmod, 7, 2) == (3, 1)
+            await limiter.run(1, divmod, 1, 0)
+        assert await limiter.run(1, divmod, 7, 2) == (3, 1)
 
     asyncio.run(scenario())
     assert limiter.running == 0
@@ -299,7 +299,7 @@ def test_legends_wait_for_a_render_slot(demo_stores: Path) -> None:
     limiter = app.state.render_limiter = RenderLimiter(1, queue_timeout_s=0.05, timeout_s=10)
     started, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=asyncio.run, args=(
-        limiter.run(blocking, started, release, "a map being drawn"),))
+        limiter.run(1, blocking, started, release, "a map being drawn"),))
     holder.start()
     try:
         assert started.wait(10)
