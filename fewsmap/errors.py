@@ -148,4 +148,5 @@ class RenderCancelled(FewsmapError):
     request", kept here so logs and counters tell it apart from refusals.
     """
 
+    ogc_code = "RenderCancelled"
     http_status = 499
