@@ -36,9 +36,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(stores: Path, *args: str) -> tuple[subprocess.Popen[bytes], str, float]:
+def start_server(stores: Path, *args: str, confirmations: int = 1
+                 ) -> tuple[subprocess.Popen[bytes], str, float]:
     """Start ``fewsmap serve`` on ``stores``; return it, its URL and the seconds until
-    ``/health`` answered 200 (ready: warmed up)."""
+    ``/health`` answered 200 (ready: warmed up) on ``confirmations`` new connections in a
+    row (each worker warms up on its own; the kernel spreads connections over them)."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "fewsmap.cli", "serve", "--stores", str(stores), "--port",
@@ -46,13 +48,16 @@ def start_server(stores: Path, *args: str) -> tuple[subprocess.Popen[bytes], str
         start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
-    while True:
+    in_a_row = 0
+    while in_a_row < confirmations:
         try:
-            if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-                return server, base, time.perf_counter() - started
+            ready = httpx.get(f"{base}/health", timeout=5).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.05)
+            ready = False
+        in_a_row = in_a_row + 1 if ready else 0
+        if not ready:
+            time.sleep(0.05)
+    return server, base, time.perf_counter() - started
 
 
 def first_maps(stores: Path, layer: str) -> dict[str, float]:

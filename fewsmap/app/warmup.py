@@ -8,10 +8,14 @@ projected grid drawn in Web Mercator). Compiling them in a background thread whi
 ``/health`` saying all was well. Imports, store opening, PNG encoding and legends add ~20-60
 ms to the first map, nothing after.
 
-So the worker warms up in a thread right after start: the kernels, then for every store one
-real zoomed-out tile, one zoomed-in tile and a legend, through the same code requests use.
-Until that is done ``/health`` answers 503 with ``"ready": false`` and Retry-After; then 200
-with ``"ready": true`` (load balancers and ``tests/live_server.py`` wait for the 200).
+So the worker warms up in a thread right after start: fewsmap's kernels, then for every store
+one real whole-world tile (datashader's rectilinear quadmesh for a lon/lat grid, the
+curvilinear one for a projected grid), one zoomed-in tile with and without contours and a
+legend, through the same code requests use. Only what the stores need in Web Mercator is
+compiled: a lon/lat-only service does not pay the curvilinear compile at start (a GetMap in
+another CRS, e.g. EPSG:3035, compiles it on first use). Until that is done ``/health``
+answers 503 with ``"ready": false`` and Retry-After; then 200 with ``"ready": true`` (load
+balancers and ``tests/live_server.py`` wait for the 200).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from fewsmap.ogc.getmap import resolve_maps
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.ogc.tiles import TileAddress, tile_request, tilejson
-from fewsmap.render import kernels, regrid
+from fewsmap.render import kernels
 from fewsmap.render.pipeline import render_maps
 
 log = logging.getLogger(__name__)
@@ -74,7 +78,6 @@ class Readiness:
 def warm_up(catalog: Catalog, max_pixels: int) -> None:
     """Compile the kernels and draw, for each store, what its first requests will draw."""
     kernels.warm_up()
-    regrid.warm_up()
     for layer in first_layer_of_each_store(catalog):
         try:
             draw_layer(catalog, layer, max_pixels)
