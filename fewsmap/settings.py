@@ -77,12 +77,13 @@ class Settings:
     # frames; its thread keeps its slot until it ends); 0: no limit.
     render_timeout_s: float = 60.0
     # Heavy renders (fewsmap/app/limits.py): a render costing more than heavy_render_cost
-    # (pixels × frames, contours as 2 extra pixels, a value read as 300) runs in a lane of
-    # its own, so tiles never wait behind animations: at most max_concurrent_heavy_renders
-    # at once whose costs add up to at most heavy_render_budget (one maximal animation; a
-    # costlier render runs alone), waiting at most heavy_render_queue_timeout_s. For 2 cores
-    # and 2 workers: one maximal animation per core at most.
-    heavy_render_cost: int = 2_304_000
+    # (pixels × frames, contours as 20 extra pixels, a value read as 300; every tile, even a
+    # 512² one with contours, stays below) runs in a lane of its own, so tiles never wait
+    # behind animations: at most max_concurrent_heavy_renders at once whose costs add up to
+    # at most heavy_render_budget (one maximal animation; a costlier render runs alone),
+    # waiting at most heavy_render_queue_timeout_s. For 2 cores and 2 workers: one maximal
+    # animation per core at most.
+    heavy_render_cost: int = 8_000_000
     heavy_render_budget: int = 25_000_000
     max_concurrent_heavy_renders: int = 2
     heavy_render_queue_timeout_s: float = 30.0

@@ -5,8 +5,9 @@ as extra pixels; `values_cost`: values read and encoded), and the limiter admits
 (issue #13 item 11: eight animations of 6-11 s CPU each took every slot, and tiles answered
 503 for ~50 s):
 
-* light renders (tiles, GetMaps up to ``heavy_render_cost``, legends, GetFeatureInfo, time
-  series) run in their own ``max_concurrent_renders`` threads and never wait behind heavy ones;
+* light renders (every tile, with contours too; GetMaps up to ``heavy_render_cost``, e.g. a
+  plain 1920×1200 map; legends, GetFeatureInfo, time series) run in their own
+  ``max_concurrent_renders`` threads and never wait behind heavy ones;
 * heavy renders (animations, maps with contours over many pixels, large EDR answers and
   exports) run in ``max_concurrent_heavy_renders`` threads of their own, at a lower CPU
   priority, as long as the costs running stay within ``heavy_render_budget`` per worker (one
@@ -49,9 +50,10 @@ from fewsmap.settings import Settings
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Contour lines over a field cost about twice drawing it (1920×1200 NAEFS map: 2.2 ms → 9 ms
-# with contours); counted as extra pixels.
-CONTOUR_EXTRA = 2
+# Contour lines cost about 20 times drawing the field (a 1920×1200 NAEFS temperature map,
+# warm, median of 5 times on the loaded 2-core machine: 21-27 ms, with contours 490-650 ms);
+# counted as extra pixels.
+CONTOUR_EXTRA = 20
 # One value read and encoded (EDR CoverageJSON/CSV, exports) costs about as much as drawing
 # 300 pixels: a million EDR values take 2-4 s (docs/design/edr.md), a 1920×1200 map ~24 ms.
 VALUE_PIXELS = 300
@@ -200,7 +202,7 @@ class RenderLimiter:
     """
 
     def __init__(self, max_concurrent: int, queue_timeout_s: float, timeout_s: float, *,
-                 heavy_from: int = 2_304_000, heavy_slots: int = 2,
+                 heavy_from: int = 8_000_000, heavy_slots: int = 2,
                  heavy_budget: int = 25_000_000,
                  heavy_queue_timeout_s: float | None = None) -> None:
         self.light = Lane("light", max_concurrent, max_concurrent * max(1, heavy_from),

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from fewsmap.app.limits import RenderLimiter
+from fewsmap.app.limits import RenderLimiter, map_cost
 from fewsmap.app.server import create_app
 from fewsmap.cancel import checkpoint
 from fewsmap.errors import ConfigError, ServiceUnavailable
@@ -250,7 +250,10 @@ def test_limits_are_settings() -> None:
     assert (settings.max_concurrent_renders, settings.render_timeout_s) == (3, 0.0)
     assert settings.max_time_values == 7 and settings.max_point_values == 20_000
     assert (settings.heavy_render_budget, settings.max_concurrent_heavy_renders) == (10**6, 1)
-    assert settings.heavy_render_cost == Settings().max_image_pixels  # a full map is light
+    # Every tile is light, even a 512² one with contours, and so is a plain full-size map.
+    assert map_cost(512, 512, contours=True) <= settings.heavy_render_cost
+    assert map_cost(1920, 1200) <= settings.heavy_render_cost
+    assert map_cost(1920, 1200, contours=True) > settings.heavy_render_cost
     assert settings.cors_origins == ("https://a.example", "https://b.x")
     for name, value in [("MAX_CONCURRENT_RENDERS", "0"), ("MAX_POINT_VALUES", "-5"),
                         ("RENDER_QUEUE_TIMEOUT_S", "nan"), ("MAX_TIME_VALUES", "many"),
