@@ -301,13 +301,23 @@ def test_renders_beyond_the_slots_get_503_with_retry_after(one_slot: str) -> Non
     assert again.status_code == 200 and again.headers["content-type"] == "image/png"
 
 
-def test_a_render_past_its_time_limit_is_503(demo_stores: Path) -> None:
+def test_a_render_past_its_time_limit_is_503_and_stops(demo_stores: Path) -> None:
     env = {"FEWSMAP_RENDER_TIMEOUT_S": "0.001"}
     with live_server("--stores", str(demo_stores), env=env) as url:
         response = httpx.get(f"{url}/wms", params=BIG_MAP, timeout=60)
         assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        animation = httpx.get(f"{url}/wms", params=MAXIMAL_ANIMATION, timeout=60)
+        answered = time.monotonic()
+        renders = httpx.get(f"{url}/health", timeout=10).json()["renders"]
+        while renders["heavy"]["running"] and time.monotonic() - answered < 20:
+            time.sleep(0.05)
+            renders = httpx.get(f"{url}/health", timeout=10).json()["renders"]
+        stopped_s = time.monotonic() - answered
     assert response.status_code == 503 and int(response.headers["retry-after"]) >= 1
     assert b"took longer than 0.001 s" in response.content
+    # The animation (seconds of drawing) stops at its next frame, not at its end.
+    assert animation.status_code == 503 and b"took longer than 0.001 s" in animation.content
+    assert renders["timed_out"] == 2 and stopped_s < 2, (renders, stopped_s)
 
 
 # --- limits on what one request may ask for ------------------------------------------------
