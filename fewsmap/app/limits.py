@@ -329,7 +329,15 @@ async def _disconnect(receive: Receive) -> None:
     """Return when the client disconnects (ASGI ``http.disconnect``).
 
     A GET has no body to read: its one ``http.request`` message passes, and the next
-    ``receive`` waits until the connection closes.
+    ``receive`` waits until the connection closes (uvicorn, httpx's ASGI transport). A server
+    that answers ``receive`` again at once after the body would make this loop spin: such a
+    server is not watched any further.
     """
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    body_read = False
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        if body_read:
+            await asyncio.Event().wait()  # never set: the render is not cancelled
+        body_read = not message.get("more_body", False)

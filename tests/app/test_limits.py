@@ -512,3 +512,31 @@ def test_tiles_keep_flowing_beside_maximal_animations_that_stop_when_given_up(
     # seconds), and says so in /health.
     assert renders["heavy"] == {"running": 0, "queued": 0, "cost": 0}, renders
     assert renders["cancelled"] == 1 and stopped_s < 2, (renders, stopped_s)
+
+
+def test_a_server_that_never_reports_a_disconnect_still_gets_its_render(
+        demo_stores: Path) -> None:
+    """ASGI 2.4 servers may answer ``receive`` at once after the body, again and again:
+    watching for a disconnect must not spin the event loop (nor cancel the render)."""
+    app = create_app(Settings(stores_dir=demo_stores))
+    path = "/tiles/naefs-mean.QPF/2/1/1.png"
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+             "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
+             "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"fewsmap.test")], "server": ("fewsmap.test", 80),
+             "client": ("127.0.0.1", 1234)}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    # In a thread of its own: a spinning event loop would never reach a timeout of its own.
+    serving = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),),
+                               daemon=True)
+    serving.start()
+    serving.join(30)
+    assert not serving.is_alive(), "the request never ended"
+    assert sent[0]["status"] == 200 and sent[1]["body"].startswith(b"\x89PNG")
