@@ -36,23 +36,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def first_maps(stores: Path, layer: str) -> dict[str, float]:
-    """Seconds for the first tile, the first big map and a second tile after start-up."""
+def start_server(stores: Path, *args: str, confirmations: int = 1
+                 ) -> tuple[subprocess.Popen[bytes], str, float]:
+    """Start ``fewsmap serve`` on ``stores``; return it, its URL and the seconds until
+    ``/health`` answered 200 (ready: warmed up) on ``confirmations`` new connections in a
+    row (each worker warms up on its own; the kernel spreads connections over them)."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "fewsmap.cli", "serve", "--stores", str(stores), "--port",
-         str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         str(port), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    in_a_row = 0
+    while in_a_row < confirmations:
+        try:
+            ready = httpx.get(f"{base}/health", timeout=5).status_code == 200
+        except httpx.TransportError:
+            ready = False
+        in_a_row = in_a_row + 1 if ready else 0
+        if not ready:
+            time.sleep(0.05)
+    return server, base, time.perf_counter() - started
+
+
+def first_maps(stores: Path, layer: str) -> dict[str, float]:
+    """Seconds for the first tile, the first big map and a second tile after start-up."""
+    server, base, up = start_server(stores)
     try:
-        started = time.perf_counter()
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        up = time.perf_counter() - started
         times = {"start-up until /health answers": up}
         query = f"{base}/wms?request=GetMap&layers={layer}&crs=EPSG:3857&format=image/png"
         for name, extra in (("first 256x256 GetMap", TILE), ("first 1920x1200 GetMap", MAP),

@@ -147,3 +147,14 @@ class Unauthorized(FewsmapError):
         """RFC 6750 §3: the scheme, and why a presented token was not enough."""
         error = f', error="{self.error}"' if self.error else ""
         return {"WWW-Authenticate": f'Bearer realm="fewsmap"{error}'}
+
+
+class RenderCancelled(FewsmapError):
+    """A render was stopped before it ended: its client went away or its time ran out.
+
+    Nobody reads the answer to a client that has gone; 499 is nginx's "client closed
+    request", kept here so logs and counters tell it apart from refusals.
+    """
+
+    ogc_code = "RenderCancelled"
+    http_status = 499

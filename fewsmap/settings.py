@@ -74,7 +74,8 @@ class Settings:
     # render_queue_timeout_s for a slot, then gets 503 with Retry-After.
     max_concurrent_renders: int = 4
     render_queue_timeout_s: float = 10.0
-    # A render taking longer is answered 503 (its thread keeps its slot); 0: no limit.
+    # A render taking longer is answered 503 and asked to stop (an animation stops between
+    # frames; its thread keeps its slot until it ends); 0: no limit.
     render_timeout_s: float = 60.0
     # Large answers (EDR, exports, time series, animations) are sent in chunks as the client
     # reads; a worker holds at most this many bytes of them at once, beyond which an answer
@@ -91,6 +92,17 @@ class Settings:
     # closed, or the new one if none is idle. 0: from the open-file limit (RLIMIT_NOFILE)
     # less a reserve for store files, so the worker never runs out of file descriptors.
     max_connections: int = 0
+    # Heavy renders (fewsmap/app/limits.py): a render costing more than heavy_render_cost
+    # (pixels × frames, contours as 20 extra pixels, a value read as 300; every tile, even a
+    # 512² one with contours, stays below) runs in a lane of its own, so tiles never wait
+    # behind animations: at most max_concurrent_heavy_renders at once whose costs add up to
+    # at most heavy_render_budget (one maximal animation; a costlier render runs alone),
+    # waiting at most heavy_render_queue_timeout_s. For 2 cores and 2 workers: one maximal
+    # animation per core at most.
+    heavy_render_cost: int = 8_000_000
+    heavy_render_budget: int = 25_000_000
+    max_concurrent_heavy_renders: int = 2
+    heavy_render_queue_timeout_s: float = 30.0
     # Origins whose pages may read answers (CORS; GET and HEAD only); empty: none.
     cors_origins: tuple[str, ...] = ("*",)
     # Ingest limits, checked on file headers before data is read (fewsmap/ingest/limits.py):
@@ -127,6 +139,10 @@ _CONVERTERS: dict[str, Any] = {
     "header_timeout_s": lambda v: _positive(float(v)),
     "keep_alive_timeout_s": lambda v: _positive(float(v)),
     "max_connections": lambda v: _positive(int(v), allow_zero=True),
+    "heavy_render_cost": lambda v: _positive(int(v)),
+    "heavy_render_budget": lambda v: _positive(int(v)),
+    "max_concurrent_heavy_renders": lambda v: _positive(int(v)),
+    "heavy_render_queue_timeout_s": lambda v: _positive(float(v), allow_zero=True),
     "cors_origins": lambda v: tuple(o.strip() for o in (
         v if isinstance(v, list | tuple) else str(v).split(",")) if o.strip()),
 }

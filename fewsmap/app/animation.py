@@ -7,8 +7,8 @@ import hashlib
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fewsmap.app.limits import render_limiter
-from fewsmap.app.maps import cache_control
+from fewsmap.app.limits import render
+from fewsmap.app.maps import cache_control, maps_cost
 from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.ogc.animation import frame_times, parse_animation, resolve_animation
@@ -22,13 +22,16 @@ async def animation_response(catalog: Catalog, settings: Settings, params: Param
                              request: Request) -> Response:
     """Answer an animated GetMap, cacheable by ETag; run and frame times in the headers.
 
-    The limits are checked while resolving, on the event loop, before a frame is drawn.
+    The limits are checked while resolving, on the event loop, before a frame is drawn; the
+    animation costs its frames × pixels (a heavy render, stopped between frames when its
+    client goes away or its time runs out).
     """
     asked = parse_animation(params, settings.max_image_pixels)
     animation = resolve_animation(catalog, asked)
-    body = await render_limiter(request).run(
-        render_animation, [[frame] for frame in animation.frames], asked.map.format,
-        asked.frame_ms, asked.timestamp)
+    cost = maps_cost([animation.frames[0]]) * len(animation.frames)
+    body = await render(request, cost, render_animation,
+                        [[frame] for frame in animation.frames], asked.map.format,
+                        asked.frame_ms, asked.timestamp)
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {
         "ETag": etag,

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fewsmap.app.limits import render_limiter
+from fewsmap.app.limits import POINT_COST, render
 from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.errors import FewsmapError, InternalError
@@ -27,7 +27,7 @@ def api_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
         try:
             catalog = await catalog_now()
             params = Params(request.query_params.multi_items())
-            body, media_type = await render_limiter(request).run(time_series, catalog, params)
+            body, media_type = await render(request, POINT_COST, time_series, catalog, params)
             # "latest" changes whenever a run is published: short-lived, as GetMap's.
             return body_response(request, body, media_type,
                                  {"Cache-Control": "public, max-age=60"})

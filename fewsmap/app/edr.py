@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fewsmap.app.limits import render_limiter
+from fewsmap.app.limits import POINT_COST, render, values_cost
 from fewsmap.app.links import public_base
 from fewsmap.app.streaming import SLICE_BYTES, StreamedResponse, send_budget
 from fewsmap.catalog import Catalog
@@ -97,8 +97,11 @@ def edr_routes(catalog_now: Callable[[], Awaitable[Catalog]], max_values: int) -
         # An unknown collection or instance is 404 whatever the parameters say.
         find_run(catalog, find_layer(catalog, request.path_params["layer"]), run_id)
         query = parse_query(kind, Params(request.query_params.multi_items()))
-        answer = await render_limiter(request).run(
-            answer_query, catalog, request.path_params["layer"], run_id, query, max_values)
+        # A position reads one cell; other queries count their values while resolving (in
+        # the render thread), so they declare their bound and run as heavy renders.
+        cost = POINT_COST if query.point is not None else values_cost(max_values)
+        answer = await render(request, cost, answer_query, catalog,
+                              request.path_params["layer"], run_id, query, max_values)
         held = send_budget(request).hold(held_bytes(answer))
         chunks, media_type = answer_chunks(answer, query)
         # A named run does not change (replacing one is rare and deliberate); the latest

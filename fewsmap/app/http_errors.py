@@ -20,8 +20,8 @@ from starlette.types import Receive, Scope, Send
 
 from fewsmap.app.api import api_error
 from fewsmap.app.edr import edr_error
-from fewsmap.app.limits import render_limiter
-from fewsmap.errors import FewsmapError, ServiceUnavailable
+from fewsmap.app.limits import render
+from fewsmap.errors import FewsmapError, RenderCancelled, ServiceUnavailable
 from fewsmap.ogc.exceptions import exception_report
 from fewsmap.ogc.getmap import wms_version
 from fewsmap.ogc.params import Params
@@ -131,13 +131,14 @@ class ErrorImage(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            png = await render_limiter(Request(scope)).run(
-                error_png, str(self.error), *self.size_px, blank=self.blank)
+            width, height = self.size_px
+            png = await render(Request(scope, receive), width * height, error_png,
+                               str(self.error), width, height, blank=self.blank)
             response = Response(png, media_type="image/png")  # OGC: image errors are 200
-        except ServiceUnavailable as busy:  # no slot to draw in: say so in XML
-            body, media_type = exception_report(busy, self.version)
-            response = Response(body, status_code=busy.http_status, media_type=media_type,
-                                headers=busy.headers)
+        except (ServiceUnavailable, RenderCancelled) as refused:  # no slot, or client gone
+            body, media_type = exception_report(refused, self.version)
+            response = Response(body, status_code=refused.http_status, media_type=media_type,
+                                headers=refused.headers)
         await response(scope, receive, send)
 
 

@@ -4,13 +4,15 @@ the render limits; images cacheable and saying what they show."""
 from __future__ import annotations
 
 import hashlib
+import math
 import unicodedata
+from collections.abc import Sequence
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fewsmap.app.limits import render_limiter
+from fewsmap.app.limits import POINT_COST, map_cost, render, values_cost
 from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.export import FILE_SUFFIXES
@@ -18,7 +20,7 @@ from fewsmap.export.fields import export_filename, export_map
 from fewsmap.ogc.featureinfo import get_feature_info, nearest_warning
 from fewsmap.ogc.getmap import TIFF, GetMapRequest, resolve_maps
 from fewsmap.ogc.params import Params
-from fewsmap.render.pipeline import render_maps, render_uv_tiff
+from fewsmap.render.pipeline import MapSpec, render_maps, render_uv_tiff
 from fewsmap.store.run import format_time
 
 
@@ -26,13 +28,13 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
     """Render a parsed map request (GetMap, a tile) with its caching and identity headers."""
     specs = resolve_maps(catalog, parsed)
     spec = specs[0]
-    limiter = render_limiter(request)  # at most N renders at once; 503 beyond the queue
     if parsed.format == TIFF:
-        image = await limiter.run(render_uv_tiff, spec)
+        image = await render(request, maps_cost([spec]), render_uv_tiff, spec)
     elif parsed.format in FILE_SUFFIXES:  # raw values of the native grid, not a picture
-        image = await limiter.run(export_map, specs, parsed.format, parsed.layer)
+        image = await render(request, export_cost(specs), export_map, specs, parsed.format,
+                             parsed.layer)
     else:
-        image = await limiter.run(render_maps, specs, parsed.format)
+        image = await render(request, maps_cost(specs), render_maps, specs, parsed.format)
     etag = '"' + hashlib.sha256(image).hexdigest()[:32] + '"'
     headers = {
         "ETag": etag,
@@ -55,9 +57,25 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
 async def feature_info_response(catalog: Catalog, params: Params, request: Request,
                                 max_pixels: int) -> Response:
     """Answer a GetFeatureInfo (WMS, or WMTS's for a tile pixel) in a render slot."""
-    body, media_type, headers = await render_limiter(request).run(
-        get_feature_info, catalog, params, max_pixels)
+    body, media_type, headers = await render(request, POINT_COST, get_feature_info, catalog,
+                                             params, max_pixels)
     return Response(body, media_type=media_type, headers=dict(headers))
+
+
+def maps_cost(specs: Sequence[MapSpec]) -> int:
+    """The render cost of drawing ``specs`` (the layers of one image, or one frame):
+    pixels × layers × components × times aggregated, contours counted extra."""
+    spec = specs[0]
+    layers = sum(len(s.variables) * max(1, len(s.aggregate)) for s in specs)
+    return map_cost(spec.canvas.width, spec.canvas.height, layers=layers,
+                    contours=any(s.show_contours for s in specs))
+
+
+def export_cost(specs: Sequence[MapSpec]) -> int:
+    """The render cost of exporting ``specs`` as raw values: at most their grids' cells."""
+    return values_cost(sum(
+        math.prod(s.store.array(variable).shape[-2:]) * max(1, len(s.aggregate))
+        for s in specs for variable in s.variables))
 
 
 def cache_control(catalog: Catalog, parsed: GetMapRequest) -> str:

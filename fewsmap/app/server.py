@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,12 +22,13 @@ from fewsmap.app.api import api_routes
 from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.edr import edr_routes
 from fewsmap.app.http_errors import ErrorImage, ReportingCORSMiddleware, http_error
-from fewsmap.app.limits import RenderLimiter, render_limiter
+from fewsmap.app.limits import POINT_COST, RenderLimiter, render, render_limiter
 from fewsmap.app.links import public_url
 from fewsmap.app.maps import feature_info_response, map_response
 from fewsmap.app.security import Security, TokenMiddleware
 from fewsmap.app.streaming import SendBudget
 from fewsmap.app.tiles import tile_routes, wmts_routes
+from fewsmap.app.warmup import Readiness
 from fewsmap.app.zarr_http import zarr_routes
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.dimensions import current_minute
@@ -45,8 +45,6 @@ from fewsmap.ogc.exceptions import exception_report, json_error
 from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
-from fewsmap.render import kernels
-from fewsmap.render.regrid import warm_up
 from fewsmap.settings import Settings, read_config
 from fewsmap.timespec import parse_instant
 from fewsmap.viewer import viewer_routes
@@ -61,6 +59,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     security = Security.from_config(read_config(settings.config_file)
                                     if settings.config_file else {})
     documents = DocumentCache()  # capabilities, until a run lands or the minute turns
+    readiness = Readiness()  # warming up after start (lifespan): /health says so
 
     async def refreshed() -> Catalog:
         if catalog.refresh_due:  # the stat calls go to a thread; most requests skip them
@@ -76,8 +75,13 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
             "latest_run": store.latest_run.label if store.latest_run else None,
             "variables": store.variables,
         } for store in current.stores.values()]
-        return JSONResponse({"status": "ok", "version": __version__,
-                             "layers": len(current.layers), "stores": stores})
+        ready = readiness.ready  # 503 until warm: load balancers send no traffic yet
+        return JSONResponse({"status": "ok" if ready else "warming up", "ready": ready,
+                             "version": __version__, "layers": len(current.layers),
+                             "stores": stores,
+                             "renders": render_limiter(request).stats()},
+                            status_code=200 if ready else 503,
+                            headers={} if ready else {"Retry-After": "1"})
 
     async def wms(request: Request) -> Response:
         current = await refreshed()
@@ -95,8 +99,9 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                 return await feature_info_response(current, params, request,
                                                    settings.max_image_pixels)
             if operation == "getlegendgraphic":
-                legend, media_type = await render_limiter(request).run(
-                    get_legend_graphic, current, params, settings.max_image_pixels)
+                legend, media_type = await render(
+                    request, POINT_COST, get_legend_graphic, current, params,
+                    settings.max_image_pixels)
                 if isinstance(legend, dict):
                     return JSONResponse(legend)
                 return Response(legend, media_type=media_type)
@@ -127,12 +132,9 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Every map needs fewsmap's own kernels: ready before the first request (loaded
-        # from numba's cache after the first start). datashader's, needed only when
-        # zoomed out, compile in the background: the service answers at once, and such a
-        # map requested meanwhile waits for numba's compile lock instead of compiling again.
-        await run_in_threadpool(kernels.warm_up)
-        threading.Thread(target=warm_up, name="fewsmap-warm-up", daemon=True).start()
+        # Kernels and a real map of each store are drawn before /health says ready
+        # (fewsmap/app/warmup.py); requests meanwhile are answered, only slower.
+        readiness.warm_up_in_background(catalog, settings.max_image_pixels)
         yield
 
     # FewsmapError is answered by Starlette's exception middleware; anything else reaches
@@ -156,6 +158,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     app.state.render_limiter = RenderLimiter.from_settings(settings)  # maps, tiles, points
     app.state.send_budget = SendBudget.from_settings(settings)  # large answers being sent
     app.state.documents = documents
+    app.state.readiness = readiness
     app.state.public_url = settings.public_url  # links in answers (fewsmap/app/links.py)
     return app
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from fewsmap.cancel import checkpoint
 from fewsmap.render.encode import PNG_LEVEL, palette_image
 from fewsmap.render.pipeline import MapSpec, draw_palette, draw_rgba, draws_palette
 
@@ -64,8 +65,18 @@ def render_animation(frames: Sequence[list[MapSpec]], image_format: str, frame_m
         Draw the valid time, run and lead time in the bottom-left corner of each frame.
 
     Encoders merge a frame equal to the one before it into that one (its time adds up).
+    Between frames the render stops if it was cancelled (`fewsmap.cancel.checkpoint`): its
+    client went away or its time ran out.
+
+    Raises
+    ------
+    RenderCancelled
+        If the render was cancelled before its last frame was drawn.
     """
-    drawn = [draw_frame(specs, timestamp) for specs in frames]
+    drawn = []
+    for specs in frames:
+        checkpoint()
+        drawn.append(draw_frame(specs, timestamp))
     return encode_animation(drawn, image_format, frame_ms)
 
 
@@ -95,7 +106,10 @@ def encode_animation(frames: Sequence[Frame], image_format: str, frame_ms: int) 
     if image_format not in ENCODER_OPTIONS:
         raise ValueError(f"{image_format!r} is not an animation format; use one of {ANIMATED}")
     to_image = _gif_image if image_format == GIF else _image
-    images = [to_image(frame) for frame in frames]
+    images = []
+    for frame in frames:  # GIF frames may be quantised: a step worth a checkpoint
+        checkpoint()
+        images.append(to_image(frame))
     out = io.BytesIO()
     images[0].save(out, save_all=True, append_images=images[1:], duration=frame_ms, loop=0,
                    **ENCODER_OPTIONS[image_format])

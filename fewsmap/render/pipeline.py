@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fewsmap.cancel import checkpoint
 from fewsmap.catalog.styles import Style
 from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
@@ -62,8 +63,11 @@ def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
     """Read the source window of each variable (same cells for all), reduced over time
     when the spec is an aggregate."""
     times = spec.aggregate or (spec.valid_time,)
-    per_time = [[read_window(spec.store, variable, _index(spec, when), spec.canvas)
-                 for variable in spec.variables] for when in times]
+    per_time = []
+    for when in times:  # an aggregate reads up to max_time_values fields: stop if cancelled
+        checkpoint()
+        per_time.append([read_window(spec.store, variable, _index(spec, when), spec.canvas)
+                         for variable in spec.variables])
     if len(per_time) == 1:
         return per_time[0]
     return [_reduce([windows[i] for windows in per_time], spec.reducer or "mean")

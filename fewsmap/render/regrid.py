@@ -298,11 +298,13 @@ def warm_up() -> None:
     """Compile datashader's quadmesh kernels (numba) before a request needs them (fewsmap's
     own are compiled before serving: `fewsmap.render.kernels.warm_up`).
 
-    Without this the first map of each kind costs 1.5-5 s on this machine.
+    Without this the first map of each kind costs 1.5-9 s on this machine: the rectilinear
+    quadmesh (a lon/lat grid zoomed out, fewer than `NEAREST_MIN_PIXELS_PER_CELL` pixels
+    per cell; zoomed in, fewsmap paints cells itself) and the curvilinear one.
     """
-    values = np.arange(16, dtype=np.float32).reshape(4, 4)
-    axis = np.arange(4, dtype="float64")
-    canvas = Canvas("EPSG:4326", (0.0, 0.0, 3.0, 3.0), 8, 8)
-    regrid(SourceWindow(values, axis, axis), canvas)
+    values = np.arange(64, dtype=np.float32).reshape(8, 8)
+    axis = np.arange(8, dtype="float64")
+    zoomed_out = Canvas("EPSG:4326", (0.0, 0.0, 7.0, 7.0), 4, 4)
+    regrid(SourceWindow(values, axis, axis), zoomed_out)
     xx, yy = np.meshgrid(axis, axis)
-    regrid(SourceWindow(values, xx + 0.1 * yy, yy), canvas)
+    regrid(SourceWindow(values, xx + 0.1 * yy, yy), zoomed_out)

@@ -8,17 +8,20 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from lxml import etree
 
-from fewsmap.app.limits import RenderLimiter
+from fewsmap.app.limits import RenderLimiter, map_cost
 from fewsmap.app.server import create_app
+from fewsmap.cancel import checkpoint
 from fewsmap.errors import ConfigError, ServiceUnavailable
 from fewsmap.ogc import featureinfo, timeseries
 from fewsmap.settings import Settings, load_settings
 from tests.asgi_client import AppClient
+from tests.conftest import record_figure
 from tests.live_server import live_server
 
 OGC = "{http://www.opengis.net/ogc}"
@@ -47,9 +50,9 @@ def test_a_queued_render_runs_when_a_slot_frees_in_arrival_order() -> None:
             order.append(name)
             return name
 
-        first = asyncio.create_task(limiter.run(blocking, started, release, "first"))
+        first = asyncio.create_task(limiter.run(1, blocking, started, release, "first"))
         await asyncio.to_thread(started.wait)
-        queued = [asyncio.create_task(limiter.run(record, name)) for name in ("b", "c")]
+        queued = [asyncio.create_task(limiter.run(1, record, name)) for name in ("b", "c")]
         await asyncio.sleep(0.05)
         assert (limiter.running, limiter.queued, order) == (1, 2, [])
         release.set()
@@ -64,11 +67,11 @@ def test_no_free_slot_within_the_queue_time_is_503_with_retry_after() -> None:
     started, release = threading.Event(), threading.Event()
 
     async def scenario() -> ServiceUnavailable:
-        first = asyncio.create_task(limiter.run(blocking, started, release, "first"))
+        first = asyncio.create_task(limiter.run(1, blocking, started, release, "first"))
         await asyncio.to_thread(started.wait)
         began = time.monotonic()
         with pytest.raises(ServiceUnavailable) as refused:
-            await limiter.run(str, 1)
+            await limiter.run(1, str, 1)
         assert 0.1 <= time.monotonic() - began < 2  # it waited its queue time, no longer
         release.set()
         assert await first == "first"
@@ -85,16 +88,16 @@ def test_a_timed_out_render_keeps_its_slot_until_its_thread_ends() -> None:
 
     async def scenario() -> None:
         with pytest.raises(ServiceUnavailable, match=r"took longer than 0\.1 s"):
-            await limiter.run(blocking, started, release, "slow")
+            await limiter.run(1, blocking, started, release, "slow")
         assert limiter.running == 1  # the thread cannot be killed: it still renders
         with pytest.raises(ServiceUnavailable, match="busy"):
-            await limiter.run(str, 1)
+            await limiter.run(1, str, 1)
         release.set()
         for _ in range(200):
             if limiter.running == 0:
                 break
             await asyncio.sleep(0.01)
-        assert await limiter.run(str, 2) == "2"
+        assert await limiter.run(1, str, 2) == "2"
 
     asyncio.run(scenario())
 
@@ -104,10 +107,10 @@ def test_a_waiter_that_gives_up_passes_its_turn_on() -> None:
     started, release = threading.Event(), threading.Event()
 
     async def scenario() -> str:
-        first = asyncio.create_task(limiter.run(blocking, started, release, "first"))
+        first = asyncio.create_task(limiter.run(1, blocking, started, release, "first"))
         await asyncio.to_thread(started.wait)
-        gone = asyncio.create_task(limiter.run(str, "gone"))  # its client disconnects
-        waiting = asyncio.create_task(limiter.run(str, "next"))
+        gone = asyncio.create_task(limiter.run(1, str, "gone"))  # its client disconnects
+        waiting = asyncio.create_task(limiter.run(1, str, "next"))
         await asyncio.sleep(0.05)
         gone.cancel()
         await asyncio.sleep(0.05)
@@ -125,23 +128,136 @@ def test_a_failing_render_frees_its_slot() -> None:
 
     async def scenario() -> None:
         with pytest.raises(ZeroDivisionError):
-            await limiter.run(divmod, 1, 0)
-        assert await limiter.run(divmod, 7, 2) == (3, 1)
+            await limiter.run(1, divmod, 1, 0)
+        assert await limiter.run(1, divmod, 7, 2) == (3, 1)
 
     asyncio.run(scenario())
     assert limiter.running == 0
 
 
+def until_cancelled(started: threading.Event, ended: threading.Event) -> str:
+    """A long render in small steps, checking its cancel token between them."""
+    started.set()
+    try:
+        for _ in range(1000):
+            checkpoint()
+            time.sleep(0.01)
+        return "not stopped"
+    finally:
+        ended.set()
+
+
+def test_heavy_renders_never_hold_up_light_ones() -> None:
+    limiter = RenderLimiter(1, queue_timeout_s=0.05, timeout_s=10, heavy_from=100,
+                            heavy_slots=1, heavy_budget=1000)
+    started, release = threading.Event(), threading.Event()
+
+    async def scenario() -> list[str]:
+        heavy = asyncio.create_task(limiter.run(1000, blocking, started, release, "heavy"))
+        await asyncio.to_thread(started.wait)
+        queued = asyncio.create_task(limiter.run(1000, str, "second heavy"))
+        await asyncio.sleep(0.02)
+        assert (limiter.heavy.running, limiter.heavy.queued) == (1, 1)
+        light = [await limiter.run(100, str, f"tile {k}") for k in range(3)]
+        release.set()
+        return [*light, await heavy, await queued]
+
+    assert asyncio.run(scenario()) == ["tile 0", "tile 1", "tile 2", "heavy", "second heavy"]
+    assert (limiter.running, limiter.queued) == (0, 0)
+
+
+def test_heavy_renders_are_admitted_by_their_cost_budget_in_arrival_order() -> None:
+    limiter = RenderLimiter(1, queue_timeout_s=10, timeout_s=10, heavy_from=10,
+                            heavy_slots=3, heavy_budget=1000)
+    events = {name: (threading.Event(), threading.Event()) for name in "ABCD"}
+
+    async def scenario() -> None:
+        def start(name: str, cost: int) -> asyncio.Task[str]:
+            return asyncio.create_task(limiter.run(cost, blocking, *events[name], name))
+
+        a = start("A", 600)
+        await asyncio.to_thread(events["A"][0].wait)
+        b, c = start("B", 600), start("C", 300)  # B does not fit beside A; C waits its turn
+        await asyncio.sleep(0.05)
+        assert (limiter.heavy.running, limiter.heavy.queued, limiter.heavy.cost) == (1, 2, 600)
+        events["A"][1].set()
+        await asyncio.to_thread(events["B"][0].wait)
+        await asyncio.to_thread(events["C"][0].wait)  # 600 + 300 fit in 1000 together
+        assert (limiter.heavy.running, limiter.heavy.cost) == (2, 900)
+        events["B"][1].set()
+        events["C"][1].set()
+        assert [await a, await b, await c] == ["A", "B", "C"]
+        d = start("D", 5000)  # beyond the budget: runs alone, once the lane is empty
+        await asyncio.to_thread(events["D"][0].wait)
+        assert limiter.heavy.cost == 5000
+        events["D"][1].set()
+        assert await d == "D"
+
+    asyncio.run(scenario())
+    assert (limiter.heavy.running, limiter.heavy.cost) == (0, 0)
+
+
+def test_a_render_past_its_time_limit_is_stopped_at_its_next_checkpoint() -> None:
+    limiter = RenderLimiter(1, queue_timeout_s=0, timeout_s=0.1)
+    started, ended = threading.Event(), threading.Event()
+
+    async def scenario() -> None:
+        with pytest.raises(ServiceUnavailable, match=r"took longer than 0\.1 s"):
+            await limiter.run(1, until_cancelled, started, ended)
+        await asyncio.to_thread(ended.wait, 2)  # not the 10 s it would run
+
+    began = time.monotonic()
+    asyncio.run(scenario())
+    assert ended.is_set() and time.monotonic() - began < 2
+    assert limiter.timed_out == 1 and _settles(limiter)
+
+
+def test_a_render_whose_client_went_away_is_stopped() -> None:
+    limiter = RenderLimiter(1, queue_timeout_s=10, timeout_s=0)
+    started, ended = threading.Event(), threading.Event()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(limiter.run(10**9, until_cancelled, started, ended))
+        queued = asyncio.create_task(limiter.run(10**9, str, "dropped from the queue"))
+        await asyncio.to_thread(started.wait)
+        await asyncio.sleep(0.02)
+        assert limiter.heavy.queued == 1
+        task.cancel()  # what `render` does when the client disconnects
+        queued.cancel()
+        await asyncio.to_thread(ended.wait, 2)
+        assert limiter.heavy.queued == 0
+
+    asyncio.run(scenario())
+    assert ended.is_set() and limiter.cancelled == 1 and _settles(limiter)
+
+
+def _settles(limiter: RenderLimiter) -> bool:
+    """Wait (a little) until the render threads have handed back their slots."""
+    for _ in range(100):
+        if limiter.running == 0:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def test_limits_are_settings() -> None:
     settings = load_settings(environ={"FEWSMAP_MAX_CONCURRENT_RENDERS": "3",
+                                      "FEWSMAP_HEAVY_RENDER_BUDGET": "1000000",
+                                      "FEWSMAP_MAX_CONCURRENT_HEAVY_RENDERS": "1",
                                       "FEWSMAP_RENDER_TIMEOUT_S": "0",
                                       "FEWSMAP_MAX_TIME_VALUES": "7",
                                       "FEWSMAP_CORS_ORIGINS": "https://a.example, https://b.x"})
     assert (settings.max_concurrent_renders, settings.render_timeout_s) == (3, 0.0)
     assert settings.max_time_values == 7 and settings.max_point_values == 20_000
+    assert (settings.heavy_render_budget, settings.max_concurrent_heavy_renders) == (10**6, 1)
+    # Every tile is light, even a 512² one with contours, and so is a plain full-size map.
+    assert map_cost(512, 512, contours=True) <= settings.heavy_render_cost
+    assert map_cost(1920, 1200) <= settings.heavy_render_cost
+    assert map_cost(1920, 1200, contours=True) > settings.heavy_render_cost
     assert settings.cors_origins == ("https://a.example", "https://b.x")
     for name, value in [("MAX_CONCURRENT_RENDERS", "0"), ("MAX_POINT_VALUES", "-5"),
-                        ("RENDER_QUEUE_TIMEOUT_S", "nan"), ("MAX_TIME_VALUES", "many")]:
+                        ("RENDER_QUEUE_TIMEOUT_S", "nan"), ("MAX_TIME_VALUES", "many"),
+                        ("HEAVY_RENDER_BUDGET", "0"), ("HEAVY_RENDER_QUEUE_TIMEOUT_S", "-1")]:
         with pytest.raises(ConfigError, match=f"FEWSMAP_{name}"):
             load_settings(environ={f"FEWSMAP_{name}": value})
 
@@ -185,13 +301,23 @@ def test_renders_beyond_the_slots_get_503_with_retry_after(one_slot: str) -> Non
     assert again.status_code == 200 and again.headers["content-type"] == "image/png"
 
 
-def test_a_render_past_its_time_limit_is_503(demo_stores: Path) -> None:
+def test_a_render_past_its_time_limit_is_503_and_stops(demo_stores: Path) -> None:
     env = {"FEWSMAP_RENDER_TIMEOUT_S": "0.001"}
     with live_server("--stores", str(demo_stores), env=env) as url:
         response = httpx.get(f"{url}/wms", params=BIG_MAP, timeout=60)
         assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        animation = httpx.get(f"{url}/wms", params=MAXIMAL_ANIMATION, timeout=60)
+        answered = time.monotonic()
+        renders = httpx.get(f"{url}/health", timeout=10).json()["renders"]
+        while renders["heavy"]["running"] and time.monotonic() - answered < 20:
+            time.sleep(0.05)
+            renders = httpx.get(f"{url}/health", timeout=10).json()["renders"]
+        stopped_s = time.monotonic() - answered
     assert response.status_code == 503 and int(response.headers["retry-after"]) >= 1
     assert b"took longer than 0.001 s" in response.content
+    # The animation (seconds of drawing) stops at its next frame, not at its end.
+    assert animation.status_code == 503 and b"took longer than 0.001 s" in animation.content
+    assert renders["timed_out"] == 2 and stopped_s < 2, (renders, stopped_s)
 
 
 # --- limits on what one request may ask for ------------------------------------------------
@@ -299,7 +425,7 @@ def test_legends_wait_for_a_render_slot(demo_stores: Path) -> None:
     limiter = app.state.render_limiter = RenderLimiter(1, queue_timeout_s=0.05, timeout_s=10)
     started, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=asyncio.run, args=(
-        limiter.run(blocking, started, release, "a map being drawn"),))
+        limiter.run(1, blocking, started, release, "a map being drawn"),))
     holder.start()
     try:
         assert started.wait(10)
@@ -310,3 +436,107 @@ def test_legends_wait_for_a_render_slot(demo_stores: Path) -> None:
     assert busy.status_code == 503 and int(busy.headers["retry-after"]) >= 1
     assert code_of(busy) == "ServiceUnavailable"
     assert AppClient(app).get("/wms", params=LEGEND).status_code == 200
+
+
+# --- heavy renders beside tiles, over HTTP --------------------------------------------------
+
+# The costliest animation the default limits allow on the demo's longest run: 63 frames of
+# 625 × 625 (24.6 million pixels of 25), with contours.
+MAXIMAL_ANIMATION = {"request": "GetMap", "layers": "naefs-mean.QPF", "crs": "EPSG:3857",
+                     "bbox": "-13914936,2875744,-7235766,7170156", "width": "625",
+                     "height": "625", "format": "image/gif", "showContours": "true",
+                     "time": "2022-08-09T12:00:00Z/2022-08-30T00:00:00Z"}
+TILES = [f"/tiles/naefs-mean.QTF/{z}/{x}/{y}.png"
+         for z, xs, ys in ((3, (1, 2), (2, 3)), (4, (3, 4, 5), (5, 6))) for x in xs for y in ys]
+
+
+async def animations_beside_tiles(url: str) -> tuple[list[httpx.Response],
+                                                      list[tuple[int, float]], list[Any]]:
+    """Ask for 8 maximal animations at once while one client fetches tiles one after
+    another, until every animation is answered; sample /health's renders meanwhile."""
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        asked = [asyncio.create_task(client.get("/wms", params=MAXIMAL_ANIMATION))
+                 for _ in range(8)]
+        tiles: list[tuple[int, float]] = []
+        health = []
+        while not all(task.done() for task in asked):
+            for path in TILES:
+                began = time.perf_counter()
+                response = await client.get(path)
+                tiles.append((response.status_code, time.perf_counter() - began))
+            health.append((await client.get("/health")).json().get("renders"))
+        return list(await asyncio.gather(*asked)), tiles, health
+
+
+async def animation_given_up(url: str) -> tuple[float, dict[str, Any]]:
+    """Ask for a maximal animation, go away once it renders; return how long the server
+    took to stop rendering it, and its render counters then."""
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        async def renders() -> dict[str, Any]:
+            answer: dict[str, Any] = (await client.get("/health")).json()["renders"]
+            return answer
+
+        asked = asyncio.create_task(client.get("/wms", params=MAXIMAL_ANIMATION))
+        while (await renders())["heavy"]["running"] == 0:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        asked.cancel()  # httpx closes the connection: the server sees http.disconnect
+        gone = time.monotonic()
+        while (now := await renders())["heavy"]["running"] and time.monotonic() - gone < 10:
+            await asyncio.sleep(0.05)
+        assert not asked.done() or asked.cancelled()  # it was still rendering: not answered
+        return time.monotonic() - gone, now
+
+
+def test_tiles_keep_flowing_beside_maximal_animations_that_stop_when_given_up(
+        demo_stores: Path) -> None:
+    env = {"FEWSMAP_HEAVY_RENDER_QUEUE_TIMEOUT_S": "3"}  # keeps the test short
+    with live_server("--stores", str(demo_stores), env=env) as url:
+        answers, tiles, health = asyncio.run(animations_beside_tiles(url))
+        stopped_s, renders = asyncio.run(animation_given_up(url))
+    statuses = [status for status, _ in tiles]
+    seconds = sorted(s for _, s in tiles)
+    record_figure("tiles beside 8 maximal animations",
+                  f"{len(tiles)} tiles, p50 {seconds[len(seconds) // 2] * 1000:.0f} ms, p95 "
+                  f"{seconds[int(0.95 * len(seconds))] * 1000:.0f} ms, statuses "
+                  f"{sorted(set(statuses))}; a given-up animation stopped {stopped_s:.2f} s "
+                  "after its client left")
+    assert len(tiles) >= 40 and set(statuses) == {200}, statuses
+    assert seconds[int(0.95 * len(seconds))] < 1.0, seconds[-10:]
+    # Each animation costs more than the heavy budget, so one ran at a time: it was drawn;
+    # the others waited their queue time and were told to come back.
+    assert sorted(a.status_code for a in answers) == [200] + [503] * 7, answers
+    assert all(a.headers["retry-after"] == "3" for a in answers if a.status_code == 503)
+    assert max(h["heavy"]["running"] for h in health) == 1, health
+    # An animation whose client went away stops between two frames (drawing it takes
+    # seconds), and says so in /health.
+    assert renders["heavy"] == {"running": 0, "queued": 0, "cost": 0}, renders
+    assert renders["cancelled"] == 1 and stopped_s < 2, (renders, stopped_s)
+
+
+def test_a_server_that_never_reports_a_disconnect_still_gets_its_render(
+        demo_stores: Path) -> None:
+    """ASGI 2.4 servers may answer ``receive`` at once after the body, again and again:
+    watching for a disconnect must not spin the event loop (nor cancel the render)."""
+    app = create_app(Settings(stores_dir=demo_stores))
+    path = "/tiles/naefs-mean.QPF/2/1/1.png"
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+             "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
+             "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"fewsmap.test")], "server": ("fewsmap.test", 80),
+             "client": ("127.0.0.1", 1234)}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    # In a thread of its own: a spinning event loop would never reach a timeout of its own.
+    serving = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),),
+                               daemon=True)
+    serving.start()
+    serving.join(30)
+    assert not serving.is_alive(), "the request never ended"
+    assert sent[0]["status"] == 200 and sent[1]["body"].startswith(b"\x89PNG")
