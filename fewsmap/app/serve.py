@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ import uvicorn
 from fewsmap.app.connections import ACCEPT_BATCH, guarded_protocol, raise_file_limit
 from fewsmap.app.limits import RenderLimiter
 from fewsmap.app.server import create_app
+from fewsmap.errors import FewsmapError
 from fewsmap.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -189,10 +191,7 @@ def serve(settings: Settings) -> None:
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            try:
-                _run_worker(settings, listening_socket(settings.host, settings.port, True))
-            finally:
-                os._exit(0)
+            os._exit(_worker_status(settings))
         children.append(pid)
 
     def stop(signum: int, _frame: object) -> None:
@@ -203,7 +202,31 @@ def serve(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     status = 0
-    for pid in children:
-        _, code = os.waitpid(pid, 0)
-        status = status or os.waitstatus_to_exitcode(code)
-    sys.exit(status if status > 0 else 0)
+    for _ in children:
+        _, code = os.wait()
+        failed = os.waitstatus_to_exitcode(code)
+        if failed > 0 and not status:  # a worker that failed stops the service
+            status = failed
+            stop(signal.SIGTERM, None)
+    sys.exit(status)
+
+
+def _worker_status(settings: Settings) -> int:
+    """Run one forked worker; its exit status, the error said on stderr as the CLI says it.
+
+    A forked child must leave by ``os._exit`` (never through the parent's stack), so the
+    status and message are worked out here: a worker whose app cannot be built used to
+    exit 0 without a word.
+    """
+    try:
+        _run_worker(settings, listening_socket(settings.host, settings.port, True))
+    except FewsmapError as exc:
+        print(f"fewsmap: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except SystemExit as exc:  # uvicorn exits 3 when the app's start-up fails
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        return 1
+    return 0

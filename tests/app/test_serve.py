@@ -1,9 +1,12 @@
-"""The worker's log: repeated lines are folded into a count (issue #13 item 13)."""
+"""Serving: repeated log lines are folded into a count (issue #13 item 13); workers that
+cannot start fail the service."""
 
 from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -47,3 +50,17 @@ def test_a_flood_of_identical_errors_leaves_a_few_lines(demo_stores: Path) -> No
                 assert sock.recv(4096).startswith(b"HTTP/1.1 400")
         log = server_log(url)
     assert 1 <= log.count("Invalid HTTP request received.") <= BURST
+
+
+def test_a_worker_that_cannot_start_fails_the_service_saying_why(tmp_path: Path) -> None:
+    # A token of 3 characters is refused when the app is built, in each forked worker:
+    # `fewsmap serve` used to exit 0 with nothing said.
+    config = tmp_path / "fewsmap.toml"
+    config.write_text('[[security.tokens]]\ntoken = "abc"\nlayers = ["x"]\n')
+    (tmp_path / "stores").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "fewsmap.cli", "serve", "--workers", "2", "--port", "0",
+         "--stores", str(tmp_path / "stores"), "--config", str(config)],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "at least 8 characters" in done.stderr
