@@ -120,7 +120,8 @@ def instance(cls: type[FewsmapError]) -> FewsmapError:
 def json_bodies(error: Exception) -> list[dict[str, str]]:
     """The JSON error objects every JSON route renders ``error`` as."""
     params = Params([("request", "GetMap"), ("format", "application/json")])
-    responses = [api_error(error), edr_error(error), error_response(error, params)]
+    responses = [api_error(error), edr_error(error),
+                 error_response(error, params, Settings().max_image_pixels)]
     bodies = [json.loads(bytes(r.body)) for r in responses]
     return [body.get("error") or body for body in bodies]
 
