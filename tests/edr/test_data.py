@@ -28,7 +28,13 @@ from fewsmap.edr.data import EdrAnswer, answer_query
 from fewsmap.edr.encode import coverage_csv, coverage_json
 from fewsmap.edr.errors import NotFound, ResponseTooLarge
 from fewsmap.edr.query import parse_query
-from fewsmap.errors import FewsmapError, InvalidParameterValue, InvalidPoint, OperationNotSupported
+from fewsmap.errors import (
+    FewsmapError,
+    InvalidDimensionValue,
+    InvalidParameterValue,
+    InvalidPoint,
+    OperationNotSupported,
+)
 from fewsmap.ogc.params import Params
 
 MAX_VALUES = 3_000_000
@@ -286,7 +292,8 @@ def test_value_limit_is_checked_before_reading(catalog: Catalog) -> None:
      "outside the grid"),
     ("naefs-mean.QPF", "position", None, {"coords": "POINT(-90 40)",
                                           "datetime": "2030-01-01T00:00:00Z"},
-     InvalidParameterValue, "matches none of the 64 valid times"),
+     InvalidDimensionValue, "names no valid time of run 2022-08-09T00:00:00Z holding data; "
+     "the run holds data at 64 times"),
     ("naefs-mean.QPF", "position", None, {"coords": "POINT(-90 40)", "z": "850"},
      InvalidParameterValue, "no vertical levels"),
     ("levels.t", "position", None, {"coords": "POINT(0 0)", "z": "1/2"},
