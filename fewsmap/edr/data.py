@@ -284,7 +284,13 @@ def _levels(axes: LayerAxes, query: EdrQuery, layer_id: str) -> np.ndarray:
     labels = axes.level.labels.astype("float64")
     found = query.levels.select(labels)
     if axes.level.held is not None:
-        found = found[np.isin(found, axes.level.held)]
+        held = np.isin(found, axes.level.held)
+        if query.levels.values and not held.all():
+            # A listed level is refused like one the cube lacks, not left out (issue #13 #7).
+            raise InvalidParameterValue(
+                f"z={labels[found[~held][0]]:g} holds no data{axes.level.scope}; levels "
+                f"holding data: {axes.level.listing()}")
+        found = found[held]
     if not found.size:
         raise InvalidParameterValue(f"z selects no level of collection {layer_id!r}; "
                                     f"levels: {axes.level.listing()}")
