@@ -1,4 +1,4 @@
-"""Dimension values: parsing instants, the default valid time, matching a run's times."""
+"""Dimension values: the default valid time, member and level dimensions of a layer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 from fewsmap.errors import InvalidDimensionValue, MissingDimensionValue
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.layout import MEMBER_DIM
-from fewsmap.store.run import format_time
 
 TIME_DEFAULTS = ("now", "first", "last")
 
@@ -37,22 +36,6 @@ def default_time(run: RunInfo, policy: str = "now",
 def current_minute() -> np.datetime64:
     """Now in UTC, to the minute: the clock the ``now`` defaults go by."""
     return np.datetime64(datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0), "s")
-
-
-def match_time(run: RunInfo, when: np.datetime64) -> np.datetime64:
-    """Return ``when`` if ``run`` has that valid time.
-
-    Raises
-    ------
-    InvalidDimensionValue
-        Naming the run's available times.
-    """
-    if not np.any(run.valid_times == when):
-        raise InvalidDimensionValue(
-            f"TIME={format_time(when)} is not a valid time of run {run.label}; it has "
-            f"{len(run.valid_times)} times from {format_time(run.valid_times[0])} "
-            f"to {format_time(run.valid_times[-1])}")
-    return when
 
 
 REQUIRED = "required"

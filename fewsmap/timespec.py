@@ -255,6 +255,31 @@ class TimeSelection:
             pairs.update(zip(requested[keep], served[keep], strict=True))
         return sorted(pairs.items())
 
+    def unmatched(self, available: np.ndarray,
+                  tolerance: np.timedelta64 | None = None) -> TimeInterval | None:
+        """Return the first item that matches none of the available times (None: every one does).
+
+        An instant matches its own time or, with ``tolerance``, one within it (`nearest`); a
+        range one time inside it; a period one of its values, or one near within
+        ``tolerance``. A client that lists a time must learn when there is nothing at it
+        rather than get an answer silently without it (issue #13 item 7).
+
+        Parameters
+        ----------
+        available
+            The times of an axis (datetime64 of any unit, any order; NaT ignored).
+        tolerance
+            The layer's time tolerance, if it has one.
+        """
+        for item in self.items:
+            alone = TimeSelection((item,))
+            if alone.select(available).size:
+                continue
+            if tolerance is not None and alone.nearest(available, tolerance):
+                continue
+            return item
+        return None
+
 
 def parse_time(text: str, name: str = "TIME") -> TimeSelection:
     """Parse a TIME (or DIM_REFERENCE_TIME) value: keyword, instants, intervals, periods.
@@ -478,6 +503,14 @@ def format_instant(value: np.datetime64) -> str:
     return text + "Z"
 
 
+def format_interval(item: TimeInterval) -> str:
+    """Format a TIME item as it is written: ``instant``, ``start/end`` or ``start/end/period``."""
+    if item.is_instant():
+        return format_instant(item.start)
+    period = "" if item.period is None else f"/{format_duration(item.period)}"
+    return f"{format_instant(item.start)}/{format_instant(item.end)}{period}"
+
+
 def format_axis(times: np.ndarray) -> str:
     """Format a time axis as a capabilities extent (WMS 1.3.0 Annex C.3).
 
@@ -598,8 +631,7 @@ def _period_values_near(item: TimeInterval, times: np.ndarray, tol: int) -> np.n
     total = int(counts.sum())
     if total > MAX_NEAREST_VALUES:
         raise InvalidDimensionValue(
-            f"{format_instant(item.start)}/{format_instant(item.end)}/"
-            f"{format_duration(item.period)} requests {total} times near the axis; at most "
+            f"{format_interval(item)} requests {total} times near the axis; at most "
             f"{MAX_NEAREST_VALUES} are allowed (use a longer period or a shorter interval)")
     indices = (np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
                + np.repeat(low, counts))

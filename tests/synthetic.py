@@ -136,3 +136,20 @@ def ragged_members_store(path: Path) -> Path:
                   "synthetic")
     append_run(path, run, progress=False)
     return path
+
+
+def sparse_levels_store(path: Path) -> Path:
+    """One run of variable ``t`` on a 2 × 2 grid at steps 0 and 6 h on 1000, 850 and 500 hPa,
+    holding 1.0 at 1000 hPa and 3.0 at 500 hPa; 850 hPa holds nothing."""
+    grid = lonlat_grid(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+    values = np.full((2, 3, 2, 2), np.nan, "float32")
+    values[:, 0], values[:, 2] = 1.0, 3.0
+    levels = xr.DataArray([1000.0, 850.0, 500.0], dims="isobaricInhPa",
+                          attrs={"units": "hPa", "axis": "Z", "positive": "down"})
+    field = xr.DataArray(values, dims=("step", "isobaricInhPa", *grid.dims), coords={
+        "step": np.array([0, 6], "timedelta64[h]").astype("timedelta64[ns]"),
+        "isobaricInhPa": levels}, attrs={"units": "K"})
+    run = RunData(T0, {"t": (field,)}, grid, (SourceFile("synthetic", "0" * 64, 0),),
+                  "synthetic")
+    append_run(path, run, progress=False)
+    return path

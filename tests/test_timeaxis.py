@@ -65,7 +65,33 @@ def test_nearest_within_tolerance_reports_substitutions(run: RunInfo) -> None:
 
 
 def test_outside_the_run_is_refused_naming_its_times(run: RunInfo) -> None:
-    with pytest.raises(InvalidDimensionValue, match="64 times from 2022-08-09T06:00:00Z"):
+    with pytest.raises(InvalidDimensionValue, match="64 times: 2022-08-09T06:00:00Z/"
+                       "2022-08-25T00:00:00Z/PT6H"):
         resolve_times(run, parse_time("2030-01-01T00:00:00Z"))
+
+
+@pytest.mark.parametrize("listed", [
+    "2022-08-09T12:00:00Z,2022-08-09T13:00:00Z",  # an instant between steps
+    "2022-08-09T12:00:00Z,2030-01-01T00:00:00Z",  # an instant after the run
+    "2022-08-09T12:00:00Z,2022-08-09T13:00:00Z/2022-08-09T17:00:00Z",  # a range between
+    "2022-08-09T12:00:00Z,2022-08-09T07:00:00Z/2022-08-09T11:00:00Z/PT1H",  # a period
+])
+def test_a_listed_item_matching_nothing_is_refused_not_left_out(run: RunInfo,
+                                                                 listed: str) -> None:
+    # issue #13 item 7: the answer would otherwise leave the item out without saying so.
+    item = listed.split(",")[1]
+    with pytest.raises(InvalidDimensionValue, match=f"TIME value {item} names no valid time"):
+        resolve_times(run, parse_time(listed))
+
+
+def test_with_a_tolerance_every_listed_time_gets_its_nearest(run: RunInfo) -> None:
+    tolerance = parse_duration("PT2H")
+    resolved = resolve_times(run, parse_time("2022-08-09T12:00:00Z,2022-08-09T19:00:00Z"),
+                             tolerance=tolerance)
+    assert resolved.times == (t("2022-08-09T12:00:00"), t("2022-08-09T18:00:00"))
+    assert resolved.substitutions == ((t("2022-08-09T19:00:00"), t("2022-08-09T18:00:00")),)
+    with pytest.raises(InvalidDimensionValue, match=r"2022-08-09T09:00:00Z .* within PT2H"):
+        resolve_times(run, parse_time("2022-08-09T12:00:00Z,2022-08-09T09:00:00Z"),
+                      tolerance=tolerance)
 
 

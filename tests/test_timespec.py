@@ -19,6 +19,7 @@ from fewsmap.timespec import (
     format_axis,
     format_duration,
     format_instant,
+    format_interval,
     parse_duration,
     parse_time,
 )
@@ -412,6 +413,24 @@ def test_the_nearest_limit_counts_each_requested_value_once() -> None:
     assert len(pairs) == 2100
     assert pairs[0] == (dense[0] - 1000 * S, dense[0])
     assert pairs[-1] == (dense[-1] + 1000 * S, dense[-1])
+
+
+def test_unmatched_is_the_first_item_matching_no_time() -> None:
+    axis = times("2022-08-09T06:00:00", "2022-08-09T12:00:00")
+    assert parse_time("2022-08-09T06Z,2022-08-09/2022-08-10").unmatched(axis) is None
+    assert parse_time("all").unmatched(axis) is None
+    missing = parse_time("2022-08-09T06Z,2022-08-09T07Z/2022-08-09T11Z,2022-08-09T13Z")
+    assert missing.unmatched(axis) == missing.items[1]
+    period = parse_time("2022-08-09T05:00:00Z/2022-08-09T13:00:00Z/PT4H")  # 05, 09, 13
+    assert period.unmatched(axis) == period.items[0]
+    assert period.unmatched(axis, H) is None  # 05 is an hour from 06
+    assert parse_time("2022-08-09T08:00:00Z").unmatched(axis, H) is not None
+
+
+def test_format_interval_writes_an_item_as_given() -> None:
+    for text in ("2022-08-09T06:00:00Z", "2022-08-09T06:00:00Z/2022-08-10T00:00:00Z",
+                 "2022-08-09T06:00:00Z/2022-08-10T00:00:00Z/PT6H"):
+        assert format_interval(only(parse_time(text))) == text
 
 
 def test_time_interval_and_selection_reject_nonsense() -> None:

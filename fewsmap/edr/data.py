@@ -26,7 +26,7 @@ from fewsmap.errors import FewsmapError, InvalidParameterValue, InvalidPoint, La
 from fewsmap.ogc.featureinfo import label_value
 from fewsmap.points import GridCell, find_cell
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.store.run import format_time
+from fewsmap.timeaxis import refuse_unmatched
 from fewsmap.timespec import parse_instant
 
 MEMBER_INFIX = "_member_"
@@ -270,13 +270,8 @@ def _choose(offered: tuple[EdrParameter, ...], names: tuple[str, ...],
 def _times(run: RunInfo, query: EdrQuery) -> np.ndarray:
     if query.times is None:
         return run.valid_times
-    times = query.times.select(run.valid_times)
-    if not times.size:
-        raise InvalidParameterValue(
-            f"datetime matches none of the {run.valid_times.size} valid times of run "
-            f"{run.label}, which go from {format_time(run.valid_times[0])} to "
-            f"{format_time(run.valid_times[-1])}")
-    return times
+    refuse_unmatched(run, query.times, name="datetime")  # none left out in silence
+    return query.times.select(run.valid_times)
 
 
 def _levels(axes: LayerAxes, query: EdrQuery, layer_id: str) -> np.ndarray:
@@ -289,7 +284,13 @@ def _levels(axes: LayerAxes, query: EdrQuery, layer_id: str) -> np.ndarray:
     labels = axes.level.labels.astype("float64")
     found = query.levels.select(labels)
     if axes.level.held is not None:
-        found = found[np.isin(found, axes.level.held)]
+        held = np.isin(found, axes.level.held)
+        if query.levels.values and not held.all():
+            # A listed level is refused like one the cube lacks, not left out (issue #13 #7).
+            raise InvalidParameterValue(
+                f"z={labels[found[~held][0]]:g} holds no data{axes.level.scope}; levels "
+                f"holding data: {axes.level.listing()}")
+        found = found[held]
     if not found.size:
         raise InvalidParameterValue(f"z selects no level of collection {layer_id!r}; "
                                     f"levels: {axes.level.listing()}")

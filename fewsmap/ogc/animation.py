@@ -4,8 +4,9 @@ The request is a GetMap (same selectors, styles, contours, CRS) with an animatio
 and the vendor parameters ``FRAME_DURATION`` (milliseconds per frame) and
 ``ANIMATION_TIMESTAMP=true`` (valid time, run and lead time drawn on each frame). The frames
 are the run's valid times TIME names, in time order: every listed instant must be a step of
-the run (or have one within the layer's ``time_tolerance``); ranges and periods take the
-steps inside them. Frame count and frames × WIDTH × HEIGHT are checked against the
+the run holding data (or have one within the layer's ``time_tolerance``); ranges and periods
+take the steps inside them that hold data, and one holding none is refused
+(`fewsmap.timeaxis.resolve_times`). Frame count and frames × WIDTH × HEIGHT are checked against the
 settings' limits before any frame is drawn.
 """
 
@@ -16,13 +17,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from fewsmap.catalog import Catalog
-from fewsmap.errors import InvalidDimensionValue, InvalidParameterValue
+from fewsmap.errors import InvalidParameterValue
 from fewsmap.ogc.getmap import GetMapRequest, parse_getmap, resolve_map, select_run
 from fewsmap.ogc.params import Params
 from fewsmap.render.animate import APNG, GIF, WEBP
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.settings import Settings
-from fewsmap.store.cube import RunInfo
 from fewsmap.store.run import format_time
 from fewsmap.timeaxis import resolve_times
 from fewsmap.timespec import TimeInterval, TimeSelection
@@ -99,8 +99,6 @@ def resolve_animation(catalog: Catalog, request: AnimationRequest) -> Animation:
     run = select_run(catalog, layer, from_id, parsed.reference_time)
     resolved = resolve_times(run, parsed.time, parsed.lead_time, layer.time_tolerance,
                              default=str(layer.defaults.get("time", "now")))
-    if parsed.time is not None and parsed.lead_time is None:
-        _check_listed_times(run, parsed.time, layer.time_tolerance)
     _check_limits(len(resolved.times), parsed, catalog.settings)
     first = resolved.times[0]
     one_time = replace(parsed, time=TimeSelection((TimeInterval(first, first),)),
@@ -126,24 +124,6 @@ def _frame_ms(text: str | None) -> int:
         raise InvalidParameterValue(f"FRAME_DURATION={text[:20]!r} must be whole milliseconds "
                                     f"from {MIN_FRAME_MS} to {MAX_FRAME_MS}")
     return value
-
-
-def _check_listed_times(run: RunInfo, selection: TimeSelection,
-                        tolerance: np.timedelta64 | None) -> None:
-    """Refuse a listed instant the run does not have: a missing frame would go unnoticed."""
-    for item in selection.items:
-        if item.period is not None or not item.is_instant():
-            continue
-        alone = TimeSelection((item,))
-        if alone.select(run.valid_times).size:
-            continue
-        if tolerance is not None and alone.nearest(run.valid_times, tolerance):
-            continue
-        within = "" if tolerance is None else " (nor one within the layer's time tolerance)"
-        raise InvalidDimensionValue(
-            f"TIME lists {format_time(item.start)}, which is not a valid time of run "
-            f"{run.label}{within}; every listed time of an animation must be one (ranges "
-            "and periods take the steps inside them)")
 
 
 def _check_limits(frames: int, parsed: GetMapRequest, settings: Settings) -> None:

@@ -256,11 +256,18 @@ def test_off_the_grid_and_missing_values_are_null(url: str) -> None:
                 crs="CRS:84", bbox="-60,0,80,80", width="140", height="80", i="2", j="2")
     assert "value = no data" in plain.text.splitlines()
     # GEFS downward short-wave radiation has no field at lead time 0 (it is accumulated):
-    # a time list leaves that time out (issue #13 item 7), as capabilities do.
-    missing = feature_info(url, "gefs.dswrf", "CRS:84", (-110.75, 31.25, -109.25, 32.75),
-                           (3, 3), (1, 1), time="2019-05-15T00:00:00Z,2019-05-15T03:00:00Z")
-    assert [f["properties"]["time"] for f in missing["features"]] == ["2019-05-15T03:00:00Z"]
-    assert isinstance(missing["features"][0]["properties"]["value"], float)
+    # capabilities leave that time out, and a time list naming it is refused rather than
+    # answered without it in silence (issue #13 item 7); a range takes the times with data.
+    listed = get(url, version="1.3.0", layers="gefs.dswrf", query_layers="gefs.dswrf",
+                 crs="CRS:84", bbox="-110.75,31.25,-109.25,32.75", width="3", height="3",
+                 i="1", j="1", info_format="application/json",
+                 time="2019-05-15T00:00:00Z,2019-05-15T03:00:00Z")
+    assert listed.status_code == 400
+    assert "TIME value 2019-05-15T00:00:00Z names no valid time" in listed.text
+    ranged = feature_info(url, "gefs.dswrf", "CRS:84", (-110.75, 31.25, -109.25, 32.75),
+                          (3, 3), (1, 1), time="2019-05-15T00:00:00Z/2019-05-15T03:00:00Z")
+    assert [f["properties"]["time"] for f in ranged["features"]] == ["2019-05-15T03:00:00Z"]
+    assert isinstance(ranged["features"][0]["properties"]["value"], float)
 
 
 def test_members_levels_vectors_and_runs(url: str, ingested: Callable[[str], Path]) -> None:

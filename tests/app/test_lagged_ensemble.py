@@ -11,6 +11,7 @@ import io
 import os
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from lxml import etree
@@ -220,3 +221,81 @@ def test_per_run_dimensions_validate_against_the_ogc_schema(client: AppClient) -
     document = etree.fromstring(client.get("/wms", params={
         "request": "GetCapabilities", "layers": LAYER, **ALL_RUNS}).content)
     assert schema.validate(document), schema.error_log
+
+
+# --- TIME lists and ranges against the times holding data ------------------------------
+RUN = 2  # holds data at steps 4, 5 and 6; step 0 (its own reference time) is empty
+POSITION = f"/edr/collections/{LAYER}/instances/{format_time(lagged_run_time(RUN))}/position"
+FRONTS = {  # every entry point taking a TIME list or range: (path, params, TIME's name)
+    "getmap-reducer": ("/wms", {**MAP, "layers": run_id(LAYER, RUN), "reducer": "sum"}, "time"),
+    "animation": ("/wms", {**MAP, "layers": run_id(LAYER, RUN), "format": "image/gif"},
+                  "time"),
+    "featureinfo": ("/wms", {
+        "request": "GetFeatureInfo", "layers": run_id(LAYER, RUN),
+        "query_layers": run_id(LAYER, RUN), "crs": "CRS:84", "bbox": "0,40,30,60",
+        "width": "30", "height": "20", "i": "10", "j": "10",
+        "info_format": "application/json"}, "time"),
+    "tile-reducer": (f"/tiles/{run_id(LAYER, RUN)}/3/4/2.png", {"reducer": "sum"}, "time"),
+    "edr-position": (POSITION, {"coords": "POINT(10 50)"}, "datetime"),
+}
+
+
+def served_times(front: str, response: httpx.Response) -> list[str]:
+    """The valid times an answer of ``front`` covers, as it tells them."""
+    assert response.status_code == 200, response.text
+    if front == "featureinfo":
+        return [f["properties"]["time"] for f in response.json()["features"]]
+    if front == "edr-position":
+        return list(response.json()["domain"]["axes"]["t"]["values"])
+    return response.headers["x-fewsmap-valid-time"].replace("/", ",").split(",")
+
+
+@pytest.mark.parametrize("front", FRONTS)
+def test_a_listed_time_without_data_is_refused_naming_the_times_holding_data(
+        client: AppClient, front: str) -> None:
+    path, params, name = FRONTS[front]
+    held, empty = held_times(RUN), held_times(RUN, [0])[0]
+    for listed in (f"{held[0]},{empty}", f"{empty},{held[1]}", empty):
+        response = client.get(path, params={**params, name: listed})
+        assert response.status_code == 400, f"{front} {name}={listed}: {response.text[:200]}"
+        assert b"InvalidDimensionValue" in response.content
+        assert empty.encode() in response.content
+        assert f"{held[0]}/{held[-1]}/P1D".encode() in response.content  # what holds data
+    listed = ",".join(held[:2])
+    assert served_times(front, client.get(path, params={**params, name: listed})) == held[:2]
+
+
+@pytest.mark.parametrize("front", FRONTS)
+def test_a_range_takes_the_times_holding_data_and_one_holding_none_is_refused(
+        client: AppClient, front: str) -> None:
+    path, params, name = FRONTS[front]
+    held, cube = held_times(RUN), held_times(RUN, list(range(20)))
+    response = client.get(path, params={**params, name: f"{cube[0]}/{cube[-1]}"})
+    expected = [held[0], held[-1]] if front.endswith("reducer") else held
+    assert served_times(front, response) == expected
+    for empty in (f"{cube[0]}/{cube[3]}", f"{held[0]},{cube[8]}/{cube[-1]}"):
+        response = client.get(path, params={**params, name: empty})
+        assert response.status_code == 400, f"{front} {name}={empty}: {response.text[:200]}"
+        assert b"InvalidDimensionValue" in response.content
+        assert empty.split(",")[-1].encode() in response.content
+
+
+def test_time_series_windows_take_the_times_holding_data(client: AppClient) -> None:
+    cube = held_times(RUN, list(range(20)))
+    params = {"layer": run_id(LAYER, RUN), "x": "10", "y": "50"}
+    body = client.get("/api/timeseries", params={**params, "start": cube[0], "end": cube[-1]})
+    assert body.status_code == 200, body.text
+    assert [s["times"] for s in body.json()["series"]] == [held_times(RUN)]
+    empty = client.get("/api/timeseries", params={**params, "start": cube[0], "end": cube[3]})
+    assert empty.status_code == 400
+    assert empty.json()["error"]["code"] == "InvalidDimensionValue"
+
+
+def test_a_variable_at_one_step_refuses_the_other_listed_steps(client: AppClient) -> None:
+    snow = held_times(RUN, lagged_steps(RUN)[1:2])[0]
+    other = held_times(RUN)[0]  # t2m holds data then, snow does not
+    response = client.get("/wms", params={**MAP, "layers": run_id(SNOW, RUN),
+                                          "reducer": "max", "time": f"{snow},{other}"})
+    assert response.status_code == 400
+    assert f"TIME value {other} names no valid time".encode() in response.content
+    assert f"holds data at 1 time: {snow}".encode() in response.content

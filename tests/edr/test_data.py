@@ -28,8 +28,16 @@ from fewsmap.edr.data import EdrAnswer, answer_query
 from fewsmap.edr.encode import coverage_csv, coverage_json
 from fewsmap.edr.errors import NotFound, ResponseTooLarge
 from fewsmap.edr.query import parse_query
-from fewsmap.errors import FewsmapError, InvalidParameterValue, InvalidPoint, OperationNotSupported
+from fewsmap.errors import (
+    FewsmapError,
+    InvalidDimensionValue,
+    InvalidParameterValue,
+    InvalidPoint,
+    OperationNotSupported,
+)
 from fewsmap.ogc.params import Params
+from fewsmap.settings import Settings
+from tests.synthetic import sparse_levels_store
 
 MAX_VALUES = 3_000_000
 
@@ -271,6 +279,23 @@ def test_epsg_4326_is_latitude_first_and_selects_the_same_cells(
     assert coverage_csv(latlon) == coverage_csv(lonlat)
 
 
+def test_a_listed_level_without_data_is_refused_not_left_out(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # issue #13 item 7: z=1000,850 answered 1000 alone when 850 held no data in the run.
+    stores = tmp_path_factory.mktemp("sparse-levels") / "stores"
+    sparse_levels_store(stores / "lv.zarr")
+    catalog = Catalog(Settings(stores_dir=stores))
+    for listed in ("1000,850", "850", "R2/1000/-150"):
+        with pytest.raises(InvalidParameterValue, match="z=850 holds no data in run "
+                           "2026-01-01T00:00:00Z; levels holding data: 500,1000"):
+            ask(catalog, "lv.t", "position", coords="POINT(0 0)", z=listed)
+    ranged = ask(catalog, "lv.t", "position", coords="POINT(0 0)", z="400/900")
+    assert ranged.levels is not None and ranged.levels.tolist() == [500.0]
+    listed = ask(catalog, "lv.t", "position", coords="POINT(0 0)", z="1000,500")
+    assert listed.levels is not None and listed.levels.tolist() == [500.0, 1000.0]
+    assert listed.values["t"][0, :, 0, 0].tolist() == [3.0, 1.0]
+
+
 def test_value_limit_is_checked_before_reading(catalog: Catalog) -> None:
     exact = ask(catalog, "naefs-mean.QPF", "position", max_values=64, coords="POINT(-90 40)")
     assert exact.values["QPF"].size == 64
@@ -286,7 +311,8 @@ def test_value_limit_is_checked_before_reading(catalog: Catalog) -> None:
      "outside the grid"),
     ("naefs-mean.QPF", "position", None, {"coords": "POINT(-90 40)",
                                           "datetime": "2030-01-01T00:00:00Z"},
-     InvalidParameterValue, "matches none of the 64 valid times"),
+     InvalidDimensionValue, "names no valid time of run 2022-08-09T00:00:00Z holding data; "
+     "the run holds data at 64 times"),
     ("naefs-mean.QPF", "position", None, {"coords": "POINT(-90 40)", "z": "850"},
      InvalidParameterValue, "no vertical levels"),
     ("levels.t", "position", None, {"coords": "POINT(0 0)", "z": "1/2"},

@@ -198,7 +198,7 @@ def test_members_and_levels_over_http(base: str) -> None:
     (NAEFS + "/position", {"coords": "POINT(10 10)"}, 400, "InvalidPoint"),
     (NAEFS + "/position", {}, 400, "MissingParameterValue"),
     (NAEFS + "/position", {"coords": "POINT(-90 40)", "datetime": "2031-01-01T00:00:00Z"},
-     400, "InvalidParameterValue"),
+     400, "InvalidDimensionValue"),  # as WMS TIME: a time the run holds no data at
     (NAEFS + "/position", {"coords": "POINT(-90 40)", "datetime": "soon"}, 400,
      "InvalidDimensionValue"),
     (NAEFS + "/position", {"coords": "POINT(-90 40)", "f": "GeoJSON"}, 400, "InvalidFormat"),
