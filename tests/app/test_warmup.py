@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import sys
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.live_server import free_port, stop
+from tests.live_server import free_port, live_server, server_log, stop
 
 # The first map of each kind after a start: a zoomed-out tile of a lon/lat grid (datashader's
 # rectilinear quadmesh), a tile of a projected grid in Web Mercator (its curvilinear one), a
@@ -94,6 +95,11 @@ def test_no_tile_reaches_a_cold_worker(demo_stores: Path) -> None:
         while len(answers) < ready_at + TILES_AFTER_READY:
             assert time.monotonic() < deadline and server.poll() is None
             time.sleep(0.1)
+        done.set()
+        for each in probes:
+            each.join()
+        health = httpx.get(f"{base}/health", timeout=5).json()
+        serving = workers_holding_connections(server.pid, port, base)
     finally:
         done.set()
         for each in probes:
@@ -107,6 +113,54 @@ def test_no_tile_reaches_a_cold_worker(demo_stores: Path) -> None:
     assert len(after) > TILES_AFTER_READY
     assert all(status == 200 for _, status in after), after
     assert max(seconds for seconds, _ in after) < 1.0, after
+    assert health["ready"] is True and health["workers"] == {"warm": 2, "count": 2}
+    assert serving == 2  # new connections reach both workers
+
+
+def test_a_worker_that_cannot_warm_up_still_serves_and_says_why(demo_stores: Path,
+                                                                 tmp_path: Path) -> None:
+    stores = tmp_path / "stores"
+    shutil.copytree(demo_stores, stores)
+    for chunk in (stores / "marfc-fmat.zarr" / "t" / "c").rglob("*"):
+        if chunk.is_file():  # every chunk of the store's first layer: nothing can be drawn
+            chunk.write_bytes(b"not a blosc chunk")
+    with live_server("--stores", str(stores), "--workers", "2", timeout_s=180) as url:
+        health = httpx.get(f"{url}/health", timeout=5).json()
+        tile = httpx.get(url + FIRST_MAPS[0], timeout=10)
+        log = server_log(url)
+    # Both workers say which layer they could not draw, and why, and serve the others.
+    assert log.count("warm-up skipped layer marfc-fmat.t") == 2, log
+    assert tile.status_code == 200 and tile.content.startswith(b"\x89PNG")
+    assert health["ready"] is True and health["workers"] == {"warm": 2, "count": 2}
+
+
+def workers_holding_connections(server_pid: int, port: int, base: str,
+                                connections: int = 30) -> int:
+    """How many of the server's worker processes hold one of ``connections`` new keep-alive
+    connections (from /proc: the sockets of each worker against the established ones)."""
+    clients = [httpx.Client(base_url=base) for _ in range(connections)]
+    try:
+        for client in clients:
+            client.get("/health", timeout=5)
+        established = {line.split()[9] for line in
+                       Path("/proc/net/tcp").read_text().splitlines()[1:]
+                       if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "01"}
+        children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+        return sum(bool(socket_inodes(int(pid)) & established) for pid in children)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets process ``pid`` holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = str(fd.readlink())
+            if target.startswith("socket:["):
+                inodes.add(target.removeprefix("socket:[").rstrip("]"))
+    return inodes
 
 
 def answered_ok(base: str) -> bool:
