@@ -12,6 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from fewsmap.app.server import create_app
+from fewsmap.app.warmup import WarmWorkers
+from fewsmap.settings import Settings
+from tests.asgi_client import AppClient
 from tests.live_server import free_port, live_server, server_log, stop
 
 # The first map of each kind after a start: a zoomed-out tile of a lon/lat grid (datashader's
@@ -168,3 +172,24 @@ def answered_ok(base: str) -> bool:
     with contextlib.suppress(httpx.TransportError):
         return httpx.get(f"{base}/health", timeout=5).status_code == 200
     return False
+
+
+def test_health_is_ready_only_once_every_worker_is_warm(tmp_path: Path) -> None:
+    # Two workers of one service, as `serve` forks them: one shared record of who is warm.
+    workers = WarmWorkers(2)
+    apps = [create_app(Settings(stores_dir=tmp_path)) for _ in range(2)]
+    for index, app in enumerate(apps):
+        app.state.readiness.join(workers, index)
+
+    def health() -> list[tuple[int, object, dict[str, int]]]:
+        answers = [AppClient(app).get("/health") for app in apps]
+        return [(a.status_code, a.json()["status"], a.json()["workers"]) for a in answers]
+
+    before = health()
+    apps[0].state.readiness.warm_up()
+    one_warm = health()
+    apps[1].state.readiness.warm_up()
+    assert before == [(503, "warming up", {"warm": 0, "count": 2})] * 2
+    # The warm worker takes connections, but does not speak for the service.
+    assert one_warm == [(503, "warming up", {"warm": 1, "count": 2})] * 2
+    assert health() == [(200, "ok", {"warm": 2, "count": 2})] * 2
