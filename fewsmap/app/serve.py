@@ -4,6 +4,9 @@
 asyncio never enables TCP_NODELAY and each keep-alive response waits ~40 ms for a delayed
 ACK (Kludex/uvicorn#3149; reference/perf-anchors.md). Each worker here binds its own
 ``SO_REUSEPORT`` socket created with ``IPPROTO_TCP``; the kernel spreads connections.
+A socket of such a group receives connections only once it listens, so each worker binds
+first (a port in use fails at once), warms up, and then listens: no request ever reaches a
+cold worker (issue #13 item 18; docs/design/admission.md).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import uvicorn
 from fewsmap.app.connections import ACCEPT_BATCH, guarded_protocol, raise_file_limit
 from fewsmap.app.limits import RenderLimiter
 from fewsmap.app.server import create_app
+from fewsmap.app.warmup import WarmWorkers
 from fewsmap.errors import FewsmapError
 from fewsmap.settings import Settings
 
@@ -82,15 +86,18 @@ def return_memory_when_idle(limiter: RenderLimiter, settle_s: float = 1.0) -> No
     threading.Thread(target=watch, name="fewsmap-trim", daemon=True).start()
 
 
-def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
-    """Bind a TCP listening socket (IPv4 or IPv6 by host)."""
+def listening_socket(host: str, port: int, reuse_port: bool,
+                     listen: bool = True) -> socket.socket:
+    """Bind a TCP socket (IPv4 or IPv6 by host), listening unless asked not to (uvicorn
+    listens on it when it starts serving)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(LISTEN_BACKLOG)
+    if listen:
+        sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -164,7 +171,9 @@ class _Server(uvicorn.Server):
             sock.listen(LISTEN_BACKLOG)
 
 
-def _run_worker(settings: Settings, sock: socket.socket) -> None:
+def _run_worker(settings: Settings, sock: socket.socket,
+                group: tuple[WarmWorkers, int] | None = None) -> None:
+    """Serve on ``sock``; a worker of ``group`` (the workers, its index) warms up first."""
     app = create_app(settings)
     return_memory_when_idle(app.state.render_limiter)
     # The accept batch bounds how many connections are accepted before any is checked
@@ -173,6 +182,11 @@ def _run_worker(settings: Settings, sock: socket.socket) -> None:
                             http=guarded_protocol(settings), backlog=ACCEPT_BATCH,
                             timeout_keep_alive=settings.keep_alive_timeout_s)  # type: ignore[arg-type]
     fold_repeated_log_lines()  # after uvicorn has set up its logging
+    if group is not None:
+        # Not listening yet, so the kernel gives this worker no connection: warm up now
+        # (best effort, failures logged) and join the group when uvicorn listens.
+        app.state.readiness.join(*group)
+        app.state.readiness.warm_up()
     _Server(config).run(sockets=[sock])
 
 
@@ -187,11 +201,12 @@ def serve(settings: Settings) -> None:
         _run_worker(settings, listening_socket(settings.host, settings.port, reuse_port=False))
         return
     children = []
-    for _ in range(workers):
+    warm = WarmWorkers(workers)  # shared: /health is ready once every worker is warm
+    for index in range(workers):
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os._exit(_worker_status(settings))
+            os._exit(_worker_status(settings, (warm, index)))
         children.append(pid)
 
     def stop(signum: int, _frame: object) -> None:
@@ -211,7 +226,7 @@ def serve(settings: Settings) -> None:
     sys.exit(status)
 
 
-def _worker_status(settings: Settings) -> int:
+def _worker_status(settings: Settings, group: tuple[WarmWorkers, int]) -> int:
     """Run one forked worker; its exit status, the error said on stderr as the CLI says it.
 
     A forked child must leave by ``os._exit`` (never through the parent's stack), so the
@@ -219,7 +234,8 @@ def _worker_status(settings: Settings) -> int:
     exit 0 without a word.
     """
     try:
-        _run_worker(settings, listening_socket(settings.host, settings.port, True))
+        _run_worker(settings, listening_socket(settings.host, settings.port, True,
+                                               listen=False), group)
     except FewsmapError as exc:
         print(f"fewsmap: error: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -28,7 +28,7 @@ from fewsmap.app.maps import feature_info_response, map_response
 from fewsmap.app.security import Security, TokenMiddleware
 from fewsmap.app.streaming import SendBudget
 from fewsmap.app.tiles import tile_routes, wmts_routes
-from fewsmap.app.warmup import Readiness
+from fewsmap.app.warmup import Readiness, warm_up
 from fewsmap.app.zarr_http import zarr_routes
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.dimensions import current_minute
@@ -59,7 +59,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     security = Security.from_config(read_config(settings.config_file)
                                     if settings.config_file else {})
     documents = DocumentCache()  # capabilities, until a run lands or the minute turns
-    readiness = Readiness()  # warming up after start (lifespan): /health says so
+    # Warming up after start (lifespan) or, one worker of several, before listening.
+    readiness = Readiness(lambda: warm_up(catalog, settings.max_image_pixels))
 
     async def refreshed() -> Catalog:
         if catalog.refresh_due:  # the stat calls go to a thread; most requests skip them
@@ -75,8 +76,10 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
             "latest_run": store.latest_run.label if store.latest_run else None,
             "variables": store.variables,
         } for store in current.stores.values()]
-        ready = readiness.ready  # 503 until warm: load balancers send no traffic yet
+        # 503 until every worker is warm: load balancers send no traffic yet.
+        ready = readiness.ready
         return JSONResponse({"status": "ok" if ready else "warming up", "ready": ready,
+                             "workers": readiness.workers(),
                              "version": __version__, "layers": len(current.layers),
                              "stores": stores,
                              "renders": render_limiter(request).stats()},
@@ -133,8 +136,9 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Kernels and a real map of each store are drawn before /health says ready
-        # (fewsmap/app/warmup.py); requests meanwhile are answered, only slower.
-        readiness.warm_up_in_background(catalog, settings.max_image_pixels)
+        # (fewsmap/app/warmup.py). A single worker answers meanwhile, only slower; one of
+        # several has warmed up before its socket listens (fewsmap/app/serve.py).
+        readiness.warm_up_in_background()
         yield
 
     # FewsmapError is answered by Starlette's exception middleware; anything else reaches

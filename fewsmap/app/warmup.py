@@ -16,14 +16,23 @@ compiled: a lon/lat-only service does not pay the curvilinear compile at start (
 another CRS, e.g. EPSG:3035, compiles it on first use). Until that is done ``/health``
 answers 503 with ``"ready": false`` and Retry-After; then 200 with ``"ready": true`` (load
 balancers and ``tests/live_server.py`` wait for the 200).
+
+With several workers (``fewsmap serve --workers N``) each one warms up before its
+SO_REUSEPORT socket listens, so the kernel hands it no connection while it is cold (with the
+warm-up in the background, tiles reaching a worker still compiling took 11-15 s after
+others had been answered). ``/health`` of any worker says ready only when every worker is
+warm (`WarmWorkers`, shared memory). Warm-up is best effort: a layer that cannot be drawn
+is logged as a warning and the worker joins anyway.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import mmap
 import threading
 import time
+from collections.abc import Callable
 
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.ogc.getmap import resolve_maps
@@ -36,19 +45,52 @@ from fewsmap.render.pipeline import render_maps
 log = logging.getLogger(__name__)
 
 
-class Readiness:
-    """Whether the worker has warmed up; ready unless a warm-up was begun and not ended."""
+class WarmWorkers:
+    """Which workers of a several-worker service have warmed up: one byte per worker in
+    memory the parent maps before forking, so every worker's ``/health`` sees them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._flags = mmap.mmap(-1, count)  # anonymous and MAP_SHARED: shared across fork
+
+    def mark_warm(self, index: int) -> None:
+        """Record that worker ``index`` has warmed up."""
+        self._flags[index] = 1
+
+    @property
+    def warm(self) -> int:
+        """How many workers have warmed up."""
+        return sum(self._flags[:])
+
+
+class Readiness:
+    """Whether the worker (and every worker of its service) has warmed up; ready unless a
+    warm-up was begun and not ended."""
+
+    def __init__(self, job: Callable[[], None] | None = None) -> None:
+        self._job = job  # what warming up does (compile, draw each store)
         self._done = threading.Event()
         self._done.set()  # an app whose lifespan never runs (in-process tests) is ready
         self.began = 0.0
         self.seconds: float | None = None
+        self._group: WarmWorkers | None = None
+        self._index = 0
 
     @property
     def ready(self) -> bool:
-        """Tell whether the warm-up (if any) has ended."""
-        return self._done.is_set()
+        """Tell whether the warm-up (if any) has ended, here and in every other worker."""
+        return self._done.is_set() and (self._group is None
+                                        or self._group.warm == self._group.count)
+
+    def workers(self) -> dict[str, int]:
+        """How many workers of the service have warmed up, of how many."""
+        if self._group is None:
+            return {"warm": int(self._done.is_set()), "count": 1}
+        return {"warm": self._group.warm, "count": self._group.count}
+
+    def join(self, group: WarmWorkers, index: int) -> None:
+        """Be worker ``index`` of ``group``: ready only once every worker of it is warm."""
+        self._group, self._index = group, index
 
     def begin(self) -> None:
         """Mark the worker as warming up."""
@@ -56,23 +98,33 @@ class Readiness:
         self.began = time.monotonic()
 
     def end(self) -> None:
-        """Mark the warm-up as done."""
+        """Mark the warm-up as done (in the group too)."""
         self.seconds = time.monotonic() - self.began
+        if self._group is not None:
+            self._group.mark_warm(self._index)
         self._done.set()
+        log.info("warmed up in %.1f s", self.seconds)
 
-    def warm_up_in_background(self, catalog: Catalog, max_pixels: int) -> None:
-        """Begin, and warm up in a daemon thread that ends the warm-up even if it fails."""
+    def warm_up(self) -> None:
+        """Warm up now, in this thread (a worker of several does, before it listens)."""
         self.begin()
+        self._run_job()
 
-        def work() -> None:
-            try:
-                warm_up(catalog, max_pixels)
-            except Exception:  # a broken store must not keep the worker unready forever
-                log.exception("warm-up failed; serving anyway")
-            finally:
-                self.end()
+    def warm_up_in_background(self) -> None:
+        """Begin, and warm up in a daemon thread, unless the worker has warmed up already."""
+        if self.seconds is not None:  # warmed up before listening
+            return
+        self.begin()
+        threading.Thread(target=self._run_job, name="fewsmap-warm-up", daemon=True).start()
 
-        threading.Thread(target=work, name="fewsmap-warm-up", daemon=True).start()
+    def _run_job(self) -> None:
+        try:
+            if self._job is not None:
+                self._job()
+        except Exception:  # best effort: a broken store must not keep the worker out
+            log.exception("warm-up failed; serving anyway")
+        finally:
+            self.end()
 
 
 def warm_up(catalog: Catalog, max_pixels: int) -> None:
@@ -82,7 +134,8 @@ def warm_up(catalog: Catalog, max_pixels: int) -> None:
         try:
             draw_layer(catalog, layer, max_pixels)
         except Exception as exc:  # a store without runs yet, or broken: the next one
-            log.info("warm-up skipped layer %s: %s", layer.id, exc)
+            log.warning("warm-up skipped layer %s (its first maps will be slower): %s",
+                        layer.id, exc)
 
 
 def first_layer_of_each_store(catalog: Catalog) -> list[Layer]:

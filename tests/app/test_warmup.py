@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.live_server import free_port, stop
+from fewsmap.app.server import create_app
+from fewsmap.app.warmup import WarmWorkers
+from fewsmap.settings import Settings
+from tests.asgi_client import AppClient
+from tests.live_server import free_port, live_server, server_log, stop
 
 # The first map of each kind after a start: a zoomed-out tile of a lon/lat grid (datashader's
 # rectilinear quadmesh), a tile of a projected grid in Web Mercator (its curvilinear one), a
@@ -52,3 +58,138 @@ def test_health_says_warming_up_until_the_first_maps_are_fast(demo_stores: Path)
                                                             warming.json()["stores"]}
     # Once ready, no first map waits for a compile (before: 1.7 s, 5-9 s).
     assert max(seconds.values()) < 1.0, seconds
+
+
+# A tile of a projected grid drawn in Web Mercator: datashader's curvilinear quadmesh, 5-9 s
+# to compile on a cold worker (tens of ms warm).
+SLOW_FIRST_TILE = "/tiles/marfc-fmat.t/5/9/12.png"
+PROBES = 4  # clients asking at once, each on a new connection per request
+TILES_AFTER_READY = 120
+
+
+def test_no_tile_reaches_a_cold_worker(demo_stores: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fewsmap.cli", "serve", "--stores", str(demo_stores), "--port",
+         str(port), "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    answers: list[tuple[float, float, int]] = []  # (answered at, seconds taken, status)
+    done = threading.Event()
+
+    def probe() -> None:
+        while not done.is_set():
+            began = time.monotonic()
+            try:  # httpx.get opens a new connection: the kernel picks a worker each time
+                status = httpx.get(base + SLOW_FIRST_TILE, timeout=60).status_code
+            except httpx.TransportError:  # nothing listens yet
+                time.sleep(0.02)
+                continue
+            answers.append((time.monotonic(), time.monotonic() - began, status))
+
+    probes = [threading.Thread(target=probe) for _ in range(PROBES)]
+    try:
+        for each in probes:
+            each.start()
+        deadline = time.monotonic() + 180
+        while not answered_ok(base):
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.1)
+        ready_at = len(answers)
+        while len(answers) < ready_at + TILES_AFTER_READY:
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.1)
+        done.set()
+        for each in probes:
+            each.join()
+        health = httpx.get(f"{base}/health", timeout=5).json()
+        serving = workers_holding_connections(server.pid, port, base)
+    finally:
+        done.set()
+        for each in probes:
+            each.join()
+        stop(server)
+    first_ok = min(at for at, _, status in answers if status == 200)
+    after = [(round(seconds, 3), status) for at, seconds, status in answers if at >= first_ok]
+    # Every answer from the first 200 on (and /health's 200, which waits for every worker)
+    # comes from a warm worker: no tile waits for a compile. Before, a request that reached
+    # a worker still compiling waited seconds, after others had been answered.
+    assert len(after) > TILES_AFTER_READY
+    assert all(status == 200 for _, status in after), after
+    assert max(seconds for seconds, _ in after) < 1.0, after
+    assert health["ready"] is True and health["workers"] == {"warm": 2, "count": 2}
+    assert serving == 2  # new connections reach both workers
+
+
+def test_a_worker_that_cannot_warm_up_still_serves_and_says_why(demo_stores: Path,
+                                                                 tmp_path: Path) -> None:
+    stores = tmp_path / "stores"
+    shutil.copytree(demo_stores, stores)
+    for chunk in (stores / "marfc-fmat.zarr" / "t" / "c").rglob("*"):
+        if chunk.is_file():  # every chunk of the store's first layer: nothing can be drawn
+            chunk.write_bytes(b"not a blosc chunk")
+    with live_server("--stores", str(stores), "--workers", "2", timeout_s=180) as url:
+        health = httpx.get(f"{url}/health", timeout=5).json()
+        tile = httpx.get(url + FIRST_MAPS[0], timeout=10)
+        log = server_log(url)
+    # Both workers say which layer they could not draw, and why, and serve the others.
+    assert log.count("warm-up skipped layer marfc-fmat.t") == 2, log
+    assert tile.status_code == 200 and tile.content.startswith(b"\x89PNG")
+    assert health["ready"] is True and health["workers"] == {"warm": 2, "count": 2}
+
+
+def workers_holding_connections(server_pid: int, port: int, base: str,
+                                connections: int = 30) -> int:
+    """How many of the server's worker processes hold one of ``connections`` new keep-alive
+    connections (from /proc: the sockets of each worker against the established ones)."""
+    clients = [httpx.Client(base_url=base) for _ in range(connections)]
+    try:
+        for client in clients:
+            client.get("/health", timeout=5)
+        established = {line.split()[9] for line in
+                       Path("/proc/net/tcp").read_text().splitlines()[1:]
+                       if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "01"}
+        children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+        return sum(bool(socket_inodes(int(pid)) & established) for pid in children)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets process ``pid`` holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = str(fd.readlink())
+            if target.startswith("socket:["):
+                inodes.add(target.removeprefix("socket:[").rstrip("]"))
+    return inodes
+
+
+def answered_ok(base: str) -> bool:
+    """Whether ``/health`` answers 200 on a new connection."""
+    with contextlib.suppress(httpx.TransportError):
+        return httpx.get(f"{base}/health", timeout=5).status_code == 200
+    return False
+
+
+def test_health_is_ready_only_once_every_worker_is_warm(tmp_path: Path) -> None:
+    # Two workers of one service, as `serve` forks them: one shared record of who is warm.
+    workers = WarmWorkers(2)
+    apps = [create_app(Settings(stores_dir=tmp_path)) for _ in range(2)]
+    for index, app in enumerate(apps):
+        app.state.readiness.join(workers, index)
+
+    def health() -> list[tuple[int, object, dict[str, int]]]:
+        answers = [AppClient(app).get("/health") for app in apps]
+        return [(a.status_code, a.json()["status"], a.json()["workers"]) for a in answers]
+
+    before = health()
+    apps[0].state.readiness.warm_up()
+    one_warm = health()
+    apps[1].state.readiness.warm_up()
+    assert before == [(503, "warming up", {"warm": 0, "count": 2})] * 2
+    # The warm worker takes connections, but does not speak for the service.
+    assert one_warm == [(503, "warming up", {"warm": 1, "count": 2})] * 2
+    assert health() == [(200, "ok", {"warm": 2, "count": 2})] * 2
