@@ -160,9 +160,9 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
                 lonlat_bbox(catalog.store(layer)), _offered(catalog, layer))
 
     described = describe_each(layers, describe, "WMS capabilities")
-    crs_list = sorted({c for _, (_, _, offered) in described for c in offered},
-                      key=lambda c: (c not in BASE_CRS, c))
-    for crs in crs_list:
+    # Child layers inherit the root's CRSs (WMS 1.3.0 §7.2.4.6.7): the root lists only those
+    # every layer draws in; a grid's own CRS is listed on its layer (issue #17).
+    for crs in _common_crs([offered for _, (_, _, offered) in described]):
         _text(top, "CRS", crs)
     if described:
         _bounding_boxes(top, _union([box for _, (_, box, _) in described]))
@@ -236,7 +236,7 @@ def _layer_as_1_1_1(layer: ET.Element) -> None:
             if crs == "CRS:84":
                 layer.remove(child)
                 continue
-            if crs == "EPSG:4326":  # 1.1.1 is longitude first
+            if north_first(crs):  # 1.3.0 boxes follow the CRS's axis order, 1.1.1's x first
                 a = child.attrib
                 a["minx"], a["miny"], a["maxx"], a["maxy"] = a["miny"], a["minx"], a["maxy"], \
                     a["maxx"]
@@ -291,6 +291,12 @@ def _operation(request: ET.Element, tag: str, formats: tuple[str, ...], url: str
 
 def _offered(catalog: Catalog, layer: Layer) -> tuple[str, ...]:
     return offered_crs(catalog.store(layer).attributes(GRID_MAPPING)["crs_wkt"])
+
+
+def _common_crs(offers: list[tuple[str, ...]]) -> list[str]:
+    """The CRSs every layer is offered in; the base ones when there are no layers."""
+    common = set(offers[0]).intersection(*offers[1:]) if offers else set(BASE_CRS)
+    return sorted(common, key=lambda c: (c not in BASE_CRS, c))
 
 
 def _default_time(layer: Layer, run: RunInfo) -> str | None:
