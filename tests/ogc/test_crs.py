@@ -15,12 +15,14 @@ import numpy as np
 import pyproj
 import pytest
 from lxml import etree
+from owslib.wms import WebMapService
 from PIL import Image
 
 from fewsmap.app.server import create_app
 from fewsmap.ogc.crs import offered_crs
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
+from tests.live_server import live_server
 from tests.synthetic import LAEA_CF, LAEA_ESRI, LAMBERT, lonlat_store, projected_xy_store
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
@@ -150,3 +152,23 @@ def test_every_layer_draws_in_every_crs_the_capabilities_give_it(client: AppClie
                 "styles": "", "crs": crs, "bbox": "0,0,1,1", "width": "8", "height": "8",
                 "format": "image/png"})
             assert refused.status_code == 400 and b"InvalidCRS" in refused.content, (name, crs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["1.3.0", "1.1.1"])
+def test_owslib_sees_and_draws_epsg_3035_where_offered(tmp_path: Path, version: str) -> None:
+    stores = tmp_path / "stores"
+    projected_xy_store(stores / "laea_esri.zarr", LAEA_ESRI)
+    lonlat_store(stores / "regular.zarr")
+    with live_server("--stores", str(stores)) as base:
+        service = WebMapService(f"{base}/wms", version=version, timeout=60)
+        assert "EPSG:3035" in service["laea_esri.lon"].crsOptions
+        assert "EPSG:3035" not in service["regular.lon"].crsOptions
+        (x0, x1), (y0, y1) = QUADRANT["x"], QUADRANT["y"]
+        # OWSLib takes easting first and puts 1.3.0 boxes in EPSG:3035's northing-first order.
+        response = service.getmap(layers=["laea_esri.lon"], styles=[""], srs="EPSG:3035",
+                                  bbox=(x0, y0, x1, y1), size=(40, 40), format="image/png",
+                                  transparent=True)
+        expected = np.zeros((40, 40), bool)
+        expected[30:, :10] = True
+        assert (opaque(response.read()) == expected).all()
