@@ -153,3 +153,32 @@ def sparse_levels_store(path: Path) -> Path:
                   "synthetic")
     append_run(path, run, progress=False)
     return path
+
+
+# ETRS89 / LAEA Europe (EPSG:3035) as the LISFLOOD/EFAS sample gives it: only an ESRI WKT
+# (``esri_pe_string``), which pyproj matches to EPSG:3035 with 50 % confidence once written
+# back as WKT2 (issue #17). And as a CF grid mapping without crs_wkt: datum unnamed.
+LAEA_ESRI = pyproj.CRS.from_wkt(
+    'PROJCS["ETRS_1989_LAEA",GEOGCS["GCS_ETRS_1989",DATUM["D_ETRS_1989",'
+    'SPHEROID["GRS_1980",6378137.0,298.257222101]],PRIMEM["Greenwich",0.0],'
+    'UNIT["Degree",0.0174532925199433]],PROJECTION["Lambert_Azimuthal_Equal_Area"],'
+    'PARAMETER["false_easting",4321000.0],PARAMETER["false_northing",3210000.0],'
+    'PARAMETER["central_meridian",10.0],PARAMETER["latitude_of_origin",52.0],'
+    'UNIT["Meter",1.0]]')
+LAEA_CF = {"grid_mapping_name": "lambert_azimuthal_equal_area",
+           "latitude_of_projection_origin": 52.0, "longitude_of_projection_origin": 10.0,
+           "false_easting": 4321000.0, "false_northing": 3210000.0,
+           "semi_major_axis": 6378137.0, "inverse_flattening": 298.257222101}
+# 5 km cells over the Rhine/Alps (EFAS-like); centres at odd multiples of 2.5 km.
+LAEA_X = 4_002_500.0 + 5_000.0 * np.arange(100)
+LAEA_Y = 2_302_500.0 + 5_000.0 * np.arange(80)
+
+
+def projected_xy_store(path: Path, crs: pyproj.CRS, x: np.ndarray = LAEA_X,
+                       y: np.ndarray = LAEA_Y) -> Path:
+    """A projected grid on 1-D metre axes whose variables ``lon``/``lat`` hold each cell's
+    own x and y (metres), to check positions in the grid's CRS."""
+    grid = Grid(("y", "x"), {"y": xr.DataArray(y, dims="y"), "x": xr.DataArray(x, dims="x")},
+                grid_attrs(crs))
+    xx, yy = np.meshgrid(x, y)
+    return field_store(path, grid, xx, yy)

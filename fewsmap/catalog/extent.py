@@ -75,6 +75,18 @@ def _outline(store: ForecastStore) -> tuple[np.ndarray, np.ndarray]:
     return lon[finite], lat[finite]
 
 
+def native_bbox(store: ForecastStore) -> tuple[float, float, float, float] | None:
+    """The grid's cell edges in its own CRS (min x, min y, max x, max y), for grids on 1-D
+    axes; None when curvilinear (its 2-D positions have no axes of their own)."""
+    if store.curvilinear:
+        return None
+    y_dim, x_dim = store.spatial_dims
+    y, x = store.coordinate(y_dim), store.coordinate(x_dim)
+    dy, dx = cell_spacings(y, x)
+    ys, xs = _edges(y, dy), _edges(x, dx)
+    return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+
+
 def _half_cell_beyond(centres: np.ndarray) -> np.ndarray:
     """2-D centres with a ring of the outer cells' outer edges added: half a step beyond
     the outer rows and columns (none along an axis of one cell)."""

@@ -11,7 +11,7 @@ import pyproj
 
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.described import describe_each
-from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox
+from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox, native_bbox
 from fewsmap.dimensions import REQUIRED, LayerDimension, default_time, layer_dimensions
 from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
@@ -160,9 +160,9 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
                 lonlat_bbox(catalog.store(layer)), _offered(catalog, layer))
 
     described = describe_each(layers, describe, "WMS capabilities")
-    crs_list = sorted({c for _, (_, _, offered) in described for c in offered},
-                      key=lambda c: (c not in BASE_CRS, c))
-    for crs in crs_list:
+    # Child layers inherit the root's CRSs (WMS 1.3.0 §7.2.4.6.7): the root lists only those
+    # every layer draws in; a grid's own CRS is listed on its layer (issue #17).
+    for crs in _common_crs([offered for _, (_, _, offered) in described]):
         _text(top, "CRS", crs)
     if described:
         _bounding_boxes(top, _union([box for _, (_, box, _) in described]))
@@ -236,7 +236,7 @@ def _layer_as_1_1_1(layer: ET.Element) -> None:
             if crs == "CRS:84":
                 layer.remove(child)
                 continue
-            if crs == "EPSG:4326":  # 1.1.1 is longitude first
+            if north_first(crs):  # 1.3.0 boxes follow the CRS's axis order, 1.1.1's x first
                 a = child.attrib
                 a["minx"], a["miny"], a["maxx"], a["maxy"] = a["miny"], a["minx"], a["maxy"], \
                     a["maxx"]
@@ -293,6 +293,12 @@ def _offered(catalog: Catalog, layer: Layer) -> tuple[str, ...]:
     return offered_crs(catalog.store(layer).attributes(GRID_MAPPING)["crs_wkt"])
 
 
+def _common_crs(offers: list[tuple[str, ...]]) -> list[str]:
+    """The CRSs every layer is offered in; the base ones when there are no layers."""
+    common = set(offers[0]).intersection(*offers[1:]) if offers else set(BASE_CRS)
+    return sorted(common, key=lambda c: (c not in BASE_CRS, c))
+
+
 def _default_time(layer: Layer, run: RunInfo) -> str | None:
     """The layer's default time for a run, formatted; None when TIME is required."""
     policy = str(layer.defaults.get("time", "now"))
@@ -305,7 +311,10 @@ def _union(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float
 
 
 def _bounding_boxes(node: ET.Element, lonlat: tuple[float, float, float, float],
-                    extra: tuple[str, ...] = ()) -> None:
+                    extra: tuple[str, ...] = (),
+                    native: tuple[float, float, float, float] | None = None) -> None:
+    """Write a node's geographic box and a BoundingBox per CRS; ``extra`` CRSs are the grid's
+    own (offered_crs), whose box is ``native`` (the cell edges) when given."""
     west, south, east, north = lonlat
     geographic = _child(node, "EX_GeographicBoundingBox")
     for tag, value in (("westBoundLongitude", west), ("eastBoundLongitude", east),
@@ -316,7 +325,7 @@ def _bounding_boxes(node: ET.Element, lonlat: tuple[float, float, float, float],
              "EPSG:4326": (south, west, north, east),  # WMS 1.3.0: latitude first
              "EPSG:3857": mercator}
     for crs in extra:
-        boxes[crs] = _projected_box(lonlat, crs)
+        boxes[crs] = _in_axis_order(native, crs) if native else _projected_box(lonlat, crs)
     for crs, (minx, miny, maxx, maxy) in boxes.items():
         _child(node, "BoundingBox", {"CRS": crs, "minx": f"{minx:.6f}", "miny": f"{miny:.6f}",
                                      "maxx": f"{maxx:.6f}", "maxy": f"{maxy:.6f}"})
@@ -339,7 +348,7 @@ def _layer(catalog: Catalog, layer: Layer, run: RunInfo | None, url: str, only_h
         extra = tuple(c for c in _offered(catalog, layer) if c not in BASE_CRS)
         for crs in extra:
             _text(node, "CRS", crs)
-        _bounding_boxes(node, lonlat_bbox(store), extra)
+        _bounding_boxes(node, lonlat_bbox(store), extra, native_bbox(store))
     runs = catalog.runs(layer)
     shown = run or (runs[-1] if runs else None)
     compact = catalog.settings.compact_time_axes
@@ -399,5 +408,11 @@ def _projected_box(lonlat: tuple[float, float, float, float],
     """The bbox of a lon/lat box in ``crs``, in that CRS's WMS 1.3.0 axis order."""
     west, south, east, north = lonlat
     transformer = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    minx, miny, maxx, maxy = transformer.transform_bounds(west, south, east, north)
+    return _in_axis_order(transformer.transform_bounds(west, south, east, north), crs)
+
+
+def _in_axis_order(box: tuple[float, float, float, float],
+                   crs: str) -> tuple[float, float, float, float]:
+    """An x-first box in ``crs``'s WMS 1.3.0 axis order."""
+    minx, miny, maxx, maxy = box
     return (miny, minx, maxy, maxx) if north_first(crs) else (minx, miny, maxx, maxy)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
 import pyproj
 
 from fewsmap.errors import InvalidCRS
@@ -28,11 +29,48 @@ def offered_crs(native_wkt: str) -> tuple[str, ...]:
     return BASE_CRS + ((f"EPSG:{code}",) if code and f"EPSG:{code}" not in BASE_CRS else ())
 
 
+# A candidate EPSG code names the grid's CRS when both put the same points within a
+# millimetre. pyproj's confidence alone misleads both ways: LAEA Europe as an ESRI WKT
+# (EFAS/LISFLOOD files) or a CF grid mapping, datum unnamed, scores 50 % for EPSG:3035, and
+# the same projection 1 m off still scores 25 % (issue #17).
+SAME_POSITION_M = 1e-3
+TRUSTED_CONFIDENCE = 90
+LEAST_CONFIDENCE = 20
+
+
 @lru_cache(maxsize=64)
 def native_epsg(wkt: str) -> int | None:
-    """The EPSG code of a grid's CRS, when it has one."""
-    code = pyproj.CRS.from_wkt(wkt).to_epsg(min_confidence=90)
-    return int(code) if code is not None else None
+    """The EPSG code of a grid's CRS, when it has one.
+
+    A code pyproj matches with high confidence is taken as is; a weaker projected match
+    only if its projection, ellipsoid and units place points as the grid's CRS does (datum
+    names are not compared: ESRI and CF descriptions name them differently or not at all).
+    """
+    crs = pyproj.CRS.from_wkt(wkt)
+    code = crs.to_epsg(min_confidence=TRUSTED_CONFIDENCE)
+    if code is not None:
+        return int(code)
+    if not crs.is_projected:
+        return None
+    for match in crs.list_authority(auth_name="EPSG", min_confidence=LEAST_CONFIDENCE):
+        if _same_projection(crs, pyproj.CRS.from_epsg(match.code)):
+            return int(match.code)
+    return None
+
+
+def _same_projection(crs: pyproj.CRS, candidate: pyproj.CRS) -> bool:
+    """Tell whether two projected CRSs map lon/lat to the same x/y, to a millimetre, over
+    the candidate's area of use (each from its own geographic CRS: no datum shift)."""
+    area = candidate.area_of_use
+    if not candidate.is_projected or area is None:
+        return False
+    lon, lat = np.meshgrid(np.linspace(area.west, area.east, 5),
+                           np.linspace(area.south, area.north, 5))
+    positions = [pyproj.Transformer.from_crs(c.geodetic_crs, c, always_xy=True).transform(
+        lon, lat) for c in (crs, candidate)]
+    (x, y), (x2, y2) = positions
+    return bool(np.isfinite(x).all() and np.allclose(x, x2, rtol=0, atol=SAME_POSITION_M)
+                and np.allclose(y, y2, rtol=0, atol=SAME_POSITION_M))
 
 
 def check_offered(name: str, offered: tuple[str, ...], code: str) -> str:
