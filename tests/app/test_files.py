@@ -3,7 +3,6 @@ float32 COG export in place (issue #17), against the real server."""
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterator
 from urllib.parse import urlencode
@@ -106,24 +105,28 @@ def test_if_range_gives_the_part_only_of_the_same_answer(base: str,
 
 
 def test_gdal_reads_the_cog_export_in_place_with_ranges(
-        base: str, whole: httpx.Response, caplog: pytest.LogCaptureFixture) -> None:
+        base: str, whole: httpx.Response, capfd: pytest.CaptureFixture[str]) -> None:
     with MemoryFile(whole.content) as memory, memory.open() as local:
         expected = local.read(1, window=WINDOW)
-    caplog.set_level(logging.DEBUG, logger="rasterio._env")
     # A URL of its own: GDAL keeps what it learnt of a URL (size, ranges) for the process.
     url = "/vsicurl/" + export_url(base, exceptions="XML")
-    with rasterio.Env(CPL_DEBUG="ON", GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), \
+    capfd.readouterr()
+    # libcurl's trace of every request and answer goes to the process's stderr.
+    with rasterio.Env(CPL_CURL_VERBOSE="YES", GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), \
             rasterio.open(url) as remote:
         assert (remote.width, remote.height, remote.dtypes[0]) == (1000, 1000, "float32")
         values = remote.read(1, window=WINDOW)
+    trace = capfd.readouterr().err
     np.testing.assert_array_equal(values, expected)
     assert np.isfinite(values).all()
-    log = "\n".join(record.getMessage() for record in caplog.records)
-    assert "Range downloading not supported" not in log
-    downloads = [(int(a), int(b)) for a, b in re.findall(r"Downloading (\d+)-(\d+)", log)]
-    assert downloads, log[-2000:]
-    fetched = sum(end - start + 1 for start, end in downloads)
-    assert fetched < len(whole.content) / 4, (fetched, len(whole.content), downloads)
+    assert "Range downloading not supported" not in trace
+    gets = re.findall(r"^> GET .*$", trace, re.MULTILINE)
+    ranges = [(int(a), int(b)) for a, b in re.findall(r"^Range: bytes=(\d+)-(\d+)", trace,
+                                                      re.MULTILINE)]
+    assert len(gets) == len(ranges) >= 2, trace[-3000:]  # every GET asked for a range
+    assert re.findall(r"^< HTTP/1.1 (\d+)", trace, re.MULTILINE).count("200") <= 1  # HEAD
+    fetched = sum(end - start + 1 for start, end in ranges)
+    assert fetched < len(whole.content) / 4, (fetched, len(whole.content), ranges)
 
 
 def test_small_map_images_answer_ranges_too(base: str) -> None:
