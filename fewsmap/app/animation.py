@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fewsmap.app.conditional import content_etag, not_modified
 from fewsmap.app.limits import render
 from fewsmap.app.maps import cache_control, maps_cost
 from fewsmap.app.streaming import body_response
@@ -32,9 +31,8 @@ async def animation_response(catalog: Catalog, settings: Settings, params: Param
     body = await render(request, cost, render_animation,
                         [[frame] for frame in animation.frames], asked.map.format,
                         asked.frame_ms, asked.timestamp)
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {
-        "ETag": etag,
+        "ETag": content_etag(body),
         "Cache-Control": cache_control(catalog, asked.map),
         "X-Fewsmap-Run": animation.frames[0].run.label,
         "X-Fewsmap-Valid-Time": frame_times(animation),
@@ -42,6 +40,5 @@ async def animation_response(catalog: Catalog, settings: Settings, params: Param
     if animation.substitutions:
         headers["Warning"] = nearest_warning(tuple(dict.fromkeys(
             served for _, served in animation.substitutions)))
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return body_response(request, body, asked.map.format, headers)
+    unchanged = not_modified(request.headers, headers, request.method)
+    return unchanged or body_response(request, body, asked.map.format, headers)

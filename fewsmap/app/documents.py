@@ -9,7 +9,6 @@ reused until a run lands. The answer carries an ETag; a client revalidating gets
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from fewsmap.app.conditional import content_etag, not_modified
 
 # The XML capabilities of 20 layers are about 75 kB (the suite's 20 layers × 10 runs): this
 # keeps hundreds of variants (hosts, versions, layer subsets, forecast periods, token views).
@@ -33,15 +34,14 @@ class Document:
 
     @classmethod
     def of(cls, body: bytes, media_type: str) -> Document:
-        return cls(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        return cls(body, media_type, content_etag(body))
 
     def response(self, request: Request, cache_control: str = "no-cache") -> Response:
         """The document, or 304 when the client already holds it. ``no-cache``: clients
         may keep it but ask again each time, since a run may land at any moment."""
         headers = {"ETag": self.etag, "Cache-Control": cache_control}
-        if self.etag in request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        return Response(self.body, media_type=self.media_type, headers=headers)
+        unchanged = not_modified(request.headers, headers, request.method)
+        return unchanged or Response(self.body, media_type=self.media_type, headers=headers)
 
 
 class DocumentCache:

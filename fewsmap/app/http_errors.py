@@ -56,13 +56,19 @@ def status_code_name(status: int) -> str:
     return "".join(filter(str.isalnum, phrase.title()))
 
 
+async def range_refused(request: Request, exc: Exception) -> Response:
+    """Answer a byte range beyond the end of an answer (416) in the endpoint's format."""
+    assert isinstance(exc, FewsmapError)
+    return refusal(request, exc)
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     """Answer a Starlette `HTTPException` in the format of the path's endpoint."""
     assert isinstance(exc, HTTPException)
     return refusal(request, HTTPError(exc.status_code, _message(request, exc), exc.headers))
 
 
-def refusal(request: Request, error: HTTPError) -> Response:
+def refusal(request: Request, error: FewsmapError) -> Response:
     """``error`` in the format of the endpoint under the request's path (JSON elsewhere)."""
     path = request.url.path
     if _under(path, WMS_PATHS):

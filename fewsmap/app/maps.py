@@ -3,7 +3,6 @@ the render limits; images cacheable and saying what they show."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import unicodedata
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fewsmap.app.conditional import content_etag, not_modified
 from fewsmap.app.limits import POINT_COST, map_cost, render, values_cost
 from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
@@ -35,9 +35,8 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
                              parsed.layer)
     else:
         image = await render(request, maps_cost(specs), render_maps, specs, parsed.format)
-    etag = '"' + hashlib.sha256(image).hexdigest()[:32] + '"'
     headers = {
-        "ETag": etag,
+        "ETag": content_etag(image),
         "Cache-Control": cache_control(catalog, parsed),
         "X-Fewsmap-Run": spec.run.label,
         "X-Fewsmap-Valid-Time": "/".join(format_time(t) for t in (
@@ -49,9 +48,8 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
     if spec.time_substitutions:
         headers["Warning"] = nearest_warning(tuple(dict.fromkeys(
             served for _, served in spec.time_substitutions)))
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return body_response(request, image, parsed.format, headers)
+    unchanged = not_modified(request.headers, headers, request.method)
+    return unchanged or body_response(request, image, parsed.format, headers)
 
 
 async def feature_info_response(catalog: Catalog, params: Params, request: Request,

@@ -21,7 +21,13 @@ from fewsmap.app.animation import animation_response
 from fewsmap.app.api import api_routes
 from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.edr import edr_routes
-from fewsmap.app.http_errors import ErrorImage, ReportingCORSMiddleware, http_error
+from fewsmap.app.files import UnsatisfiableRange
+from fewsmap.app.http_errors import (
+    ErrorImage,
+    ReportingCORSMiddleware,
+    http_error,
+    range_refused,
+)
 from fewsmap.app.limits import POINT_COST, RenderLimiter, render, render_limiter
 from fewsmap.app.links import public_url
 from fewsmap.app.maps import feature_info_response, map_response
@@ -158,6 +164,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     tokens = [Middleware(TokenMiddleware, security=security)] if security else []
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors, *tokens],
                     exception_handlers={HTTPException: http_error, FewsmapError: on_error,
+                                        UnsatisfiableRange: range_refused,
                                         Exception: on_error})
     app.state.render_limiter = RenderLimiter.from_settings(settings)  # maps, tiles, points
     app.state.send_budget = SendBudget.from_settings(settings)  # large answers being sent

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from fewsmap.app.files import RangeBytesResponse
 from fewsmap.errors import ServiceUnavailable
 from fewsmap.settings import Settings
 
@@ -122,9 +123,25 @@ def send_budget(request: Request) -> SendBudget:
     return budget
 
 
+class HeldBytesResponse(RangeBytesResponse):
+    """Bytes in memory (whole or the ranges asked for) holding the budget until sent."""
+
+    def __init__(self, content: bytes, held: Held, media_type: str,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(content, media_type, headers)
+        self.held = held
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.held.release()
+
+
 def body_response(request: Request, body: bytes, media_type: str,
                   headers: Mapping[str, str] | None = None) -> Response:
-    """An answer of bytes already made: whole when small, else in slices within the budget.
+    """An answer of bytes already made, with byte ranges (issue #17: GDAL reads a COG
+    export in place); a large one is sent in slices within the budget.
 
     Raises
     ------
@@ -132,14 +149,6 @@ def body_response(request: Request, body: bytes, media_type: str,
         If the worker's budget of bytes in flight cannot take the body.
     """
     if len(body) < STREAMED_FROM_BYTES:
-        return Response(body, media_type=media_type, headers=headers)
+        return RangeBytesResponse(body, media_type, headers)
     held = send_budget(request).hold(len(body))
-    return StreamedResponse(_slices(body), held, media_type,
-                            {**(headers or {}), "Content-Length": str(len(body))})
-
-
-async def _slices(body: bytes) -> AsyncIterator[bytes]:
-    """``body`` in slices, without copying it."""
-    view = memoryview(body)
-    for start in range(0, len(body), SLICE_BYTES):
-        yield bytes(view[start : start + SLICE_BYTES])
+    return HeldBytesResponse(body, held, media_type, headers)

@@ -22,8 +22,8 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Awaitable, Callable, Mapping
-from email.utils import formatdate, parsedate_to_datetime
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fewsmap.app.api import api_error
+from fewsmap.app.conditional import not_modified
 from fewsmap.app.files import RangeFileResponse
 from fewsmap.catalog import Catalog
 from fewsmap.errors import FewsmapError
@@ -77,8 +78,9 @@ def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
             path, st = await run_in_threadpool(store_file, store.files, key)
             headers = {"ETag": etag(st), "Last-Modified": formatdate(st.st_mtime, usegmt=True),
                        "Cache-Control": cache_control(store, key)}
-            if not_modified(request.headers, headers["ETag"], st.st_mtime):
-                return Response(status_code=304, headers=headers)
+            unchanged = not_modified(request.headers, headers, request.method)
+            if unchanged:
+                return unchanged
             media_type = "application/json" if key.endswith(ROOT_METADATA) else (
                 "application/octet-stream")
             return RangeFileResponse(path, headers=headers, media_type=media_type,
@@ -159,17 +161,3 @@ def etag(st: os.stat_result) -> str:
     identity = f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}".encode()
     return '"' + hashlib.sha256(identity).hexdigest()[:32] + '"'
 
-
-def not_modified(headers: Mapping[str, str], current: str, mtime: float) -> bool:
-    """RFC 9110 §13.1: If-None-Match decides when present, else If-Modified-Since."""
-    if_none_match = headers.get("if-none-match")
-    if if_none_match is not None:
-        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in tags or current in tags
-    since = headers.get("if-modified-since")
-    if not since:
-        return False
-    try:
-        return int(mtime) <= parsedate_to_datetime(since).timestamp()
-    except (TypeError, ValueError):  # an unparsable date is ignored (RFC 9110 §13.1.3)
-        return False

@@ -15,9 +15,10 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import NotModifiedResponse, PathLike, StaticFiles
+from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
+from fewsmap.app.conditional import not_modified
 from fewsmap.app.files import RangeFileResponse
 
 HERE = Path(__file__).resolve().parent
@@ -40,9 +41,10 @@ class ViewerFiles(StaticFiles):
         Ranges as the stores' files (an unusable one ignored, a refusal in JSON)."""
         response = RangeFileResponse(full_path, status_code=status_code, headers=REVALIDATE,
                                      stat_result=stat_result)
-        if self.is_not_modified(response.headers, Headers(scope=scope)):
-            return NotModifiedResponse(response.headers)
-        return response
+        # Starlette's own check let If-Modified-Since decide when If-None-Match had not
+        # matched (RFC 9110 §13.1.3: it is ignored then).
+        unchanged = not_modified(Headers(scope=scope), response.headers, scope["method"])
+        return unchanged or response
 
 
 def missing_vendor_files(vendor: Path) -> list[str]:
@@ -57,7 +59,9 @@ def viewer_routes(vendor: Path = VENDOR) -> list[BaseRoute]:
         missing = missing_vendor_files(vendor)
         if missing:
             return HTMLResponse(missing_page(vendor, missing), status_code=503)
-        return RangeFileResponse(ASSETS / "index.html", headers=REVALIDATE)
+        path = ASSETS / "index.html"
+        response = RangeFileResponse(path, headers=REVALIDATE, stat_result=path.stat())
+        return not_modified(request.headers, response.headers, request.method) or response
 
     return [
         Route("/", page),
