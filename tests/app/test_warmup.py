@@ -18,6 +18,17 @@ from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
 from tests.live_server import free_port, live_server, server_log, stop
 
+
+def start_serving(stores: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``fewsmap serve`` without waiting for it (the tests watch its warm-up)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fewsmap.cli", "serve", "--stores", str(stores), "--port",
+         str(port), "--workers", str(workers)], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    return server, f"http://127.0.0.1:{port}"
+
+
 # The first map of each kind after a start: a zoomed-out tile of a lon/lat grid (datashader's
 # rectilinear quadmesh), a tile of a projected grid in Web Mercator (its curvilinear one), a
 # map with contours (matplotlib).
@@ -27,12 +38,7 @@ FIRST_MAPS = ["/tiles/naefs-mean.QPF/1/0/0.png", "/tiles/marfc-fmat.t/5/9/12.png
 
 
 def test_health_says_warming_up_until_the_first_maps_are_fast(demo_stores: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fewsmap.cli", "serve", "--stores", str(demo_stores), "--port",
-         str(port), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_serving(demo_stores, workers=1)
     answers: list[httpx.Response] = []
     try:
         deadline = time.monotonic() + 120
@@ -68,12 +74,7 @@ TILES_AFTER_READY = 120
 
 
 def test_no_tile_reaches_a_cold_worker(demo_stores: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fewsmap.cli", "serve", "--stores", str(demo_stores), "--port",
-         str(port), "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_serving(demo_stores, workers=2)
     answers: list[tuple[float, float, int]] = []  # (answered at, seconds taken, status)
     done = threading.Event()
 
@@ -103,7 +104,7 @@ def test_no_tile_reaches_a_cold_worker(demo_stores: Path) -> None:
         for each in probes:
             each.join()
         health = httpx.get(f"{base}/health", timeout=5).json()
-        serving = workers_holding_connections(server.pid, port, base)
+        serving = workers_holding_connections(server.pid, httpx.URL(base).port, base)
     finally:
         done.set()
         for each in probes:
