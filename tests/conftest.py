@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
+
+from tests.s3server import S3Server, s3_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "fewsmap" / "demo" / "data"
@@ -133,3 +135,18 @@ def point_stores(tmp_path_factory: pytest.TempPathFactory,
     for name in ("naefs", "fmat", "gefs", "multi_param"):
         (folder / f"{name}.zarr").symlink_to(ingested(name))
     return folder
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A real S3-compatible server (moto's server mode) for the session's object-store tests."""
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The S3 server, with the standard AWS variables set for this test (and its children)."""
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    return s3
