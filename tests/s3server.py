@@ -7,7 +7,6 @@ variables (`env`). Nothing of the client is mocked.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -69,7 +69,7 @@ class S3Server:
 def s3_server(timeout_s: float = 30.0) -> Iterator[S3Server]:
     """Run moto's S3 server on a free loopback port until the block ends."""
     port = free_port()
-    moto = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
+    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
                                    stdout=output, stderr=subprocess.STDOUT,
