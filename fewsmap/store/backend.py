@@ -54,8 +54,8 @@ from fewsmap.store.location import Location, store_location
 
 ROOT_METADATA = "zarr.json"
 # A writer's lease on an object store lasts this long unless renewed (every third of it):
-# a killed writer blocks the next one for at most this long.
-LEASE_S = 30.0
+# a killed writer blocks the next one for at most this long (the tests shorten it).
+LEASE_S = float(os.environ.get("FEWSMAP_WRITER_LEASE_S", "30"))
 LEASE_POLL_S = 0.5
 
 
