@@ -37,9 +37,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import obstore
 from obstore.exceptions import AlreadyExistsError, PreconditionError
@@ -52,11 +52,20 @@ from fewsmap.errors import StoreError
 from fewsmap.store.files import ConfinedLocalStore, StoreFiles, store_name
 from fewsmap.store.location import Location, store_location
 
+if TYPE_CHECKING:
+    from obstore.store import ObjectStore as ObstoreStore
+    from obstore.store import RetryConfig
+
 ROOT_METADATA = "zarr.json"
 # A writer's lease on an object store lasts this long unless renewed (every third of it):
 # a killed writer blocks the next one for at most this long (the tests shorten it).
 LEASE_S = float(os.environ.get("FEWSMAP_WRITER_LEASE_S", "30"))
 LEASE_POLL_S = 0.5
+# A request to object storage gives up within seconds, not obstore's default 3 minutes of
+# retries: a map request waiting on an outage holds a render slot (503 StorageUnavailable).
+# Timeouts stay obstore's (connect 5 s, request 30 s): passing client options would drop the
+# ones read from the environment (AWS_ALLOW_HTTP among them).
+RETRIES: RetryConfig = {"max_retries": 3, "retry_timeout": timedelta(seconds=10)}
 
 
 @dataclass(frozen=True)
@@ -230,10 +239,10 @@ class ObjectBackend(Backend):
         self.location = url.rstrip("/")
         self.name = store_name(Path(self.location))
         self.writable = not self.location.startswith(("http://", "https://"))
-        self.objects = from_url(self.location)
+        self.objects = objects_at(self.location)
         # The lease and marker live beside the store, so its prefix holds only Zarr objects.
         parent, _, leaf = self.location.rpartition("/")
-        self._beside = from_url(parent) if self.writable else None
+        self._beside = objects_at(parent) if self.writable else None
         self._lock_key, self._marker_key = f".{leaf}.lock", f".{leaf}.writing"
         self._held: str | None = None  # the lease's ETag while this object holds it
 
@@ -352,6 +361,13 @@ class ObjectBackend(Backend):
             pass
 
 
+def objects_at(url: str) -> ObstoreStore:
+    """The objects under ``url``, as obstore reaches them (configured by the AWS variables)."""
+    if url.startswith("http://"):  # a plain-HTTP URL is the user's explicit choice
+        return from_url(url, retry_config=RETRIES, client_options={"allow_http": True})
+    return from_url(url, retry_config=RETRIES)
+
+
 def backend_of(location: Location | Backend) -> Backend:
     """The backend of the store at ``location`` (a folder path or a supported URL)."""
     if isinstance(location, Backend):
@@ -392,7 +408,7 @@ def list_stores(folder: Path | str) -> dict[str, Path | str]:
                     found[store_name(path)] = path
         return found
     try:
-        listed = obstore.list_with_delimiter(from_url(folder))
+        listed = obstore.list_with_delimiter(objects_at(folder))
     except ObjectStoreError as exc:
         raise OSError(f"cannot list {folder}: {exc}") from exc
     for prefix in sorted(listed["common_prefixes"]):
