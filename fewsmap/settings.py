@@ -61,6 +61,9 @@ class Settings:
     # within the interval (issue #14: at most 10 s by default).
     reload_interval_s: float = 1.0
     object_reload_interval_s: float = 5.0
+    # Memory per server process for data chunks read from object storage (they never change
+    # once published: fewsmap/store/chunk_cache.py); 0 turns the cache off.
+    object_cache_mb: int = 256
     # Write regular time axes as start/end/period in XML capabilities (FEWS clients read
     # lists, so lists are the default).
     compact_time_axes: bool = False
@@ -129,6 +132,7 @@ _CONVERTERS: dict[str, Any] = {
     "max_animation_pixels": lambda v: _positive(int(v)),
     "reload_interval_s": float,
     "object_reload_interval_s": float,
+    "object_cache_mb": lambda v: _positive(int(v), allow_zero=True),
     "compact_time_axes": lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true"),
     "max_time_values": lambda v: _positive(int(v)),
     "max_point_values": lambda v: _positive(int(v)),

@@ -52,6 +52,7 @@ from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.settings import Settings, read_config
+from fewsmap.store.chunk_cache import CHUNKS
 from fewsmap.timespec import parse_instant
 from fewsmap.viewer import viewer_routes
 
@@ -61,6 +62,7 @@ JSON_FORMATS = ("application/json", "json")
 
 def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     """Build the service for ``settings`` (the catalog is opened now, once)."""
+    CHUNKS.resize(settings.object_cache_mb << 20)
     catalog = catalog or Catalog(settings)
     security = Security.from_config(read_config(settings.config_file)
                                     if settings.config_file else {})

@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +49,7 @@ from zarr.abc.store import Store
 from zarr.storage import LocalStore, ObjectStore
 
 from fewsmap.errors import StoreError
+from fewsmap.store.chunk_cache import CachedChunks
 from fewsmap.store.files import ConfinedLocalStore, StoreFiles, store_name
 from fewsmap.store.location import Location, store_location
 
@@ -122,8 +123,9 @@ class Backend(ABC):
         """Delete ``key`` and everything under it (no error if there is nothing)."""
 
     @abstractmethod
-    def zarr_store(self, writable: bool = False) -> Store:
-        """A zarr-python store over these objects."""
+    def zarr_store(self, writable: bool = False, immutable: Collection[str] = ()) -> Store:
+        """A zarr-python store over these objects; the data chunks of the ``immutable``
+        arrays (forecast variables of a published state) may be served from a cache."""
 
     @abstractmethod
     def replace_root(self, content: bytes, expected: StoreVersion | None) -> None:
@@ -188,7 +190,7 @@ class LocalBackend(Backend):
         else:
             target.unlink(missing_ok=True)
 
-    def zarr_store(self, writable: bool = False) -> Store:
+    def zarr_store(self, writable: bool = False, immutable: Collection[str] = ()) -> Store:
         if writable:
             self.path.mkdir(parents=True, exist_ok=True)
             return LocalStore(self.path)
@@ -277,8 +279,9 @@ class ObjectBackend(Backend):
             obstore.delete(self.objects, [entry["path"] for entry in batch])
         obstore.delete(self.objects, key)  # deleting an absent object is no error in S3
 
-    def zarr_store(self, writable: bool = False) -> Store:
-        return ObjectStore(self.objects, read_only=not writable)
+    def zarr_store(self, writable: bool = False, immutable: Collection[str] = ()) -> Store:
+        store = ObjectStore(self.objects, read_only=not writable)
+        return CachedChunks(store, self.location, immutable) if immutable else store
 
     def replace_root(self, content: bytes, expected: StoreVersion | None) -> None:
         mode: Any = "create" if expected is None else {"e_tag": expected.token}

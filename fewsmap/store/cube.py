@@ -158,9 +158,12 @@ class ForecastStore:
                 from exc
         root = read_root_metadata(self.backend)
         self.attrs: dict[str, Any] = root["attributes"][ATTRS_KEY]
+        # Data chunks of the published runs never change: object storage may cache them.
+        immutable = [name for name, meta in root["consolidated_metadata"]["metadata"].items()
+                     if _is_variable(meta.get("dimension_names") or ())]
         with quiet_zarr():
-            self.group = zarr.open_group(self.backend.zarr_store(), mode="r",
-                                         use_consolidated=True)
+            self.group = zarr.open_group(self.backend.zarr_store(immutable=immutable),
+                                         mode="r", use_consolidated=True)
         # Opening an array through the group costs ~0.3 ms (zarr's sync machinery); the
         # published state is fixed for this object's life, so each is opened once.
         self._arrays: dict[str, zarr.Array[Any]] = {}
@@ -192,12 +195,8 @@ class ForecastStore:
     @property
     def variables(self) -> list[str]:
         """Forecast variables: arrays indexed by run and step."""
-        names = []
-        for name, array in self.group.arrays():
-            dims = dimension_names(array)
-            if dims[:2] == (RUN_DIM, STEP_DIM) and name != VALID_TIME:
-                names.append(name)
-        return sorted(names)
+        return sorted(name for name, array in self.group.arrays()
+                      if _is_variable(dimension_names(array)))
 
     def array(self, name: str) -> zarr.Array[Any]:
         """Return the zarr array ``name`` (published shape)."""
@@ -316,6 +315,11 @@ class ForecastStore:
                 )
             )
         return tuple(sorted(runs, key=lambda r: r.reference_time))
+
+
+def _is_variable(dims: Sequence[str]) -> bool:
+    """Whether an array of these dimensions is a forecast variable (run, step, …, y, x)."""
+    return tuple(dims[:2]) == (RUN_DIM, STEP_DIM) and len(dims) > 2
 
 
 def _guarded_read(name: str) -> Callable[..., Any]:
