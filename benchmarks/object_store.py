@@ -6,7 +6,9 @@ copies its objects into a bucket of a real S3 server (moto's server mode, on loo
 the tests start it), and serves both from one ``fewsmap serve`` (the local store as ``eu``,
 the S3 copy as ``eu_s3``). Then it fetches the same random 256² tiles of zoom 7 from each,
 interleaved on one keep-alive connection: a first pass (the chunks' first reads), then
-``--passes`` warm passes. Reports medians and the S3/local ratios. Usage::
+``--passes`` warm passes. Reports medians and the S3/local ratios. Then the throughput of
+one and of two servers on the same S3 store (issue #14: "report the throughput of 2
+servers against 1 on this machine"). Usage::
 
     .venv/bin/python -m benchmarks.object_store [--tiles 100] [--passes 3] [--quick]
 """
@@ -20,6 +22,7 @@ import signal
 import statistics
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -27,6 +30,7 @@ import obstore
 from obstore.store import from_url
 
 from benchmarks.first_map import start_server
+from benchmarks.suite.client import load
 from benchmarks.suite.data import CubeSpec, build_stores
 from benchmarks.warm_start import tile_paths
 from tests.s3server import s3_server
@@ -34,6 +38,7 @@ from tests.s3server import s3_server
 DEFAULT_CACHE = Path.home() / ".cache" / "fewsmap-bench" / "object-store"
 EU = CubeSpec("eu", 900, 1400, 1, 6)
 RESULTS = Path(__file__).parent / "results"
+CONCURRENCY = 8
 
 
 def upload(folder: Path, url: str) -> int:
@@ -55,7 +60,31 @@ def timed(client: httpx.Client, path: str) -> float:
     return elapsed
 
 
-def measure(cache: Path, tiles: int, passes: int) -> dict[str, object]:
+def throughput(stores: Path, config: Path, servers: int, paths: list[str],
+               seconds: float, concurrency: int) -> dict[str, float]:
+    """Tiles per second from ``servers`` servers (one worker each) on the same S3 store,
+    the clients split evenly between them."""
+    started = [start_server(stores, "--workers", "1", "--config", str(config))
+               for _ in range(servers)]
+    try:
+        for _, base, _ in started:  # each server reads the chunks once before timing
+            with httpx.Client(base_url=base, timeout=60) as client:
+                for path in paths[:50]:
+                    client.get(path).raise_for_status()
+        with ThreadPoolExecutor(servers) as pool:
+            results = list(pool.map(
+                lambda base: load(int(base.rsplit(":", 1)[1]), paths * 100,
+                                  concurrency // servers, seconds), [b for _, b, _ in started]))
+    finally:
+        for server, _, _ in started:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
+    return {"servers": servers, "requests": sum(r.n for r in results),
+            "errors": sum(r.errors for r in results),
+            "tiles_per_s": sum(r.n for r in results) / max(r.wall_s for r in results)}
+
+
+def measure(cache: Path, tiles: int, passes: int, seconds: float) -> dict[str, object]:
     """Run the comparison; return the figures."""
     stores = cache / "stores"
     build_stores(stores, [EU])
@@ -82,6 +111,8 @@ def measure(cache: Path, tiles: int, passes: int) -> dict[str, object]:
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)
+        scaling = [throughput(stores, config, n, s3_paths, seconds, CONCURRENCY)
+                   for n in (1, 2)]
     first = {k: statistics.median(v[0]) for k, v in times.items()}
     warm = {k: statistics.median([t for p in v[1:] for t in p]) for k, v in times.items()}
     warm_p95 = {k: statistics.quantiles([t for p in v[1:] for t in p], n=20)[-1]
@@ -93,15 +124,17 @@ def measure(cache: Path, tiles: int, passes: int) -> dict[str, object]:
         "ratio_first_s3_over_local": first["s3"] / first["local"],
         "ratio_warm_s3_over_local": warm["s3"] / warm["local"],
         "target_warm_ratio": 2.0,
+        "throughput": scaling, "throughput_seconds": seconds, "concurrency": CONCURRENCY,
         "cores": os.cpu_count(),
     }
 
 
 def report(figures: dict[str, object]) -> str:
     """The figures as a Markdown table."""
-    first, warm, p95 = (figures[k] for k in ("first_pass_median_ms", "warm_median_ms",
-                                             "warm_p95_ms"))
+    first, warm, p95, scaling = (figures[k] for k in (
+        "first_pass_median_ms", "warm_median_ms", "warm_p95_ms", "throughput"))
     assert isinstance(first, dict) and isinstance(warm, dict) and isinstance(p95, dict)
+    assert isinstance(scaling, list)
     return "\n".join([
         "# 256² tiles from S3 (moto, loopback) vs local disk, one server, one run", "",
         f"Cube {figures['cube']}; {figures['tiles']} random zoom-7 tiles, interleaved; "
@@ -113,6 +146,14 @@ def report(figures: dict[str, object]) -> str:
         f"S3 / local: first pass {figures['ratio_first_s3_over_local']:.2f}×, warm "
         f"{figures['ratio_warm_s3_over_local']:.2f}× (target ≤ {figures['target_warm_ratio']}×).",
         "",
+        f"Servers on one S3 store, one worker each, {figures['concurrency']} keep-alive "
+        f"clients split between them, {figures['throughput_seconds']:g} s each:", "",
+        "| servers | tiles/s | requests | errors |", "|---|---|---|---|",
+        *(f"| {t['servers']} | {t['tiles_per_s']:.0f} | {t['requests']} | {t['errors']} |"
+          for t in scaling),
+        "",
+        f"2 servers / 1: {scaling[1]['tiles_per_s'] / scaling[0]['tiles_per_s']:.2f}× "
+        f"(the load generator shares the {figures['cores']} cores with the servers).", "",
     ])
 
 
@@ -121,11 +162,14 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--tiles", type=int, default=100)
     parser.add_argument("--passes", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="20 tiles, 1 warm pass")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="duration of each throughput measurement")
+    parser.add_argument("--quick", action="store_true", help="20 tiles, 1 warm pass, 3 s")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    tiles, passes = (20, 1) if args.quick else (args.tiles, args.passes)
-    figures = measure(args.cache, tiles, passes)
+    tiles, passes, seconds = (20, 1, 3.0) if args.quick else (args.tiles, args.passes,
+                                                               args.seconds)
+    figures = measure(args.cache, tiles, passes, seconds)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "object_store_quick" if args.quick else "object_store"
     (args.out / f"{name}.json").write_text(json.dumps(figures, indent=1))
