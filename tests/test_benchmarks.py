@@ -39,3 +39,18 @@ def test_the_smoke_suite_measures_every_case_and_reports(tmp_path: Path) -> None
     assert all(s.get("stages_median_ms") or s.get("error") for s in results["stages"])
     assert results["ratios"] and "median_vs_floor" in results["ratios"][0]
     assert results["meta"]["machine"]["cores"] >= 1
+
+
+@pytest.mark.slow
+def test_the_object_store_benchmark_compares_s3_with_local_disk(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks.object_store", "--quick",
+               "--cache", str(tmp_path / "cache"), "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    figures = json.loads((tmp_path / "object_store_quick.json").read_text())
+    assert set(figures["warm_median_ms"]) == {"local", "s3"}
+    assert all(v > 0 for v in figures["warm_median_ms"].values())
+    assert figures["ratio_warm_s3_over_local"] > 0
+    assert [t["servers"] for t in figures["throughput"]] == [1, 2]
+    assert all(t["requests"] > 0 and t["errors"] == 0 for t in figures["throughput"])
+    assert "S3 / local" in (tmp_path / "object_store_quick.md").read_text()
