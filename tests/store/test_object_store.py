@@ -71,6 +71,9 @@ def test_a_store_in_s3_holds_what_a_local_store_holds(s3_store: str, inputs: lis
     cube = open_cube(s3_store)
     np.testing.assert_array_equal(cube["t2m"].isel(forecast_reference_time=1, step=2).values,
                                   here.read_slice("t2m", run, run.valid_times[2]))
+    # and draw it in a notebook (from the values read: the service's layers are elsewhere)
+    image = cube["t2m"].isel(forecast_reference_time=1, step=2).fewsmap.map()
+    assert image.size[0] > 0 and image.getextrema()[3][1] == 255  # opaque pixels drawn
     # idempotent: the same files again are skipped
     assert [r.status for r in ingest(s3_store, inputs[:1], progress=False)] == ["skipped"]
 
