@@ -60,8 +60,8 @@ def health_routes(readiness: Readiness, check: CatalogCheck) -> list[Route]:
             reasons.append(f"warming up: {workers['warm']} of {workers['count']} workers "
                            "are warm")
         if check.failure:
-            reasons.append(f"the stores cannot be read ({check.failure}); the server log "
-                           "has the details")
+            reasons.append(f"the catalog cannot be refreshed from the stores ({check.failure}); "
+                           "the server log has the details")
         headers = {"Cache-Control": "no-store", **({"Retry-After": "1"} if reasons else {})}
         return JSONResponse({"status": "not ready" if reasons else "ready",
                              "ready": not reasons, "reasons": reasons},

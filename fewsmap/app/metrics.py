@@ -76,19 +76,26 @@ def endpoint_of(path: str, query_string: bytes) -> str:
     if head == "tiles":
         return "tilejson" if path.endswith("/tilejson.json") else "tiles"
     if head == "edr":
-        query = path.rstrip("/").rsplit("/", 1)[-1]
-        return f"edr {query}" if "/collections/" in path and query in QUERY_TYPES \
-            else "edr metadata"
+        return f"edr {_edr_query(path)}"
     if head == "api":
         return {"/api/timeseries": "api timeseries",
                 "/api/openapi.json": "api openapi"}.get(path, "other")
-    if head in ("zarr", "metrics"):
+    if head == "zarr" or path == "/metrics":
         return head
     if head == "health":
         return {"": "health", "live": "health live", "ready": "health ready"}.get(rest, "other")
     if path == "/" or head == "viewer":
         return "viewer"
     return "other"
+
+
+def _edr_query(path: str) -> str:
+    """The query type of an EDR data path (``/edr/collections/{layer}[/instances/{run}]/
+    {query}``), else ``metadata``."""
+    parts = path.strip("/").split("/")
+    data = (len(parts) == 4 or (len(parts) == 6 and parts[3] == "instances")) \
+        and parts[1] == "collections" and parts[-1] in QUERY_TYPES
+    return parts[-1] if data else "metadata"
 
 
 def _request_parameter(query_string: bytes) -> str:
@@ -119,12 +126,12 @@ def multiprocess_directory() -> Iterator[str]:
     try:
         yield directory
     finally:
+        shutil.rmtree(directory, ignore_errors=True)
         if previous is None:
-            del os.environ[MULTIPROCESS_VARIABLE]
+            os.environ.pop(MULTIPROCESS_VARIABLE, None)
         else:
             os.environ[MULTIPROCESS_VARIABLE] = previous
         values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def worker_ended(pid: int, directory: str) -> None:
