@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from fewsmap.app.limits import POINT_COST
 from fewsmap.app.metrics import endpoint_of
 from fewsmap.app.server import create_app
+from fewsmap.errors import ServiceUnavailable
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
 from tests.live_server import live_server
@@ -148,6 +149,15 @@ def test_a_refused_render_counts_its_reason_and_a_waiting_one_is_queued(
     assert metric(after, "fewsmap_requests_total", endpoint="wms GetMap", status="503") == 1
     assert metric(after, "fewsmap_renders_running", lane="light") == 0
     assert metric(after, "fewsmap_renders_queued", lane="light") == 0
+
+
+def test_a_render_past_its_time_limit_counts_as_refused(stores: Path) -> None:
+    app = create_app(Settings(stores_dir=stores, render_timeout_s=0.05))
+    with pytest.raises(ServiceUnavailable, match="render_timeout_s"):
+        asyncio.run(app.state.render_limiter.run(POINT_COST, time.sleep, 0.5))
+    text = scrape(AppClient(app))
+    assert metric(text, "fewsmap_refusals_total", reason="render_timeout") == 1
+    assert metric(text, "fewsmap_refusals_total", reason="light_queue") == 0
 
 
 def test_bytes_in_flight_and_their_refusals(app: Starlette) -> None:
