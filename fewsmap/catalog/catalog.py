@@ -66,6 +66,8 @@ class Catalog:
                                                               not config.get("layers")))
         self._lock = threading.Lock()
         self._checked_at = 0.0
+        # When (time.monotonic) the stores were last read and the snapshot last built.
+        self.read_at = self.built_at = 0.0
         self._unreadable: dict[Path | str, StoreVersion | None] = {}
         self._listed: dict[str, Path | str] = {}
         self._polled: dict[str, float] = {}  # object-store locations: when last checked
@@ -156,10 +158,12 @@ class Catalog:
         with self._lock:
             self._checked_at = now
             stores = self._open_stores(self._state.stores)
+            self.read_at = now
             if not force and stores == self._state.stores:
                 return False
             layers, groups = self._build_layers(stores)
             self._state = CatalogState(stores, layers, groups, self._state.generation + 1)
+            self.built_at = now
             return True
 
     def _store_locations(self) -> dict[str, Path | str]:
