@@ -192,7 +192,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # Refuse store URLs here: a worker that fails on its catalog dies without a word.
     configured_store_paths(_config(settings))
-    if settings.config_file is None and not has_stores(settings.stores_dir):
+    # Object storage is never touched before the workers fork: obstore's runtime does not
+    # survive a fork (its threads stay in the parent), so an empty bucket is served empty.
+    local = isinstance(settings.stores_dir, Path)
+    if settings.config_file is None and local and not has_stores(settings.stores_dir):
         print(f"no stores in {settings.stores_dir}: building the demo stores…", flush=True)
         build_demo(settings.stores_dir)
     serve(settings)

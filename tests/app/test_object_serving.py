@@ -75,7 +75,8 @@ def test_two_servers_on_one_store_see_a_new_run_within_the_interval(
     folder = f"s3://{s3_env.new_bucket()}/stores"
     ingest(f"{folder}/feed.zarr", inputs[:1], progress=False)
     env = {**s3_env.env, "FEWSMAP_OBJECT_RELOAD_INTERVAL_S": str(RELOAD_S)}
-    with live_server("--stores", folder, env=env) as one, \
+    # one of them with forked workers: none may inherit the parent's object-store client
+    with live_server("--stores", folder, "--workers", "2", env=env) as one, \
             live_server("--stores", folder, env=env) as two:
         assert [stores_of(url)["feed"]["runs"] for url in (one, two)] == [1, 1]
         ingest(f"{folder}/feed.zarr", inputs[1:2], progress=False)  # published by another process
