@@ -329,6 +329,7 @@ class ObjectBackend(Backend):
             try:
                 self._held = obstore.put(self._beside, self._lock_key, self._lease(),
                                          mode="create")["e_tag"]
+                self._check_conditional_writes()
                 return
             except AlreadyExistsError:
                 pass
@@ -344,6 +345,30 @@ class ObjectBackend(Backend):
                 except PreconditionError:
                     pass
             time.sleep(LEASE_POLL_S)
+
+    def _check_conditional_writes(self) -> None:
+        """Refuse a server that ignores ``If-None-Match``: a second create of the lease we
+        hold must fail, or two writers could both hold it.
+
+        Raises
+        ------
+        StoreError
+            If the server accepted it (conditional writes unsupported).
+        """
+        assert self._beside is not None
+        try:
+            obstore.put(self._beside, self._lock_key, self._lease(), mode="create")
+        except AlreadyExistsError:
+            return
+        self._release_unchecked()
+        raise StoreError(f"the object store of {self.location} ignores conditional writes "
+                         "(If-None-Match): fewsmap cannot keep its writers apart there; use "
+                         "a server that supports them (AWS S3, MinIO, R2 …)")
+
+    def _release_unchecked(self) -> None:
+        assert self._beside is not None
+        obstore.delete(self._beside, self._lock_key)
+        self._held = None
 
     def _renew_until(self, stop: threading.Event) -> None:
         while not stop.wait(LEASE_S / 3):

@@ -8,12 +8,14 @@ the tests start, configured only by the standard AWS variables.
 
 from __future__ import annotations
 
+import http.server
 import random
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import obstore
 import pytest
@@ -228,3 +230,45 @@ def test_retention_removes_runs_and_their_objects_never_breaking_a_reader(
 def test_a_read_only_url_is_refused_by_writers() -> None:
     with pytest.raises(ConfigError, match="read-only"):
         prune("https://example.org/x.zarr", RetentionPolicy(keep_runs=1))
+
+
+class _IgnoringConditions(http.server.BaseHTTPRequestHandler):
+    """A proxy to the S3 server that drops conditional-write headers, as some S3-compatible
+    servers ignore them."""
+
+    upstream = ""
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("if-none-match", "if-match", "host")}
+        answer = httpx.request(self.command, self.upstream + self.path, headers=headers,
+                               content=body, timeout=30)
+        self.send_response(answer.status_code)
+        for key, value in answer.headers.items():
+            if key.lower() not in ("transfer-encoding", "content-encoding", "connection"):
+                self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _forward  # noqa: N815  (http.server names)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_that_ignores_conditional_writes_is_refused(
+        s3_env: S3Server, monkeypatch: pytest.MonkeyPatch, inputs: list[Path]) -> None:
+    bucket = s3_env.new_bucket()
+    _IgnoringConditions.upstream = s3_env.endpoint
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _IgnoringConditions)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.server_port}")
+        with pytest.raises(StoreError, match="ignores conditional writes"):
+            ingest(f"s3://{bucket}/feed.zarr", inputs[:1], progress=False)
+        assert s3_env.keys(bucket) == []  # nothing written, the lease removed
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
