@@ -77,7 +77,8 @@ from tests.s3server import REGION, S3Server, s3_server
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROOT_KEY = "zarr.json"
 LEASE_S = 300.0
-METHODS = ("conditional", "icechunk")
+SHARDED = "conditional, sharded"
+METHODS = ("conditional", SHARDED, "icechunk")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,12 @@ class Case:
     ny: int
     nx: int
     runs: int
+    # Also measure plain Zarr with one shard per run and variable (tiny chunks: one object).
+    sharded: bool = False
+
+    def methods(self) -> list[str]:
+        """The methods measured on this case."""
+        return [m for m in METHODS if m != SHARDED or self.sharded]
 
     @property
     def names(self) -> list[str]:
@@ -120,8 +127,8 @@ class Case:
         return reads
 
 
-FULL = (Case("grid", 1, 24, 5, 900, 1400, 3), Case("points", 4, 97, 21, 2, 2, 3))
-QUICK = (Case("grid", 1, 4, 2, 90, 140, 2), Case("points", 2, 6, 3, 2, 2, 2))
+FULL = (Case("grid", 1, 24, 5, 900, 1400, 3), Case("points", 4, 97, 21, 2, 2, 3, sharded=True))
+QUICK = (Case("grid", 1, 4, 2, 90, 140, 2), Case("points", 2, 6, 3, 2, 2, 2, sharded=True))
 
 
 @dataclass(frozen=True)
@@ -167,8 +174,12 @@ def reference_time(run: int) -> int:
     return int(np.datetime64("2026-01-01T00:00:00", "s").astype("int64")) + 6 * 3600 * run
 
 
-def create_cube(group: zarr.Group, case: Case) -> None:
-    """Create the empty cube (no runs) in ``group``: coordinates and data arrays."""
+def create_cube(group: zarr.Group, case: Case, sharded: bool = False) -> None:
+    """Create the empty cube (no runs) in ``group``: coordinates and data arrays.
+
+    ``sharded``: fewsmap's chunks stored as one shard object per run and variable (Zarr v3's
+    sharding codec), so a run is one PUT per variable however small its chunks.
+    """
     group.create_array(RUN_DIM, shape=(0,), dtype="int64", fill_value=NAT,
                        chunks=(COORD_CHUNK,), compressors=coordinate_codec(),
                        dimension_names=[RUN_DIM], attributes=dict(TIME_ATTRS))
@@ -183,6 +194,7 @@ def create_cube(group: zarr.Group, case: Case) -> None:
     for name in case.names:
         group.create_array(name, shape=shape, dtype="float32", fill_value=np.nan,
                            chunks=data_chunks((1, *case.run_shape), 2),
+                           shards=(1, *case.run_shape) if sharded else None,
                            compressors=data_codec(),
                            dimension_names=[RUN_DIM, "step", "realization", "y", "x"],
                            attributes={"units": "K"})
@@ -234,10 +246,11 @@ class Manifest:
 class ConditionalCube:
     """A plain Zarr v3 cube on S3 published by conditional PUTs of its root ``zarr.json``."""
 
-    method = "conditional"
-
-    def __init__(self, server: S3Server, bucket: str, prefix: str) -> None:
+    def __init__(self, server: S3Server, bucket: str, prefix: str,
+                 sharded: bool = False) -> None:
         self.server, self.bucket, self.prefix = server, bucket, prefix
+        self.sharded = sharded
+        self.method = SHARDED if sharded else "conditional"
         self.bucket_store = s3_store(server, bucket)
         self.store = s3_store(server, bucket, prefix)
         self.lease_key = f"{prefix}.lock"
@@ -246,7 +259,7 @@ class ConditionalCube:
     def create(self, case: Case) -> None:
         """Create the cube and publish it with no runs."""
         group = zarr.open_group(ObjectStore(self.store), mode="w", zarr_format=3)
-        create_cube(group, case)
+        create_cube(group, case, self.sharded)
         root = json.loads(bytes(obstore.get(self.store, ROOT_KEY).bytes()))
         root["attributes"][ATTRS_KEY] = {"format_version": 1, "runs": [], "reserved": []}
         names = [*case.names, RUN_DIM, "step", "realization", "y", "x"]
@@ -718,8 +731,9 @@ def outcome(attempt: Callable[[], object]) -> str:
 
 def new_cube(method: str, server: S3Server, bucket: str, case: Case) -> Cube:
     """An empty cube of ``case`` for ``method`` in ``bucket``."""
-    if method == "conditional":
-        cube: Cube = ConditionalCube(server, bucket, f"{method}/{case.name}.zarr")
+    if method != "icechunk":
+        cube: Cube = ConditionalCube(server, bucket, f"{method.replace(', ', '-')}/"
+                                     f"{case.name}.zarr", sharded=method == SHARDED)
     else:
         cube = IcechunkCube(server, bucket, f"{method}/{case.name}.icechunk")
     cube.create(case)
@@ -731,19 +745,21 @@ def bench_case(server: S3Server, counter: RequestCounter, case: Case,
     """Every measurement of one case for both methods, interleaved run by run."""
     bucket = server.new_bucket()
     public_read(server, bucket)
-    cubes = {m: new_cube(m, server, bucket, case) for m in METHODS}
-    publish: dict[str, list[float]] = {m: [] for m in METHODS}
+    methods = case.methods()
+    cubes = {m: new_cube(m, server, bucket, case) for m in methods}
+    publish: dict[str, list[float]] = {m: [] for m in methods}
     fields: dict[str, np.ndarray] = {}
     for run in range(case.runs):
         fields = run_fields(case, run)
         # alternate which method goes first, so neither always meets a warmer server
-        order = METHODS if run % 2 == 0 else METHODS[::-1]
+        order = methods if run % 2 == 0 else methods[::-1]
         for method in order:
             publish[method].append(timed_ms(
                 partial(cubes[method].publish, run, fields)))
     expected = {label: np.asarray(fields[case.names[0]][selection[1:]])
                 for label, selection in case.reads(0).items()}
-    out: dict[str, Any] = {"case": asdict(case), "chunks_per_run": case.chunks_per_run(),
+    out: dict[str, Any] = {"case": asdict(case), "methods": methods,
+                           "chunks_per_run": case.chunks_per_run(),
                            "raw_mb_per_run": round(
                                case.variables * 4 * np.prod(case.run_shape) / 1e6, 2)}
     for method, cube in cubes.items():
@@ -792,6 +808,7 @@ def main() -> None:
     args = parser.parse_args()
     cases, repeats = (QUICK, QUICK_REPEATS) if args.quick else (FULL, FULL_REPEATS)
     warnings.filterwarnings("ignore", message="Consolidated metadata")
+    icechunk.set_logs_filter("error")  # the race's refused rebase is logged as a warning
     with tempfile.TemporaryDirectory(prefix="fewsmap-object-publish-") as temp:
         recording = Path(temp) / "requests.jsonl"
         os.environ["MOTO_RECORDER_FILEPATH"] = str(recording)  # inherited by moto_server
@@ -818,39 +835,46 @@ def report_lines(results: dict[str, Any]) -> list[str]:
              f"{meta['when']}, moto S3 server on loopback, {meta['cores']} cores, load average "
              f"{meta['load_average'][0]} before / {meta['load_average_after'][0]} after; "
              f"zarr {meta['zarr']}, icechunk {meta['icechunk']}, obstore {meta['obstore']}. "
-             "Medians (min–max) in ms.", ""]
+             "Medians (min–max) in ms; the ratios divide medians by conditional writes'.", ""]
     for case in results["cases"]:
-        c = case["case"]
-        lines += [f"## {c['name']}: {c['variables']} var × {c['steps']} steps × {c['members']} "
-                  f"members × {c['ny']} × {c['nx']}, {case['chunks_per_run']} chunks and "
-                  f"{case['raw_mb_per_run']} MB raw per run", "",
-                  "| | conditional writes | Icechunk | Icechunk / conditional |",
-                  "| --- | --- | --- | --- |"]
-        cond, ice = case["conditional"], case["icechunk"]
-        for key in [k for k in cond if isinstance(cond[k], dict)]:
-            a, b = cond[key], ice[key]
-            lines.append(f"| {key} | {cell(a)} | {cell(b)} | "
-                         f"{b['median_ms'] / a['median_ms']:.2f} |")
-        stored = case["stored_mb"]
-        lines.append(f"| stored MB ({c['runs'] + 1} runs) | {stored['conditional']} | "
-                     f"{stored['icechunk']} | "
-                     f"{stored['icechunk'] / stored['conditional']:.2f} |")
-        requests = case["requests"]
-        lines += ["", "S3 requests (moto's recorder, separate pass):", "",
-                  "| operation | conditional writes | Icechunk |", "| --- | --- | --- |"]
-        for op in requests["conditional"]:
-            lines.append(f"| {op} | {verbs(requests['conditional'][op])} | "
-                         f"{verbs(requests['icechunk'][op])} |")
-        lines += ["", "Plain clients:", "", "| client | conditional writes | Icechunk |",
-                  "| --- | --- | --- |"]
-        clients = case["plain_clients"]
-        for client in clients["conditional"]:
-            lines.append(f"| {client} | {clients['conditional'][client]} | "
-                         f"{clients['icechunk'][client]} |")
-        lines += ["", "Two writers racing:", ""]
-        for method, race in case["race"].items():
-            lines.append(f"- {method}: " + "; ".join(f"{k}: {v}" for k, v in race.items()))
-        lines.append("")
+        lines += case_lines(case)
+    return lines
+
+
+def case_lines(case: dict[str, Any]) -> list[str]:
+    """The report's section of one case."""
+    c, methods = case["case"], case["methods"]
+    others = [m for m in methods if m != "conditional"]
+    lines = [f"## {c['name']}: {c['variables']} var × {c['steps']} steps × {c['members']} "
+             f"members × {c['ny']} × {c['nx']}, {case['chunks_per_run']} chunks and "
+             f"{case['raw_mb_per_run']} MB raw per run", "",
+             "| | " + " | ".join(methods) + " | " + " | ".join(f"{m} / conditional"
+                                                         for m in others) + " |",
+             "| --- " * (1 + len(methods) + len(others)) + "|"]
+    base = case["conditional"]
+    for key in [k for k in base if isinstance(base[k], dict)]:
+        lines.append(f"| {key} | " + " | ".join(cell(case[m][key]) for m in methods) + " | "
+                     + " | ".join(f"{case[m][key]['median_ms'] / base[key]['median_ms']:.2f}"
+                                  for m in others) + " |")
+    stored = case["stored_mb"]
+    lines.append(f"| stored MB ({c['runs'] + 1} runs) | "
+                 + " | ".join(str(stored[m]) for m in methods) + " | "
+                 + " | ".join(f"{stored[m] / stored['conditional']:.2f}" for m in others)
+                 + " |")
+    lines += ["", "S3 requests (moto's recorder, separate pass):", "",
+              "| operation | " + " | ".join(methods) + " |", "| --- " * (1 + len(methods)) + "|"]
+    requests = case["requests"]
+    for op in requests["conditional"]:
+        lines.append(f"| {op} | " + " | ".join(verbs(requests[m][op]) for m in methods) + " |")
+    lines += ["", "Plain clients:", "", "| client | " + " | ".join(methods) + " |",
+              "| --- " * (1 + len(methods)) + "|"]
+    clients = case["plain_clients"]
+    for client in clients["conditional"]:
+        lines.append(f"| {client} | " + " | ".join(clients[m][client] for m in methods) + " |")
+    lines += ["", "Two writers racing:", ""]
+    for method, race in case["race"].items():
+        lines.append(f"- {method}: " + "; ".join(f"{k}: {v}" for k, v in race.items()))
+    lines.append("")
     return lines
 
 
