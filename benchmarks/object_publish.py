@@ -41,6 +41,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -448,6 +449,11 @@ Cube = ConditionalCube | IcechunkCube
 # timing
 
 
+def log(message: str) -> None:
+    """Say on stderr how far the run got (a full run takes minutes)."""
+    print(f"{datetime.now(UTC):%H:%M:%S} {message}", file=sys.stderr, flush=True)
+
+
 def timed_ms(fn: Callable[[], object]) -> float:
     """Milliseconds one call of ``fn`` takes."""
     began = time.perf_counter()
@@ -754,6 +760,7 @@ def bench_case(server: S3Server, counter: RequestCounter, case: Case,
         # alternate which method goes first, so neither always meets a warmer server
         order = methods if run % 2 == 0 else methods[::-1]
         for method in order:
+            log(f"{case.name}: publish run {run} ({method})")
             publish[method].append(timed_ms(
                 partial(cubes[method].publish, run, fields)))
     expected = {label: np.asarray(fields[case.names[0]][selection[1:]])
@@ -763,10 +770,12 @@ def bench_case(server: S3Server, counter: RequestCounter, case: Case,
                            "raw_mb_per_run": round(
                                case.variables * 4 * np.prod(case.run_shape) / 1e6, 2)}
     for method, cube in cubes.items():
+        log(f"{case.name}: reads ({method})")
         out[method] = {"publish": summary(publish[method]),
                        **measure_reads(cube, case, repeats, case.runs - 1, expected)}
     out["stored_mb"] = {m: round(sum(stored_sizes(server, bucket, c.prefix)) / 1e6, 2)
                         for m, c in cubes.items()}
+    log(f"{case.name}: requests, clients, races")
     out["requests"] = {m: count_requests(c, case, counter, case.runs, fields)
                        for m, c in cubes.items()}
     out["plain_clients"] = plain_clients(server, bucket, cubes, case)
