@@ -57,12 +57,14 @@ import httpx
 import icechunk
 import numpy as np
 import obstore
+import pyproj
 import xarray as xr
 import zarr
 from obstore.exceptions import AlreadyExistsError, PreconditionError
 from obstore.store import S3Store
 from zarr.storage import ObjectStore
 
+from fewsmap.ingest.grids import grid_attrs
 from fewsmap.store.layout import (
     ATTRS_KEY,
     COORD_CHUNK,
@@ -73,6 +75,8 @@ from fewsmap.store.layout import (
     data_chunks,
     data_codec,
 )
+from fewsmap.store.run import Grid, RunData, SourceFile
+from fewsmap.store.writer import append_run
 from tests.s3server import REGION, S3Server, s3_server
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -80,6 +84,7 @@ ROOT_KEY = "zarr.json"
 LEASE_S = 300.0
 SHARDED = "conditional, sharded"
 METHODS = ("conditional", SHARDED, "icechunk")
+WRITER = "fewsmap writer"
 
 
 @dataclass(frozen=True)
@@ -445,6 +450,39 @@ class IcechunkCube:
 Cube = ConditionalCube | IcechunkCube
 
 
+class FewsmapWriter:
+    """fewsmap's own writer (``append_run`` to an ``s3://`` store): publish timed only.
+
+    It does more than the minimal cubes above (valid times, per-run statistics, records of
+    which steps and members hold data, a vacuum), so it is the cost a real ingest pays.
+    """
+
+    def __init__(self, server: S3Server, bucket: str, case: Case) -> None:
+        self.url = f"s3://{bucket}/fewsmap/{case.name}.zarr"
+        self.case = case
+        os.environ.update(server.env)  # fewsmap configures obstore from the AWS variables
+
+    def publish(self, run: int, fields: dict[str, np.ndarray]) -> None:
+        """Append the run with fewsmap's writer (creates the store on the first run)."""
+        append_run(self.url, run_data(self.case, run, fields), progress=False)
+
+
+def run_data(case: Case, run: int, fields: dict[str, np.ndarray]) -> RunData:
+    """The run as fewsmap's ingest hands it to the writer (a 0.05° latitude/longitude grid)."""
+    lat = xr.DataArray(np.linspace(72, 72 - 0.05 * (case.ny - 1), case.ny), dims="latitude")
+    lon = xr.DataArray(np.linspace(-25, -25 + 0.05 * (case.nx - 1), case.nx), dims="longitude")
+    grid = Grid(("latitude", "longitude"), {"latitude": lat, "longitude": lon},
+                grid_attrs(pyproj.CRS.from_epsg(4326)))
+    coords = {"step": (np.arange(case.steps) * 3600).astype("timedelta64[s]")
+              .astype("timedelta64[ns]"), "realization": np.arange(case.members)}
+    dims = ("step", "realization", "latitude", "longitude")
+    pieces: dict[str, tuple[xr.DataArray, ...]] = {
+        name: (xr.DataArray(values, dims=dims, coords=coords, attrs={"units": "K"}),)
+        for name, values in fields.items()}
+    return RunData(np.datetime64(reference_time(run), "s"), pieces, grid,
+                   (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
+
+
 # --------------------------------------------------------------------------------------------
 # timing
 
@@ -755,14 +793,18 @@ def bench_case(server: S3Server, counter: RequestCounter, case: Case,
     cubes = {m: new_cube(m, server, bucket, case) for m in methods}
     publish: dict[str, list[float]] = {m: [] for m in methods}
     fields: dict[str, np.ndarray] = {}
+    writer = FewsmapWriter(server, bucket, case)
+    publish[WRITER] = []
     for run in range(case.runs):
         fields = run_fields(case, run)
+        if run == 0:  # the writer creates its store with a first run, like the cubes above
+            writer.publish(-1, fields)
         # alternate which method goes first, so neither always meets a warmer server
-        order = methods if run % 2 == 0 else methods[::-1]
+        order = [*methods, WRITER] if run % 2 == 0 else [WRITER, *methods[::-1]]
         for method in order:
             log(f"{case.name}: publish run {run} ({method})")
-            publish[method].append(timed_ms(
-                partial(cubes[method].publish, run, fields)))
+            target = writer if method == WRITER else cubes[method]
+            publish[method].append(timed_ms(partial(target.publish, run, fields)))
     expected = {label: np.asarray(fields[case.names[0]][selection[1:]])
                 for label, selection in case.reads(0).items()}
     out: dict[str, Any] = {"case": asdict(case), "methods": methods,
@@ -778,6 +820,9 @@ def bench_case(server: S3Server, counter: RequestCounter, case: Case,
     log(f"{case.name}: requests, clients, races")
     out["requests"] = {m: count_requests(c, case, counter, case.runs, fields)
                        for m, c in cubes.items()}
+    with counter.counting() as writer_requests:
+        writer.publish(case.runs, fields)
+    out[WRITER] = {"publish": summary(publish[WRITER]), "requests": writer_requests}
     out["plain_clients"] = plain_clients(server, bucket, cubes, case)
     out["race"] = {"conditional": race_conditional(server, bucket, case),
                    "conditional, slot not reserved": race_without_reservation(server, bucket,
@@ -870,7 +915,12 @@ def case_lines(case: dict[str, Any]) -> list[str]:
                  + " | ".join(str(stored[m]) for m in methods) + " | "
                  + " | ".join(f"{stored[m] / stored['conditional']:.2f}" for m in others)
                  + " |")
-    lines += ["", "S3 requests (moto's recorder, separate pass):", "",
+    writer = case[WRITER]
+    lines += ["", f"fewsmap's own writer (`append_run` to `s3://`, publish only): "
+              f"{cell(writer['publish'])} ms, {verbs(writer['requests'])} requests per run "
+              "(it also writes valid times, statistics and which steps and members hold "
+              "data).", ""]
+    lines += ["S3 requests (moto's recorder, separate pass):", "",
               "| operation | " + " | ".join(methods) + " |", "| --- " * (1 + len(methods)) + "|"]
     requests = case["requests"]
     for op in requests["conditional"]:

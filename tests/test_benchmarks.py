@@ -59,6 +59,7 @@ def test_object_publish_quick_run_measures_both_methods_on_a_real_s3_server(
             assert any(key.startswith("read slice cold") for key in timings)
             assert case["requests"][method]["publish"]["PUT"] > 0
             assert case["requests"][method]["open"]["GET"] > 0
+        assert case["fewsmap writer"]["requests"]["PUT"] > 0
         clients = case["plain_clients"]
         assert clients["conditional"]["xarray.open_zarr over plain HTTP"] == "reads"
         assert clients["icechunk"]["xarray.open_zarr over plain HTTP"].startswith("no")
