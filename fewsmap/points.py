@@ -4,7 +4,8 @@ The core of GetFeatureInfo and the time-series API (no web imports). A point is 
 CRS as (x, y) in east/north order (pyproj ``always_xy``). Separable grids (1-D axes: regular
 lon/lat or projected x/y) find the cell on each axis after transforming the point into the
 grid's own CRS; curvilinear grids (2-D latitude/longitude) take the nearest cell centre on the
-sphere. A point more than half a cell outside the grid has no cell.
+sphere. A point more than half a cell outside the grid has no cell. The store's geometry
+finds the cell (`GridGeometry.cell_at`); the cube's read path reads it (`fewsmap.store.reads`).
 
 Reading touches only the chunks holding that cell, one per (run, step, member, level) value,
 never a whole field (docs/design/cube.md: one such slice per chunk, 512 × 512 spatial tiles),

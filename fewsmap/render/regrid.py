@@ -4,8 +4,9 @@ The source grid's cell centres are expressed in the canvas CRS, and datashader's
 averages the cells that fall in each output pixel (or paints the cell containing it when
 zoomed in). Where the mapping is separable (a lon/lat grid drawn in EPSG:3857, EPSG:4326 or
 CRS:84, or any grid in its own CRS) the centres stay two 1-D axes (rectilinear quadmesh);
-otherwise they are 2-D, transformed once per (store, CRS) and cached. Only the window of
-cells that the bbox touches is read.
+otherwise they are 2-D, transformed once per (store state, CRS) and cached by the store's
+geometry (`fewsmap.store.geometry`). Only the window of cells that the bbox touches is read,
+through the cube's read path (`fewsmap.store.reads`).
 """
 
 from __future__ import annotations

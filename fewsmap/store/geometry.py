@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyproj
-from scipy.spatial import cKDTree
 
 from fewsmap.errors import InvalidParameterValue, StoreError
 from fewsmap.store.axes import cell_spacings, is_evenly_spaced, mean_step
 from fewsmap.store.layout import GRID_MAPPING
 
 if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
+
     from fewsmap.store.cube import ForecastStore, StoreVersion
 
 MERCATOR_MAX_LAT = 85.0511287798066
@@ -522,6 +523,8 @@ class GridGeometry:
 
     @cached_property
     def _sphere(self) -> _Curvilinear:
+        from scipy.spatial import cKDTree  # only curvilinear grids need it (the client not)
+
         xyz = _unit_vectors(self.lon.astype("float64"), self.lat.astype("float64"))
         valid = np.flatnonzero(np.isfinite(xyz).all(axis=-1).ravel())
         return _Curvilinear(xyz, cKDTree(xyz.reshape(-1, 3)[valid]), valid)
@@ -531,6 +534,8 @@ class GridGeometry:
         if not (np.isfinite(lon) and np.isfinite(lat)) or abs(lat) > 90:
             return None
         sphere = self._sphere
+        if not sphere.flat_index.size:  # no cell of the grid has a position
+            return None
         point = _unit_vectors(np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64"))
         _, nearest = sphere.tree.query(point)
         row, col = divmod(int(sphere.flat_index[int(nearest)]), self.shape[1])
