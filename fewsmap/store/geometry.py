@@ -42,7 +42,7 @@ LONLAT = "EPSG:4326"
 EDGE_TOLERANCE = 1e-6  # in cells
 # Centres kept per geometry: one per CRS a client draws in (a few in practice).
 CENTRES_PER_GEOMETRY = 8
-GEOMETRIES = 64  # store states kept (every store of a catalog, and a few old states)
+GEOMETRIES = 64  # stores whose newest state's geometry is kept
 
 Bbox = tuple[float, float, float, float]
 
@@ -709,6 +709,10 @@ def geometry_of(store: ForecastStore) -> GridGeometry:
             return found
     found = GridGeometry.of(store)
     with _geometries_lock:
+        # One state per store: a reader still holding an older state keeps its geometry
+        # (`ForecastStore.geometry` caches it), the cache needs only the newest.
+        for older in [k for k in _geometries if k[0] == store.path]:
+            del _geometries[older]
         _geometries[key] = found
         while len(_geometries) > GEOMETRIES:
             _geometries.popitem(last=False)
