@@ -25,6 +25,8 @@ import zarr
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.direct import DirectReader
 
+MAX_RUNS = 4  # runs of consecutive indices along one axis read one by one
+
 
 def read_window(store: ForecastStore, variable: str, prefix: Sequence[int], rows: np.ndarray,
                 cols: np.ndarray, *, direct: bool = True) -> np.ndarray:
@@ -32,8 +34,8 @@ def read_window(store: ForecastStore, variable: str, prefix: Sequence[int], rows
 
     Contiguous index runs (either direction, e.g. the north-to-south rows of most grids) are
     read as plain slices and flipped after reading, 2.7-3.3x faster than zarr's orthogonal
-    indexing (benchmarks/results/suite.md); other indices (a longitude axis that wraps) are
-    read by orthogonal indexing.
+    indexing (benchmarks/results/suite.md); an axis of up to `MAX_RUNS` such runs (a 0..360
+    longitude axis drawn across 0°) is read run by run, any other by orthogonal indexing.
 
     Parameters
     ----------
@@ -53,16 +55,26 @@ def read_window(store: ForecastStore, variable: str, prefix: Sequence[int], rows
     numpy.ndarray
         float32 (rows, cols), NaN where the cube has no value.
     """
-    row_key, flip_rows = _as_slice(np.asarray(rows))
-    col_key, flip_cols = _as_slice(np.asarray(cols))
-    values = None
     reader = _reader(store, variable, direct)
-    if reader is not None and isinstance(row_key, slice) and isinstance(col_key, slice):
-        values = reader.read_window(tuple(prefix), row_key, col_key)
-    if values is None:
-        values = np.asarray(store.array(variable).oindex[(*prefix, row_key, col_key)])
-    values = values[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
+    row_runs, col_runs = _runs(np.asarray(rows)), _runs(np.asarray(cols))
+    if row_runs is None or col_runs is None:
+        values = np.asarray(store.array(variable).oindex[(*prefix, rows, cols)])
+    elif len(row_runs) == len(col_runs) == 1:  # the usual window: no wrap
+        values = _read_run(store, variable, prefix, row_runs[0], col_runs[0], reader)
+    else:
+        values = np.block([[_read_run(store, variable, prefix, r, c, reader) for c in col_runs]
+                           for r in row_runs])
     return _missing_as_nan(store.array(variable), values)
+
+
+def _read_run(store: ForecastStore, variable: str, prefix: Sequence[int], rows: slice,
+              cols: slice, reader: DirectReader | None) -> np.ndarray:
+    """Read the window of a run of rows × a run of columns (a negative step: flipped)."""
+    keys = (_ascending(rows), _ascending(cols))
+    values = reader.read_window(tuple(prefix), *keys) if reader is not None else None
+    if values is None:
+        values = np.asarray(store.array(variable).oindex[(*prefix, *keys)])
+    return values[_flip(rows), _flip(cols)]
 
 
 def read_block(store: ForecastStore, variable: str, slot: int, steps: np.ndarray,
@@ -110,8 +122,7 @@ def read_block(store: ForecastStore, variable: str, slot: int, steps: np.ndarray
     else:
         (row_key, flip_rows), (col_key, flip_cols) = _as_slice(rows), _as_slice(cols)
         index = (slot, steps, *label_lists, row_key, col_key)
-        values = np.asarray(store.array(variable).oindex[index])
-        values = values[..., ::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
+        values = np.asarray(store.array(variable).oindex[index])[..., flip_rows, flip_cols]
     return _missing_as_nan(store.array(variable), values.reshape(shape))
 
 
@@ -130,13 +141,40 @@ def _missing_as_nan(array: zarr.Array[Any], values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _as_slice(index: np.ndarray) -> tuple[slice | np.ndarray, bool]:
-    """A contiguous index as an ascending slice and whether to flip what it reads."""
-    if index.size:
-        step = np.diff(index)
-        if np.all(step == 1):
-            return slice(int(index[0]), int(index[-1]) + 1), False
-        if np.all(step == -1):
-            return slice(int(index[-1]), int(index[0]) + 1), True
-    return index.astype(np.int64), False
+def _runs(index: np.ndarray) -> list[slice] | None:
+    """An index as at most `MAX_RUNS` runs of consecutive indices, each a slice of step 1 or
+    -1 (``slice(5, 1, -1)``: 5, 4, 3, 2); None for an index of more runs."""
+    if not index.size:
+        return None
+    step = np.diff(index)
+    if (step == 1).all() or (step == -1).all():  # the usual window: one run
+        return [_run(index)]
+    # A run breaks where the step is not ±1 or changes sign.
+    breaks = np.flatnonzero((np.abs(step) != 1) | np.r_[False, step[1:] != step[:-1]]) + 1
+    return [_run(part) for part in np.split(index, breaks)] if breaks.size < MAX_RUNS else None
 
+
+def _run(part: np.ndarray) -> slice:
+    """The slice (step 1 or -1) of a run of consecutive indices."""
+    first, last = int(part[0]), int(part[-1])
+    direction = -1 if last < first else 1
+    return slice(first, last + direction, direction)
+
+
+def _as_slice(index: np.ndarray) -> tuple[slice | np.ndarray, slice]:
+    """An index of one run of consecutive indices as an ascending slice and what reverses
+    its read into the order wanted; any other index as it is."""
+    runs = _runs(index)
+    if runs is None or len(runs) != 1:
+        return index, slice(None)
+    return _ascending(runs[0]), _flip(runs[0])
+
+
+def _ascending(run: slice) -> slice:
+    """The ascending slice over the indices of a run (of step 1 or -1)."""
+    return slice(run.stop + 1, run.start + 1) if run.step < 0 else run
+
+
+def _flip(run: slice) -> slice:
+    """What reverses a read of ``_ascending(run)`` into the order of ``run``."""
+    return slice(None, None, -1 if run.step < 0 else 1)

@@ -54,7 +54,10 @@ WINDOWS = {
     "across chunks": (np.arange(400, 580), np.arange(450, 620)),
     "rows north to south reversed": (np.arange(580, 400, -1), np.arange(10, 90)),
     "a wrapped longitude axis": (np.arange(50, 70), np.r_[np.arange(690, 700), np.arange(12)]),
+    "a wrapped axis read east to west": (np.arange(530, 500, -1),
+                                         np.r_[np.arange(5, -1, -1), np.arange(699, 680, -1)]),
     "one cell": (np.array([513]), np.array([515])),
+    "columns in many runs": (np.arange(10, 20), np.array([1, 3, 5, 7, 9, 600, 650])),
     "scattered rows": (np.array([3, 70, 520, 599]), np.arange(100, 104)),
     "the NaN patch": (np.arange(90, 210), np.arange(390, 660)),
 }
