@@ -14,6 +14,8 @@ Longitudes wrap: a cell at 350° is inside a box from -20° to 20°, and a box w
 is east of its east edge crosses 180°. On lon/lat grids the window's x axis is the cells'
 longitudes moved into the region's own range (so it increases across 0° or 180°); projected
 grids keep their x/y axes. Curvilinear grids (2-D latitude/longitude) have no such window.
+The store's geometry finds the cells (`GridGeometry.area_candidates`, `area_window`); this
+module owns the region and the answer's size limit.
 """
 
 from __future__ import annotations
