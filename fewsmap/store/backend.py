@@ -375,8 +375,9 @@ class ObjectBackend(Backend):
             time.sleep(LEASE_POLL_S)
 
     def _check_conditional_writes(self) -> None:
-        """Refuse a server that ignores ``If-None-Match``: a second create of the lease we
-        hold must fail, or two writers could both hold it.
+        """Refuse a server that ignores conditional writes: a second create of the lease we
+        hold (``If-None-Match: *``) and a replacement of a made-up version (``If-Match``)
+        must both fail, or two writers could both hold the lease or both publish.
 
         Raises
         ------
@@ -387,10 +388,15 @@ class ObjectBackend(Backend):
         try:
             obstore.put(self._beside, self._lock_key, self._lease(), mode="create")
         except AlreadyExistsError:
-            return
+            try:  # and a replacement of a version that never existed must fail too
+                obstore.put(self._beside, self._lock_key, self._lease(),
+                            mode={"e_tag": '"fewsmap-probe"'})
+            except PreconditionError:
+                return
         self._release_unchecked()
         raise StoreError(f"the object store of {self.location} ignores conditional writes "
-                         "(If-None-Match): fewsmap cannot keep its writers apart there; use "
+                         "(If-None-Match, If-Match): fewsmap cannot keep its writers apart "
+                         "there; use "
                          "a server that supports them (AWS S3, MinIO, R2 …)")
 
     def _release_unchecked(self) -> None:
