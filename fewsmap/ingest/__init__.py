@@ -217,6 +217,8 @@ def _assemble(t0: np.datetime64, pieces: list[RunPiece]) -> RunData:
                         f"is also in {seen[key]}"
                     )
                 seen[key] = piece.source
+            field = field.copy(deep=False)
+            field.encoding["source"] = str(piece.source)  # named by write errors
             fields[name].append(field)
     sources = tuple(SourceFile.describe(p) for p in dict.fromkeys(p.source for p in pieces))
     origins = sorted({p.reference_time_from for p in pieces})
