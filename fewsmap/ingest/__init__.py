@@ -25,7 +25,7 @@ from fewsmap.ingest.sources import open_source
 from fewsmap.store.cube import is_store, read_root_metadata
 from fewsmap.store.layout import RUN_DIM
 from fewsmap.store.run import RunData, SourceFile, format_time
-from fewsmap.store.writer import AppendResult, append_run, stored_grid
+from fewsmap.store.writer import AppendResult, PieceExecutor, append_run, stored_grid
 
 # Runs up to this size are decoded into memory before writing (one read, validated);
 # larger ones are read twice, once to validate and once to write.
@@ -66,12 +66,13 @@ def _kind(path: Path) -> str:
 
 
 def read_runs(paths: list[Path], reference_time: np.datetime64 | None = None,
-              limits: IngestLimits | None = None) -> list[RunData]:
+              limits: IngestLimits | None = None, *, lazy: bool = False) -> list[RunData]:
     """Read and normalise input files into complete, validated runs, oldest first.
 
     Files with the same reference time are one run (members or variables spread over
     files); one file may also hold several runs. Sizes are checked against ``limits``
-    before data is read.
+    before data is read. ``lazy`` reads headers and coordinates only: the fields stay
+    lazy (dask), to be read and checked wherever they are written (a dask worker).
 
     Raises
     ------
@@ -81,13 +82,15 @@ def read_runs(paths: list[Path], reference_time: np.datetime64 | None = None,
     limits = limits or IngestLimits()
     pieces: dict[np.datetime64, list[RunPiece]] = defaultdict(list)
     for path in expand_paths(paths):
-        for ds in open_source(path, limits):
+        path = path.absolute() if lazy else path  # workers may run in another folder
+        for ds in open_source(path, limits, lazy=lazy):
             for piece in _normalised(ds, path, reference_time):
                 pieces[piece.reference_time].append(piece)
     runs = [_assemble(t0, pieces[t0]) for t0 in sorted(pieces)]
     for run in runs:
         check_run_size(run.label, sum(p.size for ps in run.fields.values() for p in ps), limits)
-        _load(run)
+        if not lazy:
+            _load(run)
     return runs
 
 
@@ -111,11 +114,15 @@ def ingest(
     progress: bool | None = None,
     limits: IngestLimits | None = None,
     missing_values: Mapping[str, float] | None = None,
+    executor: PieceExecutor | None = None,
 ) -> list[AppendResult]:
     """Append the runs found in ``paths`` to ``store``; write nothing if any input is bad.
 
     ``missing_values`` names, per variable, a value that means "no value" in the files
     (written as NaN, left out of the run's statistics and recorded in its run record).
+    ``executor`` writes the runs' pieces elsewhere (dask workers,
+    `fewsmap.ingest.distributed`): the inputs are then read lazily here and in full where
+    the pieces are written, and damaged data fails the write, which is undone.
 
     Raises
     ------
@@ -124,9 +131,10 @@ def ingest(
         missing value names a variable the files do not hold.
     """
     runs = [with_missing_values(run, missing_values or {})
-            for run in read_runs(paths, reference_time, limits)]
+            for run in read_runs(paths, reference_time, limits, lazy=executor is not None)]
     check_fits(store, runs)
-    return [append_run(store, run, replace=replace, progress=progress) for run in runs]
+    return [append_run(store, run, replace=replace, progress=progress, executor=executor)
+            for run in runs]
 
 
 def configured_missing_values(config: Mapping[str, Any], name: str) -> dict[str, float]:
