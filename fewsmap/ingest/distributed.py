@@ -41,8 +41,7 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None) -> 
     Raises
     ------
     ConfigError
-        If dask.distributed is not installed, the scheduler does not answer, or
-        ``workers`` is below 1.
+        If the scheduler does not answer, or ``workers`` is below 1.
     """
     distributed = _distributed()
     if scheduler is not None:
@@ -91,18 +90,10 @@ def dask_executor(client: Client) -> PieceExecutor:
 
 
 def _distributed() -> Any:
-    """The dask.distributed module (untyped; optional).
+    """The dask.distributed module: imported when needed (it takes half a second), and
+    untyped."""
+    import distributed
 
-    Raises
-    ------
-    ConfigError
-        If it is not installed.
-    """
-    try:
-        import distributed
-    except ImportError as exc:
-        raise ConfigError("--scheduler and --workers need the 'distributed' package "
-                          "(pip install distributed)") from exc
     return distributed
 
 
