@@ -29,8 +29,8 @@ import numpy as np
 import xarray as xr
 
 from fewsmap.ingest import ingest
-from fewsmap.ingest.distributed import cluster_client, dask_executor
-from fewsmap.store.writer import PieceExecutor
+from fewsmap.ingest.distributed import DaskExecutor, cluster_client
+from fewsmap.store.writer import Executor
 
 DEFAULT_CACHE = Path.home() / ".cache" / "fewsmap-bench" / "ingest-scaling"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -91,7 +91,7 @@ def member_files(spec: RunSpec, cache: Path) -> list[Path]:
     return paths
 
 
-def timed_ingest(files: list[Path], store: Path, executor: PieceExecutor | None) -> float:
+def timed_ingest(files: list[Path], store: Path, executor: Executor | None) -> float:
     """Seconds to ingest ``files`` into a new store at ``store``."""
     shutil.rmtree(store, ignore_errors=True)
     start = time.perf_counter()
@@ -112,7 +112,7 @@ def measure(spec: RunSpec, cache: Path, workers: list[int], repeat: int) -> dict
         start = time.perf_counter()
         with cluster_client(workers=n) as client:
             started = time.perf_counter() - start
-            executor = dask_executor(client)
+            executor = DaskExecutor(client)
             best = min(timed_ingest(files, store, executor) for _ in range(repeat))
         rows.append({"mode": f"dask, {n} worker{'s' * (n > 1)}", "workers": n,
                      "seconds": best, "cluster_start_s": started})

@@ -27,7 +27,7 @@ from fewsmap.store.retention import (
 from fewsmap.store.run import format_time, parse_time
 
 if TYPE_CHECKING:
-    from fewsmap.store.writer import PieceExecutor
+    from fewsmap.store.writer import Executor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,15 +158,15 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _executor(args: argparse.Namespace) -> Iterator[PieceExecutor | None]:
+def _executor(args: argparse.Namespace) -> Iterator[Executor | None]:
     """Where ``ingest`` writes: on a dask cluster (``--scheduler``/``--workers``) or here."""
     if args.scheduler is None and args.dask_workers is None:
         yield None
         return
-    from fewsmap.ingest.distributed import cluster_client, dask_executor
+    from fewsmap.ingest.distributed import DaskExecutor, cluster_client
 
     with cluster_client(args.scheduler, args.dask_workers) as client:
-        yield dask_executor(client)
+        yield DaskExecutor(client)
 
 
 def _prune(args: argparse.Namespace) -> int:

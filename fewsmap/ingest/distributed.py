@@ -13,21 +13,25 @@ A failure anywhere (a damaged file, a worker killed more often than the schedule
 fails the ingest after every task given out has finished, and the client undoes the
 unpublished slot (``recover``) as after any failed write: nothing is published.
 
-Workers need fewsmap installed (the same version as the client), the input files at the
-same paths and the store at the same location (docs/design/distributed.md).
+The inputs are hashed for the run records on the workers too. Workers need fewsmap installed
+(the same version as the client), the input files at the same paths and the store at the
+same location (docs/design/distributed.md).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from fewsmap.errors import ConfigError, FewsmapError, IngestError
-from fewsmap.store.writer import PieceExecutor, PieceResult, PieceWrite, write_piece
 
 if TYPE_CHECKING:
     from distributed import Client
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 # Seconds to wait for the scheduler of ``--scheduler`` to answer.
 CONNECT_TIMEOUT_S = 30
@@ -63,30 +67,40 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None) -> 
         yield client
 
 
-def dask_executor(client: Client) -> PieceExecutor:
-    """A ``PieceExecutor`` that writes each piece in a task on ``client``'s workers."""
+class DaskExecutor:
+    """An ``Executor`` whose work runs in tasks on the workers of a dask.distributed client.
 
-    def execute(writes: Sequence[PieceWrite],
-                done: Callable[[PieceResult], None]) -> list[PieceResult]:
-        futures: list[Any] = client.map(write_on_worker, writes, pure=False)
+    Tasks are named after the function they run (``write_piece-…``, ``describe-…``).
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def map(self, function: Callable[[_Item], _Result], items: Sequence[_Item],
+            done: Callable[[_Result], None] | None = None) -> list[_Result]:
+        """Run ``function`` on every item in a task (see ``fewsmap.store.writer.Executor``).
+
+        Every task is waited for, even after one failed: no worker may still be writing
+        into a run's slot when the client undoes it.
+        """
+        name = f"{function.__name__}-{uuid.uuid4().hex}"
+        keys = [f"{name}-{i}" for i in range(len(items))]
+        futures: list[Any] = self.client.map(run_task, [function] * len(items), items, key=keys)
         order = {future.key: i for i, future in enumerate(futures)}
-        results: list[PieceResult | None] = [None] * len(futures)
+        results: list[_Result | None] = [None] * len(futures)
         failed: list[int] = []
-        # Every task is waited for, even after one failed: no worker may still be writing
-        # into the slot when the client undoes it.
         for future in _distributed().as_completed(futures):
             i = order[future.key]
             if future.status == "finished":
                 results[i] = result = future.result()
-                done(result)
+                if done is not None:
+                    done(result)
             else:
                 failed.append(i)
         if failed:
             first = min(failed)
-            raise _failure(writes[first], futures[first].exception())
-        return [r for r in results if r is not None]
-
-    return execute
+            raise _failure(items[first], futures[first].exception())
+        return cast(list[_Result], results)
 
 
 def _distributed() -> Any:
@@ -97,17 +111,16 @@ def _distributed() -> Any:
     return distributed
 
 
-def write_on_worker(write: PieceWrite) -> PieceResult:
-    """Write one piece (a dask task): its input is read here, in this task's thread."""
+def run_task(function: Callable[[_Item], _Result], item: _Item) -> _Result:
+    """Run ``function`` on ``item`` in a dask task; lazy inputs are read in this thread."""
     import dask
 
     with dask.config.set(scheduler="synchronous"):
-        return write_piece(write)
+        return function(item)
 
 
-def _failure(write: PieceWrite, exc: BaseException | None) -> FewsmapError:
-    """The error to report for a failed piece: ours as it is, a worker's death as one."""
+def _failure(item: object, exc: BaseException | None) -> FewsmapError:
+    """The error to report for a failed task: ours as it is, a worker's death as one."""
     if isinstance(exc, FewsmapError):
         return exc
-    return IngestError(f"{write.source}: '{write.variable}' could not be written by a dask "
-                       f"worker: {type(exc).__name__}: {exc}")
+    return IngestError(f"{item}: a dask worker failed on it: {type(exc).__name__}: {exc}")

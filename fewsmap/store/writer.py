@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -59,6 +59,9 @@ from fewsmap.store.layout import (
 from fewsmap.store.location import store_location
 from fewsmap.store.run import Grid, RunData, format_time
 
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
 # A replaced run's chunks stay this long so that readers holding the old metadata finish.
 RETIRED_GRACE_S = 600.0
 # Above this size a piece is written one step at a time.
@@ -78,7 +81,7 @@ class AppendResult:
 
 def append_run(
     path: Path, run: RunData, *, replace: bool = False, progress: bool | None = None,
-    executor: PieceExecutor | None = None,
+    executor: Executor | None = None,
 ) -> AppendResult:
     """Append one run to the store at ``path``, creating the store if needed.
 
@@ -334,7 +337,7 @@ def stored_grid(path: Path) -> Grid:
 
 
 def _write_run(path: Path, run: RunData, progress: bool | None,
-               executor: PieceExecutor | None = None) -> dict[str, Any]:
+               executor: Executor | None = None) -> dict[str, Any]:
     """Write ``run`` into a new slot (invisible until published); return its run record.
 
     The store's metadata (slot, axes, arrays) is changed here, in this process; the pieces'
@@ -361,7 +364,8 @@ def _write_run(path: Path, run: RunData, progress: bool | None,
     presence = {name: _Presence(run.dims(name)[:-2], axes) for name in run.variables}
     with tqdm(total=sum(w.fields for w in writes), desc=f"run {run.label}", unit="field",
               leave=False, disable=None if progress is None else not progress) as bar:
-        results = (executor or write_in_process)(writes, lambda done: bar.update(done.fields))
+        results = (executor or IN_PROCESS).map(write_piece, writes,
+                                                lambda done: bar.update(done.fields))
     for write, result in zip(writes, results, strict=True):  # in order: the same sums
         statistics[write.variable].merge(result.statistics)
         presence[write.variable].mark(result.held, write.where)
@@ -442,6 +446,9 @@ class PieceWrite:
     missing_value: float | None
     source: str
 
+    def __str__(self) -> str:
+        return f"{self.source}: '{self.variable}'"
+
     @property
     def fields(self) -> int:
         """How many 2-D fields the piece holds."""
@@ -457,20 +464,37 @@ class PieceResult:
     fields: int
 
 
-# Writes the pieces (in any order, anywhere); returns their results in the pieces' order and
-# calls back with each result as it comes, for progress.
-PieceExecutor = Callable[[Sequence[PieceWrite], Callable[[PieceResult], None]], list[PieceResult]]
+class Executor(Protocol):
+    """Where an ingest's work per piece or file runs: this process, or dask workers
+    (`fewsmap.ingest.distributed.DaskExecutor`)."""
+
+    def map(self, function: Callable[[_Item], _Result], items: Sequence[_Item],
+            done: Callable[[_Result], None] | None = None) -> list[_Result]:
+        """Apply ``function`` to every item, anywhere, in any order; return the results in
+        the items' order and call ``done`` with each as it comes (progress).
+
+        Raises
+        ------
+        FewsmapError
+            The first failed item's, after every item's work has finished or failed.
+        """
 
 
-def write_in_process(writes: Sequence[PieceWrite],
-                     done: Callable[[PieceResult], None]) -> list[PieceResult]:
-    """Write the pieces one after another in this process (the ``PieceExecutor`` of a serial
-    ingest)."""
-    results = []
-    for write in writes:
-        results.append(write_piece(write))
-        done(results[-1])
-    return results
+class InProcess:
+    """The ``Executor`` of a serial ingest: one item after another, in this process."""
+
+    def map(self, function: Callable[[_Item], _Result], items: Sequence[_Item],
+            done: Callable[[_Result], None] | None = None) -> list[_Result]:
+        """Apply ``function`` to every item in turn (see ``Executor.map``)."""
+        results = []
+        for item in items:
+            results.append(function(item))
+            if done is not None:
+                done(results[-1])
+        return results
+
+
+IN_PROCESS = InProcess()
 
 
 def write_piece(write: PieceWrite) -> PieceResult:
@@ -487,8 +511,7 @@ def write_piece(write: PieceWrite) -> PieceResult:
     try:
         values = np.asarray(write.values.values, dtype="float32")
     except Exception as exc:  # readers raise anything when data is damaged
-        raise IngestError(f"{write.source}: '{write.variable}' cannot be decoded: "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise IngestError(f"{write} cannot be decoded: {type(exc).__name__}: {exc}") from exc
     if write.missing_value is not None:  # a new array: the run's data stay untouched
         missing = values == np.float32(write.missing_value)
         values = np.where(missing, np.float32(np.nan), values)
@@ -672,6 +695,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-__all__ = ["AppendResult", "PieceExecutor", "PieceResult", "PieceWrite", "append_run", "publish",
-           "recover", "retired_age_s", "unpublished_changes", "vacuum_retired",
-           "write_in_process", "write_piece", "writer_lock"]
+__all__ = ["IN_PROCESS", "AppendResult", "Executor", "InProcess", "PieceResult", "PieceWrite",
+           "append_run", "publish", "recover", "retired_age_s", "unpublished_changes",
+           "vacuum_retired", "write_piece", "writer_lock"]

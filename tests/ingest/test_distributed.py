@@ -23,7 +23,7 @@ from distributed import Client, LocalCluster
 from fewsmap.cli import main
 from fewsmap.errors import IngestError
 from fewsmap.ingest import ingest, read_runs
-from fewsmap.ingest.distributed import dask_executor
+from fewsmap.ingest.distributed import DaskExecutor
 from fewsmap.store.writer import append_run
 from tests.conftest import ROOT, sample_paths, tree_digest
 from tests.ingest.hostile import damaged_chunk_netcdf4
@@ -81,7 +81,7 @@ def test_workers_write_what_a_serial_ingest_writes(case: str, client: Client,
     serial = ingest(tmp_path / "serial.zarr", files, progress=False, missing_values=missing)
 
     results = ingest(tmp_path / "dask.zarr", files, progress=False, missing_values=missing,
-                     executor=dask_executor(client))
+                     executor=DaskExecutor(client))
 
     assert results == serial and {r.status for r in results} == {"written"}
     assert_same_store(tmp_path / "dask.zarr", tmp_path / "serial.zarr")
@@ -96,7 +96,7 @@ def test_a_file_damaged_past_its_header_fails_on_a_worker_and_changes_nothing(
 
     with pytest.raises(IngestError, match=r"NAEFSmean_netcdf2022081012\.nc\): 'QPF' cannot "
                                           r"be decoded"):
-        ingest(store, [damaged], progress=False, executor=dask_executor(client))
+        ingest(store, [damaged], progress=False, executor=DaskExecutor(client))
 
     assert files(store.parent) == before  # the QTF chunks the other task wrote: gone
 
@@ -121,9 +121,8 @@ def test_a_killed_worker_fails_the_ingest_and_changes_nothing(client: Client,
                                 fields={"QPF": (dying,), "QTF": (qtf,)})
 
     try:
-        with pytest.raises(IngestError, match="'QPF' could not be written by a dask worker: "
-                                              "KilledWorker"):
-            append_run(store, later, progress=False, executor=dask_executor(client))
+        with pytest.raises(IngestError, match="'QPF': a dask worker failed on it: KilledWorker"):
+            append_run(store, later, progress=False, executor=DaskExecutor(client))
     finally:
         client.wait_for_workers(2, timeout=60)  # the nanny starts another one
 
@@ -160,10 +159,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def written_pieces(dask_scheduler: Any) -> int:
-    """Pieces the scheduler's workers wrote (run on the scheduler)."""
+def tasks_done(dask_scheduler: Any, prefix: str) -> int:
+    """Tasks of the function ``prefix`` the scheduler's workers finished (run there)."""
     return sum(1 for key, _, finish, *_ in dask_scheduler.transition_log
-               if str(key).startswith("write_on_worker") and finish == "memory")
+               if str(key).startswith(f"{prefix}-") and finish == "memory")
 
 
 @pytest.fixture
@@ -203,5 +202,6 @@ def test_ingest_on_a_running_scheduler_from_the_command_line(
     assert done.stdout.count("written") == 4
     assert_same_store(store, ingested("fmat"))
     pieces = sum(len(p) for run in read_runs(sample_paths("fmat")) for p in run.fields.values())
-    with Client(scheduler) as client:
-        assert client.run_on_scheduler(written_pieces) == pieces
+    with Client(scheduler) as client:  # the workers wrote every piece, hashed every file
+        assert client.run_on_scheduler(tasks_done, prefix="write_piece") == pieces
+        assert client.run_on_scheduler(tasks_done, prefix="describe") == 4
