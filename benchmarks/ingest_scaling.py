@@ -4,8 +4,9 @@ One synthetic ensemble run written as NetCDF-4 files, one file per member (defau
 members x 13 steps of a 1000 x 1000 grid, float32: 520 MB), kept in
 ``~/.cache/fewsmap-bench/ingest-scaling``. It is ingested into a fresh store serially (the
 plain ``fewsmap ingest``) and on a local dask cluster of 1, 2 and 4 worker processes of one
-thread each (``--workers N``); each configuration ``--repeat`` times, the fastest kept. The
-cluster is started before the clock starts (its start-up is reported apart). Usage::
+thread each (``--workers N``), taking turns for ``--repeat`` rounds; the fastest of each is
+compared, the median given too. The clusters are started before the clock starts (their
+start-up is reported apart). Usage::
 
     .venv/bin/python -m benchmarks.ingest_scaling [--quick] [--out DIR]
 
@@ -20,7 +21,9 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -102,21 +105,28 @@ def timed_ingest(files: list[Path], store: Path, executor: Executor | None) -> f
 
 
 def measure(spec: RunSpec, cache: Path, workers: list[int], repeat: int) -> dict[str, Any]:
-    """Ingest the run serially and with each number of workers; the fastest of ``repeat``."""
+    """Ingest the run serially and with each number of workers, ``repeat`` rounds.
+
+    The clusters are started first and the modes take turns in every round, so that the
+    changing load of a shared machine weighs on all of them alike.
+    """
     files = member_files(spec, cache)
     store = cache / "store" / "bench.zarr"
-    rows: list[dict[str, Any]] = []
-    best = min(timed_ingest(files, store, None) for _ in range(repeat))
-    rows.append({"mode": "serial", "workers": 0, "seconds": best, "cluster_start_s": None})
-    for n in workers:
-        start = time.perf_counter()
-        with cluster_client(workers=n) as client:
-            started = time.perf_counter() - start
-            executor = DaskExecutor(client)
-            best = min(timed_ingest(files, store, executor) for _ in range(repeat))
-        rows.append({"mode": f"dask, {n} worker{'s' * (n > 1)}", "workers": n,
-                     "seconds": best, "cluster_start_s": started})
+    with ExitStack() as stack:
+        modes: dict[str, tuple[int, Executor | None, float | None]] = {"serial": (0, None, None)}
+        for n in workers:
+            start = time.perf_counter()
+            client = stack.enter_context(cluster_client(workers=n))
+            modes[f"dask, {n} worker{'s' * (n > 1)}"] = (n, DaskExecutor(client),
+                                                         time.perf_counter() - start)
+        times: dict[str, list[float]] = {mode: [] for mode in modes}
+        for _ in range(repeat):
+            for mode, (_, executor, _) in modes.items():
+                times[mode].append(timed_ingest(files, store, executor))
     shutil.rmtree(store.parent, ignore_errors=True)
+    rows = [{"mode": mode, "workers": n, "seconds": min(times[mode]),
+             "median_s": statistics.median(times[mode]), "all_s": times[mode],
+             "cluster_start_s": started} for mode, (n, _, started) in modes.items()]
     serial = rows[0]["seconds"]
     one = next((r["seconds"] for r in rows if r["workers"] == 1), None)
     for row in rows:
@@ -142,19 +152,22 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"One synthetic run of {run['members']} members (one NetCDF-4 file each, "
         f"uncompressed) x {run['steps']} steps x {run['ny']} x {run['nx']} float32: "
-        f"{run['mb']:.3g} MB, ingested into a new local store; fastest of "
-        f"{results['repeat']}. Machine: **{host['cores']} cores**, shared with other "
+        f"{run['mb']:.3g} MB, ingested into a new local store; {results['repeat']} rounds "
+        "in which the modes take turns, fastest compared. Machine: "
+        f"**{host['cores']} cores**, shared with other "
         f"sessions (load average {', '.join(map(str, host['load_average']))} at the end), "
         f"{host['date']}. More workers than cores cannot run at once here: 4 workers on 2 "
         "cores measure the overhead of oversubscription, not scaling.",
         "",
-        "| mode | wall time | MB/s | vs serial | vs 1 worker | cluster start |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| mode | wall time (fastest) | median | MB/s | vs serial | vs 1 worker | "
+        "cluster start |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in results["rows"]:
         vs_one = f"{row['vs_one_worker']:.2f}x" if row["vs_one_worker"] else "-"
         start = f"{row['cluster_start_s']:.1f} s" if row["cluster_start_s"] else "-"
-        lines.append(f"| {row['mode']} | {row['seconds']:.2f} s | {row['mb_per_s']:.3g} | "
+        lines.append(f"| {row['mode']} | {row['seconds']:.2f} s | {row['median_s']:.2f} s | "
+                     f"{row['mb_per_s']:.3g} | "
                      f"{row['vs_serial']:.2f}x | {vs_one} | {start} |")
     return "\n".join(lines) + "\n"
 
@@ -166,7 +179,7 @@ def main() -> None:
                         help="folder for the input files and the store")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=4)
     args = parser.parse_args()
     spec = QUICK if args.quick else FULL
     results = measure(spec, args.cache, args.workers, 1 if args.quick else args.repeat)

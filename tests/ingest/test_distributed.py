@@ -23,7 +23,7 @@ from distributed import Client, LocalCluster
 from fewsmap.cli import main
 from fewsmap.errors import IngestError
 from fewsmap.ingest import ingest, read_runs
-from fewsmap.ingest.distributed import DaskExecutor
+from fewsmap.ingest.distributed import WORKER_ENVIRON, DaskExecutor
 from fewsmap.store.writer import append_run
 from tests.conftest import ROOT, sample_paths, tree_digest
 from tests.ingest.hostile import damaged_chunk_netcdf4
@@ -35,7 +35,7 @@ DASK = Path(sys.executable).parent / "dask"
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
     """Two worker processes of one thread; a task whose worker dies is not retried."""
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, **WORKER_ENVIRON}), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                          dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
