@@ -307,7 +307,9 @@ def layer_of(path: Path, variable: str) -> tuple[Catalog, Layer]:
     path = path.resolve()
     for catalog in (default_catalog(), _fresh(Settings(stores_dir=path.parent))):
         for layer in catalog.layers.values():
-            if layer.variables == (variable,) and catalog.store(layer).path.resolve() == path:
+            store = catalog.store(layer)
+            if layer.variables == (variable,) and store.files is not None and \
+                    store.path.resolve() == path:
                 return catalog, layer
     raise LayerNotDefined(f"no layer draws variable {variable!r} of the store {path}")
 
@@ -518,7 +520,7 @@ def layer_style(field: xr.DataArray, name: str) -> tuple[Style, ColourRange | No
     if service is not None:
         return _served_style(*service, str(field.name), name, run)
     source = field.attrs.get(SOURCE_ATTR)
-    if isinstance(source, str) and is_store(Path(source)):
+    if isinstance(source, str) and "://" not in source and is_store(Path(source)):
         return _stored_style(Path(source), str(field.name), name, run)
     return None
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from obstore.exceptions import BaseError as ObjectStoreError
 
 from fewsmap import __version__
 from fewsmap.errors import ConfigError, FewsmapError, StoreError
 from fewsmap.settings import Settings, load_settings, read_config
+from fewsmap.store.backend import store_in
 from fewsmap.store.cube import is_store, store_name
 from fewsmap.store.location import store_location
 from fewsmap.store.retention import (
@@ -38,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except FewsmapError as exc:
         print(f"fewsmap: error: {exc}", file=sys.stderr)
         return 2
+    except ObjectStoreError as exc:  # its first line says what failed; the rest is a dump
+        print(f"fewsmap: error: object storage: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -49,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="append the forecast runs in files to a store")
     ingest.add_argument("--store", required=True,
-                        help="store folder (e.g. stores/naefs.zarr) or a name in --stores")
+                        help="store folder (e.g. stores/naefs.zarr), s3:// URL "
+                        "(s3://bucket/prefix/naefs.zarr) or a name in --stores")
     ingest.add_argument("files", nargs="+", type=Path, metavar="FILE",
                         help="NetCDF or GRIB files, or folders of them")
     ingest.add_argument("--stores", help="stores folder for a store given by name")
@@ -122,13 +128,13 @@ def _missing_value(text: str) -> tuple[str, float]:
     return name.strip(), number
 
 
-def _store_path(store: str, settings: Settings) -> Path:
-    """The folder of ``--store``: a path, a name in [stores] of the configuration, or a name
-    in the stores folder (``--stores`` is already in ``settings``)."""
+def _store_path(store: str, settings: Settings) -> Path | str:
+    """The location of ``--store``: a path or URL, a name in [stores] of the configuration,
+    or a name in the stores folder (``--stores`` is already in ``settings``)."""
     if "/" in store or store.endswith(".zarr") or store in (".", ".."):
         return store_location(store, "--store")
     configured = configured_store_paths(_config(settings)).get(store)
-    return configured or settings.stores_dir / f"{store}.zarr"
+    return configured or store_in(settings.stores_dir, store)
 
 
 def _config(settings: Settings) -> dict[str, Any]:
@@ -185,7 +191,7 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_pruned(store: Path, policy: RetentionPolicy, result: PruneResult) -> None:
+def _print_pruned(store: Path | str, policy: RetentionPolicy, result: PruneResult) -> None:
     for label in result.removed:
         print(f"{store}: run {label} removed ({policy.describe()}); its chunks are deleted "
               "after the grace period")
@@ -211,7 +217,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # Refuse store URLs here: a worker that fails on its catalog dies without a word.
     configured_store_paths(_config(settings))
-    if settings.config_file is None and not has_stores(settings.stores_dir):
+    # Object storage is never touched before the workers fork: obstore's runtime does not
+    # survive a fork (its threads stay in the parent), so an empty bucket is served empty.
+    local = isinstance(settings.stores_dir, Path)
+    if settings.config_file is None and local and not has_stores(settings.stores_dir):
         print(f"no stores in {settings.stores_dir}: building the demo stores…", flush=True)
         build_demo(settings.stores_dir)
     serve(settings)

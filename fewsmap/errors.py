@@ -41,6 +41,14 @@ class StoreError(FewsmapError):
     http_status = 500
 
 
+class StorageUnavailable(StoreError):
+    """Object storage did not answer (or refused) a read: the data is there, the way to it
+    is not, so a client may retry."""
+
+    ogc_code = "StorageUnavailable"
+    http_status = 503
+
+
 class ConfigError(FewsmapError):
     """The configuration file or a ``FEWSMAP_*`` variable is invalid."""
 

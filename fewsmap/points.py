@@ -95,7 +95,7 @@ def find_cell(store: ForecastStore, crs: str, x: float, y: float) -> GridCell | 
         The cell, or None when the point lies more than half a cell outside the grid or
         cannot be expressed in the grid's CRS.
     """
-    index = _grid_index(store.path, store.version)
+    index = _grid_index(store.location, store.version)
     if not (np.isfinite(x) and np.isfinite(y)):
         return None
     if isinstance(index.lookup, _Separable):

@@ -39,7 +39,7 @@ def default_workers() -> int:
 class Settings:
     """Service-wide settings; every field can be set as ``FEWSMAP_<NAME>``."""
 
-    stores_dir: Path = field(default_factory=default_stores_dir)
+    stores_dir: Path | str = field(default_factory=default_stores_dir)  # folder or s3:// prefix
     config_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8080
@@ -55,8 +55,15 @@ class Settings:
     # (100 frames of 500 × 500), both refused before any frame is drawn.
     max_animation_frames: int = 100
     max_animation_pixels: int = 25_000_000
-    # How often a running service checks stores for newly published runs.
+    # How often a running service checks stores for newly published runs: local folders
+    # (one stat each), and stores in object storage (one HEAD each, and one LIST of an
+    # object-store stores folder). A run published by any writer is visible to every server
+    # within the interval (issue #14: at most 10 s by default).
     reload_interval_s: float = 1.0
+    object_reload_interval_s: float = 5.0
+    # Memory per server process for data chunks read from object storage (they never change
+    # once published: fewsmap/store/chunk_cache.py); 0 turns the cache off.
+    object_cache_mb: int = 256
     # Write regular time axes as start/end/period in XML capabilities (FEWS clients read
     # lists, so lists are the default).
     compact_time_axes: bool = False
@@ -124,6 +131,8 @@ _CONVERTERS: dict[str, Any] = {
     "max_animation_frames": lambda v: _positive(int(v)),
     "max_animation_pixels": lambda v: _positive(int(v)),
     "reload_interval_s": float,
+    "object_reload_interval_s": float,
+    "object_cache_mb": lambda v: _positive(int(v), allow_zero=True),
     "compact_time_axes": lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true"),
     "max_time_values": lambda v: _positive(int(v)),
     "max_point_values": lambda v: _positive(int(v)),

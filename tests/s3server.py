@@ -7,7 +7,6 @@ variables (`env`). Nothing of the client is mocked.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -30,6 +30,13 @@ class S3Server:
     """A running S3 server: its endpoint URL and the AWS variables that reach it."""
 
     endpoint: str
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
+
+    def stop(self) -> None:
+        """Stop the server now (an outage): requests to it are refused from then on."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
 
     @property
     def env(self) -> dict[str, str]:
@@ -69,7 +76,7 @@ class S3Server:
 def s3_server(timeout_s: float = 30.0) -> Iterator[S3Server]:
     """Run moto's S3 server on a free loopback port until the block ends."""
     port = free_port()
-    moto = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
+    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
                                    stdout=output, stderr=subprocess.STDOUT,
@@ -77,7 +84,7 @@ def s3_server(timeout_s: float = 30.0) -> Iterator[S3Server]:
         endpoint = f"http://127.0.0.1:{port}"
         try:
             _wait_until_up(process, endpoint, timeout_s)
-            yield S3Server(endpoint)
+            yield S3Server(endpoint, process)
         finally:
             process.terminate()
             try:

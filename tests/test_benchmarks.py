@@ -57,3 +57,49 @@ def test_the_ingest_scaling_quick_mode_ingests_serially_and_on_each_cluster(
     assert results["run"]["files"] == 3 and results["machine"]["cores"] >= 1
     table = (out / "ingest_scaling-quick.md").read_text()
     assert "| dask, 2 workers |" in table and f"**{results['machine']['cores']} cores**" in table
+
+
+@pytest.mark.slow
+def test_the_object_store_benchmark_compares_s3_with_local_disk(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks.object_store", "--quick",
+               "--cache", str(tmp_path / "cache"), "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    figures = json.loads((tmp_path / "object_store_quick.json").read_text())
+    assert set(figures["warm_median_ms"]) == {"local", "s3"}
+    assert all(v > 0 for v in figures["warm_median_ms"].values())
+    assert figures["ratio_warm_s3_over_local"] > 0
+    assert [t["servers"] for t in figures["throughput"]] == [1, 2]
+    assert all(t["requests"] > 0 and t["errors"] == 0 for t in figures["throughput"])
+    assert "S3 / local" in (tmp_path / "object_store_quick.md").read_text()
+
+
+def test_object_publish_quick_run_measures_both_methods_on_a_real_s3_server(
+        tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks.object_publish", "--quick", "--out",
+               str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    results = json.loads((tmp_path / "object_publish-quick.json").read_text())
+    assert "| publish |" in (tmp_path / "object_publish-quick.md").read_text()
+    assert [c["case"]["name"] for c in results["cases"]] == ["grid", "points"]
+    for case in results["cases"]:
+        for method in ("conditional", "icechunk"):
+            timings = case[method]
+            assert timings["publish"]["median_ms"] > 0 and timings["open"]["median_ms"] > 0
+            assert any(key.startswith("read slice cold") for key in timings)
+            assert case["requests"][method]["publish"]["PUT"] > 0
+            assert case["requests"][method]["open"]["GET"] > 0
+        assert case["fewsmap writer"]["requests"]["PUT"] > 0
+        clients = case["plain_clients"]
+        assert clients["conditional"]["xarray.open_zarr over plain HTTP"] == "reads"
+        assert clients["icechunk"]["xarray.open_zarr over plain HTTP"].startswith("no")
+        assert clients["icechunk"]["xarray.open_zarr + icechunk"] == "reads"
+        race = case["race"]
+        assert race["conditional"]["second lease refused"]
+        assert race["conditional"]["stale publish refused"]
+        assert race["conditional"]["both runs intact"]
+        assert race["icechunk"]["stale commit refused"]
+        assert race["icechunk"]["both runs intact"]
+        assert not race["conditional, slot not reserved"]["published run intact"]

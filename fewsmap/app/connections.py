@@ -27,11 +27,13 @@ import contextlib
 import logging
 import resource
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from fewsmap.app.limits import ignore_event
 from fewsmap.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,12 +77,15 @@ def raise_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def guarded_protocol(settings: Settings) -> type[GuardedH11Protocol]:
-    """The protocol class for uvicorn's ``http`` option with the settings' limits."""
+def guarded_protocol(settings: Settings, on_refusal: Callable[[str], None] | None = None,
+                     ) -> type[GuardedH11Protocol]:
+    """The protocol class for uvicorn's ``http`` option with the settings' limits; a refused
+    connection is told to ``on_refusal`` (reason ``connections``)."""
     return type("GuardedH11Protocol", (GuardedH11Protocol,), {
         "header_timeout_s": settings.header_timeout_s,
         "send_timeout_s": settings.send_timeout_s,
-        "max_connections": connection_cap(settings)})
+        "max_connections": connection_cap(settings),
+        **({"on_refusal": staticmethod(on_refusal)} if on_refusal else {})})
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -89,6 +94,7 @@ class GuardedH11Protocol(H11Protocol):
     header_timeout_s: ClassVar[float] = 10.0
     send_timeout_s: ClassVar[float] = 30.0
     max_connections: ClassVar[int] = 1 << 16
+    on_refusal: ClassVar[staticmethod[[str], None]] = staticmethod(ignore_event)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -109,6 +115,7 @@ class GuardedH11Protocol(H11Protocol):
             self.awaiting_head_since = None
             log.warning("refused a connection: %d are open, all busy (max_connections)",
                         len(self.connections) - 1)
+            self.on_refusal("connections")
             self.transport.write(REFUSAL)
             self.transport.close()
             return

@@ -100,6 +100,8 @@ class Lane:
         # Renders waiting, first come first served: (event loop, future, cost).
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int]] = \
             deque()
+        # Told of every change of running, queued or cost (the metrics, app/metrics.py).
+        self.on_change: Callable[[Lane], None] = ignore_event
         self.executor = ThreadPoolExecutor(slots, thread_name_prefix=f"fewsmap-{name}",
                                            initializer=_lower_priority, initargs=(nice,))
         # Test suites build many apps: idle render threads end with their lane.
@@ -132,10 +134,12 @@ class Lane:
         with self._lock:
             if not self._waiters and self._fits(cost):
                 self._take(cost)
+                self.on_change(self)
                 return
             waiter: asyncio.Future[None] = loop.create_future()
             entry = (loop, waiter, cost)
             self._waiters.append(entry)
+            self.on_change(self)
         try:
             await asyncio.wait_for(waiter, self.queue_timeout_s)
         except BaseException as exc:  # gave up: timeout, or the request was cancelled
@@ -143,6 +147,7 @@ class Lane:
                 if entry in self._waiters:
                     self._waiters.remove(entry)
                     self._admit()  # those behind it may fit now
+                    self.on_change(self)
             if waiter.done() and not waiter.cancelled():  # admitted just as it gave up
                 self.release(cost)
             if isinstance(exc, TimeoutError):
@@ -160,6 +165,7 @@ class Lane:
             self._running -= 1
             self._cost -= cost
             self._admit()
+            self.on_change(self)
 
     def _fits(self, cost: int) -> bool:
         return self._running < self.slots and (
@@ -185,6 +191,10 @@ class Lane:
             self.release(cost)
         else:
             waiter.set_result(None)
+
+
+def ignore_event(*_: object) -> None:
+    """Take note of nothing (what a lane, limiter or send budget tells when nobody watches)."""
 
 
 def _lower_priority(nice: int) -> None:
@@ -218,6 +228,8 @@ class RenderLimiter:
         self.idle_since = time.monotonic()  # when the last render ended, leaving none running
         self.cancelled = 0  # renders stopped because their client went away
         self.timed_out = 0  # renders stopped because they ran past timeout_s
+        # Told the reason of each refusal: light_queue, heavy_queue or render_timeout.
+        self.on_refusal: Callable[[str], None] = ignore_event
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RenderLimiter:
@@ -261,7 +273,11 @@ class RenderLimiter:
             ends).
         """
         lane = self.lane(cost)
-        await lane.acquire(cost)
+        try:
+            await lane.acquire(cost)
+        except ServiceUnavailable:
+            self.on_refusal(f"{lane.name}_queue")
+            raise
         token = CancelToken()
         context = contextvars.copy_context()
         context.run(token.install)
@@ -278,6 +294,7 @@ class RenderLimiter:
                                           self.timeout_s if self.timeout_s > 0 else None)
         except TimeoutError as exc:
             self.timed_out += 1
+            self.on_refusal("render_timeout")
             token.cancel(f"it took longer than {self.timeout_s:g} s (render_timeout_s)")
             raise ServiceUnavailable(
                 f"the render took longer than {self.timeout_s:g} s (render_timeout_s) and was "

@@ -95,7 +95,10 @@ class Security:
 
     def view(self, catalog: Catalog) -> Catalog:
         """The catalog as the current request may see it."""
-        presented = _request_token.get()
+        return self.view_as(catalog, _request_token.get())
+
+    def view_as(self, catalog: Catalog, presented: str | None) -> Catalog:
+        """The catalog as a request presenting ``presented`` (None: no token) may see it."""
         granted = self.granted(presented)
         error = None if presented is None else "insufficient_scope" if granted else \
             "invalid_token"

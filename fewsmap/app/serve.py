@@ -29,6 +29,7 @@ import uvicorn
 
 from fewsmap.app.connections import ACCEPT_BATCH, guarded_protocol, raise_file_limit
 from fewsmap.app.limits import RenderLimiter
+from fewsmap.app.metrics import multiprocess_directory, worker_ended
 from fewsmap.app.server import create_app
 from fewsmap.app.warmup import WarmWorkers
 from fewsmap.errors import FewsmapError
@@ -179,7 +180,8 @@ def _run_worker(settings: Settings, sock: socket.socket,
     # The accept batch bounds how many connections are accepted before any is checked
     # against max_connections (fewsmap/app/connections.py).
     config = uvicorn.Config(app, log_level="warning", access_log=False,
-                            http=guarded_protocol(settings), backlog=ACCEPT_BATCH,
+                            http=guarded_protocol(settings, app.state.metrics.refused),
+                            backlog=ACCEPT_BATCH,
                             timeout_keep_alive=settings.keep_alive_timeout_s)  # type: ignore[arg-type]
     fold_repeated_log_lines()  # after uvicorn has set up its logging
     if group is not None:
@@ -200,6 +202,15 @@ def serve(settings: Settings) -> None:
     if workers == 1:
         _run_worker(settings, listening_socket(settings.host, settings.port, reuse_port=False))
         return
+    # The workers' metrics go to files in a private directory, summed by the worker that
+    # answers /metrics (fewsmap/app/metrics.py); the directory goes when the service stops.
+    with multiprocess_directory() as metrics_files:
+        status = _supervise(settings, workers, metrics_files)
+    sys.exit(status)
+
+
+def _supervise(settings: Settings, workers: int, metrics_files: str) -> int:
+    """Fork ``workers`` workers and wait for them all; the service's exit status."""
     children = []
     warm = WarmWorkers(workers)  # shared: /health is ready once every worker is warm
     for index in range(workers):
@@ -218,12 +229,13 @@ def serve(settings: Settings) -> None:
     signal.signal(signal.SIGINT, stop)
     status = 0
     for _ in children:
-        _, code = os.wait()
+        pid, code = os.wait()
+        worker_ended(pid, metrics_files)
         failed = os.waitstatus_to_exitcode(code)
         if failed > 0 and not status:  # a worker that failed stops the service
             status = failed
             stop(signal.SIGTERM, None)
-    sys.exit(status)
+    return status
 
 
 def _worker_status(settings: Settings, group: tuple[WarmWorkers, int]) -> int:

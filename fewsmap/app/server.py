@@ -22,6 +22,7 @@ from fewsmap.app.api import api_routes
 from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.edr import edr_routes
 from fewsmap.app.files import UnsatisfiableRange
+from fewsmap.app.health import CatalogCheck, health_routes
 from fewsmap.app.http_errors import (
     ErrorImage,
     ReportingCORSMiddleware,
@@ -31,6 +32,7 @@ from fewsmap.app.http_errors import (
 from fewsmap.app.limits import POINT_COST, RenderLimiter, render, render_limiter
 from fewsmap.app.links import public_url
 from fewsmap.app.maps import feature_info_response, map_response
+from fewsmap.app.metrics import Metrics, MetricsMiddleware
 from fewsmap.app.security import Security, TokenMiddleware
 from fewsmap.app.streaming import SendBudget
 from fewsmap.app.tiles import tile_routes, wmts_routes
@@ -52,6 +54,7 @@ from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.settings import Settings, read_config
+from fewsmap.store.chunk_cache import CHUNKS
 from fewsmap.timespec import parse_instant
 from fewsmap.viewer import viewer_routes
 
@@ -61,6 +64,7 @@ JSON_FORMATS = ("application/json", "json")
 
 def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     """Build the service for ``settings`` (the catalog is opened now, once)."""
+    CHUNKS.resize(settings.object_cache_mb << 20)
     catalog = catalog or Catalog(settings)
     security = Security.from_config(read_config(settings.config_file)
                                     if settings.config_file else {})
@@ -68,11 +72,19 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     # Warming up after start (lifespan) or, one worker of several, before listening.
     readiness = Readiness(lambda: warm_up(catalog, settings.max_image_pixels))
 
+    check = CatalogCheck(catalog)
+
     async def refreshed() -> Catalog:
-        if catalog.refresh_due:  # the stat calls go to a thread; most requests skip them
-            await run_in_threadpool(catalog.refresh)
+        await check.refresh()
         # With tokens configured, every route sees only what the request's token grants.
         return security.view(catalog) if security else catalog
+
+    async def public() -> Catalog:
+        """The catalog as a client without a token sees it (for /metrics)."""
+        await check.refresh()
+        return security.view_as(catalog, None) if security else catalog
+
+    metrics = Metrics(public, readiness)
 
     async def health(request: Request) -> Response:
         current = await refreshed()
@@ -130,6 +142,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     routes = [
         *viewer_routes(),  # the forecast viewer at / and its files under /viewer/
         Route("/health", health),
+        *health_routes(readiness, check),  # /health/live, /health/ready for orchestrators
+        *metrics.routes(),  # /metrics for Prometheus
         Route("/wms", wms),
         Route("/FewsWebServices/wms", wms),  # drop-in path of the Delft-FEWS web service
         *api_routes(refreshed),
@@ -162,12 +176,16 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                                       "Accept-Ranges", "Content-Length", "Last-Modified",
                                       "Retry-After", "WWW-Authenticate"])
     tokens = [Middleware(TokenMiddleware, security=security)] if security else []
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors, *tokens],
+    # Outermost: every request is counted, refusals of the CORS and token layers too.
+    counted = Middleware(MetricsMiddleware, metrics=metrics)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[counted, cors, *tokens],
                     exception_handlers={HTTPException: http_error, FewsmapError: on_error,
                                         UnsatisfiableRange: range_refused,
                                         Exception: on_error})
     app.state.render_limiter = RenderLimiter.from_settings(settings)  # maps, tiles, points
     app.state.send_budget = SendBudget.from_settings(settings)  # large answers being sent
+    metrics.watch(app.state.render_limiter, app.state.send_budget)
+    app.state.metrics = metrics
     app.state.documents = documents
     app.state.readiness = readiness
     app.state.public_url = settings.public_url  # links in answers (fewsmap/app/links.py)

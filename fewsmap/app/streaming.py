@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from fewsmap.app.files import RangeBytesResponse
+from fewsmap.app.limits import ignore_event
 from fewsmap.errors import ServiceUnavailable
 from fewsmap.settings import Settings
 
@@ -50,6 +51,7 @@ class Held:
                 return
             self._released = True
             self.budget.held_bytes -= self.nbytes
+            self.budget.on_change(self.budget.held_bytes)
 
 
 class SendBudget:
@@ -65,6 +67,9 @@ class SendBudget:
         self.retry_after_s = retry_after_s
         self.lock = threading.Lock()
         self.held_bytes = 0
+        # Told the bytes held after each change, and of each refusal (app/metrics.py).
+        self.on_change: Callable[[int], None] = ignore_event
+        self.on_refusal: Callable[[str], None] = ignore_event
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SendBudget:
@@ -82,12 +87,14 @@ class SendBudget:
         """
         with self.lock:
             if self.held_bytes and self.held_bytes + nbytes > self.max_bytes:
+                self.on_refusal("bytes_in_flight")
                 raise ServiceUnavailable(
                     f"the service is busy sending {self.held_bytes / MIB:.0f} MB of answers "
                     f"to clients (max_bytes_in_flight {self.max_bytes / MIB:.0f} MB) and this "
                     f"answer needs {nbytes / MIB:.1f} MB more; retry in "
                     f"{self.retry_after_s} s", self.retry_after_s)
             self.held_bytes += nbytes
+            self.on_change(self.held_bytes)
         return Held(self, nbytes)
 
 

@@ -23,6 +23,7 @@ import os
 import re
 import stat
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from email.utils import formatdate
 from pathlib import Path
 
@@ -33,11 +34,12 @@ from starlette.routing import Route
 
 from fewsmap.app.api import api_error
 from fewsmap.app.conditional import not_modified
-from fewsmap.app.files import RangeFileResponse
+from fewsmap.app.files import RangeBytesResponse, RangeFileResponse
 from fewsmap.catalog import Catalog
 from fewsmap.errors import FewsmapError
+from fewsmap.store.backend import ObjectBackend
 from fewsmap.store.cube import ROOT_METADATA, ForecastStore
-from fewsmap.store.files import StoreFiles
+from fewsmap.store.files import StoreFiles, reading
 from fewsmap.store.layout import RUN_DIM
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -75,14 +77,23 @@ def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
             if store is None:
                 raise NotFound(f"no store {name[:80]!r}; stores: {', '.join(catalog.stores)}")
             key = request.path_params.get("key", "")
+            media_type = "application/json" if key.endswith(ROOT_METADATA) else (
+                "application/octet-stream")
+            if isinstance(store.backend, ObjectBackend):  # relayed from object storage
+                content, tag, modified = await run_in_threadpool(
+                    object_file, store.backend, key)
+                headers = {"ETag": tag, "Last-Modified": formatdate(modified.timestamp(),
+                                                                    usegmt=True),
+                           "Cache-Control": cache_control(store, key)}
+                return not_modified(request.headers, headers, request.method) or (
+                    RangeBytesResponse(content, media_type, headers))
+            assert store.files is not None  # a local store
             path, st = await run_in_threadpool(store_file, store.files, key)
             headers = {"ETag": etag(st), "Last-Modified": formatdate(st.st_mtime, usegmt=True),
                        "Cache-Control": cache_control(store, key)}
             unchanged = not_modified(request.headers, headers, request.method)
             if unchanged:
                 return unchanged
-            media_type = "application/json" if key.endswith(ROOT_METADATA) else (
-                "application/octet-stream")
             return RangeFileResponse(path, headers=headers, media_type=media_type,
                                      stat_result=st)
         except Exception as exc:  # every failure is a JSON error, never a traceback
@@ -96,6 +107,35 @@ def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
             Route("/zarr/{store}", zarr_file, methods=methods)]
 
 
+def object_file(backend: ObjectBackend, key: str) -> tuple[bytes, str, datetime]:
+    """The object a Zarr key of a store in object storage names, with its ETag and date.
+
+    Raises
+    ------
+    NotFound
+        If ``key`` is not a Zarr key, or the store has no such object.
+    """
+    check_key(key)
+    with reading(backend.name, key.split("/")[0]):
+        found = backend.fetch(key)
+    if found is None:
+        raise NotFound(f"{key[:120]!r}: no such file in this store")
+    return found
+
+
+def check_key(key: str) -> None:
+    """Refuse a key the stores do not serve (`key_problem`).
+
+    Raises
+    ------
+    NotFound
+        If ``key`` is not a Zarr key of a store.
+    """
+    problem = key_problem(key.split("/"))
+    if problem:
+        raise NotFound(f"{key[:120]!r} is not a file of this store: {problem}")
+
+
 def store_file(files: StoreFiles, key: str) -> tuple[Path, os.stat_result]:
     """Resolve a Zarr key of a store to a regular file inside it.
 
@@ -106,9 +146,7 @@ def store_file(files: StoreFiles, key: str) -> tuple[Path, os.stat_result]:
     OutsideStore
         If the file leads out of the store.
     """
-    problem = key_problem(key.split("/"))
-    if problem:
-        raise NotFound(f"{key[:120]!r} is not a file of this store: {problem}")
+    check_key(key)
     try:
         path = files.resolve(key)
         st = path.stat()

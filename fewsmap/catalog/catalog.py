@@ -9,10 +9,13 @@ costs one ``stat`` per store and re-opens only stores whose published state chan
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from obstore.exceptions import BaseError as ObjectStoreError
 
 from fewsmap.catalog.layers import (
     RUN_SUFFIX,
@@ -27,12 +30,11 @@ from fewsmap.catalog.vectors import vector_pairs
 from fewsmap.dimensions import single_level
 from fewsmap.errors import ConfigError, FewsmapError, LayerNotDefined
 from fewsmap.settings import Settings, read_config
+from fewsmap.store.backend import list_stores
 from fewsmap.store.cube import (
-    ROOT_METADATA,
     ForecastStore,
     RunInfo,
     StoreVersion,
-    store_name,
 )
 from fewsmap.store.retention import configured_store_paths
 from fewsmap.store.run import parse_time
@@ -64,7 +66,11 @@ class Catalog:
                                                               not config.get("layers")))
         self._lock = threading.Lock()
         self._checked_at = 0.0
-        self._unreadable: dict[Path, StoreVersion | None] = {}
+        # When (time.monotonic) the stores were last read and the snapshot last built.
+        self.read_at = self.built_at = 0.0
+        self._unreadable: dict[Path | str, StoreVersion | None] = {}
+        self._listed: dict[str, Path | str] = {}
+        self._polled: dict[str, float] = {}  # object-store locations: when last checked
         self._state = CatalogState({}, {}, {})
         self.refresh(force=True)
 
@@ -152,20 +158,33 @@ class Catalog:
         with self._lock:
             self._checked_at = now
             stores = self._open_stores(self._state.stores)
+            self.read_at = now
             if not force and stores == self._state.stores:
                 return False
             layers, groups = self._build_layers(stores)
             self._state = CatalogState(stores, layers, groups, self._state.generation + 1)
+            self.built_at = now
             return True
 
-    def _store_locations(self) -> dict[str, Path]:
-        found: dict[str, Path] = {}
+    def _store_locations(self) -> dict[str, Path | str]:
         root = self.settings.stores_dir
-        if root.is_dir():
-            for path in sorted(root.iterdir()):
-                if not path.name.startswith(".") and (path / ROOT_METADATA).is_file():
-                    found[store_name(path)] = path
-        return {**found, **self._store_paths}
+        if self._due(root):
+            try:
+                self._listed = list_stores(root)
+            except OSError as exc:  # object storage unreachable: keep the last listing
+                log.warning("stores folder %s cannot be listed: %s", root, exc)
+        return {**self._listed, **self._store_paths}
+
+    def _due(self, location: Path | str) -> bool:
+        """Whether ``location`` is due a check: local ones at every refresh, object-store
+        ones every ``object_reload_interval_s`` (each check is a request to the storage)."""
+        if isinstance(location, Path):
+            return True
+        now = time.monotonic()
+        if now - self._polled.get(location, -math.inf) < self.settings.object_reload_interval_s:
+            return False
+        self._polled[location] = now
+        return True
 
     def _open_stores(self, current: dict[str, ForecastStore]) -> dict[str, ForecastStore]:
         """Re-open stores whose published state changed; keep the others as they are.
@@ -176,8 +195,11 @@ class Catalog:
         stores: dict[str, ForecastStore] = {}
         for name, path in self._store_locations().items():
             old = current.get(name)
-            if old is not None and old.path != path:
+            if old is not None and old.location != str(path):
                 old = None
+            if old is not None and not self._due(path):
+                stores[name] = old
+                continue
             try:
                 version = StoreVersion.of(path)
                 if old is not None and version == old.version:
@@ -187,7 +209,7 @@ class Catalog:
                     stores[name] = ForecastStore(path)
                 elif old is not None:
                     stores[name] = old
-            except (OSError, FewsmapError, ValueError, KeyError) as exc:
+            except (OSError, FewsmapError, ValueError, KeyError, ObjectStoreError) as exc:
                 self._unreadable[path] = _version_or_none(path)
                 log.warning("store %s at %s cannot be opened: %s", name, path, exc)
                 if old is not None:
@@ -227,10 +249,10 @@ class Catalog:
         return layers, groups
 
 
-def _version_or_none(path: Path) -> StoreVersion | None:
+def _version_or_none(path: Path | str) -> StoreVersion | None:
     try:
         return StoreVersion.of(path)
-    except OSError:
+    except (OSError, ObjectStoreError):
         return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fewsmap.ingest import ingest
+from fewsmap.store.backend import list_stores, store_in
 from fewsmap.store.cube import is_store
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -19,16 +20,16 @@ DEMO_STORES: dict[str, list[Path]] = {
 DEMO_MISSING_VALUES: dict[str, dict[str, float]] = {"marfc-fmat": {"t": 233.16}}
 
 
-def has_stores(stores_dir: Path) -> bool:
-    """Tell whether ``stores_dir`` already holds any forecast cube."""
-    return stores_dir.is_dir() and any(is_store(p) for p in stores_dir.iterdir() if p.is_dir())
+def has_stores(stores_dir: Path | str) -> bool:
+    """Tell whether ``stores_dir`` (a folder or an object-store prefix) holds any cube."""
+    return any(is_store(store) for store in list_stores(stores_dir).values())
 
 
-def build_demo(stores_dir: Path, progress: bool | None = None) -> list[Path]:
+def build_demo(stores_dir: Path | str, progress: bool | None = None) -> list[Path | str]:
     """Ingest the demo sample files into ``stores_dir`` (skipping runs already there)."""
-    built = []
+    built: list[Path | str] = []
     for name, files in DEMO_STORES.items():
-        store = stores_dir / f"{name}.zarr"
+        store = store_in(stores_dir, name)
         ingest(store, files, progress=progress, missing_values=DEMO_MISSING_VALUES.get(name))
         built.append(store)
     return built

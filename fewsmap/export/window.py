@@ -149,7 +149,7 @@ def _cell_edges(centres: np.ndarray, spacing: float) -> tuple[np.ndarray, np.nda
 def _curvilinear_window(store: ForecastStore, crs: str, bbox: tuple[float, float, float, float],
                         wkt: str) -> GridWindow:
     """The index box of the cells whose centres lie inside the bbox."""
-    geometry = geometry_in(store.path, store.version, crs)
+    geometry = geometry_in(store.location, store.version, crs)
     minx, miny, maxx, maxy = bbox
     inside = (geometry.x >= minx) & (geometry.x <= maxx) & \
         (geometry.y >= miny) & (geometry.y <= maxy)

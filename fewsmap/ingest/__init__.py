@@ -111,7 +111,7 @@ def _normalised(ds: xr.Dataset, path: Path,
 
 
 def ingest(
-    store: Path,
+    store: Path | str,
     paths: list[Path],
     *,
     reference_time: np.datetime64 | None = None,
@@ -180,7 +180,7 @@ def with_missing_values(run: RunData, missing_values: Mapping[str, float]) -> Ru
     return replace(run, missing_values={n: float(v) for n, v in missing_values.items()})
 
 
-def check_fits(store: Path, runs: list[RunData]) -> None:
+def check_fits(store: Path | str, runs: list[RunData]) -> None:
     """Refuse runs that differ from the store (or from each other) in grid or dimensions."""
     exists = is_store(store)  # not after a creation that was interrupted
     reference = stored_grid(store) if exists else runs[0].grid

@@ -67,7 +67,7 @@ class SourceWindow:
 def read_window(store: ForecastStore, variable: str, prefix: tuple[int, ...],
                 canvas: Canvas) -> SourceWindow | None:
     """Read the cells of ``store[variable][prefix]`` that the canvas shows (None: none)."""
-    geometry = geometry_in(store.path, store.version, canvas.crs)
+    geometry = geometry_in(store.location, store.version, canvas.crs)
     window = _window(geometry, canvas)
     if window is None:
         return None

@@ -6,7 +6,6 @@ atomically to publish a run, so a reader sees the old set of runs or the new one
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -18,10 +17,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 import zarr
+from obstore.exceptions import BaseError as ObjectStoreError
+from zarr.abc.store import Store
 
 from fewsmap.errors import StoreError
+from fewsmap.store.backend import ROOT_METADATA as ROOT_METADATA
+from fewsmap.store.backend import Backend, backend_of
+from fewsmap.store.backend import StoreVersion as StoreVersion  # re-exported: its old home
 from fewsmap.store.direct import DirectReader
-from fewsmap.store.files import ConfinedLocalStore, StoreFiles
+from fewsmap.store.files import StoreFiles, reading
 from fewsmap.store.files import store_name as store_name  # its home before the files rule
 from fewsmap.store.layout import (
     ATTRS_KEY,
@@ -33,10 +37,9 @@ from fewsmap.store.layout import (
     VALID_TIME,
     parse_indices,
 )
-from fewsmap.store.location import store_location
+from fewsmap.store.location import WRITABLE_SCHEMES, Location
 from fewsmap.store.run import as_seconds, format_time, parse_time
 
-ROOT_METADATA = "zarr.json"
 # Attribute naming the store an `open_cube` Dataset (and each of its variables) came from.
 SOURCE_ATTR = "fewsmap_store"
 
@@ -109,73 +112,58 @@ class RunInfo:
         return replace(self, step_slots=self.step_slots[keep], valid_times=self.valid_times[keep])
 
 
-@dataclass(frozen=True)
-class StoreVersion:
-    """Identity of the published state: changes whenever a run is published or removed."""
-
-    inode: int
-    mtime_ns: int
-    size: int
-
-    @classmethod
-    def of(cls, path: Path) -> StoreVersion:
-        """Stat the root metadata of the store at ``path``.
-
-        Raises
-        ------
-        OSError
-            If there is no store at ``path``.
-        """
-        st = (path / ROOT_METADATA).stat()
-        return cls(st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def read_root_metadata(path: Path) -> dict[str, Any]:
+def read_root_metadata(location: Location | Backend) -> dict[str, Any]:
     """Read the consolidated root ``zarr.json`` of a store.
 
     Raises
     ------
     StoreError
-        If the folder is not a Zarr v3 group written by fewsmap.
+        If the location is not a Zarr v3 group written by fewsmap.
     """
+    backend = backend_of(location)
+    where = backend.location
     try:
-        root = json.loads((path / ROOT_METADATA).read_bytes())
-    except FileNotFoundError as exc:
-        raise StoreError(f"{path} is not a Zarr store (no {ROOT_METADATA})") from exc
+        root = backend.read_json(ROOT_METADATA)
     except (OSError, ValueError) as exc:
-        raise StoreError(f"{path}/{ROOT_METADATA} cannot be read: {exc}") from exc
+        raise StoreError(f"{where}/{ROOT_METADATA} cannot be read: {exc}") from exc
+    if root is None:
+        raise StoreError(f"{where} is not a Zarr store (no {ROOT_METADATA})")
     attrs = root.get("attributes", {}).get(ATTRS_KEY)
     if root.get("zarr_format") != 3 or not isinstance(attrs, dict):
-        raise StoreError(f"{path} is not a fewsmap forecast cube (no '{ATTRS_KEY}' attributes)")
+        raise StoreError(f"{where} is not a fewsmap forecast cube (no '{ATTRS_KEY}' attributes)")
     if attrs.get("format_version") != FORMAT_VERSION:
         raise StoreError(
-            f"{path} has cube format {attrs.get('format_version')!r}; "
+            f"{where} has cube format {attrs.get('format_version')!r}; "
             f"this fewsmap reads format {FORMAT_VERSION}"
         )
     return dict(root)
 
 
 class ForecastStore:
-    """A published forecast cube on local disk, opened once and read directly with zarr.
+    """A published forecast cube, opened once and read directly with zarr.
 
-    The hot path reads arrays with zarr, not xarray or dask (docs/design/cube.md).
+    The hot path reads arrays with zarr, not xarray or dask (docs/design/cube.md); local
+    chunk files with the direct reader where it serves (`reader`).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = store_location(path, "store")
-        self.name = store_name(self.path)
-        # Stat before reading: a publish in between leaves an older version, read again later.
+    def __init__(self, location: Location | Backend) -> None:
+        self.backend = backend_of(location)
+        self.location = self.backend.location
+        self.name = self.backend.name
+        # Version before reading: a publish in between leaves an older version, read again.
         try:
-            self.version = StoreVersion.of(self.path)
+            self.version = self.backend.version()
         except FileNotFoundError as exc:
-            raise StoreError(f"{self.path} is not a Zarr store (no {ROOT_METADATA})") from exc
-        root = read_root_metadata(self.path)
+            raise StoreError(f"{self.location} is not a Zarr store (no {ROOT_METADATA})") \
+                from exc
+        root = read_root_metadata(self.backend)
         self.attrs: dict[str, Any] = root["attributes"][ATTRS_KEY]
-        # Every read follows the store's file rule (fewsmap.store.files), zarr's too.
-        self.files = StoreFiles(self.path)
+        # Data chunks of the published runs never change: object storage may cache them.
+        immutable = [name for name, meta in root["consolidated_metadata"]["metadata"].items()
+                     if _is_variable(meta.get("dimension_names") or ())]
         with quiet_zarr():
-            self.group = zarr.open_group(ConfinedLocalStore(self.files), mode="r",
-                                         use_consolidated=True)
+            self.group = zarr.open_group(self.backend.zarr_store(immutable=immutable),
+                                         mode="r", use_consolidated=True)
         # Opening an array through the group costs ~0.3 ms (zarr's sync machinery); the
         # published state is fixed for this object's life, so each is opened once.
         self._arrays: dict[str, zarr.Array[Any]] = {}
@@ -207,24 +195,34 @@ class ForecastStore:
     @property
     def variables(self) -> list[str]:
         """Forecast variables: arrays indexed by run and step."""
-        names = []
-        for name, array in self.group.arrays():
-            dims = dimension_names(array)
-            if dims[:2] == (RUN_DIM, STEP_DIM) and name != VALID_TIME:
-                names.append(name)
-        return sorted(names)
+        return sorted(name for name, array in self.group.arrays()
+                      if _is_variable(dimension_names(array)))
 
     def array(self, name: str) -> zarr.Array[Any]:
         """Return the zarr array ``name`` (published shape)."""
         array = self._arrays.get(name)
         if array is None:
-            array = self._arrays[name] = GuardedArray.of(array_of(self.group, name), self.files)
+            array = self._arrays[name] = GuardedArray.of(array_of(self.group, name), self.name)
         return array
 
+    @property
+    def path(self) -> Path:
+        """The store's folder (local stores only; see `files`)."""
+        if self.files is None:
+            raise StoreError(f"store {self.name!r} is not a local folder: {self.location}")
+        return self.files.path
+
+    @property
+    def files(self) -> StoreFiles | None:
+        """The store's files where it is a local folder (None in object storage)."""
+        return self.backend.files
+
     def reader(self, name: str) -> DirectReader | None:
-        """A reader of array ``name``'s chunk files that bypasses zarr (None: read with zarr)."""
+        """A reader of array ``name``'s chunk files that bypasses zarr (None: read with zarr,
+        as for every store in object storage)."""
         if name not in self._readers:
-            self._readers[name] = DirectReader.of(self.files, name, self.array(name).metadata)
+            self._readers[name] = None if self.files is None else DirectReader.of(
+                self.files, name, self.array(name).metadata)
         return self._readers[name]
 
     def dims(self, name: str) -> tuple[str, ...]:
@@ -319,11 +317,16 @@ class ForecastStore:
         return tuple(sorted(runs, key=lambda r: r.reference_time))
 
 
+def _is_variable(dims: Sequence[str]) -> bool:
+    """Whether an array of these dimensions is a forecast variable (run, step, …, y, x)."""
+    return tuple(dims[:2]) == (RUN_DIM, STEP_DIM) and len(dims) > 2
+
+
 def _guarded_read(name: str) -> Callable[..., Any]:
     """zarr.Array's read method ``name``, its failures turned into `StoreError`."""
 
     def read(self: GuardedArray, *args: Any, **kwargs: Any) -> Any:
-        with self.files.reading(self.basename):
+        with reading(self.store_name, self.basename):
             return getattr(zarr.Array, name)(self, *args, **kwargs)
 
     read.__name__ = name
@@ -332,15 +335,15 @@ def _guarded_read(name: str) -> Callable[..., Any]:
 
 class GuardedArray(zarr.Array[Any]):
     """A zarr array whose reads fail as a coded `StoreError` where a chunk is damaged
-    (`StoreFiles.reading`); everything else is zarr's."""
+    (`fewsmap.store.files.reading`); everything else is zarr's."""
 
-    files: StoreFiles
+    store_name: str
 
     @classmethod
-    def of(cls, array: zarr.Array[Any], files: StoreFiles) -> GuardedArray:
-        """Guard the reads of ``array``, an array of the store ``files`` opens."""
+    def of(cls, array: zarr.Array[Any], store_name: str) -> GuardedArray:
+        """Guard the reads of ``array``, an array of the store named ``store_name``."""
         guarded = cls(array._async_array)
-        guarded.files = files
+        guarded.store_name = store_name
         return guarded
 
     # Every read (``array[…]``, ``.oindex``, ``.vindex``, ``.blocks``) ends in one of these.
@@ -371,10 +374,10 @@ def dimension_names(array: zarr.Array[Any]) -> tuple[str, ...]:
     return tuple(str(n) for n in names)
 
 
-def is_store(path: Path) -> bool:
-    """Tell whether ``path`` looks like a fewsmap store (cheap: one small file read)."""
+def is_store(location: Location | Backend) -> bool:
+    """Tell whether ``location`` looks like a fewsmap store (cheap: one small object read)."""
     try:
-        read_root_metadata(path)
+        read_root_metadata(location)
     except StoreError:
         return False
     return True
@@ -385,8 +388,9 @@ def open_cube(path_or_url: str | os.PathLike[str], chunks: Any = None) -> xr.Dat
 
     The result has dimensions ``forecast_reference_time × step × …`` with runs in
     reference-time order, steps in lead-time order, and a 2-D ``valid_time`` coordinate;
-    nothing is read until values are used. Works on local paths and fsspec URLs, such as a
-    running service's ``http://host/zarr/<store>`` (read over HTTP with fsspec/aiohttp).
+    nothing is read until values are used. Works on local paths, ``s3://`` URLs (obstore,
+    configured by the AWS variables) and fsspec URLs, such as a running service's
+    ``http://host/zarr/<store>`` (read over HTTP with fsspec/aiohttp).
     ``chunks`` is xarray's: None reads values when indexed; ``{}`` (the store's chunks),
     ``"auto"`` or a mapping give dask arrays, for computations larger than memory.
 
@@ -402,11 +406,12 @@ def open_cube(path_or_url: str | os.PathLike[str], chunks: Any = None) -> xr.Dat
     target = os.fspath(path_or_url)
     is_url = "://" in target
     failures: tuple[type[Exception], ...] = (OSError, KeyError, ValueError,
-                                             *_http_errors(is_url))
+                                             ObjectStoreError, *_http_errors(is_url))
     # A local store is read under the store's file rule (fewsmap.store.files), as by the
-    # service.
-    source: str | ConfinedLocalStore = target if is_url else ConfinedLocalStore(
-        StoreFiles(Path(target)))
+    # service; object storage through the service's backend.
+    source: str | Store = target
+    if not is_url or target.startswith(tuple(f"{s}://" for s in WRITABLE_SCHEMES)):
+        source = backend_of(target).zarr_store()
     try:
         with quiet_zarr():
             ds: xr.Dataset = xr.open_zarr(

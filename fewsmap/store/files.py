@@ -31,14 +31,15 @@ import os
 import struct
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from obstore.exceptions import BaseError as ObjectStoreError
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.storage import LocalStore
 
-from fewsmap.errors import FewsmapError, StoreError
+from fewsmap.errors import FewsmapError, StorageUnavailable, StoreError
 
 log = logging.getLogger(__name__)
 # Linux names the file an open descriptor reaches: one readlink (~4 µs) checks it, race-free.
@@ -96,7 +97,7 @@ def _symlink_free_opener() -> Callable[[str], int] | None:
 _open_symlink_free = _symlink_free_opener() if sys.platform == "linux" else None
 
 
-def store_name(path: Path) -> str:
+def store_name(path: Path | str) -> str:
     """Name a store by its folder, without a ``.zarr`` suffix."""
     return Path(path).name.removesuffix(".zarr")
 
@@ -163,31 +164,43 @@ class StoreFiles:
         self._confine(key, real)
         return Path(real)
 
-    @contextmanager
-    def reading(self, variable: str) -> Iterator[None]:
-        """Turn a failure to read or decode ``variable``'s chunks into a `StoreError`.
-
-        Raises
-        ------
-        StoreError
-            If the body fails in a way a damaged chunk makes it fail.
-        """
-        try:
-            yield
-        except FewsmapError:
-            raise
-        except DECODE_FAILURES as exc:
-            log.error("store %s: variable %s cannot be read", self.name, variable,
-                      exc_info=exc)
-            raise StoreError(
-                f"variable {variable[:80]!r} of store {self.name!r} cannot be read: a chunk "
-                "is damaged or unreadable (the server log has the details)") from None
+    def reading(self, variable: str) -> AbstractContextManager[None]:
+        """Turn a failure to read or decode ``variable``'s chunks into a `StoreError`."""
+        return reading(self.name, variable)
 
     def _confine(self, key: str, real: str) -> None:
         if real != self.root and not real.startswith(self.root + os.sep):
             log.warning("store %s: %r leads out of the store; refused", self.name, key)
             raise OutsideStore(f"{key[:120]!r} of store {self.name!r} is a link leading out "
                                "of the store; it is not read")
+
+
+@contextmanager
+def reading(store: str, variable: str) -> Iterator[None]:
+    """Turn a failure to read or decode ``variable``'s chunks into a `StoreError`.
+
+    Raises
+    ------
+    StorageUnavailable
+        If object storage did not answer: the client may retry.
+    StoreError
+        If the body fails in a way a damaged chunk makes it fail.
+    """
+    try:
+        yield
+    except FewsmapError:
+        raise
+    except ObjectStoreError as exc:
+        log.error("store %s: variable %s: object storage failed", store, variable,
+                  exc_info=exc)
+        raise StorageUnavailable(
+            f"variable {variable[:80]!r} of store {store!r} cannot be read now: its object "
+            "storage did not answer (the server log has the details)") from None
+    except DECODE_FAILURES as exc:
+        log.error("store %s: variable %s cannot be read", store, variable, exc_info=exc)
+        raise StoreError(
+            f"variable {variable[:80]!r} of store {store!r} cannot be read: a chunk "
+            "is damaged or unreadable (the server log has the details)") from None
 
 
 def read_file(files: StoreFiles, key: str, byte_range: ByteRequest | None = None) -> bytes | None:

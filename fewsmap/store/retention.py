@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from fewsmap.errors import ConfigError
+from fewsmap.store.backend import Backend
 from fewsmap.store.cube import read_root_metadata
 from fewsmap.store.layout import ATTRS_KEY
-from fewsmap.store.location import store_location
+from fewsmap.store.location import Location, store_location
 from fewsmap.store.run import parse_time
 from fewsmap.store.writer import (
     RETIRED_GRACE_S,
@@ -28,7 +29,7 @@ from fewsmap.store.writer import (
     retired_age_s,
     unpublished_changes,
     vacuum_retired,
-    writer_lock,
+    writable_backend,
 )
 
 
@@ -73,7 +74,7 @@ class RetentionPolicy:
         return ", ".join(p for p in parts if p) or "keep everything"
 
 
-def configured_store_paths(config: dict[str, Any]) -> dict[str, Path]:
+def configured_store_paths(config: dict[str, Any]) -> dict[str, Path | str]:
     """Stores placed outside the stores folder: ``[stores] name = "path"`` or a table's path.
 
     A ``[stores.<name>]`` table without ``path`` only sets the policy of a store in the
@@ -131,9 +132,9 @@ class PruneResult:
     vacuumed: list[str]
 
 
-def prune(path: Path, policy: RetentionPolicy, *, now: np.datetime64 | None = None,
-          grace_s: float = RETIRED_GRACE_S) -> PruneResult:
-    """Remove the runs ``policy`` expires from the store at ``path``; vacuum due slots.
+def prune(location: Location | Backend, policy: RetentionPolicy, *,
+          now: np.datetime64 | None = None, grace_s: float = RETIRED_GRACE_S) -> PruneResult:
+    """Remove the runs ``policy`` expires from the store at ``location``; vacuum due slots.
 
     Readers that opened the store before keep reading the removed runs until ``grace_s``
     has passed; later writers (ingest, prune) then delete their chunks.
@@ -141,24 +142,25 @@ def prune(path: Path, policy: RetentionPolicy, *, now: np.datetime64 | None = No
     Raises
     ------
     ConfigError
-        If ``path`` is a URL fewsmap cannot write to (`store_location`).
+        If ``location`` is a URL fewsmap cannot write to (`store_location`).
     """
-    path = store_location(path, "store")
+    store = writable_backend(location)
     now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "s") if now is None else now
-    with writer_lock(path):
-        recover(path)
-        attrs: dict[str, Any] = read_root_metadata(path)["attributes"][ATTRS_KEY]
+    with store.lock():
+        recover(store)
+        published = store.version()
+        attrs: dict[str, Any] = read_root_metadata(store)["attributes"][ATTRS_KEY]
         gone = set(policy.expired([r["reference_time"] for r in attrs["runs"]], now))
         due = [e for e in attrs.get("retired", []) if retired_age_s(e) >= grace_s]
         if not gone and not due:
             return PruneResult([], [])
-        with unpublished_changes(path):
-            attrs = vacuum_retired(path, attrs, grace_s)
+        with unpublished_changes(store):
+            attrs = vacuum_retired(store, attrs, grace_s)
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             retired = [*attrs.get("retired", []), *(
                 {"slot": r["slot"], "reference_time": r["reference_time"], "retired_at": stamp}
                 for r in attrs["runs"] if r["reference_time"] in gone)]
             runs = [r for r in attrs["runs"] if r["reference_time"] not in gone]
-            publish(path, {**attrs, "runs": runs, "retired": retired})
+            publish(store, {**attrs, "runs": runs, "retired": retired}, published)
     return PruneResult(sorted(gone, key=parse_time), [e["reference_time"] for e in due])
 

@@ -7,21 +7,19 @@ Protocol (docs/design/cube.md):
    own ``zarr.json`` change, which readers ignore: they read the consolidated root.
 3. Write the run's chunks into its new slot, then its coordinate entries.
 4. Publish: replace the root ``zarr.json`` (consolidated metadata + run list) in one atomic
-   rename. Until then readers see the previous state; afterwards, the complete run.
+   step (a rename locally, a conditional PUT in object storage: fewsmap.store.backend).
+   Until then readers see the previous state; afterwards, the complete run.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 import xarray as xr
@@ -29,7 +27,8 @@ import zarr
 from tqdm import tqdm
 
 from fewsmap import __version__
-from fewsmap.errors import IngestError
+from fewsmap.errors import ConfigError, IngestError
+from fewsmap.store.backend import Backend, LocalBackend, StoreVersion, backend_of
 from fewsmap.store.cube import (
     ROOT_METADATA,
     array_of,
@@ -37,7 +36,6 @@ from fewsmap.store.cube import (
     quiet_zarr,
     read_root_metadata,
 )
-from fewsmap.store.durable import fsync_run
 from fewsmap.store.layout import (
     ATTRS_KEY,
     COORD_CHUNK,
@@ -56,7 +54,7 @@ from fewsmap.store.layout import (
     data_codec,
     format_indices,
 )
-from fewsmap.store.location import store_location
+from fewsmap.store.location import Location
 from fewsmap.store.run import Grid, RunData, format_time
 
 _Item = TypeVar("_Item")
@@ -80,10 +78,10 @@ class AppendResult:
 
 
 def append_run(
-    path: Path, run: RunData, *, replace: bool = False, progress: bool | None = None,
-    executor: Executor | None = None,
+    location: Location | Backend, run: RunData, *, replace: bool = False,
+    progress: bool | None = None, executor: Executor | None = None,
 ) -> AppendResult:
-    """Append one run to the store at ``path``, creating the store if needed.
+    """Append one run to the store at ``location``, creating the store if needed.
 
     ``executor`` writes the run's pieces (default: one after another in this process).
 
@@ -95,159 +93,159 @@ def append_run(
     IngestError
         If the run does not fit the store (other grid, other dimensions of a variable).
     ConfigError
-        If ``path`` is a URL fewsmap cannot write to (`store_location`).
+        If ``location`` is a URL fewsmap cannot write to (`store_location`).
     """
-    path = store_location(path, "store")
-    path.mkdir(parents=True, exist_ok=True)
-    with writer_lock(path):
-        if _creation_needed(path):
-            _create_store(path, run)
-        recover(path)
-        root = read_root_metadata(path)
-        attrs = root["attributes"][ATTRS_KEY]
+    store = writable_backend(location)
+    with store.lock():
+        if _creation_needed(store):
+            _create_store(store, run)
+        recover(store)
+        published = store.version()  # what this writer's publish replaces (If-Match)
+        attrs = read_root_metadata(store)["attributes"][ATTRS_KEY]
         existing = next((r for r in attrs["runs"] if r["reference_time"] == run.label), None)
         if existing is not None and not replace:
             return AppendResult(run.label, "skipped", _skip_message(run, existing))
-        _check_grid(path, run)
-        run = _fit_stored_dimensions(path, run)
-        with unpublished_changes(path):
-            attrs = vacuum_retired(path, attrs)
-            record = _write_run(path, run, progress, executor)
-            fsync_run(path, record["slot"])  # durable before published (power loss)
+        _check_grid(store, run)
+        run = _fit_stored_dimensions(store, run)
+        with unpublished_changes(store):
+            attrs = vacuum_retired(store, attrs)
+            record = _write_run(store, run, progress, executor)
+            store.make_durable(record["slot"])  # durable before published (power loss)
             runs = [r for r in attrs["runs"] if r["reference_time"] != run.label] + [record]
             retired = list(attrs.get("retired", []))
             if existing is not None:
                 retired.append({**_slot_ref(existing), "retired_at": _now()})
-            publish(path, {**attrs, "runs": runs, "retired": retired})
+            publish(store, {**attrs, "runs": runs, "retired": retired}, published)
     if existing is not None:
         return AppendResult(run.label, "replaced", f"run {run.label} replaced")
     return AppendResult(run.label, "written", f"run {run.label} written")
 
 
+def writable_backend(location: Location | Backend) -> Backend:
+    """The backend of a store a writer may change.
+
+    Raises
+    ------
+    ConfigError
+        If the location is a URL fewsmap cannot reach, or a read-only one (http(s)://).
+    """
+    store = backend_of(location)
+    if not store.writable:
+        raise ConfigError(f"store {store.location} is read-only (http(s)://): ingest and "
+                          "prune write to a folder or an s3:// location")
+    return store
+
+
 def writing_marker(path: Path) -> Path:
-    """The file that exists while a writer changes the store; left behind by a crash.
+    """The file that exists while a writer changes a local store; left behind by a crash.
 
     It and the lock live beside the store, so the store folder holds only Zarr objects.
     """
-    return path.with_name(f".{path.name}.writing")
+    return LocalBackend(path).marker_path
 
 
 @contextmanager
-def unpublished_changes(path: Path) -> Iterator[None]:
+def unpublished_changes(store: Backend) -> Iterator[None]:
     """Mark the store as being changed; undo every unpublished change if the block fails.
 
     A crash inside the block leaves the marker, and the next writer undoes the changes
     (``recover``); an exception undoes them at once, so the store is left as it was.
     """
-    writing_marker(path).touch()
+    store.marker(True)
     try:
         yield
     except Exception:
-        recover(path)
+        recover(store)
         raise
-    writing_marker(path).unlink()
+    store.marker(False)
 
 
-@contextmanager
-def writer_lock(path: Path) -> Iterator[None]:
+def writer_lock(location: Location | Backend) -> AbstractContextManager[None]:
     """Hold the store's exclusive writer lock (one writer at a time, readers never wait)."""
-    with path.with_name(f".{path.name}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return cast(AbstractContextManager[None], backend_of(location).lock())
 
 
-def publish(path: Path, attrs: dict[str, Any]) -> None:
-    """Atomically replace the root metadata: consolidated array metadata and the run list."""
-    root = json.loads((path / ROOT_METADATA).read_bytes())
-    metadata = {
-        child.name: json.loads((child / ROOT_METADATA).read_bytes())
-        for child in sorted(path.iterdir())
-        if (child / ROOT_METADATA).is_file()
-    }
+def publish(location: Location | Backend, attrs: dict[str, Any],
+            expected: StoreVersion | None = None) -> None:
+    """Atomically replace the root metadata: consolidated array metadata and the run list.
+
+    ``expected`` is the version the writer read under its lock: in object storage the
+    replacement is conditional on it (a writer whose lease lapsed cannot publish).
+    """
+    store = backend_of(location)
+    root = store.read_json(ROOT_METADATA)
+    assert root is not None, "publish follows the creation of the root group"
+    metadata = {name: own for name in store.children()
+                if (own := store.read_json(f"{name}/{ROOT_METADATA}")) is not None}
     root["attributes"][ATTRS_KEY] = attrs
     root["consolidated_metadata"] = {"kind": "inline", "must_understand": False,
                                      "metadata": metadata}
-    write_atomically(path / ROOT_METADATA, json.dumps(root, indent=1).encode())
+    expected = expected or store.version()
+    store.replace_root(json.dumps(root, indent=1).encode(), expected)
 
 
-def write_atomically(target: Path, content: bytes) -> None:
-    """Write ``content`` to ``target`` so that no reader or crash ever sees a partial file."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    with tmp.open("wb") as f:
-        f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(target)
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def recover(path: Path) -> None:
+def recover(location: Location | Backend) -> None:
     """Undo whatever an interrupted writer left: unpublished arrays, growth and temp files.
 
     The consolidated root metadata is the truth; every array is put back to the shape and
     attributes published there, which deletes chunks outside it (an unfinished run's slot).
     """
-    if not writing_marker(path).exists():
+    store = backend_of(location)
+    if not store.marker():
         return
-    published = read_root_metadata(path)["consolidated_metadata"]["metadata"]
-    for child in sorted(path.iterdir()):
-        if not (child / ROOT_METADATA).is_file():
+    published = read_root_metadata(store)["consolidated_metadata"]["metadata"]
+    zarr_store = store.zarr_store(writable=True)
+    for name in store.children():
+        own = store.read_json(f"{name}/{ROOT_METADATA}")
+        if own is None:
             continue
-        if child.name not in published:
-            shutil.rmtree(child)
+        if name not in published:
+            store.delete_tree(name)
             continue
-        own = json.loads((child / ROOT_METADATA).read_bytes())
-        if own != published[child.name]:
+        if own != published[name]:
             with quiet_zarr():
-                zarr.open_array(child, mode="r+").resize(tuple(published[child.name]["shape"]))
+                zarr.open_array(zarr_store, path=name, mode="r+").resize(
+                    tuple(published[name]["shape"]))
             # zarr rewrote the metadata with the published shape, normally all that changed.
-            if json.loads((child / ROOT_METADATA).read_bytes()) != published[child.name]:
-                write_atomically(child / ROOT_METADATA,
-                                 json.dumps(published[child.name]).encode())
-    for partial in path.rglob("*.partial"):
-        partial.unlink()
-    writing_marker(path).unlink()
+            if store.read_json(f"{name}/{ROOT_METADATA}") != published[name]:
+                store.write(f"{name}/{ROOT_METADATA}", json.dumps(published[name]).encode())
+    store.remove_temporaries()
+    store.marker(False)
 
 
-def _creation_needed(path: Path) -> bool:
-    """Tell whether no store was ever published at ``path``.
+def _creation_needed(store: Backend) -> bool:
+    """Tell whether no store was ever published at ``store``.
 
     zarr writes a root ``zarr.json`` as soon as the group is created, so a creation that was
     interrupted leaves one without fewsmap attributes, beside the writing marker.
     """
-    root = path / ROOT_METADATA
-    if not root.is_file():
-        return True
-    if not writing_marker(path).exists():
-        return False
     try:
-        return ATTRS_KEY not in json.loads(root.read_bytes()).get("attributes", {})
+        root = store.read_json(ROOT_METADATA)
     except ValueError:
         return True
+    if root is None:
+        return True
+    if not store.marker():
+        return False
+    return ATTRS_KEY not in root.get("attributes", {})
 
 
-def _create_store(path: Path, run: RunData) -> None:
+def _create_store(store: Backend, run: RunData) -> None:
     """Create an empty cube on ``run``'s grid and publish it with no runs.
 
     Raises
     ------
     IngestError
-        If ``path`` holds files that are not the leftovers of an interrupted creation.
+        If the location holds objects that are not the leftovers of an interrupted creation.
     """
-    leftovers = list(path.iterdir())
-    if leftovers and not writing_marker(path).exists():
-        raise IngestError(f"{path} is neither empty nor a fewsmap store: refusing to write there")
-    writing_marker(path).touch()
+    leftovers = store.children()
+    if leftovers and not store.marker():
+        raise IngestError(f"{store.location} is neither empty nor a fewsmap store: refusing "
+                          "to write there")
+    store.marker(True)
     for leftover in leftovers:  # an interrupted creation: nothing was ever published
-        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    group = zarr.open_group(path, mode="w", zarr_format=3)
+        store.delete_tree(leftover)
+    group = zarr.open_group(store.zarr_store(writable=True), mode="w", zarr_format=3)
     _array(group, RUN_DIM, (0,), "int64", (RUN_DIM,), {**TIME_ATTRS, "standard_name": RUN_DIM,
            "long_name": "forecast reference time"}, NAT)
     _array(group, STEP_DIM, (0,), "int64", (STEP_DIM,), STEP_ATTRS, NAT)
@@ -265,14 +263,14 @@ def _create_store(path: Path, run: RunData) -> None:
     crs[...] = 0
     globals_ = {k: str(run.attrs[k]) for k in GLOBAL_ATTRS if k in run.attrs}
     group.attrs.update({**globals_, "Conventions": "CF-1.10"})
-    publish(path, {
+    publish(store, {
         "format_version": FORMAT_VERSION,
         "spatial_dims": list(run.grid.dims),
         "created": _now(),
         "runs": [],
         "retired": [],
     })
-    writing_marker(path).unlink()
+    store.marker(False)
 
 
 def _label_axis_array(group: zarr.Group, dim: str, run: RunData) -> zarr.Array[Any]:
@@ -296,22 +294,22 @@ def _array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: str,
     )
 
 
-def _check_grid(path: Path, run: RunData) -> None:
+def _check_grid(store: Backend, run: RunData) -> None:
     """Refuse a run whose spatial grid differs from the store's."""
-    stored = stored_grid(path)
+    stored = stored_grid(store)
     problem = stored.mismatch(run.grid)
     if problem is not None:
         raise IngestError(f"run {run.label} does not fit the store's grid: it has {problem}")
 
 
-def _fit_stored_dimensions(path: Path, run: RunData) -> RunData:
+def _fit_stored_dimensions(store: Backend, run: RunData) -> RunData:
     """Drop a length-1 level from pieces of a variable the store holds without it.
 
     Ingest keeps a single level (geopotential at 850 hPa) as a level dimension of length 1;
     stores written before kept none, and their variables' arrays must keep their shape.
     """
     with quiet_zarr():
-        group = zarr.open_group(path, mode="r", use_consolidated=True)
+        group = zarr.open_group(store.zarr_store(), mode="r", use_consolidated=True)
     fields = {}
     for name, pieces in run.fields.items():
         stored = dimension_names(array_of(group, name))[1:] if name in group else None
@@ -322,10 +320,11 @@ def _fit_stored_dimensions(path: Path, run: RunData) -> RunData:
     return replace(run, fields=fields)
 
 
-def stored_grid(path: Path) -> Grid:
-    """Read the published grid of the store at ``path``."""
+def stored_grid(location: Location | Backend) -> Grid:
+    """Read the published grid of the store at ``location``."""
     with quiet_zarr():
-        group = zarr.open_group(path, mode="r", use_consolidated=True)
+        group = zarr.open_group(backend_of(location).zarr_store(), mode="r",
+                                use_consolidated=True)
     cube_attrs: Any = group.attrs[ATTRS_KEY]
     dims = tuple(cube_attrs["spatial_dims"])
     coords = {}
@@ -336,7 +335,7 @@ def stored_grid(path: Path) -> Grid:
     return Grid((str(dims[0]), str(dims[1])), coords, dict(array_of(group, GRID_MAPPING).attrs))
 
 
-def _write_run(path: Path, run: RunData, progress: bool | None,
+def _write_run(store: Backend, run: RunData, progress: bool | None,
                executor: Executor | None = None) -> dict[str, Any]:
     """Write ``run`` into a new slot (invisible until published); return its run record.
 
@@ -345,7 +344,8 @@ def _write_run(path: Path, run: RunData, progress: bool | None,
     `fewsmap.ingest.distributed`), whose statistics and presence are merged here.
     """
     with quiet_zarr():
-        group = zarr.open_group(path, mode="r+", use_consolidated=False)
+        group = zarr.open_group(store.zarr_store(writable=True), mode="r+",
+                                use_consolidated=False)
     slot = array_of(group, RUN_DIM).shape[0]
     _grow(group, RUN_DIM, slot + 1)
     axes = {STEP_DIM: _LabelAxis(group, STEP_DIM, _step_seconds)}
@@ -357,9 +357,9 @@ def _write_run(path: Path, run: RunData, progress: bool | None,
     axes[STEP_DIM].place(step_seconds)
     for dim in run.label_dims():
         axes[dim].place(run.labels(dim))
-    store = str(path.resolve())  # workers may run elsewhere (another working folder)
+    location = _shared_location(store)
     writes = [w for name in run.variables
-              for w in _variable_writes(group, store, name, run, slot, axes)]
+              for w in _variable_writes(group, location, name, run, slot, axes)]
     statistics = {name: _Statistics() for name in run.variables}
     presence = {name: _Presence(run.dims(name)[:-2], axes) for name in run.variables}
     with tqdm(total=sum(w.fields for w in writes), desc=f"run {run.label}", unit="field",
@@ -516,12 +516,19 @@ def write_piece(write: PieceWrite) -> PieceResult:
         missing = values == np.float32(write.missing_value)
         values = np.where(missing, np.float32(np.nan), values)
     with quiet_zarr():
-        group = zarr.open_group(write.store, mode="r+", use_consolidated=False)
+        group = zarr.open_group(backend_of(write.store).zarr_store(writable=True), mode="r+",
+                                use_consolidated=False)
     array_of(group, write.variable).oindex[(write.slot, *write.where)] = values
     statistics = _Statistics()
     statistics.add(values)
     held = ~np.isnan(values).all(axis=(-2, -1))
     return PieceResult(statistics, held, int(held.size))
+
+
+def _shared_location(store: Backend) -> str:
+    """The store's location as another process names it: a URL, or an absolute path (dask
+    workers may run in another working folder)."""
+    return str(store.path.absolute()) if isinstance(store, LocalBackend) else store.location
 
 
 def _variable_writes(group: zarr.Group, store: str, name: str, run: RunData, slot: int,
@@ -634,7 +641,7 @@ def _coordinates_attr(run: RunData) -> str:
     return " ".join([VALID_TIME, *(n for n, c in run.grid.coords.items() if c.ndim == 2)])
 
 
-def vacuum_retired(path: Path, attrs: dict[str, Any],
+def vacuum_retired(store: Backend, attrs: dict[str, Any],
                    grace_s: float = RETIRED_GRACE_S) -> dict[str, Any]:
     """Delete the chunks of runs replaced or pruned longer ago than the grace period.
 
@@ -649,12 +656,13 @@ def vacuum_retired(path: Path, attrs: dict[str, Any],
     if not gone:
         return attrs
     with quiet_zarr():
-        group = zarr.open_group(path, mode="r+", use_consolidated=False)
+        group = zarr.open_group(store.zarr_store(writable=True), mode="r+",
+                                use_consolidated=False)
     for entry in gone:
         slot = int(entry["slot"])
         for name, array in group.arrays():
             if dimension_names(array)[:1] == (RUN_DIM,) and array.ndim > 2:
-                shutil.rmtree(path / name / "c" / str(slot), ignore_errors=True)
+                store.delete_tree(f"{name}/c/{slot}")
         array_of(group, RUN_DIM)[slot] = NAT
         array_of(group, VALID_TIME)[slot, :] = NAT
     return {**attrs, "retired": keep}
@@ -697,4 +705,4 @@ def _now() -> str:
 
 __all__ = ["IN_PROCESS", "AppendResult", "Executor", "InProcess", "PieceResult", "PieceWrite",
            "append_run", "publish", "recover", "retired_age_s", "unpublished_changes",
-           "vacuum_retired", "write_piece", "writer_lock"]
+           "vacuum_retired", "writable_backend", "write_piece", "writer_lock"]

@@ -25,6 +25,7 @@ from fewsmap.app.connections import (
     guarded_protocol,
 )
 from fewsmap.settings import Settings
+from tests.app.test_metrics import metric
 from tests.app.test_streaming import BIGGEST, big_store, never_reading
 from tests.live_server import live_server, open_connections
 
@@ -140,6 +141,8 @@ def test_when_every_connection_is_busy_a_new_one_gets_503(tmp_path: Path) -> Non
                 sock.close()
         time.sleep(0.5)
         assert httpx.get(base + "/health", timeout=10).status_code == 200
+        refusals = httpx.get(base + "/metrics", timeout=10).text
+        assert metric(refusals, "fewsmap_refusals_total", reason="connections") == 1
 
 
 async def forty_kb(scope: Scope, receive: Receive, send: Send) -> None:

@@ -211,6 +211,9 @@ UNKNOWN = Family("unknown", "json", PLAIN_PARAMS)  # paths no route answers: a J
 ROUTES: dict[str, Family] = {
     "/": STATIC,
     "/health": PAGES,
+    "/health/live": PAGES,
+    "/health/ready": PAGES,
+    "/metrics": PAGES,
     "/viewer/assets": STATIC,
     "/viewer/vendor": STATIC,
     "/wms": WMS,

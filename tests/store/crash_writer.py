@@ -64,7 +64,7 @@ def run_job(job: dict[str, Any]) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     sys.addaudithook(hook)  # in the child only: the parent forks every job unhooked
-    store = Path(job["store"])
+    store = job["store"]  # a folder or an s3:// URL (tests/store/test_object_store.py)
     if job.get("prune"):
         for _ in range(2):
             prune(store, RetentionPolicy(**job["prune"]), grace_s=0)

@@ -51,7 +51,7 @@ NEW_SLOT = 4  # runs 0-2 in slots 0-2, run 1 replaced into slot 3, slot 1 retire
 PRUNE = {"keep_runs": 1}  # the retention trials keep the newest run
 
 
-def run_digests(store: Path) -> dict[str, str]:
+def run_digests(store: Path | str) -> dict[str, str]:
     """sha256 of every published run's valid times and values, by run label."""
     fs = ForecastStore(store)
     digests = {}
@@ -79,17 +79,17 @@ class Setup:
 class Writers:
     """The ``tests.store.crash_writer`` process, which forks one ingest process per job."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
         self.server = subprocess.Popen([sys.executable, "-m", "tests.store.crash_writer"],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       text=True, cwd=ROOT)
+                                       text=True, cwd=ROOT, env={**os.environ, **(env or {})})
         assert self._line() == "ready"
 
     def _line(self) -> str:
         assert self.server.stdout is not None
         return self.server.stdout.readline().strip()
 
-    def run(self, store: Path, files: list[Path], log: Path, **job: object) -> int:
+    def run(self, store: Path | str, files: list[Path], log: Path, **job: object) -> int:
         """Run one ingest process as ``job`` says; return its exit code (-9: SIGKILL)."""
         assert self.server.stdin is not None
         self.server.stdin.write(json.dumps({"store": str(store), "files": list(map(str, files)),

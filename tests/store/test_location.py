@@ -1,4 +1,5 @@
-"""Store locations: local folders, file:// URLs; other URLs refused (fewsmap/store/location.py)."""
+"""Store locations: local folders, file:// URLs, s3:// and http(s):// object stores; other
+URLs refused (fewsmap/store/location.py)."""
 
 from __future__ import annotations
 
@@ -29,27 +30,41 @@ def test_file_urls_of_this_machine_are_local_folders(url: str | Path, folder: st
     assert store_location(url) == Path(folder)
 
 
+@pytest.mark.parametrize(("url", "location"), [
+    ("s3://bucket/x.zarr", "s3://bucket/x.zarr"), ("S3://bucket/p/x.zarr/", "s3://bucket/p/x.zarr"),
+    ("s3://bucket/stores/", "s3://bucket/stores"),
+    ("https://example.org/x.zarr", "https://example.org/x.zarr"),
+    ("http://127.0.0.1:8080/zarr/x", "http://127.0.0.1:8080/zarr/x"),
+])
+def test_object_store_urls_are_kept_as_urls(url: str, location: str) -> None:
+    assert store_location(url) == location
+
+
 @pytest.mark.parametrize("url", [
-    "s3://bucket/x.zarr", "gs://bucket/x.zarr", "gcs://bucket/x.zarr", "az://c/x.zarr",
-    "abfs://c/x.zarr", "https://example.org/x.zarr", "http://example.org/x.zarr",
-    "file://otherhost/x.zarr", "S3://bucket/x.zarr", "zip+s3://bucket/x.zip",
-    # What a URL becomes once it has been a Path ('//' collapsed).
-    Path("s3://bucket/x.zarr"),
+    "gs://bucket/x.zarr", "gcs://bucket/x.zarr", "az://c/x.zarr",
+    "abfs://c/x.zarr", "file://otherhost/x.zarr", "zip+s3://bucket/x.zip",
+    # What a URL becomes once it has been a Path ('//' collapsed): never a folder 's3:'.
+    Path("s3://bucket/x.zarr"), Path("https://example.org/x.zarr"),
 ])
 def test_other_urls_are_refused_naming_them(url: str | Path) -> None:
     scheme = str(url).split(":", 1)[0].lower()
-    says = rf"--store .*is a URL \({re.escape(scheme)}://\): fewsmap reads and writes stores in"
-    with pytest.raises(ConfigError, match=says + " local folders only") as raised:
+    says = rf"--store .*is a URL fewsmap cannot reach \({re.escape(scheme)}://\): stores live"
+    with pytest.raises(ConfigError, match=says) as raised:
         store_location(url, "--store")
     assert raised.value.http_status == 400
+
+
+def test_an_object_store_url_names_its_bucket() -> None:
+    with pytest.raises(ConfigError, match="names no bucket"):
+        store_location("s3:///x.zarr", "--store")
 
 
 def test_every_way_into_the_store_layer_refuses_urls(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="FEWSMAP_STORES_DIR: stores_dir: 's3://b/stores' is a "
+    with pytest.raises(ConfigError, match="FEWSMAP_STORES_DIR: stores_dir: 'gs://b/stores' is a "
                        "URL"):
-        load_settings(environ={"FEWSMAP_STORES_DIR": "s3://b/stores"})
+        load_settings(environ={"FEWSMAP_STORES_DIR": "gs://b/stores"})
     with pytest.raises(ConfigError, match=r"\[stores.remote\] path 'gs://b/x.zarr' is a URL"):
         configured_store_paths({"stores": {"remote": {"path": "gs://b/x.zarr"}}})
     with pytest.raises(ConfigError, match="is a URL"):

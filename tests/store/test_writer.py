@@ -25,6 +25,7 @@ import zarr
 from fewsmap import ForecastStore, open_cube
 from fewsmap.errors import IngestError, StoreError
 from fewsmap.ingest import ingest, read_runs
+from fewsmap.store.backend import LocalBackend
 from fewsmap.store.cube import StoreVersion, is_store
 from fewsmap.store.writer import (
     RETIRED_GRACE_S,
@@ -157,7 +158,7 @@ def test_unpublished_run_is_invisible_then_recovered(
     # What append_run does up to publishing; the process "dies" there.
     with writer_lock(store):
         writing_marker(store).touch()
-        _write_run(store, second, progress=False)
+        _write_run(LocalBackend(store), second, progress=False)
     assert any((store / "t" / "c" / "1").rglob("*")), "the run's chunks are on disk"
     assert zarr.open_array(store / "t", mode="r").shape[0] == 2
 
