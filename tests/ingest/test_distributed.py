@@ -17,8 +17,10 @@ from typing import Any
 
 import dask
 import numpy as np
+import obstore
 import pytest
 from distributed import Client, LocalCluster
+from obstore.store import from_url
 
 from fewsmap.cli import main
 from fewsmap.errors import IngestError
@@ -27,6 +29,7 @@ from fewsmap.ingest.distributed import WORKER_ENVIRON, DaskExecutor
 from fewsmap.store.writer import append_run
 from tests.conftest import ROOT, sample_paths, tree_digest
 from tests.ingest.hostile import damaged_chunk_netcdf4
+from tests.s3server import S3Server
 
 Ingested = Callable[[str], Path]
 DASK = Path(sys.executable).parent / "dask"
@@ -50,7 +53,11 @@ def files(folder: Path) -> dict[str, str]:
 
 def published(store: Path) -> dict[str, Any]:
     """The root metadata (consolidated arrays, run records) but for when it was written."""
-    root = json.loads((store / "zarr.json").read_bytes())
+    return without_timestamps(json.loads((store / "zarr.json").read_bytes()))
+
+
+def without_timestamps(root: dict[str, Any]) -> dict[str, Any]:
+    """Root metadata without when the store was created and its runs ingested."""
     attrs = root["attributes"]["fewsmap"]
     runs = [{k: v for k, v in run.items() if k != "ingested_at"} for run in attrs["runs"]]
     root["attributes"]["fewsmap"] = {**attrs, "created": None, "runs": runs}
@@ -99,6 +106,33 @@ def test_a_file_damaged_past_its_header_fails_on_a_worker_and_changes_nothing(
         ingest(store, [damaged], progress=False, executor=DaskExecutor(client))
 
     assert files(store.parent) == before  # the QTF chunks the other task wrote: gone
+
+
+def set_environment(variables: dict[str, str]) -> None:
+    """Set environment variables in this process (run on the workers)."""
+    os.environ.update(variables)
+
+
+def test_workers_write_into_an_s3_store_what_a_serial_ingest_writes_locally(
+        client: Client, s3_env: S3Server, tmp_path: Path) -> None:
+    client.run(set_environment, s3_env.env)  # as workers started with the AWS variables
+    files = sample_paths("naefs")
+    ingest(tmp_path / "naefs.zarr", files, progress=False)
+    bucket = s3_env.new_bucket()
+
+    ingest(f"s3://{bucket}/stores/naefs.zarr", files, progress=False,
+           executor=DaskExecutor(client))
+
+    objects, prefix = from_url(f"s3://{bucket}/stores/naefs.zarr"), "stores/naefs.zarr/"
+    names = [key.removeprefix(prefix) for key in s3_env.keys(bucket, prefix)]
+    stored = {name: bytes(obstore.get(objects, name).bytes()) for name in names}
+    local = {str(path.relative_to(tmp_path / "naefs.zarr")): path.read_bytes()
+             for path in (tmp_path / "naefs.zarr").rglob("*") if path.is_file()}
+    assert stored.keys() == local.keys()
+    assert {k: v for k, v in stored.items() if k != "zarr.json"} == \
+        {k: v for k, v in local.items() if k != "zarr.json"}
+    assert without_timestamps(json.loads(stored["zarr.json"])) == \
+        without_timestamps(json.loads(local["zarr.json"]))
 
 
 def exit_in_a_worker(block: np.ndarray) -> np.ndarray:
