@@ -225,6 +225,7 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
             proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_ingest_on_a_running_scheduler_from_the_command_line(
         scheduler: str, tmp_path: Path, ingested: Ingested) -> None:
     store = tmp_path / "fmat.zarr"
