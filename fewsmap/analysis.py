@@ -51,15 +51,19 @@ from fewsmap.ogc.getmap import MAX_SIDE_PX, PNG, GetMapRequest, resolve_maps
 from fewsmap.render.colour import palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
 from fewsmap.render.pipeline import MapSpec, render_maps, run_range
-from fewsmap.render.regrid import (
-    LONLAT_SEPARABLE,
-    MERCATOR_MAX_LAT,
-    Canvas,
-    SourceWindow,
-    regrid,
-)
+from fewsmap.render.regrid import Canvas, SourceWindow, regrid
 from fewsmap.settings import Settings, load_settings
 from fewsmap.store.cube import SOURCE_ATTR, is_store, open_cube
+from fewsmap.store.geometry import (
+    LONLAT,
+    LONLAT_SEPARABLE,
+    cell_edges,
+    lat_axis_in,
+    lon_axis_in,
+    lonlat_to,
+    transform_finite,
+    transformer,
+)
 from fewsmap.store.layout import MEMBER_DIM, RUN_DIM, STEP_DIM, VALID_TIME
 from fewsmap.store.run import format_time
 from fewsmap.timeaxis import REDUCERS
@@ -145,8 +149,7 @@ def layer_extent(catalog: Catalog, name: str, crs: str) -> Bbox:
     east, north = boxes[:, 2:].max(axis=0)
     if canonical_crs(crs) == "EPSG:3857":
         return lonlat_to_mercator((float(west), float(south), float(east), float(north)))
-    transformer = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    minx, miny, maxx, maxy = transformer.transform_bounds(west, south, east, north,
+    minx, miny, maxx, maxy = transformer(LONLAT, crs).transform_bounds(west, south, east, north,
                                                           densify_pts=21)
     return float(minx), float(miny), float(maxx), float(maxy)
 
@@ -397,15 +400,14 @@ def canvas_cells(field: xr.DataArray, crs: str) -> tuple[np.ndarray, np.ndarray,
             field = field.transpose(lat.dims[0], lon.dims[0])
             values = np.asarray(field.values, dtype=np.float32)
             if crs in LONLAT_SEPARABLE:
-                x, y = _to_crs(lon.values, np.zeros(lon.size), crs)[0], \
-                    _to_crs(np.zeros(lat.size), lat.values, crs)[1]
+                x, y = lon_axis_in(crs, lon.values), lat_axis_in(crs, lat.values)
                 cols, rows = np.argsort(x, kind="stable"), np.argsort(y, kind="stable")
                 return x[cols], y[rows], values[rows][:, cols]
             lon2, lat2 = np.meshgrid(lon.values, lat.values)
         else:
             lon2, lat2 = (np.asarray(c.transpose(*field.dims).values) for c in (lon, lat))
             values = np.asarray(field.values, dtype=np.float32)
-        return (*_to_crs(lon2, lat2, crs), values)
+        return (*lonlat_to(crs, lon2, lat2), values)
     return _projected_cells(field, crs)
 
 
@@ -426,27 +428,8 @@ def _projected_cells(field: xr.DataArray,
         cols, rows = np.argsort(x, kind="stable"), np.argsort(y, kind="stable")
         return x[cols], y[rows], values[rows][:, cols]
     xx, yy = np.meshgrid(x, y)
-    lon, lat = _transform(source, "EPSG:4326", xx, yy)
-    return (*_to_crs(lon, lat, crs), values)
-
-
-def _to_crs(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
-    """Lon/lat (any shape) in ``crs``; longitudes wrapped to -180..180 and latitudes clipped
-    to Web Mercator's limit, as the service's regrid does."""
-    lon = (np.asarray(lon, dtype="float64") + 180.0) % 360.0 - 180.0
-    lat = np.asarray(lat, dtype="float64")
-    if crs == "EPSG:3857":
-        lat = np.clip(lat, -MERCATOR_MAX_LAT, MERCATOR_MAX_LAT)
-    return _transform("EPSG:4326", crs, lon, lat)
-
-
-def _transform(source: pyproj.CRS | str, target: str, x: np.ndarray,
-               y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    transformer = pyproj.Transformer.from_crs(source, target, always_xy=True)
-    tx, ty = (np.asarray(v, dtype="float64") for v in transformer.transform(x, y))
-    bad = ~(np.isfinite(tx) & np.isfinite(ty))
-    tx[bad], ty[bad] = np.nan, np.nan
-    return tx, ty
+    lon, lat = transform_finite(mapping, LONLAT, xx, yy)
+    return (*lonlat_to(crs, lon, lat), values)
 
 
 def _coordinate(field: xr.DataArray, standard_name: str) -> xr.DataArray | None:
@@ -485,10 +468,8 @@ def _cells_extent(x: np.ndarray, y: np.ndarray) -> Bbox:
 
 
 def _edges(centres: np.ndarray) -> np.ndarray:
-    if centres.size < 2:
-        return centres
-    return np.array([centres[0] - (centres[1] - centres[0]) / 2,
-                     centres[-1] + (centres[-1] - centres[-2]) / 2])
+    """The outer edges of a 1-D axis, half a cell beyond its outer centres."""
+    return centres if centres.size < 2 else cell_edges(centres, 0.0)[[0, -1]]
 
 
 def _style_of(field: xr.DataArray,

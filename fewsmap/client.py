@@ -19,13 +19,13 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 import pandas as pd
-import pyproj
 import xarray as xr
 from PIL import Image
 
 from fewsmap.catalog.styles import Style, style_from_config
 from fewsmap.errors import FewsmapError, InvalidParameterValue
 from fewsmap.ogc.crs import canonical_crs, north_first
+from fewsmap.store.geometry import transformer
 
 Bbox = tuple[float, float, float, float]
 # pandas.Timestamp and Timedelta are datetime and timedelta subclasses.
@@ -231,8 +231,7 @@ class Client:
         maxx, maxy = boxes[:, 2:].max(axis=0)
         if crs == "EPSG:3857":
             return float(minx), float(miny), float(maxx), float(maxy)
-        transformer = pyproj.Transformer.from_crs("EPSG:3857", crs, always_xy=True)
-        return tuple(float(v) for v in transformer.transform_bounds(  # type: ignore[return-value]
+        return tuple(float(v) for v in transformer("EPSG:3857", crs).transform_bounds(  # type: ignore[return-value]
             minx, miny, maxx, maxy, densify_pts=21))
 
     def _capabilities(self, params: dict[str, str]) -> dict[str, Any]:

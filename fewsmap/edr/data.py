@@ -3,9 +3,10 @@
 Collections are layers and instances are runs. A layer's EDR parameters are its variables
 (both components of a vector layer); an ensemble variable has one parameter per member,
 ``<variable>_member_<label>``, because CoverageJSON has no member axis (a domain's axes are
-x, y, z, t and composite). Levels are the ``z`` axis. Values are read with zarr orthogonal
-indexing, so only the chunks holding the selected cells, times, members and levels are read,
-and are returned untouched (float32; NaN where the cube has no value).
+x, y, z, t and composite). Levels are the ``z`` axis. Values are read by the cube's one read
+path (`fewsmap.store.reads.read_block`), so only the chunks holding the selected cells, times,
+members and levels are read, and are returned untouched (float32; NaN where the cube has no
+value).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fewsmap.errors import FewsmapError, InvalidParameterValue, InvalidPoint, La
 from fewsmap.ogc.featureinfo import label_value
 from fewsmap.points import GridCell, find_cell
 from fewsmap.store.cube import ForecastStore, RunInfo
+from fewsmap.store.reads import read_block
 from fewsmap.timeaxis import refuse_unmatched
 from fewsmap.timespec import parse_instant
 
@@ -206,21 +208,6 @@ def point_window(cell: GridCell) -> Window:
                   np.ones((1, 1), dtype=bool))
 
 
-def read_block(store: ForecastStore, variable: str, run: RunInfo, steps: np.ndarray,
-               labels: list[np.ndarray], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Read (steps, *labels, rows, cols) of one run with zarr orthogonal indexing.
-
-    Returns float32 with NaN where the cube has no value (NaN, or a non-NaN fill value).
-    """
-    array = store.array(variable)
-    index = (run.slot, steps, *labels, _axis_index(rows), _axis_index(cols))
-    values = np.asarray(array.oindex[index], dtype=np.float32)
-    fill = array.metadata.fill_value
-    if fill is not None and np.isfinite(fill):  # a fill value other than NaN means "missing"
-        values[values == np.float32(fill)] = np.nan
-    return values
-
-
 def _read(store: ForecastStore, layer: Layer, run: RunInfo, axes: LayerAxes,
           parameters: tuple[EdrParameter, ...], times: np.ndarray, levels: np.ndarray,
           window: Window) -> dict[str, np.ndarray]:
@@ -233,7 +220,8 @@ def _read(store: ForecastStore, layer: Layer, run: RunInfo, axes: LayerAxes,
                            dtype=np.int64)
         labels = [members if d is axes.member else levels if d is axes.level
                   else np.array([d.index(None, layer.id)], dtype=np.int64) for d in axes.dims]
-        block = read_block(store, variable, run, steps, labels, window.rows, window.cols)
+        block = read_block(store, variable, run.slot, steps, labels, window.rows,
+                           window.cols)
         if axes.member is None:
             values[mine[0].id] = block.reshape(shape)
             continue
@@ -241,13 +229,6 @@ def _read(store: ForecastStore, layer: Layer, run: RunInfo, axes: LayerAxes,
         for k, parameter in enumerate(mine):
             values[parameter.id] = np.take(block, k, axis=axis).reshape(shape)
     return values
-
-
-def _axis_index(indices: np.ndarray) -> slice | np.ndarray:
-    """A slice for consecutive indices (a plain window), else the index array (a wrap)."""
-    if indices.size > 1 and np.all(np.diff(indices) == 1):
-        return slice(int(indices[0]), int(indices[-1]) + 1)
-    return indices.astype(np.int64)
 
 
 def _choose(offered: tuple[EdrParameter, ...], names: tuple[str, ...],

@@ -14,23 +14,26 @@ Longitudes wrap: a cell at 350° is inside a box from -20° to 20°, and a box w
 is east of its east edge crosses 180°. On lon/lat grids the window's x axis is the cells'
 longitudes moved into the region's own range (so it increases across 0° or 180°); projected
 grids keep their x/y axes. Curvilinear grids (2-D latitude/longitude) have no such window.
+The store's geometry finds the cells (`GridGeometry.area_candidates`, `area_window`); this
+module owns the region and the answer's size limit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import pyproj
 import shapely
 
 from fewsmap.edr.errors import ResponseTooLarge
 from fewsmap.errors import InvalidParameterValue, OperationNotSupported
 from fewsmap.store.cube import ForecastStore
-from fewsmap.store.layout import GRID_MAPPING
+from fewsmap.store.geometry import AreaWindow, shift_longitudes, wrap_longitudes
 
-CRS84 = "OGC:CRS84"
+__all__ = ["Region", "Window", "select_window", "shift_longitudes", "wrap_longitudes"]
+
+# The cells of a region: rows × columns of the native grid and which are inside.
+Window = AreaWindow
 OUTLINE_POINTS = 64  # samples per edge when an outline is carried into a projected CRS
 
 
@@ -98,42 +101,6 @@ def _reason(geos_reason: str) -> str:
     return geos_reason.replace("[", " at ").rstrip("]")
 
 
-@dataclass(frozen=True, eq=False)
-class Window:
-    """Cells of the native grid: rows × columns, their centres, and which are inside.
-
-    ``x``/``y`` are the grid's own axis values along ``cols``/``rows`` (longitudes moved into
-    the region's range on lon/lat grids); ``lon``/``lat`` the centres in WGS 84 degrees
-    (longitude −180…180) with shape (rows, cols); ``projected_wkt`` is None when x/y are
-    longitude/latitude.
-    """
-
-    rows: np.ndarray
-    cols: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    lon: np.ndarray
-    lat: np.ndarray
-    inside: np.ndarray
-    projected_wkt: str | None = None
-
-    @property
-    def size(self) -> int:
-        """Cells in the window (inside or not)."""
-        return int(self.rows.size * self.cols.size)
-
-    def shrunk(self) -> Window | None:
-        """The smallest sub-window holding every inside cell; None if there is none."""
-        rows = np.flatnonzero(self.inside.any(axis=1))
-        cols = np.flatnonzero(self.inside.any(axis=0))
-        if not rows.size:
-            return None
-        r = slice(int(rows[0]), int(rows[-1]) + 1)
-        c = slice(int(cols[0]), int(cols[-1]) + 1)
-        return Window(self.rows[r], self.cols[c], self.x[c], self.y[r], self.lon[r, c],
-                      self.lat[r, c], self.inside[r, c], self.projected_wkt)
-
-
 def select_window(store: ForecastStore, region: Region, max_cells: int) -> Window | None:
     """Find the window of the store's grid holding the cells whose centres lie in ``region``.
 
@@ -150,83 +117,22 @@ def select_window(store: ForecastStore, region: Region, max_cells: int) -> Windo
         When the candidate cells alone exceed ``max_cells`` (checked before transforming
         them).
     """
-    y_dim, x_dim = store.spatial_dims
-    if store.curvilinear:
+    geometry = store.geometry
+    if geometry.curvilinear:
         raise OperationNotSupported(
             f"store {store.name!r} has a curvilinear grid (2-D latitude/longitude): area and "
             "cube queries need rows × columns of a regular or projected grid; use a "
             "position query")
-    x, y = store.coordinate(x_dim).astype("float64"), store.coordinate(y_dim).astype("float64")
-    if y_dim == "latitude":
-        window = _lonlat_window(x, y, region, max_cells)
-    else:
-        window = _projected_window(x, y, str(store.attributes(GRID_MAPPING)["crs_wkt"]),
-                                   region, max_cells)
-    return window.shrunk() if window is not None else None
-
-
-def _lonlat_window(lon: np.ndarray, lat: np.ndarray, region: Region,
-                   max_cells: int) -> Window | None:
-    rows = np.flatnonzero((lat >= region.south) & (lat <= region.north))
-    shifted = shift_longitudes(lon, region.west)
-    cols = np.flatnonzero(shifted <= region.east)
-    cols = cols[np.argsort(shifted[cols], kind="stable")]
-    if not (rows.size and cols.size):
+    candidates = geometry.area_candidates(region)
+    if candidates is None:
         return None
-    _check_size(rows.size * cols.size, max_cells)
-    xs, ys = shifted[cols], lat[rows]
-    # Centres of a lon/lat grid as read-only views of its axes (a million cells would take
-    # 16 MB as arrays, held while the answer is sent; issue #13).
-    shape = (ys.size, xs.size)
-    lon2, lat2 = np.broadcast_to(xs, shape), np.broadcast_to(ys[:, None], shape)
-    inside = np.ones(shape, bool) if region.area is None else region.contains(lon2, lat2)
-    return Window(rows, cols, xs, ys, np.broadcast_to(wrap_longitudes(xs), shape), lat2,
-                  inside)
-
-
-def _projected_window(x: np.ndarray, y: np.ndarray, wkt: str, region: Region,
-                      max_cells: int) -> Window | None:
-    outline = region.outline()
-    ox, oy = _transformer(CRS84, wkt).transform(outline[:, 0], outline[:, 1])
-    ok = np.isfinite(ox) & np.isfinite(oy)
-    if not ok.any():
-        return None
-    # The outline's envelope, one cell wider: every centre of the region lies within it.
-    rows = _within(y, float(oy[ok].min()), float(oy[ok].max()))
-    cols = _within(x, float(ox[ok].min()), float(ox[ok].max()))
-    if not (rows.size and cols.size):
-        return None
-    _check_size(rows.size * cols.size, max_cells)
-    xx, yy = np.meshgrid(x[cols], y[rows])
-    lon, lat = _transformer(wkt, CRS84).transform(xx, yy)
-    lon, lat = np.asarray(lon), np.asarray(lat)
-    inside = np.isfinite(lon) & np.isfinite(lat)
-    inside[inside] = region.contains(lon[inside], lat[inside])
-    return Window(rows, cols, x[cols], y[rows], wrap_longitudes(lon), lat, inside, wkt)
-
-
-def _within(axis: np.ndarray, low: float, high: float) -> np.ndarray:
-    step = float(np.abs(np.diff(axis)).max()) if axis.size > 1 else 0.0
-    return np.flatnonzero((axis >= low - step) & (axis <= high + step))
-
-
-def _check_size(cells: int, max_cells: int) -> None:
+    rows, cols = candidates
+    cells = rows.size * cols.size
     if cells > max_cells:
         raise ResponseTooLarge(
             f"the region covers about {cells} grid cells; an answer may hold at most "
             f"{max_cells} values (max_edr_values): query a smaller area")
-
-
-def shift_longitudes(lon: np.ndarray, west: float) -> np.ndarray:
-    """Move longitudes by whole turns into [west, west + 360); exact where already there."""
-    turns = np.ceil((west - lon) / 360.0)
-    return np.where(turns == 0, lon, lon + 360.0 * turns)
-
-
-def wrap_longitudes(lon: np.ndarray) -> np.ndarray:
-    """Longitudes in −180…180 (values already there are unchanged)."""
-    lon = np.asarray(lon, dtype="float64")
-    return np.where((lon >= -180.0) & (lon <= 180.0), lon, (lon + 180.0) % 360.0 - 180.0)
+    return geometry.area_window(region, rows, cols)
 
 
 def _densify(ring: np.ndarray) -> np.ndarray:
@@ -235,9 +141,3 @@ def _densify(ring: np.ndarray) -> np.ndarray:
     start, end = ring[:-1][None], ring[1:][None]
     return np.asarray(start + t * (end - start)).reshape(-1, 2)
 
-
-@lru_cache(maxsize=64)
-def _transformer(source: str, target: str) -> pyproj.Transformer:
-    """A cached east/north transformer (``always_xy``) between a CRS name or WKT and another."""
-    return pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(source),
-                                       pyproj.CRS.from_user_input(target), always_xy=True)

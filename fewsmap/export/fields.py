@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import zarr
 
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.export import GEOTIFF_FLOAT32, NETCDF
 from fewsmap.export.window import GridWindow, native_window
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.store.cube import ForecastStore, RunInfo
+from fewsmap.store.reads import read_window
 from fewsmap.store.run import format_time
 
 
@@ -49,7 +49,7 @@ def read_field_slice(spec: MapSpec, layer_id: str) -> FieldSlice:
     window = native_window(store, spec.canvas.crs, spec.canvas.bbox, layer_id)
     step = int(spec.run.step_slots[np.flatnonzero(spec.run.valid_times == spec.valid_time)[0]])
     prefix = (spec.run.slot, step, *spec.labels)
-    values = tuple(_read(store.array(v), prefix, window.rows, window.cols)
+    values = tuple(read_window(store, v, prefix, window.rows, window.cols)
                    for v in spec.variables)
     dims = store.dims(spec.variables[0])[2:-2]
     labels = tuple((dim, store.coordinate(dim)[index].item())
@@ -88,22 +88,3 @@ def export_filename(spec: MapSpec, layer_id: str, suffix: str) -> str:
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in layer_id)
     return f"{safe}_{stamp}{suffix}"
 
-
-def _read(array: zarr.Array[Any], prefix: tuple[int, ...], rows: np.ndarray,
-          cols: np.ndarray) -> np.ndarray:
-    """Read ``array[prefix][rows][:, cols]``, contiguous index runs as slices (fewer chunk
-    lookups than orthogonal integer indexing), flipped back after reading."""
-    row_key, flip_rows = _as_slice(rows)
-    col_key, flip_cols = _as_slice(cols)
-    values = np.asarray(array.oindex[(*prefix, row_key, col_key)], dtype=np.float32)
-    return values[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
-
-
-def _as_slice(index: np.ndarray) -> tuple[slice | np.ndarray, bool]:
-    if index.size > 1:
-        step = np.diff(index)
-        if np.all(step == 1):
-            return slice(int(index[0]), int(index[-1]) + 1), False
-        if np.all(step == -1):
-            return slice(int(index[-1]), int(index[0]) + 1), True
-    return np.asarray(index, dtype=np.int64), False

@@ -39,9 +39,9 @@ def field_netcdf(field: FieldSlice) -> bytes:
     dims = (y_dim, x_dim)
     coords: dict[str, Any] = {}
     if window.curvilinear:
-        for name in ("latitude", "longitude"):
-            values = store.array(name).oindex[window.rows, window.cols]
-            coords[name] = (dims, np.asarray(values), _cf_attrs(store.attributes(name)))
+        geometry, cells = store.geometry, np.ix_(window.rows, window.cols)
+        for name, centres in (("latitude", geometry.lat), ("longitude", geometry.lon)):
+            coords[name] = (dims, centres[cells], _cf_attrs(store.attributes(name)))
     else:
         coords[y_dim] = (y_dim, window.y, _cf_attrs(store.attributes(y_dim)))
         coords[x_dim] = (x_dim, window.x, _cf_attrs(store.attributes(x_dim)))

@@ -7,8 +7,6 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
-import pyproj
-
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.described import describe_each
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox, native_bbox
@@ -18,7 +16,7 @@ from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.render.legend import legend_size
 from fewsmap.store.cube import RunInfo
-from fewsmap.store.layout import GRID_MAPPING
+from fewsmap.store.geometry import transformer
 from fewsmap.store.run import format_time
 from fewsmap.timespec import format_axis
 
@@ -290,7 +288,7 @@ def _operation(request: ET.Element, tag: str, formats: tuple[str, ...], url: str
 
 
 def _offered(catalog: Catalog, layer: Layer) -> tuple[str, ...]:
-    return offered_crs(catalog.store(layer).attributes(GRID_MAPPING)["crs_wkt"])
+    return offered_crs(catalog.store(layer).geometry.crs_wkt)
 
 
 def _common_crs(offers: list[tuple[str, ...]]) -> list[str]:
@@ -407,8 +405,8 @@ def _projected_box(lonlat: tuple[float, float, float, float],
                    crs: str) -> tuple[float, float, float, float]:
     """The bbox of a lon/lat box in ``crs``, in that CRS's WMS 1.3.0 axis order."""
     west, south, east, north = lonlat
-    transformer = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    return _in_axis_order(transformer.transform_bounds(west, south, east, north), crs)
+    return _in_axis_order(transformer("EPSG:4326", crs).transform_bounds(west, south, east, north),
+                          crs)
 
 
 def _in_axis_order(box: tuple[float, float, float, float],

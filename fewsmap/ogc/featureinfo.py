@@ -44,7 +44,6 @@ from fewsmap.ogc.params import Params
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.points import GridCell, find_cell, read_components
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
 from fewsmap.timeaxis import limit_times, resolve_times
 from fewsmap.timespec import TimeSelection, format_duration, parse_time
@@ -326,7 +325,7 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
            request: GetFeatureInfoRequest) -> PointQuery:
     store = catalog.store(layer)
     run = select_run(catalog, layer, run, request.map.reference_time)
-    offered = offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"])
+    offered = offered_crs(store.geometry.crs_wkt)
     crs = check_offered(request.map.crs, offered, request.map.crs_error_code)
     # The valid times TIME (and DIM_LEAD_TIME) mean for this run, resolved as GetMap does.
     resolved = resolve_times(run, request.time, request.map.lead_time, layer.time_tolerance,

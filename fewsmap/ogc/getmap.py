@@ -25,7 +25,6 @@ from fewsmap.ogc.params import Params, finite_number
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import RunInfo
-from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.timeaxis import REDUCERS, limit_times, resolve_times
 from fewsmap.timespec import TimeSelection, parse_duration, parse_instant, parse_time
 
@@ -187,7 +186,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
                             f"{'needs convertUVtoRG=true' if layer.is_vector else 'is scalar'}")
     store = catalog.store(layer)
     run = select_run(catalog, layer, run, request.reference_time)
-    offered = offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"])
+    offered = offered_crs(store.geometry.crs_wkt)
     crs = check_offered(request.crs, offered, request.crs_error_code)
     resolved = resolve_times(run, request.time, request.lead_time, layer.time_tolerance,
                              default=str(layer.defaults.get("time", "now")))

@@ -43,7 +43,6 @@ from fewsmap.ogc.featureinfo import (
 from fewsmap.ogc.params import Params, finite_number
 from fewsmap.points import GridCell, find_cell, read_components
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.store.layout import GRID_MAPPING
 from fewsmap.store.run import format_time
 from fewsmap.timespec import parse_instant
 
@@ -174,7 +173,7 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
                                 f"its layers: {', '.join(members[:10])}")
     layer, named_run = catalog.resolve(request.layer)
     store = catalog.store(layer)
-    crs = check_offered(request.crs, offered_crs(store.attributes(GRID_MAPPING)["crs_wkt"]),
+    crs = check_offered(request.crs, offered_crs(store.geometry.crs_wkt),
                         "InvalidCRS")
     runs = _runs(catalog, layer, named_run, request)
     chosen = _labels_per_run(store, layer, runs, request)

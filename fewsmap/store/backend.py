@@ -128,8 +128,9 @@ class Backend(ABC):
         arrays (forecast variables of a published state) may be served from a cache."""
 
     @abstractmethod
-    def replace_root(self, content: bytes, expected: StoreVersion | None) -> None:
-        """Publish: replace the root ``zarr.json`` at once, if it is still ``expected``.
+    def replace_root(self, content: bytes, expected: StoreVersion | None) -> StoreVersion:
+        """Publish: replace the root ``zarr.json`` at once, if it is still ``expected``;
+        return the new version.
 
         Raises
         ------
@@ -145,6 +146,23 @@ class Backend(ABC):
     def marker(self, present: bool | None = None) -> bool:
         """The writing marker: set (True), clear (False) or just tell (None) whether it is
         there. It exists while a writer changes the store and survives a crash."""
+
+    def holding(self) -> bool:
+        """Whether this writer still holds the store's lock (a lease can lapse)."""
+        return True
+
+    def check_held(self) -> None:
+        """Stop a writer whose lock lapsed: the next writer may be changing the store.
+
+        Raises
+        ------
+        StoreError
+            If the lock is no longer held.
+        """
+        if not self.holding():
+            raise StoreError(f"the writer lease of {self.location} lapsed (not renewed for "
+                             f"{LEASE_S:g} s); another writer may hold it: this one stops "
+                             "and publishes nothing")
 
     def make_durable(self, slot: int) -> None:  # noqa: B027  (nothing to do by default)
         """Make what appending the run in ``slot`` wrote durable before it is published."""
@@ -197,9 +215,10 @@ class LocalBackend(Backend):
         # Every read follows the store's file rule (fewsmap.store.files), zarr's too.
         return ConfinedLocalStore(self.folder_files)
 
-    def replace_root(self, content: bytes, expected: StoreVersion | None) -> None:
+    def replace_root(self, content: bytes, expected: StoreVersion | None) -> StoreVersion:
         # The flock already excludes other writers on this machine's file system.
         write_atomically(self.path / ROOT_METADATA, content)
+        return self.version()
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -247,6 +266,7 @@ class ObjectBackend(Backend):
         self._beside = objects_at(parent) if self.writable else None
         self._lock_key, self._marker_key = f".{leaf}.lock", f".{leaf}.writing"
         self._held: str | None = None  # the lease's ETag while this object holds it
+        self._renewed_at = 0.0  # time.monotonic() of the last successful (re)newal
 
     def version(self) -> StoreVersion:
         meta = obstore.head(self.objects, ROOT_METADATA)
@@ -283,13 +303,14 @@ class ObjectBackend(Backend):
         store = ObjectStore(self.objects, read_only=not writable)
         return CachedChunks(store, self.location, immutable) if immutable else store
 
-    def replace_root(self, content: bytes, expected: StoreVersion | None) -> None:
+    def replace_root(self, content: bytes, expected: StoreVersion | None) -> StoreVersion:
         mode: Any = "create" if expected is None else {"e_tag": expected.token}
         try:
-            obstore.put(self.objects, ROOT_METADATA, content, mode=mode)
+            done = obstore.put(self.objects, ROOT_METADATA, content, mode=mode)
         except (PreconditionError, AlreadyExistsError) as exc:
             raise StoreError(f"store {self.location} was published by another writer while "
                              "this one held the lease; nothing was published") from exc
+        return StoreVersion(str(done["e_tag"]))
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -304,6 +325,11 @@ class ObjectBackend(Backend):
             stop.set()
             renewer.join()
             self._release()
+
+    def holding(self) -> bool:
+        # Renewed within the lease, by our own clock: a writer paused longer cannot know
+        # whether another took the lease over, so it counts it as lost.
+        return self._held is not None and time.monotonic() - self._renewed_at < LEASE_S
 
     def marker(self, present: bool | None = None) -> bool:
         assert self._beside is not None
@@ -329,6 +355,7 @@ class ObjectBackend(Backend):
             try:
                 self._held = obstore.put(self._beside, self._lock_key, self._lease(),
                                          mode="create")["e_tag"]
+                self._renewed_at = time.monotonic()
                 self._check_conditional_writes()
                 return
             except AlreadyExistsError:
@@ -341,6 +368,7 @@ class ObjectBackend(Backend):
                 try:  # expired: take it over, unless another writer just did
                     self._held = obstore.put(self._beside, self._lock_key, self._lease(),
                                              mode={"e_tag": current.meta["e_tag"]})["e_tag"]
+                    self._renewed_at = time.monotonic()
                     return
                 except PreconditionError:
                     pass
@@ -372,11 +400,15 @@ class ObjectBackend(Backend):
 
     def _renew_until(self, stop: threading.Event) -> None:
         while not stop.wait(LEASE_S / 3):
+            renewing = time.monotonic()
             try:
                 self._held = obstore.put(self._beside, self._lock_key,  # type: ignore[arg-type]
                                          self._lease(), mode={"e_tag": self._held})["e_tag"]
+                self._renewed_at = renewing
             except (PreconditionError, FileNotFoundError):
-                return  # lost: the publish's If-Match refuses if another writer published
+                return  # taken over: `holding` turns False, the writer stops
+            except ObjectStoreError:
+                continue  # storage unreachable for now: retried; the lease may lapse
 
     def _release(self) -> None:
         held, self._held = self._held, None

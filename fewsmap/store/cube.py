@@ -11,8 +11,9 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -39,6 +40,9 @@ from fewsmap.store.layout import (
 )
 from fewsmap.store.location import WRITABLE_SCHEMES, Location
 from fewsmap.store.run import as_seconds, format_time, parse_time
+
+if TYPE_CHECKING:
+    from fewsmap.store.geometry import GridGeometry
 
 # Attribute naming the store an `open_cube` Dataset (and each of its variables) came from.
 SOURCE_ATTR = "fewsmap_store"
@@ -315,6 +319,14 @@ class ForecastStore:
                 )
             )
         return tuple(sorted(runs, key=lambda r: r.reference_time))
+
+    @cached_property
+    def geometry(self) -> GridGeometry:
+        """The grid's geometry: CRS, axes, and the cells a bbox, point or polygon selects
+        (`fewsmap.store.geometry`), built once per published state."""
+        from fewsmap.store.geometry import geometry_of  # it reads the grid through this class
+
+        return geometry_of(self)
 
 
 def _is_variable(dims: Sequence[str]) -> bool:

@@ -109,13 +109,17 @@ def append_run(
         run = _fit_stored_dimensions(store, run)
         with unpublished_changes(store):
             attrs = vacuum_retired(store, attrs)
-            record = _write_run(store, run, progress, executor)
+            slot, attrs, published, previous = reserve_slot(store, attrs, published)
+            with reservation_undone_on_failure(store, previous, published):
+                record = _write_run(store, run, progress, executor)
+            assert record["slot"] == slot, "the run went into its reserved slot"
             store.make_durable(record["slot"])  # durable before published (power loss)
             runs = [r for r in attrs["runs"] if r["reference_time"] != run.label] + [record]
             retired = list(attrs.get("retired", []))
             if existing is not None:
                 retired.append({**_slot_ref(existing), "retired_at": _now()})
-            publish(store, {**attrs, "runs": runs, "retired": retired}, published)
+            publish(store, {**attrs, "runs": runs, "retired": retired, "reserved": []},
+                    published)
     if existing is not None:
         return AppendResult(run.label, "replaced", f"run {run.label} replaced")
     return AppendResult(run.label, "written", f"run {run.label} written")
@@ -155,7 +159,8 @@ def unpublished_changes(store: Backend) -> Iterator[None]:
     try:
         yield
     except Exception:
-        recover(store)
+        if store.holding():  # else another writer may be at work: it recovers, not us
+            recover(store)
         raise
     store.marker(False)
 
@@ -165,9 +170,56 @@ def writer_lock(location: Location | Backend) -> AbstractContextManager[None]:
     return cast(AbstractContextManager[None], backend_of(location).lock())
 
 
+def reserve_slot(store: Backend, attrs: dict[str, Any], published: StoreVersion
+                 ) -> tuple[int, dict[str, Any], StoreVersion, bytes]:
+    """Claim the run slot this writer will write, in the manifest, before writing it.
+
+    A slot is never written by two writers: one whose lease lapsed while it wrote (a paused
+    process) keeps writing only into its own reservation, which the next writer retires
+    instead of reusing (docs/design/object-storage.md, "Why the reservation"). Reservations
+    left by writers that never published are retired here, and their chunks vacuumed after
+    the grace period like a replaced run's. The run axis is grown to the slot, so the run
+    is written there. Returns the slot, the attributes published, their version and the
+    manifest as it was (to put back if the write fails).
+    """
+    previous = store.read(ROOT_METADATA)
+    assert previous is not None, "a store's manifest exists once it is created"
+    root = json.loads(previous)
+    axis = int(root["consolidated_metadata"]["metadata"][RUN_DIM]["shape"][0])
+    abandoned = [int(s) for s in attrs.get("reserved", [])]
+    taken = [int(r["slot"]) for r in (*attrs["runs"], *attrs.get("retired", []))]
+    slot = max([axis, *(s + 1 for s in (*taken, *abandoned))])
+    retired = [*attrs.get("retired", []), *(
+        {"slot": s, "reference_time": "unpublished", "retired_at": _now()} for s in abandoned)]
+    attrs = {**attrs, "retired": retired, "reserved": [slot]}
+    # Only the attributes change: the arrays' metadata stays the one published.
+    root["attributes"][ATTRS_KEY] = attrs
+    store.check_held()
+    version = store.replace_root(json.dumps(root, indent=1).encode(), published)
+    with quiet_zarr():
+        group = zarr.open_group(store.zarr_store(writable=True), mode="r+",
+                                use_consolidated=False)
+    _grow(group, RUN_DIM, slot)
+    return slot, attrs, version, previous
+
+
+@contextmanager
+def reservation_undone_on_failure(store: Backend, previous: bytes,
+                                  reserved: StoreVersion) -> Iterator[None]:
+    """Put the manifest back as it was if the block fails, so a failed write leaves the
+    store as it was (a crash leaves the reservation, which the next writer retires)."""
+    try:
+        yield
+    except Exception:
+        if store.holding():
+            store.replace_root(previous, reserved)
+        raise
+
+
 def publish(location: Location | Backend, attrs: dict[str, Any],
-            expected: StoreVersion | None = None) -> None:
-    """Atomically replace the root metadata: consolidated array metadata and the run list.
+            expected: StoreVersion | None = None) -> StoreVersion:
+    """Atomically replace the root metadata: consolidated array metadata and the run list;
+    return the new version.
 
     ``expected`` is the version the writer read under its lock: in object storage the
     replacement is conditional on it (a writer whose lease lapsed cannot publish).
@@ -181,7 +233,8 @@ def publish(location: Location | Backend, attrs: dict[str, Any],
     root["consolidated_metadata"] = {"kind": "inline", "must_understand": False,
                                      "metadata": metadata}
     expected = expected or store.version()
-    store.replace_root(json.dumps(root, indent=1).encode(), expected)
+    store.check_held()
+    return store.replace_root(json.dumps(root, indent=1).encode(), expected)
 
 
 def recover(location: Location | Backend) -> None:

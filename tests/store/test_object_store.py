@@ -9,7 +9,11 @@ the tests start, configured only by the standard AWS variables.
 from __future__ import annotations
 
 import http.server
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -136,8 +140,10 @@ def test_one_writer_at_a_time_and_a_stale_writer_cannot_publish(s3_store: str,
     stale = backend.version()
     ingest(s3_store, inputs[2:3], progress=False)
     attrs = ForecastStore(s3_store).attrs
-    with pytest.raises(StoreError, match="published by another writer"):
+    with writer_lock(backend), pytest.raises(StoreError, match="published by another writer"):
         publish(backend, {**attrs, "runs": []}, stale)
+    with pytest.raises(StoreError, match=r"lease .* lapsed"):  # nor one without the lease
+        publish(backend, {**attrs, "runs": []})
     assert len(ForecastStore(s3_store).runs) == 3
 
 
@@ -272,3 +278,33 @@ def test_a_server_that_ignores_conditional_writes_is_refused(
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+def test_a_writer_paused_past_its_lease_damages_nothing(s3_store: str, inputs: list[Path],
+                                                        s3_env: S3Server,
+                                                        tmp_path: Path) -> None:
+    # A VM pause or a long GC: the lease lapses while the writer is half-way its chunks,
+    # another writer takes it over and publishes, then the first one wakes up.
+    ingest(s3_store, inputs[:1], progress=False)
+    bucket, prefix = s3_store.split("/", 3)[2], s3_store.split("/", 3)[3]
+    env = {**os.environ, **s3_env.env, "FEWSMAP_WRITER_LEASE_S": str(LEASE_S)}
+    stalled = subprocess.Popen(
+        [sys.executable, "-m", "fewsmap.cli", "ingest", "--quiet", "--store", s3_store,
+         str(inputs[1])], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any("/t2m/c/1/" in key for key in s3_env.keys(bucket, prefix + "/")):
+        assert stalled.poll() is None and time.monotonic() < deadline, "no chunk written"
+        time.sleep(0.01)
+    stalled.send_signal(signal.SIGSTOP)  # half-way its chunks
+    try:
+        ingest(s3_store, inputs[2:3], progress=False)  # takes the lapsed lease over
+        published = run_digests(s3_store)
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    _, said = stalled.communicate(timeout=60)
+    assert stalled.returncode != 0 and "lapsed" in said, said
+    assert run_digests(s3_store) == published, "the paused writer changed a published run"
+    clean = tmp_path / "clean.zarr"
+    ingest(clean, inputs[:3], progress=False)
+    ingest(s3_store, inputs[1:2], progress=False)  # the paused writer's run, once more
+    assert run_digests(s3_store) == run_digests(clean)

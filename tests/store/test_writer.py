@@ -174,7 +174,11 @@ def test_unpublished_run_is_invisible_then_recovered(
     assert [r.status for r in results] == ["skipped", "written", "written", "written"]
     assert_fmat_runs(store, fmat_fields, FMAT_RUNS)
     # The abandoned slot was given back: the arrays shrank to their published shape.
-    assert [r.slot for r in ForecastStore(store).runs] == [0, 1, 2, 3]
+    # slots are never reused: one the killed writer had reserved is retired, not rewritten
+    slots = [r.slot for r in ForecastStore(store).runs]
+    assert slots == sorted(set(slots)) and slots[0] == 0 and len(slots) == 4
+    retired = ForecastStore(store).attrs["retired"]
+    assert sorted(slots + [e["slot"] for e in retired]) == list(range(max(slots) + 1))
     assert leftovers(tmp_path) == []
 
 
@@ -283,7 +287,11 @@ def test_killed_ingest_publishes_whole_runs_only(
     assert [r.status for r in results] == (
         ["skipped"] * len(published) + ["written"] * (4 - len(published)))
     assert_fmat_runs(store, fmat_fields, FMAT_RUNS)
-    assert [r.slot for r in ForecastStore(store).runs] == [0, 1, 2, 3]
+    # slots are never reused: one the killed writer had reserved is retired, not rewritten
+    slots = [r.slot for r in ForecastStore(store).runs]
+    assert slots == sorted(set(slots)) and slots[0] == 0 and len(slots) == 4
+    retired = ForecastStore(store).attrs["retired"]
+    assert sorted(slots + [e["slot"] for e in retired]) == list(range(max(slots) + 1))
     assert leftovers(tmp_path) == []
 
 
