@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from obstore.exceptions import BaseError as ObjectStoreError
@@ -25,6 +27,9 @@ from fewsmap.store.retention import (
     prune,
 )
 from fewsmap.store.run import format_time, parse_time
+
+if TYPE_CHECKING:
+    from fewsmap.store.writer import Executor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
                         metavar="VARIABLE=VALUE",
                         help="a value that means 'no value' in VARIABLE (written as NaN); "
                              "repeatable, wins over the configuration")
+    cluster = ingest.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="write the pieces on the workers of this dask.distributed "
+                              "scheduler (e.g. tcp://10.0.0.5:8786); they need fewsmap "
+                              "installed and the files and store at the same paths")
+    cluster.add_argument("--workers", type=int, metavar="N", dest="dask_workers",
+                         help="write the pieces on a local dask cluster of N processes")
     ingest.set_defaults(func=_ingest)
 
     prune = commands.add_parser("prune", help="remove old runs from a store (retention)")
@@ -139,15 +151,28 @@ def _ingest(args: argparse.Namespace) -> int:
                           settings.max_gunzip_bytes)
     missing = {**configured_missing_values(_config(settings), store_name(store)),
                **dict(args.missing_value)}
-    results = ingest(store, args.files, reference_time=args.reference_time,
-                     replace=args.replace, progress=False if args.quiet else None,
-                     limits=limits, missing_values=missing)
+    with _executor(args) as executor:
+        results = ingest(store, args.files, reference_time=args.reference_time,
+                         replace=args.replace, progress=False if args.quiet else None,
+                         limits=limits, missing_values=missing, executor=executor)
     for result in results:
         print(f"{store}: {result.message}")
     policy = configured_policy(_config(settings), store_name(store))
     if policy.active:  # retention after each ingest, when configured for the store
         _print_pruned(store, policy, prune(store, policy))
     return 0
+
+
+@contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Executor | None]:
+    """Where ``ingest`` writes: on a dask cluster (``--scheduler``/``--workers``) or here."""
+    if args.scheduler is None and args.dask_workers is None:
+        yield None
+        return
+    from fewsmap.ingest.distributed import DaskExecutor, cluster_client
+
+    with cluster_client(args.scheduler, args.dask_workers) as client:
+        yield DaskExecutor(client)
 
 
 def _prune(args: argparse.Namespace) -> int:

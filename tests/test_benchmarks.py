@@ -42,6 +42,24 @@ def test_the_smoke_suite_measures_every_case_and_reports(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+def test_the_ingest_scaling_quick_mode_ingests_serially_and_on_each_cluster(
+        tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "benchmarks.ingest_scaling", "--quick", "--workers", "1",
+               "2", "--cache", str(tmp_path / "cache"), "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    results = json.loads((out / "ingest_scaling-quick.json").read_text())
+    assert [row["workers"] for row in results["rows"]] == [0, 1, 2]
+    assert all(row["seconds"] > 0 and row["mb_per_s"] > 0 for row in results["rows"])
+    assert results["rows"][0]["vs_serial"] == 1.0 and results["rows"][1]["vs_one_worker"] == 1.0
+    assert results["run"]["files"] == 3 and results["machine"]["cores"] >= 1
+    table = (out / "ingest_scaling-quick.md").read_text()
+    assert "| dask, 2 workers |" in table and f"**{results['machine']['cores']} cores**" in table
+
+
+@pytest.mark.slow
 def test_the_object_store_benchmark_compares_s3_with_local_disk(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "benchmarks.object_store", "--quick",
                "--cache", str(tmp_path / "cache"), "--out", str(tmp_path)]

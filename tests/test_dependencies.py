@@ -26,7 +26,6 @@ PACKAGE = ROOT / "fewsmap"
 LOADED_BY_NAME = {
     "netcdf4": "xarray's engine='netcdf4' (ingest/sources.py, export/netcdf.py)",
     "eccodeslib": "the ecCodes C library's wheel, which the eccodes binding loads",
-    "dask": "open_cube(chunks=...) and xarray's chunked reads build dask arrays",
     "fsspec": "zarr and xarray open store URLs (s3://, http://.../zarr/<store>) with fsspec",
 }
 

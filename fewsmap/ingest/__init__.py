@@ -25,7 +25,7 @@ from fewsmap.ingest.sources import open_source
 from fewsmap.store.cube import is_store, read_root_metadata
 from fewsmap.store.layout import RUN_DIM
 from fewsmap.store.run import RunData, SourceFile, format_time
-from fewsmap.store.writer import AppendResult, append_run, stored_grid
+from fewsmap.store.writer import IN_PROCESS, AppendResult, Executor, append_run, stored_grid
 
 # Runs up to this size are decoded into memory before writing (one read, validated);
 # larger ones are read twice, once to validate and once to write.
@@ -66,12 +66,15 @@ def _kind(path: Path) -> str:
 
 
 def read_runs(paths: list[Path], reference_time: np.datetime64 | None = None,
-              limits: IngestLimits | None = None) -> list[RunData]:
+              limits: IngestLimits | None = None, *, lazy: bool = False,
+              executor: Executor | None = None) -> list[RunData]:
     """Read and normalise input files into complete, validated runs, oldest first.
 
     Files with the same reference time are one run (members or variables spread over
     files); one file may also hold several runs. Sizes are checked against ``limits``
-    before data is read.
+    before data is read. ``lazy`` reads headers and coordinates only: the fields stay
+    lazy (dask), to be read and checked wherever they are written (a dask worker).
+    ``executor`` hashes the files for the run records (there: every byte is read).
 
     Raises
     ------
@@ -81,13 +84,18 @@ def read_runs(paths: list[Path], reference_time: np.datetime64 | None = None,
     limits = limits or IngestLimits()
     pieces: dict[np.datetime64, list[RunPiece]] = defaultdict(list)
     for path in expand_paths(paths):
-        for ds in open_source(path, limits):
+        path = path.absolute() if lazy else path  # workers may run in another folder
+        for ds in open_source(path, limits, lazy=lazy):
             for piece in _normalised(ds, path, reference_time):
                 pieces[piece.reference_time].append(piece)
-    runs = [_assemble(t0, pieces[t0]) for t0 in sorted(pieces)]
+    files = list(dict.fromkeys(p.source for ps in pieces.values() for p in ps))
+    described = dict(zip(files, (executor or IN_PROCESS).map(SourceFile.describe, files),
+                         strict=True))
+    runs = [_assemble(t0, pieces[t0], described) for t0 in sorted(pieces)]
     for run in runs:
         check_run_size(run.label, sum(p.size for ps in run.fields.values() for p in ps), limits)
-        _load(run)
+        if not lazy:
+            _load(run)
     return runs
 
 
@@ -111,11 +119,15 @@ def ingest(
     progress: bool | None = None,
     limits: IngestLimits | None = None,
     missing_values: Mapping[str, float] | None = None,
+    executor: Executor | None = None,
 ) -> list[AppendResult]:
     """Append the runs found in ``paths`` to ``store``; write nothing if any input is bad.
 
     ``missing_values`` names, per variable, a value that means "no value" in the files
     (written as NaN, left out of the run's statistics and recorded in its run record).
+    ``executor`` writes the runs' pieces and hashes the inputs elsewhere (dask workers,
+    `fewsmap.ingest.distributed`): the inputs are then read lazily here and in full where
+    the pieces are written, and damaged data fails the write, which is undone.
 
     Raises
     ------
@@ -124,9 +136,11 @@ def ingest(
         missing value names a variable the files do not hold.
     """
     runs = [with_missing_values(run, missing_values or {})
-            for run in read_runs(paths, reference_time, limits)]
+            for run in read_runs(paths, reference_time, limits, lazy=executor is not None,
+                                 executor=executor)]
     check_fits(store, runs)
-    return [append_run(store, run, replace=replace, progress=progress) for run in runs]
+    return [append_run(store, run, replace=replace, progress=progress, executor=executor)
+            for run in runs]
 
 
 def configured_missing_values(config: Mapping[str, Any], name: str) -> dict[str, float]:
@@ -191,8 +205,12 @@ def check_fits(store: Path | str, runs: list[RunData]) -> None:
                 )
 
 
-def _assemble(t0: np.datetime64, pieces: list[RunPiece]) -> RunData:
-    """Join the pieces of one run, checking they share a grid and never overlap."""
+def _assemble(t0: np.datetime64, pieces: list[RunPiece],
+              described: Mapping[Path, SourceFile]) -> RunData:
+    """Join the pieces of one run, checking they share a grid and never overlap.
+
+    ``described`` holds the description (hash) of every input file.
+    """
     first = pieces[0]
     fields: dict[str, list[xr.DataArray]] = defaultdict(list)
     seen: dict[tuple[object, ...], Path] = {}
@@ -217,8 +235,10 @@ def _assemble(t0: np.datetime64, pieces: list[RunPiece]) -> RunData:
                         f"is also in {seen[key]}"
                     )
                 seen[key] = piece.source
+            field = field.copy(deep=False)
+            field.encoding["source"] = str(piece.source)  # named by write errors
             fields[name].append(field)
-    sources = tuple(SourceFile.describe(p) for p in dict.fromkeys(p.source for p in pieces))
+    sources = tuple(described[p] for p in dict.fromkeys(p.source for p in pieces))
     origins = sorted({p.reference_time_from for p in pieces})
     return RunData(
         reference_time=t0,

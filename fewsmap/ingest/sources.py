@@ -58,10 +58,14 @@ def sniff_format(path: Path) -> str:
     raise IngestError(f"{path}: not a NetCDF or GRIB file (starts with {head[:8]!r})")
 
 
-def open_source(path: Path, limits: IngestLimits | None = None) -> list[xr.Dataset]:
+def open_source(path: Path, limits: IngestLimits | None = None, *,
+                lazy: bool = False) -> list[xr.Dataset]:
     """Open ``path`` as one or more datasets (a GRIB file may hold several hypercubes).
 
     Sizes declared by the file are checked against ``limits`` before any data is read.
+    ``lazy`` gives variables backed by dask, read from the file where they are computed
+    (a dask worker); a gzipped file, unpacked here anyway, is loaded instead, so that a
+    task carries its own piece rather than the whole file.
 
     Raises
     ------
@@ -88,6 +92,8 @@ def open_source(path: Path, limits: IngestLimits | None = None) -> list[xr.Datas
         raise IngestError(f"{path}: cannot be read as {kind}: {exc}") from exc
     for ds in datasets:
         check_declared_sizes(ds, path, limits)
+    if lazy:
+        datasets = [ds.load() if kind == "netcdf3-gzip" else ds.chunk() for ds in datasets]
     return datasets
 
 

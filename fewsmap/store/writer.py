@@ -14,12 +14,12 @@ Protocol (docs/design/cube.md):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 import xarray as xr
@@ -57,6 +57,9 @@ from fewsmap.store.layout import (
 from fewsmap.store.location import Location
 from fewsmap.store.run import Grid, RunData, format_time
 
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
 # A replaced run's chunks stay this long so that readers holding the old metadata finish.
 RETIRED_GRACE_S = 600.0
 # Above this size a piece is written one step at a time.
@@ -76,9 +79,11 @@ class AppendResult:
 
 def append_run(
     location: Location | Backend, run: RunData, *, replace: bool = False,
-    progress: bool | None = None,
+    progress: bool | None = None, executor: Executor | None = None,
 ) -> AppendResult:
     """Append one run to the store at ``location``, creating the store if needed.
+
+    ``executor`` writes the run's pieces (default: one after another in this process).
 
     Re-ingesting a published run is idempotent: it is skipped, unless ``replace`` is set, in
     which case the new data is published atomically in place of the old.
@@ -106,7 +111,7 @@ def append_run(
             attrs = vacuum_retired(store, attrs)
             slot, attrs, published, previous = reserve_slot(store, attrs, published)
             with reservation_undone_on_failure(store, previous, published):
-                record = _write_run(store, run, progress)
+                record = _write_run(store, run, progress, executor)
             assert record["slot"] == slot, "the run went into its reserved slot"
             store.make_durable(record["slot"])  # durable before published (power loss)
             runs = [r for r in attrs["runs"] if r["reference_time"] != run.label] + [record]
@@ -383,8 +388,14 @@ def stored_grid(location: Location | Backend) -> Grid:
     return Grid((str(dims[0]), str(dims[1])), coords, dict(array_of(group, GRID_MAPPING).attrs))
 
 
-def _write_run(store: Backend, run: RunData, progress: bool | None) -> dict[str, Any]:
-    """Write ``run`` into a new slot (invisible until published); return its run record."""
+def _write_run(store: Backend, run: RunData, progress: bool | None,
+               executor: Executor | None = None) -> dict[str, Any]:
+    """Write ``run`` into a new slot (invisible until published); return its run record.
+
+    The store's metadata (slot, axes, arrays) is changed here, in this process; the pieces'
+    chunks are written by ``executor`` (in this process by default, or by dask workers,
+    `fewsmap.ingest.distributed`), whose statistics and presence are merged here.
+    """
     with quiet_zarr():
         group = zarr.open_group(store.zarr_store(writable=True), mode="r+",
                                 use_consolidated=False)
@@ -399,14 +410,18 @@ def _write_run(store: Backend, run: RunData, progress: bool | None) -> dict[str,
     axes[STEP_DIM].place(step_seconds)
     for dim in run.label_dims():
         axes[dim].place(run.labels(dim))
-    total = sum(int(np.prod(p.shape[:-2])) for ps in run.fields.values() for p in ps)
-    statistics, present = {}, {}
-    with tqdm(total=total, desc=f"run {run.label}", unit="field", leave=False,
-              disable=None if progress is None else not progress) as bar:
-        for name in run.variables:
-            presence = _Presence(run.dims(name)[:-2], axes)
-            statistics[name] = _write_variable(group, name, run, slot, axes, bar, presence)
-            present[name] = presence.record()
+    location = _shared_location(store)
+    writes = [w for name in run.variables
+              for w in _variable_writes(group, location, name, run, slot, axes)]
+    statistics = {name: _Statistics() for name in run.variables}
+    presence = {name: _Presence(run.dims(name)[:-2], axes) for name in run.variables}
+    with tqdm(total=sum(w.fields for w in writes), desc=f"run {run.label}", unit="field",
+              leave=False, disable=None if progress is None else not progress) as bar:
+        results = (executor or IN_PROCESS).map(write_piece, writes,
+                                                lambda done: bar.update(done.fields))
+    for write, result in zip(writes, results, strict=True):  # in order: the same sums
+        statistics[write.variable].merge(result.statistics)
+        presence[write.variable].mark(result.held, write.where)
     t0 = int(run.reference_time.astype("datetime64[s]").astype("int64"))
     array_of(group, RUN_DIM)[slot] = t0
     row = np.full(array_of(group, STEP_DIM).shape[0], NAT, dtype="int64")
@@ -423,8 +438,8 @@ def _write_run(store: Backend, run: RunData, progress: bool | None) -> dict[str,
         "last_valid_time": format_time(run.reference_time + run.steps.max()),
         "variables": run.variables,
         "sources": [vars(s) for s in run.sources],
-        "statistics": statistics,
-        "present": present,
+        "statistics": {name: s.summary() for name, s in statistics.items()},
+        "present": {name: p.record() for name, p in presence.items()},
         **({"missing_values": run.missing_values} if run.missing_values else {}),
     }
 
@@ -466,12 +481,115 @@ class _LabelAxis:
         return np.asarray([self.index[v] for v in values], dtype="int64")
 
 
-def _write_variable(group: zarr.Group, name: str, run: RunData, slot: int,
-                    axes: dict[str, _LabelAxis], bar: tqdm,
-                    presence: _Presence) -> dict[str, float | None]:
-    """Write every piece of one variable into ``slot`` and return its statistics.
+@dataclass(frozen=True, eq=False)
+class PieceWrite:
+    """One piece of a run (or one step of a big piece) to write into the run's slot.
 
-    ``presence`` notes which (step, member, level) fields hold any value.
+    Self-contained, so that a dask worker can do it: ``values`` are in memory, or lazy
+    (dask) and read from the input file wherever the write runs; ``store`` is the store's
+    location as text.
+    """
+
+    store: str
+    variable: str
+    slot: int
+    values: xr.DataArray
+    # The store indices along each dimension between the run and the two spatial ones.
+    where: tuple[np.ndarray, ...]
+    missing_value: float | None
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: '{self.variable}'"
+
+    @property
+    def fields(self) -> int:
+        """How many 2-D fields the piece holds."""
+        return int(np.prod(self.values.shape[:-2]))
+
+
+@dataclass(frozen=True)
+class PieceResult:
+    """What writing a piece found: its statistics and which of its fields hold any value."""
+
+    statistics: _Statistics
+    held: np.ndarray
+    fields: int
+
+
+class Executor(Protocol):
+    """Where an ingest's work per piece or file runs: this process, or dask workers
+    (`fewsmap.ingest.distributed.DaskExecutor`)."""
+
+    def map(self, function: Callable[[_Item], _Result], items: Sequence[_Item],
+            done: Callable[[_Result], None] | None = None) -> list[_Result]:
+        """Apply ``function`` to every item, anywhere, in any order; return the results in
+        the items' order and call ``done`` with each as it comes (progress).
+
+        Raises
+        ------
+        FewsmapError
+            The first failed item's, after every item's work has finished or failed.
+        """
+
+
+class InProcess:
+    """The ``Executor`` of a serial ingest: one item after another, in this process."""
+
+    def map(self, function: Callable[[_Item], _Result], items: Sequence[_Item],
+            done: Callable[[_Result], None] | None = None) -> list[_Result]:
+        """Apply ``function`` to every item in turn (see ``Executor.map``)."""
+        results = []
+        for item in items:
+            results.append(function(item))
+            if done is not None:
+                done(results[-1])
+        return results
+
+
+IN_PROCESS = InProcess()
+
+
+def write_piece(write: PieceWrite) -> PieceResult:
+    """Read one piece, write its chunks into the run's slot, return its statistics.
+
+    Pieces never share a chunk (one chunk holds one field), so pieces may be written
+    concurrently by many processes.
+
+    Raises
+    ------
+    IngestError
+        If the piece's data cannot be read from its input file.
+    """
+    try:
+        values = np.asarray(write.values.values, dtype="float32")
+    except Exception as exc:  # readers raise anything when data is damaged
+        raise IngestError(f"{write} cannot be decoded: {type(exc).__name__}: {exc}") from exc
+    if write.missing_value is not None:  # a new array: the run's data stay untouched
+        missing = values == np.float32(write.missing_value)
+        values = np.where(missing, np.float32(np.nan), values)
+    with quiet_zarr():
+        group = zarr.open_group(backend_of(write.store).zarr_store(writable=True), mode="r+",
+                                use_consolidated=False)
+    array_of(group, write.variable).oindex[(write.slot, *write.where)] = values
+    statistics = _Statistics()
+    statistics.add(values)
+    held = ~np.isnan(values).all(axis=(-2, -1))
+    return PieceResult(statistics, held, int(held.size))
+
+
+def _shared_location(store: Backend) -> str:
+    """The store's location as another process names it: a URL, or an absolute path (dask
+    workers may run in another working folder)."""
+    return str(store.path.absolute()) if isinstance(store, LocalBackend) else store.location
+
+
+def _variable_writes(group: zarr.Group, store: str, name: str, run: RunData, slot: int,
+                     axes: dict[str, _LabelAxis]) -> list[PieceWrite]:
+    """Create the array of one variable if the store has none; return its pieces' writes.
+
+    A big piece is written one step at a time to bound memory; smaller ones whole, so that
+    zarr writes their chunks concurrently.
     """
     dims = (RUN_DIM, *run.dims(name))
     if name not in group:
@@ -488,22 +606,16 @@ def _write_variable(group: zarr.Group, name: str, run: RunData, slot: int,
             f"run {run.label}: variable '{name}' has dimensions {dims[1:]}, "
             f"the store has {dimension_names(array)[1:]}"
         )
-    stats = _Statistics()
+    writes = []
     for piece in run.fields[name]:
         where = [axes[d].place(piece[d].values) for d in dims[1:-2]]
-        # Orthogonal writes of many fields at once let zarr write their chunks concurrently;
-        # big pieces go one step at a time to bound memory.
-        per_step = piece.nbytes > WRITE_BATCH_BYTES
-        for batch in range(piece.sizes[STEP_DIM]) if per_step else [slice(None)]:
-            values = np.asarray(piece[batch].values, dtype="float32")
-            if name in run.missing_values:  # a new array: the run's data stay untouched
-                missing = values == np.float32(run.missing_values[name])
-                values = np.where(missing, np.float32(np.nan), values)
-            array.oindex[(slot, where[0][batch], *where[1:])] = values
-            stats.add(values)
-            presence.add(values, [np.atleast_1d(where[0][batch]), *where[1:]])
-            bar.update(int(np.prod(values.shape[:-2])))
-    return stats.summary()
+        steps = piece.sizes[STEP_DIM]
+        batches = [slice(i, i + 1) for i in range(steps)] \
+            if piece.nbytes > WRITE_BATCH_BYTES else [slice(None)]
+        writes += [PieceWrite(store, name, slot, piece[batch], (where[0][batch], *where[1:]),
+                              run.missing_values.get(name), _piece_source(run, piece))
+                   for batch in batches]
+    return writes
 
 
 class _Statistics:
@@ -521,6 +633,13 @@ class _Statistics:
             self.max = max(self.max, float(finite.max()))
             self.sum += float(finite.sum(dtype="float64"))
             self.count += finite.size
+
+    def merge(self, other: _Statistics) -> None:
+        """Add the fields ``other`` saw (another piece's, written elsewhere)."""
+        self.min, self.max = min(self.min, other.min), max(self.max, other.max)
+        self.sum += other.sum
+        self.count += other.count
+        self.missing += other.missing
 
     def summary(self) -> dict[str, float | None]:
         total = self.count + self.missing
@@ -542,9 +661,8 @@ class _Presence:
         self.dims = dims
         self.held = np.zeros([len(axes[d].index) for d in dims], dtype=bool)
 
-    def add(self, values: np.ndarray, where: list[np.ndarray]) -> None:
-        """Mark the fields of ``values`` (placed at store indices ``where``) that hold data."""
-        held = ~np.isnan(values).all(axis=(-2, -1))
+    def mark(self, held: np.ndarray, where: tuple[np.ndarray, ...]) -> None:
+        """Note which fields of a piece (placed at store indices ``where``) hold data."""
         self.held[np.ix_(*where)] |= held.reshape([w.size for w in where])
 
     def record(self) -> dict[str, Any]:
@@ -563,6 +681,12 @@ class _Presence:
                     by_step.setdefault(dim, {})[str(step)] = format_indices(at)
         return {**{dim: format_indices(v) for dim, v in out.items()},
                 **({"by_step": by_step} if by_step else {})}
+
+
+def _piece_source(run: RunData, piece: xr.DataArray) -> str:
+    """Name a piece in messages: its run and input file (``encoding["source"]``)."""
+    source = piece.encoding.get("source")
+    return f"run {run.label} ({Path(source).name})" if source else f"run {run.label}"
 
 
 def _coordinates_attr(run: RunData) -> str:
@@ -632,5 +756,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-__all__ = ["AppendResult", "append_run", "publish", "recover", "retired_age_s",
-           "unpublished_changes", "vacuum_retired", "writable_backend", "writer_lock"]
+__all__ = ["IN_PROCESS", "AppendResult", "Executor", "InProcess", "PieceResult", "PieceWrite",
+           "append_run", "publish", "recover", "retired_age_s", "unpublished_changes",
+           "vacuum_retired", "writable_backend", "write_piece", "writer_lock"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import netCDF4
 import numpy as np
+import xarray as xr
 
 from tests.conftest import sample_paths
 from tests.forecast_files import forecast_file, run_time
@@ -163,3 +164,24 @@ HOSTILE: dict[str, Callable[[Path], Path]] = {
     "other grid than the store": other_grid,
     "no spatial coordinates": no_coordinates,
 }
+
+
+def damaged_chunk_netcdf4(folder: Path) -> Path:
+    """The NAEFS sample as the next day's run, its QPF chunk garbled (QTF intact).
+
+    Header, coordinates and length are sound, so the file opens and passes every check that
+    reads no data; reading QPF fails (HDF5's deflate filter: a bad stream or checksum).
+    """
+    [source] = sample_paths("naefs")
+    ds = xr.open_dataset(source, decode_timedelta=True).load()
+    day = np.timedelta64(1, "D")
+    ds = ds.assign_coords(time=ds.time + day, analysis_time=ds.analysis_time + day)
+    path = folder / "NAEFSmean_netcdf2022081012.nc"
+    encoding = {name: {"zlib": True, "complevel": 1, "shuffle": False,
+                       "chunksizes": ds[name].shape} for name in ("QPF", "QTF")}
+    ds.to_netcdf(path, engine="netcdf4", encoding=encoding)
+    data = bytearray(path.read_bytes())
+    at = int(len(data) * 0.3)  # inside QPF's compressed chunk, the first of the two
+    data[at:at + 64] = bytes(64)
+    path.write_bytes(data)
+    return path
