@@ -422,6 +422,9 @@ def _write_run(store: Backend, run: RunData, progress: bool | None,
     for write, result in zip(writes, results, strict=True):  # in order: the same sums
         statistics[write.variable].merge(result.statistics)
         presence[write.variable].mark(result.held, write.where)
+    # The pieces went into this writer's own slot; the coordinate chunks below hold other
+    # runs' entries too, so a writer whose lease lapsed meanwhile stops here.
+    store.check_held()
     t0 = int(run.reference_time.astype("datetime64[s]").astype("int64"))
     array_of(group, RUN_DIM)[slot] = t0
     row = np.full(array_of(group, STEP_DIM).shape[0], NAT, dtype="int64")
