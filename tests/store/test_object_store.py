@@ -9,8 +9,10 @@ the tests start, configured only by the standard AWS variables.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -34,7 +36,7 @@ from fewsmap.store.retention import RetentionPolicy, prune
 from fewsmap.store.writer import publish, writer_lock
 from tests.conftest import record_figure
 from tests.forecast_files import forecast_file, run_time
-from tests.s3server import S3Server
+from tests.s3server import S3Server, s3_server
 from tests.store.test_crash import Writers, run_digests
 
 SHAPE = (520, 540)  # 2 x 2 spatial chunks per field
@@ -308,3 +310,34 @@ def test_a_writer_paused_past_its_lease_damages_nothing(s3_store: str, inputs: l
     ingest(clean, inputs[:3], progress=False)
     ingest(s3_store, inputs[1:2], progress=False)  # the paused writer's run, once more
     assert run_digests(s3_store) == run_digests(clean)
+
+
+def test_an_ingest_writes_chunks_without_reading_them_first(
+        inputs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every request is an S3 round trip: a chunk written whole must not be fetched first
+    # (zarr does for index-array writes: twice the requests, docs/design/object-storage.md).
+    recording = tmp_path / "requests.jsonl"
+    monkeypatch.setenv("MOTO_RECORDER_FILEPATH", str(recording))  # read by moto_server
+    with s3_server() as storage:
+        for key, value in storage.env.items():
+            monkeypatch.setenv(key, value)
+        url = f"s3://{storage.new_bucket()}/feed.zarr"
+        ingest(url, inputs[:1], progress=False)
+        httpx.post(f"{storage.endpoint}/moto-api/recorder/start-recording").raise_for_status()
+        ingest(url, inputs[1:2], progress=False)
+        httpx.post(f"{storage.endpoint}/moto-api/recorder/stop-recording").raise_for_status()
+    requests = recorded(recording.read_text())
+    chunk = re.compile(r"/(t2m|tp)/c/\d+/")
+    puts = [r for r in requests if r["method"] == "PUT" and chunk.search(r["url"])]
+    gets = [r for r in requests if r["method"] == "GET" and chunk.search(r["url"])]
+    assert len(puts) == 2 * 4 * 4  # 2 variables x 4 steps x 2 x 2 spatial chunks
+    assert gets == []
+
+
+def recorded(text: str) -> list[dict[str, str]]:
+    """The requests in moto's recording: JSON objects one after another."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while (at := text.find("{", at)) >= 0:
+        entry, at = decoder.raw_decode(text, at)
+        found.append(entry)
+    return found
