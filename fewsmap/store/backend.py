@@ -369,6 +369,7 @@ class ObjectBackend(Backend):
                     self._held = obstore.put(self._beside, self._lock_key, self._lease(),
                                              mode={"e_tag": current.meta["e_tag"]})["e_tag"]
                     self._renewed_at = time.monotonic()
+                    self._check_conditional_writes()
                     return
                 except PreconditionError:
                     pass
@@ -396,8 +397,7 @@ class ObjectBackend(Backend):
         self._release_unchecked()
         raise StoreError(f"the object store of {self.location} ignores conditional writes "
                          "(If-None-Match, If-Match): fewsmap cannot keep its writers apart "
-                         "there; use "
-                         "a server that supports them (AWS S3, MinIO, R2 …)")
+                         "there; use a server that supports them (AWS S3, MinIO, R2 …)")
 
     def _release_unchecked(self) -> None:
         assert self._beside is not None
