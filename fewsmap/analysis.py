@@ -126,7 +126,7 @@ def render_map(layer: str, *, run: Instant | None = None, time: Instant | None =
         reference_time=_run(run), lead_time=_lead_time(lead_time),
         reducer=_reducer(reducer), elevation=elevation,
         member=_member(member),
-        dimensions=tuple(sorted((dimensions or {}).items())),
+        dimensions=tuple(sorted((k, repr(float(v))) for k, v in (dimensions or {}).items())),
         color_range=_checked_range(color_range), show_contours=show_contours,
         transparent=transparent)
     specs = resolve_maps(catalog, request)

@@ -58,7 +58,9 @@ class GetMapRequest:
     reducer: str | None = None  # a temporal aggregate of the TIME range
     elevation: float | None = None
     member: int | None = None
-    dimensions: tuple[tuple[str, float], ...] = ()  # DIM_<NAME> for any other dimension
+    # DIM_<NAME> for any other dimension, as given: read as a number only for a dimension
+    # the layer has (WMS 1.3.0 Annex C.4.1: a dimension the layer lacks is ignored)
+    dimensions: tuple[tuple[str, str], ...] = ()
     color_range: tuple[float, float] | None = None
     show_contours: bool = False
     transparent: bool = True
@@ -284,10 +286,14 @@ def dimension_labels(catalog: Catalog, layer: Layer, request: GetMapRequest, run
     (the level nearest the surface) holding data then (`fewsmap.dimensions.layer_dimensions`).
     """
     named = {"elevation": request.elevation, "ensemble_member": request.member}
-    wanted = {**dict(request.dimensions),
-              **{name: value for name, value in named.items() if value is not None}}
+    given = dict(request.dimensions)
+    wanted = {name: value for name, value in named.items() if value is not None}
     dimensions = layer_dimensions(catalog.store(layer), layer.variable, layer.defaults, (run,),
                                   valid_time)
+    for dimension in dimensions:
+        if dimension.name not in wanted and dimension.name in given:
+            wanted[dimension.name] = finite_number(given[dimension.name],
+                                                   f"DIM_{dimension.name.upper()}")
     return tuple(dimension.index(wanted.get(dimension.name), layer.id)
                  for dimension in dimensions)
 
@@ -296,13 +302,9 @@ def dimension_labels(catalog: Catalog, layer: Layer, request: GetMapRequest, run
 NAMED_DIMENSIONS = ("reference_time", "lead_time", "ensemble_member", "realization")
 
 
-def _other_dimensions(params: Params) -> tuple[tuple[str, float], ...]:
-    values = []
-    for name, text in sorted(params.prefixed("dim_").items()):
-        if name in NAMED_DIMENSIONS or not text:
-            continue
-        values.append((name, finite_number(text, f"DIM_{name.upper()}")))
-    return tuple(values)
+def _other_dimensions(params: Params) -> tuple[tuple[str, str], ...]:
+    return tuple((name, text) for name, text in sorted(params.prefixed("dim_").items())
+                 if name not in NAMED_DIMENSIONS and text)
 
 
 def _style_and_reducer(params: Params) -> tuple[str, str | None]:

@@ -134,3 +134,13 @@ def test_ensemble_keywords_repeat_per_member_as_fews_does(url: str) -> None:
                          "timeSeriesType=EXTERNAL_FORECASTING", "ensembleId=fg10_6",
                          "ensembleMemberId=1"]
     assert words.count("parameterId=fg10_6") == 50
+
+
+def test_a_dimension_the_layer_lacks_is_ignored(url: str) -> None:
+    # WMS 1.3.0 Annex C.4.1: a request naming a dimension the layer does not have is served
+    # as if it had not named it (it was a 400 "not a number" for a value like this one).
+    plain = get_map(url, "ens.fg10_6")
+    for extra in ({"dim_scenario": "worst"}, {"dim_scenario": "3"}, {"DIM_FOO": "x"}):
+        response = get_map(url, "ens.fg10_6", **extra)
+        assert response.status_code == 200, response.text
+        assert response.content == plain.content
