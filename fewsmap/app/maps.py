@@ -45,9 +45,16 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
     if parsed.format in FILE_SUFFIXES:
         name = export_filename(spec, parsed.layer, FILE_SUFFIXES[parsed.format])
         headers["Content-Disposition"] = attachment(name)
+    warnings = []
     if spec.time_substitutions:
-        headers["Warning"] = nearest_warning(tuple(dict.fromkeys(
-            served for _, served in spec.time_substitutions)))
+        warnings.append(nearest_warning(tuple(dict.fromkeys(
+            served for _, served in spec.time_substitutions))))
+    if spec.range_times:
+        warnings.append(f"99 Latest of {spec.range_times} valid times in the TIME range used: "
+                        f"time={format_time(spec.valid_time)}; REDUCER=sum|max|min|mean "
+                        "draws their aggregate")
+    if warnings:
+        headers["Warning"] = ", ".join(warnings)
     unchanged = not_modified(request.headers, headers, request.method)
     return unchanged or body_response(request, image, parsed.format, headers)
 

@@ -194,10 +194,16 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
                              default=str(layer.defaults.get("time", "now")))
     times = resolved.times
     limit_times(request.time, len(times), catalog.settings.max_time_values)
+    range_times = 0
     if len(times) > 1 and request.reducer is None:
-        raise InvalidDimensionValue(
-            f"TIME names {len(times)} valid times of run {run.label}; GetMap draws one, or "
-            f"their aggregate with REDUCER={'|'.join(REDUCERS)} (or STYLES=<style>:sum …)")
+        if not _one_range(request.time):
+            raise InvalidDimensionValue(
+                f"TIME names {len(times)} valid times of run {run.label}; GetMap draws one, "
+                f"or their aggregate with REDUCER={'|'.join(REDUCERS)} (or STYLES=<style>:sum "
+                "…); a start/end range draws the latest time inside it")
+        # GeoServer's choice, which QGIS's temporal controller relies on: a range (the
+        # frame's span) draws the latest valid time inside it, said in the headers.
+        range_times, times = len(times), (max(times),)
     return MapSpec(
         store=store,
         variables=layer.variables,
@@ -206,6 +212,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         aggregate=times if request.reducer else (),
         reducer=request.reducer,
         time_substitutions=resolved.substitutions,
+        range_times=range_times,
         labels=dimension_labels(catalog, layer, request, run, times[0]),
         canvas=Canvas(crs, request.bbox, request.width, request.height),
         style=select_style(layer, request.style),
@@ -300,6 +307,13 @@ def dimension_labels(catalog: Catalog, layer: Layer, request: GetMapRequest, run
 
 # DIM_* parameters with a meaning of their own; any other DIM_<NAME> selects that dimension.
 NAMED_DIMENSIONS = ("reference_time", "lead_time", "ensemble_member", "realization")
+
+
+def _one_range(time: TimeSelection | None) -> bool:
+    """Whether TIME is one start/end range (or a reduced-precision instant such as a day),
+    not a list of times nor a range with a period, which name their times one by one."""
+    return (time is not None and len(time.items) == 1 and not time.items[0].is_instant()
+            and time.items[0].period is None)
 
 
 def _other_dimensions(params: Params) -> tuple[tuple[str, str], ...]:

@@ -39,6 +39,8 @@ class MapSpec:
     reducer: str | None = None
     # Where a layer's nearest-time matching served another time than asked: (asked, served).
     time_substitutions: tuple[tuple[np.datetime64, np.datetime64], ...] = ()
+    # How many valid times a TIME range without REDUCER held; the latest of them is drawn.
+    range_times: int = 0
 
 
 def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] | None:

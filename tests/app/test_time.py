@@ -79,14 +79,27 @@ def test_one_instant_in_any_form(url: str, time: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("time", [
-    "2022-08-09",  # reduced precision covering three steps
     "2022-08-09T06:00:00Z,2022-08-09T12:00:00Z",
-    "2022-08-09T06:00:00Z/2022-08-10T00:00:00Z",
+    "2022-08-09T06:00:00Z/2022-08-10T00:00:00Z/PT6H",  # a period names its times
 ])
-def test_several_times_are_refused_without_a_reducer(url: str, time: str) -> None:
+def test_several_named_times_are_refused_without_a_reducer(url: str, time: str) -> None:
     response = get_map(url, time=time)
     assert code_of(response) == "InvalidDimensionValue"
     assert "REDUCER" in response.text
+
+
+@pytest.mark.parametrize(("time", "latest", "count"), [
+    ("2022-08-09T06:00:00Z/2022-08-10T00:00:00Z", "2022-08-10T00:00:00Z", 4),
+    ("2022-08-09", "2022-08-09T18:00:00Z", 3),  # reduced precision: the whole day
+])
+def test_a_range_without_a_reducer_draws_its_latest_time(url: str, time: str, latest: str,
+                                                         count: int) -> None:
+    # GeoServer's choice, which QGIS's temporal controller relies on (a frame is a range).
+    response = get_map(url, time=time)
+    assert served(response) == latest
+    assert response.content == get_map(url, time=latest).content
+    assert f"99 Latest of {count} valid times in the TIME range used: time={latest}" in \
+        response.headers["warning"]
 
 
 def test_a_range_with_a_reducer_renders_the_aggregate(url: str) -> None:
