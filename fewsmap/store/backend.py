@@ -35,7 +35,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -139,7 +139,7 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def lock(self) -> Any:
+    def lock(self) -> AbstractContextManager[None]:
         """A context manager holding the store's one writer lock."""
 
     @abstractmethod

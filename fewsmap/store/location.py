@@ -69,7 +69,3 @@ def store_location(location: Location, origin: str = "") -> Path | str:
         "(s3://bucket/prefix/, configured by the AWS_* variables), or read-only behind "
         "http(s)://")
 
-
-def is_object_location(location: Path | str) -> bool:
-    """Whether a checked location (from `store_location`) is in object storage."""
-    return isinstance(location, str)

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -167,7 +167,7 @@ def unpublished_changes(store: Backend) -> Iterator[None]:
 
 def writer_lock(location: Location | Backend) -> AbstractContextManager[None]:
     """Hold the store's exclusive writer lock (one writer at a time, readers never wait)."""
-    return cast(AbstractContextManager[None], backend_of(location).lock())
+    return backend_of(location).lock()
 
 
 def reserve_slot(store: Backend, attrs: dict[str, Any], published: StoreVersion
