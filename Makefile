@@ -15,8 +15,12 @@ VIEWER_TEST := tests/viewer
 VIEWER_TEST_INSTALLED := $(VIEWER_TEST)/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# `make serve PORT=8081 HOST=0.0.0.0` serves elsewhere; unset, the configuration decides
+# (FEWSMAP_PORT, [service] port; default 127.0.0.1:8080).
+HOST ?=
+PORT ?=
 
-.PHONY: serve test lint pytest lock clean vendor browser
+.PHONY: serve test lint pytest lock clean vendor browser docs docs-serve
 
 # Every package comes from requirements/lock.txt, checked against its sha256 hashes; fewsmap
 # itself is then installed without dependencies or build isolation (setuptools is locked too).
@@ -48,10 +52,11 @@ $(VIEWER_TEST_INSTALLED): $(VIEWER_TEST)/package.json $(VIEWER_TEST)/package-loc
 	touch $@
 
 browser:  ## Debian's Chromium for tests/viewer, installed with apt-get when missing
-	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && \
+	  $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
-serve: $(INSTALLED) $(VIEWER_VENDOR)  ## Build the demo store on first start and serve it on 127.0.0.1:8080
-	$(BIN)/fewsmap serve
+serve: $(INSTALLED) $(VIEWER_VENDOR)  ## Build the demo stores on first start and serve them (127.0.0.1:8080)
+	$(BIN)/fewsmap serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 test: lint pytest  ## Lint, type-check and run the whole test suite
 
@@ -62,6 +67,13 @@ lint: $(INSTALLED)
 pytest: $(INSTALLED) $(FEWS_CLIENT_INSTALLED) $(VIEWER_VENDOR) $(VIEWER_TEST_INSTALLED) browser
 	$(BIN)/pytest
 
+# The documentation site (mkdocs.yml) into site/; tests/test_docs.py builds it with --strict.
+docs: $(INSTALLED)  ## Build the documentation site into site/
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(INSTALLED)  ## Serve the documentation site on 127.0.0.1:8000 while editing it
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 lock: $(INSTALLED)  ## Re-pin constraints.txt to what is installed, then lock.txt with hashes (uv)
 	{ echo "# Pinned versions the tests last passed with; 'make lock' refreshes them."; \
 	  $(BIN)/python -m pip freeze --exclude-editable; } > requirements/constraints.txt
@@ -69,5 +81,5 @@ lock: $(INSTALLED)  ## Re-pin constraints.txt to what is installed, then lock.tx
 	  -c requirements/constraints.txt -o requirements/lock.txt pyproject.toml requirements/build.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(FEWS_CLIENT)/node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(FEWS_CLIENT)/node_modules site
 	rm -rf $(VIEWER)/node_modules $(VIEWER)/vendor $(VIEWER_TEST)/node_modules

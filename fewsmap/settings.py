@@ -67,7 +67,7 @@ class Settings:
     # Write regular time axes as start/end/period in XML capabilities (FEWS clients read
     # lists, so lists are the default).
     compact_time_axes: bool = False
-    # Resource limits, checked before any work starts (README "Reliability and security").
+    # Resource limits, checked before any work starts (docs/reliability.md).
     # Values one TIME may name: its list items, and the valid times it resolves to
     # (GeoServer's default for WMS dimension values is 100 too).
     max_time_values: int = 100

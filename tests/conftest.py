@@ -34,8 +34,8 @@ FIGURES: dict[str, list[str]] = {}
 
 
 def record_figure(title: str, line: str) -> None:
-    """Keep a reliability figure for the terminal summary, so CI logs show it (README
-    "Reliability and security" records them)."""
+    """Keep a reliability figure for the terminal summary, so CI logs show it
+    (docs/reliability.md records them)."""
     FIGURES.setdefault(title, []).append(line)
 
 

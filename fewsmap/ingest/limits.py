@@ -23,7 +23,7 @@ GUNZIP_BLOCK_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class IngestLimits:
-    """Largest input an ingest accepts (``FEWSMAP_MAX_FIELD_CELLS`` …, README).
+    """Largest input an ingest accepts (``FEWSMAP_MAX_FIELD_CELLS`` …, docs/reliability.md).
 
     ``max_field_cells``: one 2-D field, and any single dimension (a coordinate): 2^28 cells
     is 1 GiB of float32, a 0.01° grid over all of Europe. ``max_run_cells``: all fields of

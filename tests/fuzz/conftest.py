@@ -35,7 +35,7 @@ def figures(title: str) -> Figures:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the fuzzing figures (README "Reliability and security" records them)."""
+    """Print the fuzzing figures (docs/reliability.md records them)."""
     if FIGURES:
         terminalreporter.section("fuzzing figures")
         for title, counts in FIGURES.items():
