@@ -80,7 +80,7 @@ def endpoint_of(path: str, query_string: bytes) -> str:
     if head == "api":
         return {"/api/timeseries": "api timeseries",
                 "/api/openapi.json": "api openapi"}.get(path, "other")
-    if head == "zarr" or path == "/metrics":
+    if head in ("zarr", "zarr-v2") or path == "/metrics":
         return head
     if head == "health":
         return {"": "health", "live": "health live", "ready": "health ready"}.get(rest, "other")

@@ -4,10 +4,13 @@
 consolidated metadata describes every array, then fetches chunk files by key. Only Zarr keys
 of a catalog store are served: ``zarr.json``, ``<array>/zarr.json`` and chunk files
 ``<array>/c/<i>/<j>/…``, resolved inside the store folder (no ``..``, hidden, lock, marker or
-temporary files, no listing). A key that is not served is a 404, which Zarr clients read as
-"no such key" (a chunk never written is its fill value). A file leading out of the store (a
-symlink) is refused with 403 ``OutsideStore``, the rule every reader of the store follows
-(`fewsmap.store.files`).
+temporary files, no listing). ``/zarr-v2/{store}/{key}`` answers the same store as Zarr v2
+(`fewsmap.store.zarr_v2`: ``.zmetadata``, ``<array>/.zarray``, chunks ``<array>/<i>/…``), for
+GDAL's Zarr driver and QGIS, which read only v2; on a path of its own, because zarr-python
+warns when one path holds both versions. A key that is not served is a 404, which Zarr
+clients read as "no such key" (a chunk never written is its fill value). A file leading out
+of the store (a symlink) is refused with 403 ``OutsideStore``, the rule every reader of the
+store follows (`fewsmap.store.files`).
 
 Caching (docs/design/cube.md, publish protocol): metadata and coordinate chunks change when a
 run is published, so clients revalidate them (``no-cache`` + ETag, answered 304). A data
@@ -19,6 +22,7 @@ ever deleted. Those are ``immutable``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -41,6 +45,7 @@ from fewsmap.store.backend import ObjectBackend
 from fewsmap.store.cube import ROOT_METADATA, ForecastStore
 from fewsmap.store.files import StoreFiles, reading
 from fewsmap.store.layout import RUN_DIM
+from fewsmap.store.zarr_v2 import NotInV2View, is_metadata_key, metadata_document, v3_chunk_key
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "public, no-cache"
@@ -67,6 +72,12 @@ def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
     """Routes serving the stores' files; ``catalog_now`` returns the refreshed catalog."""
 
     async def zarr_file(request: Request) -> Response:
+        return await answer(request, v2=False)
+
+    async def zarr_v2_file(request: Request) -> Response:
+        return await answer(request, v2=True)
+
+    async def answer(request: Request, v2: bool) -> Response:
         try:
             if request.method not in ALLOWED_METHODS:
                 raise MethodNotAllowed(f"{request.method} is not allowed: the stores are "
@@ -77,6 +88,11 @@ def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
             if store is None:
                 raise NotFound(f"no store {name[:80]!r}; stores: {', '.join(catalog.stores)}")
             key = request.path_params.get("key", "")
+            if v2:
+                parts = key.split("/")
+                if is_metadata_key(parts):
+                    return await v2_metadata(request, store, parts)
+                key = v3_key(store, parts)
             media_type = "application/json" if key.endswith(ROOT_METADATA) else (
                 "application/octet-stream")
             if isinstance(store.backend, ObjectBackend):  # relayed from object storage
@@ -104,7 +120,55 @@ def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
 
     methods = [*ALLOWED_METHODS, "POST", "PUT", "PATCH", "DELETE"]
     return [Route("/zarr/{store}/{key:path}", zarr_file, methods=methods),
-            Route("/zarr/{store}", zarr_file, methods=methods)]
+            Route("/zarr/{store}", zarr_file, methods=methods),
+            Route("/zarr-v2/{store}/{key:path}", zarr_v2_file, methods=methods),
+            Route("/zarr-v2/{store}", zarr_v2_file, methods=methods)]
+
+
+async def v2_metadata(request: Request, store: ForecastStore, parts: list[str]) -> Response:
+    """A Zarr v2 metadata document, derived from the store's root ``zarr.json``.
+
+    Its validators are the root's (a publish changes both), told apart per document.
+    """
+    if isinstance(store.backend, ObjectBackend):
+        content, root_tag, modified = await run_in_threadpool(
+            object_file, store.backend, ROOT_METADATA)
+        last_modified = modified.timestamp()
+    else:
+        assert store.files is not None  # a local store
+        path, st = await run_in_threadpool(store_file, store.files, ROOT_METADATA)
+        content, root_tag, last_modified = await run_in_threadpool(path.read_bytes), etag(st), (
+            st.st_mtime)
+    try:
+        document = metadata_document(json.loads(content), parts)
+    except NotInV2View as exc:
+        raise NotFound(str(exc)) from exc
+    tag = '"' + hashlib.sha256(f"{root_tag}/{'/'.join(parts)}".encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": tag, "Last-Modified": formatdate(last_modified, usegmt=True),
+               "Cache-Control": REVALIDATE}
+    return not_modified(request.headers, headers, request.method) or RangeBytesResponse(
+        json.dumps(document, indent=1).encode(), "application/json", headers)
+
+
+def v3_key(store: ForecastStore, parts: list[str]) -> str:
+    """The v3 chunk key of the v2 chunk key ``parts`` (``<array>/<i>/<j>/…``).
+
+    Raises
+    ------
+    NotFound
+        If the key is no v2 chunk key of an array of the store.
+    """
+    if len(parts) < 2 or not all(_CHUNK_INDEX.fullmatch(p) for p in parts[1:]):
+        raise NotFound(f"{'/'.join(parts)[:120]!r} is not a file of the Zarr v2 view: only "
+                       ".zmetadata, .zgroup, .zattrs, <array>/.zarray, <array>/.zattrs and "
+                       "chunks <array>/<index>/… are served")
+    check_key("/".join([parts[0], "c", *parts[1:]]))  # the array name meets every key's rules
+    if parts[0] not in store.group:
+        raise NotFound(f"no array {parts[0][:80]!r} in this store")
+    try:
+        return v3_chunk_key(parts, len(store.dims(parts[0])))
+    except NotInV2View as exc:
+        raise NotFound(f"{'/'.join(parts)[:120]!r}: {exc}") from exc
 
 
 def object_file(backend: ObjectBackend, key: str) -> tuple[bytes, str, datetime]:
@@ -160,7 +224,8 @@ def store_file(files: StoreFiles, key: str) -> tuple[Path, os.stat_result]:
 def key_problem(parts: list[str]) -> str | None:
     """Why a key (split at ``/``) is not one the stores serve, or None if it is.
 
-    Served: ``zarr.json``, ``<array>/zarr.json`` and chunks ``<array>/c[/<index>…]``.
+    Served: ``zarr.json``, ``<array>/zarr.json`` and chunks ``<array>/c[/<index>…]`` (v2
+    chunk keys are turned into these first, `v3_key`).
     """
     for part in parts:
         if not part or part in (".", ".."):

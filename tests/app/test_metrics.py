@@ -111,7 +111,7 @@ def test_labels_never_carry_what_the_client_sent(app: Starlette) -> None:
     ("/edr/collections/a", b"", "edr metadata"),
     ("/edr/collections/position", b"", "edr metadata"),
     ("/api/timeseries", b"", "api timeseries"),
-    ("/zarr/a/b/c/0.0.0", b"", "zarr"),
+    ("/zarr/a/b/c/0.0.0", b"", "zarr"), ("/zarr-v2/a/.zmetadata", b"", "zarr-v2"),
     ("/health", b"", "health"), ("/health/live", b"", "health live"),
     ("/health/ready", b"", "health ready"), ("/metrics", b"", "metrics"),
     ("/", b"", "viewer"), ("/viewer/assets/app.js", b"", "viewer"),

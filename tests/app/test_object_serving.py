@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import xarray as xr
 
 from fewsmap import ForecastStore
 from fewsmap.ingest import ingest
@@ -68,6 +69,9 @@ def test_a_service_on_s3_answers_as_on_a_local_folder(s3_env: S3Server, inputs: 
         assert missing.status_code == 404
         hidden = httpx.get(f"{remote}/zarr/feed/.feed.zarr.lock", timeout=30)
         assert hidden.status_code == 404
+        # and as Zarr v2 (GDAL), the same values from both
+        v2 = [xr.open_zarr(f"{url}/zarr-v2/feed", chunks=None) for url in (remote, local)]
+        xr.testing.assert_equal(v2[0].load(), v2[1].load())  # the manifests differ in dates
 
 
 def test_two_servers_on_one_store_see_a_new_run_within_the_interval(

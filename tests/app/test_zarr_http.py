@@ -64,6 +64,53 @@ def test_xarray_reads_every_value_of_the_served_store(url: str, stores: Path, na
     xr.testing.assert_identical(remote.load(), local.load())
 
 
+@pytest.mark.parametrize("name", STORES)
+def test_the_zarr_v2_view_holds_every_value_of_the_store(url: str, stores: Path,
+                                                         name: str) -> None:
+    remote = xr.open_zarr(f"{url}/zarr-v2/{name}", consolidated=True, chunks=None).load()
+    local = xr.open_zarr(stores / f"{name}.zarr", consolidated=True, chunks=None).load()
+    for variable in remote.variables.values():
+        variable.attrs.pop("_CRS", None)  # added for GDAL
+    # the grid mapping's value means nothing (its attributes do): v3 reads its fill value
+    # as missing, v2 as 0
+    assert remote["crs"].attrs == local["crs"].attrs
+    xr.testing.assert_identical(remote.drop_vars("crs").drop_encoding(),
+                                local.drop_vars("crs").drop_encoding())
+
+
+def test_the_zarr_v2_view_answers_v2_metadata_and_chunks(url: str, stores: Path) -> None:
+    store = stores / "marfc-fmat.zarr"
+    with httpx.Client(base_url=f"{url}/zarr-v2/marfc-fmat/", timeout=10) as client:
+        zarray = client.get("t/.zarray").json()
+        assert zarray["zarr_format"] == 2 and zarray["dtype"] == "<f4"
+        assert zarray["dimension_separator"] == "/" and zarray["compressor"]["id"] == "blosc"
+        zattrs = client.get("t/.zattrs").json()
+        assert zattrs["_ARRAY_DIMENSIONS"] == ["forecast_reference_time", "step", "y", "x"]
+        assert "Stereographic" in zattrs["_CRS"]["wkt"]  # GDAL's georeferencing
+        consolidated = client.get(".zmetadata")
+        assert consolidated.json()["metadata"]["t/.zarray"] == zarray
+        assert consolidated.headers["cache-control"] == "public, no-cache"
+        again = client.get(".zmetadata", headers={"If-None-Match": consolidated.headers["etag"]})
+        assert again.status_code == 304
+        assert client.get("t/.zattrs").headers["etag"] != consolidated.headers["etag"]
+        v3 = chunk_key(store, "t")
+        v2 = client.get(v3.replace("/c/", "/", 1))
+        assert v2.status_code == 200 and v2.content == (store / v3).read_bytes()
+        assert v2.headers["cache-control"] == "public, max-age=31536000, immutable"
+        # a 0-d array's one chunk: never written here (its fill value), so missing
+        assert "'crs/c': no such file" in client.get("crs/0").json()["error"]["message"]
+        for missing in ("t/0/0", "t/0/0/0/0/0", "nope/.zarray", "nope/0", "crs/1"):
+            assert client.get(missing).status_code == 404, missing
+
+
+def test_a_publish_changes_the_zarr_v2_metadata(url: str, stores: Path) -> None:
+    target = f"{url}/zarr-v2/ecmwf-ens-gust/.zmetadata"
+    before = httpx.get(target, timeout=10).headers["etag"]
+    path = stores / "ecmwf-ens-gust.zarr"
+    publish(path, read_root_metadata(path)["attributes"][ATTRS_KEY])  # a new root file
+    assert httpx.get(target, headers={"If-None-Match": before}, timeout=10).status_code == 200
+
+
 def test_open_cube_reads_the_served_cube(url: str, stores: Path) -> None:
     remote = fewsmap.open_cube(f"{url}/zarr/marfc-fmat")
     local = fewsmap.open_cube(stores / "marfc-fmat.zarr")
@@ -213,7 +260,17 @@ TRAVERSALS = [
     "/zarr/naefs-mean/QPF/c/0/0/0/0.1f2e.partial",
     "/zarr/naefs-mean/../.naefs-mean.zarr.lock",
     "/zarr/naefs-mean/%2e%2e/.naefs-mean.zarr.lock",
-    "/zarr/naefs-mean/.zattrs",
+    "/zarr/naefs-mean/.zattrs",  # Zarr v2 metadata is served at /zarr-v2 only
+    "/zarr-v2/naefs-mean/QPF/9/0/0/0",  # a v2 chunk key is its v3 chunk: the same rules
+    "/zarr-v2/naefs-mean/QPF/9/0/0/0/secret.txt",
+    "/zarr-v2/naefs-mean/leak/.zarray",
+    "/zarr-v2/naefs-mean/../.zattrs",
+    "/zarr-v2/naefs-mean/%2e%2e/secret.txt",
+    "/zarr-v2/naefs-mean/.zarray",
+    "/zarr-v2/naefs-mean/QPF/.zgroup",
+    "/zarr-v2/naefs-mean/zarr.json",
+    "/zarr-v2/naefs-mean/QPF/c/0/0/0/0",
+    "/zarr-v2/naefs-mean/.hidden",
 ]
 
 

@@ -87,8 +87,10 @@ def fuzz_names(fuzz_settings: Settings, fuzz_stores: Path) -> Names:
             times.update(format_time(t) for t in (steps[0], steps[len(steps) // 2], steps[-1]))
     keys = [str(p.relative_to(fuzz_stores / "grid.zarr"))
             for p in sorted((fuzz_stores / "grid.zarr").rglob("*")) if p.is_file()][:40]
+    v2_keys = [".zmetadata", ".zgroup", ".zattrs", *(
+        k.replace("/c/", "/", 1).replace("zarr.json", ".zarray") for k in keys)]
     return Names(layers=tuple(catalog.layers), groups=tuple(catalog.groups),
                  stores=tuple(catalog.stores), runs=tuple(runs), times=tuple(sorted(times)),
-                 store_keys=tuple(keys),
+                 store_keys=(*keys, *v2_keys),
                  secret_path=str(fuzz_stores.parent / "outside" / "secret.txt"))
 

@@ -31,7 +31,7 @@ class Names:
     stores: tuple[str, ...]
     runs: tuple[str, ...]  # per-run layer ids <layer>-<T0>
     times: tuple[str, ...]  # valid times and reference times of the stores
-    store_keys: tuple[str, ...]  # files inside a store (zarr.json, chunks)
+    store_keys: tuple[str, ...]  # files inside a store (zarr.json, chunks; and as Zarr v2)
     secret_path: str  # absolute path of a file outside the stores that must never leak
 
 
@@ -227,6 +227,8 @@ ROUTES: dict[str, Family] = {
     "/wmts/1.0.0/{layer}/{path:path}": WMTS,
     "/zarr/{store}": ZARR,
     "/zarr/{store}/{key:path}": ZARR,
+    "/zarr-v2/{store}": ZARR,
+    "/zarr-v2/{store}/{key:path}": ZARR,
     "/edr": EDR,
     "/edr/": EDR,
     "/edr/api": EDR,
@@ -244,9 +246,10 @@ UNROUTED = "/{unrouted:path}"
 FAMILIES: dict[str, Family] = {**ROUTES, UNROUTED: UNKNOWN}
 # Paths beside the routes (no trailing slash: a redirect would find the route) and roots that
 # nothing is under, for hostile paths below them.
-DEAD_ENDS = ["api", "api/v2", "tiles", "tiles/x", "zarr", "viewer", "viewer/x", "health/x",
-             "wmsx", "wmts.xml", "edrs", "FewsWebServicesX", "index.html", "favicon.ico",
-             "robots.txt", ".env", ".git/config", "admin", "cgi-bin/test", "\u00e9t\u00e9"]
+DEAD_ENDS = ["api", "api/v2", "tiles", "tiles/x", "zarr", "zarr-v2", "viewer", "viewer/x",
+             "health/x", "wmsx", "wmts.xml", "edrs", "FewsWebServicesX", "index.html",
+             "favicon.ico", "robots.txt", ".env", ".git/config", "admin", "cgi-bin/test",
+             "\u00e9t\u00e9"]
 DEAD_ROOTS = ["nothing", "admin", ".git", "static", "cgi-bin"]
 
 
