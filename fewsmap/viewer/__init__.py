@@ -1,8 +1,9 @@
 """The built-in forecast viewer: its page at ``/`` and its files under ``/viewer/``.
 
 The page's own files are in ``assets/``; the browser libraries it loads (OpenLayers, the Natural
-Earth outlines) are copied from npm into ``vendor/`` at build time (``make vendor``) and served
-from there, never from a CDN. Only these two folders are reachable.
+Earth outlines) are copied from npm into ``vendor/`` at build time (``npm run vendor``: by
+``make vendor`` in a source tree, and by every wheel and sdist build, setup.py) and served from
+there, never from a CDN. Only these two folders are reachable.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fewsmap.app.files import RangeFileResponse
 HERE = Path(__file__).resolve().parent
 ASSETS = HERE / "assets"
 VENDOR = HERE / "vendor"
-# What index.html loads from vendor/ (the Makefile's `vendor` target copies them).
+# What index.html loads from vendor/ (vendor.mjs copies them).
 VENDOR_FILES = ("ol.js", "ol.css", "countries-110m.json")
 REVALIDATE = {"Cache-Control": "no-cache"}
 
