@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -134,6 +135,12 @@ def test_the_sdist_builds_the_same_wheel_without_npm(checkout: Path, wheel: Path
     script = "from setuptools import build_meta; print(build_meta.build_sdist('dist'))"
     name = run([sys.executable, "-c", script], checkout, clean_env()).splitlines()[-1]
     sdist = checkout / "dist" / name
+    with tarfile.open(sdist) as archive:
+        members = {member.name.split("/", 1)[1] for member in archive.getmembers()
+                   if "/" in member.name}
+    # The libraries, and the recipe that rebuilds them from npm.
+    assert {f"{VENDORED}ol.js", "fewsmap/viewer/package-lock.json",
+            "fewsmap/viewer/vendor.mjs", "setup.py"} <= members
     built = pip_wheel(sdist, tmp_path, without_npm(tmp_path))
     assert built.returncode == 0, built.stdout
     assert vendored(next(tmp_path.glob("fewsmap-*.whl"))) == vendored(wheel)

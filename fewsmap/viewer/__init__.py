@@ -80,8 +80,9 @@ def missing_page(vendor: Path, missing: list[str]) -> str:
         "<!doctype html><meta charset='utf-8'><title>fewsmap viewer: assets missing</title>"
         "<h1>The viewer's browser libraries are not installed</h1>"
         f"<p>These files are missing from <code>{escape(str(vendor))}</code>:</p><ul>{files}</ul>"
-        "<p>They are copied from npm at build time: run <code>make vendor</code> (or "
-        "<code>make serve</code>) in the fewsmap source folder; it needs <code>npm</code>.</p>"
+        "<p>They are copied from npm when fewsmap is built (every wheel and sdist carries "
+        "them): in a source folder run <code>make vendor</code> (or <code>make serve</code>); "
+        "it needs <code>npm</code>.</p>"
         '<p>The map services work without them: <a href="/wms?request=GetCapabilities">'
         'WMS capabilities</a>, <a href="/health">health</a>.</p>'
     )
