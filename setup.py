@@ -49,9 +49,11 @@ def npm_vendor(scratch: Path) -> Path:
             "into the source tree, after which no npm is needed)")
     for name in NPM_RECIPE:
         shutil.copy2(SOURCE_VIEWER / name, scratch / name)
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], cwd=scratch,
-                   check=True)
-    subprocess.run([npm, "run", "--silent", "vendor"], cwd=scratch, check=True)
+    for command in (["ci", "--no-audit", "--no-fund", "--prefer-offline"],
+                    ["run", "--silent", "vendor"]):
+        if subprocess.run([npm, *command], cwd=scratch, check=False).returncode != 0:
+            raise ExecError(f"`npm {' '.join(command)}` failed (its output is above) while "
+                            "fetching the viewer's browser libraries for fewsmap's build")
     return scratch / "vendor"
 
 
