@@ -4,23 +4,19 @@
 # package from requirements/lock.txt checked against its sha256 hashes, then fewsmap itself
 # without dependencies. The lock is for CPython 3.11 on linux/amd64.
 
-# The viewer's browser libraries, from npm as `make vendor` copies them.
+# The viewer's browser libraries, from npm as `make vendor` copies them; the install below finds
+# them current (stamped with package-lock.json's sha256) and needs no npm (setup.py).
 FROM node:22-bookworm-slim AS viewer
 WORKDIR /viewer
-COPY fewsmap/viewer/package.json fewsmap/viewer/package-lock.json ./
-RUN npm ci --no-audit --no-fund \
- && mkdir vendor \
- && cp node_modules/ol/dist/ol.js node_modules/ol/ol.css \
-       node_modules/world-atlas/countries-110m.json vendor/ \
- && cp node_modules/ol/LICENSE.md vendor/LICENSE-ol.md \
- && cp node_modules/world-atlas/LICENSE vendor/LICENSE-world-atlas
+COPY fewsmap/viewer/package.json fewsmap/viewer/package-lock.json fewsmap/viewer/vendor.mjs ./
+RUN npm ci --no-audit --no-fund && npm run --silent vendor
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/fewsmap
 COPY requirements/lock.txt requirements/lock.txt
 RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r requirements/lock.txt
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY fewsmap fewsmap
 COPY --from=viewer /viewer/vendor fewsmap/viewer/vendor
 RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation . \

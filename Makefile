@@ -7,10 +7,11 @@ INSTALLED := $(VENV)/.installed
 FEWS_CLIENT := tests/clients/fews-client
 FEWS_CLIENT_INSTALLED := $(FEWS_CLIENT)/node_modules/.installed
 # The viewer's browser libraries (npm, pinned by its package-lock.json), copied into the
-# git-ignored fewsmap/viewer/vendor/; the viewer's browser tests drive Debian's Chromium with
+# git-ignored fewsmap/viewer/vendor/ by its `npm run vendor` (vendor.mjs, which wheel and sdist
+# builds run too: setup.py); the viewer's browser tests drive Debian's Chromium with
 # playwright-core (npm, tests/viewer).
 VIEWER := fewsmap/viewer
-VIEWER_VENDOR := $(VIEWER)/vendor/.installed
+VIEWER_VENDOR := $(VIEWER)/vendor/.package-lock.sha256
 VIEWER_TEST := tests/viewer
 VIEWER_TEST_INSTALLED := $(VIEWER_TEST)/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
@@ -38,14 +39,9 @@ $(FEWS_CLIENT_INSTALLED): $(FEWS_CLIENT)/package.json $(FEWS_CLIENT)/package-loc
 
 vendor: $(VIEWER_VENDOR)  ## Copy the viewer's browser libraries from npm into fewsmap/viewer/vendor
 
-$(VIEWER_VENDOR): $(VIEWER)/package.json $(VIEWER)/package-lock.json
+$(VIEWER_VENDOR): $(VIEWER)/package.json $(VIEWER)/package-lock.json $(VIEWER)/vendor.mjs
 	npm ci --prefix $(VIEWER) --no-audit --no-fund
-	mkdir -p $(VIEWER)/vendor
-	cp $(VIEWER)/node_modules/ol/dist/ol.js $(VIEWER)/node_modules/ol/ol.css \
-	  $(VIEWER)/node_modules/world-atlas/countries-110m.json $(VIEWER)/vendor/
-	cp $(VIEWER)/node_modules/ol/LICENSE.md $(VIEWER)/vendor/LICENSE-ol.md
-	cp $(VIEWER)/node_modules/world-atlas/LICENSE $(VIEWER)/vendor/LICENSE-world-atlas
-	touch $@
+	npm run --prefix $(VIEWER) --silent vendor
 
 $(VIEWER_TEST_INSTALLED): $(VIEWER_TEST)/package.json $(VIEWER_TEST)/package-lock.json
 	npm ci --prefix $(VIEWER_TEST) --no-audit --no-fund

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -28,14 +28,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(*args: str, env: dict[str, str] | None = None,
-                timeout_s: float = 60.0) -> Iterator[str]:
-    """Run ``fewsmap serve ARGS --port P`` until the block ends; yield its base URL."""
+def live_server(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0,
+                program: Sequence[str] = (sys.executable, "-m", "fewsmap.cli")) -> Iterator[str]:
+    """Run ``fewsmap serve ARGS --port P`` until the block ends; yield its base URL.
+    ``program`` is the ``fewsmap`` to run (by default this checkout's, with this Python)."""
     port = free_port()
     # One worker unless a test asks for more: one limiter, one catalog, less memory.
     workers = () if "--workers" in args else ("--workers", "1")
-    command = [sys.executable, "-m", "fewsmap.cli", "serve", "--port", str(port), *workers,
-               *args]
+    command = [*program, "serve", "--port", str(port), *workers, *args]
     # Output goes to a file, not a pipe nobody reads while the server runs (a full pipe
     # would block the server's next log line).
     with tempfile.TemporaryFile() as output:

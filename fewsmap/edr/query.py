@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 
 from fewsmap.edr.window import Region
-from fewsmap.edr.wkt import Point, Polygons, parse_wkt
+from fewsmap.edr.wkt import parse_wkt
 from fewsmap.errors import InvalidFormat, InvalidParameterValue
 from fewsmap.ogc.params import Params, finite_number
 from fewsmap.timespec import TimeInterval, TimeSelection, parse_instant_span
@@ -96,13 +97,10 @@ def parse_query(kind: str, params: Params) -> EdrQuery:
     point, region = None, None
     if kind == "position":
         geometry = parse_wkt(params.require("coords"), ("POINT",))
-        assert isinstance(geometry, Point)
         point = _lonlat(geometry.x, geometry.y, crs, "coords")
     elif kind == "area":
-        polygons = parse_wkt(params.require("coords"), ("POLYGON", "MULTIPOLYGON"))
-        assert isinstance(polygons, Polygons)
-        region = Region.polygon(tuple(tuple(_ring_lonlat(ring, crs) for ring in part)
-                                      for part in polygons.parts), polygons.kind)
+        area = parse_wkt(params.require("coords"), ("POLYGON", "MULTIPOLYGON"))
+        region = Region.polygon(_area_lonlat(area, crs))
     else:
         region = parse_bbox(params.require("bbox"), crs)
     return EdrQuery(
@@ -257,11 +255,16 @@ def _lonlat(first: float, second: float, crs: str, name: str) -> tuple[float, fl
     return lon, lat
 
 
-def _ring_lonlat(ring: np.ndarray, crs: str) -> np.ndarray:
-    lonlat = ring[:, ::-1].copy() if crs == EPSG4326_URI else ring
-    for lat in (float(lonlat[:, 1].min()), float(lonlat[:, 1].max())):
-        _check_latitude(lat, "coords")
+def _area_lonlat(area: shapely.Geometry, crs: str) -> shapely.Geometry:
+    lonlat = shapely.transform(area, _swap_axes) if crs == EPSG4326_URI else area
+    _west, south, _east, north = lonlat.bounds
+    for lat in (south, north):
+        _check_latitude(float(lat), "coords")
     return lonlat
+
+
+def _swap_axes(xy: np.ndarray) -> np.ndarray:
+    return xy[:, ::-1]
 
 
 def _check_latitude(lat: float, name: str) -> None:

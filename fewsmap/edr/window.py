@@ -56,8 +56,8 @@ class Region:
         return cls(west, south, east + 360.0 if east < west else east, north)
 
     @classmethod
-    def polygon(cls, parts: tuple[tuple[np.ndarray, ...], ...], kind: str = "POLYGON") -> Region:
-        """The union of polygons, each given by its rings (lon/lat): shell, then holes.
+    def polygon(cls, area: shapely.Polygon | shapely.MultiPolygon) -> Region:
+        """The region of a polygon, or the union of a multipolygon's parts (lon/lat).
 
         Raises
         ------
@@ -65,7 +65,8 @@ class Region:
             If a polygon is not valid (a ring crosses itself, a hole lies outside its shell),
             naming the part and GEOS's reason.
         """
-        polygons = [shapely.Polygon(part[0], part[1:]) for part in parts]
+        kind = area.geom_type.upper()
+        polygons = shapely.get_parts(area)
         for number, polygon in enumerate(polygons, start=1):
             if not shapely.is_valid(polygon):
                 which = kind if len(polygons) == 1 else f"part {number} of the {kind}"

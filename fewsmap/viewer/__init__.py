@@ -1,8 +1,9 @@
 """The built-in forecast viewer: its page at ``/`` and its files under ``/viewer/``.
 
 The page's own files are in ``assets/``; the browser libraries it loads (OpenLayers, the Natural
-Earth outlines) are copied from npm into ``vendor/`` at build time (``make vendor``) and served
-from there, never from a CDN. Only these two folders are reachable.
+Earth outlines) are copied from npm into ``vendor/`` at build time (``npm run vendor``: by
+``make vendor`` in a source tree, and by every wheel and sdist build, setup.py) and served from
+there, never from a CDN. Only these two folders are reachable.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fewsmap.app.files import RangeFileResponse
 HERE = Path(__file__).resolve().parent
 ASSETS = HERE / "assets"
 VENDOR = HERE / "vendor"
-# What index.html loads from vendor/ (the Makefile's `vendor` target copies them).
+# What index.html loads from vendor/ (vendor.mjs copies them).
 VENDOR_FILES = ("ol.js", "ol.css", "countries-110m.json")
 REVALIDATE = {"Cache-Control": "no-cache"}
 
@@ -79,8 +80,9 @@ def missing_page(vendor: Path, missing: list[str]) -> str:
         "<!doctype html><meta charset='utf-8'><title>fewsmap viewer: assets missing</title>"
         "<h1>The viewer's browser libraries are not installed</h1>"
         f"<p>These files are missing from <code>{escape(str(vendor))}</code>:</p><ul>{files}</ul>"
-        "<p>They are copied from npm at build time: run <code>make vendor</code> (or "
-        "<code>make serve</code>) in the fewsmap source folder; it needs <code>npm</code>.</p>"
+        "<p>They are copied from npm when fewsmap is built (every wheel and sdist carries "
+        "them): in a source folder run <code>make vendor</code> (or <code>make serve</code>); "
+        "it needs <code>npm</code>.</p>"
         '<p>The map services work without them: <a href="/wms?request=GetCapabilities">'
         'WMS capabilities</a>, <a href="/health">health</a>.</p>'
     )
