@@ -31,6 +31,7 @@ from datetime import datetime
 from email.utils import formatdate
 from pathlib import Path
 
+import zarr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -163,10 +164,11 @@ def v3_key(store: ForecastStore, parts: list[str]) -> str:
                        ".zmetadata, .zgroup, .zattrs, <array>/.zarray, <array>/.zattrs and "
                        "chunks <array>/<index>/… are served")
     check_key("/".join([parts[0], "c", *parts[1:]]))  # the array name meets every key's rules
-    if parts[0] not in store.group:
-        raise NotFound(f"no array {parts[0][:80]!r} in this store")
+    node = store.group.get(parts[0])
+    if not isinstance(node, zarr.Array):  # missing, or a group (overview levels)
+        raise NotFound(f"no array {parts[0][:80]!r} in the Zarr v2 view of this store")
     try:
-        return v3_chunk_key(parts, len(store.dims(parts[0])))
+        return v3_chunk_key(parts, node.ndim)
     except NotInV2View as exc:
         raise NotFound(f"{'/'.join(parts)[:120]!r}: {exc}") from exc
 
