@@ -60,8 +60,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Most tests run on every core; those that measure time or memory, or print figures, then
+# run alone (marked serial in tests/conftest.py). PYTEST_ARGS reach both runs.
 pytest: $(INSTALLED) $(FEWS_CLIENT_INSTALLED) $(VIEWER_VENDOR) $(VIEWER_TEST_INSTALLED) browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/pytest -m serial $(PYTEST_ARGS)
 
 # The documentation site (mkdocs.yml) into site/; tests/test_docs.py builds it with --strict.
 docs: $(INSTALLED)  ## Build the documentation site into site/

@@ -32,6 +32,26 @@ SAMPLES = {
 
 FIGURES: dict[str, list[str]] = {}
 
+# Modules that measure time, memory or throughput, or print figures for the CI log: `make
+# test` runs them alone (`pytest -m serial`) after the rest ran in parallel (`pytest -n auto
+# --dist loadfile -m "not serial"`), so workers sharing the cores cannot skew them, and their
+# figures reach the terminal summary (xdist workers' summaries are not shown).
+SERIAL_MODULES = frozenset({
+    "tests/fuzz/test_fuzz.py", "tests/fuzz/test_fuzz_http.py", "tests/fuzz/test_schemathesis.py",
+    "tests/test_load.py", "tests/test_benchmarks.py", "tests/store/test_crash.py",
+    "tests/store/test_object_store.py", "tests/app/test_ingest_while_serving.py",
+    "tests/app/test_limits.py", "tests/app/test_warmup.py", "tests/app/test_server.py",
+    "tests/app/test_http_errors.py", "tests/app/test_metrics.py",
+    "tests/app/test_connections.py", "tests/app/test_streaming.py",
+    "tests/app/test_object_serving.py",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(ROOT).as_posix() in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
+
 
 def record_figure(title: str, line: str) -> None:
     """Keep a reliability figure for the terminal summary, so CI logs show it
