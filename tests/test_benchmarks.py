@@ -103,3 +103,18 @@ def test_object_publish_quick_run_measures_both_methods_on_a_real_s3_server(
         assert race["icechunk"]["stale commit refused"]
         assert race["icechunk"]["both runs intact"]
         assert not race["conditional, slot not reserved"]["published run intact"]
+
+
+@pytest.mark.slow
+def test_the_ingest_throughput_quick_run_compares_ingest_with_to_zarr(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks.ingest_throughput", "--quick",
+               "--cache", str(tmp_path / "cache"), "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    results = json.loads((tmp_path / "ingest_throughput-quick.json").read_text())
+    for writer in ("fewsmap", "floor"):
+        assert results["best"][writer]["seconds"] > 0
+        assert results["best"][writer]["max_rss_mb"] > 50  # a Python process with numpy
+        assert results["store_mb"][writer] > 0
+    assert results["ratio_vs_floor"] > 0
+    assert "fewsmap / floor throughput" in (tmp_path / "ingest_throughput-quick.md").read_text()
