@@ -21,6 +21,7 @@ from fewsmap.render import kernels
 from fewsmap.store import reads
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import cell_edges
+from fewsmap.store.overviews import overview_window
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,18 @@ class SourceWindow:
 
 def read_window(store: ForecastStore, variable: str, prefix: tuple[int, ...],
                 canvas: Canvas) -> SourceWindow | None:
-    """Read the cells of ``store[variable][prefix]`` that the canvas shows (None: none):
-    the window of the store's geometry (`GridGeometry.window_in`), read by the cube's one
-    read path (`fewsmap.store.reads`)."""
-    window = store.geometry.window_in(canvas.crs, canvas.bbox)
+    """Read the cells of ``store[variable][prefix]`` that the canvas shows (None: none),
+    read by the cube's one read path (`fewsmap.store.reads`): the window of the coarsest
+    overview level whose cells are no larger than a pixel where the run has overviews
+    (`fewsmap.store.overviews.overview_window`), else of the full-resolution grid
+    (`GridGeometry.window_in`)."""
+    found = overview_window(store, variable, prefix[0], canvas.crs, canvas.bbox,
+                            (canvas.width, canvas.height))
+    array, window = (found.array, found.window) if found is not None else (
+        variable, store.geometry.window_in(canvas.crs, canvas.bbox))
     if window is None:
         return None
-    values = reads.read_window(store, variable, prefix, window.rows, window.cols)
+    values = reads.read_window(store, array, prefix, window.rows, window.cols)
     return SourceWindow(values, window.x, window.y)
 
 
