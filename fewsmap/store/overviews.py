@@ -287,13 +287,16 @@ class LevelWindow:
 def overview_window(store: ForecastStore, variable: str, slot: int, crs: str, bbox: Bbox,
                     size_px: tuple[int, int]) -> LevelWindow | None:
     """The coarsest overview level of ``variable`` in run ``slot`` whose cells, over the
-    view, are no larger than one output pixel along either axis, with its window; None when
-    the view needs full resolution (zoomed in, or no level is written).
+    view, are no larger than about one output pixel, with its window; None when the view
+    needs full resolution (zoomed in, or no level is written).
 
-    The rule: a level's cell size is the mean spacing of its window's centres in the view's
-    CRS (for 2-D centres, the median distance to the next centre along each grid axis, the
-    larger of the two, against the smaller pixel side); at most one pixel keeps every
-    pixel an average of whole level cells, as datashader's mean of the full grid is.
+    The rule: a level fits when its cells cover at most one pixel in area (the geometric
+    mean of their width and height in pixels is at most 1) and at most two pixels along
+    either axis. A cell's width and height are the mean spacing of the window's centres in
+    the view's CRS (for 2-D centres, the median distance to the next centre along each grid
+    axis). Area, not each axis: Web Mercator stretches rows by 1/cos(latitude), so over
+    Europe a level's cells are up to 3 times taller than wide in pixels, and the strictest
+    axis would keep full resolution where a level of a quarter of the cells draws the same.
     """
     levels = pyramid_of(store).levels_for(variable, slot)
     if not levels:
@@ -305,22 +308,24 @@ def overview_window(store: ForecastStore, variable: str, slot: int, crs: str, bb
         window = levels[number - 1].geometry.window_in(crs, bbox)
         if window is None:  # fewer than 2 × 2 of its cells near the view: zoomed in
             return None
-        ratio = _cells_per_pixel(window, pixel)
-        if ratio <= 1 + PIXEL_SLACK:
+        across, along = _cell_pixels(window, pixel)
+        excess = max(math.sqrt(across * along), max(across, along) / 2)
+        if excess <= 1 + PIXEL_SLACK:
             return LevelWindow(level_path(number, variable), window)
         # Each finer level halves the cells: jump to the one that should fit, then check.
-        number -= max(1, math.ceil(math.log2(ratio) - PIXEL_SLACK))
+        number -= max(1, math.ceil(math.log2(excess) - PIXEL_SLACK))
     return None
 
 
-def _cells_per_pixel(window: CentresWindow, pixel: tuple[float, float]) -> float:
-    """The size of a window's cells in output pixels (the larger axis)."""
+def _cell_pixels(window: CentresWindow, pixel: tuple[float, float]) -> tuple[float, float]:
+    """The size of a window's cells in output pixels along x and y (separable centres), or
+    along the grid's columns and rows against the smaller pixel side (2-D centres)."""
     if window.x.ndim == 1:
-        sizes = [abs(float(axis[-1] - axis[0])) / (axis.size - 1) / side
-                 for axis, side in ((window.x, pixel[0]), (window.y, pixel[1]))]
-        return max(sizes)
+        across, along = (abs(float(axis[-1] - axis[0])) / (axis.size - 1) / side
+                         for axis, side in ((window.x, pixel[0]), (window.y, pixel[1])))
+        return across, along
     steps = []
     for axis in (1, 0):
         step = np.hypot(np.diff(window.x, axis=axis), np.diff(window.y, axis=axis))
         steps.append(float(np.nanmedian(step)) if np.isfinite(step).any() else np.inf)
-    return max(steps) / min(pixel)
+    return steps[0] / min(pixel), steps[1] / min(pixel)
