@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 import zarr
 
@@ -176,26 +177,50 @@ def block_means(field: np.ndarray, levels: int) -> list[np.ndarray]:
     """NaN-aware block means of a 2-D field at levels 1…``levels`` (float32).
 
     Sums and counts are halved level by level, so each level is the mean of its block's
-    full-resolution values (not a mean of means where blocks hold NaN).
+    full-resolution values (not a mean of means where blocks hold NaN). One compiled pass
+    over the field: numpy's strided block sums took 1.2 s for a 4000 × 3000 field.
     """
-    valid = ~np.isnan(field)
-    total: np.ndarray = np.where(valid, field, np.float32(0))
-    count: np.ndarray = valid
-    out = []
-    for _ in range(levels):
-        total, count = _halved(total, np.float64), _halved(count, np.int32)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(np.where(count > 0, total / count, np.nan).astype(np.float32))
+    total, count = _field_sums(np.ascontiguousarray(field, dtype=np.float32))
+    out = [_means(total, count)]
+    for _ in range(levels - 1):
+        total, count = _halved_sums(total, count)
+        out.append(_means(total, count))
     return out
 
 
-def _halved(values: np.ndarray, dtype: type[np.generic]) -> np.ndarray:
-    """Sums of 2 × 2 blocks (an odd last row or column is its own, half-empty block)."""
+def _means(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.float32)
+
+
+@numba.njit(nogil=True, cache=True)
+def _field_sums(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sums (float64) and counts of the non-NaN values of each 2 × 2 block of a float32
+    field; an odd last row or column is its own, half-empty block."""
     ny, nx = values.shape
-    if ny % 2 or nx % 2:
-        values = np.pad(values, ((0, ny % 2), (0, nx % 2)))
-    return np.asarray(values.reshape(values.shape[0] // 2, 2, values.shape[1] // 2, 2).sum(
-        axis=(1, 3), dtype=dtype))
+    total = np.zeros(((ny + 1) // 2, (nx + 1) // 2), dtype=np.float64)
+    count = np.zeros(total.shape, dtype=np.int32)
+    for i in range(ny):
+        row = i // 2
+        for j in range(nx):
+            v = values[i, j]
+            if not np.isnan(v):
+                total[row, j // 2] += v
+                count[row, j // 2] += 1
+    return total, count
+
+
+@numba.njit(nogil=True, cache=True)
+def _halved_sums(total: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sums and counts of 2 × 2 blocks of sums and counts (`_field_sums`, one level up)."""
+    ny, nx = total.shape
+    sums = np.zeros(((ny + 1) // 2, (nx + 1) // 2), dtype=np.float64)
+    counts = np.zeros(sums.shape, dtype=np.int32)
+    for i in range(ny):
+        for j in range(nx):
+            sums[i // 2, j // 2] += total[i, j]
+            counts[i // 2, j // 2] += count[i, j]
+    return sums, counts
 
 
 def level_fields(values: np.ndarray, levels: int) -> list[np.ndarray]:
