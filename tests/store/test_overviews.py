@@ -11,6 +11,7 @@ import dask.array as da
 import datashader as dsh
 import numpy as np
 import obstore
+import pyproj
 import pytest
 import xarray as xr
 from obstore.store import from_url
@@ -29,7 +30,7 @@ from fewsmap.store.writer import append_run
 from tests.asgi_client import AppClient
 from tests.conftest import tree_digest
 from tests.s3server import S3Server
-from tests.synthetic import T0, lonlat_grid
+from tests.synthetic import T0, lonlat_grid, projected_xy_store
 
 NY, NX = 700, 1100  # levels 350 × 550, 175 × 275, 88 × 138
 LAT = np.linspace(70.0, 30.0, NY)  # north first, as GRIB
@@ -87,8 +88,10 @@ def datashader_mean(store: ForecastStore, variable: str, canvas: Canvas) -> np.n
     assert window is not None
     values = reads.read_window(store, variable, (0, 0), window.rows, window.cols)
     minx, miny, maxx, maxy = canvas.bbox
-    source = xr.DataArray(values, dims=("y", "x"), coords={"y": window.y, "x": window.x},
-                          name="v")
+    dims = ("y", "x")
+    source = xr.DataArray(values, dims=dims, name="v", coords={
+        "y": (dims if window.y.ndim == 2 else "y", window.y),
+        "x": (dims if window.x.ndim == 2 else "x", window.x)})
     cvs = dsh.Canvas(plot_width=canvas.width, plot_height=canvas.height,
                      x_range=(minx, maxx), y_range=(miny, maxy))
     return np.asarray(cvs.quadmesh(source, x="x", y="y", agg=dsh.mean("v")).values[::-1],
@@ -235,3 +238,30 @@ def test_overviews_on_object_storage(s3_env: S3Server, stores: Path) -> None:
         assert window is not None and window.values.size < NY * NX / 3
         np.testing.assert_array_equal(regrid(window, canvas),
                                       regrid(read_window(local, "t", (0, 0), canvas), canvas))
+
+
+@pytest.mark.parametrize("crs", ["EPSG:3035", "EPSG:3857"])
+def test_projected_grids_read_overviews_in_their_own_crs_and_in_others(
+    tmp_path: Path, crs: str
+) -> None:
+    """A 1 km LAEA grid of 800 × 600 (variable ``lon`` = its x in metres) zoomed out in its
+    own CRS (separable axes) and in Web Mercator (2-D centres, datashader's curvilinear
+    quadmesh of the level): within the field's change over one pixel of datashader's mean
+    of the full grid (x changes by at most a metre per metre in either CRS)."""
+    x = 4_002_500.0 + 1_000.0 * np.arange(800)
+    y = 2_302_500.0 + 1_000.0 * np.arange(600)
+    store = ForecastStore(projected_xy_store(tmp_path / "laea.zarr",
+                                             pyproj.CRS.from_epsg(3035), x, y))
+    bbox = pyproj.Transformer.from_crs("EPSG:3035", crs, always_xy=True).transform_bounds(
+        x[0], y[0], x[-1], y[-1])
+    canvas = Canvas(crs, tuple(float(v) for v in bbox), 150, 120)
+    window = read_window(store, "lon", (0, 0), canvas)
+    full = store.geometry.window_in(canvas.crs, canvas.bbox)
+    assert window is not None and full is not None
+    assert window.values.size * 3 < full.rows.size * full.cols.size
+    drawn, expected = regrid(window, canvas), datashader_mean(store, "lon", canvas)
+    minx, miny, maxx, maxy = canvas.bbox
+    tolerance = (maxx - minx) / canvas.width + (maxy - miny) / canvas.height
+    both = np.isfinite(drawn) & np.isfinite(expected)
+    assert both.sum() > 0.5 * drawn.size
+    assert np.abs(drawn - expected)[both].max() <= tolerance
