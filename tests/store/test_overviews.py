@@ -9,11 +9,13 @@ from pathlib import Path
 import dask
 import dask.array as da
 import datashader as dsh
+import httpx
 import numpy as np
 import obstore
 import pyproj
 import pytest
 import xarray as xr
+import zarr
 from obstore.store import from_url
 from scipy.ndimage import maximum_filter
 
@@ -23,12 +25,14 @@ from fewsmap.errors import IngestError
 from fewsmap.render.regrid import Canvas, read_window, regrid
 from fewsmap.settings import Settings
 from fewsmap.store import reads
+from fewsmap.store.cube import quiet_zarr
 from fewsmap.store.overviews import MULTISCALES_CONVENTION, level_count, overview_window
 from fewsmap.store.retention import RetentionPolicy, prune
 from fewsmap.store.run import RunData, SourceFile
 from fewsmap.store.writer import append_run
 from tests.asgi_client import AppClient
 from tests.conftest import tree_digest
+from tests.live_server import live_server
 from tests.s3server import S3Server
 from tests.synthetic import T0, lonlat_grid, projected_xy_store
 
@@ -265,3 +269,20 @@ def test_projected_grids_read_overviews_in_their_own_crs_and_in_others(
     both = np.isfinite(drawn) & np.isfinite(expected)
     assert both.sum() > 0.5 * drawn.size
     assert np.abs(drawn - expected)[both].max() <= tolerance
+
+
+def test_levels_are_served_over_http(stores: Path) -> None:
+    """zarr-python reads a level through the root's consolidated metadata over HTTP.
+    (xarray opens a level group of a local store, not over HTTP: without a listing it needs
+    the level group's own consolidated metadata, which is not written; and a DataTree of
+    the store refuses levels whose dimensions share the root's names at other sizes.)"""
+    local = zarr.open_group(stores / "big.zarr", mode="r", use_consolidated=True)
+    with live_server("--stores", str(stores)) as base, quiet_zarr():
+        remote = zarr.open_group(f"{base}/zarr/big", mode="r", use_consolidated=True)
+        for level in (1, 3):
+            np.testing.assert_array_equal(np.asarray(remote[f"overviews/{level}/t"][...]),
+                                          np.asarray(local[f"overviews/{level}/t"][...]))
+        chunk = httpx.get(f"{base}/zarr/big/overviews/2/t/c/0/0/0/0")
+        assert chunk.status_code == 200 and "immutable" in chunk.headers["cache-control"]
+        assert httpx.get(f"{base}/zarr/big/overviews/2/zarr.json").status_code == 200
+        assert httpx.get(f"{base}/zarr/big/overviews/2/t/x/0").status_code == 404
