@@ -32,6 +32,7 @@ from fewsmap.store.run import RunData, SourceFile
 from fewsmap.store.writer import append_run
 from tests.asgi_client import AppClient
 from tests.conftest import tree_digest
+from tests.grid_kinds import ROTATED, curvilinear_store
 from tests.live_server import live_server
 from tests.s3server import S3Server
 from tests.synthetic import T0, lonlat_grid, projected_xy_store
@@ -286,3 +287,29 @@ def test_levels_are_served_over_http(stores: Path) -> None:
         assert chunk.status_code == 200 and "immutable" in chunk.headers["cache-control"]
         assert httpx.get(f"{base}/zarr/big/overviews/2/zarr.json").status_code == 200
         assert httpx.get(f"{base}/zarr/big/overviews/2/t/x/0").status_code == 404
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:3857"])
+def test_curvilinear_grids_read_overviews_placed_on_the_sphere(tmp_path: Path,
+                                                               crs: str) -> None:
+    """A rotated-pole grid of 700 × 600 cells kept as 2-D latitude/longitude (variable
+    ``lat`` = each cell's latitude) zoomed out: the level's centres are block means on the
+    sphere, and the map is within one pixel's change of latitude of datashader's
+    curvilinear mean of the full grid."""
+    x, y = np.linspace(-10.0, 10.0, 700), np.linspace(-8.0, 8.0, 600)
+    store = ForecastStore(curvilinear_store(tmp_path / "rotated.zarr", ROTATED, x, y))
+    assert store.curvilinear
+    west, south, east, north = store.geometry.lonlat_bbox()
+    bbox = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform_bounds(
+        west, max(south, -85.0), east, min(north, 85.0))
+    canvas = Canvas(crs, tuple(float(v) for v in bbox), 160, 130)
+    window = read_window(store, "lat", (0, 0), canvas)
+    full = store.geometry.window_in(canvas.crs, canvas.bbox)
+    assert window is not None and full is not None
+    assert window.values.size * 3 < full.rows.size * full.cols.size
+    level = xr.open_zarr(store.location, group="overviews/1", chunks=None)
+    np.testing.assert_allclose(level.lat.values[0, 0], level.latitude.values, atol=0.02)
+    drawn, expected = regrid(window, canvas), datashader_mean(store, "lat", canvas)
+    both = np.isfinite(drawn) & np.isfinite(expected)
+    assert both.sum() > 0.3 * drawn.size
+    assert np.abs(drawn - expected)[both].max() <= pixel_degrees(canvas)[1]
