@@ -4,6 +4,7 @@ zoomed-out views, equal to datashader's mean of the full grid within one pixel's
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import dask
@@ -313,3 +314,35 @@ def test_curvilinear_grids_read_overviews_placed_on_the_sphere(tmp_path: Path,
     both = np.isfinite(drawn) & np.isfinite(expected)
     assert both.sum() > 0.3 * drawn.size
     assert np.abs(drawn - expected)[both].max() <= pixel_degrees(canvas)[1]
+
+
+def test_readers_during_an_ingest_never_see_a_run_without_its_levels(tmp_path: Path) -> None:
+    """While a run is appended, every state a reader opens lists only runs whose levels
+    are there: the zoomed-out map of each run it lists is drawn from a level and holds data
+    (a level chunk not yet written would read as all NaN)."""
+    path = tmp_path / "big.zarr"
+    append_run(path, run_data(), progress=False)
+    canvas = ZOOMED_OUT[1]
+    done = threading.Event()
+
+    def ingest() -> None:
+        try:
+            for k in range(1, 4):
+                append_run(path, run_data(T0 + np.timedelta64(6 * k, "h")), progress=False)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    seen: set[int] = set()
+    while not done.is_set() or len(seen) < 4:
+        store = ForecastStore(path)
+        for run in store.runs:
+            window = read_window(store, "t", (run.slot, 1), canvas)
+            assert window is not None and window.values.shape == (175, 275)
+            assert np.isfinite(window.values).mean() > 0.9
+            seen.add(run.slot)
+        if done.is_set() and len(seen) < 4:
+            break
+    writer.join()
+    assert len(ForecastStore(path).runs) == 4
