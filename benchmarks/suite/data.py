@@ -175,12 +175,15 @@ class Built:
         return self.folder / f"{spec.name}.zarr"
 
 
-def build_stores(folder: Path, specs: list[CubeSpec], log: Any = print) -> Built:
-    """Write ``specs`` as stores in ``folder`` (one stores folder), or reuse them."""
+def build_stores(folder: Path, specs: list[CubeSpec], log: Any = print,
+                 overviews: bool = True) -> Built:
+    """Write ``specs`` as stores in ``folder`` (one stores folder), or reuse them;
+    ``overviews`` False writes no overview levels (as fewsmap before issue #18)."""
     manifest = folder / "manifest.json"
-    # The chunk codec is part of what a store is: data written with another is rebuilt.
+    # The chunk codec is part of what a store is: data written with another is rebuilt; so
+    # are overviews (a cache written before them would be served at full resolution).
     wanted = {"generator": GENERATOR_VERSION, "stores": [asdict(s) for s in specs],
-              "codec": data_codec().to_dict()}
+              "codec": data_codec().to_dict(), "overviews": overviews}
     if manifest.is_file():
         try:
             if json.loads(manifest.read_text()) == json.loads(json.dumps(wanted)):
@@ -197,7 +200,7 @@ def build_stores(folder: Path, specs: list[CubeSpec], log: Any = print) -> Built
             for run in range(spec.runs):
                 t = time.perf_counter()
                 append_run(folder / f"{spec.name}.zarr", run_data(spec, maker, run),
-                           progress=False)
+                           progress=False, overviews=overviews)
                 if spec.ny * spec.nx >= 1_000_000:
                     log(f"  {folder.name}/{spec.name}: run {run + 1}/{spec.runs} written "
                         f"in {time.perf_counter() - t:.1f} s")

@@ -3,8 +3,9 @@
 ``xr.open_zarr("http://host/zarr/<store>")`` (fsspec HTTP) reads the root ``zarr.json``, whose
 consolidated metadata describes every array, then fetches chunk files by key. Only Zarr keys
 of a catalog store are served: ``zarr.json``, ``<array>/zarr.json`` and chunk files
-``<array>/c/<i>/<j>/…``, resolved inside the store folder (no ``..``, hidden, lock, marker or
-temporary files, no listing). ``/zarr-v2/{store}/{key}`` answers the same store as Zarr v2
+``<array>/c/<i>/<j>/…`` (arrays of the overview levels too: ``overviews/<k>/<array>/…``),
+resolved inside the store folder (no ``..``, hidden, lock, marker or temporary files, no
+listing). ``/zarr-v2/{store}/{key}`` answers the same store as Zarr v2
 (`fewsmap.store.zarr_v2`: ``.zmetadata``, ``<array>/.zarray``, chunks ``<array>/<i>/…``), for
 GDAL's Zarr driver and QGIS, which read only v2; on a path of its own, because zarr-python
 warns when one path holds both versions. A key that is not served is a 404, which Zarr
@@ -46,6 +47,7 @@ from fewsmap.store.backend import ObjectBackend
 from fewsmap.store.cube import ROOT_METADATA, ForecastStore
 from fewsmap.store.files import StoreFiles, reading
 from fewsmap.store.layout import RUN_DIM
+from fewsmap.store.overviews import OVERVIEWS
 from fewsmap.store.zarr_v2 import NotInV2View, is_metadata_key, metadata_document, v3_chunk_key
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -236,6 +238,7 @@ def key_problem(parts: list[str]) -> str | None:
             return "hidden and temporary files are not served"
         if _FORBIDDEN_CHARS.search(part):
             return "control characters, backslashes and colons are not allowed"
+    _, parts = split_group(parts)
     if parts[-1] == ROOT_METADATA and len(parts) <= 2:
         return None
     if len(parts) >= 2 and parts[1] == "c" and all(
@@ -244,16 +247,27 @@ def key_problem(parts: list[str]) -> str | None:
     return "only zarr.json metadata and chunk files (<array>/c/<index>/…) are served"
 
 
+def split_group(parts: list[str]) -> tuple[str, list[str]]:
+    """The group a key lies in (the root "", the overviews group or one of its levels,
+    `fewsmap.store.overviews`) and the key's parts within it."""
+    if len(parts) > 1 and parts[0] == OVERVIEWS:
+        if len(parts) > 2 and _CHUNK_INDEX.fullmatch(parts[1]):
+            return f"{OVERVIEWS}/{parts[1]}", parts[2:]
+        return OVERVIEWS, parts[1:]
+    return "", parts
+
+
 def cache_control(store: ForecastStore, key: str) -> str:
     """``immutable`` for a data chunk of a published (or retired) run slot, else revalidate.
 
     The store object may be older than the files; an older one knows fewer slots, so it only
     errs towards revalidating.
     """
-    parts = key.split("/")
-    if len(parts) < 3 or parts[1] != "c" or parts[0] not in store.group:
+    group, parts = split_group(key.split("/"))
+    array = f"{group}/{parts[0]}" if group else parts[0]
+    if len(parts) < 3 or parts[1] != "c" or array not in store.group:
         return REVALIDATE
-    dims = store.dims(parts[0])
+    dims = store.dims(array)
     if dims[:1] != (RUN_DIM,) or len(dims) <= 2:  # coordinates are rewritten per run
         return REVALIDATE
     retired = {int(entry["slot"]) for entry in store.attrs.get("retired", [])}

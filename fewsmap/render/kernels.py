@@ -65,6 +65,43 @@ def quantise_breaks(values: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return out
 
 
+@numba.njit(nogil=True, cache=True)
+def cell_means(values: np.ndarray, xs: np.ndarray, ys: np.ndarray, width: int,
+               height: int) -> np.ndarray:
+    """The mean of the non-NaN cells covering each pixel, as datashader's rectilinear
+    quadmesh computes it: cell (j, i) covers pixel columns ``xs[i]`` up to ``xs[i + 1]``
+    (excluded; the one pixel ``xs[i]`` where they are equal, unless that is ``width``), rows
+    likewise from ``ys``. ``values`` (ny, nx) float32 with rows along ascending y; ``xs``,
+    ``ys`` the int64 pixel positions of the cells' breaks (nx + 1, ny + 1), clipped to the
+    canvas. Returns float32 (height, width), row 0 at the bottom, NaN where no cell is."""
+    total = np.zeros((height, width), dtype=np.float64)
+    count = np.zeros((height, width), dtype=np.int32)
+    nx = xs.size - 1
+    first, stop = np.empty(nx, dtype=np.int64), np.empty(nx, dtype=np.int64)
+    for i in range(nx):
+        first[i], stop[i] = min(xs[i], xs[i + 1]), max(xs[i], xs[i + 1])
+        if first[i] == stop[i] and stop[i] != width:
+            stop[i] += 1
+    # Row by row (datashader goes column by column: the same sums in another order).
+    for j in range(ys.size - 1):
+        y0, y1 = min(ys[j], ys[j + 1]), max(ys[j], ys[j + 1])
+        if y0 == y1 and y1 != height:
+            y1 += 1
+        for i in range(nx):
+            v = values[j, i]
+            if np.isnan(v):
+                continue
+            for yi in range(y0, y1):
+                for xi in range(first[i], stop[i]):
+                    total[yi, xi] += v
+                    count[yi, xi] += 1
+    out = np.empty((height, width), dtype=np.float32)
+    for yi in range(height):
+        for xi in range(width):
+            out[yi, xi] = total[yi, xi] / count[yi, xi] if count[yi, xi] else np.nan
+    return out
+
+
 def warm_up() -> None:
     """Compile the kernels for the types renders call them with."""
     field = np.zeros((2, 2), dtype=np.float32)
@@ -72,3 +109,4 @@ def warm_up() -> None:
     paint(field, index, index)
     quantise_even(field.ravel(), np.float32(0.0), np.float32(1.0), np.float32(254.999))
     quantise_breaks(field.ravel(), np.zeros(2, dtype=np.float64))
+    cell_means(field, index, index, 2, 2)

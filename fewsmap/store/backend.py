@@ -115,8 +115,9 @@ class Backend(ABC):
         """Write object ``key`` whole (readers see the old or the new content)."""
 
     @abstractmethod
-    def children(self) -> list[str]:
-        """Names directly under the store (arrays, and leftovers of an interrupted writer)."""
+    def children(self, prefix: str = "") -> list[str]:
+        """Names directly under the store, or under its group ``prefix`` (arrays, groups,
+        and leftovers of an interrupted writer)."""
 
     @abstractmethod
     def delete_tree(self, key: str) -> None:
@@ -198,8 +199,9 @@ class LocalBackend(Backend):
     def write(self, key: str, content: bytes) -> None:
         write_atomically(self.path / key, content)
 
-    def children(self) -> list[str]:
-        return sorted(p.name for p in self.path.iterdir()) if self.path.is_dir() else []
+    def children(self, prefix: str = "") -> list[str]:
+        folder = self.path / prefix
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
     def delete_tree(self, key: str) -> None:
         target = self.path / key
@@ -290,9 +292,11 @@ class ObjectBackend(Backend):
     def write(self, key: str, content: bytes) -> None:
         obstore.put(self.objects, key, content)
 
-    def children(self) -> list[str]:
-        listed = obstore.list_with_delimiter(self.objects)
-        return sorted({*listed["common_prefixes"], *(o["path"] for o in listed["objects"])})
+    def children(self, prefix: str = "") -> list[str]:
+        under = f"{prefix.strip('/')}/" if prefix.strip("/") else None
+        listed = obstore.list_with_delimiter(self.objects, prefix=under)
+        names = {*listed["common_prefixes"], *(o["path"] for o in listed["objects"])}
+        return sorted(name.removeprefix(under or "").strip("/") for name in names)
 
     def delete_tree(self, key: str) -> None:
         for batch in obstore.list(self.objects, prefix=key.rstrip("/") + "/", chunk_size=1000):

@@ -78,8 +78,9 @@ class CachedChunks(WrapperStore[Store]):
         return type(self)(store, self.location, self.arrays)
 
     def _immutable(self, key: str) -> bool:
-        name, _, rest = key.partition("/")
-        return name in self.arrays and rest.startswith("c/")
+        # An array's path may hold slashes (an overview level's: overviews/2/t2m/c/0/…).
+        name, chunks, _ = key.partition("/c/")
+        return bool(chunks) and name in self.arrays
 
     async def get(self, key: str, prototype: BufferPrototype,
                   byte_range: ByteRequest | None = None) -> Buffer | None:

@@ -37,17 +37,30 @@ def fsync_run(store: Path, slot: int) -> int:
     flushed; every other array (coordinates) is small and flushed whole. Returns the number
     of files and folders flushed.
     """
-    paths: list[Path] = [store]
-    for child in sorted(p for p in store.iterdir() if (p / ROOT_METADATA).is_file()):
-        if _is_data_array(child):
+    paths = _run_paths(store, slot)
+    with ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="fewsmap-fsync") as pool:
+        list(pool.map(fsync_path, paths))
+    return len(paths)
+
+
+def _run_paths(group: Path, slot: int) -> list[Path]:
+    """The files and folders of a group (the store, or an overview level) that appending
+    the run in ``slot`` wrote or changed."""
+    paths: list[Path] = [group]
+    for child in sorted(p for p in group.iterdir() if (p / ROOT_METADATA).is_file()):
+        if _is_group(child):  # the overviews and their levels: their arrays alike
+            paths += [child / ROOT_METADATA, *_run_paths(child, slot)]
+        elif _is_data_array(child):
             paths += [child, child / ROOT_METADATA]
             if (child / "c" / str(slot)).is_dir():
                 paths += [child / "c", *_tree(child / "c" / str(slot))]
         else:
             paths += _tree(child)
-    with ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="fewsmap-fsync") as pool:
-        list(pool.map(fsync_path, paths))
-    return len(paths)
+    return paths
+
+
+def _is_group(folder: Path) -> bool:
+    return bool(json.loads((folder / ROOT_METADATA).read_bytes()).get("node_type") == "group")
 
 
 def _tree(root: Path) -> list[Path]:

@@ -55,6 +55,7 @@ from fewsmap.store.layout import (
     format_indices,
 )
 from fewsmap.store.location import Location
+from fewsmap.store.overviews import RUN_LEVELS, ensure_levels, level_fields, level_path
 from fewsmap.store.run import Grid, RunData, format_time
 
 _Item = TypeVar("_Item")
@@ -79,11 +80,13 @@ class AppendResult:
 
 def append_run(
     location: Location | Backend, run: RunData, *, replace: bool = False,
-    progress: bool | None = None, executor: Executor | None = None,
+    progress: bool | None = None, executor: Executor | None = None, overviews: bool = True,
 ) -> AppendResult:
     """Append one run to the store at ``location``, creating the store if needed.
 
     ``executor`` writes the run's pieces (default: one after another in this process).
+    ``overviews`` writes the run's overview levels where the grid is larger than a chunk
+    (`fewsmap.store.overviews`); False writes full resolution only, as fewsmap did before.
 
     Re-ingesting a published run is idempotent: it is skipped, unless ``replace`` is set, in
     which case the new data is published atomically in place of the old.
@@ -111,7 +114,7 @@ def append_run(
             attrs = vacuum_retired(store, attrs)
             slot, attrs, published, previous = reserve_slot(store, attrs, published)
             with reservation_undone_on_failure(store, previous, published):
-                record = _write_run(store, run, progress, executor)
+                record = _write_run(store, run, progress, executor, overviews)
             assert record["slot"] == slot, "the run went into its reserved slot"
             store.make_durable(record["slot"])  # durable before published (power loss)
             runs = [r for r in attrs["runs"] if r["reference_time"] != run.label] + [record]
@@ -227,8 +230,7 @@ def publish(location: Location | Backend, attrs: dict[str, Any],
     store = backend_of(location)
     root = store.read_json(ROOT_METADATA)
     assert root is not None, "publish follows the creation of the root group"
-    metadata = {name: own for name in store.children()
-                if (own := store.read_json(f"{name}/{ROOT_METADATA}")) is not None}
+    metadata = dict(_nodes(store))
     root["attributes"][ATTRS_KEY] = attrs
     root["consolidated_metadata"] = {"kind": "inline", "must_understand": False,
                                      "metadata": metadata}
@@ -247,23 +249,50 @@ def recover(location: Location | Backend) -> None:
     if not store.marker():
         return
     published = read_root_metadata(store)["consolidated_metadata"]["metadata"]
-    zarr_store = store.zarr_store(writable=True)
-    for name in store.children():
-        own = store.read_json(f"{name}/{ROOT_METADATA}")
-        if own is None:
-            continue
-        if name not in published:
-            store.delete_tree(name)
-            continue
-        if own != published[name]:
-            with quiet_zarr():
-                zarr.open_array(zarr_store, path=name, mode="r+").resize(
-                    tuple(published[name]["shape"]))
-            # zarr rewrote the metadata with the published shape, normally all that changed.
-            if store.read_json(f"{name}/{ROOT_METADATA}") != published[name]:
-                store.write(f"{name}/{ROOT_METADATA}", json.dumps(published[name]).encode())
+    _put_back(store, published, store.zarr_store(writable=True))
     store.remove_temporaries()
     store.marker(False)
+
+
+def _put_back(store: Backend, published: dict[str, Any], zarr_store: Any,
+              prefix: str = "") -> None:
+    """Put every node under group ``prefix`` back as ``published`` (flat paths) has it:
+    delete the unpublished ones, shrink grown arrays, descend into groups (overviews)."""
+    for path, own in _nodes(store, prefix, descend=False):
+        if path not in published:
+            store.delete_tree(path)
+            continue
+        if own.get("node_type") == "group":
+            _put_back(store, published, zarr_store, path)
+        if own == published[path]:
+            continue
+        if own.get("node_type") == "array":
+            with quiet_zarr():
+                zarr.open_array(zarr_store, path=path, mode="r+").resize(
+                    tuple(published[path]["shape"]))
+        # zarr rewrote the metadata with the published shape, normally all that changed.
+        if store.read_json(f"{path}/{ROOT_METADATA}") != published[path]:
+            store.write(f"{path}/{ROOT_METADATA}", json.dumps(published[path]).encode())
+
+
+def _nodes(store: Backend, prefix: str = "", descend: bool = True
+           ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every array and group under group ``prefix`` (all of the store by default): its path
+    and own metadata; groups' members too where ``descend`` (the overview levels)."""
+    for name in store.children(prefix):
+        path = f"{prefix}/{name}" if prefix else name
+        own = store.read_json(f"{path}/{ROOT_METADATA}")
+        if own is None:  # a leftover file (*.partial) or folder of an interrupted writer
+            continue
+        yield path, own
+        if descend and own.get("node_type") == "group":
+            yield from _nodes(store, path)
+
+
+def every_array(group: zarr.Group) -> list[tuple[str, zarr.Array[Any]]]:
+    """Every array of the store with its path: the root's and the overview levels'."""
+    return [(path, node) for path, node in group.members(max_depth=None)
+            if isinstance(node, zarr.Array)]
 
 
 def _creation_needed(store: Backend) -> bool:
@@ -389,7 +418,7 @@ def stored_grid(location: Location | Backend) -> Grid:
 
 
 def _write_run(store: Backend, run: RunData, progress: bool | None,
-               executor: Executor | None = None) -> dict[str, Any]:
+               executor: Executor | None = None, overviews: bool = True) -> dict[str, Any]:
     """Write ``run`` into a new slot (invisible until published); return its run record.
 
     The store's metadata (slot, axes, arrays) is changed here, in this process; the pieces'
@@ -412,7 +441,7 @@ def _write_run(store: Backend, run: RunData, progress: bool | None,
         axes[dim].place(run.labels(dim))
     location = _shared_location(store)
     writes = [w for name in run.variables
-              for w in _variable_writes(group, location, name, run, slot, axes)]
+              for w in _variable_writes(group, location, name, run, slot, axes, overviews)]
     statistics = {name: _Statistics() for name in run.variables}
     presence = {name: _Presence(run.dims(name)[:-2], axes) for name in run.variables}
     with tqdm(total=sum(w.fields for w in writes), desc=f"run {run.label}", unit="field",
@@ -443,6 +472,8 @@ def _write_run(store: Backend, run: RunData, progress: bool | None,
         "sources": [vars(s) for s in run.sources],
         "statistics": {name: s.summary() for name, s in statistics.items()},
         "present": {name: p.record() for name, p in presence.items()},
+        **({RUN_LEVELS: levels} if (levels := max((w.overview_levels for w in writes),
+                                                  default=0)) else {}),
         **({"missing_values": run.missing_values} if run.missing_values else {}),
     }
 
@@ -453,7 +484,7 @@ def _step_seconds(steps: np.ndarray) -> np.ndarray:
 
 def _grow(group: zarr.Group, dim: str, size: int) -> None:
     """Resize every array along ``dim`` to ``size`` (no-op where already that size)."""
-    for _, array in group.arrays():
+    for _, array in every_array(group):
         dims = list(dimension_names(array))
         if dim in dims and array.shape[dims.index(dim)] < size:
             shape = list(array.shape)
@@ -501,6 +532,8 @@ class PieceWrite:
     where: tuple[np.ndarray, ...]
     missing_value: float | None
     source: str
+    # Overview levels to write from the piece's values (`fewsmap.store.overviews`).
+    overview_levels: int = 0
 
     def __str__(self) -> str:
         return f"{self.source}: '{self.variable}'"
@@ -576,6 +609,10 @@ def write_piece(write: PieceWrite) -> PieceResult:
                                 use_consolidated=False)
     selection = tuple(_as_slice(where) for where in write.where)
     array_of(group, write.variable).oindex[(write.slot, *selection)] = values
+    # The run's overview levels go into its slot too (fewsmap.store.overviews).
+    for level, fields in enumerate(level_fields(values, write.overview_levels), start=1):
+        array_of(group, level_path(level, write.variable)).oindex[(write.slot, *selection)] \
+            = fields
     statistics = _Statistics()
     statistics.add(values)
     held = ~np.isnan(values).all(axis=(-2, -1))
@@ -599,8 +636,9 @@ def _shared_location(store: Backend) -> str:
 
 
 def _variable_writes(group: zarr.Group, store: str, name: str, run: RunData, slot: int,
-                     axes: dict[str, _LabelAxis]) -> list[PieceWrite]:
-    """Create the array of one variable if the store has none; return its pieces' writes.
+                     axes: dict[str, _LabelAxis], overviews: bool = True) -> list[PieceWrite]:
+    """Create the array of one variable if the store has none (and its overview arrays,
+    where it gets any); return its pieces' writes.
 
     A big piece is written one step at a time to bound memory; smaller ones whole, so that
     zarr writes their chunks concurrently.
@@ -620,6 +658,7 @@ def _variable_writes(group: zarr.Group, store: str, name: str, run: RunData, slo
             f"run {run.label}: variable '{name}' has dimensions {dims[1:]}, "
             f"the store has {dimension_names(array)[1:]}"
         )
+    levels = ensure_levels(group, name) if overviews else 0
     writes = []
     for piece in run.fields[name]:
         where = [axes[d].place(piece[d].values) for d in dims[1:-2]]
@@ -627,7 +666,8 @@ def _variable_writes(group: zarr.Group, store: str, name: str, run: RunData, slo
         batches = [slice(i, i + 1) for i in range(steps)] \
             if piece.nbytes > WRITE_BATCH_BYTES else [slice(None)]
         writes += [PieceWrite(store, name, slot, piece[batch], (where[0][batch], *where[1:]),
-                              run.missing_values.get(name), _piece_source(run, piece))
+                              run.missing_values.get(name), _piece_source(run, piece),
+                              levels)
                    for batch in batches]
     return writes
 
@@ -727,7 +767,7 @@ def vacuum_retired(store: Backend, attrs: dict[str, Any],
                                 use_consolidated=False)
     for entry in gone:
         slot = int(entry["slot"])
-        for name, array in group.arrays():
+        for name, array in every_array(group):
             if dimension_names(array)[:1] == (RUN_DIM,) and array.ndim > 2:
                 store.delete_tree(f"{name}/c/{slot}")
         array_of(group, RUN_DIM)[slot] = NAT

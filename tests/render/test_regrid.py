@@ -131,3 +131,28 @@ def assert_shifted_by_at_most_a_pixel(window: SourceWindow, canvas: Canvas) -> N
     shown = np.isfinite(fast)
     assert np.all(low[shown] <= fast[shown]) and np.all(fast[shown] <= high[shown])
     assert np.all(np.isfinite(low[shown]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_zoomed_out_on_uneven_axes_the_compiled_mean_equals_datashader(seed: int) -> None:
+    """Below 0.7 pixels per cell on axes that are not evenly spaced (Mercator rows, or
+    any irregular axis), fewsmap averages the cells itself with datashader's rectilinear
+    rule (the same breaks, pixels covered and missing values): equal up to the float64
+    summation order."""
+    rng = np.random.default_rng(seed)
+    ny, nx = (int(n) for n in rng.integers(20, 400, 2))
+    x = np.sort(rng.uniform(-10.0, 10.0, nx)) if seed % 2 else np.linspace(-10.0, 10.0, nx)
+    y = np.sinh(np.linspace(-2.0, 2.0, ny)) * 3  # unevenly spaced, as Mercator rows
+    values = rng.normal(size=(ny, nx)).astype(np.float32)
+    values[rng.random((ny, nx)) < 0.2] = np.nan
+    window = SourceWindow(values, x, y)
+    compared = 0
+    while compared < 5:
+        west, south = rng.uniform(-12.0, -1.0, 2)
+        canvas = Canvas("EPSG:4326", (west, south, *rng.uniform(1.0, 12.0, 2)),
+                        int(rng.integers(3, 200)), int(rng.integers(3, 200)))
+        if _pixels_per_cell(window, canvas) >= NEAREST_MIN_PIXELS_PER_CELL:
+            continue  # painted: the tests above
+        drawn = regrid(window, canvas)
+        np.testing.assert_allclose(drawn, quadmesh(window, canvas), rtol=1e-6, atol=1e-6)
+        compared += 1

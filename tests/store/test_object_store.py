@@ -327,10 +327,14 @@ def test_an_ingest_writes_chunks_without_reading_them_first(
         ingest(url, inputs[1:2], progress=False)
         httpx.post(f"{storage.endpoint}/moto-api/recorder/stop-recording").raise_for_status()
     requests = recorded(recording.read_text())
-    chunk = re.compile(r"/(t2m|tp)/c/\d+/")
+    chunk = re.compile(r"/feed\.zarr/(t2m|tp)/c/\d+/")
+    level = re.compile(r"/feed\.zarr/overviews/\d+/(t2m|tp)/c/\d+/")  # 270x260, 135x130
     puts = [r for r in requests if r["method"] == "PUT" and chunk.search(r["url"])]
-    gets = [r for r in requests if r["method"] == "GET" and chunk.search(r["url"])]
+    level_puts = [r for r in requests if r["method"] == "PUT" and level.search(r["url"])]
+    gets = [r for r in requests if r["method"] == "GET" and (
+        chunk.search(r["url"]) or level.search(r["url"]))]
     assert len(puts) == 2 * 4 * 4  # 2 variables x 4 steps x 2 x 2 spatial chunks
+    assert len(level_puts) == 2 * 4 * 2  # 2 levels of one chunk each
     assert gets == []
 
 
