@@ -17,8 +17,9 @@ import datashader as dsh
 import numpy as np
 import xarray as xr
 
+from fewsmap.products import ensemble
+from fewsmap.products.ensemble import Selector
 from fewsmap.render import kernels
-from fewsmap.store import reads
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import cell_edges
 
@@ -42,15 +43,16 @@ class SourceWindow:
     y: np.ndarray  # (ny,) or (ny, nx)
 
 
-def read_window(store: ForecastStore, variable: str, prefix: tuple[int, ...],
+def read_window(store: ForecastStore, variable: str, prefix: tuple[Selector, ...],
                 canvas: Canvas) -> SourceWindow | None:
     """Read the cells of ``store[variable][prefix]`` that the canvas shows (None: none):
     the window of the store's geometry (`GridGeometry.window_in`), read by the cube's one
-    read path (`fewsmap.store.reads`)."""
+    read path (`fewsmap.store.reads`), reduced over the members where the prefix holds an
+    ensemble statistic (`fewsmap.products.ensemble`)."""
     window = store.geometry.window_in(canvas.crs, canvas.bbox)
     if window is None:
         return None
-    values = reads.read_window(store, variable, prefix, window.rows, window.cols)
+    values = ensemble.read_window(store, variable, prefix, window.rows, window.cols)
     return SourceWindow(values, window.x, window.y)
 
 
