@@ -214,7 +214,7 @@ def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: Edr
     count = fields * times.size * levels.size * window.size  # a statistic reads every member
     if count > max_values:
         raise ResponseTooLarge(
-            f"this query reads {count} values ({fields} parameters or members × "
+            f"this query selects {count} values ({fields} parameters or members read × "
             f"{times.size} times × {levels.size} levels × {window.size} cells); at most "
             f"{max_values} are allowed (max_edr_values): narrow datetime, z, "
             "parameter-name or the region")
