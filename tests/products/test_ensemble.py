@@ -1,4 +1,4 @@
-"""Ensemble statistics: hand-computed cases, numpy's nan-functions, bounded and cancellable reads."""
+"""Ensemble statistics: by hand, as numpy's nan-functions, in bounded and cancellable reads."""
 
 from __future__ import annotations
 
