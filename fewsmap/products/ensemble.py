@@ -86,20 +86,20 @@ class EnsembleStatistic:
     def reduce(self, values: np.ndarray, axis: int) -> np.ndarray:
         """Reduce ``values`` over the member ``axis``: float32, that axis removed."""
         members = np.moveaxis(np.asarray(values, dtype=np.float32), axis, 0)
-        valid = ~np.isnan(members)
-        count = valid.sum(axis=0)
-        if self.is_probability:
-            threshold = np.float32(self.parameter)
-            hits = (members > threshold) if self.kind == "above" else (members < threshold)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                share = 100.0 * hits.sum(axis=0) / count
-            return np.where(count > 0, share, np.nan).astype(np.float32)
+        if self.is_probability:  # counts: accumulated member by member, as windows are
+            accumulator = Accumulator(self, members.shape[1:])
+            for member in members:
+                accumulator.add(member)
+            return accumulator.result()
+        count = (~np.isnan(members)).sum(axis=0)
         out = np.full(members.shape[1:], np.nan, dtype=np.float32)
         held = count > 0
-        if held.all():
+        if (count == members.shape[0]).all():  # no member missing anywhere
             out[...] = self._summary(members, members.shape[0])
         elif self.kind in ("median", "percentile"):
             _order_statistic_by_count(self, members, count, out)
+        elif held.all():
+            out[...] = self._summary(members, members.shape[0])
         elif held.any():
             # numpy warns on cells without values: give them one, then blank them. (Reducing
             # only the cells with values, members[:, held], changes numpy's summation order.)
@@ -228,7 +228,10 @@ def read_window(store: ForecastStore, variable: str, prefix: Sequence[Selector],
     """Read ``store[variable][(*prefix, rows, cols)]`` where the prefix may hold a statistic.
 
     Without a statistic this is `fewsmap.store.reads.read_window`. With one, each member's
-    window is read and reduced, in row bands of at most `MAX_HELD_VALUES` member values.
+    window is read in turn: a mean, minimum, maximum or probability is accumulated member by
+    member (`Accumulator`: one window held, each member's values used while in the CPU's
+    cache); a median, percentile or standard deviation needs every member at once and is
+    reduced in row bands of at most `MAX_HELD_VALUES` member values.
 
     Returns
     -------
@@ -240,18 +243,68 @@ def read_window(store: ForecastStore, variable: str, prefix: Sequence[Selector],
     chosen = prefix[at] if at is not None else None
     if at is None or not isinstance(chosen, MemberStatistic):
         return reads.read_window(store, variable, _indices(prefix), rows, cols)
-    members = chosen.members
+
+    def member_window(member: int, part: np.ndarray) -> np.ndarray:
+        checkpoint()  # 51 member reads: stop between them once the render is given up
+        where = _indices([*prefix[:at], member, *prefix[at + 1:]])
+        return reads.read_window(store, variable, where, part, cols)
+
+    statistic, members = chosen.statistic, chosen.members
+    if statistic.kind in Accumulator.KINDS:
+        accumulator = Accumulator(statistic, (rows.size, cols.size))
+        for member in members:
+            accumulator.add(member_window(member, rows))
+        return accumulator.result()
     band = max(1, MAX_HELD_VALUES // max(1, len(members) * cols.size))
     out = np.empty((rows.size, cols.size), dtype=np.float32)
     for start in range(0, rows.size, band):
         part = rows[start:start + band]
         stack = np.empty((len(members), part.size, cols.size), dtype=np.float32)
         for n, member in enumerate(members):
-            checkpoint()  # 51 member reads: stop between them once the render is given up
-            where = _indices([*prefix[:at], member, *prefix[at + 1:]])
-            stack[n] = reads.read_window(store, variable, where, part, cols)
-        out[start:start + part.size] = chosen.statistic.reduce(stack, 0)
+            stack[n] = member_window(member, part)
+        out[start:start + part.size] = statistic.reduce(stack, 0)
     return out
+
+
+class Accumulator:
+    """A statistic accumulated one member at a time, equal to `EnsembleStatistic.reduce`
+    over the stacked members: numpy sums a stack over its first axis member after member in
+    float32 (``np.nanmean``: the sum of the members with a value, divided by their count in
+    float64), and minima, maxima and counts do not depend on the order."""
+
+    KINDS = ("mean", "min", "max", "above", "below")
+
+    def __init__(self, statistic: EnsembleStatistic, shape: tuple[int, ...]) -> None:
+        self.statistic = statistic
+        self.count = np.zeros(shape, dtype=np.int64)  # members with a value
+        self.hits = np.zeros(shape, dtype=np.int64)  # of those, above/below the threshold
+        self.total = np.full(shape, np.nan if statistic.kind in ("min", "max") else 0.0,
+                             dtype=np.float32)
+
+    def add(self, values: np.ndarray) -> None:
+        """Take in one member's values (float32, NaN where missing)."""
+        valid = ~np.isnan(values)
+        self.count += valid
+        kind = self.statistic.kind
+        if kind == "mean":
+            np.add(self.total, values, out=self.total, where=valid)
+        elif kind == "min":
+            np.fmin(self.total, values, out=self.total)
+        elif kind == "max":
+            np.fmax(self.total, values, out=self.total)
+        else:
+            threshold = np.float32(self.statistic.parameter)
+            self.hits += (values > threshold) if kind == "above" else (values < threshold)
+
+    def result(self) -> np.ndarray:
+        """The statistic: float32, NaN where no member had a value."""
+        held = self.count > 0
+        kind = self.statistic.kind
+        if kind in ("min", "max"):
+            return self.total
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = self.total / self.count if kind == "mean" else 100.0 * self.hits / self.count
+        return np.where(held, share, np.nan).astype(np.float32)
 
 
 def _indices(prefix: Sequence[Selector]) -> list[int]:

@@ -88,6 +88,10 @@ def test_each_statistic_equals_numpys_nan_function_exactly(label: str, seed: int
     values = ragged_members(seed)
     expected = NUMPY[label](values).astype(np.float32)
     np.testing.assert_array_equal(statistic(label).reduce(values, axis=0), expected)
+    every_cell = values[:, 2:, 1:]  # missing members, but every cell holds some
+    assert (~np.isnan(every_cell)).any(axis=0).all()
+    np.testing.assert_array_equal(statistic(label).reduce(every_cell, axis=0),
+                                  NUMPY[label](every_cell).astype(np.float32))
     full = np.nan_to_num(values, nan=3.0)  # every member present: numpy's fast path
     np.testing.assert_array_equal(statistic(label).reduce(full, axis=0),
                                   NUMPY[label](full).astype(np.float32))
@@ -165,6 +169,22 @@ def members_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[ForecastSto
                              (SourceFile("synthetic", "0" * 64, 0),), "synthetic"),
                progress=False)
     return ForecastStore(path), values[0]
+
+
+@pytest.mark.parametrize("label", ["mean", "min", "max", "above:9", "below:3.5", "std", "p37",
+                                   "median"])
+def test_a_window_of_a_statistic_equals_it_over_the_stacked_members(
+        members_store: tuple[ForecastStore, np.ndarray], label: str) -> None:
+    """Means, extremes and probabilities are accumulated member by member; the others
+    reduce the stack: both equal numpy's nan-functions over the stack exactly."""
+    store, values = members_store
+    rows, cols = np.arange(29, -1, -1), np.arange(40)
+    chosen = MemberStatistic(statistic(label), tuple(range(51)))
+    got = read_window(store, "gust", (0, 0, chosen), rows, cols)
+    stacked = values[:, rows]
+    np.testing.assert_array_equal(got, statistic(label).reduce(stacked, 0))
+    if label in NUMPY:
+        np.testing.assert_array_equal(got, NUMPY[label](stacked).astype(np.float32))
 
 
 def test_a_window_read_in_bands_equals_one_read(members_store: tuple[ForecastStore, np.ndarray],
