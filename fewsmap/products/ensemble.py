@@ -131,11 +131,21 @@ def _order_statistic_by_count(statistic: EnsembleStatistic, members: np.ndarray,
                               count: np.ndarray, out: np.ndarray) -> None:
     """A median or percentile where cells hold different numbers of members: cells are
     grouped by how many members they hold, and each group's values, sorted with the missing
-    ones last, are reduced over its first ``n`` members (what nanpercentile reduces)."""
-    ordered = np.sort(members, axis=0)  # NaN sorts last
-    for n in np.unique(count[count > 0]).tolist():
-        cells = count == n
-        out[cells] = statistic._summary(ordered[:n, cells], n)
+    ones last, are reduced over its first ``n`` members (what nanpercentile reduces). Cells
+    holding every member (land where the sea is missing in all) need no sorting."""
+    complete = count == members.shape[0]
+    if complete.any():
+        out[complete] = statistic._summary(members[:, complete], members.shape[0])
+    partial = (count > 0) & ~complete
+    if not partial.any():
+        return
+    ordered = np.sort(members[:, partial], axis=0)  # NaN sorts last
+    held = count[partial]
+    found = np.empty(held.shape, dtype=np.float32)
+    for n in np.unique(held).tolist():
+        cells = held == n
+        found[cells] = statistic._summary(ordered[:n, cells], n)
+    out[partial] = found
 
 
 def parse_statistic(text: str) -> EnsembleStatistic | None:

@@ -95,6 +95,11 @@ def test_each_statistic_equals_numpys_nan_function_exactly(label: str, seed: int
     full = np.nan_to_num(values, nan=3.0)  # every member present: numpy's fast path
     np.testing.assert_array_equal(statistic(label).reduce(full, axis=0),
                                   NUMPY[label](full).astype(np.float32))
+    sea = full.copy()  # missing in every member (sea), in some (a few cells), in none
+    sea[:, :6] = np.nan
+    sea[::3, 10:12] = np.nan
+    np.testing.assert_array_equal(statistic(label).reduce(sea, axis=0),
+                                  NUMPY[label](sea).astype(np.float32))
 
 
 def test_a_probability_counts_only_members_with_a_value() -> None:
