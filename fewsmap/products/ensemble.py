@@ -205,6 +205,15 @@ class MemberStatistic:
     statistic: EnsembleStatistic
     members: tuple[int, ...]
 
+    @property
+    def relative_cost(self) -> float:
+        """The cost of a map of this statistic relative to one member's, for the render
+        limiter: each member read costs about a tenth of a single-member tile; holding and
+        sorting every member (median, percentiles, std) about three times that
+        (benchmarks/results/ensemble.md, 51 members: up to 5.7x and 17.6x)."""
+        per_member = 0.1 if self.statistic.kind in Accumulator.KINDS else 0.34
+        return 1.0 + per_member * len(self.members)
+
 
 Selector = int | MemberStatistic
 
@@ -212,6 +221,11 @@ Selector = int | MemberStatistic
 def statistic_of(selectors: Sequence[Selector]) -> EnsembleStatistic | None:
     """The statistic among ``selectors`` (None: they select single labels)."""
     return next((s.statistic for s in selectors if isinstance(s, MemberStatistic)), None)
+
+
+def selection_cost(selectors: Sequence[Selector]) -> float:
+    """The cost of reading a field with these selectors relative to one member's."""
+    return math.prod(s.relative_cost for s in selectors if isinstance(s, MemberStatistic))
 
 
 def label_lists(selectors: Sequence[Selector]) -> list[list[int]]:

@@ -20,7 +20,11 @@ from lxml import etree
 from PIL import Image
 
 from fewsmap import open_cube
+from fewsmap.app.maps import export_cost, maps_cost
 from fewsmap.app.server import create_app
+from fewsmap.catalog import Catalog
+from fewsmap.ogc.getmap import parse_getmap, resolve_maps
+from fewsmap.ogc.params import Params
 from fewsmap.products.ensemble import listed_statistics
 from fewsmap.settings import Settings
 from fewsmap.store.run import RunData, SourceFile, format_time
@@ -409,3 +413,22 @@ def test_a_single_member_cube_has_statistics_of_one(client: AppClient, tmp_path:
         np.testing.assert_array_equal(values(label), member)
     assert (values("std") == 0).all()
     np.testing.assert_array_equal(values("above:1.05"), np.where(member > 1.05, 100.0, 0.0))
+
+
+def test_a_statistic_declares_the_members_it_reads_to_the_render_limiter(stores: Path) -> None:
+    catalog = Catalog(Settings(stores_dir=stores))
+    costs = {}
+    for member in ("3", "mean", "above:15", "p90"):
+        params = Params.of({"request": "GetMap", "layers": "wgust.fg10_6", "crs": "EPSG:3857",
+                            "bbox": "0,5000000,2500000,7500000", "width": "256",
+                            "height": "256", "dim_ensemble_member": member})
+        specs = resolve_maps(catalog, parse_getmap(params, catalog.settings.max_image_pixels))
+        costs[member] = (maps_cost(specs), export_cost(specs))
+    tile = 256 * 256
+    assert costs["3"][0] == tile
+    # 50 members: 1 + 50 / 10 for accumulated statistics, 1 + 50 × 0.34 for order statistics
+    assert costs["mean"][0] == costs["above:15"][0] == 6 * tile
+    assert costs["p90"][0] == 18 * tile
+    assert costs["mean"][1] == 6 * costs["3"][1]
+    # a 256² tile stays a light render; a full-screen percentile map is a heavy one
+    assert costs["p90"][0] < Settings().heavy_render_cost < costs["p90"][0] * 1920 * 1200 / tile
