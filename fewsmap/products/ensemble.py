@@ -57,7 +57,8 @@ class EnsembleStatistic:
         if self.kind == "percentile":
             return f"p{self.parameter:g}"
         if self.kind in ("above", "below"):
-            return f"{self.kind}:{self.parameter:g}"
+            # the shortest text that reads back to the threshold: 20, 20.5, 12.345678, 1e+30
+            return f"{self.kind}:{repr(float(self.parameter or 0)).removesuffix('.0')}"
         return self.kind
 
     @property
@@ -187,7 +188,8 @@ def _threshold(token: str, text: str) -> float:
         value = math.nan
     if not math.isfinite(value) or abs(value) > float(np.finfo(np.float32).max):
         raise InvalidDimensionValue(f"ensemble member {text[:40]!r}: the threshold must be a "
-                                    "finite number (in the layer's units)")
+                                    "finite number within ±3.4e38 (float32), in the layer's "
+                                    "units")
     return value
 
 

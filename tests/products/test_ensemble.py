@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fewsmap.cancel import CancelToken
 from fewsmap.errors import InvalidDimensionValue, RenderCancelled
@@ -140,7 +142,7 @@ def test_malformed_statistics_are_refused(text: str) -> None:
 
 
 def test_labels_name_what_parses_back() -> None:
-    for text in ("mean", "p7", "above:12.5", "below:-3"):
+    for text in ("mean", "p7", "above:12.5", "below:-3", "above:12.345678", "below:1e+30"):
         assert statistic(text).label == text
         assert parse_statistic(statistic(text).label) == statistic(text)
 
@@ -222,3 +224,23 @@ def test_a_cancelled_statistic_stops_between_member_reads(
     thread.start()
     thread.join()
     assert raised and "client disconnected" in str(raised[0])
+
+
+@given(st.text(max_size=30))
+def test_any_member_text_is_a_number_a_statistic_or_a_clear_refusal(text: str) -> None:
+    try:
+        found = parse_statistic(text)
+    except InvalidDimensionValue as exc:
+        assert "ensemble member" in str(exc)
+        return
+    if found is None:
+        float(text)  # a member label
+    else:
+        assert parse_statistic(found.label) == found
+
+
+@given(st.floats(min_value=-1e30, max_value=1e30), st.sampled_from(["above", "below"]))
+def test_thresholds_round_trip_through_their_labels(value: float, kind: str) -> None:
+    found = statistic(f"{kind}:{value!r}")
+    assert found.kind == kind and found.parameter == value
+    assert parse_statistic(found.label) == found
