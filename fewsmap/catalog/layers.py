@@ -160,7 +160,7 @@ def _thresholds(layer_id: str, entries: object) -> tuple[str, ...]:
             problem = ""
         if statistic is None or not statistic.is_probability:
             raise ConfigError(f"layer {layer_id!r}: threshold {entry!r} must be a number or "
-                              f"'above:<X>'/'below:<X>' {problem}".rstrip())
+                              "'above:<X>'/'below:<X>'" + (f": {problem}" if problem else ""))
         found.append(statistic.label)
     return tuple(dict.fromkeys(found))
 
