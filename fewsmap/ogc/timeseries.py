@@ -534,6 +534,8 @@ def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of ``/api/timeseries`` (served at ``/api/openapi.json``)."""
     time_text = "ISO 8601 UTC instant, e.g. 2022-08-09T06:00:00Z"
     number_or_all = {"oneOf": [{"type": "number"}, {"type": "string", "const": ALL}]}
+    member_value = {"oneOf": [*number_or_all["oneOf"], {"type": "string", "pattern": (
+        r"^(mean|median|min|max|std|p[1-9][0-9]?|(above|below):-?[0-9]+(\.[0-9]+)?)$")}]}
     nullable_number = {"type": ["number", "null"]}
     parameters = [
         _parameter("layer", True, "A layer id from the WMS capabilities (`<store>.<variable>` "
@@ -567,8 +569,11 @@ def openapi_document() -> dict[str, Any]:
                    "member holding data in each run: a lagged ensemble's runs each give "
                    "their own members); default: the layer's default member (the control), "
                    "else the lowest member the run holds. Runs without a named member give "
-                   "no series; only valid times holding data are listed.",
-                   number_or_all, ALL),
+                   "no series; only valid times holding data are listed. Or an ensemble "
+                   "statistic over the members holding data: `mean`, `median`, `min`, `max`, "
+                   "`std`, `p1`..`p99` (numpy's linear percentiles), `above:<X>`/`below:<X>` "
+                   "(per cent of those members above/below X, in the layer's units).",
+                   member_value, ALL),
         _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all` (the levels "
                    "holding data); default: the configured default, else the level nearest "
                    "the surface holding data.", number_or_all, 850),
@@ -584,7 +589,9 @@ def openapi_document() -> dict[str, Any]:
         "required": ["reference_time", "times", "lead_times", "values"],
         "properties": {
             "reference_time": {"type": "string", "format": "date-time"},
-            "member": {"type": "number", "description": "Present for ensemble layers."},
+            "member": {"type": ["number", "string"],
+                       "description": "Present for ensemble layers: the member's label, or "
+                                      "the statistic asked for (`mean`, `above:20` …)."},
             "elevation": {"type": "number", "description": "Present for layers with levels."},
             "times": {"type": "array", "items": {"type": "string", "format": "date-time"}},
             "lead_times": {"type": "array", "items": {"type": "string"},
