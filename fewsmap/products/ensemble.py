@@ -8,9 +8,12 @@ members as numpy's nan-functions do (``np.nanmean``, ``np.nanmedian``, ``np.nanm
 interpolation), and is NaN where no member has a value. ``above:X`` (``below:X``) is the
 percentage of the members *with a value* strictly above (below) X, in the layer's units.
 
-A statistic reads every member of the window, so memory is bounded by reading the window in
-row bands of at most `MAX_HELD_VALUES` member values, and a cancelled render stops between
-member reads (`fewsmap.cancel.checkpoint`).
+A statistic reads every member of the window, so memory is bounded: a mean, extreme or
+probability is accumulated member by member (one window held), the others read the window in
+row bands of at most `MAX_HELD_VALUES` member values; a cancelled render stops between member
+reads (`fewsmap.cancel.checkpoint`), and the render limiter is told what a statistic costs
+(`MemberStatistic.relative_cost`). A window is read here; points and series read every member
+of their few cells at once and reduce them with `EnsembleStatistic.reduce`.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ SUMMARIES: tuple[Kind, ...] = ("mean", "median", "min", "max", "std")
 # Listed in capabilities besides the summaries (any p1..p99 is accepted).
 LISTED_PERCENTILES = (10, 25, 75, 90)
 PROBABILITY_UNITS = "%"
-# Member values held at once when a statistic reads a window (64 MiB of float32); a larger
-# window is read in row bands (each member's band read again per band).
-MAX_HELD_VALUES = 1 << 24
+# Member values held at once when a median, percentile or std reads a window: 16 MiB of
+# float32 (sorting and numpy's percentile copy them, so about three times that at the peak);
+# 51 members of a 256² tile's window at native resolution fit. A larger window is read in
+# row bands (each member's band read again per band).
+MAX_HELD_VALUES = 1 << 22
 
 _PERCENTILE = re.compile(r"p(\d{1,2})")
 _THRESHOLD = re.compile(r"(above|below):(.+)")
