@@ -150,7 +150,7 @@ def test_edr_extents_list_times_and_members_holding_data(client: AppClient) -> N
         assert instance["extent"]["temporal"]["values"] == [  # 3 days: R3/<first>/P1D
             f"R3/{held_times(k)[0]}/P1D"]
         assert sorted(instance["parameter_names"]) == sorted(
-            f"t2m_member_{m}" for m in lagged_members(k))
+            f"t2m_member_{m}" for m in [*lagged_members(k), *listed_statistics()])
 
 
 def test_default_map_of_an_older_run_draws_data(client: AppClient) -> None:
