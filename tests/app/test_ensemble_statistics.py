@@ -432,3 +432,18 @@ def test_a_statistic_declares_the_members_it_reads_to_the_render_limiter(stores:
     assert costs["mean"][1] == 6 * costs["3"][1]
     # a 256² tile stays a light render; a full-screen percentile map is a heavy one
     assert costs["p90"][0] < Settings().heavy_render_cost < costs["p90"][0] * 1920 * 1200 / tile
+
+
+@pytest.mark.parametrize("selector", [{"ensembleMemberId": "p90"},
+                                      {"dim_ensemble_member": "fg10_6_p90"},
+                                      {"DIM_ENSEMBLE_MEMBER": "P90"},
+                                      {"dim_realization": "p90"}])
+def test_every_fews_and_ogc_spelling_names_a_statistic(client: AppClient,
+                                                       selector: dict[str, str]) -> None:
+    query = {"request": "GetMap", "layers": GUST, "crs": "CRS:84", "bbox": "-10,35,30,65",
+             "width": "40", "height": "30"}
+    plain = client.get("/wms", params={**query, "dim_ensemble_member": "p90"})
+    spelled = client.get("/wms", params={**query, **selector})
+    assert plain.status_code == spelled.status_code == 200
+    assert spelled.content == plain.content
+    assert spelled.content != client.get("/wms", params=query).content  # not the default
