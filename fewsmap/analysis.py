@@ -48,6 +48,7 @@ from fewsmap.errors import (
 )
 from fewsmap.ogc.crs import canonical_crs
 from fewsmap.ogc.getmap import MAX_SIDE_PX, PNG, GetMapRequest, resolve_maps
+from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
 from fewsmap.render.colour import palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
 from fewsmap.render.pipeline import MapSpec, render_maps, run_range
@@ -78,7 +79,7 @@ ColourRange = tuple[float, float]
 def render_map(layer: str, *, run: Instant | None = None, time: Instant | None = None,
                lead_time: str | np.timedelta64 | None = None, style: str = "",
                bbox: Bbox | None = None, crs: str = "EPSG:3857", width: int = 800,
-               height: int | None = None, member: float | None = None,
+               height: int | None = None, member: float | str | None = None,
                elevation: float | None = None, dimensions: Mapping[str, float] | None = None,
                color_range: tuple[float, float] | None = None, reducer: str | None = None,
                show_contours: bool = False, transparent: bool = True,
@@ -95,8 +96,9 @@ def render_map(layer: str, *, run: Instant | None = None, time: Instant | None =
         A valid time, or a WMS TIME value (a range needs ``reducer``); default the layer's
         default time (the first step at or after now). ``lead_time`` instead picks by lead.
     style, color_range, show_contours, transparent, reducer, member, elevation, dimensions
-        As STYLES, COLORSCALERANGE, showContours, TRANSPARENT, REDUCER, the member label,
-        ELEVATION and DIM_<NAME> of GetMap.
+        As STYLES, COLORSCALERANGE, showContours, TRANSPARENT, REDUCER, the member label
+        or an ensemble statistic (``"mean"``, ``"p90"``, ``"above:20"`` …), ELEVATION and
+        DIM_<NAME> of GetMap.
     bbox
         ``(minx, miny, maxx, maxy)`` in ``crs``, east first in every CRS (longitude first for
         EPSG:4326, unlike a WMS 1.3.0 BBOX); default the layer's extent.
@@ -577,7 +579,10 @@ def _lead_time(lead: str | np.timedelta64 | None) -> np.timedelta64 | None:
     return parse_duration(duration_text(lead), "lead_time", allow_zero=True)
 
 
-def _member(member: float | None) -> int | None:
+def _member(member: float | str | None) -> int | EnsembleStatistic | None:
+    statistic = parse_statistic(member) if isinstance(member, str) else None
+    if statistic is not None:
+        return statistic
     if member is not None and not float(member).is_integer():
         raise InvalidDimensionValue(f"member={member!r}: members are whole numbers")
     return None if member is None else int(member)

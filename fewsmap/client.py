@@ -25,6 +25,7 @@ from PIL import Image
 from fewsmap.catalog.styles import Style, style_from_config
 from fewsmap.errors import FewsmapError, InvalidParameterValue
 from fewsmap.ogc.crs import canonical_crs, north_first
+from fewsmap.products.ensemble import parse_statistic
 from fewsmap.store.geometry import transformer
 
 Bbox = tuple[float, float, float, float]
@@ -144,15 +145,16 @@ class Client:
     def map(self, layer: str, *, bbox: Bbox | None = None, crs: str = "EPSG:3857",
             width: int = 800, height: int | None = None, time: Instant | None = None,
             run: Instant | None = None, lead_time: Duration | None = None, style: str = "",
-            member: float | None = None, elevation: float | None = None,
+            member: float | str | None = None, elevation: float | None = None,
             dimensions: Mapping[str, float] | None = None,
             color_range: tuple[float, float] | None = None, reducer: str | None = None,
             show_contours: bool = False, transparent: bool = True) -> Image.Image:
         """A map from WMS GetMap as a PIL image; the arguments mean what they mean for
         `fewsmap.analysis.render_map`, which draws the same image locally.
 
-        ``bbox`` is east first in every CRS (the client swaps it for WMS 1.3.0 where the CRS
-        is north first); default the layer's extent. ``info["run"]`` and
+        ``member`` is a member number or an ensemble statistic (``"mean"``, ``"p90"``,
+        ``"above:20"`` …). ``bbox`` is east first in every CRS (the client swaps it for WMS
+        1.3.0 where the CRS is north first); default the layer's extent. ``info["run"]`` and
         ``info["valid_time"]`` say what the map shows.
 
         Raises
@@ -172,7 +174,7 @@ class Client:
             "time": instant_text(time) if time is not None else None,
             "dim_reference_time": instant_text(run) if run is not None else None,
             "dim_lead_time": duration_text(lead_time) if lead_time is not None else None,
-            "dim_ensemble_member": f"{member:g}" if member is not None else None,
+            "dim_ensemble_member": _label(member),
             "elevation": f"{elevation:g}" if elevation is not None else None,
             "colorscalerange": ",".join(repr(float(v)) for v in color_range)
             if color_range else None,
@@ -271,7 +273,9 @@ def _layer_row(entry: dict[str, Any]) -> dict[str, Any]:
         "latest_run": _time(entry.get("externalForecastTime")),
         "first_time": _time(entry.get("firstValueTime")),
         "last_time": _time(entry.get("lastValueTime")),
-        "members": [float(m) for m in ensembles[0].get("ensembleMemberIds", [])] or None,
+        # Member numbers; the ensemble statistics listed after them are not members.
+        "members": [float(m) for m in ensembles[0].get("ensembleMemberIds", [])
+                    if parse_statistic(m) is None] or None,
         "elevations": entry.get("elevation", {}).get("irregularTicks"),
         "bbox_3857": tuple(float(box[k]) for k in ("minx", "miny", "maxx", "maxy")),
     }

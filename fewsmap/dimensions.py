@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from fewsmap.errors import InvalidDimensionValue, MissingDimensionValue
+from fewsmap.products.ensemble import EnsembleStatistic, MemberStatistic, Selector
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.layout import MEMBER_DIM
 
@@ -49,7 +50,8 @@ class LayerDimension:
     ``default`` is the label used when a request gives none; None means the request must
     give one (configured ``required``: MissingDimensionValue otherwise). ``held`` are the
     store indices holding data in the runs the dimension was built for (None: all); only
-    they are listed and accepted.
+    they are listed and accepted. ``statistics`` are the ensemble statistics listed beside
+    the members (`fewsmap.products.ensemble`); any statistic is accepted along members.
     """
 
     name: str  # the WMS name: "elevation", "ensemble_member"
@@ -59,6 +61,27 @@ class LayerDimension:
     default: float | None
     held: np.ndarray | None = None
     scope: str = ""  # what ``held`` is about, for messages: " in run <T0>"
+    statistics: tuple[str, ...] = ()
+
+    def select(self, wanted: float | EnsembleStatistic | None, layer_id: str) -> Selector:
+        """The store index of ``wanted`` (`index`), or a statistic over the members holding
+        data.
+
+        Raises
+        ------
+        InvalidDimensionValue
+            If a statistic is asked along a dimension other than the members.
+        """
+        if not isinstance(wanted, EnsembleStatistic):
+            return self.index(wanted, layer_id)
+        if self.dim != MEMBER_DIM:
+            raise InvalidDimensionValue(f"{self.name}={wanted.label}: statistics are values of "
+                                        "the ensemble member dimension")
+        members = tuple(int(i) for i in self.sorted_indices())
+        if not members:
+            raise InvalidDimensionValue(f"{self.name}={wanted.label}: no member of layer "
+                                        f"{layer_id!r} holds data{self.scope}")
+        return MemberStatistic(wanted, members)
 
     def index(self, wanted: float | None, layer_id: str) -> int:
         """The store index of ``wanted`` (or of the default).
@@ -93,21 +116,28 @@ class LayerDimension:
         """Labels holding data, in ascending order."""
         return [float(self.labels[i]) for i in self.sorted_indices()]
 
+    def values(self) -> list[str]:
+        """Labels holding data, in ascending order, then the statistics offered (none
+        where no member holds data: a statistic of nothing draws an empty map)."""
+        labels = [f"{v:g}" for v in self.sorted_labels()]
+        return [*labels, *self.statistics] if labels else labels
+
     def listing(self) -> str:
-        """Labels as a comma-separated list (capabilities, messages)."""
-        return ",".join(f"{v:g}" for v in self.sorted_labels())
+        """Labels and statistics as a comma-separated list (capabilities, messages)."""
+        return ",".join(self.values())
 
 
 def layer_dimensions(store: ForecastStore, variable: str, defaults: Mapping[str, str | float],
                      runs: Sequence[RunInfo] = (),
-                     valid_time: np.datetime64 | None = None) -> list[LayerDimension]:
+                     valid_time: np.datetime64 | None = None,
+                     statistics: Sequence[str] = ()) -> list[LayerDimension]:
     """The member and level dimensions of ``variable``, in the variable's dimension order.
 
     With ``runs``, each lists only the labels holding data in any of them (and, with
     ``valid_time``, in the one run at that time). Defaults: the configured value if it holds
     data, ``required``, else the level nearest the surface (the largest pressure, else the
     smallest height or depth) and the lowest member number holding data (the control run
-    where there is one).
+    where there is one). ``statistics`` are listed with the members (`LayerDimension.values`).
     """
     found = []
     for dim in store.dims(variable)[2:-2]:
@@ -128,7 +158,8 @@ def layer_dimensions(store: ForecastStore, variable: str, defaults: Mapping[str,
             float(configured) if configured is not None else fallback)
         scope = f" in run {runs[0].label}" if len(runs) == 1 else ""
         found.append(LayerDimension(name, dim, labels, str(attrs.get("units", "")), default,
-                                    held, scope))
+                                    held, scope,
+                                    tuple(statistics) if dim == MEMBER_DIM else ()))
     return found
 
 

@@ -101,7 +101,10 @@ def test_a_plume_of_runs_and_the_members_as_xarray(client: Client, stores: Path)
     {"layer": "marfc-fmat.t", "run": pd.Timestamp("2022-06-01T12:00", tz="UTC"),
      "width": 256},
     {"layer": "ecmwf-ens-gust.fg10_6", "dimensions": {"ensemble_member": 30}, "width": 64},
-], ids=["default-bbox", "epsg4326", "member-lead-contours", "run", "dimensions"])
+    {"layer": "ecmwf-ens-gust.fg10_6", "member": "p90", "width": 96},
+    {"layer": "ecmwf-ens-gust.fg10_6", "member": "above:12.5", "width": 96},
+], ids=["default-bbox", "epsg4326", "member-lead-contours", "run", "dimensions",
+        "ensemble-percentile", "exceedance-probability"])
 def test_a_map_is_what_render_map_draws(client: Client, catalog: Catalog,
                                         options: dict[str, object]) -> None:
     served = client.map(**options)

@@ -20,6 +20,7 @@ from fewsmap.export.fields import export_filename, export_map
 from fewsmap.ogc.featureinfo import get_feature_info, nearest_warning
 from fewsmap.ogc.getmap import TIFF, GetMapRequest, resolve_maps
 from fewsmap.ogc.params import Params
+from fewsmap.products.ensemble import selection_cost
 from fewsmap.render.pipeline import MapSpec, render_maps, render_uv_tiff
 from fewsmap.store.run import format_time
 
@@ -69,17 +70,21 @@ async def feature_info_response(catalog: Catalog, params: Params, request: Reque
 
 def maps_cost(specs: Sequence[MapSpec]) -> int:
     """The render cost of drawing ``specs`` (the layers of one image, or one frame):
-    pixels × layers × components × times aggregated, contours counted extra."""
+    pixels × layers × components × times aggregated, contours counted extra; an ensemble
+    statistic counts as the members it reads (`MemberStatistic.relative_cost`)."""
     spec = specs[0]
-    layers = sum(len(s.variables) * max(1, len(s.aggregate)) for s in specs)
+    layers = sum(math.ceil(len(s.variables) * max(1, len(s.aggregate)) *
+                           selection_cost(s.labels)) for s in specs)
     return map_cost(spec.canvas.width, spec.canvas.height, layers=layers,
                     contours=any(s.show_contours for s in specs))
 
 
 def export_cost(specs: Sequence[MapSpec]) -> int:
-    """The render cost of exporting ``specs`` as raw values: at most their grids' cells."""
+    """The render cost of exporting ``specs`` as raw values: at most their grids' cells
+    (each read for every member an ensemble statistic reduces)."""
     return values_cost(sum(
-        math.prod(s.store.array(variable).shape[-2:]) * max(1, len(s.aggregate))
+        math.ceil(math.prod(s.store.array(variable).shape[-2:]) * max(1, len(s.aggregate)) *
+                  selection_cost(s.labels))
         for s in specs for variable in s.variables))
 
 

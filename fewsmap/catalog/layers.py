@@ -12,6 +12,7 @@ import numpy as np
 from fewsmap.catalog.styles import Style
 from fewsmap.dimensions import TIME_DEFAULTS
 from fewsmap.errors import ConfigError, FewsmapError
+from fewsmap.products.ensemble import listed_statistics, parse_statistic
 from fewsmap.timespec import parse_duration
 
 # Per-run layer ids are ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>`` (FEWS); this finds the suffix.
@@ -49,6 +50,9 @@ class Layer:
     defaults: dict[str, str | float] = field(default_factory=dict)
     # Serve the nearest valid time within this tolerance instead of refusing (None: exact).
     time_tolerance: np.timedelta64 | None = None
+    # Warning levels listed as exceedance probabilities: "above:20", "below:-5" (in the
+    # layer's units); any other threshold is accepted too.
+    thresholds: tuple[str, ...] = ()
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -71,6 +75,12 @@ class Layer:
         """The style used when a request names none."""
         return self.styles[0]
 
+    @property
+    def statistics(self) -> tuple[str, ...]:
+        """The ensemble statistics listed with the members (none for a vector layer, whose
+        statistics are not offered: the mean of u and v is not the mean speed)."""
+        return () if self.is_vector else listed_statistics(self.thresholds)
+
     def style(self, name: str) -> Style | None:
         """Return the style called ``name``, or None."""
         return next((s for s in self.styles if s.name == name), None)
@@ -86,7 +96,7 @@ def layer_from_config(entry: dict[str, Any], styles: dict[str, Style],
         If required keys are missing, a style is unknown, or a keyword is invalid.
     """
     known = {"id", "title", "store", "variable", "vector", "group", "styles", "keywords",
-             "abstract", "defaults", "time_tolerance"}
+             "abstract", "defaults", "time_tolerance", "thresholds"}
     missing = {"id", "store"} - set(entry)
     if "variable" not in entry and "vector" not in entry:
         missing.add("variable")
@@ -120,6 +130,7 @@ def layer_from_config(entry: dict[str, Any], styles: dict[str, Style],
         components=vector,
         defaults=_defaults(layer_id, entry.get("defaults", {})),
         time_tolerance=_tolerance(layer_id, entry.get("time_tolerance")),
+        thresholds=_thresholds(layer_id, entry.get("thresholds", [])),
     )
 
 
@@ -130,6 +141,28 @@ def _tolerance(layer_id: str, text: object) -> np.timedelta64 | None:
         return parse_duration(str(text), "time_tolerance", allow_zero=True)
     except FewsmapError as exc:
         raise ConfigError(f"layer {layer_id!r}: {exc}") from exc
+
+
+def _thresholds(layer_id: str, entries: object) -> tuple[str, ...]:
+    """Check ``thresholds``: numbers (exceedance, ``above:X``) or ``"above:X"``/``"below:X"``."""
+    if not isinstance(entries, list):
+        raise ConfigError(f"layer {layer_id!r}: thresholds must be a list")
+    found = []
+    for entry in entries:
+        text = f"above:{entry}" if isinstance(entry, int | float) and not isinstance(
+            entry, bool) else str(entry)
+        try:
+            statistic = parse_statistic(text)
+        except FewsmapError as exc:
+            statistic = None
+            problem = str(exc)
+        else:
+            problem = ""
+        if statistic is None or not statistic.is_probability:
+            raise ConfigError(f"layer {layer_id!r}: threshold {entry!r} must be a number or "
+                              "'above:<X>'/'below:<X>'" + (f": {problem}" if problem else ""))
+        found.append(statistic.label)
+    return tuple(dict.fromkeys(found))
 
 
 def _defaults(layer_id: str, table: dict[str, Any]) -> dict[str, str | float]:

@@ -73,6 +73,11 @@ def colour_range_problem(low: float, high: float) -> str | None:
     return None
 
 
+# Exceedance probabilities of an ensemble (fewsmap.products.ensemble), whatever the layer.
+PROBABILITY_STYLE = Style("probability", "Probability [%]", colormap="YlOrRd",
+                          value_range=(0.0, 100.0), units="%")
+
+
 def style_from_config(entry: dict[str, Any]) -> Style:
     """Build a style from a ``[[styles]]`` table of the configuration file.
 

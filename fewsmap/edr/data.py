@@ -3,7 +3,9 @@
 Collections are layers and instances are runs. A layer's EDR parameters are its variables
 (both components of a vector layer); an ensemble variable has one parameter per member,
 ``<variable>_member_<label>``, because CoverageJSON has no member axis (a domain's axes are
-x, y, z, t and composite). Levels are the ``z`` axis. Values are read by the cube's one read
+x, y, z, t and composite), and ensemble statistics are parameters too,
+``<variable>_member_mean``, ``<variable>_member_above:20`` (`fewsmap.products.ensemble`).
+Levels are the ``z`` axis. Values are read by the cube's one read
 path (`fewsmap.store.reads.read_block`), so only the chunks holding the selected cells, times,
 members and levels are read, and are returned untouched (float32; NaN where the cube has no
 value).
@@ -23,9 +25,16 @@ from fewsmap.dimensions import LayerDimension, layer_dimensions
 from fewsmap.edr.errors import NotFound, ResponseTooLarge
 from fewsmap.edr.query import EdrQuery
 from fewsmap.edr.window import Window, select_window
-from fewsmap.errors import FewsmapError, InvalidParameterValue, InvalidPoint, LayerNotDefined
+from fewsmap.errors import (
+    FewsmapError,
+    InvalidDimensionValue,
+    InvalidParameterValue,
+    InvalidPoint,
+    LayerNotDefined,
+)
 from fewsmap.ogc.featureinfo import label_value
 from fewsmap.points import GridCell, find_cell
+from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.reads import read_block
 from fewsmap.timeaxis import refuse_unmatched
@@ -36,12 +45,14 @@ MEMBER_INFIX = "_member_"
 
 @dataclass(frozen=True)
 class EdrParameter:
-    """One EDR parameter: a variable, or one member of an ensemble variable."""
+    """One EDR parameter: a variable, one member of an ensemble variable, or an ensemble
+    statistic over its members (``<variable>_member_mean``, ``…_member_above:20``)."""
 
     id: str
     variable: str
-    member: int | float | None = None  # the member's label
+    member: int | float | str | None = None  # the member's label, or the statistic's
     member_index: int | None = None  # its index along the store's member dimension
+    statistic: EnsembleStatistic | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,7 +66,8 @@ class LayerAxes:
     @classmethod
     def of(cls, store: ForecastStore, layer: Layer, runs: Sequence[RunInfo] = ()) -> LayerAxes:
         """Read them from the layer's (first) variable: the labels holding data in ``runs``."""
-        dims = tuple(layer_dimensions(store, layer.variable, layer.defaults, runs))
+        dims = tuple(layer_dimensions(store, layer.variable, layer.defaults, runs,
+                                      statistics=layer.statistics))
         return cls(dims, next((d for d in dims if d.name == "ensemble_member"), None),
                    next((d for d in dims if d.name == "elevation"), None))
 
@@ -139,7 +151,8 @@ def find_run(catalog: Catalog, layer: Layer, run_id: str | None) -> RunInfo:
 
 def layer_parameters(store: ForecastStore, layer: Layer,
                      axes: LayerAxes | None = None) -> tuple[EdrParameter, ...]:
-    """The layer's parameters: one per variable, or per variable and member."""
+    """The layer's parameters: one per variable, or per variable and member, then the
+    ensemble statistics listed for the layer (`Layer.statistics`)."""
     axes = axes or LayerAxes.of(store, layer)
     found = []
     for variable in layer.variables:
@@ -151,7 +164,19 @@ def layer_parameters(store: ForecastStore, layer: Layer,
             label = label_value(labels[index])
             found.append(EdrParameter(f"{variable}{MEMBER_INFIX}{label}", variable, label,
                                       int(index)))
+        if axes.member.sorted_labels():  # statistics of no member would be empty
+            found += [statistic_parameter(variable, statistic)
+                      for statistic in axes.member.statistics]
     return tuple(found)
+
+
+def statistic_parameter(variable: str, label: str) -> EdrParameter:
+    """The parameter of an ensemble statistic of ``variable`` (``label``: ``mean``, ``p90``,
+    ``above:20`` …)."""
+    statistic = parse_statistic(label)
+    assert statistic is not None
+    return EdrParameter(f"{variable}{MEMBER_INFIX}{statistic.label}", variable,
+                        statistic.label, statistic=statistic)
 
 
 def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: EdrQuery,
@@ -168,7 +193,7 @@ def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: Edr
     run = find_run(catalog, layer, run_id)
     store = catalog.store(layer)
     axes = LayerAxes.of(store, layer, (run,))
-    parameters = _choose(layer_parameters(store, layer, axes), query.parameters, layer.id)
+    parameters = _choose(layer_parameters(store, layer, axes), query.parameters, layer, axes)
     times = _times(run, query)
     levels = _levels(axes, query, layer.id)
     cell = None
@@ -184,10 +209,12 @@ def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: Edr
                 f"requested; the grid covers {_extent_text(store)} (a region smaller than a "
                 "cell holds no centre: use a position query)")
         window = found
-    count = len(parameters) * times.size * levels.size * window.size
+    fields = sum(1 if p.statistic is None or axes.member is None
+                 else len(axes.member.sorted_indices()) for p in parameters)
+    count = fields * times.size * levels.size * window.size  # a statistic reads every member
     if count > max_values:
         raise ResponseTooLarge(
-            f"this query selects {count} values ({len(parameters)} parameters × "
+            f"this query selects {count} values ({fields} parameters or members read × "
             f"{times.size} times × {levels.size} levels × {window.size} cells); at most "
             f"{max_values} are allowed (max_edr_values): narrow datetime, z, "
             "parameter-name or the region")
@@ -218,6 +245,8 @@ def _read(store: ForecastStore, layer: Layer, run: RunInfo, axes: LayerAxes,
         mine = [p for p in parameters if p.variable == variable]
         members = np.array([p.member_index for p in mine if p.member_index is not None],
                            dtype=np.int64)
+        if axes.member is not None and any(p.statistic is not None for p in mine):
+            members = axes.member.sorted_indices()  # a statistic reads every member
         labels = [members if d is axes.member else levels if d is axes.level
                   else np.array([d.index(None, layer.id)], dtype=np.int64) for d in axes.dims]
         block = read_block(store, variable, run.slot, steps, labels, window.rows,
@@ -226,26 +255,51 @@ def _read(store: ForecastStore, layer: Layer, run: RunInfo, axes: LayerAxes,
             values[mine[0].id] = block.reshape(shape)
             continue
         axis = 1 + axes.dims.index(axes.member)
-        for k, parameter in enumerate(mine):
-            values[parameter.id] = np.take(block, k, axis=axis).reshape(shape)
+        for parameter in mine:
+            if parameter.statistic is not None:
+                field = parameter.statistic.reduce(block, axis)
+            else:
+                k = int(np.flatnonzero(members == parameter.member_index)[0])
+                field = np.take(block, k, axis=axis)
+            values[parameter.id] = field.reshape(shape)
     return values
 
 
-def _choose(offered: tuple[EdrParameter, ...], names: tuple[str, ...],
-            layer_id: str) -> tuple[EdrParameter, ...]:
-    """The parameters named (a variable name stands for all its members); all by default."""
+def _choose(offered: tuple[EdrParameter, ...], names: tuple[str, ...], layer: Layer,
+            axes: LayerAxes) -> tuple[EdrParameter, ...]:
+    """The parameters named (a variable name stands for all its members); all but the
+    ensemble statistics by default. Any ``<variable>_member_<statistic>`` is accepted for an
+    ensemble layer, listed or not (any threshold)."""
+    members = tuple(p for p in offered if p.statistic is None)
     if not names:
-        return offered
+        return members
+    layer_id = layer.id
     chosen: dict[str, EdrParameter] = {}
     for name in names:
-        matches = [p for p in offered if name in (p.id, p.variable)]
+        matches = [p for p in offered if name == p.id] or [p for p in members
+                                                           if name == p.variable]
+        if not matches and layer.statistics and axes.member is not None:
+            matches = _unlisted_statistic(name, layer)
         if not matches:
             listing = ", ".join(p.id for p in offered[:12]) + (" …" if len(offered) > 12
                                                                 else "")
             raise InvalidParameterValue(f"parameter-name {name[:60]!r} is not a parameter of "
                                         f"collection {layer_id!r}; parameters: {listing}")
         chosen.update((p.id, p) for p in matches)
-    return tuple(p for p in offered if p.id in chosen)  # in the collection's order
+    listed = [p for p in offered if p.id in chosen]  # in the collection's order
+    return (*listed, *(p for p in chosen.values() if p not in listed))
+
+
+def _unlisted_statistic(name: str, layer: Layer) -> list[EdrParameter]:
+    """The statistic parameter ``name`` means, if it is ``<variable>_member_<statistic>``."""
+    variable, infix, label = name.partition(MEMBER_INFIX)
+    if not infix or variable not in layer.variables:
+        return []
+    try:
+        statistic = parse_statistic(label)
+    except InvalidDimensionValue as exc:
+        raise InvalidParameterValue(f"parameter-name {name[:60]!r}: {exc}") from exc
+    return [statistic_parameter(variable, label)] if statistic is not None else []
 
 
 def _times(run: RunInfo, query: EdrQuery) -> np.ndarray:

@@ -119,7 +119,8 @@ def csv_chunks(answer: EdrAnswer) -> Iterator[bytes]:
     yield _csv_fields(CSV_COLUMNS).encode() + b"\r\n"
     for parameter in answer.parameters:
         values = answer.values[parameter.id]
-        member = "" if parameter.member is None else _text(parameter.member)
+        member = ("" if parameter.member is None else parameter.member
+                  if isinstance(parameter.member, str) else _text(parameter.member))
         for (t, when), (z, level) in itertools.product(enumerate(answer.times),
                                                         enumerate(levels)):
             prefix = _csv_fields((parameter.id, parameter.variable, member, answer.run.label,
@@ -170,7 +171,10 @@ def describe(store: ForecastStore, parameter: EdrParameter) -> dict[str, str]:
     attrs = store.attributes(parameter.variable)
     name = str(attrs.get("long_name") or parameter.variable)
     label = name if parameter.member is None else f"{name}, member {parameter.member}"
-    found = {"label": label, "observed": name, "units": str(attrs.get("units") or "")}
+    units = str(attrs.get("units") or "")
+    if parameter.statistic is not None:  # an ensemble statistic: its units (% for a probability)
+        label, units = f"{name}, ensemble {parameter.member}", parameter.statistic.units(units)
+    found = {"label": label, "observed": name, "units": units}
     standard_name = str(attrs.get("standard_name") or "")
     if standard_name and standard_name != "unknown":  # GRIB writes "unknown" when it has none
         found["observed_id"] = NERC_STANDARD_NAMES + standard_name + "/"
@@ -195,8 +199,9 @@ def covjson_parameter(store: ForecastStore, parameter: EdrParameter) -> dict[str
 def _member_groups(answer: EdrAnswer) -> list[dict[str, Any]]:
     groups = []
     for variable in dict.fromkeys(p.variable for p in answer.parameters
-                                  if p.member is not None):
-        members = [p.id for p in answer.parameters if p.variable == variable]
+                                  if p.member is not None and p.statistic is None):
+        members = [p.id for p in answer.parameters
+                   if p.variable == variable and p.statistic is None]
         name = describe(answer.store, EdrParameter(variable, variable))["observed"]
         groups.append({"type": "ParameterGroup", "label": {"en": f"{name}, ensemble members"},
                        "observedProperty": {"label": {"en": name}}, "members": members})

@@ -44,7 +44,9 @@ def openapi_document(root: str) -> dict[str, Any]:
                  "description": "Raw forecast values (never resampled) of each layer "
                                 "(collection) and run (instance): position, area and cube "
                                 "queries as CoverageJSON or CSV. Ensemble members are "
-                                "parameters <variable>_member_<n>."},
+                                "parameters <variable>_member_<n>, ensemble statistics "
+                                "<variable>_member_<statistic> (mean, median, min, max, std, "
+                                "p1..p99, above:<X>, below:<X>)."},
         "servers": [{"url": root}],
         "paths": paths,
         "components": {"parameters": _parameters(), "schemas": _schemas()},

@@ -10,9 +10,9 @@ import numpy as np
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.export import GEOTIFF_FLOAT32, NETCDF
 from fewsmap.export.window import GridWindow, native_window
+from fewsmap.products.ensemble import MemberStatistic, read_window
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.store.reads import read_window
 from fewsmap.store.run import format_time
 
 
@@ -52,7 +52,8 @@ def read_field_slice(spec: MapSpec, layer_id: str) -> FieldSlice:
     values = tuple(read_window(store, v, prefix, window.rows, window.cols)
                    for v in spec.variables)
     dims = store.dims(spec.variables[0])[2:-2]
-    labels = tuple((dim, store.coordinate(dim)[index].item())
+    labels = tuple((dim, index.statistic.label if isinstance(index, MemberStatistic)
+                    else store.coordinate(dim)[index].item())
                    for dim, index in zip(dims, spec.labels, strict=True))
     return FieldSlice(store, spec.variables, values, window, spec.run, spec.valid_time, labels)
 

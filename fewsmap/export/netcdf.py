@@ -26,7 +26,8 @@ class PointSeries:
     """Values at one point for one run (and one member/level), in valid-time order."""
 
     reference_time: np.datetime64
-    dimensions: tuple[tuple[str, float | int], ...]  # ("member", 3), ("elevation", 850)
+    # ("member", 3), ("member", "mean"): an ensemble statistic, ("elevation", 850)
+    dimensions: tuple[tuple[str, float | int | str], ...]
     times: np.ndarray  # datetime64[s]
     values: Mapping[str, np.ndarray]  # variable name → float32 values
 
@@ -94,8 +95,10 @@ def timeseries_netcdf(series: Sequence[PointSeries], lon: float, lat: float,
                       {"cf_role": "timeseries_id"}),
     }
     for name in {name for s in series for name, _ in s.dimensions}:
-        coords[name] = (instance, np.array([dict(s.dimensions).get(name, np.nan)
-                                            for s in series], dtype="float64"), {})
+        labels = [dict(s.dimensions).get(name, np.nan) for s in series]
+        strings = any(isinstance(label, str) for label in labels)  # ensemble statistics
+        coords[name] = (instance, np.array([str(label) for label in labels], dtype=object)
+                        if strings else np.array(labels, dtype="float64"), {})
     # xarray writes each variable's CF ``coordinates`` attribute from these coordinates.
     variables = {name: ((instance, "obs"), data, _cf_attrs(attrs.get(name, {})))
                  for name, data in values.items()}
@@ -104,8 +107,8 @@ def timeseries_netcdf(series: Sequence[PointSeries], lon: float, lat: float,
     encoding: dict[str, dict[str, Any]] = {
         name: {"zlib": True, "_FillValue": np.float32(np.nan)} for name in names}
     encoding |= {"time": TIME_ENCODING, RUN_DIM: TIME_ENCODING}
-    for name in coords:
-        if name not in encoding and name != "series_id":
+    for name, (_, data, _) in coords.items():
+        if name not in encoding and name != "series_id" and data.dtype != object:
             encoding[name] = {"_FillValue": None}
     return _to_bytes(dataset, encoding)
 

@@ -22,11 +22,12 @@ from fewsmap.timespec import format_axis
 
 
 def run_dimensions(catalog: Catalog, layer: Layer, run: RunInfo | None) -> list[LayerDimension]:
-    """The layer's member and level dimensions as ``run`` holds data (None: the latest run)."""
+    """The layer's member and level dimensions as ``run`` holds data (None: the latest run),
+    the members with the layer's ensemble statistics."""
     runs = catalog.runs(layer)
     shown = run or (runs[-1] if runs else None)
     return layer_dimensions(catalog.store(layer), layer.variable, layer.defaults,
-                            () if shown is None else (shown,))
+                            () if shown is None else (shown,), statistics=layer.statistics)
 
 
 def keyword_groups(catalog: Catalog, layer: Layer,
@@ -68,8 +69,8 @@ def layer_json(catalog: Catalog, layer: Layer, run: RunInfo | None, only_headers
         entry["uv"] = True  # FEWS: GetMap format=image/tiff&convertUVtoRG=true
     for dimension in run_dimensions(catalog, layer, run):
         if dimension.name == "ensemble_member":
-            entry["ensembles"] = [{"ensembleId": layer.variable, "ensembleMemberIds": [
-                f"{m:g}" for m in dimension.sorted_labels()]}]
+            entry["ensembles"] = [{"ensembleId": layer.variable,
+                                   "ensembleMemberIds": dimension.values()}]
         elif dimension.name == "elevation":
             levels = dimension.sorted_labels()
             entry["elevation"] = {"units": dimension.units, "unitSymbol": dimension.units,

@@ -43,6 +43,13 @@ from fewsmap.ogc.getmap import (
 from fewsmap.ogc.params import Params
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.points import GridCell, find_cell, read_components
+from fewsmap.products.ensemble import (
+    MemberStatistic,
+    Selector,
+    label_lists,
+    reduce_selected,
+    statistic_of,
+)
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.run import format_time
 from fewsmap.timeaxis import limit_times, resolve_times
@@ -112,7 +119,7 @@ class PointQuery:
     run: RunInfo
     crs: str
     times: np.ndarray  # datetime64[s], ascending
-    labels: tuple[int, ...]
+    labels: tuple[Selector, ...]  # a member's index, or a statistic over the members
     # Where the layer's nearest-time matching served another time than asked: (asked, served).
     substitutions: tuple[tuple[np.datetime64, np.datetime64], ...] = ()
 
@@ -128,7 +135,8 @@ class FeatureValue:
     time: np.datetime64
     reference_time: np.datetime64
     cell: GridCell | None
-    dimensions: tuple[tuple[str, float | int], ...] = ()  # ("member", 3), ("elevation", 850)
+    # ("member", 3), ("member", "p90"), ("elevation", 850)
+    dimensions: tuple[tuple[str, float | int | str], ...] = ()
     components: tuple[tuple[str, float | None], ...] = ()  # (u, v) of a vector layer
     dimension_units: tuple[tuple[str, str], ...] = field(default=())
 
@@ -240,7 +248,8 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
         If more than ``max_values`` values would be read (each is one chunk read).
     """
     queries = list(queries)
-    total = sum(q.times.size * len(q.layer.variables) for q in queries)
+    total = sum(q.times.size * len(q.layer.variables) * math.prod(map(len, label_lists(q.labels)))
+                for q in queries)  # a statistic reads every member
     if total > max_values:
         raise InvalidParameterValue(
             f"this request reads {total} values; at most {max_values} are allowed "
@@ -255,16 +264,19 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
         else:
             read, components = read_components(
                 query.store, query.layer.variables, cell, query.run, query.times,
-                [[label] for label in query.labels])
-            values = read.reshape(-1)
-            components = {k: v.reshape(-1) for k, v in components.items()}
+                label_lists(query.labels))
+            values = reduce_selected(read, query.labels, 1).reshape(-1)
+            components = {k: reduce_selected(v, query.labels, 1).reshape(-1)
+                          for k, v in components.items()}
         dims, units = _dimension_values(query)
         attrs = query.store.attributes(query.layer.variable)
+        statistic = statistic_of(query.labels)
+        layer_units = str(attrs.get("units", ""))
         for k, when in enumerate(query.times):
             features.append(FeatureValue(
                 layer=query.name,
                 variable=",".join(query.layer.variables),
-                units=str(attrs.get("units", "")),
+                units=statistic.units(layer_units) if statistic else layer_units,
                 value=json_number(values[k]),
                 time=when,
                 reference_time=query.run.reference_time,
@@ -340,14 +352,16 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
                       resolved.substitutions)
 
 
-def _dimension_values(query: PointQuery) -> tuple[tuple[tuple[str, float | int], ...],
+def _dimension_values(query: PointQuery) -> tuple[tuple[tuple[str, float | int | str], ...],
                                                   tuple[tuple[str, str], ...]]:
-    """The member/level labels a query reads, as feature properties, and their units."""
+    """The member/level labels (or statistic) a query reads, as feature properties, and
+    their units."""
     dims = layer_dimensions(query.store, query.layer.variable, query.layer.defaults)
-    values, units = [], []
+    values: list[tuple[str, float | int | str]] = []
+    units = []
     for dimension, index in zip(dims, query.labels, strict=True):
         name = DIMENSION_PROPERTIES.get(dimension.name, dimension.name)
-        values.append((name, label_value(dimension.labels[index])))
+        values.append((name, selector_value(dimension.labels, index)))
         if dimension.units:
             units.append((name, dimension.units))
     return tuple(values), tuple(units)
@@ -363,6 +377,13 @@ def _duration_text(seconds: int) -> str:  # a series repeats the same few lead t
     if seconds < 0:
         return "-" + format_duration(np.timedelta64(-seconds, "s"))
     return format_duration(np.timedelta64(seconds, "s"))
+
+
+def selector_value(labels: np.ndarray, selector: Selector) -> float | int | str:
+    """What a selector names, for answers: a label as a JSON number, or a statistic's label."""
+    if isinstance(selector, MemberStatistic):
+        return selector.statistic.label
+    return label_value(labels[selector])
 
 
 def label_value(label: object) -> float | int:

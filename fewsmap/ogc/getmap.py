@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer, Style
-from fewsmap.catalog.styles import colour_range_problem
-from fewsmap.dimensions import layer_dimensions
+from fewsmap.catalog.styles import PROBABILITY_STYLE, colour_range_problem
+from fewsmap.dimensions import LayerDimension, layer_dimensions
 from fewsmap.errors import (
     InvalidDimensionValue,
     InvalidFormat,
@@ -22,6 +22,7 @@ from fewsmap.errors import (
 from fewsmap.export import EXPORT_FORMATS
 from fewsmap.ogc.crs import canonical_crs, check_offered, north_first, offered_crs
 from fewsmap.ogc.params import Params, finite_number
+from fewsmap.products.ensemble import EnsembleStatistic, Selector, parse_statistic
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import RunInfo
@@ -57,7 +58,7 @@ class GetMapRequest:
     lead_time: np.timedelta64 | None = None  # DIM_LEAD_TIME: valid time = run + lead
     reducer: str | None = None  # a temporal aggregate of the TIME range
     elevation: float | None = None
-    member: int | None = None
+    member: int | EnsembleStatistic | None = None  # a member label, or a statistic over them
     # DIM_<NAME> for any other dimension, as given: read as a number only for a dimension
     # the layer has (WMS 1.3.0 Annex C.4.1: a dimension the layer lacks is ignored)
     dimensions: tuple[tuple[str, str], ...] = ()
@@ -132,7 +133,7 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         reducer=reducer,
         dimensions=_other_dimensions(params),
         elevation=_number(params, "elevation"),
-        member=_member(params),
+        member=parse_member(params),
         color_range=parse_color_range(params.get("colorscalerange")),
         show_contours=params.flag("showContours"),
         # JPEG has no alpha: it is drawn over BGCOLOR, as TRANSPARENT=FALSE.
@@ -215,7 +216,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         range_times=range_times,
         labels=dimension_labels(catalog, layer, request, run, times[0]),
         canvas=Canvas(crs, request.bbox, request.width, request.height),
-        style=select_style(layer, request.style),
+        style=statistic_style(layer, request.style, request.member),
         color_range=request.color_range,
         show_contours=request.show_contours,
         transparent=request.transparent,
@@ -284,25 +285,66 @@ def select_style(layer: Layer, name: str) -> Style:
     return style
 
 
+def statistic_style(layer: Layer, name: str, member: object) -> Style:
+    """The style a map or legend of ``member`` is drawn in: `select_style`, except that an
+    exceedance probability without a named style (or STYLES=probability) is drawn 0..100 %.
+
+    Raises
+    ------
+    StyleNotDefined
+        Naming the styles the layer offers.
+    """
+    probability = isinstance(member, EnsembleStatistic) and member.is_probability
+    if probability and (name in DEFAULT_STYLE_NAMES or name == PROBABILITY_STYLE.name):
+        return PROBABILITY_STYLE
+    return select_style(layer, name)
+
+
 def dimension_labels(catalog: Catalog, layer: Layer, request: GetMapRequest, run: RunInfo,
-                     valid_time: np.datetime64 | None = None) -> tuple[int, ...]:
-    """Store indices along members and levels for the request (defaults where absent).
+                     valid_time: np.datetime64 | None = None) -> tuple[Selector, ...]:
+    """Store indices along members and levels for the request (defaults where absent), a
+    statistic over the members where the member named is one.
 
     Only labels holding data in ``run`` are accepted; a member or level not named defaults
     to the layer's default if that holds data at ``valid_time``, else the lowest member
     (the level nearest the surface) holding data then (`fewsmap.dimensions.layer_dimensions`).
+
+    Raises
+    ------
+    InvalidDimensionValue
+        Also for a statistic asked of a layer without members, or of a vector layer.
     """
     named = {"elevation": request.elevation, "ensemble_member": request.member}
     given = dict(request.dimensions)
     wanted = {name: value for name, value in named.items() if value is not None}
     dimensions = layer_dimensions(catalog.store(layer), layer.variable, layer.defaults, (run,),
-                                  valid_time)
+                                  valid_time, layer.statistics)
     for dimension in dimensions:
         if dimension.name not in wanted and dimension.name in given:
             wanted[dimension.name] = finite_number(given[dimension.name],
                                                    f"DIM_{dimension.name.upper()}")
-    return tuple(dimension.index(wanted.get(dimension.name), layer.id)
+    check_statistic(layer, request.member, dimensions)
+    return tuple(dimension.select(wanted.get(dimension.name), layer.id)
                  for dimension in dimensions)
+
+
+def check_statistic(layer: Layer, member: object, dimensions: list[LayerDimension]) -> None:
+    """Refuse an ensemble statistic for a layer without members, or a vector layer.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        Naming what the layer offers instead.
+    """
+    if not isinstance(member, EnsembleStatistic):
+        return
+    if not any(d.name == "ensemble_member" for d in dimensions):
+        raise InvalidDimensionValue(f"ensemble member {member.label!r}: layer {layer.id!r} has "
+                                    "no ensemble dimension to compute statistics over")
+    if layer.is_vector:
+        raise InvalidDimensionValue(f"ensemble member {member.label!r}: statistics are offered "
+                                    f"for scalar layers; {layer.id!r} is a vector layer (ask "
+                                    "its u and v layers, or one member)")
 
 
 # DIM_* parameters with a meaning of their own; any other DIM_<NAME> selects that dimension.
@@ -381,17 +423,22 @@ def _number(params: Params, name: str) -> float | None:
     return finite_number(text, name.upper()) if text else None
 
 
-def _member(params: Params) -> int | None:
-    """Member from FEWS ``dim_ensemble_member=<ens>_<id>``, ``ensembleMemberId`` or DIM_*."""
+def parse_member(params: Params) -> int | EnsembleStatistic | None:
+    """Member from FEWS ``dim_ensemble_member=<ens>_<id>``, ``ensembleMemberId`` or DIM_*:
+    a member number or an ensemble statistic (``mean``, ``p90``, ``above:20`` …)."""
     for name in ("dim_ensemble_member", "ensembleMemberId", "dim_realization"):
         text = params.get(name)
         if text:
             token = text.rsplit("_", 1)[-1]
+            statistic = parse_statistic(token)
+            if statistic is not None:
+                return statistic
             try:
                 return int(token)
             except ValueError as exc:
                 raise InvalidDimensionValue(
-                    f"{name}={text[:40]!r}: the member must be a whole number") from exc
+                    f"{name}={text[:40]!r}: the member must be a whole number or a statistic "
+                    "(mean, median, min, max, std, p1 .. p99, above:<X>, below:<X>)") from exc
     return None
 
 

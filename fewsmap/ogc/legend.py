@@ -10,11 +10,13 @@ from fewsmap.ogc.getmap import (
     PNG,
     image_size,
     parse_color_range,
+    parse_member,
     parse_reference_time,
     select_run,
-    select_style,
+    statistic_style,
 )
 from fewsmap.ogc.params import Params
+from fewsmap.products.ensemble import EnsembleStatistic
 from fewsmap.render.colour import palette_for
 from fewsmap.render.legend import legend_json, legend_png, legend_size
 from fewsmap.render.pipeline import run_range
@@ -33,7 +35,9 @@ def get_legend_graphic(catalog: Catalog, params: Params,
         WIDTH×HEIGHT beyond ``max_pixels``, as GetMap).
     """
     layer, run_from_id = catalog.resolve(params.get("layer") or params.require("layers"))
-    style = select_style(layer, (params.get("style") or params.get("styles") or "").strip())
+    member = parse_member(params)  # an exceedance probability has a legend in %
+    style = statistic_style(layer, (params.get("style") or params.get("styles") or "").strip(),
+                            member)
     image_format = (params.get("format") or PNG).strip().lower()
     if image_format not in (PNG, JSON):
         raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered for legends; "
@@ -42,8 +46,10 @@ def get_legend_graphic(catalog: Catalog, params: Params,
     # The run GetMap draws with the same parameters: its statistics give the colour range.
     run = select_run(catalog, layer, run_from_id, parse_reference_time(params)) if runs \
         else None
-    palette = palette_for(style, parse_color_range(params.get("colorscalerange")),
-                          run_range(run, layer.variables) if run else None)
+    automatic = run_range(run, layer.variables) if run else None
+    if isinstance(member, EnsembleStatistic):
+        automatic = member.value_range(automatic)
+    palette = palette_for(style, parse_color_range(params.get("colorscalerange")), automatic)
     units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))
     if image_format == JSON:
         return legend_json(palette, units), JSON

@@ -17,6 +17,7 @@ import numpy as np
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, longitude_width, lonlat_bbox
 from fewsmap.catalog.styles import style_as_config
+from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import FewsmapError, InvalidParameterValue
 from fewsmap.ogc.getmap import (
     PNG,
@@ -26,7 +27,9 @@ from fewsmap.ogc.getmap import (
     select_run,
 )
 from fewsmap.ogc.params import Params
+from fewsmap.products.ensemble import parse_statistic
 from fewsmap.render.pipeline import run_range
+from fewsmap.store.cube import RunInfo
 from fewsmap.store.run import format_time
 
 TILE_SIZE = 256
@@ -135,6 +138,9 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
     selectors = [(n, v) for n, v in params.items() if n not in ADDRESS_NAMES]
     query = f"?{urlencode(selectors)}" if selectors else ""
     value_range = run_range(run, layer.variables)
+    statistic = parse_statistic(params.get("member") or "0")
+    if statistic is not None:  # the colour range of what the tiles show
+        value_range = statistic.value_range(value_range)
     return {
         "tilejson": "2.2.0",
         "name": layer.id,
@@ -157,8 +163,18 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
             "styles": [s.name for s in layer.styles],
             "styleDefinitions": [style_as_config(s) for s in layer.styles],
             "valueRange": list(value_range) if value_range else None,
+            **_members(catalog, layer, run),
         },
     }
+
+
+def _members(catalog: Catalog, layer: Layer, run: RunInfo) -> dict[str, list[str]]:
+    """The ``member=`` values of an ensemble layer in ``run``: members, then statistics."""
+    for dimension in layer_dimensions(catalog.store(layer), layer.variable, layer.defaults,
+                                      (run,), statistics=layer.statistics):
+        if dimension.name == "ensemble_member":
+            return {"members": dimension.values()}
+    return {}
 
 
 def _reference_time(params: Params) -> np.datetime64 | None:
@@ -172,6 +188,8 @@ def _legend_query(name: str, params: Params) -> dict[str, str]:
     for name in ("style", "colorscalerange"):
         if params.get(name):
             query[name] = params.get(name) or ""
+    if params.get("member"):  # a probability's legend is in %
+        query["dim_ensemble_member"] = params.get("member") or ""
     run = params.get("run") or params.get("dim_reference_time")
     if run:  # the legend of the run the tiles show (its colour range)
         query["dim_reference_time"] = run

@@ -37,11 +37,20 @@ from fewsmap.ogc.crs import canonical_crs, check_offered, offered_crs
 from fewsmap.ogc.featureinfo import (
     DIMENSION_PROPERTIES,
     json_number,
-    label_value,
     lead_time_text,
+    selector_value,
 )
+from fewsmap.ogc.getmap import check_statistic
 from fewsmap.ogc.params import Params, finite_number
 from fewsmap.points import GridCell, find_cell, read_components
+from fewsmap.products.ensemble import (
+    EnsembleStatistic,
+    MemberStatistic,
+    Selector,
+    label_lists,
+    parse_statistic,
+    reduce_selected,
+)
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.run import format_time
 from fewsmap.timespec import parse_instant
@@ -80,7 +89,7 @@ class TimeSeriesRequest:
     runs_given: bool = False  # runs=… was given (not only implied by start/end)
     start: np.datetime64 | None = None
     end: np.datetime64 | None = None
-    member: float | str | None = None
+    member: float | str | EnsembleStatistic | None = None
     elevation: float | str | None = None
     format: str = JSON
 
@@ -90,7 +99,8 @@ class Series:
     """The values of one run (and one member/level) at the cell, in valid-time order."""
 
     run: RunInfo
-    dimensions: tuple[tuple[str, float | int], ...]  # ("member", 3), ("elevation", 850)
+    # ("member", 3), ("member", "mean"), ("elevation", 850)
+    dimensions: tuple[tuple[str, float | int | str], ...]
     times: np.ndarray  # datetime64[s]
     values: np.ndarray  # float32, NaN = missing
     components: tuple[tuple[str, np.ndarray], ...] = ()
@@ -108,8 +118,10 @@ class TimeSeries:
 
     @property
     def units(self) -> str:
-        """Units of the layer's variable (CF ``units``)."""
-        return str(self.store.attributes(self.layer.variable).get("units", ""))
+        """Units of the layer's variable (CF ``units``); % for an exceedance probability."""
+        units = str(self.store.attributes(self.layer.variable).get("units", ""))
+        member = self.request.member
+        return member.units(units) if isinstance(member, EnsembleStatistic) else units
 
 
 def parse_timeseries(params: Params) -> TimeSeriesRequest:
@@ -150,7 +162,7 @@ def parse_timeseries(params: Params) -> TimeSeriesRequest:
         runs_given=bool(runs_text),
         start=start,
         end=end,
-        member=_label(params, "member"),
+        member=_member(params),
         elevation=_label(params, "elevation"),
         format=FORMATS[format_text],
     )
@@ -198,11 +210,19 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
             continue  # the named member or level holds no data in this run
         values, components = read_components(store, layer.variables, cell, run, times,
                                              indices)
-        for combination in itertools.product(*(range(len(i)) for i in indices)):
+        statistics = [_statistic_over(d, i, request.member) for d, i in zip(dims, indices,
+                                                                               strict=True)]
+        values = reduce_selected(values, statistics, 1)
+        components = {k: reduce_selected(v, statistics, 1) for k, v in components.items()}
+        shape = [1 if isinstance(s, MemberStatistic) else len(i)
+                 for s, i in zip(statistics, indices, strict=True)]
+        for combination in itertools.product(*(range(n) for n in shape)):
             at: tuple[slice | int, ...] = (slice(None), *combination)
             labels = tuple((DIMENSION_PROPERTIES.get(d.name, d.name),
-                            label_value(d.labels[i[k]]))
-                           for d, i, k in zip(dims, indices, combination, strict=True))
+                            selector_value(d.labels, s if isinstance(s, MemberStatistic)
+                                           else i[k]))
+                           for d, i, k, s in zip(dims, indices, combination, statistics,
+                                                 strict=True))
             series.append(Series(run, labels, times, values[at],
                                  tuple((name, v[at]) for name, v in components.items())))
     return TimeSeries(layer, store, request, cell, tuple(series))
@@ -419,6 +439,7 @@ def _labels_per_run(store: ForecastStore, layer: Layer,
     refusal: InvalidDimensionValue | None = None
     for run, _ in runs:
         dims = layer_dimensions(store, layer.variable, layer.defaults, (run,))
+        check_statistic(layer, request.member, dims)
         indices = []
         for dimension in dims:
             try:
@@ -432,11 +453,23 @@ def _labels_per_run(store: ForecastStore, layer: Layer,
     return chosen
 
 
-def _indices(dimension: LayerDimension, wanted: float | str | None, layer_id: str) -> list[int]:
-    """Store indices along a member or level dimension: one, or every one for ``all``."""
+def _indices(dimension: LayerDimension, wanted: float | str | EnsembleStatistic | None,
+             layer_id: str) -> list[int]:
+    """Store indices along a member or level dimension: one, or every one for ``all``, or
+    every member a statistic reduces."""
     if wanted == ALL:
         return [int(i) for i in dimension.sorted_indices()]
+    if isinstance(wanted, EnsembleStatistic):
+        return list(label_lists([dimension.select(wanted, layer_id)])[0])
     return [dimension.index(None if wanted is None else float(wanted), layer_id)]
+
+
+def _statistic_over(dimension: LayerDimension, indices: list[int],
+                    member: object) -> Selector:
+    """The statistic reducing the values read along ``dimension`` (0: none)."""
+    if isinstance(member, EnsembleStatistic) and dimension.name == "ensemble_member":
+        return MemberStatistic(member, tuple(indices))
+    return 0
 
 
 def _label(params: Params, name: str) -> float | str | None:
@@ -446,6 +479,13 @@ def _label(params: Params, name: str) -> float | str | None:
     if text.lower() == ALL:
         return ALL
     return finite_number(text, name)
+
+
+def _member(params: Params) -> float | str | EnsembleStatistic | None:
+    """``member``: a label, ``all``, or an ensemble statistic (``mean``, ``above:20`` …)."""
+    text = (params.get("member") or "").strip()
+    statistic = parse_statistic(text) if text and text.lower() != ALL else None
+    return statistic or _label(params, "member")
 
 
 def _coordinate(params: Params, name: str) -> float:
@@ -494,6 +534,8 @@ def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of ``/api/timeseries`` (served at ``/api/openapi.json``)."""
     time_text = "ISO 8601 UTC instant, e.g. 2022-08-09T06:00:00Z"
     number_or_all = {"oneOf": [{"type": "number"}, {"type": "string", "const": ALL}]}
+    member_value = {"oneOf": [*number_or_all["oneOf"], {"type": "string", "pattern": (
+        r"^(mean|median|min|max|std|p[1-9][0-9]?|(above|below):-?[0-9]+(\.[0-9]+)?)$")}]}
     nullable_number = {"type": ["number", "null"]}
     parameters = [
         _parameter("layer", True, "A layer id from the WMS capabilities (`<store>.<variable>` "
@@ -527,8 +569,11 @@ def openapi_document() -> dict[str, Any]:
                    "member holding data in each run: a lagged ensemble's runs each give "
                    "their own members); default: the layer's default member (the control), "
                    "else the lowest member the run holds. Runs without a named member give "
-                   "no series; only valid times holding data are listed.",
-                   number_or_all, ALL),
+                   "no series; only valid times holding data are listed. Or an ensemble "
+                   "statistic over the members holding data: `mean`, `median`, `min`, `max`, "
+                   "`std`, `p1`..`p99` (numpy's linear percentiles), `above:<X>`/`below:<X>` "
+                   "(per cent of those members above/below X, in the layer's units).",
+                   member_value, ALL),
         _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all` (the levels "
                    "holding data); default: the configured default, else the level nearest "
                    "the surface holding data.", number_or_all, 850),
@@ -544,7 +589,9 @@ def openapi_document() -> dict[str, Any]:
         "required": ["reference_time", "times", "lead_times", "values"],
         "properties": {
             "reference_time": {"type": "string", "format": "date-time"},
-            "member": {"type": "number", "description": "Present for ensemble layers."},
+            "member": {"type": ["number", "string"],
+                       "description": "Present for ensemble layers: the member's label, or "
+                                      "the statistic asked for (`mean`, `above:20` …)."},
             "elevation": {"type": "number", "description": "Present for layers with levels."},
             "times": {"type": "array", "items": {"type": "string", "format": "date-time"}},
             "lead_times": {"type": "array", "items": {"type": "string"},

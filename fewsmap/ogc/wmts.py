@@ -255,12 +255,13 @@ def _layer(catalog: Catalog, layer: Layer, base_url: str) -> ET.Element:
     runs = catalog.runs(layer)
     store = catalog.store(layer)
     defaults = layer_dimensions(store, layer.variable, layer.defaults, runs[-1:])
-    for dimension, latest in zip(layer_dimensions(store, layer.variable, layer.defaults, runs),
+    for dimension, latest in zip(layer_dimensions(store, layer.variable, layer.defaults, runs,
+                                                  statistics=layer.statistics),
                                  defaults, strict=True):
         element = _dimension(node, dimension.name, dimension.units,
                              None if latest.default is None else f"{latest.default:g}")
-        for label in dimension.sorted_labels():
-            _text(element, "Value", f"{label:g}")
+        for value in dimension.values():  # members, then ensemble statistics
+            _text(element, "Value", value)
     link = ET.SubElement(node, _wmts("TileMatrixSetLink"))
     _text(link, "TileMatrixSet", TILE_MATRIX_SET)
     limits = ET.SubElement(link, _wmts("TileMatrixSetLimits"))

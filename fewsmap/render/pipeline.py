@@ -8,6 +8,7 @@ import numpy as np
 
 from fewsmap.cancel import checkpoint
 from fewsmap.catalog.styles import Style
+from fewsmap.products.ensemble import Selector, statistic_of
 from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
 from fewsmap.render.encode import jpeg, png_palette, png_rgba, uv_tiff
@@ -27,7 +28,7 @@ class MapSpec:
     variables: tuple[str, ...]  # one scalar, or the (u, v) components of a vector
     run: RunInfo
     valid_time: np.datetime64
-    labels: tuple[int, ...]
+    labels: tuple[Selector, ...]  # a member's index, or a statistic over the members
     canvas: Canvas
     style: Style
     color_range: tuple[float, float] | None = None
@@ -61,6 +62,14 @@ def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] |
     return 0.0, float(np.sqrt(sum(c * c for c in largest)))
 
 
+def value_range(spec: MapSpec) -> tuple[float, float] | None:
+    """The automatic colour range of a spec: the run's (`run_range`), or that of the
+    ensemble statistic it draws (0..100 for a probability)."""
+    automatic = run_range(spec.run, spec.variables)
+    statistic = statistic_of(spec.labels)
+    return automatic if statistic is None else statistic.value_range(automatic)
+
+
 def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
     """Read the source window of each variable (same cells for all), reduced over time
     when the spec is an aggregate."""
@@ -76,7 +85,7 @@ def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
             for i in range(len(spec.variables))]
 
 
-def _index(spec: MapSpec, when: np.datetime64) -> tuple[int, ...]:
+def _index(spec: MapSpec, when: np.datetime64) -> tuple[Selector, ...]:
     where = np.flatnonzero(spec.run.valid_times == when)
     return (spec.run.slot, int(spec.run.step_slots[where[0]]), *spec.labels)
 
@@ -156,7 +165,7 @@ def _draw(spec: MapSpec) -> tuple[np.ndarray, Palette, SourceWindow | None]:
     windows = read_windows(spec)
     window = windows[0] if len(windows) == 1 else _speed(windows)
     field = regrid(window, spec.canvas)
-    automatic = run_range(spec.run, spec.variables)
+    automatic = value_range(spec)
     if spec.reducer == "sum" and len(spec.aggregate) > 1:
         automatic = _data_range(field)  # a sum exceeds the run's per-step range
     palette = palette_for(spec.style, spec.color_range, automatic)

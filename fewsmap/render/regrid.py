@@ -17,8 +17,9 @@ import datashader as dsh
 import numpy as np
 import xarray as xr
 
+from fewsmap.products import ensemble
+from fewsmap.products.ensemble import MemberStatistic, Selector
 from fewsmap.render import kernels
-from fewsmap.store import reads
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import cell_edges
 from fewsmap.store.overviews import overview_window
@@ -43,20 +44,22 @@ class SourceWindow:
     y: np.ndarray  # (ny,) or (ny, nx)
 
 
-def read_window(store: ForecastStore, variable: str, prefix: tuple[int, ...],
+def read_window(store: ForecastStore, variable: str, prefix: tuple[Selector, ...],
                 canvas: Canvas) -> SourceWindow | None:
     """Read the cells of ``store[variable][prefix]`` that the canvas shows (None: none),
     read by the cube's one read path (`fewsmap.store.reads`): the window of the coarsest
     overview level whose cells are no larger than a pixel where the run has overviews
     (`fewsmap.store.overviews.overview_window`), else of the full-resolution grid
-    (`GridGeometry.window_in`)."""
-    found = overview_window(store, variable, prefix[0], canvas.crs, canvas.bbox,
-                            (canvas.width, canvas.height))
+    (`GridGeometry.window_in`); reduced over the members where the prefix holds an
+    ensemble statistic (`fewsmap.products.ensemble`)."""
+    slot = prefix[0]  # the run's slot: an index (statistics select members only)
+    found = None if isinstance(slot, MemberStatistic) else overview_window(
+        store, variable, int(slot), canvas.crs, canvas.bbox, (canvas.width, canvas.height))
     array, window = (found.array, found.window) if found is not None else (
         variable, store.geometry.window_in(canvas.crs, canvas.bbox))
     if window is None:
         return None
-    values = reads.read_window(store, array, prefix, window.rows, window.cols)
+    values = ensemble.read_window(store, array, prefix, window.rows, window.cols)
     return SourceWindow(values, window.x, window.y)
 
 

@@ -18,6 +18,7 @@ from lxml import etree
 from PIL import Image
 
 from fewsmap.app.server import create_app
+from fewsmap.products.ensemble import listed_statistics
 from fewsmap.settings import Settings
 from fewsmap.store.run import format_time
 from tests.asgi_client import AppClient
@@ -64,6 +65,12 @@ def member_ids(k: int) -> list[str]:
     return [str(m) for m in lagged_members(k)]
 
 
+def member_values(k: int) -> list[str]:
+    """What capabilities list as ensemble member values: the run's members, then the
+    ensemble statistics over them (issue #15)."""
+    return [*member_ids(k), *listed_statistics()]
+
+
 def test_fews_json_lists_each_runs_times_and_members(client: AppClient) -> None:
     layers = {}
     for layer in (LAYER, SNOW):
@@ -76,12 +83,12 @@ def test_fews_json_lists_each_runs_times_and_members(client: AppClient) -> None:
         assert entry["firstValueTime"] == held_times(k)[0]
         assert entry["lastValueTime"] == held_times(k)[-1]
         assert entry["timesDefault"] in held_times(k)
-        assert entry["ensembles"][0]["ensembleMemberIds"] == member_ids(k)
+        assert entry["ensembles"][0]["ensembleMemberIds"] == member_values(k)
         assert [g["ensembleMemberId"] for g in entry["keywordList"]] == member_ids(k)
         assert layers[run_id(SNOW, k)]["times"] == held_times(k, lagged_steps(k)[1:2])
     latest = layers[LAYER]
     assert latest["times"] == held_times(LAGGED_RUNS - 1)
-    assert latest["ensembles"][0]["ensembleMemberIds"] == member_ids(LAGGED_RUNS - 1)
+    assert latest["ensembles"][0]["ensembleMemberIds"] == member_values(LAGGED_RUNS - 1)
 
 
 def test_wms_xml_lists_each_runs_times_and_members(client: AppClient) -> None:
@@ -96,11 +103,11 @@ def test_wms_xml_lists_each_runs_times_and_members(client: AppClient) -> None:
         own = dims[run_id(LAYER, k)]
         assert own["time"].text == ",".join(held_times(k))
         assert own["time"].get("default") in held_times(k)
-        assert own["ensemble_member"].text == ",".join(member_ids(k))
+        assert own["ensemble_member"].text == ",".join(member_values(k))
         assert own["ensemble_member"].get("default") == member_ids(k)[0]
         assert dims[run_id(SNOW, k)]["time"].text == held_times(k, lagged_steps(k)[1:2])[0]
     base = dims[LAYER]["ensemble_member"]
-    assert base.text == ",".join(member_ids(LAGGED_RUNS - 1))
+    assert base.text == ",".join(member_values(LAGGED_RUNS - 1))
     assert base.get("default") == member_ids(LAGGED_RUNS - 1)[0]
     plain = etree.fromstring(client.get("/wms", params={"request": "GetCapabilities"}).content)
     latest = next(layer for layer in plain.iter(f"{WMS}Layer")
@@ -120,7 +127,8 @@ def test_wmts_lists_times_and_members_holding_data(client: AppClient) -> None:
     assert dims["Time"].findtext(f"{WMTS}Default") in held_times(LAGGED_RUNS - 1)
     members = dims["ensemble_member"]
     assert [v.text for v in members.findall(f"{WMTS}Value")] == [
-        str(m) for m in range(LAGGED_MEMBERS)]  # 8 runs × 7 members cover all 28
+        *(str(m) for m in range(LAGGED_MEMBERS)),  # 8 runs × 7 members cover all 28
+        *listed_statistics()]
     assert members.findtext(f"{WMTS}Default") == member_ids(LAGGED_RUNS - 1)[0]
 
 
@@ -142,7 +150,7 @@ def test_edr_extents_list_times_and_members_holding_data(client: AppClient) -> N
         assert instance["extent"]["temporal"]["values"] == [  # 3 days: R3/<first>/P1D
             f"R3/{held_times(k)[0]}/P1D"]
         assert sorted(instance["parameter_names"]) == sorted(
-            f"t2m_member_{m}" for m in lagged_members(k))
+            f"t2m_member_{m}" for m in [*lagged_members(k), *listed_statistics()])
 
 
 def test_default_map_of_an_older_run_draws_data(client: AppClient) -> None:

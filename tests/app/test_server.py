@@ -16,6 +16,7 @@ import pytest
 from lxml import etree
 from PIL import Image
 
+from fewsmap.products.ensemble import listed_statistics
 from tests.conftest import sample_paths
 from tests.live_server import live_server, stores_of
 
@@ -66,7 +67,8 @@ def test_fews_json_capabilities(demo_url: str) -> None:
     assert bbox["crs"] == "EPSG:3857" and all(isinstance(v, str) for v in bbox.values())
     assert float(bbox["minx"]) == pytest.approx(-125.25 * 20037508.342789244 / 180, rel=1e-9)
     gust = layers["ecmwf-ens-gust.fg10_6"]
-    assert gust["ensembles"][0]["ensembleMemberIds"] == [str(m) for m in range(1, 51)]
+    assert gust["ensembles"][0]["ensembleMemberIds"] == [
+        *(str(m) for m in range(1, 51)), *listed_statistics()]  # members, then statistics
     assert {g["name"] for g in body["groups"]} == {"naefs-mean", "marfc-fmat", "ecmwf-ens-gust"}
 
 

@@ -113,6 +113,12 @@ timeSeriesType = "EXTERNAL_FORECASTING"
          'time="tomorrow"\n', "defaults.time must be"),
         ('[[layers]]\nid="a"\nstore="naefs-mean"\nvariable="QPF"\ntime_tolerance="1h"\n',
          "time_tolerance"),
+        ('[[layers]]\nid="a"\nstore="naefs-mean"\nvariable="QPF"\nthresholds=["mean"]\n',
+         "threshold 'mean' must be a number or 'above:<X>'/'below:<X>'"),
+        ('[[layers]]\nid="a"\nstore="naefs-mean"\nvariable="QPF"\nthresholds=["above:x"]\n',
+         "threshold 'above:x' must be .* finite number"),
+        ('[[layers]]\nid="a"\nstore="naefs-mean"\nvariable="QPF"\nthresholds=20\n',
+         "thresholds must be a list"),
     ],
 )
 def test_invalid_configuration_is_refused_with_the_reason(

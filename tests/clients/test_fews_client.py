@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from fewsmap.products.ensemble import listed_statistics
 from tests.clients.conftest import DATA_LAYERS, GROUPS, ISO_SECONDS, latest_valid_times, run_times
 
 CLIENT = Path(__file__).resolve().parent / "fews-client"
@@ -166,7 +167,9 @@ def test_capabilities(fews: dict[str, Any], types: dict[str, dict[str, bool]],
     assert qpf["externalForecastTime"] == run_times(demo_stores, "naefs-mean")[-1]
     gust = layers["ecmwf-ens-gust.fg10_6"]
     members = [m for e in gust["ensembles"] for m in e["ensembleMemberIds"]]
-    assert len(members) == 50 == len(set(members))
+    # 50 members, then the ensemble statistics over them (issue #15)
+    assert len(members) == 50 + len(listed_statistics()) == len(set(members))
+    assert members[50:] == list(listed_statistics())
 
 
 def test_capabilities_only_headers(fews: dict[str, Any],

@@ -19,6 +19,7 @@ from openapi_spec_validator import validate as validate_openapi
 
 from fewsmap import open_cube
 from fewsmap.catalog.extent import lonlat_bbox
+from fewsmap.products.ensemble import listed_statistics
 from fewsmap.store.cube import ForecastStore
 from tests.edr.test_data import lonlat_of
 from tests.live_server import live_server
@@ -83,7 +84,9 @@ def test_collections_describe_the_layers(base: str, edr_stores: Path) -> None:
     assert qpf.unit is not None and qpf.unit.symbol == "mm"
     assert naefs.data_queries is not None and naefs.data_queries.cube is not None
     members = by_id["ecmwf-ens-gust.fg10_6"].parameter_names.root
-    assert len(members) == 50 and "fg10_6_member_50" in members
+    # 50 members, then the ensemble statistics over them (issue #15)
+    assert len(members) == 50 + len(listed_statistics()) and "fg10_6_member_50" in members
+    assert "fg10_6_member_mean" in members and "fg10_6_member_p90" in members
     vertical = by_id["levels.t"].extent.vertical
     assert vertical is not None and vertical.values == ["300", "500", "850", "1000"]
     curvilinear = by_id["curvilinear.lon"].data_queries
