@@ -52,8 +52,11 @@ def read_window(store: ForecastStore, variable: str, prefix: tuple[Selector, ...
     (`fewsmap.store.overviews.overview_window`), else of the full-resolution grid
     (`GridGeometry.window_in`); reduced over the members where the prefix holds an
     ensemble statistic (`fewsmap.products.ensemble`)."""
-    slot = prefix[0]  # the run's slot: an index (statistics select members only)
-    found = None if isinstance(slot, MemberStatistic) else overview_window(
+    # An ensemble statistic is computed per cell at full resolution: a percentile or
+    # probability of block means is not the mean of the cells' percentiles.
+    slot = prefix[0]  # the run: an index
+    statistic = any(isinstance(s, MemberStatistic) for s in prefix)
+    found = None if statistic or isinstance(slot, MemberStatistic) else overview_window(
         store, variable, int(slot), canvas.crs, canvas.bbox, (canvas.width, canvas.height))
     array, window = (found.array, found.window) if found is not None else (
         variable, store.geometry.window_in(canvas.crs, canvas.bbox))
