@@ -22,6 +22,7 @@ from fewsmap.errors import (
 from fewsmap.export import EXPORT_FORMATS
 from fewsmap.ogc.crs import canonical_crs, check_offered, north_first, offered_crs
 from fewsmap.ogc.params import Params, finite_number
+from fewsmap.ogc.sld import parse_sld_body
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import RunInfo
@@ -66,6 +67,7 @@ class GetMapRequest:
     transparent: bool = True
     bgcolor: tuple[int, int, int] = (255, 255, 255)
     convert_uv: bool = False
+    sld_style: Style | None = None  # a UserStyle of SLD_BODY, drawn instead of ``style``
 
     @property
     def crs_error_code(self) -> str:
@@ -95,9 +97,11 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         The OGC exception for the first problem found.
     """
     version = wms_version(params)
-    layers = params.require("layers")
+    layers = params.get("layers") or ""
     if "," in layers:
         raise InvalidParameterValue("LAYERS: one layer per request (FEWS WMS-T rule)")
+    style, reducer = _style_and_reducer(params)
+    layers, style, sld_style = client_style(params, layers, style)
     width, height = image_size(params, max_pixels)
     # 1.3.0 names it CRS and 1.1.1 SRS; clients mix them up, so either is accepted.
     crs_name = params.get("crs") or params.get("srs")
@@ -116,7 +120,6 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
                             "image/tiff;subtype=float32, application/x-netcdf (raw values)")
     time = None if embedded else params.get("time")
     lead = params.get("dim_lead_time")
-    style, reducer = _style_and_reducer(params)
     return GetMapRequest(
         version=version,
         layer=layers,
@@ -139,7 +142,34 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         transparent=params.flag("transparent", default=True) and formats[image_format] != JPEG,
         bgcolor=_colour(params.get("bgcolor")),
         convert_uv=params.flag("convertUVtoRG"),
+        sld_style=sld_style,
     )
+
+
+def client_style(params: Params, layer: str, style: str) -> tuple[str, str, Style | None]:
+    """The layer, style name and SLD style a request draws, from LAYERS, STYLES and
+    SLD_BODY (whose NamedLayer may name the layer when LAYERS is absent, as the WMS SLD
+    profile allows).
+
+    Raises
+    ------
+    FewsmapError
+        MissingParameterValue without a layer; InvalidParameterValue or StyleNotDefined
+        for an SLD_BODY that cannot be drawn; InvalidParameterValue for SLD by URL.
+    """
+    if params.get("sld"):
+        raise InvalidParameterValue(
+            "SLD by URL is not enabled on this service; send the document as SLD_BODY")
+    body = params.get("sld_body")
+    if not body:
+        if not layer:
+            raise MissingParameterValue("parameter LAYERS is required")
+        return layer, style, None
+    choice = parse_sld_body(body, layer or None,
+                            "" if style in DEFAULT_STYLE_NAMES else style)
+    if choice.style is None:  # a NamedStyle: one of the layer's own styles
+        return choice.layer, choice.style_name, None
+    return choice.layer, style, choice.style
 
 
 def resolve_maps(catalog: Catalog, request: GetMapRequest) -> list[MapSpec]:
@@ -157,9 +187,10 @@ def resolve_maps(catalog: Catalog, request: GetMapRequest) -> list[MapSpec]:
     if request.layer in catalog.layers or request.layer not in catalog.groups:
         layer, run = catalog.resolve(request.layer)
         return [resolve_map(catalog, layer, run, request)]
-    if request.style not in DEFAULT_STYLE_NAMES:
+    if request.style not in DEFAULT_STYLE_NAMES or request.sld_style is not None:
+        asked = "an SLD_BODY style" if request.sld_style else f"STYLES={request.style[:60]!r}"
         raise StyleNotDefined(f"group {request.layer!r} draws its layers in their default "
-                              f"styles; STYLES={request.style[:60]!r} is not one of them")
+                              f"styles; {asked} is not one of them")
     specs = []
     for layer in catalog.layers.values():
         if layer.group == request.layer:
@@ -215,7 +246,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         range_times=range_times,
         labels=dimension_labels(catalog, layer, request, run, times[0]),
         canvas=Canvas(crs, request.bbox, request.width, request.height),
-        style=select_style(layer, request.style),
+        style=request.sld_style or select_style(layer, request.style),
         color_range=request.color_range,
         show_contours=request.show_contours,
         transparent=request.transparent,

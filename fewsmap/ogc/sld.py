@@ -1,0 +1,315 @@
+"""SLD_BODY: a client's SLD 1.0 or SE 1.1 raster style, read safely into a `Style`.
+
+What is read is what GeoServer draws a single-band raster with: a NamedLayer (or a UserLayer
+naming a layer) holding a UserStyle (or a NamedStyle naming one of ours), its
+FeatureTypeStyle or CoverageStyle, Rules and one RasterSymbolizer with an Opacity and a
+ColorMap of ``ColorMapEntry`` elements (GeoServer's ``type`` ramp, intervals or values).
+Elements in the SLD namespace and the SE namespace are both accepted wherever one of them is
+(QGIS writes ``se:ColorMapEntry`` inside SLD 1.1 documents).
+
+The document comes from an anonymous client, so the parser refuses any DOCTYPE (no DTD, no
+entity can be declared, so neither external entities nor entity expansion exist), and the
+body's size, its nesting depth, its number of elements and of ColorMap entries are bounded.
+Whatever cannot be drawn as written is refused with a 400 naming it, never ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
+from xml.etree.ElementTree import Element, TreeBuilder
+from xml.parsers import expat
+
+from fewsmap.catalog.styles import (
+    MAX_COLOR_MAP_ENTRIES,
+    ColorMapEntry,
+    ColorMapType,
+    Style,
+    color_map_problem,
+)
+from fewsmap.errors import InvalidParameterValue, StyleNotDefined
+
+SLD_NS = "http://www.opengis.net/sld"
+SE_NS = "http://www.opengis.net/se"
+MAX_SLD_BYTES = 65_536
+MAX_DEPTH = 32
+MAX_ELEMENTS = 2_048
+MAX_LABEL_CHARS = 200
+COLOR_MAP_TYPES: tuple[ColorMapType, ...] = ("ramp", "intervals", "values")
+# RasterSymbolizer children that describe rather than draw, or that GeoServer itself does
+# not implement (its SLD reference marks ShadedRelief, OverlapBehavior and ImageOutline).
+NOT_DRAWN = {"Name", "Description", "Title", "Abstract", "Geometry", "VendorOption",
+             "ShadedRelief", "OverlapBehavior", "ImageOutline"}
+
+
+@dataclass(frozen=True)
+class SldChoice:
+    """What an SLD_BODY asks to draw: a layer, in its own style or a named style of ours."""
+
+    layer: str
+    style: Style | None  # a UserStyle of the document
+    style_name: str = ""  # a NamedStyle (a style the layer offers) when ``style`` is None
+
+
+def parse_sld_body(text: str, layer: str | None, style_name: str) -> SldChoice:
+    """Read the style an SLD_BODY gives ``layer`` (or its one layer when ``layer`` is None).
+
+    ``style_name`` (from STYLES; empty for the default) picks a UserStyle or NamedStyle of
+    the layer by name; without one the UserStyle marked IsDefault, else the first, is drawn.
+
+    Raises
+    ------
+    InvalidParameterValue
+        If the document is not safe, well-formed SLD or cannot be drawn as written.
+    StyleNotDefined
+        If it has no style for the layer, or none named ``style_name``.
+    """
+    root = parse_xml(text)
+    if root.tag != f"{{{SLD_NS}}}StyledLayerDescriptor":
+        _refuse(f"the root element is {_shown(root.tag)}; an SLD's is StyledLayerDescriptor "
+                f"in the namespace {SLD_NS}")
+    named = _layer_element(root, layer)
+    return _style_choice(named, _name(named), style_name)
+
+
+def parse_xml(text: str) -> Element:
+    """Parse a client's XML document with expat, refusing DTDs and bounding its size.
+
+    Raises
+    ------
+    InvalidParameterValue
+        If it is too big, too deep, has too many elements, a DOCTYPE, or is not well-formed.
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_SLD_BYTES:
+        _refuse(f"the document is {size} bytes; at most {MAX_SLD_BYTES} are read")
+    builder = TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    depth = elements = 0
+
+    def start(name: str, attributes: dict[str, str]) -> None:
+        nonlocal depth, elements
+        depth, elements = depth + 1, elements + 1
+        if depth > MAX_DEPTH:
+            _refuse(f"elements nest deeper than {MAX_DEPTH} levels")
+        if elements > MAX_ELEMENTS:
+            _refuse(f"the document has more than {MAX_ELEMENTS} elements")
+        builder.start(_qualified(name), {_qualified(k): v for k, v in attributes.items()})
+
+    def end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
+        builder.end(_qualified(name))
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = builder.data
+    # No DTD, hence no entity: XXE and entity expansion ("billion laughs") cannot start.
+    parser.StartDoctypeDeclHandler = _refusal("a DOCTYPE (DTDs and entities are not read)")
+    parser.EntityDeclHandler = _refusal("an entity declaration")
+    parser.ExternalEntityRefHandler = _refusal("an external entity")
+    try:
+        parser.Parse(text, True)
+    except expat.ExpatError as exc:
+        _refuse(f"not well-formed XML: {expat.ErrorString(exc.code)} at line {exc.lineno}, "
+                f"column {exc.offset}")
+    except (RecursionError, MemoryError) as exc:  # bounded above; kept as a 400 regardless
+        _refuse(f"the document cannot be read ({type(exc).__name__})")
+    return builder.close()
+
+
+def style_from_symbolizer(symbolizer: Element, name: str, title: str) -> Style:
+    """Build a style from a RasterSymbolizer (SLD 1.0 or SE 1.1).
+
+    Raises
+    ------
+    InvalidParameterValue
+        Naming the element or attribute that cannot be drawn as written.
+    """
+    opacity = 1.0
+    color_map: Element | None = None
+    for child in symbolizer:
+        local = _local(child)
+        if local == "Opacity":
+            opacity = _number(child.text or "", "RasterSymbolizer Opacity")
+        elif local == "ColorMap":
+            color_map = child
+        elif local == "ChannelSelection":
+            _check_channels(child)
+        elif local == "ContrastEnhancement":
+            if len(child) or (child.text or "").strip():
+                _refuse("ContrastEnhancement is not offered; a ColorMap colours the values "
+                        "as they are")
+        elif local not in NOT_DRAWN:
+            _refuse(f"RasterSymbolizer holds {_shown(child.tag)}, which is not offered")
+    if color_map is None:
+        _refuse("the RasterSymbolizer has no ColorMap (grey-scale drawing is not offered)")
+    kind = color_map.get("type", "ramp").strip().lower()
+    if kind not in COLOR_MAP_TYPES:
+        _refuse(f"ColorMap type={kind[:20]!r}; offered: {', '.join(COLOR_MAP_TYPES)}")
+    entries = [child for child in color_map if _local(child) == "ColorMapEntry"]
+    others = [_shown(child.tag) for child in color_map if _local(child) != "ColorMapEntry"]
+    if others:
+        _refuse(f"the ColorMap holds {others[0]}; only ColorMapEntry elements are read "
+                "(SE Categorize and Interpolate are not offered)")
+    limit = MAX_COLOR_MAP_ENTRIES[kind]
+    if len(entries) > limit:
+        _refuse(f"the ColorMap has {len(entries)} entries; a ColorMap of type {kind} takes "
+                f"at most {limit}")
+    color_map_type: ColorMapType = kind  # narrowed by the check above
+    parsed = tuple(_entry(entry) for entry in entries)
+    problem = color_map_problem(color_map_type, parsed, opacity)
+    if problem:
+        _refuse(problem)
+    return Style(name=name, title=title, kind="color_map", color_map_type=color_map_type,
+                 color_map=parsed, opacity=opacity)
+
+
+def _layer_element(root: Element, layer: str | None) -> Element:
+    """The NamedLayer (or UserLayer) of ``layer``, or the document's one layer."""
+    layers = [child for child in root if _local(child) in ("NamedLayer", "UserLayer")]
+    if not layers:
+        _refuse("the document has no NamedLayer")
+    names = [_name(element) for element in layers]
+    if layer is None:
+        if len(layers) > 1:
+            _refuse(f"the document styles {len(layers)} layers ({_listed(names)}); GetMap "
+                    "draws one: name it in LAYERS")
+        chosen = layers[0]
+    else:
+        matching = [element for element, name in zip(layers, names, strict=True)
+                    if name == layer]
+        if not matching:
+            raise StyleNotDefined(f"SLD_BODY has no NamedLayer for layer {layer[:80]!r}; it "
+                                  f"styles {_listed(names)}")
+        chosen = matching[0]
+    inline = [_shown(child.tag) for child in chosen
+              if _local(child) in ("InlineFeature", "RemoteOWS")]
+    if inline:
+        _refuse(f"{inline[0]} (data sent with the style) is not offered; style a layer of "
+                "the service by its name")
+    return chosen
+
+
+def _style_choice(layer_element: Element, layer: str, style_name: str) -> SldChoice:
+    """The UserStyle or NamedStyle the request draws ``layer`` with."""
+    styles = [child for child in layer_element
+              if _local(child) in ("UserStyle", "NamedStyle")]
+    if not styles:
+        raise StyleNotDefined(f"SLD_BODY: NamedLayer {layer[:80]!r} has no UserStyle or "
+                              "NamedStyle")
+    if style_name:
+        chosen = [style for style in styles if _name(style) == style_name]
+        if not chosen:
+            raise StyleNotDefined(
+                f"SLD_BODY: NamedLayer {layer[:80]!r} has no style named "
+                f"{style_name[:60]!r}; it has {_listed([_name(s) for s in styles])}")
+    else:
+        chosen = [style for style in styles
+                  if (_child_text(style, "IsDefault") or "").strip() in ("1", "true")]
+    style = (chosen or styles)[0]
+    if _local(style) == "NamedStyle":
+        return SldChoice(layer, None, _name(style))
+    symbolizers = [symbolizer
+                   for feature_style in style
+                   if _local(feature_style) in ("FeatureTypeStyle", "CoverageStyle")
+                   for rule in feature_style if _local(rule) == "Rule"
+                   for symbolizer in _rule_symbolizers(rule)]
+    if len(symbolizers) != 1:
+        _refuse(f"UserStyle {_name(style)[:60]!r} has {len(symbolizers)} RasterSymbolizers; "
+                "a layer is drawn by one")
+    name = _name(style) or "sld"
+    title = _child_text(style, "Title") or name
+    return SldChoice(layer, style_from_symbolizer(symbolizers[0], name, title[:200]))
+
+
+def _rule_symbolizers(rule: Element) -> list[Element]:
+    """A Rule's RasterSymbolizers; what would choose where a rule applies is refused."""
+    for child in rule:
+        local = _local(child)
+        if local in ("Filter", "ElseFilter", "MinScaleDenominator", "MaxScaleDenominator"):
+            _refuse(f"Rule {local} is not offered: a raster layer's rule applies everywhere")
+        if local.endswith("Symbolizer") and local != "RasterSymbolizer":
+            _refuse(f"a raster layer is drawn by a RasterSymbolizer, not a {local}")
+    return [child for child in rule if _local(child) == "RasterSymbolizer"]
+
+
+def _check_channels(selection: Element) -> None:
+    """Allow the one band a forecast field has: a GrayChannel of source channel 1."""
+    for channel in selection:
+        if _local(channel) != "GrayChannel":
+            _refuse(f"ChannelSelection {_local(channel)}: a forecast field has one band "
+                    "(GrayChannel)")
+        source = (_child_text(channel, "SourceChannelName") or "1").strip()
+        if source != "1":
+            _refuse(f"SourceChannelName {source[:20]!r}: a forecast field has one band, 1")
+
+
+def _entry(element: Element) -> ColorMapEntry:
+    color = (element.get("color") or "").strip()
+    quantity = element.get("quantity")
+    if quantity is None:
+        _refuse(f"a ColorMapEntry (color {color[:20]!r}) has no quantity")
+    digits = color.lower().removeprefix("#") if color.startswith("#") else \
+        color.lower().removeprefix("0x")
+    if len(digits) != 6 or any(c not in "0123456789abcdef" for c in digits):
+        _refuse(f"ColorMapEntry color={color[:20]!r} must be #RRGGBB")
+    opacity = element.get("opacity")
+    return ColorMapEntry(
+        quantity=_number(quantity, "ColorMapEntry quantity"),
+        color=f"#{digits}",
+        opacity=1.0 if opacity is None else _number(opacity, "ColorMapEntry opacity"),
+        label=(element.get("label") or "")[:MAX_LABEL_CHARS])
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        _refuse(f"{what} {text.strip()[:40]!r} is not a number (expressions are not "
+                "offered)")
+
+
+def _name(element: Element) -> str:
+    return (_child_text(element, "Name") or "").strip()
+
+
+def _child_text(element: Element, local: str) -> str | None:
+    for child in element:
+        if _local(child) == local:
+            return child.text or ""
+    return None
+
+
+def _local(element: Element) -> str:
+    """The local name of an element in the SLD or SE namespace; others are named in full."""
+    namespace, _, local = element.tag[1:].rpartition("}")
+    return local if namespace in (SLD_NS, SE_NS) and element.tag.startswith("{") \
+        else element.tag
+
+
+def _qualified(name: str) -> str:
+    """expat's ``namespace local`` as ElementTree's ``{namespace}local``."""
+    namespace, _, local = name.rpartition(" ")
+    return f"{{{namespace}}}{local}" if namespace else local
+
+
+def _shown(tag: str) -> str:
+    return repr(tag[:120])
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(repr(n[:60]) for n in names[:10])
+    return shown + (" …" if len(names) > 10 else "") if names else "no named layer"
+
+
+def _refusal(what: str) -> Callable[..., NoReturn]:
+    def refuse(*_: object) -> NoReturn:
+        _refuse(f"the document holds {what}")
+    return refuse
+
+
+def _refuse(problem: str) -> NoReturn:
+    raise InvalidParameterValue(f"SLD_BODY: {problem}")
