@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from fewsmap.errors import InvalidParameterValue, StyleNotDefined
 from fewsmap.ogc.sld import MAX_SLD_BYTES, parse_sld_body, parse_xml
+from fewsmap.render.colour import palette_for
+from fewsmap.render.legend import legend_json
+from tests.fuzz.strategies import Names, values
 
 HEAD = '<StyledLayerDescriptor version="1.0.0" xmlns="http://www.opengis.net/sld">'
 ENTRIES = ('<ColorMapEntry color="#008000" quantity="70" label="low"/>'
@@ -129,3 +134,24 @@ def test_hostile_documents_are_refused_before_any_harm(name: str) -> None:
 def test_a_doctype_is_refused_even_when_harmless() -> None:
     with pytest.raises(InvalidParameterValue, match="DOCTYPE"):
         parse_xml("<!DOCTYPE StyledLayerDescriptor><StyledLayerDescriptor/>")
+
+
+NAMES = Names(layers=("a", "b"), groups=(), stores=(), runs=(), times=(), store_keys=(),
+              secret_path="/etc/passwd")
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(body=values(NAMES)["sld"])
+def test_any_body_is_drawn_or_refused_as_a_client_error(body: str) -> None:
+    """The fuzzer's SLD bodies: each is a style whose palette and legend work, or a 400."""
+    try:
+        choice = parse_sld_body(body, "a", "")
+    except (InvalidParameterValue, StyleNotDefined) as exc:
+        assert exc.http_status == 400 and str(exc)
+        return
+    if choice.style is not None:
+        palette = palette_for(choice.style, None, None)
+        field = np.array([-1e38, -300, 0, 0.1, 5, 150, 280, 1e38, np.nan], dtype=np.float32)
+        rgba = palette.rgba(palette.indices(field))
+        assert rgba[-1, 3] == 0  # missing data is never drawn
+        assert len(legend_json(palette, "mm")["legend"]) == len(choice.style.color_map)
