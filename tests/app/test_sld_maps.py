@@ -243,11 +243,18 @@ def test_the_default_drawing_is_not_the_sld_one(client: AppClient) -> None:
     assert draw(client, sld_body=sld(DISCRETE)) != draw(client)
 
 
-def test_tiles_take_sld_body_too(client: AppClient) -> None:
+@pytest.mark.parametrize("wmts", [False, True])
+def test_tiles_take_sld_body_too(client: AppClient, wmts: bool) -> None:
     body = sld('<ColorMap type="values"><ColorMapEntry color="#ff0000" quantity="-1"/>'
                '</ColorMap>')
-    plain = client.get(f"/tiles/{LAYER}/4/8/7.png")
-    styled = client.get(f"/tiles/{LAYER}/4/8/7.png", params={"sld_body": body})
+    path, query = f"/tiles/{LAYER}/4/8/7.png", {}
+    if wmts:
+        path, query = "/wmts", {"service": "WMTS", "request": "GetTile", "version": "1.0.0",
+                                "layer": LAYER, "style": "default", "format": "image/png",
+                                "tilematrixset": "WebMercatorQuad", "tilematrix": "4",
+                                "tilerow": "7", "tilecol": "8"}
+    plain = client.get(path, params=query)
+    styled = client.get(path, params={**query, "sld_body": body})
     assert plain.status_code == styled.status_code == 200, styled.text
     plain_alpha = np.asarray(Image.open(io.BytesIO(plain.content)).convert("RGBA"))[..., 3]
     alpha = np.asarray(Image.open(io.BytesIO(styled.content)).convert("RGBA"))[..., 3]
