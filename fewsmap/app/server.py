@@ -34,6 +34,7 @@ from fewsmap.app.links import public_url
 from fewsmap.app.maps import feature_info_response, map_response
 from fewsmap.app.metrics import Metrics, MetricsMiddleware
 from fewsmap.app.security import Security, TokenMiddleware
+from fewsmap.app.sld_urls import SldDocuments
 from fewsmap.app.streaming import SendBudget
 from fewsmap.app.tiles import tile_routes, wmts_routes
 from fewsmap.app.warmup import Readiness, warm_up
@@ -60,6 +61,8 @@ from fewsmap.viewer import viewer_routes
 
 log = logging.getLogger(__name__)
 JSON_FORMATS = ("application/json", "json")
+# WMS operations an SLD styles (SLD=<url> is fetched for them only).
+STYLED_OPERATIONS = ("getmap", "getlegendgraphic", "getfeatureinfo")
 
 
 def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
@@ -73,6 +76,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     readiness = Readiness(lambda: warm_up(catalog, settings.max_image_pixels))
 
     check = CatalogCheck(catalog)
+    sld_documents = SldDocuments(settings.sld_allowed_urls)  # SLD=<url>, when allowed
 
     async def refreshed() -> Catalog:
         await check.refresh()
@@ -109,6 +113,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         try:
             params = Params(request.query_params.multi_items())
             operation = (params.get("request") or "").lower()
+            if operation in STYLED_OPERATIONS:
+                params = await sld_documents.resolve(params)
             if operation == "getcapabilities":
                 document = await run_in_threadpool(
                     get_capabilities, current, params, public_url(request),

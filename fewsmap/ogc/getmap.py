@@ -157,9 +157,9 @@ def client_style(params: Params, layer: str, style: str) -> tuple[str, str, Styl
         MissingParameterValue without a layer; InvalidParameterValue or StyleNotDefined
         for an SLD_BODY that cannot be drawn; InvalidParameterValue for SLD by URL.
     """
-    if params.get("sld"):
+    if params.get("sld"):  # the app fetches allowed URLs into SLD_BODY (app/sld_urls.py)
         raise InvalidParameterValue(
-            "SLD by URL is not enabled on this service; send the document as SLD_BODY")
+            "SLD by URL is not enabled for this request; send the document as SLD_BODY")
     body = params.get("sld_body")
     if not body:
         if not layer:
