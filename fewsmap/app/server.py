@@ -50,6 +50,7 @@ from fewsmap.errors import (
 )
 from fewsmap.ogc.animation import is_animation
 from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
+from fewsmap.ogc.describelayer import describe_layer
 from fewsmap.ogc.exceptions import exception_report, json_error
 from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.legend import get_legend_graphic
@@ -132,11 +133,16 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                 if isinstance(legend, dict):
                     return JSONResponse(legend)
                 return Response(legend, media_type=media_type)
+            if operation == "describelayer":
+                description, media_type = describe_layer(current, params)
+                if isinstance(description, dict):
+                    return JSONResponse(description)
+                return Response(description, media_type=media_type)
             if not operation:
                 raise MissingParameterValue("parameter REQUEST is required")
             raise OperationNotSupported(
                 f"request {operation[:40]!r} is not offered; offered: GetCapabilities, "
-                "GetMap, GetFeatureInfo, GetLegendGraphic")
+                "GetMap, GetFeatureInfo, GetLegendGraphic, DescribeLayer")
         except Exception as exc:  # every failure becomes the answer the client asked for
             return error_response(exc, Params.for_errors(request.query_params.multi_items()),
                                   settings.max_image_pixels)

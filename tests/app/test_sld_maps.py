@@ -352,16 +352,8 @@ def test_an_sld_cannot_restyle_a_group(tmp_path: Path) -> None:
     values = np.ones((2, 3))
     field_store(stores / "g.zarr", grid, values, values)
     config = tmp_path / "fewsmap.toml"
-    config.write_text("""
-[[groups]]
-id = "both"
-
-[[layers]]
-id = "g.lon"
-store = "g"
-variable = "lon"
-group = "both"
-""")
+    config.write_text('groups = [{id = "both"}]\n'
+                      'layers = [{id = "g.lon", store = "g", variable = "lon", group = "both"}]\n')
     app = AppClient(create_app(Settings(stores_dir=stores, config_file=config)))
     response = app.get("/wms", params={**GETMAP, "layers": "both", "bbox": "-0.5,-0.5,2.5,1.5",
                                        "width": "3", "sld_body": sld(TWO_COLOUR, layer="both")})
