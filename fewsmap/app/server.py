@@ -53,6 +53,7 @@ from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
 from fewsmap.ogc.describelayer import describe_layer
 from fewsmap.ogc.exceptions import exception_report, json_error
 from fewsmap.ogc.getmap import parse_getmap, wms_version
+from fewsmap.ogc.getstyles import get_styles
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.settings import Settings, read_config
@@ -138,11 +139,14 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                 if isinstance(description, dict):
                     return JSONResponse(description)
                 return Response(description, media_type=media_type)
+            if operation == "getstyles":
+                styles, media_type = await run_in_threadpool(get_styles, current, params)
+                return Response(styles, media_type=media_type)
             if not operation:
                 raise MissingParameterValue("parameter REQUEST is required")
             raise OperationNotSupported(
                 f"request {operation[:40]!r} is not offered; offered: GetCapabilities, "
-                "GetMap, GetFeatureInfo, GetLegendGraphic, DescribeLayer")
+                "GetMap, GetFeatureInfo, GetLegendGraphic, DescribeLayer, GetStyles")
         except Exception as exc:  # every failure becomes the answer the client asked for
             return error_response(exc, Params.for_errors(request.query_params.multi_items()),
                                   settings.max_image_pixels)

@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from fewsmap.app.server import create_app
-from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
-from tests.synthetic import lonlat_store
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
 # WMS_DescribeLayerResponse.dtd as the SLD 1.0.0 profile of WMS 1.1.1 gives it (no copy is
@@ -31,27 +28,8 @@ OGC = "{http://www.opengis.net/ogc}"
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> AppClient:
-    folder = tmp_path_factory.mktemp("describe")
-    lonlat_store(folder / "stores" / "grid.zarr")
-    config = folder / "fewsmap.toml"
-    config.write_text("""
-[[groups]]
-id = "coordinates"
-
-[[layers]]
-id = "longitude"
-store = "grid"
-variable = "lon"
-group = "coordinates"
-
-[[layers]]
-id = "latitude"
-store = "grid"
-variable = "lat"
-group = "coordinates"
-""")
-    return AppClient(create_app(Settings(stores_dir=folder / "stores", config_file=config)))
+def client(configured: AppClient) -> AppClient:
+    return configured
 
 
 def describe(client: AppClient, **params: str) -> etree._Element:
