@@ -16,11 +16,14 @@ from xml.etree import ElementTree
 import httpx
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from fewsmap.app.server import create_app
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
+from tests.fuzz.strategies import Names, values
 from tests.synthetic import field_store, lonlat_grid
 
 # The values of the cells, west to east; the last is missing data.
@@ -359,3 +362,18 @@ def test_an_sld_cannot_restyle_a_group(tmp_path: Path) -> None:
                                        "width": "3", "sld_body": sld(TWO_COLOUR, layer="both")})
     assert response.status_code == 400, response.text
     assert refusal(response)[0] == "StyleNotDefined"
+
+
+FUZZ_NAMES = Names(layers=(LAYER,), groups=(), stores=("known",), runs=(), times=(),
+                   store_keys=(), secret_path="/etc/passwd")
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=values(FUZZ_NAMES)["sld"], legend=st.booleans())
+def test_any_sld_body_draws_or_is_a_400(client: AppClient, body: str, legend: bool) -> None:
+    query = {**LEGEND, "format": "application/json"} if legend else GETMAP
+    response = client.get("/wms", params={**query, "sld_body": body})
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert "SLD_BODY" in response.text or "parameter" in response.text

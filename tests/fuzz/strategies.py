@@ -84,7 +84,8 @@ TEXT = [FUZZ_TOKEN, "", " ", "<script>alert(1)</script>", "]]>", "\"'&<>", "\x00
         "a" * 10_001, "%s%n%x", "${jndi:ldap://x}", "{{7*7}}", "' OR 1=1 --", "true",
         "false", "TRUE", "1", "yes", "default", "Select a style", "sum", "max", "rain:sum",
         "ensemble_3", "0xFF00FF", "#zzzzzz", "INIMAGE", "BLANK", "application/json",
-        "1.3.0", "1.1.1", "1.3", "2.0", "WMS", "WMTS", "GetMap"]
+        "1.3.0", "1.1.1", "1.3", "2.0", "WMS", "WMTS", "GetMap", "DescribeLayer",
+        "GetStyles"]
 XXE = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
        b"<GetMap><Layer>&x;</Layer></GetMap>")
 
@@ -315,7 +316,8 @@ def valid_queries(family: Family, names: Names) -> st.SearchStrategy[list[tuple[
             layer, st.integers(0, 49))
         other = st.builds(lambda lyr, req: [("request", req), ("layers", lyr), ("layer", lyr),
                                             ("format", "application/json")],
-                          layer, st.sampled_from(["GetLegendGraphic", "GetCapabilities"]))
+                          layer, st.sampled_from(["GetLegendGraphic", "GetCapabilities",
+                                                  "DescribeLayer", "GetStyles"]))
         styled = st.builds(lambda pairs, kind, opacity: [*pairs, ("sld_body", SLD_HEAD.format(
             layer=dict(pairs)["layers"], kind=kind, entries=SLD_ENTRIES, opacity=opacity))],
             getmap, st.sampled_from(["ramp", "intervals", "values"]),
