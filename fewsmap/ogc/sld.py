@@ -3,7 +3,8 @@
 What is read is what GeoServer draws a single-band raster with: a NamedLayer (or a UserLayer
 naming a layer) holding a UserStyle (or a NamedStyle naming one of ours), its
 FeatureTypeStyle or CoverageStyle, Rules and one RasterSymbolizer with an Opacity and a
-ColorMap of ``ColorMapEntry`` elements (GeoServer's ``type`` ramp, intervals or values).
+ColorMap of ``ColorMapEntry`` elements (GeoServer's ``type`` ramp, intervals or values) or of
+one SE 1.1 ``Categorize`` or ``Interpolate`` function.
 Elements in the SLD namespace and the SE namespace are both accepted wherever one of them is
 (QGIS writes ``se:ColorMapEntry`` inside SLD 1.1 documents).
 
@@ -22,6 +23,7 @@ from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
 from fewsmap.catalog.styles import (
+    FLOAT32_MAX,
     MAX_COLOR_MAP_ENTRIES,
     ColorMapEntry,
     ColorMapType,
@@ -146,25 +148,82 @@ def style_from_symbolizer(symbolizer: Element, name: str, title: str) -> Style:
             _refuse(f"RasterSymbolizer holds {_shown(child.tag)}, which is not offered")
     if color_map is None:
         _refuse("the RasterSymbolizer has no ColorMap (grey-scale drawing is not offered)")
-    kind = color_map.get("type", "ramp").strip().lower()
-    if kind not in COLOR_MAP_TYPES:
-        _refuse(f"ColorMap type={kind[:20]!r}; offered: {', '.join(COLOR_MAP_TYPES)}")
-    entries = [child for child in color_map if _local(child) == "ColorMapEntry"]
-    others = [_shown(child.tag) for child in color_map if _local(child) != "ColorMapEntry"]
-    if others:
-        _refuse(f"the ColorMap holds {others[0]}; only ColorMapEntry elements are read "
-                "(SE Categorize and Interpolate are not offered)")
+    kind, parsed = _color_map(color_map)
     limit = MAX_COLOR_MAP_ENTRIES[kind]
-    if len(entries) > limit:
-        _refuse(f"the ColorMap has {len(entries)} entries; a ColorMap of type {kind} takes "
+    if len(parsed) > limit:
+        _refuse(f"the ColorMap has {len(parsed)} entries; a ColorMap of type {kind} takes "
                 f"at most {limit}")
-    color_map_type: ColorMapType = kind  # narrowed by the check above
-    parsed = tuple(_entry(entry) for entry in entries)
-    problem = color_map_problem(color_map_type, parsed, opacity)
+    problem = color_map_problem(kind, parsed, opacity)
     if problem:
         _refuse(problem)
-    return Style(name=name, title=title, kind="color_map", color_map_type=color_map_type,
+    return Style(name=name, title=title, kind="color_map", color_map_type=kind,
                  color_map=parsed, opacity=opacity)
+
+
+def _color_map(color_map: Element) -> tuple[ColorMapType, tuple[ColorMapEntry, ...]]:
+    """A ColorMap's type and entries: GeoServer's ColorMapEntry list, or SE 1.1's
+    Categorize (as intervals) or Interpolate (as a ramp) function."""
+    children = list(color_map)
+    functions = [child for child in children if _local(child) in ("Categorize", "Interpolate")]
+    if functions and len(children) == 1:
+        if _local(functions[0]) == "Categorize":
+            return "intervals", _categorize(functions[0])
+        return "ramp", _interpolate(functions[0])
+    others = [_shown(child.tag) for child in children if _local(child) != "ColorMapEntry"]
+    if others:
+        _refuse(f"the ColorMap holds {others[0]}; it holds ColorMapEntry elements or one SE "
+                "Categorize or Interpolate")
+    kind = color_map.get("type", "ramp").strip().lower()
+    for offered in COLOR_MAP_TYPES:
+        if kind == offered:
+            return offered, tuple(_entry(child) for child in children)
+    _refuse(f"ColorMap type={kind[:20]!r}; offered: {', '.join(COLOR_MAP_TYPES)}")
+
+
+def _categorize(function: Element) -> tuple[ColorMapEntry, ...]:
+    """SE 1.1 Categorize (§11.6.3): a Value below the first Threshold, then one from each
+    Threshold up (thresholds belong to the succeeding interval), the last one without end.
+
+    As GeoServer intervals: each colour up to the next threshold, the last to float32's
+    largest value.
+    """
+    belongs = function.get("thresholdsBelongTo", "succeeding")
+    if belongs != "succeeding":
+        _refuse(f"Categorize thresholdsBelongTo={belongs[:20]!r}; offered: succeeding")
+    colours = [_colour(_parameter(c), "Categorize Value")
+               for c in function if _local(c) == "Value"]
+    thresholds = [_number(_parameter(c), "Categorize Threshold")
+                  for c in function if _local(c) == "Threshold"]
+    if len(colours) != len(thresholds) + 1:
+        _refuse(f"Categorize has {len(colours)} Values for {len(thresholds)} Thresholds; it "
+                "needs one Value more than Thresholds")
+    uppers = [*thresholds, FLOAT32_MAX]
+    return tuple(ColorMapEntry(upper, colour) for upper, colour in zip(uppers, colours,
+                                                                       strict=True))
+
+
+def _interpolate(function: Element) -> tuple[ColorMapEntry, ...]:
+    """SE 1.1 Interpolate (§11.6.4), linear in colour: a ramp through its points."""
+    mode, method = function.get("mode", "linear"), function.get("method", "color")
+    if (mode, method) != ("linear", "color"):
+        _refuse(f"Interpolate mode={mode[:20]!r} method={method[:20]!r}; offered: mode "
+                "linear, method color")
+    return tuple(
+        ColorMapEntry(_number(_child_text(point, "Data") or "", "InterpolationPoint Data"),
+                      _colour(_parameter(_child(point, "Value")), "InterpolationPoint Value"))
+        for point in function if _local(point) == "InterpolationPoint")
+
+
+def _parameter(element: Element | None) -> str:
+    """An SE parameter value: its text, or that of an ogc:Literal inside it."""
+    if element is None:
+        return ""
+    literal = next((child for child in element if child.tag.endswith("}Literal")), None)
+    return ((literal if literal is not None else element).text or "").strip()
+
+
+def _child(element: Element, local: str) -> Element | None:
+    return next((child for child in element if _local(child) == local), None)
 
 
 def _layer_element(root: Element, layer: str | None) -> Element:
@@ -252,16 +311,22 @@ def _entry(element: Element) -> ColorMapEntry:
     quantity = element.get("quantity")
     if quantity is None:
         _refuse(f"a ColorMapEntry (color {color[:20]!r}) has no quantity")
-    digits = color.lower().removeprefix("#") if color.startswith("#") else \
-        color.lower().removeprefix("0x")
-    if len(digits) != 6 or any(c not in "0123456789abcdef" for c in digits):
-        _refuse(f"ColorMapEntry color={color[:20]!r} must be #RRGGBB")
     opacity = element.get("opacity")
     return ColorMapEntry(
         quantity=_number(quantity, "ColorMapEntry quantity"),
-        color=f"#{digits}",
+        color=_colour(color, "ColorMapEntry color"),
         opacity=1.0 if opacity is None else _number(opacity, "ColorMapEntry opacity"),
         label=(element.get("label") or "")[:MAX_LABEL_CHARS])
+
+
+def _colour(text: str, what: str) -> str:
+    """``#rrggbb`` from ``#RRGGBB`` or ``0xRRGGBB`` (GeoTools reads both)."""
+    text = text.strip()
+    digits = text.lower().removeprefix("#") if text.startswith("#") else \
+        text.lower().removeprefix("0x")
+    if len(digits) != 6 or any(c not in "0123456789abcdef" for c in digits):
+        _refuse(f"{what}={text[:20]!r} must be #RRGGBB")
+    return f"#{digits}"
 
 
 def _number(text: str, what: str) -> float:
@@ -277,10 +342,8 @@ def _name(element: Element) -> str:
 
 
 def _child_text(element: Element, local: str) -> str | None:
-    for child in element:
-        if _local(child) == local:
-            return child.text or ""
-    return None
+    child = _child(element, local)
+    return None if child is None else child.text or ""
 
 
 def _local(element: Element) -> str:

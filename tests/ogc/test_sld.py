@@ -72,7 +72,13 @@ def test_a_named_style_names_a_style_of_the_service() -> None:
                                               'quantity="1"/></ColorMap>'))), "2 to 255"),
     (document(named_layer("a", user_style("s", "<ColorMap><se:Categorize "
                                               'xmlns:se="http://www.opengis.net/se"/>'
-                                              "</ColorMap>"))), "Categorize"),
+                                              "</ColorMap>"))), "one Value more"),
+    (document(named_layer("a", user_style("s", '<ColorMap><Categorize thresholdsBelongTo='
+                                              '"preceding"/></ColorMap>'))), "preceding"),
+    (document(named_layer("a", user_style("s", '<ColorMap><Interpolate mode="cubic"/>'
+                                              "</ColorMap>"))), "mode='cubic'"),
+    (document(named_layer("a", user_style("s", "<ColorMap><Interpolate/><Interpolate/>"
+                                              "</ColorMap>"))), "ColorMapEntry elements or"),
     (document(named_layer("a", user_style("s", ""))), "no ColorMap"),
     (document(named_layer("a", user_style("s", f"<ColorMap>{ENTRIES}</ColorMap>"
                                               f"<ContrastEnhancement><Normalize/>"
