@@ -172,7 +172,18 @@ def sld_bodies(names: Names, number: st.SearchStrategy[str]) -> st.SearchStrateg
         st.one_of(st.sampled_from(names.layers), layer_names(names)),
         st.sampled_from(["ramp", "intervals", "values", "spline", ""]),
         st.lists(entry, max_size=12), st.sampled_from(["", *SLD_OPACITIES]))
-    return st.one_of(document, document, st.sampled_from(HOSTILE_SLD), NASTY)
+    valid_entries = st.builds(
+        lambda quantities, colours: "".join(
+            f'<ColorMapEntry color="{c}" quantity="{q!r}" opacity="{i % 2}"/>'
+            for i, (q, c) in enumerate(zip(sorted(quantities), colours, strict=False))),
+        st.sets(st.floats(-1e6, 1e6, width=32), min_size=2, max_size=20),
+        st.lists(st.sampled_from(SLD_COLOURS[:3]), min_size=20, max_size=20))
+    drawable = st.builds(
+        lambda layer, kind, entries: SLD_HEAD.format(layer=layer, kind=kind, entries=entries,
+                                                     opacity=""),
+        st.sampled_from(names.layers), st.sampled_from(["ramp", "intervals", "values"]),
+        valid_entries)
+    return st.one_of(drawable, document, document, st.sampled_from(HOSTILE_SLD), NASTY)
 
 
 WKT = ["POINT(-90 40)", "POINT(-90 40 0)", "POINT(nan nan)", "POINT(1e309 0)",
