@@ -13,9 +13,9 @@ import time
 
 import httpx
 
+from fewsmap.catalog.sld import MAX_SLD_BYTES
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.ogc.params import Params
-from fewsmap.ogc.sld import MAX_SLD_BYTES
 
 CACHE_S = 60.0
 FETCH_TIMEOUT_S = 5.0

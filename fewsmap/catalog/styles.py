@@ -140,11 +140,14 @@ def style_from_config(entry: dict[str, Any]) -> Style:
     ConfigError
         If a key is unknown or a value is invalid.
     """
-    known = {"id", "title", "colormap", "range", "breaks", "colors", "units", "contours"}
+    known = {"id", "title", "colormap", "range", "breaks", "colors", "units", "contours",
+             "color_map"}
     unknown = set(entry) - known
     if unknown or "id" not in entry:
         raise ConfigError(f"[[styles]] {entry.get('id', '?')}: unknown keys {sorted(unknown)} "
                           f"or no id (allowed: {sorted(known)})")
+    if "color_map" in entry:
+        return _color_map_style(entry)
     breaks = tuple(float(b) for b in entry.get("breaks", ()))
     value_range = entry.get("range")
     contours = entry.get("contours")
@@ -161,11 +164,34 @@ def style_from_config(entry: dict[str, Any]) -> Style:
     )
 
 
+def _color_map_style(entry: dict[str, Any]) -> Style:
+    """An SLD ColorMap style from its table: ``color_map = {type, opacity, entries}``."""
+    table = entry["color_map"]
+    try:
+        kind = str(table.get("type", "ramp"))
+        if kind not in MAX_COLOR_MAP_ENTRIES:
+            raise ValueError(f"type {kind!r} is none of {sorted(MAX_COLOR_MAP_ENTRIES)}")
+        entries = tuple(ColorMapEntry(float(e["quantity"]), str(e["color"]),
+                                      float(e.get("opacity", 1.0)), str(e.get("label", "")))
+                        for e in table["entries"])
+        opacity = float(table.get("opacity", 1.0))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"[[styles]] {entry['id']}: color_map needs type, opacity and "
+                          f"entries of quantity, color, opacity, label ({exc})") from exc
+    return Style(name=str(entry["id"]), title=str(entry.get("title", entry["id"])),
+                 kind="color_map", units=str(entry.get("units", "")),
+                 color_map_type=kind,  # type: ignore[arg-type]  # checked above
+                 color_map=entries, opacity=opacity)
+
+
 def style_as_config(style: Style) -> dict[str, Any]:
     """The style as a ``[[styles]]`` table (`style_from_config` reads it back): how JSON
     capabilities publish a style, so clients colour values exactly as the service does."""
     table: dict[str, Any] = {"id": style.name, "title": style.title, "units": style.units}
-    if style.kind == "classes":
+    if style.kind == "color_map":
+        table["color_map"] = {"type": style.color_map_type, "opacity": style.opacity,
+                              "entries": [vars(entry) for entry in style.color_map]}
+    elif style.kind == "classes":
         table |= {"breaks": list(style.breaks), "colors": list(style.colors)}
     else:
         table["colormap"] = style.colormap

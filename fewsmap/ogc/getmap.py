@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer, Style
+from fewsmap.catalog.sld import parse_sld_body
 from fewsmap.catalog.styles import colour_range_problem
 from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
@@ -22,7 +23,6 @@ from fewsmap.errors import (
 from fewsmap.export import EXPORT_FORMATS
 from fewsmap.ogc.crs import canonical_crs, check_offered, north_first, offered_crs
 from fewsmap.ogc.params import Params, finite_number
-from fewsmap.ogc.sld import parse_sld_body
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import RunInfo

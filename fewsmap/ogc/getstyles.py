@@ -12,10 +12,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from fewsmap.catalog import Catalog, Style
+from fewsmap.catalog.sld import SLD_NS
 from fewsmap.catalog.styles import FLOAT32_MAX, ColorMapEntry
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.ogc.params import Params
-from fewsmap.ogc.sld import SLD_NS
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.render.colour import palette_for
 from fewsmap.render.legend import legend_entries

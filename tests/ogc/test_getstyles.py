@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 from PIL import Image
 
-from fewsmap.ogc.sld import parse_sld_body
+from fewsmap.catalog.sld import parse_sld_body
 from tests.asgi_client import AppClient
 
 # One pixel per cell of the grid (1°, longitudes -20..40, latitudes 30..60).

@@ -1,4 +1,4 @@
-"""SLD_BODY: a client's SLD 1.0 or SE 1.1 raster style, read safely into a `Style`.
+"""SLD 1.0 or SE 1.1 raster styles (a client's SLD_BODY, a configured file) read safely.
 
 What is read is what GeoServer draws a single-band raster with: a NamedLayer (or a UserLayer
 naming a layer) holding a UserStyle (or a NamedStyle naming one of ours), its
@@ -17,8 +17,9 @@ Whatever cannot be drawn as written is refused with a 400 naming it, never ignor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NoReturn
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NoReturn
 from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 
@@ -30,7 +31,7 @@ from fewsmap.catalog.styles import (
     Style,
     color_map_problem,
 )
-from fewsmap.errors import InvalidParameterValue, StyleNotDefined
+from fewsmap.errors import ConfigError, FewsmapError, InvalidParameterValue, StyleNotDefined
 
 SLD_NS = "http://www.opengis.net/sld"
 SE_NS = "http://www.opengis.net/se"
@@ -73,6 +74,38 @@ def parse_sld_body(text: str, layer: str | None, style_name: str) -> SldChoice:
                 f"in the namespace {SLD_NS}")
     named = _layer_element(root, layer)
     return _style_choice(named, _name(named), style_name)
+
+
+def style_from_sld_file(entry: dict[str, Any], folder: Path) -> Style:
+    """Build a named style from a ``[[styles]]`` table naming an SLD file: ``sld`` (a path,
+    relative to ``folder``, the configuration file's) and optionally ``style`` (a UserStyle
+    of its one NamedLayer; else its default one), ``title`` and ``units``.
+
+    Raises
+    ------
+    ConfigError
+        If a key is unknown, the file cannot be read, or it is not an SLD that draws.
+    """
+    known = {"id", "sld", "style", "title", "units"}
+    name = str(entry.get("id", "?"))
+    if set(entry) - known or "id" not in entry:
+        raise ConfigError(f"[[styles]] {name}: unknown keys {sorted(set(entry) - known)} or "
+                          f"no id (allowed with sld: {sorted(known)})")
+    path = folder / str(entry["sld"])
+    try:
+        choice = parse_sld_body(path.read_text(encoding="utf-8"), None,
+                                str(entry.get("style", "")))
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"[[styles]] {name}: cannot read {path}: {exc}") from exc
+    except FewsmapError as exc:
+        problem = str(exc).removeprefix("SLD_BODY: ")
+        raise ConfigError(f"[[styles]] {name}: {path}: {problem}") from exc
+    if choice.style is None:
+        raise ConfigError(f"[[styles]] {name}: {path} names a style ({choice.style_name!r}) "
+                          "rather than defining one (a UserStyle)")
+    return replace(choice.style, name=name,
+                   title=str(entry.get("title", choice.style.title)),
+                   units=str(entry.get("units", "")))
 
 
 def parse_xml(text: str) -> Element:

@@ -1,18 +1,25 @@
-"""The SLD_BODY parser: what it reads, and hostile documents refused as a 400, quickly."""
+"""The SLD reader: what it reads, hostile documents refused as a 400 quickly, and named
+styles of the configuration from SLD files."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from fewsmap.errors import InvalidParameterValue, StyleNotDefined
-from fewsmap.ogc.sld import MAX_SLD_BYTES, parse_sld_body, parse_xml
+from fewsmap.catalog import Catalog
+from fewsmap.catalog.sld import MAX_SLD_BYTES, parse_sld_body, parse_xml, style_from_sld_file
+from fewsmap.catalog.styles import style_as_config, style_from_config
+from fewsmap.errors import ConfigError, InvalidParameterValue, StyleNotDefined
 from fewsmap.render.colour import palette_for
 from fewsmap.render.legend import legend_json
+from fewsmap.settings import Settings
 from tests.fuzz.strategies import Names, values
+from tests.synthetic import lonlat_store
 
 HEAD = '<StyledLayerDescriptor version="1.0.0" xmlns="http://www.opengis.net/sld">'
 ENTRIES = ('<ColorMapEntry color="#008000" quantity="70" label="low"/>'
@@ -161,3 +168,53 @@ def test_any_body_is_drawn_or_refused_as_a_client_error(body: str) -> None:
         rgba = palette.rgba(palette.indices(field))
         assert rgba[-1, 3] == 0  # missing data is never drawn
         assert len(legend_json(palette, "mm")["legend"]) == len(choice.style.color_map)
+
+
+def test_a_configured_style_reads_an_sld_file(tmp_path: Path) -> None:
+    """``[[styles]] sld = "<file>"``: a named style of the service from an SLD file."""
+    lonlat_store(tmp_path / "stores" / "grid.zarr")
+    (tmp_path / "styles").mkdir()
+    (tmp_path / "styles" / "bands.sld").write_text(document(named_layer(
+        "anything", user_style("first") + user_style("second", default=True))))
+    config = tmp_path / "fewsmap.toml"
+    config.write_text("""
+[[styles]]
+id = "bands"
+sld = "styles/bands.sld"
+units = "degrees_east"
+
+[[styles]]
+id = "first-bands"
+sld = "styles/bands.sld"
+style = "first"
+title = "First"
+
+[[layers]]
+id = "longitude"
+store = "grid"
+variable = "lon"
+styles = ["bands", "first-bands"]
+""")
+    catalog = Catalog(Settings(stores_dir=tmp_path / "stores", config_file=config))
+    layer = catalog.layer("longitude")
+    assert [(s.name, s.title, s.units) for s in layer.styles] == [
+        ("bands", "second", "degrees_east"), ("first-bands", "First", "")]
+    assert layer.default_style.kind == "color_map"
+    assert [e.quantity for e in layer.default_style.color_map] == [70.0, 256.0]
+    # JSON capabilities publish it as a table that reads back the same (Python client).
+    table = json.loads(json.dumps(style_as_config(layer.default_style)))
+    assert style_from_config(table) == layer.default_style
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (None, "cannot read"),
+    (document(named_layer("a", user_style("s", "<ColorMap/>"))), "takes 2 to 255 entries"),
+    (document(named_layer("a", "<NamedStyle><Name>x</Name></NamedStyle>")), "UserStyle"),
+    ('<!DOCTYPE d SYSTEM "http://example.org/x.dtd"><d/>', "DOCTYPE"),
+])
+def test_a_bad_sld_file_is_a_config_error_naming_it(tmp_path: Path, content: str | None,
+                                                     words: str) -> None:
+    if content is not None:
+        (tmp_path / "bad.sld").write_text(content)
+    with pytest.raises(ConfigError, match=f"bad.sld.*{words}|{words}.*bad.sld"):
+        style_from_sld_file({"id": "bad", "sld": "bad.sld"}, tmp_path)
