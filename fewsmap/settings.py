@@ -112,6 +112,10 @@ class Settings:
     heavy_render_queue_timeout_s: float = 30.0
     # Origins whose pages may read answers (CORS; GET and HEAD only); empty: none.
     cors_origins: tuple[str, ...] = ("*",)
+    # SLD documents a request may name by URL (WMS SLD=<url>), exactly as listed; the service
+    # fetches only these (anything else is refused, so SLD= cannot make it reach other
+    # hosts). Empty: SLD by URL is not enabled; SLD_BODY always is.
+    sld_allowed_urls: tuple[str, ...] = ()
     # Ingest limits, checked on file headers before data is read (fewsmap/ingest/limits.py):
     # cells of one 2-D field (or one dimension), values of one run, bytes a gzip unpacks to.
     max_field_cells: int = 1 << 28
@@ -154,7 +158,17 @@ _CONVERTERS: dict[str, Any] = {
     "heavy_render_queue_timeout_s": lambda v: _positive(float(v), allow_zero=True),
     "cors_origins": lambda v: tuple(o.strip() for o in (
         v if isinstance(v, list | tuple) else str(v).split(",")) if o.strip()),
+    "sld_allowed_urls": lambda v: tuple(_http_url(str(u)) for u in (
+        v if isinstance(v, list | tuple) else str(v).split(",")) if str(u).strip()),
 }
+
+
+def _http_url(value: str) -> str:
+    """An absolute http(s) address, as given (trimmed)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http(s) address")
+    return value.strip()
 
 
 def _public_url(value: str) -> str:

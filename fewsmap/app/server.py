@@ -34,6 +34,7 @@ from fewsmap.app.links import public_url
 from fewsmap.app.maps import feature_info_response, map_response
 from fewsmap.app.metrics import Metrics, MetricsMiddleware
 from fewsmap.app.security import Security, TokenMiddleware
+from fewsmap.app.sld_urls import SldDocuments
 from fewsmap.app.streaming import SendBudget
 from fewsmap.app.tiles import tile_routes, wmts_routes
 from fewsmap.app.warmup import Readiness, warm_up
@@ -49,8 +50,10 @@ from fewsmap.errors import (
 )
 from fewsmap.ogc.animation import is_animation
 from fewsmap.ogc.capabilities import capabilities_json, capabilities_xml
+from fewsmap.ogc.describelayer import describe_layer
 from fewsmap.ogc.exceptions import exception_report, json_error
 from fewsmap.ogc.getmap import parse_getmap, wms_version
+from fewsmap.ogc.getstyles import get_styles
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.settings import Settings, read_config
@@ -60,6 +63,8 @@ from fewsmap.viewer import viewer_routes
 
 log = logging.getLogger(__name__)
 JSON_FORMATS = ("application/json", "json")
+# WMS operations an SLD styles (SLD=<url> is fetched for them only).
+STYLED_OPERATIONS = ("getmap", "getlegendgraphic", "getfeatureinfo")
 
 
 def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
@@ -73,6 +78,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     readiness = Readiness(lambda: warm_up(catalog, settings.max_image_pixels))
 
     check = CatalogCheck(catalog)
+    sld_documents = SldDocuments(settings.sld_allowed_urls)  # SLD=<url>, when allowed
 
     async def refreshed() -> Catalog:
         await check.refresh()
@@ -109,6 +115,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         try:
             params = Params(request.query_params.multi_items())
             operation = (params.get("request") or "").lower()
+            if operation in STYLED_OPERATIONS:
+                params = await sld_documents.resolve(params)
             if operation == "getcapabilities":
                 document = await run_in_threadpool(
                     get_capabilities, current, params, public_url(request),
@@ -126,11 +134,19 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                 if isinstance(legend, dict):
                     return JSONResponse(legend)
                 return Response(legend, media_type=media_type)
+            if operation == "describelayer":
+                description, media_type = describe_layer(current, params)
+                if isinstance(description, dict):
+                    return JSONResponse(description)
+                return Response(description, media_type=media_type)
+            if operation == "getstyles":
+                styles, media_type = await run_in_threadpool(get_styles, current, params)
+                return Response(styles, media_type=media_type)
             if not operation:
                 raise MissingParameterValue("parameter REQUEST is required")
             raise OperationNotSupported(
                 f"request {operation[:40]!r} is not offered; offered: GetCapabilities, "
-                "GetMap, GetFeatureInfo, GetLegendGraphic")
+                "GetMap, GetFeatureInfo, GetLegendGraphic, DescribeLayer, GetStyles")
         except Exception as exc:  # every failure becomes the answer the client asked for
             return error_response(exc, Params.for_errors(request.query_params.multi_items()),
                                   settings.max_image_pixels)

@@ -16,6 +16,7 @@ from fewsmap.app.api import api_error
 from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.links import public_base
 from fewsmap.app.maps import feature_info_response, map_response
+from fewsmap.app.sld_urls import SldDocuments
 from fewsmap.catalog import Catalog
 from fewsmap.dimensions import current_minute
 from fewsmap.errors import (
@@ -37,6 +38,7 @@ TILE_NAME = re.compile(r"(?P<y>[0-9]{1,9})(?P<retina>@2x)?\.png")
 
 def tile_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Settings) -> list[Route]:
     """``/tiles/{layer}/{z}/{x}/{y}[@2x].png`` and ``/tiles/{layer}/tilejson.json``."""
+    sld_documents = SldDocuments(settings.sld_allowed_urls)  # SLD=<url>, when allowed
 
     async def tile(request: Request) -> Response:
         try:
@@ -49,7 +51,7 @@ def tile_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
             address = TileAddress(parse_tile_number(path["z"], "zoom"),
                                   parse_tile_number(path["x"], "column"),
                                   int(name["y"]), 2 if name["retina"] else 1)
-            params = Params(request.query_params.multi_items())
+            params = await sld_documents.resolve(Params(request.query_params.multi_items()))
             parsed = tile_request(path["layer"], address, params, settings.max_image_pixels)
             return await map_response(catalog, parsed, request)
         except Exception as exc:  # every failure is a JSON error, never a traceback
@@ -76,11 +78,12 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
                 documents: DocumentCache) -> list[Route]:
     """OGC WMTS 1.0.0: ``/wmts`` (KVP) and ``/wmts/1.0.0/…`` (RESTful); the capabilities
     are kept in ``documents``."""
+    sld_documents = SldDocuments(settings.sld_allowed_urls)  # SLD=<url>, when allowed
 
     async def kvp(request: Request) -> Response:
         try:
             catalog = await catalog_now()
-            params = Params(request.query_params.multi_items())
+            params = await sld_documents.resolve(Params(request.query_params.multi_items()))
             operation = (params.get("request") or "").lower()
             if operation == "getcapabilities":
                 return await _capabilities(catalog, request, documents)

@@ -25,6 +25,7 @@ from fewsmap.catalog.layers import (
     validate_layer_id,
     validate_store_name,
 )
+from fewsmap.catalog.sld import style_from_sld_file
 from fewsmap.catalog.styles import Style, default_style, style_from_config
 from fewsmap.catalog.vectors import vector_pairs
 from fewsmap.dimensions import single_level
@@ -60,7 +61,10 @@ class Catalog:
         config = read_config(settings.config_file) if settings.config_file else {}
         self._config = config
         self.title = str(config.get("service", {}).get("title", settings.title))
-        self._styles = {s.name: s for s in map(style_from_config, config.get("styles", []))}
+        folder = settings.config_file.parent if settings.config_file else Path.cwd()
+        self._styles = {s.name: s for s in (
+            style_from_sld_file(entry, folder) if "sld" in entry else style_from_config(entry)
+            for entry in config.get("styles", []))}
         self._store_paths = configured_store_paths(config)
         self._auto_layers = bool(config.get("catalog", {}).get("auto_layers",
                                                               not config.get("layers")))

@@ -1,12 +1,14 @@
 """Styles: how values become colours. One object serves map, legend and contours.
 
-A style is either continuous (a matplotlib colour map over a value range) or FEWS class
-breaks (``lowerValue`` + colour per class). A range of ``None`` means "from the run's
+A style is either continuous (a matplotlib colour map over a value range), FEWS class
+breaks (``lowerValue`` + colour per class), or an SLD ColorMap (entries of quantity, colour,
+opacity and label, read by fewsmap/ogc/sld.py). A range of ``None`` means "from the run's
 statistics", computed at ingest, so every tile of a run shares one colour scale.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,19 +27,38 @@ PRECIPITATION_COLORS = ("#e0f3f8", "#abd9e9", "#74add1", "#4575b4", "#313695",
                         "#54278f", "#756bb1", "#de2d26", "#a50f15")
 
 
+ColorMapType = Literal["ramp", "intervals", "values"]
+
+
+@dataclass(frozen=True)
+class ColorMapEntry:
+    """One SLD ColorMapEntry: a quantity, its ``#rrggbb`` colour, opacity 0..1 and label."""
+
+    quantity: float
+    color: str
+    opacity: float = 1.0
+    label: str = ""
+
+
 @dataclass(frozen=True)
 class Style:
     """A named colour scheme for a layer."""
 
     name: str
     title: str
-    kind: Literal["continuous", "classes"] = "continuous"
+    kind: Literal["continuous", "classes", "color_map"] = "continuous"
     colormap: str = "viridis"
     value_range: tuple[float, float] | None = None
     breaks: tuple[float, ...] = ()
     colors: tuple[str, ...] = ()
     units: str = ""
     contour_levels: tuple[float, ...] | None = None
+    # kind "color_map": GeoServer's ColorMap types (ramp interpolates between entries,
+    # intervals colours below each quantity, values only the quantities themselves) and
+    # the RasterSymbolizer Opacity, which scales every entry's opacity.
+    color_map_type: ColorMapType = "ramp"
+    color_map: tuple[ColorMapEntry, ...] = ()
+    opacity: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind == "classes" and (not self.breaks or len(self.breaks) != len(self.colors)):
@@ -48,10 +69,48 @@ class Style:
             problem = colour_range_problem(*self.value_range)
             if problem:
                 raise ConfigError(f"style '{self.name}': range {self.value_range}: {problem}")
+        problem = color_map_problem(self.color_map_type, self.color_map, self.opacity) \
+            if self.kind == "color_map" else None
+        if problem:
+            raise ConfigError(f"style '{self.name}': {problem}")
         for name, values in (("breaks", self.breaks), ("contours", self.contour_levels or ())):
             if not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX for v in values):
                 raise ConfigError(f"style '{self.name}': {name} must be finite numbers within "
                                   f"±{FLOAT32_MAX:.7g} (float32)")
+
+
+# Palette indices an SLD ColorMap may use (fewsmap/render/colour.py, 1..255): a ramp
+# needs one per entry at least, intervals one more (values above the last quantity are
+# not drawn), values two per entry (the value, then what lies between it and the next).
+MAX_COLOR_MAP_ENTRIES: dict[str, int] = {"ramp": CONTINUOUS_LEVELS, "intervals": 254,
+                                         "values": 127}
+
+
+def color_map_problem(kind: ColorMapType, entries: tuple[ColorMapEntry, ...],
+                      opacity: float) -> str | None:
+    """Say why a ColorMap style cannot be drawn, or return None if it can.
+
+    GeoServer's rules (SLDColorMapBuilder in GeoTools): a ramp or intervals needs two
+    entries, values one; quantities ascend (values: strictly, each names one value).
+    """
+    least = 1 if kind == "values" else 2
+    if not least <= len(entries) <= MAX_COLOR_MAP_ENTRIES[kind]:
+        return (f"a ColorMap of type {kind} takes {least} to {MAX_COLOR_MAP_ENTRIES[kind]} "
+                f"entries, not {len(entries)}")
+    if not 0 <= opacity <= 1:
+        return f"the RasterSymbolizer Opacity {opacity:g} is outside 0..1"
+    quantities = [entry.quantity for entry in entries]
+    for entry in entries:
+        if not (math.isfinite(entry.quantity) and abs(entry.quantity) <= FLOAT32_MAX):
+            return (f"quantity {entry.quantity!r} is not a finite number within "
+                    f"±{FLOAT32_MAX:.7g} (float32)")
+        if not 0 <= entry.opacity <= 1:
+            return f"opacity {entry.opacity:g} of quantity {entry.quantity:g} is outside 0..1"
+    for low, high in itertools.pairwise(quantities):
+        if high < low or (kind == "values" and np.float32(high) == np.float32(low)):
+            return (f"quantities must ascend{' strictly' if kind == 'values' else ''}: "
+                    f"{high:g} follows {low:g}")
+    return None
 
 
 def colour_range_problem(low: float, high: float) -> str | None:
@@ -86,11 +145,14 @@ def style_from_config(entry: dict[str, Any]) -> Style:
     ConfigError
         If a key is unknown or a value is invalid.
     """
-    known = {"id", "title", "colormap", "range", "breaks", "colors", "units", "contours"}
+    known = {"id", "title", "colormap", "range", "breaks", "colors", "units", "contours",
+             "color_map"}
     unknown = set(entry) - known
     if unknown or "id" not in entry:
         raise ConfigError(f"[[styles]] {entry.get('id', '?')}: unknown keys {sorted(unknown)} "
                           f"or no id (allowed: {sorted(known)})")
+    if "color_map" in entry:
+        return _color_map_style(entry)
     breaks = tuple(float(b) for b in entry.get("breaks", ()))
     value_range = entry.get("range")
     contours = entry.get("contours")
@@ -107,11 +169,34 @@ def style_from_config(entry: dict[str, Any]) -> Style:
     )
 
 
+def _color_map_style(entry: dict[str, Any]) -> Style:
+    """An SLD ColorMap style from its table: ``color_map = {type, opacity, entries}``."""
+    table = entry["color_map"]
+    try:
+        kind = str(table.get("type", "ramp"))
+        if kind not in MAX_COLOR_MAP_ENTRIES:
+            raise ValueError(f"type {kind!r} is none of {sorted(MAX_COLOR_MAP_ENTRIES)}")
+        entries = tuple(ColorMapEntry(float(e["quantity"]), str(e["color"]),
+                                      float(e.get("opacity", 1.0)), str(e.get("label", "")))
+                        for e in table["entries"])
+        opacity = float(table.get("opacity", 1.0))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"[[styles]] {entry['id']}: color_map needs type, opacity and "
+                          f"entries of quantity, color, opacity, label ({exc})") from exc
+    return Style(name=str(entry["id"]), title=str(entry.get("title", entry["id"])),
+                 kind="color_map", units=str(entry.get("units", "")),
+                 color_map_type=kind,  # type: ignore[arg-type]  # checked above
+                 color_map=entries, opacity=opacity)
+
+
 def style_as_config(style: Style) -> dict[str, Any]:
     """The style as a ``[[styles]]`` table (`style_from_config` reads it back): how JSON
     capabilities publish a style, so clients colour values exactly as the service does."""
     table: dict[str, Any] = {"id": style.name, "title": style.title, "units": style.units}
-    if style.kind == "classes":
+    if style.kind == "color_map":
+        table["color_map"] = {"type": style.color_map_type, "opacity": style.opacity,
+                              "entries": [vars(entry) for entry in style.color_map]}
+    elif style.kind == "classes":
         table |= {"breaks": list(style.breaks), "colors": list(style.colors)}
     else:
         table["colormap"] = style.colormap

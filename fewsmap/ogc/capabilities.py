@@ -144,6 +144,9 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
                                          "image/tiff;subtype=float32", "application/x-netcdf"),
                service_url)
     _operation(request, _wms("GetFeatureInfo"), OFFERED_INFO_FORMATS, service_url)
+    # SLD 1.1 extended operations (sld_capabilities.xsd); WMS 1.1.1 lists them in this order.
+    _operation(request, f"{{{SLD}}}DescribeLayer", ("text/xml", "application/json"),
+               service_url)
     _operation(request, f"{{{SLD}}}GetLegendGraphic", ("image/png", "application/json"),
                service_url)
     exception = _child(capability, "Exception")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer, Style
+from fewsmap.catalog.sld import parse_sld_body
 from fewsmap.catalog.styles import PROBABILITY_STYLE, colour_range_problem
 from fewsmap.dimensions import LayerDimension, layer_dimensions
 from fewsmap.errors import (
@@ -67,6 +68,7 @@ class GetMapRequest:
     transparent: bool = True
     bgcolor: tuple[int, int, int] = (255, 255, 255)
     convert_uv: bool = False
+    sld_style: Style | None = None  # a UserStyle of SLD_BODY, drawn instead of ``style``
 
     @property
     def crs_error_code(self) -> str:
@@ -96,9 +98,11 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         The OGC exception for the first problem found.
     """
     version = wms_version(params)
-    layers = params.require("layers")
+    layers = params.get("layers") or ""
     if "," in layers:
         raise InvalidParameterValue("LAYERS: one layer per request (FEWS WMS-T rule)")
+    style, reducer = _style_and_reducer(params)
+    layers, style, sld_style = client_style(params, layers, style)
     width, height = image_size(params, max_pixels)
     # 1.3.0 names it CRS and 1.1.1 SRS; clients mix them up, so either is accepted.
     crs_name = params.get("crs") or params.get("srs")
@@ -117,7 +121,6 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
                             "image/tiff;subtype=float32, application/x-netcdf (raw values)")
     time = None if embedded else params.get("time")
     lead = params.get("dim_lead_time")
-    style, reducer = _style_and_reducer(params)
     return GetMapRequest(
         version=version,
         layer=layers,
@@ -140,7 +143,34 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         transparent=params.flag("transparent", default=True) and formats[image_format] != JPEG,
         bgcolor=_colour(params.get("bgcolor")),
         convert_uv=params.flag("convertUVtoRG"),
+        sld_style=sld_style,
     )
+
+
+def client_style(params: Params, layer: str, style: str) -> tuple[str, str, Style | None]:
+    """The layer, style name and SLD style a request draws, from LAYERS, STYLES and
+    SLD_BODY (whose NamedLayer may name the layer when LAYERS is absent, as the WMS SLD
+    profile allows).
+
+    Raises
+    ------
+    FewsmapError
+        MissingParameterValue without a layer; InvalidParameterValue or StyleNotDefined
+        for an SLD_BODY that cannot be drawn; InvalidParameterValue for SLD by URL.
+    """
+    if params.get("sld"):  # the app fetches allowed URLs into SLD_BODY (app/sld_urls.py)
+        raise InvalidParameterValue(
+            "SLD by URL is not enabled for this request; send the document as SLD_BODY")
+    body = params.get("sld_body")
+    if not body:
+        if not layer:
+            raise MissingParameterValue("parameter LAYERS is required")
+        return layer, style, None
+    choice = parse_sld_body(body, layer or None,
+                            "" if style in DEFAULT_STYLE_NAMES else style)
+    if choice.style is None:  # a NamedStyle: one of the layer's own styles
+        return choice.layer, choice.style_name, None
+    return choice.layer, style, choice.style
 
 
 def resolve_maps(catalog: Catalog, request: GetMapRequest) -> list[MapSpec]:
@@ -158,9 +188,10 @@ def resolve_maps(catalog: Catalog, request: GetMapRequest) -> list[MapSpec]:
     if request.layer in catalog.layers or request.layer not in catalog.groups:
         layer, run = catalog.resolve(request.layer)
         return [resolve_map(catalog, layer, run, request)]
-    if request.style not in DEFAULT_STYLE_NAMES:
+    if request.style not in DEFAULT_STYLE_NAMES or request.sld_style is not None:
+        asked = "an SLD_BODY style" if request.sld_style else f"STYLES={request.style[:60]!r}"
         raise StyleNotDefined(f"group {request.layer!r} draws its layers in their default "
-                              f"styles; STYLES={request.style[:60]!r} is not one of them")
+                              f"styles; {asked} is not one of them")
     specs = []
     for layer in catalog.layers.values():
         if layer.group == request.layer:
@@ -216,7 +247,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         range_times=range_times,
         labels=dimension_labels(catalog, layer, request, run, times[0]),
         canvas=Canvas(crs, request.bbox, request.width, request.height),
-        style=statistic_style(layer, request.style, request.member),
+        style=request.sld_style or statistic_style(layer, request.style, request.member),
         color_range=request.color_range,
         show_contours=request.show_contours,
         transparent=request.transparent,

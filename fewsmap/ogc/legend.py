@@ -8,6 +8,7 @@ from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidFormat
 from fewsmap.ogc.getmap import (
     PNG,
+    client_style,
     image_size,
     parse_color_range,
     parse_member,
@@ -34,10 +35,12 @@ def get_legend_graphic(catalog: Catalog, params: Params,
         LayerNotDefined, StyleNotDefined, InvalidFormat, InvalidParameterValue (also for
         WIDTH×HEIGHT beyond ``max_pixels``, as GetMap).
     """
-    layer, run_from_id = catalog.resolve(params.get("layer") or params.require("layers"))
+    name, style_name, sld_style = client_style(
+        params, params.get("layer") or params.get("layers") or "",
+        (params.get("style") or params.get("styles") or "").strip())
+    layer, run_from_id = catalog.resolve(name)
     member = parse_member(params)  # an exceedance probability has a legend in %
-    style = statistic_style(layer, (params.get("style") or params.get("styles") or "").strip(),
-                            member)
+    style = sld_style or statistic_style(layer, style_name, member)
     image_format = (params.get("format") or PNG).strip().lower()
     if image_format not in (PNG, JSON):
         raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered for legends; "

@@ -13,6 +13,8 @@ from fewsmap.errors import (
 )
 
 MAX_VALUE_LENGTH = 10_000
+# Parameters that carry a document: SLD_BODY (fewsmap/ogc/sld.py reads at most 64 KiB).
+MAX_DOCUMENT_LENGTH = {"sld_body": 65_536}
 
 
 def finite_number(text: str, name: str,
@@ -39,10 +41,11 @@ class Params:
     def __init__(self, items: Iterable[tuple[str, str]], strict: bool = True) -> None:
         self._values: dict[str, str] = {}
         for name, value in items:
-            if len(value) > MAX_VALUE_LENGTH:
+            limit = MAX_DOCUMENT_LENGTH.get(name.lower(), MAX_VALUE_LENGTH)
+            if len(value) > limit:
                 if strict:
                     raise InvalidParameterValue(
-                        f"parameter {name[:40]!r} is longer than {MAX_VALUE_LENGTH} characters")
+                        f"parameter {name[:40]!r} is longer than {limit} characters")
                 continue
             self._values.setdefault(name.lower(), value)
 

@@ -2,7 +2,8 @@
 
 Index 0 is transparent (missing data, outside the grid, below the first class break);
 continuous styles use indices 1..255 over the value range, class-break styles one index per
-class. The legend reads the same ``Palette``, so map and legend always agree.
+class, SLD ColorMaps thresholds of their own (`color_map_levels`). The legend reads the same
+``Palette``, so map and legend always agree.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from matplotlib.colors import to_rgba
 from fewsmap.catalog.styles import (
     CONTINUOUS_LEVELS,
     FLOAT32_MAX,
+    ColorMapEntry,
     Style,
     colour_range_problem,
 )
-from fewsmap.errors import StyleNotDefined
+from fewsmap.errors import InvalidParameterValue, StyleNotDefined
 from fewsmap.render import kernels
 
 TRANSPARENT = 0
@@ -94,7 +96,15 @@ def palette_for(style: Style, value_range: tuple[float, float] | None,
     ------
     StyleNotDefined
         If a continuous style has no range and no statistics exist to derive one.
+    InvalidParameterValue
+        If a range is asked of an SLD ColorMap, whose quantities fix its colours.
     """
+    if style.kind == "color_map":
+        if value_range is not None:
+            raise InvalidParameterValue(
+                "COLORSCALERANGE re-spreads a style of the service; an SLD ColorMap's "
+                "quantities fix its colours: leave COLORSCALERANGE out")
+        return _palette(style, None)
     if style.kind == "classes":  # only an explicit range re-spreads class breaks (FEWS)
         return _palette(style, _colourable(value_range) if value_range else None)
     chosen = value_range or style.value_range or fallback_range
@@ -106,6 +116,12 @@ def palette_for(style: Style, value_range: tuple[float, float] | None,
 @lru_cache(maxsize=256)
 def _palette(style: Style, value_range: tuple[float, float] | None) -> Palette:
     lut = np.zeros((256, 4), dtype=np.uint8)
+    if style.kind == "color_map":
+        lower, colours = color_map_levels(style)
+        lut[1 : lower.size + 1] = colours
+        quantities = [entry.quantity for entry in style.color_map]
+        return Palette(style, lower, lut, smooth=False,
+                       value_range=(quantities[0], quantities[-1]))
     if style.kind == "classes":
         breaks = np.asarray(style.breaks, dtype="float64")
         if value_range is not None:  # FEWS: colorscalerange re-spreads breaks evenly
@@ -137,3 +153,49 @@ def _colourable(value_range: tuple[float, float]) -> tuple[float, float]:
     centre = (low + high) / 2
     pad = max(0.5, abs(centre) * 1e-6)
     return max(centre - pad, -FLOAT32_MAX), min(centre + pad, FLOAT32_MAX)
+
+
+def color_map_levels(style: Style) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds (ascending float64) and RGBA rows (uint8) of an SLD ColorMap's indices.
+
+    Index i colours values from threshold i up to the next, as GeoTools' SLDColorMapBuilder
+    builds GeoServer's colour maps:
+
+    - ramp: below the first quantity its entry, between entries colour and opacity
+      interpolated (an equal share of the 254 levels per pair of entries), from the last
+      quantity up its entry;
+    - intervals: below the first quantity the first entry, from each quantity up to the
+      next the next entry, from the last quantity up nothing (transparent);
+    - values: only the quantities themselves, compared as float32 (the fields' type),
+      everything else transparent.
+
+    The RasterSymbolizer Opacity scales every alpha (GeoServer draws the coloured image at
+    that opacity).
+    """
+    entries = style.color_map
+    rgba = np.array([_entry_rgba(entry) for entry in entries], dtype=np.float64)
+    quantities = np.array([entry.quantity for entry in entries], dtype=np.float64)
+    if style.color_map_type == "values":
+        exact = quantities.astype(np.float32)
+        after = np.nextafter(exact, np.float32(np.inf))
+        lower = np.column_stack([exact, after]).reshape(-1).astype(np.float64)
+        clear = np.zeros_like(rgba)
+        colours = np.stack([rgba, clear], axis=1).reshape(-1, 4)
+    elif style.color_map_type == "intervals":
+        lower = np.concatenate([[-np.inf], quantities])
+        colours = np.concatenate([rgba, np.zeros((1, 4))])
+    else:
+        per_pair = (CONTINUOUS_LEVELS - 1) // (len(entries) - 1)
+        fractions = np.arange(per_pair) / per_pair
+        starts = quantities[:-1, None] + np.diff(quantities)[:, None] * fractions
+        mixed = rgba[:-1, None] + (rgba[1:] - rgba[:-1])[:, None] * fractions[:, None]
+        lower = np.concatenate([starts.reshape(-1), quantities[-1:]])
+        lower[0] = -np.inf  # below the first quantity: the first entry
+        colours = np.concatenate([mixed.reshape(-1, 4), rgba[-1:]])
+    colours[:, 3] *= style.opacity
+    return lower, np.round(colours).astype(np.uint8)
+
+
+def _entry_rgba(entry: ColorMapEntry) -> tuple[float, float, float, float]:
+    red, green, blue, _ = to_rgba(entry.color)
+    return red * 255, green * 255, blue * 255, entry.opacity * 255

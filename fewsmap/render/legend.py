@@ -18,12 +18,15 @@ ROW_HEIGHT_PX = 15
 
 def legend_size(style: Style, units: str) -> tuple[int, int]:
     """The default legend image size for a style: 150 px wide, 15 px per row (FEWS)."""
-    rows = (len(style.breaks) if style.kind == "classes" else CONTINUOUS_ENTRIES) + bool(units)
+    entries = {"classes": len(style.breaks), "color_map": len(style.color_map)}
+    rows = entries.get(style.kind, CONTINUOUS_ENTRIES) + bool(units)
     return 150, ROW_HEIGHT_PX * rows
 
 
 def legend_entries(palette: Palette) -> list[dict[str, Any]]:
     """FEWS ``legend[]``: ascending ``lowerValue`` with ``#rrggbb`` colour and a label."""
+    if palette.style.kind == "color_map":
+        return color_map_entries(palette.style)
     if not palette.smooth:
         return [{"lowerValue": float(value), "color": colour, "label": f">= {value:g}",
                  "colorSmoothing": False}
@@ -35,6 +38,30 @@ def legend_entries(palette: Palette) -> list[dict[str, Any]]:
     colours = ["#{:02x}{:02x}{:02x}".format(*palette.lut[i][:3]) for i in indices]
     return [{"lowerValue": float(round(v, 6)), "color": c, "label": f"{v:.4g}",
              "colorSmoothing": True} for v, c in zip(values, colours, strict=True)]
+
+
+def color_map_entries(style: Style) -> list[dict[str, Any]]:
+    """An SLD ColorMap's legend: one row per ColorMapEntry, with its label (GeoServer's).
+
+    Without a label a row names its quantity; an interval (values below the quantity, down
+    to the previous one) names both ends and carries ``upperValue``. ``opacity`` is the
+    drawn opacity (the entry's times the RasterSymbolizer's).
+    """
+    rows = []
+    previous: float | None = None
+    for entry in style.color_map:
+        row: dict[str, Any] = {"lowerValue": entry.quantity, "color": entry.color.lower(),
+                               "label": entry.label or f"{entry.quantity:g}",
+                               "colorSmoothing": style.color_map_type == "ramp",
+                               "opacity": round(entry.opacity * style.opacity, 6)}
+        if style.color_map_type == "intervals":
+            row |= {"lowerValue": previous, "upperValue": entry.quantity}
+            if not entry.label:
+                row["label"] = (f"< {entry.quantity:g}" if previous is None
+                                else f"{previous:g} – < {entry.quantity:g}")
+        rows.append(row)
+        previous = entry.quantity
+    return rows
 
 
 def legend_json(palette: Palette, units: str) -> dict[str, Any]:
@@ -61,7 +88,8 @@ def legend_png(palette: Palette, units: str, width: int | None, height: int | No
     for i, entry in enumerate(entries):
         top = int((i + header) * row)
         bottom = max(int((i + header + 1) * row) - 2, top)
-        draw.rectangle((left, top, min(24, width - 1), bottom), fill=entry["color"],
-                       outline=(90, 90, 90, 255))
+        alpha = round(255 * entry.get("opacity", 1.0))
+        draw.rectangle((left, top, min(24, width - 1), bottom),
+                       fill=entry["color"] + f"{alpha:02x}", outline=(90, 90, 90, 255))
         draw.text((30, top), entry["label"], fill=(0, 0, 0, 255))
     return png_image(image)

@@ -281,7 +281,7 @@ def test_capabilities_validate_against_the_ogc_schema(url: str) -> None:
         ({"bgcolor": "purple"}, "InvalidParameterValue"),
         ({"colorscalerange": "5,1"}, "InvalidParameterValue"),
         ({"bbox": ""}, "MissingParameterValue"),
-        ({"request": "DescribeLayer"}, "OperationNotSupported"),
+        ({"request": "PutStyles"}, "OperationNotSupported"),
     ],
 )
 def test_each_exception_code(url: str, params: dict[str, str], code: str) -> None:

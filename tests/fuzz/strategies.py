@@ -84,12 +84,39 @@ TEXT = [FUZZ_TOKEN, "", " ", "<script>alert(1)</script>", "]]>", "\"'&<>", "\x00
         "a" * 10_001, "%s%n%x", "${jndi:ldap://x}", "{{7*7}}", "' OR 1=1 --", "true",
         "false", "TRUE", "1", "yes", "default", "Select a style", "sum", "max", "rain:sum",
         "ensemble_3", "0xFF00FF", "#zzzzzz", "INIMAGE", "BLANK", "application/json",
-        "1.3.0", "1.1.1", "1.3", "2.0", "WMS", "WMTS", "GetMap"]
+        "1.3.0", "1.1.1", "1.3", "2.0", "WMS", "WMTS", "GetMap", "DescribeLayer",
+        "GetStyles"]
 XXE = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
        b"<GetMap><Layer>&x;</Layer></GetMap>")
 
 
 NASTY = st.one_of(st.sampled_from(TEXT), st.text(max_size=40))
+
+SLD_HEAD = ('<StyledLayerDescriptor version="1.0.0" xmlns="http://www.opengis.net/sld">'
+            "<NamedLayer><Name>{layer}</Name><UserStyle><FeatureTypeStyle><Rule>"
+            "<RasterSymbolizer>{opacity}<ColorMap type=\"{kind}\">{entries}</ColorMap>"
+            "</RasterSymbolizer></Rule></FeatureTypeStyle></UserStyle></NamedLayer>"
+            "</StyledLayerDescriptor>")
+# Bodies that must be refused quickly: external entities, entity expansion, deep nesting,
+# many elements, beyond the size limit, and malformed or misnamed documents.
+HOSTILE_SLD = [
+    XXE.decode(),
+    '<!DOCTYPE d [<!ENTITY % p SYSTEM "http://169.254.169.254/"> %p;]><d/>',
+    '<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+    '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">'
+    ']><l>&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;</l>',
+    "<a>" * 3000 + "</a>" * 3000,
+    "<a>" + "<b/>" * 3000 + "</a>",
+    '<StyledLayerDescriptor xmlns="http://www.opengis.net/sld"><!--' + "x" * 70_000 + "-->",
+    "<StyledLayerDescriptor", "<StyledLayerDescriptor/>", "&lol;", "<?xml?>",
+    '<StyledLayerDescriptor xmlns="http://www.opengis.net/sld"><NamedLayer>'
+    "<Name>x</Name></NamedLayer></StyledLayerDescriptor>",
+]
+SLD_ENTRIES = ('<ColorMapEntry color="#2851CC" quantity="0" opacity="0"/>'
+               '<ColorMapEntry color="#211F1F" quantity="5" label="5"/>'
+               '<ColorMapEntry color="#EE0F0F" quantity="280"/>')
+SLD_COLOURS = ["#008000", "#663333", "#FFFFFF", "0xFF00FF", "#zzzzzz", "red", "", "#fff"]
+SLD_OPACITIES = ["0", "1", "0.5", "1.5", "-1", "nan", "", "1e309"]
 
 
 def time_lists(names: Names) -> st.SearchStrategy[str]:
@@ -128,7 +155,35 @@ def values(names: Names) -> dict[str, st.SearchStrategy[str]]:
         "layer": layer_names(names),
         "text": NASTY,
         "wkt": st.one_of(st.sampled_from(WKT), wkt_polygons()),
+        "sld": sld_bodies(names, number),
     }
+
+
+def sld_bodies(names: Names, number: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """SLD_BODY documents: drawable ones of real layers, odd ones and hostile ones."""
+    entry = st.builds(
+        '<ColorMapEntry color="{}" quantity="{}" opacity="{}" label="{}"/>'.format,
+        st.sampled_from(SLD_COLOURS), st.one_of(st.integers(-50, 400).map(str), number),
+        st.sampled_from(SLD_OPACITIES), st.sampled_from(["", "low", "&amp;", "\u964d\u6c34"]))
+    document = st.builds(
+        lambda layer, kind, entries, opacity: SLD_HEAD.format(
+            layer=layer, kind=kind, entries="".join(entries),
+            opacity=f"<Opacity>{opacity}</Opacity>" if opacity else ""),
+        st.one_of(st.sampled_from(names.layers), layer_names(names)),
+        st.sampled_from(["ramp", "intervals", "values", "spline", ""]),
+        st.lists(entry, max_size=12), st.sampled_from(["", *SLD_OPACITIES]))
+    valid_entries = st.builds(
+        lambda quantities, colours: "".join(
+            f'<ColorMapEntry color="{c}" quantity="{q!r}" opacity="{i % 2}"/>'
+            for i, (q, c) in enumerate(zip(sorted(quantities), colours, strict=False))),
+        st.sets(st.floats(-1e6, 1e6, width=32), min_size=2, max_size=20),
+        st.lists(st.sampled_from(SLD_COLOURS[:3]), min_size=20, max_size=20))
+    drawable = st.builds(
+        lambda layer, kind, entries: SLD_HEAD.format(layer=layer, kind=kind, entries=entries,
+                                                     opacity=""),
+        st.sampled_from(names.layers), st.sampled_from(["ramp", "intervals", "values"]),
+        valid_entries)
+    return st.one_of(drawable, document, document, st.sampled_from(HOSTILE_SLD), NASTY)
 
 
 WKT = ["POINT(-90 40)", "POINT(-90 40 0)", "POINT(nan nan)", "POINT(1e309 0)",
@@ -178,11 +233,12 @@ WMS_PARAMS = {
     "feature_count": "number", "onlyHeaders": "text", "startForecastTime": "time",
     "endForecastTime": "time", "forecastCount": "number", "convertUVtoRG": "text",
     "frame_duration": "number", "animation_timestamp": "text", "sld": "layer",
-    "sld_body": "text", "api_key": "text",
+    "sld_body": "sld", "api_key": "text",
 }
 TILE_PARAMS = {"time": "time", "run": "time", "elevation": "number", "member": "number",
-               "style": "text", "colorscalerange": "bbox", "showContours": "text",
-               "dim_level": "number", "format": "format", "width": "size", "bbox": "bbox"}
+               "style": "text", "sld_body": "sld", "colorscalerange": "bbox",
+               "showContours": "text", "dim_level": "number", "format": "format",
+               "width": "size", "bbox": "bbox"}
 WMTS_PARAMS = {"service": "text", "request": "text", "version": "text", "layer": "layer",
                "style": "text", "format": "format", "tilematrixset": "text",
                "tilematrix": "number", "tilerow": "number", "tilecol": "number",
@@ -271,8 +327,13 @@ def valid_queries(family: Family, names: Names) -> st.SearchStrategy[list[tuple[
             layer, st.integers(0, 49))
         other = st.builds(lambda lyr, req: [("request", req), ("layers", lyr), ("layer", lyr),
                                             ("format", "application/json")],
-                          layer, st.sampled_from(["GetLegendGraphic", "GetCapabilities"]))
-        return st.one_of(getmap, getmap, info, other)
+                          layer, st.sampled_from(["GetLegendGraphic", "GetCapabilities",
+                                                  "DescribeLayer", "GetStyles"]))
+        styled = st.builds(lambda pairs, kind, opacity: [*pairs, ("sld_body", SLD_HEAD.format(
+            layer=dict(pairs)["layers"], kind=kind, entries=SLD_ENTRIES, opacity=opacity))],
+            getmap, st.sampled_from(["ramp", "intervals", "values"]),
+            st.sampled_from(["", "<Opacity>0.5</Opacity>"]))
+        return st.one_of(getmap, getmap, styled, info, other)
     if family is TILES:
         return st.lists(st.tuples(st.sampled_from(["time", "run"]), time), max_size=2)
     if family is WMTS:
