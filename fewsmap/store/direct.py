@@ -97,8 +97,11 @@ class DirectReader:
 
     def read_window(self, prefix: Sequence[int], rows: slice, cols: slice) -> np.ndarray | None:
         """``array[(*prefix, rows, cols)]`` for unit-step slices within the array, or None
-        when the chunks are not single slices along the prefix (zarr then reads it)."""
-        if self.inner_shape is not None or any(n != 1 for n in self.chunk_shape[:-2]):
+        for a sharded array (zarr then reads it).
+
+        A chunk holding several fields (a small field's layout) is read as far as the field's
+        rows in it."""
+        if self.inner_shape is not None:
             return None
         with self.files.reading(self.variable):
             return self._read_window(prefix, rows, cols)
@@ -107,8 +110,13 @@ class DirectReader:
         (r0, r1), (c0, c1) = (rows.start, rows.stop), (cols.start, cols.stop)
         chunk_rows, chunk_cols = self.chunk_shape[-2:]
         out = np.full((r1 - r0, c1 - c0), self.fill, dtype=self.dtype)
-        folder = f"{self.name}/c/{'/'.join(map(str, prefix))}/"
+        leading = self.chunk_shape[:-2]
+        chunk = "/".join(str(p // n) for p, n in zip(prefix, leading, strict=True))
+        folder = f"{self.name}/c/{chunk}/"
         row_bytes = chunk_cols * self.dtype.itemsize
+        # Where the field starts in its chunk (0 where a chunk holds one field).
+        field = int(np.ravel_multi_index([p % n for p, n in zip(prefix, leading, strict=True)],
+                                         leading)) * chunk_rows * row_bytes
         for row in range(r0 // chunk_rows, (r1 - 1) // chunk_rows + 1):
             top = row * chunk_rows
             y0, y1 = max(r0, top), min(r1, top + chunk_rows)
@@ -118,7 +126,8 @@ class DirectReader:
                 except MISSING:
                     continue  # never written: the fill value
                 try:
-                    raw = _read_span(fd, (y0 - top) * row_bytes, (y1 - top) * row_bytes)
+                    raw = _read_span(fd, field + (y0 - top) * row_bytes,
+                                     field + (y1 - top) * row_bytes)
                 finally:
                     os.close(fd)
                 rows_read = np.frombuffer(raw, dtype=self.dtype).reshape(y1 - y0, chunk_cols)
@@ -127,7 +136,7 @@ class DirectReader:
                 out[y0 - r0:y1 - r0, x0 - c0:x1 - c0] = rows_read[:, x0 - left:x1 - left]
         return out
 
-    def read_items(self, points: Sequence[Sequence[int]]) -> np.ndarray:
+    def read_items(self, points: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
         """The values at ``points`` (full array indices), fill value where no chunk exists.
 
         The values of one chunk (or inner chunk) are read together: the blosc blocks from
@@ -140,18 +149,17 @@ class DirectReader:
         # Which inner chunk of its shard holds each value (0 where the array is not sharded).
         frames = np.ravel_multi_index((within // inner).T, tuple(shape // inner))
         offsets = np.ravel_multi_index((within % inner).T, tuple(inner)) * self.dtype.itemsize
-        folder = f"{self.name}/c/"
-        keys = [folder + "/".join(map(str, chunk)) for chunk in (index // shape).tolist()]
-        groups: dict[str, dict[int, list[int]]] = {}
-        for item, (key, frame) in enumerate(zip(keys, frames.tolist(), strict=True)):
-            groups.setdefault(key, {}).setdefault(frame, []).append(item)
         out = np.full(len(points), self.fill, dtype=self.dtype)
         with self.files.reading(self.variable):
-            for key, by_frame in groups.items():
-                self._read_chunk_items(key, by_frame, offsets, out)
+            for chunk, items in _groups(index // shape):
+                frame_of = frames[items]
+                by_frame = {int(frame_of[0]): items} if (frame_of == frame_of[0]).all() else {
+                    int(f): items[frame_of == f] for f in np.unique(frame_of)}
+                self._read_chunk_items(f"{self.name}/c/{'/'.join(map(str, chunk))}", by_frame,
+                                       offsets, out)
         return out
 
-    def _read_chunk_items(self, key: str, by_frame: dict[int, list[int]], offsets: np.ndarray,
+    def _read_chunk_items(self, key: str, by_frame: dict[int, np.ndarray], offsets: np.ndarray,
                           out: np.ndarray) -> None:
         """Put the values of chunk ``key`` at ``offsets[items]`` of each frame into
         ``out[items]``; a chunk never written leaves the fill value."""
@@ -186,6 +194,18 @@ class DirectReader:
         if offset + length > os.fstat(fd).st_size:
             raise ValueError(f"shard {key} has an index entry past its end")
         return int(offset)
+
+
+def _groups(rows: np.ndarray) -> list[tuple[list[int], np.ndarray]]:
+    """The distinct rows of a 2-D index array, each with the positions holding it (a time
+    series of one run: one row, so no sort)."""
+    if not rows.size:
+        return []
+    if (rows == rows[0]).all():
+        return [(rows[0].tolist(), np.arange(len(rows)))]
+    distinct, which = np.unique(rows, axis=0, return_inverse=True)
+    which = which.ravel()
+    return [(row, np.flatnonzero(which == k)) for k, row in enumerate(distinct.tolist())]
 
 
 def _plain(codecs: Sequence[dict[str, Any]]) -> bool:

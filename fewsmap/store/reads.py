@@ -149,15 +149,18 @@ def _read_series(store: ForecastStore, copy: str, slot: int, row: int, col: int,
     order of ``prefixes`` (`fewsmap.store.series`)."""
     reader = _reader(store, copy, direct)
     if reader is not None:
-        return reader.read_items([series_dims((*prefix, row, col)) for prefix in prefixes])
+        index = np.asarray(prefixes, dtype=np.int64).reshape(len(prefixes), -1)
+        cells = np.broadcast_to(np.array([[row], [col]]), (2, len(prefixes)))
+        # The copy's index order (`series_dims`): run, row, column, step, members, levels.
+        columns = series_dims((*index.T[:1], *index.T[1:], *cells))
+        return reader.read_items(np.column_stack(columns))
     return np.asarray(store.array(copy).oindex[(slot, row, col, steps, *labels)])
 
 
 def _reads_windows(reader: DirectReader, rows: np.ndarray, cols: np.ndarray) -> bool:
-    """Tell whether ``reader`` reads each field's window of these cells itself: chunks of
-    one field each, and rows and columns in few runs."""
-    return (all(n == 1 for n in reader.chunk_shape[:-2])
-            and _runs(rows) is not None and _runs(cols) is not None)
+    """Tell whether ``reader`` reads each field's window of these cells itself: chunks that
+    are not sharded, and rows and columns in few runs."""
+    return reader.inner_shape is None and _runs(rows) is not None and _runs(cols) is not None
 
 
 def _reader(store: ForecastStore, variable: str, direct: bool) -> DirectReader | None:

@@ -338,13 +338,16 @@ def test_an_ingest_writes_chunks_without_reading_them_first(
     gets = [r for r in requests if r["method"] == "GET" and chunk.search(r["url"])]
     assert len(puts) == 2 * 4 * 4  # 2 variables x 4 steps x 2 x 2 spatial chunks
     # The run's time-chunked copy (fewsmap.store.series) reads each chunk once, after all
-    # of them are written; its own shards are written whole, never fetched.
-    written_before = {r["url"] for r in puts}
+    # of them are written, and writes each of its shards once (zarr asks for a shard that
+    # reaches past the array's end before writing it, at most once: not there yet).
     assert len(gets) == len({r["url"] for r in gets}) == len(puts)
-    assert {r["url"] for r in gets} == written_before
+    assert {r["url"] for r in gets} == {r["url"] for r in puts}
     assert requests.index(gets[0]) > max(requests.index(r) for r in puts)
     copies = [r for r in requests if re.search(r"/(t2m|tp)\.series/c/\d+/", r["url"])]
-    assert {r["method"] for r in copies} == {"PUT"} and len(copies) == 2 * 2 * 2
+    shard_puts = [r["url"] for r in copies if r["method"] == "PUT"]
+    shard_gets = [r["url"] for r in copies if r["method"] == "GET"]
+    assert len(shard_puts) == len(set(shard_puts)) == 2 * 2 * 2  # variables x 2 x 2 tiles
+    assert len(shard_gets) == len(set(shard_gets)) and set(shard_gets) <= set(shard_puts)
 
 
 def recorded(text: str) -> list[dict[str, str]]:
