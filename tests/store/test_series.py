@@ -129,3 +129,33 @@ def _run(t0: np.datetime64, value: float) -> RunData:
                              "timedelta64[ns]")})
     return RunData(t0, {"x": (field,)}, grid, (SourceFile("synthetic", "0" * 64, 0),),
                    "synthetic")
+
+
+def test_copies_zarr_reads_across_shards_inner_chunks_and_steps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fewsmap encodes the copy's shards itself: zarr reads them as the variable's values,
+    over several shards, partial and empty inner chunks, and steps in more than one shard."""
+    monkeypatch.setattr("fewsmap.store.layout.SERIES_STEPS", 2)
+    rng = np.random.default_rng(9)
+    lat, lon = np.linspace(70.0, 30.0, 530), np.linspace(-20.0, 40.0, 100)
+    grid = lonlat_grid(lat, lon)
+    values = rng.normal(size=(3, 530, 100)).astype("float32")
+    values[:, :40, :70] = np.nan  # whole inner chunks of NaN: not stored
+    steps = np.array([0, 6, 12], "timedelta64[h]").astype("timedelta64[ns]")
+    field = xr.DataArray(values, dims=("step", *grid.dims), coords={"step": steps},
+                         attrs={"units": "1"})
+    path = tmp_path / "shards.zarr"
+    append_run(path, RunData(T0, {"x": (field,)}, grid, (SourceFile("synthetic", "0" * 64, 0),),
+                             "synthetic"), progress=False)
+    store = ForecastStore(path)
+    copy = store.array("x.series")
+    assert copy.chunks == (1, 32, 32, 2) and copy.shards == (1, 512, 512, 2)
+    np.testing.assert_array_equal(np.moveaxis(np.asarray(copy[0]), -1, 0), values)
+    shards = sorted(str(p.relative_to(path / "x.series" / "c")) for p in
+                    (path / "x.series" / "c").rglob("*") if p.is_file())
+    assert shards == ["0/0/0/0", "0/0/0/1", "0/1/0/0", "0/1/0/1"]
+    for row, col in ((0, 0), (39, 69), (529, 99), (515, 3)):
+        for direct in (True, False):
+            series = read_block(store, "x", 0, store.runs[0].step_slots, [], [row], [col],
+                                direct=direct)
+            np.testing.assert_array_equal(series.ravel(), values[:, row, col])
