@@ -38,14 +38,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.store_paths import synthetic_run
 from fewsmap.ingest import ingest
+from fewsmap.render.regrid import Canvas
+from fewsmap.render.regrid import read_window as read_map_window
 from fewsmap.store import layout
 from fewsmap.store.cube import ForecastStore
+from fewsmap.store.reads import read_block
 from fewsmap.store.writer import append_run
 from tests.live_server import free_port, live_server, stop
 
 RESULTS = Path(__file__).resolve().parent / "results" / "point_series.json"
 GEFS = Path(__file__).resolve().parent.parent / "tests" / "data" / "gefs" / "2019051500"
 T0 = np.datetime64("2026-01-01T00:00:00", "s")
+TILE_Z6_M = 2 * 20037508.342789244 / 2**6  # a zoom-6 web tile's edge
 FLOOR_APP = '''
 import json, sys
 import numpy as np
@@ -177,6 +181,25 @@ def http(root: Path, n: int) -> dict[str, float]:
     return found
 
 
+def in_process(root: Path) -> dict[str, float]:
+    """The map and series reads alone, fastest of repeats (steadier than HTTP medians on a
+    shared machine): a 256² tile's window and one run's series, with and without copies."""
+    found: dict[str, float] = {}
+    tile = Canvas("EPSG:3857", (0.0, 5.0e6, TILE_Z6_M, 5.0e6 + TILE_Z6_M), 256, 256)
+    for name in ("eu", "eunocopy"):
+        store = ForecastStore(root / f"{name}.zarr")
+        run = store.runs[-1]
+        prefix = (run.slot, int(run.step_slots[len(run.step_slots) // 2]))
+        cell = store.geometry.cell_at("EPSG:4326", 10.0, 50.0)
+        assert cell is not None
+        found[f"tile_window_{name}_ms"] = fastest(
+            lambda s=store, p=prefix: read_map_window(s, "t2m", p, tile), 100)
+        found[f"series_one_run_{name}_ms"] = fastest(
+            lambda s=store, r=run, c=cell: read_block(s, "t2m", r.slot, r.step_slots, [],
+                                                      [c.row], [c.col]), 50)
+    return found
+
+
 def tiny_ingest(root: Path) -> dict[str, float]:
     """Ingest the GEFS point run with the small-field layout and with a file per field."""
     ingest(root / "warm.zarr", [GEFS], progress=False)  # imports and caches warmed
@@ -185,7 +208,10 @@ def tiny_ingest(root: Path) -> dict[str, float]:
         times = []
         for k in range(3 if cells else 1):
             path = root / f"gefs-{name}-{k}.zarr"
-            with mock.patch.object(layout, "SMALL_FIELD_CELLS", cells):
+            # The layout before: a chunk file per field, and no copies.
+            before = mock.patch("fewsmap.store.writer.write_copies", lambda *args: []) \
+                if not cells else nullcontext()
+            with mock.patch.object(layout, "SMALL_FIELD_CELLS", cells), before:
                 start = time.perf_counter()
                 ingest(path, [GEFS], progress=False)
                 times.append(time.perf_counter() - start)
@@ -233,6 +259,7 @@ def main() -> None:
         results: dict[str, float] = {"runs": runs, "steps": steps, "rows": ny, "cols": nx}
         results |= build(root, runs, steps, ny, nx)
         results |= http(root, n)
+        results |= in_process(root)
         results |= tiny_ingest(root)
         results |= sharded_variable(root, steps, ny, nx)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ FIELD_BLOCK_CELLS = SPATIAL_CHUNK * SPATIAL_CHUNK
 FIELD_BLOCK_STEPS = 128
 FIELD_BLOCK_LABELS = 64
 # The time-chunked copy of a larger variable, read by time series (docs/design/points.md):
-# `<variable>.series`, shards of 512 × 512 cells × 128 steps, inner chunks of 32 × 32 cells.
+# `<variable>.series`, shards of 512 × 512 cells × up to 128 steps, inner chunks of 32 × 32.
 SERIES_SUFFIX = ".series"
 # The run record's list of the variables whose copy holds the run (runs written before have
 # none: their series are read from the variable).
@@ -120,18 +120,22 @@ def series_dims(dims: tuple[_Item, ...]) -> tuple[_Item, ...]:
     return (dims[0], *dims[-2:], *dims[1:-2])
 
 
-def series_chunks(ndim: int) -> tuple[tuple[int, ...], ShardsConfigParam]:
-    """The inner chunks and shards of a time-chunked copy with ``ndim`` dimensions.
+def series_chunks(ndim: int, steps: int) -> tuple[tuple[int, ...], ShardsConfigParam]:
+    """The inner chunks and shards of a time-chunked copy with ``ndim`` dimensions, for a
+    step axis of ``steps`` entries when it is created.
 
-    Shards of `SERIES_SHARD` cells × `SERIES_STEPS` steps (one file per run and spatial
-    tile), inner chunks of `SERIES_TILE` cells × the same steps. The shard index comes
-    first, so a reader finds an inner chunk with one read at a known offset
-    (`fewsmap.store.direct`); on object storage zarr reads the index and the inner chunk
-    with two range requests.
+    Shards of `SERIES_SHARD` cells × the steps (one file per run and spatial tile), inner
+    chunks of `SERIES_TILE` cells × the same steps. Steps are the axis' length rounded up to
+    a multiple of 8 (at most `SERIES_STEPS`): a 73-step feed pads 7 steps, not 55, which
+    the writer would transpose and compress (later runs with more steps spill into a
+    second shard). The shard index comes first, so a reader finds an inner chunk with one
+    read at a known offset (`fewsmap.store.direct`); on object storage zarr reads the index
+    and the inner chunk with two range requests.
     """
+    steps = min(SERIES_STEPS, max(8, -(-steps // 8) * 8))
     rest = (1,) * (ndim - 4)
-    inner = (1, SERIES_TILE, SERIES_TILE, SERIES_STEPS, *rest)
-    shards: ShardsConfigParam = {"shape": (1, SERIES_SHARD, SERIES_SHARD, SERIES_STEPS, *rest),
+    inner = (1, SERIES_TILE, SERIES_TILE, steps, *rest)
+    shards: ShardsConfigParam = {"shape": (1, SERIES_SHARD, SERIES_SHARD, steps, *rest),
                                  "index_location": ShardingCodecIndexLocation.start}
     return inner, shards
 

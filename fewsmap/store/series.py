@@ -110,7 +110,7 @@ def _create(group: zarr.Group, variable: str, main: zarr.Array[Any]) -> None:
     if name in group:
         return
     dims = dimension_names(main)
-    inner, shards = series_chunks(main.ndim)
+    inner, shards = series_chunks(main.ndim, main.shape[1])
     group.create_array(name, shape=series_dims(tuple(main.shape)), chunks=inner, shards=shards,
                        dtype="float32", fill_value=np.nan, dimension_names=series_dims(dims),
                        attributes={"long_name": f"time-chunked copy of {variable}"},

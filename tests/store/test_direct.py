@@ -116,7 +116,7 @@ def test_windows_equal_zarr(tmp_path: Path, compressor: Any, chunk: int,
 def test_sharded_items_equal_zarr_and_windows_are_left_to_it(tmp_path: Path) -> None:
     """A time-chunked copy's layout (`series_chunks`): values found through the shard index,
     empty inner chunks and missing shards read as the fill value."""
-    inner, shards = series_chunks(5)
+    inner, shards = series_chunks(5, 130)
     values = np.random.default_rng(7).normal(size=(2, 600, 40, 130, 2)).astype(np.float32)
     values[:, :, :, :, 1] = np.nan  # member 1 never written: no shard files
     values[0, :32] = np.nan  # empty inner chunks inside a written shard
@@ -133,7 +133,7 @@ def test_sharded_items_equal_zarr_and_windows_are_left_to_it(tmp_path: Path) -> 
 
 
 def test_a_shard_index_pointing_past_the_end_is_an_error(tmp_path: Path) -> None:
-    inner, shards = series_chunks(4)
+    inner, shards = series_chunks(4, 3)
     array = zarr.create_array(tmp_path / "a.zarr", shape=(1, 40, 40, 3), chunks=inner,
                               shards=shards, dtype="float32", compressors=[data_codec()],
                               fill_value=np.nan)

@@ -135,7 +135,7 @@ def test_copies_zarr_reads_across_shards_inner_chunks_and_steps(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """fewsmap encodes the copy's shards itself: zarr reads them as the variable's values,
     over several shards, partial and empty inner chunks, and steps in more than one shard."""
-    monkeypatch.setattr("fewsmap.store.layout.SERIES_STEPS", 2)
+    monkeypatch.setattr("fewsmap.store.layout.SERIES_STEPS", 2)  # steps in two shards
     rng = np.random.default_rng(9)
     lat, lon = np.linspace(70.0, 30.0, 530), np.linspace(-20.0, 40.0, 100)
     grid = lonlat_grid(lat, lon)
