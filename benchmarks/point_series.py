@@ -1,7 +1,8 @@
 """Measure point series over HTTP against a floor, and the ingest of a run of tiny grids.
 
-Run: .venv/bin/python benchmarks/point_series.py [--quick]
-Writes benchmarks/results/point_series.json and prints a table (the hand-written summary is
+Run: .venv/bin/python -m benchmarks.point_series [--quick] [--out FOLDER]
+Writes benchmarks/results/point_series.json (``--quick``: point_series-quick.json) and prints
+the figures (the hand-written summary is
 benchmarks/results/point_series.md). Issue #18 targets, all measured in this one run:
 
 * a time series of 73 steps × 10 runs at a point (``/api/timeseries?runs=all``) ≤ 20 ms
@@ -251,8 +252,11 @@ def fastest(fn: Callable[[], object], repeat: int = 5) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
-    quick = parser.parse_args().quick
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, about a minute")
+    parser.add_argument("--out", type=Path, default=RESULTS.parent,
+                        help="folder for point_series.json (--quick: point_series-quick.json)")
+    args = parser.parse_args()
+    quick = args.quick
     runs, steps, ny, nx, n = (3, 8, 90, 140, 20) if quick else (10, 73, 900, 1400, 100)
     with tempfile.TemporaryDirectory(prefix="fewsmap-points-") as folder:
         root = Path(folder)
@@ -262,8 +266,9 @@ def main() -> None:
         results |= in_process(root)
         results |= tiny_ingest(root)
         results |= sharded_variable(root, steps, ny, nx)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1))
+    out = args.out / (f"{RESULTS.stem}-quick.json" if quick else RESULTS.name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
     print("\n".join(f"{key:36s} {value}" for key, value in results.items()))
 
 
