@@ -201,30 +201,44 @@ def counted(store: ForecastStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return opened
 
 
-def test_reads_only_the_chunks_holding_the_cell(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """One chunk per (run, step) value, the one holding the cell, whatever the grid size."""
-    monkeypatch.setattr("fewsmap.store.layout.SPATIAL_CHUNK", 8)  # 31 × 61 → 4 × 8 chunks
+def test_a_small_field_reads_one_chunk_per_run(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small field's chunk holds its run's steps: a series opens it once, nothing else."""
+    monkeypatch.setattr("fewsmap.store.layout.SPATIAL_CHUNK", 8)  # 31 × 61 → 4 × 8 tiles
+    monkeypatch.setattr("fewsmap.store.layout.SMALL_FIELD_CELLS", 31 * 61)
     store = ForecastStore(lonlat_store(tmp_path / "grid.zarr"))
-    assert store.array("lon").chunks[-2:] == (8, 8)
+    assert store.array("lon").chunks[-2:] == (8, 8) and store.array("lon").chunks[1] > 1
     cell = find_cell(store, "OGC:CRS84", 13.2, 44.1)
     assert cell is not None and (cell.row, cell.col) == (16, 33)
     opened = counted(store, monkeypatch)
     run = store.runs[0]
     values = read_cell(store, "lon", cell, run)
     np.testing.assert_array_equal(values, [13.0, 13.0])
-    expected = {f"lon/c/{run.slot}/{step}/{16 // 8}/{33 // 8}" for step in run.step_slots}
-    assert sorted(opened) == sorted(expected)  # each once, nothing else
+    assert opened == [f"lon/c/{run.slot}/0/{16 // 8}/{33 // 8}"]
     opened.clear()
     speed, parts = read_components(store, ("u", "v"), cell, run, run.valid_times[1:])
     assert speed[0] == pytest.approx(np.hypot(13.0, 44.0)) and set(parts) == {"u", "v"}
-    assert sorted(opened) == [
-        f"{name}/c/{run.slot}/{run.step_slots[1]}/2/4" for name in ("u", "v")]
+    assert sorted(opened) == [f"{name}/c/{run.slot}/0/2/4" for name in ("u", "v")]
 
 
-def test_reads_one_chunk_per_member_and_time(ingested: Callable[[str], Path],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """wgust: 50 members × 3 steps at one cell = 150 chunk reads, one each."""
+def test_a_larger_field_reads_one_shard_of_its_copy_per_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field chunked one per step is read from its time-chunked copy: one file per run."""
+    store = ForecastStore(lonlat_store(tmp_path / "grid.zarr"))
+    assert store.array("lon").chunks[:2] == (1, 1)
+    cell = find_cell(store, "OGC:CRS84", 13.2, 44.1)
+    assert cell is not None
+    opened = counted(store, monkeypatch)
+    run = store.runs[0]
+    np.testing.assert_array_equal(read_cell(store, "lon", cell, run), [13.0, 13.0])
+    assert opened == [f"lon.series/c/{run.slot}/0/0/0"]
+    assert "lon.series" not in store.variables
+
+
+def test_reads_one_shard_per_member(ingested: Callable[[str], Path],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """wgust: 50 members × 3 steps at one cell read 50 shards of the time-chunked copy (one
+    per member, holding every step), each once."""
     store = ForecastStore(ingested("wgust"))
     cell = find_cell(store, "EPSG:4326", 10.0, 50.0)
     assert cell is not None
@@ -233,8 +247,8 @@ def test_reads_one_chunk_per_member_and_time(ingested: Callable[[str], Path],
     members = list(range(50))
     values = read_cell(store, "fg10_6", cell, run, labels=[members])
     assert values.shape == (3, 50)
-    assert all(k.startswith("fg10_6/c/") for k in opened)
-    assert len(opened) == len(set(opened)) == 150
+    assert all(k.startswith("fg10_6.series/c/") for k in opened)
+    assert len(opened) == len(set(opened)) == 50
     reference = ForecastStore(store.path)
     for k, when in enumerate(run.valid_times):
         for member in (0, 17, 49):

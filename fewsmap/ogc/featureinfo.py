@@ -330,6 +330,14 @@ def json_number(value: object) -> float | None:
     return float(str(number))
 
 
+def json_numbers(values: np.ndarray) -> list[float | None]:
+    """`json_number` of every value, at once: numpy writes a float32 array's shortest
+    decimals in one call (a series of 730 values took 5 ms one by one)."""
+    numbers = np.asarray(values, dtype=np.float32).ravel()
+    return [float(text) if finite else None for text, finite in zip(
+        numbers.astype(str).tolist(), np.isfinite(numbers).tolist(), strict=True)]
+
+
 # --- resolving ------------------------------------------------------------------------
 
 

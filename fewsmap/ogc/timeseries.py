@@ -17,6 +17,7 @@ import itertools
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from fewsmap.ogc.crs import canonical_crs, check_offered, offered_crs
 from fewsmap.ogc.featureinfo import (
     DIMENSION_PROPERTIES,
     json_number,
+    json_numbers,
     lead_time_text,
     selector_value,
 )
@@ -52,7 +54,7 @@ from fewsmap.products.ensemble import (
     reduce_selected,
 )
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.store.run import format_time
+from fewsmap.store.run import format_time, format_times
 from fewsmap.timespec import parse_instant
 
 JSON = "application/json"
@@ -265,11 +267,11 @@ def series_json(answer: TimeSeries) -> dict[str, Any]:
     for series in answer.series:
         entry: dict[str, Any] = {"reference_time": series.run.label}
         entry.update(series.dimensions)
-        entry["times"] = [format_time(t) for t in series.times]
+        entry["times"] = format_times(series.times)
         entry["lead_times"] = _lead_times(series)
-        entry["values"] = [json_number(v) for v in series.values]
+        entry["values"] = json_numbers(series.values)
         if series.components:
-            entry["components"] = {name: [json_number(v) for v in values]
+            entry["components"] = {name: json_numbers(values)
                                    for name, values in series.components}
         body["series"].append(entry)
     return body
@@ -342,7 +344,7 @@ def coverage_json(answer: TimeSeries) -> dict[str, Any]:
     for series in answer.series:
         labels = dict(series.dimensions)
         axes: dict[str, Any] = {"x": {"values": [cell.lon]}, "y": {"values": [cell.lat]},
-                                "t": {"values": [format_time(t) for t in series.times]}}
+                                "t": {"values": format_times(series.times)}}
         if "elevation" in labels:
             axes["z"] = {"values": [labels["elevation"]]}
         arrays = {"speed" if layer.components else layer.variable: series.values,
@@ -354,7 +356,7 @@ def coverage_json(answer: TimeSeries) -> dict[str, Any]:
             "domain": {"type": "Domain", "domainType": "PointSeries", "axes": axes},
             "ranges": {key: {"type": "NdArray", "dataType": "float", "axisNames": ["t"],
                              "shape": [int(values.size)],
-                             "values": [json_number(v) for v in values]}
+                             "values": json_numbers(values)}
                        for key, values in arrays.items()},
             "fewsmap:reference_time": series.run.label,
             "fewsmap:lead_times": _lead_times(series),
@@ -514,7 +516,12 @@ def _bound(value: np.datetime64 | None) -> str:
 
 def _lead_times(series: Series) -> list[str]:
     leads = (series.times - series.run.reference_time).astype("timedelta64[s]")
-    return [lead_time_text(lead) for lead in leads]
+    return [_lead_text(seconds) for seconds in leads.astype(np.int64).tolist()]
+
+
+@lru_cache(maxsize=4096)
+def _lead_text(seconds: int) -> str:  # a series repeats the same few lead times
+    return lead_time_text(np.timedelta64(seconds, "s"))
 
 
 def _csv_number(value: object) -> str:

@@ -34,9 +34,12 @@ from fewsmap.store.layout import (
     GRID_MAPPING,
     NAT,
     RUN_DIM,
+    SERIES_RECORD,
     STEP_DIM,
     VALID_TIME,
+    is_series_copy,
     parse_indices,
+    series_name,
 )
 from fewsmap.store.location import WRITABLE_SCHEMES, Location
 from fewsmap.store.run import as_seconds, format_time, parse_time
@@ -174,6 +177,7 @@ class ForecastStore:
         self._readers: dict[str, DirectReader | None] = {}
         self.runs: tuple[RunInfo, ...] = self._read_runs()
         self._holding: dict[tuple[str, ...], tuple[RunInfo, ...]] = {}
+        self._series_slots: dict[str, frozenset[int]] = {}
 
     @property
     def spatial_dims(self) -> tuple[str, str]:
@@ -265,6 +269,16 @@ class ForecastStore:
                         if set(key) <= set(run.record.get("variables", ())))
             found = self._holding[key] = tuple(run for run in narrowed if run.valid_times.size)
         return found
+
+    def series_copy(self, variable: str, slot: int) -> str | None:
+        """The time-chunked copy of ``variable`` if it holds the run in ``slot``
+        (`fewsmap.store.series`), else None: read the variable itself."""
+        slots = self._series_slots.get(variable)
+        if slots is None:
+            slots = self._series_slots[variable] = frozenset(
+                int(run.slot) for run in self.runs
+                if variable in run.record.get(SERIES_RECORD, ()))
+        return series_name(variable) if slot in slots else None
 
     @property
     def latest_run(self) -> RunInfo | None:
@@ -434,6 +448,8 @@ def open_cube(path_or_url: str | os.PathLike[str], chunks: Any = None) -> xr.Dat
     attrs = ds.attrs.get(ATTRS_KEY)
     if not isinstance(attrs, dict) or "runs" not in attrs:
         raise StoreError(f"{target} is not a fewsmap forecast cube")
+    # Time-chunked copies are the time series' layout, not more variables.
+    ds = ds.drop_vars([name for name in ds.data_vars if is_series_copy(str(name))])
     records = sorted(attrs["runs"], key=lambda r: r["reference_time"])
     slots = [int(r["slot"]) for r in records]
     step_order = np.argsort(ds[STEP_DIM].values, kind="stable")

@@ -11,6 +11,11 @@ independently compressed blocks with a table of their offsets, so one value need
 ``pread`` calls and one block's decompression: with the 64 KiB blocks new stores are written
 with (``layout.data_codec``), about 16x faster per value than decoding the 1 MB chunk.
 
+Values that share a chunk are read together: the blocks spanning them are decompressed once
+(a small field's chunk holds a run's steps, `fewsmap.store.layout.data_chunks`). A sharded
+array (a variable's time-chunked copy, `fewsmap.store.series`) is read the same way inside
+its inner chunks, found through the shard index at the start of the file.
+
 Any other layout gets None from `DirectReader.of`, and the caller reads through zarr.
 Files are opened under the store's one rule (`fewsmap.store.files`): a chunk leading out of
 the store is refused, a damaged one fails as a `StoreError` (code ``StorageError``).
@@ -30,11 +35,15 @@ import numpy as np
 from numcodecs import blosc
 
 from fewsmap.store.files import MISSING, StoreFiles
+from fewsmap.store.layout import SERIES_SUFFIX
 
 # Blosc 1 frame header: version, codec version, flags, type size, uncompressed bytes,
 # block size, compressed bytes; then (unless stored raw) one int32 offset per block.
 HEADER = struct.Struct("<BBBBiii")
 OFFSET = struct.Struct("<i")
+# A shard index entry: offset and length of an inner chunk, both all ones where it is empty.
+SHARD_ENTRY = struct.Struct("<QQ")
+EMPTY_ENTRY = (2**64 - 1, 2**64 - 1)
 MEMCPYED = 0x02  # the flag of a chunk stored uncompressed after the header
 # The header and the offsets of up to this many blocks are read at once (64 KiB blocks of a
 # 1 MiB chunk: 16).
@@ -45,10 +54,14 @@ class DirectReader:
     """Reads windows and items of one zarr array from its chunk files (`DirectReader.of`)."""
 
     def __init__(self, files: StoreFiles, name: str, chunk_shape: tuple[int, ...],
-                 dtype: np.dtype[Any], fill_value: Any) -> None:
+                 dtype: np.dtype[Any], fill_value: Any,
+                 inner_shape: tuple[int, ...] | None = None) -> None:
         self.files = files
         self.name = name
-        self.chunk_shape = chunk_shape
+        # What errors name: the variable, also when its time-chunked copy is read.
+        self.variable = name.removesuffix(SERIES_SUFFIX)
+        self.chunk_shape = chunk_shape  # of a shard, for a sharded array
+        self.inner_shape = inner_shape  # of its inner chunks (None: not sharded)
         self.dtype = dtype
         self.fill = np.asarray(fill_value, dtype=dtype)
 
@@ -63,31 +76,47 @@ class DirectReader:
             dtype = np.dtype(metadata.data_type.to_native_dtype())
         except (AttributeError, TypeError, ValueError):
             return None
+        inner_shape = None
+        if len(codecs) == 1 and codecs[0]["name"] == "sharding_indexed":
+            sharding = codecs[0].get("configuration", {})
+            if (sharding.get("index_location") != "start" or not _plain(sharding["codecs"])
+                    or [c["name"] for c in sharding.get("index_codecs", ())]
+                    != ["bytes", "crc32c"]):
+                return None
+            codecs, inner_shape = list(sharding["codecs"]), tuple(sharding["chunk_shape"])
         plain = (
-            [c["name"] for c in codecs] == ["bytes", "blosc"]
-            and codecs[0].get("configuration", {}).get("endian", "little") == "little"
+            _plain(codecs)
             and key_encoding.get("name") == "default"
             and key_encoding.get("configuration", {}).get("separator", "/") == "/"
         )
         if not plain:
             return None
         files = store if isinstance(store, StoreFiles) else StoreFiles(store)
-        return cls(files, name, chunk_shape, dtype.newbyteorder("<"), metadata.fill_value)
+        return cls(files, name, chunk_shape, dtype.newbyteorder("<"), metadata.fill_value,
+                   inner_shape)
 
     def read_window(self, prefix: Sequence[int], rows: slice, cols: slice) -> np.ndarray | None:
         """``array[(*prefix, rows, cols)]`` for unit-step slices within the array, or None
-        when the chunks are not single slices along the prefix (zarr then reads it)."""
-        if any(n != 1 for n in self.chunk_shape[:-2]):
+        for a sharded array (zarr then reads it).
+
+        A chunk holding several fields (a small field's layout) is read as far as the field's
+        rows in it."""
+        if self.inner_shape is not None:
             return None
-        with self.files.reading(self.name):
+        with self.files.reading(self.variable):
             return self._read_window(prefix, rows, cols)
 
     def _read_window(self, prefix: Sequence[int], rows: slice, cols: slice) -> np.ndarray:
         (r0, r1), (c0, c1) = (rows.start, rows.stop), (cols.start, cols.stop)
         chunk_rows, chunk_cols = self.chunk_shape[-2:]
         out = np.full((r1 - r0, c1 - c0), self.fill, dtype=self.dtype)
-        folder = f"{self.name}/c/{'/'.join(map(str, prefix))}/"
+        leading = self.chunk_shape[:-2]
+        chunk = "/".join(str(p // n) for p, n in zip(prefix, leading, strict=True))
+        folder = f"{self.name}/c/{chunk}/"
         row_bytes = chunk_cols * self.dtype.itemsize
+        # Where the field starts in its chunk (0 where a chunk holds one field).
+        field = int(np.ravel_multi_index([p % n for p, n in zip(prefix, leading, strict=True)],
+                                         leading)) * chunk_rows * row_bytes
         for row in range(r0 // chunk_rows, (r1 - 1) // chunk_rows + 1):
             top = row * chunk_rows
             y0, y1 = max(r0, top), min(r1, top + chunk_rows)
@@ -97,7 +126,8 @@ class DirectReader:
                 except MISSING:
                     continue  # never written: the fill value
                 try:
-                    raw = _read_span(fd, (y0 - top) * row_bytes, (y1 - top) * row_bytes)
+                    raw = _read_span(fd, field + (y0 - top) * row_bytes,
+                                     field + (y1 - top) * row_bytes)
                 finally:
                     os.close(fd)
                 rows_read = np.frombuffer(raw, dtype=self.dtype).reshape(y1 - y0, chunk_cols)
@@ -106,46 +136,98 @@ class DirectReader:
                 out[y0 - r0:y1 - r0, x0 - c0:x1 - c0] = rows_read[:, x0 - left:x1 - left]
         return out
 
-    def read_items(self, points: Sequence[Sequence[int]]) -> np.ndarray:
-        """The values at ``points`` (full array indices), fill value where no chunk exists."""
+    def read_items(self, points: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
+        """The values at ``points`` (full array indices), fill value where no chunk exists.
+
+        The values of one chunk (or inner chunk) are read together: the blosc blocks from
+        the first to the last of them, decompressed once.
+        """
         index = np.asarray(points, dtype=np.int64).reshape(len(points), len(self.chunk_shape))
         shape = np.asarray(self.chunk_shape, dtype=np.int64)
-        offsets = np.ravel_multi_index((index % shape).T, self.chunk_shape) * self.dtype.itemsize
-        folder = f"{self.name}/c/"
-        keys = [folder + "/".join(map(str, chunk)) for chunk in (index // shape).tolist()]
-        with self.files.reading(self.name):
-            raw = b"".join([self._item(key, offset)
-                            for key, offset in zip(keys, offsets.tolist(), strict=True)])
-            return np.frombuffer(raw, dtype=self.dtype).copy()
+        inner = np.asarray(self.inner_shape or self.chunk_shape, dtype=np.int64)
+        within = index % shape
+        # Which inner chunk of its shard holds each value (0 where the array is not sharded).
+        frames = np.ravel_multi_index((within // inner).T, tuple(shape // inner))
+        offsets = np.ravel_multi_index((within % inner).T, tuple(inner)) * self.dtype.itemsize
+        out = np.full(len(points), self.fill, dtype=self.dtype)
+        with self.files.reading(self.variable):
+            for chunk, items in _groups(index // shape):
+                frame_of = frames[items]
+                by_frame = {int(frame_of[0]): items} if (frame_of == frame_of[0]).all() else {
+                    int(f): items[frame_of == f] for f in np.unique(frame_of)}
+                self._read_chunk_items(f"{self.name}/c/{'/'.join(map(str, chunk))}", by_frame,
+                                       offsets, out)
+        return out
 
-    def _item(self, key: str, offset: int) -> bytes:
+    def _read_chunk_items(self, key: str, by_frame: dict[int, np.ndarray], offsets: np.ndarray,
+                          out: np.ndarray) -> None:
+        """Put the values of chunk ``key`` at ``offsets[items]`` of each frame into
+        ``out[items]``; a chunk never written leaves the fill value."""
         try:
             fd = self.files.open(key)
         except MISSING:
-            return self.fill.tobytes()
+            return
+        size = self.dtype.itemsize
         try:
-            value = _read_span(fd, offset, offset + self.dtype.itemsize)
+            for frame, items in by_frame.items():
+                base = 0 if self.inner_shape is None else self._inner_frame(fd, key, frame)
+                if base is None:
+                    continue  # an empty inner chunk: the fill value
+                wanted = offsets[items]
+                first, last = int(wanted.min()), int(wanted.max()) + size
+                raw = _read_span(fd, first, last, base)
+                if len(raw) != last - first:  # a short chunk would shift every later value
+                    raise ValueError(f"chunk {key} ends before item {last - size}")
+                out[items] = np.frombuffer(raw, dtype=self.dtype)[(wanted - first) // size]
         finally:
             os.close(fd)
-        if len(value) != self.dtype.itemsize:  # a short chunk would shift every later value
-            raise ValueError(f"chunk {key} ends before item {offset}")
-        return value
+
+    @staticmethod
+    def _inner_frame(fd: int, key: str, frame: int) -> int | None:
+        """Where inner chunk ``frame`` of the shard ``fd`` starts, or None if it is empty."""
+        entry = os.pread(fd, SHARD_ENTRY.size, frame * SHARD_ENTRY.size)
+        if len(entry) != SHARD_ENTRY.size:
+            raise ValueError(f"shard {key} ends inside its index")
+        offset, length = SHARD_ENTRY.unpack(entry)
+        if (offset, length) == EMPTY_ENTRY:
+            return None
+        if offset + length > os.fstat(fd).st_size:
+            raise ValueError(f"shard {key} has an index entry past its end")
+        return int(offset)
 
 
-def _read_span(fd: int, start: int, stop: int) -> bytes:
-    """Bytes ``start:stop`` of the uncompressed chunk in the blosc frame ``fd``, decompressing
-    only the blocks that hold them."""
-    head = os.pread(fd, HEADER.size + OFFSET.size * PREFETCH_BLOCKS, 0)
+def _groups(rows: np.ndarray) -> list[tuple[list[int], np.ndarray]]:
+    """The distinct rows of a 2-D index array, each with the positions holding it (a time
+    series of one run: one row, so no sort)."""
+    if not rows.size:
+        return []
+    if (rows == rows[0]).all():
+        return [(rows[0].tolist(), np.arange(len(rows)))]
+    distinct, which = np.unique(rows, axis=0, return_inverse=True)
+    which = which.ravel()
+    return [(row, np.flatnonzero(which == k)) for k, row in enumerate(distinct.tolist())]
+
+
+def _plain(codecs: Sequence[dict[str, Any]]) -> bool:
+    """Whether chunks are encoded as fewsmap writes them: little-endian bytes, then blosc."""
+    return ([c["name"] for c in codecs] == ["bytes", "blosc"]
+            and codecs[0].get("configuration", {}).get("endian", "little") == "little")
+
+
+def _read_span(fd: int, start: int, stop: int, base: int = 0) -> bytes:
+    """Bytes ``start:stop`` of the uncompressed chunk in the blosc frame at byte ``base`` of
+    ``fd``, decompressing only the blocks that hold them."""
+    head = os.pread(fd, HEADER.size + OFFSET.size * PREFETCH_BLOCKS, base)
     version, codec_version, flags, typesize, nbytes, blocksize, cbytes = HEADER.unpack_from(head)
     if flags & MEMCPYED:
-        return os.pread(fd, stop - start, HEADER.size + start)
+        return os.pread(fd, stop - start, base + HEADER.size + start)
     blocks = -(-nbytes // blocksize)
     first, last = start // blocksize, (stop - 1) // blocksize
     if (first == 0 and last == blocks - 1) or (nbytes % blocksize and last == blocks - 1):
         # All of it, or a short last block (coded differently): decode the whole frame.
-        return bytes(blosc.decompress(os.pread(fd, cbytes, 0))[start:stop])
+        return bytes(blosc.decompress(os.pread(fd, cbytes, base))[start:stop])
     table_size = HEADER.size + OFFSET.size * blocks
-    table = head if len(head) >= table_size else os.pread(fd, table_size, 0)
+    table = head if len(head) >= table_size else os.pread(fd, table_size, base)
     offsets = struct.unpack_from(f"<{blocks}i", table, HEADER.size)
     # Threaded compression stores blocks in the order they finished: a block ends where the
     # next stored block begins.
@@ -153,7 +235,7 @@ def _read_span(fd: int, start: int, stop: int) -> bytes:
     pieces = []
     for begin in offsets[first:last + 1]:
         end = stored[bisect.bisect_right(stored, begin)]
-        pieces.append(os.pread(fd, end - begin, begin))
+        pieces.append(os.pread(fd, end - begin, base + begin))
     # Those blocks alone, as a frame of their own: the same flags and block size.
     table_end = HEADER.size + OFFSET.size * len(pieces)
     starts = list(itertools.accumulate((len(piece) for piece in pieces[:-1]),

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.codecs.sharding import ShardingCodecIndexLocation
+from zarr.core.array import ShardsConfigParam
+
+_Item = TypeVar("_Item")
 
 RUN_DIM = "forecast_reference_time"
 STEP_DIM = "step"
@@ -30,6 +36,21 @@ STEP_ATTRS = {
 # Spatial tile edge of a data chunk; one (run, step, member, level) slice per chunk otherwise.
 # Chosen by benchmarks/cube_layout.py (docs/design/cube.md).
 SPATIAL_CHUNK = 512
+# Fields of at most this many cells (16 × 16) are chunked together, `FIELD_BLOCK_CELLS`
+# values a chunk: up to `FIELD_BLOCK_STEPS` steps, then `FIELD_BLOCK_LABELS` members/levels.
+SMALL_FIELD_CELLS = 256
+FIELD_BLOCK_CELLS = SPATIAL_CHUNK * SPATIAL_CHUNK
+FIELD_BLOCK_STEPS = 128
+FIELD_BLOCK_LABELS = 64
+# The time-chunked copy of a larger variable, read by time series (docs/design/points.md):
+# `<variable>.series`, shards of 512 × 512 cells × up to 128 steps, inner chunks of 32 × 32.
+SERIES_SUFFIX = ".series"
+# The run record's list of the variables whose copy holds the run (runs written before have
+# none: their series are read from the variable).
+SERIES_RECORD = "series"
+SERIES_SHARD = SPATIAL_CHUNK
+SERIES_TILE = 32
+SERIES_STEPS = 128
 # Coordinates along the run axis: one chunk per this many runs (one chunk per run made
 # opening 40-120 ms slower per 100 runs); valid_time rows are chunked by VALID_TIME_STEPS.
 COORD_CHUNK = 1024
@@ -55,9 +76,68 @@ def coordinate_codec() -> ZstdCodec:
 
 
 def data_chunks(shape: tuple[int, ...], n_spatial: int) -> tuple[int, ...]:
-    """Return the chunk shape of a data array: 1 along leading axes, tiles over space."""
-    leading = (1,) * (len(shape) - n_spatial)
-    return leading + tuple(min(n, SPATIAL_CHUNK) for n in shape[len(shape) - n_spatial :])
+    """Return the chunk shape of a data array: 1 along leading axes, tiles over space.
+
+    A small field (at most `SMALL_FIELD_CELLS`) is chunked with its run's other fields
+    instead: up to `FIELD_BLOCK_STEPS` steps, then members and levels, up to
+    `FIELD_BLOCK_CELLS` values a chunk. One file per 2 × 2 field cost about 1 ms each to
+    write (a GEFS point run of 8,904 fields took 10-16 s); one chunk per run and variable
+    writes it in milliseconds and keeps a point's times together for time series
+    (benchmarks/results/point_series.md).
+    """
+    spatial = tuple(min(n, SPATIAL_CHUNK) for n in shape[len(shape) - n_spatial :])
+    leading = [1] * (len(shape) - n_spatial)
+    cells = int(np.prod(shape[len(shape) - n_spatial :]))
+    if n_spatial == 2 and len(leading) >= 2 and 0 < cells <= SMALL_FIELD_CELLS:
+        room = FIELD_BLOCK_CELLS // cells
+        for axis, cap in enumerate([FIELD_BLOCK_STEPS, *[FIELD_BLOCK_LABELS] * (len(leading) - 2)],
+                                   start=1):
+            leading[axis] = max(1, min(cap, room))
+            room //= leading[axis]
+    return (*leading, *spatial)
+
+
+def has_field_blocks(chunks: tuple[int, ...]) -> bool:
+    """Whether a data array with these chunks holds several fields per chunk (a small
+    field's layout, `data_chunks`) rather than one (run, step, member, level) slice."""
+    return any(n != 1 for n in chunks[:-2])
+
+
+def series_name(variable: str) -> str:
+    """The name of the time-chunked copy of ``variable`` (`series_dims`)."""
+    return f"{variable}{SERIES_SUFFIX}"
+
+
+def is_series_copy(name: str) -> bool:
+    """Whether the array ``name`` is the time-chunked copy of a variable."""
+    return name.endswith(SERIES_SUFFIX)
+
+
+def series_dims(dims: tuple[_Item, ...]) -> tuple[_Item, ...]:
+    """A variable's dimensions (or shape, or index) in its time-chunked copy's order: run,
+    the grid, step, members and levels, so that a cell's values of one run lie together
+    (docs/design/points.md)."""
+    return (dims[0], *dims[-2:], *dims[1:-2])
+
+
+def series_chunks(ndim: int, steps: int) -> tuple[tuple[int, ...], ShardsConfigParam]:
+    """The inner chunks and shards of a time-chunked copy with ``ndim`` dimensions, for a
+    step axis of ``steps`` entries when it is created.
+
+    Shards of `SERIES_SHARD` cells × the steps (one file per run and spatial tile), inner
+    chunks of `SERIES_TILE` cells × the same steps. Steps are the axis' length rounded up to
+    a multiple of 8 (at most `SERIES_STEPS`): a 73-step feed pads 7 steps, not 55, which
+    the writer would transpose and compress (later runs with more steps spill into a
+    second shard). The shard index comes first, so a reader finds an inner chunk with one
+    read at a known offset (`fewsmap.store.direct`); on object storage zarr reads the index
+    and the inner chunk with two range requests.
+    """
+    steps = min(SERIES_STEPS, max(8, -(-steps // 8) * 8))
+    rest = (1,) * (ndim - 4)
+    inner = (1, SERIES_TILE, SERIES_TILE, steps, *rest)
+    shards: ShardsConfigParam = {"shape": (1, SERIES_SHARD, SERIES_SHARD, steps, *rest),
+                                 "index_location": ShardingCodecIndexLocation.start}
+    return inner, shards
 
 
 def format_indices(indices: np.ndarray) -> str:

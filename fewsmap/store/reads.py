@@ -24,6 +24,7 @@ import zarr
 
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.direct import DirectReader
+from fewsmap.store.layout import series_dims
 
 MAX_RUNS = 4  # runs of consecutive indices along one axis read one by one
 
@@ -120,8 +121,13 @@ def read_block(store: ForecastStore, variable: str, slot: int, steps: np.ndarray
     reader = _reader(store, variable, direct)
     prefixes = [(slot, *rest) for rest in itertools.product(
         steps.tolist(), *(lab.tolist() for lab in label_lists))]
-    if reader is not None and rows.size == 1 and cols.size == 1:
-        # One blosc block per value instead of one chunk.
+    copy = store.series_copy(variable, slot) if rows.size == cols.size == 1 else None
+    if copy is not None:
+        # The run's time-chunked copy: one inner chunk per member/level, not one per value.
+        values = _read_series(store, copy, slot, int(rows[0]), int(cols[0]), steps,
+                              label_lists, prefixes, direct)
+    elif reader is not None and rows.size == 1 and cols.size == 1:
+        # One blosc block per chunk holding the cell.
         values = reader.read_items([(*prefix, int(rows[0]), int(cols[0]))
                                     for prefix in prefixes])
     elif reader is not None and _reads_windows(reader, rows, cols):
@@ -136,11 +142,25 @@ def read_block(store: ForecastStore, variable: str, slot: int, steps: np.ndarray
     return _missing_as_nan(store.array(variable), values.reshape(shape))
 
 
+def _read_series(store: ForecastStore, copy: str, slot: int, row: int, col: int,
+                 steps: np.ndarray, labels: Sequence[np.ndarray],
+                 prefixes: Sequence[tuple[int, ...]], direct: bool) -> np.ndarray:
+    """A cell's values at ``steps`` × ``labels`` of one run from a time-chunked copy, in the
+    order of ``prefixes`` (`fewsmap.store.series`)."""
+    reader = _reader(store, copy, direct)
+    if reader is not None:
+        index = np.asarray(prefixes, dtype=np.int64).reshape(len(prefixes), -1)
+        cells = np.broadcast_to(np.array([[row], [col]]), (2, len(prefixes)))
+        # The copy's index order (`series_dims`): run, row, column, step, members, levels.
+        columns = series_dims((*index.T[:1], *index.T[1:], *cells))
+        return reader.read_items(np.column_stack(columns))
+    return np.asarray(store.array(copy).oindex[(slot, row, col, steps, *labels)])
+
+
 def _reads_windows(reader: DirectReader, rows: np.ndarray, cols: np.ndarray) -> bool:
-    """Tell whether ``reader`` reads each field's window of these cells itself: chunks of
-    one field each, and rows and columns in few runs."""
-    return (all(n == 1 for n in reader.chunk_shape[:-2])
-            and _runs(rows) is not None and _runs(cols) is not None)
+    """Tell whether ``reader`` reads each field's window of these cells itself: chunks that
+    are not sharded, and rows and columns in few runs."""
+    return reader.inner_shape is None and _runs(rows) is not None and _runs(cols) is not None
 
 
 def _reader(store: ForecastStore, variable: str, direct: bool) -> DirectReader | None:

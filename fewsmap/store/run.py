@@ -133,6 +133,12 @@ def format_time(t: np.datetime64) -> str:
     return str(as_seconds(t)) + "Z"
 
 
+def format_times(times: np.ndarray) -> list[str]:
+    """`format_time` of every instant of an array, at once."""
+    text = np.datetime_as_string(np.asarray(times, dtype="datetime64[s]").ravel(), unit="s")
+    return [f"{t}Z" for t in text.tolist()]
+
+
 def as_seconds(t: Any) -> np.datetime64:
     """Return an instant (datetime64 of any unit, ISO text, seconds since 1970) in seconds."""
     return cast(np.datetime64, np.asarray(t, dtype="datetime64[s]")[()])

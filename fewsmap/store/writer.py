@@ -53,10 +53,13 @@ from fewsmap.store.layout import (
     data_chunks,
     data_codec,
     format_indices,
+    has_field_blocks,
 )
 from fewsmap.store.location import Location
 from fewsmap.store.overviews import RUN_LEVELS, ensure_levels, level_fields, level_path
 from fewsmap.store.run import Grid, RunData, format_time
+from fewsmap.store.series import RECORD_KEY as SERIES_KEY
+from fewsmap.store.series import write_copies
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
@@ -451,6 +454,7 @@ def _write_run(store: Backend, run: RunData, progress: bool | None,
     for write, result in zip(writes, results, strict=True):  # in order: the same sums
         statistics[write.variable].merge(result.statistics)
         presence[write.variable].mark(result.held, write.where)
+    series = write_copies(group, location, slot, _labels_written(writes), executor or IN_PROCESS)
     # The pieces went into this writer's own slot; the coordinate chunks below hold other
     # runs' entries too, so a writer whose lease lapsed meanwhile stops here.
     store.check_held()
@@ -475,7 +479,17 @@ def _write_run(store: Backend, run: RunData, progress: bool | None,
         **({RUN_LEVELS: levels} if (levels := max((w.overview_levels for w in writes),
                                                   default=0)) else {}),
         **({"missing_values": run.missing_values} if run.missing_values else {}),
+        **({SERIES_KEY: series} if series else {}),
     }
+
+
+def _labels_written(writes: Sequence[PieceWrite]) -> dict[str, list[np.ndarray]]:
+    """By variable, the store indices along each member/level dimension its pieces wrote."""
+    found: dict[str, list[np.ndarray]] = {}
+    for write in writes:
+        found[write.variable] = [np.union1d(a, b) for a, b in zip(
+            found.get(write.variable, write.where[1:]), write.where[1:], strict=True)]
+    return found
 
 
 def _step_seconds(steps: np.ndarray) -> np.ndarray:
@@ -534,6 +548,8 @@ class PieceWrite:
     source: str
     # Overview levels to write from the piece's values (`fewsmap.store.overviews`).
     overview_levels: int = 0
+    # Which fields of ``values`` came from the run (a merged write's holes do not count).
+    covered: np.ndarray | None = None
 
     def __str__(self) -> str:
         return f"{self.source}: '{self.variable}'"
@@ -597,10 +613,7 @@ def write_piece(write: PieceWrite) -> PieceResult:
     IngestError
         If the piece's data cannot be read from its input file.
     """
-    try:
-        values = np.asarray(write.values.values, dtype="float32")
-    except Exception as exc:  # readers raise anything when data is damaged
-        raise IngestError(f"{write} cannot be decoded: {type(exc).__name__}: {exc}") from exc
+    values = _decoded(write)
     if write.missing_value is not None:  # a new array: the run's data stay untouched
         missing = values == np.float32(write.missing_value)
         values = np.where(missing, np.float32(np.nan), values)
@@ -614,9 +627,49 @@ def write_piece(write: PieceWrite) -> PieceResult:
         array_of(group, level_path(level, write.variable)).oindex[(write.slot, *selection)] \
             = fields
     statistics = _Statistics()
-    statistics.add(values)
+    statistics.add(values if write.covered is None else values[write.covered])
     held = ~np.isnan(values).all(axis=(-2, -1))
     return PieceResult(statistics, held, int(held.size))
+
+
+def _decoded(write: PieceWrite) -> np.ndarray:
+    """The values of a piece as float32.
+
+    Raises
+    ------
+    IngestError
+        If they cannot be read from the piece's input file.
+    """
+    try:
+        return np.asarray(write.values.values, dtype="float32")
+    except Exception as exc:  # readers raise anything when data is damaged
+        raise IngestError(f"{write} cannot be decoded: {type(exc).__name__}: {exc}") from exc
+
+
+def _merged(writes: list[PieceWrite]) -> list[PieceWrite]:
+    """A variable's writes as one, where its chunks hold several fields (a small field's
+    layout, `fewsmap.store.layout.data_chunks`): pieces then share chunks, which two
+    writers must never write at once, and one write of the whole run's block costs
+    milliseconds where a write per field cost one each (docs/design/points.md).
+
+    The block spans every index any piece wrote; fields no piece holds stay NaN (as
+    unwritten chunks read) and are left out of the run's statistics.
+    """
+    if len(writes) < 2:
+        return writes
+    first = writes[0]
+    where = tuple(np.unique(np.concatenate([w.where[k] for w in writes]))
+                  for k in range(len(first.where)))
+    block = np.full((*(w.size for w in where), *first.values.shape[-2:]), np.nan, "float32")
+    covered = np.zeros(block.shape[:-2], dtype=bool)
+    for write in writes:
+        at = np.ix_(*(np.searchsorted(axis, w) for axis, w in zip(where, write.where,
+                                                                   strict=True)))
+        block[at] = _decoded(write)
+        covered[at] = True
+    values = xr.DataArray(block, dims=first.values.dims)
+    return [replace(first, values=values, where=where, covered=covered,
+                    source=first.source.split(" (")[0])]
 
 
 def _as_slice(indices: np.ndarray) -> np.ndarray | slice:
@@ -669,7 +722,7 @@ def _variable_writes(group: zarr.Group, store: str, name: str, run: RunData, slo
                               run.missing_values.get(name), _piece_source(run, piece),
                               levels)
                    for batch in batches]
-    return writes
+    return _merged(writes) if has_field_blocks(array.chunks) else writes
 
 
 class _Statistics:

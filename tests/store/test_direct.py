@@ -10,8 +10,9 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
+from fewsmap.errors import StoreError
 from fewsmap.store.direct import DirectReader
-from fewsmap.store.layout import data_codec
+from fewsmap.store.layout import data_codec, series_chunks
 
 
 def written(path: Path, values: np.ndarray, chunks: tuple[int, ...], compressor: Any,
@@ -82,14 +83,17 @@ def test_other_layouts_are_left_to_zarr(tmp_path: Path) -> None:
     data_codec(), BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", blocksize=4096),
 ], ids=["fewsmap", "zstd-bitshuffle-small-blocks"])
 @pytest.mark.parametrize("chunk", [32, 256])
-def test_windows_equal_zarr(tmp_path: Path, compressor: Any, chunk: int) -> None:
+@pytest.mark.parametrize("leading", [(1, 1), (2, 3)], ids=["one field", "fields together"])
+def test_windows_equal_zarr(tmp_path: Path, compressor: Any, chunk: int,
+                            leading: tuple[int, int]) -> None:
     """Windows in one chunk or across chunk edges, over partial edge chunks, whole slices;
-    256² chunks hold several blosc blocks, of which only those with the rows are read."""
+    256² chunks hold several blosc blocks, of which only those with the rows are read; a
+    chunk may hold several fields (a small field's layout)."""
     rows, cols = 7 * chunk // 4, 9 * chunk // 4
     values = np.random.default_rng(5).normal(size=(2, 3, rows, cols)).astype(np.float32)
     values[0, 1, :, cols // 2:] = np.nan
     array = zarr.create_array(tmp_path / "a.zarr", shape=values.shape,
-                              chunks=(1, 1, chunk, chunk), dtype="float32",
+                              chunks=(*leading, chunk, chunk), dtype="float32",
                               compressors=[compressor], fill_value=np.nan)
     array[...] = values
     array[1, 2] = np.nan  # all-NaN slices: zarr writes no chunk files for them
@@ -109,8 +113,34 @@ def test_windows_equal_zarr(tmp_path: Path, compressor: Any, chunk: int) -> None
             np.testing.assert_array_equal(got, array[(*prefix, *window)])
 
 
-def test_windows_of_chunks_spanning_several_slices_are_left_to_zarr(tmp_path: Path) -> None:
-    array = written(tmp_path / "a.zarr", np.zeros((4, 8, 8), np.float32), (2, 8, 8),
-                    data_codec())
+def test_sharded_items_equal_zarr_and_windows_are_left_to_it(tmp_path: Path) -> None:
+    """A time-chunked copy's layout (`series_chunks`): values found through the shard index,
+    empty inner chunks and missing shards read as the fill value."""
+    inner, shards = series_chunks(5, 130)
+    values = np.random.default_rng(7).normal(size=(2, 600, 40, 130, 2)).astype(np.float32)
+    values[:, :, :, :, 1] = np.nan  # member 1 never written: no shard files
+    values[0, :32] = np.nan  # empty inner chunks inside a written shard
+    array = zarr.create_array(tmp_path / "a.zarr", shape=values.shape, chunks=inner,
+                              shards=shards, dtype="float32", compressors=[data_codec()],
+                              fill_value=np.nan)
+    array[...] = values
     reader = DirectReader.of(tmp_path, "a.zarr", array.metadata)
-    assert reader is not None and reader.read_window((0,), slice(0, 8), slice(0, 8)) is None
+    assert reader is not None and reader.read_window((0, 0, 0), slice(0, 8), slice(0, 8)) is None
+    points = random_points(values.shape, 400, seed=8)
+    points += [(0, 3, 5, k, 0) for k in range(130)] + [(1, 599, 39, 129, 0), (0, 0, 0, 0, 0)]
+    expected = np.array([values[p] for p in points], dtype=np.float32)
+    np.testing.assert_array_equal(reader.read_items(points), expected)
+
+
+def test_a_shard_index_pointing_past_the_end_is_an_error(tmp_path: Path) -> None:
+    inner, shards = series_chunks(4, 3)
+    array = zarr.create_array(tmp_path / "a.zarr", shape=(1, 40, 40, 3), chunks=inner,
+                              shards=shards, dtype="float32", compressors=[data_codec()],
+                              fill_value=np.nan)
+    array[...] = 1.0
+    shard = tmp_path / "a.zarr" / "c" / "0" / "0" / "0" / "0"
+    shard.write_bytes(b"\x10" * 16 + shard.read_bytes()[16:])
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata)
+    assert reader is not None
+    with pytest.raises(StoreError, match="a chunk is damaged"):
+        reader.read_items([(0, 1, 1, 0)])

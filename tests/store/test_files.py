@@ -63,6 +63,11 @@ def planted(root: Path, link: str) -> AppClient:
         inside = store.joinpath(*target)
         shutil.rmtree(inside) if inside.is_dir() else inside.unlink()
         inside.symlink_to(secret.joinpath(*target))
+    # The run's time-chunked copy, which time series read (one shard: every step).
+    target = ("lon.series", "c", "0") + (("0", "0", "0") if link == "file" else ())
+    inside = store.joinpath(*target)
+    shutil.rmtree(inside) if inside.is_dir() else inside.unlink()
+    inside.symlink_to(secret.joinpath(*target))
     return AppClient(create_app(Settings(stores_dir=root / "stores")))
 
 
@@ -149,9 +154,8 @@ def damaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[AppClient, Path]:
     """A store whose lon chunks (both steps) are overwritten with bytes that are no chunk."""
     root = tmp_path_factory.mktemp("damaged")
     store = lonlat_store(root / "stores" / "grid.zarr")
-    for step in ("0", "1"):
-        (store / "lon" / "c" / "0" / step / "0" / "0").write_bytes(
-            b"\x02\x01\x33\x04" + b"\xff" * 40)
+    for chunk in ("lon/c/0/0/0/0", "lon/c/0/1/0/0", "lon.series/c/0/0/0/0"):
+        (store / chunk).write_bytes(b"\x02\x01\x33\x04" + b"\xff" * 40)
     return AppClient(create_app(Settings(stores_dir=root / "stores"))), root
 
 

@@ -32,6 +32,7 @@ from fewsmap.errors import ConfigError, StoreError
 from fewsmap.ingest import ingest
 from fewsmap.store.backend import ObjectBackend, list_stores
 from fewsmap.store.cube import is_store
+from fewsmap.store.reads import read_block
 from fewsmap.store.retention import RetentionPolicy, prune
 from fewsmap.store.writer import publish, writer_lock
 from tests.conftest import record_figure
@@ -75,6 +76,11 @@ def test_a_store_in_s3_holds_what_a_local_store_holds(s3_store: str, inputs: lis
     run = remote.runs[1]
     np.testing.assert_array_equal(remote.read_slice("tp", run, run.valid_times[2]),
                                   here.read_slice("tp", run, run.valid_times[2]))
+    # a time series reads the run's time-chunked copy through zarr: the same values
+    assert remote.series_copy("t2m", run.slot) == "t2m.series"
+    np.testing.assert_array_equal(
+        read_block(remote, "t2m", run.slot, run.step_slots, [], [300], [400]),
+        read_block(here, "t2m", run.slot, run.step_slots, [], [300], [400], direct=False))
     # xarray users open the same URL
     cube = open_cube(s3_store)
     np.testing.assert_array_equal(cube["t2m"].isel(forecast_reference_time=1, step=2).values,
@@ -335,7 +341,17 @@ def test_an_ingest_writes_chunks_without_reading_them_first(
         chunk.search(r["url"]) or level.search(r["url"]))]
     assert len(puts) == 2 * 4 * 4  # 2 variables x 4 steps x 2 x 2 spatial chunks
     assert len(level_puts) == 2 * 4 * 2  # 2 levels of one chunk each
-    assert gets == []
+    # The run's time-chunked copy (fewsmap.store.series) reads each chunk once, after all
+    # of them are written, and writes each of its shards once (zarr asks for a shard that
+    # reaches past the array's end before writing it, at most once: not there yet).
+    assert len(gets) == len({r["url"] for r in gets}) == len(puts)
+    assert {r["url"] for r in gets} == {r["url"] for r in puts}
+    assert requests.index(gets[0]) > max(requests.index(r) for r in puts)
+    copies = [r for r in requests if re.search(r"/(t2m|tp)\.series/c/\d+/", r["url"])]
+    shard_puts = [r["url"] for r in copies if r["method"] == "PUT"]
+    shard_gets = [r["url"] for r in copies if r["method"] == "GET"]
+    assert len(shard_puts) == len(set(shard_puts)) == 2 * 2 * 2  # variables x 2 x 2 tiles
+    assert len(shard_gets) == len(set(shard_gets)) and set(shard_gets) <= set(shard_puts)
 
 
 def recorded(text: str) -> list[dict[str, str]]:

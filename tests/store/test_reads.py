@@ -130,3 +130,25 @@ def test_only_the_read_path_chooses_between_chunk_files_and_zarr() -> None:
                  if path not in owners and not path.is_relative_to(package / "ingest")
                  and choosing.search(path.read_text())]
     assert offenders == []
+
+
+def test_a_small_fields_window_is_read_directly_from_its_shared_chunk(lagged: Path) -> None:
+    """The lagged ensemble's 11 × 16 fields share chunks (steps × members): each field's
+    window is read from the chunk file, the same values zarr and xarray read."""
+    store = ForecastStore(lagged)
+    chunks = store.array("t2m").chunks
+    assert chunks[1] > 1 and chunks[2] > 1
+    reader = store.reader("t2m")
+    assert reader is not None
+    rows, cols = np.arange(2, 9), np.arange(15, 3, -1)
+    with open_cube(lagged) as ds:
+        cube = ds["t2m"].values  # run, step, member, y, x
+    for k, run in enumerate(store.runs):
+        for step in range(cube.shape[1]):
+            for member in (0, 6, 27):
+                prefix = (run.slot, int(run.step_slots[step]), member)
+                assert reader.read_window(prefix, slice(2, 9), slice(4, 16)) is not None
+                direct = read_window(store, "t2m", prefix, rows, cols)
+                np.testing.assert_array_equal(direct, cube[k, step, member][np.ix_(rows, cols)])
+                np.testing.assert_array_equal(
+                    direct, read_window(store, "t2m", prefix, rows, cols, direct=False))

@@ -1,0 +1,197 @@
+"""The time-chunked copy of a forecast variable: a point's values of one run kept together.
+
+A variable's chunks hold one (run, step, member, level) field each, which is what maps read;
+a time series at a point needs one value from each of them: 730 chunk files for 10 runs ×
+73 steps, 52.6 ms over HTTP. So the writer also writes ``<variable>.series``
+(`fewsmap.store.layout.series_name`): the same values with dimensions (run, y, x, step,
+members…, levels…), in shards of 512 × 512 cells × 128 steps with inner chunks of 32 × 32
+cells × 128 steps, from which a series reads one inner chunk per run (and member, level).
+
+It is written into the run's slot after the variable's own chunks and from them, before
+the publish, so readers see both or neither; the run record lists the variables it holds
+(``"series"``), as runs written before have none. Small fields need no copy: their chunks
+already hold a run's steps together (`fewsmap.store.layout.data_chunks`).
+docs/design/points.md has the measurements.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import zarr
+from numcodecs import Blosc
+from numcodecs.checksum32 import CRC32C
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+
+from fewsmap.store.backend import backend_of
+from fewsmap.store.cube import array_of, dimension_names, quiet_zarr
+from fewsmap.store.direct import DirectReader
+from fewsmap.store.files import StoreFiles
+from fewsmap.store.layout import (
+    SERIES_RECORD,
+    SERIES_SHARD,
+    SERIES_TILE,
+    data_codec,
+    has_field_blocks,
+    series_chunks,
+    series_dims,
+    series_name,
+)
+
+if TYPE_CHECKING:
+    from fewsmap.store.writer import Executor
+
+RECORD_KEY = SERIES_RECORD
+# An empty inner chunk's index entry, and the crc32c after the index (zarr's sharding codec).
+EMPTY = 2**64 - 1
+CHECKSUM_BYTES = 4
+
+
+@dataclass(frozen=True)
+class SeriesWrite:
+    """One shard's worth of a run's copy: one member/level combination, one spatial tile of
+    `SERIES_SHARD` cells, every step (self-contained, so a dask worker can do it)."""
+
+    store: str
+    variable: str
+    slot: int
+    labels: tuple[int, ...]
+    rows: slice
+    cols: slice
+
+
+def write_copies(group: zarr.Group, store: str, slot: int,
+                 labels: Mapping[str, Sequence[np.ndarray]], executor: Executor) -> list[str]:
+    """Write the time-chunked copy of each variable whose fields need one into ``slot``.
+
+    Parameters
+    ----------
+    group
+        The store's root group, open for writing.
+    store
+        The store's location as another process names it.
+    slot
+        The run's slot, whose chunks of every variable are written.
+    labels
+        By variable, the store indices along each member/level dimension the run wrote.
+    executor
+        Where the shards are written.
+
+    Returns
+    -------
+    list of str
+        The variables given a copy of this run (for the run record).
+    """
+    writes: list[SeriesWrite] = []
+    for variable, indices in labels.items():
+        main = array_of(group, variable)
+        if has_field_blocks(main.chunks):
+            continue
+        _create(group, variable, main)
+        rows, cols = main.shape[-2:]
+        writes += [SeriesWrite(store, variable, slot, tuple(map(int, combo)),
+                               slice(r, min(r + SERIES_SHARD, rows)),
+                               slice(c, min(c + SERIES_SHARD, cols)))
+                   for combo in itertools.product(*indices)
+                   for r in range(0, rows, SERIES_SHARD) for c in range(0, cols, SERIES_SHARD)]
+    executor.map(write_shard, writes)
+    return sorted({w.variable for w in writes})
+
+
+def _create(group: zarr.Group, variable: str, main: zarr.Array[Any]) -> None:
+    """Create the copy of ``variable`` beside it (same axes, grown with them), if absent."""
+    name = series_name(variable)
+    if name in group:
+        return
+    dims = dimension_names(main)
+    inner, shards = series_chunks(main.ndim, main.shape[1])
+    group.create_array(name, shape=series_dims(tuple(main.shape)), chunks=inner, shards=shards,
+                       dtype="float32", fill_value=np.nan, dimension_names=series_dims(dims),
+                       attributes={"long_name": f"time-chunked copy of {variable}"},
+                       compressors=data_codec())
+
+
+def write_shard(write: SeriesWrite) -> None:
+    """Read one tile of a run's fields (every step) from the variable, write it to the copy.
+
+    The shards are encoded here rather than by zarr: its sharding codec encodes inner chunks
+    one by one in Python, which made the copy cost more than the variable's own write
+    (docs/design/points.md). The bytes are what zarr writes and reads: inner chunks encoded
+    with the variable's codec, an index of (offset, length) pairs first, then its crc32c.
+    """
+    backend = backend_of(write.store)
+    with quiet_zarr():
+        zarr_store = backend.zarr_store(writable=True)
+        group = zarr.open_group(zarr_store, mode="r+", use_consolidated=False)
+    main = array_of(group, write.variable)
+    values = _read_tile(backend.files, main, write)
+    name = series_name(write.variable)
+    steps = array_of(group, name).chunks[3]  # inner chunks and shards hold as many
+    for first in range(0, values.shape[0], steps):
+        shard = encode_shard(values[first:first + steps], steps)
+        if shard is not None:
+            key = "/".join(map(str, (name, "c", write.slot, write.rows.start // SERIES_SHARD,
+                                     write.cols.start // SERIES_SHARD, first // steps,
+                                     *write.labels)))
+            sync(zarr_store.set(key, default_buffer_prototype().buffer.from_bytes(shard)))
+
+
+def _read_tile(files: StoreFiles | None, main: zarr.Array[Any], write: SeriesWrite
+               ) -> np.ndarray:
+    """The variable's values of a run over one tile, every step: (steps, rows, columns).
+
+    Local chunk files are read directly (5x faster than zarr here: no event loop and codec
+    pipeline per chunk), object storage through zarr.
+    """
+    reader = None if files is None else DirectReader.of(files, write.variable, main.metadata)
+    if reader is not None:
+        fields = [reader.read_window((write.slot, step, *write.labels), write.rows, write.cols)
+                  for step in range(main.shape[1])]
+        found = [field for field in fields if field is not None]
+        if len(found) == len(fields):
+            return np.stack(found)
+    labels = [slice(n, n + 1) for n in write.labels]
+    key: tuple[int | slice, ...] = (write.slot, slice(None), *labels, write.rows, write.cols)
+    return np.asarray(main[key]).reshape(main.shape[1], *_extent(write))
+
+
+def _extent(write: SeriesWrite) -> tuple[int, int]:
+    return write.rows.stop - write.rows.start, write.cols.stop - write.cols.start
+
+
+def encode_shard(values: np.ndarray, steps: int) -> bytes | None:
+    """Encode a tile's values (steps, rows, columns; at most a shard) as one shard of a
+    time-chunked copy; None where every value is NaN (no shard, as zarr writes none)."""
+    tile, count = SERIES_TILE, SERIES_SHARD // SERIES_TILE
+    codec = _inner_codec()
+    index = np.full((count * count, 2), EMPTY, dtype="<u8")
+    encoded: list[bytes] = []
+    offset = index.nbytes + CHECKSUM_BYTES
+    for i, j in itertools.product(range(count), range(count)):
+        block = values[:, i * tile:(i + 1) * tile, j * tile:(j + 1) * tile]
+        if not block.size or np.isnan(block).all():
+            continue  # an empty inner chunk: the fill value, nothing stored
+        inner = np.full((tile, tile, steps), np.nan, dtype="<f4")
+        inner[:block.shape[1], :block.shape[2], :block.shape[0]] = block.transpose(1, 2, 0)
+        data = bytes(codec.encode(inner))
+        index[i * count + j] = (offset, len(data))
+        offset += len(data)
+        encoded.append(data)
+    if not encoded:
+        return None
+    return bytes(CRC32C().encode(index.tobytes())) + b"".join(encoded)
+
+
+@lru_cache(maxsize=1)
+def _inner_codec() -> Blosc:
+    """The variable's own data codec (`data_codec`), as numcodecs runs it."""
+    config = data_codec().to_dict()["configuration"]
+    assert isinstance(config, dict)
+    return Blosc(cname=str(config["cname"]), clevel=int(config["clevel"]),
+                 shuffle=Blosc.SHUFFLE, blocksize=int(config["blocksize"]))

@@ -1,0 +1,161 @@
+"""The time-chunked copy of a variable (fewsmap/store/series.py) and the small-field layout.
+
+A time series reads one inner chunk of the copy per run instead of one chunk per value; a
+small field's chunks hold its run's steps. Either way the values are the variable's, read
+from the cube xarray opens, and a run written before copies existed is read as before.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from fewsmap import open_cube
+from fewsmap.errors import IngestError
+from fewsmap.store.cube import ForecastStore
+from fewsmap.store.reads import read_block
+from fewsmap.store.run import RunData, SourceFile
+from fewsmap.store.writer import append_run
+from tests.synthetic import T0, lagged_ensemble_store, lonlat_grid
+
+
+@pytest.fixture(scope="module")
+def lagged_copied(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lagged ensemble with its fields chunked one per step, so with copies."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("fewsmap.store.layout.SMALL_FIELD_CELLS", 0)
+        return lagged_ensemble_store(tmp_path_factory.mktemp("copied") / "lagged.zarr")
+
+
+def test_the_copy_holds_the_values_of_the_variable(lagged_copied: Path) -> None:
+    store = ForecastStore(lagged_copied)
+    assert store.array("t2m").chunks[1:3] == (1, 1)
+    assert "t2m.series" not in store.variables
+    with open_cube(lagged_copied) as ds:
+        assert "t2m.series" not in ds.data_vars
+        cube = ds["t2m"].values  # run, step, member, y, x
+    for k, run in enumerate(store.runs):
+        assert store.series_copy("t2m", run.slot) == "t2m.series"
+        for direct in (True, False):
+            values = read_block(store, "t2m", run.slot, run.step_slots, [range(28)], [3], [5],
+                                direct=direct)
+            np.testing.assert_array_equal(values[..., 0, 0], cube[k, :, :, 3, 5])
+    copy = np.asarray(store.array("t2m.series")[...])  # run, y, x, step, member
+    np.testing.assert_array_equal(np.moveaxis(copy, (1, 2), (3, 4)),
+                                  np.asarray(store.array("t2m")[...]))
+
+
+def test_runs_written_before_copies_are_read_from_the_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fewsmap.store.layout.SMALL_FIELD_CELLS", 0)
+    path = tmp_path / "mixed.zarr"
+    with monkeypatch.context() as old_writer:
+        old_writer.setattr("fewsmap.store.writer.write_copies", lambda *args: [])
+        append_run(path, _run(T0, 1.0), progress=False)
+    append_run(path, _run(T0 + np.timedelta64(6, "h"), 2.0), progress=False)
+    store = ForecastStore(path)
+    old, new = store.runs
+    assert "series" not in old.record and new.record["series"] == ["x"]
+    assert store.series_copy("x", old.slot) is None
+    for run, value in ((old, 1.0), (new, 2.0)):
+        values = read_block(store, "x", run.slot, run.step_slots, [], [1], [2])
+        np.testing.assert_array_equal(values.ravel(), [value, value + 1])
+
+
+def test_a_failed_write_leaves_no_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fewsmap.store.layout.SMALL_FIELD_CELLS", 0)
+    path = tmp_path / "failed.zarr"
+    append_run(path, _run(T0, 1.0), progress=False)
+
+    def failing(*args: object) -> list[str]:
+        raise IngestError("disk full")
+
+    monkeypatch.setattr("fewsmap.store.writer.write_copies", failing)
+    with pytest.raises(IngestError):
+        append_run(path, _run(T0 + np.timedelta64(6, "h"), 2.0), progress=False)
+    store = ForecastStore(path)
+    assert len(store.runs) == 1 and store.series_copy("x", store.runs[0].slot) == "x.series"
+    assert not (path / "x.series" / "c" / "1").exists()
+
+
+def test_a_small_field_run_is_written_as_one_chunk_per_variable(tmp_path: Path) -> None:
+    """GEFS points: 97 steps × 21 members of a 2 × 2 grid, one input file per member."""
+    grid = lonlat_grid(np.array([33.0, 32.0]), np.array([-111.0, -110.0]))
+    steps = (np.arange(97) * 3 * 3600).astype("timedelta64[s]").astype("timedelta64[ns]")
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(97, 21, 2, 2)).astype("float32")
+    values[0, :, :, :] = np.nan  # an accumulation: nothing at lead time 0
+    # One file per member; member 7's ends after 49 steps.
+    pieces = tuple(xr.DataArray(values[:length, m:m + 1],
+                                dims=("step", "realization", *grid.dims),
+                                coords={"step": steps[:length], "realization": [m]},
+                                attrs={"units": "K"})
+                   for m in range(21) for length in [49 if m == 7 else 97])
+    run = RunData(T0, {"t2m": pieces}, grid, (SourceFile("synthetic", "0" * 64, 0),),
+                  "synthetic")
+    path = tmp_path / "gefs.zarr"
+    start = time.perf_counter()
+    append_run(path, run, progress=False)
+    assert time.perf_counter() - start < 2.0  # 10 s with a file per field
+    chunk_files = [f for _, _, files in os.walk(path / "t2m" / "c") for f in files]
+    assert len(chunk_files) == 1
+    store = ForecastStore(path)
+    stored = np.asarray(store.array("t2m")[0])
+    expected = values.copy()
+    expected[49:, 7] = np.nan
+    np.testing.assert_array_equal(stored, expected)
+    held = np.concatenate([values[:, :7].ravel(), values[:49, 7].ravel(),
+                           values[:, 8:].ravel()])  # what the files hold: no holes
+    [record] = store.attrs["runs"]
+    statistics = record["statistics"]["t2m"]
+    assert statistics["nan_fraction"] == pytest.approx(np.isnan(held).mean())
+    assert statistics["mean"] == pytest.approx(float(np.nanmean(held)), rel=1e-5)
+    assert record["present"]["t2m"]["step"] == "1-96"
+    series = read_block(store, "t2m", 0, store.runs[0].step_slots, [range(21)], [1], [0])
+    np.testing.assert_array_equal(series[..., 0, 0], expected[:, :, 1, 0])
+
+
+def _run(t0: np.datetime64, value: float) -> RunData:
+    """A run of variable ``x`` on a 4 × 5 grid: ``value`` at the first step, +1 at the next."""
+    grid = lonlat_grid(np.array([3.0, 2.0, 1.0, 0.0]), np.arange(5.0))
+    field = xr.DataArray(np.stack([np.full((4, 5), value + k, "float32") for k in range(2)]),
+                         dims=("step", *grid.dims), attrs={"units": "1"},
+                         coords={"step": np.array([0, 6], "timedelta64[h]").astype(
+                             "timedelta64[ns]")})
+    return RunData(t0, {"x": (field,)}, grid, (SourceFile("synthetic", "0" * 64, 0),),
+                   "synthetic")
+
+
+def test_copies_zarr_reads_across_shards_inner_chunks_and_steps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fewsmap encodes the copy's shards itself: zarr reads them as the variable's values,
+    over several shards, partial and empty inner chunks, and steps in more than one shard."""
+    monkeypatch.setattr("fewsmap.store.layout.SERIES_STEPS", 2)  # steps in two shards
+    rng = np.random.default_rng(9)
+    lat, lon = np.linspace(70.0, 30.0, 530), np.linspace(-20.0, 40.0, 100)
+    grid = lonlat_grid(lat, lon)
+    values = rng.normal(size=(3, 530, 100)).astype("float32")
+    values[:, :40, :70] = np.nan  # whole inner chunks of NaN: not stored
+    steps = np.array([0, 6, 12], "timedelta64[h]").astype("timedelta64[ns]")
+    field = xr.DataArray(values, dims=("step", *grid.dims), coords={"step": steps},
+                         attrs={"units": "1"})
+    path = tmp_path / "shards.zarr"
+    append_run(path, RunData(T0, {"x": (field,)}, grid, (SourceFile("synthetic", "0" * 64, 0),),
+                             "synthetic"), progress=False)
+    store = ForecastStore(path)
+    copy = store.array("x.series")
+    assert copy.chunks == (1, 32, 32, 2) and copy.shards == (1, 512, 512, 2)
+    np.testing.assert_array_equal(np.moveaxis(np.asarray(copy[0]), -1, 0), values)
+    shards = sorted(str(p.relative_to(path / "x.series" / "c")) for p in
+                    (path / "x.series" / "c").rglob("*") if p.is_file())
+    assert shards == ["0/0/0/0", "0/0/0/1", "0/1/0/0", "0/1/0/1"]
+    for row, col in ((0, 0), (39, 69), (529, 99), (515, 3)):
+        for direct in (True, False):
+            series = read_block(store, "x", 0, store.runs[0].step_slots, [], [row], [col],
+                                direct=direct)
+            np.testing.assert_array_equal(series.ravel(), values[:, row, col])
