@@ -69,6 +69,8 @@ def test_the_zarr_v2_view_holds_every_value_of_the_store(url: str, stores: Path,
                                                          name: str) -> None:
     remote = xr.open_zarr(f"{url}/zarr-v2/{name}", consolidated=True, chunks=None).load()
     local = xr.open_zarr(stores / f"{name}.zarr", consolidated=True, chunks=None).load()
+    # the time-chunked copies (<variable>.series) are sharded: not expressible in Zarr v2
+    local = local.drop_vars([name for name in local.data_vars if str(name).endswith(".series")])
     for variable in remote.variables.values():
         variable.attrs.pop("_CRS", None)  # added for GDAL
     # the grid mapping's value means nothing (its attributes do): v3 reads its fill value
