@@ -314,9 +314,10 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
         attrs = query.store.attributes(query.layer.variable)
         statistic = statistic_of(query.labels)
         layer_units = str(attrs.get("units", ""))
+        found = []
         for k, when in enumerate(query.times):
             for n, dims in enumerate(levels):
-                features.append(FeatureValue(
+                found.append(FeatureValue(
                     layer=query.name,
                     variable=",".join(query.layer.variables),
                     units=statistic.units(layer_units) if statistic else layer_units,
@@ -329,6 +330,7 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
                                      for name, v in components.items()),
                     dimension_units=units,
                 ))
+        features += found[: request.feature_count]  # FEATURE_COUNT: features per layer
     return features
 
 
@@ -404,6 +406,8 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
     labels = dimension_labels(catalog, layer, replace(request.map, elevation=first), run,
                               valid_time)
     several = len(levels) > 1
+    if several and request.feature_count is not None:  # the times FEATURE_COUNT reaches
+        times = times[: -(-request.feature_count // len(levels))]
     return PointQuery(name, layer, store, run, crs, times, labels, resolved.substitutions,
                       levels if several else (), level_axis if several else None)
 

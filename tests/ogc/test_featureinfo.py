@@ -141,6 +141,14 @@ def test_every_info_format_lists_each_level(client: AppClient, cube: xr.DataArra
         assert len(set(ids)) == 3 and ids[0].endswith("/elevation=500")
 
 
+def test_feature_count_caps_the_features_of_times_by_levels(client: AppClient) -> None:
+    features = geojson(client, time="2026-01-01T06:00:00Z/2026-01-01T18:00:00Z",
+                       elevation="500/1000", feature_count="4")
+    assert [(f["time"][11:13], f["elevation"]) for f in features] == [
+        ("06", 500), ("06", 850), ("06", 1000), ("12", 500)]
+    assert len(geojson(client, elevation="500/1000", feature_count="2")) == 2
+
+
 def test_one_level_answers_as_before(client: AppClient, cube: xr.DataArray) -> None:
     time = "2026-01-01T12:00:00Z"
     features = geojson(client, time=time, elevation="850")
