@@ -17,8 +17,10 @@ from lxml import html as lxml_html
 from fewsmap import open_cube
 from fewsmap.app.server import create_app
 from fewsmap.settings import Settings
+from fewsmap.store.run import RunData, SourceFile
+from fewsmap.store.writer import append_run
 from tests.asgi_client import AppClient
-from tests.synthetic import sparse_levels_store
+from tests.synthetic import T0, lonlat_grid, sparse_levels_store
 from tests.viewer.levels_store import LEVEL_DIM, levels_store
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
@@ -37,7 +39,28 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("profile") / "stores"
     levels_store(folder / "lv.zarr")
     sparse_levels_store(folder / "sparse.zarr")
+    members_levels_store(folder / "ens.zarr")
     return folder
+
+
+def members_levels_store(path: Path) -> Path:
+    """One run of ``t`` on a 2 × 2 grid, steps 0 and 6 h, 4 members on 1000, 850 and 500 hPa:
+    member m at level p and step s holds 10 m + p / 100 + s / 6 h, cubed (so that a mean of
+    members differs from the middle member's value)."""
+    grid = lonlat_grid(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+    members, levels, steps = np.arange(4), np.array([1000.0, 850.0, 500.0]), np.array([0, 6])
+    base = (10.0 * members[None, :, None] + levels[None, None, :] / 100
+            + steps[:, None, None] / 6) ** 3
+    values = np.broadcast_to(base[..., None, None], (2, 4, 3, 2, 2)).astype("float32")
+    field = xr.DataArray(values, dims=("step", "realization", LEVEL_DIM, *grid.dims), coords={
+        "step": steps.astype("timedelta64[h]").astype("timedelta64[ns]"),
+        "realization": members,
+        LEVEL_DIM: xr.DataArray(levels, dims=LEVEL_DIM, attrs={"units": "hPa", "axis": "Z"})},
+        attrs={"units": "K"})
+    append_run(path, RunData(T0, {"t": (field,)}, grid,
+                             (SourceFile("synthetic", "0" * 64, 0),), "synthetic"),
+               progress=False)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +162,24 @@ def test_every_info_format_lists_each_level(client: AppClient, cube: xr.DataArra
         body = feature_info(client, info_format, time=time, elevation="500/1000").json()
         ids = [f["id"] for f in body["features"]]
         assert len(set(ids)) == 3 and ids[0].endswith("/elevation=500")
+
+
+@pytest.mark.parametrize("member", ["2", "mean", "p90"])
+def test_a_profile_of_a_member_or_an_ensemble_statistic(client: AppClient, stores: Path,
+                                                        member: str) -> None:
+    response = feature_info(client, layer="ens.t", at=(0.0, 0.0), time="2026-01-01T06:00:00Z",
+                            elevation="1000/500", dim_ensemble_member=member)
+    assert response.status_code == 200, response.text
+    features = [f["properties"] for f in response.json()["features"]]
+    with open_cube(stores / "ens.zarr") as dataset:
+        cell = dataset["t"].isel(forecast_reference_time=0, step=1).sel(latitude=0.0,
+                                                                         longitude=0.0)
+        members = cell.sortby(LEVEL_DIM).values.astype("float64")  # (member, level)
+    expected_values = {"2": members[2], "mean": members.mean(axis=0),
+                       "p90": np.percentile(members, 90, axis=0)}[member]
+    assert [f["elevation"] for f in features] == [500, 850, 1000]
+    assert {f["member"] for f in features} == {int(member) if member.isdigit() else member}
+    assert [f["value"] for f in features] == pytest.approx(expected_values.tolist(), rel=1e-5)
 
 
 def test_feature_count_caps_the_features_of_times_by_levels(client: AppClient) -> None:
