@@ -262,9 +262,12 @@ def test_capabilities_say_elevation_takes_several_values(client: AppClient) -> N
         "service": "WMS", "request": "GetCapabilities", "version": "1.3.0"}).content)
     assert schema.validate(document), schema.error_log
     layers = [layer for layer in document.iter(f"{WMS}Layer")
-              if layer.findtext(f"{WMS}Name") in (LAYER, "sparse.t")]
-    assert len(layers) == 2
+              if layer.findtext(f"{WMS}Name") in (LAYER, "sparse.t", "ens.t")]
+    assert len(layers) == 3
     for layer in layers:
         dims = {d.get("name"): d.get("multipleValues") for d in layer.findall(f"{WMS}Dimension")}
         assert dims.get("elevation") == "1"
         assert (dims["time"], dims["reference_time"]) == ("1", "0")
+        assert dims.get("ensemble_member", "0") == "0"  # one member (or statistic) at a time
+    ensemble = next(layer for layer in layers if layer.findtext(f"{WMS}Name") == "ens.t")
+    assert "ensemble_member" in {d.get("name") for d in ensemble.findall(f"{WMS}Dimension")}
