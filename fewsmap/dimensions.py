@@ -43,6 +43,35 @@ REQUIRED = "required"
 PRESSURE_UNITS = ("pa", "hpa", "mbar", "millibar", "bar")
 
 
+LABEL_TOLERANCE = 1e-6  # labels are floats written from text: 850 and 850.0000001 match
+
+
+@dataclass(frozen=True)
+class LabelSpan:
+    """One item of a list of dimension values: a value, or a range ``first/last`` meaning
+    every label between them (in either order: pressure levels are often given top down)."""
+
+    first: float
+    last: float
+
+    @property
+    def low(self) -> float:
+        """The smaller end."""
+        return min(self.first, self.last)
+
+    @property
+    def high(self) -> float:
+        """The larger end."""
+        return max(self.first, self.last)
+
+    def is_value(self) -> bool:
+        """Tell whether the item is one value rather than a range."""
+        return self.first == self.last
+
+    def __str__(self) -> str:
+        return f"{self.first:g}" if self.is_value() else f"{self.first:g}/{self.last:g}"
+
+
 @dataclass(frozen=True, eq=False)
 class LayerDimension:
     """A dimension of a layer besides time and reference time: levels or members.
@@ -100,12 +129,40 @@ class LayerDimension:
                     f"layer {layer_id!r} needs a value for {self.name} (no default); "
                     f"available: {self.listing()}")
         matches = np.flatnonzero(np.isclose(self.labels.astype("float64"), wanted, rtol=0,
-                                            atol=1e-6))
+                                            atol=LABEL_TOLERANCE))
         if matches.size == 0 or (self.held is not None and matches[0] not in self.held):
             raise InvalidDimensionValue(
                 f"{self.name}={wanted:g} is not available for layer {layer_id!r}"
                 f"{self.scope}; available: {self.listing()}")
         return int(matches[0])
+
+    def indices_of(self, items: Sequence[LabelSpan], layer_id: str) -> tuple[int, ...]:
+        """The store indices of the labels holding data that ``items`` name, by ascending
+        label (the order capabilities list them): each value's label, and every label inside
+        each range.
+
+        Every item must name a label holding data, as every item of a TIME list must name a
+        valid time (`fewsmap.timeaxis.refuse_unmatched`): a client that lists a level learns
+        that it is not there rather than get an answer without it.
+
+        Raises
+        ------
+        InvalidDimensionValue
+            Naming the first item that names no label, and the labels holding data.
+        """
+        indices = self.sorted_indices()
+        labels = self.labels[indices].astype("float64")
+        tolerance = LABEL_TOLERANCE
+        chosen = np.zeros(indices.size, dtype=bool)
+        for item in items:
+            inside = (labels >= item.low - tolerance) & (labels <= item.high + tolerance)
+            if not inside.any():
+                what = "is not available" if item.is_value() else "holds no level"
+                raise InvalidDimensionValue(
+                    f"{self.name} value {item} {what} for layer {layer_id!r}{self.scope}; "
+                    f"available: {self.listing()}")
+            chosen |= inside
+        return tuple(int(i) for i in indices[chosen])
 
     def sorted_indices(self) -> np.ndarray:
         """Store indices of the labels holding data, by ascending label."""
@@ -179,7 +236,8 @@ def _held(runs: Sequence[RunInfo], variable: str, dim: str,
 def _among(labels: np.ndarray, value: str | float) -> bool:
     if value == REQUIRED:
         return True
-    return bool(np.isclose(labels.astype("float64"), float(value), rtol=0, atol=1e-6).any())
+    return bool(np.isclose(labels.astype("float64"), float(value), rtol=0,
+                               atol=LABEL_TOLERANCE).any())
 
 
 def single_level(store: ForecastStore, variable: str) -> str | None:

@@ -357,8 +357,9 @@ def _layer(catalog: Catalog, layer: Layer, run: RunInfo | None, url: str, only_h
     if shown is not None and not only_headers and not children:
         times = format_axis(shown.valid_times) if compact else \
             ",".join(format_time(t) for t in shown.valid_times)
-        # multipleValues: lists and ranges are aggregated (REDUCER) or, in GetFeatureInfo
-        # and the time-series API, returned over time; current: TIME=current is the default.
+        # multipleValues: GetMap aggregates lists and ranges (REDUCER) or animates them
+        # (image/gif, image/apng, image/webp); GetFeatureInfo and the time-series API answer
+        # each time. current: TIME=current is the default.
         attrs = {"name": "time", "units": "ISO8601", "multipleValues": "1",
                  "nearestValue": "1" if layer.time_tolerance is not None else "0",
                  "current": "1"}
@@ -381,9 +382,16 @@ def _layer(catalog: Catalog, layer: Layer, run: RunInfo | None, url: str, only_h
 
 def _dimensions(node: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | None) -> None:
     """Elevation, ensemble member and any other dimension, with their defaults: the labels
-    holding data in ``run`` (None: the latest run)."""
+    holding data in ``run`` (None: the latest run).
+
+    multipleValues (WMS 1.3.0 Annex C.2: whether a request may name several values) is 1
+    for elevation, whose lists and ranges GetFeatureInfo answers level by level (a vertical
+    profile; GetMap draws one level and refuses them), and 0 for the others, which take one
+    value everywhere.
+    """
     for dimension in run_dimensions(catalog, layer, run):
-        attrs = {"name": dimension.name, "units": dimension.units, "multipleValues": "0",
+        several = "1" if dimension.name == "elevation" else "0"
+        attrs = {"name": dimension.name, "units": dimension.units, "multipleValues": several,
                  "nearestValue": "0"}
         if dimension.name == "elevation":
             attrs["unitSymbol"] = dimension.units

@@ -4,7 +4,9 @@ The map part of the request is parsed exactly as GetMap parses it (`parse_getmap
 ``embedded=True``), so CRS, axis order, BBOX, size limits, runs, members and levels mean the
 same here. The queried point is the *centre* of pixel (I, J), counted from the top-left
 pixel (0, 0) (WMS 1.3.0 §7.4.3.7). TIME may be one instant (or absent: the GetMap default)
-or a list, range or ``all``: then one feature per time.
+or a list, range or ``all``; ELEVATION one level (or absent: the layer's default) or a list
+of levels and ranges (a vertical profile). One feature per time and level, levels in the
+order the layer lists them within each time.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer
-from fewsmap.dimensions import layer_dimensions
+from fewsmap.dimensions import LabelSpan, layer_dimensions
 from fewsmap.errors import (
     FewsmapError,
+    InvalidDimensionValue,
     InvalidFormat,
     InvalidParameterValue,
     InvalidPoint,
@@ -40,7 +43,7 @@ from fewsmap.ogc.getmap import (
     select_run,
     select_style,
 )
-from fewsmap.ogc.params import Params
+from fewsmap.ogc.params import Params, finite_number
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.points import GridCell, find_cell, read_components
 from fewsmap.products.ensemble import (
@@ -81,6 +84,7 @@ XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 # Properties of the extra dimensions, by WMS dimension name.
 DIMENSION_PROPERTIES = {"ensemble_member": "member", "elevation": "elevation"}
+ELEVATION_FORMS = "allowed: a level, a comma list of levels, or a range low/high"
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,8 @@ class GetFeatureInfoRequest:
     """A syntactically valid GetFeatureInfo request.
 
     ``map`` is the embedded GetMap request (bbox east/north); ``time`` None means TIME was
-    not given; ``feature_count`` None means every selected time.
+    not given; ``elevation`` empty means ELEVATION was not given; ``feature_count`` None
+    means every selected time.
     """
 
     map: GetMapRequest
@@ -99,6 +104,7 @@ class GetFeatureInfoRequest:
     media_type: str
     feature_count: int | None = None
     time: TimeSelection | None = None
+    elevation: tuple[LabelSpan, ...] = ()
 
     @property
     def point(self) -> tuple[float, float]:
@@ -122,6 +128,21 @@ class PointQuery:
     labels: tuple[Selector, ...]  # a member's index, or a statistic over the members
     # Where the layer's nearest-time matching served another time than asked: (asked, served).
     substitutions: tuple[tuple[np.datetime64, np.datetime64], ...] = ()
+    # The store indices of the levels ELEVATION names, read along the ``level_axis``-th
+    # dimension (of ``labels``) instead of its one selector; empty: that one level.
+    levels: tuple[int, ...] = ()
+    level_axis: int | None = None
+
+    def label_lists(self) -> list[list[int]]:
+        """Store indices to read along each dimension (`label_lists`, with the levels)."""
+        lists = label_lists(self.labels)
+        if self.level_axis is not None:
+            lists[self.level_axis] = list(self.levels)
+        return lists
+
+    def level_count(self) -> int:
+        """How many levels are read (1 for a layer without levels or one level asked)."""
+        return len(self.levels) if self.level_axis is not None else 1
 
 
 @dataclass(frozen=True)
@@ -166,6 +187,7 @@ def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoReque
                request.height)
     info_format, media_type = resolve_info_format(params.get("info_format") or PLAIN)
     time = params.get("time")
+    elevation = params.get("elevation")
     parsed = GetFeatureInfoRequest(
         map=request,
         query_layers=names,
@@ -175,11 +197,30 @@ def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoReque
         media_type=media_type,
         feature_count=_feature_count(params.get("feature_count")),
         time=parse_time(time) if time and time.strip() else None,
+        elevation=parse_levels(elevation) if elevation else (),
     )
     # Finite corners can still be too far apart for a float: no point to query, nor to write.
     if not all(math.isfinite(v) for v in parsed.point):
         raise InvalidParameterValue("BBOX is too large: its width or height overflows")
     return parsed
+
+
+def parse_levels(text: str, name: str = "ELEVATION") -> tuple[LabelSpan, ...]:
+    """A list of levels and ranges (``850,700,500``, ``1000/500``), in the order given.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        Naming the item that is not a finite number nor a range of two.
+    """
+    items = []
+    for part in text.split(","):
+        ends = [finite_number(end.strip(), name) for end in part.split("/")]
+        if len(ends) > 2:
+            raise InvalidDimensionValue(f"{name} item {part.strip()[:40]!r} has "
+                                        f"{len(ends) - 1} '/'; {ELEVATION_FORMS}")
+        items.append(LabelSpan(ends[0], ends[-1]))
+    return tuple(items)
 
 
 def resolve_info_format(text: str, name: str = "INFO_FORMAT",
@@ -248,43 +289,48 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
         If more than ``max_values`` values would be read (each is one chunk read).
     """
     queries = list(queries)
-    total = sum(q.times.size * len(q.layer.variables) * math.prod(map(len, label_lists(q.labels)))
+    total = sum(q.times.size * len(q.layer.variables) * math.prod(map(len, q.label_lists()))
                 for q in queries)  # a statistic reads every member
     if total > max_values:
         raise InvalidParameterValue(
             f"this request reads {total} values; at most {max_values} are allowed "
-            "(max_point_values; narrow TIME or lower FEATURE_COUNT)")
+            "(max_point_values; narrow TIME or ELEVATION, or lower FEATURE_COUNT)")
     x, y = request.point
     features = []
     for query in queries:
         cell = find_cell(query.store, query.crs, x, y)
+        shape = (query.times.size, query.level_count())  # time × level
         if cell is None:
-            values = np.full(query.times.size, np.nan, dtype=np.float32)
+            values = np.full(shape, np.nan, dtype=np.float32)
             components = {name: values for name in query.layer.components}
         else:
             read, components = read_components(
                 query.store, query.layer.variables, cell, query.run, query.times,
-                label_lists(query.labels))
-            values = reduce_selected(read, query.labels, 1).reshape(-1)
-            components = {k: reduce_selected(v, query.labels, 1).reshape(-1)
+                query.label_lists())
+            values = reduce_selected(read, query.labels, 1).reshape(shape)
+            components = {k: reduce_selected(v, query.labels, 1).reshape(shape)
                           for k, v in components.items()}
-        dims, units = _dimension_values(query)
+        levels, units = _dimension_values(query)
         attrs = query.store.attributes(query.layer.variable)
         statistic = statistic_of(query.labels)
         layer_units = str(attrs.get("units", ""))
+        found = []
         for k, when in enumerate(query.times):
-            features.append(FeatureValue(
-                layer=query.name,
-                variable=",".join(query.layer.variables),
-                units=statistic.units(layer_units) if statistic else layer_units,
-                value=json_number(values[k]),
-                time=when,
-                reference_time=query.run.reference_time,
-                cell=cell,
-                dimensions=dims,
-                components=tuple((name, json_number(v[k])) for name, v in components.items()),
-                dimension_units=units,
-            ))
+            for n, dims in enumerate(levels):
+                found.append(FeatureValue(
+                    layer=query.name,
+                    variable=",".join(query.layer.variables),
+                    units=statistic.units(layer_units) if statistic else layer_units,
+                    value=json_number(values[k, n]),
+                    time=when,
+                    reference_time=query.run.reference_time,
+                    cell=cell,
+                    dimensions=dims,
+                    components=tuple((name, json_number(v[k, n]))
+                                     for name, v in components.items()),
+                    dimension_units=units,
+                ))
+        features += found[: request.feature_count]  # FEATURE_COUNT: features per layer
     return features
 
 
@@ -354,16 +400,46 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
     if request.feature_count is not None:
         times = times[: request.feature_count]
     limit_times(request.time, times.size, catalog.settings.max_time_values)
-    return PointQuery(name, layer, store, run, crs, times,
-                      dimension_labels(catalog, layer, request.map, run,
-                                       times[0] if times.size == 1 else None),
-                      resolved.substitutions)
+    valid_time = times[0] if times.size == 1 else None
+    level_axis, levels, first = _levels(catalog, layer, run, request.elevation, valid_time)
+    # The members (and the one level, or the first of several) are chosen as GetMap does.
+    labels = dimension_labels(catalog, layer, replace(request.map, elevation=first), run,
+                              valid_time)
+    several = len(levels) > 1
+    if several and request.feature_count is not None:  # the times FEATURE_COUNT reaches
+        times = times[: -(-request.feature_count // len(levels))]
+    return PointQuery(name, layer, store, run, crs, times, labels, resolved.substitutions,
+                      levels if several else (), level_axis if several else None)
 
 
-def _dimension_values(query: PointQuery) -> tuple[tuple[tuple[str, float | int | str], ...],
-                                                  tuple[tuple[str, str], ...]]:
-    """The member/level labels (or statistic) a query reads, as feature properties, and
-    their units."""
+def _levels(catalog: Catalog, layer: Layer, run: RunInfo, items: tuple[LabelSpan, ...],
+            valid_time: np.datetime64 | None
+            ) -> tuple[int | None, tuple[int, ...], float | None]:
+    """The position of the elevation dimension among the layer's dimensions, the store
+    indices of the levels ELEVATION names holding data in ``run`` (at ``valid_time``, when
+    one time is asked) and the first one's label; (None, (), None) without ELEVATION or for
+    a layer without levels, which ignores it as GetMap does.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        For an item naming no level holding data.
+    """
+    if not items:
+        return None, (), None
+    dims = layer_dimensions(catalog.store(layer), layer.variable, layer.defaults, (run,),
+                            valid_time)
+    for axis, dimension in enumerate(dims):
+        if dimension.name == "elevation":
+            levels = dimension.indices_of(items, layer.id)
+            return axis, levels, float(dimension.labels[levels[0]])
+    return None, (), None
+
+
+def _dimension_values(query: PointQuery) -> tuple[
+        list[tuple[tuple[str, float | int | str], ...]], tuple[tuple[str, str], ...]]:
+    """The member/level labels (or statistic) of each level a query reads, as feature
+    properties, and their units."""
     dims = layer_dimensions(query.store, query.layer.variable, query.layer.defaults)
     values: list[tuple[str, float | int | str]] = []
     units = []
@@ -372,7 +448,12 @@ def _dimension_values(query: PointQuery) -> tuple[tuple[tuple[str, float | int |
         values.append((name, selector_value(dimension.labels, index)))
         if dimension.units:
             units.append((name, dimension.units))
-    return tuple(values), tuple(units)
+    if query.level_axis is None:
+        return [tuple(values)], tuple(units)
+    axis, labels = query.level_axis, dims[query.level_axis].labels
+    return [tuple((name, label_value(labels[level])) if k == axis else (name, value)
+                  for k, (name, value) in enumerate(values))
+            for level in query.levels], tuple(units)
 
 
 def lead_time_text(lead: np.timedelta64) -> str:

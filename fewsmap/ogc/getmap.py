@@ -89,8 +89,8 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
     ``formats`` maps FORMAT values to media types (animations pass theirs).
 
     ``embedded`` parses the map part of a GetFeatureInfo request (WMS 1.3.0 §7.4.3.3): FORMAT
-    is not checked, since no image is drawn, and TIME is left to the caller, where it may
-    be a list or a range.
+    is not checked, since no image is drawn, and TIME and ELEVATION are left to the caller,
+    where they may be lists or ranges.
 
     Raises
     ------
@@ -135,7 +135,7 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         lead_time=parse_duration(lead, "DIM_LEAD_TIME", allow_zero=True) if lead else None,
         reducer=reducer,
         dimensions=_other_dimensions(params),
-        elevation=_number(params, "elevation"),
+        elevation=None if embedded else _number(params, "elevation"),
         member=parse_member(params),
         color_range=parse_color_range(params.get("colorscalerange")),
         show_contours=params.flag("showContours"),
