@@ -118,3 +118,13 @@ def test_the_ingest_throughput_quick_run_compares_ingest_with_to_zarr(tmp_path: 
         assert results["store_mb"][writer] > 0
     assert results["ratio_vs_floor"] > 0
     assert "fewsmap / floor throughput" in (tmp_path / "ingest_throughput-quick.md").read_text()
+
+
+def test_the_ensemble_quick_run_times_statistic_tiles_against_one_member() -> None:
+    command = [sys.executable, "-m", "benchmarks.ensemble", "--quick"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "| render z5 |" in done.stdout
+    worst = float(done.stdout.split("worst ratio of mean/above/below to one member: ")[1]
+                  .split("x")[0])
+    assert worst > 1  # a statistic reads every member: never cheaper than one
