@@ -197,9 +197,13 @@ def create_cube(group: zarr.Group, case: Case, sharded: bool = False) -> None:
                                    dimension_names=[dim])
         array[...] = values
     shape = (0, *case.run_shape)
+    # tiny fields are chunked with up to 128 of their run's steps (layout.data_chunks); a
+    # shard holds one run, so its chunks may be no larger than the run
+    chunks = tuple(min(c, n) for c, n in zip(data_chunks((1, *case.run_shape), 2),
+                                             (1, *case.run_shape), strict=True))
     for name in case.names:
         group.create_array(name, shape=shape, dtype="float32", fill_value=np.nan,
-                           chunks=data_chunks((1, *case.run_shape), 2),
+                           chunks=chunks,
                            shards=(1, *case.run_shape) if sharded else None,
                            compressors=data_codec(),
                            dimension_names=[RUN_DIM, "step", "realization", "y", "x"],
