@@ -91,8 +91,9 @@ def export_cost(specs: Sequence[MapSpec]) -> int:
 def cache_control(catalog: Catalog, parsed: GetMapRequest) -> str:
     """Fixed run and time: the image never changes (replacing a run is a rare, deliberate act,
     and ETags still tell). "Latest" or "now" change when a run lands or the clock moves."""
-    fixed_run = parsed.reference_time is not None or (
-        parsed.layer not in catalog.groups and catalog.resolve(parsed.layer)[1] is not None)
+    fixed_run = parsed.reference_time is not None or all(
+        name not in catalog.groups and catalog.resolve(name)[1] is not None
+        for name, _ in parsed.entries)
     # Only instants and ranges named explicitly fix it: TIME=current (now, present) follows
     # the clock.
     fixed_time = parsed.lead_time is not None or (
