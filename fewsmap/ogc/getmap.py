@@ -251,21 +251,36 @@ def resolve_maps(catalog: Catalog, request: GetMapRequest) -> list[MapSpec]:
     if request.layer in catalog.layers or request.layer not in catalog.groups:
         layer, run = catalog.resolve(request.layer)
         return [resolve_map(catalog, layer, run, request)]
-    if request.style not in DEFAULT_STYLE_NAMES or request.sld_style is not None:
-        asked = "an SLD_BODY style" if request.sld_style else f"STYLES={request.style[:60]!r}"
-        raise StyleNotDefined(f"group {request.layer!r} draws its layers in their default "
-                              f"styles; {asked} is not one of them")
+    check_group_style(request.layer, request.style, request.sld_style)
     specs = []
-    for layer in catalog.layers.values():
-        if layer.group == request.layer:
-            try:
-                specs.append(resolve_map(catalog, layer, None, request))
-            except (InvalidDimensionValue, MissingDimensionValue):
-                continue
+    for layer in group_layers(catalog, request.layer):
+        try:
+            specs.append(resolve_map(catalog, layer, None, request))
+        except (InvalidDimensionValue, MissingDimensionValue):
+            continue
     if not specs:
         raise InvalidDimensionValue(
             f"no layer of group {request.layer!r} has data for the requested dimensions")
     return specs
+
+
+def check_group_style(group: str, style: str, sld_style: Style | None) -> None:
+    """Refuse a style for a group, which draws its layers in their default styles.
+
+    Raises
+    ------
+    StyleNotDefined
+        For a named style or an SLD_BODY style.
+    """
+    if style not in DEFAULT_STYLE_NAMES or sld_style is not None:
+        asked = "an SLD_BODY style" if sld_style else f"STYLES={style[:60]!r}"
+        raise StyleNotDefined(f"group {group[:80]!r} draws its layers in their default "
+                              f"styles; {asked} is not one of them")
+
+
+def group_layers(catalog: Catalog, group: str) -> list[Layer]:
+    """The layers a group draws, bottom first (the catalog's order)."""
+    return [layer for layer in catalog.layers.values() if layer.group == group]
 
 
 def _entry_maps(catalog: Catalog, request: GetMapRequest) -> list[MapSpec]:

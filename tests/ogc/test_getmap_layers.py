@@ -8,6 +8,7 @@ through there tells which layer lies below.
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
 from fewsmap.ogc.getmap import MAX_LAYERS, parse_getmap, resolve_maps
 from fewsmap.ogc.params import Params
+from fewsmap.render.legend import ROW_HEIGHT_PX
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
 from tests.ogc.conftest import CONFIG
@@ -161,3 +163,30 @@ def test_the_render_cost_counts_every_layer(settings: Settings) -> None:
 
     assert cost("latitude,longitude,latitude") == 3 * cost("latitude")
 
+
+def test_the_legend_of_a_group_stacks_its_layers_legends(client: AppClient) -> None:
+    legend = {"request": "GetLegendGraphic", "version": "1.3.0"}
+    parts = [Image.open(io.BytesIO(client.get("/wms", params={
+        **legend, "layer": name}).content)) for name in ("longitude", "latitude")]
+    response = client.get("/wms", params={**legend, "layer": "coordinates"})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    group = Image.open(io.BytesIO(response.content))
+    assert group.width == max(p.width for p in parts)
+    assert group.height == sum(ROW_HEIGHT_PX + p.height for p in parts)  # a title row each
+    top = ROW_HEIGHT_PX
+    for part in parts:  # each layer's own legend, pixel for pixel, under its title
+        box = (0, top, part.width, top + part.height)
+        assert (np.asarray(group.convert("RGBA").crop(box)) ==
+                np.asarray(part.convert("RGBA"))).all()
+        top += part.height + ROW_HEIGHT_PX
+    answer = client.get("/wms", params={**legend, "layer": "coordinates",
+                                        "format": "application/json"})
+    assert answer.status_code == 200
+    body = json.loads(answer.content)
+    singles = [json.loads(client.get("/wms", params={**legend, "layer": name,
+                                                     "format": "application/json"}).content)
+               for name in ("longitude", "latitude")]
+    assert [entry["layer"] for entry in body["layers"]] == ["longitude", "latitude"]
+    assert [entry["legend"] for entry in body["layers"]] == [s["legend"] for s in singles]
+    styled = client.get("/wms", params={**legend, "layer": "coordinates", "style": "bands"})
+    assert styled.status_code == 400 and "StyleNotDefined" in styled.text
