@@ -34,6 +34,12 @@ LATE_CONFIG = CONFIG + """
 id = "late"
 store = "late"
 variable = "lat"
+
+[[layers]]
+id = "near"
+store = "late"
+variable = "lon"
+time_tolerance = "P10D"
 """
 
 
@@ -128,6 +134,12 @@ def test_a_group_in_the_list_draws_its_layers(client: AppClient) -> None:
     assert (stacked[see_through] == group[see_through]).all()
     assert "StyleNotDefined" in refusal(client, layers="coordinates,longitude",
                                         styles="bands,bands")
+
+
+def test_a_nearer_time_of_any_layer_is_said_in_the_warning(client: AppClient) -> None:
+    response = client.get("/wms", params={**GETMAP, "time": TIME, "layers": "latitude,near"})
+    assert response.status_code == 200, response.text
+    assert response.headers["warning"] == "99 Nearest value used: time=2026-01-06T00:00:00Z"
 
 
 @pytest.mark.parametrize(("layers", "problem"), [
