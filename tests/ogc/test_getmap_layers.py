@@ -202,3 +202,10 @@ def test_the_legend_of_a_group_stacks_its_layers_legends(client: AppClient) -> N
     assert [entry["legend"] for entry in body["layers"]] == [s["legend"] for s in singles]
     styled = client.get("/wms", params={**legend, "layer": "coordinates", "style": "bands"})
     assert styled.status_code == 400 and "StyleNotDefined" in styled.text
+
+
+def test_a_group_legend_keeps_within_the_pixel_limit(client: AppClient) -> None:
+    # Each part is within the 2 304 000 pixels of a map; the two together are not.
+    response = client.get("/wms", params={"request": "GetLegendGraphic", "layer": "coordinates",
+                                          "width": "1500", "height": "1500"})
+    assert response.status_code == 400 and "beyond the limit" in response.text
