@@ -23,7 +23,7 @@ from fewsmap.render.legend import ROW_HEIGHT_PX
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
 from tests.ogc.conftest import CONFIG
-from tests.synthetic import T0, lonlat_store
+from tests.synthetic import T0, lonlat_store, sparse_levels_store
 
 # Beyond the grid (lon -20..40, lat 30..60) on every side: transparent there.
 GETMAP = {"service": "WMS", "version": "1.3.0", "request": "GetMap", "crs": "CRS:84",
@@ -209,3 +209,23 @@ def test_a_group_legend_keeps_within_the_pixel_limit(client: AppClient) -> None:
     response = client.get("/wms", params={"request": "GetLegendGraphic", "layer": "coordinates",
                                           "width": "1500", "height": "1500"})
     assert response.status_code == 400 and "beyond the limit" in response.text
+
+
+def test_elevation_applies_to_each_layer_that_has_levels(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    stores = tmp_path_factory.mktemp("levels") / "stores"
+    lonlat_store(stores / "grid.zarr")
+    sparse_levels_store(stores / "levels.zarr")  # 1.0 at 1000 hPa, 3.0 at 500, 850 empty
+    levels = AppClient(create_app(Settings(stores_dir=stores)))
+    query = {**GETMAP, "bbox": "-1,-1,3,3", "width": "40", "height": "40", "time": TIME,
+             "layers": "grid.lat,levels.t"}
+
+    def drawn(elevation: str) -> np.ndarray:
+        response = levels.get("/wms", params={**query, "elevation": elevation})
+        assert response.status_code == 200, response.text
+        return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+
+    low, high = drawn("1000"), drawn("500")
+    assert (low[..., 3] == 255).any() and (low != high).any()
+    empty = levels.get("/wms", params={**query, "elevation": "850"})
+    assert empty.status_code == 400 and "'levels.t'" in empty.text, empty.text
