@@ -46,18 +46,24 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
     if parsed.format in FILE_SUFFIXES:
         name = export_filename(spec, parsed.layer, FILE_SUFFIXES[parsed.format])
         headers["Content-Disposition"] = attachment(name)
-    warnings = []
-    if spec.time_substitutions:
-        warnings.append(nearest_warning(tuple(dict.fromkeys(
-            served for _, served in spec.time_substitutions))))
-    if spec.range_times:
-        warnings.append(f"99 Latest of {spec.range_times} valid times in the TIME range used: "
-                        f"time={format_time(spec.valid_time)}; REDUCER=sum|max|min|mean "
-                        "draws their aggregate")
+    warnings = time_warnings(specs)
     if warnings:
         headers["Warning"] = ", ".join(warnings)
     unchanged = not_modified(request.headers, headers, request.method)
     return unchanged or body_response(request, image, parsed.format, headers)
+
+
+def time_warnings(specs: Sequence[MapSpec]) -> list[str]:
+    """Warnings of every layer drawn that shows another valid time than TIME named: the
+    nearest one (a layer's time tolerance), or the latest of a range."""
+    served = tuple(dict.fromkeys(t for s in specs for _, t in s.time_substitutions))
+    warnings = [nearest_warning(served)] if served else []
+    for spec in specs:
+        if spec.range_times:
+            warnings.append(f"99 Latest of {spec.range_times} valid times in the TIME range "
+                            f"used: time={format_time(spec.valid_time)}; "
+                            "REDUCER=sum|max|min|mean draws their aggregate")
+    return list(dict.fromkeys(warnings))
 
 
 async def feature_info_response(catalog: Catalog, params: Params, request: Request,
@@ -91,8 +97,9 @@ def export_cost(specs: Sequence[MapSpec]) -> int:
 def cache_control(catalog: Catalog, parsed: GetMapRequest) -> str:
     """Fixed run and time: the image never changes (replacing a run is a rare, deliberate act,
     and ETags still tell). "Latest" or "now" change when a run lands or the clock moves."""
-    fixed_run = parsed.reference_time is not None or (
-        parsed.layer not in catalog.groups and catalog.resolve(parsed.layer)[1] is not None)
+    fixed_run = parsed.reference_time is not None or all(
+        name not in catalog.groups and catalog.resolve(name)[1] is not None
+        for name, _ in parsed.entries)
     # Only instants and ranges named explicitly fix it: TIME=current (now, present) follows
     # the clock.
     fixed_time = parsed.lead_time is not None or (

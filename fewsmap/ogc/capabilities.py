@@ -13,6 +13,7 @@ from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbo
 from fewsmap.dimensions import REQUIRED, LayerDimension, default_time, layer_dimensions
 from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
+from fewsmap.ogc.getmap import MAX_LAYERS
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.render.legend import legend_size
 from fewsmap.store.cube import RunInfo
@@ -135,7 +136,7 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
     _text(service, "Abstract", "Forecast grids as WMS with time, in the style of the "
                                "Delft-FEWS web service (fewsmap)")
     _link(service, service_url)
-    _text(service, "LayerLimit", "1")
+    _text(service, "LayerLimit", str(MAX_LAYERS))
     capability = _child(root, "Capability")
     request = _child(capability, "Request")
     _operation(request, _wms("GetCapabilities"), ("text/xml", "application/json"), service_url)

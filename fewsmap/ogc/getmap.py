@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,6 +40,8 @@ FORMATS = {"image/png": PNG, "png": PNG, "image/png; mode=8bit": PNG, "image/png
 # Style names clients send when they mean "the default" (FEWS test page sends the prompt).
 DEFAULT_STYLE_NAMES = ("", "default", "Select a style")
 MAX_SIDE_PX = 16384
+# LAYERS one GetMap draws at most (advertised as the service's LayerLimit).
+MAX_LAYERS = 16
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,14 @@ class GetMapRequest:
     bgcolor: tuple[int, int, int] = (255, 255, 255)
     convert_uv: bool = False
     sld_style: Style | None = None  # a UserStyle of SLD_BODY, drawn instead of ``style``
+    # (layer, style) of every entry of a LAYERS list, bottom first; empty for one name, which
+    # ``layer`` and ``style`` hold (they hold the first entry of a list)
+    stack: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def entries(self) -> tuple[tuple[str, str], ...]:
+        """(layer or group, style) of every map drawn, bottom first."""
+        return self.stack or ((self.layer, self.style),)
 
     @property
     def crs_error_code(self) -> str:
@@ -99,10 +109,15 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
     """
     version = wms_version(params)
     layers = params.get("layers") or ""
-    if "," in layers:
-        raise InvalidParameterValue("LAYERS: one layer per request (FEWS WMS-T rule)")
+    if "," in layers and embedded:
+        raise InvalidParameterValue("LAYERS: GetFeatureInfo queries the map of one layer "
+                                    "or group; name one")
+    if "," in layers and params.get("sld_body"):
+        raise InvalidParameterValue("SLD_BODY styles one layer; LAYERS names several")
     style, reducer = _style_and_reducer(params)
-    layers, style, sld_style = client_style(params, layers, style)
+    stack = _stack(layers, params.get("styles") or params.get("style") or "")
+    layers, style, sld_style = client_style(params, stack[0][0] if stack else layers,
+                                            stack[0][1] if stack else style)
     width, height = image_size(params, max_pixels)
     # 1.3.0 names it CRS and 1.1.1 SRS; clients mix them up, so either is accepted.
     crs_name = params.get("crs") or params.get("srs")
@@ -119,6 +134,10 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
                             "convertUVtoRG=true), image/gif, image/apng, image/webp "
                             "(animations over a TIME list or range), "
                             "image/tiff;subtype=float32, application/x-netcdf (raw values)")
+    if stack and formats[image_format] not in (PNG, JPEG):
+        raise InvalidFormat(f"FORMAT={image_format[:60]!r} holds one layer; LAYERS names "
+                            f"{len(stack)} (several layers are drawn as image/png or "
+                            "image/jpeg)")
     time = None if embedded else params.get("time")
     lead = params.get("dim_lead_time")
     return GetMapRequest(
@@ -144,7 +163,47 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         bgcolor=_colour(params.get("bgcolor")),
         convert_uv=params.flag("convertUVtoRG"),
         sld_style=sld_style,
+        stack=stack,
     )
+
+
+def _stack(layers: str, styles: str) -> tuple[tuple[str, str], ...]:
+    """The (layer, style) pairs of a LAYERS list (empty for one name), bottom first.
+
+    WMS 1.3.0 §7.3.3.4: STYLES has one entry per layer, empty entries (or an empty STYLES)
+    meaning the default styles; the temporal reducer of the first entry (``rain:sum``) is
+    the request's (`_style_and_reducer`).
+
+    Raises
+    ------
+    InvalidParameterValue
+        For an empty name, more than `MAX_LAYERS` names, or a STYLES count that differs.
+    """
+    if "," not in layers:
+        return ()
+    names = [name.strip() for name in layers.split(",")]
+    if not all(names):
+        raise InvalidParameterValue(f"LAYERS={layers[:80]!r} has an empty name")
+    if len(names) > MAX_LAYERS:
+        raise InvalidParameterValue(f"LAYERS names {len(names)} layers; a map draws at most "
+                                    f"{MAX_LAYERS} (the LayerLimit of the capabilities)")
+    entries = [entry.strip() for entry in styles.split(",")] if styles else [""] * len(names)
+    if len(entries) != len(names):
+        raise InvalidParameterValue(
+            f"STYLES={styles[:80]!r} has {len(entries)} entries for {len(names)} LAYERS; "
+            "give one per layer (empty for its default style), or STYLES= for all defaults")
+    return tuple((name, split_reducer(entry)[0]) for name, entry in
+                 zip(names, entries, strict=True))
+
+
+def split_reducer(style: str) -> tuple[str, str | None]:
+    """A STYLES entry as (style, the temporal reducer it names): ``sum``, ``rain:sum``."""
+    name, _, suffix = style.rpartition(":")
+    if style.lower() in REDUCERS:
+        return "", style.lower()
+    if name and suffix.lower() in REDUCERS:
+        return name, suffix.lower()
+    return style, None
 
 
 def client_style(params: Params, layer: str, style: str) -> tuple[str, str, Style | None]:
@@ -185,24 +244,52 @@ def resolve_maps(catalog: Catalog, request: GetMapRequest) -> list[MapSpec]:
     FewsmapError
         LayerNotDefined, InvalidCRS, InvalidDimensionValue, StyleNotDefined …
     """
+    if request.stack:
+        return [spec for name, style in request.stack
+                for spec in _entry_maps(catalog, replace(request, layer=name, style=style,
+                                                         stack=()))]
     if request.layer in catalog.layers or request.layer not in catalog.groups:
         layer, run = catalog.resolve(request.layer)
         return [resolve_map(catalog, layer, run, request)]
-    if request.style not in DEFAULT_STYLE_NAMES or request.sld_style is not None:
-        asked = "an SLD_BODY style" if request.sld_style else f"STYLES={request.style[:60]!r}"
-        raise StyleNotDefined(f"group {request.layer!r} draws its layers in their default "
-                              f"styles; {asked} is not one of them")
+    check_group_style(request.layer, request.style, request.sld_style)
     specs = []
-    for layer in catalog.layers.values():
-        if layer.group == request.layer:
-            try:
-                specs.append(resolve_map(catalog, layer, None, request))
-            except (InvalidDimensionValue, MissingDimensionValue):
-                continue
+    for layer in group_layers(catalog, request.layer):
+        try:
+            specs.append(resolve_map(catalog, layer, None, request))
+        except (InvalidDimensionValue, MissingDimensionValue):
+            continue
     if not specs:
         raise InvalidDimensionValue(
             f"no layer of group {request.layer!r} has data for the requested dimensions")
     return specs
+
+
+def check_group_style(group: str, style: str, sld_style: Style | None) -> None:
+    """Refuse a style for a group, which draws its layers in their default styles.
+
+    Raises
+    ------
+    StyleNotDefined
+        For a named style or an SLD_BODY style.
+    """
+    if style not in DEFAULT_STYLE_NAMES or sld_style is not None:
+        asked = "an SLD_BODY style" if sld_style else f"STYLES={style[:60]!r}"
+        raise StyleNotDefined(f"group {group[:80]!r} draws its layers in their default "
+                              f"styles; {asked} is not one of them")
+
+
+def group_layers(catalog: Catalog, group: str) -> list[Layer]:
+    """The layers a group draws, bottom first (the catalog's order)."""
+    return [layer for layer in catalog.layers.values() if layer.group == group]
+
+
+def _entry_maps(catalog: Catalog, request: GetMapRequest) -> list[MapSpec]:
+    """The maps of one entry of a LAYERS list: a layer without data for the requested
+    dimensions fails the whole map, saying which (none is silently left out)."""
+    try:
+        return resolve_maps(catalog, request)
+    except (InvalidDimensionValue, MissingDimensionValue) as exc:
+        raise type(exc)(f"LAYERS entry {request.layer[:80]!r}: {exc}") from exc
 
 
 def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
@@ -396,13 +483,9 @@ def _other_dimensions(params: Params) -> tuple[tuple[str, str], ...]:
 
 def _style_and_reducer(params: Params) -> tuple[str, str | None]:
     """STYLES, and a temporal reducer given as REDUCER=… or as a style (``sum``, ``rain:sum``)."""
-    style = (params.get("styles") or params.get("style") or "").split(",")[0].strip()
-    reducer = (params.get("reducer") or "").strip().lower() or None
-    name, _, suffix = style.rpartition(":")
-    if style.lower() in REDUCERS:
-        style, reducer = "", reducer or style.lower()
-    elif name and suffix.lower() in REDUCERS:
-        style, reducer = name, reducer or suffix.lower()
+    style, suffix = split_reducer(
+        (params.get("styles") or params.get("style") or "").split(",")[0].strip())
+    reducer = (params.get("reducer") or "").strip().lower() or suffix
     if reducer is not None and reducer not in REDUCERS:
         raise InvalidParameterValue(f"REDUCER={reducer[:20]!r}; offered: {', '.join(REDUCERS)}")
     return style, reducer

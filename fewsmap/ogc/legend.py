@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from fewsmap.catalog import Catalog
-from fewsmap.errors import InvalidFormat
+from fewsmap.catalog import Catalog, Layer, Style
+from fewsmap.errors import InvalidFormat, InvalidParameterValue
 from fewsmap.ogc.getmap import (
     PNG,
+    check_group_style,
     client_style,
+    group_layers,
     image_size,
     parse_color_range,
     parse_member,
@@ -18,9 +21,17 @@ from fewsmap.ogc.getmap import (
 )
 from fewsmap.ogc.params import Params
 from fewsmap.products.ensemble import EnsembleStatistic
-from fewsmap.render.colour import palette_for
-from fewsmap.render.legend import legend_json, legend_png, legend_size
+from fewsmap.render.colour import Palette, palette_for
+from fewsmap.render.legend import (
+    ROW_HEIGHT_PX,
+    legend_image,
+    legend_json,
+    legend_png,
+    legend_size,
+    stacked_legends_png,
+)
 from fewsmap.render.pipeline import run_range
+from fewsmap.store.cube import RunInfo
 
 JSON = "application/json"
 
@@ -28,6 +39,9 @@ JSON = "application/json"
 def get_legend_graphic(catalog: Catalog, params: Params,
                        max_pixels: int) -> tuple[bytes | dict[str, Any], str]:
     """Return the legend (PNG bytes or a JSON-ready dict) and its media type.
+
+    The legend of a layer group holds its layers' legends in drawing order (bottom layer
+    first): stacked under their titles in a PNG, listed under ``layers`` in JSON.
 
     Raises
     ------
@@ -38,23 +52,74 @@ def get_legend_graphic(catalog: Catalog, params: Params,
     name, style_name, sld_style = client_style(
         params, params.get("layer") or params.get("layers") or "",
         (params.get("style") or params.get("styles") or "").strip())
-    layer, run_from_id = catalog.resolve(name)
     member = parse_member(params)  # an exceedance probability has a legend in %
-    style = sld_style or statistic_style(layer, style_name, member)
     image_format = (params.get("format") or PNG).strip().lower()
     if image_format not in (PNG, JSON):
         raise InvalidFormat(f"FORMAT={image_format[:60]!r} is not offered for legends; "
                             f"offered: {PNG}, {JSON}")
-    runs = catalog.runs(layer)
-    # The run GetMap draws with the same parameters: its statistics give the colour range.
-    run = select_run(catalog, layer, run_from_id, parse_reference_time(params)) if runs \
-        else None
+    if name not in catalog.layers and name in catalog.groups:
+        check_group_style(name, style_name, sld_style)
+        legends = [layer_legend(catalog, params, layer, None,
+                                statistic_style(layer, "", member))
+                   for layer in group_layers(catalog, name)]
+        return group_legend(legends, image_format, params, max_pixels)
+    layer, run_from_id = catalog.resolve(name)
+    legend = layer_legend(catalog, params, layer, run_from_id,
+                          sld_style or statistic_style(layer, style_name, member))
+    if image_format == JSON:
+        return legend_json(legend.palette, legend.units), JSON
+    width, height = image_size(params, max_pixels, legend.size)
+    return legend_png(legend.palette, legend.units, width, height), PNG
+
+
+@dataclass(frozen=True)
+class Legend:
+    """What one layer's legend shows: the palette its map colours with, and the units."""
+
+    layer: Layer
+    palette: Palette
+    units: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The default image size (`legend_size`)."""
+        return legend_size(self.palette.style, self.units)
+
+
+def layer_legend(catalog: Catalog, params: Params, layer: Layer, run_from_id: RunInfo | None,
+                 style: Style) -> Legend:
+    """The legend of ``layer`` in ``style``, for the run GetMap draws with the same
+    parameters, whose statistics give the colour range."""
+    member = parse_member(params)
+    run = select_run(catalog, layer, run_from_id, parse_reference_time(params)) \
+        if catalog.runs(layer) else None
     automatic = run_range(run, layer.variables) if run else None
     if isinstance(member, EnsembleStatistic):
         automatic = member.value_range(automatic)
     palette = palette_for(style, parse_color_range(params.get("colorscalerange")), automatic)
     units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))
+    return Legend(layer, palette, units)
+
+
+def group_legend(legends: list[Legend], image_format: str, params: Params,
+                 max_pixels: int) -> tuple[bytes | dict[str, Any], str]:
+    """A group's legend: its layers' legends listed (JSON) or stacked under their titles
+    (PNG; WIDTH and HEIGHT size each layer's part).
+
+    Raises
+    ------
+    InvalidParameterValue
+        If the parts together exceed ``max_pixels``.
+    """
     if image_format == JSON:
-        return legend_json(palette, units), JSON
-    width, height = image_size(params, max_pixels, legend_size(style, units))
-    return legend_png(palette, units, width, height), PNG
+        return {"layers": [{"layer": legend.layer.id, "title": legend.layer.title,
+                            **legend_json(legend.palette, legend.units)}
+                           for legend in legends]}, JSON
+    sizes = [image_size(params, max_pixels, legend.size) for legend in legends]
+    total = sum(width * (height + ROW_HEIGHT_PX) for width, height in sizes)
+    if total > max_pixels:
+        raise InvalidParameterValue(f"the legends of the group's {len(legends)} layers take "
+                                    f"{total} pixels, beyond the limit of {max_pixels}")
+    return stacked_legends_png([
+        (legend.layer.title, legend_image(legend.palette, legend.units, width, height))
+        for legend, (width, height) in zip(legends, sizes, strict=True)]), PNG

@@ -74,6 +74,27 @@ def legend_json(palette: Palette, units: str) -> dict[str, Any]:
 
 def legend_png(palette: Palette, units: str, width: int | None, height: int | None) -> bytes:
     """A legend image: one row per entry (15 px by default, FEWS), swatch and label."""
+    return png_image(legend_image(palette, units, width, height))
+
+
+def stacked_legends_png(parts: list[tuple[str, Image.Image]]) -> bytes:
+    """The legends of several layers one below the other, each under a row of its title
+    (a layer group's legend), as wide as the widest."""
+    width = max(image.width for _, image in parts)
+    height = sum(ROW_HEIGHT_PX + image.height for _, image in parts)
+    stacked = Image.new("RGBA", (width, height), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(stacked)
+    top = 0
+    for title, image in parts:
+        draw.text((2, top + 1), title, fill=(0, 0, 0, 255))
+        stacked.paste(image, (0, top + ROW_HEIGHT_PX))
+        top += ROW_HEIGHT_PX + image.height
+    return png_image(stacked)
+
+
+def legend_image(palette: Palette, units: str, width: int | None,
+                 height: int | None) -> Image.Image:
+    """Draw the legend of `legend_png` as an RGBA image."""
     entries = legend_entries(palette)
     header = 1 if units else 0
     rows = len(entries) + header
@@ -92,4 +113,4 @@ def legend_png(palette: Palette, units: str, width: int | None, height: int | No
         draw.rectangle((left, top, min(24, width - 1), bottom),
                        fill=entry["color"] + f"{alpha:02x}", outline=(90, 90, 90, 255))
         draw.text((30, top), entry["label"], fill=(0, 0, 0, 255))
-    return png_image(image)
+    return image

@@ -84,3 +84,10 @@ def test_a_fixed_run_at_a_named_time_is_immutable(client: AppClient, time: str) 
         assert get_map(client, dim_reference_time=RUN, time=time) == IMMUTABLE
     assert get_map(client, dim_reference_time=RUN, time=time, format="image/gif") == IMMUTABLE
     assert get_map(client, time=time, format="image/gif") == SHORT  # the latest run
+
+
+def test_a_list_of_layers_is_immutable_only_when_every_layer_names_its_run(
+        client: AppClient) -> None:
+    time = "2026-01-01T06:00:00Z"
+    assert get_map(client, layers=f"grid.lat-{RUN},grid.lon-{RUN}", time=time) == IMMUTABLE
+    assert get_map(client, layers=f"grid.lat-{RUN},grid.lon", time=time) == SHORT

@@ -283,7 +283,8 @@ GETMAP = {"request": "GetMap", "crs": "EPSG:3857", "width": "32", "height": "32"
           "bbox": "-13914936,2875744,-7235766,7170156"}
 
 
-@pytest.mark.parametrize("layer", ["naefs-mean.QPF", "marfc-fmat", "marfc-fmat.t"])
+@pytest.mark.parametrize("layer", ["naefs-mean.QPF", "marfc-fmat", "marfc-fmat.t",
+                                   "naefs-mean.QTF,naefs-mean.QPF"])
 def test_a_protected_layer_answers_401_without_its_token(secured: AppClient,
                                                          layer: str) -> None:
     response = secured.get("/wms", params={**GETMAP, "layers": layer})

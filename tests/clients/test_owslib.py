@@ -162,3 +162,21 @@ def test_errors_raise_service_exception(wms: WebMapService, change: dict[str, ob
     with pytest.raises(ServiceException) as raised:
         wms.getmap(**{**request, **change})
     assert f'code="{code}"' in str(raised.value)
+
+
+def test_owslib_getmap_of_a_list_of_layers_draws_the_last_on_top(wms: WebMapService) -> None:
+    # Around the naefs grid: the MARFC grid (mid-Atlantic) drawn over part of it.
+    bbox, size = (-130.0, 20.0, -60.0, 58.0), (140, 76)
+
+    def rgba(layers: list[str], styles: list[str]) -> np.ndarray:
+        response = wms.getmap(layers=layers, styles=styles, srs="CRS:84", bbox=bbox,
+                              size=size, format="image/png", transparent=True)
+        assert response.info()["content-type"] == "image/png"
+        return np.asarray(Image.open(io.BytesIO(response.read())).convert("RGBA"))
+
+    marfc, temperature = rgba(["marfc-fmat.t"], [""]), rgba(["naefs-mean.QTF"], [""])
+    stacked = rgba(["naefs-mean.QTF", "marfc-fmat.t"], ["", ""])
+    on_top, see_through = marfc[..., 3] == 255, marfc[..., 3] == 0
+    assert on_top.any() and (see_through & (temperature[..., 3] == 255)).any()
+    assert (stacked[on_top] == marfc[on_top]).all()
+    assert (stacked[see_through] == temperature[see_through]).all()
