@@ -28,11 +28,12 @@ import pyproj
 from fewsmap.errors import InvalidParameterValue, StoreError
 from fewsmap.store.axes import cell_spacings, is_evenly_spaced, mean_step
 from fewsmap.store.layout import GRID_MAPPING
+from fewsmap.store.state_cache import PerStoreState
 
 if TYPE_CHECKING:
     from scipy.spatial import cKDTree
 
-    from fewsmap.store.cube import ForecastStore, StoreVersion
+    from fewsmap.store.cube import ForecastStore
 
 MERCATOR_MAX_LAT = 85.0511287798066
 # CRSs in which a lon/lat grid keeps separable axes: x depends on lon only, y on lat only.
@@ -695,28 +696,10 @@ class GridGeometry:
 
 # --- One geometry per store state ----------------------------------------------------------
 
-_geometries: OrderedDict[tuple[object, StoreVersion], GridGeometry] = OrderedDict()
-_geometries_lock = threading.Lock()
-
-
-def geometry_of(store: ForecastStore) -> GridGeometry:
-    """The geometry of ``store``'s grid, built once per published store state."""
-    key = (store.location, store.version)
-    with _geometries_lock:
-        found = _geometries.get(key)
-        if found is not None:
-            _geometries.move_to_end(key)
-            return found
-    found = GridGeometry.of(store)
-    with _geometries_lock:
-        # One state per store: a reader still holding an older state keeps its geometry
-        # (`ForecastStore.geometry` caches it), the cache needs only the newest.
-        for older in [k for k in _geometries if k[0] == store.location]:
-            del _geometries[older]
-        _geometries[key] = found
-        while len(_geometries) > GEOMETRIES:
-            _geometries.popitem(last=False)
-    return found
+# One state per store: a reader still holding an older state keeps its geometry
+# (`ForecastStore.geometry` caches it), the cache needs only the newest.
+geometry_of: PerStoreState[ForecastStore, GridGeometry] = PerStoreState(GridGeometry.of, GEOMETRIES)
+"""The geometry of a store's grid, built once per published store state."""
 
 
 # --- Helpers --------------------------------------------------------------------------------

@@ -30,8 +30,6 @@ centres as unit vectors on the sphere). Categorical variables (CF ``flag_values`
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +38,10 @@ import numba
 import numpy as np
 import zarr
 
-from fewsmap.store.cube import ForecastStore, StoreVersion, array_of, dimension_names
+from fewsmap.store.cube import ForecastStore, array_of, dimension_names
 from fewsmap.store.geometry import Bbox, CentresWindow, GridGeometry
 from fewsmap.store.layout import SPATIAL_CHUNK, coordinate_codec, data_chunks, data_codec
+from fewsmap.store.state_cache import PerStoreState
 
 OVERVIEWS = "overviews"
 # Levels are added until the grid's larger side fits a 256-pixel web tile: every zoomed-out
@@ -289,25 +288,7 @@ class Pyramid:
         return self.levels[:self.run_levels.get(slot, 0)]
 
 
-_pyramids: OrderedDict[tuple[str, StoreVersion], Pyramid] = OrderedDict()
-_pyramids_lock = threading.Lock()
 PYRAMIDS = 64  # store states whose pyramid is kept
-
-
-def pyramid_of(store: ForecastStore) -> Pyramid:
-    """The overview levels of ``store``'s published state (built once per state)."""
-    key = (store.location, store.version)
-    with _pyramids_lock:
-        found = _pyramids.get(key)
-    if found is None:
-        found = _read_pyramid(store)
-        with _pyramids_lock:
-            for older in [k for k in _pyramids if k[0] == store.location]:
-                del _pyramids[older]
-            _pyramids[key] = found
-            while len(_pyramids) > PYRAMIDS:
-                _pyramids.popitem(last=False)
-    return found
 
 
 def _read_pyramid(store: ForecastStore) -> Pyramid:
@@ -327,6 +308,10 @@ def _read_pyramid(store: ForecastStore) -> Pyramid:
     variables = frozenset(v for v in store.variables
                           if all(level_path(k, v) in paths for k in range(1, count + 1)))
     return Pyramid(levels, variables, run_levels)
+
+
+pyramid_of: PerStoreState[ForecastStore, Pyramid] = PerStoreState(_read_pyramid, PYRAMIDS)
+"""The overview levels of a store's published state (built once per state)."""
 
 
 @dataclass(frozen=True, eq=False)
