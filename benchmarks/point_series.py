@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from unittest import mock
@@ -37,6 +37,7 @@ import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.read_paths import fastest
 from benchmarks.store_paths import synthetic_run
 from fewsmap.ingest import ingest
 from fewsmap.render.regrid import Canvas
@@ -235,19 +236,10 @@ def sharded_variable(root: Path, steps: int, ny: int, nx: int) -> dict[str, floa
         start = time.perf_counter()
         array[0] = data
         found[f"{name}_write_s"] = round(time.perf_counter() - start, 3)
-        found[f"{name}_window_512_ms"] = fastest(lambda a=array: a[0, steps // 2, :512, :512])
+        found[f"{name}_window_512_ms"] = fastest(lambda a=array: a[0, steps // 2, :512, :512], 5)
     return found
 
 
-def fastest(fn: Callable[[], object], repeat: int = 5) -> float:
-    """The fastest of ``repeat`` calls after one warm-up, in ms."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(min(times), 3)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from tests.live_server import live_server
 from tests.s3server import S3Server, s3_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +89,17 @@ def demo_stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stores = tmp_path_factory.mktemp("demo") / "stores"
     build_demo(stores, progress=False)
     return stores
+
+
+@pytest.fixture(scope="module")
+def served_stores(demo_stores: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A copy of the demo stores (a test may add a store to it) and the URL of a real
+    ``fewsmap serve`` publishing it."""
+    stores = tmp_path_factory.mktemp("served") / "stores"
+    shutil.copytree(demo_stores, stores)
+    with live_server("--stores", str(stores)) as url:
+        yield stores, url
 
 
 def open_source(path: Path) -> xr.Dataset:

@@ -12,13 +12,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_benchmark(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m <args>`` from the checkout; fail with its output unless it succeeds."""
+    done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done
+
+
 @pytest.mark.slow
 def test_the_smoke_suite_measures_every_case_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "benchmarks.suite", "--smoke",
-               "--cache", str(tmp_path / "cache"), "--out", str(out)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    run_benchmark("benchmarks.suite", "--smoke",
+                  "--cache", str(tmp_path / "cache"), "--out", str(out), timeout=120)
 
     results = json.loads((out / "suite-smoke.json").read_text())
     assert (out / "suite-smoke.png").read_bytes().startswith(b"\x89PNG")
@@ -45,10 +51,8 @@ def test_the_smoke_suite_measures_every_case_and_reports(tmp_path: Path) -> None
 def test_the_ingest_scaling_quick_mode_ingests_serially_and_on_each_cluster(
         tmp_path: Path) -> None:
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "benchmarks.ingest_scaling", "--quick", "--workers", "1",
-               "2", "--cache", str(tmp_path / "cache"), "--out", str(out)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    run_benchmark("benchmarks.ingest_scaling", "--quick", "--workers", "1",
+                  "2", "--cache", str(tmp_path / "cache"), "--out", str(out))
 
     results = json.loads((out / "ingest_scaling-quick.json").read_text())
     assert [row["workers"] for row in results["rows"]] == [0, 1, 2]
@@ -61,10 +65,8 @@ def test_the_ingest_scaling_quick_mode_ingests_serially_and_on_each_cluster(
 
 @pytest.mark.slow
 def test_the_object_store_benchmark_compares_s3_with_local_disk(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "benchmarks.object_store", "--quick",
-               "--cache", str(tmp_path / "cache"), "--out", str(tmp_path)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    run_benchmark("benchmarks.object_store", "--quick",
+                  "--cache", str(tmp_path / "cache"), "--out", str(tmp_path))
     figures = json.loads((tmp_path / "object_store_quick.json").read_text())
     assert set(figures["warm_median_ms"]) == {"local", "s3"}
     assert all(v > 0 for v in figures["warm_median_ms"].values())
@@ -76,10 +78,8 @@ def test_the_object_store_benchmark_compares_s3_with_local_disk(tmp_path: Path) 
 
 def test_object_publish_quick_run_measures_both_methods_on_a_real_s3_server(
         tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "benchmarks.object_publish", "--quick", "--out",
-               str(tmp_path)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    run_benchmark("benchmarks.object_publish", "--quick", "--out",
+                  str(tmp_path))
 
     results = json.loads((tmp_path / "object_publish-quick.json").read_text())
     assert "| publish |" in (tmp_path / "object_publish-quick.md").read_text()
@@ -107,10 +107,8 @@ def test_object_publish_quick_run_measures_both_methods_on_a_real_s3_server(
 
 @pytest.mark.slow
 def test_the_ingest_throughput_quick_run_compares_ingest_with_to_zarr(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "benchmarks.ingest_throughput", "--quick",
-               "--cache", str(tmp_path / "cache"), "--out", str(tmp_path)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    run_benchmark("benchmarks.ingest_throughput", "--quick",
+                  "--cache", str(tmp_path / "cache"), "--out", str(tmp_path))
     results = json.loads((tmp_path / "ingest_throughput-quick.json").read_text())
     for writer in ("fewsmap", "floor"):
         assert results["best"][writer]["seconds"] > 0
@@ -121,9 +119,7 @@ def test_the_ingest_throughput_quick_run_compares_ingest_with_to_zarr(tmp_path: 
 
 
 def test_the_ensemble_quick_run_times_statistic_tiles_against_one_member() -> None:
-    command = [sys.executable, "-m", "benchmarks.ensemble", "--quick"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    done = run_benchmark("benchmarks.ensemble", "--quick")
     assert "| render z5 |" in done.stdout
     worst = float(done.stdout.split("worst ratio of mean/above/below to one member: ")[1]
                   .split("x")[0])

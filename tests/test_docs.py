@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,6 @@ from fewsmap.app.server import create_app
 from fewsmap.cli import main
 from fewsmap.settings import Settings, load_settings
 from tests.asgi_client import AppClient
-from tests.live_server import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -87,21 +84,11 @@ def test_there_are_example_urls_on_most_pages() -> None:
     assert {"README.md", "getting-started.md", "edr.md", "raw-data.md"} <= pages_with_urls
 
 
-@pytest.fixture(scope="module")
-def served(demo_stores: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """A copy of the demo stores and the URL of a real ``fewsmap serve`` publishing it."""
-    stores = tmp_path_factory.mktemp("docs") / "stores"
-    shutil.copytree(demo_stores, stores)
-    with live_server("--stores", str(stores)) as url:
-        yield stores, url
-
-
 @pytest.mark.parametrize("page, code", fenced_blocks("python"),
                          ids=lambda v: v.name if isinstance(v, Path) else "")
-def test_every_python_example_runs(page: Path, code: str, served: tuple[Path, str],
+def test_every_python_example_runs(page: Path, code: str, served_stores: tuple[Path, str],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    stores, url = served
+    stores, url = served_stores
     monkeypatch.setenv("FEWSMAP_STORES_DIR", str(stores))
     # the examples name the service and the stores folder as `make serve` runs them
     code = code.replace(EXAMPLE_HOST, url).replace('"stores/', f'"{stores}/')

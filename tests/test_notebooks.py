@@ -8,15 +8,11 @@ notebook may add a store to it).
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
-from tests.live_server import live_server
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
@@ -24,16 +20,6 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 def test_there_are_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS][:3] == [
         "01-explore-runs.ipynb", "02-compare-runs.ipynb", "03-ensemble-members.ipynb"]
-
-
-@pytest.fixture(scope="module")
-def served_stores(demo_stores: Path,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """A copy of the demo stores and the URL of the service publishing it."""
-    stores = tmp_path_factory.mktemp("notebooks") / "stores"
-    shutil.copytree(demo_stores, stores)
-    with live_server("--stores", str(stores)) as url:
-        yield stores, url
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
