@@ -311,9 +311,10 @@ def test_every_endpoint_honours_the_tokens(secured: AppClient) -> None:
     for response in anonymous:
         assert response.status_code == 401 and response.json()["error"]["code"] == \
             "Unauthorized"
-    assert secured.get("/zarr/naefs-mean/zarr.json").status_code == 404
-    assert secured.get("/zarr/naefs-mean/zarr.json",
-                       headers=bearer(TOKEN_OPS)).status_code == 200
+    for raw in ("/zarr/naefs-mean/zarr.json", "/zarr-v2/naefs-mean/.zmetadata",
+                "/zarr-v2/naefs-mean/QPF/.zarray"):  # the store as Zarr v3 and as v2
+        assert secured.get(raw).status_code == 404, raw
+        assert secured.get(raw, headers=bearer(TOKEN_OPS)).status_code == 200, raw
     edr = {c["id"] for c in secured.get("/edr/collections").json()["collections"]}
     assert "naefs-mean.QTF" in edr and "naefs-mean.QPF" not in edr
     gust = secured.get("/api/timeseries", params={"layer": "ecmwf-ens-gust.fg10_6",
