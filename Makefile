@@ -7,10 +7,10 @@ INSTALLED := $(VENV)/.installed
 FEWS_CLIENT := tests/clients/fews-client
 FEWS_CLIENT_INSTALLED := $(FEWS_CLIENT)/node_modules/.installed
 # The viewer's browser libraries (npm, pinned by its package-lock.json), copied into the
-# git-ignored fewsmap/viewer/vendor/ by its `npm run vendor` (vendor.mjs, which wheel and sdist
+# git-ignored fewsmap/app/viewer/vendor/ by its `npm run vendor` (vendor.mjs, which wheel and sdist
 # builds run too: setup.py); the viewer's browser tests drive Debian's Chromium with
 # playwright-core (npm, tests/viewer).
-VIEWER := fewsmap/viewer
+VIEWER := fewsmap/app/viewer
 VIEWER_VENDOR := $(VIEWER)/vendor/.package-lock.sha256
 VIEWER_TEST := tests/viewer
 VIEWER_TEST_INSTALLED := $(VIEWER_TEST)/node_modules/.installed
@@ -37,7 +37,7 @@ $(FEWS_CLIENT_INSTALLED): $(FEWS_CLIENT)/package.json $(FEWS_CLIENT)/package-loc
 	  npm ci --prefix $(FEWS_CLIENT) --no-audit --no-fund && touch $@; \
 	else echo "npm not found: the FEWS client test (tests/clients) will fail" >&2; fi
 
-vendor: $(VIEWER_VENDOR)  ## Copy the viewer's browser libraries from npm into fewsmap/viewer/vendor
+vendor: $(VIEWER_VENDOR)  ## Copy the viewer's browser libraries from npm into fewsmap/app/viewer/vendor
 
 $(VIEWER_VENDOR): $(VIEWER)/package.json $(VIEWER)/package-lock.json $(VIEWER)/vendor.mjs
 	npm ci --prefix $(VIEWER) --no-audit --no-fund

@@ -1,7 +1,7 @@
 """fewsmap's build hook: every wheel and sdist carries the viewer's browser libraries.
 
 The libraries (OpenLayers, the Natural Earth outlines) come from npm, pinned by
-``fewsmap/viewer/package-lock.json``, and ``npm run vendor`` (``fewsmap/viewer/vendor.mjs``)
+``fewsmap/app/viewer/package-lock.json``, and ``npm run vendor`` (``fewsmap/app/viewer/vendor.mjs``)
 copies the files the page loads into a ``vendor/`` folder stamped with the lock's sha256. A
 ``vendor/`` of the current lock (``make vendor`` made it, or the sdist carries it) goes in as it
 is, so a wheel builds from an sdist without npm or network. Otherwise ``npm ci`` runs in a
@@ -45,7 +45,7 @@ def npm_vendor(scratch: Path) -> Path:
     if npm is None:
         raise ExecError(
             "building fewsmap needs npm (Node.js >= 20): the viewer's browser libraries come "
-            "from npm, pinned by fewsmap/viewer/package-lock.json (`make vendor` fetches them "
+            "from npm, pinned by fewsmap/app/viewer/package-lock.json (`make vendor` fetches them "
             "into the source tree, after which no npm is needed)")
     for name in NPM_RECIPE:
         shutil.copy2(SOURCE_VIEWER / name, scratch / name)
@@ -74,7 +74,7 @@ class BuildPyWithViewer(build_py):
     """build_py that also puts the viewer's vendored files into the wheel."""
 
     def run(self) -> None:
-        """Build the Python package, then add ``fewsmap/viewer/vendor/``."""
+        """Build the Python package, then add ``fewsmap/app/viewer/vendor/``."""
         super().run()
         if not self.editable_mode:
             vendor_into(Path(self.build_lib) / VIEWER / "vendor")
@@ -84,7 +84,7 @@ class SdistWithViewer(sdist):
     """sdist that carries the viewer's vendored files, so its wheel builds without npm."""
 
     def make_release_tree(self, base_dir: str, files: list[str]) -> None:
-        """Lay out the sdist's files, then add ``fewsmap/viewer/vendor/``."""
+        """Lay out the sdist's files, then add ``fewsmap/app/viewer/vendor/``."""
         super().make_release_tree(base_dir, files)
         vendor_into(Path(base_dir) / VIEWER / "vendor")
 

@@ -4,8 +4,8 @@ __version__ = "0.1.0"
 
 from typing import Any
 
-from fewsmap import accessor  # noqa: F401  (registers ds.fewsmap and da.fewsmap)
 from fewsmap.catalog import Catalog
+from fewsmap.client import accessor  # noqa: F401  (registers ds.fewsmap and da.fewsmap)
 from fewsmap.store.cube import ForecastStore, open_cube
 
 __all__ = ["Catalog", "Client", "ForecastStore", "__version__", "open_cube", "render_map"]
@@ -15,11 +15,11 @@ def __getattr__(name: str) -> Any:
     """``fewsmap.render_map`` and ``fewsmap.Client``, imported on first use: drawing pulls in
     datashader and matplotlib, which the command line should not pay for."""
     if name == "render_map":
-        from fewsmap.analysis import render_map
+        from fewsmap.client.maps import render_map
 
         return render_map
     if name == "Client":
-        from fewsmap.client import Client
+        from fewsmap.client.service import Client
 
         return Client
     raise AttributeError(f"module 'fewsmap' has no attribute {name!r}")

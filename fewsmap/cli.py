@@ -26,7 +26,7 @@ from fewsmap.store.retention import (
     configured_store_paths,
     prune,
 )
-from fewsmap.store.run import format_time, parse_time
+from fewsmap.time.instants import format_time, parse_stamp
 
 if TYPE_CHECKING:
     from fewsmap.store.writer import Executor
@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _time(text: str) -> np.datetime64:
     try:
-        return parse_time(text)
+        return parse_stamp(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
 

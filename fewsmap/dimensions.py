@@ -142,7 +142,7 @@ class LayerDimension:
         each range.
 
         Every item must name a label holding data, as every item of a TIME list must name a
-        valid time (`fewsmap.timeaxis.refuse_unmatched`): a client that lists a level learns
+        valid time (`fewsmap.time.axis.refuse_unmatched`): a client that lists a level learns
         that it is not there rather than get an answer without it.
 
         Raises

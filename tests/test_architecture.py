@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fewsmap"
 CORE = ("store", "catalog", "ingest", "render", "export", "products", "dimensions.py",
-        "timespec.py", "timeaxis.py", "points.py", "settings.py", "errors.py")
+        "time", "crs.py", "points.py", "settings.py", "errors.py")
 WEB = ("starlette", "uvicorn", "fewsmap.app", "fewsmap.ogc")
 DRAWING = ("datashader", "matplotlib")
 

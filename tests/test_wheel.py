@@ -21,14 +21,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fewsmap.viewer import VENDOR_FILES
+from fewsmap.app.viewer import VENDOR_FILES
 from tests.live_server import live_server
 from tests.viewer.test_routes import page_references
 
 pytestmark = pytest.mark.slow  # builds wheels with npm and starts a server
 
 ROOT = Path(__file__).resolve().parent.parent
-VENDORED = "fewsmap/viewer/vendor/"
+VENDORED = "fewsmap/app/viewer/vendor/"
 
 
 def clean_env(**changes: str) -> dict[str, str]:
@@ -139,8 +139,8 @@ def test_the_sdist_builds_the_same_wheel_without_npm(checkout: Path, wheel: Path
         members = {member.name.split("/", 1)[1] for member in archive.getmembers()
                    if "/" in member.name}
     # The libraries, and the recipe that rebuilds them from npm.
-    assert {f"{VENDORED}ol.js", "fewsmap/viewer/package-lock.json",
-            "fewsmap/viewer/vendor.mjs", "setup.py"} <= members
+    assert {f"{VENDORED}ol.js", "fewsmap/app/viewer/package-lock.json",
+            "fewsmap/app/viewer/vendor.mjs", "setup.py"} <= members
     built = pip_wheel(sdist, tmp_path, without_npm(tmp_path))
     assert built.returncode == 0, built.stdout
     assert vendored(next(tmp_path.glob("fewsmap-*.whl"))) == vendored(wheel)

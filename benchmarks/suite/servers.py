@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks.suite.client import fetch
 from benchmarks.suite.data import COLOR_RANGE, DOMAIN, VARIABLE, CubeSpec
 from benchmarks.suite.procs import ProcessTree, free_port, launch, settle, wait_until
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 
 ROOT = Path(__file__).resolve().parents[2]
 XPUBLISH_APP = Path(__file__).resolve().parent / "xpublish_app.py"

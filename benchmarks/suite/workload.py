@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from benchmarks.suite.data import COLOR_RANGE, DOMAIN, VARIABLE, CubeSpec
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 
 EARTH_RADIUS = 6378137.0
 WORLD = math.pi * EARTH_RADIUS

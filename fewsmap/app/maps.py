@@ -22,7 +22,7 @@ from fewsmap.ogc.getmap import TIFF, GetMapRequest, resolve_maps
 from fewsmap.ogc.params import Params
 from fewsmap.products.ensemble import selection_cost
 from fewsmap.render.pipeline import MapSpec, render_maps, render_uv_tiff
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 
 
 async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request) -> Response:

@@ -47,7 +47,7 @@ from fewsmap.app.streaming import SendBudget
 from fewsmap.app.warmup import Readiness
 from fewsmap.catalog import Catalog
 from fewsmap.edr.query import QUERY_TYPES
-from fewsmap.store.run import as_seconds
+from fewsmap.time.instants import as_seconds
 
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # The Prometheus text format that `generate_latest` writes, which every Prometheus reads.

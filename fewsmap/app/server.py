@@ -37,6 +37,7 @@ from fewsmap.app.security import Security, TokenMiddleware
 from fewsmap.app.sld_urls import SldDocuments
 from fewsmap.app.streaming import SendBudget
 from fewsmap.app.tiles import tile_routes, wmts_routes
+from fewsmap.app.viewer import viewer_routes
 from fewsmap.app.warmup import Readiness, warm_up
 from fewsmap.app.zarr_http import zarr_routes
 from fewsmap.catalog import Catalog, Layer
@@ -58,8 +59,7 @@ from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.params import Params
 from fewsmap.settings import Settings, read_config
 from fewsmap.store.chunk_cache import CHUNKS
-from fewsmap.timespec import parse_instant
-from fewsmap.viewer import viewer_routes
+from fewsmap.time.grammar import parse_instant
 
 log = logging.getLogger(__name__)
 JSON_FORMATS = ("application/json", "json")

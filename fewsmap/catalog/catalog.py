@@ -38,7 +38,7 @@ from fewsmap.store.cube import (
     StoreVersion,
 )
 from fewsmap.store.retention import configured_store_paths
-from fewsmap.store.run import parse_time
+from fewsmap.time.instants import parse_stamp
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Catalog:
         match = RUN_SUFFIX.search(name)
         if match and name[: match.start()] in self.layers:
             layer = self.layers[name[: match.start()]]
-            t0 = parse_time(match.group(1).replace(".000Z", "Z"))
+            t0 = parse_stamp(match.group(1).replace(".000Z", "Z"))
             for run in self.runs(layer):
                 if run.reference_time == t0:
                     return layer, run

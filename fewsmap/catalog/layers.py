@@ -13,7 +13,7 @@ from fewsmap.catalog.styles import Style
 from fewsmap.dimensions import TIME_DEFAULTS
 from fewsmap.errors import ConfigError, FewsmapError
 from fewsmap.products.ensemble import listed_statistics, parse_statistic
-from fewsmap.timespec import parse_duration
+from fewsmap.time.grammar import parse_duration
 
 # Per-run layer ids are ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>`` (FEWS); this finds the suffix.
 RUN_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z)$")

@@ -37,8 +37,8 @@ from fewsmap.points import GridCell, find_cell
 from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.reads import read_block
-from fewsmap.timeaxis import refuse_unmatched
-from fewsmap.timespec import parse_instant
+from fewsmap.time.axis import refuse_unmatched
+from fewsmap.time.grammar import parse_instant
 
 MEMBER_INFIX = "_member_"
 

@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from fewsmap.crs import native_epsg
 from fewsmap.edr.data import EdrAnswer, EdrParameter
 from fewsmap.edr.query import CRS84_URI, EPSG4326_URI
 from fewsmap.edr.window import Window
-from fewsmap.ogc.crs import native_epsg
 from fewsmap.ogc.featureinfo import label_value
 from fewsmap.store.cube import ForecastStore
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 
 CSV_COLUMNS = ("parameter", "variable", "member", "reference_time", "valid_time", "z", "x",
                "y", "lon", "lat", "value")

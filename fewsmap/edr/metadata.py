@@ -22,8 +22,8 @@ from fewsmap.edr.encode import describe
 from fewsmap.edr.query import CRS84_URI, EPSG4326_URI, OUTPUT_FORMATS, QUERY_TYPES
 from fewsmap.ogc.featureinfo import label_value
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.store.run import format_time
-from fewsmap.timespec import format_duration
+from fewsmap.time.grammar import format_duration
+from fewsmap.time.instants import format_time
 
 JSON = "application/json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"

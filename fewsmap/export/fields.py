@@ -13,7 +13,7 @@ from fewsmap.export.window import GridWindow, native_window
 from fewsmap.products.ensemble import MemberStatistic, read_window
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 
 
 @dataclass(frozen=True, eq=False)

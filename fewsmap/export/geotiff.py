@@ -15,7 +15,7 @@ from rasterio.io import MemoryFile
 
 from fewsmap.errors import InvalidFormat
 from fewsmap.export.fields import FieldSlice
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 
 # COG tile edge: forecast grids are often a few hundred cells wide, so 256 (not GDAL's 512)
 # still gives tiles and overviews for them.

@@ -24,8 +24,9 @@ from fewsmap.ingest.normalize import RunPiece, normalise
 from fewsmap.ingest.sources import open_source
 from fewsmap.store.cube import is_store, read_root_metadata
 from fewsmap.store.layout import RUN_DIM
-from fewsmap.store.run import RunData, SourceFile, format_time
+from fewsmap.store.run import RunData, SourceFile
 from fewsmap.store.writer import IN_PROCESS, AppendResult, Executor, append_run, stored_grid
+from fewsmap.time.instants import format_time
 
 # Runs up to this size are decoded into memory before writing (one read, validated);
 # larger ones are read twice, once to validate and once to write.

@@ -20,7 +20,8 @@ from fewsmap.errors import IngestError
 from fewsmap.ingest.gfe import gfe_as_cf, is_gfe
 from fewsmap.ingest.grids import normalise_grid
 from fewsmap.store.layout import MEMBER_DIM, STEP_DIM
-from fewsmap.store.run import Grid, as_seconds, format_time
+from fewsmap.store.run import Grid
+from fewsmap.time.instants import as_seconds, format_time
 
 # Units strings seen in real files that are not UDUNITS, and their UDUNITS spelling.
 UNIT_ALIASES = {

@@ -6,7 +6,7 @@ and the vendor parameters ``FRAME_DURATION`` (milliseconds per frame) and
 are the run's valid times TIME names, in time order: every listed instant must be a step of
 the run holding data (or have one within the layer's ``time_tolerance``); ranges and periods
 take the steps inside them that hold data, and one holding none is refused
-(`fewsmap.timeaxis.resolve_times`). Frame count and frames × WIDTH × HEIGHT are checked against the
+(`fewsmap.time.axis.resolve_times`). Frame count and frames × WIDTH × HEIGHT are checked against the
 settings' limits before any frame is drawn.
 """
 
@@ -23,9 +23,9 @@ from fewsmap.ogc.params import Params
 from fewsmap.render.animate import APNG, GIF, WEBP
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.settings import Settings
-from fewsmap.store.run import format_time
-from fewsmap.timeaxis import resolve_times
-from fewsmap.timespec import TimeInterval, TimeSelection
+from fewsmap.time.axis import resolve_times
+from fewsmap.time.grammar import TimeInterval, TimeSelection
+from fewsmap.time.instants import format_time
 
 ANIMATION_FORMATS = {
     "image/gif": GIF, "gif": GIF,

@@ -10,16 +10,16 @@ from urllib.parse import urlencode
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.described import describe_each
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbox, native_bbox
+from fewsmap.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.dimensions import REQUIRED, LayerDimension, default_time, layer_dimensions
-from fewsmap.ogc.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
 from fewsmap.ogc.getmap import MAX_LAYERS
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.render.legend import legend_size
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.geometry import transformer
-from fewsmap.store.run import format_time
-from fewsmap.timespec import format_axis
+from fewsmap.time.grammar import format_axis
+from fewsmap.time.instants import format_time
 
 
 def run_dimensions(catalog: Catalog, layer: Layer, run: RunInfo | None) -> list[LayerDimension]:

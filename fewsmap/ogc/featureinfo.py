@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer
+from fewsmap.crs import check_offered, offered_crs
 from fewsmap.dimensions import LabelSpan, layer_dimensions
 from fewsmap.errors import (
     FewsmapError,
@@ -34,7 +35,6 @@ from fewsmap.errors import (
     MissingParameterValue,
     StyleNotDefined,
 )
-from fewsmap.ogc.crs import check_offered, offered_crs
 from fewsmap.ogc.getmap import (
     DEFAULT_STYLE_NAMES,
     GetMapRequest,
@@ -54,9 +54,9 @@ from fewsmap.products.ensemble import (
     statistic_of,
 )
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.store.run import format_time
-from fewsmap.timeaxis import limit_times, resolve_times
-from fewsmap.timespec import TimeSelection, format_duration, parse_time
+from fewsmap.time.axis import limit_times, resolve_times
+from fewsmap.time.grammar import TimeSelection, format_duration, parse_time
+from fewsmap.time.instants import format_time
 
 PLAIN = "text/plain"
 HTML = "text/html"

@@ -11,6 +11,7 @@ import numpy as np
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.sld import parse_sld_body
 from fewsmap.catalog.styles import PROBABILITY_STYLE, colour_range_problem
+from fewsmap.crs import canonical_crs, check_offered, north_first, offered_crs
 from fewsmap.dimensions import LayerDimension, layer_dimensions
 from fewsmap.errors import (
     InvalidDimensionValue,
@@ -21,14 +22,13 @@ from fewsmap.errors import (
     StyleNotDefined,
 )
 from fewsmap.export import EXPORT_FORMATS
-from fewsmap.ogc.crs import canonical_crs, check_offered, north_first, offered_crs
 from fewsmap.ogc.params import Params, finite_number
 from fewsmap.products.ensemble import EnsembleStatistic, Selector, parse_statistic
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import RunInfo
-from fewsmap.timeaxis import REDUCERS, limit_times, resolve_times
-from fewsmap.timespec import TimeSelection, parse_duration, parse_instant, parse_time
+from fewsmap.time.axis import REDUCERS, limit_times, resolve_times
+from fewsmap.time.grammar import TimeSelection, parse_duration, parse_instant, parse_time
 
 PNG = "image/png"
 JPEG = "image/jpeg"

@@ -30,7 +30,7 @@ from fewsmap.ogc.params import Params
 from fewsmap.products.ensemble import parse_statistic
 from fewsmap.render.pipeline import run_range
 from fewsmap.store.cube import RunInfo
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 
 TILE_SIZE = 256
 MAX_ZOOM = 24

@@ -24,6 +24,7 @@ import numpy as np
 
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.extent import lonlat_bbox
+from fewsmap.crs import canonical_crs, check_offered, offered_crs
 from fewsmap.dimensions import LayerDimension, layer_dimensions
 from fewsmap.errors import (
     InvalidDimensionValue,
@@ -34,7 +35,6 @@ from fewsmap.errors import (
 )
 from fewsmap.export import NETCDF
 from fewsmap.export.netcdf import PointSeries, timeseries_netcdf
-from fewsmap.ogc.crs import canonical_crs, check_offered, offered_crs
 from fewsmap.ogc.featureinfo import (
     DIMENSION_PROPERTIES,
     json_number,
@@ -54,8 +54,8 @@ from fewsmap.products.ensemble import (
     reduce_selected,
 )
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.store.run import format_time, format_times
-from fewsmap.timespec import parse_instant
+from fewsmap.time.grammar import parse_instant
+from fewsmap.time.instants import format_time, format_times
 
 JSON = "application/json"
 COVJSON = "application/prs.coverage+json"

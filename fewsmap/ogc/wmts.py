@@ -41,7 +41,7 @@ from fewsmap.ogc.tiles import (
     zoom_range,
 )
 from fewsmap.ogc.xmlsafe import xml_safe
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 
 WMTS = "http://www.opengis.net/wmts/1.0"
 OWS = "http://www.opengis.net/ows/1.1"

@@ -42,7 +42,7 @@ from fewsmap.store.layout import (
     series_name,
 )
 from fewsmap.store.location import WRITABLE_SCHEMES, Location
-from fewsmap.store.run import as_seconds, format_time, parse_time
+from fewsmap.time.instants import as_seconds, format_time, parse_stamp
 
 if TYPE_CHECKING:
     from fewsmap.store.geometry import GridGeometry
@@ -253,7 +253,7 @@ class ForecastStore:
         KeyError
             If no such run is published.
         """
-        t0 = parse_time(reference_time) if isinstance(reference_time, str) else reference_time
+        t0 = parse_stamp(reference_time) if isinstance(reference_time, str) else reference_time
         for info in self.runs:
             if info.reference_time == as_seconds(t0):
                 return info
@@ -325,7 +325,7 @@ class ForecastStore:
             order = has[np.argsort(row[has], kind="stable")]
             runs.append(
                 RunInfo(
-                    reference_time=parse_time(record["reference_time"]),
+                    reference_time=parse_stamp(record["reference_time"]),
                     slot=slot,
                     step_slots=order,
                     valid_times=row[order].astype("datetime64[s]"),
@@ -422,7 +422,7 @@ def open_cube(path_or_url: str | os.PathLike[str], chunks: Any = None) -> xr.Dat
 
     The Dataset and each variable record the location in the ``fewsmap_store`` attribute, so
     ``ds.fewsmap.map()`` can draw a stored field with the service's pipeline (how it tells
-    stored fields from computed ones, which keep attributes too: `fewsmap.analysis`).
+    stored fields from computed ones, which keep attributes too: `fewsmap.client.maps`).
 
     Raises
     ------

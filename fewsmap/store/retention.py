@@ -21,7 +21,6 @@ from fewsmap.store.backend import Backend
 from fewsmap.store.cube import read_root_metadata
 from fewsmap.store.layout import ATTRS_KEY
 from fewsmap.store.location import Location, store_location
-from fewsmap.store.run import parse_time
 from fewsmap.store.writer import (
     RETIRED_GRACE_S,
     publish,
@@ -31,6 +30,7 @@ from fewsmap.store.writer import (
     vacuum_retired,
     writable_backend,
 )
+from fewsmap.time.instants import parse_stamp
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,13 @@ class RetentionPolicy:
 
     def expired(self, labels: list[str], now: np.datetime64) -> list[str]:
         """Return the run labels (reference times) this policy removes, oldest first."""
-        ordered = sorted(labels, key=parse_time)
+        ordered = sorted(labels, key=parse_stamp)
         keep = set(ordered)
         if self.keep_runs is not None:
             keep &= set(ordered[-self.keep_runs:])
         if self.keep_days is not None:
             cutoff = now - np.timedelta64(round(self.keep_days * 86400), "s")
-            keep &= {t for t in ordered if parse_time(t) >= cutoff}
+            keep &= {t for t in ordered if parse_stamp(t) >= cutoff}
         keep |= set(ordered[-1:])
         return [t for t in ordered if t not in keep]
 
@@ -162,5 +162,5 @@ def prune(location: Location | Backend, policy: RetentionPolicy, *,
                 for r in attrs["runs"] if r["reference_time"] in gone)]
             runs = [r for r in attrs["runs"] if r["reference_time"] not in gone]
             publish(store, {**attrs, "runs": runs, "retired": retired}, published)
-    return PruneResult(sorted(gone, key=parse_time), [e["reference_time"] for e in due])
+    return PruneResult(sorted(gone, key=parse_stamp), [e["reference_time"] for e in due])
 

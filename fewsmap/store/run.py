@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pyproj
 import xarray as xr
 
 from fewsmap.store.layout import STEP_DIM
+from fewsmap.time.instants import format_time
 
 
 @dataclass(frozen=True)
@@ -126,24 +127,3 @@ class RunData:
     def label(self) -> str:
         """The run's reference time as FEWS writes it: ``yyyy-MM-ddTHH:mm:ssZ``."""
         return format_time(self.reference_time)
-
-
-def format_time(t: np.datetime64) -> str:
-    """Format a UTC instant as ``yyyy-MM-ddTHH:mm:ssZ``."""
-    return str(as_seconds(t)) + "Z"
-
-
-def format_times(times: np.ndarray) -> list[str]:
-    """`format_time` of every instant of an array, at once."""
-    text = np.datetime_as_string(np.asarray(times, dtype="datetime64[s]").ravel(), unit="s")
-    return [f"{t}Z" for t in text.tolist()]
-
-
-def as_seconds(t: Any) -> np.datetime64:
-    """Return an instant (datetime64 of any unit, ISO text, seconds since 1970) in seconds."""
-    return cast(np.datetime64, np.asarray(t, dtype="datetime64[s]")[()])
-
-
-def parse_time(text: str) -> np.datetime64:
-    """Parse an ISO 8601 UTC instant (trailing ``Z`` optional) to datetime64[s]."""
-    return np.datetime64(text.removesuffix("Z"), "s")

@@ -57,9 +57,10 @@ from fewsmap.store.layout import (
 )
 from fewsmap.store.location import Location
 from fewsmap.store.overviews import RUN_LEVELS, ensure_levels, level_fields, level_path
-from fewsmap.store.run import Grid, RunData, format_time
+from fewsmap.store.run import Grid, RunData
 from fewsmap.store.series import RECORD_KEY as SERIES_KEY
 from fewsmap.store.series import write_copies
+from fewsmap.time.instants import format_time
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")

@@ -27,8 +27,9 @@ from fewsmap.ogc.getmap import parse_getmap, resolve_maps
 from fewsmap.ogc.params import Params
 from fewsmap.products.ensemble import listed_statistics
 from fewsmap.settings import Settings
-from fewsmap.store.run import RunData, SourceFile, format_time
+from fewsmap.store.run import RunData, SourceFile
 from fewsmap.store.writer import append_run
+from fewsmap.time.instants import format_time
 from tests.asgi_client import AppClient
 from tests.synthetic import (
     T0,

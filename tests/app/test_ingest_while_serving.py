@@ -26,7 +26,7 @@ from PIL import Image
 from fewsmap import ForecastStore
 from fewsmap.catalog.styles import PRECIPITATION_BREAKS
 from fewsmap.ingest import ingest
-from fewsmap.store.run import parse_time
+from fewsmap.time.instants import parse_stamp
 from tests.conftest import ROOT, record_figure
 from tests.forecast_files import STEP_HOURS, expected_value, forecast_file, run_time
 from tests.live_server import live_server
@@ -44,7 +44,7 @@ pytestmark = pytest.mark.slow
 
 def check_series(series: dict[str, Any]) -> None:
     """A run's time series is complete: every step, each with that run's values."""
-    t0 = parse_time(series["reference_time"])
+    t0 = parse_stamp(series["reference_time"])
     assert len(series["values"]) == STEPS, f"run {series['reference_time']} is partial"
     for index, value in enumerate(series["values"]):
         assert math.floor(value) == expected_value(t0, index)
@@ -53,8 +53,8 @@ def check_series(series: dict[str, Any]) -> None:
 def check_map(getmap: httpx.Response) -> None:
     """A run's map has every cell: all opaque where its values reach the precipitation
     style's first class (a missing chunk would be transparent)."""
-    t0 = parse_time(getmap.headers["x-fewsmap-run"])
-    valid = parse_time(getmap.headers["x-fewsmap-valid-time"])
+    t0 = parse_stamp(getmap.headers["x-fewsmap-run"])
+    valid = parse_stamp(getmap.headers["x-fewsmap-valid-time"])
     step = int((valid - t0) // np.timedelta64(STEP_HOURS, "h")) - 1  # steps start at +3 h
     if expected_value(t0, step) < PRECIPITATION_BREAKS[0]:
         return  # some cells are below the first class, and transparent by design

@@ -20,7 +20,7 @@ from PIL import Image
 from fewsmap.app.server import create_app
 from fewsmap.products.ensemble import listed_statistics
 from fewsmap.settings import Settings
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 from tests.asgi_client import AppClient
 from tests.synthetic import (
     LAGGED_MEMBERS,

@@ -21,7 +21,7 @@ from lxml import etree
 from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
 from fewsmap.catalog.layers import validate_layer_id, validate_store_name
-from fewsmap.client import service_error
+from fewsmap.client.service import service_error
 from fewsmap.errors import ConfigError
 from fewsmap.ingest.grids import grid_attrs
 from fewsmap.settings import Settings

@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from fewsmap.ingest import ingest
-from fewsmap.timespec import parse_time
+from fewsmap.time.grammar import parse_time
 from tests.conftest import sample_paths
 from tests.live_server import live_server
 

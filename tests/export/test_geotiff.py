@@ -19,7 +19,7 @@ from fewsmap.ingest import ingest
 from fewsmap.settings import Settings
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.layout import GRID_MAPPING
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 from tests.asgi_client import AppClient
 from tests.export.conftest import BBOX_FORMS, get_export, get_map
 from tests.grid_kinds import JITTER_SPACING_M, POLAR_STEREO, jittered_float32_file

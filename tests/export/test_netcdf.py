@@ -12,7 +12,7 @@ import xarray as xr
 
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.layout import GRID_MAPPING
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 from tests.export.conftest import BBOX_FORMS, get_export, get_map
 from tests.export.test_geotiff import cube_window
 from tests.synthetic import T0

@@ -15,7 +15,7 @@ import pytest
 
 from fewsmap.catalog import Catalog
 from fewsmap.settings import Settings
-from fewsmap.store.run import format_time
+from fewsmap.time.instants import format_time
 from tests.fuzz.checks import Figures
 from tests.fuzz.strategies import FUZZ_TOKEN, Names
 from tests.synthetic import lonlat_store

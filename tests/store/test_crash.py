@@ -38,8 +38,8 @@ import pytest
 from fewsmap import ForecastStore, open_cube
 from fewsmap.ingest import ingest
 from fewsmap.store.retention import RetentionPolicy, prune
-from fewsmap.store.run import parse_time
 from fewsmap.store.writer import RETIRED_GRACE_S, publish, writer_lock
+from fewsmap.time.instants import parse_stamp
 from tests.conftest import ROOT, record_figure
 from tests.forecast_files import forecast_file, run_time
 
@@ -247,7 +247,7 @@ def test_sigkill_during_prune_loses_no_kept_run(setup: Setup, writers: Writers,
                                                 tmp_path: Path) -> None:
     """Retention killed at changes drawn over a clean prune's: the kept run is intact, a
     removed run is either still whole or gone, and pruning again finishes the job."""
-    keep = max(setup.before, key=parse_time)
+    keep = max(setup.before, key=parse_stamp)
     clean = tmp_path / "clean" / "feed.zarr"
     shutil.copytree(setup.base.parent, clean.parent)
     assert writers.run(clean, [], tmp_path / "clean.log", trace=True, prune=PRUNE) == 0

@@ -14,8 +14,8 @@ from starlette.applications import Starlette
 from starlette.types import Message
 
 from fewsmap.app.server import create_app
+from fewsmap.app.viewer import ASSETS, VENDOR, VENDOR_FILES, missing_vendor_files, viewer_routes
 from fewsmap.settings import Settings
-from fewsmap.viewer import ASSETS, VENDOR, VENDOR_FILES, missing_vendor_files, viewer_routes
 
 HOSTILE_PATHS = (
     "/viewer/assets/../__init__.py",

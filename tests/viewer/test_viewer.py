@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fewsmap.viewer import VENDOR, missing_vendor_files
+from fewsmap.app.viewer import VENDOR, missing_vendor_files
 from tests.live_server import live_server
 from tests.viewer.levels_store import levels_store
 

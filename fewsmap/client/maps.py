@@ -3,7 +3,7 @@
 `render_map` resolves a layer, run, time and style as WMS GetMap does
 (`fewsmap.ogc.getmap.resolve_maps`) and draws with `fewsmap.render.pipeline.render_maps`, so a
 notebook image is the service's PNG for the same request, pixel for pixel. `draw` serves the
-``.fewsmap`` accessor (`fewsmap.accessor`): a field from `open_cube` is drawn from its store
+``.fewsmap`` accessor (`fewsmap.client.accessor`): a field from `open_cube` is drawn from its store
 (its run/time/member selection applies), or, read over HTTP from a service, by that
 service's GetMap; any other 2-D field held in memory (a difference of runs, an ensemble
 percentile) with the same regrid and colour stages, in a style from its CF attributes, a
@@ -29,7 +29,7 @@ from PIL import Image
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator
 from fewsmap.catalog.styles import default_style
-from fewsmap.client import (
+from fewsmap.client.service import (
     Bbox,
     Client,
     Instant,
@@ -39,6 +39,7 @@ from fewsmap.client import (
     instant_text,
     styles_in,
 )
+from fewsmap.crs import canonical_crs
 from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
     InvalidDimensionValue,
@@ -46,7 +47,6 @@ from fewsmap.errors import (
     LayerNotDefined,
     StyleNotDefined,
 )
-from fewsmap.ogc.crs import canonical_crs
 from fewsmap.ogc.getmap import MAX_SIDE_PX, PNG, GetMapRequest, resolve_maps
 from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
 from fewsmap.render.colour import palette_for
@@ -66,9 +66,9 @@ from fewsmap.store.geometry import (
     transformer,
 )
 from fewsmap.store.layout import MEMBER_DIM, RUN_DIM, STEP_DIM, VALID_TIME
-from fewsmap.store.run import format_time
-from fewsmap.timeaxis import REDUCERS
-from fewsmap.timespec import parse_duration, parse_instant, parse_time
+from fewsmap.time.axis import REDUCERS
+from fewsmap.time.grammar import parse_duration, parse_instant, parse_time
+from fewsmap.time.instants import format_time
 
 # Options of a field held in memory: run, time and members are chosen with .sel() there.
 IN_MEMORY_OPTIONS = frozenset({"style", "bbox", "crs", "width", "height", "color_range",

@@ -23,8 +23,8 @@ import xarray as xr
 from PIL import Image
 
 from fewsmap.catalog.styles import Style, style_from_config
+from fewsmap.crs import canonical_crs, north_first
 from fewsmap.errors import FewsmapError, InvalidParameterValue
-from fewsmap.ogc.crs import canonical_crs, north_first
 from fewsmap.products.ensemble import parse_statistic
 from fewsmap.store.geometry import transformer
 
@@ -150,7 +150,7 @@ class Client:
             color_range: tuple[float, float] | None = None, reducer: str | None = None,
             show_contours: bool = False, transparent: bool = True) -> Image.Image:
         """A map from WMS GetMap as a PIL image; the arguments mean what they mean for
-        `fewsmap.analysis.render_map`, which draws the same image locally.
+        `fewsmap.client.maps.render_map`, which draws the same image locally.
 
         ``member`` is a member number or an ensemble statistic (``"mean"``, ``"p90"``,
         ``"above:20"`` …). ``bbox`` is east first in every CRS (the client swaps it for WMS

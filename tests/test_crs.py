@@ -19,13 +19,13 @@ from owslib.wms import WebMapService
 from PIL import Image
 
 from fewsmap.app.server import create_app
-from fewsmap.ogc.crs import offered_crs
+from fewsmap.crs import offered_crs
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
 from tests.live_server import live_server
 from tests.synthetic import LAEA_CF, LAEA_ESRI, LAMBERT, lonlat_store, projected_xy_store
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
+SCHEMAS = Path(__file__).resolve().parent / "schemas" / "ogc"
 W = {"w": "http://www.opengis.net/wms"}
 LAEA_LAYERS = ("laea_epsg.lon", "laea_esri.lon", "laea_cf.lon")
 

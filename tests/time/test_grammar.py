@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fewsmap.errors import InvalidDimensionValue
-from fewsmap.timespec import (
+from fewsmap.time.grammar import (
     MAX_NEAREST_VALUES,
     MAX_TIME_CHARS,
     MAX_TIME_ITEMS,
@@ -674,7 +674,7 @@ def test_fuzz_durations(text: str) -> None:
 
 
 def test_parse_instant_reads_exactly_one_instant() -> None:
-    from fewsmap.timespec import parse_instant
+    from fewsmap.time.grammar import parse_instant
 
     assert parse_instant("2022-06-01T06:00:00.000Z") == np.datetime64("2022-06-01T06:00:00")
     assert parse_instant(" 2022-06-01T08:00:00+02:00 ") == np.datetime64("2022-06-01T06:00:00")

@@ -9,14 +9,14 @@ import numpy as np
 from fewsmap.dimensions import REQUIRED, default_time
 from fewsmap.errors import InvalidDimensionValue, InvalidParameterValue, MissingDimensionValue
 from fewsmap.store.cube import RunInfo
-from fewsmap.store.run import format_time
-from fewsmap.timespec import (
+from fewsmap.time.grammar import (
     TimeInterval,
     TimeSelection,
     format_axis,
     format_duration,
     format_interval,
 )
+from fewsmap.time.instants import format_time
 
 REDUCERS = ("sum", "max", "min", "mean")
 LISTED_TIMES = 12  # times named in a refusal before "…"

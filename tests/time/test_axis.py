@@ -8,8 +8,8 @@ import pytest
 from fewsmap.errors import InvalidDimensionValue, MissingDimensionValue
 from fewsmap.ingest import ingest
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.timeaxis import resolve_times
-from fewsmap.timespec import parse_duration, parse_time
+from fewsmap.time.axis import resolve_times
+from fewsmap.time.grammar import parse_duration, parse_time
 from tests.conftest import sample_paths
 
 

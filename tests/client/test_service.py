@@ -12,8 +12,8 @@ import pytest
 
 import fewsmap
 from fewsmap import Catalog, open_cube
-from fewsmap.analysis import render_map
-from fewsmap.client import Client, ServiceError
+from fewsmap.client.maps import render_map
+from fewsmap.client.service import Client, ServiceError
 from fewsmap.errors import StoreError
 from fewsmap.settings import Settings
 from tests.live_server import free_port, live_server

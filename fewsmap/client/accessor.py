@@ -30,7 +30,7 @@ class DataArrayMaps:
         service's GetMap draws it, or, read over HTTP from a fewsmap service
         (``/zarr/<store>``), by that service's GetMap; its scalar run, valid/lead time,
         member and level coordinates (from ``.sel``/``.isel``) are the defaults. Options are
-        those of `fewsmap.analysis.render_map`: run, time, lead_time, style, bbox, crs,
+        those of `fewsmap.client.maps.render_map`: run, time, lead_time, style, bbox, crs,
         width, height, member, elevation, dimensions, color_range, reducer, show_contours,
         transparent.
 
@@ -45,7 +45,7 @@ class DataArrayMaps:
             What the service would answer for a stored field; InvalidParameterValue for a
             field that cannot be drawn.
         """
-        from fewsmap.analysis import draw
+        from fewsmap.client.maps import draw
 
         return draw(self._field, **options)
 

@@ -16,8 +16,8 @@ from PIL import Image
 
 import fewsmap
 from fewsmap import Catalog, open_cube
-from fewsmap.analysis import render_map
 from fewsmap.catalog import Style
+from fewsmap.client.maps import render_map
 from fewsmap.errors import (
     InvalidDimensionValue,
     InvalidParameterValue,
