@@ -73,20 +73,18 @@ def _same_projection(crs: pyproj.CRS, candidate: pyproj.CRS) -> bool:
                 and np.allclose(y, y2, rtol=0, atol=SAME_POSITION_M))
 
 
-def check_offered(name: str, offered: tuple[str, ...], code: str) -> str:
+def check_offered(name: str, offered: tuple[str, ...]) -> str:
     """Return the canonical name of ``name`` if the layer offers it.
 
     Raises
     ------
     InvalidCRS
-        With ``code`` (``InvalidCRS``, or ``InvalidSRS`` for WMS 1.1.1) otherwise.
+        Otherwise (WMS 1.1.1 reports call it InvalidSRS: fewsmap/errors.py).
     """
     crs = canonical_crs(name)
     if crs not in {canonical_crs(o) for o in offered}:
-        error = InvalidCRS(f"CRS {name[:60]!r} is not offered for this layer; "
-                           f"offered: {', '.join(offered)}")
-        error.ogc_code = code
-        raise error
+        raise InvalidCRS(f"CRS {name[:60]!r} is not offered for this layer; "
+                         f"offered: {', '.join(offered)}")
     return crs
 
 

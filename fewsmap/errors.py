@@ -1,6 +1,62 @@
-"""One error hierarchy for fewsmap; the protocol layer maps it to OGC codes and HTTP status."""
+"""One error hierarchy for fewsmap, and one table of how every front answers each error.
+
+Domain code raises a `FewsmapError` subclass named by its code; the fronts never choose a
+status or a code themselves: WMS 1.3.0 reports carry the code (Annex E, and ours beyond it),
+WMS 1.1.1 reports its older name, WMTS (OWS Common 1.1) an OWS code with the parameter at
+fault as locator, the JSON API and EDR the code, each with the table's HTTP status.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """How the fronts answer one error code."""
+
+    status: int  # HTTP status of every front
+    ows: str | None = None  # OWS Common 1.1 exceptionCode (WMTS 1.0.0 §8.3), if not the code
+    locator: str | None = None  # the OWS locator: the parameter at fault, when known
+    wms_1_1_1: str | None = None  # the code's name in WMS 1.1.1, where it differs
+
+
+# WMS's own codes become OWS codes in WMTS reports, with the parameter as locator; fewsmap's
+# own codes (storage, limits, tokens) are kept, as OWS Common allows a service's own codes.
+# code                        HTTP   OWS code (WMTS)          locator    WMS 1.1.1
+ERRORS: dict[str, ErrorAnswer] = {
+    # WMS 1.3.0 Annex E, and OWS Common's own codes
+    "NoApplicableCode": ErrorAnswer(400),
+    "InvalidParameterValue": ErrorAnswer(400),
+    "MissingParameterValue": ErrorAnswer(400),
+    "OperationNotSupported": ErrorAnswer(400),
+    "LayerNotDefined": ErrorAnswer(400, "InvalidParameterValue", "layer"),
+    "StyleNotDefined": ErrorAnswer(400, "InvalidParameterValue", "style"),
+    "InvalidCRS": ErrorAnswer(400, "InvalidParameterValue", "crs", wms_1_1_1="InvalidSRS"),
+    "InvalidFormat": ErrorAnswer(400, "InvalidParameterValue", "format"),
+    "MissingDimensionValue": ErrorAnswer(400, "MissingParameterValue"),
+    "InvalidDimensionValue": ErrorAnswer(400, "InvalidParameterValue"),
+    "LayerNotQueryable": ErrorAnswer(400, "InvalidParameterValue", "query_layers"),
+    "InvalidPoint": ErrorAnswer(400, "PointIJOutOfRange"),
+    # WMTS 1.0.0 Table 28 and its GetFeatureInfo exceptions
+    "TileOutOfRange": ErrorAnswer(400),
+    "PointIJOutOfRange": ErrorAnswer(400),
+    # fewsmap's own
+    "ConfigError": ErrorAnswer(400),
+    "IngestError": ErrorAnswer(400),
+    "Unauthorized": ErrorAnswer(401),
+    "OutsideStore": ErrorAnswer(403),
+    "NotFound": ErrorAnswer(404),
+    "MethodNotAllowed": ErrorAnswer(405),
+    "ResponseTooLarge": ErrorAnswer(413),  # OGC API - EDR 1.1 §8.2.1
+    "RangeNotSatisfiable": ErrorAnswer(416),
+    "RenderCancelled": ErrorAnswer(499),  # nginx's "client closed request"
+    "InternalError": ErrorAnswer(500),
+    "StorageError": ErrorAnswer(500),
+    "ServiceUnavailable": ErrorAnswer(503),
+    "StorageUnavailable": ErrorAnswer(503),
+}
+UNLISTED = ErrorAnswer(400)  # an HTTP refusal's code (HTTPError) or a service's (client)
 
 
 class FewsmapError(Exception):
@@ -14,6 +70,16 @@ class FewsmapError(Exception):
     ogc_code: str = "NoApplicableCode"
     http_status: int = 400
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Give each error kind the HTTP status of its code in the table."""
+        super().__init_subclass__(**kwargs)
+        cls.http_status = ERRORS.get(cls.ogc_code, UNLISTED).status
+
+    @property
+    def answer(self) -> ErrorAnswer:
+        """How the fronts answer this error's code."""
+        return ERRORS.get(self.ogc_code, UNLISTED)
+
     @property
     def headers(self) -> dict[str, str]:
         """HTTP headers the answer must carry (Retry-After, WWW-Authenticate)."""
@@ -24,7 +90,6 @@ class InternalError(FewsmapError):
     """A fault of ours; the client gets a report without details, the log gets the cause."""
 
     ogc_code = "InternalError"
-    http_status = 500
 
 
 class IngestError(FewsmapError):
@@ -38,7 +103,6 @@ class StoreError(FewsmapError):
     damaged."""
 
     ogc_code = "StorageError"
-    http_status = 500
 
 
 class StorageUnavailable(StoreError):
@@ -46,7 +110,6 @@ class StorageUnavailable(StoreError):
     is not, so a client may retry."""
 
     ogc_code = "StorageUnavailable"
-    http_status = 503
 
 
 class ConfigError(FewsmapError):
@@ -128,7 +191,6 @@ class ServiceUnavailable(FewsmapError):
     """
 
     ogc_code = "ServiceUnavailable"
-    http_status = 503
 
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
@@ -144,7 +206,6 @@ class Unauthorized(FewsmapError):
     """A protected layer was asked for without a token that grants it (RFC 6750)."""
 
     ogc_code = "Unauthorized"
-    http_status = 401
 
     def __init__(self, message: str, error: str | None = None) -> None:
         super().__init__(message)
@@ -165,4 +226,24 @@ class RenderCancelled(FewsmapError):
     """
 
     ogc_code = "RenderCancelled"
-    http_status = 499
+
+
+class NotFound(FewsmapError):
+    """A path names no resource: a collection, instance or file that does not exist."""
+
+    ogc_code = "NotFound"
+
+
+class MethodNotAllowed(FewsmapError):
+    """A method a read-only resource does not take."""
+
+    ogc_code = "MethodNotAllowed"
+
+
+class ResponseTooLarge(FewsmapError):
+    """A query would answer more values than the service allows (``max_edr_values``).
+
+    OGC API - EDR 1.1 §8.2.1: a server may refuse a too-large response with 413.
+    """
+
+    ogc_code = "ResponseTooLarge"

@@ -26,10 +26,9 @@ from fewsmap.catalog import Catalog
 from fewsmap.edr import metadata
 from fewsmap.edr.data import EdrAnswer, answer_query, find_layer, find_run
 from fewsmap.edr.encode import covjson_chunks, csv_chunks
-from fewsmap.edr.errors import NotFound
 from fewsmap.edr.openapi import openapi_document
 from fewsmap.edr.query import CSV, QUERY_TYPES, EdrQuery, parse_query
-from fewsmap.errors import FewsmapError, InternalError, InvalidFormat
+from fewsmap.errors import FewsmapError, InternalError, InvalidFormat, NotFound
 from fewsmap.ogc.params import Params
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,6 @@ class UnsatisfiableRange(FewsmapError):
     """A byte range that starts beyond the end of the file."""
 
     ogc_code = "RangeNotSatisfiable"
-    http_status = 416
 
     def __init__(self, http_range: str, size: int) -> None:
         super().__init__(f"Range {http_range[:80]!r} lies beyond the end of the file "

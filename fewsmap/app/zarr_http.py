@@ -42,7 +42,7 @@ from fewsmap.app.api import api_error
 from fewsmap.app.conditional import not_modified
 from fewsmap.app.files import RangeBytesResponse, RangeFileResponse
 from fewsmap.catalog import Catalog
-from fewsmap.errors import FewsmapError
+from fewsmap.errors import MethodNotAllowed, NotFound
 from fewsmap.store.backend import ObjectBackend
 from fewsmap.store.cube import ROOT_METADATA, ForecastStore
 from fewsmap.store.files import StoreFiles, reading
@@ -56,19 +56,6 @@ ALLOWED_METHODS = ("GET", "HEAD")
 _CHUNK_INDEX = re.compile(r"[0-9]{1,9}")
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\\:]")
 
-
-class NotFound(FewsmapError):
-    """The path names no file that is served."""
-
-    ogc_code = "NotFound"
-    http_status = 404
-
-
-class MethodNotAllowed(FewsmapError):
-    """The stores are read-only."""
-
-    ogc_code = "MethodNotAllowed"
-    http_status = 405
 
 
 def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:

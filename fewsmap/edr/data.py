@@ -22,7 +22,6 @@ import numpy as np
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.extent import lonlat_bbox
 from fewsmap.dimensions import LayerDimension, layer_dimensions
-from fewsmap.edr.errors import NotFound, ResponseTooLarge
 from fewsmap.edr.query import EdrQuery
 from fewsmap.edr.window import Window, select_window
 from fewsmap.errors import (
@@ -31,6 +30,8 @@ from fewsmap.errors import (
     InvalidParameterValue,
     InvalidPoint,
     LayerNotDefined,
+    NotFound,
+    ResponseTooLarge,
 )
 from fewsmap.ogc.featureinfo import label_value
 from fewsmap.points import GridCell, find_cell

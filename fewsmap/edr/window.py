@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from fewsmap.edr.errors import ResponseTooLarge
-from fewsmap.errors import InvalidParameterValue, OperationNotSupported
+from fewsmap.errors import InvalidParameterValue, OperationNotSupported, ResponseTooLarge
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import AreaWindow, shift_longitudes, wrap_longitudes
 

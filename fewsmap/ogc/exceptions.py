@@ -25,15 +25,11 @@ REPORT_1_1_1 = """<?xml version="1.0" encoding="UTF-8"?>
 """
 # WMS 1.3.0 §7.3.3.11: the XML exception format is text/xml; 1.1.1 has its own type.
 MEDIA_TYPES = {"1.3.0": "text/xml", "1.1.1": "application/vnd.ogc.se_xml"}
-# The same refusal has another name in WMS 1.1.1.
-CODES_1_1_1 = {"InvalidCRS": "InvalidSRS"}
 
 
 def exception_report(error: FewsmapError, version: str = "1.3.0") -> tuple[bytes, str]:
     """Render ``error`` as a ServiceExceptionReport of ``version`` (body, media type)."""
-    code = error.ogc_code
-    if version == "1.1.1" and code is not None:
-        code = CODES_1_1_1.get(code, code)
+    code = (version == "1.1.1" and error.answer.wms_1_1_1) or error.ogc_code
     template = REPORT_1_1_1 if version == "1.1.1" else REPORT_1_3_0
     attribute = f" code={quoteattr(code)}" if code else ""
     body = template.format(code=attribute, message=escape(xml_safe(str(error))))

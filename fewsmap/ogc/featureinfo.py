@@ -392,7 +392,7 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
     store = catalog.store(layer)
     run = select_run(catalog, layer, run, request.map.reference_time)
     offered = offered_crs(store.geometry.crs_wkt)
-    crs = check_offered(request.map.crs, offered, request.map.crs_error_code)
+    crs = check_offered(request.map.crs, offered)
     # The valid times TIME (and DIM_LEAD_TIME) mean for this run, resolved as GetMap does.
     resolved = resolve_times(run, request.time, request.map.lead_time, layer.time_tolerance,
                              default=str(layer.defaults.get("time", "now")))

@@ -80,11 +80,6 @@ class GetMapRequest:
         """(layer or group, style) of every map drawn, bottom first."""
         return self.stack or ((self.layer, self.style),)
 
-    @property
-    def crs_error_code(self) -> str:
-        """The exception code for a refused CRS in this version (1.1.1 calls it SRS)."""
-        return "InvalidSRS" if self.version == "1.1.1" else "InvalidCRS"
-
 
 def wms_version(params: Params) -> str:
     """The WMS version asked for, leniently: FEWS sends ``1.3``; absent means 1.3.0."""
@@ -308,7 +303,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
     store = catalog.store(layer)
     run = select_run(catalog, layer, run, request.reference_time)
     offered = offered_crs(store.geometry.crs_wkt)
-    crs = check_offered(request.crs, offered, request.crs_error_code)
+    crs = check_offered(request.crs, offered)
     resolved = resolve_times(run, request.time, request.lead_time, layer.time_tolerance,
                              default=str(layer.defaults.get("time", "now")))
     times = resolved.times

@@ -187,8 +187,7 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
                                 f"its layers: {', '.join(members[:10])}")
     layer, named_run = catalog.resolve(request.layer)
     store = catalog.store(layer)
-    crs = check_offered(request.crs, offered_crs(store.geometry.crs_wkt),
-                        "InvalidCRS")
+    crs = check_offered(request.crs, offered_crs(store.geometry.crs_wkt))
     runs = _runs(catalog, layer, named_run, request)
     chosen = _labels_per_run(store, layer, runs, request)
     count = sum(times.size * math.prod(len(i) for i in indices)

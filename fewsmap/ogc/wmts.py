@@ -357,7 +357,10 @@ def exception_report(error: FewsmapError) -> bytes:
     """An OWS 1.1 ExceptionReport (WMTS 1.0.0 §8.3)."""
     root = ET.Element(_ows("ExceptionReport"), {
         "version": "1.1.0", "{http://www.w3.org/XML/1998/namespace}lang": "en"})
-    attrs = {"exceptionCode": error.ogc_code or "NoApplicableCode"}
+    answer = error.answer
+    attrs = {"exceptionCode": answer.ows or error.ogc_code}
+    if answer.locator:  # the parameter at fault (OWS Common 1.1 §8.4)
+        attrs["locator"] = answer.locator
     exception = ET.SubElement(root, _ows("Exception"), attrs)
     _ows_text(exception, "ExceptionText", str(error))
     body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)

@@ -58,7 +58,6 @@ class OutsideStore(StoreError):
     """A key of a store names a file outside the store folder (a symlink leading out)."""
 
     ogc_code = "OutsideStore"
-    http_status = 403
 
 
 class _OpenHow(ctypes.Structure):

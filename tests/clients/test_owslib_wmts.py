@@ -68,7 +68,7 @@ def test_kvp_and_rest_tiles_are_the_xyz_tile(wmts: WebMapTileService, base_url: 
     ("request=GetTile&layer=naefs-mean.QTF&tilematrixset=WebMercatorQuad&tilematrix=2"
      "&tilerow=0", "MissingParameterValue"),
     ("request=GetTile&layer=nothing&tilematrixset=WebMercatorQuad&tilematrix=2&tilerow=0"
-     "&tilecol=0", "LayerNotDefined"),
+     "&tilecol=0", "InvalidParameterValue"),  # OWS has no LayerNotDefined: locator="layer"
     ("request=DescribeDomains", "OperationNotSupported"),
 ])
 def test_errors_are_ows_exception_reports(base_url: str, query: str, code: str) -> None:

@@ -26,14 +26,15 @@ from fewsmap import open_cube
 from fewsmap.catalog import Catalog
 from fewsmap.edr.data import EdrAnswer, answer_query
 from fewsmap.edr.encode import coverage_csv, coverage_json
-from fewsmap.edr.errors import NotFound, ResponseTooLarge
 from fewsmap.edr.query import parse_query
 from fewsmap.errors import (
     FewsmapError,
     InvalidDimensionValue,
     InvalidParameterValue,
     InvalidPoint,
+    NotFound,
     OperationNotSupported,
+    ResponseTooLarge,
 )
 from fewsmap.ogc.params import Params
 from fewsmap.settings import Settings
