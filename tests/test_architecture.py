@@ -48,3 +48,46 @@ def test_the_protocol_layer_never_draws(module: Path) -> None:
 
 def test_the_check_sees_modules() -> None:
     assert len(modules_in(*CORE)) >= 20 and modules_in("ogc", "app")
+
+
+# The whole layer order, bottom first: a part imports only its own and lower layers (the
+# package root only for its version). Parts of one layer may import each other, except the
+# pairs below, which stand side by side: the protocols, and the service and its client.
+LAYERS = (
+    ("errors", "cancel", "crs", "time", "time.grammar", "time.instants"),
+    ("store",),
+    ("settings", "products", "dimensions", "points", "time.axis", "ingest", "demo"),
+    ("catalog",),
+    ("render", "export"),
+    ("ogc", "edr"),
+    ("app", "client"),
+    ("cli",),
+)
+SIDE_BY_SIDE = {("ogc", "edr"), ("app", "client"), ("client", "app")}
+RANK = {part: rank for rank, layer in enumerate(LAYERS) for part in layer}
+
+
+def part_of(module: str) -> str:
+    """The layer part of a module name: ``fewsmap.store.cube`` → ``store``, ``time.axis``."""
+    parts = [p for p in module.split(".")[1:] if p != "__init__"]
+    return ".".join(parts[:2]) if parts[0] == "time" else parts[0]
+
+
+def all_modules() -> list[Path]:
+    """Every module but the package root, which re-exports the public API."""
+    return [p for p in sorted(PACKAGE.rglob("*.py"))
+            if "node_modules" not in p.parts and p != PACKAGE / "__init__.py"]
+
+
+@pytest.mark.parametrize("module", all_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_each_part_imports_only_its_own_and_lower_layers(module: Path) -> None:
+    name = ".".join(("fewsmap", *module.relative_to(PACKAGE).with_suffix("").parts))
+    own = part_of(name)
+    assert own in RANK, f"{own} has no place in LAYERS"
+    bad = set()
+    for imported in imports_of(module):
+        if not imported.startswith("fewsmap.") or (other := part_of(imported)) == own:
+            continue
+        if RANK.get(other, len(LAYERS)) > RANK[own] or (own, other) in SIDE_BY_SIDE:
+            bad.add(imported)
+    assert not bad, f"{name} ({own}) imports {sorted(bad)} from above or beside it"
