@@ -30,7 +30,7 @@ from fewsmap.edr.errors import NotFound
 from fewsmap.edr.openapi import openapi_document
 from fewsmap.edr.query import CSV, QUERY_TYPES, EdrQuery, parse_query
 from fewsmap.errors import FewsmapError, InternalError, InvalidFormat
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]

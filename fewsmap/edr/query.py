@@ -15,7 +15,7 @@ import shapely
 from fewsmap.edr.window import Region
 from fewsmap.edr.wkt import parse_wkt
 from fewsmap.errors import InvalidFormat, InvalidParameterValue
-from fewsmap.ogc.params import Params, finite_number
+from fewsmap.params import Params, finite_number
 from fewsmap.time.grammar import TimeInterval, TimeSelection, parse_instant_span
 
 QUERY_TYPES = ("position", "area", "cube")

@@ -43,8 +43,8 @@ from fewsmap.ogc.getmap import (
     select_run,
     select_style,
 )
-from fewsmap.ogc.params import Params, finite_number
 from fewsmap.ogc.xmlsafe import xml_safe
+from fewsmap.params import Params, finite_number
 from fewsmap.points import GridCell, find_cell, read_components
 from fewsmap.products.ensemble import (
     MemberStatistic,

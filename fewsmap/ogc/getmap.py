@@ -22,7 +22,7 @@ from fewsmap.errors import (
     StyleNotDefined,
 )
 from fewsmap.export import EXPORT_FORMATS
-from fewsmap.ogc.params import Params, finite_number
+from fewsmap.params import Params, finite_number
 from fewsmap.products.ensemble import EnsembleStatistic, Selector, parse_statistic
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas

@@ -43,7 +43,7 @@ from fewsmap.ogc.featureinfo import (
     selector_value,
 )
 from fewsmap.ogc.getmap import check_statistic
-from fewsmap.ogc.params import Params, finite_number
+from fewsmap.params import Params, finite_number
 from fewsmap.points import GridCell, find_cell, read_components
 from fewsmap.products.ensemble import (
     EnsembleStatistic,

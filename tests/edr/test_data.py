@@ -35,7 +35,7 @@ from fewsmap.errors import (
     InvalidPoint,
     OperationNotSupported,
 )
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.settings import Settings
 from tests.synthetic import sparse_levels_store
 
