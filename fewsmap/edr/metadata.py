@@ -35,12 +35,12 @@ from fewsmap.edr.data import LayerAxes, layer_parameters
 from fewsmap.edr.encode import describe
 from fewsmap.edr.query import OUTPUT_FORMATS, QUERY_TYPES
 from fewsmap.formats.covjson import CRS84_URI, EPSG4326_URI, dump
+from fewsmap.formats.media import JSON
 from fewsmap.resolve.labels import label_value
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.time.grammar import format_duration
 from fewsmap.time.instants import format_time
 
-JSON = "application/json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",

@@ -16,12 +16,11 @@ from fewsmap.edr.window import Region
 from fewsmap.edr.wkt import parse_wkt
 from fewsmap.errors import InvalidFormat, InvalidParameterValue
 from fewsmap.formats.covjson import CRS84_URI, EPSG4326_URI
+from fewsmap.formats.media import COVJSON, CSV
 from fewsmap.params import Params, finite_number
 from fewsmap.time.grammar import TimeInterval, TimeSelection, parse_instant_span
 
 QUERY_TYPES = ("position", "area", "cube")
-COVJSON = "application/prs.coverage+json"
-CSV = "text/csv"
 OUTPUT_FORMATS = ("CoverageJSON", "CSV")
 FORMATS = {"coveragejson": COVJSON, "covjson": COVJSON, COVJSON: COVJSON,
            "application/vnd.cov+json": COVJSON, "csv": CSV, CSV: CSV}

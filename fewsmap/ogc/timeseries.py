@@ -38,7 +38,9 @@ from fewsmap.formats.covjson import (
     ndarray,
     point_series_domain,
 )
+from fewsmap.formats.media import COVJSON, CSV, JSON
 from fewsmap.formats.numbers import csv_numbers, json_numbers
+from fewsmap.formats.openapi import json_content, query_parameter, schema_ref
 from fewsmap.params import Params, finite_number
 from fewsmap.products.ensemble import (
     EnsembleStatistic,
@@ -48,7 +50,6 @@ from fewsmap.resolve.labels import lead_times_text
 from fewsmap.resolve.series import (
     ALL,
     DEFAULT_CRS,
-    JSON,
     LATEST,
     Series,
     TimeSeries,
@@ -58,8 +59,6 @@ from fewsmap.resolve.series import (
 from fewsmap.time.grammar import parse_instant
 from fewsmap.time.instants import format_time, format_times
 
-COVJSON = "application/prs.coverage+json"
-CSV = "text/csv"
 FORMATS = {"json": JSON, "application/json": JSON,
            "covjson": COVJSON, "coveragejson": COVJSON, COVJSON: COVJSON,
            "application/vnd.cov+json": COVJSON,
@@ -310,34 +309,34 @@ def openapi_document() -> dict[str, Any]:
         r"^(mean|median|min|max|std|p[1-9][0-9]?|(above|below):-?[0-9]+(\.[0-9]+)?)$")}]}
     nullable_number = {"type": ["number", "null"]}
     parameters = [
-        _parameter("layer", True, "A layer id from the WMS capabilities (`<store>.<variable>` "
+        query_parameter("layer", True, "A layer id from the WMS capabilities (`<store>.<variable>` "
                    "without configuration), or a per-run id `<layer>-<T0>`; not a group.",
                    {"type": "string", "minLength": 1}, "naefs-mean.QTF"),
-        _parameter("x", True, "Easting of the point in `crs`: the **longitude** for "
+        query_parameter("x", True, "Easting of the point in `crs`: the **longitude** for "
                    "EPSG:4326 and CRS:84. Always east first, whatever the CRS's official "
                    "axis order (unlike WMS 1.3.0 EPSG:4326 bounding boxes).",
                    {"type": "number"}, -105.0),
-        _parameter("y", True, "Northing of the point in `crs`: the **latitude** for "
+        query_parameter("y", True, "Northing of the point in `crs`: the **latitude** for "
                    "EPSG:4326 and CRS:84.", {"type": "number"}, 40.0),
-        _parameter("crs", False, "CRS of x and y: EPSG:4326 (default; x=lon, y=lat), CRS:84, "
+        query_parameter("crs", False, "CRS of x and y: EPSG:4326 (default; x=lon, y=lat), CRS:84, "
                    "EPSG:3857 or the grid's own EPSG code (see the layer's CRS in the "
                    "capabilities).", {"type": "string", "default": DEFAULT_CRS}, "EPSG:3857"),
-        _parameter("run", False, "One run by its forecast reference time, or `latest` (the "
+        query_parameter("run", False, "One run by its forecast reference time, or `latest` (the "
                    "default when neither `runs` nor `start`/`end` is given): all its lead "
                    f"times. {time_text}.",
                    {"type": "string", "default": LATEST}, "2022-08-09T00:00:00Z"),
-        _parameter("runs", False, "`all` runs, or the latest n runs; each series is tagged "
+        query_parameter("runs", False, "`all` runs, or the latest n runs; each series is tagged "
                    "with its run. Not together with `run`.",
                    {"oneOf": [{"type": "string", "const": ALL},
                               {"type": "integer", "minimum": 1,
                                "maximum": MAX_RUNS_PARAMETER}]}, ALL),
-        _parameter("start", False, "First valid time (inclusive). Without `run`/`runs`, "
+        query_parameter("start", False, "First valid time (inclusive). Without `run`/`runs`, "
                    "`start`/`end` select every run with a valid time in the window (a "
                    f"forecast plume). {time_text}.",
                    {"type": "string", "format": "date-time"}, "2022-08-10T00:00:00Z"),
-        _parameter("end", False, f"Last valid time (inclusive). {time_text}.",
+        query_parameter("end", False, f"Last valid time (inclusive). {time_text}.",
                    {"type": "string", "format": "date-time"}, "2022-08-12T00:00:00Z"),
-        _parameter("member", False, "Ensemble member label, or `all` (one series per "
+        query_parameter("member", False, "Ensemble member label, or `all` (one series per "
                    "member holding data in each run: a lagged ensemble's runs each give "
                    "their own members); default: the layer's default member (the control), "
                    "else the lowest member the run holds. Runs without a named member give "
@@ -346,10 +345,10 @@ def openapi_document() -> dict[str, Any]:
                    "`std`, `p1`..`p99` (numpy's linear percentiles), `above:<X>`/`below:<X>` "
                    "(per cent of those members above/below X, in the layer's units).",
                    member_value, ALL),
-        _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all` (the levels "
+        query_parameter("elevation", False, "Level (e.g. pressure in hPa), or `all` (the levels "
                    "holding data); default: the configured default, else the level nearest "
                    "the surface holding data.", number_or_all, 850),
-        _parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
+        query_parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
                    "CoverageCollection of PointSeries), `csv` or `netcdf` (CF NetCDF-4, "
                    "featureType timeSeries).",
                    {"type": "string", "enum": ["json", "covjson", "csv", "netcdf"],
@@ -394,7 +393,7 @@ def openapi_document() -> dict[str, Any]:
             "point": {"type": "object", "required": ["x", "y", "crs"],
                       "properties": {"x": {"type": "number"}, "y": {"type": "number"},
                                      "crs": {"type": "string"}}},
-            "series": {"type": "array", "items": {"$ref": "#/components/schemas/Series"}},
+            "series": {"type": "array", "items": schema_ref("Series")},
         },
     }
     error_schema = {
@@ -417,7 +416,7 @@ def openapi_document() -> dict[str, Any]:
             "responses": {
                 "200": {"description": "The series, in the requested format.",
                         "content": {
-                            JSON: {"schema": {"$ref": "#/components/schemas/TimeSeries"}},
+                            JSON: {"schema": schema_ref("TimeSeries")},
                             COVJSON: {"schema": {"type": "object", "required": ["type"],
                                                  "properties": {"type": {
                                                      "const": "CoverageCollection"}}}},
@@ -431,15 +430,10 @@ def openapi_document() -> dict[str, Any]:
                                        "InvalidParameterValue, InvalidDimensionValue, "
                                        "MissingParameterValue, InvalidCRS, InvalidPoint, "
                                        "InvalidFormat …) and a message naming the value.",
-                        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                        "content": json_content(schema_ref("Error"))},
             },
         }}},
         "components": {"schemas": {"TimeSeries": time_series_schema, "Series": series,
                                    "Error": error_schema}},
     }
 
-
-def _parameter(name: str, required: bool, description: str, schema: dict[str, Any],
-               example: object) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "description": description,
-            "schema": schema, "example": example}

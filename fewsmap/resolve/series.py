@@ -30,6 +30,7 @@ from fewsmap.errors import (
     InvalidPoint,
     LayerNotQueryable,
 )
+from fewsmap.formats.media import JSON
 from fewsmap.points import GridCell, find_cell, read_components
 from fewsmap.products.ensemble import (
     EnsembleStatistic,
@@ -45,7 +46,6 @@ from fewsmap.time.instants import format_time
 ALL = "all"
 LATEST = "latest"
 DEFAULT_CRS = "EPSG:4326"
-JSON = "application/json"
 
 
 @dataclass(frozen=True)
