@@ -3,6 +3,8 @@ same float32, null (JSON) or an empty field (CSV) where there is no value."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -12,6 +14,11 @@ def json_number(value: object) -> float | None:
     if not np.isfinite(number):
         return None
     return float(str(number))
+
+
+def json_finite(value: float) -> float | None:
+    """A float64 value (a coordinate) as JSON: itself, or None where not finite."""
+    return value if math.isfinite(value) else None
 
 
 def json_numbers(values: np.ndarray) -> list[float | None]:

@@ -34,7 +34,7 @@ from fewsmap.errors import (
     MissingParameterValue,
     StyleNotDefined,
 )
-from fewsmap.formats.numbers import json_number
+from fewsmap.formats.numbers import json_finite, json_number
 from fewsmap.ogc.getmap import (
     DEFAULT_STYLE_NAMES,
     GetMapRequest,
@@ -493,13 +493,9 @@ def _properties(feature: FeatureValue) -> dict[str, object]:
     cell = feature.cell
     properties.update({"row": cell.row if cell else None, "col": cell.col if cell else None})
     if cell is not None:
-        properties.update({"lon": _finite(cell.lon), "lat": _finite(cell.lat),
-                           "x": _finite(cell.x), "y": _finite(cell.y), "crs": cell.crs})
+        properties.update({"lon": json_finite(cell.lon), "lat": json_finite(cell.lat),
+                           "x": json_finite(cell.x), "y": json_finite(cell.y), "crs": cell.crs})
     return properties
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _geojson(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes:

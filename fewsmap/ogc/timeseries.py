@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from typing import Any
 
 import numpy as np
@@ -24,10 +23,7 @@ import numpy as np
 from fewsmap.catalog import Catalog
 from fewsmap.crs import canonical_crs
 from fewsmap.dimensions import layer_dimensions
-from fewsmap.errors import (
-    InvalidFormat,
-    InvalidParameterValue,
-)
+from fewsmap.errors import InvalidFormat, InvalidParameterValue
 from fewsmap.export import NETCDF
 from fewsmap.export.netcdf import PointSeries, timeseries_netcdf
 from fewsmap.formats import covjson
@@ -39,13 +35,10 @@ from fewsmap.formats.covjson import (
     point_series_domain,
 )
 from fewsmap.formats.media import COVJSON, CSV, JSON
-from fewsmap.formats.numbers import csv_numbers, json_numbers
+from fewsmap.formats.numbers import csv_numbers, json_finite, json_numbers
 from fewsmap.formats.openapi import json_content, query_parameter, schema_ref
 from fewsmap.params import Params, finite_number
-from fewsmap.products.ensemble import (
-    EnsembleStatistic,
-    parse_statistic,
-)
+from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
 from fewsmap.resolve.labels import lead_times_text
 from fewsmap.resolve.series import (
     ALL,
@@ -137,8 +130,8 @@ def series_json(answer: TimeSeries) -> dict[str, Any]:
         "layer": answer.layer.id,
         "variable": ",".join(answer.layer.variables),
         "units": answer.units,
-        "cell": {"row": cell.row, "col": cell.col, "lon": _finite(cell.lon),
-                 "lat": _finite(cell.lat), "x": _finite(cell.x), "y": _finite(cell.y),
+        "cell": {"row": cell.row, "col": cell.col, "lon": json_finite(cell.lon),
+                 "lat": json_finite(cell.lat), "x": json_finite(cell.x), "y": json_finite(cell.y),
                  "crs": cell.crs},
         "point": {"x": request.x, "y": request.y, "crs": cell.crs},
         "series": [],
@@ -291,10 +284,6 @@ def _whole_number(text: str, name: str, allowed: str) -> int:
 
 def _lead_times(series: Series) -> list[str]:
     return lead_times_text(series.times, series.run.reference_time)
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
