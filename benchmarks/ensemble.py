@@ -31,8 +31,8 @@ from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
 from fewsmap.ingest.grids import grid_attrs
 from fewsmap.ogc.getmap import parse_getmap, resolve_maps
-from fewsmap.ogc.params import Params
 from fewsmap.ogc.tiles import TileAddress, getmap_params
+from fewsmap.params import Params
 from fewsmap.render.pipeline import render_maps
 from fewsmap.settings import Settings
 from fewsmap.store.run import Grid, RunData, SourceFile

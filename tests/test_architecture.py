@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fewsmap"
-CORE = ("store", "catalog", "ingest", "render", "export", "products", "dimensions.py",
-        "time", "crs.py", "points.py", "settings.py", "errors.py")
-WEB = ("starlette", "uvicorn", "fewsmap.app", "fewsmap.ogc")
+CORE = ("store", "catalog", "ingest", "render", "export", "products", "resolve", "formats",
+        "params.py", "dimensions.py", "time", "crs.py", "points.py", "settings.py", "errors.py")
+WEB = ("starlette", "uvicorn", "fewsmap.app", "fewsmap.ogc", "fewsmap.edr")
 DRAWING = ("datashader", "matplotlib")
 
 
@@ -54,16 +54,17 @@ def test_the_check_sees_modules() -> None:
 # package root only for its version). Parts of one layer may import each other, except the
 # pairs below, which stand side by side: the protocols, and the service and its client.
 LAYERS = (
-    ("errors", "cancel", "crs", "time", "time.grammar", "time.instants"),
+    ("errors", "cancel", "crs", "params", "time", "time.grammar", "time.instants"),
     ("store",),
-    ("settings", "products", "dimensions", "points", "time.axis", "ingest", "demo"),
+    ("settings", "products", "formats", "dimensions", "points", "time.axis", "ingest", "demo"),
     ("catalog",),
     ("render", "export"),
+    ("resolve",),  # a request's layer, run, times, members and style: what to read and draw
     ("ogc", "edr"),
     ("app", "client"),
     ("cli",),
 )
-SIDE_BY_SIDE = {("ogc", "edr"), ("app", "client"), ("client", "app")}
+SIDE_BY_SIDE = {("ogc", "edr"), ("edr", "ogc"), ("app", "client"), ("client", "app")}
 RANK = {part: rank for rank, layer in enumerate(LAYERS) for part in layer}
 
 

@@ -20,7 +20,7 @@ def measure(stores_dir: Path, paths: Sequence[str], max_seconds: float) -> dict[
     """Median ms per stage over ``paths`` (fewsmap GetMap URLs), after one warm pass."""
     from fewsmap.catalog import Catalog
     from fewsmap.ogc.getmap import parse_getmap, resolve_maps
-    from fewsmap.ogc.params import Params
+    from fewsmap.params import Params
     from fewsmap.render import pipeline
     from fewsmap.render.colour import palette_for
     from fewsmap.render.encode import png_palette

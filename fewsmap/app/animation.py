@@ -12,7 +12,7 @@ from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.ogc.animation import frame_times, parse_animation, resolve_animation
 from fewsmap.ogc.featureinfo import nearest_warning
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.render.animate import render_animation
 from fewsmap.settings import Settings
 

@@ -14,8 +14,8 @@ from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.errors import FewsmapError, InternalError
 from fewsmap.ogc.exceptions import json_error
-from fewsmap.ogc.params import Params
 from fewsmap.ogc.timeseries import openapi_document, time_series
+from fewsmap.params import Params
 
 log = logging.getLogger(__name__)
 

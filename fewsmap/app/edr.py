@@ -27,9 +27,10 @@ from fewsmap.edr import metadata
 from fewsmap.edr.data import EdrAnswer, answer_query, find_layer, find_run
 from fewsmap.edr.encode import covjson_chunks, csv_chunks
 from fewsmap.edr.openapi import openapi_document
-from fewsmap.edr.query import CSV, QUERY_TYPES, EdrQuery, parse_query
+from fewsmap.edr.query import QUERY_TYPES, EdrQuery, parse_query
 from fewsmap.errors import FewsmapError, InternalError, InvalidFormat, NotFound
-from fewsmap.ogc.params import Params
+from fewsmap.formats.media import CSV, JSON
+from fewsmap.params import Params
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -181,6 +182,6 @@ def _root(request: Request) -> str:
     return public_base(request)
 
 
-def _json(body: dict[str, Any], media_type: str = metadata.JSON) -> Response:
+def _json(body: dict[str, Any], media_type: str = JSON) -> Response:
     return Response(json.dumps(body, allow_nan=False), media_type=media_type,
                     headers={"Cache-Control": "public, max-age=60"})

@@ -24,8 +24,8 @@ from fewsmap.app.limits import render
 from fewsmap.errors import FewsmapError, RenderCancelled, ServiceUnavailable
 from fewsmap.ogc.exceptions import exception_report
 from fewsmap.ogc.getmap import wms_version
-from fewsmap.ogc.params import Params
 from fewsmap.ogc.wmts import exception_report as wmts_exception_report
+from fewsmap.params import Params
 from fewsmap.render.encode import error_png
 
 WMS_PATHS = ("/wms", "/FewsWebServices")

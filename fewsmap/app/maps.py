@@ -19,7 +19,7 @@ from fewsmap.export import FILE_SUFFIXES
 from fewsmap.export.fields import export_filename, export_map
 from fewsmap.ogc.featureinfo import get_feature_info, nearest_warning
 from fewsmap.ogc.getmap import TIFF, GetMapRequest, resolve_maps
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.products.ensemble import selection_cost
 from fewsmap.render.pipeline import MapSpec, render_maps, render_uv_tiff
 from fewsmap.time.instants import format_time

@@ -56,7 +56,7 @@ from fewsmap.ogc.exceptions import exception_report, json_error
 from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.getstyles import get_styles
 from fewsmap.ogc.legend import get_legend_graphic
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.settings import Settings, read_config
 from fewsmap.store.chunk_cache import CHUNKS
 from fewsmap.time.grammar import parse_instant

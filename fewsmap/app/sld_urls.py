@@ -15,7 +15,7 @@ import httpx
 
 from fewsmap.catalog.sld import MAX_SLD_BYTES
 from fewsmap.errors import InvalidParameterValue
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 
 CACHE_S = 60.0
 FETCH_TIMEOUT_S = 5.0

@@ -27,8 +27,8 @@ from fewsmap.errors import (
     OperationNotSupported,
 )
 from fewsmap.ogc import wmts
-from fewsmap.ogc.params import Params
 from fewsmap.ogc.tiles import TileAddress, parse_tile_number, tile_request, tilejson
+from fewsmap.params import Params
 from fewsmap.settings import Settings
 
 log = logging.getLogger(__name__)

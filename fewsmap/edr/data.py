@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from fewsmap.catalog import Catalog, Layer
-from fewsmap.catalog.extent import lonlat_bbox
 from fewsmap.dimensions import LayerDimension, layer_dimensions
 from fewsmap.edr.query import EdrQuery
 from fewsmap.edr.window import Window, select_window
@@ -28,14 +27,14 @@ from fewsmap.errors import (
     FewsmapError,
     InvalidDimensionValue,
     InvalidParameterValue,
-    InvalidPoint,
     LayerNotDefined,
     NotFound,
     ResponseTooLarge,
 )
-from fewsmap.ogc.featureinfo import label_value
-from fewsmap.points import GridCell, find_cell
+from fewsmap.points import GridCell
 from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
+from fewsmap.resolve.labels import label_value
+from fewsmap.resolve.series import extent_text, locate_cell
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.reads import read_block
 from fewsmap.time.axis import refuse_unmatched
@@ -199,7 +198,9 @@ def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: Edr
     levels = _levels(axes, query, layer.id)
     cell = None
     if query.point is not None:
-        cell = _cell(store, layer, *query.point)
+        lon, lat = query.point
+        cell = locate_cell(store, "OGC:CRS84", lon, lat, f"POINT({lon:g} {lat:g})",
+                           f"collection {layer.id!r}")
         window = point_window(cell)
     else:
         assert query.region is not None
@@ -207,7 +208,7 @@ def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: Edr
         if found is None:
             raise InvalidParameterValue(
                 f"no cell centre of collection {layer.id!r} lies in the {query.kind} "
-                f"requested; the grid covers {_extent_text(store)} (a region smaller than a "
+                f"requested; the grid covers {extent_text(store)} (a region smaller than a "
                 "cell holds no centre: use a position query)")
         window = found
     fields = sum(1 if p.statistic is None or axes.member is None
@@ -331,16 +332,3 @@ def _levels(axes: LayerAxes, query: EdrQuery, layer_id: str) -> np.ndarray:
         raise InvalidParameterValue(f"z selects no level of collection {layer_id!r}; "
                                     f"levels: {axes.level.listing()}")
     return found[np.argsort(labels[found], kind="stable")]
-
-
-def _cell(store: ForecastStore, layer: Layer, lon: float, lat: float) -> GridCell:
-    cell = find_cell(store, "OGC:CRS84", lon, lat)
-    if cell is None:
-        raise InvalidPoint(f"POINT({lon:g} {lat:g}) lies outside the grid of collection "
-                           f"{layer.id!r}, which covers {_extent_text(store)}")
-    return cell
-
-
-def _extent_text(store: ForecastStore) -> str:
-    west, south, east, north = lonlat_bbox(store)
-    return f"longitude {west:g}..{east:g}, latitude {south:g}..{north:g}"

@@ -29,15 +29,22 @@ import numpy as np
 
 from fewsmap.crs import native_epsg
 from fewsmap.edr.data import EdrAnswer, EdrParameter
-from fewsmap.edr.query import CRS84_URI, EPSG4326_URI
 from fewsmap.edr.window import Window
-from fewsmap.ogc.featureinfo import label_value
+from fewsmap.formats import covjson
+from fewsmap.formats.covjson import (
+    TEMPORAL_REFERENCING,
+    Description,
+    describe_variable,
+    ndarray,
+    point_series_domain,
+)
+from fewsmap.formats.numbers import csv_numbers, json_numbers
+from fewsmap.resolve.labels import label_value
 from fewsmap.store.cube import ForecastStore
 from fewsmap.time.instants import format_time
 
 CSV_COLUMNS = ("parameter", "variable", "member", "reference_time", "valid_time", "z", "x",
                "y", "lon", "lat", "value")
-NERC_STANDARD_NAMES = "http://vocab.nerc.ac.uk/standard_name/"
 # Cells of one CSV chunk (about 100 bytes a row) and values of one CoverageJSON chunk (about
 # 10 bytes each): chunks of a few hundred kB, small against the answer, large enough that
 # the per-chunk work is noise.
@@ -51,17 +58,16 @@ def coverage_json(answer: EdrAnswer,
     """The answer as a CoverageJSON Coverage document.
 
     ``range_values`` turns a parameter's values into the document's ``values`` (default
-    `json_values`); `covjson_chunks` puts placeholders there to write the values in chunks.
+    `json_numbers`); `covjson_chunks` puts placeholders there to write the values in chunks.
     """
-    range_values = range_values or json_values
+    range_values = range_values or json_numbers
     names, shape = _range_axes(answer)
     coverage: dict[str, Any] = {
         "type": "Coverage",
         "id": f"{answer.layer.id}/{answer.run.label}/{answer.kind}",
         "domain": _domain(answer),
         "parameters": {p.id: covjson_parameter(answer.store, p) for p in answer.parameters},
-        "ranges": {p.id: {"type": "NdArray", "dataType": "float", "axisNames": names,
-                          "shape": shape, "values": range_values(answer.values[p.id])}
+        "ranges": {p.id: ndarray(range_values(answer.values[p.id]), names, shape)
                    for p in answer.parameters},
         "fewsmap:reference_time": answer.run.label,
     }
@@ -92,7 +98,7 @@ def covjson_chunks(answer: EdrAnswer) -> Iterator[bytes]:
         before, text = text.split(json.dumps(name), 1)
         yield before.encode()
         flat = values.reshape(-1)
-        pieces = (json.dumps(json_values(flat[i : i + JSON_CHUNK_VALUES]))[1:-1]
+        pieces = (json.dumps(json_numbers(flat[i : i + JSON_CHUNK_VALUES]))[1:-1]
                   for i in range(0, flat.size, JSON_CHUNK_VALUES))
         yield b"["
         for k, piece in enumerate(pieces):
@@ -130,7 +136,7 @@ def csv_chunks(answer: EdrAnswer) -> Iterator[bytes]:
                 if not places:
                     continue
                 cells = values[t, z][rows, cols]
-                text = np.where(np.isfinite(cells), cells.astype(str), "").tolist()
+                text = csv_numbers(cells)
                 yield "".join(f"{prefix},{place},{value}\r\n"
                               for place, value in zip(places, text, strict=True)).encode()
 
@@ -158,42 +164,16 @@ def _csv_fields(fields: tuple[str, ...]) -> str:
     return line.getvalue()
 
 
-def json_values(values: np.ndarray) -> list[float | None]:
-    """float32 values as the shortest decimals that read back to them; null for NaN."""
-    flat = np.asarray(values, dtype=np.float32).ravel()
-    return [float(text) if ok else None
-            for text, ok in zip(flat.astype(str).tolist(), np.isfinite(flat).tolist(),
-                                strict=True)]
-
-
-def describe(store: ForecastStore, parameter: EdrParameter) -> dict[str, str]:
-    """Label, description, units and observed property (standard name) of a parameter."""
-    attrs = store.attributes(parameter.variable)
-    name = str(attrs.get("long_name") or parameter.variable)
-    label = name if parameter.member is None else f"{name}, member {parameter.member}"
-    units = str(attrs.get("units") or "")
-    if parameter.statistic is not None:  # an ensemble statistic: its units (% for a probability)
-        label, units = f"{name}, ensemble {parameter.member}", parameter.statistic.units(units)
-    found = {"label": label, "observed": name, "units": units}
-    standard_name = str(attrs.get("standard_name") or "")
-    if standard_name and standard_name != "unknown":  # GRIB writes "unknown" when it has none
-        found["observed_id"] = NERC_STANDARD_NAMES + standard_name + "/"
-    return found
+def describe(store: ForecastStore, parameter: EdrParameter) -> Description:
+    """Label, observed property, units and vocabulary URI of a parameter."""
+    return describe_variable(store.attributes(parameter.variable), parameter.variable,
+                             parameter.member, parameter.statistic)
 
 
 def covjson_parameter(store: ForecastStore, parameter: EdrParameter) -> dict[str, Any]:
-    """A CoverageJSON Parameter object."""
-    about = describe(store, parameter)
-    observed: dict[str, Any] = {"label": {"en": about["observed"]}}
-    if "observed_id" in about:
-        observed["id"] = about["observed_id"]
-    found: dict[str, Any] = {"type": "Parameter", "label": {"en": about["label"]},
-                             "observedProperty": observed}
-    if about["units"]:
-        found["unit"] = {"symbol": about["units"]}
-    if parameter.member is not None:
-        found["fewsmap:member"] = parameter.member
-    return found
+    """A CoverageJSON Parameter object (a member's says which member it is)."""
+    extra = {} if parameter.member is None else {"fewsmap:member": parameter.member}
+    return covjson.parameter(describe(store, parameter), **extra)
 
 
 def _member_groups(answer: EdrAnswer) -> list[dict[str, Any]]:
@@ -202,9 +182,8 @@ def _member_groups(answer: EdrAnswer) -> list[dict[str, Any]]:
                                   if p.member is not None and p.statistic is None):
         members = [p.id for p in answer.parameters
                    if p.variable == variable and p.statistic is None]
-        name = describe(answer.store, EdrParameter(variable, variable))["observed"]
-        groups.append({"type": "ParameterGroup", "label": {"en": f"{name}, ensemble members"},
-                       "observedProperty": {"label": {"en": name}}, "members": members})
+        observed = describe(answer.store, EdrParameter(variable, variable)).observed
+        groups.append(covjson.parameter_group(observed, members))
     return groups
 
 
@@ -223,44 +202,28 @@ def _range_axes(answer: EdrAnswer) -> tuple[list[str], list[int]]:
 
 def _domain(answer: EdrAnswer) -> dict[str, Any]:
     window = answer.window
+    times = [format_time(t) for t in answer.times]
+    references = [_horizontal(answer), TEMPORAL_REFERENCING]
+    levels = None if answer.levels is None else [label_value(v) for v in answer.levels]
+    if levels is not None:
+        references.append(covjson.vertical_referencing(
+            answer.store.attributes(str(answer.level_dim)), str(answer.level_dim)))
+    if _point_series(answer):
+        return point_series_domain(float(window.x[0]), float(window.y[0]), times,
+                                   None if levels is None else levels[0], references)
     axes: dict[str, Any] = {"x": {"values": [float(v) for v in window.x]},
                             "y": {"values": [float(v) for v in window.y]},
-                            "t": {"values": [format_time(t) for t in answer.times]}}
-    referencing = [_horizontal(answer),
-                   {"coordinates": ["t"], "system": {"type": "TemporalRS",
-                                                     "calendar": "Gregorian"}}]
-    if answer.levels is not None:
-        axes["z"] = {"values": [label_value(v) for v in answer.levels]}
-        referencing.append({"coordinates": ["z"], "system": _vertical(answer)})
-    return {"type": "Domain", "domainType": "PointSeries" if _point_series(answer) else "Grid",
-            "axes": axes, "referencing": referencing}
+                            "t": {"values": times}}
+    if levels is not None:
+        axes["z"] = {"values": levels}
+    return {"type": "Domain", "domainType": "Grid", "axes": axes, "referencing": references}
 
 
 def _horizontal(answer: EdrAnswer) -> dict[str, Any]:
     wkt = answer.window.projected_wkt
-    if wkt is None:
-        if answer.crs == EPSG4326_URI:  # the order of "coordinates" is the CRS's axis order
-            return {"coordinates": ["y", "x"],
-                    "system": {"type": "GeographicCRS", "id": EPSG4326_URI}}
-        return {"coordinates": ["x", "y"], "system": {"type": "GeographicCRS", "id": CRS84_URI}}
-    code = native_epsg(wkt)
-    system: dict[str, Any] = {"type": "ProjectedCRS"}
-    if code is not None:
-        system["id"] = f"http://www.opengis.net/def/crs/EPSG/0/{code}"
-    else:
-        system["wkt"] = wkt
-    return {"coordinates": ["x", "y"], "system": system}
-
-
-def _vertical(answer: EdrAnswer) -> dict[str, Any]:
-    level = str(answer.level_dim)
-    attrs = answer.store.attributes(level)
-    direction = "down" if str(attrs.get("positive", "up")).lower() == "down" else "up"
-    axis: dict[str, Any] = {"name": {"en": str(attrs.get("long_name") or level)},
-                            "direction": direction}
-    if attrs.get("units"):
-        axis["unit"] = {"symbol": str(attrs["units"])}
-    return {"type": "VerticalCRS", "cs": {"csAxes": [axis]}}
+    if wkt is None:  # the order of "coordinates" is the CRS's axis order
+        return covjson.geographic_referencing(answer.crs)
+    return covjson.projected_referencing(native_epsg(wkt), wkt)
 
 
 def _text(value: float) -> str:

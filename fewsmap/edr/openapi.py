@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fewsmap.edr.metadata import JSON, QUERY_HELP
-from fewsmap.edr.query import COVJSON, CSV, OUTPUT_FORMATS, QUERY_TYPES
+from fewsmap.edr.metadata import QUERY_HELP
+from fewsmap.edr.query import OUTPUT_FORMATS, QUERY_TYPES
+from fewsmap.formats.media import COVJSON, CSV
+from fewsmap.formats.openapi import json_content, query_parameter, schema_ref
 
 ERRORS = {
     "400": "A bad parameter: the code (InvalidParameterValue, MissingParameterValue, "
@@ -22,8 +24,8 @@ def openapi_document(root: str) -> dict[str, Any]:
         "/edr/api": {"get": {"operationId": "getAPI", "summary": "This API definition",
                              "tags": ["Capabilities"],
                              "responses": {"200": {"description": "OpenAPI 3.0 document",
-                                                   "content": {JSON: {"schema": {
-                                                       "type": "object"}}}}}}},
+                                                   "content": json_content({
+                                                       "type": "object"})}}}},
         "/edr/conformance": _get("getConformance", "Conformance classes", "Conformance", ()),
         "/edr/collections": _get("getCollections", "Collections (one per layer)",
                                  "Collections", ()),
@@ -55,8 +57,8 @@ def openapi_document(root: str) -> dict[str, Any]:
 
 def _get(operation_id: str, summary: str, schema: str,
          path_parameters: tuple[str, ...]) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": {"description": summary, "content": {
-        JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}}
+    responses: dict[str, Any] = {"200": {"description": summary,
+                                         "content": json_content(schema_ref(schema))}}
     if path_parameters:
         responses["404"] = _error("404")
     return {"get": {"operationId": operation_id, "summary": summary,
@@ -78,7 +80,7 @@ def _query(kind: str, path_parameters: tuple[str, ...]) -> dict[str, Any]:
         "parameters": [_ref(name) for name in names],
         "responses": {
             "200": {"description": "The values: CoverageJSON (a Coverage) or CSV",
-                    "content": {COVJSON: {"schema": {"$ref": "#/components/schemas/Coverage"}},
+                    "content": {COVJSON: {"schema": schema_ref("Coverage")},
                                 CSV: {"schema": {"type": "string"}}}},
             **{status: _error(status) for status in ERRORS},
         },
@@ -86,8 +88,7 @@ def _query(kind: str, path_parameters: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _error(status: str) -> dict[str, Any]:
-    return {"description": ERRORS[status],
-            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Exception"}}}}
+    return {"description": ERRORS[status], "content": json_content(schema_ref("Exception"))}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -97,12 +98,9 @@ def _ref(name: str) -> dict[str, str]:
 def _parameters() -> dict[str, Any]:
     def query(name: str, description: str, schema: dict[str, Any], required: bool = False,
               example: object = None) -> dict[str, Any]:
-        found = {"name": name, "in": "query", "required": required,
-                 "description": description, "schema": schema, "style": "form",
-                 "explode": False}
-        if example is not None:
-            found["example"] = example
-        return found
+        # OGC API: lists are comma-separated in one value (form style, not exploded).
+        return query_parameter(name, required, description, schema, example, style="form",
+                               explode=False)
 
     text = {"type": "string"}
     return {
@@ -153,22 +151,22 @@ def _schemas() -> dict[str, Any]:
         "Link": link,
         "LandingPage": {**document("links"), "properties": {
             "title": {"type": "string"}, "description": {"type": "string"},
-            "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}}}},
+            "links": {"type": "array", "items": schema_ref("Link")}}},
         "Conformance": {**document("conformsTo"), "properties": {
             "conformsTo": {"type": "array", "items": {"type": "string"}}}},
         "Collection": {**document("id", "links", "extent", "parameter_names"), "properties": {
             "id": {"type": "string"}, "title": {"type": "string"},
-            "links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
+            "links": {"type": "array", "items": schema_ref("Link")},
             "extent": {"type": "object"}, "data_queries": {"type": "object"},
             "crs": {"type": "array", "items": {"type": "string"}},
             "output_formats": {"type": "array", "items": {"type": "string"}},
             "parameter_names": {"type": "object"}}},
         "Collections": {**document("links", "collections"), "properties": {
             "collections": {"type": "array",
-                            "items": {"$ref": "#/components/schemas/Collection"}}}},
+                            "items": schema_ref("Collection")}}},
         "Instances": {**document("links", "instances"), "properties": {
             "instances": {"type": "array",
-                          "items": {"$ref": "#/components/schemas/Collection"}}}},
+                          "items": schema_ref("Collection")}}},
         "Coverage": {**document("type", "domain", "ranges"), "properties": {
             "type": {"type": "string", "enum": ["Coverage"]}, "domain": {"type": "object"},
             "parameters": {"type": "object"}, "ranges": {"type": "object"}}},

@@ -15,17 +15,15 @@ import shapely
 from fewsmap.edr.window import Region
 from fewsmap.edr.wkt import parse_wkt
 from fewsmap.errors import InvalidFormat, InvalidParameterValue
-from fewsmap.ogc.params import Params, finite_number
+from fewsmap.formats.covjson import CRS84_URI, EPSG4326_URI
+from fewsmap.formats.media import COVJSON, CSV
+from fewsmap.params import Params, finite_number
 from fewsmap.time.grammar import TimeInterval, TimeSelection, parse_instant_span
 
 QUERY_TYPES = ("position", "area", "cube")
-COVJSON = "application/prs.coverage+json"
-CSV = "text/csv"
 OUTPUT_FORMATS = ("CoverageJSON", "CSV")
 FORMATS = {"coveragejson": COVJSON, "covjson": COVJSON, COVJSON: COVJSON,
            "application/vnd.cov+json": COVJSON, "csv": CSV, CSV: CSV}
-CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-EPSG4326_URI = "http://www.opengis.net/def/crs/EPSG/0/4326"
 # Offered CRSs by the names clients use; EPSG:4326 coordinates are latitude first.
 CRS_NAMES = {"crs84": CRS84_URI, "ogc:crs84": CRS84_URI, "crs:84": CRS84_URI,
              CRS84_URI.lower(): CRS84_URI, "epsg:4326": EPSG4326_URI,

@@ -19,7 +19,7 @@ import numpy as np
 from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.ogc.getmap import GetMapRequest, parse_getmap, resolve_map, select_run
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.render.animate import APNG, GIF, WEBP
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.settings import Settings

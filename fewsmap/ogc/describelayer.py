@@ -15,8 +15,8 @@ from typing import Any
 
 from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidFormat
-from fewsmap.ogc.params import Params
 from fewsmap.ogc.xmlsafe import xml_safe
+from fewsmap.params import Params
 
 XML_FORMATS = ("text/xml", "application/vnd.ogc.wms_xml")
 JSON_FORMAT = "application/json"

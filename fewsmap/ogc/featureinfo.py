@@ -17,7 +17,6 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
 import numpy as np
 
@@ -35,6 +34,7 @@ from fewsmap.errors import (
     MissingParameterValue,
     StyleNotDefined,
 )
+from fewsmap.formats.numbers import json_finite, json_number
 from fewsmap.ogc.getmap import (
     DEFAULT_STYLE_NAMES,
     GetMapRequest,
@@ -43,19 +43,24 @@ from fewsmap.ogc.getmap import (
     select_run,
     select_style,
 )
-from fewsmap.ogc.params import Params, finite_number
 from fewsmap.ogc.xmlsafe import xml_safe
+from fewsmap.params import Params, finite_number
 from fewsmap.points import GridCell, find_cell, read_components
 from fewsmap.products.ensemble import (
-    MemberStatistic,
     Selector,
     label_lists,
     reduce_selected,
     statistic_of,
 )
+from fewsmap.resolve.labels import (
+    DIMENSION_PROPERTIES,
+    label_value,
+    lead_time_text,
+    selector_value,
+)
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.time.axis import limit_times, resolve_times
-from fewsmap.time.grammar import TimeSelection, format_duration, parse_time
+from fewsmap.time.grammar import TimeSelection, parse_time
 from fewsmap.time.instants import format_time
 
 PLAIN = "text/plain"
@@ -82,8 +87,6 @@ GML_NS = "http://www.opengis.net/gml"
 WFS_NS = "http://www.opengis.net/wfs"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-# Properties of the extra dimensions, by WMS dimension name.
-DIMENSION_PROPERTIES = {"ensemble_member": "member", "elevation": "elevation"}
 ELEVATION_FORMS = "allowed: a level, a comma list of levels, or a range low/high"
 
 
@@ -368,22 +371,6 @@ def encode_features(features: list[FeatureValue], request: GetFeatureInfoRequest
     return _plain(features, request)
 
 
-def json_number(value: object) -> float | None:
-    """A float32 value as the shortest decimal that reads back to it; None for NaN/inf."""
-    number = np.float32(value)  # type: ignore[arg-type]
-    if not np.isfinite(number):
-        return None
-    return float(str(number))
-
-
-def json_numbers(values: np.ndarray) -> list[float | None]:
-    """`json_number` of every value, at once: numpy writes a float32 array's shortest
-    decimals in one call (a series of 730 values took 5 ms one by one)."""
-    numbers = np.asarray(values, dtype=np.float32).ravel()
-    return [float(text) if finite else None for text, finite in zip(
-        numbers.astype(str).tolist(), np.isfinite(numbers).tolist(), strict=True)]
-
-
 # --- resolving ------------------------------------------------------------------------
 
 
@@ -456,31 +443,6 @@ def _dimension_values(query: PointQuery) -> tuple[
             for level in query.levels], tuple(units)
 
 
-def lead_time_text(lead: np.timedelta64) -> str:
-    """A lead time as an ISO 8601 duration; a valid time before its run gets a minus sign."""
-    return _duration_text(int(np.timedelta64(lead, "s").astype(np.int64)))
-
-
-@lru_cache(maxsize=4096)
-def _duration_text(seconds: int) -> str:  # a series repeats the same few lead times
-    if seconds < 0:
-        return "-" + format_duration(np.timedelta64(-seconds, "s"))
-    return format_duration(np.timedelta64(seconds, "s"))
-
-
-def selector_value(labels: np.ndarray, selector: Selector) -> float | int | str:
-    """What a selector names, for answers: a label as a JSON number, or a statistic's label."""
-    if isinstance(selector, MemberStatistic):
-        return selector.statistic.label
-    return label_value(labels[selector])
-
-
-def label_value(label: object) -> float | int:
-    """A member or level label as a JSON number: whole numbers as int."""
-    number = float(label)  # type: ignore[arg-type]
-    return int(number) if number.is_integer() else number
-
-
 def _pixel(params: Params, names: tuple[str, str], size: int) -> int:
     """Pixel column or row (I/J in 1.3.0, X/Y in 1.1.1; either is accepted), 0 ≤ p < size."""
     first, second = names
@@ -531,13 +493,9 @@ def _properties(feature: FeatureValue) -> dict[str, object]:
     cell = feature.cell
     properties.update({"row": cell.row if cell else None, "col": cell.col if cell else None})
     if cell is not None:
-        properties.update({"lon": _finite(cell.lon), "lat": _finite(cell.lat),
-                           "x": _finite(cell.x), "y": _finite(cell.y), "crs": cell.crs})
+        properties.update({"lon": json_finite(cell.lon), "lat": json_finite(cell.lat),
+                           "x": json_finite(cell.x), "y": json_finite(cell.y), "crs": cell.crs})
     return properties
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _geojson(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes:

@@ -12,7 +12,7 @@ from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.sld import parse_sld_body
 from fewsmap.catalog.styles import PROBABILITY_STYLE, colour_range_problem
 from fewsmap.crs import canonical_crs, check_offered, north_first, offered_crs
-from fewsmap.dimensions import LayerDimension, layer_dimensions
+from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
     InvalidDimensionValue,
     InvalidFormat,
@@ -22,10 +22,11 @@ from fewsmap.errors import (
     StyleNotDefined,
 )
 from fewsmap.export import EXPORT_FORMATS
-from fewsmap.ogc.params import Params, finite_number
+from fewsmap.params import Params, finite_number
 from fewsmap.products.ensemble import EnsembleStatistic, Selector, parse_statistic
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
+from fewsmap.resolve.labels import check_statistic
 from fewsmap.store.cube import RunInfo
 from fewsmap.time.axis import REDUCERS, limit_times, resolve_times
 from fewsmap.time.grammar import TimeSelection, parse_duration, parse_instant, parse_time
@@ -439,25 +440,6 @@ def dimension_labels(catalog: Catalog, layer: Layer, request: GetMapRequest, run
     check_statistic(layer, request.member, dimensions)
     return tuple(dimension.select(wanted.get(dimension.name), layer.id)
                  for dimension in dimensions)
-
-
-def check_statistic(layer: Layer, member: object, dimensions: list[LayerDimension]) -> None:
-    """Refuse an ensemble statistic for a layer without members, or a vector layer.
-
-    Raises
-    ------
-    InvalidDimensionValue
-        Naming what the layer offers instead.
-    """
-    if not isinstance(member, EnsembleStatistic):
-        return
-    if not any(d.name == "ensemble_member" for d in dimensions):
-        raise InvalidDimensionValue(f"ensemble member {member.label!r}: layer {layer.id!r} has "
-                                    "no ensemble dimension to compute statistics over")
-    if layer.is_vector:
-        raise InvalidDimensionValue(f"ensemble member {member.label!r}: statistics are offered "
-                                    f"for scalar layers; {layer.id!r} is a vector layer (ask "
-                                    "its u and v layers, or one member)")
 
 
 # DIM_* parameters with a meaning of their own; any other DIM_<NAME> selects that dimension.

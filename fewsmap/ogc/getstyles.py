@@ -15,8 +15,8 @@ from fewsmap.catalog import Catalog, Style
 from fewsmap.catalog.sld import SLD_NS
 from fewsmap.catalog.styles import FLOAT32_MAX, ColorMapEntry
 from fewsmap.errors import InvalidParameterValue
-from fewsmap.ogc.params import Params
 from fewsmap.ogc.xmlsafe import xml_safe
+from fewsmap.params import Params
 from fewsmap.render.colour import palette_for
 from fewsmap.render.legend import legend_entries
 from fewsmap.render.pipeline import run_range

@@ -19,7 +19,7 @@ from fewsmap.ogc.getmap import (
     select_run,
     statistic_style,
 )
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.products.ensemble import EnsembleStatistic
 from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.legend import (

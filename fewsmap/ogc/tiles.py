@@ -26,7 +26,7 @@ from fewsmap.ogc.getmap import (
     parse_reference_time,
     select_run,
 )
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.products.ensemble import parse_statistic
 from fewsmap.render.pipeline import run_range
 from fewsmap.store.cube import RunInfo

@@ -1,8 +1,10 @@
 """The time-series API for dashboards: a layer's values at one point, over lead times and runs.
 
-``GET /api/timeseries?layer=…&x=…&y=…`` answers JSON (default), CoverageJSON or CSV; the
-OpenAPI 3.1 description (`openapi_document`) is the contract and is served beside it. The
-point is found and read by the core (`fewsmap.points`): only the chunks holding its cell.
+``GET /api/timeseries?layer=…&x=…&y=…`` answers JSON (default), CoverageJSON, CSV or NetCDF;
+the OpenAPI 3.1 description (`openapi_document`) is the contract and is served beside it.
+This module only parses and encodes: what to read and the reading are the core's
+(`fewsmap.resolve.series`, which EDR position queries share), only the chunks holding the
+point's cell.
 
 Selections: one run (``run=<T0>|latest``, default latest), several (``runs=all|<n>``), or a
 valid-time window (``start``/``end``), which alone means every run that covers it (a forecast
@@ -13,117 +15,49 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
-import math
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from fewsmap.catalog import Catalog, Layer
-from fewsmap.catalog.extent import lonlat_bbox
-from fewsmap.crs import canonical_crs, check_offered, offered_crs
-from fewsmap.dimensions import LayerDimension, layer_dimensions
-from fewsmap.errors import (
-    InvalidDimensionValue,
-    InvalidFormat,
-    InvalidParameterValue,
-    InvalidPoint,
-    LayerNotQueryable,
-)
+from fewsmap.catalog import Catalog
+from fewsmap.crs import canonical_crs
+from fewsmap.dimensions import layer_dimensions
+from fewsmap.errors import InvalidFormat, InvalidParameterValue
 from fewsmap.export import NETCDF
 from fewsmap.export.netcdf import PointSeries, timeseries_netcdf
-from fewsmap.ogc.featureinfo import (
-    DIMENSION_PROPERTIES,
-    json_number,
-    json_numbers,
-    lead_time_text,
-    selector_value,
+from fewsmap.formats import covjson
+from fewsmap.formats.covjson import (
+    TEMPORAL_REFERENCING,
+    Description,
+    describe_variable,
+    ndarray,
+    point_series_domain,
 )
-from fewsmap.ogc.getmap import check_statistic
-from fewsmap.ogc.params import Params, finite_number
-from fewsmap.points import GridCell, find_cell, read_components
-from fewsmap.products.ensemble import (
-    EnsembleStatistic,
-    MemberStatistic,
-    Selector,
-    label_lists,
-    parse_statistic,
-    reduce_selected,
+from fewsmap.formats.media import COVJSON, CSV, JSON
+from fewsmap.formats.numbers import csv_numbers, json_finite, json_numbers
+from fewsmap.formats.openapi import json_content, query_parameter, schema_ref
+from fewsmap.params import Params, finite_number
+from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
+from fewsmap.resolve.labels import lead_times_text
+from fewsmap.resolve.series import (
+    ALL,
+    DEFAULT_CRS,
+    LATEST,
+    Series,
+    TimeSeries,
+    TimeSeriesRequest,
+    read_time_series,
 )
-from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.time.grammar import parse_instant
 from fewsmap.time.instants import format_time, format_times
 
-JSON = "application/json"
-COVJSON = "application/prs.coverage+json"
-CSV = "text/csv"
 FORMATS = {"json": JSON, "application/json": JSON,
            "covjson": COVJSON, "coveragejson": COVJSON, COVJSON: COVJSON,
            "application/vnd.cov+json": COVJSON,
            "csv": CSV, "text/csv": CSV,
            "netcdf": NETCDF, "nc": NETCDF, NETCDF: NETCDF, "application/netcdf": NETCDF}
-ALL = "all"
-LATEST = "latest"
-DEFAULT_CRS = "EPSG:4326"
-CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 MAX_RUNS_PARAMETER = 10_000
-
-
-@dataclass(frozen=True)
-class TimeSeriesRequest:
-    """A checked time-series query; ``x``/``y`` east/north in ``crs`` whatever its axis order.
-
-    Runs: ``reference_time`` names one; else ``all_runs`` or ``latest_runs`` (the last n);
-    else the latest run. ``start``/``end`` limit valid times (inclusive). ``member`` and
-    ``elevation`` are a label, None (the default) or `ALL`.
-    """
-
-    layer: str
-    x: float
-    y: float
-    crs: str = DEFAULT_CRS
-    reference_time: np.datetime64 | None = None
-    all_runs: bool = False
-    latest_runs: int | None = None
-    runs_given: bool = False  # runs=… was given (not only implied by start/end)
-    start: np.datetime64 | None = None
-    end: np.datetime64 | None = None
-    member: float | str | EnsembleStatistic | None = None
-    elevation: float | str | None = None
-    format: str = JSON
-
-
-@dataclass(frozen=True, eq=False)
-class Series:
-    """The values of one run (and one member/level) at the cell, in valid-time order."""
-
-    run: RunInfo
-    # ("member", 3), ("member", "mean"), ("elevation", 850)
-    dimensions: tuple[tuple[str, float | int | str], ...]
-    times: np.ndarray  # datetime64[s]
-    values: np.ndarray  # float32, NaN = missing
-    components: tuple[tuple[str, np.ndarray], ...] = ()
-
-
-@dataclass(frozen=True, eq=False)
-class TimeSeries:
-    """A request's answer before encoding."""
-
-    layer: Layer
-    store: ForecastStore
-    request: TimeSeriesRequest
-    cell: GridCell
-    series: tuple[Series, ...]
-
-    @property
-    def units(self) -> str:
-        """Units of the layer's variable (CF ``units``); % for an exceedance probability."""
-        units = str(self.store.attributes(self.layer.variable).get("units", ""))
-        member = self.request.member
-        return member.units(units) if isinstance(member, EnsembleStatistic) else units
 
 
 def parse_timeseries(params: Params) -> TimeSeriesRequest:
@@ -170,65 +104,6 @@ def parse_timeseries(params: Params) -> TimeSeriesRequest:
     )
 
 
-def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries:
-    """Resolve the request against the catalog and read the values at the cell.
-
-    Raises
-    ------
-    FewsmapError
-        LayerNotDefined, LayerNotQueryable, InvalidCRS, InvalidDimensionValue,
-        MissingDimensionValue, InvalidPoint (outside the grid), InvalidParameterValue (too
-        many values).
-    """
-    if request.layer in catalog.groups and request.layer not in catalog.layers:
-        members = [layer.id for layer in catalog.layers.values()
-                   if layer.group == request.layer]
-        raise LayerNotQueryable(f"layer={request.layer[:80]!r} is a layer group; name one of "
-                                f"its layers: {', '.join(members[:10])}")
-    layer, named_run = catalog.resolve(request.layer)
-    store = catalog.store(layer)
-    crs = check_offered(request.crs, offered_crs(store.geometry.crs_wkt))
-    runs = _runs(catalog, layer, named_run, request)
-    chosen = _labels_per_run(store, layer, runs, request)
-    count = sum(times.size * math.prod(len(i) for i in indices)
-                for (_, times), (_, indices) in zip(runs, chosen, strict=True)) * len(
-        layer.variables)
-    limit = catalog.settings.max_point_values
-    if count > limit:
-        raise InvalidParameterValue(
-            f"this request reads {count} values; at most {limit} are allowed "
-            "(max_point_values; narrow start/end, name a run, a member or an elevation)")
-    cell = find_cell(store, crs, request.x, request.y)
-    if cell is None:
-        west, south, east, north = lonlat_bbox(store)
-        raise InvalidPoint(
-            f"x={request.x:g}, y={request.y:g} ({crs}) lies outside the grid of layer "
-            f"{layer.id!r}, which covers longitude {west:g}..{east:g}, latitude "
-            f"{south:g}..{north:g}")
-    series = []
-    for (run, times), (dims, indices) in zip(runs, chosen, strict=True):
-        if any(not i for i in indices):
-            continue  # the named member or level holds no data in this run
-        values, components = read_components(store, layer.variables, cell, run, times,
-                                             indices)
-        statistics = [_statistic_over(d, i, request.member) for d, i in zip(dims, indices,
-                                                                               strict=True)]
-        values = reduce_selected(values, statistics, 1)
-        components = {k: reduce_selected(v, statistics, 1) for k, v in components.items()}
-        shape = [1 if isinstance(s, MemberStatistic) else len(i)
-                 for s, i in zip(statistics, indices, strict=True)]
-        for combination in itertools.product(*(range(n) for n in shape)):
-            at: tuple[slice | int, ...] = (slice(None), *combination)
-            labels = tuple((DIMENSION_PROPERTIES.get(d.name, d.name),
-                            selector_value(d.labels, s if isinstance(s, MemberStatistic)
-                                           else i[k]))
-                           for d, i, k, s in zip(dims, indices, combination, statistics,
-                                                 strict=True))
-            series.append(Series(run, labels, times, values[at],
-                                 tuple((name, v[at]) for name, v in components.items())))
-    return TimeSeries(layer, store, request, cell, tuple(series))
-
-
 def time_series(catalog: Catalog, params: Params) -> tuple[bytes, str]:
     """Answer ``/api/timeseries``: the body and its media type.
 
@@ -255,8 +130,8 @@ def series_json(answer: TimeSeries) -> dict[str, Any]:
         "layer": answer.layer.id,
         "variable": ",".join(answer.layer.variables),
         "units": answer.units,
-        "cell": {"row": cell.row, "col": cell.col, "lon": _finite(cell.lon),
-                 "lat": _finite(cell.lat), "x": _finite(cell.x), "y": _finite(cell.y),
+        "cell": {"row": cell.row, "col": cell.col, "lon": json_finite(cell.lon),
+                 "lat": json_finite(cell.lat), "x": json_finite(cell.x), "y": json_finite(cell.y),
                  "crs": cell.crs},
         "point": {"x": request.x, "y": request.y, "crs": cell.crs},
         "series": [],
@@ -287,12 +162,12 @@ def encode_csv(answer: TimeSeries) -> bytes:
                      *components])
     for series in answer.series:
         labels = dict(series.dimensions)
-        parts = dict(series.components)
-        for k, (when, lead) in enumerate(zip(series.times, _lead_times(series), strict=True)):
-            writer.writerow([
-                series.run.label, format_time(when), lead, labels.get("member", ""),
-                *(labels[name] for name in extra), _csv_number(series.values[k]),
-                *(_csv_number(parts[name][k]) for name in components)])
+        columns = [csv_numbers(series.values),
+                   *(csv_numbers(values) for _, values in series.components)]
+        fixed = [labels.get("member", ""), *(labels[name] for name in extra)]
+        writer.writerows([series.run.label, when, lead, *fixed, *numbers] for when, lead, *numbers
+                         in zip(format_times(series.times), _lead_times(series), *columns,
+                                strict=True))
     return out.getvalue().encode()
 
 
@@ -300,7 +175,7 @@ def encode_netcdf(answer: TimeSeries) -> bytes:
     """CF NetCDF-4 with featureType timeSeries: one instance per run (and member/level) at
     the cell's centre; a vector layer gives its speed and each component."""
     layer, store = answer.layer, answer.store
-    keys = ["speed", *layer.components] if layer.components else [layer.variable]
+    keys = _keys(answer)
     speed = {"units": answer.units, "long_name": f"speed of ({', '.join(layer.components)})"}
     attrs = {key: store.attributes(key) if key in store.variables else speed for key in keys}
     series = [PointSeries(s.run.reference_time, s.dimensions, s.times,
@@ -315,162 +190,60 @@ def coverage_json(answer: TimeSeries) -> dict[str, Any]:
 
     Each coverage's x/y is the cell centre in CRS84; its run and member are given in the
     members ``fewsmap:reference_time``/``fewsmap:member`` and its lead times in
-    ``fewsmap:lead_times`` (CoverageJSON has no axis for them).
+    ``fewsmap:lead_times`` (CoverageJSON has no axis for them). Parameters and the level
+    axis are described as EDR describes them (`fewsmap.formats.covjson`).
     """
     layer, cell = answer.layer, answer.cell
-    attrs = answer.store.attributes(layer.variable)
-    keys = ["speed", *layer.components] if layer.components else [layer.variable]
-    parameters = {}
-    for key in keys:
-        source = answer.store.attributes(key) if key in answer.store.variables else attrs
-        label = str(source.get("long_name") or key)
-        if key == "speed":
-            label = f"Speed of ({', '.join(layer.components)})"
-        parameter: dict[str, Any] = {"type": "Parameter",
-                                     "observedProperty": {"label": {"en": label}}}
-        if source.get("standard_name"):
-            parameter["observedProperty"]["id"] = (
-                f"http://vocab.nerc.ac.uk/standard_name/{source['standard_name']}/")
-        units = str(source.get("units", answer.units))
-        if units:
-            parameter["unit"] = {"symbol": units}
-        parameters[key] = parameter
-    referencing: list[dict[str, Any]] = [
-        {"coordinates": ["x", "y"], "system": {"type": "GeographicCRS", "id": CRS84_URI}},
-        {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": "Gregorian"}},
-    ]
+    keys = _keys(answer)
+    references = [covjson.geographic_referencing(), TEMPORAL_REFERENCING]
     coverages = []
     for series in answer.series:
-        labels = dict(series.dimensions)
-        axes: dict[str, Any] = {"x": {"values": [cell.lon]}, "y": {"values": [cell.lat]},
-                                "t": {"values": format_times(series.times)}}
-        if "elevation" in labels:
-            axes["z"] = {"values": [labels["elevation"]]}
-        arrays = {"speed" if layer.components else layer.variable: series.values,
-                  **dict(series.components)}
+        level = dict(series.dimensions).get("elevation")
+        ranges = {key: ndarray(json_numbers(values), ["t"], [int(values.size)])
+                  for key, values in zip(keys, (series.values, *(v for _, v in
+                                                                 series.components)),
+                                         strict=True)}
         coverage: dict[str, Any] = {
             "type": "Coverage",
             "id": f"{layer.id}/{series.run.label}"
                   + "".join(f"/{k}={v}" for k, v in series.dimensions),
-            "domain": {"type": "Domain", "domainType": "PointSeries", "axes": axes},
-            "ranges": {key: {"type": "NdArray", "dataType": "float", "axisNames": ["t"],
-                             "shape": [int(values.size)],
-                             "values": json_numbers(values)}
-                       for key, values in arrays.items()},
+            "domain": point_series_domain(cell.lon, cell.lat, format_times(series.times),
+                                          None if isinstance(level, str) else level),
+            "ranges": ranges,
             "fewsmap:reference_time": series.run.label,
             "fewsmap:lead_times": _lead_times(series),
         }
-        for name, value in series.dimensions:
-            if name != "elevation":
-                coverage[f"fewsmap:{name}"] = value
+        coverage.update((f"fewsmap:{name}", value) for name, value in series.dimensions
+                        if name != "elevation")
         coverages.append(coverage)
-    if any("elevation" in dict(s.dimensions) for s in answer.series):
-        units = next((d.units for d in layer_dimensions(answer.store, layer.variable, {})
-                      if d.name == "elevation"), "")
-        referencing.append({"coordinates": ["z"], "system": {
-            "type": "VerticalCRS", "cs": {"csAxes": [{"name": {"en": "elevation"},
-                                                       "direction": "up",
-                                                       "unit": {"symbol": units}}]}}})
+    level = _level_dim(answer)
+    if level is not None and any("elevation" in dict(s.dimensions) for s in answer.series):
+        references.append(covjson.vertical_referencing(answer.store.attributes(level), level))
     return {"type": "CoverageCollection", "domainType": "PointSeries",
-            "parameters": parameters, "referencing": referencing, "coverages": coverages}
+            "parameters": {key: covjson.parameter(_describe(answer, key)) for key in keys},
+            "referencing": references, "coverages": coverages}
 
 
-def _runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
-          request: TimeSeriesRequest) -> list[tuple[RunInfo, np.ndarray]]:
-    """The runs to read, each with its valid times inside the window."""
-    runs = catalog.runs(layer)
-    if not runs:
-        raise InvalidDimensionValue(f"layer {layer.id!r} has no published run yet")
-    if named is not None and request.reference_time is not None and (
-            named.reference_time != request.reference_time):
-        raise InvalidParameterValue(f"run={format_time(request.reference_time)} differs from "
-                                    f"the run in the layer id ({named.label})")
-    if named is not None and request.runs_given:
-        raise InvalidParameterValue(f"layer={request.layer[:80]!r} names one run; runs= "
-                                    "applies to a layer id without a run")
-    single = named is not None or request.reference_time is not None
-    if request.reference_time is not None:
-        found = [run for run in runs if run.reference_time == request.reference_time]
-        if not found:
-            raise InvalidDimensionValue(
-                f"layer {layer.id!r} has no run {format_time(request.reference_time)}; runs: "
-                f"{', '.join(r.label for r in runs[-5:])}{' …' if len(runs) > 5 else ''}")
-        chosen = found
-    elif named is not None:
-        chosen = [named]
-    elif request.all_runs:
-        chosen = list(runs)
-    elif request.latest_runs is not None:
-        chosen = list(runs[-request.latest_runs:])
-    else:
-        chosen = [runs[-1]]
-    start = request.start if request.start is not None else np.datetime64("0001-01-01", "s")
-    end = request.end if request.end is not None else np.datetime64("9999-12-31", "s")
-    selected = []
-    for run in chosen:
-        times = run.valid_times[(run.valid_times >= start) & (run.valid_times <= end)]
-        if times.size:
-            selected.append((run, times))
-    if not selected:
-        which = f"run {chosen[0].label}" if single or len(chosen) == 1 else (
-            f"any of the {len(chosen)} runs")
-        raise InvalidDimensionValue(
-            f"{which} has no valid time between {_bound(request.start)} and "
-            f"{_bound(request.end)}")
-    return selected
+def _keys(answer: TimeSeries) -> list[str]:
+    """The answer's quantities: the variable, or a vector's speed then its components."""
+    layer = answer.layer
+    return ["speed", *layer.components] if layer.components else [layer.variable]
 
 
-def _labels_per_run(store: ForecastStore, layer: Layer,
-                    runs: list[tuple[RunInfo, np.ndarray]], request: TimeSeriesRequest,
-                    ) -> list[tuple[list[LayerDimension], list[list[int]]]]:
-    """Each run's member and level dimensions and the store indices to read along them.
-
-    ``all`` means every label holding data in that run, so a lagged ensemble gives one series
-    per member of each run, not an all-missing series for every member of the cube. Where
-    several runs are read, one lacking a named member (or level) reads none; where none has
-    it, the request is refused.
-
-    Raises
-    ------
-    InvalidDimensionValue, MissingDimensionValue
-        If no run holds the named label, or a label is required and not named.
-    """
-    wanted = {"ensemble_member": request.member, "elevation": request.elevation}
-    chosen: list[tuple[list[LayerDimension], list[list[int]]]] = []
-    refusal: InvalidDimensionValue | None = None
-    for run, _ in runs:
-        dims = layer_dimensions(store, layer.variable, layer.defaults, (run,))
-        check_statistic(layer, request.member, dims)
-        indices = []
-        for dimension in dims:
-            try:
-                indices.append(_indices(dimension, wanted.get(dimension.name), layer.id))
-            except InvalidDimensionValue as exc:
-                refusal = exc
-                indices.append([])
-        chosen.append((dims, indices))
-    if refusal is not None and all(any(not i for i in indices) for _, indices in chosen):
-        raise refusal
-    return chosen
+def _describe(answer: TimeSeries, key: str) -> Description:
+    """A quantity of the answer as EDR describes a parameter (a statistic in its units)."""
+    layer, member = answer.layer, answer.request.member
+    if key == "speed":
+        speed = f"Speed of ({', '.join(layer.components)})"
+        return Description(speed, speed, answer.units)
+    statistic = member if isinstance(member, EnsembleStatistic) else None
+    return describe_variable(answer.store.attributes(key), key, statistic=statistic)
 
 
-def _indices(dimension: LayerDimension, wanted: float | str | EnsembleStatistic | None,
-             layer_id: str) -> list[int]:
-    """Store indices along a member or level dimension: one, or every one for ``all``, or
-    every member a statistic reduces."""
-    if wanted == ALL:
-        return [int(i) for i in dimension.sorted_indices()]
-    if isinstance(wanted, EnsembleStatistic):
-        return list(label_lists([dimension.select(wanted, layer_id)])[0])
-    return [dimension.index(None if wanted is None else float(wanted), layer_id)]
-
-
-def _statistic_over(dimension: LayerDimension, indices: list[int],
-                    member: object) -> Selector:
-    """The statistic reducing the values read along ``dimension`` (0: none)."""
-    if isinstance(member, EnsembleStatistic) and dimension.name == "ensemble_member":
-        return MemberStatistic(member, tuple(indices))
-    return 0
+def _level_dim(answer: TimeSeries) -> str | None:
+    """The store dimension of the layer's levels, if it has levels."""
+    return next((d.dim for d in layer_dimensions(answer.store, answer.layer.variable, {})
+                 if d.name == "elevation"), None)
 
 
 def _label(params: Params, name: str) -> float | str | None:
@@ -509,27 +282,8 @@ def _whole_number(text: str, name: str, allowed: str) -> int:
     return value
 
 
-def _bound(value: np.datetime64 | None) -> str:
-    return format_time(value) if value is not None else "(open)"
-
-
 def _lead_times(series: Series) -> list[str]:
-    leads = (series.times - series.run.reference_time).astype("timedelta64[s]")
-    return [_lead_text(seconds) for seconds in leads.astype(np.int64).tolist()]
-
-
-@lru_cache(maxsize=4096)
-def _lead_text(seconds: int) -> str:  # a series repeats the same few lead times
-    return lead_time_text(np.timedelta64(seconds, "s"))
-
-
-def _csv_number(value: object) -> str:
-    number = json_number(value)
-    return "" if number is None else repr(number)
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+    return lead_times_text(series.times, series.run.reference_time)
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
@@ -544,34 +298,34 @@ def openapi_document() -> dict[str, Any]:
         r"^(mean|median|min|max|std|p[1-9][0-9]?|(above|below):-?[0-9]+(\.[0-9]+)?)$")}]}
     nullable_number = {"type": ["number", "null"]}
     parameters = [
-        _parameter("layer", True, "A layer id from the WMS capabilities (`<store>.<variable>` "
+        query_parameter("layer", True, "A layer id from the WMS capabilities (`<store>.<variable>` "
                    "without configuration), or a per-run id `<layer>-<T0>`; not a group.",
                    {"type": "string", "minLength": 1}, "naefs-mean.QTF"),
-        _parameter("x", True, "Easting of the point in `crs`: the **longitude** for "
+        query_parameter("x", True, "Easting of the point in `crs`: the **longitude** for "
                    "EPSG:4326 and CRS:84. Always east first, whatever the CRS's official "
                    "axis order (unlike WMS 1.3.0 EPSG:4326 bounding boxes).",
                    {"type": "number"}, -105.0),
-        _parameter("y", True, "Northing of the point in `crs`: the **latitude** for "
+        query_parameter("y", True, "Northing of the point in `crs`: the **latitude** for "
                    "EPSG:4326 and CRS:84.", {"type": "number"}, 40.0),
-        _parameter("crs", False, "CRS of x and y: EPSG:4326 (default; x=lon, y=lat), CRS:84, "
+        query_parameter("crs", False, "CRS of x and y: EPSG:4326 (default; x=lon, y=lat), CRS:84, "
                    "EPSG:3857 or the grid's own EPSG code (see the layer's CRS in the "
                    "capabilities).", {"type": "string", "default": DEFAULT_CRS}, "EPSG:3857"),
-        _parameter("run", False, "One run by its forecast reference time, or `latest` (the "
+        query_parameter("run", False, "One run by its forecast reference time, or `latest` (the "
                    "default when neither `runs` nor `start`/`end` is given): all its lead "
                    f"times. {time_text}.",
                    {"type": "string", "default": LATEST}, "2022-08-09T00:00:00Z"),
-        _parameter("runs", False, "`all` runs, or the latest n runs; each series is tagged "
+        query_parameter("runs", False, "`all` runs, or the latest n runs; each series is tagged "
                    "with its run. Not together with `run`.",
                    {"oneOf": [{"type": "string", "const": ALL},
                               {"type": "integer", "minimum": 1,
                                "maximum": MAX_RUNS_PARAMETER}]}, ALL),
-        _parameter("start", False, "First valid time (inclusive). Without `run`/`runs`, "
+        query_parameter("start", False, "First valid time (inclusive). Without `run`/`runs`, "
                    "`start`/`end` select every run with a valid time in the window (a "
                    f"forecast plume). {time_text}.",
                    {"type": "string", "format": "date-time"}, "2022-08-10T00:00:00Z"),
-        _parameter("end", False, f"Last valid time (inclusive). {time_text}.",
+        query_parameter("end", False, f"Last valid time (inclusive). {time_text}.",
                    {"type": "string", "format": "date-time"}, "2022-08-12T00:00:00Z"),
-        _parameter("member", False, "Ensemble member label, or `all` (one series per "
+        query_parameter("member", False, "Ensemble member label, or `all` (one series per "
                    "member holding data in each run: a lagged ensemble's runs each give "
                    "their own members); default: the layer's default member (the control), "
                    "else the lowest member the run holds. Runs without a named member give "
@@ -580,10 +334,10 @@ def openapi_document() -> dict[str, Any]:
                    "`std`, `p1`..`p99` (numpy's linear percentiles), `above:<X>`/`below:<X>` "
                    "(per cent of those members above/below X, in the layer's units).",
                    member_value, ALL),
-        _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all` (the levels "
+        query_parameter("elevation", False, "Level (e.g. pressure in hPa), or `all` (the levels "
                    "holding data); default: the configured default, else the level nearest "
                    "the surface holding data.", number_or_all, 850),
-        _parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
+        query_parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
                    "CoverageCollection of PointSeries), `csv` or `netcdf` (CF NetCDF-4, "
                    "featureType timeSeries).",
                    {"type": "string", "enum": ["json", "covjson", "csv", "netcdf"],
@@ -628,7 +382,7 @@ def openapi_document() -> dict[str, Any]:
             "point": {"type": "object", "required": ["x", "y", "crs"],
                       "properties": {"x": {"type": "number"}, "y": {"type": "number"},
                                      "crs": {"type": "string"}}},
-            "series": {"type": "array", "items": {"$ref": "#/components/schemas/Series"}},
+            "series": {"type": "array", "items": schema_ref("Series")},
         },
     }
     error_schema = {
@@ -651,7 +405,7 @@ def openapi_document() -> dict[str, Any]:
             "responses": {
                 "200": {"description": "The series, in the requested format.",
                         "content": {
-                            JSON: {"schema": {"$ref": "#/components/schemas/TimeSeries"}},
+                            JSON: {"schema": schema_ref("TimeSeries")},
                             COVJSON: {"schema": {"type": "object", "required": ["type"],
                                                  "properties": {"type": {
                                                      "const": "CoverageCollection"}}}},
@@ -665,15 +419,10 @@ def openapi_document() -> dict[str, Any]:
                                        "InvalidParameterValue, InvalidDimensionValue, "
                                        "MissingParameterValue, InvalidCRS, InvalidPoint, "
                                        "InvalidFormat …) and a message naming the value.",
-                        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                        "content": json_content(schema_ref("Error"))},
             },
         }}},
         "components": {"schemas": {"TimeSeries": time_series_schema, "Series": series,
                                    "Error": error_schema}},
     }
 
-
-def _parameter(name: str, required: bool, description: str, schema: dict[str, Any],
-               example: object) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "description": description,
-            "schema": schema, "example": example}

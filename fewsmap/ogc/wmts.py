@@ -31,7 +31,6 @@ from fewsmap.ogc.featureinfo import (
     PLAIN,
     resolve_info_format,
 )
-from fewsmap.ogc.params import Params
 from fewsmap.ogc.tiles import (
     MAX_ZOOM,
     TILE_SIZE,
@@ -41,6 +40,7 @@ from fewsmap.ogc.tiles import (
     zoom_range,
 )
 from fewsmap.ogc.xmlsafe import xml_safe
+from fewsmap.params import Params
 from fewsmap.time.instants import format_time
 
 WMTS = "http://www.opengis.net/wmts/1.0"

@@ -24,7 +24,7 @@ from fewsmap.app.maps import export_cost, maps_cost
 from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
 from fewsmap.ogc.getmap import parse_getmap, resolve_maps
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.products.ensemble import listed_statistics
 from fewsmap.settings import Settings
 from fewsmap.store.run import RunData, SourceFile

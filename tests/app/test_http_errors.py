@@ -24,7 +24,7 @@ from fewsmap.app.http_errors import HTTPError
 from fewsmap.app.server import create_app, error_response
 from fewsmap.errors import FewsmapError, InternalError, ServiceUnavailable
 from fewsmap.ogc.exceptions import json_error
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
 from tests.live_server import live_server

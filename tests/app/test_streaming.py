@@ -18,7 +18,7 @@ from fewsmap.catalog import Catalog
 from fewsmap.edr.data import answer_query
 from fewsmap.edr.encode import coverage_csv, coverage_json
 from fewsmap.edr.query import parse_query
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.settings import Settings
 from fewsmap.store.writer import append_run
 from tests.live_server import live_server, open_connections, server_rss_mb

@@ -23,7 +23,7 @@ from fewsmap import open_cube
 from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.ogc import timeseries
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.settings import Settings
 from tests.live_server import live_server
 

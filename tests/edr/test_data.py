@@ -36,7 +36,7 @@ from fewsmap.errors import (
     OperationNotSupported,
     ResponseTooLarge,
 )
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.settings import Settings
 from tests.synthetic import sparse_levels_store
 

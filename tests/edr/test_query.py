@@ -20,7 +20,7 @@ from fewsmap.edr.query import (
 )
 from fewsmap.edr.wkt import parse_wkt
 from fewsmap.errors import FewsmapError, InvalidFormat, MissingParameterValue
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 
 POLYGONS = ("POLYGON", "MULTIPOLYGON")
 

@@ -18,7 +18,7 @@ from fewsmap.app.maps import maps_cost
 from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
 from fewsmap.ogc.getmap import MAX_LAYERS, parse_getmap, resolve_maps
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.render.legend import ROW_HEIGHT_PX
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient

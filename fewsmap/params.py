@@ -1,4 +1,5 @@
-"""Raw query parameters → case-insensitive lookup; the only place that sees the query dict."""
+"""Raw query parameters → case-insensitive lookup; the only place that sees the query dict
+(every front: WMS, WMTS, tiles, EDR, the JSON API)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,283 @@
+"""A layer's values at one point: which runs, times, members and levels a request names,
+read at the grid cell holding the point (DESIGN.md §7: resolution in one place).
+
+The core of ``/api/timeseries`` (`fewsmap.ogc.timeseries` parses its query into a
+`TimeSeriesRequest` and encodes the `TimeSeries` this returns). EDR position queries find
+their cell with the same `locate_cell`, and both read through
+`fewsmap.points`/`fewsmap.store.reads.read_block`, so both fronts answer the same values
+and times for the same point and run (tests/resolve/test_series.py).
+
+Selections: one run (``reference_time``, default the latest), several (``all_runs`` or the
+``latest_runs``), or a valid-time window (``start``/``end``). ``member`` and ``elevation``
+take a label, `ALL` or None (the layer's default); ``member`` also an ensemble statistic.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fewsmap.catalog import Catalog, Layer
+from fewsmap.catalog.extent import lonlat_bbox
+from fewsmap.crs import check_offered, offered_crs
+from fewsmap.dimensions import LayerDimension, layer_dimensions
+from fewsmap.errors import (
+    InvalidDimensionValue,
+    InvalidParameterValue,
+    InvalidPoint,
+    LayerNotQueryable,
+)
+from fewsmap.formats.media import JSON
+from fewsmap.points import GridCell, find_cell, read_components
+from fewsmap.products.ensemble import (
+    EnsembleStatistic,
+    MemberStatistic,
+    Selector,
+    label_lists,
+    reduce_selected,
+)
+from fewsmap.resolve.labels import DIMENSION_PROPERTIES, check_statistic, selector_value
+from fewsmap.store.cube import ForecastStore, RunInfo
+from fewsmap.time.instants import format_time
+
+ALL = "all"
+LATEST = "latest"
+DEFAULT_CRS = "EPSG:4326"
+
+
+@dataclass(frozen=True)
+class TimeSeriesRequest:
+    """A checked time-series query; ``x``/``y`` east/north in ``crs`` whatever its axis order.
+
+    Runs: ``reference_time`` names one; else ``all_runs`` or ``latest_runs`` (the last n);
+    else the latest run. ``start``/``end`` limit valid times (inclusive). ``member`` and
+    ``elevation`` are a label, None (the default) or `ALL`.
+    """
+
+    layer: str
+    x: float
+    y: float
+    crs: str = DEFAULT_CRS
+    reference_time: np.datetime64 | None = None
+    all_runs: bool = False
+    latest_runs: int | None = None
+    runs_given: bool = False  # runs=… was given (not only implied by start/end)
+    start: np.datetime64 | None = None
+    end: np.datetime64 | None = None
+    member: float | str | EnsembleStatistic | None = None
+    elevation: float | str | None = None
+    format: str = JSON
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """The values of one run (and one member/level) at the cell, in valid-time order."""
+
+    run: RunInfo
+    # ("member", 3), ("member", "mean"), ("elevation", 850)
+    dimensions: tuple[tuple[str, float | int | str], ...]
+    times: np.ndarray  # datetime64[s]
+    values: np.ndarray  # float32, NaN = missing
+    components: tuple[tuple[str, np.ndarray], ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class TimeSeries:
+    """A request's answer before encoding."""
+
+    layer: Layer
+    store: ForecastStore
+    request: TimeSeriesRequest
+    cell: GridCell
+    series: tuple[Series, ...]
+
+    @property
+    def units(self) -> str:
+        """Units of the layer's variable (CF ``units``); % for an exceedance probability."""
+        units = str(self.store.attributes(self.layer.variable).get("units", ""))
+        member = self.request.member
+        return member.units(units) if isinstance(member, EnsembleStatistic) else units
+
+
+def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries:
+    """Resolve the request against the catalog and read the values at the cell.
+
+    Raises
+    ------
+    FewsmapError
+        LayerNotDefined, LayerNotQueryable, InvalidCRS, InvalidDimensionValue,
+        MissingDimensionValue, InvalidPoint (outside the grid), InvalidParameterValue (too
+        many values).
+    """
+    if request.layer in catalog.groups and request.layer not in catalog.layers:
+        members = [layer.id for layer in catalog.layers.values()
+                   if layer.group == request.layer]
+        raise LayerNotQueryable(f"layer={request.layer[:80]!r} is a layer group; name one of "
+                                f"its layers: {', '.join(members[:10])}")
+    layer, named_run = catalog.resolve(request.layer)
+    store = catalog.store(layer)
+    crs = check_offered(request.crs, offered_crs(store.geometry.crs_wkt))
+    runs = _runs(catalog, layer, named_run, request)
+    chosen = _labels_per_run(store, layer, runs, request)
+    count = sum(times.size * math.prod(len(i) for i in indices)
+                for (_, times), (_, indices) in zip(runs, chosen, strict=True)) * len(
+        layer.variables)
+    limit = catalog.settings.max_point_values
+    if count > limit:
+        raise InvalidParameterValue(
+            f"this request reads {count} values; at most {limit} are allowed "
+            "(max_point_values; narrow start/end, name a run, a member or an elevation)")
+    cell = locate_cell(store, crs, request.x, request.y,
+                       f"x={request.x:g}, y={request.y:g} ({crs})", f"layer {layer.id!r}")
+    series = []
+    for (run, times), (dims, indices) in zip(runs, chosen, strict=True):
+        if any(not i for i in indices):
+            continue  # the named member or level holds no data in this run
+        values, components = read_components(store, layer.variables, cell, run, times,
+                                             indices)
+        statistics = [_statistic_over(d, i, request.member) for d, i in zip(dims, indices,
+                                                                               strict=True)]
+        values = reduce_selected(values, statistics, 1)
+        components = {k: reduce_selected(v, statistics, 1) for k, v in components.items()}
+        shape = [1 if isinstance(s, MemberStatistic) else len(i)
+                 for s, i in zip(statistics, indices, strict=True)]
+        for combination in itertools.product(*(range(n) for n in shape)):
+            at: tuple[slice | int, ...] = (slice(None), *combination)
+            labels = tuple((DIMENSION_PROPERTIES.get(d.name, d.name),
+                            selector_value(d.labels, s if isinstance(s, MemberStatistic)
+                                           else i[k]))
+                           for d, i, k, s in zip(dims, indices, combination, statistics,
+                                                 strict=True))
+            series.append(Series(run, labels, times, values[at],
+                                 tuple((name, v[at]) for name, v in components.items())))
+    return TimeSeries(layer, store, request, cell, tuple(series))
+
+
+
+
+def locate_cell(store: ForecastStore, crs: str, x: float, y: float, point: str,
+                owner: str) -> GridCell:
+    """The grid cell holding the point (x east, y north in ``crs``).
+
+    Raises
+    ------
+    InvalidPoint
+        If the point lies more than half a cell outside the grid, naming ``point`` (how the
+        request wrote it), ``owner`` (``layer 'a.b'``) and the grid's extent.
+    """
+    cell = find_cell(store, crs, x, y)
+    if cell is None:
+        raise InvalidPoint(f"{point} lies outside the grid of {owner}, which covers "
+                           f"{extent_text(store)}")
+    return cell
+
+
+def extent_text(store: ForecastStore) -> str:
+    """The grid's extent in words: ``longitude -130..-60, latitude 20..55``."""
+    west, south, east, north = lonlat_bbox(store)
+    return f"longitude {west:g}..{east:g}, latitude {south:g}..{north:g}"
+
+
+def _runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
+          request: TimeSeriesRequest) -> list[tuple[RunInfo, np.ndarray]]:
+    """The runs to read, each with its valid times inside the window."""
+    runs = catalog.runs(layer)
+    if not runs:
+        raise InvalidDimensionValue(f"layer {layer.id!r} has no published run yet")
+    if named is not None and request.reference_time is not None and (
+            named.reference_time != request.reference_time):
+        raise InvalidParameterValue(f"run={format_time(request.reference_time)} differs from "
+                                    f"the run in the layer id ({named.label})")
+    if named is not None and request.runs_given:
+        raise InvalidParameterValue(f"layer={request.layer[:80]!r} names one run; runs= "
+                                    "applies to a layer id without a run")
+    single = named is not None or request.reference_time is not None
+    if request.reference_time is not None:
+        found = [run for run in runs if run.reference_time == request.reference_time]
+        if not found:
+            raise InvalidDimensionValue(
+                f"layer {layer.id!r} has no run {format_time(request.reference_time)}; runs: "
+                f"{', '.join(r.label for r in runs[-5:])}{' …' if len(runs) > 5 else ''}")
+        chosen = found
+    elif named is not None:
+        chosen = [named]
+    elif request.all_runs:
+        chosen = list(runs)
+    elif request.latest_runs is not None:
+        chosen = list(runs[-request.latest_runs:])
+    else:
+        chosen = [runs[-1]]
+    start = request.start if request.start is not None else np.datetime64("0001-01-01", "s")
+    end = request.end if request.end is not None else np.datetime64("9999-12-31", "s")
+    selected = []
+    for run in chosen:
+        times = run.valid_times[(run.valid_times >= start) & (run.valid_times <= end)]
+        if times.size:
+            selected.append((run, times))
+    if not selected:
+        which = f"run {chosen[0].label}" if single or len(chosen) == 1 else (
+            f"any of the {len(chosen)} runs")
+        raise InvalidDimensionValue(
+            f"{which} has no valid time between {_bound(request.start)} and "
+            f"{_bound(request.end)}")
+    return selected
+
+
+def _labels_per_run(store: ForecastStore, layer: Layer,
+                    runs: list[tuple[RunInfo, np.ndarray]], request: TimeSeriesRequest,
+                    ) -> list[tuple[list[LayerDimension], list[list[int]]]]:
+    """Each run's member and level dimensions and the store indices to read along them.
+
+    ``all`` means every label holding data in that run, so a lagged ensemble gives one series
+    per member of each run, not an all-missing series for every member of the cube. Where
+    several runs are read, one lacking a named member (or level) reads none; where none has
+    it, the request is refused.
+
+    Raises
+    ------
+    InvalidDimensionValue, MissingDimensionValue
+        If no run holds the named label, or a label is required and not named.
+    """
+    wanted = {"ensemble_member": request.member, "elevation": request.elevation}
+    chosen: list[tuple[list[LayerDimension], list[list[int]]]] = []
+    refusal: InvalidDimensionValue | None = None
+    for run, _ in runs:
+        dims = layer_dimensions(store, layer.variable, layer.defaults, (run,))
+        check_statistic(layer, request.member, dims)
+        indices = []
+        for dimension in dims:
+            try:
+                indices.append(_indices(dimension, wanted.get(dimension.name), layer.id))
+            except InvalidDimensionValue as exc:
+                refusal = exc
+                indices.append([])
+        chosen.append((dims, indices))
+    if refusal is not None and all(any(not i for i in indices) for _, indices in chosen):
+        raise refusal
+    return chosen
+
+
+def _indices(dimension: LayerDimension, wanted: float | str | EnsembleStatistic | None,
+             layer_id: str) -> list[int]:
+    """Store indices along a member or level dimension: one, or every one for ``all``, or
+    every member a statistic reduces."""
+    if wanted == ALL:
+        return [int(i) for i in dimension.sorted_indices()]
+    if isinstance(wanted, EnsembleStatistic):
+        return list(label_lists([dimension.select(wanted, layer_id)])[0])
+    return [dimension.index(None if wanted is None else float(wanted), layer_id)]
+
+
+def _statistic_over(dimension: LayerDimension, indices: list[int],
+                    member: object) -> Selector:
+    """The statistic reducing the values read along ``dimension`` (0: none)."""
+    if isinstance(member, EnsembleStatistic) and dimension.name == "ensemble_member":
+        return MemberStatistic(member, tuple(indices))
+    return 0
+
+
+def _bound(value: np.datetime64 | None) -> str:
+    return format_time(value) if value is not None else "(open)"
