@@ -30,6 +30,11 @@ from fewsmap.catalog.styles import Style, default_style, style_from_config
 from fewsmap.catalog.vectors import vector_pairs
 from fewsmap.dimensions import single_level
 from fewsmap.errors import ConfigError, FewsmapError, LayerNotDefined
+from fewsmap.products.catchments import (
+    CatchmentSet,
+    catchments_from_config,
+    catchments_in_folder,
+)
 from fewsmap.settings import Settings, read_config
 from fewsmap.store.backend import list_stores
 from fewsmap.store.cube import (
@@ -66,6 +71,10 @@ class Catalog:
             style_from_sld_file(entry, folder) if "sld" in entry else style_from_config(entry)
             for entry in config.get("styles", []))}
         self._store_paths = configured_store_paths(config)
+        # Catchment sets: configured, or found beside the stores (zero-config, the demo).
+        self.catchments: dict[str, CatchmentSet] = {
+            **catchments_in_folder(settings.stores_dir),
+            **catchments_from_config(config, folder)}
         self._auto_layers = bool(config.get("catalog", {}).get("auto_layers",
                                                               not config.get("layers")))
         self._lock = threading.Lock()

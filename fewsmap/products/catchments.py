@@ -43,7 +43,9 @@ from exactextract import exact_extract  # type: ignore[import-untyped]
 from exactextract.raster import NumPyRasterSource  # type: ignore[import-untyped]
 from shapely.errors import GEOSException
 
+from fewsmap.cancel import checkpoint
 from fewsmap.errors import ConfigError, FewsmapError, InvalidParameterValue, LayerNotDefined
+from fewsmap.store import reads
 from fewsmap.store.axes import is_evenly_spaced
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import GridGeometry, transformer
@@ -57,9 +59,12 @@ MAX_POLYGON_CELLS = 1_000_000
 # Configured sets: polygons and vertices per file (read once at start).
 MAX_SET_POLYGONS = 10_000
 MAX_SET_VERTICES = 5_000_000
+CATCHMENTS_FOLDER = "catchments"  # in the stores folder: sets found without configuration
 WEIGHT_STORES = 64  # stores whose newest state's weights are kept
 GEOJSON_TYPES = ("Polygon", "MultiPolygon")
-LONLAT_SHIFTS = (0.0, -360.0, 360.0)  # a polygon at -10..10 on a 0..360 grid: two parts
+LONLAT_SHIFTS = (0.0, -360.0, 360.0)
+# Values held at once when a series is read: 64 MiB of float32 (batches of steps).
+MAX_HELD_VALUES = 1 << 24  # a polygon at -10..10 on a 0..360 grid: two parts
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,6 +241,22 @@ def catchments_from_config(config: dict[str, Any], folder: Path) -> dict[str, Ca
                                          str(table.get("id", "id")),
                                          str(table.get("title", name)))
     return sets
+
+
+def catchments_in_folder(stores_dir: Path | str) -> dict[str, CatchmentSet]:
+    """Sets found without configuration: ``<stores>/catchments/<name>.geojson`` (a local
+    stores folder), each feature named by its ``id`` property (else its GeoJSON ``id``).
+
+    Raises
+    ------
+    ConfigError
+        If such a file cannot be used.
+    """
+    folder = Path(stores_dir) / CATCHMENTS_FOLDER if isinstance(stores_dir, Path) else None
+    if folder is None or not folder.is_dir():
+        return {}
+    return {path.stem: load_catchment_file(path.stem, path, "id")
+            for path in sorted(folder.glob("*.geojson"))}
 
 
 def request_polygons(text: str) -> CatchmentSet:
@@ -520,3 +541,31 @@ class CatchmentCache:
 
 
 WEIGHTS = CatchmentCache()
+
+
+def read_means(store: ForecastStore, variables: Sequence[str], window: Window, slot: int,
+               steps: np.ndarray, labels: Sequence[Sequence[int]]) -> np.ndarray:
+    """Read the window at ``steps`` × ``labels`` of one run and take each polygon's mean.
+
+    A (u, v) pair of ``variables`` gives the mean speed. Steps are read in batches of at most
+    `MAX_HELD_VALUES` values; a cancelled request stops between batches.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (steps, *map(len, labels), polygons), NaN where a polygon has no value.
+    """
+    per_step = window.size * math.prod(len(lab) for lab in labels) * len(variables)
+    batch = max(1, MAX_HELD_VALUES // max(1, per_step))
+    steps = np.asarray(steps, dtype=np.int64)
+    found = []
+    for start in range(0, steps.size, batch):
+        checkpoint()
+        part = steps[start:start + batch]
+        fields = [reads.read_block(store, name, slot, part, labels, window.rows, window.cols)
+                  for name in variables]
+        values = fields[0] if len(fields) == 1 else np.hypot(fields[0], fields[1])
+        found.append(weighted_means(window, values))
+    if not found:
+        return np.empty((0, *(len(lab) for lab in labels), window.starts.size - 1))
+    return np.concatenate(found)
