@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from obstore.exceptions import BaseError as ObjectStoreError
@@ -259,7 +259,27 @@ class Catalog:
                 for pair in vector_pairs(store):
                     layer = _auto_vector_layer(name, store, pair)
                     layers.setdefault(layer.id, layer)
+        layers.update(self._catchment_layers(layers, groups))
         return layers, groups
+
+    def _catchment_layers(self, layers: dict[str, Layer],
+                          groups: dict[str, LayerGroup]) -> dict[str, Layer]:
+        """``<set>:<layer>`` for each layer a catchment set names (``layers = [...]`` in its
+        table), in a group of the set's name: maps fill each catchment with its mean."""
+        found = {}
+        for catchments in self.catchments.values():
+            for layer_id in catchments.layers:
+                layer = layers.get(layer_id)
+                if layer is None:
+                    continue
+                groups.setdefault(catchments.name, LayerGroup(catchments.name,
+                                                              catchments.title))
+                derived = replace(layer, id=f"{catchments.name}:{layer.id}",
+                                  title=f"{layer.title}, mean per catchment of "
+                                        f"{catchments.title}",
+                                  group=catchments.name, catchments=catchments.name)
+                found[derived.id] = derived
+        return found
 
 
 def _version_or_none(path: Path | str) -> StoreVersion | None:

@@ -32,7 +32,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class CatchmentSet:
     polygons: tuple[shapely.Geometry, ...]
     properties: tuple[dict[str, Any], ...]
     key: str
+    layers: tuple[str, ...] = ()  # layers drawn as <set>:<layer> WMS layers
 
     def index(self, catchment_id: str) -> int:
         """The position of ``catchment_id`` in the set.
@@ -237,9 +238,12 @@ def catchments_from_config(config: dict[str, Any], folder: Path) -> dict[str, Ca
         if not name.replace("-", "").replace("_", "").isalnum() or ":" in name:
             raise ConfigError(f"[catchments.{name}]: a set name is letters, digits, - and _")
         path = Path(table["file"])
-        sets[name] = load_catchment_file(name, path if path.is_absolute() else folder / path,
-                                         str(table.get("id", "id")),
-                                         str(table.get("title", name)))
+        found = load_catchment_file(name, path if path.is_absolute() else folder / path,
+                                    str(table.get("id", "id")), str(table.get("title", name)))
+        layers = table.get("layers", [])
+        if not isinstance(layers, list) or not all(isinstance(v, str) for v in layers):
+            raise ConfigError(f"[catchments.{name}] layers must be a list of layer ids")
+        sets[name] = replace(found, layers=tuple(layers))
     return sets
 
 

@@ -179,3 +179,93 @@ def test_bad_requests_get_a_json_error_never_a_500(
                               content=body)
     assert response.status_code == status, response.text
     assert says in response.json()["error"]["message"]
+
+
+# --- the set as a WMS layer <set>:<layer> ----------------------------------------------------
+
+TOKEN = "basin-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def configured(demo_stores: Path, tmp_path_factory: pytest.TempPathFactory) -> AppClient:
+    folder = tmp_path_factory.mktemp("configured")
+    (folder / "basins.geojson").write_bytes(
+        (demo_stores / "catchments" / f"{SET}.geojson").read_bytes())
+    (folder / "fewsmap.toml").write_text(f"""
+[catalog]
+auto_layers = true
+[catchments.basins]
+file = "basins.geojson"
+id = "id"
+title = "Basins"
+layers = ["{LAYER}", "naefs-mean.QPF"]
+[[security.tokens]]
+token = "{TOKEN}"
+layers = ["naefs-mean.QPF"]
+""")
+    return AppClient(create_app(Settings(stores_dir=demo_stores,
+                                         config_file=folder / "fewsmap.toml")))
+
+
+def png_pixels(response: httpx.Response) -> np.ndarray:
+    from PIL import Image
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+
+
+def test_the_wms_layer_fills_each_catchment_with_its_mean(configured: AppClient,
+                                                         demo_stores: Path) -> None:
+    from fewsmap.catalog import Catalog
+    from fewsmap.render.colour import palette_for
+
+    name = f"basins:{LAYER}"
+    when = "2018-11-23T06:00:00Z"
+    means = ok(configured.get("/api/catchments/basins", params={
+        "layer": LAYER, "time": when, "member": "mean"}))
+    image = png_pixels(configured.get("/wms", params={
+        "service": "WMS", "version": "1.3.0", "request": "GetMap", "layers": name,
+        "styles": "", "crs": "CRS:84", "bbox": "-20,35,30,75", "width": "500",
+        "height": "400", "format": "image/png", "time": when, "dim_ensemble_member": "mean",
+        "colorscalerange": "0,20"}))
+    style_response = ok(configured.get("/wms", params={"request": "GetCapabilities",
+                                                       "format": "application/json"}))
+    entry = next(e for e in style_response["layers"] if e["name"] == name)
+    assert entry["groupName"] == "basins" and entry["ensembles"]
+    assert entry["times"] == ["2018-11-23T00:00:00Z", when, "2018-11-23T12:00:00Z"]
+    style = Catalog(Settings(stores_dir=demo_stores)).layers[LAYER].styles[0]
+    palette = palette_for(style, (0.0, 20.0), None)
+    for feature in means["features"]:
+        centre = shapely.geometry.shape(feature["geometry"]).representative_point()
+        col, row = int((centre.x + 20) / 50 * 500), int((75 - centre.y) / 40 * 400)
+        expected = palette.rgba(palette.indices(np.array(
+            [[feature["properties"]["value"]]], dtype=np.float32)))[0, 0]
+        assert tuple(image[row, col]) == tuple(expected), feature["id"]
+    assert image[395, 5, 3] == 0  # the sea off Morocco: in no catchment, transparent
+
+
+def test_catchment_layers_are_listed_with_the_layer_s_dimensions(
+        configured: AppClient) -> None:
+    xml = configured.get("/wms", params={"service": "WMS", "request": "GetCapabilities"}).text
+    assert f"<Name>basins:{LAYER}</Name>" in xml
+    assert '<Dimension name="ensemble_member"' in xml.split(f"<Name>basins:{LAYER}</Name>")[1]
+    assert "basins:naefs-mean.QPF" not in xml  # protected with its layer
+    authorised = configured.get("/wms", params={"service": "WMS", "request": "GetCapabilities"},
+                                headers={"Authorization": f"Bearer {TOKEN}"}).text
+    assert "<Name>basins:naefs-mean.QPF</Name>" in authorised
+
+
+def test_protected_layers_protect_their_catchment_maps_and_api(configured: AppClient) -> None:
+    refused = configured.get("/api/catchments/basins/B01", params={"layer": "naefs-mean.QPF"})
+    assert refused.status_code == 401
+    refused = configured.get("/wms", params={
+        "service": "WMS", "version": "1.3.0", "request": "GetMap",
+        "layers": "basins:naefs-mean.QPF", "styles": "", "crs": "CRS:84",
+        "bbox": "-120,20,-60,50", "width": "64", "height": "32", "format": "image/png"})
+    assert refused.status_code == 401
+    exported = configured.get("/wms", params={
+        "service": "WMS", "version": "1.3.0", "request": "GetMap", "layers": f"basins:{LAYER}",
+        "styles": "", "crs": "CRS:84", "bbox": "-20,35,30,75", "width": "64", "height": "32",
+        "format": "image/tiff;subtype=float32"})
+    assert exported.status_code == 400 and "/api/catchments/basins" in exported.text
