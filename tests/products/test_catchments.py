@@ -221,3 +221,39 @@ def test_configured_sets_read_ids_and_refuse_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'B1'.*not a valid polygon"):
         catchments_from_config({"catchments": {"b": {"file": "bad.geojson", "id": "code"}}},
                                tmp_path)
+
+
+def test_a_polygon_across_the_seam_of_a_0_to_360_grid(tmp_path: Path) -> None:
+    from tests.synthetic import field_store, lonlat_grid
+
+    lat, lon = np.arange(10.0, -10.5, -1.0), np.arange(0.0, 360.0, 1.0)
+    lon2, lat2 = np.meshgrid(lon, lat)
+    store = ForecastStore(field_store(tmp_path / "global.zarr", lonlat_grid(lat, lon),
+                                      np.where(lon2 > 180, lon2 - 360, lon2), lat2))
+    # cells centred at -2 (half), -1, 0 (whole) and 1 (half) of the row at the equator
+    box = shapely.box(-2.0, -0.5, 1.0, 0.5)
+    assert means_of(store, "lon", [box])[0] == pytest.approx((-2 * 0.5 - 1 + 0 + 0.5) / 3)
+    shifted = shapely.box(358.0, -0.5, 361.0, 0.5)  # the same place, written past 180°
+    assert means_of(store, "lon", [shifted])[0] == pytest.approx(-0.5)
+
+
+def test_equals_exactextract_on_the_gefs_members_of_a_south_up_grid(tmp_path: Path) -> None:
+    ingest(tmp_path / "gefs.zarr", sample_paths("gefs"), progress=False)
+    store = ForecastStore(tmp_path / "gefs.zarr")
+    geometry = store.geometry
+    assert geometry.y[0] < geometry.y[-1]  # rows run south to north, unlike exactextract's
+    polygon = shapely.Polygon([(-110.6, 31.9), (-110.05, 32.1), (-110.2, 32.6),
+                               (-110.7, 32.4)])
+    run = store.latest_run
+    assert run is not None
+    x_edges, y_edges = geometry.edges
+    feature = {"type": "Feature", "properties": {},
+               "geometry": shapely.geometry.mapping(polygon)}
+    for step, member in ((0, 0), (40, 7), (96, 20)):
+        field = reads.read_window(store, "t2m", [run.slot, int(run.step_slots[step]), member],
+                                  np.arange(2)[::-1], np.arange(2))  # north first
+        raster = NumPyRasterSource(field.astype(np.float64), x_edges.min(), y_edges.min(),
+                                   x_edges.max(), y_edges.max())
+        expected = exact_extract(raster, [feature], ["mean(coverage_weight=area_spherical_m2)"])
+        assert means_of(store, "t2m", [polygon], step, (member,))[0] == pytest.approx(
+            expected[0]["properties"]["mean"], rel=1e-12)
