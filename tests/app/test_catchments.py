@@ -269,3 +269,19 @@ def test_protected_layers_protect_their_catchment_maps_and_api(configured: AppCl
         "styles": "", "crs": "CRS:84", "bbox": "-20,35,30,75", "width": "64", "height": "32",
         "format": "image/tiff;subtype=float32"})
     assert exported.status_code == 400 and "/api/catchments/basins" in exported.text
+
+
+@pytest.mark.parametrize("path", [
+    f"/tiles/basins:{LAYER}/4/8/5.png?member=p90",
+    f"/tiles/basins:{LAYER}/tilejson.json",
+    "/wmts?service=WMTS&request=GetCapabilities",
+    "/edr/collections",
+    f"/wms?service=WMS&version=1.3.0&request=GetLegendGraphic&layer=basins:{LAYER}"
+    "&format=image/png",
+    f"/wms?service=WMS&version=1.3.0&request=GetFeatureInfo&layers=basins:{LAYER}"
+    f"&query_layers=basins:{LAYER}&crs=CRS:84&bbox=-20,35,30,75&width=50&height=40&i=30&j=20"
+    "&info_format=application/json",
+])
+def test_every_front_serves_a_catchment_layer(configured: AppClient, path: str) -> None:
+    response = configured.get(path)
+    assert response.status_code == 200, response.text[:300]
