@@ -25,6 +25,7 @@ from fewsmap.products.catchments import (
 from fewsmap.store import reads
 from fewsmap.store.cube import ForecastStore
 from tests.conftest import sample_paths
+from tests.grid_kinds import GRID_KINDS
 from tests.synthetic import lambert_store, lonlat_store
 
 
@@ -257,3 +258,29 @@ def test_equals_exactextract_on_the_gefs_members_of_a_south_up_grid(tmp_path: Pa
         expected = exact_extract(raster, [feature], ["mean(coverage_weight=area_spherical_m2)"])
         assert means_of(store, "t2m", [polygon], step, (member,))[0] == pytest.approx(
             expected[0]["properties"]["mean"], rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", sorted(GRID_KINDS))
+def test_every_kind_of_grid_gives_a_mean_over_a_polygon_around_a_cell(
+        kind: str, tmp_path: Path) -> None:
+    store = ForecastStore(GRID_KINDS[kind](tmp_path / f"{kind}.zarr"))
+    run = store.latest_run
+    assert run is not None
+    geometry = store.geometry
+    rows, cols = geometry.shape
+    if "lat" in store.variables:  # value = the cell's longitude / latitude
+        middle = ([rows // 2], [cols // 2])
+        lon0, lat0 = (float(reads.read_window(store, name, [run.slot, 0], *middle)[0, 0])
+                      for name in ("lon", "lat"))
+    else:  # the real reduced Gaussian file: temperature
+        lon0, lat0 = float(geometry.x[cols // 2]), float(geometry.y[rows // 2])
+    box = shapely.box(lon0 - 1.5, lat0 - 1.0, lon0 + 1.5, lat0 + 1.0)
+    weights = catchment_weights(geometry, [box])
+    assert weights.polygons[0].weights.size > 0, weights.method
+    if "lat" in store.variables:
+        mean_lat = means_of(store, "lat", [box])[0]
+        assert lat0 - 1.0 <= mean_lat <= lat0 + 1.0, (kind, weights.method)
+    else:
+        assert weights.method == "cell centres"  # Gaussian latitudes are uneven
+        prefix = (0,) * (len(store.dims(store.variables[0])) - 4)
+        assert np.isfinite(means_of(store, store.variables[0], [box], 0, prefix)[0])
