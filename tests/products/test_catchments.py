@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyproj
 import pytest
 import shapely
 from exactextract import exact_extract  # type: ignore[import-untyped]
@@ -284,3 +285,30 @@ def test_every_kind_of_grid_gives_a_mean_over_a_polygon_around_a_cell(
         assert weights.method == "cell centres"  # Gaussian latitudes are uneven
         prefix = (0,) * (len(store.dims(store.variables[0])) - 4)
         assert np.isfinite(means_of(store, store.variables[0], [box], 0, prefix)[0])
+
+
+def test_equals_exactextract_on_the_arome_lambert_grid(tmp_path: Path) -> None:
+    ingest(tmp_path / "arome.zarr", sample_paths("arome"), progress=False)
+    store = ForecastStore(tmp_path / "arome.zarr")
+    geometry = store.geometry
+    assert geometry.y[0] < geometry.y[-1] and not geometry.lonlat
+    polygon = shapely.Polygon([(3.1, 61.0), (6.9, 60.7), (7.6, 62.9), (4.2, 63.4)])
+    weights = catchment_weights(geometry, [polygon])
+    assert weights.method == "exactextract coverage"
+    run = store.latest_run
+    assert run is not None
+    rows, cols = geometry.shape
+    field = reads.read_window(store, "x_wind_10m", [run.slot, int(run.step_slots[1])],
+                              np.arange(rows)[::-1], np.arange(cols))  # north first
+    assert np.nanstd(field) > 0.5
+    x_edges, y_edges = geometry.edges
+    raster = NumPyRasterSource(field.astype(np.float64), x_edges.min(), y_edges.min(),
+                               x_edges.max(), y_edges.max())
+    # the polygon in the grid's CRS, densified as the service does before projecting
+    to_grid = pyproj.Transformer.from_crs("OGC:CRS84", geometry.crs_wkt, always_xy=True)
+    dense = shapely.segmentize(polygon, 2_500 / 111_000)
+    moved = shapely.transform(dense, lambda xy: np.column_stack(
+        to_grid.transform(xy[:, 0], xy[:, 1])))
+    feature = {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(moved)}
+    expected = exact_extract(raster, [feature], ["mean"])[0]["properties"]["mean"]
+    assert means_of(store, "x_wind_10m", [polygon], 1)[0] == pytest.approx(expected, rel=1e-9)
