@@ -124,3 +124,11 @@ def test_the_ensemble_quick_run_times_statistic_tiles_against_one_member() -> No
     worst = float(done.stdout.split("worst ratio of mean/above/below to one member: ")[1]
                   .split("x")[0])
     assert worst > 1  # a statistic reads every member: never cheaper than one
+
+
+def test_the_catchments_quick_run_times_means_against_reading_the_window() -> None:
+    done = run_benchmark("benchmarks.catchments", "--quick")
+    assert "| means |" in done.stdout and "| api one |" in done.stdout
+    found = done.stdout.split("means of 100 catchments: ")[1]
+    assert float(found.split(" ms")[0]) > 0
+    assert float(found.split("(")[1].split("x")[0]) > 0  # the ratio to the read floor

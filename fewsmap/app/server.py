@@ -19,6 +19,7 @@ from starlette.routing import Route
 from fewsmap import __version__
 from fewsmap.app.animation import animation_response
 from fewsmap.app.api import api_routes
+from fewsmap.app.catchments import catchment_routes
 from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.edr import edr_routes
 from fewsmap.app.files import UnsatisfiableRange
@@ -163,6 +164,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
         Route("/wms", wms),
         Route("/FewsWebServices/wms", wms),  # drop-in path of the Delft-FEWS web service
         *api_routes(refreshed),
+        *catchment_routes(refreshed),  # /api/catchments: means over polygons
         *tile_routes(refreshed, settings),
         *wmts_routes(refreshed, settings, documents),
         *zarr_routes(refreshed),  # raw store files for Zarr clients (read-only)

@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from obstore.exceptions import BaseError as ObjectStoreError
@@ -30,6 +30,11 @@ from fewsmap.catalog.styles import Style, default_style, style_from_config
 from fewsmap.catalog.vectors import vector_pairs
 from fewsmap.dimensions import single_level
 from fewsmap.errors import ConfigError, FewsmapError, LayerNotDefined
+from fewsmap.products.catchments import (
+    CatchmentSet,
+    catchments_from_config,
+    catchments_in_folder,
+)
 from fewsmap.settings import Settings, read_config
 from fewsmap.store.backend import list_stores
 from fewsmap.store.cube import (
@@ -66,6 +71,10 @@ class Catalog:
             style_from_sld_file(entry, folder) if "sld" in entry else style_from_config(entry)
             for entry in config.get("styles", []))}
         self._store_paths = configured_store_paths(config)
+        # Catchment sets: configured, or found beside the stores (zero-config, the demo).
+        self.catchments: dict[str, CatchmentSet] = {
+            **catchments_in_folder(settings.stores_dir),
+            **catchments_from_config(config, folder)}
         self._auto_layers = bool(config.get("catalog", {}).get("auto_layers",
                                                               not config.get("layers")))
         self._lock = threading.Lock()
@@ -250,7 +259,27 @@ class Catalog:
                 for pair in vector_pairs(store):
                     layer = _auto_vector_layer(name, store, pair)
                     layers.setdefault(layer.id, layer)
+        layers.update(self._catchment_layers(layers, groups))
         return layers, groups
+
+    def _catchment_layers(self, layers: dict[str, Layer],
+                          groups: dict[str, LayerGroup]) -> dict[str, Layer]:
+        """``<set>:<layer>`` for each layer a catchment set names (``layers = [...]`` in its
+        table), in a group of the set's name: maps fill each catchment with its mean."""
+        found = {}
+        for catchments in self.catchments.values():
+            for layer_id in catchments.layers:
+                layer = layers.get(layer_id)
+                if layer is None:
+                    continue
+                groups.setdefault(catchments.name, LayerGroup(catchments.name,
+                                                              catchments.title))
+                derived = replace(layer, id=f"{catchments.name}:{layer.id}",
+                                  title=f"{layer.title}, mean per catchment of "
+                                        f"{catchments.title}",
+                                  group=catchments.name, catchments=catchments.name)
+                found[derived.id] = derived
+        return found
 
 
 def _version_or_none(path: Path | str) -> StoreVersion | None:

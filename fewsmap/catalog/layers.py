@@ -53,6 +53,9 @@ class Layer:
     # Warning levels listed as exceedance probabilities: "above:20", "below:-5" (in the
     # layer's units); any other threshold is accepted too.
     thresholds: tuple[str, ...] = ()
+    # A catchment layer <set>:<layer>: the catchment set whose polygons maps fill with their
+    # means (fewsmap.render.catchments); empty for a grid layer.
+    catchments: str = ""
 
     @property
     def variables(self) -> tuple[str, ...]:

@@ -136,6 +136,43 @@ class Client:
                   "member": _label(member), "elevation": _label(elevation)}
         return series_frame(self._get("/api/timeseries", params).json())
 
+    def catchment(self, layer: str, catchments: str | None = None,
+                  catchment_id: str | None = None, *, geometry: str | None = None,
+                  run: Instant | None = None, runs: int | str | None = None,
+                  start: Instant | None = None, end: Instant | None = None,
+                  member: float | str | None = None,
+                  elevation: float | str | None = None) -> pd.DataFrame:
+        """A layer's area-weighted mean over a catchment (``/api/catchments``), one row per
+        value: the catchment ``catchment_id`` of the set ``catchments``, or a polygon given as
+        ``geometry`` (WKT or GeoJSON, longitude/latitude). Runs, members (``"all"``, or a
+        statistic over the members' catchment means: ``"mean"``, ``"p90"``, ``"above:20"``)
+        and levels as in `timeseries`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The columns of `timeseries`; ``attrs["catchment"]`` says which catchment, how
+            many cells and how they were weighted.
+
+        Raises
+        ------
+        ServiceError
+            With the service's message (an unknown set or id, a polygon refused …).
+        """
+        if (geometry is None) == (catchments is None or catchment_id is None):
+            raise ValueError("give catchments and catchment_id, or geometry")
+        params = {"layer": layer, "run": instant_text(run) if run is not None else None,
+                  "runs": str(runs) if runs is not None else None,
+                  "start": instant_text(start) if start is not None else None,
+                  "end": instant_text(end) if end is not None else None,
+                  "member": _label(member), "elevation": _label(elevation)}
+        if geometry is not None:
+            response = self._post("/api/catchments", params, geometry.encode())
+        else:
+            response = self._get(f"/api/catchments/{quote(str(catchments), safe='')}/"
+                                 f"{quote(str(catchment_id), safe='')}", params)
+        return series_frame(response.json())
+
     def timeseries_xarray(self, layer: str, x: float, y: float,
                           **selection: Any) -> xr.DataArray:
         """`timeseries` as a DataArray over reference_time × valid_time (× member, elevation),
@@ -244,9 +281,16 @@ class Client:
 
     def _get(self, path: str, params: dict[str, str | None] | None = None) -> httpx.Response:
         """GET ``path``; raise `ServiceError` with the service's message on failure."""
+        return self._post(path, params, None)
+
+    def _post(self, path: str, params: dict[str, str | None] | None,
+              body: bytes | None) -> httpx.Response:
+        """POST ``body`` to ``path`` (GET without one); raise `ServiceError` with the
+        service's message on failure."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._http.get(path, params=query)
+            response = self._http.request("GET" if body is None else "POST", path,
+                                          params=query, content=body)
         except httpx.TransportError as exc:
             raise ServiceError(f"cannot reach fewsmap at {self.url}: {exc}") from exc
         if response.status_code >= 400:
@@ -303,7 +347,8 @@ def series_frame(body: dict[str, Any]) -> pd.DataFrame:
     result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["reference_time", "valid_time", "lead_time", "value"])
     result.attrs.update(layer=body["layer"], variable=body["variable"], units=body["units"],
-                        cell=body["cell"])
+                        # the grid cell read, or the catchment averaged over
+                        **{k: body[k] for k in ("cell", "catchment") if k in body})
     return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fewsmap.ingest import ingest
+from fewsmap.products.catchments import CATCHMENTS_FOLDER
 from fewsmap.store.backend import list_stores, store_in
 from fewsmap.store.cube import is_store
 
@@ -32,4 +33,16 @@ def build_demo(stores_dir: Path | str, progress: bool | None = None) -> list[Pat
         store = store_in(stores_dir, name)
         ingest(store, files, progress=progress, missing_values=DEMO_MISSING_VALUES.get(name))
         built.append(store)
+    copy_demo_catchments(stores_dir)
     return built
+
+
+def copy_demo_catchments(stores_dir: Path | str) -> None:
+    """Put the demo's synthetic catchment set beside a local stores folder, where the catalog
+    finds it without configuration (`fewsmap.products.catchments.catchments_in_folder`)."""
+    if not isinstance(stores_dir, Path):
+        return
+    folder = stores_dir / CATCHMENTS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in (DATA / "catchments").glob("*.geojson"):
+        (folder / source.name).write_bytes(source.read_bytes())

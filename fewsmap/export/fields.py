@@ -70,6 +70,10 @@ def export_map(specs: list[MapSpec], media_type: str, layer_id: str) -> bytes:
     if len(specs) != 1:
         raise InvalidParameterValue(f"{layer_id!r} is a layer group; an export holds one "
                                     "layer's values")
+    if specs[0].catchments is not None:
+        raise InvalidParameterValue(f"{layer_id!r} fills catchments with their means: it is "
+                                    "drawn only; its values are at /api/catchments/"
+                                    f"{specs[0].catchments.name}")
     field = read_field_slice(specs[0], layer_id)
     if media_type == GEOTIFF_FLOAT32:
         from fewsmap.export.geotiff import geotiff_bytes  # rasterio loads only when used

@@ -335,6 +335,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         show_contours=request.show_contours,
         transparent=request.transparent,
         bgcolor=request.bgcolor,
+        catchments=catalog.catchments.get(layer.catchments) if layer.catchments else None,
     )
 
 

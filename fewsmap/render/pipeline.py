@@ -8,7 +8,9 @@ import numpy as np
 
 from fewsmap.cancel import checkpoint
 from fewsmap.catalog.styles import Style
+from fewsmap.products.catchments import CatchmentSet
 from fewsmap.products.ensemble import Selector, statistic_of
+from fewsmap.render.catchments import catchment_means, rasterise
 from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
 from fewsmap.render.encode import jpeg, png_palette, png_rgba, uv_tiff
@@ -42,6 +44,8 @@ class MapSpec:
     time_substitutions: tuple[tuple[np.datetime64, np.datetime64], ...] = ()
     # How many valid times a TIME range without REDUCER held; the latest of them is drawn.
     range_times: int = 0
+    # A catchment layer: each polygon of the set filled with its mean (render/catchments.py).
+    catchments: CatchmentSet | None = None
 
 
 def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] | None:
@@ -162,6 +166,11 @@ def draw_rgba(specs: list[MapSpec]) -> np.ndarray:
 
 def _draw(spec: MapSpec) -> tuple[np.ndarray, Palette, SourceWindow | None]:
     """Read, regrid and colour one layer: palette indices, the palette, the source cells."""
+    if spec.catchments is not None:
+        means = catchment_means(spec.store, spec.variables, spec.run, spec.valid_time,
+                                spec.labels, spec.catchments)
+        palette = palette_for(spec.style, spec.color_range, value_range(spec))
+        return palette.indices(rasterise(spec.catchments, means, spec.canvas)), palette, None
     windows = read_windows(spec)
     window = windows[0] if len(windows) == 1 else _speed(windows)
     field = regrid(window, spec.canvas)

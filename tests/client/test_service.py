@@ -155,3 +155,20 @@ def test_the_raw_cube_over_http_is_the_stored_cube(client: Client, stores: Path)
         client.open_cube("nope")
     with pytest.raises(StoreError, match="cannot open"):
         open_cube(f"http://127.0.0.1:{free_port()}/zarr/naefs-mean")
+
+
+def test_a_catchment_mean_as_a_dataframe(client: Client) -> None:
+    layer = "ecmwf-ens-gust.fg10_6"
+    members = client.catchment(layer, "demo-basins", "B04", member="all")
+    assert len(members) == 50 * 3 and set(members["member"]) == set(range(1, 51))
+    assert members.attrs["catchment"]["id"] == "B04" and members.attrs["units"] == "m s-1"
+    table = members.pivot(index="member", columns="valid_time", values="value")
+    mean = client.catchment(layer, "demo-basins", "B04", member="mean")
+    np.testing.assert_allclose(mean["value"], table.mean(axis=0), rtol=1e-5)
+    box = "POLYGON((5 50, 10 50, 10 54, 5 54, 5 50))"
+    given = client.catchment(layer, geometry=box, member=7)
+    assert given.attrs["catchment"]["set"] == "request" and given["value"].notna().all()
+    with pytest.raises(ServiceError, match="no catchment 'B99'"):
+        client.catchment(layer, "demo-basins", "B99")
+    with pytest.raises(ValueError, match="give catchments"):
+        client.catchment(layer)

@@ -285,6 +285,34 @@ try {
                             hydrograph: await clickMapCentre() };
   await page.screenshot({ path: join(artifacts, '05-ensemble.png'), fullPage: true });
 
+  // 6b. Catchments: the demo set's outlines; a click on one draws its mean and members' band.
+  phase = 'catchment';
+  await page.locator('#catchments').selectOption('demo-basins');
+  await page.waitForFunction(() => document.getElementById('catchments').dataset.loaded);
+  await page.locator('#hydrograph-close').click();
+  const [px, py] = await page.evaluate(() => window.fewsmapViewer.map.getPixelFromCoordinate(
+    ol.proj.fromLonLat([9.5, 50.5]))); // inside B04
+  const mapBox = await page.locator('#map').boundingBox();
+  await page.mouse.click(mapBox.x + px, mapBox.y + py);
+  await page.waitForFunction(
+    () => ['ready', 'error'].includes(document.getElementById('hydrograph').dataset.state));
+  report.steps.catchment = await page.evaluate(() => {
+    const panel = document.getElementById('hydrograph');
+    return {
+      state: panel.dataset.state, catchment: panel.dataset.catchment, run: panel.dataset.run,
+      title: document.getElementById('hydrograph-title').textContent,
+      points: panel.querySelectorAll('.main-series circle.point').length,
+      values: [...panel.querySelectorAll('.main-series circle.point title')]
+        .map((t) => Number(t.textContent.split(': ')[1].split(' ')[0])),
+      band: panel.querySelectorAll('polygon.band').length,
+      outlines: window.fewsmapViewer.map.getLayers().getArray()
+        .find((l) => l.getClassName() === 'catchment-layer').getSource().getFeatures().length,
+    };
+  });
+  await page.screenshot({ path: join(artifacts, '05b-catchment.png'), fullPage: true });
+  await page.locator('#hydrograph-close').click();
+  await page.locator('#catchments').selectOption(''); // later clicks mean points again
+
   // 7. Pressure levels: another elevation, then the other run at the same valid time.
   phase = 'levels';
   mark = await selectLayer(LEVELS_LAYER);

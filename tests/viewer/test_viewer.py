@@ -66,7 +66,7 @@ def stores(demo_stores: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo stores (linked: they are shared, read-only) and the levels store."""
     folder = tmp_path_factory.mktemp("viewer") / "stores"
     folder.mkdir()
-    for store in demo_stores.glob("*.zarr"):
+    for store in [*demo_stores.glob("*.zarr"), demo_stores / "catchments"]:
         (folder / store.name).symlink_to(store)
     levels_store(folder / f"{LEVELS_STORE}.zarr")
     return folder
@@ -375,6 +375,18 @@ def test_the_hydrograph_shows_other_runs_and_members(session: tuple[str, Report]
     pixel = abs(value_axis(chart)[0])  # the points are drawn to 0.1 px
     assert high == pytest.approx(values.max(axis=0), abs=0.06 * pixel)
     assert low == pytest.approx(values.min(axis=0), abs=0.06 * pixel)
+
+
+def test_clicking_a_catchment_draws_its_mean_and_the_members_band(
+        session: tuple[str, Report]) -> None:
+    url, report = session
+    chart = report["steps"]["catchment"]
+    assert chart["state"] == "ready" and chart["catchment"] == "B04", chart
+    assert chart["outlines"] == 12 and "mean over B04" in chart["title"]
+    answer = httpx.get(f"{url}/api/catchments/demo-basins/B04", timeout=30, params={
+        "layer": "ecmwf-ens-gust.fg10_6", "run": chart["run"], "member": "7"}).json()
+    assert chart["values"] == pytest.approx(answer["series"][0]["values"], rel=1e-6)
+    assert chart["points"] == 3 and chart["band"] == 1
 
 
 def test_a_refused_request_is_shown_to_the_user(session: tuple[str, Report]) -> None:

@@ -1,6 +1,7 @@
 // fewsmap's built-in viewer: layers from the FEWS JSON capabilities, the map from fewsmap's XYZ
-// tiles (/tiles/{layer}/{z}/{x}/{y}.png), legends from GetLegendGraphic JSON and a hydrograph
-// from /api/timeseries. `ol` is the vendored OpenLayers full build (see index.html for why).
+// tiles (/tiles/{layer}/{z}/{x}/{y}.png), legends from GetLegendGraphic JSON, a hydrograph
+// from /api/timeseries, and catchment outlines (GeoJSON from /api/catchments) whose means
+// /api/catchments/<set>/<id> draws. `ol` is the vendored OpenLayers full build (see index.html for why).
 import { getJson, errorOf, errorMessage, query, showError, clearError } from './api.js';
 import { drawHydrograph } from './chart.js';
 
@@ -29,6 +30,7 @@ const state = {
   shownByKey: new Map(), // tile key → the run and valid time its tiles said they show
   pendingTiles: 0,
   point: null, // [lon, lat] of the hydrograph
+  catchment: null, // [set, id] of the hydrograph, when a catchment was clicked
   chart: null, // what the hydrograph draws
 };
 
@@ -72,9 +74,23 @@ const pointLayer = new ol.layer.Vector({
   }),
 });
 
+// Catchment outlines of the chosen set (/api/catchments/<set>), the clicked one highlighted.
+const catchmentSource = new ol.source.Vector();
+const catchmentLayer = new ol.layer.Vector({
+  source: catchmentSource,
+  className: 'catchment-layer',
+  style: (feature) => new ol.style.Style({
+    stroke: new ol.style.Stroke({
+      color: state.catchment && feature.getId() === state.catchment[1] ? '#d00' : '#1a4f8a',
+      width: state.catchment && feature.getId() === state.catchment[1] ? 3 : 1.5,
+    }),
+    fill: new ol.style.Fill({ color: 'rgba(26,79,138,0.05)' }), // clickable inside
+  }),
+});
+
 const map = new ol.Map({
   target: 'map',
-  layers: [baseMap, forecastLayer, pointLayer],
+  layers: [baseMap, forecastLayer, catchmentLayer, pointLayer],
   // The attributions stay visible (Natural Earth asks for credit).
   controls: [new ol.control.Zoom(), new ol.control.Attribution({ collapsible: false }),
              new ol.control.ScaleLine()],
@@ -377,6 +393,8 @@ async function updateLegend() {
 function closeHydrograph() {
   state.point = null;
   state.chart = null;
+  state.catchment = null;
+  catchmentLayer.changed();
   pointSource.clear();
   $('hydrograph').hidden = true;
   delete $('hydrograph').dataset.state;
@@ -399,6 +417,10 @@ function memberBand(answer) {
 }
 
 async function showHydrograph(point) {
+  if (state.catchment) {
+    showCatchment(state.catchment, point);
+    return;
+  }
   const [lon, lat] = point;
   state.point = point;
   const layer = state.layer;
@@ -448,6 +470,73 @@ async function showHydrograph(point) {
   panel.dataset.state = 'ready';
 }
 
+// A catchment's mean over the selected run (and the members' range): the same chart.
+async function showCatchment([set, id], point) {
+  state.point = point;
+  state.catchment = [set, id];
+  catchmentLayer.changed();
+  pointSource.clear();
+  const { layer, run } = state;
+  const panel = $('hydrograph');
+  panel.hidden = false;
+  map.updateSize();
+  panel.dataset.state = 'loading';
+  Object.assign(panel.dataset, { catchment: id, run: run.label });
+  state.chart = null;
+  $('hydrograph-title').textContent = `${layer.title}, mean over ${id} — loading…`;
+  const base = { layer: layer.name, run: run.label, elevation: state.elevation };
+  const path = `/api/catchments/${encodeURIComponent(set)}/${encodeURIComponent(id)}`;
+  let answer;
+  let members = null;
+  try {
+    [answer, members] = await Promise.all([
+      getJson(`${path}?${query({ ...base, member: state.member })}`),
+      state.members.length ? getJson(`${path}?${query({ ...base, member: 'all' })}`)
+        : Promise.resolve(null)]);
+  } catch (error) {
+    if (state.point !== point || state.run !== run) return;
+    panel.dataset.state = 'error';
+    $('chart').replaceChildren();
+    showError(error, 'Catchment series');
+    return;
+  }
+  if (state.point !== point || state.run !== run) return; // superseded meanwhile
+  const catchment = answer.catchment;
+  $('hydrograph-title').textContent = `${layer.title} — run ${run.label}, mean over `
+    + `${catchment.id} (${catchment.cells} cells)`
+    + (members ? `, member ${state.member || '(default)'} and the members' range` : '');
+  state.chart = {
+    main: toSeries(answer.series[0]),
+    plume: [],
+    band: members ? memberBand(members) : null,
+    units: answer.units,
+  };
+  markHydrographTime();
+  panel.dataset.state = 'ready';
+}
+
+async function selectCatchments(set) {
+  catchmentSource.clear();
+  state.catchment = null;
+  if (!set) return;
+  try {
+    const collection = await getJson(`/api/catchments/${encodeURIComponent(set)}`);
+    catchmentSource.addFeatures(new ol.format.GeoJSON().readFeatures(collection, {
+      featureProjection: 'EPSG:3857' }));
+    Object.assign($('catchments').dataset, { loaded: set });
+  } catch (error) {
+    showError(error, `Catchments ${set}`);
+  }
+}
+
+async function loadCatchmentSets() {
+  const answer = await getJson('/api/catchments');
+  if (!answer.catchments.length) return;
+  fillSelect($('catchments'), [['', 'none'],
+    ...answer.catchments.map((s) => [s.name, `${s.title} (${s.count})`])], '');
+  $('catchments-field').hidden = false;
+}
+
 // Move the chart's time marker to the time on the map (a redraw; no new request).
 function markHydrographTime() {
   if (state.chart) {
@@ -458,7 +547,11 @@ function markHydrographTime() {
 map.on('singleclick', (event) => {
   if (!state.run) return;
   const [lon, lat] = ol.proj.toLonLat(event.coordinate);
-  showHydrograph([((lon + 540) % 360) - 180, lat]);
+  const point = [((lon + 540) % 360) - 180, lat];
+  // By geometry, not by pixel: OpenLayers' pixel hit detection reads the canvas back.
+  const hit = catchmentSource.getFeaturesAtCoordinate(event.coordinate)[0];
+  state.catchment = hit ? [$('catchments').value, hit.getId()] : null;
+  showHydrograph(point);
 });
 
 // ---- animation -----------------------------------------------------------------------------
@@ -510,10 +603,12 @@ for (const name of ['elevation', 'member', 'style']) {
 $('opacity').addEventListener('input', () => forecastLayer.setOpacity($('opacity').value / 100));
 $('basemap').addEventListener('change', () => baseMap.setVisible($('basemap').checked));
 $('hydrograph-close').addEventListener('click', closeHydrograph);
+$('catchments').addEventListener('change', () => selectCatchments($('catchments').value));
 
 async function start() {
   document.body.dataset.tiles = 'idle';
   loadBaseMap().catch((error) => showError(error, 'Base map'));
+  loadCatchmentSets().catch((error) => showError(error, 'Catchment sets'));
   try {
     state.capabilities = await getJson(`${CAPABILITIES}&onlyHeaders=true`);
   } catch (error) {
@@ -532,5 +627,6 @@ async function start() {
 }
 
 // For scripts and tests driving the page (and curious users in the console).
-window.fewsmapViewer = { map, state, selectLayer, selectRun, setTimeIndex, showHydrograph };
+window.fewsmapViewer = { map, state, selectLayer, selectRun, setTimeIndex, showHydrograph,
+                         selectCatchments, showCatchment };
 start();

@@ -1,0 +1,287 @@
+"""The catchment API on the demo stores: means equal exactextract's, formats, hostile input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import shapely
+from exactextract import exact_extract  # type: ignore[import-untyped]
+from exactextract.raster import NumPyRasterSource  # type: ignore[import-untyped]
+
+from fewsmap import open_cube
+from fewsmap.app.server import create_app
+from fewsmap.settings import Settings
+from tests.asgi_client import AppClient
+
+LAYER = "ecmwf-ens-gust.fg10_6"
+SET = "demo-basins"
+
+
+@pytest.fixture(scope="module")
+def client(demo_stores: Path) -> AppClient:
+    return AppClient(create_app(Settings(stores_dir=demo_stores)))
+
+
+@pytest.fixture(scope="module")
+def basins(client: AppClient) -> dict[str, Any]:
+    response = client.get(f"/api/catchments/{SET}")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/geo+json"
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def ok(response: httpx.Response) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def exactextract_mean(demo_stores: Path, polygon: dict[str, Any], step: int,
+                      member: int) -> float:
+    """exactextract's area-weighted mean over one field of the gust cube."""
+    with open_cube(demo_stores / "ecmwf-ens-gust.zarr") as cube:
+        field = cube["fg10_6"].isel(forecast_reference_time=-1, step=step,
+                                    realization=member)
+        lat, lon = field["latitude"].values, field["longitude"].values
+        values = np.asarray(field.values, dtype=np.float64)
+    raster = NumPyRasterSource(values, lon.min() - 0.5, lat.min() - 0.5, lon.max() + 0.5,
+                               lat.max() + 0.5)
+    feature = {"type": "Feature", "properties": {}, "geometry": polygon}
+    found = exact_extract(raster, [feature], ["mean(coverage_weight=area_spherical_m2)"])
+    return float(found[0]["properties"]["mean"])
+
+
+def test_the_demo_set_is_listed_and_served_as_geojson(client: AppClient,
+                                                      basins: dict[str, Any]) -> None:
+    listed = ok(client.get("/api/catchments"))["catchments"]
+    assert [(s["name"], s["count"]) for s in listed] == [(SET, 12)]
+    assert listed[0]["links"][0]["href"] == f"http://fewsmap.test/api/catchments/{SET}"
+    assert basins["type"] == "FeatureCollection" and len(basins["features"]) == 12
+    assert basins["features"][3]["id"] == "B04"
+    assert all(shapely.geometry.shape(f["geometry"]).is_valid for f in basins["features"])
+
+
+def test_every_member_s_mean_equals_exactextract(client: AppClient, basins: dict[str, Any],
+                                                 demo_stores: Path) -> None:
+    body = ok(client.get(f"/api/catchments/{SET}/B04", params={"layer": LAYER,
+                                                              "member": "all"}))
+    assert body["catchment"]["id"] == "B04"
+    assert body["catchment"]["weighting"] == "exactextract spherical area"
+    assert "cell" not in body and body["units"]
+    series = body["series"]
+    assert len(series) == 50 and len(series[0]["times"]) == 3
+    polygon = basins["features"][3]["geometry"]
+    for member, step in ((1, 0), (18, 1), (50, 2)):  # labels 1..50
+        expected = exactextract_mean(demo_stores, polygon, step, member - 1)
+        got = next(s for s in series if s["member"] == member)["values"][step]
+        assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_ensemble_statistics_are_over_the_members_catchment_means(client: AppClient) -> None:
+    members = ok(client.get(f"/api/catchments/{SET}/B05", params={"layer": LAYER,
+                                                                 "member": "all"}))
+    table = np.array([s["values"] for s in members["series"]], dtype=np.float64)
+    threshold = round(float(np.median(table)), 1)  # a threshold some members pass
+    for label, expected in (("mean", table.mean(axis=0)),
+                            ("p90", np.percentile(table, 90, axis=0)),
+                            (f"above:{threshold:g}", 100 * (table > threshold).mean(axis=0))):
+        body = ok(client.get(f"/api/catchments/{SET}/B05", params={"layer": LAYER,
+                                                                  "member": label}))
+        assert [s["member"] for s in body["series"]] == [label]
+        np.testing.assert_allclose(body["series"][0]["values"], expected, rtol=1e-5)
+    shares = 100 * (table > threshold).mean(axis=0)
+    assert ((shares > 0) & (shares < 100)).any()
+
+
+def test_csv_and_coveragejson(client: AppClient) -> None:
+    params = {"layer": LAYER, "member": "3"}
+    values = ok(client.get(f"/api/catchments/{SET}/B01", params=params))["series"][0]["values"]
+    response = client.get(f"/api/catchments/{SET}/B01", params={**params, "f": "csv"})
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [float(r["value"]) for r in rows] == pytest.approx(values)
+    assert rows[0]["member"] == "3" and rows[0]["lead_time"] == "P2DT12H"
+    coverage = client.get(f"/api/catchments/{SET}/B01", params=params,
+                          headers={"Accept": "application/prs.coverage+json"}).json()
+    assert coverage["type"] == "CoverageCollection"
+    assert coverage["domainType"] == "PolygonSeries"
+    domain = coverage["coverages"][0]["domain"]
+    assert domain["domainType"] == "PolygonSeries" and set(domain["axes"]) == {"composite",
+                                                                               "t"}
+    ranges = coverage["coverages"][0]["ranges"]
+    assert next(iter(ranges.values()))["values"] == pytest.approx(values)
+
+
+def test_the_set_with_each_feature_s_value_at_a_time(client: AppClient) -> None:
+    params = {"layer": LAYER, "member": "mean", "time": "2018-11-23T06:00:00Z"}
+    body = ok(client.get(f"/api/catchments/{SET}", params=params))
+    assert body["time"] == "2018-11-23T06:00:00Z" and body["member"] == "mean"
+    assert body["reference_time"] == "2018-11-20T12:00:00Z"
+    for feature in body["features"][:3]:
+        series = ok(client.get(f"/api/catchments/{SET}/{feature['id']}",
+                               params={"layer": LAYER, "member": "mean"}))["series"][0]
+        assert feature["properties"]["value"] == pytest.approx(series["values"][1], rel=1e-6)
+
+
+def test_a_polygon_given_in_the_request_equals_the_configured_one(
+        client: AppClient, basins: dict[str, Any]) -> None:
+    polygon = basins["features"][6]["geometry"]
+    configured = ok(client.get(f"/api/catchments/{SET}/B07",
+                               params={"layer": LAYER, "member": "5"}))["series"]
+    wkt = shapely.geometry.shape(polygon).wkt
+    given = ok(client.get("/api/catchments", params={"layer": LAYER, "member": "5",
+                                                     "geometry": wkt}))
+    assert given["series"][0]["values"] == pytest.approx(configured[0]["values"], rel=1e-9)
+    posted = ok(client.request("POST", "/api/catchments", {"layer": LAYER, "member": "5"},
+                               content=json.dumps(polygon).encode()))
+    assert posted["series"][0]["values"] == pytest.approx(configured[0]["values"], rel=1e-9)
+
+
+BOW_TIE = "POLYGON((0 40, 10 50, 10 40, 0 50, 0 40))"
+ANGLES = np.linspace(0, 2 * np.pi, 1_000_000, endpoint=False)
+MILLION = shapely.Polygon(np.column_stack([5 * np.cos(ANGLES), 50 + 5 * np.sin(ANGLES)]))
+
+
+@pytest.mark.parametrize(("path", "params", "body", "status", "says"), [
+    ("/api/catchments/nope", {}, None, 400, "catchment set 'nope' is not defined"),
+    (f"/api/catchments/{SET}/B99", {"layer": LAYER}, None, 400, "no catchment 'B99'"),
+    (f"/api/catchments/{SET}/B01", {}, None, 400, "LAYER is required"),
+    (f"/api/catchments/{SET}/B01", {"layer": "nope"}, None, 400, "'nope' is not defined"),
+    (f"/api/catchments/{SET}/B01", {"layer": LAYER, "f": "netcdf"}, None, 400, "netcdf"),
+    (f"/api/catchments/{SET}/B01", {"layer": LAYER, "member": "p100"}, None, 400, "p1 .. p99"),
+    (f"/api/catchments/{SET}", {"layer": LAYER, "member": "all"}, None, 400, "one value"),
+    (f"/api/catchments/{SET}", {"layer": LAYER, "time": "2030-01-01T00:00:00Z"}, None, 400,
+     "no valid time"),
+    ("/api/catchments", {"layer": LAYER, "geometry": BOW_TIE}, None, 400, "Self-intersection"),
+    ("/api/catchments", {"layer": LAYER, "geometry": "POLYGON((" + "1 1," * 5000}, None, 400,
+     "longer than"),
+    ("/api/catchments", {"layer": LAYER, "geometry": "POLYGON((100 0, 110 0, 110 10, 100 0))"},
+     None, 400, "covers no cell"),
+    ("/api/catchments", {"layer": LAYER}, MILLION.wkt.encode(), 400, "larger than"),
+    ("/api/catchments", {"layer": LAYER}, json.dumps({"type": "Polygon", "coordinates": [
+        np.round(shapely.get_coordinates(MILLION)[::50], 4).tolist()]}).encode(), 400,
+     "vertices"),  # 20 000 vertices in 500 kB
+    ("/api/catchments", {"layer": LAYER}, b"\xff\xfe", 400, "UTF-8"),
+    ("/api/catchments", {"layer": LAYER}, b'{"type": "Point", "coordinates": [1, 2]}', 400,
+     "Polygon or MultiPolygon"),
+])
+def test_bad_requests_get_a_json_error_never_a_500(
+        client: AppClient, path: str, params: dict[str, str], body: bytes | None, status: int,
+        says: str) -> None:
+    response = client.request("POST" if body is not None else "GET", path, params,
+                              content=body)
+    assert response.status_code == status, response.text
+    assert says in response.json()["error"]["message"]
+
+
+# --- the set as a WMS layer <set>:<layer> ----------------------------------------------------
+
+TOKEN = "basin-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def configured(demo_stores: Path, tmp_path_factory: pytest.TempPathFactory) -> AppClient:
+    folder = tmp_path_factory.mktemp("configured")
+    (folder / "basins.geojson").write_bytes(
+        (demo_stores / "catchments" / f"{SET}.geojson").read_bytes())
+    (folder / "fewsmap.toml").write_text(f"""
+[catalog]
+auto_layers = true
+[catchments.basins]
+file = "basins.geojson"
+id = "id"
+title = "Basins"
+layers = ["{LAYER}", "naefs-mean.QPF"]
+[[security.tokens]]
+token = "{TOKEN}"
+layers = ["naefs-mean.QPF"]
+""")
+    return AppClient(create_app(Settings(stores_dir=demo_stores,
+                                         config_file=folder / "fewsmap.toml")))
+
+
+def png_pixels(response: httpx.Response) -> np.ndarray:
+    from PIL import Image
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+
+
+def test_the_wms_layer_fills_each_catchment_with_its_mean(configured: AppClient,
+                                                         demo_stores: Path) -> None:
+    from fewsmap.catalog import Catalog
+    from fewsmap.render.colour import palette_for
+
+    name = f"basins:{LAYER}"
+    when = "2018-11-23T06:00:00Z"
+    means = ok(configured.get("/api/catchments/basins", params={
+        "layer": LAYER, "time": when, "member": "mean"}))
+    image = png_pixels(configured.get("/wms", params={
+        "service": "WMS", "version": "1.3.0", "request": "GetMap", "layers": name,
+        "styles": "", "crs": "CRS:84", "bbox": "-20,35,30,75", "width": "500",
+        "height": "400", "format": "image/png", "time": when, "dim_ensemble_member": "mean",
+        "colorscalerange": "0,20"}))
+    style_response = ok(configured.get("/wms", params={"request": "GetCapabilities",
+                                                       "format": "application/json"}))
+    entry = next(e for e in style_response["layers"] if e["name"] == name)
+    assert entry["groupName"] == "basins" and entry["ensembles"]
+    assert entry["times"] == ["2018-11-23T00:00:00Z", when, "2018-11-23T12:00:00Z"]
+    style = Catalog(Settings(stores_dir=demo_stores)).layers[LAYER].styles[0]
+    palette = palette_for(style, (0.0, 20.0), None)
+    for feature in means["features"]:
+        centre = shapely.geometry.shape(feature["geometry"]).representative_point()
+        col, row = int((centre.x + 20) / 50 * 500), int((75 - centre.y) / 40 * 400)
+        expected = palette.rgba(palette.indices(np.array(
+            [[feature["properties"]["value"]]], dtype=np.float32)))[0, 0]
+        assert tuple(image[row, col]) == tuple(expected), feature["id"]
+    assert image[395, 5, 3] == 0  # the sea off Morocco: in no catchment, transparent
+
+
+def test_catchment_layers_are_listed_with_the_layer_s_dimensions(
+        configured: AppClient) -> None:
+    xml = configured.get("/wms", params={"service": "WMS", "request": "GetCapabilities"}).text
+    assert f"<Name>basins:{LAYER}</Name>" in xml
+    assert '<Dimension name="ensemble_member"' in xml.split(f"<Name>basins:{LAYER}</Name>")[1]
+    assert "basins:naefs-mean.QPF" not in xml  # protected with its layer
+    authorised = configured.get("/wms", params={"service": "WMS", "request": "GetCapabilities"},
+                                headers={"Authorization": f"Bearer {TOKEN}"}).text
+    assert "<Name>basins:naefs-mean.QPF</Name>" in authorised
+
+
+def test_protected_layers_protect_their_catchment_maps_and_api(configured: AppClient) -> None:
+    refused = configured.get("/api/catchments/basins/B01", params={"layer": "naefs-mean.QPF"})
+    assert refused.status_code == 401
+    refused = configured.get("/wms", params={
+        "service": "WMS", "version": "1.3.0", "request": "GetMap",
+        "layers": "basins:naefs-mean.QPF", "styles": "", "crs": "CRS:84",
+        "bbox": "-120,20,-60,50", "width": "64", "height": "32", "format": "image/png"})
+    assert refused.status_code == 401
+    exported = configured.get("/wms", params={
+        "service": "WMS", "version": "1.3.0", "request": "GetMap", "layers": f"basins:{LAYER}",
+        "styles": "", "crs": "CRS:84", "bbox": "-20,35,30,75", "width": "64", "height": "32",
+        "format": "image/tiff;subtype=float32"})
+    assert exported.status_code == 400 and "/api/catchments/basins" in exported.text
+
+
+@pytest.mark.parametrize("path", [
+    f"/tiles/basins:{LAYER}/4/8/5.png?member=p90",
+    f"/tiles/basins:{LAYER}/tilejson.json",
+    "/wmts?service=WMTS&request=GetCapabilities",
+    "/edr/collections",
+    f"/wms?service=WMS&version=1.3.0&request=GetLegendGraphic&layer=basins:{LAYER}"
+    "&format=image/png",
+    f"/wms?service=WMS&version=1.3.0&request=GetFeatureInfo&layers=basins:{LAYER}"
+    f"&query_layers=basins:{LAYER}&crs=CRS:84&bbox=-20,35,30,75&width=50&height=40&i=30&j=20"
+    "&info_format=application/json",
+])
+def test_every_front_serves_a_catchment_layer(configured: AppClient, path: str) -> None:
+    response = configured.get(path)
+    assert response.status_code == 200, response.text[:300]
