@@ -26,7 +26,7 @@ from fewsmap.ogc.catchments import (
     set_geojson,
     sets_json,
 )
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from fewsmap.store.cube import ForecastStore
 
 # A polygon sent as a POST body: GeoJSON or WKT of at most 10 000 vertices fits well within.

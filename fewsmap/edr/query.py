@@ -13,10 +13,10 @@ import numpy as np
 import shapely
 
 from fewsmap.edr.window import Region
-from fewsmap.edr.wkt import parse_wkt
 from fewsmap.errors import InvalidFormat, InvalidParameterValue
 from fewsmap.formats.covjson import CRS84_URI, EPSG4326_URI
 from fewsmap.formats.media import COVJSON, CSV
+from fewsmap.formats.wkt import parse_wkt
 from fewsmap.params import Params, finite_number
 from fewsmap.time.grammar import TimeInterval, TimeSelection, parse_instant_span
 

@@ -30,23 +30,10 @@ from fewsmap.errors import (
     LayerNotDefined,
 )
 from fewsmap.export import NETCDF
-from fewsmap.ogc.featureinfo import DIMENSION_PROPERTIES, json_numbers, selector_value
-from fewsmap.ogc.params import Params
-from fewsmap.ogc.timeseries import (
-    COVJSON,
-    CSV,
-    JSON,
-    Series,
-    TimeSeries,
-    TimeSeriesRequest,
-    _labels_per_run,
-    _runs,
-    _statistic_over,
-    coverage_json,
-    encode_csv,
-    parse_timeseries,
-    series_json,
-)
+from fewsmap.formats.media import COVJSON, CSV, JSON
+from fewsmap.formats.numbers import json_numbers
+from fewsmap.ogc.timeseries import coverage_json, encode_csv, parse_timeseries, series_json
+from fewsmap.params import Params
 from fewsmap.points import GridCell
 from fewsmap.products.catchments import (
     WEIGHTS,
@@ -58,6 +45,15 @@ from fewsmap.products.catchments import (
     window_of,
 )
 from fewsmap.products.ensemble import MemberStatistic, reduce_selected
+from fewsmap.resolve.labels import DIMENSION_PROPERTIES, selector_value
+from fewsmap.resolve.series import (
+    Series,
+    TimeSeries,
+    TimeSeriesRequest,
+    labels_per_run,
+    select_runs,
+    statistic_over,
+)
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.time.grammar import parse_instant
 from fewsmap.time.instants import format_time
@@ -184,8 +180,8 @@ def read_catchment(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
     if window is None:
         raise InvalidParameterValue(f"catchment {catchment.id!r} covers no cell of the grid "
                                     f"of layer {layer.id!r}")
-    runs = _runs(catalog, layer, named_run, request)
-    chosen = _labels_per_run(store, layer, runs, request)
+    runs = select_runs(catalog, layer, named_run, request)
+    chosen = labels_per_run(store, layer, runs, request)
     count = window.size * len(layer.variables) * sum(
         times.size * math.prod(len(i) for i in indices)
         for (_, times), (_, indices) in zip(runs, chosen, strict=True))
@@ -199,7 +195,7 @@ def read_catchment(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
             continue
         steps = np.array([run.step_of(t) for t in times], dtype=np.int64)
         values = read_means(store, layer.variables, window, run.slot, steps, indices)[..., 0]
-        statistics = [_statistic_over(d, i, request.member)
+        statistics = [statistic_over(d, i, request.member)
                       for d, i in zip(dims, indices, strict=True)]
         values = reduce_selected(values.astype(np.float32), statistics, 1)
         shape = [1 if isinstance(s, MemberStatistic) else len(i)
@@ -279,17 +275,17 @@ def set_values(catalog: Catalog, request: TimeSeriesRequest, params: Params, lay
     when = parse_instant(time_text, "time") if time_text else None
     if when is not None:
         request = replace(request, start=when, end=when, all_runs=False)
-    runs = _runs(catalog, layer, named_run, request)
+    runs = select_runs(catalog, layer, named_run, request)
     run, times = runs[-1]
     when = times[0] if when is None else when
-    (dims, indices), = _labels_per_run(store, layer, [(run, times[:1])], request)
+    (dims, indices), = labels_per_run(store, layer, [(run, times[:1])], request)
     if any(len(i) != 1 for i, d in zip(indices, dims, strict=True)
-           if not isinstance(_statistic_over(d, i, request.member), MemberStatistic)):
+           if not isinstance(statistic_over(d, i, request.member), MemberStatistic)):
         raise InvalidDimensionValue("one value per catchment: name one member or level, "
                                     "or an ensemble statistic, not 'all'")
     weights = WEIGHTS.weights(store, catchments)
     window = window_of(weights.polygons)
-    statistics = [_statistic_over(d, i, request.member) for d, i in zip(dims, indices,
+    statistics = [statistic_over(d, i, request.member) for d, i in zip(dims, indices,
                                                                            strict=True)]
     if window is None:
         values = np.full(len(catchments.ids), np.nan, dtype=np.float32)

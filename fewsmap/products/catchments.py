@@ -45,6 +45,7 @@ from shapely.errors import GEOSException
 
 from fewsmap.cancel import checkpoint
 from fewsmap.errors import ConfigError, FewsmapError, InvalidParameterValue, LayerNotDefined
+from fewsmap.formats.wkt import parse_wkt  # the one WKT reader (limits, hostile input)
 from fewsmap.store import reads
 from fewsmap.store.axes import is_evenly_spaced
 from fewsmap.store.cube import ForecastStore
@@ -286,8 +287,6 @@ def request_polygons(text: str) -> CatchmentSet:
 
 
 def _wkt_polygon(text: str) -> shapely.Geometry:
-    from fewsmap.edr.wkt import parse_wkt  # the one WKT reader (limits, hostile input)
-
     try:
         polygon = parse_wkt(text, ("POLYGON", "MULTIPOLYGON"))
     except InvalidParameterValue as exc:

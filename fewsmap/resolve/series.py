@@ -120,8 +120,8 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
     layer, named_run = catalog.resolve(request.layer)
     store = catalog.store(layer)
     crs = check_offered(request.crs, offered_crs(store.geometry.crs_wkt))
-    runs = _runs(catalog, layer, named_run, request)
-    chosen = _labels_per_run(store, layer, runs, request)
+    runs = select_runs(catalog, layer, named_run, request)
+    chosen = labels_per_run(store, layer, runs, request)
     count = sum(times.size * math.prod(len(i) for i in indices)
                 for (_, times), (_, indices) in zip(runs, chosen, strict=True)) * len(
         layer.variables)
@@ -138,7 +138,7 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
             continue  # the named member or level holds no data in this run
         values, components = read_components(store, layer.variables, cell, run, times,
                                              indices)
-        statistics = [_statistic_over(d, i, request.member) for d, i in zip(dims, indices,
+        statistics = [statistic_over(d, i, request.member) for d, i in zip(dims, indices,
                                                                                strict=True)]
         values = reduce_selected(values, statistics, 1)
         components = {k: reduce_selected(v, statistics, 1) for k, v in components.items()}
@@ -181,7 +181,7 @@ def extent_text(store: ForecastStore) -> str:
     return f"longitude {west:g}..{east:g}, latitude {south:g}..{north:g}"
 
 
-def _runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
+def select_runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
           request: TimeSeriesRequest) -> list[tuple[RunInfo, np.ndarray]]:
     """The runs to read, each with its valid times inside the window."""
     runs = catalog.runs(layer)
@@ -226,7 +226,7 @@ def _runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
     return selected
 
 
-def _labels_per_run(store: ForecastStore, layer: Layer,
+def labels_per_run(store: ForecastStore, layer: Layer,
                     runs: list[tuple[RunInfo, np.ndarray]], request: TimeSeriesRequest,
                     ) -> list[tuple[list[LayerDimension], list[list[int]]]]:
     """Each run's member and level dimensions and the store indices to read along them.
@@ -271,7 +271,7 @@ def _indices(dimension: LayerDimension, wanted: float | str | EnsembleStatistic 
     return [dimension.index(None if wanted is None else float(wanted), layer_id)]
 
 
-def _statistic_over(dimension: LayerDimension, indices: list[int],
+def statistic_over(dimension: LayerDimension, indices: list[int],
                     member: object) -> Selector:
     """The statistic reducing the values read along ``dimension`` (0: none)."""
     if isinstance(member, EnsembleStatistic) and dimension.name == "ensemble_member":

@@ -18,8 +18,8 @@ from fewsmap.edr.query import (
     parse_levels,
     parse_query,
 )
-from fewsmap.edr.wkt import parse_wkt
 from fewsmap.errors import FewsmapError, InvalidFormat, MissingParameterValue
+from fewsmap.formats.wkt import parse_wkt
 from fewsmap.params import Params
 
 POLYGONS = ("POLYGON", "MULTIPOLYGON")
