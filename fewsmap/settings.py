@@ -143,8 +143,15 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _number_or_text(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"must be a number or a string, not {value!r}")
+    return value
+
+
 Number = Annotated[float, BeforeValidator(_number)]
 FiniteNumber = Annotated[Number, Field(allow_inf_nan=False)]
+NumberOrText = Annotated[float | str, BeforeValidator(_number_or_text)]
 
 
 # --- [service] ---------------------------------------------------------------------------------
@@ -368,11 +375,11 @@ class LayerTable(Table):
                                     "the default")
     keywords: dict[str, str] = Field(default={}, description="FEWS keywords (parameterId, …)")
     abstract: str = ""
-    defaults: dict[str, Number | str] = Field(default={}, description=(
+    defaults: dict[str, NumberOrText] = Field(default={}, description=(
         "Per dimension (time, elevation, ensemble_member) a default or \"required\""))
     time_tolerance: Duration | None = Field(default=None, description=(
         "Serve the nearest valid time within this tolerance instead of refusing"))
-    thresholds: list[Number | str] = Field(default=[], description=(
+    thresholds: list[NumberOrText] = Field(default=[], description=(
         "Warning levels offered as exceedance probabilities: a number (above) or "
         "'above:X'/'below:X'"))
 
@@ -503,7 +510,11 @@ def _quoted(key: str) -> str:
 
 
 def _dotted(loc: Sequence[int | str], data: Any) -> str:
-    """The dotted path of an error location; an array item is named by its ``id``."""
+    """The dotted path of an error location; an array item is named by its ``id``.
+
+    Parts below a value that is not a table (pydantic's names of the types it tried) are
+    left out: they are no key a user wrote.
+    """
     parts: list[str] = []
     for part in loc:
         if isinstance(part, int) and isinstance(data, list) and part < len(data):
@@ -511,9 +522,9 @@ def _dotted(loc: Sequence[int | str], data: Any) -> str:
             ident = (data.get("id") or data.get("name")) if isinstance(data, dict) else None
             parts[-1] = parts[-1] + (f".{_quoted(ident)}" if isinstance(ident, str)
                                      else f"[{part}]")
-            continue
-        data = data.get(part) if isinstance(data, dict) else None
-        parts.append(_quoted(str(part)))
+        elif isinstance(data, dict):
+            data = data.get(part)
+            parts.append(_quoted(str(part)))
     return ".".join(parts)
 
 
@@ -573,7 +584,8 @@ def describe_errors(exc: ValidationError, origin: str | Callable[[str], str],
             message = str(error["msg"]).removeprefix("Value error, ")
             shown = repr(value)[:100]
             # Our own checks quote the value they refuse; pydantic's say only what they expect.
-            quoted = isinstance(value, str) and shown in message
+            quoted = shown in message and (isinstance(value, bool)
+                                           or not isinstance(value, int | float))
             given = "" if quoted or isinstance(value, dict) else f" = {shown}"
             lines.append(f"{where}: {key}{given}: {message}")
     return "\n".join(lines)
