@@ -486,12 +486,14 @@ class ConfigFile(Table):
         """The folder relative paths in the file start from."""
         return self._path.parent if self._path else Path.cwd()
 
-    def where(self, *keys: str) -> str:
-        """``<file>: <dotted key>``: what an error about a value of the file starts with."""
-        return f"{self._path or 'configuration'}: {'.'.join(_quoted(k) for k in keys)}"
+    def where(self, *keys: str | int) -> str:
+        """``<file>: <dotted key>``: what an error about a value of the file starts with
+        (an int is an index into an array of tables without an id)."""
+        dotted = "".join(f"[{k}]" if isinstance(k, int) else f".{_quoted(k)}" for k in keys)
+        return f"{self._path or 'configuration'}: {dotted.removeprefix('.')}"
 
     @contextmanager
-    def located(self, *keys: str) -> Iterator[None]:
+    def located(self, *keys: str | int) -> Iterator[None]:
         """Name the file and ``keys`` in a `ConfigError` raised inside (a check of a value
         the schema cannot make alone: a style's numbers, a threshold's grammar)."""
         try:

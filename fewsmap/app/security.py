@@ -90,9 +90,9 @@ class Security:
             If a token's secret is missing or too short.
         """
         tokens = []
-        for number, table in enumerate(config.security.tokens, start=1):
-            with config.located("security", "tokens", table.name or f"#{number}"):
-                tokens.append(_token(table, number))
+        for index, table in enumerate(config.security.tokens):
+            with config.located("security", "tokens", table.name or index):
+                tokens.append(_token(table, index + 1))
         return cls(tuple(tokens)) if tokens else None
 
     def view(self, catalog: Catalog) -> Catalog:
