@@ -442,7 +442,8 @@ class ConfigFile(Table):
 
     service: ServiceTable = Field(default_factory=lambda: ServiceTable())
     catalog: CatalogTable = CatalogTable()
-    stores: dict[str, Annotated[StoreTable, BeforeValidator(_store_entry)]] = Field(
+    stores: dict[str, Annotated[StoreTable, BeforeValidator(
+        _store_entry, json_schema_input_type=Location | StoreTable)]] = Field(
         default={}, description="Stores by name: a path, or a table")
     styles: tuple[StyleTable, ...] = ()
     groups: tuple[GroupTable, ...] = ()
