@@ -1,21 +1,25 @@
-"""The ``fewsmap`` command: ingest, serve, demo, runs. Names and flags are a public interface."""
+"""The ``fewsmap`` command: ingest, serve, demo, runs, prune, config-schema.
+
+Names and flags are a public interface.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from obstore.exceptions import BaseError as ObjectStoreError
 
 from fewsmap import __version__
 from fewsmap.errors import ConfigError, FewsmapError, StoreError
-from fewsmap.settings import Settings, load_settings, read_config
+from fewsmap.settings import Settings, config_schema, load_settings
 from fewsmap.store.backend import store_in
 from fewsmap.store.cube import is_store, store_name
 from fewsmap.store.location import store_location
@@ -104,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--stores", help="stores folder (default: ./stores)")
     demo.set_defaults(func=_demo)
 
+    schema = commands.add_parser(
+        "config-schema", help="print the JSON Schema of the TOML configuration (for editors)")
+    schema.set_defaults(func=_config_schema)
+
     runs = commands.add_parser("runs", help="list a store's runs and where they came from")
     runs.add_argument("store", help="store folder")
     runs.set_defaults(func=_runs)
@@ -133,31 +141,27 @@ def _store_path(store: str, settings: Settings) -> Path | str:
     or a name in the stores folder (``--stores`` is already in ``settings``)."""
     if "/" in store or store.endswith(".zarr") or store in (".", ".."):
         return store_location(store, "--store")
-    configured = configured_store_paths(_config(settings)).get(store)
+    configured = configured_store_paths(settings.config).get(store)
     return configured or store_in(settings.stores_dir, store)
 
 
-def _config(settings: Settings) -> dict[str, Any]:
-    return read_config(settings.config_file) if settings.config_file else {}
-
-
 def _ingest(args: argparse.Namespace) -> int:
-    from fewsmap.ingest import configured_missing_values, ingest
+    from fewsmap.ingest import ingest
     from fewsmap.ingest.limits import IngestLimits
 
     settings = _settings(args)
     store = _store_path(args.store, settings)
     limits = IngestLimits(settings.max_field_cells, settings.max_run_cells,
                           settings.max_gunzip_bytes)
-    missing = {**configured_missing_values(_config(settings), store_name(store)),
-               **dict(args.missing_value)}
+    table = settings.config.stores.get(store_name(store))
+    missing = {**(table.missing_values if table else {}), **dict(args.missing_value)}
     with _executor(args) as executor:
         results = ingest(store, args.files, reference_time=args.reference_time,
                          replace=args.replace, progress=False if args.quiet else None,
                          limits=limits, missing_values=missing, executor=executor)
     for result in results:
         print(f"{store}: {result.message}")
-    policy = configured_policy(_config(settings), store_name(store))
+    policy = configured_policy(settings.config, store_name(store))
     if policy.active:  # retention after each ingest, when configured for the store
         _print_pruned(store, policy, prune(store, policy))
     return 0
@@ -178,7 +182,7 @@ def _executor(args: argparse.Namespace) -> Iterator[Executor | None]:
 def _prune(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store_path(args.store, settings)
-    configured = configured_policy(_config(settings), store_name(store))
+    configured = configured_policy(settings.config, store_name(store))
     policy = RetentionPolicy(
         args.keep_runs if args.keep_runs is not None else configured.keep_runs,
         args.keep_days if args.keep_days is not None else configured.keep_days)
@@ -212,11 +216,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     from fewsmap.app.serve import serve
+    from fewsmap.catalog.catalog import configured_styles
     from fewsmap.demo import build_demo, has_stores
 
     settings = _settings(args)
-    # Refuse store URLs here: a worker that fails on its catalog dies without a word.
-    configured_store_paths(_config(settings))
+    # The file was checked as it was read; check the styles too (SLD files, numbers that
+    # cannot colour): a worker that fails on its catalog dies without a word.
+    configured_styles(settings.config)
     # Object storage is never touched before the workers fork: obstore's runtime does not
     # survive a fork (its threads stay in the parent), so an empty bucket is served empty.
     local = isinstance(settings.stores_dir, Path)
@@ -232,6 +238,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     for store in build_demo(_settings(args).stores_dir):
         print(f"demo store ready: {store}")
+    return 0
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(config_schema(), indent=2))
     return 0
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from fewsmap import ForecastStore
@@ -71,7 +73,8 @@ def test_missing_values_come_from_the_configuration_and_the_command_line(
     assert bad.returncode == 2 and "expected VARIABLE=NUMBER" in bad.stderr
     config.write_text('[stores.fmat]\nmissing_values = { t = "cold" }\n')
     bad = fewsmap("ingest", "--config", config, "--store", tmp_path / "d" / "fmat.zarr", *files)
-    assert bad.returncode == 2 and "missing_values must be a table" in bad.stderr
+    assert bad.returncode == 2
+    assert f"{config}: stores.fmat.missing_values.t: must be a number, not 'cold'" in bad.stderr
     assert not (tmp_path / "d").exists()
 
 
@@ -165,3 +168,28 @@ def test_help_and_version(args: list[str]) -> None:
     result = fewsmap(*args)
     assert result.returncode == 0
     assert "fewsmap" in result.stdout
+
+
+def test_config_schema_lets_an_editor_check_a_configuration(tmp_path: Path) -> None:
+    result = fewsmap("config-schema")
+    assert result.returncode == 0, result.stderr
+    validator = jsonschema.Draft202012Validator(json.loads(result.stdout))
+    assert not list(validator.iter_errors({"service": {"port": 8080},
+                                           "stores": {"feed": {"keep_runs": 3}}}))
+    assert [e.message for e in validator.iter_errors({"service": {"prot": 8080}})] == [
+        "Additional properties are not allowed ('prot' was unexpected)"]
+
+
+@pytest.mark.parametrize(("toml", "says"), [
+    ('[[layers]]\nid = "rain"\nstore = "s"\nvariable = "v"\nstyle = ["a"]\n',
+     "layers.rain.style: unknown key; did you mean 'styles'?"),
+    ('[[styles]]\nid = "rain"\nbreaks = [2, 1]\ncolors = ["#fff", "#000"]\n',
+     "styles.rain: style 'rain': class breaks must ascend"),
+])
+def test_a_bad_configuration_stops_serve_naming_the_file_and_key(tmp_path: Path, toml: str,
+                                                                 says: str) -> None:
+    config = tmp_path / "fewsmap.toml"
+    config.write_text(toml)
+    result = fewsmap("serve", "--config", config, "--stores", tmp_path, "--port", "0")
+    assert result.returncode == 2
+    assert result.stderr == f"fewsmap: error: {config}: {says}\n"

@@ -15,11 +15,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from fewsmap.app.server import create_app
 from fewsmap.cli import main
-from fewsmap.settings import Settings, load_settings
+from fewsmap.settings import Settings, config_schema, load_settings
 from tests.asgi_client import AppClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +111,14 @@ def test_every_configuration_example_configures_a_service(page: Path, toml: str,
     assert capabilities.status_code == 200, capabilities.text[:500]
     for layer in tomllib.loads(toml).get("layers", []):
         assert layer["id"] in capabilities.text
+
+
+@pytest.mark.parametrize("page, toml", fenced_blocks("toml"),
+                         ids=lambda v: v.name if isinstance(v, Path) else "")
+def test_every_configuration_example_fits_the_published_schema(page: Path, toml: str) -> None:
+    """What `fewsmap config-schema` gives editors accepts every example (no false alarm)."""
+    validator = jsonschema.Draft202012Validator(config_schema())
+    assert [e.message for e in validator.iter_errors(tomllib.loads(toml))] == []
 
 
 def cli_examples() -> list[tuple[str, str]]:

@@ -41,7 +41,6 @@ import hmac
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
@@ -53,6 +52,7 @@ from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.catalog import CatalogState
 from fewsmap.catalog.layers import RUN_SUFFIX, LayerGroup
 from fewsmap.errors import ConfigError, LayerNotDefined, Unauthorized
+from fewsmap.settings import ConfigFile, TokenTable
 from fewsmap.store.cube import ForecastStore, RunInfo
 
 # The token a request presented, or None; set per request by `TokenMiddleware`.
@@ -81,17 +81,19 @@ class Security:
                                                    repr=False)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Security | None:
+    def from_config(cls, config: ConfigFile) -> Security | None:
         """Read ``[[security.tokens]]``; None when nothing is protected.
 
         Raises
         ------
         ConfigError
-            If a token has no secret, an unknown key, or protects nothing.
+            If a token's secret is missing or too short.
         """
-        entries = config.get("security", {}).get("tokens", [])
-        tokens = tuple(_token(entry, n) for n, entry in enumerate(entries, start=1))
-        return cls(tokens) if tokens else None
+        tokens = []
+        for index, table in enumerate(config.security.tokens):
+            with config.located("security", "tokens", table.name or index):
+                tokens.append(_token(table, index + 1))
+        return cls(tuple(tokens)) if tokens else None
 
     def view(self, catalog: Catalog) -> Catalog:
         """The catalog as the current request may see it."""
@@ -122,23 +124,14 @@ class Security:
                 if hmac.compare_digest(t.secret.encode(), presented.encode())]
 
 
-def _token(entry: Any, number: int) -> AccessToken:
-    where = f"[[security.tokens]] #{number}"
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where} must be a table")
-    unknown = set(entry) - {"name", "token", "token_env", "groups", "layers"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    name = str(entry.get("name", f"token {number}"))
-    secret = str(entry.get("token") or os.environ.get(str(entry.get("token_env", "")), ""))
+def _token(table: TokenTable, number: int) -> AccessToken:
+    """The token of a ``[[security.tokens]]`` table, its secret read now (``token_env``)."""
+    secret = table.token or os.environ.get(table.token_env or "", "")
     if len(secret) < 8:
-        raise ConfigError(f"{where} ({name}): token (or the variable token_env names) must "
-                          "hold at least 8 characters")
-    groups = frozenset(str(g) for g in entry.get("groups", []))
-    layers = frozenset(str(layer) for layer in entry.get("layers", []))
-    if not groups and not layers:
-        raise ConfigError(f"{where} ({name}): protects nothing; list groups or layers")
-    return AccessToken(name, secret, groups, layers)
+        raise ConfigError("token (or the variable token_env names) must hold at least 8 "
+                          "characters")
+    return AccessToken(table.name or f"token {number}", secret, frozenset(table.groups),
+                       frozenset(table.layers))
 
 
 Part = tuple[str, str]  # (store, variable): the data a layer reads

@@ -58,7 +58,7 @@ from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.getstyles import get_styles
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.params import Params
-from fewsmap.settings import Settings, read_config
+from fewsmap.settings import Settings
 from fewsmap.store.chunk_cache import CHUNKS
 from fewsmap.time.grammar import parse_instant
 
@@ -72,8 +72,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     """Build the service for ``settings`` (the catalog is opened now, once)."""
     CHUNKS.resize(settings.object_cache_mb << 20)
     catalog = catalog or Catalog(settings)
-    security = Security.from_config(read_config(settings.config_file)
-                                    if settings.config_file else {})
+    security = Security.from_config(settings.config)
     documents = DocumentCache()  # capabilities, until a run lands or the minute turns
     # Warming up after start (lifespan) or, one worker of several, before listening.
     readiness = Readiness(lambda: warm_up(catalog, settings.max_image_pixels))

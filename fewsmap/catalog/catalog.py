@@ -35,7 +35,7 @@ from fewsmap.products.catchments import (
     catchments_from_config,
     catchments_in_folder,
 )
-from fewsmap.settings import Settings, read_config
+from fewsmap.settings import ConfigFile, Settings
 from fewsmap.store.backend import list_stores
 from fewsmap.store.cube import (
     ForecastStore,
@@ -63,20 +63,17 @@ class Catalog:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        config = read_config(settings.config_file) if settings.config_file else {}
-        self._config = config
-        self.title = str(config.get("service", {}).get("title", settings.title))
-        folder = settings.config_file.parent if settings.config_file else Path.cwd()
-        self._styles = {s.name: s for s in (
-            style_from_sld_file(entry, folder) if "sld" in entry else style_from_config(entry)
-            for entry in config.get("styles", []))}
+        config = self._config = settings.config
+        # The file's title, unless a later source (FEWSMAP_TITLE, `load_settings`) set one.
+        self.title = settings.title if "title" in settings.model_fields_set else \
+            config.service.title
+        self._styles = configured_styles(config)
         self._store_paths = configured_store_paths(config)
         # Catchment sets: configured, or found beside the stores (zero-config, the demo).
         self.catchments: dict[str, CatchmentSet] = {
-            **catchments_in_folder(settings.stores_dir),
-            **catchments_from_config(config, folder)}
-        self._auto_layers = bool(config.get("catalog", {}).get("auto_layers",
-                                                              not config.get("layers")))
+            **catchments_in_folder(settings.stores_dir), **catchments_from_config(config)}
+        self._auto_layers = not config.layers if config.catalog.auto_layers is None else \
+            config.catalog.auto_layers
         self._lock = threading.Lock()
         self._checked_at = 0.0
         # When (time.monotonic) the stores were last read and the snapshot last built.
@@ -232,20 +229,20 @@ class Catalog:
     def _build_layers(
         self, stores: dict[str, ForecastStore]
     ) -> tuple[dict[str, Layer], dict[str, LayerGroup]]:
-        groups = {str(g["id"]): LayerGroup(str(g["id"]), str(g.get("title", g["id"])),
-                                           g.get("parent")) for g in self._config.get("groups", [])}
+        groups = {g.id: LayerGroup(g.id, g.title or g.id, g.parent) for g in self._config.groups}
         layers: dict[str, Layer] = {}
         covered: set[tuple[str, str]] = set()
-        for entry in self._config.get("layers", []):
-            store = stores.get(str(entry.get("store")))
-            needed = [str(v) for v in entry.get("vector", [])] or [str(entry.get("variable"))]
+        for entry in self._config.layers:
+            store = stores.get(entry.store)
+            needed = list(entry.vector or (str(entry.variable),))
             variable = needed[0]
             if store is None or not set(needed) <= set(store.variables):
-                log.info("layer %s waits for store %s variables %s", entry.get("id"),
-                         entry.get("store"), needed)
+                log.info("layer %s waits for store %s variables %s", entry.id, entry.store,
+                         needed)
                 continue
             auto = default_style(variable, store.attributes(variable))
-            layer = layer_from_config(entry, self._styles, auto)
+            with self._config.located("layers", entry.id):
+                layer = layer_from_config(entry, self._styles, auto)
             layers[layer.id] = layer
             covered.add((layer.store, layer.variable))
             groups.setdefault(layer.group, LayerGroup(layer.group, layer.group))
@@ -280,6 +277,22 @@ class Catalog:
                                   group=catchments.name, catchments=catchments.name)
                 found[derived.id] = derived
         return found
+
+
+def configured_styles(config: ConfigFile) -> dict[str, Style]:
+    """The ``[[styles]]`` of the configuration by name (SLD files read now).
+
+    Raises
+    ------
+    ConfigError
+        If a style cannot be drawn, naming the file and the style.
+    """
+    styles = {}
+    for table in config.styles:
+        with config.located("styles", table.id):
+            styles[table.id] = style_from_sld_file(table, config.folder) if table.sld \
+                else style_from_config(table)
+    return styles
 
 
 def _version_or_none(path: Path | str) -> StoreVersion | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 
@@ -13,14 +12,12 @@ from fewsmap.catalog.styles import Style
 from fewsmap.dimensions import TIME_DEFAULTS
 from fewsmap.errors import ConfigError, FewsmapError
 from fewsmap.products.ensemble import listed_statistics, parse_statistic
-from fewsmap.time.grammar import parse_duration
+from fewsmap.settings import LayerTable
 
 # Per-run layer ids are ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>`` (FEWS); this finds the suffix.
 RUN_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z)$")
 FEWS_KEYWORDS = ("parameterId", "locationId", "moduleInstanceId", "timeSeriesType",
                  "ensembleId", "ensembleMemberId")
-TIME_SERIES_TYPES = ("EXTERNAL_HISTORICAL", "EXTERNAL_FORECASTING", "SIMULATED_HISTORICAL",
-                     "SIMULATED_FORECASTING")
 
 
 @dataclass(frozen=True)
@@ -89,71 +86,44 @@ class Layer:
         return next((s for s in self.styles if s.name == name), None)
 
 
-def layer_from_config(entry: dict[str, Any], styles: dict[str, Style],
+def layer_from_config(table: LayerTable, styles: dict[str, Style],
                       auto_style: Style) -> Layer:
-    """Build a layer from a ``[[layers]]`` table.
+    """Build a layer from a ``[[layers]]`` table (`fewsmap.settings.LayerTable`, whose keys
+    and types the configuration file's schema checked).
 
     Raises
     ------
     ConfigError
-        If required keys are missing, a style is unknown, or a keyword is invalid.
+        If the id cannot be addressed, a style is unknown, or a threshold or a dimension
+        default does not say what it means.
     """
-    known = {"id", "title", "store", "variable", "vector", "group", "styles", "keywords",
-             "abstract", "defaults", "time_tolerance", "thresholds"}
-    missing = {"id", "store"} - set(entry)
-    if "variable" not in entry and "vector" not in entry:
-        missing.add("variable")
-    vector = tuple(str(v) for v in entry.get("vector", ()))
-    if vector and len(vector) != 2:
-        raise ConfigError(f"layer {entry.get('id')!r}: vector must name two variables (u, v)")
-    unknown = set(entry) - known
-    if missing or unknown:
-        raise ConfigError(f"[[layers]] {entry.get('id', '?')}: missing {sorted(missing)}, "
-                          f"unknown {sorted(unknown)}")
-    layer_id = validate_layer_id(str(entry["id"]))
-    chosen = []
-    for name in entry.get("styles", []):
-        if name not in styles:
-            raise ConfigError(f"layer '{layer_id}': unknown style '{name}' "
-                              f"(defined: {sorted(styles)})")
-        chosen.append(styles[name])
-    keywords = {str(k): str(v) for k, v in entry.get("keywords", {}).items()}
-    series_type = keywords.get("timeSeriesType")
-    if series_type is not None and series_type not in TIME_SERIES_TYPES:
-        raise ConfigError(f"layer '{layer_id}': timeSeriesType must be one of {TIME_SERIES_TYPES}")
+    layer_id = validate_layer_id(table.id)
+    unknown = [name for name in table.styles if name not in styles]
+    if unknown:
+        raise ConfigError(f"layer '{layer_id}': unknown style '{unknown[0]}' "
+                          f"(defined: {sorted(styles)})")
     return Layer(
         id=layer_id,
-        title=str(entry.get("title", layer_id)),
-        store=str(entry["store"]),
-        variable=str(entry.get("variable") or vector[0]),
-        group=str(entry.get("group", entry["store"])),
-        styles=tuple(chosen) or (auto_style,),
-        keywords=keywords,
-        abstract=str(entry.get("abstract", "")),
-        components=vector,
-        defaults=_defaults(layer_id, entry.get("defaults", {})),
-        time_tolerance=_tolerance(layer_id, entry.get("time_tolerance")),
-        thresholds=_thresholds(layer_id, entry.get("thresholds", [])),
+        title=table.title or layer_id,
+        store=table.store,
+        variable=table.variable or (table.vector[0] if table.vector else ""),
+        group=table.group or table.store,
+        styles=tuple(styles[name] for name in table.styles) or (auto_style,),
+        keywords=table.keywords,
+        abstract=table.abstract,
+        components=table.vector or (),
+        defaults=_defaults(layer_id, table.defaults),
+        time_tolerance=table.time_tolerance,
+        thresholds=_thresholds(layer_id, table.thresholds),
     )
 
 
-def _tolerance(layer_id: str, text: object) -> np.timedelta64 | None:
-    if text is None:
-        return None
-    try:
-        return parse_duration(str(text), "time_tolerance", allow_zero=True)
-    except FewsmapError as exc:
-        raise ConfigError(f"layer {layer_id!r}: {exc}") from exc
-
-
-def _thresholds(layer_id: str, entries: object) -> tuple[str, ...]:
+def _thresholds(layer_id: str, entries: list[float | str]) -> tuple[str, ...]:
     """Check ``thresholds``: numbers (exceedance, ``above:X``) or ``"above:X"``/``"below:X"``."""
-    if not isinstance(entries, list):
-        raise ConfigError(f"layer {layer_id!r}: thresholds must be a list")
     found = []
     for entry in entries:
-        text = f"above:{entry}" if isinstance(entry, int | float) and not isinstance(
-            entry, bool) else str(entry)
+        text = entry if isinstance(entry, str) else \
+            f"above:{int(entry) if entry.is_integer() else entry}"
         try:
             statistic = parse_statistic(text)
         except FewsmapError as exc:
@@ -168,15 +138,15 @@ def _thresholds(layer_id: str, entries: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _defaults(layer_id: str, table: dict[str, Any]) -> dict[str, str | float]:
+def _defaults(layer_id: str, table: dict[str, float | str]) -> dict[str, str | float]:
     """Check a ``[layers.defaults]`` table: time a policy, other dimensions a number;
     any may be "required"."""
     out: dict[str, str | float] = {}
     for name, value in table.items():
         if value == "required" or (name == "time" and value in TIME_DEFAULTS):
             out[name] = str(value)
-        elif name != "time" and isinstance(value, int | float) and not isinstance(value, bool):
-            out[name] = float(value)
+        elif name != "time" and isinstance(value, float):
+            out[name] = value
         else:
             allowed = ('"now", "first", "last" or "required"' if name == "time"
                        else 'a number or "required"')

@@ -32,6 +32,7 @@ from fewsmap.catalog.styles import (
     color_map_problem,
 )
 from fewsmap.errors import ConfigError, FewsmapError, InvalidParameterValue, StyleNotDefined
+from fewsmap.settings import StyleTable
 
 SLD_NS = "http://www.opengis.net/sld"
 SE_NS = "http://www.opengis.net/se"
@@ -76,7 +77,7 @@ def parse_sld_body(text: str, layer: str | None, style_name: str) -> SldChoice:
     return _style_choice(named, _name(named), style_name)
 
 
-def style_from_sld_file(entry: dict[str, Any], folder: Path) -> Style:
+def style_from_sld_file(entry: StyleTable | dict[str, Any], folder: Path) -> Style:
     """Build a named style from a ``[[styles]]`` table naming an SLD file: ``sld`` (a path,
     relative to ``folder``, the configuration file's) and optionally ``style`` (a UserStyle
     of its one NamedLayer; else its default one), ``title`` and ``units``.
@@ -84,28 +85,21 @@ def style_from_sld_file(entry: dict[str, Any], folder: Path) -> Style:
     Raises
     ------
     ConfigError
-        If a key is unknown, the file cannot be read, or it is not an SLD that draws.
+        If the file cannot be read, or it is not an SLD that draws.
     """
-    known = {"id", "sld", "style", "title", "units"}
-    name = str(entry.get("id", "?"))
-    if set(entry) - known or "id" not in entry:
-        raise ConfigError(f"[[styles]] {name}: unknown keys {sorted(set(entry) - known)} or "
-                          f"no id (allowed with sld: {sorted(known)})")
-    path = folder / str(entry["sld"])
+    table = entry if isinstance(entry, StyleTable) else StyleTable.model_validate(entry)
+    path = folder / str(table.sld)
     try:
-        choice = parse_sld_body(path.read_text(encoding="utf-8"), None,
-                                str(entry.get("style", "")))
+        choice = parse_sld_body(path.read_text(encoding="utf-8"), None, table.style or "")
     except (OSError, UnicodeError) as exc:
-        raise ConfigError(f"[[styles]] {name}: cannot read {path}: {exc}") from exc
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
     except FewsmapError as exc:
-        problem = str(exc).removeprefix("SLD_BODY: ")
-        raise ConfigError(f"[[styles]] {name}: {path}: {problem}") from exc
+        raise ConfigError(f"{path}: {str(exc).removeprefix('SLD_BODY: ')}") from exc
     if choice.style is None:
-        raise ConfigError(f"[[styles]] {name}: {path} names a style ({choice.style_name!r}) "
-                          "rather than defining one (a UserStyle)")
-    return replace(choice.style, name=name,
-                   title=str(entry.get("title", choice.style.title)),
-                   units=str(entry.get("units", "")))
+        raise ConfigError(f"{path} names a style ({choice.style_name!r}) rather than "
+                          "defining one (a UserStyle)")
+    return replace(choice.style, name=table.id, title=table.title or choice.style.title,
+                   units=table.units)
 
 
 def parse_xml(text: str) -> Element:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import ValidationError
 
 from fewsmap.errors import ConfigError
+from fewsmap.settings import StyleTable, describe_errors
 
 # A continuous colour map is spread over this many colours between min and max.
 CONTINUOUS_LEVELS = 255
@@ -137,56 +139,43 @@ PROBABILITY_STYLE = Style("probability", "Probability [%]", colormap="YlOrRd",
                           value_range=(0.0, 100.0), units="%")
 
 
-def style_from_config(entry: dict[str, Any]) -> Style:
+def style_from_config(entry: dict[str, Any] | StyleTable) -> Style:
     """Build a style from a ``[[styles]]`` table of the configuration file.
+
+    ``entry`` is the table as `fewsmap.settings.ConfigFile` read it, or as a dict (a style
+    as JSON capabilities publish it, `style_as_config`), checked against the same schema.
 
     Raises
     ------
     ConfigError
         If a key is unknown or a value is invalid.
     """
-    known = {"id", "title", "colormap", "range", "breaks", "colors", "units", "contours",
-             "color_map"}
-    unknown = set(entry) - known
-    if unknown or "id" not in entry:
-        raise ConfigError(f"[[styles]] {entry.get('id', '?')}: unknown keys {sorted(unknown)} "
-                          f"or no id (allowed: {sorted(known)})")
-    if "color_map" in entry:
-        return _color_map_style(entry)
-    breaks = tuple(float(b) for b in entry.get("breaks", ()))
-    value_range = entry.get("range")
-    contours = entry.get("contours")
+    table = entry if isinstance(entry, StyleTable) else _style_table(entry)
+    if table.color_map is not None:
+        return Style(name=table.id, title=table.title or table.id, kind="color_map",
+                     units=table.units, color_map_type=table.color_map.kind,
+                     color_map=tuple(ColorMapEntry(e.quantity, e.color, e.opacity, e.label)
+                                     for e in table.color_map.entries),
+                     opacity=table.color_map.opacity)
     return Style(
-        name=str(entry["id"]),
-        title=str(entry.get("title", entry["id"])),
-        kind="classes" if breaks else "continuous",
-        colormap=str(entry.get("colormap", "viridis")),
-        value_range=(float(value_range[0]), float(value_range[1])) if value_range else None,
-        breaks=breaks,
-        colors=tuple(str(c) for c in entry.get("colors", ())),
-        units=str(entry.get("units", "")),
-        contour_levels=tuple(float(c) for c in contours) if contours else None,
+        name=table.id,
+        title=table.title or table.id,
+        kind="classes" if table.breaks else "continuous",
+        colormap=table.colormap,
+        value_range=table.value_range,
+        breaks=table.breaks,
+        colors=table.colors,
+        units=table.units,
+        contour_levels=table.contours or None,
     )
 
 
-def _color_map_style(entry: dict[str, Any]) -> Style:
-    """An SLD ColorMap style from its table: ``color_map = {type, opacity, entries}``."""
-    table = entry["color_map"]
+def _style_table(entry: dict[str, Any]) -> StyleTable:
     try:
-        kind = str(table.get("type", "ramp"))
-        if kind not in MAX_COLOR_MAP_ENTRIES:
-            raise ValueError(f"type {kind!r} is none of {sorted(MAX_COLOR_MAP_ENTRIES)}")
-        entries = tuple(ColorMapEntry(float(e["quantity"]), str(e["color"]),
-                                      float(e.get("opacity", 1.0)), str(e.get("label", "")))
-                        for e in table["entries"])
-        opacity = float(table.get("opacity", 1.0))
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"[[styles]] {entry['id']}: color_map needs type, opacity and "
-                          f"entries of quantity, color, opacity, label ({exc})") from exc
-    return Style(name=str(entry["id"]), title=str(entry.get("title", entry["id"])),
-                 kind="color_map", units=str(entry.get("units", "")),
-                 color_map_type=kind,  # type: ignore[arg-type]  # checked above
-                 color_map=entries, opacity=opacity)
+        return StyleTable.model_validate(entry)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, f"style {str(entry.get('id', '?'))!r}",
+                                          StyleTable, entry)) from exc
 
 
 def style_as_config(style: Style) -> dict[str, Any]:

@@ -13,12 +13,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from fewsmap.errors import ConfigError, IngestError
+from fewsmap.errors import IngestError
 from fewsmap.ingest.limits import IngestLimits, check_run_size
 from fewsmap.ingest.normalize import RunPiece, normalise
 from fewsmap.ingest.sources import open_source
@@ -143,23 +142,6 @@ def ingest(
     check_fits(store, runs)
     return [append_run(store, run, replace=replace, progress=progress, executor=executor)
             for run in runs]
-
-
-def configured_missing_values(config: Mapping[str, Any], name: str) -> dict[str, float]:
-    """``[stores.<name>] missing_values = {variable = value, …}`` of the configuration.
-
-    Raises
-    ------
-    ConfigError
-        If it is not a table of variable names to numbers.
-    """
-    entry = config.get("stores", {}).get(name)
-    table = entry.get("missing_values", {}) if isinstance(entry, dict) else {}
-    if not isinstance(table, dict) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in table.values()):
-        raise ConfigError(f"[stores.{name}] missing_values must be a table of variable names "
-                          f"to numbers, e.g. {{ t = 233.16 }}, not {table!r}"[:300])
-    return {str(k): float(v) for k, v in table.items()}
 
 
 def with_missing_values(run: RunData, missing_values: Mapping[str, float]) -> RunData:

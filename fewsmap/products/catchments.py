@@ -46,6 +46,7 @@ from shapely.errors import GEOSException
 from fewsmap.cancel import checkpoint
 from fewsmap.errors import ConfigError, FewsmapError, InvalidParameterValue, LayerNotDefined
 from fewsmap.formats.wkt import parse_wkt  # the one WKT reader (limits, hostile input)
+from fewsmap.settings import ConfigFile
 from fewsmap.store import reads
 from fewsmap.store.axes import is_evenly_spaced
 from fewsmap.store.cube import ForecastStore
@@ -220,31 +221,21 @@ def load_catchment_file(name: str, path: Path, id_property: str, title: str = ""
     return catchment_set(name, title or name, ids, polygons, properties)
 
 
-def catchments_from_config(config: dict[str, Any], folder: Path) -> dict[str, CatchmentSet]:
-    """The ``[catchments.<name>]`` tables: ``file`` (relative to the configuration file's
-    folder) and ``id`` (the property naming each feature; default ``id``), ``title``.
+def catchments_from_config(config: ConfigFile) -> dict[str, CatchmentSet]:
+    """The ``[catchments.<name>]`` sets of the configuration, their files read now.
 
     Raises
     ------
     ConfigError
-        If a table is malformed or its file cannot be used.
+        If a file cannot be used, naming the configuration file and the set.
     """
-    tables = config.get("catchments", {})
-    if not isinstance(tables, dict):
-        raise ConfigError("[catchments] must be tables: [catchments.<name>] file = …")
     sets = {}
-    for name, table in tables.items():
-        if not isinstance(table, dict) or not isinstance(table.get("file"), str):
-            raise ConfigError(f"[catchments.{name}] needs file = \"<GeoJSON file>\"")
-        if not name.replace("-", "").replace("_", "").isalnum() or ":" in name:
-            raise ConfigError(f"[catchments.{name}]: a set name is letters, digits, - and _")
-        path = Path(table["file"])
-        found = load_catchment_file(name, path if path.is_absolute() else folder / path,
-                                    str(table.get("id", "id")), str(table.get("title", name)))
-        layers = table.get("layers", [])
-        if not isinstance(layers, list) or not all(isinstance(v, str) for v in layers):
-            raise ConfigError(f"[catchments.{name}] layers must be a list of layer ids")
-        sets[name] = replace(found, layers=tuple(layers))
+    for name, table in config.catchments.items():
+        with config.located("catchments", name):
+            path = Path(table.file)
+            found = load_catchment_file(name, path if path.is_absolute() else config.folder / path,
+                                        table.id, table.title or name)
+        sets[name] = replace(found, layers=table.layers)
     return sets
 
 

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from fewsmap.errors import ConfigError
+from fewsmap.settings import ConfigFile
 from fewsmap.store.backend import Backend
 from fewsmap.store.cube import read_root_metadata
 from fewsmap.store.layout import ATTRS_KEY
-from fewsmap.store.location import Location, store_location
+from fewsmap.store.location import Location
 from fewsmap.store.writer import (
     RETIRED_GRACE_S,
     publish,
@@ -74,54 +75,20 @@ class RetentionPolicy:
         return ", ".join(p for p in parts if p) or "keep everything"
 
 
-def configured_store_paths(config: dict[str, Any]) -> dict[str, Path | str]:
+def configured_store_paths(config: ConfigFile) -> dict[str, Path | str]:
     """Stores placed outside the stores folder: ``[stores] name = "path"`` or a table's path.
 
     A ``[stores.<name>]`` table without ``path`` only sets the policy of a store in the
     stores folder.
     """
-    paths = {}
-    for name, entry in config.get("stores", {}).items():
-        where = entry.get("path") if isinstance(entry, dict) else entry
-        if where is not None:
-            paths[str(name)] = store_location(str(where), f"[stores.{name}] path")
-    return paths
+    return {name: table.path for name, table in config.stores.items() if table.path is not None}
 
 
-def configured_policy(config: dict[str, Any], name: str) -> RetentionPolicy:
+def configured_policy(config: ConfigFile, name: str) -> RetentionPolicy:
     """The retention policy of store ``name`` in the configuration (none if unset)."""
-    return policy_from_config(name, config.get("stores", {}).get(name))
-
-
-def policy_from_config(name: str, entry: Any) -> RetentionPolicy:
-    """Read ``[stores.<name>]`` (a table; a plain path string has no policy).
-
-    Raises
-    ------
-    ConfigError
-        If ``keep_runs``/``keep_days`` are not numbers in range, or a key is unknown.
-    """
-    if not isinstance(entry, dict):
-        return RetentionPolicy()
-    known = ("path", "keep_runs", "keep_days", "missing_values")  # the last is ingest's
-    unknown = sorted(set(entry) - set(known))
-    if unknown:
-        raise ConfigError(f"[stores.{name}]: unknown setting {', '.join(unknown)}; "
-                          f"known: {', '.join(known)}")
-    try:
-        keep_runs = entry.get("keep_runs")
-        keep_days = entry.get("keep_days")
-        return RetentionPolicy(
-            None if keep_runs is None else _integer(keep_runs),
-            None if keep_days is None else float(keep_days))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[stores.{name}]: {exc}") from exc
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise ValueError(f"keep_runs must be a whole number, not {value!r}")
-    return int(value)
+    table = config.stores.get(name)
+    return RetentionPolicy() if table is None else RetentionPolicy(table.keep_runs,
+                                                                   table.keep_days)
 
 
 @dataclass(frozen=True)

@@ -362,11 +362,15 @@ def test_a_protected_store_stays_out_of_shared_caches(secured: AppClient) -> Non
 
 def test_tokens_need_a_secret_and_something_to_protect(tmp_path: Path, demo_stores: Path) -> None:
     config = tmp_path / "c.toml"
-    for table in ('token = "short"\nlayers = ["a"]', f'token = "{TOKEN_OPS}"',
-                  f'token = "{TOKEN_OPS}"\nlayers = ["a"]\ncolour = "red"'):
+    for table, says in (('token = "short"\nlayers = ["a"]', "[0]: token (or the variable "
+                         "token_env names) must hold at least 8 characters"),
+                        (f'token = "{TOKEN_OPS}"', "[0]: protects nothing"),
+                        (f'token = "{TOKEN_OPS}"\nlayers = ["a"]\ncolour = "red"',
+                         "[0].colour: unknown key")):
         config.write_text(f"[[security.tokens]]\n{table}\n")
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError) as raised:
             create_app(Settings(stores_dir=demo_stores, config_file=config))
+        assert str(raised.value).startswith(f"{config}: security.tokens{says}")
 
 
 # --- CORS ----------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ timeSeriesType = "EXTERNAL_FORECASTING"
         ('[[layers]]\nid="a"\nstore="naefs-mean"\nvariable="QPF"\nthresholds=["above:x"]\n',
          "threshold 'above:x' must be .* finite number"),
         ('[[layers]]\nid="a"\nstore="naefs-mean"\nvariable="QPF"\nthresholds=20\n',
-         "thresholds must be a list"),
+         "layers.a.thresholds = 20: Input should be a valid list"),
     ],
 )
 def test_invalid_configuration_is_refused_with_the_reason(
@@ -126,8 +126,10 @@ def test_invalid_configuration_is_refused_with_the_reason(
 ) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(toml)
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")) as raised:
         catalog_of(demo_stores, config)
+    table = toml.split("]]")[0].strip("[")
+    assert str(raised.value).startswith(f"{config}: {table}."), "names the file and the key"
 
 
 def test_new_runs_and_new_stores_appear_without_a_restart(tmp_path: Path) -> None:

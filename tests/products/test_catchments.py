@@ -16,6 +16,7 @@ from fewsmap.errors import ConfigError, InvalidParameterValue, LayerNotDefined
 from fewsmap.ingest import ingest
 from fewsmap.products.catchments import (
     CatchmentCache,
+    CatchmentSet,
     PolygonWeights,
     catchment_weights,
     catchments_from_config,
@@ -23,6 +24,7 @@ from fewsmap.products.catchments import (
     weighted_means,
     window_of,
 )
+from fewsmap.settings import ConfigFile
 from fewsmap.store import reads
 from fewsmap.store.cube import ForecastStore
 from tests.conftest import sample_paths
@@ -199,30 +201,38 @@ def test_too_many_polygons_and_too_large_ones_are_refused(grid_1deg: ForecastSto
     assert fine.polygons[0].weights.size == 61 * 31
 
 
+def configured_sets(folder: Path, table: str) -> dict[str, CatchmentSet]:
+    """The catchment sets of a configuration file holding ``table``."""
+    path = folder / "fewsmap.toml"
+    path.write_text(table)
+    return catchments_from_config(ConfigFile.load(path))
+
+
 def test_configured_sets_read_ids_and_refuse_bad_files(tmp_path: Path) -> None:
     features = [{"type": "Feature", "properties": {"code": f"B{k}", "name": f"basin {k}"},
                  "geometry": shapely.geometry.mapping(shapely.box(k, 40, k + 1, 41))}
                 for k in range(3)]
     (tmp_path / "b.geojson").write_text(json.dumps({"type": "FeatureCollection",
                                                     "features": features}))
-    sets = catchments_from_config({"catchments": {"basins": {"file": "b.geojson",
-                                                             "id": "code"}}}, tmp_path)
+    sets = configured_sets(tmp_path, '[catchments.basins]\nfile = "b.geojson"\nid = "code"\n')
     assert sets["basins"].ids == ("B0", "B1", "B2")
     assert sets["basins"].index("B2") == 2
     with pytest.raises(LayerNotDefined, match="no catchment 'B9'"):
         sets["basins"].index("B9")
-    with pytest.raises(ConfigError, match="no property 'nope'"):
-        catchments_from_config({"catchments": {"basins": {"file": "b.geojson", "id": "nope"}}},
-                               tmp_path)
+    with pytest.raises(ConfigError, match=r"fewsmap.toml: catchments.basins: .*no property 'nope'"):
+        configured_sets(tmp_path, '[catchments.basins]\nfile = "b.geojson"\nid = "nope"\n')
     with pytest.raises(ConfigError, match="cannot be read"):
-        catchments_from_config({"catchments": {"x": {"file": "missing.geojson"}}}, tmp_path)
+        configured_sets(tmp_path, '[catchments.x]\nfile = "missing.geojson"\n')
+    with pytest.raises(ConfigError, match=r"catchments.x.fiel: unknown key"):
+        configured_sets(tmp_path, '[catchments.x]\nfiel = "b.geojson"\n')
+    with pytest.raises(ConfigError, match=r"letters, digits"):
+        configured_sets(tmp_path, '[catchments."a:b"]\nfile = "b.geojson"\n')
     features[1]["geometry"] = {"type": "Polygon",
                                "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
     (tmp_path / "bad.geojson").write_text(json.dumps({"type": "FeatureCollection",
                                                       "features": features}))
     with pytest.raises(ConfigError, match=r"'B1'.*not a valid polygon"):
-        catchments_from_config({"catchments": {"b": {"file": "bad.geojson", "id": "code"}}},
-                               tmp_path)
+        configured_sets(tmp_path, '[catchments.b]\nfile = "bad.geojson"\nid = "code"\n')
 
 
 def test_a_polygon_across_the_seam_of_a_0_to_360_grid(tmp_path: Path) -> None:

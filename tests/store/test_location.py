@@ -12,7 +12,7 @@ from fewsmap.errors import ConfigError
 from fewsmap.settings import load_settings
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.location import store_location
-from fewsmap.store.retention import RetentionPolicy, configured_store_paths, prune
+from fewsmap.store.retention import RetentionPolicy, prune
 from tests.synthetic import lonlat_store
 
 
@@ -65,12 +65,15 @@ def test_every_way_into_the_store_layer_refuses_urls(tmp_path: Path,
     with pytest.raises(ConfigError, match="FEWSMAP_STORES_DIR: stores_dir: 'gs://b/stores' is a "
                        "URL"):
         load_settings(environ={"FEWSMAP_STORES_DIR": "gs://b/stores"})
-    with pytest.raises(ConfigError, match=r"\[stores.remote\] path 'gs://b/x.zarr' is a URL"):
-        configured_store_paths({"stores": {"remote": {"path": "gs://b/x.zarr"}}})
+    config = tmp_path / "fewsmap.toml"
+    config.write_text('[stores.remote]\npath = "gs://b/x.zarr"\n')
+    with pytest.raises(ConfigError, match=r"fewsmap.toml: stores.remote.path: 'gs://b/x.zarr' "
+                       "is a URL"):
+        load_settings(config, environ={})
     with pytest.raises(ConfigError, match="is a URL"):
         lonlat_store(Path("s3://bucket/x.zarr"))  # fewsmap.store.writer.append_run
     with pytest.raises(ConfigError, match="is a URL"):
         prune(Path("s3://bucket/x.zarr"), RetentionPolicy(keep_runs=1))
     with pytest.raises(ConfigError, match="is a URL"):
         ForecastStore(Path("https://example.org/x.zarr"))
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [config]

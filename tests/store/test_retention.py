@@ -15,7 +15,7 @@ from fewsmap.catalog import Catalog
 from fewsmap.errors import ConfigError
 from fewsmap.ingest import ingest
 from fewsmap.settings import load_settings
-from fewsmap.store.retention import RetentionPolicy, policy_from_config, prune
+from fewsmap.store.retention import RetentionPolicy, configured_policy, prune
 from tests.conftest import ROOT, tree_digest
 from tests.forecast_files import expected_value, forecast_file, run_time
 
@@ -44,16 +44,30 @@ def test_policy_removes_beyond_either_limit_but_never_the_latest(
 
 
 @pytest.mark.parametrize(("entry", "message"), [
-    ({"keep_runs": 0}, "keep_runs must be at least 1"),
-    ({"keep_runs": 2.5}, "keep_runs must be a whole number"),
-    ({"keep_runs": "ten"}, "keep_runs must be a whole number"),
-    ({"keep_days": -1}, "keep_days must be more than 0"),
-    ({"keep_days": "soon"}, "could not convert string to float"),
-    ({"keep_run": 3}, "unknown setting keep_run"),
+    ("keep_runs = 0", "keep_runs = 0: Input should be greater than or equal to 1"),
+    ("keep_runs = 2.5", "keep_runs = 2.5: Input should be a valid integer"),
+    ("keep_runs = 'ten'", "keep_runs = 'ten': Input should be a valid integer"),
+    ("keep_days = -1", "keep_days = -1: Input should be greater than 0"),
+    ("keep_days = 'soon'", "keep_days: must be a number, not 'soon'"),
+    ("keep_run = 3", "keep_run: unknown key; did you mean 'keep_runs'?"),
 ])
-def test_bad_policy_is_a_config_error(entry: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        policy_from_config("feed", entry)
+def test_bad_policy_is_a_config_error_naming_file_and_key(tmp_path: Path, entry: str,
+                                                           message: str) -> None:
+    config = tmp_path / "fewsmap.toml"
+    config.write_text(f"[stores.feed]\n{entry}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config, environ={})
+    assert str(raised.value) == f"{config}: stores.feed.{message}"
+
+
+def test_a_policy_is_read_from_the_store_table(tmp_path: Path) -> None:
+    config = tmp_path / "fewsmap.toml"
+    config.write_text('[stores]\narchive = "/data/a.zarr"\n[stores.feed]\nkeep_runs = 3\n'
+                      "keep_days = 1.5\n")
+    settings = load_settings(config, environ={})
+    assert configured_policy(settings.config, "feed") == RetentionPolicy(3, 1.5)
+    assert configured_policy(settings.config, "archive") == RetentionPolicy()
+    assert not configured_policy(settings.config, "elsewhere").active
 
 
 @pytest.fixture
