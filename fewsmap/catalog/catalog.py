@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from obstore.exceptions import BaseError as ObjectStoreError
@@ -25,8 +25,15 @@ from fewsmap.catalog.layers import (
     validate_layer_id,
     validate_store_name,
 )
+from fewsmap.catalog.quantities import QUANTITIES, scheme_for
 from fewsmap.catalog.sld import style_from_sld_file
-from fewsmap.catalog.styles import Style, default_style, style_from_config
+from fewsmap.catalog.styles import (
+    Style,
+    bind_units,
+    default_style,
+    library_style,
+    style_from_config,
+)
 from fewsmap.catalog.vectors import vector_pairs
 from fewsmap.dimensions import single_level
 from fewsmap.errors import ConfigError, FewsmapError, LayerNotDefined
@@ -235,8 +242,11 @@ class Catalog:
                 log.info("layer %s waits for store %s variables %s", entry.get("id"),
                          entry.get("store"), needed)
                 continue
-            auto = default_style(variable, store.attributes(variable))
-            layer = layer_from_config(entry, self._styles, auto)
+            attrs = store.attributes(variable)
+            layer = layer_from_config(entry, self._styles, default_style(variable, attrs))
+            layer = replace(layer, styles=tuple(  # configured styles convert to their units
+                bind_units(s, str(attrs.get("units", "")), variable, attrs)
+                for s in layer.styles))
             layers[layer.id] = layer
             covered.add((layer.store, layer.variable))
             groups.setdefault(layer.group, LayerGroup(layer.group, layer.group))
@@ -288,8 +298,7 @@ def _auto_vector_layer(name: str, store: ForecastStore, pair: tuple[str, str]) -
     u, v = pair
     attrs = store.attributes(u)
     units = attrs.get("units", "")
-    speed = Style("speed", f"Speed [{units}]" if units else "Speed", colormap="YlGnBu",
-                  units=str(units))
+    speed = _speed_style(u, attrs)
     layer = _auto_layer(name, store, u)
     return Layer(
         id=validate_layer_id(f"{name}.{u}-{v}"),
@@ -301,6 +310,18 @@ def _auto_vector_layer(name: str, store: ForecastStore, pair: tuple[str, str]) -
         keywords={**layer.keywords, "parameterId": f"{u},{v}"},
         components=pair,
     )
+
+
+def _speed_style(u: str, attrs: dict[str, object]) -> Style:
+    """The style of a vector's speed: the wind library's for wind components (in km/h),
+    else a continuous ramp in the components' units."""
+    units = str(attrs.get("units", ""))
+    words = f"{u} {attrs.get('standard_name', '')} {attrs.get('long_name', '')}".lower()
+    wind = next(q for q in QUANTITIES if q.name == "wind")
+    if "wind" in words and wind.accepts(units):
+        return replace(library_style(scheme_for(wind, units)), name="speed")
+    return Style("speed", f"Speed [{units}]" if units else "Speed", colormap="YlGnBu",
+                 units=units)
 
 
 def _store_title(store: ForecastStore) -> str:
