@@ -148,7 +148,7 @@ def sparse_levels_store(path: Path) -> Path:
                           attrs={"units": "hPa", "axis": "Z", "positive": "down"})
     field = xr.DataArray(values, dims=("step", "isobaricInhPa", *grid.dims), coords={
         "step": np.array([0, 6], "timedelta64[h]").astype("timedelta64[ns]"),
-        "isobaricInhPa": levels}, attrs={"units": "K"})
+        "isobaricInhPa": levels}, attrs={"units": "1"})  # not K: 1 K is below every class
     run = RunData(T0, {"t": (field,)}, grid, (SourceFile("synthetic", "0" * 64, 0),),
                   "synthetic")
     append_run(path, run, progress=False)

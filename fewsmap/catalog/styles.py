@@ -246,8 +246,10 @@ def style_as_config(style: Style) -> dict[str, Any]:
         table["range"] = list(style.value_range)
     if style.contour_levels is not None:
         table["contours"] = list(style.contour_levels)
+    if style.data_units:
+        table["data_units"] = style.data_units
     if style.converts:  # how a client gets display values from the stored ones
-        table |= {"data_units": style.data_units, "scale": style.scale, "offset": style.offset}
+        table |= {"scale": style.scale, "offset": style.offset}
     return table
 
 
