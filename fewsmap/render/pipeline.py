@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from fewsmap.cancel import checkpoint
-from fewsmap.catalog.styles import AUTO_RANGE, ColorRange, Style
+from fewsmap.catalog.styles import AUTO_RANGE, ColorRange, Style, in_data_units
 from fewsmap.products.ensemble import EnsembleStatistic, Selector, statistic_of
 from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
@@ -88,7 +88,7 @@ def automatic_range(store: ForecastStore, run: RunInfo, variables: tuple[str, ..
         found = statistic.value_range(found)
         if statistic.is_probability:
             return found
-    found = display_of(style, statistic).display_range(found)
+    found = shown_style(style, statistic).display_range(found)
     return None if found is None else round_range(*found)
 
 
@@ -104,9 +104,13 @@ def round_range(low: float, high: float) -> tuple[float, float]:
             float(np.round(math.ceil(high / step) * step, 12)))
 
 
-def display_of(style: Style, statistic: EnsembleStatistic | None) -> Style:
-    """The style's conversion for what is drawn: a standard deviation is a difference,
-    which scales but takes no offset (a spread of 2 K is 2 °C)."""
+def shown_style(style: Style, statistic: EnsembleStatistic | None,
+                display_units: bool = True) -> Style:
+    """The style's conversion for the values shown (maps, GetFeatureInfo): none for a
+    probability or with ``display_units`` false (FEWS ``useDisplayUnits=false``); a standard
+    deviation is a difference, which scales but takes no offset (a spread of 2 K is 2 °C)."""
+    if not display_units or (statistic is not None and statistic.is_probability):
+        return in_data_units(style)
     if statistic is not None and statistic.kind == "std" and style.offset:
         return replace(style, offset=0.0)
     return style
@@ -212,7 +216,7 @@ def _draw(spec: MapSpec) -> tuple[np.ndarray, Palette, SourceWindow | None]:
     """Read, regrid and colour one layer: palette indices, the palette, the source cells."""
     windows = read_windows(spec)
     window = _in_display_units(windows[0] if len(windows) == 1 else _speed(windows),
-                               display_of(spec.style, statistic_of(spec.labels)))
+                               shown_style(spec.style, statistic_of(spec.labels)))
     field = regrid(window, spec.canvas)
     automatic = value_range(spec)
     if spec.reducer == "sum" and len(spec.aggregate) > 1:

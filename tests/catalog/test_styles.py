@@ -225,3 +225,17 @@ def test_a_kg_m2_qpf_stays_in_millimetre_classes(samples: AppClient) -> None:
                                          "format": "application/json"}).json()
     assert legend["unit"] == "mm"
     assert legend["legend"][0]["lowerValue"] == 0.1
+
+
+def test_getfeatureinfo_values_follow_use_display_units(client: AppClient) -> None:
+    query = {**GETMAP, "request": "GetFeatureInfo", "layers": "temp.t2m",
+             "query_layers": "temp.t2m", "info_format": "application/json", "i": "10",
+             "j": "15"}
+    shown = client.get("/wms", params=query)
+    assert shown.status_code == 200, shown.text
+    stored = client.get("/wms", params={**query, "useDisplayUnits": "false"}).json()
+    [celsius], [kelvin] = shown.json()["features"], stored["features"]
+    assert (celsius["properties"]["value"], celsius["properties"]["units"]) == \
+        (pytest.approx(-10.0, abs=1e-4), "degC")
+    assert (kelvin["properties"]["value"], kelvin["properties"]["units"]) == \
+        (pytest.approx(263.15, abs=1e-4), "K")
