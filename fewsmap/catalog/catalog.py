@@ -32,6 +32,7 @@ from fewsmap.catalog.styles import (
     bind_units,
     default_style,
     library_style,
+    named_library_styles,
     style_from_config,
 )
 from fewsmap.catalog.vectors import vector_pairs
@@ -243,7 +244,8 @@ class Catalog:
                          entry.get("store"), needed)
                 continue
             attrs = store.attributes(variable)
-            layer = layer_from_config(entry, self._styles, default_style(variable, attrs))
+            offered = {**named_library_styles(variable, attrs), **self._styles}
+            layer = layer_from_config(entry, offered, default_style(variable, attrs))
             layer = replace(layer, styles=tuple(  # configured styles convert to their units
                 bind_units(s, str(attrs.get("units", "")), variable, attrs)
                 for s in layer.styles))

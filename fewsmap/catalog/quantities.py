@@ -171,6 +171,7 @@ class Scheme:
     colors: tuple[str, ...] = ()
     colormap: str = "viridis"
     keep: bool = False
+    name: str = ""  # the style name of a scheme other than its quantity's default
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ PRECIPITATION_IN = Scheme(
     "in", (0.01, 0.1, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4, 5, 7, 10),
     ("#c6eff7", "#8fd3f0", "#4da6e8", "#1f5ddb", "#0cc43a", "#0a8f28", "#076b1c", "#fef65c",
      "#fcc62c", "#f88d1c", "#ee2a1a", "#b8101a", "#7e0a12", "#ee3dd0", "#9a4fd6", "#ece0f8"),
-    keep=True)
+    keep=True, name="precipitation_in")
 # Rain rate in mm/h: radar-style classes (MET Norway and DWD radar legends, 0.1–100 mm/h).
 PRECIPITATION_RATE = Scheme(
     "mm h-1", (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100),
@@ -242,7 +243,7 @@ WIND_KMH = Scheme(
 # The same in m/s (ECMWF's and MET Norway's own unit), for a layer configured so.
 WIND_MS = Scheme(
     "m s-1", (2.5, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 35, 40),
-    WIND_KMH.colors)
+    WIND_KMH.colors, name="wind_ms")
 # Mean sea level pressure in hPa: 4 hPa classes as synoptic charts draw isobars.
 PRESSURE = Scheme(
     "hPa", tuple(float(p) for p in range(960, 1049, 4)),
@@ -391,8 +392,13 @@ def scheme_for(quantity: Quantity, units: str, display_units: str | None = None)
     chosen = next((s for s in schemes if display_units is not None
                    and normalise_units(display_units) == s.units), None) \
         or next((s for s in schemes if s.keep and s.units == stored), None) or schemes[0]
-    conversion = unit_conversion(units, chosen.units, quantity.equivalences) or (1.0, 0.0)
-    return Display(quantity, chosen, stored, *conversion)
+    return in_scheme(quantity, chosen, units)
+
+
+def in_scheme(quantity: Quantity, scheme: Scheme, units: str) -> Display:
+    """Draw ``quantity`` stored in ``units`` in ``scheme``."""
+    conversion = unit_conversion(units, scheme.units, quantity.equivalences) or (1.0, 0.0)
+    return Display(quantity, scheme, normalise_units(units), *conversion)
 
 
 # Units an unknown quantity is shown in: temperatures in °C, pressures in hPa.

@@ -24,6 +24,7 @@ from fewsmap.catalog.quantities import (
     PRECIPITATION_MM,
     Display,
     generic_display,
+    in_scheme,
     normalise_units,
     recognise,
     scheme_for,
@@ -261,6 +262,18 @@ def default_style(variable: str, attrs: dict[str, Any]) -> Style:
     quantity = recognise(variable, attrs)
     return library_style(scheme_for(quantity, units) if quantity else generic_display(units),
                          variable)
+
+
+def named_library_styles(variable: str, attrs: dict[str, Any]) -> dict[str, Style]:
+    """The library's other schemes for the variable's quantity, by name, for ``[[layers]]
+    styles`` to pick (``wind_ms``: wind in m/s; ``precipitation_mm``/``_in``)."""
+    units = str(attrs.get("units", ""))
+    quantity = recognise(variable, attrs)
+    if quantity is None:
+        return {}
+    return {scheme.name: replace(library_style(in_scheme(quantity, scheme, units)),
+                                 name=scheme.name)
+            for scheme in quantity.schemes if scheme.name}
 
 
 def library_style(display: Display, variable: str = "") -> Style:

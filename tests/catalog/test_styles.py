@@ -239,3 +239,20 @@ def test_getfeatureinfo_values_follow_use_display_units(client: AppClient) -> No
         (pytest.approx(-10.0, abs=1e-4), "degC")
     assert (kelvin["properties"]["value"], kelvin["properties"]["units"]) == \
         (pytest.approx(263.15, abs=1e-4), "K")
+
+
+def test_a_configured_layer_picks_the_library_wind_in_m_s(tmp_path: Path) -> None:
+    stores = tmp_path / "stores"
+    constant_halves(stores / "wind.zarr", "si10", {"units": "m/s", "long_name": "Wind Speed"},
+                    3.0, 12.0)
+    config = tmp_path / "fewsmap.toml"
+    config.write_text('[[layers]]\nid = "wind"\nstore = "wind"\nvariable = "si10"\n'
+                      'styles = ["wind_ms", "wind_kmh"]\n\n[[styles]]\nid = "wind_kmh"\n'
+                      'units = "km h-1"\nbreaks = [0, 36]\ncolors = ["#0000ff", "#ff0000"]\n')
+    client = AppClient(create_app(Settings(stores_dir=stores, config_file=config)))
+    legend = {"request": "GetLegendGraphic", "layer": "wind", "format": "application/json"}
+    metres = client.get("/wms", params=legend).json()
+    assert metres["unit"] == "m s-1" and metres["legend"][0]["lowerValue"] == 2.5
+    west, east = west_east(rgba(client.get("/wms", params={**GETMAP, "layers": "wind",
+                                                            "styles": "wind_kmh"})))
+    assert (west, east) == (colour("#0000ff"), colour("#ff0000"))  # 10.8 and 43.2 km/h
