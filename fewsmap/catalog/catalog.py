@@ -25,7 +25,7 @@ from fewsmap.catalog.layers import (
     validate_layer_id,
     validate_store_name,
 )
-from fewsmap.catalog.quantities import QUANTITIES, scheme_for
+from fewsmap.catalog.quantities import QUANTITIES, normalise_units, scheme_for
 from fewsmap.catalog.sld import style_from_sld_file
 from fewsmap.catalog.styles import (
     Style,
@@ -275,7 +275,7 @@ def _version_or_none(path: Path | str) -> StoreVersion | None:
 def _auto_layer(name: str, store: ForecastStore, variable: str) -> Layer:
     attrs = store.attributes(variable)
     style: Style = default_style(variable, attrs)
-    units = attrs.get("units")
+    units = style.units  # the unit maps, legends and values are shown in
     level = single_level(store, variable)
     title = str(attrs.get("long_name") or variable) + (f" at {level}" if level else "") + (
         f" [{units}]" if units else "")
@@ -298,9 +298,8 @@ def _auto_layer(name: str, store: ForecastStore, variable: str) -> Layer:
 
 def _auto_vector_layer(name: str, store: ForecastStore, pair: tuple[str, str]) -> Layer:
     u, v = pair
-    attrs = store.attributes(u)
-    units = attrs.get("units", "")
-    speed = _speed_style(u, attrs)
+    speed = _speed_style(u, store.attributes(u))
+    units = speed.units
     layer = _auto_layer(name, store, u)
     return Layer(
         id=validate_layer_id(f"{name}.{u}-{v}"),
@@ -317,7 +316,7 @@ def _auto_vector_layer(name: str, store: ForecastStore, pair: tuple[str, str]) -
 def _speed_style(u: str, attrs: dict[str, object]) -> Style:
     """The style of a vector's speed: the wind library's for wind components (in km/h),
     else a continuous ramp in the components' units."""
-    units = str(attrs.get("units", ""))
+    units = normalise_units(str(attrs.get("units", "")))
     words = f"{u} {attrs.get('standard_name', '')} {attrs.get('long_name', '')}".lower()
     wind = next(q for q in QUANTITIES if q.name == "wind")
     if "wind" in words and wind.accepts(units):
