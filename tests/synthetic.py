@@ -110,7 +110,7 @@ def lagged_ensemble_store(path: Path) -> Path:
                 values[step, member] = member + step / 100
         t2m = xr.DataArray(values, dims=("step", "realization", *grid.dims),
                            coords={"step": steps, "realization": members},
-                           attrs={"units": "K", "long_name": "2 m temperature"})
+                           attrs={"units": "degC", "long_name": "2 m temperature"})
         one = lagged_steps(k)[1]
         snow = xr.DataArray(np.ones((1, lat.size, lon.size), "float32"),
                             dims=("step", *grid.dims), coords={"step": steps[one:one + 1]},
