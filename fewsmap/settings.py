@@ -326,6 +326,10 @@ class StyleTable(Table):
     colors: tuple[str, ...] = Field(default=(), description="One colour per break")
     contours: tuple[float, ...] | None = Field(default=None, description="Contour levels")
     color_map: ColorMapTable | None = None
+    data_units: str = Field(default="", description=(
+        "The stored units the style converts from (display = stored × scale + offset)"))
+    scale: float = Field(default=1.0, allow_inf_nan=False, description="See data_units")
+    offset: float = Field(default=0.0, allow_inf_nan=False, description="See data_units")
     sld: Path | None = Field(default=None, description=(
         "An SLD file (relative to the configuration file) whose UserStyle this is"))
     style: str | None = Field(default=None, description="The UserStyle of the SLD file to use")

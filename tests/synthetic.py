@@ -110,7 +110,7 @@ def lagged_ensemble_store(path: Path) -> Path:
                 values[step, member] = member + step / 100
         t2m = xr.DataArray(values, dims=("step", "realization", *grid.dims),
                            coords={"step": steps, "realization": members},
-                           attrs={"units": "K", "long_name": "2 m temperature"})
+                           attrs={"units": "degC", "long_name": "2 m temperature"})
         one = lagged_steps(k)[1]
         snow = xr.DataArray(np.ones((1, lat.size, lon.size), "float32"),
                             dims=("step", *grid.dims), coords={"step": steps[one:one + 1]},
@@ -148,7 +148,7 @@ def sparse_levels_store(path: Path) -> Path:
                           attrs={"units": "hPa", "axis": "Z", "positive": "down"})
     field = xr.DataArray(values, dims=("step", "isobaricInhPa", *grid.dims), coords={
         "step": np.array([0, 6], "timedelta64[h]").astype("timedelta64[ns]"),
-        "isobaricInhPa": levels}, attrs={"units": "K"})
+        "isobaricInhPa": levels}, attrs={"units": "1"})  # not K: 1 K is below every class
     run = RunData(T0, {"t": (field,)}, grid, (SourceFile("synthetic", "0" * 64, 0),),
                   "synthetic")
     append_run(path, run, progress=False)

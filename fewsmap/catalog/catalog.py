@@ -25,8 +25,16 @@ from fewsmap.catalog.layers import (
     validate_layer_id,
     validate_store_name,
 )
+from fewsmap.catalog.quantities import QUANTITIES, normalise_units, scheme_for
 from fewsmap.catalog.sld import style_from_sld_file
-from fewsmap.catalog.styles import Style, default_style, style_from_config
+from fewsmap.catalog.styles import (
+    Style,
+    bind_units,
+    default_style,
+    library_style,
+    named_library_styles,
+    style_from_config,
+)
 from fewsmap.catalog.vectors import vector_pairs
 from fewsmap.dimensions import single_level
 from fewsmap.errors import ConfigError, FewsmapError, LayerNotDefined
@@ -240,9 +248,13 @@ class Catalog:
                 log.info("layer %s waits for store %s variables %s", entry.id, entry.store,
                          needed)
                 continue
-            auto = default_style(variable, store.attributes(variable))
+            attrs = store.attributes(variable)
+            offered = {**named_library_styles(variable, attrs), **self._styles}
             with self._config.located("layers", entry.id):
-                layer = layer_from_config(entry, self._styles, auto)
+                layer = layer_from_config(entry, offered, default_style(variable, attrs))
+            layer = replace(layer, styles=tuple(  # configured styles convert to their units
+                bind_units(s, str(attrs.get("units", "")), variable, attrs)
+                for s in layer.styles))
             layers[layer.id] = layer
             covered.add((layer.store, layer.variable))
             groups.setdefault(layer.group, LayerGroup(layer.group, layer.group))
@@ -305,7 +317,7 @@ def _version_or_none(path: Path | str) -> StoreVersion | None:
 def _auto_layer(name: str, store: ForecastStore, variable: str) -> Layer:
     attrs = store.attributes(variable)
     style: Style = default_style(variable, attrs)
-    units = attrs.get("units")
+    units = style.units  # the unit maps, legends and values are shown in
     level = single_level(store, variable)
     title = str(attrs.get("long_name") or variable) + (f" at {level}" if level else "") + (
         f" [{units}]" if units else "")
@@ -328,10 +340,8 @@ def _auto_layer(name: str, store: ForecastStore, variable: str) -> Layer:
 
 def _auto_vector_layer(name: str, store: ForecastStore, pair: tuple[str, str]) -> Layer:
     u, v = pair
-    attrs = store.attributes(u)
-    units = attrs.get("units", "")
-    speed = Style("speed", f"Speed [{units}]" if units else "Speed", colormap="YlGnBu",
-                  units=str(units))
+    speed = _speed_style(u, store.attributes(u))
+    units = speed.units
     layer = _auto_layer(name, store, u)
     return Layer(
         id=validate_layer_id(f"{name}.{u}-{v}"),
@@ -343,6 +353,18 @@ def _auto_vector_layer(name: str, store: ForecastStore, pair: tuple[str, str]) -
         keywords={**layer.keywords, "parameterId": f"{u},{v}"},
         components=pair,
     )
+
+
+def _speed_style(u: str, attrs: dict[str, object]) -> Style:
+    """The style of a vector's speed: the wind library's for wind components (in km/h),
+    else a continuous ramp in the components' units."""
+    units = normalise_units(str(attrs.get("units", "")))
+    words = f"{u} {attrs.get('standard_name', '')} {attrs.get('long_name', '')}".lower()
+    wind = next(q for q in QUANTITIES if q.name == "wind")
+    if "wind" in words and wind.accepts(units):
+        return replace(library_style(scheme_for(wind, units)), name="speed")
+    return Style("speed", f"Speed [{units}]" if units else "Speed", colormap="YlGnBu",
+                 units=units)
 
 
 def _store_title(store: ForecastStore) -> str:

@@ -2,20 +2,35 @@
 
 A style is either continuous (a matplotlib colour map over a value range), FEWS class
 breaks (``lowerValue`` + colour per class), or an SLD ColorMap (entries of quantity, colour,
-opacity and label, read by fewsmap/ogc/sld.py). A range of ``None`` means "from the run's
-statistics", computed at ingest, so every tile of a run shares one colour scale.
+opacity and label, read by fewsmap/ogc/sld.py). A range of ``None`` means "from the
+statistics of the layer's runs", computed at ingest, so every tile of every run shares one
+colour scale.
+
+A style's numbers are in its display ``units``; ``scale`` and ``offset`` convert the stored
+values (``data_units``) to them (K → °C, kg m-2 s-1 → mm/h: `fewsmap.catalog.quantities`).
+`in_data_units` gives the same colours in the stored units (FEWS ``useDisplayUnits=false``).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import ValidationError
 
+from fewsmap.catalog.quantities import (
+    PRECIPITATION_MM,
+    Display,
+    generic_display,
+    in_scheme,
+    normalise_units,
+    recognise,
+    scheme_for,
+    unit_conversion,
+)
 from fewsmap.errors import ConfigError
 from fewsmap.settings import StyleTable, describe_errors
 
@@ -24,9 +39,11 @@ CONTINUOUS_LEVELS = 255
 # Fields are float32 and coloured in float32 arithmetic (fewsmap/render/colour.py).
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-PRECIPITATION_BREAKS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
-PRECIPITATION_COLORS = ("#e0f3f8", "#abd9e9", "#74add1", "#4575b4", "#313695",
-                        "#54278f", "#756bb1", "#de2d26", "#a50f15")
+# COLORSCALERANGE=auto (ncWMS's word): the range of the drawn run only, not of all runs.
+AUTO_RANGE: Literal["auto"] = "auto"
+ColorRange = tuple[float, float] | Literal["auto"] | None
+# The first precipitation class: less is not drawn.
+PRECIPITATION_BREAKS = tuple(float(b) for b in PRECIPITATION_MM.breaks)
 
 
 ColorMapType = Literal["ramp", "intervals", "values"]
@@ -61,6 +78,29 @@ class Style:
     color_map_type: ColorMapType = "ramp"
     color_map: tuple[ColorMapEntry, ...] = ()
     opacity: float = 1.0
+    # display value = stored value × scale + offset; data_units names the stored unit.
+    data_units: str = ""
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @property
+    def converts(self) -> bool:
+        """Whether stored values are converted to display units before colouring."""
+        return (self.scale, self.offset) != (1.0, 0.0)
+
+    def to_display(self, values: np.ndarray) -> np.ndarray:
+        """Convert stored values (float32) to the style's display units."""
+        if not self.converts:
+            return values
+        return (values * np.float32(self.scale) + np.float32(self.offset)).astype(np.float32)
+
+    def display_range(self, value_range: tuple[float, float] | None
+                      ) -> tuple[float, float] | None:
+        """Convert a range of stored values (run statistics) to display units."""
+        if value_range is None or not self.converts:
+            return value_range
+        low, high = (v * self.scale + self.offset for v in value_range)
+        return (low, high) if low <= high else (high, low)
 
     def __post_init__(self) -> None:
         if self.kind == "classes" and (not self.breaks or len(self.breaks) != len(self.colors)):
@@ -167,6 +207,9 @@ def style_from_config(entry: dict[str, Any] | StyleTable) -> Style:
         colors=table.colors,
         units=table.units,
         contour_levels=table.contours or None,
+        data_units=table.data_units,
+        scale=table.scale,
+        offset=table.offset,
     )
 
 
@@ -193,20 +236,82 @@ def style_as_config(style: Style) -> dict[str, Any]:
         table["range"] = list(style.value_range)
     if style.contour_levels is not None:
         table["contours"] = list(style.contour_levels)
+    if style.data_units:
+        table["data_units"] = style.data_units
+    if style.converts:  # how a client gets display values from the stored ones
+        table |= {"scale": style.scale, "offset": style.offset}
     return table
 
 
 def default_style(variable: str, attrs: dict[str, Any]) -> Style:
-    """Choose a sensible style from a variable's CF attributes (zero-config layers)."""
+    """Choose the style of a variable from its CF/GRIB attributes (zero-config layers): the
+    library's for a quantity it knows (`fewsmap.catalog.quantities`), else a continuous
+    perceptual ramp over the layer's range."""
     units = str(attrs.get("units", ""))
-    standard_name = str(attrs.get("standard_name", "")).lower()
-    words = f"{variable} {standard_name} {attrs.get('long_name', '')}".lower()
-    if "precipitation" in words or units in ("mm", "kg m-2", "kg m**-2", "in") \
-            or any(w in variable.lower() for w in ("qpf", "precip", "rain", "tp")):
-        return Style("precipitation", f"Precipitation [{units}]", kind="classes",
-                     breaks=PRECIPITATION_BREAKS, colors=PRECIPITATION_COLORS, units=units)
-    if "temperature" in words or units in ("K", "degC", "degF"):
-        return Style("temperature", f"Temperature [{units}]", colormap="RdYlBu_r", units=units)
-    if "wind" in words or "gust" in words or units == "m s-1":
-        return Style("wind", f"Wind speed [{units}]", colormap="YlGnBu", units=units)
-    return Style("default", f"{variable} [{units}]" if units else variable, units=units)
+    quantity = recognise(variable, attrs)
+    return library_style(scheme_for(quantity, units) if quantity else generic_display(units),
+                         variable)
+
+
+def named_library_styles(variable: str, attrs: dict[str, Any]) -> dict[str, Style]:
+    """The library's other schemes for the variable's quantity, by name, for ``[[layers]]
+    styles`` to pick (``wind_ms``: wind in m/s; ``precipitation_mm``/``_in``)."""
+    units = str(attrs.get("units", ""))
+    quantity = recognise(variable, attrs)
+    if quantity is None:
+        return {}
+    return {scheme.name: replace(library_style(in_scheme(quantity, scheme, units)),
+                                 name=scheme.name)
+            for scheme in quantity.schemes if scheme.name}
+
+
+def library_style(display: Display, variable: str = "") -> Style:
+    """The style of a library scheme, converting stored values to its display units."""
+    scheme, quantity = display.scheme, display.quantity
+    name = quantity.name if quantity else "default"
+    title = quantity.title if quantity else variable or "Value"
+    return Style(name, f"{title} [{scheme.units}]" if scheme.units else title,
+                 kind="classes" if scheme.breaks else "continuous",
+                 colormap=scheme.colormap, breaks=tuple(float(b) for b in scheme.breaks),
+                 colors=scheme.colors, units=scheme.units, data_units=display.data_units,
+                 scale=display.scale, offset=display.offset)
+
+
+def bind_units(style: Style, data_units: str, variable: str = "",
+               attrs: dict[str, Any] | None = None) -> Style:
+    """Make a configured style convert the layer's stored values to its ``units``.
+
+    A style whose units differ from the stored ones (a style in °C for a field in K, in
+    m s-1 for one in km h-1) converts when the units do, with the water and gravity
+    equivalences of the layer's quantity (kg m-2 of water is mm); otherwise, or when the
+    style already converts, it is used as it is.
+    """
+    if style.converts or not style.units or not data_units:
+        return style
+    quantity = recognise(variable, {**(attrs or {}), "units": data_units})
+    conversion = unit_conversion(data_units, style.units,
+                                 quantity.equivalences if quantity else ())
+    if conversion is None or conversion == (1.0, 0.0):
+        return style
+    return replace(style, data_units=normalise_units(data_units), scale=conversion[0],
+                   offset=conversion[1])
+
+
+def in_data_units(style: Style) -> Style:
+    """The same colours with numbers in the stored units (FEWS ``useDisplayUnits=false``):
+    breaks, range, contours and ColorMap quantities converted back."""
+    if not style.converts:
+        return style
+
+    def back(value: float) -> float:
+        return (value - style.offset) / style.scale
+
+    value_range = None if style.value_range is None else \
+        (back(style.value_range[0]), back(style.value_range[1]))
+    return replace(
+        style, units=style.data_units, data_units="", scale=1.0, offset=0.0,
+        title=style.title.replace(f"[{style.units}]", f"[{style.data_units}]"),
+        breaks=tuple(back(b) for b in style.breaks), value_range=value_range,
+        contour_levels=None if style.contour_levels is None else tuple(
+            back(c) for c in style.contour_levels),
+        color_map=tuple(replace(e, quantity=back(e.quantity)) for e in style.color_map))

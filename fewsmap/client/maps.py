@@ -51,7 +51,7 @@ from fewsmap.ogc.getmap import MAX_SIDE_PX, PNG, GetMapRequest, resolve_maps
 from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
 from fewsmap.render.colour import palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
-from fewsmap.render.pipeline import MapSpec, render_maps, run_range
+from fewsmap.render.pipeline import MapSpec, automatic_range, render_maps
 from fewsmap.render.regrid import Canvas, SourceWindow, regrid
 from fewsmap.settings import Settings, load_settings
 from fewsmap.store.cube import SOURCE_ATTR, is_store, open_cube
@@ -371,8 +371,9 @@ def draw_array(field: xr.DataArray, *, style: str | Style | None = None,
     bbox = bbox or _cells_extent(x, y)
     canvas = Canvas(crs, _checked_bbox(bbox), _pixels(width, "width"),
                     _pixels(height or aspect_height(bbox, width), "height"))
-    window = SourceWindow(values, x, y)
     chosen, style_range = _style_of(field, style)
+    values = chosen.to_display(values)  # the style's numbers are in its display units
+    window = SourceWindow(values, x, y)
     finite = values[np.isfinite(values)]
     data_range = (float(finite.min()), float(finite.max())) if finite.size else None
     palette = palette_for(chosen, _checked_range(color_range), style_range or data_range)
@@ -519,7 +520,7 @@ def _stored_style(path: Path, variable: str, name: str,
     if style is None or not runs:
         return None
     chosen = next((r for r in runs if run is not None and r.reference_time == run), runs[-1])
-    return style, run_range(chosen, layer.variables)
+    return style, automatic_range(catalog.store(layer), chosen, layer.variables, style)
 
 
 def _served_style(url: str, store: str, variable: str, name: str,

@@ -52,6 +52,7 @@ from fewsmap.products.ensemble import (
     reduce_selected,
     statistic_of,
 )
+from fewsmap.render.pipeline import shown_style
 from fewsmap.resolve.labels import (
     DIMENSION_PROPERTIES,
     label_value,
@@ -317,6 +318,11 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
         attrs = query.store.attributes(query.layer.variable)
         statistic = statistic_of(query.labels)
         layer_units = str(attrs.get("units", ""))
+        shown = shown_style(query.layer.default_style, statistic,
+                            request.map.use_display_units)
+        if shown.converts:  # values in the units the map and legend show (FEWS)
+            layer_units, values = shown.units, shown.to_display(values)
+            components = {k: shown.to_display(v) for k, v in components.items()}
         found = []
         for k, when in enumerate(query.times):
             for n, dims in enumerate(levels):

@@ -10,7 +10,13 @@ import numpy as np
 
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.sld import parse_sld_body
-from fewsmap.catalog.styles import PROBABILITY_STYLE, colour_range_problem
+from fewsmap.catalog.styles import (
+    AUTO_RANGE,
+    PROBABILITY_STYLE,
+    ColorRange,
+    colour_range_problem,
+    in_data_units,
+)
 from fewsmap.crs import canonical_crs, check_offered, north_first, offered_crs
 from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import (
@@ -66,7 +72,9 @@ class GetMapRequest:
     # DIM_<NAME> for any other dimension, as given: read as a number only for a dimension
     # the layer has (WMS 1.3.0 Annex C.4.1: a dimension the layer lacks is ignored)
     dimensions: tuple[tuple[str, str], ...] = ()
-    color_range: tuple[float, float] | None = None
+    color_range: ColorRange = None
+    # FEWS useDisplayUnits: numbers in display units (°C, mm/h); false: the stored ones
+    use_display_units: bool = True
     show_contours: bool = False
     transparent: bool = True
     bgcolor: tuple[int, int, int] = (255, 255, 255)
@@ -153,6 +161,7 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         elevation=None if embedded else _number(params, "elevation"),
         member=parse_member(params),
         color_range=parse_color_range(params.get("colorscalerange")),
+        use_display_units=params.flag("useDisplayUnits", default=True),
         show_contours=params.flag("showContours"),
         # JPEG has no alpha: it is drawn over BGCOLOR, as TRANSPARENT=FALSE.
         transparent=params.flag("transparent", default=True) and formats[image_format] != JPEG,
@@ -330,7 +339,8 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         range_times=range_times,
         labels=dimension_labels(catalog, layer, request, run, times[0]),
         canvas=Canvas(crs, request.bbox, request.width, request.height),
-        style=request.sld_style or statistic_style(layer, request.style, request.member),
+        style=request.sld_style or statistic_style(layer, request.style, request.member,
+                                                   request.use_display_units),
         color_range=request.color_range,
         show_contours=request.show_contours,
         transparent=request.transparent,
@@ -400,9 +410,11 @@ def select_style(layer: Layer, name: str) -> Style:
     return style
 
 
-def statistic_style(layer: Layer, name: str, member: object) -> Style:
+def statistic_style(layer: Layer, name: str, member: object,
+                    display_units: bool = True) -> Style:
     """The style a map or legend of ``member`` is drawn in: `select_style`, except that an
-    exceedance probability without a named style (or STYLES=probability) is drawn 0..100 %.
+    exceedance probability without a named style (or STYLES=probability) is drawn 0..100 %;
+    with ``display_units`` false (FEWS ``useDisplayUnits=false``) in the stored units.
 
     Raises
     ------
@@ -412,7 +424,8 @@ def statistic_style(layer: Layer, name: str, member: object) -> Style:
     probability = isinstance(member, EnsembleStatistic) and member.is_probability
     if probability and (name in DEFAULT_STYLE_NAMES or name == PROBABILITY_STYLE.name):
         return PROBABILITY_STYLE
-    return select_style(layer, name)
+    style = select_style(layer, name)
+    return style if display_units else in_data_units(style)
 
 
 def dimension_labels(catalog: Catalog, layer: Layer, request: GetMapRequest, run: RunInfo,
@@ -534,14 +547,23 @@ def parse_member(params: Params) -> int | EnsembleStatistic | None:
     return None
 
 
-def parse_color_range(text: str | None) -> tuple[float, float] | None:
+def parse_color_range(text: str | None) -> ColorRange:
+    """Read COLORSCALERANGE: ``min,max``, or ``auto`` (ncWMS) for the drawn run's own range.
+
+    Raises
+    ------
+    InvalidParameterValue
+        If it is neither.
+    """
     if not text:
         return None
+    if text.strip().lower() == AUTO_RANGE:
+        return AUTO_RANGE
     try:
         low, high = (float(v) for v in text.split(","))
     except ValueError as exc:
         raise InvalidParameterValue(
-            f"COLORSCALERANGE={text[:40]!r} must be two numbers min,max") from exc
+            f"COLORSCALERANGE={text[:40]!r} must be two numbers min,max or auto") from exc
     problem = colour_range_problem(low, high)
     if problem:
         raise InvalidParameterValue(f"COLORSCALERANGE={text[:40]!r}: {problem}")

@@ -19,7 +19,7 @@ from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.params import Params
 from fewsmap.render.colour import palette_for
 from fewsmap.render.legend import legend_entries
-from fewsmap.render.pipeline import run_range
+from fewsmap.render.pipeline import automatic_range
 
 MEDIA_TYPE = "application/vnd.ogc.sld+xml"
 
@@ -44,8 +44,9 @@ def get_styles(catalog: Catalog, params: Params) -> tuple[bytes, str]:
         named = ET.SubElement(root, "NamedLayer")
         _text(named, "Name", name)
         runs = catalog.runs(layer)
-        data_range = run_range(runs[-1], layer.variables) if runs else None
         for style in layer.styles:
+            data_range = automatic_range(catalog.store(layer), runs[-1], layer.variables,
+                                         style) if runs else None
             entries = style_color_map(style, data_range)
             if entries:
                 _user_style(named, style, style is layer.default_style, entries)

@@ -30,7 +30,7 @@ from fewsmap.render.legend import (
     legend_size,
     stacked_legends_png,
 )
-from fewsmap.render.pipeline import run_range
+from fewsmap.render.pipeline import automatic_range
 from fewsmap.store.cube import RunInfo
 
 JSON = "application/json"
@@ -59,13 +59,14 @@ def get_legend_graphic(catalog: Catalog, params: Params,
                             f"offered: {PNG}, {JSON}")
     if name not in catalog.layers and name in catalog.groups:
         check_group_style(name, style_name, sld_style)
+        display = params.flag("useDisplayUnits", default=True)
         legends = [layer_legend(catalog, params, layer, None,
-                                statistic_style(layer, "", member))
+                                statistic_style(layer, "", member, display))
                    for layer in group_layers(catalog, name)]
         return group_legend(legends, image_format, params, max_pixels)
     layer, run_from_id = catalog.resolve(name)
-    legend = layer_legend(catalog, params, layer, run_from_id,
-                          sld_style or statistic_style(layer, style_name, member))
+    legend = layer_legend(catalog, params, layer, run_from_id, sld_style or statistic_style(
+        layer, style_name, member, params.flag("useDisplayUnits", default=True)))
     if image_format == JSON:
         return legend_json(legend.palette, legend.units), JSON
     width, height = image_size(params, max_pixels, legend.size)
@@ -93,10 +94,11 @@ def layer_legend(catalog: Catalog, params: Params, layer: Layer, run_from_id: Ru
     member = parse_member(params)
     run = select_run(catalog, layer, run_from_id, parse_reference_time(params)) \
         if catalog.runs(layer) else None
-    automatic = run_range(run, layer.variables) if run else None
-    if isinstance(member, EnsembleStatistic):
-        automatic = member.value_range(automatic)
-    palette = palette_for(style, parse_color_range(params.get("colorscalerange")), automatic)
+    asked = parse_color_range(params.get("colorscalerange"))
+    statistic = member if isinstance(member, EnsembleStatistic) else None
+    automatic = automatic_range(catalog.store(layer), run, layer.variables, style, asked,
+                                statistic) if run else None
+    palette = palette_for(style, asked, automatic)
     units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))
     return Legend(layer, palette, units)
 

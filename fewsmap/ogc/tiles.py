@@ -22,13 +22,14 @@ from fewsmap.errors import FewsmapError, InvalidParameterValue
 from fewsmap.ogc.getmap import (
     PNG,
     GetMapRequest,
+    parse_color_range,
     parse_getmap,
     parse_reference_time,
     select_run,
 )
 from fewsmap.params import Params
 from fewsmap.products.ensemble import parse_statistic
-from fewsmap.render.pipeline import run_range
+from fewsmap.render.pipeline import automatic_range
 from fewsmap.store.cube import RunInfo
 from fewsmap.time.instants import format_time
 
@@ -137,10 +138,11 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
     minzoom, maxzoom = zoom_range(catalog, layer)
     selectors = [(n, v) for n, v in params.items() if n not in ADDRESS_NAMES]
     query = f"?{urlencode(selectors)}" if selectors else ""
-    value_range = run_range(run, layer.variables)
-    statistic = parse_statistic(params.get("member") or "0")
-    if statistic is not None:  # the colour range of what the tiles show
-        value_range = statistic.value_range(value_range)
+    # the colour range of what the tiles show, in the default style's display units
+    value_range = automatic_range(catalog.store(layer), run, layer.variables,
+                                  layer.default_style, parse_color_range(params.get(
+                                      "colorscalerange")),
+                                  parse_statistic(params.get("member") or "0"))
     return {
         "tilejson": "2.2.0",
         "name": layer.id,

@@ -19,6 +19,7 @@ from fewsmap.catalog.styles import (
     CONTINUOUS_LEVELS,
     FLOAT32_MAX,
     ColorMapEntry,
+    ColorRange,
     Style,
     colour_range_problem,
 )
@@ -88,9 +89,12 @@ class Palette:
         return ["#{:02x}{:02x}{:02x}".format(*row[:3]) for row in self.lut[1 : self.size + 1]]
 
 
-def palette_for(style: Style, value_range: tuple[float, float] | None,
+def palette_for(style: Style, value_range: ColorRange,
                 fallback_range: tuple[float, float] | None) -> Palette:
     """Resolve ``style`` with an explicit range (colorscalerange), else its own, else data's.
+
+    ``auto`` (``COLORSCALERANGE=auto``) takes the data's range as if it were given
+    explicitly: the caller passes the drawn run's own range as ``fallback_range``.
 
     Raises
     ------
@@ -99,6 +103,8 @@ def palette_for(style: Style, value_range: tuple[float, float] | None,
     InvalidParameterValue
         If a range is asked of an SLD ColorMap, whose quantities fix its colours.
     """
+    if isinstance(value_range, str):  # AUTO_RANGE
+        value_range = fallback_range
     if style.kind == "color_map":
         if value_range is not None:
             raise InvalidParameterValue(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from fewsmap.cancel import checkpoint
-from fewsmap.catalog.styles import Style
+from fewsmap.catalog.styles import AUTO_RANGE, ColorRange, Style, in_data_units
 from fewsmap.products.catchments import CatchmentSet
-from fewsmap.products.ensemble import Selector, statistic_of
+from fewsmap.products.ensemble import EnsembleStatistic, Selector, statistic_of
 from fewsmap.render.catchments import catchment_means, rasterise
 from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
@@ -33,7 +34,7 @@ class MapSpec:
     labels: tuple[Selector, ...]  # a member's index, or a statistic over the members
     canvas: Canvas
     style: Style
-    color_range: tuple[float, float] | None = None
+    color_range: ColorRange = None
     show_contours: bool = False
     transparent: bool = True
     bgcolor: tuple[int, int, int] = (255, 255, 255)
@@ -66,12 +67,63 @@ def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] |
     return 0.0, float(np.sqrt(sum(c * c for c in largest)))
 
 
+def layer_range(store: ForecastStore, run: RunInfo, variables: tuple[str, ...],
+                color_range: ColorRange = None) -> tuple[float, float] | None:
+    """The automatic colour range of a layer: over all its runs, so one colour means one
+    value in every run, or over ``run`` alone when asked (``COLORSCALERANGE=auto``).
+
+    Statistics are per run (computed at ingest), so this reads no data.
+    """
+    runs = (run,) if color_range == AUTO_RANGE else store.runs_holding(variables) or (run,)
+    ranges = [found for found in (run_range(r, variables) for r in runs) if found is not None]
+    if not ranges:
+        return None
+    return min(low for low, _ in ranges), max(high for _, high in ranges)
+
+
+def automatic_range(store: ForecastStore, run: RunInfo, variables: tuple[str, ...],
+                    style: Style, color_range: ColorRange = None,
+                    statistic: EnsembleStatistic | None = None) -> tuple[float, float] | None:
+    """The colour range drawn when none is given, in the style's display units: the
+    layer's (`layer_range`) widened to round numbers, or that of the ensemble statistic
+    drawn (0..100 for a probability). Maps, legends, tiles and GetStyles all use it."""
+    found = layer_range(store, run, variables, color_range)
+    if statistic is not None:
+        found = statistic.value_range(found)
+        if statistic.is_probability:
+            return found
+    found = shown_style(style, statistic).display_range(found)
+    return None if found is None else round_range(*found)
+
+
+def round_range(low: float, high: float) -> tuple[float, float]:
+    """Widen a range to multiples of a round step (a tenth of its span, as 1, 2 or 5 ×
+    10ⁿ), so legends read 5 … 32 °C rather than 5.85 … 31.65."""
+    span = high - low
+    if not (math.isfinite(span) and span > 0):
+        return low, high
+    step = 10.0 ** math.floor(math.log10(span / 10))
+    step *= next(m for m in (1, 2, 5, 10) if span / (step * m) <= 10)
+    return (float(np.round(math.floor(low / step) * step, 12)),
+            float(np.round(math.ceil(high / step) * step, 12)))
+
+
+def shown_style(style: Style, statistic: EnsembleStatistic | None,
+                display_units: bool = True) -> Style:
+    """The style's conversion for the values shown (maps, GetFeatureInfo): none for a
+    probability or with ``display_units`` false (FEWS ``useDisplayUnits=false``); a standard
+    deviation is a difference, which scales but takes no offset (a spread of 2 K is 2 °C)."""
+    if not display_units or (statistic is not None and statistic.is_probability):
+        return in_data_units(style)
+    if statistic is not None and statistic.kind == "std" and style.offset:
+        return replace(style, offset=0.0)
+    return style
+
+
 def value_range(spec: MapSpec) -> tuple[float, float] | None:
-    """The automatic colour range of a spec: the run's (`run_range`), or that of the
-    ensemble statistic it draws (0..100 for a probability)."""
-    automatic = run_range(spec.run, spec.variables)
-    statistic = statistic_of(spec.labels)
-    return automatic if statistic is None else statistic.value_range(automatic)
+    """The automatic colour range of a spec (`automatic_range`)."""
+    return automatic_range(spec.store, spec.run, spec.variables, spec.style, spec.color_range,
+                           statistic_of(spec.labels))
 
 
 def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
@@ -169,16 +221,27 @@ def _draw(spec: MapSpec) -> tuple[np.ndarray, Palette, SourceWindow | None]:
     if spec.catchments is not None:
         means = catchment_means(spec.store, spec.variables, spec.run, spec.valid_time,
                                 spec.labels, spec.catchments)
+        shown = shown_style(spec.style, statistic_of(spec.labels))
+        means = shown.to_display(means) if shown.converts else means
         palette = palette_for(spec.style, spec.color_range, value_range(spec))
         return palette.indices(rasterise(spec.catchments, means, spec.canvas)), palette, None
     windows = read_windows(spec)
-    window = windows[0] if len(windows) == 1 else _speed(windows)
+    window = _in_display_units(windows[0] if len(windows) == 1 else _speed(windows),
+                               shown_style(spec.style, statistic_of(spec.labels)))
     field = regrid(window, spec.canvas)
     automatic = value_range(spec)
     if spec.reducer == "sum" and len(spec.aggregate) > 1:
         automatic = _data_range(field)  # a sum exceeds the run's per-step range
     palette = palette_for(spec.style, spec.color_range, automatic)
     return palette.indices(field), palette, window
+
+
+def _in_display_units(window: SourceWindow | None, style: Style) -> SourceWindow | None:
+    """Convert the source cells to the style's display units (K → °C …), so colours,
+    contours and legends all read display values."""
+    if window is None or not style.converts:
+        return window
+    return SourceWindow(style.to_display(window.values), window.x, window.y)
 
 
 def _data_range(field: np.ndarray) -> tuple[float, float] | None:

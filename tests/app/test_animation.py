@@ -57,7 +57,7 @@ def two_run_store(path: Path) -> None:
                            for h in leads]).astype("float32")
         field = xr.DataArray(values, dims=("step", *grid.dims),
                              coords={"step": leads.astype("timedelta64[ns]")},
-                             attrs={"units": "K"})
+                             attrs={"units": "degC"})  # in K all below -72 °C
         reference = np.datetime64(label.rstrip("Z"), "s")
         append_run(path, RunData(reference, {"t": (field,)}, grid,
                                  (SourceFile("synthetic", "0" * 64, 0),), "synthetic"),

@@ -179,7 +179,7 @@ def test_feature_info_gives_the_statistic_at_the_cell(client: AppClient, stores:
         "request": "GetFeatureInfo", "layers": GUST, "query_layers": GUST, "crs": "CRS:84",
         "bbox": "5,50,6,51", "width": "2", "height": "2", "i": "0", "j": "0",
         "info_format": "application/json", "time": valid_time(stores, "wgust", 2),
-        "dim_ensemble_member": label})
+        "dim_ensemble_member": label, "useDisplayUnits": "false"})  # the stored m s-1
     assert response.status_code == 200, response.text
     properties = response.json()["features"][0]["properties"]
     cell = members.sel(latitude=properties["lat"], longitude=properties["lon"])

@@ -277,7 +277,8 @@ def test_members_levels_vectors_and_runs(url: str, ingested: Callable[[str], Pat
                                  realization=members.index(5))
         expected = float(field.sel(latitude=32.0, longitude=-110.0).values)
     body = feature_info(url, "gefs.t2m", "CRS:84", (-110.75, 31.25, -109.25, 32.75),
-                        (3, 3), (1, 1), time="2019-05-15T12:00:00Z", dim_ensemble_member="5")
+                        (3, 3), (1, 1), time="2019-05-15T12:00:00Z", dim_ensemble_member="5",
+                        useDisplayUnits="false")  # the stored K, not °C
     properties = body["features"][0]["properties"]
     assert properties["member"] == 5 and np.float32(properties["value"]) == np.float32(expected)
 
@@ -285,7 +286,8 @@ def test_members_levels_vectors_and_runs(url: str, ingested: Callable[[str], Pat
         expected = float(cube["t"].isel(forecast_reference_time=0, step=0).sel(
             isobaricInhPa=500, latitude=50.0, longitude=10.0).values)
     body = feature_info(url, "multi_param.t", "CRS:84", (9.0, 49.0, 11.0, 51.0), (3, 3),
-                        (1, 1), elevation="500", time="2018-04-04T12:00:00Z")
+                        (1, 1), elevation="500", time="2018-04-04T12:00:00Z",
+                        useDisplayUnits="false")
     properties = body["features"][0]["properties"]
     assert properties["elevation"] == 500 and properties["elevation_units"] == "hPa"
     assert np.float32(properties["value"]) == np.float32(expected)

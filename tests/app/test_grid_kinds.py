@@ -205,7 +205,8 @@ def test_feature_info_reads_the_middle_cell(client: AppClient, stores: Path,
         "service": "WMS", "version": "1.3.0", "request": "GetFeatureInfo",
         "layers": layer_of(kind), "query_layers": layer_of(kind), "styles": "",
         "crs": "CRS:84", "bbox": f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}",
-        "width": "11", "height": "11", "i": "5", "j": "5", "info_format": "application/json"})
+        "width": "11", "height": "11", "i": "5", "j": "5", "info_format": "application/json",
+        "useDisplayUnits": "false"})  # the stored values, as the source file holds them
     assert response.status_code == 200, response.text
     values = feature_values(response.json())
     assert values and values[0] == pytest.approx(value, abs=1e-4)

@@ -44,7 +44,7 @@ def test_fews_json_says_the_level(client: AppClient) -> None:
     assert layers["upper.z"]["elevation"] == {
         "units": "hPa", "unitSymbol": "hPa", "lowerValue": 850.0, "upperValue": 850.0,
         "irregularTicks": [850.0]}
-    assert layers["n48.t"]["title"] == "Temperature at 1000 hPa [K]"
+    assert layers["n48.t"]["title"] == "Temperature at 1000 hPa [degC]"
     assert layers["both.z"]["title"] == "Geopotential [m2 s-2]"  # two levels: a dimension
     assert layers["both.z"]["elevation"]["irregularTicks"] == [500.0, 850.0]
 

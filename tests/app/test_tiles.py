@@ -191,4 +191,8 @@ def test_latest_follows_a_new_run(tmp_path: Path) -> None:
         assert tile(base, 4, 8, 5, run="2026-01-01T00:00:00Z", **fixed).content == pinned.content
         runs = httpx.get(f"{base}/tiles/{LAYER}/tilejson.json", timeout=30).json()
         assert runs["fewsmap"]["runs"] == ["2026-01-01T00:00:00Z", "2026-01-01T12:00:00Z"]
-        assert runs["fewsmap"]["valueRange"] == pytest.approx([35.0, 65.0])
+        # one scale across the runs (30..60 and 35..65); the latest run's own when asked
+        assert runs["fewsmap"]["valueRange"] == pytest.approx([30.0, 65.0])
+        own = httpx.get(f"{base}/tiles/{LAYER}/tilejson.json", timeout=30,
+                        params={"colorscalerange": "auto"}).json()
+        assert own["fewsmap"]["valueRange"] == pytest.approx([35.0, 65.0])

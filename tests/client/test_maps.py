@@ -67,7 +67,7 @@ def assert_same_map(mine: Image.Image, theirs: Image.Image) -> None:
     np.testing.assert_array_equal(pixels(mine), pixels(theirs))
     assert (mine.info["run"], mine.info["valid_time"]) == \
         (theirs.info["run"], theirs.info["valid_time"])
-    assert len(np.unique(pixels(mine).reshape(-1, 4), axis=0)) > 10
+    assert len(np.unique(pixels(mine).reshape(-1, 4), axis=0)) > 4  # a few classes at least
 
 
 def bbox_text(bbox: tuple[float, ...]) -> str:
@@ -218,9 +218,9 @@ def test_a_computed_field_takes_its_layers_style_by_name(
     computed = field * 1  # the stored values, but no longer drawn from the store
     drawn = computed.fewsmap.map(style=style, bbox=NAEFS_BBOX, width=320, height=240)
     np.testing.assert_array_equal(pixels(drawn), pixels(served))
-    if style == "temperature":  # unnamed, a colour map spreads over the field's own range
+    if style == "temperature":  # unnamed, its attributes name the quantity: the same classes
         own = computed.fewsmap.map(bbox=NAEFS_BBOX, width=320, height=240)
-        assert not np.array_equal(pixels(own), pixels(served))
+        np.testing.assert_array_equal(pixels(own), pixels(served))
 
 
 def lonlat_field(values: np.ndarray, name: str = "field", **attrs: str) -> xr.DataArray:
@@ -258,7 +258,7 @@ def test_a_computed_field_is_drawn_from_its_values_not_from_the_store(
     covered = rgba[rgba[..., 3] > 0]
     assert covered.size and (covered == covered[0]).all()  # one value, one colour
     stored = pixels(field.fewsmap.map(width=100))
-    assert len(np.unique(stored.reshape(-1, 4), axis=0)) > 10
+    assert len(np.unique(stored.reshape(-1, 4), axis=0)) > 4  # a few classes at least
 
 
 def test_a_difference_of_runs_and_an_ensemble_spread_are_drawn(demo_stores: Path) -> None:

@@ -51,7 +51,8 @@ def hex_colour(pixel: np.ndarray) -> str:
 def test_legend_json_has_the_range_and_colours_of_the_run_drawn(client: AppClient,
                                                                 run: str) -> None:
     offset = RUNS[run]
-    for layer, extra in ways_to_name(run):
+    for layer, named in ways_to_name(run):
+        extra = {**named, "colorscalerange": "auto"}  # the run's own range (ncWMS)
         legend = client.get("/wms", params={**LEGEND, "layer": layer,
                                             "format": "application/json", **extra})
         assert legend.status_code == 200, legend.text
@@ -69,15 +70,21 @@ def test_legend_json_has_the_range_and_colours_of_the_run_drawn(client: AppClien
 @pytest.mark.parametrize("image_format", ["image/png", "application/json"])
 def test_each_way_of_naming_a_run_gives_its_legend(client: AppClient,
                                                    image_format: str) -> None:
-    legends = {}
+    legends, stable = {}, set()
     for run in RUNS:
+        auto = {"colorscalerange": "auto"}  # each run its own range
         answers = {client.get("/wms", params={**LEGEND, "layer": layer, "format": image_format,
-                                              **extra}).content
+                                              **extra, **auto}).content
                    for layer, extra in ways_to_name(run)}
         assert len(answers) == 1, run  # the same legend, however the run is named
         legends[run] = answers.pop()
+        stable |= {client.get("/wms", params={**LEGEND, "layer": layer, "format": image_format,
+                                              **extra}).content
+                   for layer, extra in ways_to_name(run)}
     assert legends["2026-01-01T00:00:00Z"] != legends["2026-01-01T12:00:00Z"]
-    latest = client.get("/wms", params={**LEGEND, "layer": "grid.lon", "format": image_format})
+    assert len(stable) == 1  # by default one scale across the layer's runs
+    latest = client.get("/wms", params={**LEGEND, "layer": "grid.lon", "format": image_format,
+                                        "colorscalerange": "auto"})
     assert latest.content == legends["2026-01-01T12:00:00Z"]
 
 
