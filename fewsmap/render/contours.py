@@ -1,34 +1,70 @@
-"""Contour lines over the regridded field, drawn by matplotlib at exact pixel size."""
+"""Contour lines over the regridded field, drawn by matplotlib at exact pixel size, labelled
+with their levels in the format of the legend (fewsmap/render/labels.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
+from fewsmap.catalog.styles import Style
+from fewsmap.render.colour import Palette
+from fewsmap.render.labels import format_labels, round_levels
 from fewsmap.render.regrid import Canvas, SourceWindow
 
 LINE_COLOR = (0.1, 0.1, 0.1, 0.9)
 LINE_WIDTH_PX = 1.0
+# Label text about 9 px high whatever the image size (a tile is 256 px): points at 100 dpi.
+LABEL_SIZE_PT = 9 * 72 / 100
+# Pixels of line left blank on each side of a label.
+LABEL_SPACING_PX = 2
 
 
-def contour_levels(configured: tuple[float, ...] | None,
-                   value_range: tuple[float, float]) -> np.ndarray:
-    """The style's levels, else about eight round numbers across the colour range."""
-    if configured:
-        return np.asarray(configured, dtype="float64")
-    low, high = value_range
-    return np.asarray(MaxNLocator(nbins=8).tick_values(low, high), dtype="float64")
+def contour_levels(style: Style, palette: Palette, data_low: float | None) -> np.ndarray:
+    """Return the levels a map in ``style`` is contoured at.
+
+    The style's configured levels, else its class breaks as drawn (re-spread by
+    COLORSCALERANGE) or ColorMap quantities, else round values across the colour range
+    (the values its legend shows). A field bounded by zero (its lowest class break is 0, or
+    its data are never negative: precipitation, cloud cover) gets no contour at 0 or below,
+    which would ring every cell with any of it.
+
+    Parameters
+    ----------
+    style
+        The style the map is drawn in.
+    palette
+        That style resolved against the map's colour range.
+    data_low
+        The lowest value of the field (the run's statistics), if known.
+
+    Returns
+    -------
+    numpy.ndarray
+        Ascending float64 levels.
+    """
+    if style.contour_levels:
+        levels = np.asarray(style.contour_levels, dtype="float64")
+    elif style.kind == "classes":
+        levels = palette.lower_values.astype("float64")
+    elif style.kind == "color_map":
+        levels = np.asarray([entry.quantity for entry in style.color_map], dtype="float64")
+    else:
+        levels = round_levels(*palette.value_range)
+    lowest_break = style.breaks[0] if style.kind == "classes" else None
+    if lowest_break == 0 or (data_low is not None and data_low >= 0):
+        levels = levels[levels > 0]
+    return levels
 
 
-def contour_overlay(window: SourceWindow | None, canvas: Canvas,
-                    levels: np.ndarray) -> np.ndarray:
+def contour_overlay(window: SourceWindow | None, canvas: Canvas, levels: np.ndarray,
+                    labels: bool = True) -> np.ndarray:
     """Draw contour lines as an RGBA (H, W, 4) uint8 overlay of the canvas.
 
     Lines are traced on the source cells (in canvas coordinates), not on the resampled
     pixels: they are smooth at any zoom, and continue across the edges of adjacent tiles
-    because the window extends a cell beyond the canvas.
+    because the window extends a cell beyond the canvas. ``labels`` writes each line's
+    level on it (matplotlib's clabel, inline), where the line is long enough to hold it.
     """
     figure = Figure(figsize=(canvas.width / 100, canvas.height / 100), dpi=100)
     figure.patch.set_alpha(0)
@@ -49,8 +85,12 @@ def contour_overlay(window: SourceWindow | None, canvas: Canvas,
             low, high = float(values.min()), float(values.max())
             inside = levels[(levels >= low) & (levels <= high)]
             if inside.size:
-                axes.contour(x, y, values, levels=inside, colors=[LINE_COLOR],
-                             linewidths=LINE_WIDTH_PX, antialiased=True)
+                lines = axes.contour(x, y, values, levels=inside, colors=[LINE_COLOR],
+                                     linewidths=LINE_WIDTH_PX, antialiased=True)
+                if labels:
+                    texts = dict(zip(inside.tolist(), format_labels(inside), strict=True))
+                    axes.clabel(lines, inline=True, inline_spacing=LABEL_SPACING_PX,
+                                fontsize=LABEL_SIZE_PT, fmt=texts)
     agg.draw()  # type: ignore[no-untyped-call]
     return np.asarray(agg.buffer_rgba(), dtype=np.uint8).copy()  # type: ignore[no-untyped-call]
 
