@@ -53,9 +53,10 @@ def round_levels(low: float, high: float, most: int = MAX_ROUND_LEVELS) -> np.nd
 def label_decimals(values: Iterable[float]) -> int:
     """Choose the decimals of a legend's labels from its values.
 
-    As many as the values need to be written exactly, but no more than the spacing of
-    neighbouring values makes readable (one digit below the order of the smallest spacing:
-    breaks 30, 32.857… are written 30, 32.9).
+    As many as the values need to be written exactly (0.1, 0.5, 1; 1.25, 2.5), unless that
+    is more than one digit beyond what the spacing of neighbouring values makes readable
+    (one digit below the order of the smallest spacing): breaks re-spread to 30, 32.857…
+    are written 30, 32.9.
     """
     finite = sorted({float(v) for v in values if math.isfinite(v)})
     exact = next((d for d in range(MAX_DECIMALS + 1)
@@ -65,7 +66,7 @@ def label_decimals(values: Iterable[float]) -> int:
     if not spacings:
         return exact
     readable = max(0, 1 - math.floor(math.log10(min(spacings))))
-    return min(exact, readable, MAX_DECIMALS)
+    return exact if exact <= readable + 1 else min(readable, MAX_DECIMALS)
 
 
 def format_label(value: float, decimals: int) -> str:

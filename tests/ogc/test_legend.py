@@ -100,3 +100,33 @@ def test_tilejson_of_a_run_links_the_legend_of_that_run(client: AppClient, run: 
         document = client.get(path, params=params).json()
         linked = client.get(document["legend"].removeprefix("http://fewsmap.test"))
         assert linked.status_code == 200 and linked.content == direct.content, path
+
+
+def legend_json_of(client: AppClient, **extra: str) -> dict[str, object]:
+    response = client.get("/wms", params={**LEGEND, "layer": "grid.lon",
+                                          "format": "application/json", **extra})
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def test_a_legend_has_the_layer_title_and_its_units(client: AppClient) -> None:
+    body = legend_json_of(client)
+    # A zero-config title ends with its units ("lon [degrees_east]"); the legend shows
+    # them once, in the units row.
+    assert (body["title"], body["unit"]) == ("lon", "degrees_east")
+
+
+def test_the_legend_of_a_contoured_map_lists_its_contours(client: AppClient) -> None:
+    assert "contours" not in legend_json_of(client)
+    assert legend_json_of(client, showContours="true")["contours"] == {
+        "levels": [80.0, 90.0, 100.0, 110.0, 120.0, 130.0, 140.0],
+        "labels": ["80", "90", "100", "110", "120", "130", "140"],
+        "color": "#1a1a1a"}  # round values of the latest run's range, 80..140
+    earlier = legend_json_of(client, showContours="true",
+                             dim_reference_time="2026-01-01T00:00:00Z")["contours"]
+    assert isinstance(earlier, dict) and earlier["levels"] == [-20, -10, 0, 10, 20, 30, 40]
+    image = {flag: Image.open(io.BytesIO(client.get("/wms", params={
+        **LEGEND, "layer": "grid.lon", "showContours": flag}).content)) for flag in
+        ("false", "true")}
+    assert image["true"].height == image["false"].height + 15
