@@ -229,3 +229,17 @@ def test_elevation_applies_to_each_layer_that_has_levels(
     assert (low[..., 3] == 255).any() and (low != high).any()
     empty = levels.get("/wms", params={**query, "elevation": "850"})
     assert empty.status_code == 400 and "'levels.t'" in empty.text, empty.text
+
+
+def test_the_headers_say_what_each_layer_drew(client: AppClient) -> None:
+    """One value per layer drawn, bottom first, where the layers drew different runs or
+    times; one value where they all drew the same."""
+    response = client.get("/wms", params={**GETMAP, "time": TIME, "layers": "latitude,near"})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-fewsmap-run"] == "2026-01-01T00:00:00Z,2026-01-06T00:00:00Z"
+    assert response.headers["x-fewsmap-valid-time"] == \
+        "2026-01-01T00:00:00Z,2026-01-06T00:00:00Z"
+    same = client.get("/wms", params={**GETMAP, "time": TIME,
+                                       "layers": "latitude,longitude"})
+    assert same.headers["x-fewsmap-run"] == "2026-01-01T00:00:00Z"
+    assert same.headers["x-fewsmap-valid-time"] == TIME
