@@ -130,3 +130,24 @@ def test_the_legend_of_a_contoured_map_lists_its_contours(client: AppClient) -> 
         **LEGEND, "layer": "grid.lon", "showContours": flag}).content)) for flag in
         ("false", "true")}
     assert image["true"].height == image["false"].height + 15
+
+
+@pytest.mark.parametrize("style", ["bands", "warm"])
+def test_each_legend_swatch_has_the_colour_of_the_map_in_its_class(configured: AppClient,
+                                                                   style: str) -> None:
+    """Under the title and units rows, row i's swatch is the colour GetMap draws a cell with
+    a value from entry i's ``lowerValue`` up to the next entry's (``longitude``: a cell's
+    value is its longitude, one pixel per cell)."""
+    query = {**LEGEND, "layer": "longitude", "style": style}
+    entries = configured.get("/wms", params={**query, "format": "application/json"}).json()
+    values = [entry["lowerValue"] for entry in entries["legend"]]
+    legend = np.asarray(Image.open(io.BytesIO(configured.get("/wms", params=query).content))
+                        .convert("RGBA"))
+    image = configured.get("/wms", params={**GETMAP, "layers": "longitude", "styles": style})
+    pixels = np.asarray(Image.open(io.BytesIO(image.content)).convert("RGBA"))
+    longitudes = np.arange(-20.0, 40.5)
+    row_px = legend.shape[0] / (2 + len(values))
+    for i, (low, high) in enumerate(zip(values, [*values[1:], np.inf], strict=True)):
+        column = int(np.flatnonzero((longitudes >= low) & (longitudes < high))[0])
+        swatch = legend[int((2 + i + 0.5) * row_px), 12]
+        assert tuple(swatch) == tuple(pixels[15, column]), (style, low)
