@@ -128,7 +128,8 @@ def group_legend(legends: list[Legend], image_format: str, params: Params,
         If the parts together exceed ``max_pixels``.
     """
     if image_format == JSON:
-        return {"layers": [{"layer": legend.layer.id, **legend_json(legend.palette, legend.text)}
+        return {"layers": [{"layer": legend.layer.id, "title": legend.layer.title,
+                            **legend_json(legend.palette, legend.text)}
                            for legend in legends]}, JSON
     sizes = [image_size(params, max_pixels, legend.size) for legend in legends]
     total = sum(width * height for width, height in sizes)

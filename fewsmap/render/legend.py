@@ -48,7 +48,7 @@ def legend_size(style: Style, units: str, contours: bool = False) -> tuple[int, 
     """The default legend image size for a style: 150 px wide, 15 px per row (FEWS): the
     title, the units, one per entry, and the contours when drawn."""
     entries = {"classes": len(style.breaks), "color_map": len(style.color_map)}
-    rows = entries.get(style.kind, CONTINUOUS_ENTRIES) + 1 + bool(units) + contours
+    rows = entries.get(style.kind, CONTINUOUS_ENTRIES) + 1 + bool(udunits(units)) + contours
     return 150, ROW_HEIGHT_PX * rows
 
 
@@ -109,13 +109,12 @@ def color_map_entries(style: Style) -> list[dict[str, Any]]:
 
 
 def legend_json(palette: Palette, text: LegendText) -> dict[str, Any]:
-    """The FEWS GetLegendGraphic JSON answer, with the title and, when the map has them,
-    ``contours``: their levels, labels and line colour."""
+    """The FEWS GetLegendGraphic JSON answer (only fields FEWS clients know: the title is
+    the layer's in the capabilities), and ``contours`` when asked for a contoured map:
+    their levels, labels and line colour."""
     body: dict[str, Any] = {"legend": legend_entries(palette)}
     if text.unit_symbol:
         body["unit"] = text.unit_symbol
-    if text.title:
-        body["title"] = text.title
     if text.contours.size:
         body["contours"] = {"levels": [float(v) for v in text.contours],
                             "labels": format_labels(text.contours),

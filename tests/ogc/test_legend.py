@@ -13,6 +13,9 @@ import pytest
 from PIL import Image
 
 from fewsmap.app.server import create_app
+from fewsmap.catalog.styles import Style
+from fewsmap.render.colour import palette_for
+from fewsmap.render.legend import ROW_HEIGHT_PX, LegendText, legend_image
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
 from tests.synthetic import T0, lonlat_store
@@ -25,6 +28,7 @@ GETMAP = {"service": "WMS", "version": "1.3.0", "request": "GetMap", "styles": "
           "crs": "CRS:84", "bbox": "-20.5,29.5,40.5,60.5", "width": "61", "height": "31",
           "format": "image/png"}
 LEGEND = {"service": "WMS", "version": "1.3.0", "request": "GetLegendGraphic"}
+RAMP = Style("ramp", "Ramp")
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +115,16 @@ def legend_json_of(client: AppClient, **extra: str) -> dict[str, object]:
 
 
 def test_a_legend_has_the_layer_title_and_its_units(client: AppClient) -> None:
-    body = legend_json_of(client)
-    # A zero-config title ends with its units ("lon [degrees_east]"); the legend shows
-    # them once, in the units row.
-    assert (body["title"], body["unit"]) == ("lon", "degrees_east")
+    """A zero-config title ends with its units ("lon [degrees_east]"); the legend shows
+    them once, in the units row under the title."""
+    response = client.get("/wms", params={**LEGEND, "layer": "grid.lon"})
+    drawn = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+    expected = np.asarray(legend_image(palette_for(RAMP, None, (80.0, 140.0)),
+                                       LegendText("lon", "degrees_east"), None, None))
+    header = 2 * ROW_HEIGHT_PX  # the title and units rows (as many entries: the same rows)
+    assert drawn.shape == expected.shape
+    assert (drawn[:header] == expected[:header]).all()
+    assert legend_json_of(client)["unit"] == "degrees_east"
 
 
 def test_the_legend_of_a_contoured_map_lists_its_contours(client: AppClient) -> None:

@@ -45,11 +45,10 @@ def test_class_breaks_share_one_format() -> None:
     assert [e["label"] for e in spread][:3] == [">= 0", ">= 1.25", ">= 2.5"]
 
 
-def test_json_units_are_in_udunits_form_with_the_title_and_contours() -> None:
+def test_json_units_are_in_udunits_form_and_contours_listed_when_drawn() -> None:
     palette = palette_for(RAIN, None, None)
     plain = legend_json(palette, LegendText("Total precipitation", "kg m**-2"))
-    assert plain["unit"] == "kg m-2" and plain["title"] == "Total precipitation"
-    assert "contours" not in plain
+    assert plain == {"legend": legend_entries(palette), "unit": "kg m-2"}  # FEWS fields
     contoured = legend_json(palette, LegendText("Rain", "mm", np.array([1.0, 2.5, 10.0])))
     assert contoured["contours"] == {"levels": [1.0, 2.5, 10.0], "labels": ["1", "2.5", "10"],
                                      "color": "#1a1a1a"}
