@@ -4,6 +4,7 @@ with their levels in the format of the legend (fewsmap/render/labels.py)."""
 from __future__ import annotations
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -16,8 +17,16 @@ LINE_COLOR = (0.1, 0.1, 0.1, 0.9)
 LINE_WIDTH_PX = 1.0
 # Label text about 9 px high whatever the image size (a tile is 256 px): points at 100 dpi.
 LABEL_SIZE_PT = 9 * 72 / 100
-# Pixels of line left blank on each side of a label.
-LABEL_SPACING_PX = 2
+# A label is written on its line over a halo of the background colour, the cartographers'
+# way of keeping it readable over lines and colours alike.
+LABEL_HALO = [patheffects.withStroke(linewidth=2.5, foreground=(1.0, 1.0, 1.0, 0.85))]
+# Labels on one image: on the longest lines, a few per level (matplotlib's clabel labels
+# every line: a second for a busy 256-pixel tile on our machine, against 0.1 s unlabelled).
+MAX_LABELS = 8
+MAX_LABELS_PER_LEVEL = 2
+# A line shorter than this on the image (or within this of its edge) is not labelled.
+MIN_LABELLED_PX = 60
+LABEL_MARGIN_PX = 12
 
 
 def contour_levels(style: Style, palette: Palette, data_low: float | None) -> np.ndarray:
@@ -88,11 +97,58 @@ def contour_overlay(window: SourceWindow | None, canvas: Canvas, levels: np.ndar
                 lines = axes.contour(x, y, values, levels=inside, colors=[LINE_COLOR],
                                      linewidths=LINE_WIDTH_PX, antialiased=True)
                 if labels:
-                    texts = dict(zip(inside.tolist(), format_labels(inside), strict=True))
-                    axes.clabel(lines, inline=True, inline_spacing=LABEL_SPACING_PX,
-                                fontsize=LABEL_SIZE_PT, fmt=texts)
+                    texts = format_labels(inside)
+                    for level, x_label, y_label, degrees in label_places(lines.allsegs, canvas):
+                        axes.text(x_label, y_label, texts[level], fontsize=LABEL_SIZE_PT,
+                                  color=LINE_COLOR, rotation=degrees, rotation_mode="anchor",
+                                  ha="center", va="center", path_effects=LABEL_HALO)
     agg.draw()  # type: ignore[no-untyped-call]
     return np.asarray(agg.buffer_rgba(), dtype=np.uint8).copy()  # type: ignore[no-untyped-call]
+
+
+def label_places(lines_per_level: list[list[np.ndarray]],
+                 canvas: Canvas) -> list[tuple[int, float, float, float]]:
+    """Choose where to label contour lines: the middle of the longest lines on the image.
+
+    At most `MAX_LABELS_PER_LEVEL` per level and `MAX_LABELS` in all, on lines at least
+    `MIN_LABELLED_PX` long within `LABEL_MARGIN_PX` of the image edges (a label there
+    would be cut).
+
+    Parameters
+    ----------
+    lines_per_level
+        For each level, its lines as (N, 2) vertex arrays in canvas coordinates.
+    canvas
+        The image they are drawn on.
+
+    Returns
+    -------
+    list of tuple
+        (level index, x, y, angle of the line there in degrees, upright: over -90 up to
+        90), longest
+        lines first.
+    """
+    minx, miny, maxx, maxy = canvas.bbox
+    scale = np.array([canvas.width / (maxx - minx), canvas.height / (maxy - miny)])
+    low = np.array([minx, miny]) + LABEL_MARGIN_PX / scale
+    high = np.array([maxx, maxy]) - LABEL_MARGIN_PX / scale
+    chosen: list[tuple[float, tuple[int, float, float, float]]] = []
+    for level, lines in enumerate(lines_per_level):
+        ranked = []
+        for line in lines:
+            shown = line[((line > low) & (line < high)).all(axis=1)]
+            if len(shown) < 3:
+                continue
+            steps = np.diff(shown, axis=0) * scale
+            length = float(np.hypot(*steps.T).sum())
+            if length >= MIN_LABELLED_PX:
+                middle = len(shown) // 2
+                dx, dy = (shown[middle + 1] - shown[middle - 1]) * scale
+                degrees = 90 - (90 - float(np.degrees(np.arctan2(dy, dx)))) % 180
+                ranked.append((length, (level, float(shown[middle, 0]),
+                                        float(shown[middle, 1]), degrees)))
+        chosen += sorted(ranked, reverse=True)[:MAX_LABELS_PER_LEVEL]
+    return [place for _, place in sorted(chosen, reverse=True)[:MAX_LABELS]]
 
 
 def composite(base: np.ndarray, overlay: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 
 from fewsmap.catalog.styles import PRECIPITATION_BREAKS, PRECIPITATION_COLORS, Style
 from fewsmap.render.colour import palette_for
-from fewsmap.render.contours import contour_levels, contour_overlay
+from fewsmap.render.contours import contour_levels, contour_overlay, label_places
 from fewsmap.render.regrid import Canvas, SourceWindow
 
 CLASSES = Style("bands", "Bands", kind="classes", breaks=(-10.0, 0.0, 5.0, 20.0),
@@ -58,16 +58,32 @@ def ink(overlay: np.ndarray) -> np.ndarray:
 
 
 def test_contours_are_labelled_with_their_levels() -> None:
-    """Labels are text on the lines, which they interrupt (inline): the labelled overlay
-    has ink where the plain one has none (the digits), and none on parts of the lines."""
+    """Labels are dark digits over a light halo on the lines: the labelled overlay has
+    both where the plain one has nothing."""
     x = np.linspace(0.0, 100.0, 101)
     window = SourceWindow((np.add.outer(x, x) / 2).astype(np.float32), x, x)
     canvas = Canvas("EPSG:3857", (0.0, 0.0, 100.0, 100.0), 256, 256)
     marks = np.array([25.0, 50.0, 75.0])
-    labelled = ink(contour_overlay(window, canvas, marks))
+    labelled = contour_overlay(window, canvas, marks)
     plain = ink(contour_overlay(window, canvas, marks, labels=False))
-    assert (labelled & ~plain).sum() > 30  # the digits of "25", "50", "75"
-    assert (plain & ~labelled).sum() > 15  # the gaps left for them
+    added = ink(labelled) & ~plain
+    light = labelled[..., :3].min(axis=-1) > 200
+    assert (added & ~light).sum() > 30  # the digits of "25", "50", "75"
+    assert (added & light).sum() > 30  # their halo
+
+
+def test_labels_go_on_the_longest_lines_a_few_per_level() -> None:
+    canvas = Canvas("EPSG:3857", (0.0, 0.0, 100.0, 100.0), 200, 200)
+    across = np.column_stack([np.linspace(0, 100, 50), np.full(50, 50.0)])  # 200 px long
+    short = np.column_stack([np.linspace(40, 50, 5), np.full(5, 20.0)])  # 20 px
+    edge = np.column_stack([np.linspace(0, 100, 50), np.full(50, 1.0)])  # 2 px from it
+    up, down = np.array([0.0, 10.0]), np.array([0.0, -10.0])
+    places = label_places([[short, across, across + up, across + down], [edge]],
+                          canvas)
+    assert [(level, y) for level, _, y, _ in places] == [(0, 60.0), (0, 50.0)]
+    assert all(angle == 0 for *_, angle in places)
+    steep = np.column_stack([np.full(50, 50.0), np.linspace(100, 0, 50)])  # downwards
+    assert label_places([[steep]], canvas)[0][3] == 90  # upright, whichever way it runs
 
 
 @pytest.mark.parametrize("shape", [(1, 5), (5, 1), (0, 0)])
