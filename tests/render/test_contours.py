@@ -72,18 +72,37 @@ def test_contours_are_labelled_with_their_levels() -> None:
     assert (added & light).sum() > 30  # their halo
 
 
-def test_labels_go_on_the_longest_lines_a_few_per_level() -> None:
+def horizontal(y: float, start: float = -50.0, end: float = 250.0) -> np.ndarray:
+    return np.column_stack([np.linspace(start, end, 61), np.full(61, y)])
+
+
+def test_each_level_is_labelled_once_per_cell_on_its_middle_column() -> None:
+    """A 200-pixel canvas of 100 units: lattice cells of 256 px are 128 units wide, their
+    middle columns at x = 64, 192 …"""
     canvas = Canvas("EPSG:3857", (0.0, 0.0, 100.0, 100.0), 200, 200)
-    across = np.column_stack([np.linspace(0, 100, 50), np.full(50, 50.0)])  # 200 px long
-    short = np.column_stack([np.linspace(40, 50, 5), np.full(5, 20.0)])  # 20 px
-    edge = np.column_stack([np.linspace(0, 100, 50), np.full(50, 1.0)])  # 2 px from it
-    up, down = np.array([0.0, 10.0]), np.array([0.0, -10.0])
-    places = label_places([[short, across, across + up, across + down], [edge]],
+    places = label_places([[horizontal(50.0), horizontal(60.0)],  # 60 is nearer the middle
+                           [horizontal(75.0)],
+                           [horizontal(5.0)],  # too near the cell's bottom
+                           [horizontal(57.0)]],  # too near a more central label
                           canvas)
-    assert [(level, y) for level, _, y, _ in places] == [(0, 60.0), (0, 50.0)]
+    assert [(level, x, y) for level, x, y, _ in places] == [(0, 64.0, 60.0), (1, 64.0, 75.0),
+                                                            (0, 192.0, 60.0),
+                                                            (1, 192.0, 75.0)]
     assert all(angle == 0 for *_, angle in places)
-    steep = np.column_stack([np.full(50, 50.0), np.linspace(100, 0, 50)])  # downwards
-    assert label_places([[steep]], canvas)[0][3] == 90  # upright, whichever way it runs
+    steep = np.column_stack([np.linspace(100.0, 0.0, 50), np.linspace(100.0, 0.0, 50)])
+    ((_, _, _, angle),) = label_places([[steep]], canvas)[:1]
+    assert angle == 45  # upright, whichever way the line runs
+
+
+def test_labels_do_not_depend_on_the_extent_drawn() -> None:
+    """Two adjacent tiles and one map of both label the same places (no seams)."""
+    lines = [[horizontal(y, -300.0, 600.0) for y in (40.0, 90.0, 130.0)],
+             [np.column_stack([np.linspace(-300, 600, 200), np.linspace(0, 200, 200)])]]
+    left = label_places(lines, Canvas("EPSG:3857", (0.0, 0.0, 128.0, 128.0), 256, 256))
+    right = label_places(lines, Canvas("EPSG:3857", (128.0, 0.0, 256.0, 128.0), 256, 256))
+    both = label_places(lines, Canvas("EPSG:3857", (0.0, 0.0, 256.0, 128.0), 512, 256))
+    assert sorted(left) == sorted(right) == sorted(both)  # one lattice, wherever drawn
+    assert {x for _, x, _, _ in both} >= {64.0, 192.0}
 
 
 @pytest.mark.parametrize("shape", [(1, 5), (5, 1), (0, 0)])
