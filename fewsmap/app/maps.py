@@ -39,9 +39,8 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
     headers = {
         "ETag": content_etag(image),
         "Cache-Control": cache_control(catalog, parsed),
-        "X-Fewsmap-Run": spec.run.label,
-        "X-Fewsmap-Valid-Time": "/".join(format_time(t) for t in (
-            (spec.aggregate[0], spec.aggregate[-1]) if spec.aggregate else (spec.valid_time,))),
+        "X-Fewsmap-Run": per_map([s.run.label for s in specs]),
+        "X-Fewsmap-Valid-Time": per_map([valid_times(s) for s in specs]),
     }
     if parsed.format in FILE_SUFFIXES:
         name = export_filename(spec, parsed.layer, FILE_SUFFIXES[parsed.format])
@@ -51,6 +50,19 @@ async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request
         headers["Warning"] = ", ".join(warnings)
     unchanged = not_modified(request.headers, headers, request.method)
     return unchanged or body_response(request, image, parsed.format, headers)
+
+
+def per_map(values: list[str]) -> str:
+    """A header value saying what each map drawn showed: one value when all showed the same,
+    else one per map in drawing order (bottom first; a group's layers in its order),
+    comma-separated."""
+    return values[0] if len(set(values)) == 1 else ",".join(values)
+
+
+def valid_times(spec: MapSpec) -> str:
+    """The valid time a map shows, or ``first/last`` of the times it aggregates."""
+    return "/".join(format_time(t) for t in (
+        (spec.aggregate[0], spec.aggregate[-1]) if spec.aggregate else (spec.valid_time,)))
 
 
 def time_warnings(specs: Sequence[MapSpec]) -> list[str]:

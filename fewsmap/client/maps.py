@@ -379,7 +379,7 @@ def draw_array(field: xr.DataArray, *, style: str | Style | None = None,
     palette = palette_for(chosen, _checked_range(color_range), style_range or data_range)
     rgba = palette.rgba(palette.indices(regrid(window, canvas)))
     if show_contours:
-        levels = contour_levels(chosen.contour_levels, palette.value_range)
+        levels = contour_levels(chosen, palette, data_range[0] if data_range else None)
         rgba = composite(rgba, contour_overlay(window, canvas, levels))
     return Image.fromarray(rgba, "RGBA")
 

@@ -32,12 +32,11 @@ from fewsmap.errors import (
     LayerNotDefined,
     LayerNotQueryable,
     MissingParameterValue,
-    StyleNotDefined,
 )
 from fewsmap.formats.numbers import json_finite, json_number
 from fewsmap.ogc.getmap import (
-    DEFAULT_STYLE_NAMES,
     GetMapRequest,
+    check_group_style,
     dimension_labels,
     parse_getmap,
     select_run,
@@ -249,23 +248,18 @@ def resolve_info_format(text: str, name: str = "INFO_FORMAT",
 def resolve_queries(catalog: Catalog, request: GetFeatureInfoRequest) -> list[PointQuery]:
     """The layers to query, each with its run, CRS, times and member/level indices.
 
-    QUERY_LAYERS must name LAYERS itself or, when LAYERS is a group, layers of that group
-    (WMS 1.3.0 §7.4.3.4); groups are not queryable.
+    QUERY_LAYERS must name layers the map drew (WMS 1.3.0 §7.4.3.4): an entry of LAYERS
+    (any of its runs) or a layer of a group LAYERS names; only those are queried, in the
+    order QUERY_LAYERS names them. Groups are not queryable.
 
     Raises
     ------
     FewsmapError
-        LayerNotDefined, LayerNotQueryable, StyleNotDefined, InvalidCRS,
-        InvalidDimensionValue, MissingDimensionValue …
+        LayerNotDefined (also for a layer not shown on the map, WMS 1.3.0 Table E.1),
+        LayerNotQueryable, StyleNotDefined, InvalidCRS, InvalidDimensionValue,
+        MissingDimensionValue …
     """
-    drawn = request.map.layer
-    drawn_layer: Layer | None = None
-    if drawn in catalog.layers or drawn not in catalog.groups:
-        drawn_layer, _ = catalog.resolve(drawn)  # LayerNotDefined for an unknown LAYERS
-        select_style(drawn_layer, request.map.style)
-    elif request.map.style not in DEFAULT_STYLE_NAMES:
-        raise StyleNotDefined(f"group {drawn!r} draws its layers in their default styles; "
-                              f"STYLES={request.map.style[:60]!r} is not one of them")
+    drawn_layers, drawn_groups = _drawn(catalog, request.map)
     queries = []
     for name in dict.fromkeys(request.query_layers):
         if name in catalog.groups and name not in catalog.layers:
@@ -273,14 +267,34 @@ def resolve_queries(catalog: Catalog, request: GetFeatureInfoRequest) -> list[Po
                 f"QUERY_LAYERS={name[:80]!r} is a layer group, which is not queryable; "
                 "query its layers by name")
         layer, run = catalog.resolve(name)
-        same_layer = drawn_layer is not None and layer.id == drawn_layer.id  # any of its runs
-        in_group = drawn_layer is None and layer.group == drawn
-        if not (same_layer or in_group):
+        if layer.id not in drawn_layers and layer.group not in drawn_groups:
             raise LayerNotDefined(
-                f"QUERY_LAYERS={name[:80]!r} is not among LAYERS={drawn[:80]!r} (a query "
-                "layer must be the layer drawn or a layer of the group drawn)")
+                f"QUERY_LAYERS={name[:80]!r} is not among LAYERS="
+                f"{','.join(n for n, _ in request.map.entries)[:80]!r} (a query layer must "
+                "be a layer drawn or a layer of a group drawn)")
         queries.append(_query(catalog, name, layer, run, request))
     return queries
+
+
+def _drawn(catalog: Catalog, request: GetMapRequest) -> tuple[set[str], set[str]]:
+    """The ids of the layers and of the groups a map draws, each entry of LAYERS checked
+    with its STYLES entry as GetMap checks it.
+
+    Raises
+    ------
+    FewsmapError
+        LayerNotDefined for an unknown name, StyleNotDefined for a style it lacks.
+    """
+    layers, groups = set(), set()
+    for name, style in request.entries:
+        if name in catalog.layers or name not in catalog.groups:
+            layer, _ = catalog.resolve(name)  # LayerNotDefined for an unknown name
+            select_style(layer, style)
+            layers.add(layer.id)
+        else:
+            check_group_style(name, style, request.sld_style)
+            groups.add(name)
+    return layers, groups
 
 
 def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,

@@ -113,9 +113,6 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
     """
     version = wms_version(params)
     layers = params.get("layers") or ""
-    if "," in layers and embedded:
-        raise InvalidParameterValue("LAYERS: GetFeatureInfo queries the map of one layer "
-                                    "or group; name one")
     if "," in layers and params.get("sld_body"):
         raise InvalidParameterValue("SLD_BODY styles one layer; LAYERS names several")
     style, reducer = _style_and_reducer(params)

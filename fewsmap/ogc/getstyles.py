@@ -18,7 +18,7 @@ from fewsmap.errors import InvalidParameterValue
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.params import Params
 from fewsmap.render.colour import palette_for
-from fewsmap.render.legend import legend_entries
+from fewsmap.render.legend import legend_entries, ramp_entries
 from fewsmap.render.pipeline import automatic_range
 
 MEDIA_TYPE = "application/vnd.ogc.sld+xml"
@@ -63,7 +63,8 @@ def style_color_map(style: Style, data_range: tuple[float, float] | None
         return style.color_map_type, style.color_map
     if style.kind == "continuous" and not (style.value_range or data_range):
         return None
-    rows = legend_entries(palette_for(style, None, data_range))
+    palette = palette_for(style, None, data_range)
+    rows = ramp_entries(palette) if style.kind == "continuous" else legend_entries(palette)
     if style.kind == "continuous":
         return "ramp", tuple(ColorMapEntry(r["lowerValue"], r["color"], 1.0, r["label"])
                              for r in rows)

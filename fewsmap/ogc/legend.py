@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.errors import InvalidFormat, InvalidParameterValue
 from fewsmap.ogc.getmap import (
@@ -22,8 +24,9 @@ from fewsmap.ogc.getmap import (
 from fewsmap.params import Params
 from fewsmap.products.ensemble import EnsembleStatistic
 from fewsmap.render.colour import Palette, palette_for
+from fewsmap.render.contours import contour_levels
 from fewsmap.render.legend import (
-    ROW_HEIGHT_PX,
+    LegendText,
     legend_image,
     legend_json,
     legend_png,
@@ -41,7 +44,8 @@ def get_legend_graphic(catalog: Catalog, params: Params,
     """Return the legend (PNG bytes or a JSON-ready dict) and its media type.
 
     The legend of a layer group holds its layers' legends in drawing order (bottom layer
-    first): stacked under their titles in a PNG, listed under ``layers`` in JSON.
+    first): stacked in a PNG (each under its title), listed under ``layers`` in JSON. With
+    ``showContours=true`` a legend shows the contour levels GetMap draws.
 
     Raises
     ------
@@ -68,23 +72,24 @@ def get_legend_graphic(catalog: Catalog, params: Params,
     legend = layer_legend(catalog, params, layer, run_from_id, sld_style or statistic_style(
         layer, style_name, member, params.flag("useDisplayUnits", default=True)))
     if image_format == JSON:
-        return legend_json(legend.palette, legend.units), JSON
+        return legend_json(legend.palette, legend.text), JSON
     width, height = image_size(params, max_pixels, legend.size)
-    return legend_png(legend.palette, legend.units, width, height), PNG
+    return legend_png(legend.palette, legend.text, width, height), PNG
 
 
 @dataclass(frozen=True)
 class Legend:
-    """What one layer's legend shows: the palette its map colours with, and the units."""
+    """What one layer's legend shows: the palette its map colours with, and its text
+    (title, units, contour levels)."""
 
     layer: Layer
     palette: Palette
-    units: str
+    text: LegendText
 
     @property
     def size(self) -> tuple[int, int]:
         """The default image size (`legend_size`)."""
-        return legend_size(self.palette.style, self.units)
+        return legend_size(self.palette.style, self.text.units, bool(self.text.contours.size))
 
 
 def layer_legend(catalog: Catalog, params: Params, layer: Layer, run_from_id: RunInfo | None,
@@ -99,8 +104,19 @@ def layer_legend(catalog: Catalog, params: Params, layer: Layer, run_from_id: Ru
     automatic = automatic_range(catalog.store(layer), run, layer.variables, style, asked,
                                 statistic) if run else None
     palette = palette_for(style, asked, automatic)
-    units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))
-    return Legend(layer, palette, units)
+    stored_units = str(catalog.store(layer).attributes(layer.variable).get("units", ""))
+    units = style.units or stored_units
+    contours = contour_levels(style, palette, automatic[0] if automatic else None) \
+        if params.flag("showContours") else np.empty(0)
+    title = legend_title(legend_title(layer.title, units), stored_units)
+    return Legend(layer, palette, LegendText(title, units, contours))
+
+
+def legend_title(title: str, units: str) -> str:
+    """A layer's title as a legend's: without the ``[units]`` its end may repeat (zero-config
+    titles end so), which the units row shows in UDUNITS form."""
+    suffix = f" [{units}]"
+    return title.removesuffix(suffix) if units and title != suffix.strip() else title
 
 
 def group_legend(legends: list[Legend], image_format: str, params: Params,
@@ -115,13 +131,13 @@ def group_legend(legends: list[Legend], image_format: str, params: Params,
     """
     if image_format == JSON:
         return {"layers": [{"layer": legend.layer.id, "title": legend.layer.title,
-                            **legend_json(legend.palette, legend.units)}
+                            **legend_json(legend.palette, legend.text)}
                            for legend in legends]}, JSON
     sizes = [image_size(params, max_pixels, legend.size) for legend in legends]
-    total = sum(width * (height + ROW_HEIGHT_PX) for width, height in sizes)
+    total = sum(width * height for width, height in sizes)
     if total > max_pixels:
         raise InvalidParameterValue(f"the legends of the group's {len(legends)} layers take "
                                     f"{total} pixels, beyond the limit of {max_pixels}")
     return stacked_legends_png([
-        (legend.layer.title, legend_image(legend.palette, legend.units, width, height))
+        legend_image(legend.palette, legend.text, width, height)
         for legend, (width, height) in zip(legends, sizes, strict=True)]), PNG

@@ -131,7 +131,18 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
     table, so clients colour values alike) and the run's colour range (from its statistics,
     computed at ingest, which is why adjacent tiles never disagree). FEWS JSON capabilities
     carry none of this: they keep to the fields FEWS clients know.
+
+    Raises
+    ------
+    FewsmapError
+        LayerNotDefined; InvalidParameterValue for a list of layers, whose tiles exist
+        (drawn on top of each other) but whose runs, styles and ranges are each layer's.
     """
+    if "," in name:
+        raise InvalidParameterValue(
+            f"TileJSON describes one layer; {name[:80]!r} names several (their tiles "
+            "/tiles/<a>,<b>/{z}/{x}/{y}.png draw them on top of each other: ask the TileJSON "
+            "of each)")
     layer, from_id = catalog.resolve(name)
     run = select_run(catalog, layer, from_id, _reference_time(params))
     west, south, east, north = lonlat_bbox(catalog.store(layer))

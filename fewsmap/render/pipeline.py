@@ -206,7 +206,8 @@ def draw_rgba(specs: list[MapSpec]) -> np.ndarray:
     for spec, (indices, palette, window) in zip(specs, drawn, strict=True):
         rgba = composite(rgba, palette.rgba(indices))
         if spec.show_contours:
-            levels = contour_levels(spec.style.contour_levels, palette.value_range)
+            automatic = value_range(spec)
+            levels = contour_levels(spec.style, palette, automatic[0] if automatic else None)
             rgba = composite(rgba, contour_overlay(window, spec.canvas, levels))
     if not first.transparent:
         background = np.empty_like(rgba)

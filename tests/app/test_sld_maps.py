@@ -325,9 +325,9 @@ def test_legend_png_swatches_are_the_map_colours(client: AppClient) -> None:
     assert response.status_code == 200, response.text
     legend = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
     pixels = draw(client, sld_body=body)
-    rows = 4  # the units, then one row per entry
+    rows = 5  # the title, the units, then one row per entry
     row_px = legend.shape[0] / rows
-    for i, value in enumerate((150.0, 200.0, 256.0), start=1):
+    for i, value in enumerate((150.0, 200.0, 256.0), start=2):
         swatch = tuple(int(c) for c in legend[int((i + 0.5) * row_px), 12])
         assert swatch == pixels[value], (value, swatch)
 

@@ -196,3 +196,19 @@ def test_latest_follows_a_new_run(tmp_path: Path) -> None:
         own = httpx.get(f"{base}/tiles/{LAYER}/tilejson.json", timeout=30,
                         params={"colorscalerange": "auto"}).json()
         assert own["fewsmap"]["valueRange"] == pytest.approx([35.0, 65.0])
+
+
+def test_a_tile_of_a_layer_list_composites_them_as_getmap(url: str) -> None:
+    """``/tiles/a,b/…``: the layers drawn on top of each other, as GetMap LAYERS=a,b."""
+    address = TileAddress(4, 8, 5)
+    layers = "grid.lon,grid.lat"
+    by_tile = tile(url, 4, 8, 5, layer=layers, styles=",")
+    assert by_tile.content == get_map(url, address.bbox, 256, 256, layer=layers).content
+    assert np.array_equal(rgba(by_tile), rgba(tile(url, 4, 8, 5)))  # grid.lat on top
+    assert "nowhere" in tile(url, 4, 8, 5, layer="grid.lon,nowhere").text
+
+
+def test_tilejson_of_a_layer_list_is_refused_clearly(url: str) -> None:
+    response = httpx.get(f"{url}/tiles/grid.lon,grid.lat/tilejson.json", timeout=30)
+    assert response.status_code == 400, response.text
+    assert "one layer" in response.json()["error"]["message"]

@@ -216,7 +216,7 @@ def test_legend_json_and_png_agree_with_the_map_palette(url: str) -> None:
     assert all(entry["colorSmoothing"] for entry in legend["legend"])
     png = get(url, request="GetLegendGraphic", layers="grid.lon")
     image = Image.open(io.BytesIO(png.content))
-    assert image.size == (150, 15 * 12)  # 11 entries and the units row
+    assert image.size == (150, 15 * 13)  # the title and units rows, 11 rows of entries
 
 
 @pytest.mark.parametrize(("width", "height"), [(1, 1), (2, 40), (3, 3), (26, 500)])

@@ -16,7 +16,7 @@ from fewsmap.catalog.sld import MAX_SLD_BYTES, parse_sld_body, parse_xml, style_
 from fewsmap.catalog.styles import style_as_config, style_from_config
 from fewsmap.errors import ConfigError, InvalidParameterValue, StyleNotDefined
 from fewsmap.render.colour import palette_for
-from fewsmap.render.legend import legend_json
+from fewsmap.render.legend import LegendText, legend_json
 from fewsmap.settings import Settings
 from tests.fuzz.strategies import Names, values
 from tests.synthetic import lonlat_store
@@ -167,7 +167,8 @@ def test_any_body_is_drawn_or_refused_as_a_client_error(body: str) -> None:
         field = np.array([-1e38, -300, 0, 0.1, 5, 150, 280, 1e38, np.nan], dtype=np.float32)
         rgba = palette.rgba(palette.indices(field))
         assert rgba[-1, 3] == 0  # missing data is never drawn
-        assert len(legend_json(palette, "mm")["legend"]) == len(choice.style.color_map)
+        legend = legend_json(palette, LegendText(units="mm"))
+        assert len(legend["legend"]) == len(choice.style.color_map)
 
 
 def test_a_configured_style_reads_an_sld_file(tmp_path: Path) -> None:

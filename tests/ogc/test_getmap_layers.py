@@ -159,8 +159,7 @@ def test_more_layers_than_the_advertised_limit_are_refused(client: AppClient) ->
 
 @pytest.mark.parametrize("query", [
     {"format": "image/tiff;subtype=float32"}, {"format": "application/x-netcdf"},
-    {"format": "image/gif", "time": "2026-01-01T00:00:00Z/2026-01-01T06:00:00Z"},
-    {"request": "GetFeatureInfo", "query_layers": "latitude", "i": "1", "j": "1"}])
+    {"format": "image/gif", "time": "2026-01-01T00:00:00Z/2026-01-01T06:00:00Z"}])
 def test_answers_of_one_layer_refuse_a_list(client: AppClient, query: dict[str, str]) -> None:
     response = client.get("/wms", params={**GETMAP, "layers": "latitude,longitude", **query})
     assert response.status_code == 400 and "one layer" in response.text, response.text
@@ -184,13 +183,14 @@ def test_the_legend_of_a_group_stacks_its_layers_legends(client: AppClient) -> N
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     group = Image.open(io.BytesIO(response.content))
     assert group.width == max(p.width for p in parts)
-    assert group.height == sum(ROW_HEIGHT_PX + p.height for p in parts)  # a title row each
-    top = ROW_HEIGHT_PX
-    for part in parts:  # each layer's own legend, pixel for pixel, under its title
+    assert group.height == sum(p.height for p in parts)
+    top = 0
+    for part in parts:  # each layer's own legend, pixel for pixel, its title on top
         box = (0, top, part.width, top + part.height)
-        assert (np.asarray(group.convert("RGBA").crop(box)) ==
-                np.asarray(part.convert("RGBA"))).all()
-        top += part.height + ROW_HEIGHT_PX
+        part_pixels = np.asarray(part.convert("RGBA"))
+        assert (np.asarray(group.convert("RGBA").crop(box)) == part_pixels).all()
+        assert part_pixels[:ROW_HEIGHT_PX, ..., 3].any()  # the title row
+        top += part.height
     answer = client.get("/wms", params={**legend, "layer": "coordinates",
                                         "format": "application/json"})
     assert answer.status_code == 200
@@ -229,3 +229,17 @@ def test_elevation_applies_to_each_layer_that_has_levels(
     assert (low[..., 3] == 255).any() and (low != high).any()
     empty = levels.get("/wms", params={**query, "elevation": "850"})
     assert empty.status_code == 400 and "'levels.t'" in empty.text, empty.text
+
+
+def test_the_headers_say_what_each_layer_drew(client: AppClient) -> None:
+    """One value per layer drawn, bottom first, where the layers drew different runs or
+    times; one value where they all drew the same."""
+    response = client.get("/wms", params={**GETMAP, "time": TIME, "layers": "latitude,near"})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-fewsmap-run"] == "2026-01-01T00:00:00Z,2026-01-06T00:00:00Z"
+    assert response.headers["x-fewsmap-valid-time"] == \
+        "2026-01-01T00:00:00Z,2026-01-06T00:00:00Z"
+    same = client.get("/wms", params={**GETMAP, "time": TIME,
+                                       "layers": "latitude,longitude"})
+    assert same.headers["x-fewsmap-run"] == "2026-01-01T00:00:00Z"
+    assert same.headers["x-fewsmap-valid-time"] == TIME

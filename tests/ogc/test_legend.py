@@ -13,6 +13,9 @@ import pytest
 from PIL import Image
 
 from fewsmap.app.server import create_app
+from fewsmap.catalog.styles import Style
+from fewsmap.render.colour import palette_for
+from fewsmap.render.legend import ROW_HEIGHT_PX, LegendText, legend_image
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
 from tests.synthetic import T0, lonlat_store
@@ -25,6 +28,7 @@ GETMAP = {"service": "WMS", "version": "1.3.0", "request": "GetMap", "styles": "
           "crs": "CRS:84", "bbox": "-20.5,29.5,40.5,60.5", "width": "61", "height": "31",
           "format": "image/png"}
 LEGEND = {"service": "WMS", "version": "1.3.0", "request": "GetLegendGraphic"}
+RAMP = Style("ramp", "Ramp")
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +111,60 @@ def test_tilejson_of_a_run_links_the_legend_of_that_run(client: AppClient, run: 
         document = client.get(path, params=params).json()
         linked = client.get(document["legend"].removeprefix("http://fewsmap.test"))
         assert linked.status_code == 200 and linked.content == direct.content, path
+
+
+def legend_json_of(client: AppClient, **extra: str) -> dict[str, object]:
+    response = client.get("/wms", params={**LEGEND, "layer": "grid.lon",
+                                          "format": "application/json", **extra})
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def test_a_legend_has_the_layer_title_and_its_units(client: AppClient) -> None:
+    """A zero-config title ends with its units ("lon [degrees_east]"); the legend shows
+    them once, in the units row under the title."""
+    response = client.get("/wms", params={**LEGEND, "layer": "grid.lon"})
+    drawn = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
+    expected = np.asarray(legend_image(palette_for(RAMP, None, (80.0, 140.0)),
+                                       LegendText("lon", "degrees_east"), None, None))
+    header = 2 * ROW_HEIGHT_PX  # the title and units rows (as many entries: the same rows)
+    assert drawn.shape == expected.shape
+    assert (drawn[:header] == expected[:header]).all()
+    assert legend_json_of(client)["unit"] == "degrees_east"
+
+
+def test_the_legend_of_a_contoured_map_lists_its_contours(client: AppClient) -> None:
+    assert "contours" not in legend_json_of(client)
+    assert legend_json_of(client, showContours="true")["contours"] == {
+        "levels": [80.0, 90.0, 100.0, 110.0, 120.0, 130.0, 140.0],
+        "labels": ["80", "90", "100", "110", "120", "130", "140"],
+        "color": "#1a1a1a"}  # round values of the latest run's range, 80..140
+    earlier = legend_json_of(client, showContours="true",
+                             dim_reference_time="2026-01-01T00:00:00Z")["contours"]
+    assert isinstance(earlier, dict) and earlier["levels"] == [-20, -10, 0, 10, 20, 30, 40]
+    image = {flag: Image.open(io.BytesIO(client.get("/wms", params={
+        **LEGEND, "layer": "grid.lon", "showContours": flag}).content)) for flag in
+        ("false", "true")}
+    assert image["true"].height == image["false"].height + 15
+
+
+@pytest.mark.parametrize("style", ["bands", "warm"])
+def test_each_legend_swatch_has_the_colour_of_the_map_in_its_class(configured: AppClient,
+                                                                   style: str) -> None:
+    """Under the title and units rows, row i's swatch is the colour GetMap draws a cell with
+    a value from entry i's ``lowerValue`` up to the next entry's (``longitude``: a cell's
+    value is its longitude, one pixel per cell)."""
+    query = {**LEGEND, "layer": "longitude", "style": style}
+    entries = configured.get("/wms", params={**query, "format": "application/json"}).json()
+    values = [entry["lowerValue"] for entry in entries["legend"]]
+    legend = np.asarray(Image.open(io.BytesIO(configured.get("/wms", params=query).content))
+                        .convert("RGBA"))
+    image = configured.get("/wms", params={**GETMAP, "layers": "longitude", "styles": style})
+    pixels = np.asarray(Image.open(io.BytesIO(image.content)).convert("RGBA"))
+    longitudes = np.arange(-20.0, 40.5)
+    row_px = legend.shape[0] / (2 + len(values))
+    for i, (low, high) in enumerate(zip(values, [*values[1:], np.inf], strict=True)):
+        column = int(np.flatnonzero((longitudes >= low) & (longitudes < high))[0])
+        swatch = legend[int((2 + i + 0.5) * row_px), 12]
+        assert tuple(swatch) == tuple(pixels[15, column]), (style, low)
