@@ -65,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="replace runs already in the store (default: skip them)")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.add_argument("--config", type=Path,
-                        help="TOML configuration (limits; [stores.<name>] retention policy "
-                             "and missing_values)")
+                        help="TOML configuration (limits; [stores.<name>] retention policy, "
+                             "missing_values and series_copy)")
     ingest.add_argument("--missing-value", action="append", default=[], type=_missing_value,
                         metavar="VARIABLE=VALUE",
                         help="a value that means 'no value' in VARIABLE (written as NaN); "
@@ -142,7 +142,7 @@ def _config(settings: Settings) -> dict[str, Any]:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from fewsmap.ingest import configured_missing_values, ingest
+    from fewsmap.ingest import configured_missing_values, configured_series_copy, ingest
     from fewsmap.ingest.limits import IngestLimits
 
     settings = _settings(args)
@@ -154,7 +154,9 @@ def _ingest(args: argparse.Namespace) -> int:
     with _executor(args) as executor:
         results = ingest(store, args.files, reference_time=args.reference_time,
                          replace=args.replace, progress=False if args.quiet else None,
-                         limits=limits, missing_values=missing, executor=executor)
+                         limits=limits, missing_values=missing, executor=executor,
+                         series_copy=configured_series_copy(_config(settings),
+                                                            store_name(store)))
     for result in results:
         print(f"{store}: {result.message}")
     policy = configured_policy(_config(settings), store_name(store))

@@ -121,6 +121,7 @@ def ingest(
     limits: IngestLimits | None = None,
     missing_values: Mapping[str, float] | None = None,
     executor: Executor | None = None,
+    series_copy: bool = True,
 ) -> list[AppendResult]:
     """Append the runs found in ``paths`` to ``store``; write nothing if any input is bad.
 
@@ -130,7 +131,8 @@ def ingest(
     piece is written (one step at a time), so memory stays bounded whatever the run's size
     (a 10 GB run: 350 MB, `benchmarks/ingest_throughput.py`), and damaged data fails the
     write, which is undone. ``executor`` writes the pieces and hashes the inputs elsewhere
-    (dask workers, `fewsmap.ingest.distributed`).
+    (dask workers, `fewsmap.ingest.distributed`). ``series_copy`` False writes no
+    time-chunked copy (`fewsmap.store.writer.append_run`).
 
     Raises
     ------
@@ -141,7 +143,8 @@ def ingest(
     runs = [with_missing_values(run, missing_values or {})
             for run in read_runs(paths, reference_time, limits, lazy=True, executor=executor)]
     check_fits(store, runs)
-    return [append_run(store, run, replace=replace, progress=progress, executor=executor)
+    return [append_run(store, run, replace=replace, progress=progress, executor=executor,
+                       series_copy=series_copy)
             for run in runs]
 
 
@@ -160,6 +163,23 @@ def configured_missing_values(config: Mapping[str, Any], name: str) -> dict[str,
         raise ConfigError(f"[stores.{name}] missing_values must be a table of variable names "
                           f"to numbers, e.g. {{ t = 233.16 }}, not {table!r}"[:300])
     return {str(k): float(v) for k, v in table.items()}
+
+
+def configured_series_copy(config: Mapping[str, Any], name: str) -> bool:
+    """``[stores.<name>] series_copy = true|false`` of the configuration (default true):
+    whether ingest writes the store's time-chunked copy (docs/design/cube.md).
+
+    Raises
+    ------
+    ConfigError
+        If it is not a boolean.
+    """
+    entry = config.get("stores", {}).get(name)
+    value = entry.get("series_copy", True) if isinstance(entry, dict) else True
+    if not isinstance(value, bool):
+        raise ConfigError(f"[stores.{name}] series_copy must be true or false, not "
+                          f"{value!r}"[:300])
+    return value
 
 
 def with_missing_values(run: RunData, missing_values: Mapping[str, float]) -> RunData:
