@@ -124,3 +124,18 @@ def test_the_ensemble_quick_run_times_statistic_tiles_against_one_member() -> No
     worst = float(done.stdout.split("worst ratio of mean/above/below to one member: ")[1]
                   .split("x")[0])
     assert worst > 1  # a statistic reads every member: never cheaper than one
+
+
+@pytest.mark.slow
+def test_the_operational_quick_run_loads_both_scenarios_and_names_the_peer(
+        tmp_path: Path) -> None:
+    run_benchmark("benchmarks.suite.operational", "--quick", "--out", str(tmp_path),
+                  timeout=300)
+    found = json.loads((tmp_path / "operational-quick.json").read_text())
+    assert set(found["scenarios"]) == {"big", "ens"}
+    for row in found["scenarios"].values():
+        assert row["fewsmap"]["n"] > 0 and row["fewsmap"]["errors"] == 0, row
+        if "mapserver" in row:  # installed: measured in the same run, as a ratio
+            assert row["mapserver"]["errors"] == 0 and row["ratio"] > 0, row
+    assert found["mapserver"].startswith(("MapServer", "not run"))
+    assert "| big (200 × 150) |" in (tmp_path / "operational-quick.md").read_text()
