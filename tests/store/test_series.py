@@ -50,6 +50,10 @@ def test_the_copy_holds_the_values_of_the_variable(lagged_copied: Path) -> None:
             values = read_block(store, "t2m", run.slot, run.step_slots, [range(28)], [3], [5],
                                 direct=direct)
             np.testing.assert_array_equal(values[..., 0, 0], cube[k, :, :, 3, 5])
+            for member in (0, 27):  # one member: its steps read as one line of the copy
+                one = read_block(store, "t2m", run.slot, run.step_slots, [[member]], [3], [5],
+                                 direct=direct)
+                np.testing.assert_array_equal(one.ravel(), cube[k, :, member, 3, 5])
     copy = np.asarray(store.array("t2m.series")[...])  # run, y, x, step, member
     np.testing.assert_array_equal(np.moveaxis(copy, (1, 2), (3, 4)),
                                   np.asarray(store.array("t2m")[...]))
