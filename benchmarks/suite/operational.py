@@ -38,6 +38,7 @@ from benchmarks.suite.data import CubeSpec, build_stores
 from benchmarks.suite.procs import free_port
 from benchmarks.suite.servers import (
     APT_COMMAND,
+    EXPORT_VERSION,
     export_slices,
     mapserver_missing,
     mapserver_version,
@@ -81,7 +82,7 @@ def measure(specs: tuple[CubeSpec, ...], cache: Path, tiles: int, max_seconds: f
                               f"not run: {', '.join(missing)} missing ({APT_COMMAND})")
         return found
     found["mapserver"] = mapserver_version().split(" OUTPUT=")[0]
-    folder = cache / "mapserver"
+    folder = cache / f"mapserver-v{EXPORT_VERSION}"  # exports of another version: redone
     stores = {spec.name: built.store(spec) for spec in specs}
     cubes = {spec.name: spec for spec in specs}
     slices = [r.slice_key for wanted in requests.values() for r in wanted]
