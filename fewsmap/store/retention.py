@@ -103,7 +103,7 @@ def policy_from_config(name: str, entry: Any) -> RetentionPolicy:
     """
     if not isinstance(entry, dict):
         return RetentionPolicy()
-    known = ("path", "keep_runs", "keep_days", "missing_values")  # the last is ingest's
+    known = ("path", "keep_runs", "keep_days", "missing_values", "series_copy")  # ingest: last two
     unknown = sorted(set(entry) - set(known))
     if unknown:
         raise ConfigError(f"[stores.{name}]: unknown setting {', '.join(unknown)}; "
