@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
@@ -82,11 +82,8 @@ def build(root: Path, runs: int, steps: int, ny: int, nx: int) -> dict[str, floa
         for k in range(runs):
             run = synthetic_run(T0 + np.timedelta64(6 * k, "h"), steps, ny, nx, k)
             # Without copies: the layout before (series read one chunk per value).
-            skipped = nullcontext() if copies else mock.patch(
-                "fewsmap.store.writer.write_copies", lambda *args: [])
             start = time.perf_counter()
-            with skipped:
-                append_run(path, run, progress=False)
+            append_run(path, run, progress=False, series_copy=copies)
             times.append(time.perf_counter() - start)
         found[f"write_s_per_run_{name}"] = round(statistics.median(times), 3)
         found[f"bytes_per_run_variable_{name}"] = _size(path / "t2m") / runs
@@ -211,11 +208,9 @@ def tiny_ingest(root: Path) -> dict[str, float]:
         for k in range(3 if cells else 1):
             path = root / f"gefs-{name}-{k}.zarr"
             # The layout before: a chunk file per field, and no copies.
-            before = mock.patch("fewsmap.store.writer.write_copies", lambda *args: []) \
-                if not cells else nullcontext()
-            with mock.patch.object(layout, "SMALL_FIELD_CELLS", cells), before:
+            with mock.patch.object(layout, "SMALL_FIELD_CELLS", cells):
                 start = time.perf_counter()
-                ingest(path, [GEFS], progress=False)
+                ingest(path, [GEFS], progress=False, series_copy=bool(cells))
                 times.append(time.perf_counter() - start)
             found[f"gefs_files_{name}"] = sum(len(f) for _, _, f in os.walk(path))
         found[f"gefs_ingest_s_{name}"] = round(statistics.median(times), 3)

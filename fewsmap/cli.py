@@ -69,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="replace runs already in the store (default: skip them)")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.add_argument("--config", type=Path,
-                        help="TOML configuration (limits; [stores.<name>] retention policy "
-                             "and missing_values)")
+                        help="TOML configuration (limits; [stores.<name>] retention policy, "
+                             "missing_values and series_copy)")
     ingest.add_argument("--missing-value", action="append", default=[], type=_missing_value,
                         metavar="VARIABLE=VALUE",
                         help="a value that means 'no value' in VARIABLE (written as NaN); "
@@ -158,7 +158,8 @@ def _ingest(args: argparse.Namespace) -> int:
     with _executor(args) as executor:
         results = ingest(store, args.files, reference_time=args.reference_time,
                          replace=args.replace, progress=False if args.quiet else None,
-                         limits=limits, missing_values=missing, executor=executor)
+                         limits=limits, missing_values=missing, executor=executor,
+                         series_copy=table.series_copy if table else True)
     for result in results:
         print(f"{store}: {result.message}")
     policy = configured_policy(settings.config, store_name(store))

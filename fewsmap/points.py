@@ -93,7 +93,9 @@ def read_cell(store: ForecastStore, variable: str, cell: GridCell, run: RunInfo,
 def _step_slots(run: RunInfo, valid_times: np.ndarray | None) -> np.ndarray:
     if valid_times is None:
         return np.asarray(run.step_slots, dtype=np.int64)
-    wanted = np.asarray(valid_times).astype("datetime64[s]").ravel()
+    wanted = np.asarray(valid_times, dtype="datetime64[s]").ravel()
+    if wanted.size == run.valid_times.size and (wanted == run.valid_times).all():
+        return np.asarray(run.step_slots, dtype=np.int64)  # every step (a series of runs)
     where = np.searchsorted(run.valid_times, wanted)
     inside = where < run.valid_times.size
     found = np.zeros(wanted.shape, dtype=bool)

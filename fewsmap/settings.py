@@ -31,6 +31,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    StrictBool,
     StrictInt,
     ValidationError,
     ValidationInfo,
@@ -288,6 +289,8 @@ class StoreTable(Table):
         default=None, description="Retention: keep the runs of the last D days")
     missing_values: dict[str, FiniteNumber] = Field(default={}, description=(
         "Per variable, a value meaning 'no value' in the input files (stored as NaN)"))
+    series_copy: StrictBool = Field(default=True, description=(
+        "Write the time-chunked copy that makes point series fast (docs/design/cube.md)"))
 
 
 class ColorMapEntryTable(Table):

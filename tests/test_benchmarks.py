@@ -132,3 +132,18 @@ def test_the_catchments_quick_run_times_means_against_reading_the_window() -> No
     found = done.stdout.split("means of 100 catchments: ")[1]
     assert float(found.split(" ms")[0]) > 0
     assert float(found.split("(")[1].split("x")[0]) > 0  # the ratio to the read floor
+
+
+@pytest.mark.slow
+def test_the_operational_quick_run_loads_both_scenarios_and_names_the_peer(
+        tmp_path: Path) -> None:
+    run_benchmark("benchmarks.suite.operational", "--quick", "--out", str(tmp_path),
+                  timeout=300)
+    found = json.loads((tmp_path / "operational-quick.json").read_text())
+    assert set(found["scenarios"]) == {"big", "ens"}
+    for row in found["scenarios"].values():
+        assert row["fewsmap"]["n"] > 0 and row["fewsmap"]["errors"] == 0, row
+        if "mapserver" in row:  # installed: measured in the same run, as a ratio
+            assert row["mapserver"]["errors"] == 0 and row["ratio"] > 0, row
+    assert found["mapserver"].startswith(("MapServer", "not run"))
+    assert "| big (200 × 150) |" in (tmp_path / "operational-quick.md").read_text()

@@ -78,6 +78,26 @@ def test_missing_values_come_from_the_configuration_and_the_command_line(
     assert not (tmp_path / "d").exists()
 
 
+def test_the_series_copy_is_a_choice_of_the_store_in_the_configuration(
+        tmp_path: Path) -> None:
+    config = tmp_path / "fewsmap.toml"
+    config.write_text("[stores.fmat]\nseries_copy = false\n")
+    files = sample_paths("fmat")[:1]
+    without = fewsmap("ingest", "--quiet", "--config", config, "--store",
+                      tmp_path / "a" / "fmat.zarr", *files)
+    assert without.returncode == 0, without.stderr
+    [run] = ForecastStore(tmp_path / "a" / "fmat.zarr").runs
+    assert "series" not in run.record
+    with_copy = fewsmap("ingest", "--quiet", "--store", tmp_path / "b" / "fmat.zarr", *files)
+    assert with_copy.returncode == 0, with_copy.stderr
+    [run] = ForecastStore(tmp_path / "b" / "fmat.zarr").runs
+    assert run.record["series"] == ["t"]  # the default: a copy
+    config.write_text('[stores.fmat]\nseries_copy = "no"\n')
+    bad = fewsmap("ingest", "--config", config, "--store", tmp_path / "c" / "fmat.zarr", *files)
+    assert bad.returncode == 2 and "series_copy must be true or false" in bad.stderr
+    assert not (tmp_path / "c").exists()
+
+
 def test_missing_file_is_reported(tmp_path: Path) -> None:
     result = fewsmap("ingest", "--store", tmp_path / "s.zarr", tmp_path / "missing.grib")
     assert result.returncode == 2

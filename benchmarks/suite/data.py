@@ -48,6 +48,7 @@ class CubeSpec:
     steps: int
     variables: tuple[str, ...] = (VARIABLE,)
     seed: int = 0
+    members: int = 0  # ensemble members (a realization dimension); 0: none
 
     def reference_time(self, run: int) -> np.datetime64:
         """Reference time of run number ``run`` (6-hourly from ``FIRST_RUN``)."""
@@ -73,7 +74,8 @@ class CubeSpec:
 
     def raw_bytes(self) -> int:
         """float32 bytes of every field of the store."""
-        return 4 * self.ny * self.nx * self.runs * self.steps * len(self.variables)
+        return (4 * self.ny * self.nx * self.runs * self.steps * len(self.variables)
+                * max(1, self.members))
 
 
 class FieldMaker:
@@ -150,16 +152,28 @@ def run_data(spec: CubeSpec, maker: FieldMaker, run: int) -> RunData:
     shape = (spec.ny, spec.nx)
     steps = (np.arange(spec.steps) * 3600).astype("timedelta64[s]").astype("timedelta64[ns]")
     fields = {}
+    members = {"realization": np.arange(spec.members)} if spec.members else {}
     for v, name in enumerate(spec.variables):
-        lazy = [da.from_delayed(dask.delayed(maker.field)(run, s, v), shape, dtype=np.float32)
+        lazy = [da.stack([da.from_delayed(dask.delayed(_member)(maker, run, s, v, m), shape,
+                                          dtype=np.float32) for m in range(spec.members)])
+                if spec.members else
+                da.from_delayed(dask.delayed(maker.field)(run, s, v), shape, dtype=np.float32)
                 for s in range(spec.steps)]
-        values = da.stack(lazy).rechunk((1, *shape))
+        values = da.stack(lazy).rechunk((1, *(1,) * len(members), *shape))
         fields[name] = (xr.DataArray(
-            values, dims=("step", "latitude", "longitude"), coords={"step": steps},
+            values, dims=("step", *members, "latitude", "longitude"),
+            coords={"step": steps, **members},
             attrs={"units": "degC", "long_name": "2 m temperature" if v == 0 else name,
                    "standard_name": "air_temperature"}),)
     return RunData(spec.reference_time(run), fields, grid_of(spec),
                    (SourceFile(f"synthetic:{spec.name}:{run}", "0" * 64, 0),), "synthetic")
+
+
+def _member(maker: FieldMaker, run: int, step: int, variable: int, member: int
+            ) -> np.ndarray:
+    """Member ``member`` of an ensemble: the field plus a member's own offset (0.1 K a
+    member; member 0 is the field itself)."""
+    return maker.field(run, step, variable) + np.float32(0.1 * member)
 
 
 @dataclass
@@ -182,7 +196,9 @@ def build_stores(folder: Path, specs: list[CubeSpec], log: Any = print,
     manifest = folder / "manifest.json"
     # The chunk codec is part of what a store is: data written with another is rebuilt; so
     # are overviews (a cache written before them would be served at full resolution).
-    wanted = {"generator": GENERATOR_VERSION, "stores": [asdict(s) for s in specs],
+    # A cube without members is described as before members existed: its cache stays valid.
+    described = [{k: v for k, v in asdict(s).items() if k != "members" or v} for s in specs]
+    wanted = {"generator": GENERATOR_VERSION, "stores": described,
               "codec": data_codec().to_dict(), "overviews": overviews}
     if manifest.is_file():
         try:

@@ -43,9 +43,10 @@ MAPSERVER_RENDER = (
     "classified through SCALE=<colour range> + SCALE_BUCKETS=256 (256 levels, like fewsmap's "
     "255-colour palette; without them the same classes cost 9× per tile and 1.7× per map "
     "in a trial here) into 6 COLORRANGE "
-    "classes approximating RdYlBu_r; GeoTIFF tiled 256², zstd level 1, nodata -9999")
+    "classes approximating RdYlBu_r; GeoTIFF tiled 256², zstd level 1, nodata -9999, "
+    "with internal overviews (factors 2, 4, … down to a tile, average: a COG's pyramid)")
 # Bump when the export format changes: exports of another version are deleted.
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 
 
 @dataclass
@@ -154,6 +155,7 @@ def export_slices(folder: Path, stores: dict[str, Path], cubes: dict[str, CubeSp
                   keys: Iterable[tuple[str, int, int]], log: object = print) -> dict[str, int]:
     """Write each (store, run, step) slice as a tiled GeoTIFF (skipping existing ones)."""
     import rasterio
+    from rasterio.enums import Resampling
     from rasterio.transform import from_origin
 
     from fewsmap.store.cube import ForecastStore
@@ -179,9 +181,21 @@ def export_slices(folder: Path, stores: dict[str, Path], cubes: dict[str, CubeSp
                            nodata=NODATA, tiled=True, blockxsize=256, blockysize=256,
                            compress="zstd", zstd_level=1) as out:
             out.write(values, 1)
+            # Overviews as a COG has them: fewsmap's cubes have theirs (issue #18), so
+            # zoomed-out tiles of either server read about a tile's cells.
+            out.build_overviews(overview_factors(cube.ny, cube.nx), Resampling.average)
         partial.rename(target)
         written += 1
     return {"written": written, "existing": existing}
+
+
+def overview_factors(ny: int, nx: int, tile: int = 256) -> list[int]:
+    """GDAL overview factors 2, 4, … until the larger side fits a tile (none for a grid
+    that does)."""
+    factors = []
+    while max(ny, nx) / (2 ** len(factors)) > tile:
+        factors.append(2 ** (len(factors) + 1))
+    return factors
 
 
 def _shapefile(path: Path, bbox: tuple[float, float, float, float],

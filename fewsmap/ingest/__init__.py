@@ -120,6 +120,7 @@ def ingest(
     limits: IngestLimits | None = None,
     missing_values: Mapping[str, float] | None = None,
     executor: Executor | None = None,
+    series_copy: bool = True,
 ) -> list[AppendResult]:
     """Append the runs found in ``paths`` to ``store``; write nothing if any input is bad.
 
@@ -129,7 +130,8 @@ def ingest(
     piece is written (one step at a time), so memory stays bounded whatever the run's size
     (a 10 GB run: 350 MB, `benchmarks/ingest_throughput.py`), and damaged data fails the
     write, which is undone. ``executor`` writes the pieces and hashes the inputs elsewhere
-    (dask workers, `fewsmap.ingest.distributed`).
+    (dask workers, `fewsmap.ingest.distributed`). ``series_copy`` False writes no
+    time-chunked copy (`fewsmap.store.writer.append_run`).
 
     Raises
     ------
@@ -140,7 +142,8 @@ def ingest(
     runs = [with_missing_values(run, missing_values or {})
             for run in read_runs(paths, reference_time, limits, lazy=True, executor=executor)]
     check_fits(store, runs)
-    return [append_run(store, run, replace=replace, progress=progress, executor=executor)
+    return [append_run(store, run, replace=replace, progress=progress, executor=executor,
+                       series_copy=series_copy)
             for run in runs]
 
 

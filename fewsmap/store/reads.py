@@ -119,10 +119,18 @@ def read_block(store: ForecastStore, variable: str, slot: int, steps: np.ndarray
     rows, cols = np.asarray(rows, dtype=np.int64).ravel(), np.asarray(cols, np.int64).ravel()
     shape = (steps.size, *(lab.size for lab in label_lists), rows.size, cols.size)
     reader = _reader(store, variable, direct)
-    prefixes = [(slot, *rest) for rest in itertools.product(
-        steps.tolist(), *(lab.tolist() for lab in label_lists))]
     copy = store.series_copy(variable, slot) if rows.size == cols.size == 1 else None
-    if copy is not None:
+    copy_reader = None if copy is None else _reader(store, copy, direct)
+    line = None
+    if copy_reader is not None and steps.size and all(lab.size == 1 for lab in label_lists):
+        # One member/level: a cell's steps lie together in one inner chunk of the copy.
+        line = copy_reader.read_along(series_dims((slot, int(steps[0]), *(
+            int(lab[0]) for lab in label_lists), int(rows[0]), int(cols[0]))), 3, steps)
+    prefixes = [] if line is not None else [(slot, *rest) for rest in itertools.product(
+        steps.tolist(), *(lab.tolist() for lab in label_lists))]
+    if line is not None:
+        values = line
+    elif copy is not None:
         # The run's time-chunked copy: one inner chunk per member/level, not one per value.
         values = _read_series(store, copy, slot, int(rows[0]), int(cols[0]), steps,
                               label_lists, prefixes, direct)

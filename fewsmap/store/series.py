@@ -67,8 +67,10 @@ class SeriesWrite:
 
 
 def write_copies(group: zarr.Group, store: str, slot: int,
-                 labels: Mapping[str, Sequence[np.ndarray]], executor: Executor) -> list[str]:
-    """Write the time-chunked copy of each variable whose fields need one into ``slot``.
+                 labels: Mapping[str, Sequence[tuple[int, ...]]], executor: Executor
+                 ) -> list[str]:
+    """Write the time-chunked copy of the run in ``slot`` from the variable's chunks, for
+    the member/level combinations no piece wrote from memory (`write_piece_copy`).
 
     Parameters
     ----------
@@ -79,42 +81,74 @@ def write_copies(group: zarr.Group, store: str, slot: int,
     slot
         The run's slot, whose chunks of every variable are written.
     labels
-        By variable, the store indices along each member/level dimension the run wrote.
+        By variable, the store indices of the member/level combinations to copy.
     executor
         Where the shards are written.
 
     Returns
     -------
     list of str
-        The variables given a copy of this run (for the run record).
+        The variables given a copy of this run here (for the run record).
     """
     writes: list[SeriesWrite] = []
-    for variable, indices in labels.items():
+    for variable, combos in labels.items():
         main = array_of(group, variable)
-        if has_field_blocks(main.chunks):
+        if not needs_copy(main):
             continue
-        _create(group, variable, main)
+        create_copy(group, variable)
         rows, cols = main.shape[-2:]
         writes += [SeriesWrite(store, variable, slot, tuple(map(int, combo)),
                                slice(r, min(r + SERIES_SHARD, rows)),
                                slice(c, min(c + SERIES_SHARD, cols)))
-                   for combo in itertools.product(*indices)
+                   for combo in combos
                    for r in range(0, rows, SERIES_SHARD) for c in range(0, cols, SERIES_SHARD)]
     executor.map(write_shard, writes)
     return sorted({w.variable for w in writes})
 
 
-def _create(group: zarr.Group, variable: str, main: zarr.Array[Any]) -> None:
+def needs_copy(main: zarr.Array[Any]) -> bool:
+    """Whether a variable's fields need a time-chunked copy: small fields' chunks already
+    hold a run's steps together (`fewsmap.store.layout.data_chunks`)."""
+    return not has_field_blocks(main.chunks)
+
+
+def create_copy(group: zarr.Group, variable: str) -> None:
     """Create the copy of ``variable`` beside it (same axes, grown with them), if absent."""
     name = series_name(variable)
     if name in group:
         return
+    main = array_of(group, variable)
     dims = dimension_names(main)
     inner, shards = series_chunks(main.ndim, main.shape[1])
     group.create_array(name, shape=series_dims(tuple(main.shape)), chunks=inner, shards=shards,
                        dtype="float32", fill_value=np.nan, dimension_names=series_dims(dims),
                        attributes={"long_name": f"time-chunked copy of {variable}"},
                        compressors=data_codec())
+
+
+def write_piece_copy(group: zarr.Group, variable: str, slot: int, values: np.ndarray,
+                     where: Sequence[np.ndarray]) -> None:
+    """Write the copy's shards of a piece that holds every step the run has of its
+    members/levels, from its values in memory (no read back of what was just written).
+
+    ``values`` are (steps, members/levels…, y, x) at store indices ``where`` (steps first).
+    """
+    copy = array_of(group, series_name(variable))
+    steps = copy.shape[3]  # the copy's dimensions: run, y, x, step, members/levels…
+    rows, cols = values.shape[-2:]
+    every_step = np.array_equal(where[0], np.arange(steps))
+    for at in itertools.product(*(range(len(w)) for w in where[1:])):
+        index: tuple[slice | int, ...] = (slice(None), *at)
+        field = values[index]
+        if not every_step:  # the store's other steps: NaN, as their chunks read
+            full = np.full((steps, rows, cols), np.nan, dtype="float32")
+            full[where[0]] = field
+            field = full
+        labels = tuple(int(w[k]) for w, k in zip(where[1:], at, strict=True))
+        for r in range(0, rows, SERIES_SHARD):
+            for c in range(0, cols, SERIES_SHARD):
+                _store_tile(group.store, copy, slot, labels, r, c,
+                            field[:, r:r + SERIES_SHARD, c:c + SERIES_SHARD])
 
 
 def write_shard(write: SeriesWrite) -> None:
@@ -131,14 +165,20 @@ def write_shard(write: SeriesWrite) -> None:
         group = zarr.open_group(zarr_store, mode="r+", use_consolidated=False)
     main = array_of(group, write.variable)
     values = _read_tile(backend.files, main, write)
-    name = series_name(write.variable)
-    steps = array_of(group, name).chunks[3]  # inner chunks and shards hold as many
+    _store_tile(zarr_store, array_of(group, series_name(write.variable)), write.slot,
+                write.labels, write.rows.start, write.cols.start, values)
+
+
+def _store_tile(zarr_store: Any, copy: zarr.Array[Any], slot: int, labels: tuple[int, ...],
+                row: int, col: int, values: np.ndarray) -> None:
+    """Write a tile's values (steps, rows, columns; at most a shard's cells, starting at
+    cell ``row``, ``col``) as the copy's shards of one run and member/level combination."""
+    steps = copy.chunks[3]  # inner chunks and shards hold as many
     for first in range(0, values.shape[0], steps):
         shard = encode_shard(values[first:first + steps], steps)
         if shard is not None:
-            key = "/".join(map(str, (name, "c", write.slot, write.rows.start // SERIES_SHARD,
-                                     write.cols.start // SERIES_SHARD, first // steps,
-                                     *write.labels)))
+            key = "/".join(map(str, (copy.path, "c", slot, row // SERIES_SHARD,
+                                     col // SERIES_SHARD, first // steps, *labels)))
             sync(zarr_store.set(key, default_buffer_prototype().buffer.from_bytes(shard)))
 
 
@@ -167,24 +207,32 @@ def _extent(write: SeriesWrite) -> tuple[int, int]:
 
 def encode_shard(values: np.ndarray, steps: int) -> bytes | None:
     """Encode a tile's values (steps, rows, columns; at most a shard) as one shard of a
-    time-chunked copy; None where every value is NaN (no shard, as zarr writes none)."""
+    time-chunked copy; None where every value is NaN (no shard, as zarr writes none).
+
+    The tile is cut into inner chunks (cells × steps) by one transposing copy, and only the
+    chunks holding a value are compressed.
+    """
     tile, count = SERIES_TILE, SERIES_SHARD // SERIES_TILE
+    n, rows, cols = values.shape
+    across, down = -(-rows // tile), -(-cols // tile)
+    if rows % tile or cols % tile:  # an edge tile: pad to whole inner chunks
+        padded = np.full((n, across * tile, down * tile), np.nan, dtype="<f4")
+        padded[:, :rows, :cols] = values
+        values = padded
+    blocks = np.full((across, down, tile, tile, steps), np.nan, dtype="<f4")
+    blocks[..., :n] = values.reshape(n, across, tile, down, tile).transpose(1, 3, 2, 4, 0)
+    held = ~np.isnan(blocks.reshape(across, down, -1)).all(axis=2)  # padding is NaN too
+    if not held.any():
+        return None
     codec = _inner_codec()
     index = np.full((count * count, 2), EMPTY, dtype="<u8")
     encoded: list[bytes] = []
     offset = index.nbytes + CHECKSUM_BYTES
-    for i, j in itertools.product(range(count), range(count)):
-        block = values[:, i * tile:(i + 1) * tile, j * tile:(j + 1) * tile]
-        if not block.size or np.isnan(block).all():
-            continue  # an empty inner chunk: the fill value, nothing stored
-        inner = np.full((tile, tile, steps), np.nan, dtype="<f4")
-        inner[:block.shape[1], :block.shape[2], :block.shape[0]] = block.transpose(1, 2, 0)
-        data = bytes(codec.encode(inner))
+    for i, j in zip(*np.nonzero(held), strict=True):
+        data = bytes(codec.encode(blocks[i, j]))
         index[i * count + j] = (offset, len(data))
         offset += len(data)
         encoded.append(data)
-    if not encoded:
-        return None
     return bytes(CRC32C().encode(index.tobytes())) + b"".join(encoded)
 
 

@@ -13,14 +13,19 @@ Protocol (docs/design/cube.md):
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
+import numba
 import numpy as np
 import xarray as xr
 import zarr
@@ -59,7 +64,7 @@ from fewsmap.store.location import Location
 from fewsmap.store.overviews import RUN_LEVELS, ensure_levels, level_fields, level_path
 from fewsmap.store.run import Grid, RunData
 from fewsmap.store.series import RECORD_KEY as SERIES_KEY
-from fewsmap.store.series import write_copies
+from fewsmap.store.series import create_copy, needs_copy, write_copies, write_piece_copy
 from fewsmap.time.instants import format_time
 
 _Item = TypeVar("_Item")
@@ -69,6 +74,11 @@ _Result = TypeVar("_Result")
 RETIRED_GRACE_S = 600.0
 # Above this size a piece is written one step at a time.
 WRITE_BATCH_BYTES = 256 << 20
+# Statistics of pieces of at least this many values are taken by a compiled loop (numba's
+# first use in a process costs a second or two: a run of tiny grids never pays it).
+COMPILED_STATISTICS = 1 << 20
+# Pieces written at once by an ingest without dask (`InProcess`), at most one per core.
+INGEST_THREADS = 2
 # Dataset-level attributes worth keeping on the cube's root group.
 GLOBAL_ATTRS = ("Conventions", "title", "institution", "source", "references", "summary")
 
@@ -85,12 +95,17 @@ class AppendResult:
 def append_run(
     location: Location | Backend, run: RunData, *, replace: bool = False,
     progress: bool | None = None, executor: Executor | None = None, overviews: bool = True,
+    series_copy: bool = True,
 ) -> AppendResult:
     """Append one run to the store at ``location``, creating the store if needed.
 
-    ``executor`` writes the run's pieces (default: one after another in this process).
+    ``executor`` writes the run's pieces (default: a few threads of this process).
     ``overviews`` writes the run's overview levels where the grid is larger than a chunk
     (`fewsmap.store.overviews`); False writes full resolution only, as fewsmap did before.
+    ``series_copy`` writes the run into the time-chunked copy of its variables
+    (`fewsmap.store.series`): point series read 10-50x faster, for about twice the bytes
+    written and stored (docs/design/cube.md, "The time-series copy"); a store's runs may
+    differ (each run record lists the variables it copied).
 
     Re-ingesting a published run is idempotent: it is skipped, unless ``replace`` is set, in
     which case the new data is published atomically in place of the old.
@@ -118,7 +133,7 @@ def append_run(
             attrs = vacuum_retired(store, attrs)
             slot, attrs, published, previous = reserve_slot(store, attrs, published)
             with reservation_undone_on_failure(store, previous, published):
-                record = _write_run(store, run, progress, executor, overviews)
+                record = _write_run(store, run, progress, executor, overviews, series_copy)
             assert record["slot"] == slot, "the run went into its reserved slot"
             store.make_durable(record["slot"])  # durable before published (power loss)
             runs = [r for r in attrs["runs"] if r["reference_time"] != run.label] + [record]
@@ -422,7 +437,8 @@ def stored_grid(location: Location | Backend) -> Grid:
 
 
 def _write_run(store: Backend, run: RunData, progress: bool | None,
-               executor: Executor | None = None, overviews: bool = True) -> dict[str, Any]:
+               executor: Executor | None = None, overviews: bool = True,
+               series_copy: bool = True) -> dict[str, Any]:
     """Write ``run`` into a new slot (invisible until published); return its run record.
 
     The store's metadata (slot, axes, arrays) is changed here, in this process; the pieces'
@@ -445,7 +461,8 @@ def _write_run(store: Backend, run: RunData, progress: bool | None,
         axes[dim].place(run.labels(dim))
     location = _shared_location(store)
     writes = [w for name in run.variables
-              for w in _variable_writes(group, location, name, run, slot, axes, overviews)]
+              for w in _variable_writes(group, location, name, run, slot, axes, overviews,
+                                        series_copy)]
     statistics = {name: _Statistics() for name in run.variables}
     presence = {name: _Presence(run.dims(name)[:-2], axes) for name in run.variables}
     with tqdm(total=sum(w.fields for w in writes), desc=f"run {run.label}", unit="field",
@@ -455,7 +472,10 @@ def _write_run(store: Backend, run: RunData, progress: bool | None,
     for write, result in zip(writes, results, strict=True):  # in order: the same sums
         statistics[write.variable].merge(result.statistics)
         presence[write.variable].mark(result.held, write.where)
-    series = write_copies(group, location, slot, _labels_written(writes), executor or IN_PROCESS)
+    # The copy of what no piece copied from memory, read back from the variable.
+    series = {w.variable for w in writes if w.series} | set(write_copies(
+        group, location, slot, _labels_left(writes), executor or IN_PROCESS)) \
+        if series_copy else set()
     # The pieces went into this writer's own slot; the coordinate chunks below hold other
     # runs' entries too, so a writer whose lease lapsed meanwhile stops here.
     store.check_held()
@@ -480,17 +500,24 @@ def _write_run(store: Backend, run: RunData, progress: bool | None,
         **({RUN_LEVELS: levels} if (levels := max((w.overview_levels for w in writes),
                                                   default=0)) else {}),
         **({"missing_values": run.missing_values} if run.missing_values else {}),
-        **({SERIES_KEY: series} if series else {}),
+        **({SERIES_KEY: sorted(series)} if series else {}),
     }
 
 
-def _labels_written(writes: Sequence[PieceWrite]) -> dict[str, list[np.ndarray]]:
-    """By variable, the store indices along each member/level dimension its pieces wrote."""
-    found: dict[str, list[np.ndarray]] = {}
+def _labels_left(writes: Sequence[PieceWrite]) -> dict[str, list[tuple[int, ...]]]:
+    """By variable, the member/level combinations (store indices) its pieces wrote but did
+    not copy into the time-chunked copy."""
+    found: dict[str, set[tuple[int, ...]]] = {}
     for write in writes:
-        found[write.variable] = [np.union1d(a, b) for a, b in zip(
-            found.get(write.variable, write.where[1:]), write.where[1:], strict=True)]
-    return found
+        combos = found.setdefault(write.variable, set())
+        if not write.series:
+            combos.update(_combinations(write))
+    return {variable: sorted(combos) for variable, combos in found.items()}
+
+
+def _combinations(write: PieceWrite) -> list[tuple[int, ...]]:
+    """The member/level combinations (store indices) a piece writes."""
+    return list(itertools.product(*(map(int, w) for w in write.where[1:])))
 
 
 def _step_seconds(steps: np.ndarray) -> np.ndarray:
@@ -551,6 +578,9 @@ class PieceWrite:
     overview_levels: int = 0
     # Which fields of ``values`` came from the run (a merged write's holes do not count).
     covered: np.ndarray | None = None
+    # Whether to write the piece's shards of the time-chunked copy from its values: it
+    # holds every step the run has of its members/levels (`fewsmap.store.series`).
+    series: bool = False
 
     def __str__(self) -> str:
         return f"{self.source}: '{self.variable}'"
@@ -587,17 +617,43 @@ class Executor(Protocol):
 
 
 class InProcess:
-    """The ``Executor`` of a serial ingest: one item after another, in this process."""
+    """The ``Executor`` of an ingest without dask: the items on a few threads of this process.
+
+    Compressing (blosc), overview sums (numba), hashing and file writes release the GIL, so
+    two pieces written at once keep both cores of a small machine busy where one left the
+    second idle (benchmarks/results/ingest_throughput.md). Readers of input files serialise
+    themselves (xarray's HDF5 and ecCodes locks); memory holds ``threads`` pieces at most.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads or min(INGEST_THREADS, os.cpu_count() or 1)
 
     def map(self, function: Callable[[_Item], _Result], items: Sequence[_Item],
             done: Callable[[_Result], None] | None = None) -> list[_Result]:
-        """Apply ``function`` to every item in turn (see ``Executor.map``)."""
-        results = []
-        for item in items:
-            results.append(function(item))
-            if done is not None:
-                done(results[-1])
-        return results
+        """Apply ``function`` to every item (see ``Executor.map``); every item's work has
+        ended when this returns or raises, so nothing writes into a slot being undone."""
+        if self.threads < 2 or len(items) < 2:
+            return _serially(function, items, done)
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="fewsmap-ingest") as pool:
+            futures = [pool.submit(function, item) for item in items]
+            for future in as_completed(futures):
+                if done is not None and future.exception() is None:
+                    done(future.result())
+        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+        if failed is not None:
+            raise failed
+        return [future.result() for future in futures]
+
+
+def _serially(function: Callable[[_Item], _Result], items: Sequence[_Item],
+              done: Callable[[_Result], None] | None) -> list[_Result]:
+    """Apply ``function`` to every item in turn, in this thread."""
+    results = []
+    for item in items:
+        results.append(function(item))
+        if done is not None:
+            done(results[-1])
+    return results
 
 
 IN_PROCESS = InProcess()
@@ -627,6 +683,8 @@ def write_piece(write: PieceWrite) -> PieceResult:
     for level, fields in enumerate(level_fields(values, write.overview_levels), start=1):
         array_of(group, level_path(level, write.variable)).oindex[(write.slot, *selection)] \
             = fields
+    if write.series:
+        write_piece_copy(group, write.variable, write.slot, values, write.where)
     statistics = _Statistics()
     statistics.add(values if write.covered is None else values[write.covered])
     held = ~np.isnan(values).all(axis=(-2, -1))
@@ -690,12 +748,14 @@ def _shared_location(store: Backend) -> str:
 
 
 def _variable_writes(group: zarr.Group, store: str, name: str, run: RunData, slot: int,
-                     axes: dict[str, _LabelAxis], overviews: bool = True) -> list[PieceWrite]:
-    """Create the array of one variable if the store has none (and its overview arrays,
-    where it gets any); return its pieces' writes.
+                     axes: dict[str, _LabelAxis], overviews: bool = True,
+                     series_copy: bool = True) -> list[PieceWrite]:
+    """Create the array of one variable if the store has none (and its overview arrays and
+    time-chunked copy, where it gets them); return its pieces' writes.
 
     A big piece is written one step at a time to bound memory; smaller ones whole, so that
-    zarr writes their chunks concurrently.
+    zarr writes their chunks concurrently. A piece written whole that alone holds its
+    members/levels writes their time-chunked copy too, from memory.
     """
     dims = (RUN_DIM, *run.dims(name))
     if name not in group:
@@ -723,7 +783,14 @@ def _variable_writes(group: zarr.Group, store: str, name: str, run: RunData, slo
                               run.missing_values.get(name), _piece_source(run, piece),
                               levels)
                    for batch in batches]
-    return _merged(writes) if has_field_blocks(array.chunks) else writes
+    if has_field_blocks(array.chunks):
+        return _merged(writes)
+    if not (series_copy and needs_copy(array)):
+        return writes
+    create_copy(group, name)
+    holders = Counter(c for w in writes for c in _combinations(w))
+    return [replace(w, series=w.values.shape[0] == w.where[0].size == run.steps.size
+                    and all(holders[c] == 1 for c in _combinations(w))) for w in writes]
 
 
 class _Statistics:
@@ -734,13 +801,13 @@ class _Statistics:
         self.count = self.missing = 0
 
     def add(self, field: np.ndarray) -> None:
-        finite = field[np.isfinite(field)]
-        self.missing += field.size - finite.size
-        if finite.size:
-            self.min = min(self.min, float(finite.min()))
-            self.max = max(self.max, float(finite.max()))
-            self.sum += float(finite.sum(dtype="float64"))
-            self.count += finite.size
+        low, high, total, count = _finite_summary(np.ascontiguousarray(field).ravel()) \
+            if field.size >= COMPILED_STATISTICS else _summary(field[np.isfinite(field)])
+        self.missing += field.size - count
+        if count:
+            self.min, self.max = min(self.min, low), max(self.max, high)
+            self.sum += total
+            self.count += count
 
     def merge(self, other: _Statistics) -> None:
         """Add the fields ``other`` saw (another piece's, written elsewhere)."""
@@ -755,6 +822,27 @@ class _Statistics:
             return {"min": None, "max": None, "mean": None, "nan_fraction": 1.0}
         return {"min": self.min, "max": self.max, "mean": self.sum / self.count,
                 "nan_fraction": self.missing / total}
+
+
+def _summary(finite: np.ndarray) -> tuple[float, float, float, int]:
+    """Min, max, sum (float64) and count of finite values."""
+    if not finite.size:
+        return np.inf, -np.inf, 0.0, 0
+    return (float(finite.min()), float(finite.max()), float(finite.sum(dtype="float64")),
+            finite.size)
+
+
+@numba.njit(nogil=True, cache=True)
+def _finite_summary(values: np.ndarray) -> tuple[float, float, float, int]:
+    """Min, max, sum (float64) and count of the finite values: one compiled pass without
+    the GIL (numpy's masked copy and three reductions cost as much as compressing them)."""
+    low, high, total, count = np.inf, -np.inf, 0.0, 0
+    for v in values:
+        if np.isfinite(v):
+            low, high = min(low, v), max(high, v)
+            total += v
+            count += 1
+    return float(low), float(high), total, count
 
 
 class _Presence:

@@ -14,13 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 from fewsmap import open_cube
+from fewsmap.app.server import create_app
 from fewsmap.errors import IngestError
+from fewsmap.settings import Settings
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.reads import read_block
 from fewsmap.store.run import RunData, SourceFile
-from fewsmap.store.writer import append_run
+from fewsmap.store.series import write_copies
+from fewsmap.store.writer import InProcess, append_run
+from tests.asgi_client import AppClient
 from tests.synthetic import T0, lagged_ensemble_store, lonlat_grid
 
 
@@ -45,18 +50,21 @@ def test_the_copy_holds_the_values_of_the_variable(lagged_copied: Path) -> None:
             values = read_block(store, "t2m", run.slot, run.step_slots, [range(28)], [3], [5],
                                 direct=direct)
             np.testing.assert_array_equal(values[..., 0, 0], cube[k, :, :, 3, 5])
+            for member in (0, 27):  # one member: its steps read as one line of the copy
+                one = read_block(store, "t2m", run.slot, run.step_slots, [[member]], [3], [5],
+                                 direct=direct)
+                np.testing.assert_array_equal(one.ravel(), cube[k, :, member, 3, 5])
     copy = np.asarray(store.array("t2m.series")[...])  # run, y, x, step, member
     np.testing.assert_array_equal(np.moveaxis(copy, (1, 2), (3, 4)),
                                   np.asarray(store.array("t2m")[...]))
 
 
-def test_runs_written_before_copies_are_read_from_the_variable(
+def test_runs_written_without_copies_are_read_from_the_variable(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs written before copies existed, or with ``series_copy=False``."""
     monkeypatch.setattr("fewsmap.store.layout.SMALL_FIELD_CELLS", 0)
     path = tmp_path / "mixed.zarr"
-    with monkeypatch.context() as old_writer:
-        old_writer.setattr("fewsmap.store.writer.write_copies", lambda *args: [])
-        append_run(path, _run(T0, 1.0), progress=False)
+    append_run(path, _run(T0, 1.0), progress=False, series_copy=False)
     append_run(path, _run(T0 + np.timedelta64(6, "h"), 2.0), progress=False)
     store = ForecastStore(path)
     old, new = store.runs
@@ -72,10 +80,10 @@ def test_a_failed_write_leaves_no_copy(tmp_path: Path, monkeypatch: pytest.Monke
     path = tmp_path / "failed.zarr"
     append_run(path, _run(T0, 1.0), progress=False)
 
-    def failing(*args: object) -> list[str]:
+    def failing(*args: object) -> bytes:
         raise IngestError("disk full")
 
-    monkeypatch.setattr("fewsmap.store.writer.write_copies", failing)
+    monkeypatch.setattr("fewsmap.store.series.encode_shard", failing)
     with pytest.raises(IngestError):
         append_run(path, _run(T0 + np.timedelta64(6, "h"), 2.0), progress=False)
     store = ForecastStore(path)
@@ -159,3 +167,70 @@ def test_copies_zarr_reads_across_shards_inner_chunks_and_steps(
             series = read_block(store, "x", 0, store.runs[0].step_slots, [], [row], [col],
                                 direct=direct)
             np.testing.assert_array_equal(series.ravel(), values[:, row, col])
+
+
+def test_the_copy_written_from_memory_is_the_copy_read_back_from_the_variable(
+        tmp_path: Path) -> None:
+    """Pieces holding all their steps write their shards from memory; what is read back from
+    the variable for other pieces (`write_copies`) is the same bytes."""
+    rng = np.random.default_rng(4)
+    lat, lon = np.linspace(70.0, 30.0, 530), np.linspace(-20.0, 40.0, 100)
+    grid = lonlat_grid(lat, lon)
+    values = rng.normal(size=(3, 2, 530, 100)).astype("float32")
+    values[:, :, :40, :70] = np.nan
+    steps = np.array([0, 6, 12], "timedelta64[h]").astype("timedelta64[ns]")
+    pieces = tuple(xr.DataArray(values[:, m:m + 1], dims=("step", "realization", *grid.dims),
+                                coords={"step": steps, "realization": [m]},
+                                attrs={"units": "1"}) for m in range(2))
+    path = tmp_path / "memory.zarr"
+    append_run(path, RunData(T0, {"x": pieces}, grid, (SourceFile("synthetic", "0" * 64, 0),),
+                             "synthetic"), progress=False)
+    shards = {p: p.read_bytes() for p in (path / "x.series" / "c").rglob("*") if p.is_file()}
+    assert len(shards) == 4  # 2 members × 2 shards of rows
+    for shard in shards:
+        shard.unlink()
+    group = zarr.open_group(path, mode="r+", use_consolidated=False)
+    copied = write_copies(group, str(path), 0, {"x": [(0,), (1,)]}, InProcess(1))
+    assert copied == ["x"]
+    assert {p: p.read_bytes() for p in shards} == shards
+    store = ForecastStore(path)
+    np.testing.assert_array_equal(np.moveaxis(np.asarray(store.array("x.series")[0]), (0, 1),
+                                              (2, 3)), values)
+
+
+@pytest.mark.parametrize("query", [{"x": "10.3", "y": "50.1"},
+                                   {"x": "10.3", "y": "50.1", "runs": "all"}])
+def test_a_store_without_copies_answers_the_same_time_series(
+        tmp_path: Path, query: dict[str, str]) -> None:
+    """The copy is a per-store choice (``series_copy``): with or without it, /api/timeseries
+    answers the same values, read from the copy or from the variable."""
+    stores = tmp_path / "stores"
+    for name, copies in (("with", True), ("without", False)):
+        for k, value in enumerate((1.0, 5.0)):
+            run = _europe_run(T0 + np.timedelta64(6 * k, "h"), value)
+            append_run(stores / f"{name}.zarr", run, progress=False, series_copy=copies)
+    assert ForecastStore(stores / "with.zarr").series_copy("x", 1) == "x.series"
+    assert ForecastStore(stores / "without.zarr").series_copy("x", 1) is None
+    assert not (stores / "without.zarr" / "x.series").exists()
+    client = AppClient(create_app(Settings(stores_dir=stores)))
+    answers = []
+    for name in ("with", "without"):
+        response = client.get("/api/timeseries", params={"layer": f"{name}.x", **query})
+        assert response.status_code == 200, response.text
+        answers.append(response.text.replace(f"{name}.x", "LAYER"))
+    assert answers[0] == answers[1]
+    assert '"values": [10.3, 11.3, 12.3, 13.3]' in answers[0]  # 5 + step + column 53 / 10
+
+
+def _europe_run(t0: np.datetime64, value: float) -> RunData:
+    """A run of ``x`` on a 0.1° grid over central Europe (too large for field blocks): the
+    value plus the step index plus a tenth of the column."""
+    grid = lonlat_grid(np.arange(55.0, 45.0, -0.1), np.arange(5.0, 15.0, 0.1))
+    base = np.arange(grid.coords["longitude"].size, dtype="float32") / 10
+    field = xr.DataArray(np.stack([np.broadcast_to(value + k + base, (100, 100))
+                                   for k in range(4)]).astype("float32"),
+                         dims=("step", *grid.dims), attrs={"units": "K"},
+                         coords={"step": (np.arange(4) * 3600 * 6).astype(
+                             "timedelta64[s]").astype("timedelta64[ns]")})
+    return RunData(t0, {"x": (field,)}, grid, (SourceFile("synthetic", "0" * 64, 0),),
+                   "synthetic")
