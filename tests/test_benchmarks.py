@@ -124,3 +124,17 @@ def test_the_ensemble_quick_run_times_statistic_tiles_against_one_member() -> No
     worst = float(done.stdout.split("worst ratio of mean/above/below to one member: ")[1]
                   .split("x")[0])
     assert worst > 1  # a statistic reads every member: never cheaper than one
+
+
+@pytest.mark.slow
+def test_the_projected_quick_run_compares_each_grid_kind_with_a_regular_grid(
+        tmp_path: Path) -> None:
+    run_benchmark("benchmarks.projected", "--quick", "--out", str(tmp_path))
+    figures = json.loads((tmp_path / "projected_quick.json").read_text())
+    for clock in ("cpu", "wall"):
+        ratios = figures["ratio_to_regular"][clock]
+        assert set(ratios) == {"lambert", "polar_stereographic", "rotated_pole"}
+        assert all(r > 0 for kind in ratios.values() for r in kind.values())
+        assert figures["worst_ratio"][clock] == max(
+            max(kind.values()) for kind in ratios.values())
+    assert "| lambert |" in (tmp_path / "projected_quick.md").read_text()
