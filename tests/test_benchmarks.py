@@ -147,3 +147,17 @@ def test_the_operational_quick_run_loads_both_scenarios_and_names_the_peer(
             assert row["mapserver"]["errors"] == 0 and row["ratio"] > 0, row
     assert found["mapserver"].startswith(("MapServer", "not run"))
     assert "| big (200 × 150) |" in (tmp_path / "operational-quick.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_projected_quick_run_compares_each_grid_kind_with_a_regular_grid(
+        tmp_path: Path) -> None:
+    run_benchmark("benchmarks.projected", "--quick", "--out", str(tmp_path))
+    figures = json.loads((tmp_path / "projected_quick.json").read_text())
+    for clock in ("cpu", "wall"):
+        ratios = figures["ratio_to_regular"][clock]
+        assert set(ratios) == {"lambert", "polar_stereographic", "rotated_pole"}
+        assert all(r > 0 for kind in ratios.values() for r in kind.values())
+        assert figures["worst_ratio"][clock] == max(
+            max(kind.values()) for kind in ratios.values())
+    assert "| lambert |" in (tmp_path / "projected_quick.md").read_text()

@@ -82,23 +82,192 @@ def cell_means(values: np.ndarray, xs: np.ndarray, ys: np.ndarray, width: int,
         first[i], stop[i] = min(xs[i], xs[i + 1]), max(xs[i], xs[i + 1])
         if first[i] == stop[i] and stop[i] != width:
             stop[i] += 1
-    # Row by row (datashader goes column by column: the same sums in another order).
+    # Row by row (datashader goes column by column: the same sums in another order). A
+    # row's cells are summed per pixel column first, in a row-wide buffer that stays in
+    # cache, then added to the pixel rows the row covers: a 1920 × 1200 map of 3 M cells
+    # went from 22 to 9 ms (adding each cell to the pixels straight away).
+    row_total = np.empty(width, dtype=np.float64)
+    row_count = np.empty(width, dtype=np.int32)
     for j in range(ys.size - 1):
         y0, y1 = min(ys[j], ys[j + 1]), max(ys[j], ys[j + 1])
         if y0 == y1 and y1 != height:
             y1 += 1
+        if y0 == y1:
+            continue
+        row_total[:] = 0.0
+        row_count[:] = 0
         for i in range(nx):
             v = values[j, i]
             if np.isnan(v):
                 continue
-            for yi in range(y0, y1):
-                for xi in range(first[i], stop[i]):
-                    total[yi, xi] += v
-                    count[yi, xi] += 1
+            for xi in range(first[i], stop[i]):
+                row_total[xi] += v
+                row_count[xi] += 1
+        for yi in range(y0, y1):
+            for xi in range(width):
+                total[yi, xi] += row_total[xi]
+                count[yi, xi] += row_count[xi]
     out = np.empty((height, width), dtype=np.float32)
     for yi in range(height):
         for xi in range(width):
             out[yi, xi] = total[yi, xi] / count[yi, xi] if count[yi, xi] else np.nan
+    return out
+
+
+# --- Cells placed by 2-D centres (projected grids in another CRS, curvilinear grids) ------
+
+# A point this far beyond half a cell (in cells) still belongs to the outer cell: rounding.
+EDGE_SLACK = 1e-6
+# Neighbouring cells' frames differ a little (the grid curves), leaving slivers between
+# their parallelograms: inside the grid a pixel up to this far beyond half a cell still
+# belongs to the cell, the cell it lies least far beyond winning.
+SLIVER = 0.05
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _missing(x: np.ndarray, row: int, col: int) -> bool:
+    """Whether there is no cell at (row, col): beyond the window, or without a position."""
+    ny, nx = x.shape
+    return row < 0 or col < 0 or row >= ny or col >= nx or x[row, col] != x[row, col]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _step(x: np.ndarray, y: np.ndarray, row: int, col: int, d_row: int,
+          d_col: int) -> tuple[float, float]:
+    """The vector from cell (row, col) to its next cell along one grid axis (from the
+    previous one at the far edge, or where the next has no position); NaN if neither is."""
+    if not _missing(x, row + d_row, col + d_col):
+        return x[row + d_row, col + d_col] - x[row, col], y[row + d_row, col + d_col] - y[row, col]
+    if not _missing(x, row - d_row, col - d_col):
+        return x[row, col] - x[row - d_row, col - d_col], y[row, col] - y[row - d_row, col - d_col]
+    return np.nan, np.nan
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _limit(offset: float, beyond_low: bool, beyond_high: bool) -> float:
+    """How far (in cells) an offset from a centre lies beyond the cell's half-width, inf
+    where that side has no neighbour and the offset passes the edge."""
+    excess = abs(offset) - 0.5
+    if excess <= EDGE_SLACK:
+        return 0.0
+    if (offset < 0 and beyond_low) or (offset > 0 and beyond_high) or excess > SLIVER:
+        return np.inf
+    return excess
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _span(a: float, b: float, dy: float, width: float) -> tuple[float, float]:
+    """The x offsets dx with ``|a · dx + b · dy| ≤ width`` (a whole line where a is 0
+    and the row passes, none where it does not)."""
+    if a == 0.0:
+        return (-np.inf, np.inf) if abs(b * dy) <= width else (np.inf, -np.inf)
+    low, high = (-width - b * dy) / a, (width - b * dy) / a
+    return (low, high) if low <= high else (high, low)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _all_taken(taken: np.ndarray, first_i: int, last_i: int, first_j: int,
+               last_j: int) -> bool:
+    """Whether every pixel of rows first_i…last_i, columns first_j…last_j is taken."""
+    for i in range(first_i, last_i + 1):
+        for j in range(first_j, last_j + 1):
+            if not taken[i, j]:
+                return False
+    return True
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _paint_cell(values: np.ndarray, x: np.ndarray, y: np.ndarray, row: int, col: int,
+                west: float, north: float, pixel_x: float, pixel_y: float,
+                taken: np.ndarray, best: np.ndarray, shown: np.ndarray) -> None:
+    """Give the pixels whose centres cell (row, col) holds its value, unless a cell they
+    lie less far beyond holds them (``best``: each pixel's distance beyond its cell) or
+    they hold a centre (``taken``: they show the mean of the cells there).
+
+    The cell is the grid linearised at its centre: the parallelogram of half the steps to
+    its neighbours along both grid axes (as datashader's quads are spanned by the midpoints
+    between centres), rasterised row by row of pixels."""
+    ax, ay = _step(x, y, row, col, 0, 1)
+    bx, by = _step(x, y, row, col, 1, 0)
+    det = ax * by - bx * ay
+    if det != det or det == 0.0:  # a cell without two neighbours: no extent known
+        return
+    # The inverse frame: offset (dx, dy) from the centre → (columns, rows).
+    a, b, c, d = by / det, -bx / det, -ay / det, ax / det
+    height, width = best.shape
+    cx, cy = x[row, col], y[row, col]
+    reach = 0.5 + SLIVER
+    extent_x = reach * (abs(ax) + abs(bx))
+    extent_y = reach * (abs(ay) + abs(by))
+    first_i = max(int(np.ceil((north - cy - extent_y) / pixel_y - 0.5)), 0)
+    last_i = min(int(np.floor((north - cy + extent_y) / pixel_y - 0.5)), height - 1)
+    first_j = max(int(np.ceil((cx - extent_x - west) / pixel_x - 0.5)), 0)
+    last_j = min(int(np.floor((cx + extent_x - west) / pixel_x - 0.5)), width - 1)
+    if _all_taken(taken, first_i, last_i, first_j, last_j):
+        return  # zoomed out: every pixel it may cover holds a centre (or none is on canvas)
+    left, right = _missing(x, row, col - 1), _missing(x, row, col + 1)
+    below, above = _missing(x, row - 1, col), _missing(x, row + 1, col)
+    value = values[row, col]
+    for i in range(first_i, last_i + 1):
+        dy = north - (i + 0.5) * pixel_y - cy
+        low1, high1 = _span(a, b, dy, reach)
+        low2, high2 = _span(c, d, dy, reach)
+        low, high = max(low1, low2, -extent_x), min(high1, high2, extent_x)
+        for j in range(max(int(np.ceil((cx + low - west) / pixel_x - 0.5)), first_j),
+                       min(int(np.floor((cx + high - west) / pixel_x - 0.5)), last_j) + 1):
+            if taken[i, j]:
+                continue
+            dx = west + (j + 0.5) * pixel_x - cx
+            excess = max(_limit(a * dx + b * dy, left, right),
+                         _limit(c * dx + d * dy, below, above))
+            if excess < best[i, j]:
+                best[i, j] = excess
+                shown[i, j] = value
+
+
+@numba.njit(nogil=True, cache=True)
+def draw_placed_cells(values: np.ndarray, x: np.ndarray, y: np.ndarray, west: float,
+                      north: float, pixel_x: float, pixel_y: float, width: int,
+                      height: int) -> np.ndarray:
+    """Draw cells placed by 2-D centres: each pixel shows the mean of the non-NaN cells
+    whose centres fall in it (NaN where all are NaN); a pixel holding no centre shows the
+    cell that holds its own centre (`_paint_cell`), NaN where none does (more than half a
+    cell beyond the window's edge or cells without a position).
+
+    Zoomed out (on an overview level of about a pixel per cell) most pixels hold a few
+    centres; zoomed in almost none does. One pass over the cells, each visiting the pixels
+    it covers. ``values`` (ny, nx) float32; ``x``, ``y`` their centres in the canvas CRS,
+    float64, NaN where a cell has no position; pixel (i, j) is centred at
+    (west + (j + ½) · pixel_x, north − (i + ½) · pixel_y). Returns float32 (height,
+    width), row 0 at the top.
+    """
+    ny, nx = values.shape
+    total = np.zeros((height, width), dtype=np.float64)
+    count = np.zeros((height, width), dtype=np.int32)
+    hit = np.zeros((height, width), dtype=np.bool_)
+    best = np.full((height, width), np.inf)
+    out = np.full((height, width), np.nan, dtype=np.float32)
+    for r in range(ny):
+        for c in range(nx):
+            fx, fy = (x[r, c] - west) / pixel_x, (north - y[r, c]) / pixel_y
+            if 0.0 <= fx < width and 0.0 <= fy < height:  # False for NaN too
+                i, j = int(fy), int(fx)
+                hit[i, j] = True
+                v = values[r, c]
+                if v == v:
+                    total[i, j] += v
+                    count[i, j] += 1
+    for r in range(ny):
+        for c in range(nx):
+            if x[r, c] == x[r, c] and y[r, c] == y[r, c]:
+                _paint_cell(values, x, y, r, c, west, north, pixel_x, pixel_y, hit, best,
+                            out)
+    for i in range(height):
+        for j in range(width):
+            if count[i, j]:
+                out[i, j] = total[i, j] / count[i, j]
+            elif hit[i, j]:
+                out[i, j] = np.nan
     return out
 
 
@@ -110,3 +279,5 @@ def warm_up() -> None:
     quantise_even(field.ravel(), np.float32(0.0), np.float32(1.0), np.float32(254.999))
     quantise_breaks(field.ravel(), np.zeros(2, dtype=np.float64))
     cell_means(field, index, index, 2, 2)
+    centres = np.array([[0.0, 1.0], [0.0, 1.0]])
+    draw_placed_cells(field, centres, centres.T.copy(), 0.0, 1.0, 0.5, 0.5, 2, 2)

@@ -1,11 +1,12 @@
-"""Regrid one field of the cube onto the output canvas with datashader.
+"""Regrid one field of the cube onto the output canvas.
 
-The source grid's cell centres are expressed in the canvas CRS, and datashader's quadmesh
-averages the cells that fall in each output pixel (or paints the cell containing it when
-zoomed in). Where the mapping is separable (a lon/lat grid drawn in EPSG:3857, EPSG:4326 or
-CRS:84, or any grid in its own CRS) the centres stay two 1-D axes (rectilinear quadmesh);
-otherwise they are 2-D, transformed once per (store state, CRS) and cached by the store's
-geometry (`fewsmap.store.geometry`). Only the window of cells that the bbox touches is read,
+The source grid's cell centres are expressed in the canvas CRS. Where the mapping is
+separable (a lon/lat grid drawn in EPSG:3857, EPSG:4326 or CRS:84, or any grid in its own
+CRS) the centres stay two 1-D axes: zoomed in each pixel shows the cell holding its centre,
+zoomed out datashader's rectilinear quadmesh (or its compiled equivalent) averages the cells
+in it. Otherwise they are 2-D, transformed once per (store state, CRS) and cached by the
+store's geometry (`fewsmap.store.geometry`), and compiled kernels draw the cells
+(`_draw_placed_cells`). Only the window of cells that the bbox touches is read,
 through the cube's read path (`fewsmap.store.reads`).
 """
 
@@ -17,6 +18,7 @@ import datashader as dsh
 import numpy as np
 import xarray as xr
 
+from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M
 from fewsmap.products import ensemble
 from fewsmap.products.ensemble import MemberStatistic, Selector
 from fewsmap.render import kernels
@@ -80,19 +82,58 @@ def regrid(window: SourceWindow | None, canvas: Canvas) -> np.ndarray:
     """Resample the window onto the canvas: float32 (H, W), row 0 at the top, NaN = no data."""
     if window is None:
         return np.full((canvas.height, canvas.width), np.nan, dtype=np.float32)
-    if window.x.ndim == 1 and _pixels_per_cell(window, canvas) >= NEAREST_MIN_PIXELS_PER_CELL:
+    if window.x.ndim == 2:
+        return _draw_placed_cells(window, canvas)
+    if _pixels_per_cell(window, canvas) >= NEAREST_MIN_PIXELS_PER_CELL:
         return _paint_cells(window, canvas)
-    if window.x.ndim == 1 and not (_evenly_spaced(window.x) and _evenly_spaced(window.y)):
+    if not (_evenly_spaced(window.x) and _evenly_spaced(window.y)):
         return _average_cells(window, canvas)
     minx, miny, maxx, maxy = canvas.bbox
     cvs = dsh.Canvas(plot_width=canvas.width, plot_height=canvas.height,
                      x_range=(minx, maxx), y_range=(miny, maxy))
     dims = ("y", "x")
-    source = xr.DataArray(window.values, dims=dims, name="v", coords={
-        "y": (dims if window.y.ndim == 2 else "y", window.y),
-        "x": (dims if window.x.ndim == 2 else "x", window.x)})
+    source = xr.DataArray(window.values, dims=dims, name="v",
+                          coords={"y": window.y, "x": window.x})
     out = cvs.quadmesh(source, x="x", y="y", agg=dsh.mean("v"))
     return np.asarray(out.values[::-1], dtype=np.float32)
+
+
+def _draw_placed_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray:
+    """Draw cells placed by 2-D centres (a projected grid in another CRS, a curvilinear
+    grid): each pixel shows the mean of the cells whose centres fall in it, else the cell
+    that holds its own centre (`kernels.draw_placed_cells`).
+
+    Zoomed out the window is an overview level of about a pixel per cell, so the mean is
+    over a few cells, as datashader's curvilinear quadmesh averages them; zoomed in each
+    pixel is the cell holding it. Both passes are compiled and walk the window once, where
+    the quadmesh took 10-70 ms for a 256² tile (tests/render/test_regrid.py states the
+    tolerance against it)."""
+    minx, miny, maxx, maxy = canvas.bbox
+    pixel_x, pixel_y = (maxx - minx) / canvas.width, (maxy - miny) / canvas.height
+    x = np.ascontiguousarray(_unwrapped(window.x, canvas), dtype=np.float64)
+    y = np.ascontiguousarray(window.y, dtype=np.float64)
+    values = np.ascontiguousarray(window.values, dtype=np.float32)
+    return np.asarray(kernels.draw_placed_cells(values, x, y, minx, maxy, pixel_x, pixel_y,
+                                                canvas.width, canvas.height))
+
+
+# The width of the world along x in the CRSs whose x wraps around it.
+WORLD_WIDTH = {"EPSG:3857": 2 * MERCATOR_HALF_WORLD_M, "EPSG:4326": 360.0, "OGC:CRS84": 360.0}
+
+
+def _unwrapped(x: np.ndarray, canvas: Canvas) -> np.ndarray:
+    """2-D centres' x made continuous where they span more than half the world (a grid
+    across the antimeridian has centres at both ends of it, whose cells would span the
+    world), then moved by whole turns to lie nearest the canvas."""
+    width = WORLD_WIDTH.get(canvas.crs)
+    if width is None or not np.fmax.reduce(x, axis=None) - np.fmin.reduce(x, axis=None) > \
+            width / 2:
+        return x
+    reference = float(x[np.isfinite(x)][0])
+    x = reference + (x - reference + width / 2) % width - width / 2
+    middle = (np.fmax.reduce(x, axis=None) + np.fmin.reduce(x, axis=None)) / 2
+    turns = np.round(((canvas.bbox[0] + canvas.bbox[2]) / 2 - middle) / width)
+    return np.asarray(x + turns * width)
 
 
 def _evenly_spaced(axis: np.ndarray) -> bool:
@@ -173,11 +214,8 @@ def warm_up() -> None:
 
     Without this the first map of each kind costs 1.5-9 s on this machine: the rectilinear
     quadmesh (a lon/lat grid zoomed out, fewer than `NEAREST_MIN_PIXELS_PER_CELL` pixels
-    per cell; zoomed in, fewsmap paints cells itself) and the curvilinear one.
+    per cell; zoomed in, fewsmap paints cells itself).
     """
     values = np.arange(64, dtype=np.float32).reshape(8, 8)
     axis = np.arange(8, dtype="float64")
-    zoomed_out = Canvas("EPSG:4326", (0.0, 0.0, 7.0, 7.0), 4, 4)
-    regrid(SourceWindow(values, axis, axis), zoomed_out)
-    xx, yy = np.meshgrid(axis, axis)
-    regrid(SourceWindow(values, xx + 0.1 * yy, yy), zoomed_out)
+    regrid(SourceWindow(values, axis, axis), Canvas("EPSG:4326", (0.0, 0.0, 7.0, 7.0), 4, 4))

@@ -156,6 +156,68 @@ class Centres:
         """Whether x depends on the column only and y on the row only (1-D axes)."""
         return self.x.ndim == 1
 
+    @cached_property
+    def blocks(self) -> _Blocks:
+        """The extent of each block of 2-D centres, to search them without a pass over all."""
+        return _Blocks.of(self.x, self.y)
+
+
+# 2-D centres are searched by blocks of this many cells on a side (`_Blocks`).
+SEARCH_BLOCK = 32
+
+
+@dataclass(frozen=True, eq=False)
+class _Blocks:
+    """Where 2-D centres lie, block by block: the extent (x and y, NaN positions left out)
+    of the centres of each pair of blocks along both axes (2 × 2 blocks, overlapping by
+    one), and the longest step between neighbouring centres. A bbox finds its centres in
+    the blocks whose extent meets it (a 2000 × 2000 grid: 4000 extents, not 4 M centres),
+    and a point between centres the 2 × 2 blocks that hold the cells around it."""
+
+    x0: np.ndarray  # (rows of blocks, columns of blocks)
+    x1: np.ndarray
+    y0: np.ndarray
+    y1: np.ndarray
+    step: float
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray) -> _Blocks:
+        """The blocks of centres ``x``, ``y`` (2-D, NaN where a cell has no position)."""
+        with np.errstate(invalid="ignore"):
+            steps = [np.fmax.reduce(np.abs(np.diff(a, axis=axis)), axis=None, initial=0.0)
+                     for a in (x, y) for axis in (0, 1)]
+        return cls(*_block_extent(x), *_block_extent(y), float(max(steps)))
+
+    def candidates(self, bbox: Bbox, shape: tuple[int, int]) -> tuple[slice, slice] | None:
+        """Rows and columns of the blocks whose centres' extent meets the bbox (None:
+        no block's does); every centre in the bbox lies within them."""
+        minx, miny, maxx, maxy = bbox
+        hit = (self.x0 <= maxx) & (self.x1 >= minx) & (self.y0 <= maxy) & (self.y1 >= miny)
+        rows, cols = np.flatnonzero(hit.any(axis=1)), np.flatnonzero(hit.any(axis=0))
+        if not rows.size:
+            return None
+        return (slice(int(rows[0]) * SEARCH_BLOCK, min((int(rows[-1]) + 2) * SEARCH_BLOCK,
+                                                       shape[0])),
+                slice(int(cols[0]) * SEARCH_BLOCK, min((int(cols[-1]) + 2) * SEARCH_BLOCK,
+                                                       shape[1])))
+
+
+def _block_extent(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The least and greatest value (NaN left out; NaN where all are) of each 2 × 2 blocks
+    of `SEARCH_BLOCK` cells of a 2-D array, the first block at each block."""
+    ny, nx = values.shape
+    rows, cols = -(-ny // SEARCH_BLOCK), -(-nx // SEARCH_BLOCK)
+    padded = np.full((rows * SEARCH_BLOCK, cols * SEARCH_BLOCK), np.nan)
+    padded[:ny, :nx] = values
+    tiles = padded.reshape(rows, SEARCH_BLOCK, cols, SEARCH_BLOCK)
+    out = []
+    for reduce in (np.fmin, np.fmax):
+        extent = reduce.reduce(reduce.reduce(tiles, axis=3), axis=1)
+        extent[:-1] = reduce(extent[:-1], extent[1:])
+        extent[:, :-1] = reduce(extent[:, :-1], extent[:, 1:])
+        out.append(extent)
+    return out[0], out[1]
+
 
 @dataclass(frozen=True, eq=False)
 class CentresWindow:
@@ -723,11 +785,17 @@ def _separable(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray)
 
 
 def _inside(centres: Centres, bbox: Bbox) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns (in centres order) of 2-D centres that lie in the bbox."""
+    """Rows and columns (in centres order) of 2-D centres that lie in the bbox, looked for
+    in the blocks that can hold them (`Centres.blocks`)."""
+    found = centres.blocks.candidates(bbox, centres.x.shape)
+    if found is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    rows, cols = found
+    x, y = centres.x[rows, cols], centres.y[rows, cols]
     minx, miny, maxx, maxy = bbox
-    inside = (centres.x >= minx) & (centres.x <= maxx) & \
-        (centres.y >= miny) & (centres.y <= maxy)
-    return np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+    return (np.flatnonzero(inside.any(axis=1)) + rows.start,
+            np.flatnonzero(inside.any(axis=0)) + cols.start)
 
 
 def _window(centres: Centres, bbox: Bbox) -> tuple[slice, slice] | None:
@@ -756,16 +824,24 @@ def _cell_under_centre(centres: Centres, bbox: Bbox) -> tuple[int, int] | None:
     """The (row, col) of the 2-D centre nearest the bbox centre, if within a cell of it
     (the distance to its farthest neighbour): else the bbox is off the grid."""
     minx, miny, maxx, maxy = bbox
+    px, py, reach = (minx + maxx) / 2, (miny + maxy) / 2, centres.blocks.step
+    # A cell holding the point has its centre within the longest step of it.
+    found = centres.blocks.candidates((px - reach, py - reach, px + reach, py + reach),
+                                      centres.x.shape)
+    if found is None:
+        return None
+    near_rows, near_cols = found
     with np.errstate(invalid="ignore"):
-        distance = np.hypot(centres.x - (minx + maxx) / 2, centres.y - (miny + maxy) / 2)
+        distance = np.hypot(centres.x[found] - px, centres.y[found] - py)
     if not np.isfinite(distance).any():
         return None
-    row, col = np.unravel_index(int(np.nanargmin(distance)), distance.shape)
+    near_row, near_col = np.unravel_index(int(np.nanargmin(distance)), distance.shape)
+    row, col = near_row + near_rows.start, near_col + near_cols.start
     rows = slice(max(row - 1, 0), row + 2)
     cols = slice(max(col - 1, 0), col + 2)
     spacing = np.hypot(centres.x[rows, cols] - centres.x[row, col],
                        centres.y[rows, cols] - centres.y[row, col])
-    if not np.isfinite(spacing).any() or distance[row, col] > np.nanmax(spacing):
+    if not np.isfinite(spacing).any() or distance[near_row, near_col] > np.nanmax(spacing):
         return None
     return int(row), int(col)
 

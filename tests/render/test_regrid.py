@@ -15,6 +15,7 @@ import warnings
 
 import datashader as dsh
 import numpy as np
+import pyproj
 import pytest
 import xarray as xr
 
@@ -25,6 +26,8 @@ from fewsmap.render.regrid import (
     _pixels_per_cell,
     regrid,
 )
+from fewsmap.store.geometry import lonlat_to, transformer
+from tests.grid_kinds import KIND_AXES
 
 NY, NX = 60, 80
 X = np.linspace(0.0, 7.9, NX)  # 0.1° cells
@@ -156,3 +159,159 @@ def test_zoomed_out_on_uneven_axes_the_compiled_mean_equals_datashader(seed: int
         drawn = regrid(window, canvas)
         np.testing.assert_allclose(drawn, quadmesh(window, canvas), rtol=1e-6, atol=1e-6)
         compared += 1
+
+
+# --- Cells placed by 2-D centres: projected grids in Web Mercator, curvilinear grids ---
+
+def mercator_window(kind: str, seed: int) -> tuple[SourceWindow, SourceWindow, float]:
+    """A grid kind of tests/grid_kinds.py drawn in EPSG:3857: a window of noise (with a
+    missing block), a window of each cell's longitude, and the median cell size (m)."""
+    crs, x, y = KIND_AXES[kind]
+    xx, yy = np.meshgrid(x, y)
+    lon, lat = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xx, yy)
+    mx, my = lonlat_to("EPSG:3857", lon, lat)
+    noise = np.random.default_rng(seed).normal(size=mx.shape).astype(np.float32)
+    noise[10:18, 20:30] = np.nan
+    cell = float(np.median(np.hypot(np.diff(mx, axis=1), np.diff(my, axis=1))))
+    return (SourceWindow(noise, mx, my), SourceWindow(lon.astype(np.float32), mx, my), cell)
+
+
+def quadmesh_2d(window: SourceWindow, canvas: Canvas, reduction: str) -> np.ndarray:
+    """datashader's curvilinear quadmesh of a 2-D window, row 0 at the top."""
+    minx, miny, maxx, maxy = canvas.bbox
+    cvs = dsh.Canvas(plot_width=canvas.width, plot_height=canvas.height,
+                     x_range=(minx, maxx), y_range=(miny, maxy))
+    dims = ("y", "x")
+    source = xr.DataArray(window.values, dims=dims, name="v",
+                          coords={"y": (dims, window.y), "x": (dims, window.x)})
+    out = cvs.quadmesh(source, x="x", y="y", agg=getattr(dsh, reduction)("v"))
+    return np.asarray(out.values[::-1], dtype=np.float32)
+
+
+def canvases_over(window: SourceWindow, cell: float, pixels_per_cell: float, seed: int,
+                  count: int = 4) -> list[Canvas]:
+    """Random 96 × 64 canvases at ``pixels_per_cell`` centred anywhere on the grid's
+    extent, so that many cross its edges."""
+    rng = np.random.default_rng(seed)
+    width, height = 96, 64
+    pixel = cell / pixels_per_cell
+    out = []
+    for _ in range(count):
+        cx = rng.uniform(np.nanmin(window.x), np.nanmax(window.x))
+        cy = rng.uniform(np.nanmin(window.y), np.nanmax(window.y))
+        out.append(Canvas("EPSG:3857", (cx - width * pixel / 2, cy - height * pixel / 2,
+                                        cx + width * pixel / 2, cy + height * pixel / 2),
+                          width, height))
+    return out
+
+
+PLACED_KINDS = ("lambert", "polar_stereographic", "rotated_pole")
+
+
+@pytest.mark.parametrize("kind", PLACED_KINDS)
+@pytest.mark.parametrize("pixels_per_cell", [0.3, 0.6, 1.0, 2.5, 9.0])
+def test_placed_cells_are_datashaders_quadmesh_within_a_pixel(
+        kind: str, pixels_per_cell: float) -> None:
+    """The stated tolerance of drawing 2-D centres (`_draw_placed_cells`) against
+    datashader's curvilinear quadmesh, on noise where any shift shows, over the grid's
+    edges and a block of missing cells: at least 99 % of the pixels where either draws
+    a value show one datashader draws in that pixel or a neighbour (between the min and
+    max of its quads there), and no pixel has data or none unless datashader's image
+    changes between the two within a pixel of it (the grid's edges, the missing block).
+    Zoomed out each pixel is the mean of the centres in it, zoomed in the cell holding its
+    centre; datashader truncates quad corners to whole pixels, hence the pixel."""
+    window, _, cell = mercator_window(kind, int(pixels_per_cell * 10))
+    compared = agreeing = 0
+    for canvas in canvases_over(window, cell, pixels_per_cell, 3):
+        ours = regrid(window, canvas)
+        low = neighbourhood(quadmesh_2d(window, canvas, "min"), "nanmin")
+        high = neighbourhood(quadmesh_2d(window, canvas, "max"), "nanmax")
+        theirs = quadmesh_2d(window, canvas, "mean")
+        edge = neighbourhood(np.isfinite(theirs).astype(np.float32), "nanmin") != \
+            neighbourhood(np.isfinite(theirs).astype(np.float32), "nanmax")
+        edge[[0, -1], :] = edge[:, [0, -1]] = True  # their neighbour may be off the canvas
+        assert not np.any((np.isfinite(ours) != np.isfinite(theirs)) & ~edge)
+        shown = np.isfinite(ours) & ~edge
+        compared += int(shown.sum())
+        agreeing += int(np.sum((low[shown] - 1e-6 <= ours[shown])
+                               & (ours[shown] <= high[shown] + 1e-6)))
+    assert compared > 400  # the grid covers 15 × 15 pixels at 0.3 pixel per cell
+    assert agreeing >= 0.99 * compared, agreeing / compared
+
+
+@pytest.mark.parametrize(("kind", "pixels_per_cell"), [
+    *((kind, ppc) for kind in PLACED_KINDS for ppc in (0.5, 3.0)), ("antimeridian", 3.0)])
+def test_placed_cells_show_the_cell_under_each_pixel(kind: str, pixels_per_cell: float
+                                                     ) -> None:
+    """Drawing each cell's longitude, every pixel with data shows a longitude within a
+    cell of its own (on both sides of the antimeridian for the Bering Sea grid, where
+    datashader draws quads across the world; zoomed in only: a mean of longitudes across
+    it is no longitude), and pixels more than a cell outside the grid are transparent."""
+    _, lon, cell = mercator_window(kind, 0) if kind != "antimeridian" else \
+        antimeridian_window()
+    for canvas in canvases_over(lon, cell, pixels_per_cell, 5, count=6):
+        drawn = regrid(lon, canvas)
+        minx, miny, maxx, maxy = canvas.bbox
+        px = minx + (np.arange(canvas.width) + 0.5) * (maxx - minx) / canvas.width
+        py = maxy - (np.arange(canvas.height) + 0.5) * (maxy - miny) / canvas.height
+        pixel_lon, pixel_lat = transformer("EPSG:3857", "EPSG:4326").transform(
+            *np.meshgrid(px, py))
+        shown = np.isfinite(drawn)
+        turn = (drawn - pixel_lon + 180.0) % 360.0 - 180.0
+        spacing = cell / 6371000.0 * 180 / np.pi / np.cos(np.radians(pixel_lat))
+        assert np.all(np.abs(turn[shown]) <= 1.5 * spacing[shown])
+        far = distance_to_grid(lon, px, py) > 1.5 * cell
+        assert not np.any(shown & far)
+
+
+def antimeridian_window() -> tuple[SourceWindow, SourceWindow, float]:
+    """A curvilinear grid over the Bering Sea in EPSG:3857, its longitudes from about 169°
+    E to 169° W: its centres jump from one side of the Mercator world to the other."""
+    x = np.arange(-500_000.0, 500_000.0, 50_000.0)
+    y = np.arange(-3_500_000.0, -2_500_000.0, 50_000.0)
+    stere = pyproj.CRS.from_proj4("+proj=stere +lat_0=90 +lat_ts=60 +lon_0=180 +R=6371200")
+    xx, yy = np.meshgrid(x, y)
+    lon, lat = pyproj.Transformer.from_crs(stere, "EPSG:4326", always_xy=True).transform(xx, yy)
+    assert lon.max() > 179 and lon.min() < -179  # it crosses the antimeridian
+    mx, my = lonlat_to("EPSG:3857", lon, lat)
+    window = SourceWindow(lon.astype(np.float32), mx, my)
+    return window, window, float(np.median(np.hypot(np.diff(mx, axis=0), np.diff(my, axis=0))))
+
+
+def distance_to_grid(window: SourceWindow, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Each pixel centre's distance to the nearest cell centre in Web Mercator, whose x
+    wraps around the world."""
+    from scipy.spatial import cKDTree
+
+    world = 2 * 20037508.342789244
+    centres = np.concatenate([np.column_stack([window.x.ravel() + turn, window.y.ravel()])
+                              for turn in (-world, 0.0, world)])
+    xx, yy = np.meshgrid(px, py)
+    distance, _ = cKDTree(centres[np.isfinite(centres).all(axis=1)]).query(
+        np.column_stack([xx.ravel(), yy.ravel()]))
+    return np.asarray(distance).reshape(xx.shape)
+
+
+def test_a_canvas_off_the_grid_is_transparent() -> None:
+    window, _, cell = mercator_window("lambert", 1)
+    west = float(np.nanmax(window.x)) + 10 * cell
+    canvas = Canvas("EPSG:3857", (west, 9e6, west + 64 * cell, 9e6 + 64 * cell), 64, 64)
+    assert np.isnan(regrid(window, canvas)).all()
+
+
+def test_cells_without_a_position_are_not_drawn() -> None:
+    """Centres outside the canvas CRS's area of use are NaN: the cells they place are
+    left out, the others drawn."""
+    window, _, cell = mercator_window("rotated_pole", 2)
+    x, y = window.x.copy(), window.y.copy()
+    x[:, :20], y[:, :20] = np.nan, np.nan
+    placed = SourceWindow(window.values, x, y)
+    canvas = canvases_over(window, cell, 2.0, 9, count=1)[0]
+    canvas = Canvas("EPSG:3857", (float(np.nanmin(window.x)), float(np.nanmin(window.y)),
+                                  float(np.nanmax(window.x)), float(np.nanmax(window.y))),
+                    160, 128)
+    drawn = regrid(placed, canvas)
+    full = regrid(window, canvas)
+    assert np.isfinite(drawn).sum() < 0.8 * np.isfinite(full).sum()
+    same = np.isfinite(drawn)
+    np.testing.assert_array_equal(drawn[same], full[same])
