@@ -30,6 +30,7 @@ from fewsmap.catalog.styles import Style, default_style, style_from_config
 from fewsmap.catalog.vectors import vector_pairs
 from fewsmap.dimensions import single_level
 from fewsmap.errors import ConfigError, FewsmapError, LayerNotDefined
+from fewsmap.products.change import CHANGE_SUFFIX
 from fewsmap.settings import Settings, read_config
 from fewsmap.store.backend import list_stores
 from fewsmap.store.cube import (
@@ -113,7 +114,8 @@ class Catalog:
         return layer
 
     def resolve(self, name: str) -> tuple[Layer, RunInfo | None]:
-        """Resolve a layer id, or a per-run id ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>``.
+        """Resolve a layer id, or a per-run id ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>``, also as a
+        derived ``<layer>:change`` (told apart by `fewsmap.ogc.getmap.resolve_layer`).
 
         Raises
         ------
@@ -122,6 +124,9 @@ class Catalog:
         """
         if name in self.layers:
             return self.layers[name], None
+        if name.endswith(CHANGE_SUFFIX) and name not in self.groups:
+            # the derived layer of a run change (fewsmap.products.change): the layer's runs
+            return self.resolve(name.removesuffix(CHANGE_SUFFIX))
         match = RUN_SUFFIX.search(name)
         if match and name[: match.start()] in self.layers:
             layer = self.layers[name[: match.start()]]

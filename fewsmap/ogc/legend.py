@@ -16,10 +16,13 @@ from fewsmap.ogc.getmap import (
     parse_color_range,
     parse_member,
     parse_reference_time,
+    resolve_layer,
     select_run,
     statistic_style,
 )
 from fewsmap.ogc.params import Params
+from fewsmap.products.accumulate import most_steps, parse_window, summed_range
+from fewsmap.products.change import Baseline, change_range, parse_baseline, select_baseline
 from fewsmap.products.ensemble import EnsembleStatistic
 from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.legend import (
@@ -63,9 +66,11 @@ def get_legend_graphic(catalog: Catalog, params: Params,
                                 statistic_style(layer, "", member))
                    for layer in group_layers(catalog, name)]
         return group_legend(legends, image_format, params, max_pixels)
-    layer, run_from_id = catalog.resolve(name)
+    layer, run_from_id, derived = resolve_layer(catalog, name)
+    baseline = parse_baseline(params.get("baseline")) or derived
     legend = layer_legend(catalog, params, layer, run_from_id,
-                          sld_style or statistic_style(layer, style_name, member))
+                          sld_style or statistic_style(layer, style_name, member,
+                                                       baseline is not None), baseline)
     if image_format == JSON:
         return legend_json(legend.palette, legend.units), JSON
     width, height = image_size(params, max_pixels, legend.size)
@@ -87,15 +92,26 @@ class Legend:
 
 
 def layer_legend(catalog: Catalog, params: Params, layer: Layer, run_from_id: RunInfo | None,
-                 style: Style) -> Legend:
+                 style: Style, baseline: Baseline | None = None) -> Legend:
     """The legend of ``layer`` in ``style``, for the run GetMap draws with the same
-    parameters, whose statistics give the colour range."""
+    parameters, whose statistics give the colour range (of an accumulation's sums, and of
+    the change from ``baseline``, as GetMap's `fewsmap.render.pipeline.value_range`)."""
     member = parse_member(params)
     run = select_run(catalog, layer, run_from_id, parse_reference_time(params)) \
         if catalog.runs(layer) else None
-    automatic = run_range(run, layer.variables) if run else None
-    if isinstance(member, EnsembleStatistic):
-        automatic = member.value_range(automatic)
+    window = parse_window(params.get("accumulate"))
+
+    def drawn_range(shown: RunInfo) -> tuple[float, float] | None:
+        automatic = run_range(shown, layer.variables)
+        if isinstance(member, EnsembleStatistic):
+            automatic = member.value_range(automatic)
+        return automatic if window is None else summed_range(automatic,
+                                                             most_steps(shown, window))
+
+    automatic = drawn_range(run) if run else None
+    if run is not None and baseline is not None:
+        base = select_baseline(catalog.runs(layer), run, baseline, layer.id)
+        automatic = change_range(automatic, drawn_range(base))
     palette = palette_for(style, parse_color_range(params.get("colorscalerange")), automatic)
     units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))
     return Legend(layer, palette, units)

@@ -24,6 +24,7 @@ from fewsmap.ogc.getmap import (
     GetMapRequest,
     parse_getmap,
     parse_reference_time,
+    resolve_layer,
     select_run,
 )
 from fewsmap.ogc.params import Params
@@ -131,7 +132,7 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
     computed at ingest, which is why adjacent tiles never disagree). FEWS JSON capabilities
     carry none of this: they keep to the fields FEWS clients know.
     """
-    layer, from_id = catalog.resolve(name)
+    layer, from_id, _ = resolve_layer(catalog, name)
     run = select_run(catalog, layer, from_id, _reference_time(params))
     west, south, east, north = lonlat_bbox(catalog.store(layer))
     minzoom, maxzoom = zoom_range(catalog, layer)

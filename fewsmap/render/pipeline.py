@@ -8,6 +8,8 @@ import numpy as np
 
 from fewsmap.cancel import checkpoint
 from fewsmap.catalog.styles import Style
+from fewsmap.products.accumulate import StepSelector, most_steps, step_sum, summed_range
+from fewsmap.products.change import change_range, difference
 from fewsmap.products.ensemble import Selector, statistic_of
 from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
@@ -42,6 +44,19 @@ class MapSpec:
     time_substitutions: tuple[tuple[np.datetime64, np.datetime64], ...] = ()
     # How many valid times a TIME range without REDUCER held; the latest of them is drawn.
     range_times: int = 0
+    # Run change: this run's values (with its own member/level selectors) are subtracted.
+    baseline: RunInfo | None = None
+    baseline_labels: tuple[Selector, ...] = ()
+    # An accumulation: each value is the sum of the run's steps in (time - window, time].
+    window: np.timedelta64 | None = None
+
+    @property
+    def fields_per_value(self) -> int:
+        """Fields read for each value drawn: the steps of an accumulation, twice for a
+        change (the limiter's cost, `fewsmap.app.maps.maps_cost`)."""
+        steps = 1 if self.window is None else len(
+            step_sum(self.run, self.valid_time, self.window).steps)
+        return steps * (1 if self.baseline is None else 2)
 
 
 def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] | None:
@@ -64,10 +79,23 @@ def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] |
 
 def value_range(spec: MapSpec) -> tuple[float, float] | None:
     """The automatic colour range of a spec: the run's (`run_range`), or that of the
-    ensemble statistic it draws (0..100 for a probability)."""
-    automatic = run_range(spec.run, spec.variables)
-    statistic = statistic_of(spec.labels)
-    return automatic if statistic is None else statistic.value_range(automatic)
+    ensemble statistic it draws (0..100 for a probability), of the sums of an accumulation
+    (`summed_range`), and for a change symmetric about zero (`change_range`)."""
+    drawn = _product_range(spec, spec.run, spec.labels)
+    if spec.baseline is None:
+        return drawn
+    return change_range(drawn, _product_range(spec, spec.baseline, spec.baseline_labels))
+
+
+def _product_range(spec: MapSpec, run: RunInfo,
+                   labels: tuple[Selector, ...]) -> tuple[float, float] | None:
+    automatic = run_range(run, spec.variables)
+    statistic = statistic_of(labels)
+    if statistic is not None:
+        automatic = statistic.value_range(automatic)
+    if spec.window is not None:
+        automatic = summed_range(automatic, most_steps(run, spec.window))
+    return automatic
 
 
 def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
@@ -77,17 +105,37 @@ def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
     per_time = []
     for when in times:  # an aggregate reads up to max_time_values fields: stop if cancelled
         checkpoint()
-        per_time.append([read_window(spec.store, variable, _index(spec, when), spec.canvas)
-                         for variable in spec.variables])
+        per_time.append([_read_field(spec, variable, when) for variable in spec.variables])
     if len(per_time) == 1:
         return per_time[0]
     return [_reduce([windows[i] for windows in per_time], spec.reducer or "mean")
             for i in range(len(spec.variables))]
 
 
-def _index(spec: MapSpec, when: np.datetime64) -> tuple[Selector, ...]:
-    where = np.flatnonzero(spec.run.valid_times == when)
-    return (spec.run.slot, int(spec.run.step_slots[where[0]]), *spec.labels)
+def field_prefix(spec: MapSpec, run: RunInfo, labels: tuple[Selector, ...],
+                 when: np.datetime64) -> tuple[Selector | StepSelector, ...]:
+    """The selectors of ``run``'s field at ``when``: its run slot, its step (or the steps
+    an accumulation sums) and ``labels``."""
+    steps: StepSelector = int(run.step_slots[np.flatnonzero(run.valid_times == when)[0]]) \
+        if spec.window is None else step_sum(run, when, spec.window)
+    return (run.slot, steps, *labels)
+
+
+def _read_field(spec: MapSpec, variable: str, when: np.datetime64) -> SourceWindow | None:
+    """One variable's window at ``when``: the run's, or its change from the baseline's."""
+    prefix = field_prefix(spec, spec.run, spec.labels, when)
+    window = read_window(spec.store, variable, prefix, spec.canvas)
+    if spec.baseline is None or window is None:
+        return window
+    base_prefix = field_prefix(spec, spec.baseline, spec.baseline_labels, when)
+    base = read_window(spec.store, variable, base_prefix, spec.canvas)
+    if base is None or base.values.shape != window.values.shape:
+        # The runs have other overview levels: both at full resolution, cell for cell.
+        window = read_window(spec.store, variable, prefix, spec.canvas, overviews=False)
+        base = read_window(spec.store, variable, base_prefix, spec.canvas, overviews=False)
+        if window is None or base is None:
+            return None
+    return SourceWindow(difference(window.values, base.values), window.x, window.y)
 
 
 def _reduce(windows: list[SourceWindow | None], reducer: str) -> SourceWindow | None:
