@@ -24,15 +24,16 @@ import xarray as xr
 from fewsmap.cancel import checkpoint
 from fewsmap.errors import FewsmapError, InvalidDimensionValue, InvalidParameterValue
 from fewsmap.store.cube import RunInfo
+from fewsmap.store.run import ACCUMULATION_ATTR, ORIGINAL_ATTR, START_STEPS_ATTR
 from fewsmap.time.grammar import format_duration, parse_duration
 from fewsmap.time.instants import format_time
 
 MAX_WINDOW = np.timedelta64(31 * 86400, "s")
 MAX_STEPS = 248  # 31 days of 3-hourly steps; an hourly run sums at most ~10 days
-# Variable attributes recording what the stored values are (the run record says it too).
-ACCUMULATION_ATTR = "fewsmap:accumulation"
-ORIGINAL_ATTR = "fewsmap:accumulation_original"
 PER_STEP = "per step"
+SINCE_START = ("accumulated since the run started (GRIB stepType accum, every message from "
+               "startStep 0); stored as the amount of each step: the first step as it was, "
+               "every later one minus the step before")
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,31 @@ def summed_range(value_range: tuple[float, float] | None,
         return value_range
     low, high = value_range
     return min(low, low * steps), max(high, high * steps)
+
+
+def accumulated_since_start(field: xr.DataArray) -> bool:
+    """Whether ``field`` holds GRIB accumulations since the run started: every message of
+    its parameter accumulates from step 0 (ECMWF's ``tp``), not over each step's period
+    (buckets, already amounts per period)."""
+    return (field.attrs.get("GRIB_stepType") == "accum"
+            and list(field.attrs.get(START_STEPS_ATTR, ())) == [0])
+
+
+def per_step_pieces(pieces: Sequence[xr.DataArray]) -> tuple[xr.DataArray, ...]:
+    """A run's pieces of one variable, turned into per-step amounts where they are
+    accumulations since the run started (`accumulated_since_start`).
+
+    A step's amount needs the step before it, which may be in another piece (one file per
+    step, as the RFCs publish QPF): such pieces are joined (lazily, missing fields NaN) into
+    one and de-accumulated along ``step`` (`deaccumulate`). Other pieces are left as they are.
+    """
+    if not pieces or not all(accumulated_since_start(p) for p in pieces):
+        return tuple(pieces)
+    joined = pieces[0] if len(pieces) == 1 else xr.merge(
+        [p.rename("field") for p in pieces], join="outer", compat="no_conflicts",
+        combine_attrs="override")["field"]
+    joined.encoding = dict(pieces[0].encoding)
+    return (deaccumulate(joined, SINCE_START),)
 
 
 def deaccumulate(field: xr.DataArray, since: str) -> xr.DataArray:
