@@ -7,6 +7,7 @@ valid times the runs do not share, unknown baselines and hostile values are 400s
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,23 @@ def test_a_change_declares_two_fields_to_the_render_limiter(stores: Path) -> Non
         return maps_cost(resolve_maps(catalog, parse_getmap(params, 10**8)))
 
     assert cost(baseline="previous") == 2 * cost()
+
+
+def test_real_runs_that_share_no_valid_time_have_no_change(
+        tmp_path: Path, ingested: Callable[[str], Path]) -> None:
+    """The CNRFC's QPF runs of 1 and 8 December 2022 (6 days each) share no valid time."""
+    (tmp_path / "cnrfc.zarr").symlink_to(ingested("cnrfc_qpf"))
+    client = AppClient(create_app(Settings(stores_dir=tmp_path)))
+    [layer] = [name for name in Catalog(Settings(stores_dir=tmp_path)).layers
+               if "QPF" in name]
+    response = client.get("/wms", params={
+        "request": "GetMap", "layers": layer, "crs": "CRS:84", "bbox": "-126,31,-112,45",
+        "width": "32", "height": "32", "baseline": "previous"})
+    assert response.status_code == 400 and b"InvalidDimensionValue" in response.content
+    assert b"share no valid time" in response.content
+    series = client.get("/api/timeseries", params={"layer": layer, "x": "-120", "y": "38",
+                                                   "baseline": "previous"})
+    assert series.status_code == 400 and "baseline" in series.json()["error"]["message"]
+    root = etree.fromstring(client.get("/wms", params={"request": "GetCapabilities"}).content)
+    names = [n.text for n in root.iter(f"{WMS}Name")]
+    assert layer in names and f"{layer}:change" not in names
