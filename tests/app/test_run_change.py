@@ -180,6 +180,13 @@ def test_a_change_is_drawn_and_legended_on_a_scale_centred_on_zero(client: AppCl
     plain = client.get(f"/tiles/{LAYER}/3/4/2.png")
     assert tile.status_code == via.status_code == plain.status_code == 200
     assert tile.content == via.content != plain.content
+    wmts = {"service": "WMTS", "request": "GetTile", "version": "1.0.0", "style": "default",
+            "format": "image/png", "tilematrixset": "WebMercatorQuad", "tilematrix": "3",
+            "tilerow": "2", "tilecol": "4"}
+    by_kvp = client.get("/wmts", params={**wmts, "layer": LAYER, "baseline": "previous"})
+    derived = client.get("/wmts", params={**wmts, "layer": f"{LAYER}:change"})
+    assert by_kvp.status_code == derived.status_code == 200, by_kvp.text
+    assert by_kvp.content == derived.content == tile.content
 
 
 def test_feature_info_and_time_series_give_the_change_at_the_cell(client: AppClient,
