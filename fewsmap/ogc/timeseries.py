@@ -677,6 +677,16 @@ def openapi_document() -> dict[str, Any]:
         _parameter("elevation", False, "Level (e.g. pressure in hPa), or `all` (the levels "
                    "holding data); default: the configured default, else the level nearest "
                    "the surface holding data.", number_or_all, 850),
+        _parameter("baseline", False, "A run change: each run's values minus those of "
+                   "`previous` (the run before it) or of the run at this reference time, at "
+                   "the valid times both hold (only those are listed). Also "
+                   f"`layer=<layer>:change`. {time_text}.",
+                   {"type": "string", "minLength": 1}, "previous"),
+        _parameter("accumulate", False, "An ISO 8601 duration (PT24H, P3D; at most 31 days, "
+                   "a whole number of the run's steps): at each valid time, the sum of the "
+                   "run's values in the window ending there; only valid times whose whole "
+                   "window lies within the run are listed.",
+                   {"type": "string", "minLength": 1}, "PT24H"),
         _parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
                    "CoverageCollection of PointSeries), `csv` or `netcdf` (CF NetCDF-4, "
                    "featureType timeSeries).",
