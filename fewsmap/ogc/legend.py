@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.errors import InvalidFormat, InvalidParameterValue
 from fewsmap.ogc.getmap import (
@@ -21,7 +23,7 @@ from fewsmap.ogc.getmap import (
     statistic_style,
 )
 from fewsmap.ogc.params import Params
-from fewsmap.products.accumulate import most_steps, parse_window, summed_range
+from fewsmap.products.accumulate import parse_window
 from fewsmap.products.change import Baseline, change_range, parse_baseline, select_baseline
 from fewsmap.products.ensemble import EnsembleStatistic
 from fewsmap.render.colour import Palette, palette_for
@@ -33,7 +35,7 @@ from fewsmap.render.legend import (
     legend_size,
     stacked_legends_png,
 )
-from fewsmap.render.pipeline import run_range
+from fewsmap.render.pipeline import product_range
 from fewsmap.store.cube import RunInfo
 
 JSON = "application/json"
@@ -96,25 +98,34 @@ def layer_legend(catalog: Catalog, params: Params, layer: Layer, run_from_id: Ru
     """The legend of ``layer`` in ``style``, for the run GetMap draws with the same
     parameters, whose statistics give the colour range (of an accumulation's sums, and of
     the change from ``baseline``, as GetMap's `fewsmap.render.pipeline.value_range`)."""
-    member = parse_member(params)
     run = select_run(catalog, layer, run_from_id, parse_reference_time(params)) \
         if catalog.runs(layer) else None
-    window = parse_window(params.get("accumulate"))
-
-    def drawn_range(shown: RunInfo) -> tuple[float, float] | None:
-        automatic = run_range(shown, layer.variables)
-        if isinstance(member, EnsembleStatistic):
-            automatic = member.value_range(automatic)
-        return automatic if window is None else summed_range(automatic,
-                                                             most_steps(shown, window))
-
-    automatic = drawn_range(run) if run else None
-    if run is not None and baseline is not None:
-        base = select_baseline(catalog.runs(layer), run, baseline, layer.id)
-        automatic = change_range(automatic, drawn_range(base))
+    automatic = None if run is None else automatic_range(
+        catalog, layer, run, parse_member(params), parse_window(params.get("accumulate")),
+        baseline)
     palette = palette_for(style, parse_color_range(params.get("colorscalerange")), automatic)
     units = style.units or str(catalog.store(layer).attributes(layer.variable).get("units", ""))
     return Legend(layer, palette, units)
+
+
+def automatic_range(catalog: Catalog, layer: Layer, run: RunInfo, member: object,
+                    window: np.timedelta64 | None,
+                    baseline: Baseline | None) -> tuple[float, float] | None:
+    """The automatic colour range of ``layer`` in ``run`` as GetMap draws it
+    (`fewsmap.render.pipeline.value_range`): the run's, or a statistic's, of an
+    accumulation's sums, and symmetric about zero for a change from ``baseline``.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        For a baseline the layer has no run of.
+    """
+    statistic = member if isinstance(member, EnsembleStatistic) else None
+    drawn = product_range(run, layer.variables, statistic, window)
+    if baseline is None:
+        return drawn
+    base = select_baseline(catalog.runs(layer), run, baseline, layer.id)
+    return change_range(drawn, product_range(base, layer.variables, statistic, window))
 
 
 def group_legend(legends: list[Legend], image_format: str, params: Params,

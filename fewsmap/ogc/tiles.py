@@ -27,9 +27,11 @@ from fewsmap.ogc.getmap import (
     resolve_layer,
     select_run,
 )
+from fewsmap.ogc.legend import automatic_range
 from fewsmap.ogc.params import Params
+from fewsmap.products.accumulate import parse_window
+from fewsmap.products.change import parse_baseline
 from fewsmap.products.ensemble import parse_statistic
-from fewsmap.render.pipeline import run_range
 from fewsmap.store.cube import RunInfo
 from fewsmap.time.instants import format_time
 
@@ -132,16 +134,16 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
     computed at ingest, which is why adjacent tiles never disagree). FEWS JSON capabilities
     carry none of this: they keep to the fields FEWS clients know.
     """
-    layer, from_id, _ = resolve_layer(catalog, name)
+    layer, from_id, derived = resolve_layer(catalog, name)
     run = select_run(catalog, layer, from_id, _reference_time(params))
     west, south, east, north = lonlat_bbox(catalog.store(layer))
     minzoom, maxzoom = zoom_range(catalog, layer)
     selectors = [(n, v) for n, v in params.items() if n not in ADDRESS_NAMES]
     query = f"?{urlencode(selectors)}" if selectors else ""
-    value_range = run_range(run, layer.variables)
-    statistic = parse_statistic(params.get("member") or "0")
-    if statistic is not None:  # the colour range of what the tiles show
-        value_range = statistic.value_range(value_range)
+    # the colour range of what the tiles show: a statistic's, a sum's, a change's
+    value_range = automatic_range(catalog, layer, run, parse_statistic(
+        params.get("member") or "0"), parse_window(params.get("accumulate")),
+        parse_baseline(params.get("baseline")) or derived)
     return {
         "tilejson": "2.2.0",
         "name": layer.id,
@@ -191,6 +193,9 @@ def _legend_query(name: str, params: Params) -> dict[str, str]:
             query[name] = params.get(name) or ""
     if params.get("member"):  # a probability's legend is in %
         query["dim_ensemble_member"] = params.get("member") or ""
+    for name in ("baseline", "accumulate"):  # a change's or sum's colour range
+        if params.get(name):
+            query[name] = params.get(name) or ""
     run = params.get("run") or params.get("dim_reference_time")
     if run:  # the legend of the run the tiles show (its colour range)
         query["dim_reference_time"] = run

@@ -10,7 +10,7 @@ from fewsmap.cancel import checkpoint
 from fewsmap.catalog.styles import Style
 from fewsmap.products.accumulate import StepSelector, most_steps, step_sum, summed_range
 from fewsmap.products.change import change_range, difference
-from fewsmap.products.ensemble import Selector, statistic_of
+from fewsmap.products.ensemble import EnsembleStatistic, Selector, statistic_of
 from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
 from fewsmap.render.encode import jpeg, png_palette, png_rgba, uv_tiff
@@ -89,13 +89,18 @@ def value_range(spec: MapSpec) -> tuple[float, float] | None:
 
 def _product_range(spec: MapSpec, run: RunInfo,
                    labels: tuple[Selector, ...]) -> tuple[float, float] | None:
-    automatic = run_range(run, spec.variables)
-    statistic = statistic_of(labels)
+    return product_range(run, spec.variables, statistic_of(labels), spec.window)
+
+
+def product_range(run: RunInfo, variables: tuple[str, ...],
+                  statistic: EnsembleStatistic | None,
+                  window: np.timedelta64 | None) -> tuple[float, float] | None:
+    """The automatic colour range of ``variables`` in ``run``: the run's (`run_range`), a
+    statistic's over it, scaled to an accumulation's sums (`summed_range`)."""
+    automatic = run_range(run, variables)
     if statistic is not None:
         automatic = statistic.value_range(automatic)
-    if spec.window is not None:
-        automatic = summed_range(automatic, most_steps(run, spec.window))
-    return automatic
+    return automatic if window is None else summed_range(automatic, most_steps(run, window))
 
 
 def read_windows(spec: MapSpec) -> list[SourceWindow | None]:

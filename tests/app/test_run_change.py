@@ -180,6 +180,13 @@ def test_a_change_is_drawn_and_legended_on_a_scale_centred_on_zero(client: AppCl
     plain = client.get(f"/tiles/{LAYER}/3/4/2.png")
     assert tile.status_code == via.status_code == plain.status_code == 200
     assert tile.content == via.content != plain.content
+    tilejson = client.get(f"/tiles/{LAYER}:change/tilejson.json").json()
+    low, high = tilejson["fewsmap"]["valueRange"]
+    assert low == -high and [round(low, 3)] == [round(float(body_json["legend"][0][
+        "lowerValue"]), 3)]
+    assert "layer=runs.rain%3Achange" in tilejson["legend"]
+    assert client.get(f"/tiles/{LAYER}/tilejson.json", params={"baseline": "previous"}).json(
+        )["fewsmap"]["valueRange"] == [low, high]
     wmts = {"service": "WMTS", "request": "GetTile", "version": "1.0.0", "style": "default",
             "format": "image/png", "tilematrixset": "WebMercatorQuad", "tilematrix": "3",
             "tilerow": "2", "tilecol": "4"}
