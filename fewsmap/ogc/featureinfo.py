@@ -159,6 +159,11 @@ class PointQuery:
         steps = 1 if self.window is None else most_steps(self.run, self.window)
         return steps * (1 if self.baseline is None else 2)
 
+    def derived(self) -> tuple[tuple[str, str], ...]:
+        """What makes the values derived, as feature properties: the baseline run of a
+        change and the window of an accumulation."""
+        return derived_properties(self.baseline, self.window)
+
     def read(self, cell: GridCell) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The values at ``cell`` (time × the labels read), and any vector components:
         reduced over a statistic's members, summed over an accumulation's window, minus the
@@ -186,6 +191,8 @@ class FeatureValue:
     dimensions: tuple[tuple[str, float | int | str], ...] = ()
     components: tuple[tuple[str, float | None], ...] = ()  # (u, v) of a vector layer
     dimension_units: tuple[tuple[str, str], ...] = field(default=())
+    # What a derived value is: ("baseline_reference_time", T0), ("accumulation", "PT24H")
+    derived: tuple[tuple[str, str], ...] = ()
 
     @property
     def lead_time(self) -> np.timedelta64:
@@ -353,9 +360,21 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
                     components=tuple((name, json_number(v[k, n]))
                                      for name, v in components.items()),
                     dimension_units=units,
+                    derived=query.derived(),
                 ))
         features += found[: request.feature_count]  # FEATURE_COUNT: features per layer
     return features
+
+
+def derived_properties(baseline: RunInfo | None,
+                       window: np.timedelta64 | None) -> tuple[tuple[str, str], ...]:
+    """The properties naming a change's baseline run and an accumulation's window."""
+    found = []
+    if baseline is not None:
+        found.append(("baseline_reference_time", baseline.label))
+    if window is not None:
+        found.append(("accumulation", format_duration(window)))
+    return tuple(found)
 
 
 def get_feature_info(catalog: Catalog, params: Params,
@@ -555,6 +574,7 @@ def _properties(feature: FeatureValue) -> dict[str, object]:
         "lead_time": lead_time_text(feature.lead_time),
     }
     properties.update(feature.dimensions)
+    properties.update(feature.derived)
     properties.update((f"{name}_units", units) for name, units in feature.dimension_units
                       if name != "member")
     if feature.components:

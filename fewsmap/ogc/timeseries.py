@@ -37,6 +37,7 @@ from fewsmap.export import NETCDF
 from fewsmap.export.netcdf import PointSeries, timeseries_netcdf
 from fewsmap.ogc.featureinfo import (
     DIMENSION_PROPERTIES,
+    derived_properties,
     json_number,
     json_numbers,
     lead_time_text,
@@ -116,6 +117,8 @@ class Series:
     times: np.ndarray  # datetime64[s]
     values: np.ndarray  # float32, NaN = missing
     components: tuple[tuple[str, np.ndarray], ...] = ()
+    # ("baseline_reference_time", T0) of a change, ("accumulation", "PT24H") of sums
+    derived: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,7 +243,8 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
                            for d, i, k, s in zip(dims, indices, combination, statistics,
                                                  strict=True))
             series.append(Series(run, labels, times, values[at],
-                                 tuple((name, v[at]) for name, v in components.items())))
+                                 tuple((name, v[at]) for name, v in components.items()),
+                                 derived_properties(baseline, request.accumulate)))
     return TimeSeries(layer, store, request, cell, tuple(series))
 
 
@@ -281,6 +285,7 @@ def series_json(answer: TimeSeries) -> dict[str, Any]:
     for series in answer.series:
         entry: dict[str, Any] = {"reference_time": series.run.label}
         entry.update(series.dimensions)
+        entry.update(series.derived)
         entry["times"] = format_times(series.times)
         entry["lead_times"] = _lead_times(series)
         entry["values"] = json_numbers(series.values)
@@ -703,6 +708,11 @@ def openapi_document() -> dict[str, Any]:
                        "description": "Present for ensemble layers: the member's label, or "
                                       "the statistic asked for (`mean`, `above:20` …)."},
             "elevation": {"type": "number", "description": "Present for layers with levels."},
+            "baseline_reference_time": {"type": "string", "format": "date-time",
+                                        "description": "Present for a change: the baseline "
+                                                       "run the values are taken against."},
+            "accumulation": {"type": "string", "description": "Present for sums: the "
+                                                              "window (ISO 8601 duration)."},
             "times": {"type": "array", "items": {"type": "string", "format": "date-time"}},
             "lead_times": {"type": "array", "items": {"type": "string"},
                            "description": "ISO 8601 durations (PT6H, P1DT6H)."},

@@ -125,6 +125,7 @@ def test_feature_info_and_time_series_give_the_window_sums(client: AppClient,
         "time": f"{format_time(T0 + 30 * HOUR)}/{format_time(T0 + 48 * HOUR)}"})
     assert response.status_code == 200, response.text
     values = [f["properties"]["value"] for f in response.json()["features"]]
+    assert {f["properties"]["accumulation"] for f in response.json()["features"]} == {"P1D"}
     np.testing.assert_array_equal(np.array(values, dtype=np.float32), sums)
 
     series = client.get("/api/timeseries", params={"layer": "members.rain", "x": "4",
@@ -132,6 +133,7 @@ def test_feature_info_and_time_series_give_the_window_sums(client: AppClient,
                                                    "accumulate": "PT24H"})
     assert series.status_code == 200, series.text
     [entry] = series.json()["series"]
+    assert entry["accumulation"] == "P1D"
     # only the valid times whose whole window lies within the run are listed
     assert entry["times"] == [format_time(T0 + (30 + 6 * k) * HOUR) for k in range(4)]
     np.testing.assert_array_equal(np.array(entry["values"], dtype=np.float32), sums)

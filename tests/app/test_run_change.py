@@ -209,11 +209,13 @@ def test_feature_info_and_time_series_give_the_change_at_the_cell(client: AppCli
     properties = response.json()["features"][0]["properties"]
     cell = want.sel(latitude=properties["lat"], longitude=properties["lon"])
     assert np.float32(properties["value"]) == cell.values
+    assert properties["baseline_reference_time"] == format_time(RUNS[1])
 
     series = client.get("/api/timeseries", params={"layer": LAYER, "x": "4", "y": "47",
                                                    "baseline": "previous"})
     assert series.status_code == 200, series.text
     [entry] = series.json()["series"]
+    assert entry["baseline_reference_time"] == format_time(RUNS[1])
     with open_cube(stores / "runs.zarr") as cube:
         rain = cube["rain"].sel(latitude=47.0, longitude=4.0)
         latest, previous = rain.isel(forecast_reference_time=2), rain.isel(
