@@ -10,7 +10,7 @@ import numpy as np
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.export import GEOTIFF_FLOAT32, NETCDF
 from fewsmap.export.window import GridWindow, native_window
-from fewsmap.products.change import difference
+from fewsmap.products.change import derived_properties, difference
 from fewsmap.products.ensemble import MemberStatistic, Selector, read_window
 from fewsmap.render.pipeline import MapSpec, field_prefix
 from fewsmap.store.cube import ForecastStore, RunInfo
@@ -32,6 +32,8 @@ class FieldSlice:
     run: RunInfo
     valid_time: np.datetime64
     labels: tuple[tuple[str, Any], ...] = ()
+    # A change's baseline run and an accumulation's window (`derived_properties`)
+    derived: tuple[tuple[str, str], ...] = ()
 
 
 def read_field_slice(spec: MapSpec, layer_id: str) -> FieldSlice:
@@ -53,7 +55,8 @@ def read_field_slice(spec: MapSpec, layer_id: str) -> FieldSlice:
     labels = tuple((dim, index.statistic.label if isinstance(index, MemberStatistic)
                     else store.coordinate(dim)[index].item())
                    for dim, index in zip(dims, spec.labels, strict=True))
-    return FieldSlice(store, spec.variables, values, window, spec.run, spec.valid_time, labels)
+    return FieldSlice(store, spec.variables, values, window, spec.run, spec.valid_time, labels,
+                      derived_properties(spec.baseline, spec.window))
 
 
 def read_field(spec: MapSpec, variable: str, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

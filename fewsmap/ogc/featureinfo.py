@@ -50,7 +50,7 @@ from fewsmap.ogc.params import Params, finite_number
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.points import GridCell, find_cell
 from fewsmap.products.accumulate import most_steps
-from fewsmap.products.change import changed, check_shared, point_values
+from fewsmap.products.change import changed, check_shared, derived_properties, point_values
 from fewsmap.products.ensemble import (
     MemberStatistic,
     Selector,
@@ -364,17 +364,6 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
                 ))
         features += found[: request.feature_count]  # FEATURE_COUNT: features per layer
     return features
-
-
-def derived_properties(baseline: RunInfo | None,
-                       window: np.timedelta64 | None) -> tuple[tuple[str, str], ...]:
-    """The properties naming a change's baseline run and an accumulation's window."""
-    found = []
-    if baseline is not None:
-        found.append(("baseline_reference_time", baseline.label))
-    if window is not None:
-        found.append(("accumulation", format_duration(window)))
-    return tuple(found)
 
 
 def get_feature_info(catalog: Catalog, params: Params,

@@ -37,7 +37,6 @@ from fewsmap.export import NETCDF
 from fewsmap.export.netcdf import PointSeries, timeseries_netcdf
 from fewsmap.ogc.featureinfo import (
     DIMENSION_PROPERTIES,
-    derived_properties,
     json_number,
     json_numbers,
     lead_time_text,
@@ -50,6 +49,7 @@ from fewsmap.products.accumulate import complete_times, parse_window
 from fewsmap.products.change import (
     Baseline,
     changed,
+    derived_properties,
     parse_baseline,
     point_values,
     select_baseline,

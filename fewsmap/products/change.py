@@ -24,7 +24,7 @@ from fewsmap.points import GridCell, read_components
 from fewsmap.products.accumulate import needed_times, window_sums
 from fewsmap.products.ensemble import Selector, reduce_selected
 from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.time.grammar import parse_instant
+from fewsmap.time.grammar import format_duration, parse_instant
 from fewsmap.time.instants import format_time
 
 CHANGE_SUFFIX = ":change"
@@ -172,3 +172,15 @@ def point_values(store: ForecastStore, variables: Sequence[str], cell: GridCell,
                       for name, v in components.items()}
     return reduce_selected(values, selectors, 1), {
         name: reduce_selected(v, selectors, 1) for name, v in components.items()}
+
+
+def derived_properties(baseline: RunInfo | None,
+                       window: np.timedelta64 | None) -> tuple[tuple[str, str], ...]:
+    """What makes values derived, as properties of answers: the baseline run of a change
+    (``baseline_reference_time``) and the window of an accumulation (``accumulation``)."""
+    found = []
+    if baseline is not None:
+        found.append(("baseline_reference_time", baseline.label))
+    if window is not None:
+        found.append(("accumulation", format_duration(window)))
+    return tuple(found)

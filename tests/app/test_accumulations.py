@@ -71,6 +71,7 @@ def test_a_24_hour_sum_of_the_naefs_6_hourly_qpf_equals_xarrays(client: AppClien
         want = want.sel({d: got[d] for d in got.dims})
         assert got.shape == want.shape == qpf.shape[1:]
         np.testing.assert_array_equal(got.values, want.values)
+        assert got.attrs["fewsmap:accumulation"] == "P1D"
     # the first step ends 6 h after the run: the first whole day ends at its 4th step
     status = client.get("/wms", params={
         "request": "GetMap", "layers": "naefs.QPF", "crs": "CRS:84", "bbox": "-125,24,-65,54",

@@ -80,6 +80,7 @@ def test_a_change_equals_xarrays_difference_of_the_two_runs(client: AppClient, s
         got = got.sel(latitude=want["latitude"], longitude=want["longitude"])
         np.testing.assert_array_equal(got.values, want.values)
         assert np.isnan(got.values[0, 0]) and np.isfinite(got.values[2, 2])
+        assert got.attrs["fewsmap:baseline_reference_time"] == format_time(RUNS[1])
     # against an older run, and for a run named by DIM_REFERENCE_TIME
     want = cube_field(stores, 2, valid) - cube_field(stores, 0, valid)
     got = export(client, tmp_path, LAYER, time=format_time(valid),
