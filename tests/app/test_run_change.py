@@ -7,6 +7,7 @@ valid times the runs do not share, unknown baselines and hostile values are 400s
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from tests.asgi_client import AppClient
 from tests.synthetic import T0, lonlat_store, six_hourly_runs_store
 
 WMS = "{http://www.opengis.net/wms}"
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "ogc"
 LAYER = "runs.rain"
 BBOX = "-0.5,44.5,8.5,50.5"  # the whole 6 × 9 grid
 RUNS = [T0 + np.timedelta64(6 * k, "h") for k in range(3)]
@@ -247,6 +249,12 @@ def test_capabilities_list_a_change_layer_with_the_shared_times(client: AppClien
     assert "members.rain:change" in layers
     assert "single.lon:change" not in layers and "single.lon" in layers  # one run only
     assert "vectors.lon:change" in layers and "vectors.u-v:change" not in layers
+
+    os.environ["XML_CATALOG_FILES"] = str(SCHEMAS / "catalog.xml")  # the local OGC schemas
+    schema = etree.XMLSchema(etree.parse(str(SCHEMAS / "sld/1.1.0/sld_capabilities.xsd")))
+    assert schema.validate(root), schema.error_log
+    old = client.get("/wms", params={"request": "GetCapabilities", "version": "1.1.1"})
+    assert old.status_code == 200 and b"runs.rain:change" in old.content
 
     fews = client.get("/wms", params={"request": "GetCapabilities",
                                       "format": "application/json"}).json()
