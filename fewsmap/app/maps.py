@@ -89,10 +89,12 @@ async def feature_info_response(catalog: Catalog, params: Params, request: Reque
 def maps_cost(specs: Sequence[MapSpec]) -> int:
     """The render cost of drawing ``specs`` (the layers of one image, or one frame):
     pixels × layers × components × times aggregated, contours counted extra; an ensemble
-    statistic counts as the members it reads (`MemberStatistic.relative_cost`)."""
+    statistic counts as the members it reads (`MemberStatistic.relative_cost`), a run
+    change and an accumulation as the fields they read (`MapSpec.fields_per_value`: two,
+    and the window's steps)."""
     spec = specs[0]
     layers = sum(math.ceil(len(s.variables) * max(1, len(s.aggregate)) *
-                           selection_cost(s.labels)) for s in specs)
+                           selection_cost(s.labels) * s.fields_per_value) for s in specs)
     return map_cost(spec.canvas.width, spec.canvas.height, layers=layers,
                     contours=any(s.show_contours for s in specs))
 
@@ -102,7 +104,7 @@ def export_cost(specs: Sequence[MapSpec]) -> int:
     (each read for every member an ensemble statistic reduces)."""
     return values_cost(sum(
         math.ceil(math.prod(s.store.array(variable).shape[-2:]) * max(1, len(s.aggregate)) *
-                  selection_cost(s.labels))
+                  selection_cost(s.labels) * s.fields_per_value)
         for s in specs for variable in s.variables))
 
 

@@ -43,6 +43,7 @@ from fewsmap.products.catchments import (
     catchments_from_config,
     catchments_in_folder,
 )
+from fewsmap.products.change import CHANGE_SUFFIX
 from fewsmap.settings import ConfigFile, Settings
 from fewsmap.store.backend import list_stores
 from fewsmap.store.cube import (
@@ -127,7 +128,8 @@ class Catalog:
         return layer
 
     def resolve(self, name: str) -> tuple[Layer, RunInfo | None]:
-        """Resolve a layer id, or a per-run id ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>``.
+        """Resolve a layer id, or a per-run id ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>``, also as a
+        derived ``<layer>:change`` (told apart by `fewsmap.ogc.getmap.resolve_layer`).
 
         Raises
         ------
@@ -136,6 +138,9 @@ class Catalog:
         """
         if name in self.layers:
             return self.layers[name], None
+        if name.endswith(CHANGE_SUFFIX) and name not in self.groups:
+            # the derived layer of a run change (fewsmap.products.change): the layer's runs
+            return self.resolve(name.removesuffix(CHANGE_SUFFIX))
         match = RUN_SUFFIX.search(name)
         if match and name[: match.start()] in self.layers:
             layer = self.layers[name[: match.start()]]

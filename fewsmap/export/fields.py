@@ -10,8 +10,9 @@ import numpy as np
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.export import GEOTIFF_FLOAT32, NETCDF
 from fewsmap.export.window import GridWindow, native_window
-from fewsmap.products.ensemble import MemberStatistic, read_window
-from fewsmap.render.pipeline import MapSpec
+from fewsmap.products.change import derived_properties, difference
+from fewsmap.products.ensemble import MemberStatistic, Selector, read_window
+from fewsmap.render.pipeline import MapSpec, field_prefix
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.time.instants import format_time
 
@@ -31,6 +32,8 @@ class FieldSlice:
     run: RunInfo
     valid_time: np.datetime64
     labels: tuple[tuple[str, Any], ...] = ()
+    # A change's baseline run and an accumulation's window (`derived_properties`)
+    derived: tuple[tuple[str, str], ...] = ()
 
 
 def read_field_slice(spec: MapSpec, layer_id: str) -> FieldSlice:
@@ -47,15 +50,26 @@ def read_field_slice(spec: MapSpec, layer_id: str) -> FieldSlice:
             f"{len(spec.aggregate)} times of run {spec.run.label} (aggregates are drawn only)")
     store = spec.store
     window = native_window(store, spec.canvas.crs, spec.canvas.bbox, layer_id)
-    step = int(spec.run.step_slots[np.flatnonzero(spec.run.valid_times == spec.valid_time)[0]])
-    prefix = (spec.run.slot, step, *spec.labels)
-    values = tuple(read_window(store, v, prefix, window.rows, window.cols)
-                   for v in spec.variables)
+    values = tuple(read_field(spec, v, window.rows, window.cols) for v in spec.variables)
     dims = store.dims(spec.variables[0])[2:-2]
     labels = tuple((dim, index.statistic.label if isinstance(index, MemberStatistic)
                     else store.coordinate(dim)[index].item())
                    for dim, index in zip(dims, spec.labels, strict=True))
-    return FieldSlice(store, spec.variables, values, window, spec.run, spec.valid_time, labels)
+    return FieldSlice(store, spec.variables, values, window, spec.run, spec.valid_time, labels,
+                      derived_properties(spec.baseline, spec.window))
+
+
+def read_field(spec: MapSpec, variable: str, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """One variable's native values at the spec's valid time: a member or statistic,
+    summed over an accumulation's window, minus the baseline run's for a change."""
+    def read(run: RunInfo, labels: tuple[Selector, ...]) -> np.ndarray:
+        prefix = field_prefix(spec, run, labels, spec.valid_time)
+        return read_window(spec.store, variable, prefix, rows, cols)
+
+    values = read(spec.run, spec.labels)
+    if spec.baseline is None:
+        return values
+    return difference(values, read(spec.baseline, spec.baseline_labels))
 
 
 def export_map(specs: list[MapSpec], media_type: str, layer_id: str) -> bytes:

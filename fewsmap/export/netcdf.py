@@ -55,7 +55,8 @@ def field_netcdf(field: FieldSlice) -> bytes:
         coords[name] = ((), value, _cf_attrs(store.attributes(name)))
     coords[GRID_MAPPING] = ((), np.int32(0), _cf_attrs(store.attributes(GRID_MAPPING)))
     variables = {
-        name: (dims, values, {**_cf_attrs(store.attributes(name)), "grid_mapping": GRID_MAPPING})
+        name: (dims, values, {**_cf_attrs(store.attributes(name)), "grid_mapping": GRID_MAPPING,
+                              **{f"fewsmap:{key}": value for key, value in field.derived}})
         for name, values in zip(field.variables, field.values, strict=True)}
     dataset = xr.Dataset(variables, coords=coords, attrs=_global_attrs(
         f"fewsmap store {store.name}: run {field.run.label}, one valid time, native grid"))

@@ -21,6 +21,7 @@ from fewsmap.errors import IngestError
 from fewsmap.ingest.limits import IngestLimits, check_run_size
 from fewsmap.ingest.normalize import RunPiece, normalise
 from fewsmap.ingest.sources import open_source
+from fewsmap.products.accumulate import per_step_pieces
 from fewsmap.store.cube import is_store, read_root_metadata
 from fewsmap.store.layout import RUN_DIM
 from fewsmap.store.run import RunData, SourceFile
@@ -229,7 +230,8 @@ def _assemble(t0: np.datetime64, pieces: list[RunPiece],
     origins = sorted({p.reference_time_from for p in pieces})
     return RunData(
         reference_time=t0,
-        fields={name: tuple(parts) for name, parts in fields.items()},
+        # GRIB accumulations since the run started are stored per step (docs/design)
+        fields={name: per_step_pieces(parts) for name, parts in fields.items()},
         grid=first.grid,
         sources=sources,
         reference_time_from="; ".join(origins),

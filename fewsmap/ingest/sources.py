@@ -15,6 +15,7 @@ import xarray as xr
 
 from fewsmap.errors import IngestError
 from fewsmap.ingest.limits import IngestLimits, check_declared_sizes, gunzip_bounded
+from fewsmap.store.run import START_STEPS_ATTR
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # GRIB keys the grid module needs that cfgrib does not read by default.
@@ -108,7 +109,36 @@ def _open_grib(path: Path) -> list[xr.Dataset]:
         )
     if not datasets:
         raise IngestError(f"{path}: GRIB file holds no decodable fields")
+    starts = accumulation_starts(path)
+    for ds in datasets:
+        for var in ds.data_vars.values():
+            key = (var.attrs.get("GRIB_shortName"), var.attrs.get("GRIB_typeOfLevel"))
+            if var.attrs.get("GRIB_stepType") == "accum" and key in starts:
+                var.attrs[START_STEPS_ATTR] = sorted(starts[key])
     return list(datasets)
+
+
+def accumulation_starts(path: Path) -> dict[tuple[str, str], set[int]]:
+    """The start steps of the accumulations in a GRIB file, by (shortName, typeOfLevel).
+
+    cfgrib keeps one message's ``startStep`` at most; whether a field is accumulated since
+    the run started (every message from step 0: ECMWF's tp) or over each step's period
+    (buckets) is told by all of them (`fewsmap.products.accumulate.per_step_pieces`).
+    """
+    import eccodes
+
+    found: dict[tuple[str, str], set[int]] = {}
+    with path.open("rb") as f:
+        while (handle := eccodes.codes_grib_new_from_file(f)) is not None:
+            try:
+                if eccodes.codes_get(handle, "stepType") == "accum":
+                    key = (str(eccodes.codes_get(handle, "shortName")),
+                           str(eccodes.codes_get(handle, "typeOfLevel")))
+                    found.setdefault(key, set()).add(int(eccodes.codes_get(handle,
+                                                                           "startStep")))
+            finally:
+                eccodes.codes_release(handle)
+    return found
 
 
 def check_grib(path: Path, max_field_cells: int = IngestLimits.max_field_cells) -> None:

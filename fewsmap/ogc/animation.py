@@ -18,10 +18,17 @@ import numpy as np
 
 from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidParameterValue
-from fewsmap.ogc.getmap import GetMapRequest, parse_getmap, resolve_map, select_run
+from fewsmap.ogc.getmap import (
+    GetMapRequest,
+    check_product_times,
+    parse_getmap,
+    resolve_map,
+    select_run,
+)
 from fewsmap.params import Params
 from fewsmap.render.animate import APNG, GIF, WEBP
 from fewsmap.render.pipeline import MapSpec
+from fewsmap.resolve.layers import resolve_layer
 from fewsmap.settings import Settings
 from fewsmap.time.axis import resolve_times
 from fewsmap.time.grammar import TimeInterval, TimeSelection
@@ -95,7 +102,8 @@ def resolve_animation(catalog: Catalog, request: AnimationRequest) -> Animation:
     if parsed.layer not in catalog.layers and parsed.layer in catalog.groups:
         raise InvalidParameterValue(f"LAYERS={parsed.layer[:60]!r} is a group; an animation "
                                     "draws one layer")
-    layer, from_id = catalog.resolve(parsed.layer)
+    layer, from_id, derived = resolve_layer(catalog, parsed.layer)
+    parsed = replace(parsed, baseline=parsed.baseline or derived)
     run = select_run(catalog, layer, from_id, parsed.reference_time)
     resolved = resolve_times(run, parsed.time, parsed.lead_time, layer.time_tolerance,
                              default=str(layer.defaults.get("time", "now")))
@@ -105,6 +113,7 @@ def resolve_animation(catalog: Catalog, request: AnimationRequest) -> Animation:
                        lead_time=None)
     spec = resolve_map(catalog, layer, run, one_time)  # style, CRS, levels, members
     frames = tuple(replace(spec, valid_time=when) for when in resolved.times)
+    check_product_times(run, spec.baseline, spec.window, resolved.times)
     return Animation(request, frames, resolved.substitutions)
 
 

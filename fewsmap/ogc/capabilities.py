@@ -13,8 +13,9 @@ from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbo
 from fewsmap.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.dimensions import REQUIRED, LayerDimension, default_time, layer_dimensions
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
-from fewsmap.ogc.getmap import MAX_LAYERS
+from fewsmap.ogc.getmap import CHANGE_STYLE, MAX_LAYERS, defined_run
 from fewsmap.ogc.xmlsafe import xml_safe
+from fewsmap.products.change import CHANGE_SUFFIX, shared_times
 from fewsmap.render.legend import legend_size
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.geometry import transformer
@@ -102,6 +103,12 @@ def capabilities_json(catalog: Catalog, layers: Iterable[Layer], only_headers: b
     """
     def describe(layer: Layer) -> list[dict[str, Any]]:
         entries = [layer_json(catalog, layer, None, only_headers)]
+        change = change_run(catalog, layer)
+        if change is not None:
+            entry = layer_json(catalog, layer, change, only_headers, layer.id + CHANGE_SUFFIX)
+            entry["title"] = change_title(layer)
+            entry["styles"] = [{"name": CHANGE_STYLE.name, "title": CHANGE_STYLE.title}]
+            entries.append(entry)
         for run in (forecast_runs or {}).get(layer.id, []):
             child = layer_json(catalog, layer, run, only_headers, f"{layer.id}-{run.label}")
             child["title"] = run.label
@@ -113,6 +120,21 @@ def capabilities_json(catalog: Catalog, layers: Iterable[Layer], only_headers: b
     headings = map(catalog.heading, dict.fromkeys(e["groupName"] for e in entries))
     groups = [{"name": g.id, "title": g.title, "path": [g.id]} for g in headings]
     return {"title": catalog.title, "layers": entries, "groups": groups}
+
+
+def change_run(catalog: Catalog, layer: Layer) -> RunInfo | None:
+    """The latest run narrowed to the valid times it shares with the previous run: what the
+    derived layer ``<layer>:change`` lists (`fewsmap.products.change`); None for a vector
+    layer, a layer with fewer than two runs, or two runs sharing no valid time."""
+    runs = catalog.runs(layer)
+    if layer.is_vector or len(runs) < 2 or not shared_times(runs[-1], runs[-2]).size:
+        return None
+    return defined_run(runs[-1], runs[-2], None)
+
+
+def change_title(layer: Layer) -> str:
+    """The title of a layer's ``:change`` layer."""
+    return f"{layer.title}: change since the previous run"
 
 
 def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str,
@@ -156,10 +178,12 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
     top = _child(capability, "Layer")
     _text(top, "Title", catalog.title)
 
-    def describe(layer: Layer) -> tuple[ET.Element, tuple[float, float, float, float],
+    def describe(layer: Layer) -> tuple[list[ET.Element], tuple[float, float, float, float],
                                         tuple[str, ...]]:
         runs = (forecast_runs or {}).get(layer.id, [])
-        return (_layer(catalog, layer, None, service_url, only_headers, runs),
+        change = _change_layer(catalog, layer, service_url, only_headers)
+        return ([_layer(catalog, layer, None, service_url, only_headers, runs),
+                 *([] if change is None else [change])],
                 lonlat_bbox(catalog.store(layer)), _offered(catalog, layer))
 
     described = describe_each(layers, describe, "WMS capabilities")
@@ -170,8 +194,8 @@ def capabilities_xml(catalog: Catalog, layers: Iterable[Layer], service_url: str
     if described:
         _bounding_boxes(top, _union([box for _, (_, box, _) in described]))
     by_group: dict[str, list[tuple[ET.Element, tuple[float, float, float, float]]]] = {}
-    for layer, (element, box, _) in described:
-        by_group.setdefault(layer.group, []).append((element, box))
+    for layer, (elements, box, _) in described:
+        by_group.setdefault(layer.group, []).extend((element, box) for element in elements)
     for group_id, members in by_group.items():
         group = catalog.heading(group_id)
         node = _child(top, "Layer")
@@ -381,6 +405,45 @@ def _layer(catalog: Catalog, layer: Layer, run: RunInfo | None, url: str, only_h
     return node
 
 
+def _change_layer(catalog: Catalog, layer: Layer, url: str,
+                  only_headers: bool) -> ET.Element | None:
+    """The derived layer ``<layer>:change`` (`change_run`), with the layer's extent, the
+    valid times the latest and previous runs share, the runs that have a previous run, the
+    layer's members and levels, and the diverging change style."""
+    run = change_run(catalog, layer)
+    if run is None:
+        return None
+    node = ET.Element(_wms("Layer"), {"queryable": "1"})
+    name = layer.id + CHANGE_SUFFIX
+    _text(node, "Name", name)
+    _text(node, "Title", change_title(layer))
+    _text(node, "Abstract", "The latest run minus the previous run at the valid times both "
+                            "hold (BASELINE=previous); with DIM_REFERENCE_TIME, that run "
+                            "minus the run before it.")
+    store = catalog.store(layer)
+    extra = tuple(c for c in _offered(catalog, layer) if c not in BASE_CRS)
+    for crs in extra:
+        _text(node, "CRS", crs)
+    _bounding_boxes(node, lonlat_bbox(store), extra, native_bbox(store))
+    if not only_headers:
+        times = format_axis(run.valid_times) if catalog.settings.compact_time_axes else \
+            ",".join(format_time(t) for t in run.valid_times)
+        attrs = {"name": "time", "units": "ISO8601", "multipleValues": "1",
+                 "nearestValue": "1" if layer.time_tolerance is not None else "0",
+                 "current": "1"}
+        default = _default_time(layer, run)
+        if default is not None:
+            attrs["default"] = default
+        _text(node, "Dimension", times, **attrs)
+        _text(node, "Dimension", ",".join(r.label for r in catalog.runs(layer)[1:]),
+              name="reference_time", units="ISO8601", default=run.label,
+              multipleValues="0", nearestValue="0", current="1")
+    _dimensions(node, catalog, layer, None)
+    units = str(store.attributes(layer.variable).get("units", ""))
+    _style(node, layer, CHANGE_STYLE, units, url, name)
+    return node
+
+
 def _dimensions(node: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo | None) -> None:
     """Elevation, ensemble member and any other dimension, with their defaults: the labels
     holding data in ``run`` (None: the latest run).
@@ -402,7 +465,8 @@ def _dimensions(node: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo |
 
 
 
-def _style(node: ET.Element, layer: Layer, style: Style, units: str, url: str) -> None:
+def _style(node: ET.Element, layer: Layer, style: Style, units: str, url: str,
+           name: str | None = None) -> None:
     element = _child(node, "Style")
     _text(element, "Name", style.name)
     _text(element, "Title", style.title)
@@ -410,7 +474,8 @@ def _style(node: ET.Element, layer: Layer, style: Style, units: str, url: str) -
     legend = _child(element, "LegendURL", {"width": str(width), "height": str(height)})
     _text(legend, "Format", "image/png")
     query = urlencode({"service": "WMS", "request": "GetLegendGraphic", "version": "1.3.0",
-                       "layer": layer.id, "style": style.name, "format": "image/png"})
+                       "layer": name or layer.id, "style": style.name,
+                       "format": "image/png"})
     _link(legend, f"{url}?{query}")
 
 

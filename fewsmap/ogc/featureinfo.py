@@ -37,6 +37,8 @@ from fewsmap.formats.numbers import json_finite, json_number
 from fewsmap.ogc.getmap import (
     GetMapRequest,
     check_group_style,
+    defined_run,
+    derived_baseline,
     dimension_labels,
     parse_getmap,
     select_run,
@@ -44,11 +46,12 @@ from fewsmap.ogc.getmap import (
 )
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.params import Params, finite_number
-from fewsmap.points import GridCell, find_cell, read_components
+from fewsmap.points import GridCell, find_cell
+from fewsmap.products.accumulate import most_steps
+from fewsmap.products.change import changed, check_shared, derived_properties, point_values
 from fewsmap.products.ensemble import (
     Selector,
     label_lists,
-    reduce_selected,
     statistic_of,
 )
 from fewsmap.render.pipeline import shown_style
@@ -58,6 +61,7 @@ from fewsmap.resolve.labels import (
     lead_time_text,
     selector_value,
 )
+from fewsmap.resolve.layers import resolve_layer
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.time.axis import limit_times, resolve_times
 from fewsmap.time.grammar import TimeSelection, parse_time
@@ -135,10 +139,15 @@ class PointQuery:
     # dimension (of ``labels``) instead of its one selector; empty: that one level.
     levels: tuple[int, ...] = ()
     level_axis: int | None = None
+    # Run change: the baseline run and its member/level selectors; an accumulation window.
+    baseline: RunInfo | None = None
+    baseline_labels: tuple[Selector, ...] = ()
+    window: np.timedelta64 | None = None
 
-    def label_lists(self) -> list[list[int]]:
-        """Store indices to read along each dimension (`label_lists`, with the levels)."""
-        lists = label_lists(self.labels)
+    def label_lists(self, labels: tuple[Selector, ...] | None = None) -> list[list[int]]:
+        """Store indices to read along each dimension (`label_lists`, with the levels) for
+        ``labels`` (default: the run's)."""
+        lists = label_lists(self.labels if labels is None else labels)
         if self.level_axis is not None:
             lists[self.level_axis] = list(self.levels)
         return lists
@@ -146,6 +155,28 @@ class PointQuery:
     def level_count(self) -> int:
         """How many levels are read (1 for a layer without levels or one level asked)."""
         return len(self.levels) if self.level_axis is not None else 1
+
+    def fields_per_value(self) -> int:
+        """Fields read for each value: an accumulation's steps (at most), twice for a
+        change."""
+        steps = 1 if self.window is None else most_steps(self.run, self.window)
+        return steps * (1 if self.baseline is None else 2)
+
+    def derived(self) -> tuple[tuple[str, str], ...]:
+        """What makes the values derived, as feature properties: the baseline run of a
+        change and the window of an accumulation."""
+        return derived_properties(self.baseline, self.window)
+
+    def read(self, cell: GridCell) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The values at ``cell`` (time × the labels read), and any vector components:
+        reduced over a statistic's members, summed over an accumulation's window, minus the
+        baseline's (`fewsmap.products.change`)."""
+        def read_run(run: RunInfo) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+            labels = self.labels if run is self.run else self.baseline_labels
+            return point_values(self.store, self.layer.variables, cell, run, self.times,
+                                self.label_lists(labels), labels, self.window)
+
+        return changed(read_run, self.run, self.baseline)
 
 
 @dataclass(frozen=True)
@@ -163,6 +194,8 @@ class FeatureValue:
     dimensions: tuple[tuple[str, float | int | str], ...] = ()
     components: tuple[tuple[str, float | None], ...] = ()  # (u, v) of a vector layer
     dimension_units: tuple[tuple[str, str], ...] = field(default=())
+    # What a derived value is: ("baseline_reference_time", T0), ("accumulation", "PT24H")
+    derived: tuple[tuple[str, str], ...] = ()
 
     @property
     def lead_time(self) -> np.timedelta64:
@@ -266,13 +299,14 @@ def resolve_queries(catalog: Catalog, request: GetFeatureInfoRequest) -> list[Po
             raise LayerNotQueryable(
                 f"QUERY_LAYERS={name[:80]!r} is a layer group, which is not queryable; "
                 "query its layers by name")
-        layer, run = catalog.resolve(name)
+        layer, run, baseline = resolve_layer(catalog, name)
         if layer.id not in drawn_layers and layer.group not in drawn_groups:
             raise LayerNotDefined(
                 f"QUERY_LAYERS={name[:80]!r} is not among LAYERS="
                 f"{','.join(n for n, _ in request.map.entries)[:80]!r} (a query layer must "
                 "be a layer drawn or a layer of a group drawn)")
-        queries.append(_query(catalog, name, layer, run, request))
+        queries.append(_query(catalog, name, layer, run, replace(request, map=replace(
+            request.map, baseline=request.map.baseline or baseline))))
     return queries
 
 
@@ -288,7 +322,7 @@ def _drawn(catalog: Catalog, request: GetMapRequest) -> tuple[set[str], set[str]
     layers, groups = set(), set()
     for name, style in request.entries:
         if name in catalog.layers or name not in catalog.groups:
-            layer, _ = catalog.resolve(name)  # LayerNotDefined for an unknown name
+            layer, _, _ = resolve_layer(catalog, name)  # LayerNotDefined for an unknown name
             select_style(layer, style)
             layers.add(layer.id)
         else:
@@ -308,7 +342,7 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
     """
     queries = list(queries)
     total = sum(q.times.size * len(q.layer.variables) * math.prod(map(len, q.label_lists()))
-                for q in queries)  # a statistic reads every member
+                * q.fields_per_value() for q in queries)  # a statistic reads every member
     if total > max_values:
         raise InvalidParameterValue(
             f"this request reads {total} values; at most {max_values} are allowed "
@@ -322,12 +356,9 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
             values = np.full(shape, np.nan, dtype=np.float32)
             components = {name: values for name in query.layer.components}
         else:
-            read, components = read_components(
-                query.store, query.layer.variables, cell, query.run, query.times,
-                query.label_lists())
-            values = reduce_selected(read, query.labels, 1).reshape(shape)
-            components = {k: reduce_selected(v, query.labels, 1).reshape(shape)
-                          for k, v in components.items()}
+            read, parts = query.read(cell)
+            values = read.reshape(shape)
+            components = {k: v.reshape(shape) for k, v in parts.items()}
         levels, units = _dimension_values(query)
         attrs = query.store.attributes(query.layer.variable)
         statistic = statistic_of(query.labels)
@@ -352,6 +383,7 @@ def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
                     components=tuple((name, json_number(v[k, n]))
                                      for name, v in components.items()),
                     dimension_units=units,
+                    derived=query.derived(),
                 ))
         features += found[: request.feature_count]  # FEATURE_COUNT: features per layer
     return features
@@ -398,12 +430,16 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
            request: GetFeatureInfoRequest) -> PointQuery:
     store = catalog.store(layer)
     run = select_run(catalog, layer, run, request.map.reference_time)
+    baseline = derived_baseline(catalog, layer, run, request.map)
     offered = offered_crs(store.geometry.crs_wkt)
     crs = check_offered(request.map.crs, offered)
     # The valid times TIME (and DIM_LEAD_TIME) mean for this run, resolved as GetMap does.
-    resolved = resolve_times(run, request.time, request.map.lead_time, layer.time_tolerance,
-                             default=str(layer.defaults.get("time", "now")))
+    resolved = resolve_times(run if request.time is not None else defined_run(
+        run, baseline, request.map.accumulate), request.time, request.map.lead_time,
+        layer.time_tolerance, default=str(layer.defaults.get("time", "now")))
     times = np.array(resolved.times, dtype="datetime64[s]")
+    if baseline is not None:
+        check_shared(times, run, baseline)
     if request.feature_count is not None:
         times = times[: request.feature_count]
     limit_times(request.time, times.size, catalog.settings.max_time_values)
@@ -415,8 +451,11 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
     several = len(levels) > 1
     if several and request.feature_count is not None:  # the times FEATURE_COUNT reaches
         times = times[: -(-request.feature_count // len(levels))]
+    baseline_labels = () if baseline is None else dimension_labels(
+        catalog, layer, replace(request.map, elevation=first), baseline, valid_time)
     return PointQuery(name, layer, store, run, crs, times, labels, resolved.substitutions,
-                      levels if several else (), level_axis if several else None)
+                      levels if several else (), level_axis if several else None,
+                      baseline, baseline_labels, request.map.accumulate)
 
 
 def _levels(catalog: Catalog, layer: Layer, run: RunInfo, items: tuple[LabelSpan, ...],
@@ -506,6 +545,7 @@ def _properties(feature: FeatureValue) -> dict[str, object]:
         "lead_time": lead_time_text(feature.lead_time),
     }
     properties.update(feature.dimensions)
+    properties.update(feature.derived)
     properties.update((f"{name}_units", units) for name, units in feature.dimension_units
                       if name != "member")
     if feature.components:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -29,10 +29,19 @@ from fewsmap.errors import (
 )
 from fewsmap.export import EXPORT_FORMATS
 from fewsmap.params import Params, finite_number
+from fewsmap.products.accumulate import complete_times, parse_window, step_sum
+from fewsmap.products.change import (
+    Baseline,
+    check_shared,
+    parse_baseline,
+    select_baseline,
+    shared_times,
+)
 from fewsmap.products.ensemble import EnsembleStatistic, Selector, parse_statistic
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.resolve.labels import check_statistic
+from fewsmap.resolve.layers import resolve_layer
 from fewsmap.store.cube import RunInfo
 from fewsmap.time.axis import REDUCERS, limit_times, resolve_times
 from fewsmap.time.grammar import TimeSelection, parse_duration, parse_instant, parse_time
@@ -44,6 +53,9 @@ FORMATS = {"image/png": PNG, "png": PNG, "image/png; mode=8bit": PNG, "image/png
            "image/jpeg": JPEG, "jpeg": JPEG, "image/jpg": JPEG,
            "image/tiff": TIFF, "image/geotiff": TIFF,
            **EXPORT_FORMATS}  # raw values: float32 COG and CF NetCDF (fewsmap.export)
+# Run changes (fewsmap.products.change): blue below zero, red above, white at zero (the
+# colour range is symmetric about zero).
+CHANGE_STYLE = Style("change", "Change since the baseline run", colormap="RdBu_r")
 # Style names clients send when they mean "the default" (FEWS test page sends the prompt).
 DEFAULT_STYLE_NAMES = ("", "default", "Select a style")
 MAX_SIDE_PX = 16384
@@ -83,6 +95,8 @@ class GetMapRequest:
     # (layer, style) of every entry of a LAYERS list, bottom first; empty for one name, which
     # ``layer`` and ``style`` hold (they hold the first entry of a list)
     stack: tuple[tuple[str, str], ...] = ()
+    baseline: Baseline | None = None  # run change: the run minus this baseline run
+    accumulate: np.timedelta64 | None = None  # the sum over this window ending at TIME
 
     @property
     def entries(self) -> tuple[tuple[str, str], ...]:
@@ -166,6 +180,8 @@ def parse_getmap(params: Params, max_pixels: int, *, embedded: bool = False,
         convert_uv=params.flag("convertUVtoRG"),
         sld_style=sld_style,
         stack=stack,
+        baseline=parse_baseline(params.get("baseline")),
+        accumulate=parse_window(params.get("accumulate")),
     )
 
 
@@ -251,8 +267,9 @@ def resolve_maps(catalog: Catalog, request: GetMapRequest) -> list[MapSpec]:
                 for spec in _entry_maps(catalog, replace(request, layer=name, style=style,
                                                          stack=()))]
     if request.layer in catalog.layers or request.layer not in catalog.groups:
-        layer, run = catalog.resolve(request.layer)
-        return [resolve_map(catalog, layer, run, request)]
+        layer, run, baseline = resolve_layer(catalog, request.layer)
+        return [resolve_map(catalog, layer, run, replace(
+            request, baseline=request.baseline or baseline))]
     check_group_style(request.layer, request.style, request.sld_style)
     specs = []
     for layer in group_layers(catalog, request.layer):
@@ -309,10 +326,12 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
                             f"{'needs convertUVtoRG=true' if layer.is_vector else 'is scalar'}")
     store = catalog.store(layer)
     run = select_run(catalog, layer, run, request.reference_time)
+    baseline = derived_baseline(catalog, layer, run, request)
     offered = offered_crs(store.geometry.crs_wkt)
     crs = check_offered(request.crs, offered)
-    resolved = resolve_times(run, request.time, request.lead_time, layer.time_tolerance,
-                             default=str(layer.defaults.get("time", "now")))
+    resolved = resolve_times(run if request.time is not None else defined_run(
+        run, baseline, request.accumulate), request.time, request.lead_time,
+        layer.time_tolerance, default=str(layer.defaults.get("time", "now")))
     times = resolved.times
     limit_times(request.time, len(times), catalog.settings.max_time_values)
     range_times = 0
@@ -325,6 +344,7 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         # GeoServer's choice, which QGIS's temporal controller relies on: a range (the
         # frame's span) draws the latest valid time inside it, said in the headers.
         range_times, times = len(times), (max(times),)
+    check_product_times(run, baseline, request.accumulate, times)
     return MapSpec(
         store=store,
         variables=layer.variables,
@@ -337,13 +357,87 @@ def resolve_map(catalog: Catalog, layer: Layer, run: RunInfo | None,
         labels=dimension_labels(catalog, layer, request, run, times[0]),
         canvas=Canvas(crs, request.bbox, request.width, request.height),
         style=request.sld_style or statistic_style(layer, request.style, request.member,
-                                                   request.use_display_units),
+                                                   request.use_display_units,
+                                                   change=baseline is not None),
         color_range=request.color_range,
         show_contours=request.show_contours,
         transparent=request.transparent,
         bgcolor=request.bgcolor,
         catchments=catalog.catchments.get(layer.catchments) if layer.catchments else None,
+        baseline=baseline,
+        baseline_labels=() if baseline is None else dimension_labels(
+            catalog, layer, request, baseline, times[0]),
+        window=request.accumulate,
     )
+
+
+def derived_baseline(catalog: Catalog, layer: Layer, run: RunInfo,
+                     request: GetMapRequest) -> RunInfo | None:
+    """The baseline run of a change (None: no change asked), after checking that the
+    layer and request can have a change or an accumulation.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        For an unknown baseline, or no previous run.
+    InvalidParameterValue
+        For a vector layer, or together with a temporal REDUCER.
+    """
+    asked = [name for name, given in (("BASELINE", request.baseline),
+                                      ("ACCUMULATE", request.accumulate)) if given is not None]
+    if not asked:
+        return None
+    if layer.is_vector:
+        raise InvalidParameterValue(f"{' and '.join(asked)}: run changes and accumulations "
+                                    f"are offered for scalar layers; {layer.id!r} is a "
+                                    "vector layer (ask its u and v layers)")
+    if request.reducer is not None:
+        raise InvalidParameterValue(f"{' and '.join(asked)} draw one valid time; REDUCER="
+                                    f"{request.reducer} aggregates several (not combined)")
+    if layer.catchments:
+        raise InvalidParameterValue(f"{' and '.join(asked)}: a catchment layer draws a run's "
+                                    f"means at one valid time; ask its layer "
+                                    f"{layer.id.split(':', 1)[1]!r} for changes and sums")
+    if request.baseline is None:
+        return None
+    return select_baseline(catalog.runs(layer), run, request.baseline, layer.id)
+
+
+def check_product_times(run: RunInfo, baseline: RunInfo | None, window: np.timedelta64 | None,
+                        times: Sequence[np.datetime64] | np.ndarray) -> None:
+    """Refuse valid times a change or accumulation has no value at.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        Naming the times the baseline lacks (`check_shared`), or a window that reaches
+        before the run started or is not a whole number of its steps (`step_sum`).
+    """
+    if baseline is not None:
+        check_shared(times, run, baseline)
+    if window is not None:
+        for when in times:
+            step_sum(run, when, window)
+
+
+def defined_run(run: RunInfo, baseline: RunInfo | None,
+                window: np.timedelta64 | None) -> RunInfo:
+    """``run`` narrowed to the valid times a change or accumulation has a value at (those
+    the baseline shares, whose window lies within the run): where a default time is chosen.
+    """
+    times = run.valid_times if baseline is None else shared_times(run, baseline)
+    if window is not None:
+        times = complete_times(run, times, window)
+    if times.size == run.valid_times.size:
+        return run
+    if times.size == 0:
+        what = "share no valid time" if baseline is not None and window is None else \
+            "have no valid time a value is defined at"
+        raise InvalidDimensionValue(
+            f"run {run.label}{f' and baseline run {baseline.label}' if baseline else ''} "
+            f"{what}{' for this accumulation window' if window is not None else ''}")
+    keep = np.isin(run.valid_times, times)
+    return replace(run, valid_times=run.valid_times[keep], step_slots=run.step_slots[keep])
 
 
 def parse_reference_time(params: Params, names: tuple[str, ...] = (
@@ -407,17 +501,20 @@ def select_style(layer: Layer, name: str) -> Style:
     return style
 
 
-def statistic_style(layer: Layer, name: str, member: object,
-                    display_units: bool = True) -> Style:
+def statistic_style(layer: Layer, name: str, member: object, display_units: bool = True,
+                    change: bool = False) -> Style:
     """The style a map or legend of ``member`` is drawn in: `select_style`, except that an
-    exceedance probability without a named style (or STYLES=probability) is drawn 0..100 %;
-    with ``display_units`` false (FEWS ``useDisplayUnits=false``) in the stored units.
+    exceedance probability without a named style (or STYLES=probability) is drawn 0..100 %,
+    and a run change (``change``) in the diverging `CHANGE_STYLE` (or a named style); with
+    ``display_units`` false (FEWS ``useDisplayUnits=false``) in the stored units.
 
     Raises
     ------
     StyleNotDefined
         Naming the styles the layer offers.
     """
+    if change and (name in DEFAULT_STYLE_NAMES or name == CHANGE_STYLE.name):
+        return CHANGE_STYLE
     probability = isinstance(member, EnsembleStatistic) and member.is_probability
     if probability and (name in DEFAULT_STYLE_NAMES or name == PROBABILITY_STYLE.name):
         return PROBABILITY_STYLE

@@ -22,6 +22,8 @@ from fewsmap.ogc.getmap import (
     statistic_style,
 )
 from fewsmap.params import Params
+from fewsmap.products.accumulate import parse_window
+from fewsmap.products.change import Baseline, parse_baseline, select_baseline
 from fewsmap.products.ensemble import EnsembleStatistic
 from fewsmap.render.colour import Palette, palette_for
 from fewsmap.render.contours import contour_levels
@@ -34,6 +36,7 @@ from fewsmap.render.legend import (
     stacked_legends_png,
 )
 from fewsmap.render.pipeline import automatic_range
+from fewsmap.resolve.layers import resolve_layer
 from fewsmap.store.cube import RunInfo
 
 JSON = "application/json"
@@ -68,9 +71,11 @@ def get_legend_graphic(catalog: Catalog, params: Params,
                                 statistic_style(layer, "", member, display))
                    for layer in group_layers(catalog, name)]
         return group_legend(legends, image_format, params, max_pixels)
-    layer, run_from_id = catalog.resolve(name)
+    layer, run_from_id, derived = resolve_layer(catalog, name)
+    baseline = parse_baseline(params.get("baseline")) or derived
     legend = layer_legend(catalog, params, layer, run_from_id, sld_style or statistic_style(
-        layer, style_name, member, params.flag("useDisplayUnits", default=True)))
+        layer, style_name, member, params.flag("useDisplayUnits", default=True),
+        change=baseline is not None), baseline)
     if image_format == JSON:
         return legend_json(legend.palette, legend.text), JSON
     width, height = image_size(params, max_pixels, legend.size)
@@ -93,16 +98,15 @@ class Legend:
 
 
 def layer_legend(catalog: Catalog, params: Params, layer: Layer, run_from_id: RunInfo | None,
-                 style: Style) -> Legend:
+                 style: Style, baseline: Baseline | None = None) -> Legend:
     """The legend of ``layer`` in ``style``, for the run GetMap draws with the same
-    parameters, whose statistics give the colour range."""
-    member = parse_member(params)
+    parameters, whose statistics give the colour range (of an accumulation's sums, and of
+    the change from ``baseline``, as GetMap's `fewsmap.render.pipeline.value_range`)."""
     run = select_run(catalog, layer, run_from_id, parse_reference_time(params)) \
         if catalog.runs(layer) else None
     asked = parse_color_range(params.get("colorscalerange"))
-    statistic = member if isinstance(member, EnsembleStatistic) else None
-    automatic = automatic_range(catalog.store(layer), run, layer.variables, style, asked,
-                                statistic) if run else None
+    automatic = None if run is None else drawn_range(catalog, layer, run, style, params,
+                                                     baseline)
     palette = palette_for(style, asked, automatic)
     stored_units = str(catalog.store(layer).attributes(layer.variable).get("units", ""))
     units = style.units or stored_units
@@ -117,6 +121,26 @@ def legend_title(title: str, units: str) -> str:
     titles end so), which the units row shows in UDUNITS form."""
     suffix = f" [{units}]"
     return title.removesuffix(suffix) if units and title != suffix.strip() else title
+
+
+def drawn_range(catalog: Catalog, layer: Layer, run: RunInfo, style: Style, params: Params,
+                baseline: Baseline | None) -> tuple[float, float] | None:
+    """The automatic colour range of what GetMap draws of ``layer`` in ``run`` with the same
+    parameters (`fewsmap.render.pipeline.automatic_range`): a statistic's, an
+    accumulation's sums, a change from ``baseline``.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        For a baseline the layer has no run of.
+    """
+    member = parse_member(params)
+    base = None if baseline is None else select_baseline(catalog.runs(layer), run, baseline,
+                                                         layer.id)
+    return automatic_range(catalog.store(layer), run, layer.variables, style,
+                           parse_color_range(params.get("colorscalerange")),
+                           member if isinstance(member, EnsembleStatistic) else None,
+                           parse_window(params.get("accumulate")), base)
 
 
 def group_legend(legends: list[Legend], image_format: str, params: Params,

@@ -22,14 +22,14 @@ from fewsmap.errors import FewsmapError, InvalidParameterValue
 from fewsmap.ogc.getmap import (
     PNG,
     GetMapRequest,
-    parse_color_range,
     parse_getmap,
     parse_reference_time,
     select_run,
 )
+from fewsmap.ogc.legend import drawn_range
 from fewsmap.params import Params
-from fewsmap.products.ensemble import parse_statistic
-from fewsmap.render.pipeline import automatic_range
+from fewsmap.products.change import parse_baseline
+from fewsmap.resolve.layers import resolve_layer
 from fewsmap.store.cube import RunInfo
 from fewsmap.time.instants import format_time
 
@@ -143,17 +143,17 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
             f"TileJSON describes one layer; {name[:80]!r} names several (their tiles "
             "/tiles/<a>,<b>/{z}/{x}/{y}.png draw them on top of each other: ask the TileJSON "
             "of each)")
-    layer, from_id = catalog.resolve(name)
+    layer, from_id, derived = resolve_layer(catalog, name)
     run = select_run(catalog, layer, from_id, _reference_time(params))
     west, south, east, north = lonlat_bbox(catalog.store(layer))
     minzoom, maxzoom = zoom_range(catalog, layer)
     selectors = [(n, v) for n, v in params.items() if n not in ADDRESS_NAMES]
     query = f"?{urlencode(selectors)}" if selectors else ""
-    # the colour range of what the tiles show, in the default style's display units
-    value_range = automatic_range(catalog.store(layer), run, layer.variables,
-                                  layer.default_style, parse_color_range(params.get(
-                                      "colorscalerange")),
-                                  parse_statistic(params.get("member") or "0"))
+    # the colour range of what the tiles show, in the default style's display units: a
+    # statistic's, a sum's, a change's
+    value_range = drawn_range(catalog, layer, run, layer.default_style, Params(
+        [*params.items(), ("dim_ensemble_member", params.get("member") or "0")]),
+        parse_baseline(params.get("baseline")) or derived)
     return {
         "tilejson": "2.2.0",
         "name": layer.id,
@@ -203,6 +203,9 @@ def _legend_query(name: str, params: Params) -> dict[str, str]:
             query[name] = params.get(name) or ""
     if params.get("member"):  # a probability's legend is in %
         query["dim_ensemble_member"] = params.get("member") or ""
+    for name in ("baseline", "accumulate"):  # a change's or sum's colour range
+        if params.get(name):
+            query[name] = params.get(name) or ""
     run = params.get("run") or params.get("dim_reference_time")
     if run:  # the legend of the run the tiles show (its colour range)
         query["dim_reference_time"] = run

@@ -38,6 +38,8 @@ from fewsmap.formats.media import COVJSON, CSV, JSON
 from fewsmap.formats.numbers import csv_numbers, json_finite, json_numbers
 from fewsmap.formats.openapi import json_content, query_parameter, schema_ref
 from fewsmap.params import Params, finite_number
+from fewsmap.products.accumulate import parse_window
+from fewsmap.products.change import parse_baseline
 from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
 from fewsmap.resolve.labels import lead_times_text
 from fewsmap.resolve.series import (
@@ -101,6 +103,8 @@ def parse_timeseries(params: Params) -> TimeSeriesRequest:
         member=_member(params),
         elevation=_label(params, "elevation"),
         format=FORMATS[format_text],
+        baseline=parse_baseline(params.get("baseline")),
+        accumulate=parse_window(params.get("accumulate")),
     )
 
 
@@ -141,6 +145,7 @@ def series_json(answer: TimeSeries) -> dict[str, Any]:
     for series in answer.series:
         entry: dict[str, Any] = {"reference_time": series.run.label}
         entry.update(series.dimensions)
+        entry.update(series.derived)
         entry["times"] = format_times(series.times)
         entry["lead_times"] = _lead_times(series)
         entry["values"] = json_numbers(series.values)
@@ -337,6 +342,16 @@ def openapi_document() -> dict[str, Any]:
         query_parameter("elevation", False, "Level (e.g. pressure in hPa), or `all` (the levels "
                    "holding data); default: the configured default, else the level nearest "
                    "the surface holding data.", number_or_all, 850),
+        query_parameter("baseline", False, "A run change: each run's values minus those of "
+                        "`previous` (the run before it) or of the run at this reference time, "
+                        "at the valid times both hold (only those are listed). Also "
+                        f"`layer=<layer>:change`. {time_text}.",
+                        {"type": "string", "minLength": 1}, "previous"),
+        query_parameter("accumulate", False, "An ISO 8601 duration (PT24H, P3D; at most 31 "
+                        "days, a whole number of the run's steps): at each valid time, the sum "
+                        "of the run's values in the window ending there; only valid times "
+                        "whose whole window lies within the run are listed.",
+                        {"type": "string", "minLength": 1}, "PT24H"),
         query_parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
                    "CoverageCollection of PointSeries), `csv` or `netcdf` (CF NetCDF-4, "
                    "featureType timeSeries).",
@@ -353,6 +368,11 @@ def openapi_document() -> dict[str, Any]:
                        "description": "Present for ensemble layers: the member's label, or "
                                       "the statistic asked for (`mean`, `above:20` …)."},
             "elevation": {"type": "number", "description": "Present for layers with levels."},
+            "baseline_reference_time": {"type": "string", "format": "date-time",
+                                        "description": "Present for a change: the baseline "
+                                                       "run the values are taken against."},
+            "accumulation": {"type": "string", "description": "Present for sums: the "
+                                                              "window (ISO 8601 duration)."},
             "times": {"type": "array", "items": {"type": "string", "format": "date-time"}},
             "lead_times": {"type": "array", "items": {"type": "string"},
                            "description": "ISO 8601 durations (PT6H, P1DT6H)."},

@@ -130,9 +130,11 @@ def kvp_tile(catalog: Catalog, params: Params) -> TileQuery:
                        parse_tile_number(params.require("tilecol"), "TILECOL"),
                        parse_tile_number(params.require("tilerow"), "TILEROW"))
     dimensions = [(name, params.get(name) or "") for name in dimension_names(catalog, layer)]
-    # Vendor selectors GetMap knows (COLORSCALERANGE, showContours, SLD_BODY) pass through.
+    # Vendor selectors GetMap knows (COLORSCALERANGE, showContours, SLD_BODY, a run change's
+    # BASELINE, ACCUMULATE) pass through.
     vendor = [(name, value) for name, value in params.items()
-              if name in ("colorscalerange", "showcontours", "sld_body")]
+              if name in ("colorscalerange", "showcontours", "sld_body", "baseline",
+                          "accumulate")]
     return TileQuery(params.require("layer"), tile,
                      _selectors(params.get("style") or "", dimensions) + tuple(vendor))
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from fewsmap.cancel import checkpoint
 from fewsmap.errors import InvalidDimensionValue
+from fewsmap.products.accumulate import StepSum, read_sum
 from fewsmap.store import reads
 from fewsmap.store.cube import ForecastStore
 
@@ -254,9 +255,10 @@ def reduce_selected(values: np.ndarray, selectors: Sequence[Selector],
     return values
 
 
-def read_window(store: ForecastStore, variable: str, prefix: Sequence[Selector],
+def read_window(store: ForecastStore, variable: str, prefix: Sequence[Selector | StepSum],
                 rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Read ``store[variable][(*prefix, rows, cols)]`` where the prefix may hold a statistic.
+    """Read ``store[variable][(*prefix, rows, cols)]`` where the prefix may hold a statistic
+    (and, as its step, an accumulation's steps: each member's sum is read, then reduced).
 
     Without a statistic this is `fewsmap.store.reads.read_window`. With one, each member's
     window is read in turn: a mean, minimum, maximum or probability is accumulated member by
@@ -273,12 +275,12 @@ def read_window(store: ForecastStore, variable: str, prefix: Sequence[Selector],
     at = next((k for k, s in enumerate(prefix) if isinstance(s, MemberStatistic)), None)
     chosen = prefix[at] if at is not None else None
     if at is None or not isinstance(chosen, MemberStatistic):
-        return reads.read_window(store, variable, _indices(prefix), rows, cols)
+        return _summed_window(store, variable, prefix, rows, cols)
 
     def member_window(member: int, part: np.ndarray) -> np.ndarray:
         checkpoint()  # 51 member reads: stop between them once the render is given up
-        where = _indices([*prefix[:at], member, *prefix[at + 1:]])
-        return reads.read_window(store, variable, where, part, cols)
+        return _summed_window(store, variable, [*prefix[:at], member, *prefix[at + 1:]],
+                              part, cols)
 
     statistic, members = chosen.statistic, chosen.members
     if statistic.kind in Accumulator.KINDS:
@@ -338,7 +340,18 @@ class Accumulator:
         return np.where(held, share, np.nan).astype(np.float32)
 
 
-def _indices(prefix: Sequence[Selector]) -> list[int]:
+def _summed_window(store: ForecastStore, variable: str, prefix: Sequence[Selector | StepSum],
+                   rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """One field's window, or the sum of an accumulation's (``prefix[1]`` a `StepSum`)."""
+    slot, steps, *labels = prefix
+    if not isinstance(steps, StepSum | int | np.integer):
+        raise ValueError("the second selector is a step or an accumulation's steps")
+    return read_sum(lambda step: reads.read_window(store, variable,
+                                                   _indices([slot, step, *labels]), rows, cols),
+                    steps if isinstance(steps, StepSum) else int(steps))
+
+
+def _indices(prefix: Sequence[Selector | StepSum]) -> list[int]:
     """A prefix of store indices only (one statistic at most is read at a time)."""
     found = [int(s) for s in prefix if isinstance(s, int | np.integer)]
     if len(found) != len(prefix):

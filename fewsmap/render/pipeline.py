@@ -9,7 +9,9 @@ import numpy as np
 
 from fewsmap.cancel import checkpoint
 from fewsmap.catalog.styles import AUTO_RANGE, ColorRange, Style, in_data_units
+from fewsmap.products.accumulate import StepSelector, most_steps, step_sum, summed_range
 from fewsmap.products.catchments import CatchmentSet
+from fewsmap.products.change import change_range, difference
 from fewsmap.products.ensemble import EnsembleStatistic, Selector, statistic_of
 from fewsmap.render.catchments import catchment_means, rasterise
 from fewsmap.render.colour import Palette, palette_for
@@ -47,6 +49,19 @@ class MapSpec:
     range_times: int = 0
     # A catchment layer: each polygon of the set filled with its mean (render/catchments.py).
     catchments: CatchmentSet | None = None
+    # Run change: this run's values (with its own member/level selectors) are subtracted.
+    baseline: RunInfo | None = None
+    baseline_labels: tuple[Selector, ...] = ()
+    # An accumulation: each value is the sum of the run's steps in (time - window, time].
+    window: np.timedelta64 | None = None
+
+    @property
+    def fields_per_value(self) -> int:
+        """Fields read for each value drawn: the steps of an accumulation, twice for a
+        change (the limiter's cost, `fewsmap.app.maps.maps_cost`)."""
+        steps = 1 if self.window is None else len(
+            step_sum(self.run, self.valid_time, self.window).steps)
+        return steps * (1 if self.baseline is None else 2)
 
 
 def run_range(run: RunInfo, variables: tuple[str, ...]) -> tuple[float, float] | None:
@@ -83,17 +98,33 @@ def layer_range(store: ForecastStore, run: RunInfo, variables: tuple[str, ...],
 
 def automatic_range(store: ForecastStore, run: RunInfo, variables: tuple[str, ...],
                     style: Style, color_range: ColorRange = None,
-                    statistic: EnsembleStatistic | None = None) -> tuple[float, float] | None:
+                    statistic: EnsembleStatistic | None = None,
+                    window: np.timedelta64 | None = None,
+                    baseline: RunInfo | None = None) -> tuple[float, float] | None:
     """The colour range drawn when none is given, in the style's display units: the
     layer's (`layer_range`) widened to round numbers, or that of the ensemble statistic
-    drawn (0..100 for a probability). Maps, legends, tiles and GetStyles all use it."""
+    drawn (0..100 for a probability), of an accumulation's sums (`summed_range`), and for a
+    change from ``baseline`` symmetric about zero (`change_range`). Maps, legends, tiles
+    and GetStyles all use it."""
+    found = product_range(store, run, variables, color_range, statistic, window)
+    if baseline is not None:
+        found = change_range(found, product_range(store, baseline, variables, color_range,
+                                                  statistic, window))
+    if statistic is not None and statistic.is_probability:
+        return found
+    found = shown_style(style, statistic, difference=baseline is not None).display_range(found)
+    return None if found is None else round_range(*found)
+
+
+def product_range(store: ForecastStore, run: RunInfo, variables: tuple[str, ...],
+                  color_range: ColorRange, statistic: EnsembleStatistic | None,
+                  window: np.timedelta64 | None) -> tuple[float, float] | None:
+    """The stored-unit range of what ``run`` draws: the layer's (`layer_range`), a
+    statistic's over it, scaled to an accumulation's sums (`summed_range`)."""
     found = layer_range(store, run, variables, color_range)
     if statistic is not None:
         found = statistic.value_range(found)
-        if statistic.is_probability:
-            return found
-    found = shown_style(style, statistic).display_range(found)
-    return None if found is None else round_range(*found)
+    return found if window is None else summed_range(found, most_steps(run, window))
 
 
 def round_range(low: float, high: float) -> tuple[float, float]:
@@ -109,21 +140,21 @@ def round_range(low: float, high: float) -> tuple[float, float]:
 
 
 def shown_style(style: Style, statistic: EnsembleStatistic | None,
-                display_units: bool = True) -> Style:
+                display_units: bool = True, difference: bool = False) -> Style:
     """The style's conversion for the values shown (maps, GetFeatureInfo): none for a
     probability or with ``display_units`` false (FEWS ``useDisplayUnits=false``); a standard
-    deviation is a difference, which scales but takes no offset (a spread of 2 K is 2 °C)."""
+    deviation or a run change (``difference``) scales but takes no offset (a spread or a
+    change of 2 K is 2 °C)."""
     if not display_units or (statistic is not None and statistic.is_probability):
         return in_data_units(style)
-    if statistic is not None and statistic.kind == "std" and style.offset:
-        return replace(style, offset=0.0)
-    return style
+    spread = difference or (statistic is not None and statistic.kind == "std")
+    return replace(style, offset=0.0) if spread and style.offset else style
 
 
 def value_range(spec: MapSpec) -> tuple[float, float] | None:
     """The automatic colour range of a spec (`automatic_range`)."""
     return automatic_range(spec.store, spec.run, spec.variables, spec.style, spec.color_range,
-                           statistic_of(spec.labels))
+                           statistic_of(spec.labels), spec.window, spec.baseline)
 
 
 def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
@@ -133,17 +164,37 @@ def read_windows(spec: MapSpec) -> list[SourceWindow | None]:
     per_time = []
     for when in times:  # an aggregate reads up to max_time_values fields: stop if cancelled
         checkpoint()
-        per_time.append([read_window(spec.store, variable, _index(spec, when), spec.canvas)
-                         for variable in spec.variables])
+        per_time.append([_read_field(spec, variable, when) for variable in spec.variables])
     if len(per_time) == 1:
         return per_time[0]
     return [_reduce([windows[i] for windows in per_time], spec.reducer or "mean")
             for i in range(len(spec.variables))]
 
 
-def _index(spec: MapSpec, when: np.datetime64) -> tuple[Selector, ...]:
-    where = np.flatnonzero(spec.run.valid_times == when)
-    return (spec.run.slot, int(spec.run.step_slots[where[0]]), *spec.labels)
+def field_prefix(spec: MapSpec, run: RunInfo, labels: tuple[Selector, ...],
+                 when: np.datetime64) -> tuple[Selector | StepSelector, ...]:
+    """The selectors of ``run``'s field at ``when``: its run slot, its step (or the steps
+    an accumulation sums) and ``labels``."""
+    steps: StepSelector = int(run.step_slots[np.flatnonzero(run.valid_times == when)[0]]) \
+        if spec.window is None else step_sum(run, when, spec.window)
+    return (run.slot, steps, *labels)
+
+
+def _read_field(spec: MapSpec, variable: str, when: np.datetime64) -> SourceWindow | None:
+    """One variable's window at ``when``: the run's, or its change from the baseline's."""
+    prefix = field_prefix(spec, spec.run, spec.labels, when)
+    window = read_window(spec.store, variable, prefix, spec.canvas)
+    if spec.baseline is None or window is None:
+        return window
+    base_prefix = field_prefix(spec, spec.baseline, spec.baseline_labels, when)
+    base = read_window(spec.store, variable, base_prefix, spec.canvas)
+    if base is None or base.values.shape != window.values.shape:
+        # The runs have other overview levels: both at full resolution, cell for cell.
+        window = read_window(spec.store, variable, prefix, spec.canvas, overviews=False)
+        base = read_window(spec.store, variable, base_prefix, spec.canvas, overviews=False)
+        if window is None or base is None:
+            return None
+    return SourceWindow(difference(window.values, base.values), window.x, window.y)
 
 
 def _reduce(windows: list[SourceWindow | None], reducer: str) -> SourceWindow | None:
@@ -223,12 +274,13 @@ def _draw(spec: MapSpec) -> tuple[np.ndarray, Palette, SourceWindow | None]:
         means = catchment_means(spec.store, spec.variables, spec.run, spec.valid_time,
                                 spec.labels, spec.catchments)
         shown = shown_style(spec.style, statistic_of(spec.labels))
-        means = shown.to_display(means) if shown.converts else means
+        means = shown.to_display(means) if shown.converts else means  # a run's means only
         palette = palette_for(spec.style, spec.color_range, value_range(spec))
         return palette.indices(rasterise(spec.catchments, means, spec.canvas)), palette, None
     windows = read_windows(spec)
     window = _in_display_units(windows[0] if len(windows) == 1 else _speed(windows),
-                               shown_style(spec.style, statistic_of(spec.labels)))
+                               shown_style(spec.style, statistic_of(spec.labels),
+                                           difference=spec.baseline is not None))
     field = regrid(window, spec.canvas)
     automatic = value_range(spec)
     if spec.reducer == "sum" and len(spec.aggregate) > 1:

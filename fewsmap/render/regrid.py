@@ -20,6 +20,7 @@ import xarray as xr
 
 from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M
 from fewsmap.products import ensemble
+from fewsmap.products.accumulate import StepSelector, StepSum
 from fewsmap.products.ensemble import MemberStatistic, Selector
 from fewsmap.render import kernels
 from fewsmap.store.cube import ForecastStore
@@ -46,19 +47,22 @@ class SourceWindow:
     y: np.ndarray  # (ny,) or (ny, nx)
 
 
-def read_window(store: ForecastStore, variable: str, prefix: tuple[Selector, ...],
-                canvas: Canvas) -> SourceWindow | None:
+def read_window(store: ForecastStore, variable: str,
+                prefix: tuple[Selector | StepSelector, ...], canvas: Canvas, *,
+                overviews: bool = True) -> SourceWindow | None:
     """Read the cells of ``store[variable][prefix]`` that the canvas shows (None: none),
     read by the cube's one read path (`fewsmap.store.reads`): the window of the coarsest
     overview level whose cells are no larger than a pixel where the run has overviews
     (`fewsmap.store.overviews.overview_window`), else of the full-resolution grid
     (`GridGeometry.window_in`); reduced over the members where the prefix holds an
-    ensemble statistic (`fewsmap.products.ensemble`)."""
+    ensemble statistic (`fewsmap.products.ensemble`), summed over an accumulation's steps
+    (`fewsmap.products.accumulate`). ``overviews=False`` reads full resolution."""
     # An ensemble statistic is computed per cell at full resolution: a percentile or
     # probability of block means is not the mean of the cells' percentiles.
     slot = prefix[0]  # the run: an index
     statistic = any(isinstance(s, MemberStatistic) for s in prefix)
-    found = None if statistic or isinstance(slot, MemberStatistic) else overview_window(
+    found = None if statistic or not overviews or isinstance(slot, StepSum | MemberStatistic) \
+        else overview_window(
         store, variable, int(slot), canvas.crs, canvas.bbox, (canvas.width, canvas.height))
     array, window = (found.array, found.window) if found is not None else (
         variable, store.geometry.window_in(canvas.crs, canvas.bbox))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,15 +31,24 @@ from fewsmap.errors import (
     LayerNotQueryable,
 )
 from fewsmap.formats.media import JSON
-from fewsmap.points import GridCell, find_cell, read_components
+from fewsmap.points import GridCell, find_cell
+from fewsmap.products.accumulate import complete_times
+from fewsmap.products.change import (
+    Baseline,
+    changed,
+    derived_properties,
+    point_values,
+    select_baseline,
+    shared_times,
+)
 from fewsmap.products.ensemble import (
     EnsembleStatistic,
     MemberStatistic,
     Selector,
     label_lists,
-    reduce_selected,
 )
 from fewsmap.resolve.labels import DIMENSION_PROPERTIES, check_statistic, selector_value
+from fewsmap.resolve.layers import resolve_layer
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.time.instants import format_time
 
@@ -70,6 +79,8 @@ class TimeSeriesRequest:
     member: float | str | EnsembleStatistic | None = None
     elevation: float | str | None = None
     format: str = JSON
+    baseline: Baseline | None = None  # each run's change from this baseline run
+    accumulate: np.timedelta64 | None = None  # sums over this window ending at each time
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +93,8 @@ class Series:
     times: np.ndarray  # datetime64[s]
     values: np.ndarray  # float32, NaN = missing
     components: tuple[tuple[str, np.ndarray], ...] = ()
+    # ("baseline_reference_time", T0) of a change, ("accumulation", "PT24H") of sums
+    derived: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,14 +130,17 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
                    if layer.group == request.layer]
         raise LayerNotQueryable(f"layer={request.layer[:80]!r} is a layer group; name one of "
                                 f"its layers: {', '.join(members[:10])}")
-    layer, named_run = catalog.resolve(request.layer)
+    layer, named_run, derived = resolve_layer(catalog, request.layer)
+    request = replace(request, baseline=request.baseline or derived)
     store = catalog.store(layer)
     crs = check_offered(request.crs, offered_crs(store.geometry.crs_wkt))
-    runs = select_runs(catalog, layer, named_run, request)
+    runs, baselines = _derived(catalog, layer, select_runs(catalog, layer, named_run, request),
+                               request)
     chosen = labels_per_run(store, layer, runs, request)
+    reads = (1 if request.accumulate is None else 2) * (1 if request.baseline is None else 2)
     count = sum(times.size * math.prod(len(i) for i in indices)
                 for (_, times), (_, indices) in zip(runs, chosen, strict=True)) * len(
-        layer.variables)
+        layer.variables) * reads  # an accumulation's series reads each step about twice
     limit = catalog.settings.max_point_values
     if count > limit:
         raise InvalidParameterValue(
@@ -133,15 +149,13 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
     cell = locate_cell(store, crs, request.x, request.y,
                        f"x={request.x:g}, y={request.y:g} ({crs})", f"layer {layer.id!r}")
     series = []
-    for (run, times), (dims, indices) in zip(runs, chosen, strict=True):
+    for (run, times), (dims, indices), baseline in zip(runs, chosen, baselines, strict=True):
         if any(not i for i in indices):
             continue  # the named member or level holds no data in this run
-        values, components = read_components(store, layer.variables, cell, run, times,
-                                             indices)
         statistics = [statistic_over(d, i, request.member) for d, i in zip(dims, indices,
                                                                                strict=True)]
-        values = reduce_selected(values, statistics, 1)
-        components = {k: reduce_selected(v, statistics, 1) for k, v in components.items()}
+        values, components = _values(store, layer, cell, (run, baseline), times, indices,
+                                     statistics, request)
         shape = [1 if isinstance(s, MemberStatistic) else len(i)
                  for s, i in zip(statistics, indices, strict=True)]
         for combination in itertools.product(*(range(n) for n in shape)):
@@ -152,7 +166,8 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
                            for d, i, k, s in zip(dims, indices, combination, statistics,
                                                  strict=True))
             series.append(Series(run, labels, times, values[at],
-                                 tuple((name, v[at]) for name, v in components.items())))
+                                 tuple((name, v[at]) for name, v in components.items()),
+                                 derived_properties(baseline, request.accumulate)))
     return TimeSeries(layer, store, request, cell, tuple(series))
 
 
@@ -224,6 +239,85 @@ def select_runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
             f"{which} has no valid time between {_bound(request.start)} and "
             f"{_bound(request.end)}")
     return selected
+
+
+def _values(store: ForecastStore, layer: Layer, cell: GridCell,
+            runs: tuple[RunInfo, RunInfo | None], times: np.ndarray,
+            indices: list[list[int]], statistics: list[Selector], request: TimeSeriesRequest,
+            ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A run's values at the cell (reduced, summed over an accumulation's windows), minus
+    its baseline's when it has one (`fewsmap.products.change.changed`)."""
+    run, baseline = runs
+
+    def read_run(shown: RunInfo) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        lists, selectors = (indices, statistics) if shown is run else _baseline_labels(
+            store, layer, shown, times, indices, request)  # its own members for a statistic
+        return point_values(store, layer.variables, cell, shown, times, lists, selectors,
+                            request.accumulate)
+
+    return changed(read_run, run, baseline)
+
+
+def _derived(catalog: Catalog, layer: Layer, runs: list[tuple[RunInfo, np.ndarray]],
+             request: TimeSeriesRequest,
+             ) -> tuple[list[tuple[RunInfo, np.ndarray]], list[RunInfo | None]]:
+    """The runs of a change or accumulation, each with the valid times it has a value at
+    (those its baseline shares, whose window lies within the run), and each run's baseline.
+    Where several runs are read, one without a baseline or such a time is left out.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        If no run has a value at any time (naming why for one run).
+    InvalidParameterValue
+        For a vector layer.
+    """
+    if request.baseline is None and request.accumulate is None:
+        return runs, [None] * len(runs)
+    if layer.is_vector:
+        raise InvalidParameterValue(f"baseline and accumulate are offered for scalar layers; "
+                                    f"{layer.id!r} is a vector layer")
+    kept: list[tuple[RunInfo, np.ndarray]] = []
+    baselines: list[RunInfo | None] = []
+    refusal: InvalidDimensionValue | None = None
+    for run, times in runs:
+        try:
+            base = None if request.baseline is None else select_baseline(
+                catalog.runs(layer), run, request.baseline, layer.id)
+        except InvalidDimensionValue as exc:
+            refusal = exc
+            continue
+        if base is not None:
+            times = np.intersect1d(times, shared_times(run, base))
+        if request.accumulate is not None:
+            times = complete_times(run, times, request.accumulate)
+        if times.size:
+            kept.append((run, times))
+            baselines.append(base)
+    if kept:
+        return kept, baselines
+    if refusal is not None and len(runs) == 1:
+        raise refusal
+    raise InvalidDimensionValue(
+        f"no valid time of {'run ' + runs[0][0].label if len(runs) == 1 else 'the runs'} "
+        "has a value"
+        + (" in its baseline run too" if request.baseline is not None else "")
+        + (" with a whole accumulation window inside the run"
+           if request.accumulate is not None else "")
+        + " between the requested start and end")
+
+
+def _baseline_labels(store: ForecastStore, layer: Layer, baseline: RunInfo,
+                     times: np.ndarray, indices: list[list[int]], request: TimeSeriesRequest,
+                     ) -> tuple[list[list[int]], list[Selector]]:
+    """What the baseline run reads: the run's members and levels, except that a statistic
+    is over the baseline's own members."""
+    (dims, own), = labels_per_run(store, layer, [(baseline, times)], request)
+    chosen = [o if isinstance(request.member, EnsembleStatistic) and
+              d.name == "ensemble_member" else i
+              for d, o, i in zip(dims, own, indices, strict=True)]
+    return chosen, [statistic_over(d, i, request.member)
+                    for d, i in zip(dims, chosen, strict=True)]
 
 
 def labels_per_run(store: ForecastStore, layer: Layer,

@@ -14,6 +14,13 @@ import xarray as xr
 from fewsmap.store.layout import STEP_DIM
 from fewsmap.time.instants import format_time
 
+# Variable attributes of accumulated fields (fewsmap.products.accumulate): the start steps
+# of a GRIB accumulation's messages; what the stored values are ("per step") and what the
+# source's were, which the run record repeats under ``accumulation``.
+START_STEPS_ATTR = "fewsmap:grib_start_steps"
+ACCUMULATION_ATTR = "fewsmap:accumulation"
+ORIGINAL_ATTR = "fewsmap:accumulation_original"
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -92,6 +99,18 @@ class RunData:
     def variables(self) -> list[str]:
         """Names of the forecast variables, sorted."""
         return sorted(self.fields)
+
+    @property
+    def accumulations(self) -> dict[str, dict[str, str]]:
+        """Per variable turned into per-step amounts at ingest: what is stored, and what the
+        source held (for the run record)."""
+        found = {}
+        for name, pieces in self.fields.items():
+            attrs = pieces[0].attrs
+            if ACCUMULATION_ATTR in attrs:
+                found[name] = {"stored": str(attrs[ACCUMULATION_ATTR]),
+                               "original": str(attrs.get(ORIGINAL_ATTR, ""))}
+        return found
 
     @property
     def steps(self) -> np.ndarray:

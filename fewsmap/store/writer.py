@@ -500,6 +500,7 @@ def _write_run(store: Backend, run: RunData, progress: bool | None,
         **({RUN_LEVELS: levels} if (levels := max((w.overview_levels for w in writes),
                                                   default=0)) else {}),
         **({"missing_values": run.missing_values} if run.missing_values else {}),
+        **({"accumulation": accumulations} if (accumulations := run.accumulations) else {}),
         **({SERIES_KEY: sorted(series)} if series else {}),
     }
 

@@ -77,7 +77,7 @@ def test_openapi_document_is_valid_openapi_3_1(openapi: dict[str, Any]) -> None:
     operation = openapi["paths"]["/api/timeseries"]["get"]
     names = {p["name"] for p in operation["parameters"]}
     assert names == {"layer", "x", "y", "crs", "run", "runs", "start", "end", "member",
-                     "elevation", "format"}
+                     "elevation", "baseline", "accumulate", "format"}
     x = next(p for p in operation["parameters"] if p["name"] == "x")
     assert "longitude" in x["description"]
     assert set(operation["responses"]["200"]["content"]) == {
