@@ -378,20 +378,8 @@ def _layer(catalog: Catalog, layer: Layer, run: RunInfo | None, url: str, only_h
         _bounding_boxes(node, lonlat_bbox(store), extra, native_bbox(store))
     runs = catalog.runs(layer)
     shown = run or (runs[-1] if runs else None)
-    compact = catalog.settings.compact_time_axes
     if shown is not None and not only_headers and not children:
-        times = format_axis(shown.valid_times) if compact else \
-            ",".join(format_time(t) for t in shown.valid_times)
-        # multipleValues: GetMap aggregates lists and ranges (REDUCER) or animates them
-        # (image/gif, image/apng, image/webp); GetFeatureInfo and the time-series API answer
-        # each time. current: TIME=current is the default.
-        attrs = {"name": "time", "units": "ISO8601", "multipleValues": "1",
-                 "nearestValue": "1" if layer.time_tolerance is not None else "0",
-                 "current": "1"}
-        default = _default_time(layer, shown)
-        if default is not None:
-            attrs["default"] = default
-        _text(node, "Dimension", times, **attrs)
+        _time_dimension(node, catalog, layer, shown)
     if run is None and runs and not only_headers:
         _text(node, "Dimension", ",".join(r.label for r in runs), name="reference_time",
               units="ISO8601", default=runs[-1].label, multipleValues="0",
@@ -403,6 +391,23 @@ def _layer(catalog: Catalog, layer: Layer, run: RunInfo | None, url: str, only_h
             _style(node, layer, style, style.units or units, url)
     node.extend(_layer(catalog, layer, child, url, only_headers, []) for child in children)
     return node
+
+
+def _time_dimension(node: ET.Element, catalog: Catalog, layer: Layer, run: RunInfo) -> None:
+    """The time Dimension of ``run``'s valid times.
+
+    multipleValues: GetMap aggregates lists and ranges (REDUCER) or animates them (image/gif,
+    image/apng, image/webp); GetFeatureInfo and the time-series API answer each time.
+    current: TIME=current is the default.
+    """
+    times = format_axis(run.valid_times) if catalog.settings.compact_time_axes else \
+        ",".join(format_time(t) for t in run.valid_times)
+    attrs = {"name": "time", "units": "ISO8601", "multipleValues": "1",
+             "nearestValue": "1" if layer.time_tolerance is not None else "0", "current": "1"}
+    default = _default_time(layer, run)
+    if default is not None:
+        attrs["default"] = default
+    _text(node, "Dimension", times, **attrs)
 
 
 def _change_layer(catalog: Catalog, layer: Layer, url: str,
@@ -426,15 +431,7 @@ def _change_layer(catalog: Catalog, layer: Layer, url: str,
         _text(node, "CRS", crs)
     _bounding_boxes(node, lonlat_bbox(store), extra, native_bbox(store))
     if not only_headers:
-        times = format_axis(run.valid_times) if catalog.settings.compact_time_axes else \
-            ",".join(format_time(t) for t in run.valid_times)
-        attrs = {"name": "time", "units": "ISO8601", "multipleValues": "1",
-                 "nearestValue": "1" if layer.time_tolerance is not None else "0",
-                 "current": "1"}
-        default = _default_time(layer, run)
-        if default is not None:
-            attrs["default"] = default
-        _text(node, "Dimension", times, **attrs)
+        _time_dimension(node, catalog, layer, run)
         _text(node, "Dimension", ",".join(r.label for r in catalog.runs(layer)[1:]),
               name="reference_time", units="ISO8601", default=run.label,
               multipleValues="0", nearestValue="0", current="1")
