@@ -26,8 +26,6 @@ from fewsmap.store.location import store_location
 from fewsmap.store.retention import (
     PruneResult,
     RetentionPolicy,
-    configured_policy,
-    configured_store_paths,
     prune,
 )
 from fewsmap.time.instants import format_time, parse_stamp
@@ -141,7 +139,7 @@ def _store_path(store: str, settings: Settings) -> Path | str:
     or a name in the stores folder (``--stores`` is already in ``settings``)."""
     if "/" in store or store.endswith(".zarr") or store in (".", ".."):
         return store_location(store, "--store")
-    configured = configured_store_paths(settings.config).get(store)
+    configured = settings.config.store_paths().get(store)
     return configured or store_in(settings.stores_dir, store)
 
 
@@ -162,7 +160,7 @@ def _ingest(args: argparse.Namespace) -> int:
                          series_copy=table.series_copy if table else True)
     for result in results:
         print(f"{store}: {result.message}")
-    policy = configured_policy(settings.config, store_name(store))
+    policy = settings.config.retention(store_name(store))
     if policy.active:  # retention after each ingest, when configured for the store
         _print_pruned(store, policy, prune(store, policy))
     return 0
@@ -183,7 +181,7 @@ def _executor(args: argparse.Namespace) -> Iterator[Executor | None]:
 def _prune(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store_path(args.store, settings)
-    configured = configured_policy(settings.config, store_name(store))
+    configured = settings.config.retention(store_name(store))
     policy = RetentionPolicy(
         args.keep_runs if args.keep_runs is not None else configured.keep_runs,
         args.keep_days if args.keep_days is not None else configured.keep_days)

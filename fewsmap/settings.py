@@ -49,6 +49,7 @@ from pydantic_settings import (
 
 from fewsmap.errors import ConfigError, FewsmapError
 from fewsmap.store.location import store_location
+from fewsmap.store.retention import RetentionPolicy
 from fewsmap.time.grammar import parse_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -509,6 +510,19 @@ class ConfigFile(Table):
     def folder(self) -> Path:
         """The folder relative paths in the file start from."""
         return self._path.parent if self._path else Path.cwd()
+
+    def store_paths(self) -> dict[str, Path | str]:
+        """Stores placed outside the stores folder: ``[stores] name = "path"`` or a table's
+        path (a ``[stores.<name>]`` table without one only sets the policy of a store in the
+        stores folder)."""
+        return {name: table.path for name, table in self.stores.items()
+                if table.path is not None}
+
+    def retention(self, store: str) -> RetentionPolicy:
+        """The retention policy of ``store`` (none if unset)."""
+        table = self.stores.get(store)
+        return RetentionPolicy() if table is None else RetentionPolicy(table.keep_runs,
+                                                                       table.keep_days)
 
     def where(self, *keys: str | int) -> str:
         """``<file>: <dotted key>``: what an error about a value of the file starts with

@@ -9,7 +9,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fewsmap"
 CORE = ("store", "catalog", "ingest", "render", "export", "products", "resolve", "formats",
-        "params.py", "dimensions.py", "time", "crs.py", "points.py", "settings.py", "errors.py")
+        "params.py", "units.py", "dimensions.py", "time", "crs.py", "points.py", "settings.py",
+        "errors.py")
 WEB = ("starlette", "uvicorn", "fewsmap.app", "fewsmap.ogc", "fewsmap.edr")
 DRAWING = ("datashader", "matplotlib")
 
@@ -54,7 +55,7 @@ def test_the_check_sees_modules() -> None:
 # package root only for its version). Parts of one layer may import each other, except the
 # pairs below, which stand side by side: the protocols, and the service and its client.
 LAYERS = (
-    ("errors", "cancel", "crs", "params", "time", "time.grammar", "time.instants"),
+    ("errors", "cancel", "crs", "params", "units", "time", "time.grammar", "time.instants"),
     ("store",),
     ("settings", "products", "formats", "dimensions", "points", "time.axis", "ingest", "demo"),
     ("catalog",),

@@ -51,7 +51,6 @@ from fewsmap.store.cube import (
     RunInfo,
     StoreVersion,
 )
-from fewsmap.store.retention import configured_store_paths
 from fewsmap.time.instants import parse_stamp
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class Catalog:
         self.title = settings.title if "title" in settings.model_fields_set else \
             config.service.title
         self._styles = configured_styles(config)
-        self._store_paths = configured_store_paths(config)
+        self._store_paths = config.store_paths()
         # Catchment sets: configured, or found beside the stores (zero-config, the demo).
         self.catchments: dict[str, CatchmentSet] = {
             **catchments_in_folder(settings.stores_dir), **catchments_from_config(config)}

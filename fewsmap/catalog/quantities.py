@@ -18,6 +18,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from fewsmap.units import udunits
+
 # ---------------------------------------------------------------------------------------
 # Units
 
@@ -118,10 +120,11 @@ def parse_units(text: str) -> Unit | None:
 
 def normalise_units(text: str) -> str:
     """Spell a unit string the UDUNITS way (``kg m**-2 s**-1`` → ``kg m-2 s-1``, ``DEGC``
-    → ``degC``, ``(0 - 1)`` → ``1``); a string we cannot read comes back as it was."""
+    → ``degC``, ``(0 - 1)`` → ``1``); a string of symbols we do not know only loses its
+    exponent and product markers (`fewsmap.units.udunits`)."""
     terms = _terms(text) if text else None
     if terms is None:
-        return text
+        return udunits(text)
     return " ".join(symbol if exponent == 1 else f"{symbol}{exponent}"
                     for symbol, exponent in terms)
 

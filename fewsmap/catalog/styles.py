@@ -42,8 +42,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # COLORSCALERANGE=auto (ncWMS's word): the range of the drawn run only, not of all runs.
 AUTO_RANGE: Literal["auto"] = "auto"
 ColorRange = tuple[float, float] | Literal["auto"] | None
-# The first precipitation class: less is not drawn.
+# The precipitation classes in mm (the first: less is not drawn) and their colours.
 PRECIPITATION_BREAKS = tuple(float(b) for b in PRECIPITATION_MM.breaks)
+PRECIPITATION_COLORS = PRECIPITATION_MM.colors
 
 
 ColorMapType = Literal["ramp", "intervals", "values"]

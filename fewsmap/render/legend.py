@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fewsmap.catalog.quantities import normalise_units
 from fewsmap.catalog.styles import Style
 from fewsmap.render.colour import Palette
 from fewsmap.render.contours import LINE_COLOR
 from fewsmap.render.encode import png_image
 from fewsmap.render.labels import MAX_ROUND_LEVELS, format_labels, round_levels
-from fewsmap.units import udunits
 
 # A continuous colour map's legend has room for this many round values (the default height).
 CONTINUOUS_ENTRIES = MAX_ROUND_LEVELS
@@ -40,15 +40,15 @@ class LegendText:
 
     @property
     def unit_symbol(self) -> str:
-        """The units in UDUNITS form (`fewsmap.units.udunits`)."""
-        return udunits(self.units)
+        """The units in UDUNITS form (`fewsmap.catalog.quantities.normalise_units`)."""
+        return normalise_units(self.units)
 
 
 def legend_size(style: Style, units: str, contours: bool = False) -> tuple[int, int]:
     """The default legend image size for a style: 150 px wide, 15 px per row (FEWS): the
     title, the units, one per entry, and the contours when drawn."""
     entries = {"classes": len(style.breaks), "color_map": len(style.color_map)}
-    rows = entries.get(style.kind, CONTINUOUS_ENTRIES) + 1 + bool(udunits(units)) + contours
+    rows = entries.get(style.kind, CONTINUOUS_ENTRIES) + 1 + bool(normalise_units(units)) + contours
     return 150, ROW_HEIGHT_PX * rows
 
 

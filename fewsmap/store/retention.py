@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fewsmap.errors import ConfigError
-from fewsmap.settings import ConfigFile
 from fewsmap.store.backend import Backend
 from fewsmap.store.cube import read_root_metadata
 from fewsmap.store.layout import ATTRS_KEY
@@ -73,22 +71,6 @@ class RetentionPolicy:
         parts = [f"keep_runs = {self.keep_runs}" if self.keep_runs is not None else "",
                  f"keep_days = {self.keep_days:g}" if self.keep_days is not None else ""]
         return ", ".join(p for p in parts if p) or "keep everything"
-
-
-def configured_store_paths(config: ConfigFile) -> dict[str, Path | str]:
-    """Stores placed outside the stores folder: ``[stores] name = "path"`` or a table's path.
-
-    A ``[stores.<name>]`` table without ``path`` only sets the policy of a store in the
-    stores folder.
-    """
-    return {name: table.path for name, table in config.stores.items() if table.path is not None}
-
-
-def configured_policy(config: ConfigFile, name: str) -> RetentionPolicy:
-    """The retention policy of store ``name`` in the configuration (none if unset)."""
-    table = config.stores.get(name)
-    return RetentionPolicy() if table is None else RetentionPolicy(table.keep_runs,
-                                                                   table.keep_days)
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,10 @@ def test_geopotential_reads_as_whole_numbers() -> None:
 
 def test_class_breaks_share_one_format() -> None:
     labels = [e["label"] for e in legend_entries(palette_for(RAIN, None, None))]
-    assert labels == [">= 0.1", ">= 0.5", ">= 1", ">= 2", ">= 5", ">= 10", ">= 20", ">= 50",
-                      ">= 100"]
-    spread = legend_entries(palette_for(RAIN, (0.0, 10.0), None))
-    assert [e["label"] for e in spread][:3] == [">= 0", ">= 1.25", ">= 2.5"]
+    assert labels == [">= 0.1", ">= 0.5", ">= 1", ">= 2", ">= 5", ">= 10", ">= 15", ">= 20",
+                      ">= 30", ">= 50", ">= 75", ">= 100", ">= 150", ">= 200"]
+    spread = legend_entries(palette_for(RAIN, (0.0, 10.0), None))  # 14 classes over 0..10
+    assert [e["label"] for e in spread][:4] == [">= 0", ">= 0.77", ">= 1.54", ">= 2.31"]
 
 
 def test_json_units_are_in_udunits_form_and_contours_listed_when_drawn() -> None:

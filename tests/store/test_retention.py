@@ -15,7 +15,7 @@ from fewsmap.catalog import Catalog
 from fewsmap.errors import ConfigError
 from fewsmap.ingest import ingest
 from fewsmap.settings import load_settings
-from fewsmap.store.retention import RetentionPolicy, configured_policy, prune
+from fewsmap.store.retention import RetentionPolicy, prune
 from tests.conftest import ROOT, tree_digest
 from tests.forecast_files import expected_value, forecast_file, run_time
 
@@ -65,9 +65,9 @@ def test_a_policy_is_read_from_the_store_table(tmp_path: Path) -> None:
     config.write_text('[stores]\narchive = "/data/a.zarr"\n[stores.feed]\nkeep_runs = 3\n'
                       "keep_days = 1.5\n")
     settings = load_settings(config, environ={})
-    assert configured_policy(settings.config, "feed") == RetentionPolicy(3, 1.5)
-    assert configured_policy(settings.config, "archive") == RetentionPolicy()
-    assert not configured_policy(settings.config, "elsewhere").active
+    assert settings.config.retention("feed") == RetentionPolicy(3, 1.5)
+    assert settings.config.retention("archive") == RetentionPolicy()
+    assert not settings.config.retention("elsewhere").active
 
 
 @pytest.fixture
