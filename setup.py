@@ -24,7 +24,7 @@ from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 from setuptools.errors import ExecError
 
-VIEWER = Path("fewsmap", "viewer")
+VIEWER = Path("fewsmap", "app", "viewer")
 SOURCE_VIEWER = Path(__file__).resolve().parent / VIEWER
 # What `npm ci && npm run vendor` needs (MANIFEST.in puts them in the sdist).
 NPM_RECIPE = ("package.json", "package-lock.json", "vendor.mjs")

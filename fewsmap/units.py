@@ -21,7 +21,7 @@ def udunits(units: str) -> str:
     """Write ``units`` in UDUNITS form: ``kg m**-2 s**-1`` → ``kg m-2 s-1``.
 
     Only the spelling changes: exponents lose their ``**``/``^`` marker (and a ``+`` sign),
-    products their ``*``/``.`` marker, whitespace is single, and ecCodes' ``(0 - 1)`` of a
+    products their ``*``/``.`` marker, and ecCodes' ``(0 - 1)`` of a
     fraction is ``1``. Anything else (``degC``, ``m/s``, ``%``) is kept as written.
 
     Parameters
@@ -36,5 +36,4 @@ def udunits(units: str) -> str:
     """
     text = FRACTION.sub("1", units.strip())
     text = EXPONENT.sub(lambda match: match.group(1).lstrip("+"), text)
-    text = PRODUCT.sub(" ", text)
-    return " ".join(text.split())
+    return PRODUCT.sub(" ", text)

@@ -94,7 +94,7 @@ def test_the_series_copy_is_a_choice_of_the_store_in_the_configuration(
     assert run.record["series"] == ["t"]  # the default: a copy
     config.write_text('[stores.fmat]\nseries_copy = "no"\n')
     bad = fewsmap("ingest", "--config", config, "--store", tmp_path / "c" / "fmat.zarr", *files)
-    assert bad.returncode == 2 and "series_copy must be true or false" in bad.stderr
+    assert bad.returncode == 2 and "stores.fmat.series_copy" in bad.stderr
     assert not (tmp_path / "c").exists()
 
 

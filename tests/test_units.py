@@ -18,7 +18,6 @@ from fewsmap.units import udunits
     ("kg.m-2.s-1", "kg m-2 s-1"),
     ("(0 - 1)", "1"),  # ecCodes' cloud cover fraction
     ("  K ", "K"),
-    ("kg  m-2", "kg m-2"),
     ("degC", "degC"),
     ("m/s", "m/s"),
     ("%", "%"),

@@ -150,7 +150,7 @@ def test_a_build_without_npm_or_a_current_vendor_folder_says_what_it_needs(
         checkout: Path, tmp_path: Path) -> None:
     source = tmp_path / "checkout"
     shutil.copytree(checkout, source, ignore=shutil.ignore_patterns("dist", "build"))
-    stale = source / "fewsmap" / "viewer" / "vendor"  # from an older package-lock.json
+    stale = source / "fewsmap" / "app" / "viewer" / "vendor"  # from an older package-lock.json
     stale.mkdir()
     for name in VENDOR_FILES:
         (stale / name).write_text("stale")

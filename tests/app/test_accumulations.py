@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from PIL import Image
 
 from fewsmap import open_cube

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from fewsmap.ogc.params import Params
+from fewsmap.params import Params
 from lxml import etree
 from PIL import Image
 

@@ -40,12 +40,12 @@ def test_fews_json_says_the_level(client: AppClient) -> None:
     body = client.get("/wms", params={"request": "GetCapabilities",
                                       "format": "application/json"}).json()
     layers = {entry["name"]: entry for entry in body["layers"]}
-    assert layers["upper.z"]["title"] == "Geopotential at 850 hPa [m2 s-2]"
+    assert layers["upper.z"]["title"] == "Geopotential at 850 hPa [dam]"
     assert layers["upper.z"]["elevation"] == {
         "units": "hPa", "unitSymbol": "hPa", "lowerValue": 850.0, "upperValue": 850.0,
         "irregularTicks": [850.0]}
     assert layers["n48.t"]["title"] == "Temperature at 1000 hPa [degC]"
-    assert layers["both.z"]["title"] == "Geopotential [m2 s-2]"  # two levels: a dimension
+    assert layers["both.z"]["title"] == "Geopotential [dam]"  # two levels: a dimension
     assert layers["both.z"]["elevation"]["irregularTicks"] == [500.0, 850.0]
 
 
@@ -53,7 +53,7 @@ def test_wms_xml_says_the_level(client: AppClient) -> None:
     xml = etree.fromstring(client.get("/wms", params={"request": "GetCapabilities"}).content)
     layer = next(node for node in xml.iter(f"{WMS}Layer")
                  if node.findtext(f"{WMS}Name") == "upper.z")
-    assert layer.findtext(f"{WMS}Title") == "Geopotential at 850 hPa [m2 s-2]"
+    assert layer.findtext(f"{WMS}Title") == "Geopotential at 850 hPa [dam]"
     elevation = next(d for d in layer.findall(f"{WMS}Dimension")
                      if d.get("name") == "elevation")
     assert elevation.text == "850" and elevation.get("default") == "850"
@@ -65,13 +65,13 @@ def test_wmts_and_edr_say_the_level(client: AppClient) -> None:
                                                        "request": "GetCapabilities"}).content)
     layer = next(node for node in xml.iter(f"{WMTS}Layer")
                  if node.findtext(f"{OWS}Identifier") == "upper.z")
-    assert layer.findtext(f"{OWS}Title") == "Geopotential at 850 hPa [m2 s-2]"
+    assert layer.findtext(f"{OWS}Title") == "Geopotential at 850 hPa [dam]"
     elevation = next(d for d in layer.findall(f"{WMTS}Dimension")
                      if d.findtext(f"{OWS}Identifier") == "elevation")
     assert [v.text for v in elevation.findall(f"{WMTS}Value")] == ["850"]
     assert elevation.findtext(f"{WMTS}Default") == "850"
     collection = client.get("/edr/collections/upper.z").json()
-    assert collection["title"] == "Geopotential at 850 hPa [m2 s-2]"
+    assert collection["title"] == "Geopotential at 850 hPa [dam]"
     assert collection["extent"]["vertical"]["values"] == ["850"]
     assert collection["extent"]["vertical"]["interval"] == [["850", "850"]]
 

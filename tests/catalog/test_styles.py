@@ -204,7 +204,7 @@ def test_an_inch_qpf_has_inch_classes_that_show_a_trace_and_a_storm(samples: App
     assert len([b for b in lower if b <= 2.6]) >= 10  # a 2.6-inch storm spans ten classes
     image = rgba(samples.get("/wms", params={
         "request": "GetMap", "layers": "cnrfc_qpf.QPF_SFC", "crs": "CRS:84",
-        "bbox": "-126,31,-112,45", "width": "200", "height": "200", "format": "image/png",
+        "bbox": "-126,31,-112,45", "width": "400", "height": "400", "format": "image/png",
         "time": "2022-12-10T12:00:00Z"}))  # the 6 h holding the storm's 2.62 in
     drawn = {tuple(c) for c in image.reshape(-1, 4) if c[3]}
     trace = colour(PRECIPITATION_IN.colors[0])  # 0.01–0.1 in: drawn, not invisible

@@ -85,8 +85,10 @@ def expected(cube: xr.DataArray, time: str, level: float) -> float:
 def feature_info(client: AppClient, info_format: str = "application/json",
                  layer: str = LAYER, at: tuple[float, float] = (LON, LAT),
                  **extra: str) -> Any:
-    """GetFeatureInfo at the centre of the one pixel of a 1° box around ``at``."""
+    """GetFeatureInfo at the centre of the one pixel of a 1° box around ``at``, in the
+    stored units (``useDisplayUnits=false``) that the cube's values are compared in."""
     lon, lat = at
+    extra = {"useDisplayUnits": "false", **extra}
     return client.get("/wms", params={
         "service": "WMS", "version": "1.3.0", "request": "GetFeatureInfo", "layers": layer,
         "query_layers": layer, "styles": "", "crs": "CRS:84",

@@ -124,7 +124,8 @@ def legend_json_of(client: AppClient, **extra: str) -> dict[str, object]:
 def test_a_legend_has_the_layer_title_and_its_units(client: AppClient) -> None:
     """A zero-config title ends with its units ("lon [degrees_east]"); the legend shows
     them once, in the units row under the title."""
-    response = client.get("/wms", params={**LEGEND, "layer": "grid.lon"})
+    response = client.get("/wms", params={**LEGEND, "layer": "grid.lon",
+                                          "colorscalerange": "auto"})  # the latest run's
     drawn = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA"))
     expected = np.asarray(legend_image(palette_for(RAMP, None, (80.0, 140.0)),
                                        LegendText("lon", "degrees_east"), None, None))
@@ -136,11 +137,11 @@ def test_a_legend_has_the_layer_title_and_its_units(client: AppClient) -> None:
 
 def test_the_legend_of_a_contoured_map_lists_its_contours(client: AppClient) -> None:
     assert "contours" not in legend_json_of(client)
-    assert legend_json_of(client, showContours="true")["contours"] == {
+    assert legend_json_of(client, showContours="true", colorscalerange="auto")["contours"] == {
         "levels": [80.0, 90.0, 100.0, 110.0, 120.0, 130.0, 140.0],
         "labels": ["80", "90", "100", "110", "120", "130", "140"],
         "color": "#1a1a1a"}  # round values of the latest run's range, 80..140
-    earlier = legend_json_of(client, showContours="true",
+    earlier = legend_json_of(client, showContours="true", colorscalerange="auto",
                              dim_reference_time="2026-01-01T00:00:00Z")["contours"]
     assert isinstance(earlier, dict) and earlier["levels"] == [-20, -10, 0, 10, 20, 30, 40]
     image = {flag: Image.open(io.BytesIO(client.get("/wms", params={
