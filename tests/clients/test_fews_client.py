@@ -216,7 +216,7 @@ def test_legend(fews: dict[str, Any], types: dict[str, dict[str, bool]]) -> None
             assert isinstance(entry.get("colorSmoothing", False), bool)
         values = [entry["lowerValue"] for entry in entries]
         assert values == sorted(values) and len(set(values)) == len(values)
-    assert fews["legend"]["unit"] == "K"
+    assert fews["legend"]["unit"] == "degC"  # display units (useDisplayUnits defaults on)
     ranged = [entry["lowerValue"] for entry in fews["legendRange"]["legend"]]
     assert ranged[0] == pytest.approx(-10) and ranged[-1] == pytest.approx(30)
 

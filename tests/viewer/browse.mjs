@@ -290,8 +290,12 @@ try {
   await page.locator('#catchments').selectOption('demo-basins');
   await page.waitForFunction(() => document.getElementById('catchments').dataset.loaded);
   await page.locator('#hydrograph-close').click();
-  const [px, py] = await page.evaluate(() => window.fewsmapViewer.map.getPixelFromCoordinate(
-    ol.proj.fromLonLat([9.5, 50.5]))); // inside B04
+  await page.waitForFunction(() => document.getElementById('hydrograph').hidden);
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => done(null))));
+  const [px, py] = await page.evaluate(() => { // inside B04, once the map has its new size
+    window.fewsmapViewer.map.updateSize();
+    return window.fewsmapViewer.map.getPixelFromCoordinate(ol.proj.fromLonLat([9.5, 50.5]));
+  });
   const mapBox = await page.locator('#map').boundingBox();
   await page.mouse.click(mapBox.x + px, mapBox.y + py);
   await page.waitForFunction(
