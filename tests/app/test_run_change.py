@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from fewsmap.params import Params
 from lxml import etree
 from PIL import Image
 
@@ -23,6 +22,7 @@ from fewsmap.app.maps import maps_cost
 from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
 from fewsmap.ogc.getmap import parse_getmap, resolve_maps
+from fewsmap.params import Params
 from fewsmap.settings import Settings
 from fewsmap.time.instants import format_time
 from tests.asgi_client import AppClient
