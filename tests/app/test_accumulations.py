@@ -23,7 +23,7 @@ from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
 from fewsmap.ogc.getmap import parse_getmap, resolve_maps
 from fewsmap.params import Params
-from fewsmap.render.pipeline import value_range
+from fewsmap.render.pipeline import MapSpec, layer_range, round_range, value_range
 from fewsmap.settings import Settings
 from fewsmap.time.instants import format_time
 from tests.asgi_client import AppClient
@@ -184,15 +184,18 @@ def test_an_accumulation_is_drawn_tiled_and_legended(client: AppClient) -> None:
 def test_the_automatic_colour_range_of_a_sum_is_that_of_its_steps(stores: Path) -> None:
     catalog = Catalog(Settings(stores_dir=stores))
 
-    def automatic(**extra: str) -> tuple[float, float] | None:
+    def spec(**extra: str) -> MapSpec:
         params = Params.of({"request": "GetMap", "layers": "members.rain", "crs": "CRS:84",
                             "bbox": BBOX, "width": "9", "height": "6", **extra})
-        [spec] = resolve_maps(catalog, parse_getmap(params, 10**8))
-        return value_range(spec)
+        [found] = resolve_maps(catalog, parse_getmap(params, 10**8))
+        return found
 
-    low, high = automatic() or (0.0, 0.0)
-    assert automatic(accumulate="PT24H") == (low, 4 * high)  # four 6-hour steps at most
-    change = automatic(accumulate="PT24H", baseline="previous")  # both runs' sums
+    plain = spec()
+    low, high = layer_range(plain.store, plain.run, plain.variables) or (0.0, 0.0)
+    assert value_range(plain) == round_range(low, high)  # widened to round numbers
+    # four 6-hour steps at most, then rounded as every automatic range is
+    assert value_range(spec(accumulate="PT24H")) == round_range(low, 4 * high)
+    change = value_range(spec(accumulate="PT24H", baseline="previous"))  # both runs' sums
     assert change is not None and change[0] == -change[1] and change[1] >= 4 * high - low
 
 
