@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 import pyproj
 import xarray as xr
-from fewsmap.ogc.params import Params
 
 from fewsmap.catalog import Catalog
 from fewsmap.ingest.grids import grid_attrs
 from fewsmap.ogc.getmap import parse_getmap, resolve_maps
 from fewsmap.ogc.tiles import TileAddress, getmap_params
+from fewsmap.params import Params
 from fewsmap.render.pipeline import render_maps
 from fewsmap.settings import Settings
 from fewsmap.store.run import Grid, RunData, SourceFile

@@ -18,7 +18,9 @@ from fewsmap.app.limits import RenderLimiter, map_cost
 from fewsmap.app.server import create_app
 from fewsmap.cancel import checkpoint
 from fewsmap.errors import ConfigError, ServiceUnavailable
-from fewsmap.ogc import featureinfo, timeseries
+from fewsmap.ogc import featureinfo
+from fewsmap.products import change
+from fewsmap.resolve import series
 from fewsmap.settings import Settings, load_settings
 from tests.asgi_client import AppClient
 from tests.conftest import record_figure
@@ -370,9 +372,10 @@ def unread(monkeypatch: pytest.MonkeyPatch) -> None:
     def read(*args: object, **kwargs: object) -> None:
         raise AssertionError("a point was read before the limit was checked")
 
-    for module in (featureinfo, timeseries):
-        monkeypatch.setattr(module, "find_cell", read)
-        monkeypatch.setattr(module, "read_components", read)
+    # where GetFeatureInfo and the time-series core find the cell, and where points are read
+    for module, name in ((featureinfo, "find_cell"), (series, "find_cell"),
+                         (change, "read_components")):
+        monkeypatch.setattr(module, name, read)
 
 
 def test_point_values_are_limited(limited: AppClient) -> None:

@@ -249,6 +249,7 @@ API_PARAMS = {"layer": "layer", "x": "number", "y": "number", "crs": "crs", "run
               "runs": "number", "start": "time", "end": "time", "member": "number",
               "elevation": "number", "format": "format", "f": "format", "lon": "number",
               "lat": "number"}
+CATCHMENT_PARAMS = {**API_PARAMS, "geometry": "wkt", "time": "time", "baseline": "time"}
 EDR_PARAMS = {"coords": "wkt", "bbox": "bbox", "datetime": "time", "z": "number",
               "parameter-name": "text", "crs": "crs", "f": "format", "limit": "number"}
 PLAIN_PARAMS = {"format": "format", "f": "format", "request": "text"}
@@ -257,6 +258,7 @@ WMS = Family("wms", "wms", WMS_PARAMS)
 TILES = Family("tiles", "json", TILE_PARAMS)
 WMTS = Family("wmts", "wmts", WMTS_PARAMS)
 API = Family("api", "json", API_PARAMS)
+CATCHMENTS = Family("catchments", "json", CATCHMENT_PARAMS)
 EDR = Family("edr", "edr", EDR_PARAMS)
 ZARR = Family("zarr", "json", PLAIN_PARAMS)
 PAGES = Family("pages", "json", PLAIN_PARAMS)  # health, OpenAPI
@@ -276,6 +278,9 @@ ROUTES: dict[str, Family] = {
     "/FewsWebServices/wms": WMS,
     "/api/timeseries": API,
     "/api/openapi.json": PAGES,
+    "/api/catchments": CATCHMENTS,
+    "/api/catchments/{name}": CATCHMENTS,
+    "/api/catchments/{name}/{id}": CATCHMENTS,
     "/tiles/{layer}/tilejson.json": TILES,
     "/tiles/{layer}/{z}/{x}/{tile}": TILES,
     "/wmts": WMTS,
@@ -350,6 +355,8 @@ def valid_queries(family: Family, names: Names) -> st.SearchStrategy[list[tuple[
     if family is API:
         return st.builds(lambda lyr, x, y: [("layer", lyr), ("x", repr(x)), ("y", repr(y))],
                          layer, st.floats(-130, 40), st.floats(20, 60))
+    if family is CATCHMENTS:
+        return st.builds(lambda lyr: [("layer", lyr)], layer)
     if family is EDR:
         return st.builds(lambda x, y: [("coords", f"POINT({x!r} {y!r})"),
                                        ("bbox", "-100,30,-90,40"), ("parameter-name", "QPF")],
@@ -385,6 +392,8 @@ def path_segments(names: Names) -> dict[str, st.SearchStrategy[str]]:
                          st.sampled_from(names.store_keys).map(lambda k: "../" + k),
                          st.just(names.secret_path), NASTY),
         "rest": st.one_of(st.sampled_from(PATHS), NASTY),
+        "name": st.one_of(st.just("demo-basins"), st.sampled_from(PATHS), NASTY),
+        "id": st.one_of(st.sampled_from(["B01", "B04", "B99"]), NASTY),
         "unrouted": st.one_of(st.sampled_from(DEAD_ENDS), st.builds(
             "{}/{}".format, st.sampled_from(DEAD_ROOTS), st.one_of(st.sampled_from(PATHS), NASTY))),
     }
