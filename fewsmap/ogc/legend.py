@@ -106,7 +106,7 @@ def layer_legend(catalog: Catalog, params: Params, layer: Layer, run_from_id: Ru
         if catalog.runs(layer) else None
     asked = parse_color_range(params.get("colorscalerange"))
     automatic = None if run is None else drawn_range(catalog, layer, run, style, params,
-                                                     baseline)
+                                                     parse_member(params), baseline)
     palette = palette_for(style, asked, automatic)
     stored_units = str(catalog.store(layer).attributes(layer.variable).get("units", ""))
     units = style.units or stored_units
@@ -124,7 +124,7 @@ def legend_title(title: str, units: str) -> str:
 
 
 def drawn_range(catalog: Catalog, layer: Layer, run: RunInfo, style: Style, params: Params,
-                baseline: Baseline | None) -> tuple[float, float] | None:
+                member: object, baseline: Baseline | None) -> tuple[float, float] | None:
     """The automatic colour range of what GetMap draws of ``layer`` in ``run`` with the same
     parameters (`fewsmap.render.pipeline.automatic_range`): a statistic's, an
     accumulation's sums, a change from ``baseline``.
@@ -134,7 +134,6 @@ def drawn_range(catalog: Catalog, layer: Layer, run: RunInfo, style: Style, para
     InvalidDimensionValue
         For a baseline the layer has no run of.
     """
-    member = parse_member(params)
     base = None if baseline is None else select_baseline(catalog.runs(layer), run, baseline,
                                                          layer.id)
     return automatic_range(catalog.store(layer), run, layer.variables, style,

@@ -29,6 +29,7 @@ from fewsmap.ogc.getmap import (
 from fewsmap.ogc.legend import drawn_range
 from fewsmap.params import Params
 from fewsmap.products.change import parse_baseline
+from fewsmap.products.ensemble import parse_statistic
 from fewsmap.resolve.layers import resolve_layer
 from fewsmap.store.cube import RunInfo
 from fewsmap.time.instants import format_time
@@ -151,9 +152,9 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
     query = f"?{urlencode(selectors)}" if selectors else ""
     # the colour range of what the tiles show, in the default style's display units: a
     # statistic's, a sum's, a change's
-    value_range = drawn_range(catalog, layer, run, layer.default_style, Params(
-        [*params.items(), ("dim_ensemble_member", params.get("member") or "0")]),
-        parse_baseline(params.get("baseline")) or derived)
+    value_range = drawn_range(catalog, layer, run, layer.default_style, params,
+                              parse_statistic(params.get("member") or "0"),
+                              parse_baseline(params.get("baseline")) or derived)
     return {
         "tilejson": "2.2.0",
         "name": layer.id,
