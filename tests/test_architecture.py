@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,14 @@ def test_each_part_imports_only_its_own_and_lower_layers(module: Path) -> None:
         if RANK.get(other, len(LAYERS)) > RANK[own] or (own, other) in SIDE_BY_SIDE:
             bad.add(imported)
     assert not bad, f"{name} ({own}) imports {sorted(bad)} from above or beside it"
+
+
+def test_handlers_get_shared_state_only_from_the_lifespan() -> None:
+    # One way (fewsmap/app/state.py): no handler reads app.state or closes over a catalog
+    # getter; only create_app sets app.state.service for serve.py's process set-up.
+    allowed = {PACKAGE / "app" / "server.py", PACKAGE / "app" / "serve.py"}
+    readers = [p.relative_to(PACKAGE) for p in modules_in("app")
+               if p not in allowed and "app.state" in p.read_text()]
+    factories = [p.relative_to(PACKAGE) for p in modules_in("app")
+                 if re.search(r"def \w+_routes\((?!vendor|\))", p.read_text())]
+    assert not readers and not factories, (readers, factories)
