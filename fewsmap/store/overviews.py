@@ -320,6 +320,7 @@ class LevelWindow:
 
     array: str
     window: CentresWindow
+    geometry: GridGeometry  # the level's grid
 
 
 def overview_window(store: ForecastStore, variable: str, slot: int, crs: str, bbox: Bbox,
@@ -349,7 +350,8 @@ def overview_window(store: ForecastStore, variable: str, slot: int, crs: str, bb
         across, along = _cell_pixels(window, pixel)
         excess = max(math.sqrt(across * along), max(across, along) / 2)
         if excess <= 1 + PIXEL_SLACK:
-            return LevelWindow(level_path(number, variable), window)
+            return LevelWindow(level_path(number, variable), window,
+                               levels[number - 1].geometry)
         # Each finer level halves the cells: jump to the one that should fit, then check.
         number -= max(1, math.ceil(math.log2(excess) - PIXEL_SLACK))
     return None
