@@ -78,8 +78,10 @@ function linePath(points) {
  *
  * `main` is {label, times: [ms], values: [number|null]}; `plume` a list of those for the other
  * runs; `band` {times, low, high} or null; `currentTime` (ms) is marked with a vertical line.
+ * `units` label the value axis: those the answer stated, so chart and legend cannot disagree
+ * by a unit the page assumed. `zeroLine` marks 0 (a change's no-change line).
  */
-export function drawHydrograph(container, { main, plume, band, units, currentTime }) {
+export function drawHydrograph(container, { main, plume, band, units, currentTime, zeroLine }) {
   const all = [main, ...plume];
   const times = all.flatMap((s) => s.times).concat(band ? band.times : []);
   const values = all.flatMap((s) => s.values)
@@ -113,7 +115,11 @@ export function drawHydrograph(container, { main, plume, band, units, currentTim
     element('line', { x1: x(t), x2: x(t), y1: MARGIN.top, y2: HEIGHT - MARGIN.bottom }, grid);
     text(timeLabel(t), { x: x(t), y: HEIGHT - MARGIN.bottom + 16, 'text-anchor': 'middle' }, grid);
   }
-  text(units || '', { x: 12, y: MARGIN.top + 4, class: 'units' }, svg);
+  text(units || '', { x: 12, y: MARGIN.top + 4, class: 'units value-units' }, svg);
+  if (zeroLine && v0 < 0 && v1 > 0) {
+    element('line', { class: 'zero', x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: y(0),
+                      y2: y(0) }, svg);
+  }
   text('UTC', { x: WIDTH - MARGIN.right, y: HEIGHT - 6, 'text-anchor': 'end', class: 'units' }, svg);
 
   if (band) {
