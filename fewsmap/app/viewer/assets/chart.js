@@ -79,9 +79,12 @@ function linePath(points) {
  * `main` is {label, times: [ms], values: [number|null]}; `plume` a list of those for the other
  * runs; `band` {times, low, high} or null; `currentTime` (ms) is marked with a vertical line.
  * `units` label the value axis: those the answer stated, so chart and legend cannot disagree
- * by a unit the page assumed. `zeroLine` marks 0 (a change's no-change line).
+ * by a unit the page assumed. `zeroLine` marks 0 (a change's no-change line); `valueRange`
+ * [low, high] fixes the value axis (a probability's 0–100 %).
  */
-export function drawHydrograph(container, { main, plume, band, units, currentTime, zeroLine }) {
+export function drawHydrograph(container, {
+  main, plume, band, units, currentTime, zeroLine, valueRange,
+}) {
   const all = [main, ...plume];
   const times = all.flatMap((s) => s.times).concat(band ? band.times : []);
   const values = all.flatMap((s) => s.values)
@@ -95,7 +98,7 @@ export function drawHydrograph(container, { main, plume, band, units, currentTim
     return;
   }
   const [t0, t1] = extent(times, 6 * HOUR);
-  const [rawLow, rawHigh] = extent(values, 1);
+  const [rawLow, rawHigh] = valueRange || extent(values, 1);
   const margin = (rawHigh - rawLow) * 0.05;
   const [v0, v1] = [rawLow - margin, rawHigh + margin];
   const x = (t) => MARGIN.left + ((t - t0) / (t1 - t0)) * (WIDTH - MARGIN.left - MARGIN.right);

@@ -507,7 +507,9 @@ async function selectLayer(name, wanted = null) {
   }
   if (state.layer !== layer) return; // another layer was picked meanwhile
   if (tileJson) showThresholdUnits(tileJson);
-  state.runs = answer.layers.filter((l) => l.name !== name && l.times && l.times.length)
+  // Per-run layers are `<layer>-<T0>`; the answer may hold others (a derived `:change` layer).
+  state.runs = answer.layers.filter((l) => l.name.startsWith(`${name}-`) && l.times
+                                    && l.times.length)
     .map((l) => ({ label: l.externalForecastTime, times: l.times, timesDefault: l.timesDefault }))
     .reverse();
   if (!state.runs.length) {
@@ -666,6 +668,7 @@ async function showHydrograph(point) {
   panel.dataset.state = 'loading';
   state.chart = null;
   Object.assign(panel.dataset, { lon: base.x, lat: base.y, run: run.label });
+  delete panel.dataset.catchment;
   $('hydrograph-title').textContent = `${layer.title} at ${base.y}, ${base.x} — loading…`;
   pointSource.clear();
   pointSource.addFeature(new ol.Feature(new ol.geom.Point(ol.proj.fromLonLat([lon, lat]))));
@@ -698,6 +701,7 @@ async function showHydrograph(point) {
     band: members && members.series.length ? memberBand(members) : null,
     units: plume.units, // the answer's own: the chart never assumes them
     zeroLine: Boolean(state.baseline),
+    valueRange: isProbability() && !state.baseline ? [0, 100] : null,
   };
   markHydrographTime();
   panel.dataset.state = 'ready';
@@ -715,6 +719,8 @@ async function showCatchment([set, id], point) {
   map.updateSize();
   panel.dataset.state = 'loading';
   Object.assign(panel.dataset, { catchment: id, run: run.label });
+  delete panel.dataset.lon;
+  delete panel.dataset.lat;
   state.chart = null;
   $('hydrograph-title').textContent = `${layer.title}, mean over ${id} — loading…`;
   const base = { layer: layer.name, run: run.label, elevation: state.elevation };
@@ -750,6 +756,7 @@ async function showCatchment([set, id], point) {
     plume: [],
     band: members && members.series.length ? memberBand(members) : null,
     units: answer.units,
+    valueRange: isProbability() ? [0, 100] : null,
   };
   markHydrographTime();
   panel.dataset.state = 'ready';
