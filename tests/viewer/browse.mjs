@@ -121,6 +121,7 @@ function pageState() {
       thresholdProblem: document.getElementById('threshold-problem').textContent,
       changeVisible: !document.getElementById('change-field').hidden,
       changeChecked: document.getElementById('change').checked,
+      changeDisabled: document.getElementById('change').disabled,
       baselines: [...document.querySelectorAll('#baseline option')].map((o) => o.value),
       baselineVisible: !document.getElementById('baseline-field').hidden,
       accumulateVisible: !document.getElementById('accumulate-field').hidden,
@@ -433,6 +434,7 @@ try {
   // 12. Exceedance: the first configured threshold at once; another typed in, refused by
   //     the page while it is not a number.
   phase = 'threshold';
+  await page.locator('#hydrograph-close').click(); // the map shot at its full size
   mark = tileUrls.length;
   answered = tileResponse((query) => query.get('member') === 'above:15');
   await page.locator('#statistic').selectOption('threshold');
@@ -485,6 +487,7 @@ try {
 
   // 15. The change since the previous run: diverging map and legend, the change series.
   phase = 'change';
+  await page.locator('#hydrograph-close').click();
   mark = tileUrls.length;
   answered = tileResponse((query) => query.get('baseline') === 'previous');
   await page.locator('#change').check();
