@@ -223,6 +223,12 @@ def test_a_map_of_the_change_is_the_change_layers(client: Client) -> None:
     plain = client.map(LEVELS, time=time, width=120)
     assert not np.array_equal(np.asarray(plain.convert("RGBA")),
                               np.asarray(change.convert("RGBA")))
+    # a field read over HTTP is drawn by the service: its products are options too
+    remote = client.open_cube("synthetic-levels").t.isel(forecast_reference_time=-1, step=1)
+    drawn = remote.fewsmap.map(baseline="previous", width=120)
+    assert drawn.info["valid_time"] == time
+    np.testing.assert_array_equal(np.asarray(drawn.convert("RGBA")),
+                                  np.asarray(change.convert("RGBA")))
     with pytest.raises(ServiceError, match="baseline run") as caught:  # not in both runs
         client.map(LEVELS, baseline="previous", time="2026-01-01T18:00:00Z", width=120)
     assert caught.value.ogc_code == "InvalidDimensionValue"
