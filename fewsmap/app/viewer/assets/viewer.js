@@ -500,7 +500,7 @@ async function selectLayer(name, wanted = null) {
         layers: name, startForecastTime: '1970-01-01T00:00:00Z', forecastCount: MAX_RUNS })}`),
       // an ensemble's thresholds are in the layer's stored units, which only TileJSON names
       $('statistic-field').hidden ? null
-        : getJson(`/tiles/${encodeURIComponent(name)}/tilejson.json`)]);
+        : getJson(`/tiles/${encodeURIComponent(name)}/tilejson.json`).catch(() => null)]);
   } catch (error) {
     showError(error, `Runs of ${name}`);
     return;
@@ -880,9 +880,11 @@ $('statistic').addEventListener('change', () => {
   showProductFields();
   if (state.statistic === THRESHOLD) {
     // a listed threshold is shown at once; another waits for its value
-    if ($('threshold-pick').value !== OTHER_THRESHOLD) applyThreshold();
-    else $('threshold-value').focus();
-    return;
+    if ($('threshold-pick').value !== OTHER_THRESHOLD) {
+      applyThreshold();
+      return;
+    }
+    $('threshold-value').focus(); // until a value is given, the member is shown
   }
   selectionChanged();
 });
@@ -992,6 +994,7 @@ async function start() {
     if (set && [...$('catchments').options].some((o) => o.value === set)) {
       $('catchments').value = set;
       selectCatchments(set);
+      writeHash();
     }
   }).catch((error) => showError(error, 'Catchment sets'));
   try {
