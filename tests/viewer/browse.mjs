@@ -537,6 +537,21 @@ try {
   report.steps.accumulate.hydrograph = await clickMapCentre();
   report.steps.accumulate.api = apiQueries(apiMark);
   await page.screenshot({ path: join(artifacts, '15-qpf-24h.png'), fullPage: true });
+
+  // 17. A change between runs that share no valid time (MARFC's): the earlier runs are offered,
+  //     and the page says there is nothing to compare instead of asking for refused tiles.
+  phase = 'noSharedTime';
+  await selectLayer('marfc-fmat.t');
+  mark = tileUrls.length;
+  await page.locator('#change').check();
+  await page.waitForFunction(() => document.getElementById('shown').dataset.refused === 'true');
+  report.steps.noSharedTime = await pageState();
+  const earliest = report.steps.noSharedTime.runs.at(-1);
+  await page.locator('#baseline').selectOption(earliest);
+  await page.waitForFunction((run) => document.getElementById('shown').textContent
+    .includes(`no valid time with run ${run}`), earliest);
+  report.steps.pickedBaseline = { ...(await pageState()), requests: tileQueries(mark) };
+  await page.screenshot({ path: join(artifacts, '16-no-shared-time.png') });
 } catch (error) {
   report.failure = String(error.stack || error);
   await page.screenshot({ path: join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});

@@ -613,3 +613,15 @@ def test_the_chart_of_a_kelvin_layer_states_the_legends_unit(
     step = report["steps"]["units"]
     assert step["legend"]["unit"] == "degC"
     assert step["hydrograph"]["units"] == step["legend"]["unit"]
+
+
+def test_a_change_between_runs_sharing_no_time_says_so(session: tuple[str, Report]) -> None:
+    _, report = session
+    step, picked = report["steps"]["noSharedTime"], report["steps"]["pickedBaseline"]
+    latest, *earlier = step["runs"]
+    assert step["run"] == latest and len(earlier) == 3
+    assert step["baselines"] == ["previous", *earlier[1:]]  # the runs before the one shown
+    assert step["times"] == [] and not step["forecastVisible"]
+    assert f"shares no valid time with run {earlier[0]}" in step["shownText"]
+    assert picked["hash"].endswith(f"baseline={earlier[-1].replace(':', '%3A')}")
+    assert picked["requests"] == []  # no tile is asked for that the server would refuse
