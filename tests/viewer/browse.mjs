@@ -430,11 +430,18 @@ try {
   report.steps.statistic.hydrograph = await clickMapCentre();
   report.steps.statistic.api = apiQueries(apiMark);
   await page.screenshot({ path: join(artifacts, '10-ensemble-mean.png'), fullPage: true });
+  await page.locator('#catchments').selectOption('demo-basins'); // a catchment's mean too
+  await page.waitForFunction(() => document.getElementById('catchments').dataset.loaded);
+  apiMark = apiUrls.length;
+  report.steps.statisticCatchment = await clickAt(9.5, 50.5);
+  report.steps.statisticCatchment.api = apiQueries(apiMark);
+  await page.screenshot({ path: join(artifacts, '10b-catchment-mean.png'), fullPage: true });
+  await page.locator('#hydrograph-close').click();
+  await page.locator('#catchments').selectOption('');
 
   // 12. Exceedance: the first configured threshold at once; another typed in, refused by
   //     the page while it is not a number.
   phase = 'threshold';
-  await page.locator('#hydrograph-close').click(); // the map shot at its full size
   mark = tileUrls.length;
   answered = tileResponse((query) => query.get('member') === 'above:15');
   await page.locator('#statistic').selectOption('threshold');

@@ -491,6 +491,18 @@ def test_the_ensemble_mean_is_drawn_on_the_map_legend_and_hydrograph(
     assert members == {"mean", "all"}  # the mean, and the members' range around it
 
 
+def test_a_catchment_chart_shows_the_statistic_chosen(session: tuple[str, Report]) -> None:
+    url, report = session
+    chart = report["steps"]["statisticCatchment"]
+    assert chart["state"] == "ready" and chart["catchment"] == "B04" and chart["note"] is None
+    assert {q.get("member") for q in chart["api"]} == {"mean", "all"}
+    assert "mean of the members" in chart["title"] and chart["band"] == 1
+    answer = httpx.get(f"{url}/api/catchments/demo-basins/B04", timeout=30, params={
+        "layer": ENSEMBLE_LAYER, "run": chart["run"], "member": "mean"}).json()
+    assert chart["values"] == pytest.approx(answer["series"][0]["values"], rel=1e-6)
+    assert chart["units"] == answer["units"]
+
+
 def test_exceedance_shows_the_configured_thresholds_first(session: tuple[str, Report]) -> None:
     url, report = session
     step = report["steps"]["threshold"]

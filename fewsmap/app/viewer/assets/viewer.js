@@ -765,6 +765,7 @@ async function showCatchment([set, id], point) {
 async function selectCatchments(set) {
   catchmentSource.clear();
   state.catchment = null;
+  delete $('catchments').dataset.loaded;
   if (!set) return;
   try {
     const collection = await getJson(`/api/catchments/${encodeURIComponent(set)}`);
