@@ -5,7 +5,7 @@
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 720;
 const HEIGHT = 260;
-const MARGIN = { left: 60, right: 40, top: 12, bottom: 40 };
+const MARGIN = { left: 60, right: 40, top: 24, bottom: 40 }; // the units above the axis
 const HOUR = 3600e3;
 const TIME_STEPS = [1, 3, 6, 12, 24, 48, 120, 240, 720].map((h) => h * HOUR);
 
@@ -118,7 +118,7 @@ export function drawHydrograph(container, {
     element('line', { x1: x(t), x2: x(t), y1: MARGIN.top, y2: HEIGHT - MARGIN.bottom }, grid);
     text(timeLabel(t), { x: x(t), y: HEIGHT - MARGIN.bottom + 16, 'text-anchor': 'middle' }, grid);
   }
-  text(units || '', { x: 12, y: MARGIN.top + 4, class: 'units value-units' }, svg);
+  text(units || '', { x: 12, y: MARGIN.top - 10, class: 'units value-units' }, svg);
   if (zeroLine && v0 < 0 && v1 > 0) {
     element('line', { class: 'zero', x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: y(0),
                       y2: y(0) }, svg);
