@@ -20,7 +20,6 @@ tests/render/test_warp.py states the tolerance against datashader's curvilinear 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,16 +49,24 @@ def warp(values: np.ndarray, native: NativeAxes, canvas_crs: str,
     """The cell of ``values`` (ny, nx) holding each pixel centre of the canvas: float32
     (height, width), row 0 at the top, NaN outside the window or the CRS's area of use."""
     step = FIRST_STEP_PX
+    lattice_i, lattice_j = _lattice(height, step), _lattice(width, step)
     while True:
-        lattice_i, lattice_j = _lattice(height, step), _lattice(width, step)
-        rows, cols = _positions(native, canvas_crs, bbox, width, height, lattice_i, lattice_j)
-        if step == 1 or _accurate(native, canvas_crs, bbox, width, height, lattice_i,
-                                  lattice_j, rows, cols):
+        if step == 1:  # every pixel transformed exactly
+            rows, cols = _positions(native, canvas_crs, bbox, width, height, lattice_i,
+                                    lattice_j)
+            break
+        # The lattice with the midpoints of its sides and squares, in one transform.
+        half_i, half_j = _with_midpoints(lattice_i), _with_midpoints(lattice_j)
+        rows, cols = _positions(native, canvas_crs, bbox, width, height, half_i, half_j)
+        if _accurate(rows, cols, half_i, half_j):
+            rows, cols = rows[::2, ::2], cols[::2, ::2]
             break
         step //= 2
+        lattice_i, lattice_j = (half_i, half_j) if step > 1 else (
+            _lattice(height, 1), _lattice(width, 1))
     return np.asarray(kernels.gather_lattice(
-        np.ascontiguousarray(values, dtype=np.float32), rows, cols, lattice_i, lattice_j,
-        height, width))
+        np.ascontiguousarray(values, dtype=np.float32), np.ascontiguousarray(rows),
+        np.ascontiguousarray(cols), lattice_i, lattice_j, height, width))
 
 
 def _lattice(pixels: int, step: int) -> np.ndarray:
@@ -67,6 +74,13 @@ def _lattice(pixels: int, step: int) -> np.ndarray:
     one-pixel side repeats its pixel)."""
     found = np.arange(0, pixels, step, dtype=np.float64)
     return found if found[-1] == pixels - 1 and found.size > 1 else np.append(found, pixels - 1)
+
+
+def _with_midpoints(lattice: np.ndarray) -> np.ndarray:
+    """The lattice's positions with the midpoint between each two (at odd indices)."""
+    out = np.empty(2 * lattice.size - 1)
+    out[0::2], out[1::2] = lattice, (lattice[:-1] + lattice[1:]) / 2
+    return out
 
 
 def _positions(native: NativeAxes, canvas_crs: str, bbox: tuple[float, float, float, float],
@@ -98,38 +112,26 @@ def _fraction(centres: np.ndarray, at: np.ndarray) -> np.ndarray:
     return found
 
 
-def _accurate(native: NativeAxes, canvas_crs: str, bbox: tuple[float, float, float, float],
-              width: int, height: int, lattice_i: np.ndarray, lattice_j: np.ndarray,
-              rows: np.ndarray, cols: np.ndarray) -> bool:
-    """Whether bilinear positions are within ``MAX_ERROR_PX`` output pixels of the exact
-    ones at the midpoints of the lattice's sides and squares. A lattice with a point
-    outside the CRS's area of use is not: near that edge it is refined to every pixel."""
+def _accurate(rows: np.ndarray, cols: np.ndarray, at_i: np.ndarray, at_j: np.ndarray
+              ) -> bool:
+    """Whether the lattice (even indices of positions ``rows``, ``cols`` at ``at_i`` ×
+    ``at_j``) interpolates the midpoints of its sides and squares (odd indices) within
+    ``MAX_ERROR_PX`` output pixels. A lattice with a point outside the CRS's area of use
+    is not accurate: near that edge it is refined down to every pixel."""
     if not (np.isfinite(rows).all() and np.isfinite(cols).all()):
         return False
-    limit = MAX_ERROR_PX * _cells_per_pixel(rows, cols, lattice_i, lattice_j)
-    mid_i, mid_j = (lattice_i[:-1] + lattice_i[1:]) / 2, (lattice_j[:-1] + lattice_j[1:]) / 2
-    checks: tuple[tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]], ...] = (
-        (lattice_i, mid_j, _between_columns), (mid_i, lattice_j, _between_rows),
-        (mid_i, mid_j, _between_both))  # where, and the interpolation there
-    for at_i, at_j, interpolated in checks:
-        exact = _positions(native, canvas_crs, bbox, width, height, at_i, at_j)
-        for found, corners in zip(exact, (rows, cols), strict=True):
-            if not np.isfinite(found).all() or \
-                    np.max(np.abs(interpolated(corners) - found)) > limit:
+    limit = MAX_ERROR_PX * _cells_per_pixel(rows[::2, ::2], cols[::2, ::2], at_i[::2],
+                                            at_j[::2])
+    for v in (rows, cols):
+        corners = v[::2, ::2]
+        between_columns = (corners[:, :-1] + corners[:, 1:]) / 2
+        between_rows = (corners[:-1] + corners[1:]) / 2
+        centres = (between_columns[:-1] + between_columns[1:]) / 2
+        for found, interpolated in ((v[::2, 1::2], between_columns),
+                                    (v[1::2, ::2], between_rows), (v[1::2, 1::2], centres)):
+            if np.max(np.abs(interpolated - found), initial=0.0) > limit:
                 return False
     return True
-
-
-def _between_columns(v: np.ndarray) -> np.ndarray:
-    return np.asarray((v[:, :-1] + v[:, 1:]) / 2)
-
-
-def _between_rows(v: np.ndarray) -> np.ndarray:
-    return np.asarray((v[:-1] + v[1:]) / 2)
-
-
-def _between_both(v: np.ndarray) -> np.ndarray:
-    return _between_rows(_between_columns(v))
 
 
 def _cells_per_pixel(rows: np.ndarray, cols: np.ndarray, lattice_i: np.ndarray,
