@@ -293,21 +293,24 @@ def gather_lattice(values: np.ndarray, rows: np.ndarray, cols: np.ndarray,
             k += 1
         segment_j[j] = k
         weight_j[j] = (j - lattice_j[k]) / max(lattice_j[k + 1] - lattice_j[k], 1)
+    n = lattice_j.size
+    row_at = np.empty(n, dtype=np.float64)  # the lattice's positions along pixel row i
+    col_at = np.empty(n, dtype=np.float64)
     k = 0
     for i in range(height):
         while k < lattice_i.size - 2 and i > lattice_i[k + 1]:
             k += 1
         t = (i - lattice_i[k]) / max(lattice_i[k + 1] - lattice_i[k], 1)
+        for m in range(n):
+            row_at[m] = (1 - t) * rows[k, m] + t * rows[k + 1, m]
+            col_at[m] = (1 - t) * cols[k, m] + t * cols[k + 1, m]
         for j in range(width):
             m, u = segment_j[j], weight_j[j]
-            r = ((1 - t) * ((1 - u) * rows[k, m] + u * rows[k, m + 1])
-                 + t * ((1 - u) * rows[k + 1, m] + u * rows[k + 1, m + 1]))
-            c = ((1 - t) * ((1 - u) * cols[k, m] + u * cols[k, m + 1])
-                 + t * ((1 - u) * cols[k + 1, m] + u * cols[k + 1, m + 1]))
+            r = (1 - u) * row_at[m] + u * row_at[m + 1]
+            c = (1 - u) * col_at[m] + u * col_at[m + 1]
             if -0.5 <= r < ny - 0.5 and -0.5 <= c < nx - 0.5:  # False for NaN too
                 out[i, j] = values[int(np.floor(r + 0.5)), int(np.floor(c + 0.5))]
     return out
-
 
 def warm_up() -> None:
     """Compile the kernels for the types renders call them with."""

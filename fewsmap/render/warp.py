@@ -6,8 +6,8 @@ This is how GDAL's warper works (``GDALApproxTransform``): the exact transform r
 lattice of pixels only, positions in between are bilinear, and the lattice is refined until
 the interpolation errs by at most ``MAX_ERROR_PX`` (an eighth of an output pixel, GDAL's
 default) at the midpoints of its sides and squares (GDAL checks the middle of each row's
-span). On a 256² tile that is 17 × 17 exact positions and about 900 checks instead of
-65 536, and one compiled pass gathers the cells (`kernels.gather_lattice`).
+span). On a 256² tile that is 5 × 5 to 17 × 17 exact positions and up to about 900 checks
+instead of 65 536, and one compiled pass gathers the cells (`kernels.gather_lattice`).
 Positions are fractional indices of the window's cells (so uneven axes, such as the partial
 block at an overview level's edge, are handled by interpolating between their centres), and
 the error is their distance in cells over the cells one pixel spans.
@@ -30,8 +30,9 @@ from fewsmap.store.geometry import transform_finite
 # The largest error of an interpolated position, in output pixels, before the lattice is
 # refined (GDAL's default for gdalwarp -et).
 MAX_ERROR_PX = 0.125
-# The lattice starts with a point every this many pixels and halves it while it errs.
-FIRST_STEP_PX = 16
+# The lattice starts with a point every this many pixels and halves it while it errs
+# (zoomed in a tile is nearly affine: 5 × 5 points do; zoomed out it takes 17 × 17 or more).
+FIRST_STEP_PX = 64
 
 
 @dataclass(frozen=True, eq=False)
