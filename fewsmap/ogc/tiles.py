@@ -27,6 +27,7 @@ from fewsmap.ogc.getmap import (
     parse_getmap,
     parse_reference_time,
     select_run,
+    statistic_style,
 )
 from fewsmap.ogc.legend import drawn_range
 from fewsmap.params import Params
@@ -157,11 +158,13 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
     minzoom, maxzoom = zoom_range(catalog, layer)
     selectors = [(n, v) for n, v in params.items() if n not in ADDRESS_NAMES]
     query = f"?{urlencode(selectors)}" if selectors else ""
-    # the colour range of what the tiles show, in the default style's display units: a
-    # statistic's, a sum's, a change's
-    value_range = drawn_range(catalog, layer, run, layer.default_style, params,
-                              parse_statistic(params.get("member") or "0"),
-                              parse_baseline(params.get("baseline")) or derived)
+    # the colour range of what the tiles show, in the style they are drawn in (a pinned
+    # range, a statistic's, a sum's, a change's), as their legend says
+    member = parse_statistic(params.get("member") or "0")
+    baseline = parse_baseline(params.get("baseline")) or derived
+    drawn = statistic_style(layer, params.get("style") or "", member,
+                            change=baseline is not None)
+    value_range = drawn_range(catalog, layer, run, drawn, params, member, baseline)
     return {
         "tilejson": "2.2.0",
         "name": layer.id + (CHANGE_SUFFIX if derived else ""),

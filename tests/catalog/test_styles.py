@@ -25,7 +25,7 @@ from fewsmap.catalog.quantities import (
 )
 from fewsmap.catalog.styles import Style, bind_units, in_data_units
 from fewsmap.ingest import ingest
-from fewsmap.settings import Settings
+from fewsmap.settings import Settings, load_settings
 from fewsmap.store.run import RunData, SourceFile
 from fewsmap.store.writer import append_run
 from tests.asgi_client import AppClient
@@ -256,3 +256,33 @@ def test_a_configured_layer_picks_the_library_wind_in_m_s(tmp_path: Path) -> Non
     west, east = west_east(rgba(client.get("/wms", params={**GETMAP, "layers": "wind",
                                                             "styles": "wind_kmh"})))
     assert (west, east) == (colour("#0000ff"), colour("#ff0000"))  # 10.8 and 43.2 km/h
+
+
+def test_a_configured_range_pins_the_colours_in_every_answer(tmp_path: Path) -> None:
+    """A style's ``range`` is what maps, legends, TileJSON and GetStyles all say, whatever
+    runs arrive (issue #16); without it the range is the layer's, rounded."""
+    stores = tmp_path / "stores"
+    constant_halves(stores / "runs.zarr", "x", {"units": "furlong"}, 2.5, 25.0)
+    constant_halves(stores / "runs.zarr", "x", {"units": "furlong"}, -40.0, 70.0,
+                    T0 + np.timedelta64(6, "h"))
+    config = tmp_path / "fewsmap.toml"
+    config.write_text('[[styles]]\nid = "pinned"\ncolormap = "viridis"\nrange = [0, 20]\n\n'
+                      '[[layers]]\nid = "x"\nstore = "runs"\nvariable = "x"\n'
+                      'styles = ["pinned"]\n')
+    client = AppClient(create_app(load_settings(config, environ={}, stores_dir=stores)))
+    about = client.get("/tiles/x/tilejson.json").json()["fewsmap"]
+    assert about["valueRange"] == [0.0, 20.0]
+    legend = client.get("/wms", params={"request": "GetLegendGraphic", "layer": "x",
+                                        "format": "application/json"}).json()["legend"]
+    assert (legend[0]["lowerValue"], legend[-1]["lowerValue"]) == pytest.approx((0.0, 20.0),
+                                                                                 abs=0.1)
+    sld = ET.fromstring(client.get("/wms", params={"request": "GetStyles",
+                                                   "layers": "x"}).content)
+    quantities = [float(e.get("quantity", "nan")) for e in sld.iter(
+        "{http://www.opengis.net/sld}ColorMapEntry")]
+    assert quantities[0] == 0.0 and quantities[-1] == pytest.approx(20.0, abs=0.1)
+    first, second = (rgba(client.get("/wms", params={
+        **GETMAP, "layers": "x", "externalForecastTime": t}))
+        for t in ("2026-01-01T00:00:00Z", "2026-01-01T06:00:00Z"))
+    assert west_east(first)[0] != west_east(second)[0]  # 2.5 and -40 (below: first colour)
+    assert west_east(first)[1] == west_east(second)[1]  # 25 and 70 (above: last colour)
