@@ -105,9 +105,10 @@ def automatic_range(store: ForecastStore, run: RunInfo, variables: tuple[str, ..
     layer's (`layer_range`) widened to round numbers, or that of the ensemble statistic
     drawn (0..100 for a probability), of an accumulation's sums (`summed_range`), and for a
     change from ``baseline`` symmetric about zero (`change_range`). A style's configured
-    range pins it: that is the range its maps are drawn with. Maps, legends, tiles and
-    GetStyles all use it."""
-    if style.value_range is not None:
+    range pins it (the range its maps are drawn with) unless ``color_range`` asks for the
+    drawn run's own (``auto``), as a given COLORSCALERANGE overrides it too. Maps, legends,
+    tiles and GetStyles all use it."""
+    if style.value_range is not None and color_range != AUTO_RANGE:
         return style.value_range
     found = product_range(store, run, variables, color_range, statistic, window)
     if baseline is not None:
@@ -130,6 +131,9 @@ def product_range(store: ForecastStore, run: RunInfo, variables: tuple[str, ...]
     return found if window is None else summed_range(found, most_steps(run, window))
 
 
+# Steps an automatic range spans at most: with steps of 1 or 5 × 10ⁿ, rounding widens a
+# range by at most a fifth of its span where the step divides it 20 times, half where 4.
+MAX_STEPS = 20
 MAX_ROUNDINGS = 8
 ON_STEP = 1e-9  # of a step
 
@@ -138,7 +142,7 @@ def round_range(low: float, high: float) -> tuple[float, float]:
     """Widen a range to the nearest multiples of a round step, so legends read 5 … 35 °C
     rather than 5.85 … 31.65, and a colour keeps its value as runs arrive.
 
-    The step is the smallest 1 or 5 × 10ⁿ that spans the range in at most ten steps, and
+    The step is the smallest 1 or 5 × 10ⁿ that spans the range in at most `MAX_STEPS`, and
     the range is rounded again until that holds of the rounded range itself. Each of these
     steps divides the larger ones (1, 5, 10, 50 …; 2 and 5 would not), so the result is the
     smallest such range holding the input: a new run whose values lie within it leaves it
@@ -149,8 +153,8 @@ def round_range(low: float, high: float) -> tuple[float, float]:
         span = rounded[1] - rounded[0]
         if not (math.isfinite(span) and span > 0):
             break
-        step = 10.0 ** math.floor(math.log10(span / 10))
-        step *= next(m for m in (1, 5, 10) if span / (step * m) <= 10)
+        step = 10.0 ** math.floor(math.log10(span / MAX_STEPS))
+        step *= next(m for m in (1, 5, 10) if span / (step * m) <= MAX_STEPS)
         wider = (_on_step(rounded[0], step, -1), _on_step(rounded[1], step, 1))
         if wider == rounded:
             break

@@ -96,10 +96,12 @@ def test_a_run_within_the_rounded_range_leaves_it_unchanged(
 
 @pytest.mark.parametrize(("raw", "rounded"), [
     ((5.85, 31.65), (5.0, 35.0)),  # legends read 5 … 35 °C
-    ((2.5, 12.4), (0.0, 15.0)),  # 2 … 13 before, which a run of 2 … 13 widened to 2 … 14
-    ((0.0, 7.3), (0.0, 8.0)),
-    ((960.1, 1043.2), (960.0, 1050.0)),
-    ((-0.0123, 0.0456), (-0.02, 0.05)),
+    ((2.5, 12.4), (2.5, 12.5)),  # 2 … 13 before, which a run of 2 … 13 widened to 2 … 14
+    ((2.0, 13.0), (2.0, 13.0)),  # and now keeps
+    ((0.0, 7.3), (0.0, 7.5)),
+    ((960.1, 1043.2), (960.0, 1045.0)),
+    ((-40.0, 70.0), (-40.0, 70.0)),
+    ((-0.0123, 0.0456), (-0.015, 0.05)),
     ((3.0, 3.0), (3.0, 3.0)),  # a constant field is left to the palette
 ])
 def test_automatic_ranges_are_round(raw: tuple[float, float],
@@ -119,15 +121,16 @@ def test_the_range_of_a_layer_is_stable_as_runs_arrive_within_it(tmp_path: Path)
     unstyled = Style("plain", "plain")
     first = runs_store(tmp_path / "a.zarr", [(2.5, 12.4)])
     before = automatic_range(first, first.runs[-1], ("x",), unstyled)
-    within = runs_store(tmp_path / "b.zarr", [(2.5, 12.4), (2.0, 13.0)])
-    beyond = runs_store(tmp_path / "c.zarr", [(2.5, 12.4), (2.0, 13.0), (-1.0, 13.0)])
-    assert before == (0.0, 15.0)
+    assert before is not None
+    # a second run reaching both ends of that range (with 1-2-5 steps: 2 … 13, then 2 … 14)
+    within = runs_store(tmp_path / "b.zarr", [(2.5, 12.4), before])
     assert automatic_range(within, within.runs[-1], ("x",), unstyled) == before
     assert automatic_range(within, within.runs[0], ("x",), unstyled) == before
-    assert automatic_range(beyond, beyond.runs[-1], ("x",), unstyled) == (-5.0, 15.0)
+    # a third beyond it widens it by whole steps, for every run
+    beyond = runs_store(tmp_path / "c.zarr", [(2.5, 12.4), before, (-1.0, 13.2)])
+    assert automatic_range(beyond, beyond.runs[0], ("x",), unstyled) == (-1.0, 14.0)
     # COLORSCALERANGE=auto: the drawn run's own range, rounded alike
-    assert automatic_range(within, within.runs[-1], ("x",), unstyled, AUTO_RANGE) == \
-        (0.0, 15.0)
+    assert automatic_range(beyond, beyond.runs[0], ("x",), unstyled, AUTO_RANGE) == before
 
 
 def test_a_configured_range_pins_the_automatic_range(tmp_path: Path) -> None:
@@ -135,4 +138,5 @@ def test_a_configured_range_pins_the_automatic_range(tmp_path: Path) -> None:
     pinned = Style("pinned", "pinned", value_range=(0.0, 20.0))
     for run in store.runs:
         assert automatic_range(store, run, ("x",), pinned) == (0.0, 20.0)
-        assert automatic_range(store, run, ("x",), pinned, AUTO_RANGE) == (0.0, 20.0)
+    # COLORSCALERANGE=auto still asks for the drawn run's own range, as ncWMS does
+    assert automatic_range(store, store.runs[1], ("x",), pinned, AUTO_RANGE) == (-40.0, 70.0)
