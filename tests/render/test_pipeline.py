@@ -21,6 +21,7 @@ from fewsmap.render.pipeline import (
 )
 from fewsmap.render.regrid import Canvas, SourceWindow
 from fewsmap.store.cube import ForecastStore
+from fewsmap.store.retention import RetentionPolicy, prune
 from tests.catalog.test_styles import constant_halves
 from tests.synthetic import T0, lonlat_store
 
@@ -140,3 +141,15 @@ def test_a_configured_range_pins_the_automatic_range(tmp_path: Path) -> None:
         assert automatic_range(store, run, ("x",), pinned) == (0.0, 20.0)
     # COLORSCALERANGE=auto still asks for the drawn run's own range, as ncWMS does
     assert automatic_range(store, store.runs[1], ("x",), pinned, AUTO_RANGE) == (-40.0, 70.0)
+
+
+def test_retention_dropping_the_extreme_run_narrows_the_range(tmp_path: Path) -> None:
+    """The range describes the runs the service holds, not runs that are gone."""
+    plain = Style("plain", "plain")
+    path = tmp_path / "a.zarr"
+    runs_store(path, [(-40.0, 70.0), (2.5, 12.4), (2.0, 13.0)])
+    held = ForecastStore(path)
+    assert automatic_range(held, held.runs[-1], ("x",), plain) == (-40.0, 70.0)
+    prune(path, RetentionPolicy(keep_runs=2))
+    kept = ForecastStore(path)
+    assert automatic_range(kept, kept.runs[-1], ("x",), plain) == (2.0, 13.0)
