@@ -29,10 +29,10 @@ from fewsmap.catalog.quantities import QUANTITIES, normalise_units, scheme_for
 from fewsmap.catalog.sld import style_from_sld_file
 from fewsmap.catalog.styles import (
     Style,
+    alternative_styles,
     bind_units,
-    default_style,
     library_style,
-    named_library_styles,
+    offered_styles,
     style_from_config,
 )
 from fewsmap.catalog.vectors import vector_pairs
@@ -253,9 +253,10 @@ class Catalog:
                          needed)
                 continue
             attrs = store.attributes(variable)
-            offered = {**named_library_styles(variable, attrs), **self._styles}
+            automatic = offered_styles(variable, attrs)
+            offered = {**{s.name: s for s in automatic}, **self._styles}
             with self._config.located("layers", entry.id):
-                layer = layer_from_config(entry, offered, default_style(variable, attrs))
+                layer = layer_from_config(entry, offered, automatic)
             layer = replace(layer, styles=tuple(  # configured styles convert to their units
                 bind_units(s, str(attrs.get("units", "")), variable, attrs)
                 for s in layer.styles))
@@ -320,8 +321,8 @@ def _version_or_none(path: Path | str) -> StoreVersion | None:
 
 def _auto_layer(name: str, store: ForecastStore, variable: str) -> Layer:
     attrs = store.attributes(variable)
-    style: Style = default_style(variable, attrs)
-    units = style.units  # the unit maps, legends and values are shown in
+    styles = offered_styles(variable, attrs)
+    units = styles[0].units  # the unit maps, legends and values are shown in
     level = single_level(store, variable)
     title = str(attrs.get("long_name") or variable) + (f" at {level}" if level else "") + (
         f" [{units}]" if units else "")
@@ -337,7 +338,7 @@ def _auto_layer(name: str, store: ForecastStore, variable: str) -> Layer:
         store=name,
         variable=variable,
         group=name,
-        styles=(style,),
+        styles=styles,
         keywords=keywords,
     )
 
@@ -353,7 +354,7 @@ def _auto_vector_layer(name: str, store: ForecastStore, pair: tuple[str, str]) -
         store=name,
         variable=u,
         group=name,
-        styles=(speed,),
+        styles=alternative_styles(speed),
         keywords={**layer.keywords, "parameterId": f"{u},{v}"},
         components=pair,
     )

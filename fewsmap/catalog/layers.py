@@ -87,9 +87,10 @@ class Layer:
 
 
 def layer_from_config(table: LayerTable, styles: dict[str, Style],
-                      auto_style: Style) -> Layer:
+                      auto_styles: tuple[Style, ...]) -> Layer:
     """Build a layer from a ``[[layers]]`` table (`fewsmap.settings.LayerTable`, whose keys
-    and types the configuration file's schema checked).
+    and types the configuration file's schema checked); without ``styles`` in the table it
+    offers ``auto_styles`` (`fewsmap.catalog.styles.offered_styles`).
 
     Raises
     ------
@@ -108,7 +109,7 @@ def layer_from_config(table: LayerTable, styles: dict[str, Style],
         store=table.store,
         variable=table.variable or (table.vector[0] if table.vector else ""),
         group=table.group or table.store,
-        styles=tuple(styles[name] for name in table.styles) or (auto_style,),
+        styles=tuple(styles[name] for name in table.styles) or auto_styles,
         keywords=table.keywords,
         abstract=table.abstract,
         components=table.vector or (),

@@ -197,7 +197,8 @@ def style_from_config(entry: dict[str, Any] | StyleTable) -> Style:
                      units=table.units, color_map_type=table.color_map.kind,
                      color_map=tuple(ColorMapEntry(e.quantity, e.color, e.opacity, e.label)
                                      for e in table.color_map.entries),
-                     opacity=table.color_map.opacity)
+                     opacity=table.color_map.opacity, data_units=table.data_units,
+                     scale=table.scale, offset=table.offset)
     return Style(
         name=table.id,
         title=table.title or table.id,
@@ -250,8 +251,94 @@ def default_style(variable: str, attrs: dict[str, Any]) -> Style:
     perceptual ramp over the layer's range."""
     units = str(attrs.get("units", ""))
     quantity = recognise(variable, attrs)
-    return library_style(scheme_for(quantity, units) if quantity else generic_display(units),
-                         variable)
+    display = scheme_for(quantity, units) if quantity else generic_display(units)
+    if is_spread(attrs):
+        return spread_style(display, variable)
+    return library_style(display, variable)
+
+
+def is_spread(attrs: dict[str, Any]) -> bool:
+    """Whether the variable is a spread (an ensemble's standard deviation, as CF
+    ``cell_methods`` say: ``realization: standard_deviation``), not the quantity itself."""
+    return "standard_deviation" in str(attrs.get("cell_methods", ""))
+
+
+# A spread's ramp: sequential, light where the members agree.
+SPREAD_COLORMAP = "YlOrRd"
+
+
+def spread_style(display: Display, variable: str = "") -> Style:
+    """A spread's style: a continuous ramp over the layer's range in the quantity's display
+    unit, converted without offset (a spread of 2 K is 2 °C), as spreads computed on the fly
+    are (`fewsmap.render.pipeline.shown_style`); the quantity's classes would miss it."""
+    base = library_style(display, variable)
+    title = base.title.removesuffix(f" [{base.units}]") if base.units else base.title
+    return replace(base, name="spread", kind="continuous", colormap=SPREAD_COLORMAP,
+                   breaks=(), colors=(), offset=0.0,
+                   title=f"{title} spread" + (f" [{base.units}]" if base.units else ""))
+
+
+# Perceptually uniform continuous ramps every layer offers over its stable range (matplotlib
+# names; cividis also reads for colour-blind viewers). Style names are the ramp names.
+RAMPS = ("viridis", "cividis", "magma")
+CONTINUOUS_SUFFIX = "_continuous"
+
+
+def offered_styles(variable: str, attrs: dict[str, Any]) -> tuple[Style, ...]:
+    """Return the styles a layer of ``variable`` offers unless configured otherwise, the
+    default first: the one list capabilities (WMS, FEWS JSON, WMTS), GetStyles, TileJSON
+    and ``STYLES=`` share.
+
+    Its quantity's library style (`default_style`), the library's other schemes of it
+    (`named_library_styles`), then `alternative_styles`.
+    """
+    default = default_style(variable, attrs)
+    return alternative_styles(default, tuple(named_library_styles(variable, attrs).values()))
+
+
+def alternative_styles(default: Style, library: tuple[Style, ...] = ()) -> tuple[Style, ...]:
+    """Return ``default``, the ``library`` styles, a continuous variant of each style of
+    evenly spaced classes (`continuous_variant`), and the perceptual `RAMPS` over the
+    layer's stable range in ``default``'s display units: each named once, in that order."""
+    styles = [default, *library]
+    styles += [variant for variant in map(continuous_variant, styles) if variant is not None]
+    styles += [ramp_style(name, default) for name in RAMPS]
+    unique: dict[str, Style] = {}
+    for style in styles:
+        unique.setdefault(style.name, style)
+    return tuple(unique.values())
+
+
+def continuous_variant(style: Style) -> Style | None:
+    """The classes of ``style`` as a continuous ramp (``<name>_continuous``): its colours
+    at its breaks, blended between them, fading out over one class below the first break
+    (which classes do not draw below); None unless the breaks are evenly spaced (on
+    log-like breaks such as precipitation's a ramp would spend most colours on extremes)."""
+    if style.kind != "classes" or len(style.breaks) < 3:
+        return None
+    steps = np.diff(style.breaks)
+    if not np.allclose(steps, steps[0]):
+        return None
+    fade = ColorMapEntry(style.breaks[0] - float(steps[0]), style.colors[0], 0.0)
+    entries = (fade, *(ColorMapEntry(b, c) for b, c in zip(style.breaks, style.colors,
+                                                          strict=True)))
+    return replace(style, name=style.name + CONTINUOUS_SUFFIX,
+                   title=_retitled(style, "continuous"), kind="color_map",
+                   color_map_type="ramp", color_map=entries, breaks=(), colors=())
+
+
+def ramp_style(colormap: str, like: Style) -> Style:
+    """A continuous ``colormap`` over the layer's stable range, in ``like``'s display units
+    (the automatic range: `fewsmap.render.pipeline.automatic_range`)."""
+    return Style(colormap, _retitled(like, colormap), colormap=colormap, units=like.units,
+                 data_units=like.data_units, scale=like.scale, offset=like.offset)
+
+
+def _retitled(style: Style, variant: str) -> str:
+    """``Temperature [degC]`` → ``Temperature, <variant> [degC]``."""
+    suffix = f" [{style.units}]" if style.units else ""
+    base = style.title.removesuffix(suffix) if suffix else style.title
+    return f"{base}, {variant}{suffix}"
 
 
 def named_library_styles(variable: str, attrs: dict[str, Any]) -> dict[str, Style]:
@@ -259,7 +346,7 @@ def named_library_styles(variable: str, attrs: dict[str, Any]) -> dict[str, Styl
     styles`` to pick (``wind_ms``: wind in m/s; ``precipitation_mm``/``_in``)."""
     units = str(attrs.get("units", ""))
     quantity = recognise(variable, attrs)
-    if quantity is None:
+    if quantity is None or is_spread(attrs):
         return {}
     return {scheme.name: replace(library_style(in_scheme(quantity, scheme, units)),
                                  name=scheme.name)

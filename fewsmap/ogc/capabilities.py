@@ -122,14 +122,28 @@ def capabilities_json(catalog: Catalog, layers: Iterable[Layer], only_headers: b
     return {"title": catalog.title, "layers": entries, "groups": groups}
 
 
-def change_run(catalog: Catalog, layer: Layer) -> RunInfo | None:
-    """The latest run narrowed to the valid times it shares with the previous run: what the
-    derived layer ``<layer>:change`` lists (`fewsmap.products.change`); None for a vector
-    layer, a layer with fewer than two runs, or two runs sharing no valid time."""
+def change_run(catalog: Catalog, layer: Layer, run: RunInfo | None = None) -> RunInfo | None:
+    """``run`` (None: the latest) narrowed to the valid times it shares with the run before
+    it: what the derived layer ``<layer>:change`` lists and draws (`fewsmap.products.change`)
+    in WMS, FEWS JSON and WMTS capabilities and TileJSON; None where it would draw nothing:
+    for a vector layer, the layer's first run, or two runs sharing no valid time."""
     runs = catalog.runs(layer)
-    if layer.is_vector or len(runs) < 2 or not shared_times(runs[-1], runs[-2]).size:
+    run = run or (runs[-1] if runs else None)
+    earlier = [r for r in runs if run is not None and r.reference_time < run.reference_time]
+    if layer.is_vector or run is None or not earlier or \
+            not shared_times(run, earlier[-1]).size:
         return None
-    return defined_run(runs[-1], runs[-2], None)
+    return defined_run(run, earlier[-1], None)
+
+
+def change_runs(catalog: Catalog, layer: Layer) -> tuple[RunInfo, ...]:
+    """The runs a ``<layer>:change`` may name: each run after the first."""
+    return catalog.runs(layer)[1:]
+
+
+CHANGE_ABSTRACT = ("The latest run minus the previous run at the valid times both hold "
+                   "(BASELINE=previous); with a run selected (DIM_REFERENCE_TIME, WMTS Run), "
+                   "that run minus the run before it.")
 
 
 def change_title(layer: Layer) -> str:
@@ -422,9 +436,7 @@ def _change_layer(catalog: Catalog, layer: Layer, url: str,
     name = layer.id + CHANGE_SUFFIX
     _text(node, "Name", name)
     _text(node, "Title", change_title(layer))
-    _text(node, "Abstract", "The latest run minus the previous run at the valid times both "
-                            "hold (BASELINE=previous); with DIM_REFERENCE_TIME, that run "
-                            "minus the run before it.")
+    _text(node, "Abstract", CHANGE_ABSTRACT)
     store = catalog.store(layer)
     extra = tuple(c for c in _offered(catalog, layer) if c not in BASE_CRS)
     for crs in extra:
@@ -432,7 +444,7 @@ def _change_layer(catalog: Catalog, layer: Layer, url: str,
     _bounding_boxes(node, lonlat_bbox(store), extra, native_bbox(store))
     if not only_headers:
         _time_dimension(node, catalog, layer, run)
-        _text(node, "Dimension", ",".join(r.label for r in catalog.runs(layer)[1:]),
+        _text(node, "Dimension", ",".join(r.label for r in change_runs(catalog, layer)),
               name="reference_time", units="ISO8601", default=run.label,
               multipleValues="0", nearestValue="0", current="1")
     _dimensions(node, catalog, layer, None)

@@ -18,17 +18,20 @@ from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, longitude_width, lonlat_bbox
 from fewsmap.catalog.styles import style_as_config
 from fewsmap.dimensions import layer_dimensions
-from fewsmap.errors import FewsmapError, InvalidParameterValue
+from fewsmap.errors import FewsmapError, InvalidDimensionValue, InvalidParameterValue
+from fewsmap.ogc.capabilities import change_run, change_runs
 from fewsmap.ogc.getmap import (
+    CHANGE_STYLE,
     PNG,
     GetMapRequest,
     parse_getmap,
     parse_reference_time,
     select_run,
+    statistic_style,
 )
 from fewsmap.ogc.legend import drawn_range
 from fewsmap.params import Params
-from fewsmap.products.change import parse_baseline
+from fewsmap.products.change import CHANGE_SUFFIX, parse_baseline
 from fewsmap.products.ensemble import parse_statistic
 from fewsmap.resolve.layers import resolve_layer
 from fewsmap.store.cube import RunInfo
@@ -146,18 +149,25 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
             "of each)")
     layer, from_id, derived = resolve_layer(catalog, name)
     run = select_run(catalog, layer, from_id, _reference_time(params))
+    styles = layer.styles
+    runs = catalog.runs(layer)
+    if derived:  # <layer>:change: what WMS and WMTS capabilities list of it
+        run = _change_shown(catalog, layer, run, name)
+        styles, runs = (CHANGE_STYLE,), change_runs(catalog, layer)
     west, south, east, north = lonlat_bbox(catalog.store(layer))
     minzoom, maxzoom = zoom_range(catalog, layer)
     selectors = [(n, v) for n, v in params.items() if n not in ADDRESS_NAMES]
     query = f"?{urlencode(selectors)}" if selectors else ""
-    # the colour range of what the tiles show, in the default style's display units: a
-    # statistic's, a sum's, a change's
-    value_range = drawn_range(catalog, layer, run, layer.default_style, params,
-                              parse_statistic(params.get("member") or "0"),
-                              parse_baseline(params.get("baseline")) or derived)
+    # the colour range of what the tiles show, in the style they are drawn in (a pinned
+    # range, a statistic's, a sum's, a change's), as their legend says
+    member = parse_statistic(params.get("member") or "0")
+    baseline = parse_baseline(params.get("baseline")) or derived
+    drawn = statistic_style(layer, params.get("style") or "", member,
+                            change=baseline is not None)
+    value_range = drawn_range(catalog, layer, run, drawn, params, member, baseline)
     return {
         "tilejson": "2.2.0",
-        "name": layer.id,
+        "name": layer.id + (CHANGE_SUFFIX if derived else ""),
         "description": layer.abstract or layer.title,
         "version": "1.0.0",
         "scheme": "xyz",
@@ -172,14 +182,30 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
             "layer": layer.id,
             "run": run.label,
             "latest": from_id is None and _reference_time(params) is None,
-            "runs": [r.label for r in catalog.runs(layer)],
+            "runs": [r.label for r in runs],
             "times": [format_time(t) for t in run.valid_times],
-            "styles": [s.name for s in layer.styles],
-            "styleDefinitions": [style_as_config(s) for s in layer.styles],
+            "styles": [s.name for s in styles],
+            "styleDefinitions": [style_as_config(s) for s in styles],
             "valueRange": list(value_range) if value_range else None,
             **_members(catalog, layer, run),
         },
     }
+
+
+def _change_shown(catalog: Catalog, layer: Layer, run: RunInfo, name: str) -> RunInfo:
+    """``run`` narrowed to the valid times its change from the previous run has values at.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        Where the change would draw nothing (no capabilities list it then).
+    """
+    shown = change_run(catalog, layer, run)
+    if shown is None:
+        why = "it is a vector layer" if layer.is_vector else \
+            f"run {run.label} has no previous run sharing a valid time with it"
+        raise InvalidDimensionValue(f"layer {name[:80]!r} draws no change: {why}")
+    return shown
 
 
 def _members(catalog: Catalog, layer: Layer, run: RunInfo) -> dict[str, list[str]]:

@@ -5,7 +5,9 @@ Every tile is a GetMap (``fewsmap.ogc.tiles``) and every GetFeatureInfo the WMS
 GetFeatureInfo of that GetMap at pixel (I, J); this module only describes and addresses
 them. Dimensions: ``Time`` (valid time) and ``Run`` (forecast reference time), then the
 layer's elevation/member dimensions under their WMS names. WMTS cannot say that valid times
-depend on the run, so ``Time`` lists the times of every run.
+depend on the run, so ``Time`` lists the times of every run; the derived layer
+``<layer>:change`` (latest run minus the previous one) lists the times those two runs share,
+where there are any (`fewsmap.ogc.capabilities.change_run`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ from urllib.parse import quote, urlencode
 
 import numpy as np
 
-from fewsmap.catalog import Catalog, Layer
+from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.catalog.described import describe_each
 from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, lonlat_bbox
 from fewsmap.dimensions import REQUIRED, default_time, layer_dimensions
 from fewsmap.errors import FewsmapError, InvalidParameterValue
+from fewsmap.ogc.capabilities import (
+    CHANGE_ABSTRACT,
+    change_run,
+    change_runs,
+    change_title,
+)
 from fewsmap.ogc.featureinfo import (
     GEOJSON,
     GML2,
@@ -31,6 +39,7 @@ from fewsmap.ogc.featureinfo import (
     PLAIN,
     resolve_info_format,
 )
+from fewsmap.ogc.getmap import CHANGE_STYLE
 from fewsmap.ogc.tiles import (
     MAX_ZOOM,
     TILE_SIZE,
@@ -41,6 +50,8 @@ from fewsmap.ogc.tiles import (
 )
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.params import Params
+from fewsmap.products.change import CHANGE_SUFFIX
+from fewsmap.store.cube import RunInfo
 from fewsmap.time.instants import format_time
 
 WMTS = "http://www.opengis.net/wmts/1.0"
@@ -96,9 +107,9 @@ def capabilities(catalog: Catalog, layers: Iterable[Layer], base_url: str) -> by
         _operation(metadata, operation, {"KVP": f"{base_url}/wmts?",
                                          "RESTful": f"{base_url}/wmts/1.0.0/"})
     contents = ET.SubElement(root, _wmts("Contents"))
-    described = describe_each(layers, lambda layer: _layer(catalog, layer, base_url),
+    described = describe_each(layers, lambda layer: _layers(catalog, layer, base_url),
                               "WMTS capabilities")
-    contents.extend(element for _, element in described)
+    contents.extend(element for _, elements in described for element in elements)
     _tile_matrix_set(contents)
     ET.SubElement(root, _wmts("ServiceMetadataURL"),
                   {f"{{{XLINK}}}href": f"{base_url}/wmts/1.0.0/WMTSCapabilities.xml"})
@@ -229,29 +240,56 @@ def _tile_matrix(text: str) -> int:
     return parse_tile_number(text.rsplit(":", 1)[-1], "TILEMATRIX")
 
 
-def _layer(catalog: Catalog, layer: Layer, base_url: str) -> ET.Element:
+@dataclass(frozen=True)
+class Listing:
+    """What a WMTS layer lists: a catalog layer, or its derived run change."""
+
+    identifier: str
+    title: str
+    abstract: str
+    styles: tuple[Style, ...]
+    times: tuple[RunInfo, ...]  # the runs whose valid times Time lists (the last: default)
+    runs: tuple[RunInfo, ...]  # the runs Run names
+
+
+def _layers(catalog: Catalog, layer: Layer, base_url: str) -> list[ET.Element]:
+    """The layer and, where it draws something (`change_run`), its ``<layer>:change``: the
+    valid times the latest and previous runs share, the runs with a previous run, the
+    diverging change style."""
+    runs = catalog.runs(layer)
+    found = [_layer(catalog, layer, base_url, Listing(
+        layer.id, layer.title, layer.abstract, layer.styles, runs, runs))]
+    change = change_run(catalog, layer)
+    if change is not None:
+        found.append(_layer(catalog, layer, base_url, Listing(
+            layer.id + CHANGE_SUFFIX, change_title(layer), CHANGE_ABSTRACT, (CHANGE_STYLE,),
+            (change,), change_runs(catalog, layer))))
+    return found
+
+
+def _layer(catalog: Catalog, layer: Layer, base_url: str, listing: Listing) -> ET.Element:
     node = ET.Element(_wmts("Layer"))
-    _ows_text(node, "Title", layer.title)
-    if layer.abstract:
-        _ows_text(node, "Abstract", layer.abstract)
+    _ows_text(node, "Title", listing.title)
+    if listing.abstract:
+        _ows_text(node, "Abstract", listing.abstract)
     west, south, east, north = lonlat_bbox(catalog.store(layer))
     box = ET.SubElement(node, _ows("WGS84BoundingBox"))
     _ows_text(box, "LowerCorner", f"{west:.6f} {south:.6f}")
     _ows_text(box, "UpperCorner", f"{east:.6f} {north:.6f}")
-    _ows_text(node, "Identifier", layer.id)
-    for index, style in enumerate(layer.styles):
+    _ows_text(node, "Identifier", listing.identifier)
+    for index, style in enumerate(listing.styles):
         element = ET.SubElement(node, _wmts("Style"), {"isDefault": str(index == 0).lower()})
         _ows_text(element, "Title", style.title)
         _ows_text(element, "Identifier", style.name)
         legend = urlencode({"service": "WMS", "request": "GetLegendGraphic",
-                            "version": "1.3.0", "layer": layer.id, "style": style.name,
-                            "format": "image/png"})
+                            "version": "1.3.0", "layer": listing.identifier,
+                            "style": style.name, "format": "image/png"})
         ET.SubElement(element, _wmts("LegendURL"), {
             "format": "image/png", f"{{{XLINK}}}href": f"{base_url}/wms?{legend}"})
     _text(node, "Format", "image/png")
     for info_format in OFFERED_INFO_FORMATS:
         _text(node, "InfoFormat", info_format)
-    _time_dimensions(node, catalog, layer)
+    _time_dimensions(node, layer, listing)
     # Values: the labels holding data in any run (Run is a dimension here too); the default
     # holds data in the latest run, which is the default Run.
     runs = catalog.runs(layer)
@@ -269,7 +307,7 @@ def _layer(catalog: Catalog, layer: Layer, base_url: str) -> ET.Element:
     limits = ET.SubElement(link, _wmts("TileMatrixSetLimits"))
     for zoom in range(zoom_range(catalog, layer)[1] + 1):
         _limits(limits, catalog, layer, zoom)
-    template = (f"{base_url}/wmts/1.0.0/{quote(layer.id, safe='')}/"
+    template = (f"{base_url}/wmts/1.0.0/{quote(listing.identifier, safe='')}/"
                 + _rest_template(dimension_names(catalog, layer)))
     ET.SubElement(node, _wmts("ResourceURL"), {
         "format": "image/png", "resourceType": "tile", "template": f"{template}.png"})
@@ -280,15 +318,15 @@ def _layer(catalog: Catalog, layer: Layer, base_url: str) -> ET.Element:
     return node
 
 
-def _time_dimensions(node: ET.Element, catalog: Catalog, layer: Layer) -> None:
-    runs = catalog.runs(layer)
+def _time_dimensions(node: ET.Element, layer: Layer, listing: Listing) -> None:
     policy = str(layer.defaults.get("time", "now"))
-    default = (format_time(default_time(runs[-1], policy))
-               if runs and policy != REQUIRED else None)
+    times, runs = listing.times, listing.runs
+    default = (format_time(default_time(times[-1], policy))
+               if times and policy != REQUIRED else None)
     time = _dimension(node, "Time", "ISO8601", default, current=True)
-    for when in np.unique(np.concatenate([r.valid_times for r in runs])) if runs else ():
+    for when in np.unique(np.concatenate([r.valid_times for r in times])) if times else ():
         _text(time, "Value", format_time(when))
-    if not runs:
+    if not times:
         _text(time, "Value", "default")  # the schema needs a value; GetTile then says why
     run = _dimension(node, "Run", "ISO8601", LATEST)
     _text(run, "Value", LATEST)  # always the newest complete run (short-lived tiles)

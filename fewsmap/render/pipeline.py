@@ -104,8 +104,12 @@ def automatic_range(store: ForecastStore, run: RunInfo, variables: tuple[str, ..
     """The colour range drawn when none is given, in the style's display units: the
     layer's (`layer_range`) widened to round numbers, or that of the ensemble statistic
     drawn (0..100 for a probability), of an accumulation's sums (`summed_range`), and for a
-    change from ``baseline`` symmetric about zero (`change_range`). Maps, legends, tiles
-    and GetStyles all use it."""
+    change from ``baseline`` symmetric about zero (`change_range`). A style's configured
+    range pins it (the range its maps are drawn with) unless ``color_range`` asks for the
+    drawn run's own (``auto``), as a given COLORSCALERANGE overrides it too. Maps, legends,
+    tiles and GetStyles all use it."""
+    if style.value_range is not None and color_range != AUTO_RANGE:
+        return style.value_range
     found = product_range(store, run, variables, color_range, statistic, window)
     if baseline is not None:
         found = change_range(found, product_range(store, baseline, variables, color_range,
@@ -127,16 +131,47 @@ def product_range(store: ForecastStore, run: RunInfo, variables: tuple[str, ...]
     return found if window is None else summed_range(found, most_steps(run, window))
 
 
+# Steps an automatic range spans at most: with steps of 1 or 5 × 10ⁿ, rounding widens a
+# range by at most a fifth of its span where the step divides it 20 times, half where 4.
+MAX_STEPS = 20
+MAX_ROUNDINGS = 8
+ON_STEP = 1e-9  # of a step
+
+
 def round_range(low: float, high: float) -> tuple[float, float]:
-    """Widen a range to multiples of a round step (a tenth of its span, as 1, 2 or 5 ×
-    10ⁿ), so legends read 5 … 32 °C rather than 5.85 … 31.65."""
-    span = high - low
-    if not (math.isfinite(span) and span > 0):
-        return low, high
-    step = 10.0 ** math.floor(math.log10(span / 10))
-    step *= next(m for m in (1, 2, 5, 10) if span / (step * m) <= 10)
-    return (float(np.round(math.floor(low / step) * step, 12)),
-            float(np.round(math.ceil(high / step) * step, 12)))
+    """Widen a range to the nearest multiples of a round step, so legends read 5 … 35 °C
+    rather than 5.85 … 31.65, and a colour keeps its value as runs arrive.
+
+    The step is the smallest 1 or 5 × 10ⁿ that spans the range in at most `MAX_STEPS`, and
+    the range is rounded again until that holds of the rounded range itself. Each of these
+    steps divides the larger ones (1, 5, 10, 50 …; 2 and 5 would not), so the result is the
+    smallest such range holding the input: a new run whose values lie within it leaves it
+    exactly as it is, and one beyond it widens it by whole steps.
+    """
+    rounded = (low, high)
+    for _ in range(MAX_ROUNDINGS):  # two or three suffice; a bound whatever floats do
+        span = rounded[1] - rounded[0]
+        if not (math.isfinite(span) and span > 0):
+            break
+        step = 10.0 ** math.floor(math.log10(span / MAX_STEPS))
+        step *= next(m for m in (1, 5, 10) if span / (step * m) <= MAX_STEPS)
+        wider = (_on_step(rounded[0], step, -1), _on_step(rounded[1], step, 1))
+        if wider == rounded:
+            break
+        rounded = wider
+    return rounded
+
+
+def _on_step(bound: float, step: float, outwards: int) -> float:
+    """The multiple of ``step`` nearest ``bound`` on its ``outwards`` side (-1: below, 1:
+    above), ``bound`` itself when it is one up to float error (a rounded bound stays)."""
+    multiple = round(bound / step)
+    if abs(bound / step - multiple) > ON_STEP:
+        multiple = math.ceil(bound / step) if outwards > 0 else math.floor(bound / step)
+    value = float(np.round(multiple * step, 12))
+    if (value - bound) * outwards < 0:  # float error put it inside: one step further out
+        value = float(np.round((multiple + outwards) * step, 12))
+    return value
 
 
 def shown_style(style: Style, statistic: EnsembleStatistic | None,

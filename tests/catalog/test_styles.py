@@ -23,9 +23,15 @@ from fewsmap.catalog.quantities import (
     PRECIPITATION_IN,
     PRECIPITATION_RATE,
 )
-from fewsmap.catalog.styles import Style, bind_units, in_data_units
+from fewsmap.catalog.styles import (
+    Style,
+    bind_units,
+    continuous_variant,
+    in_data_units,
+    offered_styles,
+)
 from fewsmap.ingest import ingest
-from fewsmap.settings import Settings
+from fewsmap.settings import Settings, load_settings
 from fewsmap.store.run import RunData, SourceFile
 from fewsmap.store.writer import append_run
 from tests.asgi_client import AppClient
@@ -192,6 +198,8 @@ def test_each_sample_is_published_in_its_quantity_style(samples: AppClient) -> N
     assert styles["gefs.t2m"] == "temperature"
     assert styles["gefs.si10"] == "wind"
     assert styles["gefs.dswrf"] == "default"  # unknown: a continuous ramp
+    # a stored ensemble spread (cell_methods standard_deviation): a ramp, not -273 °C classes
+    assert styles["gefs.t2m_ens_spread"] == styles["gefs.si10_ens_spread"] == "spread"
 
 
 def test_an_inch_qpf_has_inch_classes_that_show_a_trace_and_a_storm(samples: AppClient) -> None:
@@ -256,3 +264,132 @@ def test_a_configured_layer_picks_the_library_wind_in_m_s(tmp_path: Path) -> Non
     west, east = west_east(rgba(client.get("/wms", params={**GETMAP, "layers": "wind",
                                                             "styles": "wind_kmh"})))
     assert (west, east) == (colour("#0000ff"), colour("#ff0000"))  # 10.8 and 43.2 km/h
+
+
+def test_a_configured_range_pins_the_colours_in_every_answer(tmp_path: Path) -> None:
+    """A style's ``range`` is what maps, legends, TileJSON and GetStyles all say, whatever
+    runs arrive (issue #16); without it the range is the layer's, rounded."""
+    stores = tmp_path / "stores"
+    constant_halves(stores / "runs.zarr", "x", {"units": "furlong"}, 2.5, 25.0)
+    constant_halves(stores / "runs.zarr", "x", {"units": "furlong"}, -40.0, 70.0,
+                    T0 + np.timedelta64(6, "h"))
+    config = tmp_path / "fewsmap.toml"
+    config.write_text('[[styles]]\nid = "pinned"\ncolormap = "viridis"\nrange = [0, 20]\n\n'
+                      '[[layers]]\nid = "x"\nstore = "runs"\nvariable = "x"\n'
+                      'styles = ["pinned"]\n')
+    client = AppClient(create_app(load_settings(config, environ={}, stores_dir=stores)))
+    about = client.get("/tiles/x/tilejson.json").json()["fewsmap"]
+    assert about["valueRange"] == [0.0, 20.0]
+    legend = client.get("/wms", params={"request": "GetLegendGraphic", "layer": "x",
+                                        "format": "application/json"}).json()["legend"]
+    assert (legend[0]["lowerValue"], legend[-1]["lowerValue"]) == pytest.approx((0.0, 20.0),
+                                                                                 abs=0.1)
+    sld = ET.fromstring(client.get("/wms", params={"request": "GetStyles",
+                                                   "layers": "x"}).content)
+    quantities = [float(e.get("quantity", "nan")) for e in sld.iter(
+        "{http://www.opengis.net/sld}ColorMapEntry")]
+    assert quantities[0] == 0.0 and quantities[-1] == pytest.approx(20.0, abs=0.1)
+    first, second = (rgba(client.get("/wms", params={
+        **GETMAP, "layers": "x", "externalForecastTime": t}))
+        for t in ("2026-01-01T00:00:00Z", "2026-01-01T06:00:00Z"))
+    assert west_east(first)[0] != west_east(second)[0]  # 2.5 and -40 (below: first colour)
+    assert west_east(first)[1] == west_east(second)[1]  # 25 and 70 (above: last colour)
+
+
+# Styles offered beside the default (issue #16): one list per layer, every style drawable.
+OWS = "{http://www.opengis.net/ows/1.1}"
+WMTS = "{http://www.opengis.net/wmts/1.0}"
+SLD = "{http://www.opengis.net/sld}"
+
+
+def test_a_layer_offers_its_library_styles_a_continuous_variant_and_ramps() -> None:
+    kelvin = {"units": "K", "GRIB_shortName": "2t"}
+    assert [s.name for s in offered_styles("t2m", kelvin)] == [
+        "temperature", "temperature_continuous", "viridis", "cividis", "magma"]
+    assert all(s.units == "degC" and s.offset == -273.15 for s in offered_styles("t2m", kelvin))
+    # log-like classes get no continuous variant; the library's other scheme is offered
+    assert [s.name for s in offered_styles("tp", {"units": "kg m**-2"})] == [
+        "precipitation", "precipitation_in", "viridis", "cividis", "magma"]
+    assert [s.name for s in offered_styles("x", {"units": "furlong"})] == [
+        "default", "viridis", "cividis", "magma"]
+    continuous = continuous_variant(offered_styles("tcc", {"units": "%",
+                                                           "GRIB_shortName": "tcc"})[0])
+    assert continuous is not None and continuous.color_map_type == "ramp"
+    # colours at the breaks, fading out below the first break, as classes draw nothing there
+    assert [(e.quantity, e.opacity) for e in continuous.color_map[:2]] == [(0.0, 0.0),
+                                                                          (10.0, 1.0)]
+    assert [e.color for e in continuous.color_map[1:]] == list(CLOUD_COVER.colors)
+
+
+@pytest.fixture(scope="module")
+def everything(samples: AppClient, demo_stores: Path, ingested: Callable[[str], Path],
+               tmp_path_factory: pytest.TempPathFactory) -> AppClient:
+    """The demo stores and real samples (NAEFS, CNRFC QPF, GEFS, multi-parameter GRIB)."""
+    stores = tmp_path_factory.mktemp("everything") / "stores"
+    stores.mkdir()
+    for store in demo_stores.iterdir():
+        (stores / store.name).symlink_to(store)
+    for name in ("naefs", "cnrfc_qpf", "gefs", "multi_param"):
+        if not (stores / f"{name}.zarr").exists():
+            (stores / f"{name}.zarr").symlink_to(ingested(name))
+    return AppClient(create_app(Settings(stores_dir=stores)))
+
+
+def listed_styles(client: AppClient) -> dict[str, dict[str, list[str]]]:
+    """Each layer's style names as WMS XML, FEWS JSON and WMTS capabilities and GetStyles
+    list them."""
+    xml = ET.fromstring(client.get("/wms", params={"request": "GetCapabilities"}).content)
+    fews = client.get("/wms", params={"request": "GetCapabilities",
+                                      "format": "application/json"}).json()
+    wmts = ET.fromstring(client.get("/wmts", params={"service": "WMTS",
+                                                     "request": "GetCapabilities"}).content)
+    found: dict[str, dict[str, list[str]]] = {}
+    for layer in xml.iter(f"{WMS}Layer"):
+        if layer.find(f"{WMS}Style") is not None:
+            found.setdefault(layer.findtext(f"{WMS}Name", ""), {})["xml"] = [
+                s.findtext(f"{WMS}Name", "") for s in layer.findall(f"{WMS}Style")]
+    for entry in fews["layers"]:
+        found.setdefault(entry["name"], {})["json"] = [s["name"] for s in entry["styles"]]
+    for layer in wmts.iter(f"{WMTS}Layer"):
+        found.setdefault(layer.findtext(f"{OWS}Identifier", ""), {})["wmts"] = [
+            s.findtext(f"{OWS}Identifier", "") for s in layer.findall(f"{WMTS}Style")]
+    for name in found:
+        sld = ET.fromstring(client.get("/wms", params={"request": "GetStyles",
+                                                       "layers": name}).content)
+        found[name]["getstyles"] = [s.findtext(f"{SLD}Name", "")
+                                    for s in sld.iter(f"{SLD}UserStyle")]
+    return found
+
+
+def test_every_listed_style_of_every_layer_draws_and_has_a_legend(everything: AppClient
+                                                                   ) -> None:
+    fews = {e["name"]: e for e in everything.get("/wms", params={
+        "request": "GetCapabilities", "format": "application/json"}).json()["layers"]}
+    checked = 0
+    for name, lists in listed_styles(everything).items():
+        if name.endswith(":change"):
+            assert lists["xml"] == lists["json"] == lists["wmts"] == ["change"]
+            continue
+        styles = lists["xml"]
+        assert lists["json"] == lists["wmts"] == lists["getstyles"] == styles, name
+        assert {"viridis", "cividis", "magma"} <= set(styles), name
+        entry = fews[name]
+        box = entry["boundingBox"]
+        times = entry.get("times") or [None]
+        for style in styles:
+            drawn = False
+            for when in dict.fromkeys((times[0], times[len(times) // 2], times[-1])):
+                response = everything.get("/wms", params={
+                    "request": "GetMap", "layers": name, "styles": style,
+                    "crs": "EPSG:3857", "width": "64", "height": "64", "format": "image/png",
+                    "bbox": ",".join(box[k] for k in ("minx", "miny", "maxx", "maxy")),
+                    **({"time": when} if when else {})})
+                drawn = drawn or bool(rgba(response)[..., 3].any())
+            assert drawn, f"{name} drew nothing in style {style}"
+            for image_format in ("image/png", "application/json"):
+                legend = everything.get("/wms", params={
+                    "request": "GetLegendGraphic", "layer": name, "style": style,
+                    "format": image_format})
+                assert legend.status_code == 200, (name, style, legend.text[:300])
+            checked += 1
+    assert checked > 100
