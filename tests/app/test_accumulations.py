@@ -230,8 +230,10 @@ def edr_grid(body: dict[str, Any], name: str) -> np.ndarray:
 def test_edr_queries_answer_the_naefs_24_hour_sums(client: AppClient, stores: Path) -> None:
     """Each valid time with a whole day inside the run: xarray's sum of its four steps."""
     with open_cube(stores / "naefs.zarr") as cube:
+        north_first = bool(cube["latitude"][0] > cube["latitude"][-1])
         qpf = cube["QPF"].isel(forecast_reference_time=-1).sel(
-            longitude=slice(-100.25, -94.75), latitude=slice(44.25, 39.75)).load()
+            longitude=slice(-100.25, -94.75),
+            latitude=slice(44.25, 39.75) if north_first else slice(39.75, 44.25)).load()
     times = qpf["valid_time"].values.astype("datetime64[s]")
     sums = np.stack([qpf.isel(step=slice(end - 3, end + 1)).sum("step", skipna=False).values
                      for end in range(3, times.size)])
