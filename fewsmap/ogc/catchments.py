@@ -191,7 +191,8 @@ def read_catchment(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
                                     f"{MAX_READ_VALUES} (name a run, a member, or narrow "
                                     "start/end)")
     series = []
-    units = request_units(store, layer, request)  # as every series: display units
+    # stored units for now: the set's GeoJSON values (products/catchments) are not converted
+    units = request_units(store, layer, replace(request, display_units=False))
     for (run, times), (dims, indices) in zip(runs, chosen, strict=True):
         if any(not i for i in indices):
             continue
