@@ -70,7 +70,8 @@ def _get(operation_id: str, summary: str, schema: str,
 def _query(kind: str, path_parameters: tuple[str, ...]) -> dict[str, Any]:
     where = "coords-position" if kind == "position" else "coords-area" if kind == "area" \
         else "bbox"
-    names = (*path_parameters, where, "datetime", "z", "parameter-name", "crs", "f")
+    names = (*path_parameters, where, "datetime", "z", "parameter-name", "crs", "f",
+             "baseline", "accumulate", "useDisplayUnits")
     scope = "a run" if "instanceId" in path_parameters else "the latest run"
     return {"get": {
         "operationId": f"get{kind.capitalize()}{'Instance' if scope == 'a run' else ''}",
@@ -137,6 +138,21 @@ def _parameters() -> dict[str, Any]:
                                           "default": OUTPUT_FORMATS[0]}),
         "f-metadata": query("f", "Output format of metadata", {
             "type": "string", "enum": ["json"], "default": "json"}),
+        "baseline": query("baseline", "A run change (vendor parameter, as in WMS): the run's "
+                          "values minus those of `previous` (the run before it) or of the run "
+                          "at this reference time, at the valid times both hold (a named "
+                          "datetime the baseline lacks is refused)", text,
+                          example="previous"),
+        "accumulate": query("accumulate", "Sums (vendor parameter, as in WMS): at each valid "
+                            "time, the sum of the run's values over this ISO 8601 window "
+                            "ending there (a whole number of steps inside the run; at most "
+                            "31 days); a statistic is of the members' sums", text,
+                            example="PT24H"),
+        "useDisplayUnits": query("useDisplayUnits", "FEWS's switch, as for maps: values in "
+                                 "the units the maps show (true, K as degC, m s-1 as km h-1)"
+                                 " or the stored ones (false); a probability is %, a change "
+                                 "converts without the offset. Metadata take it too",
+                                 {"type": "boolean", "default": True}, example=False),
     }
 
 
