@@ -221,21 +221,7 @@ def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: Edr
             + ("" if query.accumulate is None
                else " with a whole accumulation window inside the run"))
     levels = _levels(axes, query, layer.id)
-    cell = None
-    if query.point is not None:
-        lon, lat = query.point
-        cell = locate_cell(store, "OGC:CRS84", lon, lat, f"POINT({lon:g} {lat:g})",
-                           f"collection {layer.id!r}")
-        window = point_window(cell)
-    else:
-        assert query.region is not None
-        found = select_window(store, query.region, max_values)
-        if found is None:
-            raise InvalidParameterValue(
-                f"no cell centre of collection {layer.id!r} lies in the {query.kind} "
-                f"requested; the grid covers {extent_text(store)} (a region smaller than a "
-                "cell holds no centre: use a position query)")
-        window = found
+    window, cell = _cells(store, layer, query, max_values)
     fields = sum(1 if p.statistic is None or axes.member is None
                  else len(axes.member.sorted_indices()) for p in parameters)
     # a statistic reads every member, a change two runs, a sum about twice the steps
@@ -265,6 +251,32 @@ def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: Edr
                      values, cell, None if axes.level is None else axes.level.dim,
                      {name: shown.units for name, shown in units.items()},
                      derived_properties(baseline, query.accumulate))
+
+
+def _cells(store: ForecastStore, layer: Layer, query: EdrQuery,
+           max_values: int) -> tuple[Window, GridCell | None]:
+    """The window of the query's cells, and a position's cell.
+
+    Raises
+    ------
+    InvalidPoint, InvalidParameterValue
+        For a point outside the grid, a region holding no cell centre.
+    OperationNotSupported, ResponseTooLarge
+        As `select_window`.
+    """
+    if query.point is not None:
+        lon, lat = query.point
+        cell = locate_cell(store, "OGC:CRS84", lon, lat, f"POINT({lon:g} {lat:g})",
+                           f"collection {layer.id!r}")
+        return point_window(cell), cell
+    assert query.region is not None
+    found = select_window(store, query.region, max_values)
+    if found is None:
+        raise InvalidParameterValue(
+            f"no cell centre of collection {layer.id!r} lies in the {query.kind} "
+            f"requested; the grid covers {extent_text(store)} (a region smaller than a "
+            "cell holds no centre: use a position query)")
+    return found, None
 
 
 def parameter_units(store: ForecastStore, layer: Layer, parameter: EdrParameter,
