@@ -50,6 +50,7 @@ from fewsmap.products.ensemble import (
     MemberStatistic,
     Selector,
     label_lists,
+    reduce_selected,
 )
 from fewsmap.resolve.labels import DIMENSION_PROPERTIES, check_statistic, selector_value
 from fewsmap.resolve.layers import resolve_layer
@@ -61,6 +62,9 @@ ALL = "all"
 LATEST = "latest"
 DEFAULT_CRS = "EPSG:4326"
 
+# Values read at a cell, unreduced, by run slot, member/level indices and valid times.
+ReadCache = dict[tuple[int, tuple[tuple[int, ...], ...], bytes],
+                 tuple[np.ndarray, dict[str, np.ndarray]]]
 # One member or level (a label), all, the default (None), or several labels; a member also
 # an ensemble statistic, and several members labels and statistics.
 Label = float | str | None | tuple[float, ...]
@@ -150,7 +154,8 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
     runs, baselines = _derived(catalog, layer, select_runs(catalog, layer, named_run, request),
                                request)
     choices = [replace(request, member=choice) for choice in member_choices(request.member)]
-    chosen = [labels_per_run(store, layer, runs, choice) for choice in choices]
+    dimensions = [run_dimensions(store, layer, run) for run, _ in runs]  # read once
+    chosen = [labels_per_run(store, layer, runs, choice, dimensions) for choice in choices]
     reads = (1 if request.accumulate is None else 2) * (1 if request.baseline is None else 2)
     count = sum(times.size * math.prod(len(i) for i in indices)
                 for each in chosen
@@ -163,8 +168,10 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
             "(max_point_values; narrow start/end, name a run, a member or an elevation)")
     cell = locate_cell(store, crs, request.x, request.y,
                        f"x={request.x:g}, y={request.y:g} ({crs})", f"layer {layer.id!r}")
+    cache: ReadCache = {}
     series = [found for choice, each in zip(choices, chosen, strict=True)
-              for found in _read_choice(store, layer, cell, runs, each, baselines, choice)]
+              for found in _read_choice(store, layer, cell, runs, each, baselines, choice,
+                                        cache)]
     return TimeSeries(layer, store, request, cell, tuple(series),
                       request_units(store, layer, request).units)
 
@@ -188,7 +195,8 @@ def member_choices(member: MemberChoice) -> list[MemberChoice]:
 def _read_choice(store: ForecastStore, layer: Layer, cell: GridCell,
                  runs: list[tuple[RunInfo, np.ndarray]],
                  chosen: list[tuple[list[LayerDimension], list[list[int]]]],
-                 baselines: list[RunInfo | None], request: TimeSeriesRequest) -> list[Series]:
+                 baselines: list[RunInfo | None], request: TimeSeriesRequest,
+                 cache: ReadCache) -> list[Series]:
     """The series of one member choice (labels, or one statistic), in display units unless
     switched off."""
     units = request_units(store, layer, request)
@@ -199,7 +207,7 @@ def _read_choice(store: ForecastStore, layer: Layer, cell: GridCell,
         statistics = [statistic_over(d, i, request.member) for d, i in zip(dims, indices,
                                                                                strict=True)]
         values, components = _values(store, layer, cell, (run, baseline), times, indices,
-                                     statistics, request)
+                                     statistics, request, cache)
         values = units.apply(values)
         components = {name: units.apply(v) for name, v in components.items()}
         shape = [1 if isinstance(s, MemberStatistic) else len(i)
@@ -291,16 +299,22 @@ def select_runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
 def _values(store: ForecastStore, layer: Layer, cell: GridCell,
             runs: tuple[RunInfo, RunInfo | None], times: np.ndarray,
             indices: list[list[int]], statistics: list[Selector], request: TimeSeriesRequest,
-            ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+            cache: ReadCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A run's values at the cell (reduced, summed over an accumulation's windows), minus
-    its baseline's when it has one (`fewsmap.products.change.changed`)."""
+    its baseline's when it has one (`fewsmap.products.change.changed`). Values are read
+    once per request (``cache``): several statistics reduce the same members' values."""
     run, baseline = runs
 
     def read_run(shown: RunInfo) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         lists, selectors = (indices, statistics) if shown is run else _baseline_labels(
             store, layer, shown, times, indices, request)  # its own members for a statistic
-        return point_values(store, layer.variables, cell, shown, times, lists, selectors,
-                            request.accumulate)
+        key = (shown.slot, tuple(tuple(i) for i in lists), times.tobytes())
+        if key not in cache:  # unreduced: each statistic reduces them below
+            cache[key] = point_values(store, layer.variables, cell, shown, times, lists,
+                                      [0] * len(lists), request.accumulate)
+        values, components = cache[key]
+        return reduce_selected(values, selectors, 1), {
+            name: reduce_selected(v, selectors, 1) for name, v in components.items()}
 
     return changed(read_run, run, baseline)
 
@@ -398,8 +412,10 @@ def _baseline_labels(store: ForecastStore, layer: Layer, baseline: RunInfo,
 
 def labels_per_run(store: ForecastStore, layer: Layer,
                     runs: list[tuple[RunInfo, np.ndarray]], request: TimeSeriesRequest,
+                    dimensions: list[list[LayerDimension]] | None = None,
                     ) -> list[tuple[list[LayerDimension], list[list[int]]]]:
     """Each run's member and level dimensions and the store indices to read along them.
+    ``dimensions`` are each run's (`run_dimensions`) when already known.
 
     ``all`` means every label holding data in that run, so a lagged ensemble gives one series
     per member of each run, not an all-missing series for every member of the cube. Where
@@ -415,8 +431,8 @@ def labels_per_run(store: ForecastStore, layer: Layer,
                                        "elevation": request.elevation}
     chosen: list[tuple[list[LayerDimension], list[list[int]]]] = []
     refusal: InvalidDimensionValue | None = None
-    for run, _ in runs:
-        dims = layer_dimensions(store, layer.variable, layer.defaults, (run,))
+    for k, (run, _) in enumerate(runs):
+        dims = run_dimensions(store, layer, run) if dimensions is None else dimensions[k]
         check_statistic(layer, request.member, dims)
         indices = []
         for dimension in dims:
@@ -429,6 +445,11 @@ def labels_per_run(store: ForecastStore, layer: Layer,
     if refusal is not None and all(any(not i for i in indices) for _, indices in chosen):
         raise refusal
     return chosen
+
+
+def run_dimensions(store: ForecastStore, layer: Layer, run: RunInfo) -> list[LayerDimension]:
+    """The layer's member and level dimensions with the labels holding data in ``run``."""
+    return layer_dimensions(store, layer.variable, layer.defaults, (run,))
 
 
 def _indices(dimension: LayerDimension, wanted: MemberChoice, layer_id: str) -> list[int]:
