@@ -28,13 +28,16 @@ def openapi_document(root: str) -> dict[str, Any]:
                                                        "type": "object"})}}}},
         "/edr/conformance": _get("getConformance", "Conformance classes", "Conformance", ()),
         "/edr/collections": _get("getCollections", "Collections (one per layer)",
-                                 "Collections", ()),
+                                 "Collections", (), units=True),
         "/edr/collections/{collectionId}": _get(
-            "getCollection", "A collection's metadata", "Collection", ("collectionId",)),
+            "getCollection", "A collection's metadata", "Collection", ("collectionId",),
+            units=True),
         "/edr/collections/{collectionId}/instances": _get(
-            "getInstances", "Forecast runs of a collection", "Instances", ("collectionId",)),
+            "getInstances", "Forecast runs of a collection", "Instances", ("collectionId",),
+            units=True),
         "/edr/collections/{collectionId}/instances/{instanceId}": _get(
-            "getInstance", "One forecast run", "Collection", ("collectionId", "instanceId")),
+            "getInstance", "One forecast run", "Collection", ("collectionId", "instanceId"),
+            units=True),
     }
     for kind in QUERY_TYPES:
         paths[f"/edr/collections/{{collectionId}}/{kind}"] = _query(kind, ("collectionId",))
@@ -56,14 +59,18 @@ def openapi_document(root: str) -> dict[str, Any]:
 
 
 def _get(operation_id: str, summary: str, schema: str,
-         path_parameters: tuple[str, ...]) -> dict[str, Any]:
+         path_parameters: tuple[str, ...], units: bool = False) -> dict[str, Any]:
+    """A metadata operation; with ``units`` it takes ``useDisplayUnits`` (the units its
+    parameters are described in, as queries answer them)."""
     responses: dict[str, Any] = {"200": {"description": summary,
-                                         "content": json_content(schema_ref(schema))}}
+                                         "content": json_content(schema_ref(schema))},
+                                 "400": _error("400")}
     if path_parameters:
         responses["404"] = _error("404")
+    names = (*path_parameters, "f-metadata", *(("useDisplayUnits",) if units else ()))
     return {"get": {"operationId": operation_id, "summary": summary,
                     "tags": ["Capabilities" if not path_parameters else "Collection metadata"],
-                    "parameters": [_ref(p) for p in (*path_parameters, "f-metadata")],
+                    "parameters": [_ref(p) for p in names],
                     "responses": responses}}
 
 
