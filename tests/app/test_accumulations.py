@@ -291,3 +291,13 @@ def test_an_edr_window_that_cannot_be_summed_is_a_400(client: AppClient, window:
                                       "datetime": format_time(T0 + 36 * HOUR)})
         assert response.status_code == 400, response.text
         assert response.json()["code"] in ("InvalidParameterValue", "InvalidDimensionValue")
+
+
+def test_an_edr_cube_of_the_change_of_sums(client: AppClient, stores: Path) -> None:
+    when = T0 + 36 * HOUR  # step 5 of the latest run, step 6 of the previous
+    want = members_sums(stores, 1, 5, 4)[1] - members_sums(stores, 0, 6, 4)[1]
+    body = edr(client, "members.rain/cube", bbox=BBOX, datetime=format_time(when),
+               accumulate="PT24H", baseline="previous", **{"parameter-name": "rain_member_1"})
+    np.testing.assert_array_equal(edr_grid(body, "rain_member_1")[0], want)
+    assert body["fewsmap:accumulation"] == "P1D"
+    assert body["fewsmap:baseline_reference_time"] == format_time(T0)
