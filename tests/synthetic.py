@@ -184,10 +184,12 @@ def projected_xy_store(path: Path, crs: pyproj.CRS, x: np.ndarray = LAEA_X,
     return field_store(path, grid, xx, yy)
 
 
-def six_hourly_runs_store(path: Path, runs: int = 3, members: int = 0) -> Path:
+def six_hourly_runs_store(path: Path, runs: int = 3, members: int = 0,
+                          variable: str = "rain", attrs: dict[str, str] | None = None) -> Path:
     """Runs every 6 h, each of 8 six-hourly steps (0..42 h) of ``rain`` (mm per step: random
     gamma values, cell (0, 0) missing everywhere, cell (1, 1) missing at step 2 of each
-    run) on a 1° grid of 6 × 9 cells; with ``members``, ``rain`` has that many members."""
+    run) on a 1° grid of 6 × 9 cells; with ``members``, ``rain`` has that many members.
+    ``variable`` and ``attrs`` name the field and give its attributes otherwise."""
     grid = lonlat_grid(np.arange(50.0, 44.5, -1.0), np.arange(0.0, 8.5, 1.0))
     rng = np.random.default_rng(15)
     steps = (np.arange(8) * 6 * 3600).astype("timedelta64[s]").astype("timedelta64[ns]")
@@ -200,8 +202,9 @@ def six_hourly_runs_store(path: Path, runs: int = 3, members: int = 0) -> Path:
         values = rng.gamma(1.0, 2.0, shape).astype("float32")
         values[..., 0, 0] = np.nan
         values[2, ..., 1, 1] = np.nan
-        field = xr.DataArray(values, dims=dims, coords=coords, attrs={"units": "mm"})
-        append_run(path, RunData(T0 + np.timedelta64(6 * k, "h"), {"rain": (field,)}, grid,
+        field = xr.DataArray(values, dims=dims, coords=coords,
+                             attrs=attrs if attrs is not None else {"units": "mm"})
+        append_run(path, RunData(T0 + np.timedelta64(6 * k, "h"), {variable: (field,)}, grid,
                                  (SourceFile("synthetic", "0" * 64, 0),), "synthetic"),
                    progress=False)
     return path

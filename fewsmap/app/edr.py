@@ -58,7 +58,8 @@ def edr_routes() -> list[Route]:
     async def collections(request: Request) -> Response:
         _metadata_format(request)
         catalog = await visible_catalog(request)
-        return _json(await run_in_threadpool(metadata.collections, catalog, _root(request)))
+        return _json(await run_in_threadpool(metadata.collections, catalog, _root(request),
+                                             _display_units(request)))
 
     @_answering
     async def collection(request: Request) -> Response:
@@ -66,7 +67,7 @@ def edr_routes() -> list[Route]:
         catalog = await visible_catalog(request)
         layer = find_layer(catalog, request.path_params["layer"])
         return _json(await run_in_threadpool(metadata.collection, catalog, layer,
-                                             _root(request)))
+                                             _root(request), _display_units(request)))
 
     @_answering
     async def instances(request: Request) -> Response:
@@ -74,7 +75,7 @@ def edr_routes() -> list[Route]:
         catalog = await visible_catalog(request)
         layer = find_layer(catalog, request.path_params["layer"])
         return _json(await run_in_threadpool(metadata.instances, catalog, layer,
-                                             _root(request)))
+                                             _root(request), _display_units(request)))
 
     @_answering
     async def instance(request: Request) -> Response:
@@ -83,7 +84,7 @@ def edr_routes() -> list[Route]:
         layer = find_layer(catalog, request.path_params["layer"])
         run = find_run(catalog, layer, request.path_params["run"])
         return _json(await run_in_threadpool(metadata.instance, catalog, layer, run,
-                                             _root(request)))
+                                             _root(request), _display_units(request)))
 
     @_answering
     async def data(request: Request) -> Response:
@@ -176,6 +177,12 @@ def _metadata_format(request: Request) -> None:
     name = (request.query_params.get("f") or "").strip()
     if name.lower() not in METADATA_FORMATS:
         raise InvalidFormat(f"f={name[:60]!r} is not offered for metadata; offered: json")
+
+
+def _display_units(request: Request) -> bool:
+    """FEWS ``useDisplayUnits`` of a metadata request: parameter units as queries with the
+    same switch answer them."""
+    return Params(request.query_params.multi_items()).flag("useDisplayUnits", default=True)
 
 
 def _root(request: Request) -> str:

@@ -5,10 +5,16 @@ Collections are layers and instances are runs. A layer's EDR parameters are its 
 ``<variable>_member_<label>``, because CoverageJSON has no member axis (a domain's axes are
 x, y, z, t and composite), and ensemble statistics are parameters too,
 ``<variable>_member_mean``, ``<variable>_member_above:20`` (`fewsmap.products.ensemble`).
-Levels are the ``z`` axis. Values are read by the cube's one read
-path (`fewsmap.store.reads.read_block`), so only the chunks holding the selected cells, times,
-members and levels are read, and are returned untouched (float32; NaN where the cube has no
-value).
+Levels are the ``z`` axis.
+
+A position query is an adapter over the series core (`fewsmap.resolve.series
+.read_time_series`, which ``/api/timeseries`` answers from too): its parameters become the
+members and statistics, its ``z`` the levels and its ``datetime`` the valid times of one
+run, so both fronts give the same values. Area and cube queries read their window of the
+native grid by the cube's one read path (`fewsmap.store.reads.read_block`); both take the
+same valid times of a change or an accumulation (`fewsmap.resolve.series.product_times`)
+and the same units (`fewsmap.resolve.units`). Only the chunks holding the selected cells,
+times, members and levels are read (float32; NaN where the cube has no value).
 """
 
 from __future__ import annotations
@@ -32,9 +38,18 @@ from fewsmap.errors import (
     ResponseTooLarge,
 )
 from fewsmap.points import GridCell
+from fewsmap.products.accumulate import needed_times, window_sums
+from fewsmap.products.change import derived_properties, difference
 from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
 from fewsmap.resolve.labels import label_value
-from fewsmap.resolve.series import extent_text, locate_cell
+from fewsmap.resolve.series import (
+    TimeSeriesRequest,
+    extent_text,
+    locate_cell,
+    product_times,
+    read_time_series,
+)
+from fewsmap.resolve.units import ShownUnits, shown_units
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.reads import read_block
 from fewsmap.time.axis import refuse_unmatched
@@ -99,6 +114,9 @@ class EdrAnswer:
     values: dict[str, np.ndarray]
     cell: GridCell | None = None
     level_dim: str | None = None  # the store dimension of the levels
+    units: dict[str, str] | None = None  # each parameter's (`fewsmap.resolve.units`)
+    # ("baseline_reference_time", T0) of a change, ("accumulation", "P1D") of sums
+    derived: tuple[tuple[str, str], ...] = ()
 
     def attributes(self, parameter: EdrParameter) -> dict[str, Any]:
         """CF attributes of a parameter's variable."""
@@ -194,39 +212,112 @@ def answer_query(catalog: Catalog, layer_id: str, run_id: str | None, query: Edr
     store = catalog.store(layer)
     axes = LayerAxes.of(store, layer, (run,))
     parameters = _choose(layer_parameters(store, layer, axes), query.parameters, layer, axes)
-    times = _times(run, query)
+    times, baseline = product_times(catalog, layer, run, _times(run, query), query.baseline,
+                                    query.accumulate, named=query.times is not None)
+    if not times.size:
+        raise InvalidDimensionValue(
+            f"no valid time of run {run.label} has a value"
+            + ("" if baseline is None else f" in its baseline run {baseline.label} too")
+            + ("" if query.accumulate is None
+               else " with a whole accumulation window inside the run"))
     levels = _levels(axes, query, layer.id)
-    cell = None
-    if query.point is not None:
-        lon, lat = query.point
-        cell = locate_cell(store, "OGC:CRS84", lon, lat, f"POINT({lon:g} {lat:g})",
-                           f"collection {layer.id!r}")
-        window = point_window(cell)
-    else:
-        assert query.region is not None
-        found = select_window(store, query.region, max_values)
-        if found is None:
-            raise InvalidParameterValue(
-                f"no cell centre of collection {layer.id!r} lies in the {query.kind} "
-                f"requested; the grid covers {extent_text(store)} (a region smaller than a "
-                "cell holds no centre: use a position query)")
-        window = found
+    window, cell = _cells(store, layer, query, max_values)
     fields = sum(1 if p.statistic is None or axes.member is None
                  else len(axes.member.sorted_indices()) for p in parameters)
-    count = fields * times.size * levels.size * window.size  # a statistic reads every member
+    # a statistic reads every member, a change two runs, a sum about twice the steps
+    reads = (1 if baseline is None else 2) * (1 if query.accumulate is None else 2)
+    count = fields * times.size * levels.size * window.size * reads
     if count > max_values:
         raise ResponseTooLarge(
             f"this query selects {count} values ({fields} parameters or members read × "
-            f"{times.size} times × {levels.size} levels × {window.size} cells); at most "
-            f"{max_values} are allowed (max_edr_values): narrow datetime, z, "
+            f"{times.size} times × {levels.size} levels × {window.size} cells"
+            + ("" if reads == 1 else f" × {reads} for the change or sums")
+            + f"); at most {max_values} are allowed (max_edr_values): narrow datetime, z, "
             "parameter-name or the region")
-    values = _read(store, layer, run, axes, parameters, times, levels, window)
+    units = {p.id: parameter_units(store, layer, p, query.display_units, baseline is not None)
+             for p in parameters}
+    if cell is not None:
+        values = _position_values(catalog, layer, run, axes, parameters, times, levels, query,
+                                  max_values)
+    else:
+        values = _window_values(store, layer, (run, baseline), axes, parameters, times,
+                                levels, window, query.accumulate)
+        values = {name: units[name].apply(v) for name, v in values.items()}
     if query.kind == "area":
         for array in values.values():
             array[..., ~window.inside] = np.nan
     return EdrAnswer(layer, store, run, query.kind, query.crs, parameters, times,
                      None if axes.level is None else axes.level.labels[levels], window,
-                     values, cell, None if axes.level is None else axes.level.dim)
+                     values, cell, None if axes.level is None else axes.level.dim,
+                     {name: shown.units for name, shown in units.items()},
+                     derived_properties(baseline, query.accumulate))
+
+
+def _cells(store: ForecastStore, layer: Layer, query: EdrQuery,
+           max_values: int) -> tuple[Window, GridCell | None]:
+    """The window of the query's cells, and a position's cell.
+
+    Raises
+    ------
+    InvalidPoint, InvalidParameterValue
+        For a point outside the grid, a region holding no cell centre.
+    OperationNotSupported, ResponseTooLarge
+        As `select_window`.
+    """
+    if query.point is not None:
+        lon, lat = query.point
+        cell = locate_cell(store, "OGC:CRS84", lon, lat, f"POINT({lon:g} {lat:g})",
+                           f"collection {layer.id!r}")
+        return point_window(cell), cell
+    assert query.region is not None
+    found = select_window(store, query.region, max_values)
+    if found is None:
+        raise InvalidParameterValue(
+            f"no cell centre of collection {layer.id!r} lies in the {query.kind} "
+            f"requested; the grid covers {extent_text(store)} (a region smaller than a "
+            "cell holds no centre: use a position query)")
+    return found, None
+
+
+def parameter_units(store: ForecastStore, layer: Layer, parameter: EdrParameter,
+                    display_units: bool, difference: bool = False) -> ShownUnits:
+    """The units a parameter is answered in (`fewsmap.resolve.units.shown_units`): what
+    queries return and the collection's metadata say."""
+    return shown_units(store, layer, parameter.statistic, display_units, difference)
+
+
+def _position_values(catalog: Catalog, layer: Layer, run: RunInfo, axes: LayerAxes,
+                     parameters: tuple[EdrParameter, ...], times: np.ndarray,
+                     levels: np.ndarray, query: EdrQuery,
+                     max_values: int) -> dict[str, np.ndarray]:
+    """A position's values by the series core: the parameters' members and statistics at
+    the selected levels and times of the run, each (times, levels, 1, 1)."""
+    assert query.point is not None
+    members = tuple(dict.fromkeys(
+        p.statistic if p.statistic is not None else float(p.member)
+        for p in parameters if p.member is not None))
+    level_labels = None if axes.level is None else tuple(
+        float(axes.level.labels[i]) for i in levels)
+    answer = read_time_series(catalog, TimeSeriesRequest(
+        layer=layer.id, x=query.point[0], y=query.point[1], crs="CRS:84",
+        reference_time=run.reference_time, times=tuple(times), member=members or None,
+        elevation=level_labels, baseline=query.baseline, accumulate=query.accumulate,
+        display_units=query.display_units), max_values)
+    values = {p.id: np.full((times.size, levels.size, 1, 1), np.nan, dtype=np.float32)
+              for p in parameters}
+    z_of: dict[float | int | str, int] = {} if level_labels is None else {
+        label_value(v): z for z, v in enumerate(level_labels)}
+    for series in answer.series:
+        labels = dict(series.dimensions)
+        z = z_of.get(labels.get("elevation", ""), 0)
+        rows = np.searchsorted(times, series.times)
+        found = dict(series.components) if layer.components else {}
+        for parameter in parameters:
+            if parameter.member is not None and labels.get("member") != parameter.member:
+                continue
+            values[parameter.id][rows, z, 0, 0] = found.get(parameter.variable,
+                                                            series.values)
+    return values
 
 
 def point_window(cell: GridCell) -> Window:
@@ -237,10 +328,29 @@ def point_window(cell: GridCell) -> Window:
                   np.ones((1, 1), dtype=bool))
 
 
+def _window_values(store: ForecastStore, layer: Layer, runs: tuple[RunInfo, RunInfo | None],
+                   axes: LayerAxes, parameters: tuple[EdrParameter, ...], times: np.ndarray,
+                   levels: np.ndarray, window: Window,
+                   accumulate: np.timedelta64 | None) -> dict[str, np.ndarray]:
+    """An area's or cube's values: of the run, summed over an accumulation's windows, minus
+    its baseline's (a statistic of the baseline over its own members), each (times, levels,
+    rows, cols)."""
+    run, baseline = runs
+    values = _read(store, layer, run, axes, parameters, times, levels, window, accumulate)
+    if baseline is None:
+        return values
+    base = _read(store, layer, baseline, LayerAxes.of(store, layer, (baseline,)), parameters,
+                 times, levels, window, accumulate)
+    return {name: difference(v, base[name]) for name, v in values.items()}
+
+
 def _read(store: ForecastStore, layer: Layer, run: RunInfo, axes: LayerAxes,
           parameters: tuple[EdrParameter, ...], times: np.ndarray, levels: np.ndarray,
-          window: Window) -> dict[str, np.ndarray]:
-    steps = run.step_slots[np.searchsorted(run.valid_times, times)].astype(np.int64)
+          window: Window, accumulate: np.timedelta64 | None = None) -> dict[str, np.ndarray]:
+    """Read the parameters' values at ``times`` of ``run`` (each time's window sum with
+    ``accumulate``), then reduce the members of each statistic."""
+    read_times = times if accumulate is None else needed_times(run, times, accumulate)
+    steps = run.step_slots[np.searchsorted(run.valid_times, read_times)].astype(np.int64)
     shape = (times.size, levels.size, window.rows.size, window.cols.size)
     values: dict[str, np.ndarray] = {}
     for variable in dict.fromkeys(p.variable for p in parameters):
@@ -253,6 +363,8 @@ def _read(store: ForecastStore, layer: Layer, run: RunInfo, axes: LayerAxes,
                   else np.array([d.index(None, layer.id)], dtype=np.int64) for d in axes.dims]
         block = read_block(store, variable, run.slot, steps, labels, window.rows,
                            window.cols)
+        if accumulate is not None:  # a statistic of sums: sum each member first
+            block = window_sums(block, read_times, times, run, accumulate)
         if axes.member is None:
             values[mine[0].id] = block.reshape(shape)
             continue

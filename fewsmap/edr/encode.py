@@ -44,7 +44,7 @@ from fewsmap.store.cube import ForecastStore
 from fewsmap.time.instants import format_time
 
 CSV_COLUMNS = ("parameter", "variable", "member", "reference_time", "valid_time", "z", "x",
-               "y", "lon", "lat", "value")
+               "y", "lon", "lat", "value", "units")
 # Cells of one CSV chunk (about 100 bytes a row) and values of one CoverageJSON chunk (about
 # 10 bytes each): chunks of a few hundred kB, small against the answer, large enough that
 # the per-chunk work is noise.
@@ -66,11 +66,13 @@ def coverage_json(answer: EdrAnswer,
         "type": "Coverage",
         "id": f"{answer.layer.id}/{answer.run.label}/{answer.kind}",
         "domain": _domain(answer),
-        "parameters": {p.id: covjson_parameter(answer.store, p) for p in answer.parameters},
+        "parameters": {p.id: covjson_parameter(answer.store, p, _units(answer, p))
+                       for p in answer.parameters},
         "ranges": {p.id: ndarray(range_values(answer.values[p.id]), names, shape)
                    for p in answer.parameters},
         "fewsmap:reference_time": answer.run.label,
     }
+    coverage.update((f"fewsmap:{name}", value) for name, value in answer.derived)
     groups = _member_groups(answer)
     if groups:
         coverage["parameterGroups"] = groups
@@ -125,6 +127,7 @@ def csv_chunks(answer: EdrAnswer) -> Iterator[bytes]:
     yield _csv_fields(CSV_COLUMNS).encode() + b"\r\n"
     for parameter in answer.parameters:
         values = answer.values[parameter.id]
+        units = _csv_fields((_units(answer, parameter) or "",))
         member = ("" if parameter.member is None else parameter.member
                   if isinstance(parameter.member, str) else _text(parameter.member))
         for (t, when), (z, level) in itertools.product(enumerate(answer.times),
@@ -137,7 +140,7 @@ def csv_chunks(answer: EdrAnswer) -> Iterator[bytes]:
                     continue
                 cells = values[t, z][rows, cols]
                 text = csv_numbers(cells)
-                yield "".join(f"{prefix},{place},{value}\r\n"
+                yield "".join(f"{prefix},{place},{value},{units}\r\n"
                               for place, value in zip(places, text, strict=True)).encode()
 
 
@@ -164,16 +167,24 @@ def _csv_fields(fields: tuple[str, ...]) -> str:
     return line.getvalue()
 
 
-def describe(store: ForecastStore, parameter: EdrParameter) -> Description:
-    """Label, observed property, units and vocabulary URI of a parameter."""
+def describe(store: ForecastStore, parameter: EdrParameter,
+             units: str | None = None) -> Description:
+    """Label, observed property, units and vocabulary URI of a parameter; ``units`` those
+    of the values answered (`fewsmap.edr.data.parameter_units`), else the stored ones."""
     return describe_variable(store.attributes(parameter.variable), parameter.variable,
-                             parameter.member, parameter.statistic)
+                             parameter.member, parameter.statistic, units)
 
 
-def covjson_parameter(store: ForecastStore, parameter: EdrParameter) -> dict[str, Any]:
+def covjson_parameter(store: ForecastStore, parameter: EdrParameter,
+                      units: str | None = None) -> dict[str, Any]:
     """A CoverageJSON Parameter object (a member's says which member it is)."""
     extra = {} if parameter.member is None else {"fewsmap:member": parameter.member}
-    return covjson.parameter(describe(store, parameter), **extra)
+    return covjson.parameter(describe(store, parameter, units), **extra)
+
+
+def _units(answer: EdrAnswer, parameter: EdrParameter) -> str | None:
+    """The units of a parameter's answered values (None: the stored ones)."""
+    return None if answer.units is None else answer.units[parameter.id]
 
 
 def _member_groups(answer: EdrAnswer) -> list[dict[str, Any]]:

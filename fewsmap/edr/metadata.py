@@ -31,7 +31,7 @@ from edr_pydantic.variables import CubeVariables, Variables
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.catalog.described import describe_each
 from fewsmap.catalog.extent import lonlat_bbox
-from fewsmap.edr.data import LayerAxes, layer_parameters
+from fewsmap.edr.data import LayerAxes, layer_parameters, parameter_units
 from fewsmap.edr.encode import describe
 from fewsmap.edr.query import OUTPUT_FORMATS, QUERY_TYPES
 from fewsmap.formats.covjson import CRS84_URI, EPSG4326_URI, dump
@@ -93,36 +93,41 @@ def edr_layers(catalog: Catalog) -> list[Layer]:
     return [layer for layer in catalog.layers.values() if "/" not in layer.id]
 
 
-def collections(catalog: Catalog, root: str) -> dict[str, Any]:
-    """Every collection's metadata."""
+def collections(catalog: Catalog, root: str, display_units: bool = True) -> dict[str, Any]:
+    """Every collection's metadata (parameter units: display units unless
+    ``display_units`` is false, as queries answer)."""
     return dump(Collections(
         links=[_link(f"{root}/edr/collections", "self", "Collections")],
         collections=[found for _, found in describe_each(
-            edr_layers(catalog), lambda layer: _collection(catalog, layer, root),
+            edr_layers(catalog), lambda layer: _collection(catalog, layer, root, display_units),
             "EDR collections")]))
 
 
-def collection(catalog: Catalog, layer: Layer, root: str) -> dict[str, Any]:
+def collection(catalog: Catalog, layer: Layer, root: str,
+               display_units: bool = True) -> dict[str, Any]:
     """A collection's metadata: extent over all runs, parameters, queries, instances."""
-    return dump(_collection(catalog, layer, root))
+    return dump(_collection(catalog, layer, root, display_units))
 
 
-def instances(catalog: Catalog, layer: Layer, root: str) -> dict[str, Any]:
+def instances(catalog: Catalog, layer: Layer, root: str,
+              display_units: bool = True) -> dict[str, Any]:
     """The runs of a collection, newest first."""
     href = f"{collection_href(root, layer)}/instances"
     return dump(Instances(
         links=[_link(href, "self", f"Runs of {layer.title}"),
                _link(collection_href(root, layer), "collection", layer.title)],
-        instances=[_instance(catalog, layer, run, root)
+        instances=[_instance(catalog, layer, run, root, display_units)
                    for run in reversed(catalog.runs(layer))]))
 
 
-def instance(catalog: Catalog, layer: Layer, run: RunInfo, root: str) -> dict[str, Any]:
+def instance(catalog: Catalog, layer: Layer, run: RunInfo, root: str,
+             display_units: bool = True) -> dict[str, Any]:
     """One run's metadata: its valid times, and queries reading that run."""
-    return dump(_instance(catalog, layer, run, root))
+    return dump(_instance(catalog, layer, run, root, display_units))
 
 
-def _collection(catalog: Catalog, layer: Layer, root: str) -> Collection:
+def _collection(catalog: Catalog, layer: Layer, root: str,
+                display_units: bool = True) -> Collection:
     href = collection_href(root, layer)
     runs = catalog.runs(layer)
     store = catalog.store(layer)
@@ -138,10 +143,11 @@ def _collection(catalog: Catalog, layer: Layer, root: str) -> Collection:
         "collection-level queries read the latest run",
         links=[_link(href, "self", layer.title),
                _link(f"{href}/instances", "data", "Forecast runs (instances)")],
-        data_queries=DataQueries(**queries), **_dataset(store, layer, runs))
+        data_queries=DataQueries(**queries), **_dataset(store, layer, runs, display_units))
 
 
-def _instance(catalog: Catalog, layer: Layer, run: RunInfo, root: str) -> Instance:
+def _instance(catalog: Catalog, layer: Layer, run: RunInfo, root: str,
+              display_units: bool = True) -> Instance:
     href = instance_href(root, layer, run)
     store = catalog.store(layer)
     title = f"{layer.title}, run {run.label}"
@@ -152,7 +158,7 @@ def _instance(catalog: Catalog, layer: Layer, run: RunInfo, root: str) -> Instan
         links=[_link(href, "self", title),
                _link(collection_href(root, layer), "collection", layer.title)],
         data_queries=DataQueries(**_queries(store, href, LayerAxes.of(store, layer, (run,)))),
-        **_dataset(store, layer, (run,)))
+        **_dataset(store, layer, (run,), display_units))
 
 
 def collection_href(root: str, layer: Layer) -> str:
@@ -165,8 +171,8 @@ def instance_href(root: str, layer: Layer, run: RunInfo) -> str:
     return f"{collection_href(root, layer)}/instances/{quote(run.label, safe=':')}"
 
 
-def _dataset(store: ForecastStore, layer: Layer,
-             runs: tuple[RunInfo, ...]) -> dict[str, Any]:
+def _dataset(store: ForecastStore, layer: Layer, runs: tuple[RunInfo, ...],
+             display_units: bool = True) -> dict[str, Any]:
     """What collections and instances share: extent, parameters, CRSs, formats."""
     axes = LayerAxes.of(store, layer, runs)
     west, south, east, north = lonlat_bbox(store)
@@ -181,7 +187,8 @@ def _dataset(store: ForecastStore, layer: Layer,
                                    vrs=_vrs(store, axes.level.dim))
     parameters = {}
     for parameter in layer_parameters(store, layer, axes):
-        about = describe(store, parameter)
+        about = describe(store, parameter,
+                         parameter_units(store, layer, parameter, display_units).units)
         parameters[parameter.id] = Parameter.model_validate({
             "id": parameter.id, "label": about.label, "data-type": "float",
             "observedProperty": ObservedProperty(id=about.observed_id, label=about.observed),

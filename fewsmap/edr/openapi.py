@@ -28,13 +28,16 @@ def openapi_document(root: str) -> dict[str, Any]:
                                                        "type": "object"})}}}},
         "/edr/conformance": _get("getConformance", "Conformance classes", "Conformance", ()),
         "/edr/collections": _get("getCollections", "Collections (one per layer)",
-                                 "Collections", ()),
+                                 "Collections", (), units=True),
         "/edr/collections/{collectionId}": _get(
-            "getCollection", "A collection's metadata", "Collection", ("collectionId",)),
+            "getCollection", "A collection's metadata", "Collection", ("collectionId",),
+            units=True),
         "/edr/collections/{collectionId}/instances": _get(
-            "getInstances", "Forecast runs of a collection", "Instances", ("collectionId",)),
+            "getInstances", "Forecast runs of a collection", "Instances", ("collectionId",),
+            units=True),
         "/edr/collections/{collectionId}/instances/{instanceId}": _get(
-            "getInstance", "One forecast run", "Collection", ("collectionId", "instanceId")),
+            "getInstance", "One forecast run", "Collection", ("collectionId", "instanceId"),
+            units=True),
     }
     for kind in QUERY_TYPES:
         paths[f"/edr/collections/{{collectionId}}/{kind}"] = _query(kind, ("collectionId",))
@@ -56,21 +59,26 @@ def openapi_document(root: str) -> dict[str, Any]:
 
 
 def _get(operation_id: str, summary: str, schema: str,
-         path_parameters: tuple[str, ...]) -> dict[str, Any]:
+         path_parameters: tuple[str, ...], units: bool = False) -> dict[str, Any]:
+    """A metadata operation; with ``units`` it takes ``useDisplayUnits`` (the units its
+    parameters are described in, as queries answer them)."""
     responses: dict[str, Any] = {"200": {"description": summary,
-                                         "content": json_content(schema_ref(schema))}}
+                                         "content": json_content(schema_ref(schema))},
+                                 "400": _error("400")}
     if path_parameters:
         responses["404"] = _error("404")
+    names = (*path_parameters, "f-metadata", *(("useDisplayUnits",) if units else ()))
     return {"get": {"operationId": operation_id, "summary": summary,
                     "tags": ["Capabilities" if not path_parameters else "Collection metadata"],
-                    "parameters": [_ref(p) for p in (*path_parameters, "f-metadata")],
+                    "parameters": [_ref(p) for p in names],
                     "responses": responses}}
 
 
 def _query(kind: str, path_parameters: tuple[str, ...]) -> dict[str, Any]:
     where = "coords-position" if kind == "position" else "coords-area" if kind == "area" \
         else "bbox"
-    names = (*path_parameters, where, "datetime", "z", "parameter-name", "crs", "f")
+    names = (*path_parameters, where, "datetime", "z", "parameter-name", "crs", "f",
+             "baseline", "accumulate", "useDisplayUnits")
     scope = "a run" if "instanceId" in path_parameters else "the latest run"
     return {"get": {
         "operationId": f"get{kind.capitalize()}{'Instance' if scope == 'a run' else ''}",
@@ -137,6 +145,21 @@ def _parameters() -> dict[str, Any]:
                                           "default": OUTPUT_FORMATS[0]}),
         "f-metadata": query("f", "Output format of metadata", {
             "type": "string", "enum": ["json"], "default": "json"}),
+        "baseline": query("baseline", "A run change (vendor parameter, as in WMS): the run's "
+                          "values minus those of `previous` (the run before it) or of the run "
+                          "at this reference time, at the valid times both hold (a named "
+                          "datetime the baseline lacks is refused)", text,
+                          example="previous"),
+        "accumulate": query("accumulate", "Sums (vendor parameter, as in WMS): at each valid "
+                            "time, the sum of the run's values over this ISO 8601 window "
+                            "ending there (a whole number of steps inside the run; at most "
+                            "31 days); a statistic is of the members' sums", text,
+                            example="PT24H"),
+        "useDisplayUnits": query("useDisplayUnits", "FEWS's switch, as for maps: values in "
+                                 "the units the maps show (true, K as degC, m s-1 as km h-1)"
+                                 " or the stored ones (false); a probability is %, a change "
+                                 "converts without the offset. Metadata take it too",
+                                 {"type": "boolean", "default": True}, example=False),
     }
 
 

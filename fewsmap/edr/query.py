@@ -1,8 +1,10 @@
 """EDR query parameters → a typed `EdrQuery` (OGC API - EDR 1.1 §8.2).
 
 The only place that reads the raw query of a data query: ``coords`` (WKT), ``bbox``,
-``datetime``, ``z``, ``parameter-name``, ``crs`` and ``f``. Positions and regions leave here
-in CRS84 (longitude, latitude), whatever ``crs`` the client used.
+``datetime``, ``z``, ``parameter-name``, ``crs`` and ``f``, and the vendor parameters the
+rest of the service takes: ``baseline`` (a run change), ``accumulate`` (sums over a window)
+and ``useDisplayUnits`` (values in the units the maps show, default true). Positions and
+regions leave here in CRS84 (longitude, latitude), whatever ``crs`` the client used.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from fewsmap.formats.covjson import CRS84_URI, EPSG4326_URI
 from fewsmap.formats.media import COVJSON, CSV
 from fewsmap.formats.wkt import parse_wkt
 from fewsmap.params import Params, finite_number
+from fewsmap.products.accumulate import parse_window
+from fewsmap.products.change import Baseline, parse_baseline
 from fewsmap.time.grammar import TimeInterval, TimeSelection, parse_instant_span
 
 QUERY_TYPES = ("position", "area", "cube")
@@ -80,6 +84,9 @@ class EdrQuery:
     parameters: tuple[str, ...]
     crs: str
     format: str
+    baseline: Baseline | None = None  # the change from this run (`fewsmap.products.change`)
+    accumulate: np.timedelta64 | None = None  # sums over this window ending at each time
+    display_units: bool = True  # FEWS useDisplayUnits (`fewsmap.resolve.units`)
 
 
 def parse_query(kind: str, params: Params) -> EdrQuery:
@@ -110,6 +117,9 @@ def parse_query(kind: str, params: Params) -> EdrQuery:
         parameters=_names(params.get("parameter-name") or ""),
         crs=crs,
         format=parse_format(params.get("f")),
+        baseline=parse_baseline(params.get("baseline")),
+        accumulate=parse_window(params.get("accumulate")),
+        display_units=params.flag("useDisplayUnits", default=True),
     )
 
 

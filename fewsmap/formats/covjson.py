@@ -45,12 +45,15 @@ class Description:
 
 def describe_variable(attrs: Mapping[str, Any], variable: str,
                       member: float | str | None = None,
-                      statistic: EnsembleStatistic | None = None) -> Description:
+                      statistic: EnsembleStatistic | None = None,
+                      units: str | None = None) -> Description:
     """Describe a variable (one member of it, or an ensemble statistic over its members) from
-    its CF attributes (``long_name``, ``units``, ``standard_name``)."""
+    its CF attributes (``long_name``, ``units``, ``standard_name``); ``units``, when given,
+    are those of the values answered (`fewsmap.resolve.units`)."""
     name = str(attrs.get("long_name") or variable)
     label = name if member is None else f"{name}, member {member}"
-    units = str(attrs.get("units") or "")
+    if units is None:
+        units = str(attrs.get("units") or "")
     if statistic is not None:  # its own units: % for a probability
         label, units = f"{name}, ensemble {statistic.label}", statistic.units(units)
     standard_name = str(attrs.get("standard_name") or "")

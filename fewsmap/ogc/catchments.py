@@ -51,6 +51,7 @@ from fewsmap.resolve.series import (
     TimeSeries,
     TimeSeriesRequest,
     labels_per_run,
+    request_units,
     select_runs,
     statistic_over,
 )
@@ -190,6 +191,8 @@ def read_catchment(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
                                     f"{MAX_READ_VALUES} (name a run, a member, or narrow "
                                     "start/end)")
     series = []
+    # stored units for now: the set's GeoJSON values (products/catchments) are not converted
+    units = request_units(store, layer, replace(request, display_units=False))
     for (run, times), (dims, indices) in zip(runs, chosen, strict=True):
         if any(not i for i in indices):
             continue
@@ -197,7 +200,7 @@ def read_catchment(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
         values = read_means(store, layer.variables, window, run.slot, steps, indices)[..., 0]
         statistics = [statistic_over(d, i, request.member)
                       for d, i in zip(dims, indices, strict=True)]
-        values = reduce_selected(values.astype(np.float32), statistics, 1)
+        values = units.apply(reduce_selected(values.astype(np.float32), statistics, 1))
         shape = [1 if isinstance(s, MemberStatistic) else len(i)
                  for s, i in zip(statistics, indices, strict=True)]
         for combination in itertools.product(*(range(n) for n in shape)):
@@ -207,12 +210,12 @@ def read_catchment(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
                            for d, i, k, s in zip(dims, indices, combination, statistics,
                                                  strict=True))
             at: tuple[slice | int, ...] = (slice(None), *combination)
-            series.append(Series(run, labels, times, values[at]))
+            series.append(Series(run, labels, times, values[at], units=units.units))
     centre = catchment.polygon.representative_point()
     cell = GridCell(row=-1, col=-1, lon=centre.x, lat=centre.y, x=centre.x, y=centre.y,
                     crs="EPSG:4326")
     return TimeSeries(layer, store, replace(request, x=centre.x, y=centre.y), cell,
-                      tuple(series))
+                      tuple(series), units.units)
 
 
 def catchment_series(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,

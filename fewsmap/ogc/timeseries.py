@@ -105,6 +105,7 @@ def parse_timeseries(params: Params) -> TimeSeriesRequest:
         format=FORMATS[format_text],
         baseline=parse_baseline(params.get("baseline")),
         accumulate=parse_window(params.get("accumulate")),
+        display_units=params.flag("useDisplayUnits", default=True),
     )
 
 
@@ -164,15 +165,16 @@ def encode_csv(answer: TimeSeries) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["reference_time", "valid_time", "lead_time", "member", *extra, "value",
-                     *components])
+                     *components, "units"])
     for series in answer.series:
         labels = dict(series.dimensions)
         columns = [csv_numbers(series.values),
                    *(csv_numbers(values) for _, values in series.components)]
         fixed = [labels.get("member", ""), *(labels[name] for name in extra)]
-        writer.writerows([series.run.label, when, lead, *fixed, *numbers] for when, lead, *numbers
-                         in zip(format_times(series.times), _lead_times(series), *columns,
-                                strict=True))
+        writer.writerows([series.run.label, when, lead, *fixed, *numbers, series.units]
+                         for when, lead, *numbers in zip(format_times(series.times),
+                                                         _lead_times(series), *columns,
+                                                         strict=True))
     return out.getvalue().encode()
 
 
@@ -181,8 +183,10 @@ def encode_netcdf(answer: TimeSeries) -> bytes:
     the cell's centre; a vector layer gives its speed and each component."""
     layer, store = answer.layer, answer.store
     keys = _keys(answer)
-    speed = {"units": answer.units, "long_name": f"speed of ({', '.join(layer.components)})"}
-    attrs = {key: store.attributes(key) if key in store.variables else speed for key in keys}
+    speed = {"long_name": f"speed of ({', '.join(layer.components)})"}
+    # each variable's own attributes, in the units of the answer (display units or stored)
+    attrs = {key: {**(store.attributes(key) if key in store.variables else speed),
+                   "units": answer.units} for key in keys}
     series = [PointSeries(s.run.reference_time, s.dimensions, s.times,
                           {keys[0]: s.values, **dict(s.components)}) for s in answer.series]
     cell = answer.cell
@@ -242,7 +246,8 @@ def _describe(answer: TimeSeries, key: str) -> Description:
         speed = f"Speed of ({', '.join(layer.components)})"
         return Description(speed, speed, answer.units)
     statistic = member if isinstance(member, EnsembleStatistic) else None
-    return describe_variable(answer.store.attributes(key), key, statistic=statistic)
+    return describe_variable(answer.store.attributes(key), key, statistic=statistic,
+                             units=answer.units)
 
 
 def _level_dim(answer: TimeSeries) -> str | None:
@@ -352,6 +357,12 @@ def openapi_document() -> dict[str, Any]:
                         "of the run's values in the window ending there; only valid times "
                         "whose whole window lies within the run are listed.",
                         {"type": "string", "minLength": 1}, "PT24H"),
+        query_parameter("useDisplayUnits", False, "FEWS's switch, as for maps and "
+                        "GetFeatureInfo: `true` (default) answers values in the units the maps "
+                        "show (K as degC, m s-1 as km h-1, kg m-2 s-1 as mm h-1), `false` in the "
+                        "stored units; `units` says which (UDUNITS). A probability is % and a "
+                        "change converts without the offset (2 K is 2 degC) either way.",
+                        {"type": "boolean", "default": True}, False),
         query_parameter("format", False, "`json` (default), `covjson` (CoverageJSON "
                    "CoverageCollection of PointSeries), `csv` or `netcdf` (CF NetCDF-4, "
                    "featureType timeSeries).",
@@ -389,7 +400,8 @@ def openapi_document() -> dict[str, Any]:
         "properties": {
             "layer": {"type": "string"},
             "variable": {"type": "string"},
-            "units": {"type": "string"},
+            "units": {"type": "string", "description": "Units of the values (UDUNITS): the "
+                      "display units unless useDisplayUnits=false; % for a probability."},
             "components": {"type": "array", "items": {"type": "string"}},
             "cell": {
                 "type": "object", "required": ["row", "col", "lon", "lat", "x", "y", "crs"],
@@ -432,8 +444,9 @@ def openapi_document() -> dict[str, Any]:
                             NETCDF: {"schema": {"type": "string",
                                                 "contentMediaType": NETCDF}},
                             CSV: {"schema": {"type": "string"}, "example":
-                                  "reference_time,valid_time,lead_time,member,value\n"
-                                  "2022-08-09T00:00:00Z,2022-08-09T06:00:00Z,PT6H,,20.48\n"},
+                                  "reference_time,valid_time,lead_time,member,value,units\n"
+                                  "2022-08-09T00:00:00Z,2022-08-09T06:00:00Z,PT6H,,20.48,"
+                                  "degC\n"},
                         }},
                 "400": {"description": "A bad request: the error code (LayerNotDefined, "
                                        "InvalidParameterValue, InvalidDimensionValue, "

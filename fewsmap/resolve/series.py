@@ -1,15 +1,18 @@
 """A layer's values at one point: which runs, times, members and levels a request names,
 read at the grid cell holding the point (DESIGN.md §7: resolution in one place).
 
-The core of ``/api/timeseries`` (`fewsmap.ogc.timeseries` parses its query into a
-`TimeSeriesRequest` and encodes the `TimeSeries` this returns). EDR position queries find
-their cell with the same `locate_cell`, and both read through
-`fewsmap.points`/`fewsmap.store.reads.read_block`, so both fronts answer the same values
-and times for the same point and run (tests/resolve/test_series.py).
+The core of ``/api/timeseries`` and of EDR position queries: `fewsmap.ogc.timeseries` and
+`fewsmap.edr.data` parse their queries into a `TimeSeriesRequest` and encode the
+`TimeSeries` this returns, so both fronts answer the same values, times, members,
+statistics, changes, sums and units for the same point and run
+(tests/resolve/test_series.py).
 
 Selections: one run (``reference_time``, default the latest), several (``all_runs`` or the
-``latest_runs``), or a valid-time window (``start``/``end``). ``member`` and ``elevation``
-take a label, `ALL` or None (the layer's default); ``member`` also an ensemble statistic.
+``latest_runs``), or a valid-time window (``start``/``end``), and of those only ``times``
+when given (EDR's ``datetime``). ``member`` and ``elevation`` take a label, `ALL`, None
+(the layer's default) or several labels; ``member`` also an ensemble statistic, or several
+labels and statistics (EDR parameters). Values are in display units unless
+``display_units`` is false (`fewsmap.resolve.units`).
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ from fewsmap.errors import (
 )
 from fewsmap.formats.media import JSON
 from fewsmap.points import GridCell, find_cell
-from fewsmap.products.accumulate import complete_times
+from fewsmap.products.accumulate import complete_times, needed_times
 from fewsmap.products.change import (
     Baseline,
     changed,
+    check_shared,
     derived_properties,
     point_values,
     select_baseline,
@@ -46,15 +50,25 @@ from fewsmap.products.ensemble import (
     MemberStatistic,
     Selector,
     label_lists,
+    reduce_selected,
 )
 from fewsmap.resolve.labels import DIMENSION_PROPERTIES, check_statistic, selector_value
 from fewsmap.resolve.layers import resolve_layer
+from fewsmap.resolve.units import ShownUnits, shown_units
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.time.instants import format_time
 
 ALL = "all"
 LATEST = "latest"
 DEFAULT_CRS = "EPSG:4326"
+
+# Values read at a cell, unreduced, by run slot, member/level indices and valid times.
+ReadCache = dict[tuple[int, tuple[tuple[int, ...], ...], bytes],
+                 tuple[np.ndarray, dict[str, np.ndarray]]]
+# One member or level (a label), all, the default (None), or several labels; a member also
+# an ensemble statistic, and several members labels and statistics.
+Label = float | str | None | tuple[float, ...]
+MemberChoice = float | str | EnsembleStatistic | None | tuple[float | EnsembleStatistic, ...]
 
 
 @dataclass(frozen=True)
@@ -63,7 +77,8 @@ class TimeSeriesRequest:
 
     Runs: ``reference_time`` names one; else ``all_runs`` or ``latest_runs`` (the last n);
     else the latest run. ``start``/``end`` limit valid times (inclusive). ``member`` and
-    ``elevation`` are a label, None (the default) or `ALL`.
+    ``elevation`` are a label, None (the default), `ALL` or several labels; ``member`` also
+    a statistic, or several labels and statistics. ``times`` keeps only those valid times.
     """
 
     layer: str
@@ -76,11 +91,13 @@ class TimeSeriesRequest:
     runs_given: bool = False  # runs=… was given (not only implied by start/end)
     start: np.datetime64 | None = None
     end: np.datetime64 | None = None
-    member: float | str | EnsembleStatistic | None = None
-    elevation: float | str | None = None
+    member: MemberChoice = None
+    elevation: Label = None
     format: str = JSON
     baseline: Baseline | None = None  # each run's change from this baseline run
     accumulate: np.timedelta64 | None = None  # sums over this window ending at each time
+    times: tuple[np.datetime64, ...] | None = None  # only these valid times
+    display_units: bool = True  # FEWS useDisplayUnits: the units the maps show
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +112,7 @@ class Series:
     components: tuple[tuple[str, np.ndarray], ...] = ()
     # ("baseline_reference_time", T0) of a change, ("accumulation", "PT24H") of sums
     derived: tuple[tuple[str, str], ...] = ()
+    units: str = ""  # of values and components (UDUNITS; % for a probability)
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,17 +124,16 @@ class TimeSeries:
     request: TimeSeriesRequest
     cell: GridCell
     series: tuple[Series, ...]
-
-    @property
-    def units(self) -> str:
-        """Units of the layer's variable (CF ``units``); % for an exceedance probability."""
-        units = str(self.store.attributes(self.layer.variable).get("units", ""))
-        member = self.request.member
-        return member.units(units) if isinstance(member, EnsembleStatistic) else units
+    # of the values asked (the member's, or its statistic's): display units unless switched
+    # off, UDUNITS, % for a probability (`fewsmap.resolve.units`)
+    units: str
 
 
-def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries:
+def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
+                     max_values: int | None = None) -> TimeSeries:
     """Resolve the request against the catalog and read the values at the cell.
+
+    ``max_values`` bounds the values read (default: the ``max_point_values`` setting).
 
     Raises
     ------
@@ -136,18 +153,53 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
     crs = check_offered(request.crs, offered_crs(store.geometry.crs_wkt))
     runs, baselines = _derived(catalog, layer, select_runs(catalog, layer, named_run, request),
                                request)
-    chosen = labels_per_run(store, layer, runs, request)
+    choices = [replace(request, member=choice) for choice in member_choices(request.member)]
+    dimensions = [run_dimensions(store, layer, run) for run, _ in runs]  # read once
+    chosen = [labels_per_run(store, layer, runs, choice, dimensions) for choice in choices]
     reads = (1 if request.accumulate is None else 2) * (1 if request.baseline is None else 2)
     count = sum(times.size * math.prod(len(i) for i in indices)
-                for (_, times), (_, indices) in zip(runs, chosen, strict=True)) * len(
+                for each in chosen
+                for (_, times), (_, indices) in zip(runs, each, strict=True)) * len(
         layer.variables) * reads  # an accumulation's series reads each step about twice
-    limit = catalog.settings.max_point_values
+    limit = catalog.settings.max_point_values if max_values is None else max_values
     if count > limit:
         raise InvalidParameterValue(
             f"this request reads {count} values; at most {limit} are allowed "
             "(max_point_values; narrow start/end, name a run, a member or an elevation)")
     cell = locate_cell(store, crs, request.x, request.y,
                        f"x={request.x:g}, y={request.y:g} ({crs})", f"layer {layer.id!r}")
+    cache: ReadCache = {}
+    series = [found for choice, each in zip(choices, chosen, strict=True)
+              for found in _read_choice(store, layer, cell, runs, each, baselines, choice,
+                                        cache)]
+    return TimeSeries(layer, store, request, cell, tuple(series),
+                      request_units(store, layer, request).units)
+
+
+def request_units(store: ForecastStore, layer: Layer, request: TimeSeriesRequest) -> ShownUnits:
+    """The units of a request's values (a single statistic's, when it names one)."""
+    member = request.member
+    return shown_units(store, layer, member if isinstance(member, EnsembleStatistic) else None,
+                       request.display_units, request.baseline is not None)
+
+
+def member_choices(member: MemberChoice) -> list[MemberChoice]:
+    """The reads a member selection takes: several labels in one, each statistic alone."""
+    if not isinstance(member, tuple):
+        return [member]
+    labels = tuple(m for m in member if not isinstance(m, EnsembleStatistic))
+    return [*([labels] if labels else []),
+            *(m for m in member if isinstance(m, EnsembleStatistic))]
+
+
+def _read_choice(store: ForecastStore, layer: Layer, cell: GridCell,
+                 runs: list[tuple[RunInfo, np.ndarray]],
+                 chosen: list[tuple[list[LayerDimension], list[list[int]]]],
+                 baselines: list[RunInfo | None], request: TimeSeriesRequest,
+                 cache: ReadCache) -> list[Series]:
+    """The series of one member choice (labels, or one statistic), in display units unless
+    switched off."""
+    units = request_units(store, layer, request)
     series = []
     for (run, times), (dims, indices), baseline in zip(runs, chosen, baselines, strict=True):
         if any(not i for i in indices):
@@ -155,7 +207,9 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
         statistics = [statistic_over(d, i, request.member) for d, i in zip(dims, indices,
                                                                                strict=True)]
         values, components = _values(store, layer, cell, (run, baseline), times, indices,
-                                     statistics, request)
+                                     statistics, request, cache)
+        values = units.apply(values)
+        components = {name: units.apply(v) for name, v in components.items()}
         shape = [1 if isinstance(s, MemberStatistic) else len(i)
                  for s, i in zip(statistics, indices, strict=True)]
         for combination in itertools.product(*(range(n) for n in shape)):
@@ -167,10 +221,9 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest) -> TimeSeries
                                                  strict=True))
             series.append(Series(run, labels, times, values[at],
                                  tuple((name, v[at]) for name, v in components.items()),
-                                 derived_properties(baseline, request.accumulate)))
-    return TimeSeries(layer, store, request, cell, tuple(series))
-
-
+                                 derived_properties(baseline, request.accumulate),
+                                 units.units))
+    return series
 
 
 def locate_cell(store: ForecastStore, crs: str, x: float, y: float, point: str,
@@ -230,6 +283,8 @@ def select_runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
     selected = []
     for run in chosen:
         times = run.valid_times[(run.valid_times >= start) & (run.valid_times <= end)]
+        if request.times is not None:
+            times = times[np.isin(times, np.array(request.times, dtype="datetime64[s]"))]
         if times.size:
             selected.append((run, times))
     if not selected:
@@ -244,16 +299,22 @@ def select_runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
 def _values(store: ForecastStore, layer: Layer, cell: GridCell,
             runs: tuple[RunInfo, RunInfo | None], times: np.ndarray,
             indices: list[list[int]], statistics: list[Selector], request: TimeSeriesRequest,
-            ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+            cache: ReadCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A run's values at the cell (reduced, summed over an accumulation's windows), minus
-    its baseline's when it has one (`fewsmap.products.change.changed`)."""
+    its baseline's when it has one (`fewsmap.products.change.changed`). Values are read
+    once per request (``cache``): several statistics reduce the same members' values."""
     run, baseline = runs
 
     def read_run(shown: RunInfo) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         lists, selectors = (indices, statistics) if shown is run else _baseline_labels(
             store, layer, shown, times, indices, request)  # its own members for a statistic
-        return point_values(store, layer.variables, cell, shown, times, lists, selectors,
-                            request.accumulate)
+        key = (shown.slot, tuple(tuple(i) for i in lists), times.tobytes())
+        if key not in cache:  # unreduced: each statistic reduces them below
+            cache[key] = point_values(store, layer.variables, cell, shown, times, lists,
+                                      [0] * len(lists), request.accumulate)
+        values, components = cache[key]
+        return reduce_selected(values, selectors, 1), {
+            name: reduce_selected(v, selectors, 1) for name, v in components.items()}
 
     return changed(read_run, run, baseline)
 
@@ -274,23 +335,16 @@ def _derived(catalog: Catalog, layer: Layer, runs: list[tuple[RunInfo, np.ndarra
     """
     if request.baseline is None and request.accumulate is None:
         return runs, [None] * len(runs)
-    if layer.is_vector:
-        raise InvalidParameterValue(f"baseline and accumulate are offered for scalar layers; "
-                                    f"{layer.id!r} is a vector layer")
     kept: list[tuple[RunInfo, np.ndarray]] = []
     baselines: list[RunInfo | None] = []
     refusal: InvalidDimensionValue | None = None
     for run, times in runs:
         try:
-            base = None if request.baseline is None else select_baseline(
-                catalog.runs(layer), run, request.baseline, layer.id)
+            times, base = product_times(catalog, layer, run, times, request.baseline,
+                                        request.accumulate)
         except InvalidDimensionValue as exc:
             refusal = exc
             continue
-        if base is not None:
-            times = np.intersect1d(times, shared_times(run, base))
-        if request.accumulate is not None:
-            times = complete_times(run, times, request.accumulate)
         if times.size:
             kept.append((run, times))
             baselines.append(base)
@@ -305,6 +359,42 @@ def _derived(catalog: Catalog, layer: Layer, runs: list[tuple[RunInfo, np.ndarra
         + (" with a whole accumulation window inside the run"
            if request.accumulate is not None else "")
         + " between the requested start and end")
+
+
+def product_times(catalog: Catalog, layer: Layer, run: RunInfo, times: np.ndarray,
+                  baseline: Baseline | None, window: np.timedelta64 | None,
+                  named: bool = False) -> tuple[np.ndarray, RunInfo | None]:
+    """Those of a run's ``times`` a change or an accumulation has a value at (valid times
+    its baseline run shares, whose ``window`` lies within the run), and its baseline run.
+    Series, EDR positions, areas and cubes all choose them here.
+
+    ``named``: the times were named one by one (EDR ``datetime``), so one without a value
+    is refused rather than left out.
+
+    Raises
+    ------
+    InvalidDimensionValue
+        For a baseline the layer lacks, and with ``named`` for a time without a value
+        (naming it).
+    InvalidParameterValue
+        For a vector layer.
+    """
+    if baseline is None and window is None:
+        return times, None
+    if layer.is_vector:
+        raise InvalidParameterValue(f"baseline and accumulate are offered for scalar layers; "
+                                    f"{layer.id!r} is a vector layer")
+    base = None if baseline is None else select_baseline(catalog.runs(layer), run, baseline,
+                                                         layer.id)
+    if named and base is not None:
+        check_shared(times, run, base)
+    if named and window is not None:
+        needed_times(run, times, window)  # refuses a window that cannot be summed
+    if base is not None:
+        times = np.intersect1d(times, shared_times(run, base))
+    if window is not None:
+        times = complete_times(run, times, window)
+    return times, base
 
 
 def _baseline_labels(store: ForecastStore, layer: Layer, baseline: RunInfo,
@@ -322,8 +412,10 @@ def _baseline_labels(store: ForecastStore, layer: Layer, baseline: RunInfo,
 
 def labels_per_run(store: ForecastStore, layer: Layer,
                     runs: list[tuple[RunInfo, np.ndarray]], request: TimeSeriesRequest,
+                    dimensions: list[list[LayerDimension]] | None = None,
                     ) -> list[tuple[list[LayerDimension], list[list[int]]]]:
     """Each run's member and level dimensions and the store indices to read along them.
+    ``dimensions`` are each run's (`run_dimensions`) when already known.
 
     ``all`` means every label holding data in that run, so a lagged ensemble gives one series
     per member of each run, not an all-missing series for every member of the cube. Where
@@ -335,11 +427,12 @@ def labels_per_run(store: ForecastStore, layer: Layer,
     InvalidDimensionValue, MissingDimensionValue
         If no run holds the named label, or a label is required and not named.
     """
-    wanted = {"ensemble_member": request.member, "elevation": request.elevation}
+    wanted: dict[str, MemberChoice] = {"ensemble_member": request.member,
+                                       "elevation": request.elevation}
     chosen: list[tuple[list[LayerDimension], list[list[int]]]] = []
     refusal: InvalidDimensionValue | None = None
-    for run, _ in runs:
-        dims = layer_dimensions(store, layer.variable, layer.defaults, (run,))
+    for k, (run, _) in enumerate(runs):
+        dims = run_dimensions(store, layer, run) if dimensions is None else dimensions[k]
         check_statistic(layer, request.member, dims)
         indices = []
         for dimension in dims:
@@ -354,10 +447,17 @@ def labels_per_run(store: ForecastStore, layer: Layer,
     return chosen
 
 
-def _indices(dimension: LayerDimension, wanted: float | str | EnsembleStatistic | None,
-             layer_id: str) -> list[int]:
-    """Store indices along a member or level dimension: one, or every one for ``all``, or
-    every member a statistic reduces."""
+def run_dimensions(store: ForecastStore, layer: Layer, run: RunInfo) -> list[LayerDimension]:
+    """The layer's member and level dimensions with the labels holding data in ``run``."""
+    return layer_dimensions(store, layer.variable, layer.defaults, (run,))
+
+
+def _indices(dimension: LayerDimension, wanted: MemberChoice, layer_id: str) -> list[int]:
+    """Store indices along a member or level dimension: one, several, or every one for
+    ``all``, or every member a statistic reduces."""
+    if isinstance(wanted, tuple):
+        return [dimension.index(float(label), layer_id) for label in wanted
+                if not isinstance(label, EnsembleStatistic)]
     if wanted == ALL:
         return [int(i) for i in dimension.sorted_indices()]
     if isinstance(wanted, EnsembleStatistic):

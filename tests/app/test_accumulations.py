@@ -11,6 +11,7 @@ import io
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -211,3 +212,92 @@ def test_an_accumulation_declares_its_fields_to_the_render_limiter(stores: Path)
 
     assert cost(accumulate="PT24H") == 4 * cost()
     assert cost(accumulate="PT24H", baseline="previous") == 8 * cost()
+
+
+def edr(client: AppClient, path: str, **params: str) -> dict[str, Any]:
+    response = client.get(f"/edr/collections/{path}", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def edr_grid(body: dict[str, Any], name: str) -> np.ndarray:
+    found = body["ranges"][name]
+    return np.array([np.nan if v is None else v for v in found["values"]],
+                    dtype=np.float32).reshape(found["shape"])
+
+
+def test_edr_queries_answer_the_naefs_24_hour_sums(client: AppClient, stores: Path) -> None:
+    """Each valid time with a whole day inside the run: xarray's sum of its four steps."""
+    with open_cube(stores / "naefs.zarr") as cube:
+        north_first = bool(cube["latitude"][0] > cube["latitude"][-1])
+        qpf = cube["QPF"].isel(forecast_reference_time=-1).sel(
+            longitude=slice(-100.25, -94.75),
+            latitude=slice(44.25, 39.75) if north_first else slice(39.75, 44.25)).load()
+    times = qpf["valid_time"].values.astype("datetime64[s]")
+    sums = np.stack([qpf.isel(step=slice(end - 3, end + 1)).sum("step", skipna=False).values
+                     for end in range(3, times.size)])
+    cube_body = edr(client, "naefs.QPF/cube", bbox="-100.25,39.75,-94.75,44.25",
+                    accumulate="PT24H")
+    assert cube_body["domain"]["axes"]["t"]["values"] == [format_time(t) for t in times[3:]]
+    assert cube_body["fewsmap:accumulation"] == "P1D"
+    got = edr_grid(cube_body, "QPF")
+    assert got.shape == sums.shape
+    np.testing.assert_array_equal(got, sums)
+    area = edr(client, "naefs.QPF/area", accumulate="PT24H",
+               coords="POLYGON((-100.25 39.75, -94.75 39.75, -94.75 44.25, -100.25 44.25, "
+                      "-100.25 39.75))")
+    np.testing.assert_array_equal(edr_grid(area, "QPF"), sums)
+    lon, lat = float(qpf["longitude"][3]), float(qpf["latitude"][2])
+    point = edr(client, "naefs.QPF/position", coords=f"POINT({lon} {lat})",
+                accumulate="PT24H")
+    np.testing.assert_array_equal(edr_grid(point, "QPF"), sums[:, 2, 3])
+    series = client.get("/api/timeseries", params={"layer": "naefs.QPF", "x": str(lon),
+                                                   "y": str(lat), "accumulate": "PT24H"})
+    np.testing.assert_array_equal(np.array(series.json()["series"][0]["values"], np.float32),
+                                  sums[:, 2, 3])
+    # a named time whose window reaches before the run is refused, not left out
+    early = client.get("/edr/collections/naefs.QPF/position", params={
+        "coords": f"POINT({lon} {lat})", "accumulate": "PT24H",
+        "datetime": format_time(times[1])})
+    assert early.status_code == 400 and "before run" in early.text
+
+
+def test_edr_statistics_of_members_sums(client: AppClient, stores: Path) -> None:
+    sums = members_sums(stores, 1, 5, 2)  # the 12 h ending at step 5 of the latest run
+    when = format_time(T0 + 6 * HOUR + 30 * HOUR)
+    names = "rain_member_mean,rain_member_above:5,rain_member_2"
+    for kind, where in (("position", {"coords": "POINT(4 47)"}), ("cube", {"bbox": BBOX})):
+        body = edr(client, f"members.rain/{kind}", datetime=when, accumulate="PT12H",
+                   **{"parameter-name": names}, **where)
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            wants = {"rain_member_mean": np.nanmean(sums, axis=0),
+                     "rain_member_above:5": 100.0 * (sums > 5).sum(axis=0)
+                     / (~np.isnan(sums)).sum(axis=0),
+                     "rain_member_2": sums[2]}
+        for name, want in wants.items():
+            got = edr_grid(body, name)[0]
+            want = want.astype(np.float32)
+            np.testing.assert_allclose(got, want[3, 4] if kind == "position" else want,
+                                       rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("window", ["P1000Y", "PT0S", "garbage", "P40D", "PT5H"])
+def test_an_edr_window_that_cannot_be_summed_is_a_400(client: AppClient, window: str) -> None:
+    for kind, where in (("position", {"coords": "POINT(4 47)"}), ("cube", {"bbox": BBOX})):
+        response = client.get(f"/edr/collections/members.rain/{kind}",
+                              params={**where, "accumulate": window,
+                                      "datetime": format_time(T0 + 36 * HOUR)})
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] in ("InvalidParameterValue", "InvalidDimensionValue")
+
+
+def test_an_edr_cube_of_the_change_of_sums(client: AppClient, stores: Path) -> None:
+    when = T0 + 36 * HOUR  # step 5 of the latest run, step 6 of the previous
+    want = members_sums(stores, 1, 5, 4)[1] - members_sums(stores, 0, 6, 4)[1]
+    body = edr(client, "members.rain/cube", bbox=BBOX, datetime=format_time(when),
+               accumulate="PT24H", baseline="previous", **{"parameter-name": "rain_member_1"})
+    np.testing.assert_array_equal(edr_grid(body, "rain_member_1")[0], want)
+    assert body["fewsmap:accumulation"] == "P1D"
+    assert body["fewsmap:baseline_reference_time"] == format_time(T0)

@@ -194,7 +194,8 @@ def test_time_series_of_a_statistic_equal_numpy_at_every_step(client: AppClient,
     NUMPY.setdefault("below:290",
                      lambda v: 100.0 * (v < 290).sum(axis=0) / (~np.isnan(v)).sum(axis=0))
     response = client.get("/api/timeseries", params={"layer": "gefs.t2m", "x": "-110",
-                                                     "y": "32.5", "member": label})
+                                                     "y": "32.5", "member": label,
+                                                     "useDisplayUnits": "false"})
     assert response.status_code == 200, response.text
     body = response.json()
     [series] = body["series"]
@@ -225,7 +226,8 @@ def test_edr_statistic_parameters_equal_numpy(client: AppClient, stores: Path,
                      lambda v: 100.0 * (v > 300).sum(axis=0) / (~np.isnan(v)).sum(axis=0))
     parameter = f"t2m_member_{label}"
     response = client.get("/edr/collections/gefs.t2m/position", params={
-        "coords": "POINT(-110.5 32)", "parameter-name": parameter})
+        "coords": "POINT(-110.5 32)", "parameter-name": parameter,
+        "useDisplayUnits": "false"})
     assert response.status_code == 200, response.text
     body = response.json()
     values = body["ranges"][parameter]["values"]

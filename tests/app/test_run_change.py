@@ -10,6 +10,7 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -294,3 +295,80 @@ def test_real_runs_that_share_no_valid_time_have_no_change(
     root = etree.fromstring(client.get("/wms", params={"request": "GetCapabilities"}).content)
     names = [n.text for n in root.iter(f"{WMS}Name")]
     assert layer in names and f"{layer}:change" not in names
+
+
+def edr(client: AppClient, kind: str, layer: str = LAYER, **params: str) -> dict[str, Any]:
+    """An EDR query's CoverageJSON answer (position at 4°E 47°N, area and cube the grid)."""
+    where = {"position": {"coords": "POINT(4 47)"}, "cube": {"bbox": BBOX},
+             "area": {"coords": "POLYGON((-0.5 44.5, 8.5 44.5, 8.5 50.5, -0.5 50.5, "
+                                "-0.5 44.5))"}}[kind]
+    response = client.get(f"/edr/collections/{layer}/{kind}", params={**where, **params})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def edr_grid(body: dict[str, Any], name: str) -> np.ndarray:
+    """A parameter's range as float32 of its shape (NaN for null)."""
+    found = body["ranges"][name]
+    return np.array([np.nan if v is None else v for v in found["values"]],
+                    dtype=np.float32).reshape(found["shape"])
+
+
+@pytest.mark.parametrize("kind", ["position", "area", "cube"])
+def test_edr_queries_answer_the_change_from_a_baseline(client: AppClient, stores: Path,
+                                                       kind: str) -> None:
+    """Every shared valid time of the latest run minus the previous run, as xarray has it;
+    a valid time the baseline lacks is left out by default and refused when named."""
+    shared = [RUNS[2] + np.timedelta64(6 * k, "h") for k in range(7)]  # 00..36 h of run 2
+    for params in ({"baseline": "previous"}, {"baseline": format_time(RUNS[1])}):
+        body = edr(client, kind, **params)
+        assert body["domain"]["axes"]["t"]["values"] == [format_time(t) for t in shared]
+        got = edr_grid(body, "rain")
+        assert body["fewsmap:baseline_reference_time"] == format_time(RUNS[1])
+        for k, valid in enumerate(shared):
+            want = (cube_field(stores, 2, valid) - cube_field(stores, 1, valid)).values
+            np.testing.assert_array_equal(got[k].reshape(-1) if kind != "position"
+                                          else got[k], want.reshape(-1) if kind != "position"
+                                          else want[3, 4])
+    named = edr(client, kind, baseline="previous", datetime=format_time(shared[3]))
+    assert named["domain"]["axes"]["t"]["values"] == [format_time(shared[3])]
+    last = RUNS[2] + np.timedelta64(42, "h")
+    response = client.get(f"/edr/collections/{LAYER}/position", params={
+        "coords": "POINT(4 47)", "baseline": "previous", "datetime": format_time(last)})
+    assert response.status_code == 400 and format_time(last) in response.text
+    assert response.json()["code"] == "InvalidDimensionValue"
+
+
+def test_edr_change_of_an_ensemble_statistic_and_of_an_instance(client: AppClient,
+                                                                stores: Path) -> None:
+    valid = RUNS[1] + np.timedelta64(6, "h")
+    with np.errstate(invalid="ignore"):
+        want = (cube_field(stores, 1, valid, "members").mean("realization")
+                - cube_field(stores, 0, valid, "members").mean("realization"))
+    for kind in ("position", "cube"):
+        body = edr(client, kind, "members.rain", baseline="previous",
+                   datetime=format_time(valid), **{"parameter-name": "rain_member_mean"})
+        got = edr_grid(body, "rain_member_mean")[0]
+        np.testing.assert_allclose(got, want.values[3, 4] if kind == "position"
+                                   else want.values, rtol=1e-6)
+    older = client.get(f"/edr/collections/{LAYER}/instances/{format_time(RUNS[1])}/position",
+                       params={"coords": "POINT(4 47)", "baseline": format_time(RUNS[0]),
+                               "datetime": format_time(valid)})
+    assert older.status_code == 200, older.text
+    want = cube_field(stores, 1, valid) - cube_field(stores, 0, valid)
+    np.testing.assert_array_equal(edr_grid(older.json(), "rain")[0], want.values[3, 4])
+
+
+@pytest.mark.parametrize("params", [{"baseline": "garbage"},
+                                    {"baseline": "2020-01-01T00:00:00Z"},
+                                    {"baseline": "9" * 400}])
+def test_an_edr_baseline_that_cannot_be_used_is_a_400(client: AppClient,
+                                                      params: dict[str, str]) -> None:
+    for kind, where in (("position", {"coords": "POINT(4 47)"}), ("cube", {"bbox": BBOX})):
+        response = client.get(f"/edr/collections/{LAYER}/{kind}", params={**where, **params})
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] in ("InvalidParameterValue", "InvalidDimensionValue")
+    first = client.get(f"/edr/collections/{LAYER}/instances/{format_time(RUNS[0])}/cube",
+                       params={"bbox": BBOX, "baseline": "previous"})
+    assert first.status_code == 400 and "no previous run" in first.text

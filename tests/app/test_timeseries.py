@@ -43,6 +43,7 @@ def base(stores: Path) -> Iterator[str]:
 
 def series(base: str, **params: str) -> httpx.Response:
     # As a dashboard on another origin asks; a doubled CORS header would fail ok_json.
+    params.setdefault("useDisplayUnits", "false")  # the cube's units (display: test_display_units)
     return httpx.get(f"{base}/api/timeseries", params=params, timeout=60,
                      headers={"Origin": "http://dashboard.example"})
 
@@ -77,7 +78,7 @@ def test_openapi_document_is_valid_openapi_3_1(openapi: dict[str, Any]) -> None:
     operation = openapi["paths"]["/api/timeseries"]["get"]
     names = {p["name"] for p in operation["parameters"]}
     assert names == {"layer", "x", "y", "crs", "run", "runs", "start", "end", "member",
-                     "elevation", "baseline", "accumulate", "format"}
+                     "elevation", "baseline", "accumulate", "useDisplayUnits", "format"}
     x = next(p for p in operation["parameters"] if p["name"] == "x")
     assert "longitude" in x["description"]
     assert set(operation["responses"]["200"]["content"]) == {
@@ -192,7 +193,9 @@ def test_csv_parses(base: str, ingested: Callable[[str], Path]) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert list(rows[0]) == ["reference_time", "valid_time", "lead_time", "member", "value"]
+    assert list(rows[0]) == ["reference_time", "valid_time", "lead_time", "member", "value",
+                             "units"]
+    assert {row["units"] for row in rows} == {"K"}
     assert len(rows) == 21 * 97
     expected = cube_at(ingested("gefs"), "t2m", -110.0, 32.0).isel(forecast_reference_time=0)
     for row in rows[::50]:
@@ -204,7 +207,7 @@ def test_csv_parses(base: str, ingested: Callable[[str], Path]) -> None:
     levels = series(base, layer="multi_param.t", x="10", y="50", elevation="all", f="csv")
     header, *lines = list(csv.reader(io.StringIO(levels.text)))
     assert header == ["reference_time", "valid_time", "lead_time", "member", "elevation",
-                      "value"]
+                      "value", "units"]
     assert len(lines) == 16 and {line[3] for line in lines} == {""}
     # Lead time 0 holds no radiation field: left out (missing values: test_lagged_ensemble).
     missing = series(base, layer="gefs.dswrf", x="-110", y="32", format="csv")

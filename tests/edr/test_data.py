@@ -45,6 +45,8 @@ MAX_VALUES = 3_000_000
 
 def ask(catalog: Catalog, layer: str, kind: str, run: str | None = None,
         max_values: int = MAX_VALUES, **params: str) -> EdrAnswer:
+    # the stored units, as the cube holds them (display units: tests/app/test_display_units)
+    params.setdefault("useDisplayUnits", "false")
     query = parse_query(kind, Params.of({k.replace("_", "-"): v for k, v in params.items()}))
     return answer_query(catalog, layer, run, query, max_values)
 

@@ -158,7 +158,7 @@ def test_the_collection_answers_from_the_newest_of_several_runs(base: str,
     listing = Instances.model_validate_json(ok(get(base, fmat + "/instances")).text)
     newest, oldest = listing.instances[0].id, listing.instances[-1].id
     assert len(listing.instances) == 4
-    box = {"bbox": "-78,39,-77,40"}
+    box = {"bbox": "-78,39,-77,40", "useDisplayUnits": "false"}  # K, as the cube
     latest = ok(get(base, fmat + "/cube", **box), COVJSON).json()
     assert latest == get(base, f"{fmat}/instances/{newest}/cube", **box).json()
     assert latest["ranges"] != get(base, f"{fmat}/instances/{oldest}/cube", **box).json()[

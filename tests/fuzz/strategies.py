@@ -248,10 +248,12 @@ WMTS_PARAMS = {"service": "text", "request": "text", "version": "text", "layer":
 API_PARAMS = {"layer": "layer", "x": "number", "y": "number", "crs": "crs", "run": "time",
               "runs": "number", "start": "time", "end": "time", "member": "number",
               "elevation": "number", "format": "format", "f": "format", "lon": "number",
-              "lat": "number"}
+              "lat": "number", "baseline": "time", "accumulate": "duration",
+              "useDisplayUnits": "text"}
 CATCHMENT_PARAMS = {**API_PARAMS, "geometry": "wkt", "time": "time", "baseline": "time"}
 EDR_PARAMS = {"coords": "wkt", "bbox": "bbox", "datetime": "time", "z": "number",
-              "parameter-name": "text", "crs": "crs", "f": "format", "limit": "number"}
+              "parameter-name": "text", "crs": "crs", "f": "format", "limit": "number",
+              "baseline": "time", "accumulate": "duration", "useDisplayUnits": "text"}
 PLAIN_PARAMS = {"format": "format", "f": "format", "request": "text"}
 
 WMS = Family("wms", "wms", WMS_PARAMS)

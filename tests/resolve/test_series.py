@@ -12,6 +12,7 @@ import pytest
 from fewsmap.app.server import create_app
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
+from tests.synthetic import six_hourly_runs_store
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,39 @@ def test_both_describe_the_variable_alike(client: AppClient) -> None:
     assert edr["parameters"]["t2m_member_above:290"]["unit"] == {"symbol": "%"}
     assert probability["parameters"]["t2m"]["observedProperty"] == edr["parameters"][
         "t2m_member_above:290"]["observedProperty"]
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory: pytest.TempPathFactory) -> AppClient:
+    """Two six-hourly runs of a 4-member ``rain`` in mm (tests/synthetic.py)."""
+    stores = tmp_path_factory.mktemp("series-ensemble") / "stores"
+    six_hourly_runs_store(stores / "members.zarr", runs=2, members=4)
+    return AppClient(create_app(Settings(stores_dir=stores)))
+
+
+@pytest.mark.parametrize("products", [{}, {"baseline": "previous"}, {"accumulate": "PT12H"},
+                                      {"baseline": "previous", "accumulate": "PT18H"}])
+def test_one_edr_query_of_several_parameters_equals_each_series(
+        ensemble: AppClient, products: dict[str, str]) -> None:
+    """Members and statistics asked together of EDR, each equal to its own series, with
+    a change, sums, or both."""
+    labels = ["1", "3", "mean", "p90", "above:2", "std"]
+    edr = position(ensemble, "members.rain", 4, 47, **products,
+                   **{"parameter-name": ",".join(f"rain_member_{m}" for m in labels)})
+    for label in labels:
+        (entry,) = timeseries(ensemble, layer="members.rain", x="4", y="47", member=label,
+                              **products)["series"]
+        assert edr["domain"]["axes"]["t"]["values"] == entry["times"]
+        same_numbers(edr["ranges"][f"rain_member_{label}"]["values"], entry["values"])
+        assert all(edr.get(f"fewsmap:{name}") == entry[name]
+                   for name in ("baseline_reference_time", "accumulation") if name in entry)
+
+
+def test_both_answer_the_same_display_units(client: AppClient) -> None:
+    for switch in ("true", "false"):
+        series = timeseries(client, layer="gefs.t2m", x="-110", y="32", member="mean",
+                            useDisplayUnits=switch)
+        edr = position(client, "gefs.t2m", -110, 32, useDisplayUnits=switch,
+                       **{"parameter-name": "t2m_member_mean"})
+        assert edr["parameters"]["t2m_member_mean"]["unit"]["symbol"] == series["units"]
+        same_numbers(edr["ranges"]["t2m_member_mean"]["values"], series["series"][0]["values"])

@@ -215,7 +215,8 @@ def test_a_store_without_copies_answers_the_same_time_series(
     client = AppClient(create_app(Settings(stores_dir=stores)))
     answers = []
     for name in ("with", "without"):
-        response = client.get("/api/timeseries", params={"layer": f"{name}.x", **query})
+        response = client.get("/api/timeseries", params={  # as stored (K)
+            "layer": f"{name}.x", "useDisplayUnits": "false", **query})
         assert response.status_code == 200, response.text
         answers.append(response.text.replace(f"{name}.x", "LAYER"))
     assert answers[0] == answers[1]
