@@ -18,17 +18,12 @@ import numpy as np
 
 from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidParameterValue
-from fewsmap.ogc.getmap import (
-    GetMapRequest,
-    check_product_times,
-    parse_getmap,
-    resolve_map,
-    select_run,
-)
+from fewsmap.ogc.getmap import parse_getmap
 from fewsmap.params import Params
 from fewsmap.render.animate import APNG, GIF, WEBP
 from fewsmap.render.pipeline import MapSpec
 from fewsmap.resolve.layers import resolve_layer
+from fewsmap.resolve.maps import MapRequest, check_product_times, resolve_map, select_run
 from fewsmap.settings import Settings
 from fewsmap.time.axis import resolve_times
 from fewsmap.time.grammar import TimeInterval, TimeSelection
@@ -49,7 +44,7 @@ MIN_FRAME_MS, MAX_FRAME_MS = 20, 10_000
 class AnimationRequest:
     """A syntactically valid animated GetMap."""
 
-    map: GetMapRequest
+    map: MapRequest
     frame_ms: int = DEFAULT_FRAME_MS
     timestamp: bool = False
 
@@ -135,7 +130,7 @@ def _frame_ms(text: str | None) -> int:
     return value
 
 
-def _check_limits(frames: int, parsed: GetMapRequest, settings: Settings) -> None:
+def _check_limits(frames: int, parsed: MapRequest, settings: Settings) -> None:
     """Refuse an animation beyond the frame or pixel budget, before anything is drawn."""
     if frames > settings.max_animation_frames:
         raise InvalidParameterValue(

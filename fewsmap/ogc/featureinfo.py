@@ -34,16 +34,7 @@ from fewsmap.errors import (
     MissingParameterValue,
 )
 from fewsmap.formats.numbers import json_finite, json_number
-from fewsmap.ogc.getmap import (
-    GetMapRequest,
-    check_group_style,
-    defined_run,
-    derived_baseline,
-    dimension_labels,
-    parse_getmap,
-    select_run,
-    select_style,
-)
+from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.params import Params, finite_number
 from fewsmap.points import GridCell, find_cell
@@ -62,6 +53,15 @@ from fewsmap.resolve.labels import (
     selector_value,
 )
 from fewsmap.resolve.layers import resolve_layer
+from fewsmap.resolve.maps import (
+    MapRequest,
+    check_group_style,
+    defined_run,
+    derived_baseline,
+    dimension_labels,
+    select_run,
+    select_style,
+)
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.time.axis import limit_times, resolve_times
 from fewsmap.time.grammar import TimeSelection, parse_time
@@ -103,7 +103,8 @@ class GetFeatureInfoRequest:
     means every selected time.
     """
 
-    map: GetMapRequest
+    map: MapRequest
+    version: str  # WMS 1.3.0 names the pixel I, J; 1.1.1 X, Y
     query_layers: tuple[str, ...]
     i: int
     j: int
@@ -217,15 +218,17 @@ def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoReque
     names = tuple(n.strip() for n in params.require("query_layers").split(",") if n.strip())
     if not names:
         raise MissingParameterValue("parameter QUERY_LAYERS is required")
-    i = _pixel(params, ("i", "x") if request.version == "1.3.0" else ("x", "i"),
+    version = wms_version(params)
+    i = _pixel(params, ("i", "x") if version == "1.3.0" else ("x", "i"),
                request.width)
-    j = _pixel(params, ("j", "y") if request.version == "1.3.0" else ("y", "j"),
+    j = _pixel(params, ("j", "y") if version == "1.3.0" else ("y", "j"),
                request.height)
     info_format, media_type = resolve_info_format(params.get("info_format") or PLAIN)
     time = params.get("time")
     elevation = params.get("elevation")
     parsed = GetFeatureInfoRequest(
         map=request,
+        version=version,
         query_layers=names,
         i=i,
         j=j,
@@ -310,7 +313,7 @@ def resolve_queries(catalog: Catalog, request: GetFeatureInfoRequest) -> list[Po
     return queries
 
 
-def _drawn(catalog: Catalog, request: GetMapRequest) -> tuple[set[str], set[str]]:
+def _drawn(catalog: Catalog, request: MapRequest) -> tuple[set[str], set[str]]:
     """The ids of the layers and of the groups a map draws, each entry of LAYERS checked
     with its STYLES entry as GetMap checks it.
 
@@ -583,7 +586,7 @@ def _feature_id(feature: FeatureValue) -> str:
 
 
 def _pixel_text(request: GetFeatureInfoRequest) -> str:
-    names = ("X", "Y") if request.map.version == "1.1.1" else ("I", "J")
+    names = ("X", "Y") if request.version == "1.1.1" else ("I", "J")
     return f"{names[0]}={request.i}, {names[1]}={request.j}"
 
 

@@ -19,18 +19,15 @@ from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, longitude_width, lonla
 from fewsmap.catalog.styles import style_as_config
 from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import FewsmapError, InvalidParameterValue
-from fewsmap.ogc.getmap import (
-    PNG,
-    GetMapRequest,
-    parse_getmap,
-    parse_reference_time,
-    select_run,
-)
+from fewsmap.formats.media import PNG
+from fewsmap.ogc.getmap import parse_getmap, parse_reference_time
 from fewsmap.ogc.legend import drawn_range
 from fewsmap.params import Params
 from fewsmap.products.change import parse_baseline
 from fewsmap.products.ensemble import parse_statistic
 from fewsmap.resolve.layers import resolve_layer
+from fewsmap.resolve.maps import MapRequest as GetMapRequest
+from fewsmap.resolve.maps import select_run
 from fewsmap.store.cube import RunInfo
 from fewsmap.time.instants import format_time
 
