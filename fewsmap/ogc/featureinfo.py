@@ -15,8 +15,10 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import shapely
 
 from fewsmap.catalog import Catalog
 from fewsmap.dimensions import LabelSpan
@@ -257,6 +259,10 @@ def _properties(feature: FeatureValue) -> dict[str, object]:
                       if name != "member")
     if feature.components:
         properties["components"] = dict(feature.components)
+    if feature.catchment is not None:  # a mean over the catchment, not a cell's value
+        properties.update({"catchment": feature.catchment.id,
+                           "catchment_name": feature.catchment.name})
+        return properties
     cell = feature.cell
     properties.update({"row": cell.row if cell else None, "col": cell.col if cell else None})
     if cell is not None:
@@ -272,15 +278,23 @@ def _geojson(features: list[FeatureValue], request: GetFeatureInfoRequest) -> by
         "features": [{
             "type": "Feature",
             "id": _feature_id(feature),
-            # RFC 7946: WGS 84 longitude, latitude. The grid cell centre whose value is given.
-            "geometry": {"type": "Point", "coordinates": [feature.cell.lon, feature.cell.lat]}
-            if feature.cell is not None else None,
+            "geometry": _geometry(feature),
             "properties": _properties(feature),
         } for feature in features],
         # Foreign member (RFC 7946 §6.1): the point that was asked for.
         "query": {"i": request.i, "j": request.j, "crs": request.map.crs, "x": x, "y": y},
     }
     return json.dumps(body, allow_nan=False).encode()
+
+
+def _geometry(feature: FeatureValue) -> dict[str, Any] | None:
+    """RFC 7946 (WGS 84 longitude, latitude): the catchment whose mean is given, or the
+    centre of the grid cell whose value is given."""
+    if feature.catchment is not None:
+        return dict(shapely.geometry.mapping(feature.catchment.polygon))
+    if feature.cell is None:
+        return None
+    return {"type": "Point", "coordinates": [feature.cell.lon, feature.cell.lat]}
 
 
 def _feature_id(feature: FeatureValue) -> str:
@@ -332,9 +346,7 @@ def _html(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes
         by_layer.setdefault(feature.layer, []).append(feature)
     for layer, rows in by_layer.items():
         first = rows[0]
-        cell = first.cell
-        where = (f"cell row {cell.row}, col {cell.col}; centre lon {cell.lon:.6f}, "
-                 f"lat {cell.lat:.6f}" if cell else "the point lies outside the grid")
+        where = _where(first)
         columns = ["time", "reference_time", "lead_time",
                    *(k for k, _ in first.dimensions), *(k for k, _ in first.components),
                    "value"]
@@ -354,6 +366,17 @@ def _html(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes
         parts.append("<p>no features</p>")
     parts.append("</body></html>\n")
     return "".join(parts).encode()
+
+
+def _where(feature: FeatureValue) -> str:
+    """Where a value was read, for people: the catchment, or the grid cell."""
+    cell, catchment = feature.cell, feature.catchment
+    if catchment is not None:
+        return f"catchment {catchment.id} ({catchment.name})"
+    if cell is None:
+        return "the point lies outside the grid"
+    return (f"cell row {cell.row}, col {cell.col}; centre lon {cell.lon:.6f}, "
+            f"lat {cell.lat:.6f}")
 
 
 def _gml(features: list[FeatureValue], request: GetFeatureInfoRequest, gml3: bool) -> bytes:

@@ -18,14 +18,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import shapely
 
 from fewsmap.catalog import Catalog, Layer
+from fewsmap.catalog.quantities import normalise_units
 from fewsmap.crs import check_offered, offered_crs
 from fewsmap.dimensions import LabelSpan, layer_dimensions
 from fewsmap.errors import InvalidParameterValue, LayerNotDefined, LayerNotQueryable
 from fewsmap.formats.numbers import json_number
 from fewsmap.points import GridCell, find_cell
 from fewsmap.products.accumulate import most_steps
+from fewsmap.products.catchments import CatchmentSet, catchment_at, set_means
 from fewsmap.products.change import changed, check_shared, derived_properties, point_values
 from fewsmap.products.ensemble import Selector, label_lists, statistic_of
 from fewsmap.render.pipeline import shown_style
@@ -41,6 +44,7 @@ from fewsmap.resolve.maps import (
     select_style,
 )
 from fewsmap.store.cube import ForecastStore, RunInfo
+from fewsmap.store.geometry import transformer
 from fewsmap.time.axis import limit_times, resolve_times
 from fewsmap.time.grammar import TimeSelection
 
@@ -85,6 +89,8 @@ class PointQuery:
     baseline: RunInfo | None = None
     baseline_labels: tuple[Selector, ...] = ()
     window: np.timedelta64 | None = None
+    # A catchment layer (<set>:<layer>): the set whose catchment means the map draws.
+    catchments: CatchmentSet | None = None
 
     def label_lists(self, labels: tuple[Selector, ...] | None = None) -> list[list[int]]:
         """Store indices to read along each dimension (`label_lists`, with the levels) for
@@ -120,6 +126,22 @@ class PointQuery:
 
         return changed(read_run, self.run, self.baseline)
 
+    def read_catchment(self, index: int) -> np.ndarray:
+        """The mean of catchment ``index`` of the set (time × the labels read), reduced over
+        a statistic's members: what the catchment map draws (`set_means`)."""
+        assert self.catchments is not None
+        return set_means(self.store, self.layer.variables, self.catchments, self.run,
+                         self.times, self.label_lists(), self.labels, [index])[..., 0]
+
+
+@dataclass(frozen=True, eq=False)
+class CatchmentFeature:
+    """The catchment a point of a catchment layer lies in: the polygon its map fills."""
+
+    id: str
+    name: str  # its ``name`` property, else its id
+    polygon: shapely.Geometry  # CRS84
+
 
 @dataclass(frozen=True)
 class FeatureValue:
@@ -131,13 +153,14 @@ class FeatureValue:
     value: float | None
     time: np.datetime64
     reference_time: np.datetime64
-    cell: GridCell | None
+    cell: GridCell | None  # None off the grid, and for a catchment
     # ("member", 3), ("member", "p90"), ("elevation", 850)
     dimensions: tuple[tuple[str, float | int | str], ...] = ()
     components: tuple[tuple[str, float | None], ...] = ()  # (u, v) of a vector layer
     dimension_units: tuple[tuple[str, str], ...] = field(default=())
     # What a derived value is: ("baseline_reference_time", T0), ("accumulation", "PT24H")
     derived: tuple[tuple[str, str], ...] = ()
+    catchment: CatchmentFeature | None = None  # whose mean the value is (catchment layers)
 
     @property
     def lead_time(self) -> np.timedelta64:
@@ -200,7 +223,9 @@ def _drawn(catalog: Catalog, request: MapRequest) -> tuple[set[str], set[str]]:
 
 def read_features(queries: Iterable[PointQuery], request: PointRequest,
                   max_values: int) -> list[FeatureValue]:
-    """Read the value of each query at the queried point (None off the grid or missing).
+    """Read the value of each query at the queried point (None off the grid or missing): a
+    grid layer's at the cell under the point, a catchment layer's the mean of the catchment
+    the point lies in (no feature outside every catchment), as their maps show them.
 
     Raises
     ------
@@ -214,18 +239,12 @@ def read_features(queries: Iterable[PointQuery], request: PointRequest,
         raise InvalidParameterValue(
             f"this request reads {total} values; at most {max_values} are allowed "
             "(max_point_values; narrow TIME or ELEVATION, or lower FEATURE_COUNT)")
-    x, y = request.x, request.y
     features = []
     for query in queries:
-        cell = find_cell(query.store, query.crs, x, y)
-        shape = (query.times.size, query.level_count())  # time × level
-        if cell is None:
-            values = np.full(shape, np.nan, dtype=np.float32)
-            components = {name: values for name in query.layer.components}
-        else:
-            read, parts = query.read(cell)
-            values = read.reshape(shape)
-            components = {k: v.reshape(shape) for k, v in parts.items()}
+        read = _read_at(query, request.x, request.y)
+        if read is None:  # a catchment layer's point in no catchment: no feature
+            continue
+        values, components, cell, catchment = read
         levels, units = _dimension_values(query)
         attrs = query.store.attributes(query.layer.variable)
         statistic = statistic_of(query.labels)
@@ -241,7 +260,8 @@ def read_features(queries: Iterable[PointQuery], request: PointRequest,
                 found.append(FeatureValue(
                     layer=query.name,
                     variable=",".join(query.layer.variables),
-                    units=statistic.units(layer_units) if statistic else layer_units,
+                    units=normalise_units(statistic.units(layer_units) if statistic
+                                          else layer_units),
                     value=json_number(values[k, n]),
                     time=when,
                     reference_time=query.run.reference_time,
@@ -251,9 +271,35 @@ def read_features(queries: Iterable[PointQuery], request: PointRequest,
                                      for name, v in components.items()),
                     dimension_units=units,
                     derived=query.derived(),
+                    catchment=catchment,
                 ))
         features += found[: request.feature_count]  # FEATURE_COUNT: features per layer
     return features
+
+
+def _read_at(query: PointQuery, x: float, y: float) -> tuple[
+        np.ndarray, dict[str, np.ndarray], GridCell | None, CatchmentFeature | None] | None:
+    """A query's values at point (x, y) of its CRS (time × level, NaN off the grid), its
+    vector components, the grid cell read, or the catchment whose means a catchment layer
+    answers (as its map fills the catchment the point lies in); None for a catchment layer's
+    point in no catchment."""
+    shape = (query.times.size, query.level_count())  # time × level
+    if query.catchments is not None:
+        lon, lat = transformer(query.crs, "OGC:CRS84").transform(x, y)
+        index = catchment_at(query.catchments, lon, lat)
+        if index is None:
+            return None
+        catchment_id = query.catchments.ids[index]
+        name = query.catchments.properties[index].get("name")
+        found = CatchmentFeature(catchment_id, catchment_id if name is None else str(name),
+                                 query.catchments.polygons[index])
+        return query.read_catchment(index).reshape(shape), {}, None, found
+    cell = find_cell(query.store, query.crs, x, y)
+    if cell is None:
+        values = np.full(shape, np.nan, dtype=np.float32)
+        return values, {name: values for name in query.layer.components}, None, None
+    read, parts = query.read(cell)
+    return read.reshape(shape), {k: v.reshape(shape) for k, v in parts.items()}, cell, None
 
 
 def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
@@ -285,7 +331,8 @@ def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
         catalog, layer, replace(request.map, elevation=first), baseline, valid_time)
     return PointQuery(name, layer, store, run, crs, times, labels, resolved.substitutions,
                       levels if several else (), level_axis if several else None,
-                      baseline, baseline_labels, request.map.accumulate)
+                      baseline, baseline_labels, request.map.accumulate,
+                      catalog.catchments.get(layer.catchments) if layer.catchments else None)
 
 
 def _levels(catalog: Catalog, layer: Layer, run: RunInfo, items: tuple[LabelSpan, ...],
