@@ -34,9 +34,10 @@ from fewsmap.render.pipeline import MapSpec
 from fewsmap.render.regrid import Canvas
 from fewsmap.resolve.labels import check_statistic
 from fewsmap.resolve.layers import resolve_layer
+from fewsmap.settings import Settings
 from fewsmap.store.cube import RunInfo
 from fewsmap.time.axis import REDUCERS, limit_times, resolve_times
-from fewsmap.time.grammar import TimeSelection
+from fewsmap.time.grammar import TimeInterval, TimeSelection
 
 # Run changes (fewsmap.products.change): blue below zero, red above, white at zero (the
 # colour range is symmetric about zero).
@@ -373,3 +374,51 @@ def _one_range(time: TimeSelection | None) -> bool:
     not a list of times nor a range with a period, which name their times one by one."""
     return (time is not None and len(time.items) == 1 and not time.items[0].is_instant()
             and time.items[0].period is None)
+
+
+def resolve_frames(catalog: Catalog, request: MapRequest,
+                   ) -> tuple[tuple[MapSpec, ...], tuple[tuple[np.datetime64, np.datetime64], ...]]:
+    """Find the frames of an animation: the run, the valid times TIME names (each frame one
+    of them, in time order), the limits checked, one map each; and the (asked, served) times
+    nearest-time matching substituted.
+
+    The limits are the catalog's settings ``max_animation_frames`` and
+    ``max_animation_pixels``.
+
+    Raises
+    ------
+    FewsmapError
+        InvalidParameterValue (a group, too many frames or pixels), InvalidDimensionValue (a
+        listed time that is not a step of the run), and whatever GetMap raises.
+    """
+    if request.layer not in catalog.layers and request.layer in catalog.groups:
+        raise InvalidParameterValue(f"LAYERS={request.layer[:60]!r} is a group; an animation "
+                                    "draws one layer")
+    layer, from_id, derived = resolve_layer(catalog, request.layer)
+    request = replace(request, baseline=request.baseline or derived)
+    run = select_run(catalog, layer, from_id, request.reference_time)
+    resolved = resolve_times(run, request.time, request.lead_time, layer.time_tolerance,
+                             default=str(layer.defaults.get("time", "now")))
+    _check_limits(len(resolved.times), request, catalog.settings)
+    first = resolved.times[0]
+    one_time = replace(request, time=TimeSelection((TimeInterval(first, first),)),
+                       lead_time=None)
+    spec = resolve_map(catalog, layer, run, one_time)  # style, CRS, levels, members
+    frames = tuple(replace(spec, valid_time=when) for when in resolved.times)
+    check_product_times(run, spec.baseline, spec.window, resolved.times)
+    return frames, resolved.substitutions
+
+
+def _check_limits(frames: int, request: MapRequest, settings: Settings) -> None:
+    """Refuse an animation beyond the frame or pixel budget, before anything is drawn."""
+    if frames > settings.max_animation_frames:
+        raise InvalidParameterValue(
+            f"TIME names {frames} frames; an animation has at most "
+            f"{settings.max_animation_frames} (max_animation_frames): ask for fewer times "
+            "or a longer period")
+    pixels = frames * request.width * request.height
+    if pixels > settings.max_animation_pixels:
+        raise InvalidParameterValue(
+            f"{frames} frames of {request.width}×{request.height} are {pixels} pixels; an "
+            f"animation has at most {settings.max_animation_pixels} (max_animation_pixels): "
+            "ask for fewer frames or a smaller map")
