@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,15 @@ def test_the_protocol_layer_reads_nothing_itself(module: Path) -> None:
     bad = {n for n in imports_of(module) if n.startswith(READS)}
     bad |= names_imported(module) & READERS
     assert not bad, f"{module.relative_to(PACKAGE)} imports {bad}"
+
+
+def test_handlers_get_shared_state_only_from_the_lifespan() -> None:
+    # One way (fewsmap/app/state.py): no handler reads app.state or closes over a catalog
+    # getter; only create_app sets app.state.service for serve.py's process set-up.
+    allowed = {PACKAGE / "app" / name for name in ("server.py", "serve.py", "state.py")}
+    app_state = re.compile(r"(?<![\w.])app\.state\b|request\.app\.state\b")
+    readers = [p.relative_to(PACKAGE) for p in modules_in("app")
+               if p not in allowed and app_state.search(p.read_text())]
+    factories = [p.relative_to(PACKAGE) for p in modules_in("app")
+                 if re.search(r"def \w+_routes\((?!vendor|\))", p.read_text())]
+    assert not readers and not factories, (readers, factories)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fewsmap.app.limits import POINT_COST, render
+from fewsmap.app.state import visible_catalog
 from fewsmap.app.streaming import body_response
-from fewsmap.catalog import Catalog
 from fewsmap.errors import FewsmapError, InternalError
 from fewsmap.ogc.exceptions import json_error
 from fewsmap.ogc.timeseries import openapi_document, time_series
@@ -20,12 +19,12 @@ from fewsmap.params import Params
 log = logging.getLogger(__name__)
 
 
-def api_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
-    """Routes of the JSON API; ``catalog_now`` returns the refreshed catalog."""
+def api_routes() -> list[Route]:
+    """Routes of the JSON API."""
 
     async def timeseries(request: Request) -> Response:
         try:
-            catalog = await catalog_now()
+            catalog = await visible_catalog(request)
             params = Params(request.query_params.multi_items())
             body, media_type = await render(request, POINT_COST, time_series, catalog, params)
             # "latest" changes whenever a run is published: short-lived, as GetMap's.

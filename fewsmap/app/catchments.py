@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,6 +12,7 @@ from starlette.routing import Route
 from fewsmap.app.api import api_error
 from fewsmap.app.limits import POINT_COST, render
 from fewsmap.app.links import public_base
+from fewsmap.app.state import visible_catalog
 from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidParameterValue
@@ -37,13 +38,13 @@ MAX_BODY_BYTES = 1 << 20
 CACHE = {"Cache-Control": "public, max-age=60"}  # "latest" changes when a run is published
 
 
-def catchment_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
-    """Routes of the catchment API; ``catalog_now`` returns the refreshed catalog (a token's
-    view: protected layers stay protected here)."""
+def catchment_routes() -> list[Route]:
+    """Routes of the catchment API (on the token's view of the catalog: protected layers
+    stay protected here)."""
 
     async def collection(request: Request) -> Response:
         try:
-            catalog = await catalog_now()
+            catalog = await visible_catalog(request)
             params = Params(request.query_params.multi_items())
             geometry = await _geometry(request, params)
             if geometry is None:
@@ -56,7 +57,7 @@ def catchment_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Rout
 
     async def one_set(request: Request) -> Response:
         try:
-            catalog = await catalog_now()
+            catalog = await visible_catalog(request)
             params = Params(request.query_params.multi_items())
             catchments = catchment_set_named(catalog, request.path_params["name"])
             body = await render(request, POINT_COST, set_geojson, catalog, catchments, params)
@@ -66,7 +67,7 @@ def catchment_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Rout
 
     async def one_catchment(request: Request) -> Response:
         try:
-            catalog = await catalog_now()
+            catalog = await visible_catalog(request)
             params = Params(request.query_params.multi_items())
             return await _series(request, catalog, params, lambda store: set_catchment(
                 catalog, request.path_params["name"], request.path_params["id"], store))

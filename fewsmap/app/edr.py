@@ -21,8 +21,8 @@ from starlette.routing import Route
 
 from fewsmap.app.limits import POINT_COST, render, values_cost
 from fewsmap.app.links import public_base
+from fewsmap.app.state import service, visible_catalog
 from fewsmap.app.streaming import SLICE_BYTES, StreamedResponse, send_budget
-from fewsmap.catalog import Catalog
 from fewsmap.edr import metadata
 from fewsmap.edr.data import EdrAnswer, answer_query, find_layer, find_run
 from fewsmap.edr.encode import covjson_chunks, csv_chunks
@@ -37,14 +37,13 @@ Handler = Callable[[Request], Awaitable[Response]]
 METADATA_FORMATS = ("", "json", "application/json")
 
 
-def edr_routes(catalog_now: Callable[[], Awaitable[Catalog]], max_values: int) -> list[Route]:
-    """The EDR routes; ``catalog_now`` returns the refreshed catalog, ``max_values`` is the
-    most values one answer may hold (``max_edr_values``)."""
+def edr_routes() -> list[Route]:
+    """The EDR routes."""
 
     @_answering
     async def landing(request: Request) -> Response:
         _metadata_format(request)
-        return _json(metadata.landing_page((await catalog_now()).title, _root(request)))
+        return _json(metadata.landing_page((await visible_catalog(request)).title, _root(request)))
 
     @_answering
     async def api(request: Request) -> Response:
@@ -58,13 +57,13 @@ def edr_routes(catalog_now: Callable[[], Awaitable[Catalog]], max_values: int) -
     @_answering
     async def collections(request: Request) -> Response:
         _metadata_format(request)
-        catalog = await catalog_now()
+        catalog = await visible_catalog(request)
         return _json(await run_in_threadpool(metadata.collections, catalog, _root(request)))
 
     @_answering
     async def collection(request: Request) -> Response:
         _metadata_format(request)
-        catalog = await catalog_now()
+        catalog = await visible_catalog(request)
         layer = find_layer(catalog, request.path_params["layer"])
         return _json(await run_in_threadpool(metadata.collection, catalog, layer,
                                              _root(request)))
@@ -72,7 +71,7 @@ def edr_routes(catalog_now: Callable[[], Awaitable[Catalog]], max_values: int) -
     @_answering
     async def instances(request: Request) -> Response:
         _metadata_format(request)
-        catalog = await catalog_now()
+        catalog = await visible_catalog(request)
         layer = find_layer(catalog, request.path_params["layer"])
         return _json(await run_in_threadpool(metadata.instances, catalog, layer,
                                              _root(request)))
@@ -80,7 +79,7 @@ def edr_routes(catalog_now: Callable[[], Awaitable[Catalog]], max_values: int) -
     @_answering
     async def instance(request: Request) -> Response:
         _metadata_format(request)
-        catalog = await catalog_now()
+        catalog = await visible_catalog(request)
         layer = find_layer(catalog, request.path_params["layer"])
         run = find_run(catalog, layer, request.path_params["run"])
         return _json(await run_in_threadpool(metadata.instance, catalog, layer, run,
@@ -92,11 +91,12 @@ def edr_routes(catalog_now: Callable[[], Awaitable[Catalog]], max_values: int) -
         if kind not in QUERY_TYPES:
             raise NotFound(f"{request.url.path[:120]!r} is not an EDR resource; queries: "
                            f"{', '.join(QUERY_TYPES)}")
-        catalog = await catalog_now()
+        catalog = await visible_catalog(request)
         run_id = request.path_params.get("run")
         # An unknown collection or instance is 404 whatever the parameters say.
         find_run(catalog, find_layer(catalog, request.path_params["layer"]), run_id)
         query = parse_query(kind, Params(request.query_params.multi_items()))
+        max_values = service(request).settings.max_edr_values  # most values in one answer
         # A position reads one cell; other queries count their values while resolving (in
         # the render thread), so they declare their bound and run as heavy renders.
         cost = POINT_COST if query.point is not None else values_cost(max_values)

@@ -10,14 +10,17 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fewsmap.app.warmup import Readiness
 from fewsmap.catalog import Catalog
+
+if TYPE_CHECKING:  # state.py builds the service from this module's parts
+    from fewsmap.app.state import Service
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +49,15 @@ class CatalogCheck:
         return self.catalog
 
 
-def health_routes(readiness: Readiness, check: CatalogCheck) -> list[Route]:
+def health_routes() -> list[Route]:
     """``/health/live`` and ``/health/ready``."""
 
     async def live(request: Request) -> Response:
         return JSONResponse({"status": "alive"}, headers={"Cache-Control": "no-store"})
 
     async def ready(request: Request) -> Response:
+        own: Service = request.state.service  # the lifespan state (fewsmap/app/state.py)
+        readiness, check = own.readiness, own.check
         await check.refresh()
         reasons = []
         if not readiness.ready:

@@ -313,7 +313,7 @@ class RenderLimiter:
 
 def render_limiter(request: Request) -> RenderLimiter:
     """The app's limiter, for any route that renders (maps, tiles, animations, EDR)."""
-    limiter: RenderLimiter = request.app.state.render_limiter
+    limiter: RenderLimiter = request.state.service.render_limiter  # lifespan state
     return limiter
 
 

@@ -18,7 +18,7 @@ _LINK_TAIL = r"[^\s\"'<>\\]*"
 def public_base(request: Request) -> str:
     """The service's public address without a final '/': the ``public_url`` setting when
     set, so a forged Host header cannot steer links elsewhere; else the request's."""
-    configured: str = getattr(request.app.state, "public_url", "")
+    configured: str = request.state.service.settings.public_url  # lifespan state
     return configured or str(request.base_url).rstrip("/")
 
 

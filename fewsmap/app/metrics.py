@@ -211,7 +211,7 @@ class Metrics:
         self.requests.labels(endpoint, str(status)).inc()
         self.latency.labels(endpoint, str(status)).observe(seconds)
 
-    async def exposition(self, request: Request) -> Response:
+    async def exposition(self) -> Response:
         """Answer ``/metrics`` in the Prometheus text format."""
         catalog = await self.public_catalog()
         # The stores and the catalog as this worker sees them now, beside what every worker
@@ -223,9 +223,16 @@ class Metrics:
         return Response(body, media_type=TEXT_FORMAT,
                         headers={"Cache-Control": "no-store"})
 
-    def routes(self) -> list[Route]:
-        """The ``/metrics`` route."""
-        return [Route("/metrics", self.exposition, methods=["GET", "HEAD"])]
+
+
+def metrics_routes() -> list[Route]:
+    """The ``/metrics`` route, answered by the request's service's metrics."""
+
+    async def exposition(request: Request) -> Response:
+        metrics: Metrics = request.state.service.metrics  # lifespan state (app/state.py)
+        return await metrics.exposition()
+
+    return [Route("/metrics", exposition, methods=["GET", "HEAD"])]
 
 
 class _Scraped(Collector):

@@ -30,8 +30,8 @@ a heading (a Layer without Name in WMS XML, ``groupName`` in FEWS JSON) of the l
 may see. A store holding any part the request may not read is hidden from ``/zarr`` and
 ``/health``.
 
-Every route asks the catalog through ``catalog_now()``, which returns the view of the
-requesting client, so routes added later are covered without knowing about tokens.
+Every route asks the catalog through ``visible_catalog(request)`` (fewsmap/app/state.py),
+which returns the view of the requesting client, so routes added later are covered without knowing about tokens.
 """
 
 from __future__ import annotations

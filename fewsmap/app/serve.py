@@ -176,19 +176,20 @@ def _run_worker(settings: Settings, sock: socket.socket,
                 group: tuple[WarmWorkers, int] | None = None) -> None:
     """Serve on ``sock``; a worker of ``group`` (the workers, its index) warms up first."""
     app = create_app(settings)
-    return_memory_when_idle(app.state.render_limiter)
+    own = app.state.service  # the worker's Service (fewsmap/app/state.py)
+    return_memory_when_idle(own.render_limiter)
     # The accept batch bounds how many connections are accepted before any is checked
     # against max_connections (fewsmap/app/connections.py).
     config = uvicorn.Config(app, log_level="warning", access_log=False,
-                            http=guarded_protocol(settings, app.state.metrics.refused),
+                            http=guarded_protocol(settings, own.metrics.refused),
                             backlog=ACCEPT_BATCH,
                             timeout_keep_alive=settings.keep_alive_timeout_s)  # type: ignore[arg-type]
     fold_repeated_log_lines()  # after uvicorn has set up its logging
     if group is not None:
         # Not listening yet, so the kernel gives this worker no connection: warm up now
         # (best effort, failures logged) and join the group when uvicorn listens.
-        app.state.readiness.join(*group)
-        app.state.readiness.warm_up()
+        own.readiness.join(*group)
+        own.readiness.warm_up()
     _Server(config).run(sockets=[sock])
 
 

@@ -23,23 +23,21 @@ from fewsmap.app.catchments import catchment_routes
 from fewsmap.app.documents import Document, DocumentCache
 from fewsmap.app.edr import edr_routes
 from fewsmap.app.files import UnsatisfiableRange
-from fewsmap.app.health import CatalogCheck, health_routes
+from fewsmap.app.health import health_routes
 from fewsmap.app.http_errors import (
     ErrorImage,
     ReportingCORSMiddleware,
     http_error,
     range_refused,
 )
-from fewsmap.app.limits import POINT_COST, RenderLimiter, render, render_limiter
+from fewsmap.app.limits import POINT_COST, render
 from fewsmap.app.links import public_url
 from fewsmap.app.maps import feature_info_response, map_response
-from fewsmap.app.metrics import Metrics, MetricsMiddleware
-from fewsmap.app.security import Security, TokenMiddleware
-from fewsmap.app.sld_urls import SldDocuments
-from fewsmap.app.streaming import SendBudget
+from fewsmap.app.metrics import MetricsMiddleware, metrics_routes
+from fewsmap.app.security import TokenMiddleware
+from fewsmap.app.state import Service, service
 from fewsmap.app.tiles import tile_routes, wmts_routes
 from fewsmap.app.viewer import viewer_routes
-from fewsmap.app.warmup import Readiness, warm_up
 from fewsmap.app.zarr_http import zarr_routes
 from fewsmap.catalog import Catalog, Layer
 from fewsmap.dimensions import current_minute
@@ -69,115 +67,35 @@ STYLED_OPERATIONS = ("getmap", "getlegendgraphic", "getfeatureinfo")
 
 
 def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
-    """Build the service for ``settings`` (the catalog is opened now, once)."""
+    """Build the service for ``settings`` (the catalog is opened now, once).
+
+    Handlers get the worker's `Service` one way: the lifespan's state (fewsmap/app/state.py).
+    """
     CHUNKS.resize(settings.object_cache_mb << 20)
-    catalog = catalog or Catalog(settings)
-    security = Security.from_config(settings.config)
-    documents = DocumentCache()  # capabilities, until a run lands or the minute turns
-    # Warming up after start (lifespan) or, one worker of several, before listening.
-    readiness = Readiness(lambda: warm_up(catalog, settings.max_image_pixels))
+    own = Service(settings, catalog or Catalog(settings))
 
-    check = CatalogCheck(catalog)
-    sld_documents = SldDocuments(settings.sld_allowed_urls)  # SLD=<url>, when allowed
-
-    async def refreshed() -> Catalog:
-        await check.refresh()
-        # With tokens configured, every route sees only what the request's token grants.
-        return security.view(catalog) if security else catalog
-
-    async def public() -> Catalog:
-        """The catalog as a client without a token sees it (for /metrics)."""
-        await check.refresh()
-        return security.view_as(catalog, None) if security else catalog
-
-    metrics = Metrics(public, readiness)
-
-    async def health(request: Request) -> Response:
-        current = await refreshed()
-        stores = [{
-            "name": store.name,
-            "runs": len(store.runs),
-            "latest_run": store.latest_run.label if store.latest_run else None,
-            "variables": store.variables,
-        } for store in current.stores.values()]
-        # 503 until every worker is warm: load balancers send no traffic yet.
-        ready = readiness.ready
-        return JSONResponse({"status": "ok" if ready else "warming up", "ready": ready,
-                             "workers": readiness.workers(),
-                             "version": __version__, "layers": len(current.layers),
-                             "stores": stores,
-                             "renders": render_limiter(request).stats()},
-                            status_code=200 if ready else 503,
-                            headers={} if ready else {"Retry-After": "1"})
-
-    async def wms(request: Request) -> Response:
-        current = await refreshed()
-        try:
-            params = Params(request.query_params.multi_items())
-            operation = (params.get("request") or "").lower()
-            if operation in STYLED_OPERATIONS:
-                params = await sld_documents.resolve(params)
-            if operation == "getcapabilities":
-                document = await run_in_threadpool(
-                    get_capabilities, current, params, public_url(request),
-                    documents)
-                return document.response(request)
-            if operation == "getmap":
-                return await get_map(current, settings, params, request)
-            if operation == "getfeatureinfo":
-                return await feature_info_response(current, params, request,
-                                                   settings.max_image_pixels)
-            if operation == "getlegendgraphic":
-                legend, media_type = await render(
-                    request, POINT_COST, get_legend_graphic, current, params,
-                    settings.max_image_pixels)
-                if isinstance(legend, dict):
-                    return JSONResponse(legend)
-                return Response(legend, media_type=media_type)
-            if operation == "describelayer":
-                description, media_type = describe_layer(current, params)
-                if isinstance(description, dict):
-                    return JSONResponse(description)
-                return Response(description, media_type=media_type)
-            if operation == "getstyles":
-                styles, media_type = await run_in_threadpool(get_styles, current, params)
-                return Response(styles, media_type=media_type)
-            if not operation:
-                raise MissingParameterValue("parameter REQUEST is required")
-            raise OperationNotSupported(
-                f"request {operation[:40]!r} is not offered; offered: GetCapabilities, "
-                "GetMap, GetFeatureInfo, GetLegendGraphic, DescribeLayer, GetStyles")
-        except Exception as exc:  # every failure becomes the answer the client asked for
-            return error_response(exc, Params.for_errors(request.query_params.multi_items()),
-                                  settings.max_image_pixels)
-
-    async def on_error(request: Request, exc: Exception) -> Response:
-        return error_response(exc, Params.for_errors(request.query_params.multi_items()),
-                              settings.max_image_pixels)
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Service]]:
+        # Kernels and a real map of each store are drawn before /health says ready
+        # (fewsmap/app/warmup.py). A single worker answers meanwhile, only slower; one of
+        # several has warmed up before its socket listens (fewsmap/app/serve.py).
+        own.readiness.warm_up_in_background()
+        yield {"service": own}
 
     routes = [
         *viewer_routes(),  # the forecast viewer at / and its files under /viewer/
         Route("/health", health),
-        *health_routes(readiness, check),  # /health/live, /health/ready for orchestrators
-        *metrics.routes(),  # /metrics for Prometheus
+        *health_routes(),  # /health/live, /health/ready for orchestrators
+        *metrics_routes(),  # /metrics for Prometheus
         Route("/wms", wms),
         Route("/FewsWebServices/wms", wms),  # drop-in path of the Delft-FEWS web service
-        *api_routes(refreshed),
-        *catchment_routes(refreshed),  # /api/catchments: means over polygons
-        *tile_routes(refreshed, settings),
-        *wmts_routes(refreshed, settings, documents),
-        *zarr_routes(refreshed),  # raw store files for Zarr clients (read-only)
-        *edr_routes(refreshed, settings.max_edr_values),  # OGC API - EDR
+        *api_routes(),
+        *catchment_routes(),  # /api/catchments: means over polygons
+        *tile_routes(),
+        *wmts_routes(),
+        *zarr_routes(),  # raw store files for Zarr clients (read-only)
+        *edr_routes(),  # OGC API - EDR
     ]
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Kernels and a real map of each store are drawn before /health says ready
-        # (fewsmap/app/warmup.py). A single worker answers meanwhile, only slower; one of
-        # several has warmed up before its socket listens (fewsmap/app/serve.py).
-        readiness.warm_up_in_background()
-        yield
-
     # FewsmapError is answered by Starlette's exception middleware; anything else reaches
     # the outermost error middleware, which answers with on_error too.
     # Dashboards (FEWS Web OC, Leaflet, OpenLayers) run on other origins and read JSON
@@ -192,21 +110,87 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
                                       "X-Fewsmap-Valid-Time", "Content-Range",
                                       "Accept-Ranges", "Content-Length", "Last-Modified",
                                       "Retry-After", "WWW-Authenticate"])
-    tokens = [Middleware(TokenMiddleware, security=security)] if security else []
+    tokens = [Middleware(TokenMiddleware, security=own.security)] if own.security else []
     # Outermost: every request is counted, refusals of the CORS and token layers too.
-    counted = Middleware(MetricsMiddleware, metrics=metrics)
+    counted = Middleware(MetricsMiddleware, metrics=own.metrics)
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[counted, cors, *tokens],
                     exception_handlers={HTTPException: http_error, FewsmapError: on_error,
                                         UnsatisfiableRange: range_refused,
                                         Exception: on_error})
-    app.state.render_limiter = RenderLimiter.from_settings(settings)  # maps, tiles, points
-    app.state.send_budget = SendBudget.from_settings(settings)  # large answers being sent
-    metrics.watch(app.state.render_limiter, app.state.send_budget)
-    app.state.metrics = metrics
-    app.state.documents = documents
-    app.state.readiness = readiness
-    app.state.public_url = settings.public_url  # links in answers (fewsmap/app/links.py)
+    app.state.service = own  # for the process set-up in serve.py only, not for handlers
     return app
+
+
+async def health(request: Request) -> Response:
+    """``/health``: the stores, the layers and whether every worker is warm."""
+    own = service(request)
+    current = await own.visible_catalog()
+    stores = [{
+        "name": store.name,
+        "runs": len(store.runs),
+        "latest_run": store.latest_run.label if store.latest_run else None,
+        "variables": store.variables,
+    } for store in current.stores.values()]
+    # 503 until every worker is warm: load balancers send no traffic yet.
+    ready = own.readiness.ready
+    return JSONResponse({"status": "ok" if ready else "warming up", "ready": ready,
+                         "workers": own.readiness.workers(),
+                         "version": __version__, "layers": len(current.layers),
+                         "stores": stores,
+                         "renders": own.render_limiter.stats()},
+                        status_code=200 if ready else 503,
+                        headers={} if ready else {"Retry-After": "1"})
+
+
+async def wms(request: Request) -> Response:
+    """The WMS (and Delft-FEWS) endpoint: every operation, every failure in the client's
+    format."""
+    own = service(request)
+    settings = own.settings
+    current = await own.visible_catalog()
+    try:
+        params = Params(request.query_params.multi_items())
+        operation = (params.get("request") or "").lower()
+        if operation in STYLED_OPERATIONS:
+            params = await own.sld_documents.resolve(params)
+        if operation == "getcapabilities":
+            document = await run_in_threadpool(
+                get_capabilities, current, params, public_url(request), own.documents)
+            return document.response(request)
+        if operation == "getmap":
+            return await get_map(current, settings, params, request)
+        if operation == "getfeatureinfo":
+            return await feature_info_response(current, params, request,
+                                               settings.max_image_pixels)
+        if operation == "getlegendgraphic":
+            legend, media_type = await render(
+                request, POINT_COST, get_legend_graphic, current, params,
+                settings.max_image_pixels)
+            if isinstance(legend, dict):
+                return JSONResponse(legend)
+            return Response(legend, media_type=media_type)
+        if operation == "describelayer":
+            description, media_type = describe_layer(current, params)
+            if isinstance(description, dict):
+                return JSONResponse(description)
+            return Response(description, media_type=media_type)
+        if operation == "getstyles":
+            styles, media_type = await run_in_threadpool(get_styles, current, params)
+            return Response(styles, media_type=media_type)
+        if not operation:
+            raise MissingParameterValue("parameter REQUEST is required")
+        raise OperationNotSupported(
+            f"request {operation[:40]!r} is not offered; offered: GetCapabilities, "
+            "GetMap, GetFeatureInfo, GetLegendGraphic, DescribeLayer, GetStyles")
+    except Exception as exc:  # every failure becomes the answer the client asked for
+        return error_response(exc, Params.for_errors(request.query_params.multi_items()),
+                              settings.max_image_pixels)
+
+
+async def on_error(request: Request, exc: Exception) -> Response:
+    """Any failure outside the WMS handler, answered as the client asked."""
+    return error_response(exc, Params.for_errors(request.query_params.multi_items()),
+                          service(request).settings.max_image_pixels)
 
 
 async def get_map(catalog: Catalog, settings: Settings, params: Params,

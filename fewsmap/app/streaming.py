@@ -126,7 +126,7 @@ class StreamedResponse(StreamingResponse):
 
 def send_budget(request: Request) -> SendBudget:
     """The app's budget of bytes in flight."""
-    budget: SendBudget = request.app.state.send_budget
+    budget: SendBudget = request.state.service.send_budget  # lifespan state
     return budget
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -13,10 +12,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fewsmap.app.api import api_error
-from fewsmap.app.documents import Document, DocumentCache
+from fewsmap.app.documents import Document
 from fewsmap.app.links import public_base
 from fewsmap.app.maps import feature_info_response, map_response
-from fewsmap.app.sld_urls import SldDocuments
+from fewsmap.app.state import service, visible_catalog
 from fewsmap.catalog import Catalog
 from fewsmap.dimensions import current_minute
 from fewsmap.errors import (
@@ -29,20 +28,18 @@ from fewsmap.errors import (
 from fewsmap.ogc import wmts
 from fewsmap.ogc.tiles import TileAddress, parse_tile_number, tile_request, tilejson
 from fewsmap.params import Params
-from fewsmap.settings import Settings
 
 log = logging.getLogger(__name__)
 # "12.png", "12@2x.png": the row, and whether the tile is 512 pixels for high-DPI screens.
 TILE_NAME = re.compile(r"(?P<y>[0-9]{1,9})(?P<retina>@2x)?\.png")
 
 
-def tile_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Settings) -> list[Route]:
+def tile_routes() -> list[Route]:
     """``/tiles/{layer}/{z}/{x}/{y}[@2x].png`` and ``/tiles/{layer}/tilejson.json``."""
-    sld_documents = SldDocuments(settings.sld_allowed_urls)  # SLD=<url>, when allowed
 
     async def tile(request: Request) -> Response:
         try:
-            catalog = await catalog_now()
+            catalog = await visible_catalog(request)
             path = request.path_params
             name = TILE_NAME.fullmatch(path["tile"])
             if name is None:
@@ -51,15 +48,16 @@ def tile_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
             address = TileAddress(parse_tile_number(path["z"], "zoom"),
                                   parse_tile_number(path["x"], "column"),
                                   int(name["y"]), 2 if name["retina"] else 1)
-            params = await sld_documents.resolve(Params(request.query_params.multi_items()))
-            parsed = tile_request(path["layer"], address, params, settings.max_image_pixels)
+            own = service(request)
+            params = await own.sld_documents.resolve(Params(request.query_params.multi_items()))
+            parsed = tile_request(path["layer"], address, params, own.settings.max_image_pixels)
             return await map_response(catalog, parsed, request)
         except Exception as exc:  # every failure is a JSON error, never a traceback
             return api_error(exc)
 
     async def tile_json(request: Request) -> Response:
         try:
-            catalog = await catalog_now()
+            catalog = await visible_catalog(request)
             params = Params(request.query_params.multi_items())
             base = public_base(request)
             document = await run_in_threadpool(
@@ -74,19 +72,17 @@ def tile_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
     ]
 
 
-def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Settings,
-                documents: DocumentCache) -> list[Route]:
-    """OGC WMTS 1.0.0: ``/wmts`` (KVP) and ``/wmts/1.0.0/…`` (RESTful); the capabilities
-    are kept in ``documents``."""
-    sld_documents = SldDocuments(settings.sld_allowed_urls)  # SLD=<url>, when allowed
+def wmts_routes() -> list[Route]:
+    """OGC WMTS 1.0.0: ``/wmts`` (KVP) and ``/wmts/1.0.0/…`` (RESTful)."""
 
     async def kvp(request: Request) -> Response:
         try:
-            catalog = await catalog_now()
-            params = await sld_documents.resolve(Params(request.query_params.multi_items()))
+            catalog = await visible_catalog(request)
+            params = await service(request).sld_documents.resolve(
+                Params(request.query_params.multi_items()))
             operation = (params.get("request") or "").lower()
             if operation == "getcapabilities":
-                return await _capabilities(catalog, request, documents)
+                return await _capabilities(catalog, request)
             if operation == "gettile":
                 return await _answer(catalog, wmts.kvp_tile(catalog, params), request)
             if operation == "getfeatureinfo":
@@ -100,13 +96,13 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
 
     async def rest_capabilities(request: Request) -> Response:
         try:
-            return await _capabilities(await catalog_now(), request, documents)
+            return await _capabilities(await visible_catalog(request), request)
         except Exception as exc:
             return wmts_error(exc)
 
     async def rest_resource(request: Request) -> Response:
         try:
-            catalog = await catalog_now()
+            catalog = await visible_catalog(request)
             query = wmts.rest_query(catalog, request.path_params["layer"],
                                     request.path_params["path"])
             return await _answer(catalog, query, request)
@@ -116,11 +112,11 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
     async def _answer(catalog: Catalog, query: wmts.TileQuery | wmts.PixelQuery,
                       request: Request) -> Response:
         """A tile is its GetMap; a pixel of it, that GetMap's WMS GetFeatureInfo."""
+        max_pixels = service(request).settings.max_image_pixels
         if isinstance(query, wmts.PixelQuery):
             return await feature_info_response(catalog, wmts.feature_info_params(query),
-                                               request, settings.max_image_pixels)
-        parsed = tile_request(query.layer, query.tile, Params(query.selectors),
-                              settings.max_image_pixels)
+                                               request, max_pixels)
+        parsed = tile_request(query.layer, query.tile, Params(query.selectors), max_pixels)
         return await map_response(catalog, parsed, request)
 
     return [
@@ -130,8 +126,7 @@ def wmts_routes(catalog_now: Callable[[], Awaitable[Catalog]], settings: Setting
     ]
 
 
-async def _capabilities(catalog: Catalog, request: Request,
-                        documents: DocumentCache) -> Response:
+async def _capabilities(catalog: Catalog, request: Request) -> Response:
     base = public_base(request)
 
     def build() -> Document:
@@ -139,7 +134,7 @@ async def _capabilities(catalog: Catalog, request: Request,
                            "application/xml")
 
     key = ("wmts", catalog.cache_key, current_minute(), base)
-    document = await run_in_threadpool(documents.get, key, build)
+    document = await run_in_threadpool(service(request).documents.get, key, build)
     return document.response(request, "public, max-age=60")
 
 

@@ -70,7 +70,7 @@ class Readiness:
     def __init__(self, job: Callable[[], None] | None = None) -> None:
         self._job = job  # what warming up does (compile, draw each store)
         self._done = threading.Event()
-        self._done.set()  # an app whose lifespan never runs (in-process tests) is ready
+        self._done.set()  # ready until a warm-up begins (lifespan or worker start)
         self.began = 0.0
         self.seconds: float | None = None
         self._group: WarmWorkers | None = None

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import stat
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from email.utils import formatdate
 from pathlib import Path
@@ -41,7 +40,7 @@ from starlette.routing import Route
 from fewsmap.app.api import api_error
 from fewsmap.app.conditional import not_modified
 from fewsmap.app.files import RangeBytesResponse, RangeFileResponse
-from fewsmap.catalog import Catalog
+from fewsmap.app.state import visible_catalog
 from fewsmap.errors import MethodNotAllowed, NotFound
 from fewsmap.store.backend import ObjectBackend
 from fewsmap.store.cube import ROOT_METADATA, ForecastStore
@@ -58,8 +57,8 @@ _FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\\:]")
 
 
 
-def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
-    """Routes serving the stores' files; ``catalog_now`` returns the refreshed catalog."""
+def zarr_routes() -> list[Route]:
+    """Routes serving the stores' files."""
 
     async def zarr_file(request: Request) -> Response:
         return await answer(request, v2=False)
@@ -72,7 +71,7 @@ def zarr_routes(catalog_now: Callable[[], Awaitable[Catalog]]) -> list[Route]:
             if request.method not in ALLOWED_METHODS:
                 raise MethodNotAllowed(f"{request.method} is not allowed: the stores are "
                                        "read-only (GET, HEAD)")
-            catalog = await catalog_now()
+            catalog = await visible_catalog(request)
             name = request.path_params["store"]
             store = catalog.stores.get(name)
             if store is None:

@@ -7,8 +7,6 @@ let If-Modified-Since decide after If-None-Match had not matched.
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 from starlette.datastructures import Headers
@@ -117,11 +115,5 @@ def test_every_answer_reads_if_none_match_as_a_list_of_tags(client: AppClient,
 def request(client: AppClient, path: str, params: dict[str, str],
             fields: list[tuple[str, str]]) -> httpx.Response:
     """GET with header fields that may repeat."""
-    async def call() -> httpx.Response:
-        transport = httpx.ASGITransport(app=client.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://fewsmap.test",
-                                     timeout=60) as http:
-            return await http.get(path, params=params, headers=fields)
-
-    return asyncio.run(call())
+    return client.get(path, params=params, headers=fields)
 

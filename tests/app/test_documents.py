@@ -39,7 +39,7 @@ def feed(tmp_path: Path) -> tuple[AppClient, Path]:
 
 
 def cache_of(client: AppClient) -> DocumentCache:
-    return client.app.state.documents  # type: ignore[attr-defined, no-any-return]
+    return client.app.state.service.documents  # type: ignore[attr-defined, no-any-return]
 
 
 def run_names(client: AppClient) -> list[str]:

@@ -424,7 +424,8 @@ def test_legend_pixels_are_limited_as_maps_are(limited: AppClient) -> None:
 
 def test_legends_wait_for_a_render_slot(demo_stores: Path) -> None:
     app = create_app(Settings(stores_dir=demo_stores))
-    limiter = app.state.render_limiter = RenderLimiter(1, queue_timeout_s=0.05, timeout_s=10)
+    limiter = RenderLimiter(1, queue_timeout_s=0.05, timeout_s=10)
+    app.state.service.render_limiter = limiter
     started, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=asyncio.run, args=(
         limiter.run(1, blocking, started, release, "a map being drawn"),))

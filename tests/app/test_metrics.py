@@ -124,11 +124,11 @@ def test_each_request_is_named_by_its_route_and_operation(path: str, query: byte
 
 def test_a_refused_render_counts_its_reason_and_a_waiting_one_is_queued(
         app: Starlette) -> None:
-    light = app.state.render_limiter.light
+    light = app.state.service.render_limiter.light
 
     async def scenario() -> tuple[str, str, httpx.Response, str]:
         await light.acquire(POINT_COST)  # the only light slot is taken
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+        async with httpx.AsyncClient(transport=AppClient(app).transport(),
                                      base_url="http://fewsmap.test") as client:
             held = (await client.get("/metrics")).text
             waiting = asyncio.ensure_future(client.get("/wms", params=GETMAP))
@@ -154,7 +154,7 @@ def test_a_refused_render_counts_its_reason_and_a_waiting_one_is_queued(
 def test_a_render_past_its_time_limit_counts_as_refused(stores: Path) -> None:
     app = create_app(Settings(stores_dir=stores, render_timeout_s=0.05))
     with pytest.raises(ServiceUnavailable, match="render_timeout_s"):
-        asyncio.run(app.state.render_limiter.run(POINT_COST, time.sleep, 0.5))
+        asyncio.run(app.state.service.render_limiter.run(POINT_COST, time.sleep, 0.5))
     text = scrape(AppClient(app))
     assert metric(text, "fewsmap_refusals_total", reason="render_timeout") == 1
     assert metric(text, "fewsmap_refusals_total", reason="light_queue") == 0
@@ -162,7 +162,7 @@ def test_a_render_past_its_time_limit_counts_as_refused(stores: Path) -> None:
 
 def test_bytes_in_flight_and_their_refusals(app: Starlette) -> None:
     client = AppClient(app)
-    budget = app.state.send_budget
+    budget = app.state.service.send_budget
     held = budget.hold(budget.max_bytes)  # an answer being sent holds the whole budget
     try:
         text = scrape(client)
@@ -222,7 +222,7 @@ def test_many_apps_in_one_process_count_apart(stores: Path) -> None:
 
 def test_live_answers_while_ready_waits_for_the_warm_up(app: Starlette) -> None:
     client = AppClient(app)
-    readiness = app.state.readiness
+    readiness = app.state.service.readiness
     readiness.begin()  # as the lifespan does when the worker starts
     live, ready = client.get("/health/live"), client.get("/health/ready")
     assert live.status_code == 200 and live.json() == {"status": "alive"}

@@ -180,16 +180,16 @@ def test_health_is_ready_only_once_every_worker_is_warm(tmp_path: Path) -> None:
     workers = WarmWorkers(2)
     apps = [create_app(Settings(stores_dir=tmp_path)) for _ in range(2)]
     for index, app in enumerate(apps):
-        app.state.readiness.join(workers, index)
+        app.state.service.readiness.join(workers, index)
 
     def health() -> list[tuple[int, object, dict[str, int]]]:
         answers = [AppClient(app).get("/health") for app in apps]
         return [(a.status_code, a.json()["status"], a.json()["workers"]) for a in answers]
 
     before = health()
-    apps[0].state.readiness.warm_up()
+    apps[0].state.service.readiness.warm_up()
     one_warm = health()
-    apps[1].state.readiness.warm_up()
+    apps[1].state.service.readiness.warm_up()
     assert before == [(503, "warming up", {"warm": 0, "count": 2})] * 2
     # The warm worker takes connections, but does not speak for the service.
     assert one_warm == [(503, "warming up", {"warm": 1, "count": 2})] * 2

@@ -8,7 +8,6 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import anyio
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.types import Message
@@ -16,6 +15,7 @@ from starlette.types import Message
 from fewsmap.app.server import create_app
 from fewsmap.app.viewer import ASSETS, VENDOR, VENDOR_FILES, missing_vendor_files, viewer_routes
 from fewsmap.settings import Settings
+from tests.asgi_client import AppClient
 
 HOSTILE_PATHS = (
     "/viewer/assets/../__init__.py",
@@ -33,21 +33,7 @@ HOSTILE_PATHS = (
 )
 
 
-class Client:
-    """Requests straight to the ASGI app (httpx's ASGI transport; no server, no lifespan)."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.app = app
-
-    def get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        async def fetch() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                response = await http.get(url, headers=headers)
-                await response.aread()
-                return response
-
-        return anyio.run(fetch)
+Client = AppClient  # requests straight to the ASGI app, its lifespan run (no server)
 
 
 @pytest.fixture(scope="module")
