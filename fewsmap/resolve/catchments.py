@@ -119,6 +119,19 @@ def layer_and_store(catalog: Catalog, request: TimeSeriesRequest,
     return layer, named_run, catalog.store(layer)
 
 
+def check_read_values(count: int, narrowing: str) -> None:
+    """Refuse to read more than `MAX_READ_VALUES` cell values for catchment means.
+
+    Raises
+    ------
+    InvalidParameterValue
+        Naming the count, the limit and ``narrowing``: how to ask for less.
+    """
+    if count > MAX_READ_VALUES:
+        raise InvalidParameterValue(f"this request reads {count} values; at most "
+                                    f"{MAX_READ_VALUES} ({narrowing})")
+
+
 def read_catchment(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
                    named_run: RunInfo | None, catchment: Catchment) -> TimeSeries:
     """Read the catchment's mean per valid time × member/level × run.
@@ -140,10 +153,7 @@ def read_catchment(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
     count = window.size * len(layer.variables) * sum(
         times.size * math.prod(len(i) for i in indices)
         for (_, times), (_, indices) in zip(runs, chosen, strict=True))
-    if count > MAX_READ_VALUES:
-        raise InvalidParameterValue(f"this request reads {count} values; at most "
-                                    f"{MAX_READ_VALUES} (name a run, a member, or narrow "
-                                    "start/end)")
+    check_read_values(count, "name a run, a member, or narrow start/end")
     series = []
     for (run, times), (dims, indices) in zip(runs, chosen, strict=True):
         if any(not i for i in indices):

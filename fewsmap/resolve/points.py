@@ -28,10 +28,17 @@ from fewsmap.errors import InvalidParameterValue, LayerNotDefined, LayerNotQuery
 from fewsmap.formats.numbers import json_number
 from fewsmap.points import GridCell, find_cell
 from fewsmap.products.accumulate import most_steps
-from fewsmap.products.catchments import CatchmentSet, catchment_at, set_means
+from fewsmap.products.catchments import (
+    WEIGHTS,
+    CatchmentSet,
+    catchment_at,
+    set_means,
+    window_of,
+)
 from fewsmap.products.change import changed, check_shared, derived_properties, point_values
 from fewsmap.products.ensemble import Selector, label_lists, statistic_of
 from fewsmap.render.pipeline import shown_style
+from fewsmap.resolve.catchments import check_read_values
 from fewsmap.resolve.labels import DIMENSION_PROPERTIES, label_value, selector_value
 from fewsmap.resolve.layers import resolve_layer
 from fewsmap.resolve.maps import (
@@ -104,6 +111,12 @@ class PointQuery:
         """How many levels are read (1 for a layer without levels or one level asked)."""
         return len(self.levels) if self.level_axis is not None else 1
 
+    def values_read(self) -> int:
+        """Values read at one cell: times × variables × members and levels (a statistic
+        reads every member) × `fields_per_value`."""
+        return (self.times.size * len(self.layer.variables)
+                * math.prod(map(len, self.label_lists())) * self.fields_per_value())
+
     def fields_per_value(self) -> int:
         """Fields read for each value: an accumulation's steps (at most), twice for a
         change."""
@@ -128,8 +141,17 @@ class PointQuery:
 
     def read_catchment(self, index: int) -> np.ndarray:
         """The mean of catchment ``index`` of the set (time × the labels read), reduced over
-        a statistic's members: what the catchment map draws (`set_means`)."""
+        a statistic's members: what the catchment map draws (`set_means`).
+
+        Raises
+        ------
+        InvalidParameterValue
+            If the values of its cells exceed the catchment API's limit (`check_read_values`).
+        """
         assert self.catchments is not None
+        window = window_of([WEIGHTS.weights(self.store, self.catchments).polygons[index]])
+        check_read_values(self.values_read() * (window.size if window else 0),
+                          "narrow TIME or ELEVATION, or name a member")
         return set_means(self.store, self.layer.variables, self.catchments, self.run,
                          self.times, self.label_lists(), self.labels, [index])[..., 0]
 
@@ -233,8 +255,7 @@ def read_features(queries: Iterable[PointQuery], request: PointRequest,
         If more than ``max_values`` values would be read (each is one chunk read).
     """
     queries = list(queries)
-    total = sum(q.times.size * len(q.layer.variables) * math.prod(map(len, q.label_lists()))
-                * q.fields_per_value() for q in queries)  # a statistic reads every member
+    total = sum(q.values_read() for q in queries)
     if total > max_values:
         raise InvalidParameterValue(
             f"this request reads {total} values; at most {max_values} are allowed "

@@ -398,3 +398,16 @@ def test_featureinfo_outside_every_catchment_answers_no_feature(configured: AppC
         assert response.json()["type"] == "FeatureCollection"
     elif info_format in ("text/plain", "text/html"):
         assert "no features" in response.text
+
+
+def test_featureinfo_on_a_catchment_layer_counts_every_cell_it_reads(
+        configured: AppClient, basins: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catchment's value reads each of its cells: the catchment API's read limit holds."""
+    from fewsmap.resolve import catchments
+
+    i, j = pixel_inside(shapely.geometry.shape(basins["features"][3]["geometry"]))
+    assert ok(gfi(configured, "application/json", i, j, "mean"))["features"]
+    monkeypatch.setattr(catchments, "MAX_READ_VALUES", 49)  # 50 members of one cell each
+    refused = gfi(configured, "application/json", i, j, "mean")
+    assert refused.status_code == 400 and "InvalidParameterValue" in refused.text
+    assert "at most 49" in refused.text and "values" in refused.text
