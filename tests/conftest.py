@@ -10,9 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import settings
 
 from tests.live_server import live_server
 from tests.s3server import S3Server, s3_server
+
+# No per-example deadline: the first example may compile numba kernels (seconds), and the
+# suite shares 2 cores; speed is measured in benchmarks/, not by hypothesis.
+settings.register_profile("fewsmap", deadline=None)
+settings.load_profile("fewsmap")
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "fewsmap" / "demo" / "data"

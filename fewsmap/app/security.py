@@ -31,7 +31,8 @@ may see. A store holding any part the request may not read is hidden from ``/zar
 ``/health``.
 
 Every route asks the catalog through ``visible_catalog(request)`` (fewsmap/app/state.py),
-which returns the view of the requesting client, so routes added later are covered without knowing about tokens.
+which returns the view of the requesting client, so routes added later are covered without
+knowing about tokens.
 """
 
 from __future__ import annotations

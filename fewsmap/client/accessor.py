@@ -31,8 +31,11 @@ class DataArrayMaps:
         (``/zarr/<store>``), by that service's GetMap; its scalar run, valid/lead time,
         member and level coordinates (from ``.sel``/``.isel``) are the defaults. Options are
         those of `fewsmap.client.maps.render_map`: run, time, lead_time, style, bbox, crs,
-        width, height, member, elevation, dimensions, color_range, reducer, show_contours,
-        transparent.
+        width, height, member (a number, or an ensemble statistic such as ``"mean"`` or
+        ``"above:20"``), elevation, dimensions, color_range, reducer, show_contours,
+        transparent; a field read over HTTP also takes those of `Client.map`: ``baseline``
+        (the change from ``"previous"`` or an earlier run) and ``accumulate`` (sums over a
+        window, ``"PT24H"``).
 
         Any other field (computed, or part of the grid) must be 2-D and is drawn from memory
         with the service's regrid and colour stages; options: style (a `Style`, a style of

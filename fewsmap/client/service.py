@@ -1,7 +1,10 @@
 """A client for a running fewsmap service: layers, runs, time series and maps.
 
 It speaks the service's public interface only: FEWS JSON capabilities, ``/api/timeseries``,
-WMS GetMap and the raw cubes at ``/zarr/<store>``. httpx rather than urllib: a notebook makes
+WMS GetMap and the raw cubes at ``/zarr/<store>``. The forecast products every front serves
+are arguments here too: an ensemble statistic or exceedance probability as the ``member``
+(``"mean"``, ``"p90"``, ``"above:20"``), the change from an earlier run (``baseline``) and
+sums over a window (``accumulate``). httpx rather than urllib: a notebook makes
 many small requests, and httpx keeps one pooled keep-alive connection for them (urllib opens
 a connection per request), with timeouts and typed transport errors.
 """
@@ -25,6 +28,7 @@ from PIL import Image
 from fewsmap.catalog.styles import Style, style_from_config
 from fewsmap.crs import canonical_crs, north_first
 from fewsmap.errors import FewsmapError, InvalidParameterValue
+from fewsmap.products.change import PREVIOUS
 from fewsmap.products.ensemble import parse_statistic
 from fewsmap.store.geometry import transformer
 
@@ -83,7 +87,9 @@ class Client:
         """Every layer, from the FEWS JSON capabilities: one row per layer id.
 
         Columns: title, group, styles, latest_run, first_time, last_time (the latest run's
-        valid times), members and elevations (None where the layer has none), bbox_3857.
+        valid times), members, statistics (the ensemble statistics and thresholds ``member``
+        takes besides member numbers) and elevations (None where the layer has none),
+        bbox_3857.
         """
         body = self._capabilities({"onlyHeaders": "true"})
         rows = [_layer_row(entry) for entry in body["layers"]]
@@ -96,10 +102,11 @@ class Client:
         first_time, last_time.
         """
         body = self._capabilities({"layers": layer, "onlyHeaders": "true", **ALL_RUNS})
+        # per-run ids are <layer>-<T0>; the answer may also hold a derived <layer>:change
         rows = [{"reference_time": _time(entry["externalForecastTime"]),
                  "layer_id": entry["name"], "first_time": _time(entry["firstValueTime"]),
                  "last_time": _time(entry["lastValueTime"])}
-                for entry in body["layers"] if entry["name"] != layer]
+                for entry in body["layers"] if entry["name"].startswith(f"{layer}-")]
         frame = pd.DataFrame(rows, columns=["reference_time", "layer_id", "first_time",
                                             "last_time"])
         return frame.sort_values("reference_time").set_index("reference_time")
@@ -108,19 +115,28 @@ class Client:
                    run: Instant | None = None, runs: int | str | None = None,
                    start: Instant | None = None, end: Instant | None = None,
                    member: float | str | None = None,
-                   elevation: float | str | None = None) -> pd.DataFrame:
+                   elevation: float | str | None = None, baseline: Instant | None = None,
+                   accumulate: Duration | None = None,
+                   display_units: bool | None = None) -> pd.DataFrame:
         """A layer's values at a point (``/api/timeseries``), one row per value.
 
         ``x``/``y`` are east/north in ``crs`` (default EPSG:4326: longitude, latitude). One
         run (``run``, default the latest), several (``runs="all"`` or the latest n), or every
-        run covering ``start``..``end``; ``member``/``elevation`` a label or ``"all"``.
+        run covering ``start``..``end``; ``member``/``elevation`` a label or ``"all"``, and
+        ``member`` also an ensemble statistic (``"mean"``, ``"p90"``) or the per cent of
+        members above/below a value (``"above:20"``, in the layer's stored units).
+        ``baseline`` (``"previous"`` or a run's reference time) gives each run's change from
+        that run, at the valid times both hold; ``accumulate`` (``"PT24H"`` or a timedelta)
+        the sums over the window ending at each valid time. ``display_units`` asks for the
+        units maps are drawn in (True) or the stored ones (False); default the service's.
 
         Returns
         -------
         pandas.DataFrame
             Columns reference_time, valid_time (UTC, naive, as `open_cube` has them),
-            lead_time, member/elevation where the layer has them, value (NaN where
-            missing) and a vector layer's components. ``attrs`` hold layer, variable, units
+            lead_time, member/elevation where the layer has them, baseline_reference_time
+            of a change, accumulation (the window) of sums, value (NaN where missing) and a
+            vector layer's components. ``attrs`` hold layer, variable, units
             and the grid cell read.
 
         Raises
@@ -133,7 +149,10 @@ class Client:
                   "runs": str(runs) if runs is not None else None,
                   "start": instant_text(start) if start is not None else None,
                   "end": instant_text(end) if end is not None else None,
-                  "member": _label(member), "elevation": _label(elevation)}
+                  "member": _label(member), "elevation": _label(elevation),
+                  **products(baseline, accumulate),
+                  "useDisplayUnits": None if display_units is None
+                  else str(display_units).lower()}
         return series_frame(self._get("/api/timeseries", params).json())
 
     def catchment(self, layer: str, catchments: str | None = None,
@@ -146,7 +165,8 @@ class Client:
         value: the catchment ``catchment_id`` of the set ``catchments``, or a polygon given as
         ``geometry`` (WKT or GeoJSON, longitude/latitude). Runs, members (``"all"``, or a
         statistic over the members' catchment means: ``"mean"``, ``"p90"``, ``"above:20"``)
-        and levels as in `timeseries`.
+        and levels as in `timeseries`. (The catchment API offers no ``baseline`` or
+        ``accumulate``: take the difference or the sums of these frames.)
 
         Returns
         -------
@@ -185,13 +205,18 @@ class Client:
             member: float | str | None = None, elevation: float | None = None,
             dimensions: Mapping[str, float] | None = None,
             color_range: tuple[float, float] | None = None, reducer: str | None = None,
-            show_contours: bool = False, transparent: bool = True) -> Image.Image:
+            show_contours: bool = False, transparent: bool = True,
+            baseline: Instant | None = None, accumulate: Duration | None = None,
+            ) -> Image.Image:
         """A map from WMS GetMap as a PIL image; the arguments mean what they mean for
         `fewsmap.client.maps.render_map`, which draws the same image locally.
 
         ``member`` is a member number or an ensemble statistic (``"mean"``, ``"p90"``,
-        ``"above:20"`` …). ``bbox`` is east first in every CRS (the client swaps it for WMS
-        1.3.0 where the CRS is north first); default the layer's extent. ``info["run"]`` and
+        ``"above:20"`` …). ``baseline`` (``"previous"`` or a run's reference time) draws the
+        change from that run, in the diverging style the service picks; ``accumulate``
+        (``"PT24H"`` or a timedelta) the sums over the window ending at the valid time.
+        ``bbox`` is east first in every CRS (the client swaps it for WMS 1.3.0 where the CRS
+        is north first); default the layer's extent. ``info["run"]`` and
         ``info["valid_time"]`` say what the map shows.
 
         Raises
@@ -216,6 +241,7 @@ class Client:
             "colorscalerange": ",".join(repr(float(v)) for v in color_range)
             if color_range else None,
             "reducer": reducer, "showContours": "true" if show_contours else None,
+            **products(baseline, accumulate),
             "exceptions": "application/json",  # errors as JSON, whatever the format
             **{f"dim_{name}": f"{value:g}" for name, value in (dimensions or {}).items()},
         }
@@ -305,12 +331,13 @@ def styles_in(tile_json: Mapping[str, Any]) -> dict[str, Style]:
 
 
 LAYER_COLUMNS = ["layer", "title", "group", "styles", "latest_run", "first_time",
-                 "last_time", "members", "elevations", "bbox_3857"]
+                 "last_time", "members", "statistics", "elevations", "bbox_3857"]
 
 
 def _layer_row(entry: dict[str, Any]) -> dict[str, Any]:
     box = entry["boundingBox"]
     ensembles = entry.get("ensembles") or [{}]
+    labels = ensembles[0].get("ensembleMemberIds", [])
     return {
         "layer": entry["name"], "title": entry["title"], "group": entry["groupName"],
         "styles": [s["name"] for s in entry["styles"]],
@@ -318,8 +345,8 @@ def _layer_row(entry: dict[str, Any]) -> dict[str, Any]:
         "first_time": _time(entry.get("firstValueTime")),
         "last_time": _time(entry.get("lastValueTime")),
         # Member numbers; the ensemble statistics listed after them are not members.
-        "members": [float(m) for m in ensembles[0].get("ensembleMemberIds", [])
-                    if parse_statistic(m) is None] or None,
+        "members": [float(m) for m in labels if parse_statistic(m) is None] or None,
+        "statistics": [m for m in labels if parse_statistic(m) is not None] or None,
         "elevations": entry.get("elevation", {}).get("irregularTicks"),
         "bbox_3857": tuple(float(box[k]) for k in ("minx", "miny", "maxx", "maxy")),
     }
@@ -327,6 +354,7 @@ def _layer_row(entry: dict[str, Any]) -> dict[str, Any]:
 
 # Keys of a /api/timeseries series that are not a member/level label.
 SERIES_KEYS = ("reference_time", "times", "lead_times", "values", "components")
+BASELINE_KEY = "baseline_reference_time"  # a change's baseline run, a time like the run's
 
 
 def series_frame(body: dict[str, Any]) -> pd.DataFrame:
@@ -338,8 +366,8 @@ def series_frame(body: dict[str, Any]) -> pd.DataFrame:
                               "valid_time": valid})
         frame["lead_time"] = frame["valid_time"] - frame["reference_time"]
         for name, label in series.items():
-            if name not in SERIES_KEYS:
-                frame[name] = label
+            if name not in SERIES_KEYS:  # member, elevation, baseline, accumulation
+                frame[name] = _time(label) if name == BASELINE_KEY else label
         frame["value"] = np.asarray(series["values"], dtype="float64")  # null → NaN
         for name, values in series.get("components", {}).items():
             frame[name] = np.asarray(values, dtype="float64")
@@ -432,6 +460,27 @@ def aspect_height(bbox: Bbox, width: int) -> int:
     if not maxx > minx:
         return int(width)  # a bad bbox: refused with its own message later
     return max(1, round(int(width) * (maxy - miny) / (maxx - minx)))
+
+
+def products(baseline: Instant | None, accumulate: Duration | None) -> dict[str, str | None]:
+    """The ``baseline`` and ``accumulate`` parameters of a request (None: not asked).
+
+    Raises
+    ------
+    InvalidParameterValue
+        If ``baseline`` is neither ``"previous"`` nor a time, or ``accumulate`` no duration.
+    """
+    chosen = None
+    if isinstance(baseline, str) and baseline.strip().lower() == PREVIOUS:
+        chosen = PREVIOUS
+    elif baseline is not None:
+        try:
+            chosen = run_text(baseline)
+        except InvalidParameterValue as exc:
+            raise InvalidParameterValue(f"baseline={baseline!r} is neither 'previous' nor a "
+                                        "run's reference time") from exc
+    return {"baseline": chosen,
+            "accumulate": duration_text(accumulate) if accumulate is not None else None}
 
 
 def _label(value: float | str | None) -> str | None:

@@ -271,6 +271,44 @@ def draw_placed_cells(values: np.ndarray, x: np.ndarray, y: np.ndarray, west: fl
     return out
 
 
+@numba.njit(nogil=True, cache=True)
+def gather_lattice(values: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                   lattice_i: np.ndarray, lattice_j: np.ndarray, height: int,
+                   width: int) -> np.ndarray:
+    """Each pixel's cell, found by interpolating a lattice of fractional cell positions.
+
+    ``rows``, ``cols`` (m, n) float64: the fractional row and column of ``values`` (ny, nx)
+    at the pixels ``lattice_i`` (m,) × ``lattice_j`` (n,) (ascending pixel indices, first
+    0, last height-1 / width-1), NaN where unknown. Every pixel's position is bilinear
+    between the four lattice points around it; it shows the cell whose centre is nearest
+    (NaN beyond half a cell outside the window, or next to an unknown lattice point).
+    Returns float32 (height, width), row 0 at the top."""
+    ny, nx = values.shape
+    out = np.full((height, width), np.nan, dtype=np.float32)
+    segment_j = np.empty(width, dtype=np.int64)
+    weight_j = np.empty(width, dtype=np.float64)
+    k = 0
+    for j in range(width):
+        while k < lattice_j.size - 2 and j > lattice_j[k + 1]:
+            k += 1
+        segment_j[j] = k
+        weight_j[j] = (j - lattice_j[k]) / max(lattice_j[k + 1] - lattice_j[k], 1)
+    k = 0
+    for i in range(height):
+        while k < lattice_i.size - 2 and i > lattice_i[k + 1]:
+            k += 1
+        t = (i - lattice_i[k]) / max(lattice_i[k + 1] - lattice_i[k], 1)
+        for j in range(width):
+            m, u = segment_j[j], weight_j[j]
+            r = ((1 - t) * ((1 - u) * rows[k, m] + u * rows[k, m + 1])
+                 + t * ((1 - u) * rows[k + 1, m] + u * rows[k + 1, m + 1]))
+            c = ((1 - t) * ((1 - u) * cols[k, m] + u * cols[k, m + 1])
+                 + t * ((1 - u) * cols[k + 1, m] + u * cols[k + 1, m + 1]))
+            if -0.5 <= r < ny - 0.5 and -0.5 <= c < nx - 0.5:  # False for NaN too
+                out[i, j] = values[int(np.floor(r + 0.5)), int(np.floor(c + 0.5))]
+    return out
+
+
 def warm_up() -> None:
     """Compile the kernels for the types renders call them with."""
     field = np.zeros((2, 2), dtype=np.float32)
@@ -281,3 +319,5 @@ def warm_up() -> None:
     cell_means(field, index, index, 2, 2)
     centres = np.array([[0.0, 1.0], [0.0, 1.0]])
     draw_placed_cells(field, centres, centres.T.copy(), 0.0, 1.0, 0.5, 0.5, 2, 2)
+    lattice = np.array([0.0, 1.0])
+    gather_lattice(field, centres, centres, lattice, lattice, 2, 2)

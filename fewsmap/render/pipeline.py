@@ -194,7 +194,7 @@ def _read_field(spec: MapSpec, variable: str, when: np.datetime64) -> SourceWind
         base = read_window(spec.store, variable, base_prefix, spec.canvas, overviews=False)
         if window is None or base is None:
             return None
-    return SourceWindow(difference(window.values, base.values), window.x, window.y)
+    return window.with_values(difference(window.values, base.values))
 
 
 def _reduce(windows: list[SourceWindow | None], reducer: str) -> SourceWindow | None:
@@ -216,7 +216,7 @@ def _reduce(windows: list[SourceWindow | None], reducer: str) -> SourceWindow | 
     else:
         reduced = np.where(valid, stack, np.inf).min(axis=0)
     reduced = np.where(count > 0, reduced, np.nan).astype(np.float32)
-    return SourceWindow(reduced, present[0].x, present[0].y)
+    return present[0].with_values(reduced)
 
 
 def render_map(spec: MapSpec) -> bytes:
@@ -294,7 +294,7 @@ def _in_display_units(window: SourceWindow | None, style: Style) -> SourceWindow
     contours and legends all read display values."""
     if window is None or not style.converts:
         return window
-    return SourceWindow(style.to_display(window.values), window.x, window.y)
+    return window.with_values(style.to_display(window.values))
 
 
 def _data_range(field: np.ndarray) -> tuple[float, float] | None:
@@ -317,4 +317,4 @@ def _speed(windows: list[SourceWindow | None]) -> SourceWindow | None:
     u, v = windows
     if u is None or v is None:
         return None
-    return SourceWindow(np.hypot(u.values, v.values).astype(np.float32), u.x, u.y)
+    return u.with_values(np.hypot(u.values, v.values).astype(np.float32))

@@ -12,7 +12,7 @@ through the cube's read path (`fewsmap.store.reads`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import datashader as dsh
 import numpy as np
@@ -23,8 +23,9 @@ from fewsmap.products import ensemble
 from fewsmap.products.accumulate import StepSelector, StepSum
 from fewsmap.products.ensemble import MemberStatistic, Selector
 from fewsmap.render import kernels
+from fewsmap.render.warp import NativeAxes, warp
 from fewsmap.store.cube import ForecastStore
-from fewsmap.store.geometry import cell_edges
+from fewsmap.store.geometry import CentresWindow, GridGeometry, cell_edges
 from fewsmap.store.overviews import overview_window
 
 # The largest side of a canvas, in pixels (WMS WIDTH/HEIGHT, the Python client's maps).
@@ -47,6 +48,13 @@ class SourceWindow:
     values: np.ndarray  # (ny, nx) float32
     x: np.ndarray  # (nx,) or (ny, nx), ascending along x when 1-D
     y: np.ndarray  # (ny,) or (ny, nx)
+    # With 2-D centres of a grid that has 1-D axes in its own CRS: those axes, so pixels
+    # find their cells by inverse projection (`fewsmap.render.warp`).
+    native: NativeAxes | None = None
+
+    def with_values(self, values: np.ndarray) -> SourceWindow:
+        """The same cells holding other values."""
+        return replace(self, values=values)
 
 
 def read_window(store: ForecastStore, variable: str,
@@ -66,12 +74,29 @@ def read_window(store: ForecastStore, variable: str,
     found = None if statistic or not overviews or isinstance(slot, StepSum | MemberStatistic) \
         else overview_window(
         store, variable, int(slot), canvas.crs, canvas.bbox, (canvas.width, canvas.height))
-    array, window = (found.array, found.window) if found is not None else (
-        variable, store.geometry.window_in(canvas.crs, canvas.bbox))
+    array, window, geometry = (found.array, found.window, found.geometry) \
+        if found is not None else (variable, store.geometry.window_in(canvas.crs, canvas.bbox),
+                                   store.geometry)
     if window is None:
         return None
     values = ensemble.read_window(store, array, prefix, window.rows, window.cols)
-    return SourceWindow(values, window.x, window.y)
+    return SourceWindow(values, window.x, window.y, native_axes(geometry, window))
+
+
+def native_axes(geometry: GridGeometry, window: CentresWindow) -> NativeAxes | None:
+    """The window's 1-D axes in the grid's own CRS where its centres on the canvas are 2-D
+    and those axes are monotonic over the window (None: the cells are placed instead)."""
+    if window.x.ndim == 1 or geometry.curvilinear:
+        return None
+    x, y = geometry.x[window.cols], geometry.y[window.rows]
+    if not all(_monotonic(axis) for axis in (x, y)):
+        return None  # a lon/lat window across the seam of its longitudes
+    return NativeAxes(geometry.axes_crs, x, y, wraps=geometry.lonlat)
+
+
+def _monotonic(axis: np.ndarray) -> bool:
+    steps = np.diff(axis)
+    return axis.size > 1 and bool(np.all(steps > 0) or np.all(steps < 0))
 
 
 # At or above this many pixels per source cell (both axes) the cell holding each pixel centre
@@ -88,6 +113,9 @@ def regrid(window: SourceWindow | None, canvas: Canvas) -> np.ndarray:
     """Resample the window onto the canvas: float32 (H, W), row 0 at the top, NaN = no data."""
     if window is None:
         return np.full((canvas.height, canvas.width), np.nan, dtype=np.float32)
+    if window.native is not None:
+        return warp(window.values, window.native, canvas.crs, canvas.bbox, canvas.width,
+                    canvas.height)
     if window.x.ndim == 2:
         return _draw_placed_cells(window, canvas)
     if _pixels_per_cell(window, canvas) >= NEAREST_MIN_PIXELS_PER_CELL:

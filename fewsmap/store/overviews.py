@@ -320,6 +320,7 @@ class LevelWindow:
 
     array: str
     window: CentresWindow
+    geometry: GridGeometry  # the level's grid
 
 
 def overview_window(store: ForecastStore, variable: str, slot: int, crs: str, bbox: Bbox,
@@ -349,7 +350,8 @@ def overview_window(store: ForecastStore, variable: str, slot: int, crs: str, bb
         across, along = _cell_pixels(window, pixel)
         excess = max(math.sqrt(across * along), max(across, along) / 2)
         if excess <= 1 + PIXEL_SLACK:
-            return LevelWindow(level_path(number, variable), window)
+            return LevelWindow(level_path(number, variable), window,
+                               levels[number - 1].geometry)
         # Each finer level halves the cells: jump to the one that should fit, then check.
         number -= max(1, math.ceil(math.log2(excess) - PIXEL_SLACK))
     return None
@@ -363,9 +365,9 @@ def _cell_pixels(window: CentresWindow, pixel: tuple[float, float]) -> tuple[flo
                          for axis, side in ((window.x, pixel[0]), (window.y, pixel[1])))
         return across, along
     steps = []
-    # A sample of about 64 × 64 cells gives the median: the whole window of a zoomed-out
-    # tile (100 000 cells or more) cost 5-10 ms a tile.
-    every = max(1, max(window.x.shape) // 64)
+    # A sample of about 32 × 32 cells gives the median: the whole window of a zoomed-out
+    # tile (100 000 cells or more) cost 5-10 ms a tile, 64 × 64 about 0.5 ms per level.
+    every = max(1, max(window.x.shape) // 32)
     for axis in (1, 0):
         x, y = (v[::every, ::every] if every > 1 else v for v in (window.x, window.y))
         step = np.hypot(np.diff(x, axis=axis), np.diff(y, axis=axis)) / every

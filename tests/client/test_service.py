@@ -9,14 +9,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import fewsmap
 from fewsmap import Catalog, open_cube
 from fewsmap.client.maps import render_map
 from fewsmap.client.service import Client, ServiceError
-from fewsmap.errors import StoreError
+from fewsmap.errors import InvalidParameterValue, StoreError
 from fewsmap.settings import Settings
 from tests.live_server import free_port, live_server
+from tests.viewer.levels_store import levels_store
+
+LEVELS = "synthetic-levels.t"  # two runs sharing valid times: a change between them
+ENSEMBLE = "ecmwf-ens-gust.fg10_6"
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +29,7 @@ def stores(demo_stores: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the demo stores (the raw-file endpoint serves real folders)."""
     folder = tmp_path_factory.mktemp("client") / "stores"
     shutil.copytree(demo_stores, folder)
+    levels_store(folder / "synthetic-levels.zarr")
     return folder
 
 
@@ -41,7 +47,8 @@ def catalog(stores: Path) -> Catalog:
 def test_layers_are_the_catalogs_with_their_latest_runs(client: Client,
                                                         catalog: Catalog) -> None:
     layers = client.layers()
-    assert list(layers.index) == list(catalog.layers)
+    # besides the catalog's layers, a derived <layer>:change for a layer whose runs overlap
+    assert list(layers.index) == [*catalog.layers, f"{LEVELS}:change"]
     for layer_id, layer in catalog.layers.items():
         row = layers.loc[layer_id]
         runs = catalog.runs(layer)
@@ -50,6 +57,9 @@ def test_layers_are_the_catalogs_with_their_latest_runs(client: Client,
         assert row.styles == [s.name for s in layer.styles]
     assert layers.loc["ecmwf-ens-gust.fg10_6"].members == [float(m) for m in range(1, 51)]
     assert layers.loc["naefs-mean.QTF"].members is None
+    assert layers.loc[ENSEMBLE].statistics == list(catalog.layers[ENSEMBLE].statistics)
+    assert layers.loc[ENSEMBLE].statistics[:2] == ["mean", "median"]
+    assert layers.loc["naefs-mean.QTF"].statistics is None
 
 
 def test_styles_are_the_services_own(client: Client, catalog: Catalog) -> None:
@@ -68,7 +78,7 @@ def test_runs_lists_every_run_oldest_first(client: Client, catalog: Catalog) -> 
 
 def test_a_time_series_holds_the_cubes_values_at_the_cell(client: Client,
                                                           stores: Path) -> None:
-    series = client.timeseries("naefs-mean.QTF", -90.2, 40.1)
+    series = client.timeseries("naefs-mean.QTF", -90.2, 40.1, display_units=False)
     cell = series.attrs["cell"]
     cube = open_cube(stores / "naefs-mean.zarr").QTF.isel(
         forecast_reference_time=-1, latitude=cell["row"], longitude=cell["col"])
@@ -81,7 +91,8 @@ def test_a_time_series_holds_the_cubes_values_at_the_cell(client: Client,
 def test_a_plume_of_runs_and_the_members_as_xarray(client: Client, stores: Path) -> None:
     plume = client.timeseries("marfc-fmat.t", -77.0, 40.0, runs="all")
     assert plume.reference_time.nunique() == 4
-    gust = client.timeseries_xarray("ecmwf-ens-gust.fg10_6", 10.0, 50.0, member="all")
+    gust = client.timeseries_xarray("ecmwf-ens-gust.fg10_6", 10.0, 50.0, member="all",
+                                    display_units=False)  # as stored, to compare
     assert gust.dims == ("reference_time", "valid_time", "member")
     cube = open_cube(stores / "ecmwf-ens-gust.zarr").fg10_6.sel(
         latitude=gust.attrs["cell_lat"], longitude=gust.attrs["cell_lon"])
@@ -172,3 +183,105 @@ def test_a_catchment_mean_as_a_dataframe(client: Client) -> None:
         client.catchment(layer, "demo-basins", "B99")
     with pytest.raises(ValueError, match="give catchments"):
         client.catchment(layer)
+
+
+def by_valid_time(field: xr.DataArray, run: np.datetime64) -> xr.DataArray:
+    """One run of a cube indexed by valid time (so that runs line up on it)."""
+    return field.sel(forecast_reference_time=run).swap_dims(step="valid_time").drop_vars("step")
+
+
+def test_runs_are_the_per_run_layers_only(client: Client) -> None:
+    runs = client.runs(LEVELS)  # its capabilities also hold the derived synthetic-levels.t:change
+    assert len(runs) == 2 and all(runs.layer_id.str.startswith(f"{LEVELS}-"))
+
+
+def test_a_change_since_the_previous_run_is_the_cubes_difference(client: Client,
+                                                                 stores: Path) -> None:
+    change = client.timeseries(LEVELS, 10.0, 50.0, elevation=850, baseline="previous",
+                               display_units=False)
+    cell = change.attrs["cell"]
+    cube = open_cube(stores / "synthetic-levels.zarr").t.isel(
+        latitude=cell["row"], longitude=cell["col"]).sel(isobaricInhPa=850)
+    previous, latest = cube.forecast_reference_time.values[-2:]
+    expected = by_valid_time(cube, latest) - by_valid_time(cube, previous)  # shared times
+    np.testing.assert_array_equal(change.value.to_numpy("float32"), expected.values)
+    np.testing.assert_array_equal(change.valid_time.to_numpy(), expected.valid_time.values)
+    assert (change.baseline_reference_time == pd.Timestamp(previous)).all()
+    assert (change.reference_time == pd.Timestamp(latest)).all()
+    named = client.timeseries(LEVELS, 10.0, 50.0, elevation=850, display_units=False,
+                              baseline=pd.Timestamp(previous, tz="UTC"))
+    np.testing.assert_array_equal(named.value, change.value)
+    with pytest.raises(InvalidParameterValue, match="baseline='yesterday'"):
+        client.timeseries(LEVELS, 10.0, 50.0, baseline="yesterday")
+
+
+def test_a_map_of_the_change_is_the_change_layers(client: Client) -> None:
+    time = "2026-01-01T12:00:00Z"
+    change = client.map(LEVELS, baseline="previous", time=time, width=120)
+    derived = client.map(f"{LEVELS}:change", time=time, width=120)  # latest − previous
+    np.testing.assert_array_equal(np.asarray(change.convert("RGBA")),
+                                  np.asarray(derived.convert("RGBA")))
+    plain = client.map(LEVELS, time=time, width=120)
+    assert not np.array_equal(np.asarray(plain.convert("RGBA")),
+                              np.asarray(change.convert("RGBA")))
+    # a field read over HTTP is drawn by the service: its products are options too
+    remote = client.open_cube("synthetic-levels").t.isel(forecast_reference_time=-1, step=1)
+    drawn = remote.fewsmap.map(baseline="previous", width=120)
+    assert drawn.info["valid_time"] == time
+    np.testing.assert_array_equal(np.asarray(drawn.convert("RGBA")),
+                                  np.asarray(change.convert("RGBA")))
+    with pytest.raises(ServiceError, match="baseline run") as caught:  # not in both runs
+        client.map(LEVELS, baseline="previous", time="2026-01-01T18:00:00Z", width=120)
+    assert caught.value.ogc_code == "InvalidDimensionValue"
+
+
+def test_sums_over_24_hours_are_the_cubes_sums(client: Client, stores: Path) -> None:
+    sums = client.timeseries("naefs-mean.QPF", -95.0, 40.5, accumulate="PT24H")
+    cell = sums.attrs["cell"]
+    steps = open_cube(stores / "naefs-mean.zarr").QPF.isel(
+        forecast_reference_time=-1, latitude=cell["row"], longitude=cell["col"]).swap_dims(
+        step="valid_time")
+    day = np.timedelta64(24, "h")
+    run = steps.forecast_reference_time.values
+    assert sums.valid_time.iloc[0] == pd.Timestamp(run + day)  # the first whole window
+    expected = [steps.sel(valid_time=(steps.valid_time > t - day) & (steps.valid_time <= t))
+                .values.sum(dtype="float32") for t in sums.valid_time.to_numpy()]
+    np.testing.assert_allclose(sums.value.to_numpy("float32"), expected, rtol=1e-6)
+    assert sums.attrs["units"] == "mm" and set(sums.accumulation) <= {"PT24H", "P1D"}
+    as_timedelta = client.timeseries("naefs-mean.QPF", -95.0, 40.5,
+                                     accumulate=pd.Timedelta(hours=24))
+    np.testing.assert_array_equal(as_timedelta.value, sums.value)
+    image = client.map("naefs-mean.QPF", accumulate="PT24H", width=96,
+                       time=sums.valid_time.iloc[0].strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert image.info["valid_time"] == sums.valid_time.iloc[0].strftime("%Y-%m-%dT%H:%M:%SZ")
+    with pytest.raises(ServiceError, match=r"PT24H|P1D") as caught:  # the window's start
+        client.map("naefs-mean.QPF", accumulate="PT24H", width=96, time="2022-08-09T12:00:00Z")
+    assert caught.value.http_status == 400
+
+
+def test_statistics_and_exceedance_are_numpy_over_the_members(client: Client,
+                                                              stores: Path) -> None:
+    mean = client.timeseries(ENSEMBLE, 10.0, 50.0, member="mean", display_units=False)
+    cell = mean.attrs["cell"]
+    members = open_cube(stores / "ecmwf-ens-gust.zarr").fg10_6.isel(
+        forecast_reference_time=0, latitude=cell["row"], longitude=cell["col"]).transpose(
+        "step", "realization").values  # step × member, float32
+    np.testing.assert_allclose(mean.value, np.nanmean(members, axis=1), rtol=1e-6)
+    p90 = client.timeseries(ENSEMBLE, 10.0, 50.0, member="p90", display_units=False)
+    np.testing.assert_allclose(p90.value, np.nanpercentile(members, 90, axis=1), rtol=1e-6)
+    above = client.timeseries(ENSEMBLE, 10.0, 50.0, member="above:4.5", display_units=False)
+    held = (~np.isnan(members)).sum(axis=1)
+    np.testing.assert_allclose(above.value, 100 * (members > 4.5).sum(axis=1) / held,
+                               rtol=1e-6)
+    assert above.attrs["units"] == "%" and set(above.member) == {"above:4.5"}
+    assert 0 < above.value.mean() < 100  # the threshold parts the members here
+
+
+def test_a_catchments_exceedance_is_over_the_members_means(client: Client) -> None:
+    members = client.catchment(ENSEMBLE, "demo-basins", "B04", member="all")
+    table = members.pivot(index="member", columns="valid_time", values="value")
+    threshold = float(np.median(table.to_numpy()))
+    share = client.catchment(ENSEMBLE, "demo-basins", "B04", member=f"above:{threshold!r}")
+    np.testing.assert_allclose(share["value"], 100 * (table > threshold).mean(axis=0),
+                               rtol=1e-6)
+    assert share.attrs["units"] == "%"

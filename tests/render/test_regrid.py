@@ -205,6 +205,29 @@ def canvases_over(window: SourceWindow, cell: float, pixels_per_cell: float, see
     return out
 
 
+def agreement_with_quadmesh(window: SourceWindow, cell: float, pixels_per_cell: float
+                            ) -> tuple[int, int]:
+    """Over random canvases: how many pixels with data were compared with datashader's
+    curvilinear quadmesh, and how many show a value it draws in that pixel or a neighbour
+    (between the min and max of its quads there). Asserts that no pixel has data or none
+    unless datashader's image changes between the two within a pixel of it."""
+    compared = agreeing = 0
+    for canvas in canvases_over(window, cell, pixels_per_cell, 3):
+        ours = regrid(window, canvas)
+        low = neighbourhood(quadmesh_2d(window, canvas, "min"), "nanmin")
+        high = neighbourhood(quadmesh_2d(window, canvas, "max"), "nanmax")
+        theirs = quadmesh_2d(window, canvas, "mean")
+        edge = neighbourhood(np.isfinite(theirs).astype(np.float32), "nanmin") != \
+            neighbourhood(np.isfinite(theirs).astype(np.float32), "nanmax")
+        edge[[0, -1], :] = edge[:, [0, -1]] = True  # their neighbour may be off the canvas
+        assert not np.any((np.isfinite(ours) != np.isfinite(theirs)) & ~edge)
+        shown = np.isfinite(ours) & ~edge
+        compared += int(shown.sum())
+        agreeing += int(np.sum((low[shown] - 1e-6 <= ours[shown])
+                               & (ours[shown] <= high[shown] + 1e-6)))
+    return compared, agreeing
+
+
 PLACED_KINDS = ("lambert", "polar_stereographic", "rotated_pole")
 
 
@@ -221,20 +244,7 @@ def test_placed_cells_are_datashaders_quadmesh_within_a_pixel(
     Zoomed out each pixel is the mean of the centres in it, zoomed in the cell holding its
     centre; datashader truncates quad corners to whole pixels, hence the pixel."""
     window, _, cell = mercator_window(kind, int(pixels_per_cell * 10))
-    compared = agreeing = 0
-    for canvas in canvases_over(window, cell, pixels_per_cell, 3):
-        ours = regrid(window, canvas)
-        low = neighbourhood(quadmesh_2d(window, canvas, "min"), "nanmin")
-        high = neighbourhood(quadmesh_2d(window, canvas, "max"), "nanmax")
-        theirs = quadmesh_2d(window, canvas, "mean")
-        edge = neighbourhood(np.isfinite(theirs).astype(np.float32), "nanmin") != \
-            neighbourhood(np.isfinite(theirs).astype(np.float32), "nanmax")
-        edge[[0, -1], :] = edge[:, [0, -1]] = True  # their neighbour may be off the canvas
-        assert not np.any((np.isfinite(ours) != np.isfinite(theirs)) & ~edge)
-        shown = np.isfinite(ours) & ~edge
-        compared += int(shown.sum())
-        agreeing += int(np.sum((low[shown] - 1e-6 <= ours[shown])
-                               & (ours[shown] <= high[shown] + 1e-6)))
+    compared, agreeing = agreement_with_quadmesh(window, cell, pixels_per_cell)
     assert compared > 400  # the grid covers 15 × 15 pixels at 0.3 pixel per cell
     assert agreeing >= 0.99 * compared, agreeing / compared
 

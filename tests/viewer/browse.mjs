@@ -45,13 +45,24 @@ page.on('response', (response) => {
   }
 });
 const tileUrls = [];
+const apiUrls = []; // time series and catchment requests, as sent
 page.on('request', (request) => {
   const url = new URL(request.url());
   report.requestCount += 1;
   // A blob: URL's origin is the page that made it (the tiles the page fetched itself).
   if (url.origin !== server) report.offServer.push({ phase, url: request.url() });
-  if (url.origin === server && url.pathname.startsWith('/tiles/')) tileUrls.push(request.url());
+  if (url.origin === server && url.pathname.startsWith('/tiles/')
+      && !url.pathname.endsWith('tilejson.json')) tileUrls.push(request.url());
+  if (url.origin === server && url.pathname.startsWith('/api/')) apiUrls.push(request.url());
 });
+
+// The time-series and catchment requests sent since `mark`: path and query.
+function apiQueries(mark) {
+  return apiUrls.slice(mark).map((url) => {
+    const parsed = new URL(url);
+    return { path: parsed.pathname, ...Object.fromEntries(parsed.searchParams) };
+  });
+}
 page.on('requestfailed', (request) => {
   report.networkFailures.push({ phase, url: request.url(), error: request.failure().errorText });
 });
@@ -97,8 +108,24 @@ function pageState() {
       layer: state.layer && state.layer.name,
       run: state.run && state.run.label,
       runs: state.runs.map((r) => r.label),
-      times: state.run ? state.run.times : [],
-      time: state.run ? state.run.times[state.timeIndex] : null,
+      times: state.times, // the valid times offered
+      runTimes: state.run ? state.run.times : [],
+      time: state.run ? state.times[state.timeIndex] ?? null : null,
+      member: window.fewsmapViewer.memberParameter(),
+      hash: window.location.hash,
+      statisticVisible: !document.getElementById('statistic-field').hidden,
+      statistics: [...document.querySelectorAll('#statistic option')].map((o) => o.value),
+      thresholdVisible: !document.getElementById('threshold-field').hidden,
+      thresholds: [...document.querySelectorAll('#threshold-pick option')].map((o) => o.value),
+      thresholdUnits: document.getElementById('threshold-units').textContent,
+      thresholdProblem: document.getElementById('threshold-problem').textContent,
+      changeVisible: !document.getElementById('change-field').hidden,
+      changeChecked: document.getElementById('change').checked,
+      changeDisabled: document.getElementById('change').disabled,
+      baselines: [...document.querySelectorAll('#baseline option')].map((o) => o.value),
+      baselineVisible: !document.getElementById('baseline-field').hidden,
+      accumulateVisible: !document.getElementById('accumulate-field').hidden,
+      styleVisible: !document.getElementById('style-field').hidden,
       shownText: shown.textContent,
       shownRun: shown.dataset.run || null,
       shownValidTime: shown.dataset.validTime || null,
@@ -113,6 +140,7 @@ function pageState() {
       legendEntries: document.querySelectorAll('#legend li').length,
       legend: {
         layer: document.getElementById('legend').dataset.layer || null,
+        query: document.getElementById('legend').dataset.query || null,
         unit: document.querySelector('#legend .unit')?.textContent ?? null,
         entries: [...document.querySelectorAll('#legend li')].map((item) => ({
           label: item.textContent.trim(),
@@ -138,14 +166,10 @@ async function mapShot(name, { baseMap = false } = {}) {
 
 const dataShot = (name) => mapShot(name);
 
-// Wait until the legend shown is the selected run's (it loads apart from the tiles).
+// Wait until the legend shown is that of the selection (it loads apart from the tiles).
 function legendShown() {
-  return page.waitForFunction(() => {
-    const { state } = window.fewsmapViewer;
-    const { dataset } = document.getElementById('legend');
-    return dataset.layer === `${state.layer.name}-${state.run.label}`
-      && dataset.style === state.style;
-  });
+  return page.waitForFunction(() => document.getElementById('legend').dataset.query
+    === window.fewsmapViewer.legendQuery());
 }
 
 // Choose `value` in the select `selector`; wait for the first tile asking `parameter=value`.
@@ -176,6 +200,27 @@ async function clickMapCentre() {
   }
   const box = await page.locator('#map').boundingBox();
   await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  return chartShown();
+}
+
+// Click the map at a longitude and latitude (once the map has its size without the chart).
+async function clickAt(lon, lat) {
+  if (await page.locator('#hydrograph-close').isVisible()) {
+    await page.locator('#hydrograph-close').click();
+    await page.waitForFunction(() => document.getElementById('hydrograph').hidden);
+  }
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => done(null))));
+  const [px, py] = await page.evaluate(([x, y]) => {
+    window.fewsmapViewer.map.updateSize();
+    return window.fewsmapViewer.map.getPixelFromCoordinate(ol.proj.fromLonLat([x, y]));
+  }, [lon, lat]);
+  const mapBox = await page.locator('#map').boundingBox();
+  await page.mouse.click(mapBox.x + px, mapBox.y + py);
+  return chartShown();
+}
+
+// The hydrograph once drawn (or refused): what it shows.
+async function chartShown() {
   await page.waitForFunction(
     () => ['ready', 'error'].includes(document.getElementById('hydrograph').dataset.state));
   return page.evaluate(() => {
@@ -187,10 +232,17 @@ async function clickMapCentre() {
       .filter((line) => line.getAttribute('y1') === line.getAttribute('y2'))
       .map((line) => [number(line, 'y1'), Number(line.nextElementSibling.textContent)]);
     const band = panel.querySelector('polygon.band');
+    const note = document.getElementById('hydrograph-note');
     return {
       state: panel.dataset.state,
       lon: panel.dataset.lon, lat: panel.dataset.lat, run: panel.dataset.run,
+      catchment: panel.dataset.catchment || null,
       title: document.getElementById('hydrograph-title').textContent,
+      units: panel.querySelector('svg .value-units')?.textContent ?? null,
+      values: [...panel.querySelectorAll('.main-series circle.point title')]
+        .map((t) => Number(t.textContent.split(': ')[1].split(' ')[0])),
+      zeroLines: panel.querySelectorAll('line.zero').length,
+      note: note.hidden ? null : note.textContent,
       points: panel.querySelectorAll('.main-series circle.point').length,
       dataPoints: svg ? Number(svg.dataset.points) : null,
       plumeRuns: [...panel.querySelectorAll('.plume-series')].map((g) => g.dataset.run),
@@ -362,6 +414,151 @@ try {
   await settled();
   report.steps.refused = { hydrograph: await clickMapCentre(), ...(await pageState()) };
   await page.screenshot({ path: join(artifacts, '09-error-shown.png') });
+  await page.locator('#error-close').click();
+
+  // 11. An ensemble statistic: the members' mean on the map, its legend and hydrograph.
+  phase = 'statistic';
+  await selectLayer('ecmwf-ens-gust.fg10_6');
+  const offered = await pageState();
+  chosen = await choose('#statistic', 'member', 'mean');
+  await settled();
+  await legendShown();
+  let apiMark = apiUrls.length;
+  report.steps.statistic = { ...(await pageState()), requests: tileQueries(chosen.mark),
+                             offered };
+  await dataShot('data-ensemble-mean.png');
+  report.steps.statistic.hydrograph = await clickMapCentre();
+  report.steps.statistic.api = apiQueries(apiMark);
+  await page.screenshot({ path: join(artifacts, '10-ensemble-mean.png'), fullPage: true });
+  await page.locator('#catchments').selectOption('demo-basins'); // a catchment's mean too
+  await page.waitForFunction(() => document.getElementById('catchments').dataset.loaded);
+  apiMark = apiUrls.length;
+  report.steps.statisticCatchment = await clickAt(9.5, 50.5);
+  report.steps.statisticCatchment.api = apiQueries(apiMark);
+  await page.screenshot({ path: join(artifacts, '10b-catchment-mean.png'), fullPage: true });
+  await page.locator('#hydrograph-close').click();
+  await page.locator('#catchments').selectOption('');
+
+  // 12. Exceedance: the first configured threshold at once; another typed in, refused by
+  //     the page while it is not a number.
+  phase = 'threshold';
+  mark = tileUrls.length;
+  answered = tileResponse((query) => query.get('member') === 'above:15');
+  await page.locator('#statistic').selectOption('threshold');
+  await answered;
+  await settled();
+  await legendShown();
+  report.steps.threshold = { ...(await pageState()), requests: tileQueries(mark) };
+  await dataShot('data-ensemble-above-15.png');
+  await page.locator('#threshold-pick').selectOption('other');
+  mark = tileUrls.length;
+  await page.locator('#threshold-value').fill('12,5');
+  await page.locator('#threshold-value').press('Enter');
+  await page.waitForFunction(() => document.getElementById('threshold-problem').textContent);
+  report.steps.thresholdInvalid = { ...(await pageState()), requests: tileQueries(mark) };
+  await page.screenshot({ path: join(artifacts, '11-threshold-invalid.png') });
+  answered = tileResponse((query) => query.get('member') === 'below:12.5');
+  await page.locator('#threshold-direction').selectOption('below');
+  await page.locator('#threshold-value').fill('12.5');
+  await page.locator('#threshold-apply').click();
+  await answered;
+  await settled();
+  await legendShown();
+  apiMark = apiUrls.length;
+  report.steps.thresholdOther = { ...(await pageState()), requests: tileQueries(mark),
+                                  hydrograph: await clickMapCentre() };
+  report.steps.thresholdOther.api = apiQueries(apiMark);
+  await page.screenshot({ path: join(artifacts, '12-ensemble-below-12.5.png'), fullPage: true });
+
+  // 13. The URL's hash: a new page opened at it shows the same view.
+  phase = 'hash';
+  const sharedHash = report.steps.thresholdOther.hash;
+  await page.goto('about:blank');
+  mark = tileUrls.length;
+  await page.goto(`${base}/${sharedHash}`);
+  await page.waitForFunction(() => {
+    const { state } = window.fewsmapViewer || {};
+    return state && state.run && document.getElementById('shown').dataset.run;
+  });
+  await settled();
+  await legendShown();
+  report.steps.hash = { ...(await pageState()), requests: tileQueries(mark),
+                        thresholdValue: await page.locator('#threshold-value').inputValue(),
+                        direction: await page.locator('#threshold-direction').inputValue() };
+
+  // 14. Units: the chart of a layer stored in K states the legend's unit.
+  phase = 'units';
+  await selectLayer(LEVELS_LAYER);
+  await legendShown();
+  report.steps.units = { ...(await pageState()), hydrograph: await clickMapCentre() };
+
+  // 15. The change since the previous run: diverging map and legend, the change series.
+  phase = 'change';
+  await page.locator('#hydrograph-close').click();
+  mark = tileUrls.length;
+  answered = tileResponse((query) => query.get('baseline') === 'previous');
+  await page.locator('#change').check();
+  await answered;
+  await settled();
+  await legendShown();
+  apiMark = apiUrls.length;
+  report.steps.change = { ...(await pageState()), requests: tileQueries(mark) };
+  await dataShot('data-levels-change.png');
+  report.steps.change.hydrograph = await clickMapCentre();
+  report.steps.change.api = apiQueries(apiMark);
+  await page.screenshot({ path: join(artifacts, '13-levels-change.png'), fullPage: true });
+  // The oldest run has nothing earlier: the change is off and cannot be chosen.
+  const oldest = report.steps.change.runs.at(-1);
+  answered = tileResponse((query) => query.get('run') === oldest);
+  await page.locator('#run').selectOption(oldest);
+  await answered;
+  await settled();
+  report.steps.changeOldest = await pageState();
+  // A catchment's chart: its API has no change, so the page sends none and says so.
+  phase = 'changeCatchment';
+  await page.locator('#run').selectOption(report.steps.change.runs[0]); // tiles seen before:
+  await page.locator('#change').check(); // they may come from the map's cache
+  await settled();
+  await page.locator('#catchments').selectOption('demo-basins');
+  await page.waitForFunction(() => document.getElementById('catchments').dataset.loaded);
+  apiMark = apiUrls.length;
+  report.steps.changeCatchment = { ...(await clickAt(9.5, 50.5)) };
+  report.steps.changeCatchment.api = apiQueries(apiMark);
+  await page.screenshot({ path: join(artifacts, '14-change-catchment.png'), fullPage: true });
+  await page.locator('#hydrograph-close').click();
+  await page.locator('#catchments').selectOption('');
+
+  // 16. Sums over 24 h of a precipitation layer: the window's sums on map, legend and chart.
+  phase = 'accumulate';
+  await selectLayer('naefs-mean.QPF');
+  const perStep = await pageState();
+  mark = tileUrls.length;
+  answered = tileResponse((query) => query.get('accumulate') === 'PT24H');
+  await page.locator('#accumulate').selectOption('PT24H');
+  await answered;
+  await settled();
+  await legendShown();
+  apiMark = apiUrls.length;
+  report.steps.accumulate = { ...(await pageState()), requests: tileQueries(mark), perStep };
+  await dataShot('data-qpf-24h.png');
+  report.steps.accumulate.hydrograph = await clickMapCentre();
+  report.steps.accumulate.api = apiQueries(apiMark);
+  await page.screenshot({ path: join(artifacts, '15-qpf-24h.png'), fullPage: true });
+
+  // 17. A change between runs that share no valid time (MARFC's): the earlier runs are offered,
+  //     and the page says there is nothing to compare instead of asking for refused tiles.
+  phase = 'noSharedTime';
+  await selectLayer('marfc-fmat.t');
+  mark = tileUrls.length;
+  await page.locator('#change').check();
+  await page.waitForFunction(() => document.getElementById('shown').dataset.refused === 'true');
+  report.steps.noSharedTime = await pageState();
+  const earliest = report.steps.noSharedTime.runs.at(-1);
+  await page.locator('#baseline').selectOption(earliest);
+  await page.waitForFunction((run) => document.getElementById('shown').textContent
+    .includes(`no valid time with run ${run}`), earliest);
+  report.steps.pickedBaseline = { ...(await pageState()), requests: tileQueries(mark) };
+  await page.screenshot({ path: join(artifacts, '16-no-shared-time.png') });
 } catch (error) {
   report.failure = String(error.stack || error);
   await page.screenshot({ path: join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});

@@ -5,7 +5,7 @@
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 720;
 const HEIGHT = 260;
-const MARGIN = { left: 60, right: 40, top: 12, bottom: 40 };
+const MARGIN = { left: 60, right: 40, top: 24, bottom: 40 }; // the units above the axis
 const HOUR = 3600e3;
 const TIME_STEPS = [1, 3, 6, 12, 24, 48, 120, 240, 720].map((h) => h * HOUR);
 
@@ -78,8 +78,13 @@ function linePath(points) {
  *
  * `main` is {label, times: [ms], values: [number|null]}; `plume` a list of those for the other
  * runs; `band` {times, low, high} or null; `currentTime` (ms) is marked with a vertical line.
+ * `units` label the value axis: those the answer stated, so chart and legend cannot disagree
+ * by a unit the page assumed. `zeroLine` marks 0 (a change's no-change line); `valueRange`
+ * [low, high] fixes the value axis (a probability's 0–100 %).
  */
-export function drawHydrograph(container, { main, plume, band, units, currentTime }) {
+export function drawHydrograph(container, {
+  main, plume, band, units, currentTime, zeroLine, valueRange,
+}) {
   const all = [main, ...plume];
   const times = all.flatMap((s) => s.times).concat(band ? band.times : []);
   const values = all.flatMap((s) => s.values)
@@ -93,7 +98,7 @@ export function drawHydrograph(container, { main, plume, band, units, currentTim
     return;
   }
   const [t0, t1] = extent(times, 6 * HOUR);
-  const [rawLow, rawHigh] = extent(values, 1);
+  const [rawLow, rawHigh] = valueRange || extent(values, 1);
   const margin = (rawHigh - rawLow) * 0.05;
   const [v0, v1] = [rawLow - margin, rawHigh + margin];
   const x = (t) => MARGIN.left + ((t - t0) / (t1 - t0)) * (WIDTH - MARGIN.left - MARGIN.right);
@@ -113,7 +118,11 @@ export function drawHydrograph(container, { main, plume, band, units, currentTim
     element('line', { x1: x(t), x2: x(t), y1: MARGIN.top, y2: HEIGHT - MARGIN.bottom }, grid);
     text(timeLabel(t), { x: x(t), y: HEIGHT - MARGIN.bottom + 16, 'text-anchor': 'middle' }, grid);
   }
-  text(units || '', { x: 12, y: MARGIN.top + 4, class: 'units' }, svg);
+  text(units || '', { x: 12, y: MARGIN.top - 10, class: 'units value-units' }, svg);
+  if (zeroLine && v0 < 0 && v1 > 0) {
+    element('line', { class: 'zero', x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: y(0),
+                      y2: y(0) }, svg);
+  }
   text('UTC', { x: WIDTH - MARGIN.right, y: HEIGHT - 6, 'text-anchor': 'end', class: 'units' }, svg);
 
   if (band) {

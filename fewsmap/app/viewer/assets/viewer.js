@@ -2,6 +2,10 @@
 // tiles (/tiles/{layer}/{z}/{x}/{y}.png), legends from GetLegendGraphic JSON, a hydrograph
 // from /api/timeseries, and catchment outlines (GeoJSON from /api/catchments) whose means
 // /api/catchments/<set>/<id> draws. `ol` is the vendored OpenLayers full build (see index.html for why).
+// Besides one member of one run, it shows the forecast products every front serves: ensemble
+// statistics and exceedance probabilities (`member=mean`, `member=above:20`), the change since
+// an earlier run (`baseline=`) and sums over a window (`accumulate=`), on the map, the legend
+// and the hydrograph alike. What is shown is kept in the URL's hash, so a view can be shared.
 import { getJson, errorOf, errorMessage, query, showError, clearError } from './api.js';
 import { drawHydrograph } from './chart.js';
 
@@ -15,6 +19,23 @@ const TILE_ERROR = 3; // ol/TileState ERROR
 const MAX_TILE_ZOOM = 24; // fewsmap's tile matrix ends there (fewsmap/ogc/tiles.py MAX_ZOOM)
 // Elevation and member selectors start at the layer's own default (no parameter sent).
 const LAYER_DEFAULT = ['', 'layer default'];
+// Values of the ensemble dimension that are not members (fewsmap/products/ensemble.py).
+const STATISTIC_LABEL = /^(mean|median|min|max|std|p\d{1,2})$/;
+const THRESHOLD_LABEL = /^(above|below):/;
+const THRESHOLD = 'threshold'; // the statistic selector's entry for exceedance probabilities
+const OTHER_THRESHOLD = 'other';
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const FLOAT32_MAX = 3.4e38; // the server takes thresholds within float32
+const STATISTIC_TITLES = { mean: 'Mean', median: 'Median', min: 'Minimum', max: 'Maximum',
+                           std: 'Standard deviation' };
+// Capabilities do not say which layers hold amounts per step, whose sums mean something:
+// the style library names their styles after the quantity (fewsmap/catalog/quantities.py).
+const ACCUMULABLE_STYLES = new Set(['precipitation', 'precipitation_in', 'snowfall']);
+const CHANGE_LAYER_SUFFIX = ':change'; // a derived layer that is a change already
+// What the catchment API does not apply (fewsmap/ogc/catchments.py reads runs, members and
+// levels): the page sends neither and says so under the chart.
+const CATCHMENT_UNOFFERED = { baseline: 'the change since an earlier run',
+                              accumulate: 'sums over a window' };
 
 const state = {
   capabilities: null,
@@ -22,9 +43,17 @@ const state = {
   runs: [], // [{label, times: [iso], timesDefault}], newest first
   run: null,
   timeIndex: 0,
+  times: [], // the valid times offered: the run's, less those a change or a sum lacks
   elevation: '',
   member: '',
   members: [], // the selected layer's ensemble member labels
+  statistic: '', // '' (one member), a statistic (mean, p90 …) or THRESHOLD
+  statistics: [], // the statistics the layer lists
+  threshold: '', // above:X / below:X, when the statistic is THRESHOLD
+  thresholds: [], // the thresholds the layer lists (its configured warning levels)
+  dataUnits: '', // the units thresholds are given in (the layer's stored units)
+  baseline: '', // '' (no change), 'previous' or an earlier run's reference time
+  accumulate: '', // '' or an ISO 8601 duration (PT24H)
   style: '',
   tileKey: '', // layer and query of the tiles on the map now
   shownByKey: new Map(), // tile key → the run and valid time its tiles said they show
@@ -151,7 +180,59 @@ forecastSource.on(['tileloadend', 'tileloaderror'], () => setTilesBusy(-1));
 // ---- what the page shows -------------------------------------------------------------------
 
 function currentTime() {
-  return state.run ? state.run.times[state.timeIndex] : null;
+  return state.run ? state.times[state.timeIndex] ?? null : null;
+}
+
+// The value of the ensemble dimension shown: a member, a statistic or a probability.
+function memberParameter() {
+  if (state.statistic === THRESHOLD) return state.threshold || state.member;
+  return state.statistic || state.member;
+}
+
+function isProbability() {
+  return state.statistic === THRESHOLD && Boolean(state.threshold);
+}
+
+// The style to ask for: none where the server picks it (a change is drawn diverging around
+// zero, a probability 0–100 %), else the one chosen.
+function styleParameter() {
+  return state.baseline || isProbability() ? '' : state.style;
+}
+
+// The products asked for besides the run, time, level and member.
+function productParameters() {
+  return { baseline: state.baseline, accumulate: state.accumulate };
+}
+
+function hoursOf(duration) {
+  const match = /^PT(\d+)H$/.exec(duration);
+  return match ? Number(match[1]) : NaN;
+}
+
+function thresholdText(label) {
+  const [direction, value] = label.split(':');
+  return `${direction} ${value}${state.dataUnits ? ` ${state.dataUnits}` : ''}`;
+}
+
+// What is shown besides the layer and run, as the page says it: ", mean of the members,
+// 24 h sums, change since run …".
+function selectionText() {
+  const parts = [];
+  if (isProbability()) parts.push(`% of members ${thresholdText(state.threshold)}`);
+  else if (state.statistic && state.statistic !== THRESHOLD) {
+    parts.push(`${statisticTitle(state.statistic).toLowerCase()} of the members`);
+  } else if (state.member) parts.push(`member ${state.member}`);
+  if (state.accumulate) parts.push(`${hoursOf(state.accumulate)} h sums`);
+  const base = state.run && baselineRun(state.run);
+  if (base) parts.push(`change since run ${base.label}`);
+  return parts.length ? `, ${parts.join(', ')}` : '';
+}
+
+function statisticTitle(label) {
+  if (STATISTIC_TITLES[label]) return STATISTIC_TITLES[label];
+  const rank = Number(label.slice(1));
+  return `${rank}${rank % 10 === 1 && rank !== 11 ? 'st' : rank % 10 === 2 && rank !== 12 ? 'nd'
+    : rank % 10 === 3 && rank !== 13 ? 'rd' : 'th'} percentile`;
 }
 
 function leadText(run, time) {
@@ -182,8 +263,8 @@ function showRefused(error) {
   delete shown.dataset.run;
   delete shown.dataset.validTime;
   shown.dataset.refused = 'true';
-  shown.textContent = `${state.layer.title} — run ${state.run.label}, valid ${currentTime()}: `
-    + `not shown (${errorMessage(error)})`;
+  shown.textContent = `${state.layer.title}${selectionText()} — run ${state.run.label}, valid `
+    + `${currentTime()}: not shown (${errorMessage(error)})`;
   forecastLayer.setVisible(false);
 }
 
@@ -191,7 +272,7 @@ function showShown(run, valid) {
   const shown = $('shown');
   shown.dataset.run = run;
   shown.dataset.validTime = valid;
-  shown.textContent = `${state.layer.title} — run ${run}, valid ${valid} `
+  shown.textContent = `${state.layer.title}${selectionText()} — run ${run}, valid ${valid} `
     + `(${leadText(run, valid.split('/')[0])})`;
 }
 
@@ -199,8 +280,8 @@ function showRequested() {
   const shown = $('shown');
   delete shown.dataset.run;
   delete shown.dataset.validTime;
-  shown.textContent = `${state.layer.title} — run ${state.run.label}, valid ${currentTime()} `
-    + '(loading…)';
+  shown.textContent = `${state.layer.title}${selectionText()} — run ${state.run.label}, valid `
+    + `${currentTime()} (loading…)`;
 }
 
 function updateTimeLabel() {
@@ -213,13 +294,34 @@ function tileQueryString() {
     run: state.run.label,
     time: currentTime(),
     elevation: state.elevation,
-    member: state.member,
-    style: state.style,
+    member: memberParameter(),
+    style: styleParameter(),
+    ...productParameters(),
   });
+}
+
+// No valid time to show (a change between runs sharing none): say why, draw nothing.
+function showNoTime() {
+  const shown = $('shown');
+  delete shown.dataset.run;
+  delete shown.dataset.validTime;
+  shown.dataset.refused = 'true';
+  const base = baselineRun(state.run);
+  shown.textContent = `${state.layer.title}${selectionText()} — run ${state.run.label}: `
+    + (base ? `it shares no valid time with run ${base.label}` : 'no valid time holds a '
+      + `whole ${hoursOf(state.accumulate)} h window`);
+  state.tileKey = '';
+  forecastLayer.setVisible(false);
+  updateTimeLabel();
 }
 
 function updateTiles() {
   if (!state.layer || !state.run) return;
+  writeHash();
+  if (!currentTime()) {
+    showNoTime();
+    return;
+  }
   const layer = encodeURIComponent(state.layer.name);
   const search = `?${tileQueryString()}`;
   state.tileKey = `${layer}${search}`;
@@ -281,13 +383,96 @@ function showDimensions(layer) {
   fillSelect($('elevation'), [LAYER_DEFAULT,
     ...levels.map((l) => [String(l), `${l} ${layer.elevation.units}`])]);
   state.elevation = '';
-  state.members = layer.ensembles ? layer.ensembles[0].ensembleMemberIds : [];
-  $('member-field').hidden = !state.members.length;
+  const ids = layer.ensembles ? layer.ensembles[0].ensembleMemberIds : [];
+  state.statistics = ids.filter((id) => STATISTIC_LABEL.test(id));
+  state.thresholds = ids.filter((id) => THRESHOLD_LABEL.test(id));
+  state.members = ids.filter((id) => !STATISTIC_LABEL.test(id) && !THRESHOLD_LABEL.test(id));
   fillSelect($('member'), [LAYER_DEFAULT, ...state.members.map((m) => [m, m])]);
   state.member = '';
-  $('style-field').hidden = layer.styles.length < 2;
+  const ensemble = state.statistics.length + state.thresholds.length > 0;
+  $('statistic-field').hidden = !ensemble;
+  fillSelect($('statistic'), [['', 'one member'],
+    ...state.statistics.map((s) => [s, statisticTitle(s)]),
+    ...(ensemble ? [[THRESHOLD, '% of members above/below a value']] : [])], '');
+  state.statistic = '';
+  state.threshold = '';
+  state.dataUnits = '';
+  fillSelect($('threshold-pick'), [...state.thresholds.map((t) => [t, t.replace(':', ' ')]),
+    [OTHER_THRESHOLD, 'another value…']]);
+  $('threshold-value').value = '';
+  $('threshold-problem').textContent = '';
+  $('threshold-units').textContent = '';
   fillSelect($('style'), layer.styles.map((s) => [s.name, s.title]));
   state.style = layer.styles.length > 1 ? $('style').value : '';
+  state.baseline = '';
+  $('change').checked = false;
+  state.accumulate = '';
+  $('accumulate').value = '';
+  $('accumulate-field').hidden = !layer.styles.some((s) => ACCUMULABLE_STYLES.has(s.name));
+  showProductFields();
+}
+
+// Show the fields the current choices call for.
+function showProductFields() {
+  const layer = state.layer;
+  $('member-field').hidden = !state.members.length || Boolean(state.statistic);
+  $('threshold-field').hidden = state.statistic !== THRESHOLD;
+  $('threshold-other').hidden = $('threshold-pick').value !== OTHER_THRESHOLD;
+  // A change is drawn diverging and a probability in %: the server picks their style.
+  $('style-field').hidden = layer.styles.length < 2 || Boolean(state.baseline) || isProbability();
+  const changeLayer = layer.name.endsWith(CHANGE_LAYER_SUFFIX);
+  $('change-field').hidden = changeLayer || state.runs.length < 2;
+  const earlier = state.run ? earlierRuns(state.run) : [];
+  $('change').disabled = !earlier.length;
+  $('change-field').title = earlier.length ? ''
+    : 'The oldest run has no earlier run to compare with';
+  $('baseline-field').hidden = !state.baseline;
+}
+
+// The runs older than `run`, newest first (state.runs is newest first).
+function earlierRuns(run) {
+  return state.runs.slice(state.runs.indexOf(run) + 1);
+}
+
+// The run a change is taken against, or null.
+function baselineRun(run) {
+  if (!state.baseline) return null;
+  if (state.baseline === 'previous') return earlierRuns(run)[0] ?? null;
+  return state.runs.find((r) => r.label === state.baseline) ?? null;
+}
+
+// Offer the runs older than the selected one as baselines; a baseline no longer older is
+// dropped for the previous run, and the change is off where there is none.
+function fillBaselines() {
+  const earlier = earlierRuns(state.run);
+  if (!earlier.length) {
+    state.baseline = '';
+    $('change').checked = false;
+  } else if (state.baseline && state.baseline !== 'previous'
+             && !earlier.some((r) => r.label === state.baseline)) {
+    state.baseline = 'previous';
+  }
+  fillSelect($('baseline'), earlier.map((r, i) => [i ? r.label : 'previous',
+    i ? r.label : `${r.label} (previous)`]), state.baseline || 'previous');
+  showProductFields();
+}
+
+// Whether the window of a sum ending at `time` starts at the run's start or one of its times
+// (the server refuses any other: fewsmap/products/accumulate.py).
+function windowFits(run, time) {
+  const start = Date.parse(time) - hoursOf(state.accumulate) * 3600e3;
+  return start === Date.parse(run.label) || run.times.some((t) => Date.parse(t) === start);
+}
+
+// The valid times offered: the run's, those of a complete window where sums are shown, and
+// those the baseline run holds too where a change is.
+function timesShown(run) {
+  const whole = (r) => (state.accumulate ? r.times.filter((t) => windowFits(r, t)) : r.times);
+  const times = whole(run);
+  const base = baselineRun(run);
+  if (!base) return times;
+  const shared = new Set(whole(base).map(Date.parse));
+  return times.filter((t) => shared.has(Date.parse(t)));
 }
 
 function zoomTo(layer) {
@@ -297,7 +482,7 @@ function zoomTo(layer) {
   map.getView().fit(extent, { padding: [20, 20, 20, 20] });
 }
 
-async function selectLayer(name) {
+async function selectLayer(name, wanted = null) {
   const layer = state.capabilities.layers.find((l) => l.name === name);
   document.querySelector(`input[name="layer"][value="${CSS.escape(name)}"]`).checked = true;
   state.layer = layer;
@@ -308,15 +493,23 @@ async function selectLayer(name) {
   showDimensions(layer);
   zoomTo(layer);
   let answer;
+  let tileJson;
   try {
-    answer = await getJson(`${CAPABILITIES}&${query({
-      layers: name, startForecastTime: '1970-01-01T00:00:00Z', forecastCount: MAX_RUNS })}`);
+    [answer, tileJson] = await Promise.all([
+      getJson(`${CAPABILITIES}&${query({
+        layers: name, startForecastTime: '1970-01-01T00:00:00Z', forecastCount: MAX_RUNS })}`),
+      // an ensemble's thresholds are in the layer's stored units, which only TileJSON names
+      $('statistic-field').hidden ? null
+        : getJson(`/tiles/${encodeURIComponent(name)}/tilejson.json`).catch(() => null)]);
   } catch (error) {
     showError(error, `Runs of ${name}`);
     return;
   }
   if (state.layer !== layer) return; // another layer was picked meanwhile
-  state.runs = answer.layers.filter((l) => l.name !== name && l.times && l.times.length)
+  if (tileJson) showThresholdUnits(tileJson);
+  // Per-run layers are `<layer>-<T0>`; the answer may hold others (a derived `:change` layer).
+  state.runs = answer.layers.filter((l) => l.name.startsWith(`${name}-`) && l.times
+                                    && l.times.length)
     .map((l) => ({ label: l.externalForecastTime, times: l.times, timesDefault: l.timesDefault }))
     .reverse();
   if (!state.runs.length) {
@@ -324,30 +517,50 @@ async function selectLayer(name) {
     return;
   }
   fillSelect($('run'), state.runs.map((r, i) => [r.label, i ? r.label : `${r.label} (latest)`]));
-  selectRun(state.runs[0].label, null);
+  const run = wanted && state.runs.some((r) => r.label === wanted.get('run')) ? wanted.get('run')
+    : state.runs[0].label;
+  state.run = state.runs.find((r) => r.label === run);
+  if (wanted) restoreChoices(wanted);
+  selectRun(run, wanted && wanted.get('time'));
 }
 
-// Select a run, keeping the valid time on the map when the run has it.
+function showThresholdUnits(tileJson) {
+  const definition = tileJson.fewsmap.styleDefinitions[0] || {};
+  state.dataUnits = definition.data_units || definition.units || '';
+  $('threshold-units').textContent = state.dataUnits
+    ? `Thresholds in ${state.dataUnits} (the layer's stored units)` : '';
+}
+
+// Select a run, keeping the valid time on the map when the run offers it.
 function selectRun(label, keepTime) {
   const run = state.runs.find((r) => r.label === label);
   state.run = run;
   $('run').value = label;
-  const kept = keepTime ? run.times.indexOf(keepTime) : -1;
-  const preferred = run.times.indexOf(run.timesDefault);
+  fillBaselines();
+  state.times = timesShown(run);
+  const kept = keepTime ? state.times.indexOf(keepTime) : -1;
+  const preferred = state.times.indexOf(run.timesDefault);
   state.timeIndex = kept >= 0 ? kept : Math.max(preferred, 0);
   const slider = $('time');
-  slider.max = String(run.times.length - 1);
+  slider.max = String(Math.max(state.times.length - 1, 0));
   slider.value = String(state.timeIndex);
-  slider.disabled = run.times.length < 2;
+  slider.disabled = state.times.length < 2;
   clearError();
   updateTiles();
   updateLegend();
   if (state.point) showHydrograph(state.point);
 }
 
+// A member, statistic, threshold, baseline or sum was chosen: redraw the map, its legend and
+// the hydrograph (the run stays; the valid times offered may change).
+function selectionChanged() {
+  showProductFields();
+  selectRun(state.run.label, currentTime());
+}
+
 function setTimeIndex(index) {
-  if (!state.run) return; // a layer's runs are still loading
-  const count = state.run.times.length;
+  if (!state.run || !state.times.length) return; // a layer's runs are still loading
+  const count = state.times.length;
   state.timeIndex = ((index % count) + count) % count;
   $('time').value = String(state.timeIndex);
   updateTiles();
@@ -356,21 +569,30 @@ function setTimeIndex(index) {
 
 // ---- legend --------------------------------------------------------------------------------
 
+// The legend of what the map shows: the run, the statistic (a probability's is in %), the
+// change (diverging) and the sums (their range).
+function legendQuery() {
+  return query({ request: 'GetLegendGraphic', format: 'application/json',
+                 layers: `${state.layer.name}-${state.run.label}`, style: styleParameter(),
+                 dim_ensemble_member: memberParameter(), ...productParameters() });
+}
+
 async function updateLegend() {
   const container = $('legend');
-  const { layer, run, style } = state;
-  const layerId = `${layer.name}-${run.label}`; // the run's own colour range
+  const { layer, run } = state;
+  const layerId = `${layer.name}-${run.label}`;
+  const asked = legendQuery();
   let legend;
   try {
-    legend = await getJson(`/wms?${query({
-      request: 'GetLegendGraphic', format: 'application/json', layers: layerId, style })}`);
+    legend = await getJson(`/wms?${asked}`);
   } catch (error) {
     container.replaceChildren();
     delete container.dataset.layer;
+    delete container.dataset.query;
     showError(error, 'Legend');
     return;
   }
-  if (state.layer !== layer || state.run !== run || state.style !== style) return; // stale
+  if (state.layer !== layer || state.run !== run || legendQuery() !== asked) return; // stale
   const list = document.createElement('ul');
   for (const entry of [...legend.legend].reverse()) {
     const item = document.createElement('li');
@@ -385,7 +607,7 @@ async function updateLegend() {
   unit.textContent = legend.unit || '';
   container.replaceChildren(unit, list);
   // Which legend this is (it arrives after the tiles may have): scripts wait for it.
-  Object.assign(container.dataset, { layer: layerId, style });
+  Object.assign(container.dataset, { layer: layerId, style: styleParameter(), query: asked });
 }
 
 // ---- hydrograph ----------------------------------------------------------------------------
@@ -397,6 +619,7 @@ function closeHydrograph() {
   catchmentLayer.changed();
   pointSource.clear();
   $('hydrograph').hidden = true;
+  $('hydrograph-note').hidden = true;
   delete $('hydrograph').dataset.state;
   map.updateSize(); // the map takes the panel's room
 }
@@ -416,35 +639,48 @@ function memberBand(answer) {
   return { times, low: pick(Math.min), high: pick(Math.max) };
 }
 
+// Whether the members' range belongs on the chart: not beside a probability (in %) or a
+// spread (std), which are not values of the layer.
+function bandWanted() {
+  return state.members.length > 0 && !isProbability() && state.statistic !== 'std';
+}
+
+function bandText() {
+  return state.statistic ? ' and the members\' range'
+    : `, member ${state.member || '(default)'} and the members' range`;
+}
+
 async function showHydrograph(point) {
   if (state.catchment) {
     showCatchment(state.catchment, point);
     return;
   }
+  $('hydrograph-note').hidden = true;
   const [lon, lat] = point;
   state.point = point;
   const layer = state.layer;
   const run = state.run;
   const base = { layer: layer.name, x: lon.toFixed(5), y: lat.toFixed(5),
-                 elevation: state.elevation };
+                 elevation: state.elevation, ...productParameters() };
   const panel = $('hydrograph');
   panel.hidden = false;
   map.updateSize();
   panel.dataset.state = 'loading';
   state.chart = null;
   Object.assign(panel.dataset, { lon: base.x, lat: base.y, run: run.label });
+  delete panel.dataset.catchment;
   $('hydrograph-title').textContent = `${layer.title} at ${base.y}, ${base.x} — loading…`;
   pointSource.clear();
   pointSource.addFeature(new ol.Feature(new ol.geom.Point(ol.proj.fromLonLat([lon, lat]))));
   // The plume: every run with values in the selected run's window (API: runs=all + start/end).
-  const plumeUrl = `/api/timeseries?${query({ ...base, member: state.member, runs: 'all',
+  const plumeUrl = `/api/timeseries?${query({ ...base, member: memberParameter(), runs: 'all',
     start: run.label, end: run.times.at(-1) })}`;
   const bandUrl = `/api/timeseries?${query({ ...base, run: run.label, member: 'all' })}`;
   let plume;
   let members = null;
   try {
     [plume, members] = await Promise.all([
-      getJson(plumeUrl), state.members.length ? getJson(bandUrl) : Promise.resolve(null)]);
+      getJson(plumeUrl), bandWanted() ? getJson(bandUrl) : Promise.resolve(null)]);
   } catch (error) {
     if (state.point !== point || state.run !== run) return;
     panel.dataset.state = 'error';
@@ -456,15 +692,16 @@ async function showHydrograph(point) {
   if (state.point !== point || state.run !== run) return; // superseded meanwhile
   const main = plume.series.find((s) => s.reference_time === run.label);
   const cell = plume.cell;
-  $('hydrograph-title').textContent = `${layer.title} — run ${run.label}, `
+  $('hydrograph-title').textContent = `${layer.title}${selectionText()} — run ${run.label}, `
     + `cell ${cell.lat.toFixed(3)}, ${cell.lon.toFixed(3)}`
-    + (state.members.length ? `, member ${state.member || '(default)'} and the members' `
-      + 'range' : '');
+    + (members ? bandText() : '');
   state.chart = {
     main: main ? toSeries(main) : { label: run.label, times: [], values: [] },
     plume: plume.series.filter((s) => s !== main).map(toSeries),
-    band: members ? memberBand(members) : null,
-    units: plume.units,
+    band: members && members.series.length ? memberBand(members) : null,
+    units: plume.units, // the answer's own: the chart never assumes them
+    zeroLine: Boolean(state.baseline),
+    valueRange: isProbability() && !state.baseline ? [0, 100] : null,
   };
   markHydrographTime();
   panel.dataset.state = 'ready';
@@ -482,16 +719,24 @@ async function showCatchment([set, id], point) {
   map.updateSize();
   panel.dataset.state = 'loading';
   Object.assign(panel.dataset, { catchment: id, run: run.label });
+  delete panel.dataset.lon;
+  delete panel.dataset.lat;
   state.chart = null;
   $('hydrograph-title').textContent = `${layer.title}, mean over ${id} — loading…`;
   const base = { layer: layer.name, run: run.label, elevation: state.elevation };
   const path = `/api/catchments/${encodeURIComponent(set)}/${encodeURIComponent(id)}`;
+  const unoffered = Object.keys(CATCHMENT_UNOFFERED).filter((name) => state[name]);
+  const note = $('hydrograph-note');
+  note.hidden = !unoffered.length;
+  note.textContent = unoffered.length ? `The catchment API does not offer `
+    + `${unoffered.map((name) => CATCHMENT_UNOFFERED[name]).join(' or ')}: the chart shows `
+    + 'the run\'s own catchment means.' : '';
   let answer;
   let members = null;
   try {
     [answer, members] = await Promise.all([
-      getJson(`${path}?${query({ ...base, member: state.member })}`),
-      state.members.length ? getJson(`${path}?${query({ ...base, member: 'all' })}`)
+      getJson(`${path}?${query({ ...base, member: memberParameter() })}`),
+      bandWanted() ? getJson(`${path}?${query({ ...base, member: 'all' })}`)
         : Promise.resolve(null)]);
   } catch (error) {
     if (state.point !== point || state.run !== run) return;
@@ -502,14 +747,16 @@ async function showCatchment([set, id], point) {
   }
   if (state.point !== point || state.run !== run) return; // superseded meanwhile
   const catchment = answer.catchment;
-  $('hydrograph-title').textContent = `${layer.title} — run ${run.label}, mean over `
+  const shown = unoffered.length ? '' : selectionText(); // what the chart really shows
+  $('hydrograph-title').textContent = `${layer.title}${shown} — run ${run.label}, mean over `
     + `${catchment.id} (${catchment.cells} cells)`
-    + (members ? `, member ${state.member || '(default)'} and the members' range` : '');
+    + (members ? bandText() : '');
   state.chart = {
     main: toSeries(answer.series[0]),
     plume: [],
-    band: members ? memberBand(members) : null,
+    band: members && members.series.length ? memberBand(members) : null,
     units: answer.units,
+    valueRange: isProbability() ? [0, 100] : null,
   };
   markHydrographTime();
   panel.dataset.state = 'ready';
@@ -518,6 +765,7 @@ async function showCatchment([set, id], point) {
 async function selectCatchments(set) {
   catchmentSource.clear();
   state.catchment = null;
+  delete $('catchments').dataset.loaded;
   if (!set) return;
   try {
     const collection = await getJson(`/api/catchments/${encodeURIComponent(set)}`);
@@ -596,19 +844,160 @@ for (const name of ['elevation', 'member', 'style']) {
   $(name).addEventListener('change', () => {
     state[name] = $(name).value;
     updateTiles();
-    if (name === 'style') updateLegend();
+    if (name !== 'elevation') updateLegend();
     if (state.point) showHydrograph(state.point);
   });
 }
+
+// A threshold typed in: `above:X` if X is a number the server takes, else null.
+function thresholdOf(direction, text) {
+  const trimmed = text.trim();
+  if (!NUMBER.test(trimmed) || Math.abs(Number(trimmed)) > FLOAT32_MAX) return null;
+  return `${direction}:${Number(trimmed)}`;
+}
+
+function applyThreshold() {
+  const picked = $('threshold-pick').value;
+  const problem = $('threshold-problem');
+  let threshold = picked;
+  if (picked === OTHER_THRESHOLD) {
+    threshold = thresholdOf($('threshold-direction').value, $('threshold-value').value);
+    if (threshold === null) {
+      problem.textContent = `"${$('threshold-value').value.trim().slice(0, 40)}" is not a `
+        + 'number: type a value such as 20 or -5.5';
+      $('threshold-value').setAttribute('aria-invalid', 'true');
+      return;
+    }
+  }
+  problem.textContent = '';
+  $('threshold-value').removeAttribute('aria-invalid');
+  state.threshold = threshold;
+  selectionChanged();
+}
+
+$('statistic').addEventListener('change', () => {
+  state.statistic = $('statistic').value;
+  state.threshold = '';
+  showProductFields();
+  if (state.statistic === THRESHOLD) {
+    // a listed threshold is shown at once; another waits for its value
+    if ($('threshold-pick').value !== OTHER_THRESHOLD) {
+      applyThreshold();
+      return;
+    }
+    $('threshold-value').focus(); // until a value is given, the member is shown
+  }
+  selectionChanged();
+});
+$('threshold-pick').addEventListener('change', () => {
+  showProductFields();
+  if ($('threshold-pick').value !== OTHER_THRESHOLD) applyThreshold();
+  else $('threshold-value').focus();
+});
+$('threshold-apply').addEventListener('click', applyThreshold);
+$('threshold-value').addEventListener('keydown', (event) => {
+  if (event.key === 'Enter') applyThreshold();
+});
+$('change').addEventListener('change', () => {
+  state.baseline = $('change').checked ? $('baseline').value || 'previous' : '';
+  selectionChanged();
+});
+$('baseline').addEventListener('change', () => {
+  state.baseline = $('baseline').value;
+  selectionChanged();
+});
+$('accumulate').addEventListener('change', () => {
+  state.accumulate = $('accumulate').value;
+  selectionChanged();
+});
 $('opacity').addEventListener('input', () => forecastLayer.setOpacity($('opacity').value / 100));
 $('basemap').addEventListener('change', () => baseMap.setVisible($('basemap').checked));
 $('hydrograph-close').addEventListener('click', closeHydrograph);
-$('catchments').addEventListener('change', () => selectCatchments($('catchments').value));
+$('catchments').addEventListener('change', () => {
+  selectCatchments($('catchments').value);
+  writeHash();
+});
+
+// ---- the URL's hash: what is shown, so a view can be shared or bookmarked ------------------
+
+function writeHash() {
+  if (!state.layer || !state.run) return;
+  const hash = query({
+    layer: state.layer.name,
+    run: state.run === state.runs[0] ? '' : state.run.label, // absent: the latest run
+    time: currentTime(),
+    elevation: state.elevation,
+    member: memberParameter(),
+    style: state.style,
+    ...productParameters(),
+    catchments: $('catchments').value,
+  });
+  if (window.location.hash.slice(1) !== hash) {
+    window.history.replaceState(null, '', `#${hash}`);
+  }
+}
+
+function readHash() {
+  return new URLSearchParams(window.location.hash.slice(1));
+}
+
+// Take over the choices `wanted` names that this layer and run offer (others are ignored).
+function restoreChoices(wanted) {
+  const offered = (select, value) => [...$(select).options].some((o) => o.value === value);
+  const elevation = wanted.get('elevation') || '';
+  if (offered('elevation', elevation)) state.elevation = $('elevation').value = elevation;
+  const style = wanted.get('style') || '';
+  if (style && offered('style', style)) state.style = $('style').value = style;
+  const member = wanted.get('member') || '';
+  if (state.members.includes(member)) state.member = $('member').value = member;
+  else if (state.statistics.includes(member)) state.statistic = $('statistic').value = member;
+  else if (THRESHOLD_LABEL.test(member) && !$('statistic-field').hidden) {
+    const [direction, value] = member.split(':');
+    const threshold = thresholdOf(direction, value);
+    if (threshold) {
+      state.statistic = $('statistic').value = THRESHOLD;
+      state.threshold = threshold;
+      if (offered('threshold-pick', threshold)) $('threshold-pick').value = threshold;
+      else {
+        $('threshold-pick').value = OTHER_THRESHOLD;
+        $('threshold-direction').value = direction;
+        $('threshold-value').value = value;
+      }
+    }
+  }
+  const accumulate = wanted.get('accumulate') || '';
+  if (!$('accumulate-field').hidden && offered('accumulate', accumulate)) {
+    state.accumulate = $('accumulate').value = accumulate;
+  }
+  const baseline = wanted.get('baseline') || '';
+  const earlier = earlierRuns(state.run);
+  if (baseline === 'previous' ? earlier.length : earlier.some((r) => r.label === baseline)) {
+    state.baseline = baseline;
+    $('change').checked = true;
+  }
+  showProductFields();
+}
+
+// A hash typed or pasted into the address bar: show what it names.
+window.addEventListener('hashchange', () => {
+  const wanted = readHash();
+  if (!state.capabilities) return;
+  const layer = state.capabilities.layers.find((l) => l.name === wanted.get('layer'));
+  if (layer) selectLayer(layer.name, wanted);
+});
 
 async function start() {
   document.body.dataset.tiles = 'idle';
   loadBaseMap().catch((error) => showError(error, 'Base map'));
-  loadCatchmentSets().catch((error) => showError(error, 'Catchment sets'));
+  const wanted = readHash();
+  loadCatchmentSets().then(() => {
+    const set = wanted.get('catchments');
+    if (set && [...$('catchments').options].some((o) => o.value === set)) {
+      $('catchments').value = set;
+      selectCatchments(set);
+      writeHash();
+    }
+  }).catch((error) => showError(error, 'Catchment sets'));
   try {
     state.capabilities = await getJson(`${CAPABILITIES}&onlyHeaders=true`);
   } catch (error) {
@@ -623,10 +1012,12 @@ async function start() {
     $('shown').textContent = 'The service publishes no layer yet.';
     return;
   }
-  await selectLayer(state.capabilities.layers[0].name);
+  const named = state.capabilities.layers.find((l) => l.name === wanted.get('layer'));
+  await selectLayer(named ? named.name : state.capabilities.layers[0].name,
+                    named ? wanted : null);
 }
 
 // For scripts and tests driving the page (and curious users in the console).
 window.fewsmapViewer = { map, state, selectLayer, selectRun, setTimeIndex, showHydrograph,
-                         selectCatchments, showCatchment };
+                         selectCatchments, showCatchment, memberParameter, legendQuery };
 start();
