@@ -30,10 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
 from fewsmap.ingest.grids import grid_attrs
-from fewsmap.ogc.getmap import parse_getmap, resolve_maps
+from fewsmap.ogc.getmap import parse_getmap
 from fewsmap.ogc.tiles import TileAddress, getmap_params
 from fewsmap.params import Params
 from fewsmap.render.pipeline import render_maps
+from fewsmap.resolve.maps import resolve_maps
 from fewsmap.settings import Settings
 from fewsmap.store.run import Grid, RunData, SourceFile
 from fewsmap.store.writer import append_run

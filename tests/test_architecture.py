@@ -67,6 +67,9 @@ LAYERS = (
     ("cli",),
 )
 SIDE_BY_SIDE = {("ogc", "edr"), ("edr", "ogc"), ("app", "client"), ("client", "app")}
+# Parts that skip the layers between them: the Python client resolves and draws through the
+# core (resolve, render), never through a protocol's parser.
+APART = {("client", "ogc"), ("client", "edr")}
 RANK = {part: rank for rank, layer in enumerate(LAYERS) for part in layer}
 
 
@@ -91,9 +94,29 @@ def test_each_part_imports_only_its_own_and_lower_layers(module: Path) -> None:
     for imported in imports_of(module):
         if not imported.startswith("fewsmap.") or (other := part_of(imported)) == own:
             continue
-        if RANK.get(other, len(LAYERS)) > RANK[own] or (own, other) in SIDE_BY_SIDE:
+        if RANK.get(other, len(LAYERS)) > RANK[own] or (own, other) in SIDE_BY_SIDE | APART:
             bad.add(imported)
     assert not bad, f"{name} ({own}) imports {sorted(bad)} from above or beside it"
+
+
+# What reads the cube: a protocol module parses and encodes; resolve/ and products/ read.
+READS = ("fewsmap.store.reads", "fewsmap.store.direct", "fewsmap.store.series")
+READERS = {"read_cell", "read_components", "point_values", "read_means", "set_means",
+           "read_block", "read_window", "catchment_means"}
+
+
+def names_imported(path: Path) -> set[str]:
+    """The names a module imports from fewsmap modules (``from fewsmap.x import name``)."""
+    return {alias.name for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fewsmap")
+            for alias in node.names}
+
+
+@pytest.mark.parametrize("module", modules_in("ogc"), ids=lambda p: p.stem)
+def test_the_protocol_layer_reads_nothing_itself(module: Path) -> None:
+    bad = {n for n in imports_of(module) if n.startswith(READS)}
+    bad |= names_imported(module) & READERS
+    assert not bad, f"{module.relative_to(PACKAGE)} imports {bad}"
 
 
 def test_handlers_get_shared_state_only_from_the_lifespan() -> None:

@@ -19,12 +19,13 @@ from urllib.parse import parse_qsl, urlsplit
 def measure(stores_dir: Path, paths: Sequence[str], max_seconds: float) -> dict[str, Any]:
     """Median ms per stage over ``paths`` (fewsmap GetMap URLs), after one warm pass."""
     from fewsmap.catalog import Catalog
-    from fewsmap.ogc.getmap import parse_getmap, resolve_maps
+    from fewsmap.ogc.getmap import parse_getmap
     from fewsmap.params import Params
     from fewsmap.render import pipeline
     from fewsmap.render.colour import palette_for
     from fewsmap.render.encode import png_palette
     from fewsmap.render.regrid import regrid, warm_up
+    from fewsmap.resolve.maps import resolve_maps
     from fewsmap.settings import load_settings
 
     settings = load_settings(environ={}, stores_dir=stores_dir)

@@ -1,4 +1,5 @@
-"""Routes of the catchment API (`fewsmap.ogc.catchments`): ``/api/catchments`` and below."""
+"""Routes of the catchment API (`fewsmap.ogc.catchments`, `fewsmap.resolve.catchments`):
+``/api/catchments`` and below."""
 
 from __future__ import annotations
 
@@ -17,17 +18,19 @@ from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.ogc.catchments import (
     GEOJSON,
-    Catchment,
     catchment_request,
     catchment_series,
-    catchment_set_named,
-    given_catchment,
-    layer_and_store,
-    set_catchment,
     set_geojson,
     sets_json,
 )
 from fewsmap.params import Params
+from fewsmap.resolve.catchments import (
+    Catchment,
+    catchment_set_named,
+    given_catchment,
+    layer_and_store,
+    set_catchment,
+)
 from fewsmap.store.cube import ForecastStore
 
 # A polygon sent as a POST body: GeoJSON or WKT of at most 10 000 vertices fits well within.

@@ -17,15 +17,16 @@ from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.export import FILE_SUFFIXES
 from fewsmap.export.fields import export_filename, export_map
+from fewsmap.formats.media import TIFF
 from fewsmap.ogc.featureinfo import get_feature_info, nearest_warning
-from fewsmap.ogc.getmap import TIFF, GetMapRequest, resolve_maps
 from fewsmap.params import Params
 from fewsmap.products.ensemble import selection_cost
 from fewsmap.render.pipeline import MapSpec, render_maps, render_uv_tiff
+from fewsmap.resolve.maps import MapRequest, resolve_maps
 from fewsmap.time.instants import format_time
 
 
-async def map_response(catalog: Catalog, parsed: GetMapRequest, request: Request) -> Response:
+async def map_response(catalog: Catalog, parsed: MapRequest, request: Request) -> Response:
     """Render a parsed map request (GetMap, a tile) with its caching and identity headers."""
     specs = resolve_maps(catalog, parsed)
     spec = specs[0]
@@ -108,7 +109,7 @@ def export_cost(specs: Sequence[MapSpec]) -> int:
         for s in specs for variable in s.variables))
 
 
-def cache_control(catalog: Catalog, parsed: GetMapRequest) -> str:
+def cache_control(catalog: Catalog, parsed: MapRequest) -> str:
     """Fixed run and time: the image never changes (replacing a run is a rare, deliberate act,
     and ETags still tell). "Latest" or "now" change when a run lands or the clock moves."""
     fixed_run = parsed.reference_time is not None or all(

@@ -35,12 +35,12 @@ import time
 from collections.abc import Callable
 
 from fewsmap.catalog import Catalog, Layer
-from fewsmap.ogc.getmap import resolve_maps
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.ogc.tiles import TileAddress, tile_request, tilejson
 from fewsmap.params import Params
 from fewsmap.render import kernels
 from fewsmap.render.pipeline import render_maps
+from fewsmap.resolve.maps import resolve_maps
 
 log = logging.getLogger(__name__)
 

@@ -128,7 +128,7 @@ class Catalog:
 
     def resolve(self, name: str) -> tuple[Layer, RunInfo | None]:
         """Resolve a layer id, or a per-run id ``<layer>-<yyyy-MM-ddTHH:mm:ssZ>``, also as a
-        derived ``<layer>:change`` (told apart by `fewsmap.ogc.getmap.resolve_layer`).
+        derived ``<layer>:change`` (told apart by `fewsmap.resolve.layers.resolve_layer`).
 
         Raises
         ------

@@ -1,7 +1,7 @@
 """Maps in Python and Jupyter, drawn by the service's own pipeline.
 
 `render_map` resolves a layer, run, time and style as WMS GetMap does
-(`fewsmap.ogc.getmap.resolve_maps`) and draws with `fewsmap.render.pipeline.render_maps`, so a
+(`fewsmap.resolve.maps.resolve_maps`) and draws with `fewsmap.render.pipeline.render_maps`, so a
 notebook image is the service's PNG for the same request, pixel for pixel. `draw` serves the
 ``.fewsmap`` accessor (`fewsmap.client.accessor`): a field from `open_cube` is drawn from its store
 (its run/time/member selection applies), or, read over HTTP from a service, by that
@@ -47,12 +47,13 @@ from fewsmap.errors import (
     LayerNotDefined,
     StyleNotDefined,
 )
-from fewsmap.ogc.getmap import MAX_SIDE_PX, PNG, GetMapRequest, resolve_maps
+from fewsmap.formats.media import PNG
 from fewsmap.products.ensemble import EnsembleStatistic, parse_statistic
 from fewsmap.render.colour import palette_for
 from fewsmap.render.contours import composite, contour_levels, contour_overlay
 from fewsmap.render.pipeline import MapSpec, automatic_range, render_maps
-from fewsmap.render.regrid import Canvas, SourceWindow, regrid
+from fewsmap.render.regrid import MAX_SIDE_PX, Canvas, SourceWindow, regrid
+from fewsmap.resolve.maps import MapRequest, resolve_maps
 from fewsmap.settings import Settings, load_settings
 from fewsmap.store.cube import SOURCE_ATTR, is_store, open_cube
 from fewsmap.store.geometry import (
@@ -120,8 +121,8 @@ def render_map(layer: str, *, run: Instant | None = None, time: Instant | None =
     catalog = catalog or default_catalog()
     crs = canonical_crs(crs)
     bbox = bbox or layer_extent(catalog, layer, crs)
-    request = GetMapRequest(
-        version="1.3.0", layer=layer, style=style, crs=crs, bbox=_checked_bbox(bbox),
+    request = MapRequest(
+        layer=layer, style=style, crs=crs, bbox=_checked_bbox(bbox),
         width=_pixels(width, "width"),
         height=_pixels(height or aspect_height(bbox, width), "height"), format=PNG,
         time=parse_time(instant_text(time)) if time is not None else None,

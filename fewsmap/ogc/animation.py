@@ -6,32 +6,23 @@ and the vendor parameters ``FRAME_DURATION`` (milliseconds per frame) and
 are the run's valid times TIME names, in time order: every listed instant must be a step of
 the run holding data (or have one within the layer's ``time_tolerance``); ranges and periods
 take the steps inside them that hold data, and one holding none is refused
-(`fewsmap.time.axis.resolve_times`). Frame count and frames × WIDTH × HEIGHT are checked against the
-settings' limits before any frame is drawn.
+(`fewsmap.resolve.maps.resolve_frames`). Frame count and frames × WIDTH × HEIGHT are checked
+against the settings' limits before any frame is drawn.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidParameterValue
-from fewsmap.ogc.getmap import (
-    GetMapRequest,
-    check_product_times,
-    parse_getmap,
-    resolve_map,
-    select_run,
-)
+from fewsmap.ogc.getmap import parse_getmap
 from fewsmap.params import Params
 from fewsmap.render.animate import APNG, GIF, WEBP
 from fewsmap.render.pipeline import MapSpec
-from fewsmap.resolve.layers import resolve_layer
-from fewsmap.settings import Settings
-from fewsmap.time.axis import resolve_times
-from fewsmap.time.grammar import TimeInterval, TimeSelection
+from fewsmap.resolve.maps import MapRequest, resolve_frames
 from fewsmap.time.instants import format_time
 
 ANIMATION_FORMATS = {
@@ -49,7 +40,7 @@ MIN_FRAME_MS, MAX_FRAME_MS = 20, 10_000
 class AnimationRequest:
     """A syntactically valid animated GetMap."""
 
-    map: GetMapRequest
+    map: MapRequest
     frame_ms: int = DEFAULT_FRAME_MS
     timestamp: bool = False
 
@@ -87,34 +78,15 @@ def parse_animation(params: Params, max_image_pixels: int) -> AnimationRequest:
 
 
 def resolve_animation(catalog: Catalog, request: AnimationRequest) -> Animation:
-    """Find the run and the frames' valid times, check the limits, and build one map each.
-
-    The limits are the catalog's settings ``max_animation_frames`` and
-    ``max_animation_pixels``.
+    """Find the frames an animated GetMap means (`fewsmap.resolve.maps.resolve_frames`).
 
     Raises
     ------
     FewsmapError
-        InvalidParameterValue (a group, too many frames or pixels), InvalidDimensionValue (a
-        listed time that is not a step of the run), and whatever GetMap raises.
+        As `resolve_frames`.
     """
-    parsed = request.map
-    if parsed.layer not in catalog.layers and parsed.layer in catalog.groups:
-        raise InvalidParameterValue(f"LAYERS={parsed.layer[:60]!r} is a group; an animation "
-                                    "draws one layer")
-    layer, from_id, derived = resolve_layer(catalog, parsed.layer)
-    parsed = replace(parsed, baseline=parsed.baseline or derived)
-    run = select_run(catalog, layer, from_id, parsed.reference_time)
-    resolved = resolve_times(run, parsed.time, parsed.lead_time, layer.time_tolerance,
-                             default=str(layer.defaults.get("time", "now")))
-    _check_limits(len(resolved.times), parsed, catalog.settings)
-    first = resolved.times[0]
-    one_time = replace(parsed, time=TimeSelection((TimeInterval(first, first),)),
-                       lead_time=None)
-    spec = resolve_map(catalog, layer, run, one_time)  # style, CRS, levels, members
-    frames = tuple(replace(spec, valid_time=when) for when in resolved.times)
-    check_product_times(run, spec.baseline, spec.window, resolved.times)
-    return Animation(request, frames, resolved.substitutions)
+    frames, substitutions = resolve_frames(catalog, request.map)
+    return Animation(request, frames, substitutions)
 
 
 def frame_times(animation: Animation) -> str:
@@ -133,18 +105,3 @@ def _frame_ms(text: str | None) -> int:
         raise InvalidParameterValue(f"FRAME_DURATION={text[:20]!r} must be whole milliseconds "
                                     f"from {MIN_FRAME_MS} to {MAX_FRAME_MS}")
     return value
-
-
-def _check_limits(frames: int, parsed: GetMapRequest, settings: Settings) -> None:
-    """Refuse an animation beyond the frame or pixel budget, before anything is drawn."""
-    if frames > settings.max_animation_frames:
-        raise InvalidParameterValue(
-            f"TIME names {frames} frames; an animation has at most "
-            f"{settings.max_animation_frames} (max_animation_frames): ask for fewer times "
-            "or a longer period")
-    pixels = frames * parsed.width * parsed.height
-    if pixels > settings.max_animation_pixels:
-        raise InvalidParameterValue(
-            f"{frames} frames of {parsed.width}×{parsed.height} are {pixels} pixels; an "
-            f"animation has at most {settings.max_animation_pixels} (max_animation_pixels): "
-            "ask for fewer frames or a smaller map")

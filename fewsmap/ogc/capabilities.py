@@ -13,10 +13,11 @@ from fewsmap.catalog.extent import lonlat_bbox, lonlat_to_mercator, mercator_bbo
 from fewsmap.crs import BASE_CRS, north_first, offered_crs
 from fewsmap.dimensions import REQUIRED, LayerDimension, default_time, layer_dimensions
 from fewsmap.ogc.featureinfo import OFFERED_INFO_FORMATS
-from fewsmap.ogc.getmap import CHANGE_STYLE, MAX_LAYERS, defined_run
+from fewsmap.ogc.getmap import MAX_LAYERS
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.products.change import CHANGE_SUFFIX, shared_times
 from fewsmap.render.legend import legend_size
+from fewsmap.resolve.maps import CHANGE_STYLE, defined_run
 from fewsmap.store.cube import RunInfo
 from fewsmap.store.geometry import transformer
 from fewsmap.time.grammar import format_axis

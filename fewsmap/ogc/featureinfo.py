@@ -1,12 +1,11 @@
-"""GetFeatureInfo: the values of the grid cell under a pixel of a map, in five formats.
+"""GetFeatureInfo: parse the query into a `PointRequest`, encode the values
+`fewsmap.resolve.points` reads, in five formats.
 
 The map part of the request is parsed exactly as GetMap parses it (`parse_getmap` with
 ``embedded=True``), so CRS, axis order, BBOX, size limits, runs, members and levels mean the
 same here. The queried point is the *centre* of pixel (I, J), counted from the top-left
-pixel (0, 0) (WMS 1.3.0 §7.4.3.7). TIME may be one instant (or absent: the GetMap default)
-or a list, range or ``all``; ELEVATION one level (or absent: the layer's default) or a list
-of levels and ranges (a vertical profile). One feature per time and level, levels in the
-order the layer lists them within each time.
+pixel (0, 0) (WMS 1.3.0 §7.4.3.7). TIME may be a list, range or ``all`` and ELEVATION a list
+of levels and ranges (`fewsmap.resolve.points`).
 """
 
 from __future__ import annotations
@@ -15,56 +14,30 @@ import html
 import json
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import shapely
 
-from fewsmap.catalog import Catalog, Layer
-from fewsmap.crs import check_offered, offered_crs
-from fewsmap.dimensions import LabelSpan, layer_dimensions
+from fewsmap.catalog import Catalog
+from fewsmap.dimensions import LabelSpan
 from fewsmap.errors import (
     FewsmapError,
     InvalidDimensionValue,
     InvalidFormat,
     InvalidParameterValue,
     InvalidPoint,
-    LayerNotDefined,
-    LayerNotQueryable,
     MissingParameterValue,
 )
-from fewsmap.formats.numbers import json_finite, json_number
-from fewsmap.ogc.getmap import (
-    GetMapRequest,
-    check_group_style,
-    defined_run,
-    derived_baseline,
-    dimension_labels,
-    parse_getmap,
-    select_run,
-    select_style,
-)
+from fewsmap.formats.numbers import json_finite
+from fewsmap.ogc.getmap import parse_getmap, wms_version
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.params import Params, finite_number
-from fewsmap.points import GridCell, find_cell
-from fewsmap.products.accumulate import most_steps
-from fewsmap.products.change import changed, check_shared, derived_properties, point_values
-from fewsmap.products.ensemble import (
-    Selector,
-    label_lists,
-    statistic_of,
-)
-from fewsmap.render.pipeline import shown_style
-from fewsmap.resolve.labels import (
-    DIMENSION_PROPERTIES,
-    label_value,
-    lead_time_text,
-    selector_value,
-)
-from fewsmap.resolve.layers import resolve_layer
-from fewsmap.store.cube import ForecastStore, RunInfo
-from fewsmap.time.axis import limit_times, resolve_times
-from fewsmap.time.grammar import TimeSelection, parse_time
+from fewsmap.resolve.labels import lead_time_text
+from fewsmap.resolve.maps import MapRequest
+from fewsmap.resolve.points import FeatureValue, PointRequest, read_features, resolve_queries
+from fewsmap.time.grammar import parse_time
 from fewsmap.time.instants import format_time
 
 PLAIN = "text/plain"
@@ -96,111 +69,33 @@ ELEVATION_FORMS = "allowed: a level, a comma list of levels, or a range low/high
 
 @dataclass(frozen=True)
 class GetFeatureInfoRequest:
-    """A syntactically valid GetFeatureInfo request.
+    """A syntactically valid GetFeatureInfo request: the point query it means (at the
+    centre of pixel I, J of the embedded map), and how to answer it."""
 
-    ``map`` is the embedded GetMap request (bbox east/north); ``time`` None means TIME was
-    not given; ``elevation`` empty means ELEVATION was not given; ``feature_count`` None
-    means every selected time.
-    """
-
-    map: GetMapRequest
-    query_layers: tuple[str, ...]
+    query: PointRequest
+    version: str  # WMS 1.3.0 names the pixel I, J; 1.1.1 X, Y
     i: int
     j: int
     info_format: str
     media_type: str
-    feature_count: int | None = None
-    time: TimeSelection | None = None
-    elevation: tuple[LabelSpan, ...] = ()
+
+    @property
+    def map(self) -> MapRequest:
+        """The embedded GetMap request (bbox east/north)."""
+        return self.query.map
 
     @property
     def point(self) -> tuple[float, float]:
-        """The centre of pixel (I, J) in the request CRS, east/north order."""
-        minx, miny, maxx, maxy = self.map.bbox
-        x = minx + (self.i + 0.5) * (maxx - minx) / self.map.width
-        y = maxy - (self.j + 0.5) * (maxy - miny) / self.map.height
-        return x, y
+        """The queried point in the request CRS, east/north order."""
+        return self.query.x, self.query.y
 
 
-@dataclass(frozen=True, eq=False)
-class PointQuery:
-    """One queried layer, resolved: what to read and where."""
-
-    name: str  # as named in QUERY_LAYERS (a layer id or a per-run id)
-    layer: Layer
-    store: ForecastStore
-    run: RunInfo
-    crs: str
-    times: np.ndarray  # datetime64[s], ascending
-    labels: tuple[Selector, ...]  # a member's index, or a statistic over the members
-    # Where the layer's nearest-time matching served another time than asked: (asked, served).
-    substitutions: tuple[tuple[np.datetime64, np.datetime64], ...] = ()
-    # The store indices of the levels ELEVATION names, read along the ``level_axis``-th
-    # dimension (of ``labels``) instead of its one selector; empty: that one level.
-    levels: tuple[int, ...] = ()
-    level_axis: int | None = None
-    # Run change: the baseline run and its member/level selectors; an accumulation window.
-    baseline: RunInfo | None = None
-    baseline_labels: tuple[Selector, ...] = ()
-    window: np.timedelta64 | None = None
-
-    def label_lists(self, labels: tuple[Selector, ...] | None = None) -> list[list[int]]:
-        """Store indices to read along each dimension (`label_lists`, with the levels) for
-        ``labels`` (default: the run's)."""
-        lists = label_lists(self.labels if labels is None else labels)
-        if self.level_axis is not None:
-            lists[self.level_axis] = list(self.levels)
-        return lists
-
-    def level_count(self) -> int:
-        """How many levels are read (1 for a layer without levels or one level asked)."""
-        return len(self.levels) if self.level_axis is not None else 1
-
-    def fields_per_value(self) -> int:
-        """Fields read for each value: an accumulation's steps (at most), twice for a
-        change."""
-        steps = 1 if self.window is None else most_steps(self.run, self.window)
-        return steps * (1 if self.baseline is None else 2)
-
-    def derived(self) -> tuple[tuple[str, str], ...]:
-        """What makes the values derived, as feature properties: the baseline run of a
-        change and the window of an accumulation."""
-        return derived_properties(self.baseline, self.window)
-
-    def read(self, cell: GridCell) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The values at ``cell`` (time × the labels read), and any vector components:
-        reduced over a statistic's members, summed over an accumulation's window, minus the
-        baseline's (`fewsmap.products.change`)."""
-        def read_run(run: RunInfo) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-            labels = self.labels if run is self.run else self.baseline_labels
-            return point_values(self.store, self.layer.variables, cell, run, self.times,
-                                self.label_lists(labels), labels, self.window)
-
-        return changed(read_run, self.run, self.baseline)
-
-
-@dataclass(frozen=True)
-class FeatureValue:
-    """The value of one layer at the queried cell for one time (and member or level)."""
-
-    layer: str
-    variable: str
-    units: str
-    value: float | None
-    time: np.datetime64
-    reference_time: np.datetime64
-    cell: GridCell | None
-    # ("member", 3), ("member", "p90"), ("elevation", 850)
-    dimensions: tuple[tuple[str, float | int | str], ...] = ()
-    components: tuple[tuple[str, float | None], ...] = ()  # (u, v) of a vector layer
-    dimension_units: tuple[tuple[str, str], ...] = field(default=())
-    # What a derived value is: ("baseline_reference_time", T0), ("accumulation", "PT24H")
-    derived: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def lead_time(self) -> np.timedelta64:
-        """Valid time minus reference time, in seconds."""
-        return np.timedelta64(self.time - self.reference_time, "s")
+def pixel_centre(request: MapRequest, i: int, j: int) -> tuple[float, float]:
+    """The centre of pixel (I, J) of a map in its CRS, east/north order."""
+    minx, miny, maxx, maxy = request.bbox
+    x = minx + (i + 0.5) * (maxx - minx) / request.width
+    y = maxy - (j + 0.5) * (maxy - miny) / request.height
+    return x, y
 
 
 def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoRequest:
@@ -217,28 +112,29 @@ def parse_getfeatureinfo(params: Params, max_pixels: int) -> GetFeatureInfoReque
     names = tuple(n.strip() for n in params.require("query_layers").split(",") if n.strip())
     if not names:
         raise MissingParameterValue("parameter QUERY_LAYERS is required")
-    i = _pixel(params, ("i", "x") if request.version == "1.3.0" else ("x", "i"),
+    version = wms_version(params)
+    i = _pixel(params, ("i", "x") if version == "1.3.0" else ("x", "i"),
                request.width)
-    j = _pixel(params, ("j", "y") if request.version == "1.3.0" else ("y", "j"),
+    j = _pixel(params, ("j", "y") if version == "1.3.0" else ("y", "j"),
                request.height)
     info_format, media_type = resolve_info_format(params.get("info_format") or PLAIN)
     time = params.get("time")
     elevation = params.get("elevation")
-    parsed = GetFeatureInfoRequest(
+    x, y = pixel_centre(request, i, j)
+    # Finite corners can still be too far apart for a float: no point to query, nor to write.
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise InvalidParameterValue("BBOX is too large: its width or height overflows")
+    query = PointRequest(
         map=request,
-        query_layers=names,
-        i=i,
-        j=j,
-        info_format=info_format,
-        media_type=media_type,
+        layers=names,
+        x=x,
+        y=y,
         feature_count=_feature_count(params.get("feature_count")),
         time=parse_time(time) if time and time.strip() else None,
         elevation=parse_levels(elevation) if elevation else (),
     )
-    # Finite corners can still be too far apart for a float: no point to query, nor to write.
-    if not all(math.isfinite(v) for v in parsed.point):
-        raise InvalidParameterValue("BBOX is too large: its width or height overflows")
-    return parsed
+    return GetFeatureInfoRequest(query=query, version=version, i=i, j=j,
+                                 info_format=info_format, media_type=media_type)
 
 
 def parse_levels(text: str, name: str = "ELEVATION") -> tuple[LabelSpan, ...]:
@@ -278,117 +174,6 @@ def resolve_info_format(text: str, name: str = "INFO_FORMAT",
     return INFO_FORMATS[asked]
 
 
-def resolve_queries(catalog: Catalog, request: GetFeatureInfoRequest) -> list[PointQuery]:
-    """The layers to query, each with its run, CRS, times and member/level indices.
-
-    QUERY_LAYERS must name layers the map drew (WMS 1.3.0 §7.4.3.4): an entry of LAYERS
-    (any of its runs) or a layer of a group LAYERS names; only those are queried, in the
-    order QUERY_LAYERS names them. Groups are not queryable.
-
-    Raises
-    ------
-    FewsmapError
-        LayerNotDefined (also for a layer not shown on the map, WMS 1.3.0 Table E.1),
-        LayerNotQueryable, StyleNotDefined, InvalidCRS, InvalidDimensionValue,
-        MissingDimensionValue …
-    """
-    drawn_layers, drawn_groups = _drawn(catalog, request.map)
-    queries = []
-    for name in dict.fromkeys(request.query_layers):
-        if name in catalog.groups and name not in catalog.layers:
-            raise LayerNotQueryable(
-                f"QUERY_LAYERS={name[:80]!r} is a layer group, which is not queryable; "
-                "query its layers by name")
-        layer, run, baseline = resolve_layer(catalog, name)
-        if layer.id not in drawn_layers and layer.group not in drawn_groups:
-            raise LayerNotDefined(
-                f"QUERY_LAYERS={name[:80]!r} is not among LAYERS="
-                f"{','.join(n for n, _ in request.map.entries)[:80]!r} (a query layer must "
-                "be a layer drawn or a layer of a group drawn)")
-        queries.append(_query(catalog, name, layer, run, replace(request, map=replace(
-            request.map, baseline=request.map.baseline or baseline))))
-    return queries
-
-
-def _drawn(catalog: Catalog, request: GetMapRequest) -> tuple[set[str], set[str]]:
-    """The ids of the layers and of the groups a map draws, each entry of LAYERS checked
-    with its STYLES entry as GetMap checks it.
-
-    Raises
-    ------
-    FewsmapError
-        LayerNotDefined for an unknown name, StyleNotDefined for a style it lacks.
-    """
-    layers, groups = set(), set()
-    for name, style in request.entries:
-        if name in catalog.layers or name not in catalog.groups:
-            layer, _, _ = resolve_layer(catalog, name)  # LayerNotDefined for an unknown name
-            select_style(layer, style)
-            layers.add(layer.id)
-        else:
-            check_group_style(name, style, request.sld_style)
-            groups.add(name)
-    return layers, groups
-
-
-def read_features(queries: Iterable[PointQuery], request: GetFeatureInfoRequest,
-                  max_values: int) -> list[FeatureValue]:
-    """Read the value of each query at the queried point (None off the grid or missing).
-
-    Raises
-    ------
-    InvalidParameterValue
-        If more than ``max_values`` values would be read (each is one chunk read).
-    """
-    queries = list(queries)
-    total = sum(q.times.size * len(q.layer.variables) * math.prod(map(len, q.label_lists()))
-                * q.fields_per_value() for q in queries)  # a statistic reads every member
-    if total > max_values:
-        raise InvalidParameterValue(
-            f"this request reads {total} values; at most {max_values} are allowed "
-            "(max_point_values; narrow TIME or ELEVATION, or lower FEATURE_COUNT)")
-    x, y = request.point
-    features = []
-    for query in queries:
-        cell = find_cell(query.store, query.crs, x, y)
-        shape = (query.times.size, query.level_count())  # time × level
-        if cell is None:
-            values = np.full(shape, np.nan, dtype=np.float32)
-            components = {name: values for name in query.layer.components}
-        else:
-            read, parts = query.read(cell)
-            values = read.reshape(shape)
-            components = {k: v.reshape(shape) for k, v in parts.items()}
-        levels, units = _dimension_values(query)
-        attrs = query.store.attributes(query.layer.variable)
-        statistic = statistic_of(query.labels)
-        layer_units = str(attrs.get("units", ""))
-        shown = shown_style(query.layer.default_style, statistic,
-                            request.map.use_display_units)
-        if shown.converts:  # values in the units the map and legend show (FEWS)
-            layer_units, values = shown.units, shown.to_display(values)
-            components = {k: shown.to_display(v) for k, v in components.items()}
-        found = []
-        for k, when in enumerate(query.times):
-            for n, dims in enumerate(levels):
-                found.append(FeatureValue(
-                    layer=query.name,
-                    variable=",".join(query.layer.variables),
-                    units=statistic.units(layer_units) if statistic else layer_units,
-                    value=json_number(values[k, n]),
-                    time=when,
-                    reference_time=query.run.reference_time,
-                    cell=cell,
-                    dimensions=dims,
-                    components=tuple((name, json_number(v[k, n]))
-                                     for name, v in components.items()),
-                    dimension_units=units,
-                    derived=query.derived(),
-                ))
-        features += found[: request.feature_count]  # FEATURE_COUNT: features per layer
-    return features
-
-
 def get_feature_info(catalog: Catalog, params: Params,
                      max_pixels: int) -> tuple[bytes, str, list[tuple[str, str]]]:
     """Answer a GetFeatureInfo request: the body, its media type and response headers
@@ -400,8 +185,8 @@ def get_feature_info(catalog: Catalog, params: Params,
         The OGC exception for the first problem found.
     """
     request = parse_getfeatureinfo(params, max_pixels)
-    queries = list(resolve_queries(catalog, request))
-    features = read_features(queries, request, catalog.settings.max_point_values)
+    queries = list(resolve_queries(catalog, request.query))
+    features = read_features(queries, request.query, catalog.settings.max_point_values)
     served = dict.fromkeys(s for q in queries for _, s in q.substitutions)
     headers = [("Warning", nearest_warning(tuple(served)))] if served else []
     return encode_features(features, request), request.media_type, headers
@@ -423,83 +208,7 @@ def encode_features(features: list[FeatureValue], request: GetFeatureInfoRequest
     return _plain(features, request)
 
 
-# --- resolving ------------------------------------------------------------------------
-
-
-def _query(catalog: Catalog, name: str, layer: Layer, run: RunInfo | None,
-           request: GetFeatureInfoRequest) -> PointQuery:
-    store = catalog.store(layer)
-    run = select_run(catalog, layer, run, request.map.reference_time)
-    baseline = derived_baseline(catalog, layer, run, request.map)
-    offered = offered_crs(store.geometry.crs_wkt)
-    crs = check_offered(request.map.crs, offered)
-    # The valid times TIME (and DIM_LEAD_TIME) mean for this run, resolved as GetMap does.
-    resolved = resolve_times(run if request.time is not None else defined_run(
-        run, baseline, request.map.accumulate), request.time, request.map.lead_time,
-        layer.time_tolerance, default=str(layer.defaults.get("time", "now")))
-    times = np.array(resolved.times, dtype="datetime64[s]")
-    if baseline is not None:
-        check_shared(times, run, baseline)
-    if request.feature_count is not None:
-        times = times[: request.feature_count]
-    limit_times(request.time, times.size, catalog.settings.max_time_values)
-    valid_time = times[0] if times.size == 1 else None
-    level_axis, levels, first = _levels(catalog, layer, run, request.elevation, valid_time)
-    # The members (and the one level, or the first of several) are chosen as GetMap does.
-    labels = dimension_labels(catalog, layer, replace(request.map, elevation=first), run,
-                              valid_time)
-    several = len(levels) > 1
-    if several and request.feature_count is not None:  # the times FEATURE_COUNT reaches
-        times = times[: -(-request.feature_count // len(levels))]
-    baseline_labels = () if baseline is None else dimension_labels(
-        catalog, layer, replace(request.map, elevation=first), baseline, valid_time)
-    return PointQuery(name, layer, store, run, crs, times, labels, resolved.substitutions,
-                      levels if several else (), level_axis if several else None,
-                      baseline, baseline_labels, request.map.accumulate)
-
-
-def _levels(catalog: Catalog, layer: Layer, run: RunInfo, items: tuple[LabelSpan, ...],
-            valid_time: np.datetime64 | None
-            ) -> tuple[int | None, tuple[int, ...], float | None]:
-    """The position of the elevation dimension among the layer's dimensions, the store
-    indices of the levels ELEVATION names holding data in ``run`` (at ``valid_time``, when
-    one time is asked) and the first one's label; (None, (), None) without ELEVATION or for
-    a layer without levels, which ignores it as GetMap does.
-
-    Raises
-    ------
-    InvalidDimensionValue
-        For an item naming no level holding data.
-    """
-    if not items:
-        return None, (), None
-    dims = layer_dimensions(catalog.store(layer), layer.variable, layer.defaults, (run,),
-                            valid_time)
-    for axis, dimension in enumerate(dims):
-        if dimension.name == "elevation":
-            levels = dimension.indices_of(items, layer.id)
-            return axis, levels, float(dimension.labels[levels[0]])
-    return None, (), None
-
-
-def _dimension_values(query: PointQuery) -> tuple[
-        list[tuple[tuple[str, float | int | str], ...]], tuple[tuple[str, str], ...]]:
-    """The member/level labels (or statistic) of each level a query reads, as feature
-    properties, and their units."""
-    dims = layer_dimensions(query.store, query.layer.variable, query.layer.defaults)
-    values: list[tuple[str, float | int | str]] = []
-    units = []
-    for dimension, index in zip(dims, query.labels, strict=True):
-        name = DIMENSION_PROPERTIES.get(dimension.name, dimension.name)
-        values.append((name, selector_value(dimension.labels, index)))
-        if dimension.units:
-            units.append((name, dimension.units))
-    if query.level_axis is None:
-        return [tuple(values)], tuple(units)
-    axis, labels = query.level_axis, dims[query.level_axis].labels
-    return [tuple((name, label_value(labels[level])) if k == axis else (name, value)
-                  for k, (name, value) in enumerate(values))
-            for level in query.levels], tuple(units)
+# --- parsing ------------------------------------------------------------------------
 
 
 def _pixel(params: Params, names: tuple[str, str], size: int) -> int:
@@ -550,6 +259,10 @@ def _properties(feature: FeatureValue) -> dict[str, object]:
                       if name != "member")
     if feature.components:
         properties["components"] = dict(feature.components)
+    if feature.catchment is not None:  # a mean over the catchment, not a cell's value
+        properties.update({"catchment": feature.catchment.id,
+                           "catchment_name": feature.catchment.name})
+        return properties
     cell = feature.cell
     properties.update({"row": cell.row if cell else None, "col": cell.col if cell else None})
     if cell is not None:
@@ -565,15 +278,23 @@ def _geojson(features: list[FeatureValue], request: GetFeatureInfoRequest) -> by
         "features": [{
             "type": "Feature",
             "id": _feature_id(feature),
-            # RFC 7946: WGS 84 longitude, latitude. The grid cell centre whose value is given.
-            "geometry": {"type": "Point", "coordinates": [feature.cell.lon, feature.cell.lat]}
-            if feature.cell is not None else None,
+            "geometry": _geometry(feature),
             "properties": _properties(feature),
         } for feature in features],
         # Foreign member (RFC 7946 §6.1): the point that was asked for.
         "query": {"i": request.i, "j": request.j, "crs": request.map.crs, "x": x, "y": y},
     }
     return json.dumps(body, allow_nan=False).encode()
+
+
+def _geometry(feature: FeatureValue) -> dict[str, Any] | None:
+    """RFC 7946 (WGS 84 longitude, latitude): the catchment whose mean is given, or the
+    centre of the grid cell whose value is given."""
+    if feature.catchment is not None:
+        return dict(shapely.geometry.mapping(feature.catchment.polygon))
+    if feature.cell is None:
+        return None
+    return {"type": "Point", "coordinates": [feature.cell.lon, feature.cell.lat]}
 
 
 def _feature_id(feature: FeatureValue) -> str:
@@ -583,7 +304,7 @@ def _feature_id(feature: FeatureValue) -> str:
 
 
 def _pixel_text(request: GetFeatureInfoRequest) -> str:
-    names = ("X", "Y") if request.map.version == "1.1.1" else ("I", "J")
+    names = ("X", "Y") if request.version == "1.1.1" else ("I", "J")
     return f"{names[0]}={request.i}, {names[1]}={request.j}"
 
 
@@ -625,9 +346,7 @@ def _html(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes
         by_layer.setdefault(feature.layer, []).append(feature)
     for layer, rows in by_layer.items():
         first = rows[0]
-        cell = first.cell
-        where = (f"cell row {cell.row}, col {cell.col}; centre lon {cell.lon:.6f}, "
-                 f"lat {cell.lat:.6f}" if cell else "the point lies outside the grid")
+        where = _where(first)
         columns = ["time", "reference_time", "lead_time",
                    *(k for k, _ in first.dimensions), *(k for k, _ in first.components),
                    "value"]
@@ -647,6 +366,17 @@ def _html(features: list[FeatureValue], request: GetFeatureInfoRequest) -> bytes
         parts.append("<p>no features</p>")
     parts.append("</body></html>\n")
     return "".join(parts).encode()
+
+
+def _where(feature: FeatureValue) -> str:
+    """Where a value was read, for people: the catchment, or the grid cell."""
+    cell, catchment = feature.cell, feature.catchment
+    if catchment is not None:
+        return f"catchment {catchment.id} ({catchment.name})"
+    if cell is None:
+        return "the point lies outside the grid"
+    return (f"cell row {cell.row}, col {cell.col}; centre lon {cell.lon:.6f}, "
+            f"lat {cell.lat:.6f}")
 
 
 def _gml(features: list[FeatureValue], request: GetFeatureInfoRequest, gml3: bool) -> bytes:

@@ -9,17 +9,13 @@ import numpy as np
 
 from fewsmap.catalog import Catalog, Layer, Style
 from fewsmap.errors import InvalidFormat, InvalidParameterValue
+from fewsmap.formats.media import PNG
 from fewsmap.ogc.getmap import (
-    PNG,
-    check_group_style,
     client_style,
-    group_layers,
     image_size,
     parse_color_range,
     parse_member,
     parse_reference_time,
-    select_run,
-    statistic_style,
 )
 from fewsmap.params import Params
 from fewsmap.products.accumulate import parse_window
@@ -37,6 +33,7 @@ from fewsmap.render.legend import (
 )
 from fewsmap.render.pipeline import automatic_range
 from fewsmap.resolve.layers import resolve_layer
+from fewsmap.resolve.maps import check_group_style, group_layers, select_run, statistic_style
 from fewsmap.store.cube import RunInfo
 
 JSON = "application/json"

@@ -19,21 +19,16 @@ from fewsmap.catalog.extent import MERCATOR_HALF_WORLD_M, longitude_width, lonla
 from fewsmap.catalog.styles import style_as_config
 from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import FewsmapError, InvalidDimensionValue, InvalidParameterValue
+from fewsmap.formats.media import PNG
 from fewsmap.ogc.capabilities import change_run, change_runs
-from fewsmap.ogc.getmap import (
-    CHANGE_STYLE,
-    PNG,
-    GetMapRequest,
-    parse_getmap,
-    parse_reference_time,
-    select_run,
-    statistic_style,
-)
+from fewsmap.ogc.getmap import parse_getmap, parse_reference_time
 from fewsmap.ogc.legend import drawn_range
 from fewsmap.params import Params
 from fewsmap.products.change import CHANGE_SUFFIX, parse_baseline
 from fewsmap.products.ensemble import parse_statistic
 from fewsmap.resolve.layers import resolve_layer
+from fewsmap.resolve.maps import CHANGE_STYLE, select_run, statistic_style
+from fewsmap.resolve.maps import MapRequest as GetMapRequest
 from fewsmap.store.cube import RunInfo
 from fewsmap.time.instants import format_time
 

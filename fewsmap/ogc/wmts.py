@@ -39,7 +39,6 @@ from fewsmap.ogc.featureinfo import (
     PLAIN,
     resolve_info_format,
 )
-from fewsmap.ogc.getmap import CHANGE_STYLE
 from fewsmap.ogc.tiles import (
     MAX_ZOOM,
     TILE_SIZE,
@@ -51,6 +50,7 @@ from fewsmap.ogc.tiles import (
 from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.params import Params
 from fewsmap.products.change import CHANGE_SUFFIX
+from fewsmap.resolve.maps import CHANGE_STYLE
 from fewsmap.store.cube import RunInfo
 from fewsmap.time.instants import format_time
 

@@ -46,10 +46,11 @@ from shapely.errors import GEOSException
 from fewsmap.cancel import checkpoint
 from fewsmap.errors import ConfigError, FewsmapError, InvalidParameterValue, LayerNotDefined
 from fewsmap.formats.wkt import parse_wkt  # the one WKT reader (limits, hostile input)
+from fewsmap.products.ensemble import MemberStatistic, Selector, reduce_selected
 from fewsmap.settings import ConfigFile
 from fewsmap.store import reads
 from fewsmap.store.axes import is_evenly_spaced
-from fewsmap.store.cube import ForecastStore
+from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.geometry import GridGeometry, transformer
 from fewsmap.store.state_cache import PerStoreState
 
@@ -563,3 +564,38 @@ def read_means(store: ForecastStore, variables: Sequence[str], window: Window, s
     if not found:
         return np.empty((0, *(len(lab) for lab in labels), window.starts.size - 1))
     return np.concatenate(found)
+
+
+def set_means(store: ForecastStore, variables: Sequence[str], catchments: CatchmentSet,
+              run: RunInfo, times: np.ndarray, lists: Sequence[Sequence[int]],
+              selectors: Sequence[Selector], which: Sequence[int] | None = None,
+              ) -> np.ndarray:
+    """Means of the catchments ``which`` (default: all) of a set at valid ``times`` of
+    ``run``, read along ``lists`` (store indices per member/level dimension) and reduced over
+    the members of any statistic among ``selectors`` (the statistic of the members' means).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (times, per dimension its list's length or 1 for a statistic, catchments),
+        NaN where a catchment has no value.
+    """
+    weights = WEIGHTS.weights(store, catchments).polygons
+    chosen = range(len(weights)) if which is None else which
+    window = window_of([weights[k] for k in chosen])
+    if window is None:
+        shape = [1 if isinstance(s, MemberStatistic) else len(li)
+                 for s, li in zip(selectors, lists, strict=True)]
+        return np.full((len(times), *shape, len(chosen)), np.nan, dtype=np.float32)
+    steps = np.array([run.step_of(t) for t in times], dtype=np.int64)
+    means = read_means(store, variables, window, run.slot, steps, lists)
+    return reduce_selected(means.astype(np.float32), selectors, 1)
+
+
+def catchment_at(catchments: CatchmentSet, lon: float, lat: float) -> int | None:
+    """The catchment a point (CRS84) lies in: the last of the set holding it, which a map
+    draws over the others where they overlap (`fewsmap.render.catchments.rasterise`);
+    None outside every catchment."""
+    inside = shapely.contains_xy(np.array(catchments.polygons, dtype=object), lon, lat)
+    held = np.flatnonzero(inside)
+    return int(held[-1]) if held.size else None

@@ -13,13 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import shapely
 
-from fewsmap.products.catchments import (
-    WEIGHTS,
-    CatchmentSet,
-    read_means,
-    window_of,
-)
-from fewsmap.products.ensemble import Selector, label_lists, reduce_selected
+from fewsmap.products.catchments import CatchmentSet, set_means
+from fewsmap.products.ensemble import Selector, label_lists
 from fewsmap.render.regrid import Canvas
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.geometry import transformer
@@ -35,15 +30,9 @@ def catchment_means(store: ForecastStore, variables: Sequence[str], run: RunInfo
     ``labels`` are the store indices along the member/level dimensions, or a statistic over
     the members (reduced over the members' catchment means).
     """
-    weights = WEIGHTS.weights(store, catchments)
-    window = window_of(weights.polygons)
-    if window is None:
-        return np.full(len(catchments.ids), np.nan, dtype=np.float32)
-    step = np.flatnonzero(run.valid_times == valid_time)
-    steps = run.step_slots[step[:1]]
-    means = read_means(store, variables, window, run.slot, steps, label_lists(labels))
-    reduced = reduce_selected(means.astype(np.float32), labels, 1)
-    return reduced.reshape(-1).astype(np.float32)
+    means = set_means(store, variables, catchments, run, np.array([valid_time]),
+                      label_lists(labels), labels)
+    return means.reshape(-1).astype(np.float32)
 
 
 def rasterise(catchments: CatchmentSet, values: np.ndarray, canvas: Canvas) -> np.ndarray:

@@ -28,6 +28,8 @@ from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import CentresWindow, GridGeometry, cell_edges
 from fewsmap.store.overviews import overview_window
 
+# The largest side of a canvas, in pixels (WMS WIDTH/HEIGHT, the Python client's maps).
+MAX_SIDE_PX = 16384
 
 @dataclass(frozen=True)
 class Canvas:

@@ -22,9 +22,10 @@ from fewsmap import open_cube
 from fewsmap.app.maps import maps_cost
 from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
-from fewsmap.ogc.getmap import parse_getmap, resolve_maps
+from fewsmap.ogc.getmap import parse_getmap
 from fewsmap.params import Params
 from fewsmap.render.pipeline import MapSpec, layer_range, round_range, value_range
+from fewsmap.resolve.maps import resolve_maps
 from fewsmap.settings import Settings
 from fewsmap.time.instants import format_time
 from tests.asgi_client import AppClient

@@ -286,3 +286,128 @@ def test_protected_layers_protect_their_catchment_maps_and_api(configured: AppCl
 def test_every_front_serves_a_catchment_layer(configured: AppClient, path: str) -> None:
     response = configured.get(path)
     assert response.status_code == 200, response.text[:300]
+
+
+# --- GetFeatureInfo on <set>:<layer>: what the map draws ---------------------------------
+
+INFO_FORMATS = ["application/json", "text/plain", "text/html", "application/vnd.ogc.gml",
+                "application/vnd.ogc.gml/3.1.1"]
+BOX = (-20.0, 35.0, 30.0, 75.0)  # lon/lat box of a 500 × 400 map: pixels of 0.1°
+WHEN = "2018-11-23T06:00:00Z"
+
+
+def pixel_inside(polygon: shapely.Geometry) -> tuple[int, int]:
+    """A pixel (I, J) of the map whose centre lies in ``polygon``."""
+    point = polygon.representative_point()
+    i, j = int((point.x - BOX[0]) * 10), int((BOX[3] - point.y) * 10)
+    for di, dj in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
+        centre = (BOX[0] + (i + di + 0.5) / 10, BOX[3] - (j + dj + 0.5) / 10)
+        if shapely.contains_xy(polygon, *centre):
+            return i + di, j + dj
+    raise AssertionError("no pixel centre found inside the polygon")
+
+
+def direct_mean(demo_stores: Path, catchment: str, member: str) -> float:
+    """The catchment's mean at `WHEN` by `fewsmap.products.catchments` itself (a member's,
+    or the members' mean), in the map's display units."""
+    from fewsmap.catalog import Catalog
+    from fewsmap.products.catchments import catchment_weights, read_means, window_of
+
+    catalog = Catalog(Settings(stores_dir=demo_stores))
+    layer, catchments = catalog.layers[LAYER], catalog.catchments[SET]
+    store, run = catalog.store(layer), catalog.runs(layer)[-1]
+    weights = catchment_weights(store.geometry, catchments.polygons)
+    window = window_of([weights.polygons[catchments.index(catchment)]])
+    assert window is not None
+    with open_cube(demo_stores / "ecmwf-ens-gust.zarr") as cube:
+        labels = cube["realization"].values.tolist()
+    steps = run.step_slots[run.valid_times == np.datetime64(WHEN[:-1], "s")]
+    means = read_means(store, layer.variables, window, run.slot, steps,
+                       [list(range(len(labels)))])[0, :, 0].astype(np.float32)
+    value = means.mean() if member == "mean" else means[labels.index(int(member))]
+    return float(layer.default_style.to_display(np.float32(value)))
+
+
+def gfi(client: AppClient, info_format: str, i: int, j: int, member: str) -> httpx.Response:
+    name = f"basins:{LAYER}"
+    return client.get("/wms", params={
+        "service": "WMS", "version": "1.3.0", "request": "GetFeatureInfo", "layers": name,
+        "query_layers": name, "styles": "", "crs": "CRS:84", "bbox": ",".join(map(str, BOX)),
+        "width": "500", "height": "400", "i": str(i), "j": str(j), "time": WHEN,
+        "dim_ensemble_member": member, "info_format": info_format})
+
+
+def written(response: httpx.Response, info_format: str) -> list[dict[str, str]]:
+    """Each feature's properties as text, read as each format writes them (HTML: the table
+    row, and its caption as ``caption``)."""
+    assert response.status_code == 200, response.text
+    if info_format == "application/json":
+        return [{k: str(v) for k, v in f["properties"].items()}
+                for f in response.json()["features"]]
+    if info_format == "text/plain":
+        blocks = response.text.split("Results for layer")[1:]
+        return [dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
+                for block in blocks]
+    if info_format == "text/html":
+        from lxml import html
+
+        found = []
+        for table in html.fromstring(response.content).iter("table"):
+            heads = [th.text_content() for th in table.iter("th")]
+            for row in table.iter("tr"):
+                cells = [td.text_content() for td in row.iter("td")]
+                if cells:
+                    found.append({**dict(zip(heads, cells, strict=True)),
+                                  "caption": table.find("caption").text_content()})
+        return found
+    from lxml import etree
+
+    return [{node.tag.split("}")[1]: node.text or "" for node in value}
+            for value in etree.fromstring(response.content).iter(
+                "{urn:fewsmap:featureinfo}PointValue")]
+
+
+@pytest.mark.parametrize("info_format", INFO_FORMATS)
+@pytest.mark.parametrize("member", ["mean", "3"])
+def test_featureinfo_on_a_catchment_layer_answers_the_catchment_mean(
+        configured: AppClient, basins: dict[str, Any], demo_stores: Path, info_format: str,
+        member: str) -> None:
+    polygon = shapely.geometry.shape(basins["features"][3]["geometry"])
+    [feature] = written(gfi(configured, info_format, *pixel_inside(polygon), member),
+                        info_format)
+    units = ok(configured.get("/wms", params={
+        "request": "GetLegendGraphic", "layer": f"basins:{LAYER}",
+        "format": "application/json"}))["unit"]
+    assert float(feature["value"]) == pytest.approx(direct_mean(demo_stores, "B04", member),
+                                                    rel=1e-6)
+    if info_format == "text/html":
+        assert "catchment B04 (Synthetic basin 4)" in feature["caption"]
+        assert f", {units})" in feature["caption"]
+    else:
+        assert (feature["catchment"], feature["catchment_name"], feature["units"]) == (
+            "B04", "Synthetic basin 4", units)
+        assert feature["member"] == member
+
+
+@pytest.mark.parametrize("info_format", INFO_FORMATS)
+def test_featureinfo_outside_every_catchment_answers_no_feature(configured: AppClient,
+                                                                info_format: str) -> None:
+    response = gfi(configured, info_format, 5, 395, "mean")  # the sea off Morocco
+    assert written(response, info_format) == []
+    if info_format == "application/json":
+        assert response.json()["type"] == "FeatureCollection"
+    elif info_format in ("text/plain", "text/html"):
+        assert "no features" in response.text
+
+
+def test_featureinfo_on_a_catchment_layer_counts_every_cell_it_reads(
+        configured: AppClient, basins: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catchment's value reads each of its cells: the catchment API's read limit holds."""
+    from fewsmap.resolve import catchments
+
+    i, j = pixel_inside(shapely.geometry.shape(basins["features"][3]["geometry"]))
+    assert ok(gfi(configured, "application/json", i, j, "mean"))["features"]
+    monkeypatch.setattr(catchments, "MAX_READ_VALUES", 49)  # 50 members of one cell each
+    refused = gfi(configured, "application/json", i, j, "mean")
+    assert refused.status_code == 400 and "InvalidParameterValue" in refused.text
+    assert "at most 49" in refused.text and "values" in refused.text

@@ -23,9 +23,10 @@ from fewsmap import open_cube
 from fewsmap.app.maps import export_cost, maps_cost
 from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
-from fewsmap.ogc.getmap import parse_getmap, resolve_maps
+from fewsmap.ogc.getmap import parse_getmap
 from fewsmap.params import Params
 from fewsmap.products.ensemble import listed_statistics
+from fewsmap.resolve.maps import resolve_maps
 from fewsmap.settings import Settings
 from fewsmap.store.run import RunData, SourceFile
 from fewsmap.store.writer import append_run

@@ -18,9 +18,8 @@ from fewsmap.app.limits import RenderLimiter, map_cost
 from fewsmap.app.server import create_app
 from fewsmap.cancel import checkpoint
 from fewsmap.errors import ConfigError, ServiceUnavailable
-from fewsmap.ogc import featureinfo
 from fewsmap.products import change
-from fewsmap.resolve import series
+from fewsmap.resolve import points, series
 from fewsmap.settings import Settings, load_settings
 from tests.asgi_client import AppClient
 from tests.conftest import record_figure
@@ -373,7 +372,7 @@ def unread(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a point was read before the limit was checked")
 
     # where GetFeatureInfo and the time-series core find the cell, and where points are read
-    for module, name in ((featureinfo, "find_cell"), (series, "find_cell"),
+    for module, name in ((points, "find_cell"), (series, "find_cell"),
                          (change, "read_components")):
         monkeypatch.setattr(module, name, read)
 

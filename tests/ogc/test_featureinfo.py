@@ -273,3 +273,63 @@ def test_capabilities_say_elevation_takes_several_values(client: AppClient) -> N
         assert dims.get("ensemble_member", "0") == "0"  # one member (or statistic) at a time
     ensemble = next(layer for layer in layers if layer.findtext(f"{WMS}Name") == "ens.t")
     assert "ensemble_member" in {d.get("name") for d in ensemble.findall(f"{WMS}Dimension")}
+
+
+# --- units: the UDUNITS spelling legends use, in every INFO_FORMAT -----------------------
+
+GRIB_UNITS = {"prate": ("kg m**-2 s**-1", 0.001), "t2m": ("K", 283.15),
+              "spec": ("J kg**-1", 5.0)}  # the last a quantity without display units
+
+
+@pytest.fixture(scope="module")
+def grib_units(tmp_path_factory: pytest.TempPathFactory) -> AppClient:
+    """A store whose units attributes are spelled as ecCodes writes them."""
+    stores = tmp_path_factory.mktemp("grib-units") / "stores"
+    lat, lon = np.arange(52.0, 47.5, -1.0), np.arange(3.0, 7.5, 1.0)
+    step = np.array([0], "timedelta64[h]").astype("timedelta64[ns]")
+    fields = {name: (xr.DataArray(np.full((1, lat.size, lon.size), value, "float32"),
+                                  dims=("step", "latitude", "longitude"),
+                                  coords={"step": step}, attrs={"units": units}),)
+              for name, (units, value) in GRIB_UNITS.items()}
+    append_run(stores / "grib.zarr", RunData(T0, fields, lonlat_grid(lat, lon),
+                                            (SourceFile("synthetic", "0" * 64, 0),),
+                                            "synthetic"), progress=False)
+    return AppClient(create_app(Settings(stores_dir=stores)))
+
+
+def units_written(response: Any, info_format: str) -> str:
+    """The units of the one feature of a GetFeatureInfo answer, read as each format writes
+    them."""
+    assert response.status_code == 200, response.text
+    if info_format == "application/json":
+        [feature] = response.json()["features"]
+        return str(feature["properties"]["units"])
+    if info_format == "text/plain":
+        [line] = [t for t in response.text.splitlines() if t.startswith("units = ")]
+        return line.removeprefix("units = ")
+    if info_format == "text/html":
+        caption = lxml_html.fromstring(response.content).find(".//caption").text_content()
+        return caption.split(", ", 1)[1].split("):", 1)[0]  # "<layer> (<variable>, <units>)"
+    [units] = etree.fromstring(response.content).iter(f"{FEWSMAP}units")
+    return str(units.text)
+
+
+@pytest.mark.parametrize("info_format", ["application/json", "text/plain", "text/html",
+                                         "application/vnd.ogc.gml",
+                                         "application/vnd.ogc.gml/3.1.1"])
+@pytest.mark.parametrize(("variable", "display", "stored"), [
+    ("prate", "mm h-1", "kg m-2 s-1"),
+    ("t2m", "degC", "K"),
+    ("spec", "J kg-1", "J kg-1"),
+])
+def test_units_are_written_as_the_legend_writes_them(grib_units: AppClient, info_format: str,
+                                                     variable: str, display: str,
+                                                     stored: str) -> None:
+    layer = f"grib.{variable}"
+    legend = grib_units.get("/wms", params={"request": "GetLegendGraphic", "layer": layer,
+                                            "format": "application/json"}).json()
+    assert legend["unit"] == display
+    shown = feature_info(grib_units, info_format, layer, useDisplayUnits="true")
+    assert units_written(shown, info_format) == display
+    as_stored = feature_info(grib_units, info_format, layer)  # useDisplayUnits=false
+    assert units_written(as_stored, info_format) == stored

@@ -17,9 +17,10 @@ from PIL import Image
 from fewsmap.app.maps import maps_cost
 from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
-from fewsmap.ogc.getmap import MAX_LAYERS, parse_getmap, resolve_maps
+from fewsmap.ogc.getmap import MAX_LAYERS, parse_getmap
 from fewsmap.params import Params
 from fewsmap.render.legend import ROW_HEIGHT_PX
+from fewsmap.resolve.maps import resolve_maps
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
 from tests.ogc.conftest import CONFIG
