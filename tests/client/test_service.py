@@ -96,12 +96,15 @@ def test_a_plume_of_runs_and_the_members_as_xarray(client: Client, stores: Path)
     assert gust.dims == ("reference_time", "valid_time", "member")
     cube = open_cube(stores / "ecmwf-ens-gust.zarr").fg10_6.sel(
         latitude=gust.attrs["cell_lat"], longitude=gust.attrs["cell_lon"])
-    # in the units the maps show (km h-1), as /api/timeseries answers by default
-    shown = cube.isel(forecast_reference_time=0).values * np.float32(3.6) + np.float32(0)
     np.testing.assert_array_equal(  # float32 values, sent as their shortest decimals
-        gust.isel(reference_time=0).values.astype("float32"), shown.astype("float32"))
+        gust.isel(reference_time=0).values.astype("float32"),
+        cube.isel(forecast_reference_time=0).values.astype("float32"))
     np.testing.assert_array_equal(gust.member.values, cube.realization.values)
-    assert gust.attrs["units"] == "km h-1"
+    assert gust.attrs["units"] == "m s-1"
+    # by default in the units the maps show (km h-1), as /api/timeseries answers
+    shown = client.timeseries_xarray("ecmwf-ens-gust.fg10_6", 10.0, 50.0, member="all")
+    assert shown.attrs["units"] == "km h-1"
+    np.testing.assert_allclose(shown.values, gust.values * 3.6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("options", [

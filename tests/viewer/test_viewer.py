@@ -614,11 +614,6 @@ def test_the_chart_is_labelled_with_the_units_of_its_answer(session: tuple[str, 
     assert chart["units"] == answer["units"] != ""
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "#16: /api/timeseries answers the stored units (K) while maps and legends are in display "
-    "units (degC); the edr helper's branch makes series answer display units by default. "
-    "Expected to pass (and so to fail as strict XPASS) once that branch is merged: then "
-    "remove this mark."))
 def test_the_chart_of_a_kelvin_layer_states_the_legends_unit(
         session: tuple[str, Report]) -> None:
     _, report = session

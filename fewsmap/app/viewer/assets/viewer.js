@@ -403,7 +403,7 @@ function showDimensions(layer) {
   $('threshold-problem').textContent = '';
   $('threshold-units').textContent = '';
   fillSelect($('style'), layer.styles.map((s) => [s.name, s.title]));
-  state.style = layer.styles.length > 1 ? $('style').value : '';
+  state.style = ''; // the layer's default (the first offered) until another is picked
   state.baseline = '';
   $('change').checked = false;
   state.accumulate = '';
