@@ -26,8 +26,9 @@ Headers = Mapping[str, str] | list[tuple[str, str]]
 class AppClient:
     """``get`` requests answered by ``app`` itself, through httpx's ASGI transport."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, wait_until_ready: bool = True) -> None:
         self.app = app
+        self.wait_until_ready = wait_until_ready  # False: see /health say "warming up"
         self._lifespan: Lifespan | None = None
 
     def get(self, path: str, params: Mapping[str, str] | None = None,
@@ -45,7 +46,8 @@ class AppClient:
         if self._lifespan is None:
             self._lifespan = Lifespan(self.app)
             weakref.finalize(self, self._lifespan.close)
-            self._wait_until_ready()
+            if self.wait_until_ready:
+                self._wait_until_ready()
         return self._transport()
 
     def _transport(self) -> httpx.ASGITransport:

@@ -21,7 +21,7 @@ from fewsmap.errors import ConfigError, ServiceUnavailable
 from fewsmap.products import change
 from fewsmap.resolve import points, series
 from fewsmap.settings import Settings, load_settings
-from tests.asgi_client import AppClient
+from tests.asgi_client import AppClient, Lifespan
 from tests.conftest import record_figure
 from tests.live_server import live_server
 
@@ -522,8 +522,10 @@ def test_a_server_that_never_reports_a_disconnect_still_gets_its_render(
     """ASGI 2.4 servers may answer ``receive`` at once after the body, again and again:
     watching for a disconnect must not spin the event loop (nor cancel the render)."""
     app = create_app(Settings(stores_dir=demo_stores))
+    lifespan = Lifespan(app)  # as a server starts it; its state goes into the scope
     path = "/tiles/naefs-mean.QPF/2/1/1.png"
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+             "state": dict(lifespan.state),
              "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
              "raw_path": path.encode(), "root_path": "", "query_string": b"",
              "headers": [(b"host", b"fewsmap.test")], "server": ("fewsmap.test", 80),
@@ -541,5 +543,6 @@ def test_a_server_that_never_reports_a_disconnect_still_gets_its_render(
                                daemon=True)
     serving.start()
     serving.join(30)
+    lifespan.close()
     assert not serving.is_alive(), "the request never ended"
     assert sent[0]["status"] == 200 and sent[1]["body"].startswith(b"\x89PNG")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+from starlette.applications import Starlette
 
 from fewsmap.app.server import create_app
 from fewsmap.app.warmup import WarmWorkers
@@ -177,20 +178,18 @@ def answered_ok(base: str) -> bool:
 
 def test_health_is_ready_only_once_every_worker_is_warm(tmp_path: Path) -> None:
     # Two workers of one service, as `serve` forks them: one shared record of who is warm.
+    # Each warms up before it listens (and so before its lifespan starts), one after the other.
     workers = WarmWorkers(2)
     apps = [create_app(Settings(stores_dir=tmp_path)) for _ in range(2)]
     for index, app in enumerate(apps):
         app.state.service.readiness.join(workers, index)
 
-    def health() -> list[tuple[int, object, dict[str, int]]]:
-        answers = [AppClient(app).get("/health") for app in apps]
-        return [(a.status_code, a.json()["status"], a.json()["workers"]) for a in answers]
+    def health(app: Starlette) -> tuple[int, object, dict[str, int]]:
+        answer = AppClient(app, wait_until_ready=False).get("/health")
+        return answer.status_code, answer.json()["status"], answer.json()["workers"]
 
-    before = health()
     apps[0].state.service.readiness.warm_up()
-    one_warm = health()
-    apps[1].state.service.readiness.warm_up()
-    assert before == [(503, "warming up", {"warm": 0, "count": 2})] * 2
     # The warm worker takes connections, but does not speak for the service.
-    assert one_warm == [(503, "warming up", {"warm": 1, "count": 2})] * 2
-    assert health() == [(200, "ok", {"warm": 2, "count": 2})] * 2
+    assert health(apps[0]) == (503, "warming up", {"warm": 1, "count": 2})
+    apps[1].state.service.readiness.warm_up()
+    assert [health(app) for app in apps] == [(200, "ok", {"warm": 2, "count": 2})] * 2
