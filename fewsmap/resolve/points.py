@@ -37,7 +37,6 @@ from fewsmap.products.catchments import (
 )
 from fewsmap.products.change import changed, check_shared, derived_properties, point_values
 from fewsmap.products.ensemble import Selector, label_lists, statistic_of
-from fewsmap.render.pipeline import shown_style
 from fewsmap.resolve.catchments import check_read_values
 from fewsmap.resolve.labels import DIMENSION_PROPERTIES, label_value, selector_value
 from fewsmap.resolve.layers import resolve_layer
@@ -48,8 +47,9 @@ from fewsmap.resolve.maps import (
     derived_baseline,
     dimension_labels,
     select_run,
-    select_style,
+    statistic_style,
 )
+from fewsmap.resolve.units import shown_units
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.geometry import transformer
 from fewsmap.time.axis import limit_times, resolve_times
@@ -234,8 +234,10 @@ def _drawn(catalog: Catalog, request: MapRequest) -> tuple[set[str], set[str]]:
     layers, groups = set(), set()
     for name, style in request.entries:
         if name in catalog.layers or name not in catalog.groups:
-            layer, _, _ = resolve_layer(catalog, name)  # LayerNotDefined for an unknown name
-            select_style(layer, style)
+            layer, _, derived = resolve_layer(catalog, name)  # LayerNotDefined if unknown
+            # as GetMap picks it: a change's diverging style, a probability's 0..100 %
+            statistic_style(layer, style, request.member,
+                            change=(request.baseline or derived) is not None)
             layers.add(layer.id)
         else:
             check_group_style(name, style, request.sld_style)
@@ -267,22 +269,19 @@ def read_features(queries: Iterable[PointQuery], request: PointRequest,
             continue
         values, components, cell, catchment = read
         levels, units = _dimension_values(query)
-        attrs = query.store.attributes(query.layer.variable)
-        statistic = statistic_of(query.labels)
-        layer_units = str(attrs.get("units", ""))
-        shown = shown_style(query.layer.default_style, statistic,
-                            request.map.use_display_units)
-        if shown.converts:  # values in the units the map and legend show (FEWS)
-            layer_units, values = shown.units, shown.to_display(values)
-            components = {k: shown.to_display(v) for k, v in components.items()}
+        # In the units the map and legend show (FEWS), as series answer them: a change
+        # converts without the offset, a probability is %.
+        shown = shown_units(query.store, query.layer, statistic_of(query.labels),
+                            request.map.use_display_units, query.baseline is not None)
+        values = shown.apply(values)
+        components = {k: shown.apply(v) for k, v in components.items()}
         found = []
         for k, when in enumerate(query.times):
             for n, dims in enumerate(levels):
                 found.append(FeatureValue(
                     layer=query.name,
                     variable=",".join(query.layer.variables),
-                    units=normalise_units(statistic.units(layer_units) if statistic
-                                          else layer_units),
+                    units=normalise_units(shown.units),
                     value=json_number(values[k, n]),
                     time=when,
                     reference_time=query.run.reference_time,

@@ -207,3 +207,25 @@ def test_a_probability_stays_in_per_cent(client: AppClient) -> None:
     mean = client.get("/api/timeseries", params={
         "layer": "gefs.t2m", "x": "-110", "y": "32", "member": "mean"}).json()
     assert mean["units"] == "degC" and max(mean["series"][0]["values"]) < 100
+
+
+@pytest.mark.parametrize("asked", [
+    {"layers": "runs.t2m:change", "styles": "change"},  # the style capabilities advertise
+    {"layers": "runs.t2m:change"},
+    {"layers": "runs.t2m", "baseline": "previous"}])
+def test_feature_info_of_a_change_is_the_series_value_without_the_offset(
+        kelvin_client: AppClient, asked: dict[str, str]) -> None:
+    """GetFeatureInfo on a change answers in the map's display units as the series does (a
+    change of 2 K is 2 degC), and takes the change's own style by name."""
+    series = kelvin_client.get("/api/timeseries", params={
+        "layer": "runs.t2m", "x": "4", "y": "47", "baseline": "previous"}).json()
+    [entry] = series["series"]
+    layers = asked["layers"]
+    info = kelvin_client.get("/wms", params={
+        "request": "GetFeatureInfo", "query_layers": layers, "crs": "CRS:84",
+        "bbox": "-0.5,44.5,8.5,50.5", "width": "9", "height": "6", "i": "4", "j": "3",
+        "info_format": "application/json", "time": entry["times"][0], **asked})
+    assert info.status_code == 200, info.text
+    properties = info.json()["features"][0]["properties"]
+    assert properties["units"] == series["units"] == "degC"
+    assert np.float32(properties["value"]) == np.float32(entry["values"][0])
