@@ -84,10 +84,10 @@ async def _series(request: Request, catalog: Catalog, params: Params,
     """Answer a catchment's series; ``pick`` finds the catchment and its weights on the
     layer's store (in the render thread: weights may take a while the first time)."""
     query = catchment_request(params, request.headers.get("accept", ""))
-    layer, named_run, store = layer_and_store(catalog, query)
+    layer, _, store = layer_and_store(catalog, query)
 
     def answer() -> tuple[bytes, str]:
-        return catchment_series(catalog, query, layer, named_run, pick(store))
+        return catchment_series(catalog, query, layer, pick(store))
 
     body, media_type = await render(request, POINT_COST, answer)
     return body_response(request, body, media_type, CACHE)

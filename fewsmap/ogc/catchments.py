@@ -31,7 +31,6 @@ from fewsmap.params import Params
 from fewsmap.products.catchments import CatchmentSet
 from fewsmap.resolve.catchments import Catchment, layer_and_store, read_catchment, set_values
 from fewsmap.resolve.series import TimeSeriesRequest
-from fewsmap.store.cube import RunInfo
 from fewsmap.time.grammar import parse_instant
 
 GEOJSON = "application/geo+json"
@@ -67,9 +66,9 @@ def _accepted(accept: str) -> str:
 
 
 def catchment_series(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
-                     named_run: RunInfo | None, catchment: Catchment) -> tuple[bytes, str]:
+                     catchment: Catchment) -> tuple[bytes, str]:
     """Answer a catchment series request: the body and its media type."""
-    answer = read_catchment(catalog, request, layer, named_run, catchment)
+    answer = read_catchment(catalog, request, layer, catchment)
     about = {"set": catchment.catchments.name, "id": catchment.id,
              "cells": int(catchment.weights.polygons[catchment.index].weights.size),
              "weighting": catchment.weights.method}

@@ -566,6 +566,24 @@ def read_means(store: ForecastStore, variables: Sequence[str], window: Window, s
     return np.concatenate(found)
 
 
+@dataclass(frozen=True, eq=False)
+class CatchmentCells:
+    """A catchment's weighted cells on a grid, read as one place: each value is the
+    catchment's mean (a `fewsmap.products.change.Place`, so series, changes and sums of
+    catchments are those of cells)."""
+
+    window: Window  # `window_of` the catchment's weights
+
+    def read_values(self, store: ForecastStore, variables: Sequence[str], run: RunInfo,
+                    valid_times: np.ndarray, labels: Sequence[Sequence[int]],
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The catchment's means at ``valid_times`` × ``labels`` of ``run`` (float32; the
+        mean speed of a vector pair, without components)."""
+        steps = np.array([run.step_of(t) for t in valid_times], dtype=np.int64)
+        means = read_means(store, variables, self.window, run.slot, steps, labels)[..., 0]
+        return means.astype(np.float32), {}
+
+
 def set_means(store: ForecastStore, variables: Sequence[str], catchments: CatchmentSet,
               run: RunInfo, times: np.ndarray, lists: Sequence[Sequence[int]],
               selectors: Sequence[Selector], which: Sequence[int] | None = None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -150,14 +151,25 @@ def changed(read: Reader, run: RunInfo, baseline: RunInfo | None
                                       for name, v in components.items()}
 
 
-def point_values(store: ForecastStore, variables: Sequence[str], cell: GridCell, run: RunInfo,
-                 times: np.ndarray, lists: Sequence[Sequence[int]],
+class Place(Protocol):
+    """Cells a series is read from besides a single grid cell (a catchment's weighted
+    cells: `fewsmap.products.catchments.CatchmentCells`)."""
+
+    def read_values(self, store: ForecastStore, variables: Sequence[str], run: RunInfo,
+                    valid_times: np.ndarray, labels: Sequence[Sequence[int]],
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The values at ``valid_times`` × ``labels`` of ``run`` (as `read_components`)."""
+
+
+def point_values(store: ForecastStore, variables: Sequence[str], cell: GridCell | Place,
+                 run: RunInfo, times: np.ndarray, lists: Sequence[Sequence[int]],
                  selectors: Sequence[Selector], window: np.timedelta64 | None = None,
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A layer's values at ``cell`` for ``times`` of ``run``: read along ``lists`` (store
-    indices per member/level dimension), summed over each time's accumulation ``window``,
-    then reduced over the members of any statistic among ``selectors`` (a statistic of the
-    members' sums). Axis 0 follows ``times``; a statistic's axis keeps length one.
+    """A layer's values at ``cell`` (or a `Place`) for ``times`` of ``run``: read along
+    ``lists`` (store indices per member/level dimension), summed over each time's
+    accumulation ``window``, then reduced over the members of any statistic among
+    ``selectors`` (a statistic of the members' sums). Axis 0 follows ``times``; a
+    statistic's axis keeps length one.
 
     Raises
     ------
@@ -165,7 +177,9 @@ def point_values(store: ForecastStore, variables: Sequence[str], cell: GridCell,
         For a window reaching before the run started or not a whole number of its steps.
     """
     read_times = needed_times(run, times, window) if window is not None else times
-    values, components = read_components(store, variables, cell, run, read_times, lists)
+    values, components = read_components(store, variables, cell, run, read_times, lists) \
+        if isinstance(cell, GridCell) else cell.read_values(store, variables, run, read_times,
+                                                            lists)
     if window is not None:
         values = window_sums(values, read_times, times, run, window)
         components = {name: window_sums(v, read_times, times, run, window)

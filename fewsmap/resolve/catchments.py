@@ -9,8 +9,6 @@ of `/api/timeseries` and encodes what this returns; the means are
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,21 +20,22 @@ from fewsmap.errors import InvalidDimensionValue, InvalidParameterValue, LayerNo
 from fewsmap.points import GridCell
 from fewsmap.products.catchments import (
     WEIGHTS,
+    CatchmentCells,
     CatchmentSet,
     SetWeights,
     catchment_weights,
-    read_means,
     request_polygons,
     set_means,
     window_of,
 )
-from fewsmap.products.ensemble import MemberStatistic, reduce_selected
+from fewsmap.products.ensemble import MemberStatistic
 from fewsmap.resolve.labels import DIMENSION_PROPERTIES, selector_value
 from fewsmap.resolve.series import (
-    Series,
+    SeriesPlace,
     TimeSeries,
     TimeSeriesRequest,
     labels_per_run,
+    read_time_series,
     request_units,
     select_runs,
     statistic_over,
@@ -134,53 +133,30 @@ def check_read_values(count: int, narrowing: str) -> None:
 
 
 def read_catchment(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
-                   named_run: RunInfo | None, catchment: Catchment) -> TimeSeries:
-    """Read the catchment's mean per valid time × member/level × run.
+                   catchment: Catchment) -> TimeSeries:
+    """Read the catchment's mean per valid time × member/level × run: the series core
+    (`fewsmap.resolve.series.read_time_series`) read at the catchment's weighted cells, so
+    statistics, run change (``baseline``), sums (``accumulate``) and display units are
+    those of a point's series; ``layer`` is the layer ``request.layer`` names.
 
     Raises
     ------
     FewsmapError
-        As `fewsmap.resolve.series.read_time_series` (runs, members, levels), and
-        InvalidParameterValue when the polygon covers no cell of the layer's grid or the
-        request would read more than `MAX_READ_VALUES` values.
+        As `read_time_series`, and InvalidParameterValue when the polygon covers no cell of
+        the layer's grid or the request would read more than `MAX_READ_VALUES` values.
     """
-    store = catalog.store(layer)
     window = window_of([catchment.weights.polygons[catchment.index]])
     if window is None:
         raise InvalidParameterValue(f"catchment {catchment.id!r} covers no cell of the grid "
                                     f"of layer {layer.id!r}")
-    runs = select_runs(catalog, layer, named_run, request)
-    chosen = labels_per_run(store, layer, runs, request)
-    count = window.size * len(layer.variables) * sum(
-        times.size * math.prod(len(i) for i in indices)
-        for (_, times), (_, indices) in zip(runs, chosen, strict=True))
-    check_read_values(count, "name a run, a member, or narrow start/end")
-    series = []
-    # stored units for now: the set's GeoJSON values (products/catchments) are not converted
-    units = request_units(store, layer, replace(request, display_units=False))
-    for (run, times), (dims, indices) in zip(runs, chosen, strict=True):
-        if any(not i for i in indices):
-            continue
-        steps = np.array([run.step_of(t) for t in times], dtype=np.int64)
-        values = read_means(store, layer.variables, window, run.slot, steps, indices)[..., 0]
-        statistics = [statistic_over(d, i, request.member)
-                      for d, i in zip(dims, indices, strict=True)]
-        values = units.apply(reduce_selected(values.astype(np.float32), statistics, 1))
-        shape = [1 if isinstance(s, MemberStatistic) else len(i)
-                 for s, i in zip(statistics, indices, strict=True)]
-        for combination in itertools.product(*(range(n) for n in shape)):
-            labels = tuple((DIMENSION_PROPERTIES.get(d.name, d.name),
-                            selector_value(d.labels, s if isinstance(s, MemberStatistic)
-                                           else i[k]))
-                           for d, i, k, s in zip(dims, indices, combination, statistics,
-                                                 strict=True))
-            at: tuple[slice | int, ...] = (slice(None), *combination)
-            series.append(Series(run, labels, times, values[at], units=units.units))
     centre = catchment.polygon.representative_point()
     cell = GridCell(row=-1, col=-1, lon=centre.x, lat=centre.y, x=centre.x, y=centre.y,
                     crs="EPSG:4326")
-    return TimeSeries(layer, store, replace(request, x=centre.x, y=centre.y), cell,
-                      tuple(series), units.units)
+    answer = read_time_series(catalog, request, MAX_READ_VALUES, lambda store, _: SeriesPlace(
+        cell, CatchmentCells(window), window.size))
+    located: TimeSeries = replace(answer, request=replace(answer.request, x=centre.x,
+                                                          y=centre.y))
+    return located
 
 
 def set_values(catalog: Catalog, request: TimeSeriesRequest, when: np.datetime64 | None,
@@ -190,12 +166,20 @@ def set_values(catalog: Catalog, request: TimeSeriesRequest, when: np.datetime64
     run and member (float32, NaN where a catchment has no value), and what was read (layer,
     run, time, member).
 
+    Values are in the units the catchment map shows (display units unless
+    ``useDisplayUnits=false``), named in ``units``.
+
     Raises
     ------
     FewsmapError
         As `select_runs`; InvalidDimensionValue when the member or level selects more than
-        one value per catchment (``member=all``).
+        one value per catchment (``member=all``); InvalidParameterValue for a run change or
+        sum (answered per catchment, by `read_catchment`).
     """
+    if request.baseline is not None or request.accumulate is not None:
+        raise InvalidParameterValue(
+            "baseline and accumulate are answered per catchment (/api/catchments/<set>/<id>),"
+            " not for a whole set")
     if when is not None:
         request = replace(request, start=when, end=when, all_runs=False)
     runs = select_runs(catalog, layer, named_run, request)
@@ -208,9 +192,11 @@ def set_values(catalog: Catalog, request: TimeSeriesRequest, when: np.datetime64
                                     "or an ensemble statistic, not 'all'")
     statistics = [statistic_over(d, i, request.member) for d, i in zip(dims, indices,
                                                                            strict=True)]
-    values = set_means(store, layer.variables, catchments, run, np.array([when]), indices,
-                       statistics).reshape(-1)
+    units = request_units(store, layer, request)
+    values = units.apply(set_means(store, layer.variables, catchments, run, np.array([when]),
+                                   indices, statistics).reshape(-1))
     about = {"layer": layer.id, "reference_time": run.label, "time": format_time(when),
+             "units": units.units,
              **{DIMENSION_PROPERTIES.get(d.name, d.name): selector_value(
                  d.labels, s if isinstance(s, MemberStatistic) else i[0])
                 for d, i, s in zip(dims, indices, statistics, strict=True)},

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -38,6 +39,7 @@ from fewsmap.points import GridCell, find_cell
 from fewsmap.products.accumulate import complete_times, needed_times
 from fewsmap.products.change import (
     Baseline,
+    Place,
     changed,
     check_shared,
     derived_properties,
@@ -129,11 +131,26 @@ class TimeSeries:
     units: str
 
 
+@dataclass(frozen=True, eq=False)
+class SeriesPlace:
+    """Where a series is read other than at the cell under the request's point: the
+    cells of ``source`` (a catchment's), ``cells`` of them per value, and the ``cell``
+    answers name as the series' location."""
+
+    cell: GridCell
+    source: Place
+    cells: int
+
+
 def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
-                     max_values: int | None = None) -> TimeSeries:
+                     max_values: int | None = None,
+                     place: Callable[[ForecastStore, Layer], SeriesPlace] | None = None,
+                     ) -> TimeSeries:
     """Resolve the request against the catalog and read the values at the cell.
 
-    ``max_values`` bounds the values read (default: the ``max_point_values`` setting).
+    ``max_values`` bounds the values read (default: the ``max_point_values`` setting);
+    ``place`` reads elsewhere than at the cell holding the request's point (given the
+    layer's store and the layer: a catchment's mean), with every product alike.
 
     Raises
     ------
@@ -157,21 +174,24 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
     dimensions = [run_dimensions(store, layer, run) for run, _ in runs]  # read once
     chosen = [labels_per_run(store, layer, runs, choice, dimensions) for choice in choices]
     reads = (1 if request.accumulate is None else 2) * (1 if request.baseline is None else 2)
+    where = place(store, layer) if place is not None else None
     count = sum(times.size * math.prod(len(i) for i in indices)
                 for each in chosen
                 for (_, times), (_, indices) in zip(runs, each, strict=True)) * len(
-        layer.variables) * reads  # an accumulation's series reads each step about twice
+        layer.variables) * reads * (where.cells if where else 1)
+    # (an accumulation's series reads each step about twice)
     limit = catalog.settings.max_point_values if max_values is None else max_values
     if count > limit:
         raise InvalidParameterValue(
             f"this request reads {count} values; at most {limit} are allowed "
-            "(max_point_values; narrow start/end, name a run, a member or an elevation)")
-    cell = locate_cell(store, crs, request.x, request.y,
-                       f"x={request.x:g}, y={request.y:g} ({crs})", f"layer {layer.id!r}")
+            "(narrow start/end, name a run, a member or an elevation)")
+    cell = where.cell if where else locate_cell(
+        store, crs, request.x, request.y, f"x={request.x:g}, y={request.y:g} ({crs})",
+        f"layer {layer.id!r}")
     cache: ReadCache = {}
     series = [found for choice, each in zip(choices, chosen, strict=True)
-              for found in _read_choice(store, layer, cell, runs, each, baselines, choice,
-                                        cache)]
+              for found in _read_choice(store, layer, where.source if where else cell, runs,
+                                        each, baselines, choice, cache)]
     return TimeSeries(layer, store, request, cell, tuple(series),
                       request_units(store, layer, request).units)
 
@@ -192,7 +212,7 @@ def member_choices(member: MemberChoice) -> list[MemberChoice]:
             *(m for m in member if isinstance(m, EnsembleStatistic))]
 
 
-def _read_choice(store: ForecastStore, layer: Layer, cell: GridCell,
+def _read_choice(store: ForecastStore, layer: Layer, cell: GridCell | Place,
                  runs: list[tuple[RunInfo, np.ndarray]],
                  chosen: list[tuple[list[LayerDimension], list[list[int]]]],
                  baselines: list[RunInfo | None], request: TimeSeriesRequest,
@@ -296,7 +316,7 @@ def select_runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
     return selected
 
 
-def _values(store: ForecastStore, layer: Layer, cell: GridCell,
+def _values(store: ForecastStore, layer: Layer, cell: GridCell | Place,
             runs: tuple[RunInfo, RunInfo | None], times: np.ndarray,
             indices: list[list[int]], statistics: list[Selector], request: TimeSeriesRequest,
             cache: ReadCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -19,6 +19,7 @@ from fewsmap import open_cube
 from fewsmap.app.server import create_app
 from fewsmap.settings import Settings
 from tests.asgi_client import AppClient
+from tests.synthetic import six_hourly_runs_store
 
 LAYER = "ecmwf-ens-gust.fg10_6"
 SET = "demo-basins"
@@ -70,8 +71,8 @@ def test_the_demo_set_is_listed_and_served_as_geojson(client: AppClient,
 
 def test_every_member_s_mean_equals_exactextract(client: AppClient, basins: dict[str, Any],
                                                  demo_stores: Path) -> None:
-    body = ok(client.get(f"/api/catchments/{SET}/B04", params={"layer": LAYER,
-                                                              "member": "all"}))
+    body = ok(client.get(f"/api/catchments/{SET}/B04", params={
+        "layer": LAYER, "member": "all", "useDisplayUnits": "false"}))  # stored, to compare
     assert body["catchment"]["id"] == "B04"
     assert body["catchment"]["weighting"] == "exactextract spherical area"
     assert "cell" not in body and body["units"]
@@ -85,14 +86,15 @@ def test_every_member_s_mean_equals_exactextract(client: AppClient, basins: dict
 
 
 def test_ensemble_statistics_are_over_the_members_catchment_means(client: AppClient) -> None:
-    members = ok(client.get(f"/api/catchments/{SET}/B05", params={"layer": LAYER,
-                                                                 "member": "all"}))
+    # in stored units: thresholds are (above:X compares stored values)
+    stored = {"layer": LAYER, "useDisplayUnits": "false"}
+    members = ok(client.get(f"/api/catchments/{SET}/B05", params={**stored, "member": "all"}))
     table = np.array([s["values"] for s in members["series"]], dtype=np.float64)
     threshold = round(float(np.median(table)), 1)  # a threshold some members pass
     for label, expected in (("mean", table.mean(axis=0)),
                             ("p90", np.percentile(table, 90, axis=0)),
                             (f"above:{threshold:g}", 100 * (table > threshold).mean(axis=0))):
-        body = ok(client.get(f"/api/catchments/{SET}/B05", params={"layer": LAYER,
+        body = ok(client.get(f"/api/catchments/{SET}/B05", params={**stored,
                                                                   "member": label}))
         assert [s["member"] for s in body["series"]] == [label]
         np.testing.assert_allclose(body["series"][0]["values"], expected, rtol=1e-5)
@@ -239,8 +241,9 @@ def test_the_wms_layer_fills_each_catchment_with_its_mean(configured: AppClient,
     for feature in means["features"]:
         centre = shapely.geometry.shape(feature["geometry"]).representative_point()
         col, row = int((centre.x + 20) / 50 * 500), int((75 - centre.y) / 40 * 400)
-        shown = style.to_display(np.array(  # the API answers in stored units, maps display
-            [[feature["properties"]["value"]]], dtype=np.float32))
+        # the set answers in the units the map shows (display units)
+        assert means["units"] == "km h-1"
+        shown = np.array([[feature["properties"]["value"]]], dtype=np.float32)
         expected = palette.rgba(palette.indices(shown))[0, 0]
         assert tuple(image[row, col]) == tuple(expected), feature["id"]
     assert image[395, 5, 3] == 0  # the sea off Morocco: in no catchment, transparent
@@ -411,3 +414,55 @@ def test_featureinfo_on_a_catchment_layer_counts_every_cell_it_reads(
     refused = gfi(configured, "application/json", i, j, "mean")
     assert refused.status_code == 400 and "InvalidParameterValue" in refused.text
     assert "at most 49" in refused.text and "values" in refused.text
+
+
+@pytest.fixture(scope="module")
+def runs_client(tmp_path_factory: pytest.TempPathFactory) -> AppClient:
+    """Three six-hourly runs of 8 steps of rain on a 1° grid (tests/synthetic.py)."""
+    stores = tmp_path_factory.mktemp("catchment-runs") / "stores"
+    six_hourly_runs_store(stores / "runs.zarr")
+    return AppClient(create_app(Settings(stores_dir=stores)))
+
+
+RUNS_POLYGON = "POLYGON((1.5 45.5, 6.2 45.5, 6.2 48.7, 1.5 48.7, 1.5 45.5))"
+
+
+def catchment_series(client: AppClient, **params: str) -> dict[str, Any]:
+    return ok(client.get("/api/catchments", params={"geometry": RUNS_POLYGON, **params}))
+
+
+def test_a_catchment_s_change_is_the_difference_of_its_runs_means(
+        runs_client: AppClient) -> None:
+    """``baseline=previous`` on a catchment: the latest run's mean minus the previous
+    run's at the valid times they share, as the two runs' own catchment series give them."""
+    *_, previous, latest = catchment_series(runs_client, layer="runs.rain", runs="all")["series"]
+    change = catchment_series(runs_client, layer="runs.rain", baseline="previous")
+    [entry] = change["series"]
+    assert entry["baseline_reference_time"] == previous["reference_time"]
+    before = dict(zip(previous["times"], previous["values"], strict=True))
+    now = dict(zip(latest["times"], latest["values"], strict=True))
+    assert entry["times"] == [t for t in latest["times"] if t in before]
+    np.testing.assert_allclose(entry["values"], [now[t] - before[t] for t in entry["times"]],
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_a_catchment_s_sum_is_the_sum_of_its_step_means(runs_client: AppClient) -> None:
+    """``accumulate=PT12H``: the sum of the catchment's means of the two 6-hourly steps
+    ending at each valid time (the mean of sums is the sum of means)."""
+    steps = catchment_series(runs_client, layer="runs.rain")["series"][0]
+    sums = catchment_series(runs_client, layer="runs.rain", accumulate="PT12H")
+    [entry] = sums["series"]
+    assert entry["accumulation"] == "PT12H"
+    values = dict(zip(steps["times"], steps["values"], strict=True))
+    times = steps["times"]
+    # the window ending at the first step (0 h) and the second (6 h) reaches before the run
+    assert entry["times"] == times[2:]
+    expected = [values[times[k - 1]] + values[times[k]] for k in range(2, len(times))]
+    np.testing.assert_allclose(entry["values"], expected, rtol=1e-6)
+
+
+def test_a_set_refuses_a_change_or_a_sum(client: AppClient) -> None:
+    for product in ({"baseline": "previous"}, {"accumulate": "PT12H"}):
+        response = client.get(f"/api/catchments/{SET}", params={"layer": LAYER, **product})
+        assert response.status_code == 400
+        assert "per catchment" in response.json()["error"]["message"]

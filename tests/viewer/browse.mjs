@@ -232,7 +232,6 @@ async function chartShown() {
       .filter((line) => line.getAttribute('y1') === line.getAttribute('y2'))
       .map((line) => [number(line, 'y1'), Number(line.nextElementSibling.textContent)]);
     const band = panel.querySelector('polygon.band');
-    const note = document.getElementById('hydrograph-note');
     return {
       state: panel.dataset.state,
       lon: panel.dataset.lon, lat: panel.dataset.lat, run: panel.dataset.run,
@@ -242,7 +241,6 @@ async function chartShown() {
       values: [...panel.querySelectorAll('.main-series circle.point title')]
         .map((t) => Number(t.textContent.split(': ')[1].split(' ')[0])),
       zeroLines: panel.querySelectorAll('line.zero').length,
-      note: note.hidden ? null : note.textContent,
       points: panel.querySelectorAll('.main-series circle.point').length,
       dataPoints: svg ? Number(svg.dataset.points) : null,
       plumeRuns: [...panel.querySelectorAll('.plume-series')].map((g) => g.dataset.run),
@@ -514,7 +512,7 @@ try {
   await answered;
   await settled();
   report.steps.changeOldest = await pageState();
-  // A catchment's chart: its API has no change, so the page sends none and says so.
+  // A catchment's chart under the change view: the catchment's change, as its API answers it.
   phase = 'changeCatchment';
   await page.locator('#run').selectOption(report.steps.change.runs[0]); // tiles seen before:
   await page.locator('#change').check(); // they may come from the map's cache

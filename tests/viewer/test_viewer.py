@@ -494,7 +494,7 @@ def test_the_ensemble_mean_is_drawn_on_the_map_legend_and_hydrograph(
 def test_a_catchment_chart_shows_the_statistic_chosen(session: tuple[str, Report]) -> None:
     url, report = session
     chart = report["steps"]["statisticCatchment"]
-    assert chart["state"] == "ready" and chart["catchment"] == "B04" and chart["note"] is None
+    assert chart["state"] == "ready" and chart["catchment"] == "B04"
     assert {q.get("member") for q in chart["api"]} == {"mean", "all"}
     assert "mean of the members" in chart["title"] and chart["band"] == 1
     answer = httpx.get(f"{url}/api/catchments/demo-basins/B04", timeout=30, params={
@@ -570,16 +570,16 @@ def test_the_change_view_draws_the_change_since_the_previous_run(
     assert "baseline" not in older["hash"]
 
 
-def test_a_catchment_chart_under_the_change_view_says_its_api_has_none(
+def test_a_catchment_chart_under_the_change_view_shows_the_catchment_s_change(
         session: tuple[str, Report]) -> None:
     url, report = session
     chart = report["steps"]["changeCatchment"]
     assert chart["state"] == "ready" and chart["catchment"] == "B04"
-    assert [q for q in chart["api"] if "baseline" in q or "accumulate" in q] == []
-    assert "does not offer the change since an earlier run" in chart["note"]
-    assert "change since" not in chart["title"]  # the title says what the chart shows
+    assert {q.get("baseline") for q in chart["api"]} == {"previous"}
     answer = httpx.get(f"{url}/api/catchments/demo-basins/B04", timeout=30, params={
-        "layer": LEVELS_LAYER, "run": report["steps"]["change"]["run"]}).json()
+        "layer": LEVELS_LAYER, "run": report["steps"]["change"]["run"],
+        "baseline": "previous"}).json()
+    assert answer["series"][0]["baseline_reference_time"]
     assert chart["values"] == pytest.approx(answer["series"][0]["values"], rel=1e-6)
 
 

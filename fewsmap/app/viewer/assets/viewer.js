@@ -32,10 +32,6 @@ const STATISTIC_TITLES = { mean: 'Mean', median: 'Median', min: 'Minimum', max: 
 // the style library names their styles after the quantity (fewsmap/catalog/quantities.py).
 const ACCUMULABLE_STYLES = new Set(['precipitation', 'precipitation_in', 'snowfall']);
 const CHANGE_LAYER_SUFFIX = ':change'; // a derived layer that is a change already
-// What the catchment API does not apply (fewsmap/ogc/catchments.py reads runs, members and
-// levels): the page sends neither and says so under the chart.
-const CATCHMENT_UNOFFERED = { baseline: 'the change since an earlier run',
-                              accumulate: 'sums over a window' };
 
 const state = {
   capabilities: null,
@@ -619,7 +615,6 @@ function closeHydrograph() {
   catchmentLayer.changed();
   pointSource.clear();
   $('hydrograph').hidden = true;
-  $('hydrograph-note').hidden = true;
   delete $('hydrograph').dataset.state;
   map.updateSize(); // the map takes the panel's room
 }
@@ -655,7 +650,6 @@ async function showHydrograph(point) {
     showCatchment(state.catchment, point);
     return;
   }
-  $('hydrograph-note').hidden = true;
   const [lon, lat] = point;
   state.point = point;
   const layer = state.layer;
@@ -723,14 +717,10 @@ async function showCatchment([set, id], point) {
   delete panel.dataset.lat;
   state.chart = null;
   $('hydrograph-title').textContent = `${layer.title}, mean over ${id} — loading…`;
-  const base = { layer: layer.name, run: run.label, elevation: state.elevation };
+  // The catchment API applies the same products as point series (change, sums).
+  const base = { layer: layer.name, run: run.label, elevation: state.elevation,
+                 ...productParameters() };
   const path = `/api/catchments/${encodeURIComponent(set)}/${encodeURIComponent(id)}`;
-  const unoffered = Object.keys(CATCHMENT_UNOFFERED).filter((name) => state[name]);
-  const note = $('hydrograph-note');
-  note.hidden = !unoffered.length;
-  note.textContent = unoffered.length ? `The catchment API does not offer `
-    + `${unoffered.map((name) => CATCHMENT_UNOFFERED[name]).join(' or ')}: the chart shows `
-    + 'the run\'s own catchment means.' : '';
   let answer;
   let members = null;
   try {
@@ -747,7 +737,7 @@ async function showCatchment([set, id], point) {
   }
   if (state.point !== point || state.run !== run) return; // superseded meanwhile
   const catchment = answer.catchment;
-  const shown = unoffered.length ? '' : selectionText(); // what the chart really shows
+  const shown = selectionText(); // what the chart shows
   $('hydrograph-title').textContent = `${layer.title}${shown} — run ${run.label}, mean over `
     + `${catchment.id} (${catchment.cells} cells)`
     + (members ? bandText() : '');
