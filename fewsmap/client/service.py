@@ -160,13 +160,14 @@ class Client:
                   run: Instant | None = None, runs: int | str | None = None,
                   start: Instant | None = None, end: Instant | None = None,
                   member: float | str | None = None,
-                  elevation: float | str | None = None) -> pd.DataFrame:
+                  elevation: float | str | None = None, baseline: Instant | None = None,
+                  accumulate: Duration | None = None,
+                  display_units: bool | None = None) -> pd.DataFrame:
         """A layer's area-weighted mean over a catchment (``/api/catchments``), one row per
         value: the catchment ``catchment_id`` of the set ``catchments``, or a polygon given as
         ``geometry`` (WKT or GeoJSON, longitude/latitude). Runs, members (``"all"``, or a
-        statistic over the members' catchment means: ``"mean"``, ``"p90"``, ``"above:20"``)
-        and levels as in `timeseries`. (The catchment API offers no ``baseline`` or
-        ``accumulate``: take the difference or the sums of these frames.)
+        statistic over the members' catchment means: ``"mean"``, ``"p90"``, ``"above:20"``),
+        levels, ``baseline``, ``accumulate`` and ``display_units`` as in `timeseries`.
 
         Returns
         -------
@@ -185,7 +186,10 @@ class Client:
                   "runs": str(runs) if runs is not None else None,
                   "start": instant_text(start) if start is not None else None,
                   "end": instant_text(end) if end is not None else None,
-                  "member": _label(member), "elevation": _label(elevation)}
+                  "member": _label(member), "elevation": _label(elevation),
+                  **products(baseline, accumulate),
+                  "useDisplayUnits": None if display_units is None
+                  else str(display_units).lower()}
         if geometry is not None:
             response = self._post("/api/catchments", params, geometry.encode())
         else:

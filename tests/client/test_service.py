@@ -176,13 +176,25 @@ def test_a_catchment_mean_as_a_dataframe(client: Client) -> None:
     layer = "ecmwf-ens-gust.fg10_6"
     members = client.catchment(layer, "demo-basins", "B04", member="all")
     assert len(members) == 50 * 3 and set(members["member"]) == set(range(1, 51))
-    assert members.attrs["catchment"]["id"] == "B04" and members.attrs["units"] == "m s-1"
+    assert members.attrs["catchment"]["id"] == "B04" and members.attrs["units"] == "km h-1"
+    stored = client.catchment(layer, "demo-basins", "B04", member="all", display_units=False)
+    assert stored.attrs["units"] == "m s-1"
+    np.testing.assert_allclose(members["value"], stored["value"] * 3.6, rtol=1e-6)
     table = members.pivot(index="member", columns="valid_time", values="value")
     mean = client.catchment(layer, "demo-basins", "B04", member="mean")
     np.testing.assert_allclose(mean["value"], table.mean(axis=0), rtol=1e-5)
     box = "POLYGON((5 50, 10 50, 10 54, 5 54, 5 50))"
     given = client.catchment(layer, geometry=box, member=7)
     assert given.attrs["catchment"]["set"] == "request" and given["value"].notna().all()
+    area = "POLYGON((-95 35, -85 35, -85 42, -95 42, -95 35))"  # in NAEFS's domain
+    steps = client.catchment("naefs-mean.QPF", geometry=area)
+    sums = client.catchment("naefs-mean.QPF", geometry=area, accumulate="PT24H")
+    assert set(sums["accumulation"]) == {"P1D"} and len(sums) < len(steps)  # ISO 8601
+    by_time = steps.set_index("valid_time")["value"]
+    last = sums.iloc[-1]
+    window = by_time[(by_time.index > last["valid_time"] - pd.Timedelta("24h"))
+                     & (by_time.index <= last["valid_time"])]
+    assert last["value"] == pytest.approx(window.sum(), rel=1e-5)
     with pytest.raises(ServiceError, match="no catchment 'B99'"):
         client.catchment(layer, "demo-basins", "B99")
     with pytest.raises(ValueError, match="give catchments"):
@@ -282,7 +294,9 @@ def test_statistics_and_exceedance_are_numpy_over_the_members(client: Client,
 
 
 def test_a_catchments_exceedance_is_over_the_members_means(client: Client) -> None:
-    members = client.catchment(ENSEMBLE, "demo-basins", "B04", member="all")
+    # thresholds are in stored units: compare with the stored means
+    members = client.catchment(ENSEMBLE, "demo-basins", "B04", member="all",
+                               display_units=False)
     table = members.pivot(index="member", columns="valid_time", values="value")
     threshold = float(np.median(table.to_numpy()))
     share = client.catchment(ENSEMBLE, "demo-basins", "B04", member=f"above:{threshold!r}")
