@@ -67,8 +67,10 @@ def scope_of(request: RawRequest) -> dict[str, Any]:
     }
 
 
-async def send_request(app: ASGIApp, request: RawRequest) -> RawResponse:
-    """Run one request through ``app`` and collect the answer."""
+async def send_request(app: ASGIApp, request: RawRequest,
+                       state: dict[str, Any] | None = None) -> RawResponse:
+    """Run one request through ``app`` and collect the answer; ``state`` is the app's
+    lifespan state, which a server puts in every request's scope."""
     response = RawResponse()
     done = asyncio.Event()
     chunks: list[bytes] = []
@@ -92,7 +94,7 @@ async def send_request(app: ASGIApp, request: RawRequest) -> RawResponse:
             if not message.get("more_body", False):
                 done.set()
 
-    await app(scope_of(request), receive, send)
+    await app({**scope_of(request), "state": dict(state or {})}, receive, send)
     done.set()
     response.body = b"".join(chunks)
     return response

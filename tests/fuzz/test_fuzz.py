@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,7 @@ from starlette.routing import Mount, Route
 
 from fewsmap.app.server import create_app
 from fewsmap.settings import Settings
+from tests.asgi_client import Lifespan
 from tests.fuzz.asgi import RawRequest, send_request
 from tests.fuzz.checks import problems
 from tests.fuzz.conftest import budget, figures
@@ -34,6 +36,14 @@ def app(fuzz_settings: Settings) -> Starlette:
 
 
 @pytest.fixture(scope="module")
+def state(app: Starlette) -> Iterator[dict[str, Any]]:
+    """The app's lifespan state, its lifespan run as a server runs it."""
+    lifespan = Lifespan(app)
+    yield lifespan.state
+    lifespan.close()
+
+
+@pytest.fixture(scope="module")
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
     yield loop
@@ -48,7 +58,8 @@ def test_every_route_has_a_fuzz_strategy(app: Starlette) -> None:
     assert not set(ROUTES) - set(templates), "ROUTES lists routes the app no longer has"
 
 
-def test_hostile_requests_in_process(app: Starlette, loop: asyncio.AbstractEventLoop,
+def test_hostile_requests_in_process(app: Starlette, state: dict[str, Any],
+                                     loop: asyncio.AbstractEventLoop,
                                      fuzz_names: Names, secret: bytes) -> None:
     counts = figures("in process (ASGI)")
     chosen = routes(route_templates(app))
@@ -59,12 +70,12 @@ def test_hostile_requests_in_process(app: Starlette, loop: asyncio.AbstractEvent
     def fuzz(data: st.DataObject) -> None:
         template = data.draw(chosen, label="route")
         request: RawRequest = data.draw(requests(template, fuzz_names), label="request")
-        response = loop.run_until_complete(send_request(app, request))
+        response = loop.run_until_complete(send_request(app, request, state))
         counts.count(FAMILIES[template].name, response.status)
         found = problems(request, response, FAMILIES[template], (secret,))
         assert not found, f"{request.method} {request.target[:300]!r}: {found}"
 
     fuzz()
     assert counts.sent >= budget()
-    health = loop.run_until_complete(send_request(app, RawRequest("GET", b"/health")))
+    health = loop.run_until_complete(send_request(app, RawRequest("GET", b"/health"), state))
     assert health.status == 200 and b'"status":"ok"' in health.body.replace(b" ", b"")
