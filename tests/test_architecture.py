@@ -102,7 +102,7 @@ def test_each_part_imports_only_its_own_and_lower_layers(module: Path) -> None:
 # What reads the cube: a protocol module parses and encodes; resolve/ and products/ read.
 READS = ("fewsmap.store.reads", "fewsmap.store.direct", "fewsmap.store.series")
 READERS = {"read_cell", "read_components", "point_values", "read_means", "set_means",
-           "read_block", "read_window", "catchment_means"}
+           "read_block", "read_window", "catchment_means", "automatic_range", "layer_range"}
 
 
 def names_imported(path: Path) -> set[str]:

@@ -19,7 +19,7 @@ from fewsmap.ogc.xmlsafe import xml_safe
 from fewsmap.params import Params
 from fewsmap.render.colour import palette_for
 from fewsmap.render.legend import legend_entries, ramp_entries
-from fewsmap.render.pipeline import automatic_range
+from fewsmap.resolve.legends import drawn_range
 
 MEDIA_TYPE = "application/vnd.ogc.sld+xml"
 
@@ -45,8 +45,8 @@ def get_styles(catalog: Catalog, params: Params) -> tuple[bytes, str]:
         _text(named, "Name", name)
         runs = catalog.runs(layer)
         for style in layer.styles:
-            data_range = automatic_range(catalog.store(layer), runs[-1], layer.variables,
-                                         style) if runs else None
+            data_range = drawn_range(catalog, layer, runs[-1], style, None, None, None,
+                                     None) if runs else None
             entries = style_color_map(style, data_range)
             if entries:
                 _user_style(named, style, style is layer.default_style, entries)

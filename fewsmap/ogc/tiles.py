@@ -21,12 +21,13 @@ from fewsmap.dimensions import layer_dimensions
 from fewsmap.errors import FewsmapError, InvalidDimensionValue, InvalidParameterValue
 from fewsmap.formats.media import PNG
 from fewsmap.ogc.capabilities import change_run, change_runs
-from fewsmap.ogc.getmap import parse_getmap, parse_reference_time
-from fewsmap.ogc.legend import drawn_range
+from fewsmap.ogc.getmap import parse_color_range, parse_getmap, parse_reference_time
 from fewsmap.params import Params
+from fewsmap.products.accumulate import parse_window
 from fewsmap.products.change import CHANGE_SUFFIX, parse_baseline
 from fewsmap.products.ensemble import parse_statistic
 from fewsmap.resolve.layers import resolve_layer
+from fewsmap.resolve.legends import drawn_range
 from fewsmap.resolve.maps import CHANGE_STYLE, select_run, statistic_style
 from fewsmap.resolve.maps import MapRequest as GetMapRequest
 from fewsmap.store.cube import RunInfo
@@ -159,7 +160,9 @@ def tilejson(catalog: Catalog, name: str, params: Params, base_url: str) -> dict
     baseline = parse_baseline(params.get("baseline")) or derived
     drawn = statistic_style(layer, params.get("style") or "", member,
                             change=baseline is not None)
-    value_range = drawn_range(catalog, layer, run, drawn, params, member, baseline)
+    value_range = drawn_range(catalog, layer, run, drawn,
+                              parse_color_range(params.get("colorscalerange")), member,
+                              parse_window(params.get("accumulate")), baseline)
     return {
         "tilejson": "2.2.0",
         "name": layer.id + (CHANGE_SUFFIX if derived else ""),

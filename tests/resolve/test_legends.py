@@ -1,0 +1,49 @@
+"""Legend resolution without a protocol: a `LegendRequest` built in code gives the legend
+GetLegendGraphic encodes, and picks the run, style and colour range as GetMap does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fewsmap.catalog import Catalog
+from fewsmap.ogc.legend import parse_legend
+from fewsmap.params import Params
+from fewsmap.products.change import PREVIOUS_RUN
+from fewsmap.render.legend import legend_json
+from fewsmap.resolve.legends import LegendRequest, resolve_legends
+from fewsmap.resolve.maps import CHANGE_STYLE, group_layers
+from fewsmap.settings import Settings
+from tests.synthetic import T0, lonlat_store
+
+LATER = T0 + np.timedelta64(6, "h")
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """Store ``s``: two runs (T0, T0 + 6 h) of ``lon`` and ``lat`` on a 1° grid."""
+    stores = tmp_path_factory.mktemp("legends") / "stores"
+    lonlat_store(stores / "s.zarr", T0)
+    lonlat_store(stores / "s.zarr", LATER, offset=1.0)
+    return Catalog(Settings(stores_dir=stores))
+
+
+def test_a_request_built_in_code_means_what_the_wms_query_means(catalog: Catalog) -> None:
+    parsed = parse_legend(Params([("layer", "s.lon"), ("colorscalerange", "0,20"),
+                                  ("showContours", "true")]))
+    built = LegendRequest("s.lon", color_range=(0.0, 20.0), show_contours=True)
+    assert parsed == built
+    [theirs], _ = resolve_legends(catalog, parsed)
+    [ours], group = resolve_legends(catalog, built)
+    assert not group and ours.text.contours.size
+    assert legend_json(ours.palette, ours.text) == legend_json(theirs.palette, theirs.text)
+
+
+def test_a_change_has_the_diverging_style_and_a_group_each_layer(catalog: Catalog) -> None:
+    [change], _ = resolve_legends(catalog, LegendRequest("s.lon", baseline=PREVIOUS_RUN))
+    assert change.palette.style.name == CHANGE_STYLE.name
+    low, high = change.palette.value_range
+    assert low == -high  # centred on zero
+    legends, group = resolve_legends(catalog, LegendRequest("s"))
+    drawn = [layer.id for layer in group_layers(catalog, "s")]  # GetMap's drawing order
+    assert group and len(drawn) > 1 and [legend.layer.id for legend in legends] == drawn
