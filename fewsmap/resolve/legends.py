@@ -21,6 +21,7 @@ from fewsmap.render.legend import LegendText, legend_size
 from fewsmap.render.pipeline import automatic_range
 from fewsmap.resolve.layers import resolve_layer
 from fewsmap.resolve.maps import check_group_style, group_layers, select_run, statistic_style
+from fewsmap.resolve.units import shown_units
 from fewsmap.store.cube import RunInfo
 
 
@@ -92,7 +93,12 @@ def layer_legend(catalog: Catalog, request: LegendRequest, layer: Layer,
         baseline)
     palette = palette_for(style, request.color_range, automatic)
     stored_units = str(catalog.store(layer).attributes(layer.variable).get("units", ""))
-    units = style.units or stored_units
+    # A style without units of its own (a change's) shows what the map's numbers are in,
+    # as charts and GetFeatureInfo say them: a change of a K layer in degC.
+    units = style.units or shown_units(
+        catalog.store(layer), layer, request.member if isinstance(
+            request.member, EnsembleStatistic) else None, request.display_units,
+        baseline is not None).units
     contours = contour_levels(style, palette, automatic[0] if automatic else None) \
         if request.show_contours else np.empty(0)
     title = legend_title(legend_title(layer.title, units), stored_units)

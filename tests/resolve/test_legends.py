@@ -14,7 +14,7 @@ from fewsmap.render.legend import legend_json
 from fewsmap.resolve.legends import LegendRequest, resolve_legends
 from fewsmap.resolve.maps import CHANGE_STYLE, group_layers
 from fewsmap.settings import Settings
-from tests.synthetic import T0, lonlat_store
+from tests.synthetic import T0, lonlat_store, six_hourly_runs_store
 
 LATER = T0 + np.timedelta64(6, "h")
 
@@ -47,3 +47,17 @@ def test_a_change_has_the_diverging_style_and_a_group_each_layer(catalog: Catalo
     legends, group = resolve_legends(catalog, LegendRequest("s"))
     drawn = [layer.id for layer in group_layers(catalog, "s")]  # GetMap's drawing order
     assert group and len(drawn) > 1 and [legend.layer.id for legend in legends] == drawn
+
+
+def test_a_change_legend_says_the_units_its_chart_says(tmp_path_factory: pytest.TempPathFactory
+                                                       ) -> None:
+    """A change of a temperature in K: the legend's units are the chart's (degC; a change
+    of 2 K is 2 degC), or K with useDisplayUnits=false."""
+    stores = tmp_path_factory.mktemp("kelvin") / "stores"
+    six_hourly_runs_store(stores / "runs.zarr", variable="t2m", attrs={
+        "units": "K", "standard_name": "air_temperature"})
+    catalog = Catalog(Settings(stores_dir=stores))
+    [shown], _ = resolve_legends(catalog, LegendRequest("runs.t2m", baseline=PREVIOUS_RUN))
+    [stored], _ = resolve_legends(catalog, LegendRequest("runs.t2m", baseline=PREVIOUS_RUN,
+                                                         display_units=False))
+    assert (shown.text.units, stored.text.units) == ("degC", "K")
