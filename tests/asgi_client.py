@@ -41,6 +41,12 @@ class AppClient:
         self.transport()  # started
         return self._send(method, path, params, headers, content)
 
+    def state(self) -> dict[str, Any]:
+        """The app's lifespan state, its lifespan started and the app ready."""
+        self.transport()
+        assert self._lifespan is not None
+        return self._lifespan.state
+
     def transport(self) -> httpx.ASGITransport:
         """A transport to the app, its lifespan started and the app ready (for async tests)."""
         if self._lifespan is None:

@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 
 from fewsmap.app.server import create_app
 from fewsmap.settings import Settings
-from tests.asgi_client import Lifespan
+from tests.asgi_client import AppClient
 from tests.fuzz.asgi import RawRequest, send_request
 from tests.fuzz.checks import problems
 from tests.fuzz.conftest import budget, figures
@@ -37,10 +37,10 @@ def app(fuzz_settings: Settings) -> Starlette:
 
 @pytest.fixture(scope="module")
 def state(app: Starlette) -> Iterator[dict[str, Any]]:
-    """The app's lifespan state, its lifespan run as a server runs it."""
-    lifespan = Lifespan(app)
-    yield lifespan.state
-    lifespan.close()
+    """The app's lifespan state, its lifespan run as a server runs it, once warm (as
+    tests/live_server.py waits: /health/ready answers 503 while warming up)."""
+    client = AppClient(app)  # holds the lifespan until the module's tests end
+    yield client.state()
 
 
 @pytest.fixture(scope="module")
