@@ -5,8 +5,10 @@ separable (a lon/lat grid drawn in EPSG:3857, EPSG:4326 or CRS:84, or any grid i
 CRS) the centres stay two 1-D axes: zoomed in each pixel shows the cell holding its centre,
 zoomed out datashader's rectilinear quadmesh (or its compiled equivalent) averages the cells
 in it. Otherwise they are 2-D, transformed once per (store state, CRS) and cached by the
-store's geometry (`fewsmap.store.geometry`), and compiled kernels draw the cells
-(`_draw_placed_cells`). Only the window of cells that the bbox touches is read,
+store's geometry (`fewsmap.store.geometry`): a grid with 1-D axes in its own CRS (Lambert,
+polar stereographic, lon/lat in a projected CRS) finds each pixel's cell by inverse
+projection (`fewsmap.render.warp`), a curvilinear grid's cells are placed by compiled
+kernels (`_draw_placed_cells`). Only the window of cells that the bbox touches is read,
 through the cube's read path (`fewsmap.store.reads`).
 """
 
@@ -30,6 +32,7 @@ from fewsmap.store.overviews import overview_window
 
 # The largest side of a canvas, in pixels (WMS WIDTH/HEIGHT, the Python client's maps).
 MAX_SIDE_PX = 16384
+
 
 @dataclass(frozen=True)
 class Canvas:
