@@ -145,14 +145,8 @@ class Client:
             With the service's message (LayerNotDefined, InvalidPoint …).
         """
         params = {"layer": layer, "x": repr(float(x)), "y": repr(float(y)), "crs": crs,
-                  "run": instant_text(run) if run is not None else None,
-                  "runs": str(runs) if runs is not None else None,
-                  "start": instant_text(start) if start is not None else None,
-                  "end": instant_text(end) if end is not None else None,
-                  "member": _label(member), "elevation": _label(elevation),
-                  **products(baseline, accumulate),
-                  "useDisplayUnits": None if display_units is None
-                  else str(display_units).lower()}
+                  **series_selection(run, runs, start, end, member, elevation, baseline,
+                                     accumulate, display_units)}
         return series_frame(self._get("/api/timeseries", params).json())
 
     def catchment(self, layer: str, catchments: str | None = None,
@@ -182,14 +176,8 @@ class Client:
         """
         if (geometry is None) == (catchments is None or catchment_id is None):
             raise ValueError("give catchments and catchment_id, or geometry")
-        params = {"layer": layer, "run": instant_text(run) if run is not None else None,
-                  "runs": str(runs) if runs is not None else None,
-                  "start": instant_text(start) if start is not None else None,
-                  "end": instant_text(end) if end is not None else None,
-                  "member": _label(member), "elevation": _label(elevation),
-                  **products(baseline, accumulate),
-                  "useDisplayUnits": None if display_units is None
-                  else str(display_units).lower()}
+        params = {"layer": layer, **series_selection(
+            run, runs, start, end, member, elevation, baseline, accumulate, display_units)}
         if geometry is not None:
             response = self._post("/api/catchments", params, geometry.encode())
         else:
@@ -464,6 +452,22 @@ def aspect_height(bbox: Bbox, width: int) -> int:
     if not maxx > minx:
         return int(width)  # a bad bbox: refused with its own message later
     return max(1, round(int(width) * (maxy - miny) / (maxx - minx)))
+
+
+def series_selection(run: Instant | None, runs: int | str | None, start: Instant | None,
+                     end: Instant | None, member: float | str | None,
+                     elevation: float | str | None, baseline: Instant | None,
+                     accumulate: Duration | None,
+                     display_units: bool | None) -> dict[str, str | None]:
+    """The query parameters a series selects with (None: not asked), shared by point and
+    catchment series."""
+    return {"run": instant_text(run) if run is not None else None,
+            "runs": str(runs) if runs is not None else None,
+            "start": instant_text(start) if start is not None else None,
+            "end": instant_text(end) if end is not None else None,
+            "member": _label(member), "elevation": _label(elevation),
+            **products(baseline, accumulate),
+            "useDisplayUnits": None if display_units is None else str(display_units).lower()}
 
 
 def products(baseline: Instant | None, accumulate: Duration | None) -> dict[str, str | None]:

@@ -11,7 +11,6 @@ import io
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -29,6 +28,7 @@ from fewsmap.resolve.maps import resolve_maps
 from fewsmap.settings import Settings
 from fewsmap.time.instants import format_time
 from tests.asgi_client import AppClient
+from tests.edr_answers import edr_grid, edr_json
 from tests.synthetic import T0, six_hourly_runs_store
 
 BBOX = "-0.5,44.5,8.5,50.5"  # the whole synthetic grid
@@ -215,19 +215,6 @@ def test_an_accumulation_declares_its_fields_to_the_render_limiter(stores: Path)
     assert cost(accumulate="PT24H", baseline="previous") == 8 * cost()
 
 
-def edr(client: AppClient, path: str, **params: str) -> dict[str, Any]:
-    response = client.get(f"/edr/collections/{path}", params=params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def edr_grid(body: dict[str, Any], name: str) -> np.ndarray:
-    found = body["ranges"][name]
-    return np.array([np.nan if v is None else v for v in found["values"]],
-                    dtype=np.float32).reshape(found["shape"])
-
-
 def test_edr_queries_answer_the_naefs_24_hour_sums(client: AppClient, stores: Path) -> None:
     """Each valid time with a whole day inside the run: xarray's sum of its four steps."""
     with open_cube(stores / "naefs.zarr") as cube:
@@ -238,19 +225,19 @@ def test_edr_queries_answer_the_naefs_24_hour_sums(client: AppClient, stores: Pa
     times = qpf["valid_time"].values.astype("datetime64[s]")
     sums = np.stack([qpf.isel(step=slice(end - 3, end + 1)).sum("step", skipna=False).values
                      for end in range(3, times.size)])
-    cube_body = edr(client, "naefs.QPF/cube", bbox="-100.25,39.75,-94.75,44.25",
+    cube_body = edr_json(client, "naefs.QPF/cube", bbox="-100.25,39.75,-94.75,44.25",
                     accumulate="PT24H")
     assert cube_body["domain"]["axes"]["t"]["values"] == [format_time(t) for t in times[3:]]
     assert cube_body["fewsmap:accumulation"] == "P1D"
     got = edr_grid(cube_body, "QPF")
     assert got.shape == sums.shape
     np.testing.assert_array_equal(got, sums)
-    area = edr(client, "naefs.QPF/area", accumulate="PT24H",
+    area = edr_json(client, "naefs.QPF/area", accumulate="PT24H",
                coords="POLYGON((-100.25 39.75, -94.75 39.75, -94.75 44.25, -100.25 44.25, "
                       "-100.25 39.75))")
     np.testing.assert_array_equal(edr_grid(area, "QPF"), sums)
     lon, lat = float(qpf["longitude"][3]), float(qpf["latitude"][2])
-    point = edr(client, "naefs.QPF/position", coords=f"POINT({lon} {lat})",
+    point = edr_json(client, "naefs.QPF/position", coords=f"POINT({lon} {lat})",
                 accumulate="PT24H")
     np.testing.assert_array_equal(edr_grid(point, "QPF"), sums[:, 2, 3])
     series = client.get("/api/timeseries", params={"layer": "naefs.QPF", "x": str(lon),
@@ -269,7 +256,7 @@ def test_edr_statistics_of_members_sums(client: AppClient, stores: Path) -> None
     when = format_time(T0 + 6 * HOUR + 30 * HOUR)
     names = "rain_member_mean,rain_member_above:5,rain_member_2"
     for kind, where in (("position", {"coords": "POINT(4 47)"}), ("cube", {"bbox": BBOX})):
-        body = edr(client, f"members.rain/{kind}", datetime=when, accumulate="PT12H",
+        body = edr_json(client, f"members.rain/{kind}", datetime=when, accumulate="PT12H",
                    **{"parameter-name": names}, **where)
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -297,7 +284,7 @@ def test_an_edr_window_that_cannot_be_summed_is_a_400(client: AppClient, window:
 def test_an_edr_cube_of_the_change_of_sums(client: AppClient, stores: Path) -> None:
     when = T0 + 36 * HOUR  # step 5 of the latest run, step 6 of the previous
     want = members_sums(stores, 1, 5, 4)[1] - members_sums(stores, 0, 6, 4)[1]
-    body = edr(client, "members.rain/cube", bbox=BBOX, datetime=format_time(when),
+    body = edr_json(client, "members.rain/cube", bbox=BBOX, datetime=format_time(when),
                accumulate="PT24H", baseline="previous", **{"parameter-name": "rain_member_1"})
     np.testing.assert_array_equal(edr_grid(body, "rain_member_1")[0], want)
     assert body["fewsmap:accumulation"] == "P1D"

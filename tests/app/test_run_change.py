@@ -28,6 +28,7 @@ from fewsmap.resolve.maps import resolve_maps
 from fewsmap.settings import Settings
 from fewsmap.time.instants import format_time
 from tests.asgi_client import AppClient
+from tests.edr_answers import edr_grid, edr_json
 from tests.synthetic import T0, lonlat_store, six_hourly_runs_store
 
 WMS = "{http://www.opengis.net/wms}"
@@ -303,17 +304,7 @@ def edr(client: AppClient, kind: str, layer: str = LAYER, **params: str) -> dict
     where = {"position": {"coords": "POINT(4 47)"}, "cube": {"bbox": BBOX},
              "area": {"coords": "POLYGON((-0.5 44.5, 8.5 44.5, 8.5 50.5, -0.5 50.5, "
                                 "-0.5 44.5))"}}[kind]
-    response = client.get(f"/edr/collections/{layer}/{kind}", params={**where, **params})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def edr_grid(body: dict[str, Any], name: str) -> np.ndarray:
-    """A parameter's range as float32 of its shape (NaN for null)."""
-    found = body["ranges"][name]
-    return np.array([np.nan if v is None else v for v in found["values"]],
-                    dtype=np.float32).reshape(found["shape"])
+    return edr_json(client, f"{layer}/{kind}", **where, **params)
 
 
 @pytest.mark.parametrize("kind", ["position", "area", "cube"])
