@@ -152,8 +152,8 @@ def read_catchment(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
     centre = catchment.polygon.representative_point()
     cell = GridCell(row=-1, col=-1, lon=centre.x, lat=centre.y, x=centre.x, y=centre.y,
                     crs="EPSG:4326")
-    answer = read_time_series(catalog, request, MAX_READ_VALUES, lambda store, _: SeriesPlace(
-        cell, CatchmentCells(window), window.size))
+    answer = read_time_series(catalog, request, MAX_READ_VALUES,
+                              SeriesPlace(cell, CatchmentCells(window), window.size))
     located: TimeSeries = replace(answer, request=replace(answer.request, x=centre.x,
                                                           y=centre.y))
     return located

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -144,13 +143,12 @@ class SeriesPlace:
 
 def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
                      max_values: int | None = None,
-                     place: Callable[[ForecastStore, Layer], SeriesPlace] | None = None,
-                     ) -> TimeSeries:
+                     place: SeriesPlace | None = None) -> TimeSeries:
     """Resolve the request against the catalog and read the values at the cell.
 
     ``max_values`` bounds the values read (default: the ``max_point_values`` setting);
-    ``place`` reads elsewhere than at the cell holding the request's point (given the
-    layer's store and the layer: a catchment's mean), with every product alike.
+    ``place`` reads elsewhere than at the cell holding the request's point (a catchment's
+    weighted cells), with every product alike.
 
     Raises
     ------
@@ -173,24 +171,23 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
     choices = [replace(request, member=choice) for choice in member_choices(request.member)]
     dimensions = [run_dimensions(store, layer, run) for run, _ in runs]  # read once
     chosen = [labels_per_run(store, layer, runs, choice, dimensions) for choice in choices]
+    # an accumulation's series reads each step about twice, a change two runs
     reads = (1 if request.accumulate is None else 2) * (1 if request.baseline is None else 2)
-    where = place(store, layer) if place is not None else None
     count = sum(times.size * math.prod(len(i) for i in indices)
                 for each in chosen
                 for (_, times), (_, indices) in zip(runs, each, strict=True)) * len(
-        layer.variables) * reads * (where.cells if where else 1)
-    # (an accumulation's series reads each step about twice)
+        layer.variables) * reads * (place.cells if place else 1)
     limit = catalog.settings.max_point_values if max_values is None else max_values
     if count > limit:
         raise InvalidParameterValue(
             f"this request reads {count} values; at most {limit} are allowed "
             "(narrow start/end, name a run, a member or an elevation)")
-    cell = where.cell if where else locate_cell(
+    cell = place.cell if place else locate_cell(
         store, crs, request.x, request.y, f"x={request.x:g}, y={request.y:g} ({crs})",
         f"layer {layer.id!r}")
     cache: ReadCache = {}
     series = [found for choice, each in zip(choices, chosen, strict=True)
-              for found in _read_choice(store, layer, where.source if where else cell, runs,
+              for found in _read_choice(store, layer, place.source if place else cell, runs,
                                         each, baselines, choice, cache)]
     return TimeSeries(layer, store, request, cell, tuple(series),
                       request_units(store, layer, request).units)
