@@ -69,6 +69,18 @@ def test_a_service_on_s3_answers_as_on_a_local_folder(s3_env: S3Server, inputs: 
         assert missing.status_code == 404
         hidden = httpx.get(f"{remote}/zarr/feed/.feed.zarr.lock", timeout=30)
         assert hidden.status_code == 404
+        # a catchment's change and sums read from S3 as from the folder (every cell of step
+        # k of run T0 + h holds h·1000 + 10·k, plus less than 1)
+        area = "POLYGON((4.5 51.5, 5.7 51.5, 5.7 52.3, 4.5 52.3, 4.5 51.5))"
+        for product, first_value in (({"baseline": "previous"}, 6000 - 20),
+                                     ({"accumulate": "PT6H"}, 6010 + 6000)):
+            answers = [httpx.get(f"{url}/api/catchments", timeout=30, params={
+                "layer": "feed.t2m", "geometry": area, "useDisplayUnits": "false",
+                **product}) for url in (remote, local)]
+            assert [a.status_code for a in answers] == [200, 200], answers[0].text
+            assert answers[0].json() == answers[1].json()
+            [entry] = answers[0].json()["series"]
+            assert abs(entry["values"][0] - first_value) < 2, (product, entry)
         # and as Zarr v2 (GDAL), the same values from both
         v2 = [xr.open_zarr(f"{url}/zarr-v2/feed", chunks=None) for url in (remote, local)]
         xr.testing.assert_equal(v2[0].load(), v2[1].load())  # the manifests differ in dates
