@@ -88,3 +88,52 @@ def test_zoomed_in_maps_paint_whatever_the_stored_type(dtype: str) -> None:
     field = regrid(SourceWindow(values.astype(dtype), axis_x, axis_y), canvas)
     assert field.dtype == np.float32
     np.testing.assert_array_equal(field, np.repeat(np.repeat(values[::-1], 2, 0), 2, 1))
+
+
+def cell_means_numpy(values: np.ndarray, xs: np.ndarray, ys: np.ndarray, width: int,
+                     height: int) -> np.ndarray:
+    """`kernels.cell_means`' rule written plainly: each cell adds its value to every pixel
+    of its cover (the one pixel at its break where the cover is empty, unless at the far
+    edge); the mean of what each pixel got, NaN where nothing."""
+    def cover(breaks: np.ndarray, k: int, pixels: int) -> range:
+        low, high = sorted((int(breaks[k]), int(breaks[k + 1])))
+        return range(low, high + 1 if low == high and high != pixels else high)
+
+    total = np.zeros((height, width))
+    count = np.zeros((height, width), dtype=int)
+    for j in range(values.shape[0]):
+        for i in range(values.shape[1]):
+            if not np.isnan(values[j, i]):
+                rows, cols = cover(ys, j, height), cover(xs, i, width)
+                total[rows.start:rows.stop, cols.start:cols.stop] += values[j, i]
+                count[rows.start:rows.stop, cols.start:cols.stop] += 1
+    with np.errstate(invalid="ignore"):
+        return (total / count).astype(np.float32)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(1, 20), st.integers(1, 20),
+       st.data())
+def test_cell_means_equal_each_cell_added_to_its_pixels(ny: int, nx: int, height: int,
+                                                        width: int, data: st.DataObject
+                                                        ) -> None:
+    """Cells smaller and larger than pixels (a cell row spanning many pixel rows keeps
+    several rows open at once), breaks clipped at both canvas edges, missing cells."""
+    def breaks(cells: int, pixels: int) -> np.ndarray:
+        drawn = data.draw(st.lists(st.integers(0, pixels), min_size=cells + 1,
+                                   max_size=cells + 1))
+        return np.asarray(sorted(drawn), dtype=np.int64)
+
+    xs, ys = breaks(nx, width), breaks(ny, height)
+    values = data.draw(hnp.arrays(np.float32, (ny, nx), elements=st.one_of(
+        st.just(np.nan), st.floats(-100, 100, width=32))))
+    np.testing.assert_allclose(kernels.cell_means(values, xs, ys, width, height),
+                               cell_means_numpy(values, xs, ys, width, height),
+                               rtol=1e-6, atol=1e-5)
+
+
+def test_cell_means_refuse_rows_whose_breaks_descend() -> None:
+    values = np.ones((2, 2), dtype=np.float32)
+    xs = np.array([0, 1, 2], dtype=np.int64)
+    with pytest.raises(ValueError, match="ascend"):
+        kernels.cell_means(values, xs, np.array([2, 1, 0], dtype=np.int64), 2, 2)
