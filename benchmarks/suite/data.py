@@ -31,6 +31,7 @@ from fewsmap.store.writer import append_run
 # Bump when the generator changes: cached data with another version is rebuilt.
 GENERATOR_VERSION = 1
 DOMAIN = (-25.0, 27.0, 45.0, 72.0)  # lon west, lat south, lon east, lat north
+GLOBE = (-180.0, -90.0, 180.0, 90.0)
 FIRST_RUN = np.datetime64("2026-01-01T00:00:00", "s")
 RUN_INTERVAL_H = 6
 VARIABLE = "t2m"
@@ -39,7 +40,8 @@ COLOR_RANGE = (-20.0, 40.0)  # sent to every server, so all draw the same colour
 
 @dataclass(frozen=True)
 class CubeSpec:
-    """One store: a grid over ``DOMAIN``, ``runs`` runs of ``steps`` hourly steps."""
+    """One store: a grid over ``domain`` (cell edges), ``runs`` runs of ``steps`` hourly
+    steps."""
 
     name: str
     ny: int
@@ -49,6 +51,7 @@ class CubeSpec:
     variables: tuple[str, ...] = (VARIABLE,)
     seed: int = 0
     members: int = 0  # ensemble members (a realization dimension); 0: none
+    domain: tuple[float, float, float, float] = DOMAIN  # lon west, lat south, lon east, lat north
 
     def reference_time(self, run: int) -> np.datetime64:
         """Reference time of run number ``run`` (6-hourly from ``FIRST_RUN``)."""
@@ -61,14 +64,14 @@ class CubeSpec:
     @property
     def lon(self) -> np.ndarray:
         """Cell-centre longitudes, west to east."""
-        west, _, east, _ = DOMAIN
+        west, _, east, _ = self.domain
         step = (east - west) / self.nx
         return west + (np.arange(self.nx) + 0.5) * step
 
     @property
     def lat(self) -> np.ndarray:
         """Cell-centre latitudes, north to south (row 0 north, as GRIB writes them)."""
-        _, south, _, north = DOMAIN
+        _, south, _, north = self.domain
         step = (north - south) / self.ny
         return north - (np.arange(self.ny) + 0.5) * step
 
@@ -93,8 +96,8 @@ class FieldMaker:
         self.base = ((25 - 0.7 * (lat - 27)).astype(np.float32)[:, None]
                      + (2 * np.cos(self.lonr * 3))[None, :]).astype(np.float32)
         rng = np.random.default_rng(spec.seed + 12345)
-        dlon = (DOMAIN[2] - DOMAIN[0]) / spec.nx
-        dlat = (DOMAIN[3] - DOMAIN[1]) / spec.ny
+        west, south, east, north = spec.domain
+        dlon, dlat = (east - west) / spec.nx, (north - south) / spec.ny
         self.detail = [_smooth_noise(rng, spec.ny, spec.nx, dlat, dlon) for _ in range(2)]
 
     def field(self, run: int, step: int, variable: int = 0) -> np.ndarray:
@@ -196,8 +199,10 @@ def build_stores(folder: Path, specs: list[CubeSpec], log: Any = print,
     manifest = folder / "manifest.json"
     # The chunk codec is part of what a store is: data written with another is rebuilt; so
     # are overviews (a cache written before them would be served at full resolution).
-    # A cube without members is described as before members existed: its cache stays valid.
-    described = [{k: v for k, v in asdict(s).items() if k != "members" or v} for s in specs]
+    # A cube without members, over the suite's domain, is described as before members and
+    # domains existed: its cache stays valid.
+    described = [{k: v for k, v in asdict(s).items()
+                  if (k != "members" or v) and (k != "domain" or v != DOMAIN)} for s in specs]
     wanted = {"generator": GENERATOR_VERSION, "stores": described,
               "codec": data_codec().to_dict(), "overviews": overviews}
     if manifest.is_file():

@@ -26,7 +26,7 @@ import zarr
 from matplotlib import colormaps
 from PIL import Image
 
-from benchmarks.suite.data import COLOR_RANGE, DOMAIN, VARIABLE, CubeSpec
+from benchmarks.suite.data import COLOR_RANGE, VARIABLE, CubeSpec
 from benchmarks.suite.workload import EARTH_RADIUS, MapRequest
 from fewsmap.render.png import encode_palette
 from fewsmap.store.cube import ForecastStore, quiet_zarr
@@ -48,7 +48,7 @@ class Index:
 def build_index(cube: CubeSpec, request: MapRequest) -> Index:
     """Nearest cell of each pixel centre (separable: lon from x, lat from y)."""
     minx, miny, maxx, maxy = request.bbox
-    west, south, east, north = DOMAIN
+    west, south, east, north = cube.domain
     x = minx + (np.arange(request.width) + 0.5) * (maxx - minx) / request.width
     y = maxy - (np.arange(request.height) + 0.5) * (maxy - miny) / request.height
     lon = np.degrees(x / EARTH_RADIUS)

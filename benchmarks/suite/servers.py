@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.suite.client import fetch
-from benchmarks.suite.data import COLOR_RANGE, DOMAIN, VARIABLE, CubeSpec
+from benchmarks.suite.data import COLOR_RANGE, VARIABLE, CubeSpec
 from benchmarks.suite.procs import ProcessTree, free_port, launch, settle, wait_until
 from fewsmap.time.instants import format_time
 
@@ -46,7 +46,7 @@ MAPSERVER_RENDER = (
     "classes approximating RdYlBu_r; GeoTIFF tiled 256², zstd level 1, nodata -9999, "
     "with internal overviews (factors 2, 4, … down to a tile, average: a COG's pyramid)")
 # Bump when the export format changes: exports of another version are deleted.
-EXPORT_VERSION = 3
+EXPORT_VERSION = 4
 
 
 @dataclass
@@ -173,7 +173,7 @@ def export_slices(folder: Path, stores: dict[str, Path], cubes: dict[str, CubeSp
         values = store.read_slice(VARIABLE, info, cube.valid_time(run, step))
         values = np.where(np.isnan(values), np.float32(NODATA), values)
         target.parent.mkdir(parents=True, exist_ok=True)
-        west, south, east, north = DOMAIN
+        west, south, east, north = cube.domain
         transform = from_origin(west, north, (east - west) / cube.nx, (north - south) / cube.ny)
         partial = target.with_suffix(".partial.tif")
         with rasterio.open(partial, "w", driver="GTiff", width=cube.nx, height=cube.ny,
@@ -265,14 +265,14 @@ def write_mapserver_config(folder: Path, cubes: dict[str, CubeSpec],
         RANGEITEM "pixel"
       END
     END""" for lo, hi, c0, c1 in _ramp())
-    west, south, east, north = DOMAIN
     layers = []
     for (name, run), steps in by_layer.items():
         cube = cubes[name]
+        west, south, east, north = cube.domain
         index = folder / "index" / f"{name}_r{run}"
         index.parent.mkdir(parents=True, exist_ok=True)
         times = [format_time(cube.valid_time(run, s)) for s in steps]
-        _shapefile(index, DOMAIN, [(str(folder / name / f"r{run:03d}" / f"s{s:03d}.tif"), t)
+        _shapefile(index, cube.domain, [(str(folder / name / f"r{run:03d}" / f"s{s:03d}.tif"), t)
                                    for s, t in zip(steps, times, strict=True)])
         layers.append(f"""  LAYER
     NAME "{name}_r{run}"
@@ -298,6 +298,9 @@ def write_mapserver_config(folder: Path, cubes: dict[str, CubeSpec],
     TEMPLATE "query"
 {classes}
   END""")
+    domains = [cube.domain for cube in cubes.values()]
+    west, south = min(d[0] for d in domains), min(d[1] for d in domains)
+    east, north = max(d[2] for d in domains), max(d[3] for d in domains)
     mapfile = folder / "bench.map"
     mapfile.write_text(f"""MAP
   NAME "fewsmap_bench_peer"

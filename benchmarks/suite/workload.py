@@ -13,12 +13,13 @@ from urllib.parse import urlencode
 
 import numpy as np
 
-from benchmarks.suite.data import COLOR_RANGE, DOMAIN, VARIABLE, CubeSpec
+from benchmarks.suite.data import COLOR_RANGE, VARIABLE, CubeSpec
 from fewsmap.time.instants import format_time
 
 EARTH_RADIUS = 6378137.0
 WORLD = math.pi * EARTH_RADIUS
 MAP_SIZE = (1920, 1200)
+MERCATOR_LAT = 85.0511287798  # Web Mercator's square world ends here
 TILE_SIZE = (256, 256)
 
 
@@ -36,9 +37,16 @@ def tile_bbox(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     return minx, maxy - size, minx + size, maxy
 
 
-def domain_map_bbox(width: int, height: int) -> tuple[float, float, float, float]:
-    """The whole data domain in EPSG:3857, widened to the image's aspect ratio."""
-    west, south, east, north = DOMAIN
+def mercator_domain(cube: CubeSpec) -> tuple[float, float, float, float]:
+    """``cube``'s domain in degrees, its latitudes clipped to Web Mercator's world."""
+    west, south, east, north = cube.domain
+    return west, max(south, -MERCATOR_LAT), east, min(north, MERCATOR_LAT)
+
+
+def domain_map_bbox(cube: CubeSpec, width: int, height: int
+                    ) -> tuple[float, float, float, float]:
+    """``cube``'s domain in EPSG:3857, widened to the image's aspect ratio."""
+    west, south, east, north = mercator_domain(cube)
     minx, miny = mercator(west, south)
     maxx, maxy = mercator(east, north)
     want = width / height
@@ -93,7 +101,7 @@ class PointRequest:
 def tiles(cube: CubeSpec, n: int, seed: int, zooms: tuple[int, int] = (3, 9)) -> list[MapRequest]:
     """``n`` 256 × 256 tiles at random zooms around random points of the domain."""
     rng = np.random.default_rng(seed)
-    west, south, east, north = DOMAIN
+    west, south, east, north = mercator_domain(cube)
     out = []
     for _ in range(n):
         z = int(rng.integers(zooms[0], zooms[1] + 1))
@@ -109,7 +117,7 @@ def tiles(cube: CubeSpec, n: int, seed: int, zooms: tuple[int, int] = (3, 9)) ->
 def maps(cube: CubeSpec, n: int, seed: int) -> list[MapRequest]:
     """``n`` 1920 × 1200 maps of the whole domain at random (run, step)."""
     rng = np.random.default_rng(seed)
-    bbox = domain_map_bbox(*MAP_SIZE)
+    bbox = domain_map_bbox(cube, *MAP_SIZE)
     return [MapRequest(cube, int(rng.integers(cube.runs)), int(rng.integers(cube.steps)),
                        bbox, *MAP_SIZE) for _ in range(n)]
 
@@ -117,7 +125,7 @@ def maps(cube: CubeSpec, n: int, seed: int) -> list[MapRequest]:
 def points(cube: CubeSpec, n: int, seed: int) -> list[PointRequest]:
     """``n`` points over the domain, each with a zoom-6 tile and pixel that show it."""
     rng = np.random.default_rng(seed)
-    west, south, east, north = DOMAIN
+    west, south, east, north = mercator_domain(cube)
     out = []
     for _ in range(n):
         lon, lat = float(rng.uniform(west, east)), float(rng.uniform(south, north))
