@@ -93,6 +93,13 @@ def server_rss_mb(url: str) -> float:
     return int(kb) / 1024
 
 
+def server_page_faults(url: str) -> int:
+    """Minor page faults the (single-worker) server at ``url`` has taken, from /proc."""
+    pid = RUNNING[url][0].pid
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[7])  # minflt: the 10th field of stat, 8th after the command name
+
+
 def open_connections(url: str) -> int:
     """Connections the server at ``url`` holds open (its side ESTABLISHED or CLOSE_WAIT), from
     /proc/net/tcp: a connection the server has closed no longer counts."""

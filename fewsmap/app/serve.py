@@ -36,26 +36,39 @@ from fewsmap.errors import FewsmapError
 from fewsmap.settings import Settings
 
 log = logging.getLogger(__name__)
-# glibc's mallopt parameter for the number of malloc arenas (malloc.h).
-M_ARENA_MAX = -8
-MALLOC_ARENAS = 2
+# glibc's mallopt parameters (malloc.h) and the environment variables that set them, which
+# win over fewsmap's choice: a few arenas, and freed render buffers kept for the next render.
+MALLOPT = {"MALLOC_ARENA_MAX": (-8, 2),                    # M_ARENA_MAX
+           "MALLOC_MMAP_THRESHOLD_": (-3, 128 << 20),     # M_MMAP_THRESHOLD
+           "MALLOC_TRIM_THRESHOLD_": (-1, 256 << 20)}     # M_TRIM_THRESHOLD
 # Loggers whose records reach the worker's log: the root (fewsmap, asyncio, ...) and
 # uvicorn's own, which do not propagate.
 LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
 LISTEN_BACKLOG = 2048
 
 
-def limit_malloc_arenas() -> None:
-    """Keep glibc to a few malloc arenas, so memory freed by one render thread is reused by
-    the next instead of each pool thread growing an arena of its own. Measured under load
-    (benchmarks/load.py, 120 s at concurrency 32): peak RSS 587 → 468 MB, and the drift
-    after warm-up +4.5 % → -2.1 %. The same as ``MALLOC_ARENA_MAX=2``; a no-op off glibc."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return  # the operator's choice wins
+def tune_malloc() -> None:
+    """Keep glibc to a few malloc arenas and keep the memory renders free for the next
+    render; `return_memory_when_idle` hands it back to the OS at rest. A no-op off glibc;
+    each setting the operator made in the environment wins.
+
+    * Arenas: memory freed by one render thread is reused by the next instead of each pool
+      thread growing an arena of its own. Measured under load (benchmarks/load.py, 120 s at
+      concurrency 32): peak RSS 587 → 468 MB, and the drift after warm-up +4.5 % → -2.1 %.
+    * Thresholds: glibc gives arrays above its mmap threshold (dynamic, at most 32 MB) their
+      own mapping and trims freed heap above 128 kB, so every zoomed-out 1920 × 1200 map
+      faulted its 10-40 MB of arrays in again: 3,500 page faults and 30.5 ms of CPU a map
+      of the 4000 × 3000 cube, 1.6 faults and 24 ms with these thresholds (median over
+      HTTP 47.9 → 28.9 ms, benchmarks/suite/operational.py's maps, load 4.4).
+    """
     name = ctypes.util.find_library("c")
-    if name and sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(name).mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    if not (name and sys.platform.startswith("linux")):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        mallopt = ctypes.CDLL(name).mallopt
+        for variable, (parameter, value) in MALLOPT.items():
+            if variable not in os.environ:
+                mallopt(parameter, value)
 
 
 def return_memory_when_idle(limiter: RenderLimiter, settle_s: float = 1.0) -> None:
@@ -196,7 +209,7 @@ def _run_worker(settings: Settings, sock: socket.socket,
 def serve(settings: Settings) -> None:
     """Serve until interrupted; with several workers, supervise them and stop them together."""
     workers = max(1, settings.workers)
-    limit_malloc_arenas()
+    tune_malloc()
     raise_file_limit()
     print(f"fewsmap serving {settings.stores_dir} on http://{settings.host}:{settings.port}/ "
           f"({workers} worker{'s' if workers > 1 else ''})", flush=True)
