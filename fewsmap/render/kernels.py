@@ -44,24 +44,51 @@ def quantise_even(values: np.ndarray, low: np.float32, factor: np.float32,
     return out
 
 
+# Equal steps between a palette's first and last break in `quantise_breaks`' table.
+BREAK_TABLE_STEPS = 4096
+
+
 @numba.njit(nogil=True, cache=True)
 def quantise_breaks(values: np.ndarray, lower: np.ndarray) -> np.ndarray:
     """The number of ``lower`` values (ascending float64) at or below each value: the index
-    of its class; 0 where the value is not finite. ``values`` is 1-D float32."""
-    out = np.empty(values.size, dtype=np.uint8)
+    of its class; 0 where the value is not finite. ``values`` is 1-D float32.
+
+    A table of the count at ``BREAK_TABLE_STEPS`` equal steps between the first and last
+    break gives each value a start a break or two from its answer, which it walks to: a
+    binary search per value took 10 ms of a 1920 × 1200 map. The walk checks both
+    neighbours, so the table's rounding can only cost a step, never change an answer."""
+    out = np.zeros(values.size, dtype=np.uint8)
+    n = lower.size
+    if n == 0:
+        return out
+    low, high = lower[0], lower[n - 1]
+    # No table (every walk from the first break) when the breaks span no finite width.
+    scale = BREAK_TABLE_STEPS / (high - low) if np.isfinite(high - low) and high > low \
+        else 0.0
+    table = np.zeros(BREAK_TABLE_STEPS + 1, dtype=np.int64)
+    below = 0
+    for b in range(BREAK_TABLE_STEPS + 1 if scale > 0.0 else 0):
+        edge = low + b / scale
+        while below < n and lower[below] <= edge:
+            below += 1
+        table[b] = below
     for k in range(values.size):
         v = np.float64(values[k])
         if not np.isfinite(v):
             out[k] = 0
             continue
-        first, last = 0, lower.size  # binary search for the first lower value above v
-        while first < last:
-            middle = (first + last) // 2
-            if lower[middle] <= v:
-                first = middle + 1
-            else:
-                last = middle
-        out[k] = first
+        if v < low:
+            out[k] = 0
+            continue
+        if v >= high:
+            out[k] = n
+            continue
+        found = table[min(int((v - low) * scale), BREAK_TABLE_STEPS)] if scale > 0.0 else 0
+        while found < n and lower[found] <= v:
+            found += 1
+        while found > 0 and lower[found - 1] > v:
+            found -= 1
+        out[k] = found
     return out
 
 

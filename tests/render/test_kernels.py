@@ -137,3 +137,15 @@ def test_cell_means_refuse_rows_whose_breaks_descend() -> None:
     xs = np.array([0, 1, 2], dtype=np.int64)
     with pytest.raises(ValueError, match="ascend"):
         kernels.cell_means(values, xs, np.array([2, 1, 0], dtype=np.int64), 2, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(FIELDS, st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(-np.inf), st.just(np.inf)),
+                        max_size=40))
+def test_class_of_each_value_counts_the_breaks_at_or_below_it(field: np.ndarray,
+                                                               breaks: list[float]) -> None:
+    """Any ascending breaks: repeated, clustered, a few or many, open-ended (±inf)."""
+    lower = np.sort(np.asarray(breaks, dtype=np.float64))
+    flat = field.ravel()
+    expected = np.where(np.isfinite(flat), np.searchsorted(lower, flat, side="right"), 0)
+    np.testing.assert_array_equal(kernels.quantise_breaks(flat, lower), expected)
