@@ -68,6 +68,13 @@ class EnsembleStatistic:
         return self.kind
 
     @property
+    def of_block_means(self) -> bool:
+        """Whether the statistic of the members' block means is the block mean of the
+        statistic (the mean, where the members miss the same cells), so that zoomed-out
+        maps may compute it on an overview level."""
+        return self.kind == "mean"
+
+    @property
     def is_probability(self) -> bool:
         """Whether the values are percentages of members (0..100), not the layer's units."""
         return self.kind in ("above", "below")

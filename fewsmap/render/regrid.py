@@ -70,11 +70,15 @@ def read_window(store: ForecastStore, variable: str,
     (`GridGeometry.window_in`); reduced over the members where the prefix holds an
     ensemble statistic (`fewsmap.products.ensemble`), summed over an accumulation's steps
     (`fewsmap.products.accumulate`). ``overviews=False`` reads full resolution."""
-    # An ensemble statistic is computed per cell at full resolution: a percentile or
-    # probability of block means is not the mean of the cells' percentiles.
+    # The members' mean is the mean of their block means (where they miss the same cells),
+    # so it reads an overview level as one member does (level k: 4^-k of the cells of every
+    # member). Other statistics are computed per cell at full resolution: a percentile or
+    # probability of block means is not the mean of the cells' (a storm in one member's
+    # cell would fade from the probability zoomed out).
     slot = prefix[0]  # the run: an index
-    statistic = any(isinstance(s, MemberStatistic) for s in prefix)
-    found = None if statistic or not overviews or isinstance(slot, StepSum | MemberStatistic) \
+    per_cell = any(isinstance(s, MemberStatistic) and not s.statistic.of_block_means
+                   for s in prefix)
+    found = None if per_cell or not overviews or isinstance(slot, StepSum | MemberStatistic) \
         else overview_window(
         store, variable, int(slot), canvas.crs, canvas.bbox, (canvas.width, canvas.height))
     array, window, geometry = (found.array, found.window, found.geometry) \

@@ -23,6 +23,7 @@ from scipy.ndimage import maximum_filter
 from fewsmap import ForecastStore
 from fewsmap.app.server import create_app
 from fewsmap.errors import IngestError
+from fewsmap.products.ensemble import EnsembleStatistic, MemberStatistic
 from fewsmap.render.regrid import Canvas, read_window, regrid
 from fewsmap.settings import Settings
 from fewsmap.store import reads
@@ -146,6 +147,58 @@ def test_zoomed_out_maps_read_an_overview_equal_to_datashaders_mean_within_a_pix
     hole_edge = maximum_filter(np.isnan(expected), size=3) & maximum_filter(
         np.isfinite(expected), size=3)
     assert not ((np.isfinite(drawn) != np.isfinite(expected)) & ~hole_edge).any()
+
+
+def members_run(members: int = 5) -> RunData:
+    """One step of ``members`` members of `field` (member k offset by k K), the hole in
+    every member and one more in member 1 alone."""
+    values = np.stack([field(float(k)) for k in range(members)])
+    values[1, 400:420, 600:650] = np.nan
+    grid = lonlat_grid(LAT, LON)
+    data = xr.DataArray(values[None], dims=("step", "realization", *grid.dims), coords={
+        "step": np.array([0], "timedelta64[ns]"), "realization": np.arange(members)},
+        attrs={"units": "K"})
+    return RunData(T0, {"t": (data,)}, grid, (SourceFile("synthetic", "0" * 64, 0),),
+                   "synthetic")
+
+
+def test_zoomed_out_the_members_mean_reads_their_levels_and_other_statistics_every_cell(
+        tmp_path: Path) -> None:
+    """The mean of the members' block means is the block mean of their mean where they miss
+    the same cells; a percentile or probability of block means is not (a member's local
+    extreme would fade zoomed out), so those read full resolution."""
+    append_run(tmp_path / "ens.zarr", members_run(), progress=False)
+    store = ForecastStore(tmp_path / "ens.zarr")
+    canvas = ZOOMED_OUT[1]  # level 2: 160 x 100 pixels over 700 x 1100 cells
+    members = tuple(range(5))
+    one = read_window(store, "t", (0, 0, 0), canvas)
+    mean = read_window(store, "t", (0, 0, MemberStatistic(EnsembleStatistic("mean"), members)),
+                       canvas)
+    assert one is not None and mean is not None
+    assert mean.values.shape == one.values.shape  # the level a member reads
+    each = np.stack([window.values for k in members
+                     if (window := read_window(store, "t", (0, 0, k), canvas)) is not None])
+    held = np.isfinite(each).sum(axis=0)
+    with np.errstate(invalid="ignore"):  # no member in the hole: NaN
+        expected_mean = np.where(np.isfinite(each), each, 0).sum(axis=0) / held
+    np.testing.assert_allclose(mean.values, expected_mean, rtol=1e-6)
+    # against the full-resolution mean drawn as datashader draws it: within a pixel's change
+    # of the field, except by member 1's own hole (the members miss different cells there)
+    full_mean = read_window(store, "t", (0, 0, MemberStatistic(EnsembleStatistic("mean"),
+                                                                members)), canvas,
+                            overviews=False)
+    assert full_mean is not None
+    drawn, expected = regrid(mean, canvas), regrid(full_mean, canvas)
+    dx, dy = pixel_degrees(canvas)
+    tolerance = SLOPE_LON * dx + SLOPE_LAT * dy
+    both = np.isfinite(drawn) & np.isfinite(expected)
+    assert np.nanpercentile(np.abs(drawn - expected)[both], 99) <= tolerance
+    for label in ("p90", "above:30", "std"):
+        kind, _, parameter = label.partition(":")
+        statistic = EnsembleStatistic("percentile", 90.0) if label == "p90" else \
+            EnsembleStatistic(kind, float(parameter) if parameter else None)  # type: ignore[arg-type]
+        window = read_window(store, "t", (0, 0, MemberStatistic(statistic, members)), canvas)
+        assert window is not None and window.values.size > 10 * one.values.size, label
 
 
 def test_zoomed_in_views_read_full_resolution(stores: Path) -> None:
