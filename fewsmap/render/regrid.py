@@ -28,7 +28,7 @@ from fewsmap.render import kernels
 from fewsmap.render.warp import NativeAxes, warp
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import CentresWindow, GridGeometry, cell_edges
-from fewsmap.store.overviews import overview_window
+from fewsmap.store.overviews import is_categorical, overview_window
 
 # The largest side of a canvas, in pixels (WMS WIDTH/HEIGHT, the Python client's maps).
 MAX_SIDE_PX = 16384
@@ -54,6 +54,8 @@ class SourceWindow:
     # With 2-D centres of a grid that has 1-D axes in its own CRS: those axes, so pixels
     # find their cells by inverse projection (`fewsmap.render.warp`).
     native: NativeAxes | None = None
+    # Classes (CF flags): each pixel shows one cell's class at every zoom, never a mean.
+    categorical: bool = False
 
     def with_values(self, values: np.ndarray) -> SourceWindow:
         """The same cells holding other values."""
@@ -87,7 +89,8 @@ def read_window(store: ForecastStore, variable: str,
     if window is None:
         return None
     values = ensemble.read_window(store, array, prefix, window.rows, window.cols)
-    return SourceWindow(values, window.x, window.y, native_axes(geometry, window))
+    return SourceWindow(values, window.x, window.y, native_axes(geometry, window),
+                        categorical=is_categorical(store.attributes(variable)))
 
 
 def native_axes(geometry: GridGeometry, window: CentresWindow) -> NativeAxes | None:
@@ -125,7 +128,7 @@ def regrid(window: SourceWindow | None, canvas: Canvas) -> np.ndarray:
                     canvas.height)
     if window.x.ndim == 2:
         return _draw_placed_cells(window, canvas)
-    if _pixels_per_cell(window, canvas) >= NEAREST_MIN_PIXELS_PER_CELL:
+    if window.categorical or _pixels_per_cell(window, canvas) >= NEAREST_MIN_PIXELS_PER_CELL:
         return _paint_cells(window, canvas)
     if not (_evenly_spaced(window.x) and _evenly_spaced(window.y)):
         return _average_cells(window, canvas)

@@ -242,6 +242,26 @@ def test_categorical_variables_get_no_overviews(stores: Path) -> None:
     assert not (stores / "big.zarr" / "overviews" / "1" / "kind").exists()
 
 
+@pytest.mark.parametrize("canvas", ZOOMED_OUT, ids=lambda c: f"{c.crs}-{c.width}x{c.height}")
+def test_zoomed_out_classes_show_one_cells_class_never_a_mean(stores: Path,
+                                                              canvas: Canvas) -> None:
+    """Columns alternate classes 0, 1, 2: a mean of neighbouring cells is 1 (or 0.67, 1.33)
+    everywhere, a class is the one of the cell under the pixel's centre."""
+    store = ForecastStore(stores / "big.zarr")
+    window = read_window(store, "kind", (0, 0), canvas)
+    assert window is not None and window.categorical
+    drawn = regrid(window, canvas)
+    shown = drawn[np.isfinite(drawn)]
+    assert set(np.unique(shown)) == {0.0, 1.0, 2.0}
+    minx, _, maxx, _ = canvas.bbox
+    x = minx + (np.arange(canvas.width) + 0.5) * (maxx - minx) / canvas.width
+    lon = np.degrees(x / EARTH_M) if canvas.crs == "EPSG:3857" else x
+    column = np.abs(LON[None, :] - lon[:, None]).argmin(axis=1)  # nearest cell centre
+    inside = (lon >= LON[0]) & (lon <= LON[-1])
+    painted_row = drawn[np.isfinite(drawn).any(axis=1)][0]
+    np.testing.assert_array_equal(painted_row[inside], (column % 3)[inside])
+
+
 def test_stores_and_runs_without_overviews_still_serve(stores: Path, tmp_path: Path) -> None:
     plain = ForecastStore(stores / "plain.zarr")
     canvas = ZOOMED_OUT[1]
