@@ -24,7 +24,8 @@ resolution. Retention deletes a slot's chunks in every array, levels included.
 Every kind of grid gets levels: regular lon/lat and projected grids level 1-D axes (block
 means of the centres), curvilinear grids 2-D latitude/longitude (block means of the
 centres as unit vectors on the sphere). Categorical variables (CF ``flag_values``/
-``flag_meanings``: a mean would invent classes) get none and are read at full resolution.
+``flag_meanings``: a mean would invent classes) get the mode of each block instead (their
+level arrays say ``resampling_method: mode``).
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ MULTISCALES_CONVENTION = {
 PIXEL_SLACK = 1e-6
 # Attributes of a full-resolution variable kept on its level arrays (others name arrays
 # that a level group does not hold: valid_time, crs).
-KEPT_ATTRS = ("units", "long_name", "standard_name", "source_units")
+KEPT_ATTRS = ("units", "long_name", "standard_name", "source_units", "flag_values",
+              "flag_meanings")
+MODE = "mode"  # the resampling of categorical variables' levels
 
 
 def level_count(shape: Sequence[int]) -> int:
@@ -105,11 +108,13 @@ def ensure_levels(group: zarr.Group, variable: str) -> int:
     dims = dimension_names(base)
     coordinates = _grid_coordinates(group, dims[-2:])
     levels = level_count(base.shape[-2:])
-    if is_categorical(dict(base.attrs)) or coordinates is None or not levels:
+    if coordinates is None or not levels:
         return 0
     if OVERVIEWS not in group:
         _create_levels(group, levels, coordinates)
     attrs = {k: v for k, v in base.attrs.items() if k in KEPT_ATTRS}
+    if is_categorical(dict(base.attrs)):
+        attrs["resampling_method"] = MODE
     for level in range(1, levels + 1):
         path = level_path(level, variable)
         if path in group:
@@ -185,7 +190,9 @@ def multiscales_attributes(levels: int) -> dict[str, Any]:
     return {"zarr_conventions": [MULTISCALES_CONVENTION],
             "multiscales": {"layout": layout, "resampling_method": RESAMPLING},
             "fewsmap:full_resolution": "/",
-            "description": "NaN-aware block means of the root group's forecast variables"}
+            "description": "NaN-aware block means of the root group's forecast variables "
+                           "(block modes of those with CF flags: resampling_method 'mode' "
+                           "on their arrays)"}
 
 
 def block_centres(axis: np.ndarray, level: int) -> np.ndarray:
@@ -248,17 +255,54 @@ def _halved_sums(total: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.n
     return sums, counts
 
 
-def level_fields(values: np.ndarray, levels: int) -> list[np.ndarray]:
+def level_fields(values: np.ndarray, levels: int, categorical: bool = False
+                 ) -> list[np.ndarray]:
     """The overview levels 1…``levels`` of the fields ``values`` (…, y, x), each shaped as
-    ``values`` with the level's grid."""
+    ``values`` with the level's grid: block means, or block modes of ``categorical``
+    fields."""
     if not levels:
         return []
     fields = values.reshape(-1, *values.shape[-2:])
-    means = [block_means(field, levels) for field in fields]
+    means = [(block_modes if categorical else block_means)(field, levels) for field in fields]
     out = []
     for level in range(levels):
         stacked = np.stack([m[level] for m in means])
         out.append(stacked.reshape(*values.shape[:-2], *stacked.shape[-2:]))
+    return out
+
+
+def block_modes(field: np.ndarray, levels: int) -> list[np.ndarray]:
+    """The most frequent value of each block of a 2-D field's non-NaN cells at levels
+    1…``levels`` (float32; NaN where a block has none; the smallest of equally frequent
+    values), each from the full-resolution cells: a mode of modes can miss a block's mode."""
+    values = np.ascontiguousarray(field, dtype=np.float32)
+    return [_block_modes(values, 2 ** level) for level in range(1, levels + 1)]
+
+
+@numba.njit(nogil=True, cache=True)
+def _block_modes(values: np.ndarray, factor: int) -> np.ndarray:
+    """`block_modes` of one level: blocks of ``factor`` × ``factor`` cells."""
+    ny, nx = values.shape
+    out = np.full(((ny + factor - 1) // factor, (nx + factor - 1) // factor), np.nan,
+                  dtype=np.float32)
+    held = np.empty(factor * factor, dtype=np.float32)
+    for bi in range(out.shape[0]):
+        for bj in range(out.shape[1]):
+            n = 0
+            for i in range(bi * factor, min((bi + 1) * factor, ny)):
+                for j in range(bj * factor, min((bj + 1) * factor, nx)):
+                    if values[i, j] == values[i, j]:  # not NaN
+                        held[n] = values[i, j]
+                        n += 1
+            if n == 0:
+                continue
+            block = np.sort(held[:n])
+            best, most, run = block[0], 1, 1
+            for k in range(1, n):
+                run = run + 1 if block[k] == block[k - 1] else 1
+                if run > most:  # strictly: the smallest of equally frequent values stays
+                    best, most = block[k], run
+            out[bi, bj] = best
     return out
 
 

@@ -61,7 +61,13 @@ from fewsmap.store.layout import (
     has_field_blocks,
 )
 from fewsmap.store.location import Location
-from fewsmap.store.overviews import RUN_LEVELS, ensure_levels, level_fields, level_path
+from fewsmap.store.overviews import (
+    RUN_LEVELS,
+    ensure_levels,
+    is_categorical,
+    level_fields,
+    level_path,
+)
 from fewsmap.store.run import Grid, RunData
 from fewsmap.store.series import RECORD_KEY as SERIES_KEY
 from fewsmap.store.series import create_copy, needs_copy, write_copies, write_piece_copy
@@ -681,7 +687,9 @@ def write_piece(write: PieceWrite) -> PieceResult:
     selection = tuple(_as_slice(where) for where in write.where)
     array_of(group, write.variable).oindex[(write.slot, *selection)] = values
     # The run's overview levels go into its slot too (fewsmap.store.overviews).
-    for level, fields in enumerate(level_fields(values, write.overview_levels), start=1):
+    categorical = is_categorical(dict(array_of(group, write.variable).attrs))
+    for level, fields in enumerate(level_fields(values, write.overview_levels, categorical),
+                                   start=1):
         array_of(group, level_path(level, write.variable)).oindex[(write.slot, *selection)] \
             = fields
     if write.series:

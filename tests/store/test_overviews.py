@@ -17,6 +17,9 @@ import pyproj
 import pytest
 import xarray as xr
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from obstore.store import from_url
 from scipy.ndimage import maximum_filter
 
@@ -28,7 +31,12 @@ from fewsmap.render.regrid import Canvas, read_window, regrid
 from fewsmap.settings import Settings
 from fewsmap.store import reads
 from fewsmap.store.cube import quiet_zarr
-from fewsmap.store.overviews import MULTISCALES_CONVENTION, level_count, overview_window
+from fewsmap.store.overviews import (
+    MULTISCALES_CONVENTION,
+    block_modes,
+    level_count,
+    overview_window,
+)
 from fewsmap.store.retention import RetentionPolicy, prune
 from fewsmap.store.run import RunData, SourceFile
 from fewsmap.store.writer import append_run
@@ -235,11 +243,40 @@ def test_levels_are_nan_aware_block_means_in_plain_zarr_that_xarray_opens(
     assert np.isfinite(level1[50, 150]) and np.isfinite(level1[101, 175])  # partly
 
 
-def test_categorical_variables_get_no_overviews(stores: Path) -> None:
-    store = ForecastStore(stores / "big.zarr")
-    canvas = ZOOMED_OUT[1]
-    assert overview_window(store, "kind", 0, canvas.crs, canvas.bbox, (160, 100)) is None
-    assert not (stores / "big.zarr" / "overviews" / "1" / "kind").exists()
+def numpy_modes(field: np.ndarray, factor: int) -> np.ndarray:
+    """Each block's most frequent non-NaN value, the smallest of a tie (NaN: none)."""
+    ny, nx = field.shape
+    out = np.full((-(-ny // factor), -(-nx // factor)), np.nan, dtype=np.float32)
+    for bi in range(out.shape[0]):
+        for bj in range(out.shape[1]):
+            block = field[bi * factor:(bi + 1) * factor, bj * factor:(bj + 1) * factor]
+            values, counts = np.unique(block[np.isfinite(block)], return_counts=True)
+            if values.size:
+                out[bi, bj] = values[np.argmax(counts)]  # argmax: the first, smallest
+    return out
+
+
+def test_categorical_variables_get_levels_of_block_modes(stores: Path) -> None:
+    """A mean would invent classes: each level cell is the most frequent class of its
+    full-resolution block (the smallest of a tie), NaN where the block has none."""
+    full = xr.open_zarr(stores / "big.zarr").kind.values[0, 0]
+    overviews = zarr.open_group(str(stores / "big.zarr" / "overviews"), mode="r")
+    for level in (1, 2, 3):
+        array = overviews[f"{level}/kind"]
+        assert array.attrs["resampling_method"] == "mode"
+        assert array.attrs["flag_meanings"] == "land sea ice"
+        stored = np.asarray(array[0, 0])
+        np.testing.assert_array_equal(stored, numpy_modes(full, 2 ** level))
+        assert set(np.unique(stored[np.isfinite(stored)])) <= {0.0, 1.0, 2.0}
+
+
+@settings(max_examples=100, deadline=None)
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 20), st.integers(1, 20)),
+                  elements=st.sampled_from([0.0, 1.0, 2.0, 7.0, np.nan])),
+       st.integers(1, 3))
+def test_block_modes_equal_numpy_on_any_field(field: np.ndarray, levels: int) -> None:
+    for level, modes in enumerate(block_modes(field, levels), start=1):
+        np.testing.assert_array_equal(modes, numpy_modes(field, 2 ** level))
 
 
 @pytest.mark.parametrize("canvas", ZOOMED_OUT, ids=lambda c: f"{c.crs}-{c.width}x{c.height}")
@@ -250,9 +287,13 @@ def test_zoomed_out_classes_show_one_cells_class_never_a_mean(stores: Path,
     store = ForecastStore(stores / "big.zarr")
     window = read_window(store, "kind", (0, 0), canvas)
     assert window is not None and window.categorical
-    drawn = regrid(window, canvas)
-    shown = drawn[np.isfinite(drawn)]
-    assert set(np.unique(shown)) == {0.0, 1.0, 2.0}
+    assert window.values.size * 3 < NY * NX  # a level of modes was read
+    for level in (window, read_window(store, "kind", (0, 0), canvas, overviews=False)):
+        assert level is not None
+        drawn = regrid(level, canvas)
+        shown = drawn[np.isfinite(drawn)]
+        assert set(np.unique(shown)) <= {0.0, 1.0, 2.0} and shown.size
+    # at full resolution, the class of the cell under each pixel's centre
     minx, _, maxx, _ = canvas.bbox
     x = minx + (np.arange(canvas.width) + 0.5) * (maxx - minx) / canvas.width
     lon = np.degrees(x / EARTH_M) if canvas.crs == "EPSG:3857" else x
