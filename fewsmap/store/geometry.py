@@ -75,6 +75,25 @@ def transform_finite(source: str, target: str, x: np.ndarray,
     return tx, ty
 
 
+# A tile's bounds in its grid's CRS are asked for by every overview level tried and by the
+# full-resolution grid (they share the CRS): computed once per tile (about 30 µs each).
+NATIVE_BOUNDS = 256
+
+
+@lru_cache(maxsize=NATIVE_BOUNDS)
+def native_bounds(crs: str, native: str, bbox: Bbox) -> Bbox | None:
+    """``bbox`` (in ``crs``) in the CRS ``native``: the bounds of its edges densified as
+    GDAL computes them; None where they leave ``native``'s area of use."""
+    try:
+        found = transformer(crs, native).transform_bounds(*bbox, densify_pts=21)
+    except pyproj.exceptions.ProjError:
+        return None
+    if not all(math.isfinite(v) for v in found):
+        return None
+    west, south, east, north = found
+    return float(west), float(south), float(east), float(north)
+
+
 def lonlat_to(crs: str, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lon/lat (any shape) in ``crs``: longitudes into [-180, 180), latitudes clipped to
     Web Mercator's limit there (it has no poles)."""
@@ -525,13 +544,10 @@ class GridGeometry:
         leave the grid CRS's area of use, search the centres."""
         if centres.separable or self.curvilinear or self.lonlat:
             return _window(centres, bbox)
-        try:
-            west, south, east, north = transformer(crs, self.crs_wkt).transform_bounds(
-                *bbox, densify_pts=21)
-        except pyproj.exceptions.ProjError:
+        bounds = native_bounds(crs, self.crs_wkt, bbox)
+        if bounds is None:
             return _window(centres, bbox)
-        if not all(math.isfinite(v) for v in (west, south, east, north)):
-            return _window(centres, bbox)
+        west, south, east, north = bounds
         dy, dx = self.spacing  # the axes as the centres hold them (a lone cell halved)
         (y, _), (x, _) = _halved(self.y, dy), _halved(self.x, dx)
         rows, cols = _span(y, south, north), _span(x, west, east)
@@ -563,11 +579,11 @@ class GridGeometry:
         """The bbox in the grid's CRS (densified edges, so curved edges are covered)."""
         if crs_of(crs).equals(self.native_crs, ignore_axis_order=True):
             return bbox
-        minx, miny, maxx, maxy = transformer(crs, self.crs_wkt).transform_bounds(
-            *bbox, densify_pts=21)
-        if not all(np.isfinite((minx, miny, maxx, maxy))):
+        found = native_bounds(crs, self.crs_wkt, bbox)
+        if found is None:
             raise InvalidParameterValue(f"BBOX={','.join(f'{v:g}' for v in bbox)} ({crs}) "
                                         "cannot be expressed in the grid's CRS")
+        minx, miny, maxx, maxy = found
         if self.native_crs.is_geographic and maxx < minx:  # crosses the antimeridian
             maxx += 360.0
         return float(minx), float(miny), float(maxx), float(maxy)
