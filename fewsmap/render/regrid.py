@@ -94,7 +94,9 @@ def native_axes(geometry: GridGeometry, window: CentresWindow) -> NativeAxes | N
     x, y = geometry.x[window.cols], geometry.y[window.rows]
     if not all(_monotonic(axis) for axis in (x, y)):
         return None  # a lon/lat window across the seam of its longitudes
-    return NativeAxes(geometry.axes_crs, x, y, wraps=geometry.lonlat)
+    # Longitudes, rotated ones too (a CF rotated pole), wrap at ±180°.
+    return NativeAxes(geometry.axes_crs, x, y,
+                      wraps=geometry.lonlat or geometry.native_crs.is_geographic)
 
 
 def _monotonic(axis: np.ndarray) -> bool:

@@ -16,7 +16,7 @@ from fewsmap.render.regrid import Canvas, SourceWindow, read_window, regrid
 from fewsmap.render.warp import NativeAxes, warp
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import lonlat_to, transformer
-from tests.grid_kinds import KIND_AXES, lambert, rotated_pole
+from tests.grid_kinds import KIND_AXES, lambert, rotated_pole, rotated_pole_axes
 from tests.render.test_regrid import agreement_with_quadmesh, canvases_over
 
 KINDS = tuple(KIND_AXES)  # lambert, polar stereographic, rotated pole (with 1-D axes here)
@@ -135,8 +135,11 @@ def test_a_tiny_canvas_draws() -> None:
 
 def test_projected_stores_are_warped_and_curvilinear_ones_placed(tmp_path: Path) -> None:
     """Reading a window in Web Mercator gives a projected grid's own axes (1-D: inverse
-    projection) and none for a curvilinear grid (2-D centres only: cells are placed)."""
-    for build, has_axes in ((lambert, True), (rotated_pole, False)):
+    projection), a rotated pole's too where the store has its rotated axes (a CF file), and
+    none for a curvilinear grid (2-D centres only, as a rotated-pole GRIB: cells are
+    placed)."""
+    for build, has_axes in ((lambert, True), (rotated_pole_axes, True),
+                            (rotated_pole, False)):
         store = ForecastStore(build(tmp_path / build.__name__))
         bbox = store.geometry.lonlat_bbox()
         x0, y0 = lonlat_to("EPSG:3857", np.array([bbox[0]]), np.array([bbox[1]]))
