@@ -392,6 +392,86 @@ def lattice_accurate(rows: np.ndarray, cols: np.ndarray, at_i: np.ndarray,
     return True
 
 
+# Newton steps to find a point in a grid of 2-D centres, and the step (in cells) below
+# which it has: far more than a point next to the previous one takes (2-4).
+INVERT_STEPS = 50
+INVERT_TOLERANCE = 1e-9
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _invert_point(x: np.ndarray, y: np.ndarray, px: float, py: float, r: float,
+                  c: float) -> tuple[float, float]:
+    """The fractional (row, column) where the centres ``x``, ``y`` (ny, nx), bilinear
+    between each four, reach (px, py), by Newton's method from (r, c); beyond the outer
+    centres the outer quads extend. NaN where it does not converge or meets a centre
+    without a position."""
+    ny, nx = x.shape
+    for _ in range(INVERT_STEPS):
+        i = min(max(int(np.floor(r)), 0), ny - 2)
+        j = min(max(int(np.floor(c)), 0), nx - 2)
+        u, v = r - i, c - j
+        x00, x01, x10, x11 = x[i, j], x[i, j + 1], x[i + 1, j], x[i + 1, j + 1]
+        y00, y01, y10, y11 = y[i, j], y[i, j + 1], y[i + 1, j], y[i + 1, j + 1]
+        twist_x, twist_y = x11 - x01 - x10 + x00, y11 - y01 - y10 + y00
+        fx = x00 + v * (x01 - x00) + u * (x10 - x00) + u * v * twist_x
+        fy = y00 + v * (y01 - y00) + u * (y10 - y00) + u * v * twist_y
+        xu, xv = x10 - x00 + v * twist_x, x01 - x00 + u * twist_x
+        yu, yv = y10 - y00 + v * twist_y, y01 - y00 + u * twist_y
+        det = xu * yv - xv * yu
+        if not (det != 0.0 and np.isfinite(det) and np.isfinite(fx) and np.isfinite(fy)):
+            return np.nan, np.nan
+        du = (yv * (px - fx) - xv * (py - fy)) / det
+        dv = (xu * (py - fy) - yu * (px - fx)) / det
+        r, c = r + du, c + dv
+        if abs(du) + abs(dv) < INVERT_TOLERANCE:
+            return r, c
+    return np.nan, np.nan
+
+
+@numba.njit(nogil=True, cache=True)
+def invert_centres(x: np.ndarray, y: np.ndarray, at_x: np.ndarray,
+                   at_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fractional (row, column) of the points ``at_x`` (n,) × ``at_y`` (m,) in a grid
+    of 2-D centres ``x``, ``y`` (ny ≥ 2, nx ≥ 2) float64, bilinear between each four
+    (`_invert_point`): the grid's own "inverse projection". Each point starts from the
+    previous one's answer (from the one above at the start of a row), so a lattice takes
+    a few Newton steps a point. Returns float64 (m, n) each, NaN where none is found."""
+    ny, nx = x.shape
+    rows = np.empty((at_y.size, at_x.size))
+    cols = np.empty((at_y.size, at_x.size))
+    r0, c0 = (ny - 1) / 2, (nx - 1) / 2
+    for i in range(at_y.size):
+        r, c = r0, c0
+        for j in range(at_x.size):
+            found_r, found_c = _invert_point(x, y, at_x[j], at_y[i], r, c)
+            if found_r != found_r:  # from the middle of the grid once more
+                found_r, found_c = _invert_point(x, y, at_x[j], at_y[i], (ny - 1) / 2,
+                                                 (nx - 1) / 2)
+            rows[i, j], cols[i, j] = found_r, found_c
+            if found_r == found_r:
+                r, c = found_r, found_c
+                if j == 0:
+                    r0, c0 = r, c
+    return rows, cols
+
+
+@numba.njit(nogil=True, cache=True)
+def unfolded(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether every cell's steps to its next centres along the two grid axes turn the
+    same way (2-D centres ``x``, ``y`` (ny, nx) float64, no NaN): the grid neither folds
+    over itself nor collapses a cell, so a point lies in one place of it."""
+    ny, nx = x.shape
+    sign = 0.0
+    for i in range(ny - 1):
+        for j in range(nx - 1):
+            cross = (x[i, j + 1] - x[i, j]) * (y[i + 1, j] - y[i, j]) \
+                - (y[i, j + 1] - y[i, j]) * (x[i + 1, j] - x[i, j])
+            if cross == 0.0 or cross * sign < 0.0:
+                return False
+            sign = cross
+    return True
+
+
 def warm_up() -> None:
     """Compile the kernels for the types renders call them with."""
     field = np.zeros((2, 2), dtype=np.float32)
@@ -407,3 +487,5 @@ def warm_up() -> None:
     fractional_index(lattice, centres)
     midpoints = np.zeros((3, 3))
     lattice_accurate(midpoints, midpoints, np.arange(3.0), np.arange(3.0), 0.125)
+    invert_centres(centres, centres.T.copy(), lattice, lattice)
+    unfolded(centres, centres.T.copy())

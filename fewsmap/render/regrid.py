@@ -25,7 +25,7 @@ from fewsmap.products import ensemble
 from fewsmap.products.accumulate import StepSelector, StepSum
 from fewsmap.products.ensemble import MemberStatistic, Selector
 from fewsmap.render import kernels
-from fewsmap.render.warp import NativeAxes, warp
+from fewsmap.render.warp import NativeAxes, warp, warp_centres
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import CentresWindow, GridGeometry, cell_edges
 from fewsmap.store.overviews import overview_window
@@ -122,7 +122,8 @@ def regrid(window: SourceWindow | None, canvas: Canvas) -> np.ndarray:
         return warp(window.values, window.native, canvas.crs, canvas.bbox, canvas.width,
                     canvas.height)
     if window.x.ndim == 2:
-        return _draw_placed_cells(window, canvas)
+        found = _inverted_cells(window, canvas)
+        return found if found is not None else _draw_placed_cells(window, canvas)
     if _pixels_per_cell(window, canvas) >= NEAREST_MIN_PIXELS_PER_CELL:
         return _paint_cells(window, canvas)
     if not (_evenly_spaced(window.x) and _evenly_spaced(window.y)):
@@ -135,6 +136,21 @@ def regrid(window: SourceWindow | None, canvas: Canvas) -> np.ndarray:
                           coords={"y": window.y, "x": window.x})
     out = cvs.quadmesh(source, x="x", y="y", agg=dsh.mean("v"))
     return np.asarray(out.values[::-1], dtype=np.float32)
+
+
+def _inverted_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray | None:
+    """Draw cells placed by 2-D centres as a projection is warped: each pixel shows the
+    cell nearest its centre's position in the grid, the centres taken as bilinear between
+    each four (`fewsmap.render.warp.warp_centres`); None (cells are placed instead) where
+    a centre has no position, the window is thinner than 2 × 2 cells, the grid folds over
+    itself (`kernels.unfolded`: a point would lie in two places) or a position is not
+    found."""
+    x = np.ascontiguousarray(_unwrapped(window.x, canvas), dtype=np.float64)
+    y = np.ascontiguousarray(window.y, dtype=np.float64)
+    if min(x.shape) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()) or \
+            not kernels.unfolded(x, y):
+        return None
+    return warp_centres(window.values, x, y, canvas.bbox, canvas.width, canvas.height)
 
 
 def _draw_placed_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray:

@@ -23,8 +23,10 @@ tests/render/test_warp.py states the tolerance against datashader's curvilinear 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal, overload
 
 import numpy as np
 
@@ -53,16 +55,61 @@ def warp(values: np.ndarray, native: NativeAxes, canvas_crs: str,
          bbox: tuple[float, float, float, float], width: int, height: int) -> np.ndarray:
     """The cell of ``values`` (ny, nx) holding each pixel centre of the canvas: float32
     (height, width), row 0 at the top, NaN outside the window or the CRS's area of use."""
+    def positions(at_i: np.ndarray, at_j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _positions(native, canvas_crs, bbox, width, height, at_i, at_j)
+
+    return _gathered(values, positions, width, height, refine_unknown=True)
+
+
+def warp_centres(values: np.ndarray, x: np.ndarray, y: np.ndarray,
+                 bbox: tuple[float, float, float, float], width: int,
+                 height: int) -> np.ndarray | None:
+    """`warp` for a grid known only by its 2-D centres on the canvas (``x``, ``y`` (ny,
+    nx), float64, ny and nx ≥ 2, all finite): the exact position of a pixel centre is
+    where the centres, bilinear between each four, reach it (`kernels.invert_centres`),
+    and the lattice interpolates it within `MAX_ERROR_PX` as for a projection. None where
+    a lattice point is not found (a folded grid): such windows are placed instead."""
+    minx, miny, maxx, maxy = bbox
+
+    def positions(at_i: np.ndarray, at_j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        at_x = minx + (at_j + 0.5) * (maxx - minx) / width
+        at_y = maxy - (at_i + 0.5) * (maxy - miny) / height
+        rows, cols = kernels.invert_centres(x, y, at_x, at_y)
+        return np.asarray(rows), np.asarray(cols)
+
+    return _gathered(values, positions, width, height, refine_unknown=False)
+
+
+Positions = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@overload
+def _gathered(values: np.ndarray, positions: Positions, width: int, height: int, *,
+              refine_unknown: Literal[True]) -> np.ndarray: ...
+
+
+@overload
+def _gathered(values: np.ndarray, positions: Positions, width: int, height: int, *,
+              refine_unknown: Literal[False]) -> np.ndarray | None: ...
+
+
+def _gathered(values: np.ndarray, positions: Positions, width: int, height: int, *,
+              refine_unknown: bool) -> np.ndarray | None:
+    """Each pixel's cell: ``positions`` (fractional rows and columns at pixels ``at_i`` ×
+    ``at_j``) on a lattice refined until it interpolates them within `MAX_ERROR_PX`, then
+    one gather. An unknown position refines the lattice down to every pixel
+    (``refine_unknown``: the edge of a CRS's area of use) or gives None."""
     step = FIRST_STEP_PX
     while True:
         if step == 1:  # every pixel transformed exactly
             lattice_i, lattice_j = _lattice(height, 1), _lattice(width, 1)
-            rows, cols = _positions(native, canvas_crs, bbox, width, height, lattice_i,
-                                    lattice_j)
+            rows, cols = positions(lattice_i, lattice_j)
             break
         # The lattice with the midpoints of its sides and squares, in one transform.
         half_i, half_j = _with_midpoints(height, step), _with_midpoints(width, step)
-        rows, cols = _positions(native, canvas_crs, bbox, width, height, half_i, half_j)
+        rows, cols = positions(half_i, half_j)
+        if not refine_unknown and not (np.isfinite(rows).all() and np.isfinite(cols).all()):
+            return None
         if kernels.lattice_accurate(rows, cols, half_i, half_j, MAX_ERROR_PX):
             lattice_i, lattice_j = _lattice(height, step), _lattice(width, step)
             rows, cols = rows[::2, ::2], cols[::2, ::2]
