@@ -6,6 +6,7 @@ drawing against datashader's curvilinear quadmesh of the same cells placed on th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,14 +66,25 @@ def test_each_pixel_shows_a_cell_within_the_stated_error_of_its_exact_position(
     across the grid's edges; a pixel whose exact position is inside the grid by more than
     that shows a cell."""
     window, cell = native_window(kind, 1)
+    assert pixels_within_error(window, cell, pixels_per_cell, regrid, exact_positions) > 500
+
+
+def pixels_within_error(window: SourceWindow, cell: float, pixels_per_cell: float,
+                        draw: Callable[[SourceWindow, Canvas], np.ndarray],
+                        exact: Callable[[SourceWindow, Canvas], tuple[np.ndarray, np.ndarray]]
+                        ) -> int:
+    """Draw each cell's own index over canvases across the window's edges and assert that
+    every pixel shows the cell nearest a point within `MAX_ERROR_PX` of its ``exact``
+    position, and that a pixel inside the grid by more than that shows a cell; the number
+    of pixels checked."""
     ny, nx = window.values.shape
     index = np.arange(ny * nx, dtype=np.float32).reshape(ny, nx)  # exact in float32
     cells = SourceWindow(index, window.x, window.y, window.native)
     error = warp_module.MAX_ERROR_PX / pixels_per_cell  # in cells
     checked = 0
     for canvas in canvases_over(window, cell, pixels_per_cell, 7):
-        drawn = regrid(cells, canvas)
-        rows, cols = exact_positions(cells, canvas)
+        drawn = draw(cells, canvas)
+        rows, cols = exact(cells, canvas)
         shown = np.isfinite(drawn)
         row, col = np.divmod(drawn[shown].astype(np.int64), nx)
         assert np.all(np.abs(row - rows[shown]) <= 0.5 + error)
@@ -81,7 +93,7 @@ def test_each_pixel_shows_a_cell_within_the_stated_error_of_its_exact_position(
             (cols > error - 0.5) & (cols < nx - 0.5 - error)
         assert shown[inside].all()
         checked += int(shown.sum())
-    assert checked > 500
+    return checked
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -171,27 +183,18 @@ def test_each_pixel_shows_a_curvilinear_cell_within_the_stated_error_of_its_posi
     `kernels.invert_centres` at every pixel), on canvases across the grid's edges; a pixel
     whose position is inside the grid by more than that shows a cell."""
     window, _, cell = mercator_window(kind, 1)
-    ny, nx = window.values.shape
-    index = SourceWindow(np.arange(ny * nx, dtype=np.float32).reshape(ny, nx), window.x,
-                         window.y)
-    error = warp_module.MAX_ERROR_PX / pixels_per_cell  # in cells
-    checked = 0
-    for canvas in canvases_over(window, cell, pixels_per_cell, 7):
-        drawn = inverted(index, canvas)
-        minx, miny, maxx, maxy = canvas.bbox
-        at_x = minx + (np.arange(canvas.width) + 0.5) * (maxx - minx) / canvas.width
-        at_y = maxy - (np.arange(canvas.height) + 0.5) * (maxy - miny) / canvas.height
-        rows, cols = kernels.invert_centres(window.x, window.y, at_x, at_y)
-        assert np.isfinite(rows).all() and np.isfinite(cols).all()
-        shown = np.isfinite(drawn)
-        row, col = np.divmod(drawn[shown].astype(np.int64), nx)
-        assert np.all(np.abs(row - rows[shown]) <= 0.5 + error)
-        assert np.all(np.abs(col - cols[shown]) <= 0.5 + error)
-        inside = (rows > error - 0.5) & (rows < ny - 0.5 - error) & \
-            (cols > error - 0.5) & (cols < nx - 0.5 - error)
-        assert shown[inside].all()
-        checked += int(shown.sum())
-    assert checked > 500
+    assert pixels_within_error(window, cell, pixels_per_cell, inverted, inverted_positions) \
+        > 500
+
+
+def inverted_positions(window: SourceWindow, canvas: Canvas) -> tuple[np.ndarray, np.ndarray]:
+    """Every pixel centre's exact position in a grid of 2-D centres."""
+    minx, miny, maxx, maxy = canvas.bbox
+    at_x = minx + (np.arange(canvas.width) + 0.5) * (maxx - minx) / canvas.width
+    at_y = maxy - (np.arange(canvas.height) + 0.5) * (maxy - miny) / canvas.height
+    rows, cols = kernels.invert_centres(window.x, window.y, at_x, at_y)
+    assert np.isfinite(rows).all() and np.isfinite(cols).all()
+    return rows, cols
 
 
 @pytest.mark.parametrize("kind", KINDS)
