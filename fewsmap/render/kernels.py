@@ -458,15 +458,16 @@ def invert_centres(x: np.ndarray, y: np.ndarray, at_x: np.ndarray,
 @numba.njit(nogil=True, cache=True)
 def unfolded(x: np.ndarray, y: np.ndarray) -> bool:
     """Whether every cell's steps to its next centres along the two grid axes turn the
-    same way (2-D centres ``x``, ``y`` (ny, nx) float64, no NaN): the grid neither folds
-    over itself nor collapses a cell, so a point lies in one place of it."""
+    same way (2-D centres ``x``, ``y`` (ny, nx) float64): the grid neither folds over
+    itself nor collapses a cell, so a point lies in one place of it. False where a centre
+    has no position (NaN)."""
     ny, nx = x.shape
     sign = 0.0
     for i in range(ny - 1):
         for j in range(nx - 1):
             cross = (x[i, j + 1] - x[i, j]) * (y[i + 1, j] - y[i, j]) \
                 - (y[i, j + 1] - y[i, j]) * (x[i + 1, j] - x[i, j])
-            if cross == 0.0 or cross * sign < 0.0:
+            if not (cross != 0.0 and cross * sign >= 0.0):  # NaN fails both
                 return False
             sign = cross
     return True

@@ -145,10 +145,9 @@ def _inverted_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray | None:
     a centre has no position, the window is thinner than 2 × 2 cells, the grid folds over
     itself (`kernels.unfolded`: a point would lie in two places) or a position is not
     found."""
-    x = np.ascontiguousarray(_unwrapped(window.x, canvas), dtype=np.float64)
-    y = np.ascontiguousarray(window.y, dtype=np.float64)
-    if min(x.shape) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()) or \
-            not kernels.unfolded(x, y):
+    x = np.asarray(_unwrapped(window.x, canvas), dtype=np.float64)
+    y = np.asarray(window.y, dtype=np.float64)
+    if min(x.shape) < 2 or not kernels.unfolded(x, y):  # (not where a centre is NaN)
         return None
     return warp_centres(window.values, x, y, canvas.bbox, canvas.width, canvas.height)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Protocol
 
+import numba
 import numpy as np
 import pyproj
 
@@ -837,17 +838,43 @@ def _span(axis: np.ndarray, low: float, high: float) -> slice:
 
 
 def _inside(centres: Centres, bbox: Bbox) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns (in centres order) of 2-D centres that lie in the bbox, looked for
-    in the blocks that can hold them (`Centres.blocks`)."""
+    """Rows and columns (in centres order) from the first to the last that hold a 2-D
+    centre lying in the bbox (empty: none does), looked for in the blocks that can hold
+    them (`Centres.blocks`) in one compiled pass (`_inside_extent`)."""
     found = centres.blocks.candidates(bbox, centres.x.shape)
     if found is None:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     rows, cols = found
-    x, y = centres.x[rows, cols], centres.y[rows, cols]
-    minx, miny, maxx, maxy = bbox
-    inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
-    return (np.flatnonzero(inside.any(axis=1)) + rows.start,
-            np.flatnonzero(inside.any(axis=0)) + cols.start)
+    first_row, last_row, first_col, last_col = _inside_extent(
+        centres.x, centres.y, rows.start, rows.stop, cols.start, cols.stop, *bbox)
+    if last_row < 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.arange(first_row, last_row + 1), np.arange(first_col, last_col + 1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _inside_extent(x: np.ndarray, y: np.ndarray, row0: int, row1: int, col0: int, col1: int,
+                   minx: float, miny: float, maxx: float, maxy: float
+                   ) -> tuple[int, int, int, int]:
+    """The first and last row and column of rows row0…row1-1 × columns col0…col1-1 of
+    2-D centres ``x``, ``y`` where one lies in the bbox (-1 for the last: none does).
+
+    Each row is searched from both ends for its first and last centre inside, so a
+    zoomed-out tile whose bbox holds most of its candidate blocks (300 × 300 centres and
+    more) looks at two a row: 1.7 ms in numpy, which compares every centre."""
+    first_row, last_row, first_col, last_col = row1, -1, col1, -1
+    for i in range(row0, row1):
+        j = col0
+        while j < col1 and not (minx <= x[i, j] <= maxx and miny <= y[i, j] <= maxy):
+            j += 1  # (False for NaN)
+        if j == col1:
+            continue
+        k = col1 - 1
+        while k > j and not (minx <= x[i, k] <= maxx and miny <= y[i, k] <= maxy):
+            k -= 1
+        first_row, last_row = min(first_row, i), i
+        first_col, last_col = min(first_col, j), max(last_col, k)
+    return first_row, last_row, first_col, last_col
 
 
 def _window(centres: Centres, bbox: Bbox) -> tuple[slice, slice] | None:
