@@ -325,9 +325,12 @@ def gather_lattice(values: np.ndarray, rows: np.ndarray, cols: np.ndarray,
 def fractional_index(centres: np.ndarray, at: np.ndarray) -> np.ndarray:
     """The fractional index of positions ``at`` (2-D float64) along monotonic ``centres``
     (1-D float64, 2 or more): linear between centres and, with the outer spacing, beyond
-    them; NaN where ``at`` is (``np.interp`` with linear extrapolation, in one pass)."""
+    them; NaN where ``at`` is (``np.interp`` with linear extrapolation, in one pass). Each
+    search starts at the segment the mean spacing points to: one step on an evenly spaced
+    axis, where a binary search took ten."""
     n = centres.size
     sign = 1.0 if centres[n - 1] >= centres[0] else -1.0
+    mean_step = (centres[n - 1] - centres[0]) / (n - 1)
     out = np.empty(at.shape, dtype=np.float64)
     rows, cols = at.shape
     for i in range(rows):
@@ -336,14 +339,15 @@ def fractional_index(centres: np.ndarray, at: np.ndarray) -> np.ndarray:
             if v != v:
                 out[i, j] = np.nan
                 continue
-            low, high = 0, n - 2  # the last segment whose first centre is at or before v
-            while low < high:
-                middle = (low + high + 1) // 2
-                if sign * centres[middle] <= sign * v:
-                    low = middle
-                else:
-                    high = middle - 1
-            out[i, j] = low + (v - centres[low]) / (centres[low + 1] - centres[low])
+            # The last segment whose first centre is at or before v (the first or last
+            # segment beyond the ends).
+            guess = (v - centres[0]) / mean_step if mean_step != 0.0 else 0.0
+            k = int(min(max(guess, 0.0), n - 2.0))
+            while k > 0 and sign * centres[k] > sign * v:
+                k -= 1
+            while k < n - 2 and sign * centres[k + 1] <= sign * v:
+                k += 1
+            out[i, j] = k + (v - centres[k]) / (centres[k + 1] - centres[k])
     return out
 
 

@@ -31,7 +31,7 @@ from typing import Literal, overload
 import numpy as np
 
 from fewsmap.render import kernels
-from fewsmap.store.geometry import transform_finite
+from fewsmap.store.geometry import from_canvas
 
 # The largest error of an interpolated position, in output pixels, before the lattice is
 # refined (GDAL's default for gdalwarp -et).
@@ -150,7 +150,7 @@ def _positions(native: NativeAxes, canvas_crs: str, bbox: tuple[float, float, fl
     px = minx + (at_j + 0.5) * (maxx - minx) / width
     py = maxy - (at_i + 0.5) * (maxy - miny) / height
     xx, yy = np.meshgrid(px, py)
-    nx_, ny_ = transform_finite(canvas_crs, native.crs, xx, yy)
+    nx_, ny_ = from_canvas(canvas_crs, native.crs, xx, yy)
     if native.wraps:  # the turn of the world nearest the window's first column
         west = float(native.x[0])
         nx_ = west + (nx_ - west + 180.0) % 360.0 - 180.0

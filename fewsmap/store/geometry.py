@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from fewsmap.store.cube import ForecastStore
 
 MERCATOR_MAX_LAT = 85.0511287798066
+MERCATOR_RADIUS_M = 6378137.0  # Web Mercator's sphere
 # CRSs in which a lon/lat grid keeps separable axes: x depends on lon only, y on lat only.
 LONLAT_SEPARABLE = ("EPSG:4326", "OGC:CRS84", "EPSG:3857")
 LONLAT = "EPSG:4326"
@@ -95,6 +96,19 @@ def native_bounds(crs: str, native: str, bbox: Bbox) -> Bbox | None:
     return float(west), float(south), float(east), float(north)
 
 
+def from_canvas(crs: str, target: str, x: np.ndarray,
+                y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`transform_finite` from ``crs`` to ``target``; from Web Mercator by way of lon/lat
+    computed here (the spherical inverse, as PROJ's ``webmerc``), as PROJ's pipeline from
+    EPSG:3857 costs 2-4 times its pipeline from EPSG:4326 per point (measured: 0.3-0.5 µs
+    against 0.1-0.17 µs to Lambert and polar stereographic grids)."""
+    if crs != "EPSG:3857":
+        return transform_finite(crs, target, x, y)
+    lon = np.degrees(np.asarray(x, dtype="float64") / MERCATOR_RADIUS_M)
+    lat = np.degrees(np.arctan(np.sinh(np.asarray(y, dtype="float64") / MERCATOR_RADIUS_M)))
+    return transform_finite(LONLAT, target, lon, lat)
+
+
 def lonlat_to(crs: str, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lon/lat (any shape) in ``crs``: longitudes into [-180, 180), latitudes clipped to
     Web Mercator's limit there (it has no poles)."""
@@ -109,7 +123,7 @@ def lon_axis_in(crs: str, lon: np.ndarray) -> np.ndarray:
     """A longitude axis in one of `LONLAT_SEPARABLE` (x depends on longitude only)."""
     wrapped = normalise_longitudes(lon)
     if crs == "EPSG:3857":
-        return np.asarray(np.radians(wrapped) * 6378137.0)
+        return np.asarray(np.radians(wrapped) * MERCATOR_RADIUS_M)
     return wrapped
 
 
@@ -119,7 +133,7 @@ def lat_axis_in(crs: str, lat: np.ndarray) -> np.ndarray:
     lat = np.asarray(lat, dtype="float64")
     if crs == "EPSG:3857":
         phi = np.radians(np.clip(lat, -MERCATOR_MAX_LAT, MERCATOR_MAX_LAT))
-        return np.asarray(6378137.0 * np.log(np.tan(np.pi / 4 + phi / 2)))
+        return np.asarray(MERCATOR_RADIUS_M * np.log(np.tan(np.pi / 4 + phi / 2)))
     return lat
 
 
