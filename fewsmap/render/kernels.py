@@ -427,7 +427,8 @@ def _invert_point(x: np.ndarray, y: np.ndarray, px: float, py: float, r: float,
         du = (yv * (px - fx) - xv * (py - fy)) / det
         dv = (xu * (py - fy) - yu * (px - fx)) / det
         r, c = r + du, c + dv
-        if abs(du) + abs(dv) < INVERT_TOLERANCE:
+        # (relative far beyond the grid, where a step in cells meets rounding in metres)
+        if abs(du) + abs(dv) < INVERT_TOLERANCE * (1.0 + abs(r) + abs(c)):
             return r, c
     return np.nan, np.nan
 

@@ -142,12 +142,18 @@ def _inverted_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray | None:
     """Draw cells placed by 2-D centres as a projection is warped: each pixel shows the
     cell nearest its centre's position in the grid, the centres taken as bilinear between
     each four (`fewsmap.render.warp.warp_centres`); None (cells are placed instead) where
-    a centre has no position, the window is thinner than 2 × 2 cells, the grid folds over
-    itself (`kernels.unfolded`: a point would lie in two places) or a position is not
-    found."""
+    a centre has no position, the window is thinner than 2 × 2 cells or its centres than
+    2 pixels (a grid smaller than a few pixels: a pixel holding its centres shows them, where
+    the cell nearest each pixel centre would be none), the grid folds over itself
+    (`kernels.unfolded`: a point would lie in two places) or a position is not found."""
     x = np.asarray(_unwrapped(window.x, canvas), dtype=np.float64)
     y = np.asarray(window.y, dtype=np.float64)
     if min(x.shape) < 2 or not kernels.unfolded(x, y):  # (not where a centre is NaN)
+        return None
+    minx, miny, maxx, maxy = canvas.bbox
+    corners = (slice(None, None, x.shape[0] - 1), slice(None, None, x.shape[1] - 1))
+    if np.ptp(x[corners]) < 2 * (maxx - minx) / canvas.width or \
+            np.ptp(y[corners]) < 2 * (maxy - miny) / canvas.height:
         return None
     return warp_centres(window.values, x, y, canvas.bbox, canvas.width, canvas.height)
 

@@ -227,3 +227,16 @@ def test_a_folded_grid_or_centres_without_a_position_are_placed() -> None:
     folded_window = SourceWindow(window.values, folded, window.y)
     assert _inverted_cells(folded_window, canvas) is None
     assert np.isfinite(regrid(folded_window, canvas)).any()
+
+
+def test_a_grid_smaller_than_a_pixel_is_placed_and_shows() -> None:
+    """A curvilinear window whose centres span less than 2 pixels (a one-cell grid zoomed
+    out, its cell halved into 2 × 2) is placed, not inverted: the pixel holding its
+    centres shows them, where the cell nearest each pixel centre would be none."""
+    window, _, cell = mercator_window("lambert", 5)
+    tiny = SourceWindow(window.values[:2, :2], window.x[:2, :2], window.y[:2, :2])
+    x0, y0 = float(tiny.x.mean()), float(tiny.y.mean())
+    canvas = Canvas("EPSG:3857", (x0 - 32 * cell, y0 - 32 * cell, x0 + 32 * cell,
+                                  y0 + 32 * cell), 16, 16)
+    assert _inverted_cells(tiny, canvas) is None
+    assert 1 <= np.isfinite(regrid(tiny, canvas)).sum() <= 4  # the pixels its centres are in
