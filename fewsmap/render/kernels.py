@@ -493,5 +493,8 @@ def warm_up() -> None:
     fractional_index(lattice, centres)
     midpoints = np.zeros((3, 3))
     lattice_accurate(midpoints, midpoints, np.arange(3.0), np.arange(3.0), 0.125)
-    invert_centres(centres, centres.T.copy(), lattice, lattice)
-    unfolded(centres, centres.T.copy())
+    # 2-D centres come as a window's view of a grid's (any layout) or as computed (C).
+    for x, y in ((centres, centres.T.copy()),
+                 (np.tile(centres, 2)[:, ::2], np.tile(centres.T, 2)[:, ::2])):
+        invert_centres(x, y, lattice, lattice)
+        unfolded(x, y)
