@@ -1,11 +1,13 @@
 """256² tiles of projected and curvilinear grids against a regular lon/lat grid of the same size.
 
 Issue #18: "tiles of projected and curvilinear grids within 1.5× a regular grid of the same
-size, at every zoom, on a 2000 × 2000 Lambert grid". Writes four stores of ``SIZE`` × ``SIZE``
+size, at every zoom, on a 2000 × 2000 Lambert grid". Writes five stores of ``SIZE`` × ``SIZE``
 cells over central Europe, one run of one step, with overviews (as ingest writes them): a
-regular lon/lat grid (0.025°), Lambert conformal (2.5 km), polar stereographic (2.5 km) and
-rotated pole (0.025°, kept as 2-D latitude/longitude like a rotated-pole GRIB). The field is
-smooth with noise and a NaN "sea", the same function of longitude and latitude on every grid.
+regular lon/lat grid (0.025°), Lambert conformal (2.5 km), polar stereographic (2.5 km),
+rotated pole (0.025°, on its 1-D rotated axes as ingest stores a CF rotated-pole file) and
+the same rotated pole kept as 2-D latitude/longitude (``curvilinear``: a rotated-pole GRIB,
+or a store written before issue #18). The field is smooth with noise and a NaN "sea", the
+same function of longitude and latitude on every grid.
 
 At each zoom, ``--tiles`` random tiles over the part of Europe all four grids cover are drawn
 by the render pipeline (parse → resolve → read → regrid → colour → PNG, as /tiles/ draws
@@ -52,7 +54,7 @@ RESULTS = Path(__file__).parent / "results"
 SIZE = 2000
 QUICK_SIZE = 600
 PROFILE_SIZE = int(os.environ.get("PROJECTED_PROFILE_SIZE", SIZE))
-KINDS = ("regular", "lambert", "polar_stereographic", "rotated_pole")
+KINDS = ("regular", "lambert", "polar_stereographic", "rotated_pole", "curvilinear")
 ZOOMS = tuple(range(3, 12))
 QUICK_ZOOMS = (3, 6, 9)
 TARGET_RATIO = 1.5
@@ -98,14 +100,14 @@ def grid_and_lonlat(kind: str, size: int) -> tuple[Grid, np.ndarray, np.ndarray]
         lon2, lat2 = np.meshgrid(lon, lat)
         return grid, lon2, lat2
     crs, step = {"lambert": (LAMBERT, 2500.0), "polar_stereographic": (POLAR, 2500.0),
-                 "rotated_pole": (ROTATED, 0.025)}[kind]
-    if kind == "rotated_pole":  # rotated (0, 0) at 10° E 50° N
+                 "rotated_pole": (ROTATED, 0.025), "curvilinear": (ROTATED, 0.025)}[kind]
+    if crs is ROTATED:  # rotated (0, 0) at 10° E 50° N
         x = y = (np.arange(size) - (size - 1) / 2) * step * scale
     else:
         x, y = native_axes(crs, step * scale, size)
     xx, yy = np.meshgrid(x, y)
     lon2, lat2 = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xx, yy)
-    if kind == "rotated_pole":
+    if kind == "curvilinear":
         grid = Grid(("y", "x"), {"latitude": xr.DataArray(lat2, dims=("y", "x")),
                                  "longitude": xr.DataArray(lon2, dims=("y", "x"))},
                     grid_attrs(pyproj.CRS.from_epsg(4326)))

@@ -92,6 +92,13 @@ def rotated_pole(path: Path) -> Path:
     return curvilinear_store(path, crs, x, y)
 
 
+def rotated_pole_axes(path: Path) -> Path:
+    """The rotated-pole grid on its 1-D rotated axes with its CF grid mapping, as ingest
+    stores a CF rotated-pole file (issue #18)."""
+    crs, x, y = KIND_AXES["rotated_pole"]
+    return projected_store(path, crs, x, y)
+
+
 def curvilinear_antimeridian(path: Path) -> Path:
     """A curvilinear grid over the Bering Sea, longitudes jumping from 180 to -180."""
     x = np.arange(-2_000_000.0, -1_000_000.0, 50_000.0)
@@ -132,6 +139,7 @@ def reduced_gaussian(path: Path) -> Path:
 GRID_KINDS: dict[str, Callable[[Path], Path]] = {
     "regular": regular, "regular_0_360": regular_0_360, "lambert": lambert,
     "polar_stereographic": polar_stereographic, "rotated_pole": rotated_pole,
+    "rotated_pole_axes": rotated_pole_axes,
     "curvilinear_antimeridian": curvilinear_antimeridian, "antimeridian": antimeridian,
     "single_point": single_point, "single_row": single_row,
     "single_cell_projected": single_cell_projected, "reduced_gaussian": reduced_gaussian,

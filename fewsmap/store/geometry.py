@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Protocol
 
+import numba
 import numpy as np
 import pyproj
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from fewsmap.store.cube import ForecastStore
 
 MERCATOR_MAX_LAT = 85.0511287798066
+MERCATOR_RADIUS_M = 6378137.0  # Web Mercator's sphere
 # CRSs in which a lon/lat grid keeps separable axes: x depends on lon only, y on lat only.
 LONLAT_SEPARABLE = ("EPSG:4326", "OGC:CRS84", "EPSG:3857")
 LONLAT = "EPSG:4326"
@@ -75,6 +77,38 @@ def transform_finite(source: str, target: str, x: np.ndarray,
     return tx, ty
 
 
+# A tile's bounds in its grid's CRS are asked for by every overview level tried and by the
+# full-resolution grid (they share the CRS): computed once per tile (about 30 µs each).
+NATIVE_BOUNDS = 256
+
+
+@lru_cache(maxsize=NATIVE_BOUNDS)
+def native_bounds(crs: str, native: str, bbox: Bbox) -> Bbox | None:
+    """``bbox`` (in ``crs``) in the CRS ``native``: the bounds of its edges densified as
+    GDAL computes them; None where they leave ``native``'s area of use."""
+    try:
+        found = transformer(crs, native).transform_bounds(*bbox, densify_pts=21)
+    except pyproj.exceptions.ProjError:
+        return None
+    if not all(math.isfinite(v) for v in found):
+        return None
+    west, south, east, north = found
+    return float(west), float(south), float(east), float(north)
+
+
+def from_canvas(crs: str, target: str, x: np.ndarray,
+                y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`transform_finite` from ``crs`` to ``target``; from Web Mercator by way of lon/lat
+    computed here (the spherical inverse, as PROJ's ``webmerc``), as PROJ's pipeline from
+    EPSG:3857 costs 2-4 times its pipeline from EPSG:4326 per point (measured: 0.3-0.5 µs
+    against 0.1-0.17 µs to Lambert and polar stereographic grids)."""
+    if crs != "EPSG:3857":
+        return transform_finite(crs, target, x, y)
+    lon = np.degrees(np.asarray(x, dtype="float64") / MERCATOR_RADIUS_M)
+    lat = np.degrees(np.arctan(np.sinh(np.asarray(y, dtype="float64") / MERCATOR_RADIUS_M)))
+    return transform_finite(LONLAT, target, lon, lat)
+
+
 def lonlat_to(crs: str, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lon/lat (any shape) in ``crs``: longitudes into [-180, 180), latitudes clipped to
     Web Mercator's limit there (it has no poles)."""
@@ -89,7 +123,7 @@ def lon_axis_in(crs: str, lon: np.ndarray) -> np.ndarray:
     """A longitude axis in one of `LONLAT_SEPARABLE` (x depends on longitude only)."""
     wrapped = normalise_longitudes(lon)
     if crs == "EPSG:3857":
-        return np.asarray(np.radians(wrapped) * 6378137.0)
+        return np.asarray(np.radians(wrapped) * MERCATOR_RADIUS_M)
     return wrapped
 
 
@@ -99,7 +133,7 @@ def lat_axis_in(crs: str, lat: np.ndarray) -> np.ndarray:
     lat = np.asarray(lat, dtype="float64")
     if crs == "EPSG:3857":
         phi = np.radians(np.clip(lat, -MERCATOR_MAX_LAT, MERCATOR_MAX_LAT))
-        return np.asarray(6378137.0 * np.log(np.tan(np.pi / 4 + phi / 2)))
+        return np.asarray(MERCATOR_RADIUS_M * np.log(np.tan(np.pi / 4 + phi / 2)))
     return lat
 
 
@@ -525,13 +559,10 @@ class GridGeometry:
         leave the grid CRS's area of use, search the centres."""
         if centres.separable or self.curvilinear or self.lonlat:
             return _window(centres, bbox)
-        try:
-            west, south, east, north = transformer(crs, self.crs_wkt).transform_bounds(
-                *bbox, densify_pts=21)
-        except pyproj.exceptions.ProjError:
+        bounds = native_bounds(crs, self.crs_wkt, bbox)
+        if bounds is None:
             return _window(centres, bbox)
-        if not all(math.isfinite(v) for v in (west, south, east, north)):
-            return _window(centres, bbox)
+        west, south, east, north = bounds
         dy, dx = self.spacing  # the axes as the centres hold them (a lone cell halved)
         (y, _), (x, _) = _halved(self.y, dy), _halved(self.x, dx)
         rows, cols = _span(y, south, north), _span(x, west, east)
@@ -563,11 +594,11 @@ class GridGeometry:
         """The bbox in the grid's CRS (densified edges, so curved edges are covered)."""
         if crs_of(crs).equals(self.native_crs, ignore_axis_order=True):
             return bbox
-        minx, miny, maxx, maxy = transformer(crs, self.crs_wkt).transform_bounds(
-            *bbox, densify_pts=21)
-        if not all(np.isfinite((minx, miny, maxx, maxy))):
+        found = native_bounds(crs, self.crs_wkt, bbox)
+        if found is None:
             raise InvalidParameterValue(f"BBOX={','.join(f'{v:g}' for v in bbox)} ({crs}) "
                                         "cannot be expressed in the grid's CRS")
+        minx, miny, maxx, maxy = found
         if self.native_crs.is_geographic and maxx < minx:  # crosses the antimeridian
             maxx += 360.0
         return float(minx), float(miny), float(maxx), float(maxy)
@@ -821,17 +852,43 @@ def _span(axis: np.ndarray, low: float, high: float) -> slice:
 
 
 def _inside(centres: Centres, bbox: Bbox) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns (in centres order) of 2-D centres that lie in the bbox, looked for
-    in the blocks that can hold them (`Centres.blocks`)."""
+    """Rows and columns (in centres order) from the first to the last that hold a 2-D
+    centre lying in the bbox (empty: none does), looked for in the blocks that can hold
+    them (`Centres.blocks`) in one compiled pass (`_inside_extent`)."""
     found = centres.blocks.candidates(bbox, centres.x.shape)
     if found is None:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     rows, cols = found
-    x, y = centres.x[rows, cols], centres.y[rows, cols]
-    minx, miny, maxx, maxy = bbox
-    inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
-    return (np.flatnonzero(inside.any(axis=1)) + rows.start,
-            np.flatnonzero(inside.any(axis=0)) + cols.start)
+    first_row, last_row, first_col, last_col = _inside_extent(
+        centres.x, centres.y, rows.start, rows.stop, cols.start, cols.stop, *bbox)
+    if last_row < 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.arange(first_row, last_row + 1), np.arange(first_col, last_col + 1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _inside_extent(x: np.ndarray, y: np.ndarray, row0: int, row1: int, col0: int, col1: int,
+                   minx: float, miny: float, maxx: float, maxy: float
+                   ) -> tuple[int, int, int, int]:
+    """The first and last row and column of rows row0…row1-1 × columns col0…col1-1 of
+    2-D centres ``x``, ``y`` where one lies in the bbox (-1 for the last: none does).
+
+    Each row is searched from both ends for its first and last centre inside, so a
+    zoomed-out tile whose bbox holds most of its candidate blocks (300 × 300 centres and
+    more) looks at two a row: 1.7 ms in numpy, which compares every centre."""
+    first_row, last_row, first_col, last_col = row1, -1, col1, -1
+    for i in range(row0, row1):
+        j = col0
+        while j < col1 and not (minx <= x[i, j] <= maxx and miny <= y[i, j] <= maxy):
+            j += 1  # (False for NaN)
+        if j == col1:
+            continue
+        k = col1 - 1
+        while k > j and not (minx <= x[i, k] <= maxx and miny <= y[i, k] <= maxy):
+            k -= 1
+        first_row, last_row = min(first_row, i), i
+        first_col, last_col = min(first_col, j), max(last_col, k)
+    return first_row, last_row, first_col, last_col
 
 
 def _window(centres: Centres, bbox: Bbox) -> tuple[slice, slice] | None:

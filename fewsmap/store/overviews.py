@@ -408,12 +408,28 @@ def _cell_pixels(window: CentresWindow, pixel: tuple[float, float]) -> tuple[flo
         across, along = (abs(float(axis[-1] - axis[0])) / (axis.size - 1) / side
                          for axis, side in ((window.x, pixel[0]), (window.y, pixel[1])))
         return across, along
-    steps = []
     # A sample of about 32 × 32 cells gives the median: the whole window of a zoomed-out
     # tile (100 000 cells or more) cost 5-10 ms a tile, 64 × 64 about 0.5 ms per level.
     every = max(1, max(window.x.shape) // 32)
-    for axis in (1, 0):
-        x, y = (v[::every, ::every] if every > 1 else v for v in (window.x, window.y))
-        step = np.hypot(np.diff(x, axis=axis), np.diff(y, axis=axis)) / every
-        steps.append(float(np.nanmedian(step)) if np.isfinite(step).any() else np.inf)
-    return steps[0] / min(pixel), steps[1] / min(pixel)
+    x, y = (np.asarray(v, dtype=np.float64) for v in (window.x, window.y))
+    across, along = (float(_median_step(x, y, every, axis)) for axis in (1, 0))
+    return across / min(pixel), along / min(pixel)
+
+
+@numba.njit(nogil=True, cache=True)
+def _median_step(x: np.ndarray, y: np.ndarray, every: int, axis: int) -> float:
+    """The median distance between neighbouring 2-D centres (``x``, ``y`` float64) along
+    ``axis`` (1: columns, 0: rows), on a sample of every ``every``-th row and column and
+    divided by ``every``; NaN distances left out, inf where none is finite (``nanmedian``
+    of the sampled steps, without its dozen array passes)."""
+    rows, cols = x.shape
+    d_row, d_col = (every, 0) if axis == 0 else (0, every)
+    found = np.empty(((rows + every - 1) // every) * ((cols + every - 1) // every))
+    k = 0
+    for i in range(0, rows - d_row, every):
+        for j in range(0, cols - d_col, every):
+            step = np.hypot(x[i + d_row, j + d_col] - x[i, j], y[i + d_row, j + d_col] - y[i, j])
+            if np.isfinite(step):
+                found[k] = step / every
+                k += 1
+    return np.median(found[:k]) if k else np.inf

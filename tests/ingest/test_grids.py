@@ -18,7 +18,7 @@ from fewsmap.ingest import ingest
 from fewsmap.ingest.grids import grid_attrs
 from fewsmap.store.axes import is_evenly_spaced
 from tests.conftest import assert_values, open_source, sample_paths, seconds
-from tests.grid_kinds import POLAR_STEREO, jittered_float32_file
+from tests.grid_kinds import POLAR_STEREO, ROTATED, jittered_float32_file
 from tests.synthetic import LAMBERT
 
 Sample = Callable[[str], list[Path]]
@@ -253,3 +253,40 @@ def test_a_jittered_float32_projected_grid_is_stored_as_its_axes(tmp_path: Path)
             np.testing.assert_array_equal(stored, given)
             assert np.ptp(np.diff(given)) > 0  # the jitter is really there
             assert is_evenly_spaced(stored)
+
+
+def test_a_cf_rotated_pole_grid_keeps_its_rotated_axes(tmp_path: Path) -> None:
+    """A CF rotated-pole file (CORDEX, COSMO: 1-D rlat/rlon in degrees, a
+    rotated_latitude_longitude grid mapping, 2-D latitude/longitude alongside) is stored on
+    its rotated axes with its grid mapping, so tiles find cells by inverse projection
+    (issue #18); the cells stay where the 2-D latitude/longitude put them."""
+    rlon, rlat = np.arange(-10.0, 10.0, 0.5), np.arange(-8.0, 8.0, 0.5)
+    to_lonlat = pyproj.Transformer.from_crs(ROTATED, "EPSG:4326", always_xy=True)
+    lon, lat = to_lonlat.transform(*np.meshgrid(rlon, rlat))
+    times = np.array(["2026-01-01T06"], dtype="datetime64[ns]")
+    ds = xr.Dataset(
+        {"t": (("time", "rlat", "rlon"), np.ones((1, rlat.size, rlon.size), "float32"),
+               {"units": "K", "grid_mapping": "rotated_pole",
+                "coordinates": "lat lon"}),
+         "rotated_pole": ((), np.int32(0), {
+             "grid_mapping_name": "rotated_latitude_longitude",
+             "grid_north_pole_latitude": 40.0, "grid_north_pole_longitude": -170.0})},
+        coords={"time": ("time", times),
+                "rlat": ("rlat", rlat, {"standard_name": "grid_latitude",
+                                        "units": "degrees"}),
+                "rlon": ("rlon", rlon, {"standard_name": "grid_longitude",
+                                        "units": "degrees"}),
+                "lat": (("rlat", "rlon"), lat, {"standard_name": "latitude",
+                                                "units": "degrees_north"}),
+                "lon": (("rlat", "rlon"), lon, {"standard_name": "longitude",
+                                                "units": "degrees_east"})})
+    ds.to_netcdf(tmp_path / "rotated.nc")
+    ingest(tmp_path / "s.zarr", [tmp_path / "rotated.nc"],
+           reference_time=np.datetime64("2026-01-01T00"), progress=False)
+    fs = ForecastStore(tmp_path / "s.zarr")
+    assert fs.spatial_dims == ("y", "x") and not fs.curvilinear
+    assert stored_crs(fs).to_wkt() == ROTATED.to_wkt()  # (equals() fails a WKT round trip)
+    np.testing.assert_array_equal(fs.coordinate("x"), rlon)
+    np.testing.assert_array_equal(fs.coordinate("y"), rlat)
+    cell = fs.geometry.cell_at("EPSG:4326", float(lon[5, 7]), float(lat[5, 7]))
+    assert cell is not None and (cell.row, cell.col) == (5, 7)

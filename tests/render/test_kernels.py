@@ -149,3 +149,28 @@ def test_class_of_each_value_counts_the_breaks_at_or_below_it(field: np.ndarray,
     flat = field.ravel()
     expected = np.where(np.isfinite(flat), np.searchsorted(lower, flat, side="right"), 0)
     np.testing.assert_array_equal(kernels.quantise_breaks(flat, lower), expected)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("uneven", [False, True])
+def test_fractional_indices_equal_numpy_interpolation(descending: bool, uneven: bool) -> None:
+    """Positions along an axis (evenly spaced or not, either direction) to fractional
+    indices: ``np.interp`` between centres, extended with the outer spacing beyond them,
+    NaN for NaN."""
+    rng = np.random.default_rng(int(descending) * 2 + int(uneven))
+    steps = rng.uniform(0.5, 3.0, 30) if uneven else np.full(30, 2.5)
+    centres = np.concatenate([[100.0], 100.0 + np.cumsum(steps)])
+    if descending:
+        centres = centres[::-1].copy()
+    at = rng.uniform(centres.min() - 20, centres.max() + 20, (7, 9))
+    at[0, :3] = centres[:3]  # exactly on centres
+    at[1, 1] = np.nan
+    index = np.arange(centres.size, dtype=np.float64)
+    ascending, order = (centres[::-1], index[::-1]) if descending else (centres, index)
+    expected = np.interp(at, ascending, order)
+    for beyond, end, inner in ((at < ascending[0], 0, 1), (at > ascending[-1], -1, -2)):
+        slope = (order[end] - order[inner]) / (ascending[end] - ascending[inner])
+        expected[beyond] = order[end] + (at[beyond] - ascending[end]) * slope
+    found = kernels.fractional_index(centres, at)
+    np.testing.assert_allclose(found, expected, rtol=0, atol=1e-9)
+    assert np.isnan(found[1, 1]) and np.isnan(expected[1, 1])

@@ -12,6 +12,7 @@ pixel centres), a shift of at most one pixel.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import datashader as dsh
 import numpy as np
@@ -23,6 +24,7 @@ from fewsmap.render.regrid import (
     NEAREST_MIN_PIXELS_PER_CELL,
     Canvas,
     SourceWindow,
+    _draw_placed_cells,
     _pixels_per_cell,
     regrid,
 )
@@ -205,15 +207,16 @@ def canvases_over(window: SourceWindow, cell: float, pixels_per_cell: float, see
     return out
 
 
-def agreement_with_quadmesh(window: SourceWindow, cell: float, pixels_per_cell: float
+def agreement_with_quadmesh(window: SourceWindow, cell: float, pixels_per_cell: float,
+                            draw: Callable[[SourceWindow, Canvas], np.ndarray] = regrid
                             ) -> tuple[int, int]:
-    """Over random canvases: how many pixels with data were compared with datashader's
-    curvilinear quadmesh, and how many show a value it draws in that pixel or a neighbour
-    (between the min and max of its quads there). Asserts that no pixel has data or none
-    unless datashader's image changes between the two within a pixel of it."""
+    """Over random canvases: how many pixels with data ``draw`` gave were compared with
+    datashader's curvilinear quadmesh, and how many show a value it draws in that pixel or
+    a neighbour (between the min and max of its quads there). Asserts that no pixel has
+    data or none unless datashader's image changes between the two within a pixel of it."""
     compared = agreeing = 0
     for canvas in canvases_over(window, cell, pixels_per_cell, 3):
-        ours = regrid(window, canvas)
+        ours = draw(window, canvas)
         low = neighbourhood(quadmesh_2d(window, canvas, "min"), "nanmin")
         high = neighbourhood(quadmesh_2d(window, canvas, "max"), "nanmax")
         theirs = quadmesh_2d(window, canvas, "mean")
@@ -235,16 +238,19 @@ PLACED_KINDS = ("lambert", "polar_stereographic", "rotated_pole")
 @pytest.mark.parametrize("pixels_per_cell", [0.3, 0.6, 1.0, 2.5, 9.0])
 def test_placed_cells_are_datashaders_quadmesh_within_a_pixel(
         kind: str, pixels_per_cell: float) -> None:
-    """The stated tolerance of drawing 2-D centres (`_draw_placed_cells`) against
-    datashader's curvilinear quadmesh, on noise where any shift shows, over the grid's
-    edges and a block of missing cells: at least 99 % of the pixels where either draws
-    a value show one datashader draws in that pixel or a neighbour (between the min and
-    max of its quads there), and no pixel has data or none unless datashader's image
-    changes between the two within a pixel of it (the grid's edges, the missing block).
-    Zoomed out each pixel is the mean of the centres in it, zoomed in the cell holding its
-    centre; datashader truncates quad corners to whole pixels, hence the pixel."""
+    """The stated tolerance of placing 2-D centres (`_draw_placed_cells`: windows with
+    centres without a position, folded grids) against datashader's curvilinear quadmesh,
+    on noise where any shift shows, over the grid's edges and a block of missing cells: at
+    least 99 % of the pixels where either draws a value show one datashader draws in that
+    pixel or a neighbour (between the min and max of its quads there), and no pixel has
+    data or none unless datashader's image changes between the two within a pixel of it
+    (the grid's edges, the missing block). Zoomed out each pixel is the mean of the
+    centres in it, zoomed in the cell holding its centre; datashader truncates quad
+    corners to whole pixels, hence the pixel. (Other 2-D windows are inverted:
+    tests/render/test_warp.py.)"""
     window, _, cell = mercator_window(kind, int(pixels_per_cell * 10))
-    compared, agreeing = agreement_with_quadmesh(window, cell, pixels_per_cell)
+    compared, agreeing = agreement_with_quadmesh(window, cell, pixels_per_cell,
+                                                 _draw_placed_cells)
     assert compared > 400  # the grid covers 15 × 15 pixels at 0.3 pixel per cell
     assert agreeing >= 0.99 * compared, agreeing / compared
 
@@ -310,8 +316,8 @@ def test_a_canvas_off_the_grid_is_transparent() -> None:
 
 
 def test_cells_without_a_position_are_not_drawn() -> None:
-    """Centres outside the canvas CRS's area of use are NaN: the cells they place are
-    left out, the others drawn."""
+    """Centres outside the canvas CRS's area of use are NaN: the window is placed (not
+    inverted), the cells they place are left out, the others drawn as placing all would."""
     window, _, cell = mercator_window("rotated_pole", 2)
     x, y = window.x.copy(), window.y.copy()
     x[:, :20], y[:, :20] = np.nan, np.nan
@@ -321,7 +327,7 @@ def test_cells_without_a_position_are_not_drawn() -> None:
                                   float(np.nanmax(window.x)), float(np.nanmax(window.y))),
                     160, 128)
     drawn = regrid(placed, canvas)
-    full = regrid(window, canvas)
+    full = _draw_placed_cells(window, canvas)
     assert np.isfinite(drawn).sum() < 0.8 * np.isfinite(full).sum()
     same = np.isfinite(drawn)
     np.testing.assert_array_equal(drawn[same], full[same])
