@@ -22,7 +22,7 @@ from fewsmap.store import reads
 from fewsmap.store.cube import ForecastStore, RunInfo
 from fewsmap.store.geometry import GridCell
 
-__all__ = ["GridCell", "find_cell", "read_cell", "read_components"]
+__all__ = ["GridCell", "find_cell", "layer_values", "read_cell", "read_components", "step_slots"]
 
 
 def find_cell(store: ForecastStore, crs: str, x: float, y: float) -> GridCell | None:
@@ -84,13 +84,20 @@ def read_cell(store: ForecastStore, variable: str, cell: GridCell, run: RunInfo,
     if len(labels) != len(dims):
         raise KeyError(f"'{variable}' has dimensions {list(dims)} between step and the grid; "
                        f"got {len(labels)} label lists")
-    steps = _step_slots(run, valid_times)
+    steps = step_slots(run, valid_times)
     values = reads.read_block(store, variable, run.slot, steps, labels, np.array([cell.row]),
                               np.array([cell.col]))
     return values.reshape((steps.size, *(len(lab) for lab in labels)))
 
 
-def _step_slots(run: RunInfo, valid_times: np.ndarray | None) -> np.ndarray:
+def step_slots(run: RunInfo, valid_times: np.ndarray | None) -> np.ndarray:
+    """The store step indices of ``valid_times`` of ``run`` (None: every step).
+
+    Raises
+    ------
+    KeyError
+        If a valid time is not one of the run's.
+    """
     if valid_times is None:
         return np.asarray(run.step_slots, dtype=np.int64)
     wanted = np.asarray(valid_times, dtype="datetime64[s]").ravel()
@@ -121,6 +128,13 @@ def read_components(
         for a pair, each component's values by variable name (empty for a scalar).
     """
     read = {name: read_cell(store, name, cell, run, valid_times, labels) for name in variables}
+    return layer_values(variables, read)
+
+
+def layer_values(variables: Sequence[str], read: dict[str, np.ndarray]
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A layer's values from its variables' values ``read``: a scalar's own, or the speed
+    of a (u, v) pair and each component (as `read_components` returns them)."""
     if len(variables) == 1:
         return read[variables[0]], {}
     u, v = (read[name] for name in variables)

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from fewsmap.app.conditional import range_applies
 from fewsmap.errors import FewsmapError
@@ -85,10 +85,40 @@ class RangeBytesResponse(RangeFileResponse):
         """Only the length: a file's date and tag say nothing of bytes made for this answer."""
         self.headers.setdefault("content-length", str(stat_result.st_size))
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send a whole answer of one slice at once; ranges and larger answers as a file.
+
+        A file answer watches for the client leaving in a task group and reads each slice
+        in a worker thread: a task and a thread hop for every tile or time series of a few
+        kB, sent here in one message that nothing can interrupt.
+        """
+        ranged = any(name == b"range" for name, _ in scope["headers"])
+        if len(self.content) > self.chunk_size or ranged:
+            await super().__call__(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        whole = scope["method"].upper() != "HEAD"
+        await send({"type": "http.response.body", "body": self.content if whole else b""})
+        if self.background is not None:
+            await self.background()
+
     @asynccontextmanager
     async def _open_file(self) -> AsyncIterator[anyio.AsyncFile[bytes]]:
-        yield anyio.AsyncFile(io.BytesIO(self.content))  # shares the bytes until written
+        yield BytesFile(io.BytesIO(self.content))  # shares the bytes until written
 
     async def _handle_simple(self, send: Send, send_header_only: bool,
                              send_pathsend: bool) -> None:
         await super()._handle_simple(send, send_header_only, send_pathsend=False)  # no path
+
+
+class BytesFile(anyio.AsyncFile[bytes]):
+    """Bytes in memory read as an async file, without a worker thread per read."""
+
+    async def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes (all that remain by default)."""
+        return self.wrapped.read(size)
+
+    async def seek(self, offset: int, whence: int | None = os.SEEK_SET) -> int:
+        """Move to ``offset`` (from ``whence``, the start by default)."""
+        return self.wrapped.seek(offset, os.SEEK_SET if whence is None else whence)

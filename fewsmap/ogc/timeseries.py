@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,12 @@ from fewsmap.formats.covjson import (
     point_series_domain,
 )
 from fewsmap.formats.media import COVJSON, CSV, JSON
-from fewsmap.formats.numbers import csv_numbers, json_finite, json_numbers
+from fewsmap.formats.numbers import (
+    csv_numbers,
+    json_finite,
+    json_number_lists,
+    json_numbers,
+)
 from fewsmap.formats.openapi import json_content, query_parameter, schema_ref
 from fewsmap.params import Params, finite_number
 from fewsmap.products.accumulate import parse_window
@@ -143,18 +149,33 @@ def series_json(answer: TimeSeries) -> dict[str, Any]:
     }
     if answer.layer.components:
         body["components"] = list(answer.layer.components)
+    # every series' values and components encoded in one call
+    numbers = iter(json_number_lists([array for series in answer.series
+                                      for array in (series.values,
+                                                    *(v for _, v in series.components))]))
     for series in answer.series:
         entry: dict[str, Any] = {"reference_time": series.run.label}
         entry.update(series.dimensions)
         entry.update(series.derived)
-        entry["times"] = format_times(series.times)
-        entry["lead_times"] = _lead_times(series)
-        entry["values"] = json_numbers(series.values)
+        times, leads = _time_texts(series.run.reference_time,
+                                   np.asarray(series.times, dtype="datetime64[s]").tobytes())
+        entry["times"] = list(times)
+        entry["lead_times"] = list(leads)
+        entry["values"] = next(numbers)
         if series.components:
-            entry["components"] = {name: json_numbers(values)
-                                   for name, values in series.components}
+            entry["components"] = {name: next(numbers) for name, _ in series.components}
         body["series"].append(entry)
     return body
+
+
+@lru_cache(maxsize=1024)
+def _time_texts(reference_time: np.datetime64, times: bytes
+                ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The texts of a run's valid ``times`` (datetime64[s] bytes) and of their lead times:
+    every request of a run's series repeats them."""
+    instants = np.frombuffer(times, dtype="datetime64[s]")
+    return (tuple(format_times(instants)),
+            tuple(lead_times_text(instants, reference_time)))
 
 
 def encode_csv(answer: TimeSeries) -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,7 +35,7 @@ from fewsmap.errors import (
     LayerNotQueryable,
 )
 from fewsmap.formats.media import JSON
-from fewsmap.points import GridCell, find_cell
+from fewsmap.points import GridCell, find_cell, layer_values, read_components, step_slots
 from fewsmap.products.accumulate import complete_times, needed_times
 from fewsmap.products.change import (
     Baseline,
@@ -57,6 +58,7 @@ from fewsmap.resolve.labels import DIMENSION_PROPERTIES, check_statistic, select
 from fewsmap.resolve.layers import resolve_layer
 from fewsmap.resolve.units import ShownUnits, shown_units
 from fewsmap.store.cube import ForecastStore, RunInfo
+from fewsmap.store.reads import read_cell_runs
 from fewsmap.time.instants import format_time
 
 ALL = "all"
@@ -186,11 +188,68 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
         store, crs, request.x, request.y, f"x={request.x:g}, y={request.y:g} ({crs})",
         f"layer {layer.id!r}")
     cache: ReadCache = {}
+    source = place.source if place else read_together(store, layer, cell, runs, chosen,
+                                                      request.accumulate)
     series = [found for choice, each in zip(choices, chosen, strict=True)
-              for found in _read_choice(store, layer, place.source if place else cell, runs,
-                                        each, baselines, choice, cache)]
+              for found in _read_choice(store, layer, source, runs, each, baselines, choice,
+                                        cache)]
     return TimeSeries(layer, store, request, cell, tuple(series),
                       request_units(store, layer, request).units)
+
+
+@dataclass(frozen=True, eq=False)
+class CellRuns:
+    """A cell whose series of several runs were read in one pass (`read_cell_runs`, one
+    member/level combination at a time); what that pass did not read is read as
+    `read_components` reads it (a baseline run, a statistic's members)."""
+
+    cell: GridCell
+    # values by (variable, run slot, member/level indices, valid times as bytes)
+    read: dict[tuple[str, int, tuple[int, ...], bytes], np.ndarray]
+
+    def read_values(self, store: ForecastStore, variables: Sequence[str], run: RunInfo,
+                    valid_times: np.ndarray, labels: Sequence[Sequence[int]],
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The values at ``valid_times`` × ``labels`` of ``run`` (as `read_components`)."""
+        combination = tuple(int(i[0]) for i in labels if len(i) == 1)
+        found = [self.read.get((name, run.slot, combination, valid_times.tobytes()))
+                 for name in variables] if len(combination) == len(labels) else [None]
+        if any(values is None for values in found):
+            return read_components(store, variables, self.cell, run, valid_times, labels)
+        shape = (-1, *(1 for _ in labels))
+        return layer_values(variables, {name: values.reshape(shape) for name, values
+                                        in zip(variables, found, strict=True) if
+                                        values is not None})
+
+
+def read_together(store: ForecastStore, layer: Layer, cell: GridCell,
+                  runs: list[tuple[RunInfo, np.ndarray]],
+                  chosen: list[list[tuple[list[LayerDimension], list[list[int]]]]],
+                  window: np.timedelta64 | None) -> CellRuns | GridCell:
+    """The cell with the series of every run and single member/level combination the
+    request names read in one pass from the time-chunked copy (a series of 10 runs: ten
+    inner chunks, without a read call per run); the cell alone for sums over windows,
+    which read other times than those listed."""
+    if window is not None:
+        return cell
+    wanted: dict[tuple[int, ...], dict[tuple[int, bytes], np.ndarray]] = {}
+    for each in chosen:
+        for (run, times), (_, indices) in zip(runs, each, strict=True):
+            if all(len(i) == 1 for i in indices):  # one combination (or none)
+                combination = tuple(int(i[0]) for i in indices)
+                wanted.setdefault(combination, {})[(run.slot, times.tobytes())] = times
+    read: dict[tuple[str, int, tuple[int, ...], bytes], np.ndarray] = {}
+    slots = {run.slot: run for run, _ in runs}
+    for combination, at in wanted.items():
+        keys = list(at)
+        for name in layer.variables:
+            values = read_cell_runs(store, name, [
+                (slot, step_slots(slots[slot], at[(slot, times)])) for slot, times in keys],
+                combination, cell.row, cell.col)
+            read.update(((name, slot, combination, times), found)
+                        for (slot, times), found in zip(keys, values, strict=True)
+                        if found is not None)
+    return CellRuns(cell, read)
 
 
 def request_units(store: ForecastStore, layer: Layer, request: TimeSeriesRequest) -> ShownUnits:

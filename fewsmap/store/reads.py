@@ -150,6 +150,40 @@ def read_block(store: ForecastStore, variable: str, slot: int, steps: np.ndarray
     return _missing_as_nan(store.array(variable), values.reshape(shape))
 
 
+def read_cell_runs(store: ForecastStore, variable: str, runs: Sequence[tuple[int, np.ndarray]],
+                   labels: Sequence[int], row: int, col: int) -> list[np.ndarray | None]:
+    """A cell's values of one member/level combination at the steps of several runs, read
+    from the time-chunked copy in one pass (`fewsmap.store.series`: one inner chunk per run).
+
+    Parameters
+    ----------
+    store, variable
+        The forecast cube and one of its forecast variables.
+    runs
+        Each run's slot and its store step indices.
+    labels
+        One store index along each dimension between step and the grid (members, levels).
+    row, col
+        The cell's store row and column.
+
+    Returns
+    -------
+    list
+        Per run, float32 values at its steps (NaN where the cube has no value), or None
+        where the copy does not hold the run, cannot be read directly, or keeps its steps
+        in more than one inner chunk: `read_block` reads those.
+    """
+    array = store.array(variable)
+    found: list[np.ndarray | None] = []
+    for slot, steps in runs:
+        copy = store.series_copy(variable, slot) if steps.size else None
+        reader = None if copy is None else store.reader(copy)
+        line = None if reader is None else reader.read_along(
+            series_dims((slot, int(steps[0]), *labels, row, col)), 3, steps)
+        found.append(None if line is None else _missing_as_nan(array, line))
+    return found
+
+
 def _read_series(store: ForecastStore, copy: str, slot: int, row: int, col: int,
                  steps: np.ndarray, labels: Sequence[np.ndarray],
                  prefixes: Sequence[tuple[int, ...]], direct: bool) -> np.ndarray:

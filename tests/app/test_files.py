@@ -3,17 +3,21 @@ float32 COG export in place (issue #17), against the real server."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
+import anyio
 import httpx
 import numpy as np
 import pytest
 import rasterio
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
+from starlette.types import Message
 
+from fewsmap.app.files import RangeBytesResponse
 from tests.app.test_streaming import big_store
 from tests.live_server import live_server
 
@@ -135,3 +139,48 @@ def test_small_map_images_answer_ranges_too(base: str) -> None:
     part = httpx.get(base + "/wms", params=png, headers={"Range": "bytes=1-3"}, timeout=60)
     assert whole.headers["accept-ranges"] == "bytes"
     assert part.status_code == 206 and part.content == whole.content[1:4] == b"PNG"
+
+
+def sent_with_every_thread_taken(response: RangeBytesResponse, method: str = "GET",
+                                 headers: tuple[tuple[bytes, bytes], ...] = (),
+                                 ) -> list[Message]:
+    """The ASGI messages ``response`` sends while anyio has no worker thread to give (as
+    when every thread is busy): an answer in memory must not wait for one."""
+    sent: list[Message] = []
+    scope = {"type": "http", "method": method, "headers": list(headers),
+             "asgi": {"version": "3.0", "spec_version": "2.3"}}
+
+    async def receive() -> Message:
+        await asyncio.Event().wait()  # the client stays until the answer is sent
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def answer() -> None:
+        threads = anyio.to_thread.current_default_thread_limiter()
+        threads.total_tokens = 1
+        await threads.acquire()
+        try:
+            with anyio.fail_after(2):
+                await response(scope, receive, send)
+        finally:
+            threads.release()
+
+    asyncio.run(answer())
+    return sent
+
+
+def test_answers_in_memory_are_sent_without_waiting_for_a_worker_thread() -> None:
+    content = bytes(range(256)) * 40  # a tile's or a time series' few kB
+    start, body = sent_with_every_thread_taken(RangeBytesResponse(content, "image/png"))
+    assert start["status"] == 200
+    assert dict(start["headers"])[b"content-length"] == str(len(content)).encode()
+    assert body["body"] == content and not body.get("more_body", False)
+    start, body = sent_with_every_thread_taken(RangeBytesResponse(content, "image/png"), "HEAD")
+    assert dict(start["headers"])[b"content-length"] == str(len(content)).encode()
+    assert body["body"] == b""
+    start, *parts = sent_with_every_thread_taken(RangeBytesResponse(content, "image/png"),
+                                                 headers=((b"range", b"bytes=1-3"),))
+    assert start["status"] == 206
+    assert b"".join(part["body"] for part in parts) == content[1:4]

@@ -30,3 +30,17 @@ def test_numbers_read_back_to_the_same_float32(values: list[float]) -> None:
 def test_the_shortest_decimal() -> None:
     assert json_numbers(np.array([20.48, 0.1, np.nan], dtype=np.float32)) == [20.48, 0.1, None]
     assert csv_numbers(np.array([20.48, np.inf], dtype=np.float32)) == ["20.48", ""]
+
+
+def test_json_numbers_name_the_decimal_of_numpys_float32_text_for_any_bit_pattern() -> None:
+    rng = np.random.default_rng(18)
+    bits = rng.integers(0, 2**32, 400_000, dtype=np.uint64).astype(np.uint32)
+    weather = np.round(rng.normal(280, 30, 100_000), 2)  # values as fields hold them
+    values = np.concatenate([bits.view(np.float32), weather.astype(np.float32),
+                             np.array([0, -0.0, 1e-45, 3.4028235e38, 1e15, 1e16, 2**24 + 1],
+                                      dtype=np.float32)])
+    texts = values.astype(str).tolist()
+    expected = [float(text) if np.isfinite(float(text)) else None for text in texts]
+    assert json_numbers(values) == expected
+    # the same JSON text, -0.0 too
+    assert [repr(v) for v in json_numbers(values)] == [repr(v) for v in expected]

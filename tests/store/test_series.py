@@ -21,7 +21,7 @@ from fewsmap.app.server import create_app
 from fewsmap.errors import IngestError
 from fewsmap.settings import Settings
 from fewsmap.store.cube import ForecastStore
-from fewsmap.store.reads import read_block
+from fewsmap.store.reads import read_block, read_cell_runs
 from fewsmap.store.run import RunData, SourceFile
 from fewsmap.store.series import write_copies
 from fewsmap.store.writer import InProcess, append_run
@@ -73,6 +73,11 @@ def test_runs_written_without_copies_are_read_from_the_variable(
     for run, value in ((old, 1.0), (new, 2.0)):
         values = read_block(store, "x", run.slot, run.step_slots, [], [1], [2])
         np.testing.assert_array_equal(values.ravel(), [value, value + 1])
+    # Series of several runs read together: the run without a copy is left to read_block.
+    found = read_cell_runs(store, "x", [(old.slot, np.asarray(old.step_slots)),
+                                        (new.slot, np.asarray(new.step_slots))], (), 1, 2)
+    assert found[0] is None
+    assert found[1] is not None and found[1].tolist() == [2.0, 3.0]
 
 
 def test_a_failed_write_leaves_no_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,8 +203,12 @@ def test_the_copy_written_from_memory_is_the_copy_read_back_from_the_variable(
                                               (2, 3)), values)
 
 
-@pytest.mark.parametrize("query", [{"x": "10.3", "y": "50.1"},
-                                   {"x": "10.3", "y": "50.1", "runs": "all"}])
+@pytest.mark.parametrize("query", [
+    {"x": "10.3", "y": "50.1"}, {"x": "10.3", "y": "50.1", "runs": "all"},
+    {"x": "10.3", "y": "50.1", "runs": "all", "format": "covjson"},
+    {"x": "10.3", "y": "50.1", "runs": "all", "format": "csv"},
+    {"x": "10.3", "y": "50.1", "runs": "all", "baseline": "previous"},
+    {"x": "10.3", "y": "50.1", "runs": "all", "accumulate": "PT12H"}])
 def test_a_store_without_copies_answers_the_same_time_series(
         tmp_path: Path, query: dict[str, str]) -> None:
     """The copy is a per-store choice (``series_copy``): with or without it, /api/timeseries
@@ -220,7 +229,52 @@ def test_a_store_without_copies_answers_the_same_time_series(
         assert response.status_code == 200, response.text
         answers.append(response.text.replace(f"{name}.x", "LAYER"))
     assert answers[0] == answers[1]
-    assert '"values": [10.3, 11.3, 12.3, 13.3]' in answers[0]  # 5 + step + column 53 / 10
+    if len(query) == 2:
+        assert '"values": [10.3, 11.3, 12.3, 13.3]' in answers[0]  # 5 + step + column / 10
+
+
+def test_read_cell_runs_reads_each_runs_series_of_a_member_from_the_copy(
+        lagged_copied: Path) -> None:
+    store = ForecastStore(lagged_copied)
+    with open_cube(lagged_copied) as ds:
+        cube = ds["t2m"].values  # run, step, member, y, x
+    runs = [(run.slot, np.asarray(run.step_slots)) for run in store.runs]
+    for member in (0, 5, 27):
+        found = read_cell_runs(store, "t2m", runs, (member,), 3, 5)
+        assert len(found) == len(runs)
+        for k, (values, run) in enumerate(zip(found, store.runs, strict=True)):
+            assert values is not None and values.dtype == np.float32
+            np.testing.assert_array_equal(values, cube[k, run.step_slots, member, 3, 5])
+
+
+@pytest.mark.parametrize("member", ["all", "3", "mean"])
+def test_every_runs_series_over_http_holds_the_cubes_values(lagged_copied: Path,
+                                                            member: str) -> None:
+    """Series of all runs at once (read together from the copy) are each run's values of
+    the cube as xarray reads it, member by member, statistics too."""
+    client = AppClient(create_app(Settings(stores_dir=lagged_copied.parent)))
+    response = client.get("/api/timeseries", params={
+        "layer": "lagged.t2m", "x": "10", "y": "54", "runs": "all", "member": member,
+        "useDisplayUnits": "false"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    row, col = body["cell"]["row"], body["cell"]["col"]
+    with open_cube(lagged_copied) as ds:
+        cube = ds["t2m"].values  # run, step, member, y, x
+        references = [f"{t}Z" for t in np.datetime_as_string(
+            ds["forecast_reference_time"].values, unit="s")]
+    named = slice(None) if member in ("all", "mean") else int(member)
+    assert {s["reference_time"] for s in body["series"]} == {
+        ref for k, ref in enumerate(references)
+        if not np.isnan(cube[k, :, named, row, col]).all()}  # runs holding the member
+    for series in body["series"]:
+        k = references.index(series["reference_time"])
+        values = np.array([np.nan if v is None else v for v in series["values"]], "float32")
+        at = cube[k, :, :, row, col]
+        held = at[~np.isnan(at).all(axis=1)]  # the run's valid times holding data
+        expected = np.nanmean(held, axis=1) if member == "mean" else held[:, int(
+            series["member"])]
+        np.testing.assert_allclose(values, expected.astype("float32"), rtol=1e-6)
 
 
 def _europe_run(t0: np.datetime64, value: float) -> RunData:
