@@ -284,11 +284,12 @@ def _paint_cell(values: np.ndarray, x: np.ndarray, y: np.ndarray, row: int, col:
 @numba.njit(nogil=True, cache=True)
 def draw_placed_cells(values: np.ndarray, x: np.ndarray, y: np.ndarray, west: float,
                       north: float, pixel_x: float, pixel_y: float, width: int,
-                      height: int) -> np.ndarray:
+                      height: int, average: bool = True) -> np.ndarray:
     """Draw cells placed by 2-D centres: each pixel shows the mean of the non-NaN cells
     whose centres fall in it (NaN where all are NaN); a pixel holding no centre shows the
     cell that holds its own centre (`_paint_cell`), NaN where none does (more than half a
-    cell beyond the window's edge or cells without a position).
+    cell beyond the window's edge or cells without a position). Without ``average`` (classes,
+    which a mean would blend) every pixel shows the cell that holds its centre.
 
     Zoomed out (on an overview level of about a pixel per cell) most pixels hold a few
     centres; zoomed in almost none does. One pass over the cells, each visiting the pixels
@@ -303,7 +304,7 @@ def draw_placed_cells(values: np.ndarray, x: np.ndarray, y: np.ndarray, west: fl
     hit = np.zeros((height, width), dtype=np.bool_)
     best = np.full((height, width), np.inf)
     out = np.full((height, width), np.nan, dtype=np.float32)
-    for r in range(ny):
+    for r in range(ny if average else 0):
         for c in range(nx):
             fx, fy = (x[r, c] - west) / pixel_x, (north - y[r, c]) / pixel_y
             if 0.0 <= fx < width and 0.0 <= fy < height:  # False for NaN too

@@ -181,7 +181,8 @@ def _draw_placed_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray:
     y = np.ascontiguousarray(window.y, dtype=np.float64)
     values = np.ascontiguousarray(window.values, dtype=np.float32)
     return np.asarray(kernels.draw_placed_cells(values, x, y, minx, maxy, pixel_x, pixel_y,
-                                                canvas.width, canvas.height))
+                                                canvas.width, canvas.height,
+                                                not window.categorical))
 
 
 # The width of the world along x in the CRSs whose x wraps around it.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 
 import datashader as dsh
 import numpy as np
@@ -253,6 +254,21 @@ def test_placed_cells_are_datashaders_quadmesh_within_a_pixel(
                                                  _draw_placed_cells)
     assert compared > 400  # the grid covers 15 × 15 pixels at 0.3 pixel per cell
     assert agreeing >= 0.99 * compared, agreeing / compared
+
+
+@pytest.mark.parametrize("kind", PLACED_KINDS)
+def test_placed_classes_show_one_cells_class_never_a_mean(kind: str) -> None:
+    """Zoomed out a pixel holds several centres: classes are not averaged into values no
+    cell holds, each pixel shows the class of the cell under its centre."""
+    noise, _, cell = mercator_window(kind, 3)
+    classes = (np.arange(noise.values.size).reshape(noise.values.shape) % 3).astype(np.float32)
+    window = SourceWindow(classes, noise.x, noise.y, categorical=True)
+    for canvas in canvases_over(window, cell, 0.3, 7, count=3):
+        drawn = _draw_placed_cells(window, canvas)
+        shown = drawn[np.isfinite(drawn)]
+        assert shown.size and set(np.unique(shown)) <= {0.0, 1.0, 2.0}
+        averaged = _draw_placed_cells(replace(window, categorical=False), canvas)
+        assert not set(np.unique(averaged[np.isfinite(averaged)])) <= {0.0, 1.0, 2.0}
 
 
 @pytest.mark.parametrize(("kind", "pixels_per_cell"), [
