@@ -34,6 +34,9 @@ from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.core.sync import sync
 from zarr.storage import LocalStore
 
+# Encoded chunks are stored once they add up to this much: a piece of 48 steps × 4 MB fields
+# held all its chunks at once (peak RSS of a 10 GB ingest 833 -> 1237 MB).
+FLUSH_BYTES = 32 << 20
 SHUFFLES = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE,
             "bitshuffle": Blosc.BITSHUFFLE}
 
@@ -72,6 +75,7 @@ def write_fields(array: zarr.Array[Any], slot: int, where: Sequence[np.ndarray |
     rows, cols = array.chunks[-2:]
     ny, nx = array.shape[-2:]
     objects: list[tuple[str, bytes]] = []
+    held = 0  # bytes encoded, not yet stored
     chunk = np.empty((rows, cols), dtype=array.dtype.newbyteorder("<"))  # one, reused
     for at in itertools.product(*(range(len(i)) for i in indices)):
         field = values[at]
@@ -85,6 +89,10 @@ def write_fields(array: zarr.Array[Any], slot: int, where: Sequence[np.ndarray |
             chunk[:tile.shape[0], :tile.shape[1]] = tile
             key = array.metadata.encode_chunk_key((*prefix, row // rows, col // cols))
             objects.append((f"{array.path}/{key}", bytes(codec.encode(chunk))))
+            held += len(objects[-1][1])
+            if held >= FLUSH_BYTES:
+                store_objects(array.store, objects)
+                objects, held = [], 0
     store_objects(array.store, objects)
 
 

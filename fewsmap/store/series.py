@@ -144,10 +144,9 @@ def write_piece_copy(group: zarr.Group, variable: str, slot: int, values: np.nda
             full[where[0]] = field
             field = full
         labels = tuple(int(w[k]) for w, k in zip(where[1:], at, strict=True))
-        store_objects(group.store, [
-            shard for r in range(0, rows, SERIES_SHARD) for c in range(0, cols, SERIES_SHARD)
-            for shard in _tile_shards(copy, slot, labels, r, c,
-                                      field[:, r:r + SERIES_SHARD, c:c + SERIES_SHARD])])
+        for r, c in itertools.product(range(0, rows, SERIES_SHARD), range(0, cols, SERIES_SHARD)):
+            store_objects(group.store, _tile_shards(
+                copy, slot, labels, r, c, field[:, r:r + SERIES_SHARD, c:c + SERIES_SHARD]))
 
 
 def write_shard(write: SeriesWrite) -> None:

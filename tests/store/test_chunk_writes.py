@@ -43,10 +43,13 @@ def fields() -> np.ndarray:
     return values
 
 
+@pytest.mark.parametrize("flush_bytes", [32 << 20, 1])  # stored at once, one by one
 @pytest.mark.parametrize("where", [(slice(1, 4), slice(2, 4)),
                                    (np.array([3, 0, 2]), np.array([4, 1]))])
 def test_fields_are_written_as_zarr_writes_them(tmp_path: Path, fields: np.ndarray,
-                                                where: tuple[Any, ...]) -> None:
+                                                where: tuple[Any, ...], flush_bytes: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fewsmap.store.chunk_writes.FLUSH_BYTES", flush_bytes)
     ours = field_array(tmp_path / "ours.zarr", data_codec())
     theirs = field_array(tmp_path / "zarr.zarr", data_codec())
     assert blosc_of(ours) is not None
