@@ -6,11 +6,13 @@ another grid) fails before the store is touched, so a failed ingest writes nothi
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import stat
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -140,12 +142,29 @@ def ingest(
         If any input cannot be read, exceeds ``limits`` or does not fit the store, or a
         missing value names a variable the files do not hold.
     """
-    runs = [with_missing_values(run, missing_values or {})
-            for run in read_runs(paths, reference_time, limits, lazy=True, executor=executor)]
-    check_fits(store, runs)
-    return [append_run(store, run, replace=replace, progress=progress, executor=executor,
-                       series_copy=series_copy)
-            for run in runs]
+    with long_lived_objects_frozen():
+        runs = [with_missing_values(run, missing_values or {}) for run in
+                read_runs(paths, reference_time, limits, lazy=True, executor=executor)]
+        check_fits(store, runs)
+        return [append_run(store, run, replace=replace, progress=progress, executor=executor,
+                           series_copy=series_copy)
+                for run in runs]
+
+
+@contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the garbage collector off the objects that exist when the block starts.
+
+    After importing xarray, dask, zarr and numba a process holds about a million objects,
+    which every full collection traversed again: 5-7 % of an ingest's CPU (`perf`, an
+    ensemble run of 721 × 1440 fields). Objects made inside the block are collected as
+    ever; on leaving it the frozen ones are collectable again.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def with_missing_values(run: RunData, missing_values: Mapping[str, float]) -> RunData:

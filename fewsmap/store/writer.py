@@ -34,6 +34,7 @@ from tqdm import tqdm
 from fewsmap import __version__
 from fewsmap.errors import ConfigError, IngestError
 from fewsmap.store.backend import Backend, LocalBackend, StoreVersion, backend_of
+from fewsmap.store.chunk_writes import write_fields
 from fewsmap.store.cube import (
     ROOT_METADATA,
     array_of,
@@ -685,13 +686,13 @@ def write_piece(write: PieceWrite) -> PieceResult:
         group = zarr.open_group(backend_of(write.store).zarr_store(writable=True), mode="r+",
                                 use_consolidated=False)
     selection = tuple(_as_slice(where) for where in write.where)
-    array_of(group, write.variable).oindex[(write.slot, *selection)] = values
+    write_fields(array_of(group, write.variable), write.slot, selection, values)
     # The run's overview levels go into its slot too (fewsmap.store.overviews).
     categorical = is_categorical(dict(array_of(group, write.variable).attrs))
     for level, fields in enumerate(level_fields(values, write.overview_levels, categorical),
                                    start=1):
-        array_of(group, level_path(level, write.variable)).oindex[(write.slot, *selection)] \
-            = fields
+        write_fields(array_of(group, level_path(level, write.variable)), write.slot,
+                     selection, fields)
     if write.series:
         write_piece_copy(group, write.variable, write.slot, values, write.where)
     statistics = _Statistics()

@@ -6,6 +6,7 @@ fewsmap itself. Grid-specific samples (projected, reduced Gaussian) are in ``tes
 
 from __future__ import annotations
 
+import gc
 import re
 import shutil
 from collections.abc import Callable
@@ -221,6 +222,18 @@ def test_bad_input_changes_nothing(kind: str, store_with_a_run: Path, tmp_path: 
         ingest(store_with_a_run, [bad], progress=False)
 
     assert tree_digest(store_with_a_run.parent) == before
+
+
+def test_an_ingest_leaves_every_object_to_the_garbage_collector(
+        store_with_a_run: Path, sample: Sample, tmp_path: Path) -> None:
+    """The objects an ingest keeps away from the collector (`long_lived_objects_frozen`)
+    are collectable again afterwards, whether it wrote or failed."""
+    assert gc.get_freeze_count() == 0
+    ingest(store_with_a_run, sample("fmat")[1:2], progress=False)
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(IngestError):
+        ingest(store_with_a_run, [text_file(tmp_path)], progress=False)
+    assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.parametrize("kind", BAD_INPUTS)
