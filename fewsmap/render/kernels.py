@@ -335,10 +335,11 @@ def gather_lattice(values: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     """Each pixel's cell, found by interpolating a lattice of fractional cell positions.
 
     ``rows``, ``cols`` (m, n) float64: the fractional row and column of ``values`` (ny, nx)
-    at the pixels ``lattice_i`` (m,) × ``lattice_j`` (n,) (ascending pixel indices, first
-    0, last height-1 / width-1), NaN where unknown. Every pixel's position is bilinear
-    between the four lattice points around it; it shows the cell whose centre is nearest
-    (NaN beyond half a cell outside the window, or next to an unknown lattice point).
+    at the pixels ``lattice_i`` (m,) × ``lattice_j`` (n,) (ascending pixel positions,
+    fractional too, first 0, last height-1 / width-1), NaN where unknown. Every pixel's
+    position is bilinear between the four lattice points around it; it shows the cell whose
+    centre is nearest (NaN beyond half a cell outside the window, or next to an unknown
+    lattice point).
     Returns float32 (height, width), row 0 at the top.
 
     Row by row: the lattice is interpolated down to the pixel row, then each span between
@@ -366,8 +367,10 @@ def gather_lattice(values: np.ndarray, rows: np.ndarray, cols: np.ndarray,
             first = int(lattice_j[m])
             stop = int(lattice_j[m + 1]) if m < n - 2 else width
             span = max(lattice_j[m + 1] - lattice_j[m], 1.0)
-            row0, d_row = row_at[m] + 0.5, (row_at[m + 1] - row_at[m]) / span
-            col0, d_col = col_at[m] + 0.5, (col_at[m + 1] - col_at[m]) / span
+            d_row = (row_at[m + 1] - row_at[m]) / span
+            d_col = (col_at[m + 1] - col_at[m]) / span
+            ahead = first - lattice_j[m]  # 0 but where the lattice point is between pixels
+            row0, col0 = row_at[m] + 0.5 + ahead * d_row, col_at[m] + 0.5 + ahead * d_col
             for j in range(first, stop):
                 r = np.floor(row0 + (j - first) * d_row)
                 c = np.floor(col0 + (j - first) * d_col)
@@ -409,18 +412,19 @@ def fractional_index(centres: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(nogil=True, cache=True)
-def lattice_accurate(rows: np.ndarray, cols: np.ndarray, at_i: np.ndarray,
-                     at_j: np.ndarray, max_error_px: float) -> bool:
-    """Whether the lattice (even indices of positions ``rows``, ``cols`` (2m-1, 2n-1) at
-    pixels ``at_i`` × ``at_j``) interpolates the midpoints of its sides and squares (odd
-    indices) within ``max_error_px`` output pixels: the error in cells over the cells one
-    pixel spans (the median over the lattice, the smaller of the canvas's two directions).
-    False where any position is unknown (NaN)."""
+def lattice_error(rows: np.ndarray, cols: np.ndarray, at_i: np.ndarray,
+                  at_j: np.ndarray) -> float:
+    """How far the lattice (even indices of positions ``rows``, ``cols`` (2m-1, 2n-1) at
+    pixels ``at_i`` × ``at_j``) misses the midpoints of its sides and squares (odd
+    indices), in output pixels: the largest error in cells over the cells one pixel spans
+    (the median over the lattice, the smaller of the canvas's two directions). Infinite
+    where any position is unknown (NaN) or the lattice misses on a canvas it does not
+    move over."""
     m, n = rows.shape
     for i in range(m):
         for j in range(n):
             if not (np.isfinite(rows[i, j]) and np.isfinite(cols[i, j])):
-                return False
+                return np.inf
     along_j = np.empty(((m + 1) // 2) * ((n - 1) // 2))
     k = 0
     for i in range(0, m, 2):
@@ -435,22 +439,22 @@ def lattice_accurate(rows: np.ndarray, cols: np.ndarray, at_i: np.ndarray,
             along_i[k] = np.hypot(rows[i + 2, j] - rows[i, j], cols[i + 2, j] - cols[i, j]) \
                 / max(at_i[i + 2] - at_i[i], 1.0)
             k += 1
-    limit = max_error_px * min(np.median(along_j), np.median(along_i))
+    worst = 0.0
     for v in (rows, cols):
         for i in range(0, m, 2):
             for j in range(1, n, 2):  # between two lattice columns
-                if abs((v[i, j - 1] + v[i, j + 1]) / 2 - v[i, j]) > limit:
-                    return False
+                worst = max(worst, abs((v[i, j - 1] + v[i, j + 1]) / 2 - v[i, j]))
         for i in range(1, m, 2):
             for j in range(0, n, 2):  # between two lattice rows
-                if abs((v[i - 1, j] + v[i + 1, j]) / 2 - v[i, j]) > limit:
-                    return False
+                worst = max(worst, abs((v[i - 1, j] + v[i + 1, j]) / 2 - v[i, j]))
             for j in range(1, n, 2):  # the middle of a square
                 centre = (v[i - 1, j - 1] + v[i - 1, j + 1] + v[i + 1, j - 1]
                           + v[i + 1, j + 1]) / 4
-                if abs(centre - v[i, j]) > limit:
-                    return False
-    return True
+                worst = max(worst, abs(centre - v[i, j]))
+    cells_per_px = min(np.median(along_j), np.median(along_i))
+    if worst == 0.0:
+        return 0.0
+    return worst / cells_per_px if cells_per_px > 0.0 else np.inf
 
 
 # Newton steps to find a point in a grid of 2-D centres, and the step (in cells) below
@@ -549,7 +553,7 @@ def warm_up() -> None:
     gather_lattice(field, centres, centres, lattice, lattice, 2, 2)
     fractional_index(lattice, centres)
     midpoints = np.zeros((3, 3))
-    lattice_accurate(midpoints, midpoints, np.arange(3.0), np.arange(3.0), 0.125)
+    lattice_error(midpoints, midpoints, np.arange(3.0), np.arange(3.0))
     # 2-D centres come as a window's view of a grid's (any layout) or as computed (C).
     for x, y in ((centres, centres.T.copy()),
                  (np.tile(centres, 2)[:, ::2], np.tile(centres.T, 2)[:, ::2])):

@@ -3,14 +3,19 @@ cell holding its centre, found by inverse-projecting the pixel centres, not by p
 every cell on the canvas.
 
 This is how GDAL's warper works (``GDALApproxTransform``): the exact transform runs on a
-lattice of pixels only, positions in between are bilinear, and the lattice is refined until
-the interpolation errs by at most ``MAX_ERROR_PX`` (an eighth of an output pixel, GDAL's
-default) at the midpoints of its sides and squares (GDAL checks the middle of each row's
-span). On a 256² tile that is 5 × 5 to 17 × 17 exact positions and up to about 900 checks
-instead of 65 536, and one compiled pass gathers the cells (`kernels.gather_lattice`).
-The check and the positions along the axes are compiled too (`kernels.lattice_accurate`,
-`kernels.fractional_index`) and the lattices are shared by all tiles of a size: zoomed
-in, a tile's warp costs about 0.12 ms, a regular grid's painting 0.06 (was 0.37).
+lattice of pixels only, positions in between are bilinear, and the interpolation errs by at
+most ``MAX_ERROR_PX`` (an eighth of an output pixel, GDAL's default). The lattice is
+checked at the midpoints of its sides and squares (GDAL checks the middle of each row's
+span); where it errs by at most twice that there, the midpoints join it (halving a
+lattice's step at least halves its error), and where it errs more the step is divided by
+the expected factor at once (the error of a smooth transform goes with the square of the
+step), so each tile transforms about one lattice and one check: a tile zoomed out to all
+of Europe took 5 × 5, 9 × 9, 17 × 17 and 33 × 33 points with their midpoints (5 684
+exact positions), now 5 × 5 and 17 × 17 (1 170). One compiled pass gathers the cells
+(`kernels.gather_lattice`). The check and the positions along the axes are compiled too
+(`kernels.lattice_error`, `kernels.fractional_index`) and the lattices are shared by all
+tiles of a size: zoomed in, a tile's warp costs about 0.12 ms, a regular grid's painting
+0.06 (was 0.37).
 Positions are fractional indices of the window's cells (so uneven axes, such as the partial
 block at an overview level's edge, are handled by interpolating between their centres), and
 the error is their distance in cells over the cells one pixel spans.
@@ -23,6 +28,7 @@ tests/render/test_warp.py states the tolerance against datashader's curvilinear 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,9 +39,14 @@ import numpy as np
 from fewsmap.render import kernels
 from fewsmap.store.geometry import from_canvas
 
-# The largest error of an interpolated position, in output pixels, before the lattice is
-# refined (GDAL's default for gdalwarp -et).
+# The largest error of an interpolated position, in output pixels (GDAL's default for
+# gdalwarp -et).
 MAX_ERROR_PX = 0.125
+# The largest error at the midpoints of a lattice's sides and squares before it is refined:
+# the midpoints, transformed to check it, then join the lattice, and halving the step at
+# least halves the error (it quarters it where the transform is smooth, halves it at a kink
+# such as the edge between two cells of a curvilinear grid).
+CHECKED_ERROR_PX = 2 * MAX_ERROR_PX
 # The lattice starts with a point every this many pixels and halves it while it errs
 # (zoomed in a tile is nearly affine: 5 × 5 points do; zoomed out it takes 17 × 17 or more).
 FIRST_STEP_PX = 64
@@ -106,18 +117,28 @@ def _gathered(values: np.ndarray, positions: Positions, width: int, height: int,
             rows, cols = positions(lattice_i, lattice_j)
             break
         # The lattice with the midpoints of its sides and squares, in one transform.
-        half_i, half_j = _with_midpoints(height, step), _with_midpoints(width, step)
-        rows, cols = positions(half_i, half_j)
+        lattice_i, lattice_j = _with_midpoints(height, step), _with_midpoints(width, step)
+        rows, cols = positions(lattice_i, lattice_j)
         if not refine_unknown and not (np.isfinite(rows).all() and np.isfinite(cols).all()):
             return None
-        if kernels.lattice_accurate(rows, cols, half_i, half_j, MAX_ERROR_PX):
-            lattice_i, lattice_j = _lattice(height, step), _lattice(width, step)
-            rows, cols = rows[::2, ::2], cols[::2, ::2]
+        error = kernels.lattice_error(rows, cols, lattice_i, lattice_j)
+        if error <= CHECKED_ERROR_PX:  # the midpoints too make the lattice
             break
-        step //= 2
+        step = _finer_step(step, error)
     return np.asarray(kernels.gather_lattice(
         np.ascontiguousarray(values, dtype=np.float32), np.ascontiguousarray(rows),
         np.ascontiguousarray(cols), lattice_i, lattice_j, height, width))
+
+
+def _finer_step(step: int, error: float) -> int:
+    """The step (a power of two below ``step``, 1 at least) whose lattice is expected to
+    err by at most `CHECKED_ERROR_PX` where the lattice every ``step`` pixels errs by
+    ``error`` (interpolating a smooth transform errs by the square of the step); 1 where
+    ``error`` is infinite (a position unknown)."""
+    if not math.isfinite(error):
+        return 1
+    halvings = max(1, math.ceil(math.log(error / CHECKED_ERROR_PX, 4)))
+    return max(step >> halvings, 1)
 
 
 @lru_cache(maxsize=256)

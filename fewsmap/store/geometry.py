@@ -226,8 +226,7 @@ class _Blocks:
     def candidates(self, bbox: Bbox, shape: tuple[int, int]) -> tuple[slice, slice] | None:
         """Rows and columns of the blocks whose centres' extent meets the bbox (None:
         no block's does); every centre in the bbox lies within them."""
-        minx, miny, maxx, maxy = bbox
-        hit = (self.x0 <= maxx) & (self.x1 >= minx) & (self.y0 <= maxy) & (self.y1 >= miny)
+        hit = self.hits(bbox)
         rows, cols = np.flatnonzero(hit.any(axis=1)), np.flatnonzero(hit.any(axis=0))
         if not rows.size:
             return None
@@ -235,6 +234,25 @@ class _Blocks:
                                                        shape[0])),
                 slice(int(cols[0]) * SEARCH_BLOCK, min((int(cols[-1]) + 2) * SEARCH_BLOCK,
                                                        shape[1])))
+
+
+    def hits(self, bbox: Bbox) -> np.ndarray:
+        """Whether the extent of each block's centres meets the bbox (rows × columns of
+        blocks)."""
+        minx, miny, maxx, maxy = bbox
+        return np.asarray((self.x0 <= maxx) & (self.x1 >= minx) & (self.y0 <= maxy)
+                          & (self.y1 >= miny))
+
+    def columns_hit(self, bbox: Bbox, nx: int) -> tuple[np.ndarray, np.ndarray]:
+        """For each row of blocks, the columns (start, stop) of the blocks from its first
+        to its last whose extent meets the bbox (0, 0: none does): a centre of a row in
+        the bbox lies within those of the row's block."""
+        hit = self.hits(bbox)
+        any_hit = hit.any(axis=1)
+        first = np.where(any_hit, np.argmax(hit, axis=1), 0) * SEARCH_BLOCK
+        last = hit.shape[1] - np.argmax(hit[:, ::-1], axis=1)  # after the last hit
+        stop = np.where(any_hit, np.minimum((last + 1) * SEARCH_BLOCK, nx), 0)
+        return first.astype(np.int64), stop.astype(np.int64)
 
 
 def _block_extent(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -858,30 +876,35 @@ def _inside(centres: Centres, bbox: Bbox) -> tuple[np.ndarray, np.ndarray]:
     found = centres.blocks.candidates(bbox, centres.x.shape)
     if found is None:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    rows, cols = found
+    rows, _ = found
+    col_start, col_stop = centres.blocks.columns_hit(bbox, centres.x.shape[1])
     first_row, last_row, first_col, last_col = _inside_extent(
-        centres.x, centres.y, rows.start, rows.stop, cols.start, cols.stop, *bbox)
+        centres.x, centres.y, rows.start, rows.stop, col_start, col_stop, *bbox)
     if last_row < 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.arange(first_row, last_row + 1), np.arange(first_col, last_col + 1)
 
 
 @numba.njit(nogil=True, cache=True)
-def _inside_extent(x: np.ndarray, y: np.ndarray, row0: int, row1: int, col0: int, col1: int,
+def _inside_extent(x: np.ndarray, y: np.ndarray, row0: int, row1: int,
+                   col_start: np.ndarray, col_stop: np.ndarray,
                    minx: float, miny: float, maxx: float, maxy: float
                    ) -> tuple[int, int, int, int]:
-    """The first and last row and column of rows row0…row1-1 × columns col0…col1-1 of
-    2-D centres ``x``, ``y`` where one lies in the bbox (-1 for the last: none does).
+    """The first and last row and column of rows row0…row1-1 of 2-D centres ``x``, ``y``
+    where one lies in the bbox (-1 for the last: none does), each row looked at in the
+    columns ``col_start`` … ``col_stop`` of its row of blocks (`_Blocks.columns_hit`).
 
     Each row is searched from both ends for its first and last centre inside, so a
     zoomed-out tile whose bbox holds most of its candidate blocks (300 × 300 centres and
-    more) looks at two a row: 1.7 ms in numpy, which compares every centre."""
-    first_row, last_row, first_col, last_col = row1, -1, col1, -1
+    more) looks at two a row: 1.7 ms in numpy, which compares every centre; rows whose
+    blocks miss the bbox are not looked at."""
+    first_row, last_row, first_col, last_col = row1, -1, x.shape[1], -1
     for i in range(row0, row1):
+        col0, col1 = col_start[i // SEARCH_BLOCK], col_stop[i // SEARCH_BLOCK]
         j = col0
         while j < col1 and not (minx <= x[i, j] <= maxx and miny <= y[i, j] <= maxy):
             j += 1  # (False for NaN)
-        if j == col1:
+        if j >= col1:
             continue
         k = col1 - 1
         while k > j and not (minx <= x[i, k] <= maxx and miny <= y[i, k] <= maxy):

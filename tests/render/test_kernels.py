@@ -174,3 +174,25 @@ def test_fractional_indices_equal_numpy_interpolation(descending: bool, uneven: 
     found = kernels.fractional_index(centres, at)
     np.testing.assert_allclose(found, expected, rtol=0, atol=1e-9)
     assert np.isnan(found[1, 1]) and np.isnan(expected[1, 1])
+
+
+def test_a_lattice_point_between_pixels_is_interpolated_where_it_lies() -> None:
+    # Column 2j at pixel j, known at pixels 0, 1.5 and 3 (a refined lattice's midpoint of
+    # a last, odd span lies between two pixels): pixel 1 shows column 2, not 3.
+    lattice_j = np.array([0.0, 1.5, 3.0])
+    values = np.arange(8, dtype=np.float32).reshape(1, 8)
+    rows, cols = np.zeros((2, 3)), np.tile(2 * lattice_j, (2, 1))
+    out = kernels.gather_lattice(values, rows, cols, np.array([0.0, 1.0]), lattice_j, 2, 4)
+    assert out.tolist() == [[0.0, 2.0, 4.0, 6.0]] * 2
+
+
+def test_lattice_error_is_the_largest_miss_at_the_midpoints_in_pixels() -> None:
+    at = np.arange(5.0)  # a lattice every 2 pixels with its midpoints
+    cols = np.tile(3 * at, (5, 1))  # 3 cells a pixel, affine: no error
+    rows = np.tile(3 * at[:, None], (1, 5))
+    assert kernels.lattice_error(rows, cols, at, at) == 0.0
+    bent = cols.copy()
+    bent[2, 1] += 0.75  # a quarter of a pixel off at one midpoint
+    assert kernels.lattice_error(rows, bent, at, at) == pytest.approx(0.25)
+    bent[0, 0] = np.nan
+    assert kernels.lattice_error(rows, bent, at, at) == np.inf
