@@ -295,8 +295,16 @@ try {
   // Play advances one step at a time; pause stops it.
   mark = tileUrls.length;
   await page.locator('#play').click();
-  await page.waitForFunction(() => window.fewsmapViewer.state.timeIndex >= 11);
-  await page.locator('#play').click();
+  // Pause from inside the page as soon as step 11 shows: a poll timer due before the next
+  // play tick runs first, where a click sent from here could land after it on a busy machine.
+  await page.evaluate(() => new Promise((resolve) => {
+    const poll = () => {
+      if (window.fewsmapViewer.state.timeIndex < 11) { setTimeout(poll, 5); return; }
+      document.getElementById('play').click();
+      resolve();
+    };
+    poll();
+  }));
   await settled();
   const paused = await pageState();
   await page.waitForTimeout(1500);
