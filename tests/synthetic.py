@@ -13,6 +13,7 @@ from fewsmap.store.run import Grid, RunData, SourceFile
 from fewsmap.store.writer import append_run
 
 T0 = np.datetime64("2026-01-01T00:00:00", "s")
+NEXT_RUN = T0 + np.timedelta64(6, "h")  # a store's second run (six-hourly runs)
 LAMBERT = pyproj.CRS.from_proj4(
     "+proj=lcc +lat_0=63 +lon_0=15 +lat_1=63 +lat_2=63 +R=6371000 +units=m +no_defs")
 

@@ -3,7 +3,6 @@ GetLegendGraphic encodes, and picks the run, style and colour range as GetMap do
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from fewsmap.catalog import Catalog
@@ -14,18 +13,7 @@ from fewsmap.render.legend import legend_json
 from fewsmap.resolve.legends import LegendRequest, resolve_legends
 from fewsmap.resolve.maps import CHANGE_STYLE, group_layers
 from fewsmap.settings import Settings
-from tests.synthetic import T0, lonlat_store, six_hourly_runs_store
-
-LATER = T0 + np.timedelta64(6, "h")
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    """Store ``s``: two runs (T0, T0 + 6 h) of ``lon`` and ``lat`` on a 1° grid."""
-    stores = tmp_path_factory.mktemp("legends") / "stores"
-    lonlat_store(stores / "s.zarr", T0)
-    lonlat_store(stores / "s.zarr", LATER, offset=1.0)
-    return Catalog(Settings(stores_dir=stores))
+from tests.synthetic import six_hourly_runs_store
 
 
 def test_a_request_built_in_code_means_what_the_wms_query_means(catalog: Catalog) -> None:

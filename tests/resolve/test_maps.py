@@ -13,21 +13,10 @@ from fewsmap.formats.media import PNG
 from fewsmap.ogc.getmap import parse_getmap
 from fewsmap.params import Params
 from fewsmap.resolve.maps import MapRequest, resolve_frames, resolve_maps
-from fewsmap.settings import Settings
 from fewsmap.time.grammar import parse_time
-from tests.synthetic import T0, lonlat_store
+from tests.synthetic import NEXT_RUN, T0
 
-LATER = T0 + np.timedelta64(6, "h")
 BBOX = (0.0, 40.0, 10.0, 50.0)
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    """Store ``s``: two runs (T0, T0 + 6 h) of ``lon`` and ``lat`` on a 1° grid."""
-    stores = tmp_path_factory.mktemp("maps") / "stores"
-    lonlat_store(stores / "s.zarr", T0)
-    lonlat_store(stores / "s.zarr", LATER, offset=1.0)
-    return Catalog(Settings(stores_dir=stores))
 
 
 def request(**given: object) -> MapRequest:
@@ -52,7 +41,7 @@ def test_a_request_built_in_code_means_what_the_wms_query_means(catalog: Catalog
 
 def test_the_latest_run_and_its_first_time_by_default(catalog: Catalog) -> None:
     [spec] = resolve_maps(catalog, request())
-    assert spec.run.reference_time == LATER and spec.valid_time == LATER
+    assert spec.run.reference_time == NEXT_RUN and spec.valid_time == NEXT_RUN
     [first] = resolve_maps(catalog, request(reference_time=T0))
     assert first.run.reference_time == T0 and first.valid_time == T0
 
@@ -67,5 +56,5 @@ def test_a_run_or_style_that_does_not_exist_is_refused(catalog: Catalog) -> None
 def test_an_animation_has_one_frame_per_valid_time(catalog: Catalog) -> None:
     frames, substitutions = resolve_frames(catalog, request(
         time=parse_time("2026-01-01T06:00:00Z/2026-01-01T12:00:00Z")))
-    assert [f.valid_time for f in frames] == [LATER, LATER + np.timedelta64(6, "h")]
-    assert {f.run.reference_time for f in frames} == {LATER} and substitutions == ()
+    assert [f.valid_time for f in frames] == [NEXT_RUN, NEXT_RUN + np.timedelta64(6, "h")]
+    assert {f.run.reference_time for f in frames} == {NEXT_RUN} and substitutions == ()
