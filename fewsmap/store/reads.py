@@ -120,12 +120,10 @@ def read_block(store: ForecastStore, variable: str, slot: int, steps: np.ndarray
     shape = (steps.size, *(lab.size for lab in label_lists), rows.size, cols.size)
     reader = _reader(store, variable, direct)
     copy = store.series_copy(variable, slot) if rows.size == cols.size == 1 else None
-    copy_reader = None if copy is None else _reader(store, copy, direct)
     line = None
-    if copy_reader is not None and steps.size and all(lab.size == 1 for lab in label_lists):
-        # One member/level: a cell's steps lie together in one inner chunk of the copy.
-        line = copy_reader.read_along(series_dims((slot, int(steps[0]), *(
-            int(lab[0]) for lab in label_lists), int(rows[0]), int(cols[0]))), 3, steps)
+    if copy is not None and all(lab.size == 1 for lab in label_lists):
+        line = _copy_line(store, copy, slot, steps, [int(lab[0]) for lab in label_lists],
+                          int(rows[0]), int(cols[0]), direct)
     prefixes = [] if line is not None else [(slot, *rest) for rest in itertools.product(
         steps.tolist(), *(lab.tolist() for lab in label_lists))]
     if line is not None:
@@ -176,12 +174,22 @@ def read_cell_runs(store: ForecastStore, variable: str, runs: Sequence[tuple[int
     array = store.array(variable)
     found: list[np.ndarray | None] = []
     for slot, steps in runs:
-        copy = store.series_copy(variable, slot) if steps.size else None
-        reader = None if copy is None else store.reader(copy)
-        line = None if reader is None else reader.read_along(
-            series_dims((slot, int(steps[0]), *labels, row, col)), 3, steps)
+        copy = store.series_copy(variable, slot)
+        line = None if copy is None else _copy_line(store, copy, slot, steps, labels, row, col)
         found.append(None if line is None else _missing_as_nan(array, line))
     return found
+
+
+def _copy_line(store: ForecastStore, copy: str, slot: int, steps: np.ndarray,
+               labels: Sequence[int], row: int, col: int, direct: bool = True
+               ) -> np.ndarray | None:
+    """A cell's values at ``steps`` of one member/level combination of run ``slot``, read
+    directly from the time-chunked copy ``copy``, where they lie together in one inner
+    chunk; None where the copy is not read directly or keeps them in several."""
+    reader = _reader(store, copy, direct)
+    if reader is None or not steps.size:
+        return None
+    return reader.read_along(series_dims((slot, int(steps[0]), *labels, row, col)), 3, steps)
 
 
 def _read_series(store: ForecastStore, copy: str, slot: int, row: int, col: int,
