@@ -226,15 +226,7 @@ class _Blocks:
     def candidates(self, bbox: Bbox, shape: tuple[int, int]) -> tuple[slice, slice] | None:
         """Rows and columns of the blocks whose centres' extent meets the bbox (None:
         no block's does); every centre in the bbox lies within them."""
-        hit = self.hits(bbox)
-        rows, cols = np.flatnonzero(hit.any(axis=1)), np.flatnonzero(hit.any(axis=0))
-        if not rows.size:
-            return None
-        return (slice(int(rows[0]) * SEARCH_BLOCK, min((int(rows[-1]) + 2) * SEARCH_BLOCK,
-                                                       shape[0])),
-                slice(int(cols[0]) * SEARCH_BLOCK, min((int(cols[-1]) + 2) * SEARCH_BLOCK,
-                                                       shape[1])))
-
+        return _hit_span(self.hits(bbox), shape)
 
     def hits(self, bbox: Bbox) -> np.ndarray:
         """Whether the extent of each block's centres meets the bbox (rows × columns of
@@ -243,16 +235,27 @@ class _Blocks:
         return np.asarray((self.x0 <= maxx) & (self.x1 >= minx) & (self.y0 <= maxy)
                           & (self.y1 >= miny))
 
-    def columns_hit(self, bbox: Bbox, nx: int) -> tuple[np.ndarray, np.ndarray]:
-        """For each row of blocks, the columns (start, stop) of the blocks from its first
-        to its last whose extent meets the bbox (0, 0: none does): a centre of a row in
-        the bbox lies within those of the row's block."""
-        hit = self.hits(bbox)
-        any_hit = hit.any(axis=1)
-        first = np.where(any_hit, np.argmax(hit, axis=1), 0) * SEARCH_BLOCK
-        last = hit.shape[1] - np.argmax(hit[:, ::-1], axis=1)  # after the last hit
-        stop = np.where(any_hit, np.minimum((last + 1) * SEARCH_BLOCK, nx), 0)
-        return first.astype(np.int64), stop.astype(np.int64)
+
+def _hit_span(hit: np.ndarray, shape: tuple[int, int]) -> tuple[slice, slice] | None:
+    """`_Blocks.candidates` of the blocks ``hit`` (`_Blocks.hits`)."""
+    rows, cols = np.flatnonzero(hit.any(axis=1)), np.flatnonzero(hit.any(axis=0))
+    if not rows.size:
+        return None
+    return (slice(int(rows[0]) * SEARCH_BLOCK, min((int(rows[-1]) + 2) * SEARCH_BLOCK,
+                                                   shape[0])),
+            slice(int(cols[0]) * SEARCH_BLOCK, min((int(cols[-1]) + 2) * SEARCH_BLOCK,
+                                                   shape[1])))
+
+
+def _hit_columns(hit: np.ndarray, nx: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of blocks, the columns (start, stop) of the blocks from its first to
+    its last ``hit`` (`_Blocks.hits`; 0, 0: none is): a centre of a row in the bbox lies
+    within those of the row's block."""
+    any_hit = hit.any(axis=1)
+    first = np.where(any_hit, np.argmax(hit, axis=1), 0) * SEARCH_BLOCK
+    last = hit.shape[1] - np.argmax(hit[:, ::-1], axis=1)  # after the last hit
+    stop = np.where(any_hit, np.minimum((last + 1) * SEARCH_BLOCK, nx), 0)
+    return first.astype(np.int64), stop.astype(np.int64)
 
 
 def _block_extent(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -873,11 +876,12 @@ def _inside(centres: Centres, bbox: Bbox) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns (in centres order) from the first to the last that hold a 2-D
     centre lying in the bbox (empty: none does), looked for in the blocks that can hold
     them (`Centres.blocks`) in one compiled pass (`_inside_extent`)."""
-    found = centres.blocks.candidates(bbox, centres.x.shape)
+    hit = centres.blocks.hits(bbox)
+    found = _hit_span(hit, centres.x.shape)
     if found is None:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     rows, _ = found
-    col_start, col_stop = centres.blocks.columns_hit(bbox, centres.x.shape[1])
+    col_start, col_stop = _hit_columns(hit, centres.x.shape[1])
     first_row, last_row, first_col, last_col = _inside_extent(
         centres.x, centres.y, rows.start, rows.stop, col_start, col_stop, *bbox)
     if last_row < 0:
@@ -892,7 +896,7 @@ def _inside_extent(x: np.ndarray, y: np.ndarray, row0: int, row1: int,
                    ) -> tuple[int, int, int, int]:
     """The first and last row and column of rows row0…row1-1 of 2-D centres ``x``, ``y``
     where one lies in the bbox (-1 for the last: none does), each row looked at in the
-    columns ``col_start`` … ``col_stop`` of its row of blocks (`_Blocks.columns_hit`).
+    columns ``col_start`` … ``col_stop`` of its row of blocks (`_hit_columns`).
 
     Each row is searched from both ends for its first and last centre inside, so a
     zoomed-out tile whose bbox holds most of its candidate blocks (300 × 300 centres and
