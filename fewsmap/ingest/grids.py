@@ -200,11 +200,12 @@ def _cf_grid(ds: xr.Dataset, variables: list[str], path: Path) -> tuple[xr.Datas
     if y_coord is not None and x_coord is not None and y_coord.ndim == x_coord.ndim == 1:
         if _is_axis(y_coord, "latitude") and _is_axis(x_coord, "longitude"):
             return _lonlat(ds, y_dim, x_dim, crs or WGS84)
-        if crs is not None and (crs.is_projected or _rotated_pole(crs)):
+        rotated = crs is not None and _rotated_pole(crs)
+        if crs is not None and (crs.is_projected or rotated):
             # A rotated pole's axes are rotated degrees: kept as they are, so tiles find
             # their cells by inverse projection (fewsmap.render.warp), not by placing 2-D
             # latitude/longitude.
-            attrs = ROTATED_AXIS_ATTRS if _rotated_pole(crs) else AXIS_ATTRS
+            attrs = ROTATED_AXIS_ATTRS if rotated else AXIS_ATTRS
             out = ds.rename({y_dim: "y", x_dim: "x"})
             out = out.assign_coords(
                 y=("y", _metres(out["y"]), attrs["y"]), x=("x", _metres(out["x"]), attrs["x"]))
