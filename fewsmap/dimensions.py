@@ -198,7 +198,7 @@ def layer_dimensions(store: ForecastStore, variable: str, defaults: Mapping[str,
     """
     found = []
     for dim in store.dims(variable)[2:-2]:
-        labels = store.coordinate(dim)
+        labels = store.labels(dim)
         attrs = store.attributes(dim)
         held = _held(runs, variable, dim, valid_time)
         candidates = labels if held is None or held.size == 0 else labels[held]

@@ -53,7 +53,7 @@ def read_field_slice(spec: MapSpec, layer_id: str) -> FieldSlice:
     values = tuple(read_field(spec, v, window.rows, window.cols) for v in spec.variables)
     dims = store.dims(spec.variables[0])[2:-2]
     labels = tuple((dim, index.statistic.label if isinstance(index, MemberStatistic)
-                    else store.coordinate(dim)[index].item())
+                    else store.labels(dim)[index].item())
                    for dim, index in zip(dims, spec.labels, strict=True))
     return FieldSlice(store, spec.variables, values, window, spec.run, spec.valid_time, labels,
                       derived_properties(spec.baseline, spec.window))

@@ -175,6 +175,7 @@ class ForecastStore:
         # published state is fixed for this object's life, so each is opened once.
         self._arrays: dict[str, zarr.Array[Any]] = {}
         self._readers: dict[str, DirectReader | None] = {}
+        self._labels: dict[str, np.ndarray] = {}
         self.runs: tuple[RunInfo, ...] = self._read_runs()
         self._holding: dict[tuple[str, ...], tuple[RunInfo, ...]] = {}
         self._series_slots: dict[str, frozenset[int]] = {}
@@ -242,8 +243,17 @@ class ForecastStore:
         return dict(self.array(name).attrs)
 
     def coordinate(self, name: str) -> np.ndarray:
-        """Values of a 1-D coordinate array, as stored."""
+        """Values of a coordinate array, as stored."""
         return np.asarray(self.array(name)[...])
+
+    def labels(self, dim: str) -> np.ndarray:
+        """The labels of a member or level dimension, read once (read-only): every map of
+        an ensemble asks for them, and a zarr read costs ~1 ms of the event loop's time."""
+        if dim not in self._labels:
+            labels = self.coordinate(dim)
+            labels.flags.writeable = False
+            self._labels[dim] = labels
+        return self._labels[dim]
 
     def run(self, reference_time: np.datetime64 | str) -> RunInfo:
         """Return the published run with this reference time.
