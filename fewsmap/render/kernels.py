@@ -521,24 +521,6 @@ def invert_centres(x: np.ndarray, y: np.ndarray, at_x: np.ndarray,
     return rows, cols
 
 
-@numba.njit(nogil=True, cache=True)
-def unfolded(x: np.ndarray, y: np.ndarray) -> bool:
-    """Whether every cell's steps to its next centres along the two grid axes turn the
-    same way (2-D centres ``x``, ``y`` (ny, nx) float64): the grid neither folds over
-    itself nor collapses a cell, so a point lies in one place of it. False where a centre
-    has no position (NaN)."""
-    ny, nx = x.shape
-    sign = 0.0
-    for i in range(ny - 1):
-        for j in range(nx - 1):
-            cross = (x[i, j + 1] - x[i, j]) * (y[i + 1, j] - y[i, j]) \
-                - (y[i, j + 1] - y[i, j]) * (x[i + 1, j] - x[i, j])
-            if not (cross != 0.0 and cross * sign >= 0.0):  # NaN fails both
-                return False
-            sign = cross
-    return True
-
-
 def warm_up() -> None:
     """Compile the kernels for the types renders call them with."""
     field = np.zeros((2, 2), dtype=np.float32)
@@ -558,4 +540,3 @@ def warm_up() -> None:
     for x, y in ((centres, centres.T.copy()),
                  (np.tile(centres, 2)[:, ::2], np.tile(centres.T, 2)[:, ::2])):
         invert_centres(x, y, lattice, lattice)
-        unfolded(x, y)

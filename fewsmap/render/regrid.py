@@ -27,7 +27,7 @@ from fewsmap.products.ensemble import MemberStatistic, Selector
 from fewsmap.render import kernels
 from fewsmap.render.warp import NativeAxes, warp, warp_centres
 from fewsmap.store.cube import ForecastStore
-from fewsmap.store.geometry import CentresWindow, GridGeometry, cell_edges
+from fewsmap.store.geometry import CentresWindow, GridGeometry, cell_edges, unfolded
 from fewsmap.store.overviews import is_categorical, overview_window
 
 # The largest side of a canvas, in pixels (WMS WIDTH/HEIGHT, the Python client's maps).
@@ -56,6 +56,10 @@ class SourceWindow:
     native: NativeAxes | None = None
     # Classes (CF flags): each pixel shows one cell's class at every zoom, never a mean.
     categorical: bool = False
+    # What the grid's 2-D centres tell of every window (`fewsmap.store.geometry.Centres`):
+    # that they fold nowhere, how far they reach along x.
+    unfolded: bool = False
+    grid_x_span: float = np.inf
 
     def with_values(self, values: np.ndarray) -> SourceWindow:
         """The same cells holding other values."""
@@ -90,7 +94,8 @@ def read_window(store: ForecastStore, variable: str,
         return None
     values = ensemble.read_window(store, array, prefix, window.rows, window.cols)
     return SourceWindow(values, window.x, window.y, native_axes(geometry, window),
-                        categorical=is_categorical(store.attributes(variable)))
+                        categorical=is_categorical(store.attributes(variable)),
+                        unfolded=window.unfolded, grid_x_span=window.grid_x_span)
 
 
 def native_axes(geometry: GridGeometry, window: CentresWindow) -> NativeAxes | None:
@@ -152,10 +157,13 @@ def _inverted_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray | None:
     a centre has no position, the window is thinner than 2 × 2 cells or its centres than
     2 pixels (a grid smaller than a few pixels: a pixel holding its centres shows them, where
     the cell nearest each pixel centre would be none), the grid folds over itself
-    (`kernels.unfolded`: a point would lie in two places) or a position is not found."""
-    x = np.asarray(_unwrapped(window.x, canvas), dtype=np.float64)
+    (`unfolded`: a point would lie in two places) or a position is not found."""
+    unwrapped = _unwrapped(window, canvas)
+    x = np.asarray(unwrapped, dtype=np.float64)
     y = np.asarray(window.y, dtype=np.float64)
-    if min(x.shape) < 2 or not kernels.unfolded(x, y):  # (not where a centre is NaN)
+    # A window of a grid that folds nowhere does not fold, unless unwrapping moved cells.
+    known = window.unfolded and unwrapped is window.x
+    if min(x.shape) < 2 or not (known or unfolded(x, y)):  # (not where a centre is NaN)
         return None
     minx, miny, maxx, maxy = canvas.bbox
     corners = (slice(None, None, x.shape[0] - 1), slice(None, None, x.shape[1] - 1))
@@ -177,7 +185,7 @@ def _draw_placed_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray:
     tolerance against it)."""
     minx, miny, maxx, maxy = canvas.bbox
     pixel_x, pixel_y = (maxx - minx) / canvas.width, (maxy - miny) / canvas.height
-    x = np.ascontiguousarray(_unwrapped(window.x, canvas), dtype=np.float64)
+    x = np.ascontiguousarray(_unwrapped(window, canvas), dtype=np.float64)
     y = np.ascontiguousarray(window.y, dtype=np.float64)
     values = np.ascontiguousarray(window.values, dtype=np.float32)
     return np.asarray(kernels.draw_placed_cells(values, x, y, minx, maxy, pixel_x, pixel_y,
@@ -189,13 +197,14 @@ def _draw_placed_cells(window: SourceWindow, canvas: Canvas) -> np.ndarray:
 WORLD_WIDTH = {"EPSG:3857": 2 * MERCATOR_HALF_WORLD_M, "EPSG:4326": 360.0, "OGC:CRS84": 360.0}
 
 
-def _unwrapped(x: np.ndarray, canvas: Canvas) -> np.ndarray:
-    """2-D centres' x made continuous where they span more than half the world (a grid
-    across the antimeridian has centres at both ends of it, whose cells would span the
-    world), then moved by whole turns to lie nearest the canvas."""
-    width = WORLD_WIDTH.get(canvas.crs)
-    if width is None or not np.fmax.reduce(x, axis=None) - np.fmin.reduce(x, axis=None) > \
-            width / 2:
+def _unwrapped(window: SourceWindow, canvas: Canvas) -> np.ndarray:
+    """A window's 2-D centres' x made continuous where they span more than half the world
+    (a grid across the antimeridian has centres at both ends of it, whose cells would span
+    the world), then moved by whole turns to lie nearest the canvas; the same array where
+    the whole grid spans less (not looked at again)."""
+    x, width = window.x, WORLD_WIDTH.get(canvas.crs)
+    if width is None or window.grid_x_span <= width / 2 or \
+            not np.fmax.reduce(x, axis=None) - np.fmin.reduce(x, axis=None) > width / 2:
         return x
     reference = float(x[np.isfinite(x)][0])
     x = reference + (x - reference + width / 2) % width - width / 2

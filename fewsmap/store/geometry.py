@@ -196,6 +196,67 @@ class Centres:
         """The extent of each block of 2-D centres, to search them without a pass over all."""
         return _Blocks.of(self.x, self.y)
 
+    @cached_property
+    def least_step(self) -> float:
+        """The shortest distance between neighbouring centres along either axis (NaN
+        positions left out; inf where none is finite): no window of them has cells smaller."""
+        if self.separable:
+            steps = [np.abs(np.diff(axis)) for axis in (self.x, self.y)]
+            return float(min((np.fmin.reduce(s) for s in steps if s.size), default=np.inf))
+        return float(_least_step(np.asarray(self.x, dtype=np.float64),
+                                 np.asarray(self.y, dtype=np.float64)))
+
+    @cached_property
+    def x_span(self) -> float:
+        """How far the centres reach along x (NaN positions left out; 0 where none has
+        one): no window of them reaches farther."""
+        with np.errstate(invalid="ignore"):
+            span = np.fmax.reduce(self.x, axis=None) - np.fmin.reduce(self.x, axis=None)
+        return float(span) if np.isfinite(span) else 0.0
+
+    @cached_property
+    def unfolded(self) -> bool:
+        """Whether 2-D centres neither fold nor collapse a cell anywhere (`unfolded`):
+        then no window of them does, and a tile need not check its own."""
+        return not self.separable and bool(unfolded(np.asarray(self.x, dtype=np.float64),
+                                                    np.asarray(self.y, dtype=np.float64)))
+
+
+@numba.njit(nogil=True, cache=True)
+def unfolded(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether every cell's steps to its next centres along the two grid axes turn the
+    same way (2-D centres ``x``, ``y`` (ny, nx) float64): the grid neither folds over
+    itself nor collapses a cell, so a point lies in one place of it. False where a centre
+    has no position (NaN)."""
+    ny, nx = x.shape
+    sign = 0.0
+    for i in range(ny - 1):
+        for j in range(nx - 1):
+            cross = (x[i, j + 1] - x[i, j]) * (y[i + 1, j] - y[i, j]) \
+                - (y[i, j + 1] - y[i, j]) * (x[i + 1, j] - x[i, j])
+            if not (cross != 0.0 and cross * sign >= 0.0):  # NaN fails both
+                return False
+            sign = cross
+    return True
+
+
+@numba.njit(nogil=True, cache=True)
+def _least_step(x: np.ndarray, y: np.ndarray) -> float:
+    """`Centres.least_step` of 2-D centres, in one pass without temporaries."""
+    ny, nx = x.shape
+    least = np.inf
+    for i in range(ny):
+        for j in range(nx):
+            if j + 1 < nx:
+                step = np.hypot(x[i, j + 1] - x[i, j], y[i, j + 1] - y[i, j])
+                if step < least:  # (False for NaN)
+                    least = step
+            if i + 1 < ny:
+                step = np.hypot(x[i + 1, j] - x[i, j], y[i + 1, j] - y[i, j])
+                if step < least:
+                    least = step
+    return least
+
 
 # 2-D centres are searched by blocks of this many cells on a side (`_Blocks`).
 SEARCH_BLOCK = 32
@@ -283,6 +344,9 @@ class CentresWindow:
     cols: np.ndarray  # store column of each window column
     x: np.ndarray  # (nx,) ascending, or (ny, nx)
     y: np.ndarray  # (ny,) ascending, or (ny, nx)
+    # What the grid's 2-D centres tell of every window: `Centres.unfolded`, `Centres.x_span`.
+    unfolded: bool = False
+    grid_x_span: float = np.inf
 
 
 @dataclass(frozen=True)
@@ -566,10 +630,10 @@ class GridGeometry:
             return None
         rows, cols = found
         if centres.separable:
-            x, y = centres.x[cols], centres.y[rows]
-        else:
-            x, y = centres.x[rows, cols], centres.y[rows, cols]
-        return CentresWindow(centres.rows[rows], centres.cols[cols], x, y)
+            return CentresWindow(centres.rows[rows], centres.cols[cols], centres.x[cols],
+                                 centres.y[rows])
+        return CentresWindow(centres.rows[rows], centres.cols[cols], centres.x[rows, cols],
+                             centres.y[rows, cols], centres.unfolded, centres.x_span)
 
     def _native_window(self, crs: str, bbox: Bbox, centres: Centres
                        ) -> tuple[slice, slice] | None:

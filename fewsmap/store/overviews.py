@@ -386,6 +386,10 @@ def overview_window(store: ForecastStore, variable: str, slot: int, crs: str, bb
         return None
     width, height = size_px
     pixel = ((bbox[2] - bbox[0]) / width, (bbox[3] - bbox[1]) / height)
+    # Zoomed in: the finest level's smallest cells exceed a pixel, so no level fits (its
+    # windows' cells are no smaller); the window searches of 2-D centres are skipped.
+    if levels[0].geometry.centres_in(crs).least_step / max(pixel) > 1 + PIXEL_SLACK:
+        return None
     number = len(levels)
     while number >= 1:
         window = levels[number - 1].geometry.window_in(crs, bbox)

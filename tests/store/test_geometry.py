@@ -21,6 +21,7 @@ from fewsmap.errors import StoreError
 from fewsmap.store.axes import cell_spacings
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.geometry import (
+    Centres,
     GridGeometry,
     from_canvas,
     geometry_of,
@@ -302,3 +303,27 @@ def test_positions_from_web_mercator_are_projs(kind: str) -> None:
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-6)
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+
+
+def test_2d_centres_know_their_least_step_and_whether_they_fold() -> None:
+    """What every window of a grid's 2-D centres inherits: no cell smaller than the least
+    step between neighbouring centres (NaN positions left out), and no fold where the
+    whole grid has none; a grid folded anywhere leaves its windows to check their own."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.meshgrid(np.arange(40.0), np.arange(50.0), indexing="ij")
+    x, y = xx * 1.5 + 0.2 * yy + rng.uniform(0, 0.1, xx.shape), yy + 0.1 * xx
+    kept, x[5, 7] = x[5, 7], np.nan
+    index = np.arange(40), np.arange(50)
+    centres = Centres(x, y, *index)
+    steps = [np.hypot(np.diff(x, axis=a), np.diff(y, axis=a)) for a in (0, 1)]
+    assert centres.least_step == pytest.approx(min(np.nanmin(s) for s in steps))
+    assert not centres.unfolded  # a centre without a position: unknown
+    x[5, 7] = kept
+    assert Centres(x, y, *index).unfolded
+    folded = x.copy()
+    folded[:, 30:] = folded[:, 30:][:, ::-1]
+    assert not Centres(folded, y, *index).unfolded
+    assert Centres(np.full((3, 3), np.nan), np.full((3, 3), np.nan),
+                   np.arange(3), np.arange(3)).least_step == np.inf
+    assert Centres(np.array([0.0, 2.0, 2.5]), np.array([1.0, 4.0]), np.arange(2),
+                   np.arange(3)).least_step == 0.5

@@ -31,6 +31,7 @@ from fewsmap.render.regrid import Canvas, read_window, regrid
 from fewsmap.settings import Settings
 from fewsmap.store import reads
 from fewsmap.store.cube import quiet_zarr
+from fewsmap.store.geometry import Centres, GridGeometry
 from fewsmap.store.overviews import (
     MULTISCALES_CONVENTION,
     block_modes,
@@ -460,3 +461,37 @@ def test_readers_during_an_ingest_never_see_a_run_without_its_levels(tmp_path: P
             break
     writer.join()
     assert len(ForecastStore(path).runs) == 4
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:3857"])
+def test_zoomed_in_no_level_is_searched_and_the_choice_is_unchanged(
+        tmp_path: Path, crs: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zoomed in, no level's window is searched (the finest level's smallest cell exceeds
+    a pixel: `Centres.least_step`); at every zoom the level chosen is the one the search
+    of the levels' windows chooses."""
+    x, y = np.linspace(-10.0, 10.0, 700), np.linspace(-8.0, 8.0, 600)
+    store = ForecastStore(curvilinear_store(tmp_path / "rotated.zarr", ROTATED, x, y))
+    to_crs = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    west, south, east, north = store.geometry.lonlat_bbox()
+    rng = np.random.default_rng(5)
+    views = []
+    for _ in range(100):
+        lon, lat = rng.uniform(west, east), rng.uniform(south, north)
+        half = 10.0 ** rng.uniform(-1.5, 1.4)  # 256 px over 0.06° … 50°
+        views.append(to_crs.transform_bounds(lon - half, lat - half, lon + half, lat + half))
+    searches = []
+    window_in = GridGeometry.window_in
+    monkeypatch.setattr(GridGeometry, "window_in", lambda self, *a: (
+        searches.append(self), window_in(self, *a))[1])
+
+    def choices() -> list[str | None]:
+        found = [overview_window(store, "lat", 0, crs, bbox, (256, 256)) for bbox in views]
+        return [None if level is None else level.array for level in found]
+
+    chosen, shortcut = choices(), len(searches)
+    # Every level searched, as before (a property: centres keep what they computed).
+    monkeypatch.setattr(Centres, "least_step", property(lambda _: 0.0))
+    searched = choices()
+    assert chosen == searched
+    assert 0 < searched.count(None) < len(views)  # zoomed in and out both
+    assert shortcut < (len(searches) - shortcut) / 2
