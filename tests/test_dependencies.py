@@ -27,6 +27,7 @@ LOADED_BY_NAME = {
     "netcdf4": "xarray's engine='netcdf4' (ingest/sources.py, export/netcdf.py)",
     "eccodeslib": "the ecCodes C library's wheel, which the eccodes binding loads",
     "fsspec": "zarr and xarray open store URLs (s3://, http://.../zarr/<store>) with fsspec",
+    "httptools": "the HTTP parser of uvicorn's protocol that app/connections.py guards",
 }
 
 

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from fewsmap.app.connections import (
     ACCEPT_BATCH,
     ACCEPT_BATCHES,
+    MAX_HEAD_BYTES,
     MIN_CONNECTIONS,
     RESERVED_FILES,
     connection_cap,
@@ -96,6 +97,33 @@ def test_kept_alive_connections_stay_for_their_next_request(url: str) -> None:
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
         sock.sendall(b"GET /health HTTP/1.1\r\n")
         assert closed_after(sock) < HEADER_TIMEOUT_S + 1
+
+
+def test_a_head_beyond_its_allowance_is_refused_and_a_long_one_within_it_answered(
+        url: str) -> None:
+    """The request head is bounded (`MAX_HEAD_BYTES`: httptools sets no limit, so headers
+    streamed within the head timeout would grow without end): beyond it, 431 and the
+    connection closes; a long head within it is answered, and the request after it."""
+    with connect(url) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n")
+        try:
+            for _ in range(2 * MAX_HEAD_BYTES // 1000):
+                sock.sendall(b"X-Filler: " + b"f" * 988 + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+        assert closed_after(sock) < 1
+    query = "/wms?" + "&".join(f"{k}={v}" for k, v in GETMAP.items())
+    cookie = "c=" + "v" * (MAX_HEAD_BYTES - 2000)  # long, yet within the allowance
+    with connect(url) as sock:
+        one = f"GET {query} HTTP/1.1\r\nHost: test\r\nCookie: {cookie}\r\n\r\n".encode()
+        sock.sendall(one + b"GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        answers = b""
+        while chunk := sock.recv(65536):
+            answers += chunk
+    assert answers.startswith(b"HTTP/1.1 200") and b"image/png" in answers[:400]
+    assert answers.count(b"HTTP/1.1 200") == 2
 
 
 def test_at_the_connection_cap_a_new_request_is_still_answered(demo_stores: Path) -> None:
