@@ -34,10 +34,11 @@ def _run(grid: Grid, lon: np.ndarray, lat: np.ndarray, vector: bool = False,
     return RunData(t0, fields, grid, (SourceFile("synthetic", "0" * 64, 0),), "synthetic")
 
 
-def field_store(path: Path, grid: Grid, lon: np.ndarray, lat: np.ndarray,
-                t0: np.datetime64 = T0) -> Path:
-    """Write one run on ``grid`` whose variables ``lon``/``lat`` hold these 2-D values."""
-    append_run(path, _run(grid, lon, lat, t0=t0), progress=False)
+def field_store(path: Path | str, grid: Grid, lon: np.ndarray, lat: np.ndarray,
+                t0: np.datetime64 = T0, *, overviews: bool = True) -> Path | str:
+    """Write one run on ``grid`` whose variables ``lon``/``lat`` hold these 2-D values (a
+    local folder or an object-store URL), with its overview levels unless told not."""
+    append_run(path, _run(grid, lon, lat, t0=t0), progress=False, overviews=overviews)
     return path
 
 

@@ -226,6 +226,7 @@ class RenderLimiter:
         self.timeout_s = timeout_s
         self.retry_after_s = max(1, math.ceil(queue_timeout_s))
         self.idle_since = time.monotonic()  # when the last render ended, leaving none running
+        self.inline = 0  # renders drawn on the event loop (`run_here`)
         self.cancelled = 0  # renders stopped because their client went away
         self.timed_out = 0  # renders stopped because they ran past timeout_s
         # Told the reason of each refusal: light_queue, heavy_queue or render_timeout.
@@ -259,7 +260,7 @@ class RenderLimiter:
         return {
             **{lane.name: {"running": lane.running, "queued": lane.queued, "cost": lane.cost}
                for lane in (self.light, self.heavy)},
-            "cancelled": self.cancelled, "timed_out": self.timed_out,
+            "inline": self.inline, "cancelled": self.cancelled, "timed_out": self.timed_out,
         }
 
     async def run(self, cost: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -305,6 +306,17 @@ class RenderLimiter:
             token.cancel("its client went away")
             raise
 
+    def run_here(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call ``fn(*args, **kwargs)``, a render too small to pay for a thread's hand-off
+        (`fewsmap.app.maps.drawn_inline`), in the calling thread: the event loop, which
+        answers nothing else meanwhile. Counted, never queued, timed or cancelled."""
+        self.inline += 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if not self.running:
+                self.idle_since = time.monotonic()
+
     def _release(self, lane: Lane, cost: int) -> None:
         lane.release(cost)
         if not self.running:
@@ -321,6 +333,7 @@ async def render(request: Request, cost: int, fn: Callable[P, T], *args: P.args,
                  **kwargs: P.kwargs) -> T:
     """Run a render of ``cost`` for ``request`` through the app's limiter, dropping it (from
     the queue, or stopping it at its next checkpoint) when the client disconnects.
+    (`RenderLimiter.run_here` draws a small map on the event loop instead.)
 
     Raises
     ------

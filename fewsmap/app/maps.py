@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fewsmap.app.conditional import content_etag, not_modified
-from fewsmap.app.limits import POINT_COST, map_cost, render, values_cost
+from fewsmap.app.limits import POINT_COST, map_cost, render, render_limiter, values_cost
 from fewsmap.app.streaming import body_response
 from fewsmap.catalog import Catalog
 from fewsmap.export import FILE_SUFFIXES
@@ -23,6 +23,7 @@ from fewsmap.params import Params
 from fewsmap.products.ensemble import selection_cost
 from fewsmap.render.pipeline import MapSpec, render_maps, render_uv_tiff
 from fewsmap.resolve.maps import MapRequest, resolve_maps
+from fewsmap.store.overviews import pyramid_of
 from fewsmap.time.instants import format_time
 
 
@@ -35,6 +36,8 @@ async def map_response(catalog: Catalog, parsed: MapRequest, request: Request) -
     elif parsed.format in FILE_SUFFIXES:  # raw values of the native grid, not a picture
         image = await render(request, export_cost(specs), export_map, specs, parsed.format,
                              parsed.layer)
+    elif drawn_inline(specs, maps_cost(specs), catalog.settings.inline_render_cost):
+        image = render_limiter(request).run_here(render_maps, specs, parsed.format)
     else:
         image = await render(request, maps_cost(specs), render_maps, specs, parsed.format)
     headers = {
@@ -98,6 +101,31 @@ def maps_cost(specs: Sequence[MapSpec]) -> int:
                            selection_cost(s.labels) * s.fields_per_value) for s in specs)
     return map_cost(spec.canvas.width, spec.canvas.height, layers=layers,
                     contours=any(s.show_contours for s in specs))
+
+
+# A grid of at most this many cells is read whole in a few ms even without overview levels.
+INLINE_GRID_CELLS = 1 << 20
+
+
+def drawn_inline(specs: Sequence[MapSpec], cost: int, limit: int) -> bool:
+    """Whether a map is drawn on the event loop rather than in a render thread: its cost is
+    at most ``limit`` (one 256² tile of one layer by default: no contours, statistics,
+    aggregates or run change) and every layer reads local files (object storage waits on
+    the network), a bounded window of them (overview levels zoomed out, or a small grid),
+    no catchments (zonal means read whole regions).
+
+    A tile's draw is 1-3 ms of numpy and compiled kernels; handed to a thread it cost its
+    worker 0.4-0.6 ms more CPU in GIL hand-offs, and tiles per second at c=8 on 2 cores
+    were 28 % fewer (benchmarks/results/operational.md)."""
+    return cost <= limit and all(
+        spec.catchments is None and spec.store.files is not None and _bounded(spec)
+        for spec in specs)
+
+
+def _bounded(spec: MapSpec) -> bool:
+    rows, cols = spec.store.grid_shape
+    return rows * cols <= INLINE_GRID_CELLS or bool(
+        pyramid_of(spec.store).levels_for(spec.variables[0], spec.run.slot))
 
 
 def export_cost(specs: Sequence[MapSpec]) -> int:

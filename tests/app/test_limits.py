@@ -268,7 +268,9 @@ def test_limits_are_settings() -> None:
 
 @pytest.fixture(scope="module")
 def one_slot(demo_stores: Path) -> Iterator[str]:
-    env = {"FEWSMAP_MAX_CONCURRENT_RENDERS": "1", "FEWSMAP_RENDER_QUEUE_TIMEOUT_S": "0"}
+    # Tiles take the light slot too (by default they are drawn on the event loop).
+    env = {"FEWSMAP_MAX_CONCURRENT_RENDERS": "1", "FEWSMAP_RENDER_QUEUE_TIMEOUT_S": "0",
+           "FEWSMAP_INLINE_RENDER_COST": "0"}
     with live_server("--stores", str(demo_stores), env=env) as url:
         yield url
 

@@ -60,7 +60,8 @@ def stores(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app(stores: Path) -> Starlette:
-    return create_app(Settings(stores_dir=stores, reload_interval_s=0.0,
+    # Maps go to the light lane (small ones are drawn on the event loop by default).
+    return create_app(Settings(stores_dir=stores, reload_interval_s=0.0, inline_render_cost=0,
                                max_concurrent_renders=1, render_queue_timeout_s=0.2))
 
 
