@@ -113,7 +113,10 @@ class GuardedProtocol(HttpToolsProtocol):
         self.closed_unsent_since: float | None = None
         self.head_timer: asyncio.TimerHandle | None = None
         self.stall_timer: asyncio.TimerHandle | None = None
-        self.head_bytes = 0  # bytes received since the head being awaited began
+        # Bytes of request heads received since the last head ended: counted outside
+        # bodies, also while a request runs (httptools reads pipelined heads meanwhile).
+        self.head_bytes = 0
+        self.in_body = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -137,11 +140,11 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.awaiting_head_since is not None:
-            # The first byte of a request on a kept-alive connection starts its head's clock.
-            if self.head_timer is None:
-                self.awaiting_head_since = time.monotonic()
-                self._start_head_timer()
+        # The first byte of a request on a kept-alive connection starts its head's clock.
+        if self.awaiting_head_since is not None and self.head_timer is None:
+            self.awaiting_head_since = time.monotonic()
+            self._start_head_timer()
+        if not self.in_body:
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES and not self._head_in(data):
                 self._refuse_head()
@@ -153,9 +156,14 @@ class GuardedProtocol(HttpToolsProtocol):
         # A request head arrived: its request runs now (or waits behind a pipelined one).
         self.awaiting_head_since = None
         self.head_bytes = 0
+        self.in_body = True
         if self.head_timer is not None:
             self.head_timer.cancel()
             self.head_timer = None
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.in_body = False
 
     def _head_in(self, data: bytes) -> bool:
         """Whether the head ends within its allowance in ``data``, the last bytes read."""
@@ -167,13 +175,13 @@ class GuardedProtocol(HttpToolsProtocol):
         self.awaiting_head_since = None
         self._cancel_timers()
         if not self.transport.is_closing():
-            self.transport.write(HEAD_REFUSAL)
+            if self.cycle is None or self.cycle.response_complete:  # not amid an answer
+                self.transport.write(HEAD_REFUSAL)
             self.transport.close()
 
     def on_response_complete(self) -> None:
         if not self.transport.is_closing():  # kept alive: idle until the next request
             self.awaiting_head_since = time.monotonic()
-            self.head_bytes = 0
         super().on_response_complete()
 
     def pause_writing(self) -> None:

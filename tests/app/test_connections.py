@@ -3,6 +3,7 @@ time, and a worker's connections are capped without refusing real requests (issu
 
 from __future__ import annotations
 
+import asyncio
 import resource
 import socket
 import threading
@@ -204,6 +205,40 @@ def test_a_closed_connection_with_unread_bytes_is_dropped() -> None:
             while open_connections(url) and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert open_connections(url) == 0
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()
+
+
+async def slow_answer(scope: Scope, receive: Receive, send: Send) -> None:
+    """An ASGI app answering every request after 3 s."""
+    if scope["type"] == "http":
+        await asyncio.sleep(3)
+        await Response(b"done", media_type="text/plain")(scope, receive, send)
+
+
+def test_a_pipelined_head_is_bounded_while_a_request_runs() -> None:
+    """httptools reads on while a request runs (h11 paused): the head of a pipelined
+    request streamed meanwhile is bounded too, and its connection dropped at once."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    config = uvicorn.Config(slow_answer, http=guarded_protocol(Settings()), lifespan="off",
+                            log_level="critical")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        with socket.create_connection(listener.getsockname(), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\nGET / HTTP/1.1\r\n")
+            start, refused = time.monotonic(), False
+            try:
+                for _ in range(4096):  # 4 MiB of headers for the second request
+                    sock.sendall(b"X-Filler: " + b"f" * 1012 + b"\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                refused = True
+            assert refused and time.monotonic() - start < 2  # before the first answer
     finally:
         server.should_exit = True
         thread.join(10)
