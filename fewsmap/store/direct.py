@@ -14,7 +14,8 @@ with (``layout.data_codec``), about 16x faster per value than decoding the 1 MB 
 Values that share a chunk are read together: the blocks spanning them are decompressed once
 (a small field's chunk holds a run's steps, `fewsmap.store.layout.data_chunks`). A sharded
 array (a variable's time-chunked copy, `fewsmap.store.series`) is read the same way inside
-its inner chunks, found through the shard index at the start of the file.
+its inner chunks, found through the shard index at the start of the file; a small inner
+chunk (the copy's 20 KiB) is read with one ``pread`` and decompressed whole.
 
 Any other layout gets None from `DirectReader.of`, and the caller reads through zarr.
 Files are opened under the store's one rule (`fewsmap.store.files`): a chunk leading out of
@@ -49,6 +50,9 @@ MEMCPYED = 0x02  # the flag of a chunk stored uncompressed after the header
 # The header and the offsets of up to this many blocks are read at once (64 KiB blocks of a
 # 1 MiB chunk: 16).
 PREFETCH_BLOCKS = 64
+# An inner chunk of up to this many bytes is read whole and decompressed (a time-chunked
+# copy's 8 × 8 cells × 80 steps: 20 KiB, one blosc block); a larger one block by block.
+WHOLE_INNER_BYTES = 64 * 1024
 
 
 class DirectReader:
@@ -199,21 +203,39 @@ class DirectReader:
         size = self.dtype.itemsize
         try:
             for frame, items in by_frame.items():
-                base = 0 if self.inner_shape is None else self._inner_frame(fd, key, frame)
-                if base is None:
-                    continue  # an empty inner chunk: the fill value
                 wanted = offsets[items]
                 first, last = int(wanted.min()), int(wanted.max()) + size
-                raw = _read_span(fd, first, last, base)
+                raw = (_read_span(fd, first, last) if self.inner_shape is None
+                       else self._read_inner(fd, key, frame, first, last))
+                if raw is None:
+                    continue  # an empty inner chunk: the fill value
                 if len(raw) != last - first:  # a short chunk would shift every later value
                     raise ValueError(f"chunk {key} ends before item {last - size}")
                 out[items] = np.frombuffer(raw, dtype=self.dtype)[(wanted - first) // size]
         finally:
             os.close(fd)
 
+    def _read_inner(self, fd: int, key: str, frame: int, first: int, last: int
+                    ) -> bytes | None:
+        """Bytes ``first:last`` of inner chunk ``frame`` of the shard ``fd`` (None if it is
+        empty): a small one read whole with one ``pread`` and decompressed, a larger one as
+        far as the blosc blocks holding them."""
+        found = self._inner_frame(fd, key, frame)
+        if found is None:
+            return None
+        base, length = found
+        nbytes = math.prod(self.inner_shape or ()) * self.dtype.itemsize
+        if nbytes > WHOLE_INNER_BYTES:
+            return _read_span(fd, first, last, base)
+        encoded = os.pread(fd, length, base)
+        if len(encoded) < HEADER.size or HEADER.unpack_from(encoded)[4] != nbytes:
+            raise ValueError(f"shard {key} holds an inner chunk of another size")
+        return bytes(memoryview(blosc.decompress(encoded))[first:last])
+
     @staticmethod
-    def _inner_frame(fd: int, key: str, frame: int) -> int | None:
-        """Where inner chunk ``frame`` of the shard ``fd`` starts, or None if it is empty."""
+    def _inner_frame(fd: int, key: str, frame: int) -> tuple[int, int] | None:
+        """Where inner chunk ``frame`` of the shard ``fd`` starts and its length, or None if
+        it is empty."""
         entry = os.pread(fd, SHARD_ENTRY.size, frame * SHARD_ENTRY.size)
         if len(entry) != SHARD_ENTRY.size:
             raise ValueError(f"shard {key} ends inside its index")
@@ -222,7 +244,7 @@ class DirectReader:
             return None
         if offset + length > os.fstat(fd).st_size:
             raise ValueError(f"shard {key} has an index entry past its end")
-        return int(offset)
+        return int(offset), int(length)
 
 
 def _groups(rows: np.ndarray) -> list[tuple[list[int], np.ndarray]]:

@@ -4,7 +4,7 @@ A variable's chunks hold one (run, step, member, level) field each, which is wha
 a time series at a point needs one value from each of them: 730 chunk files for 10 runs ×
 73 steps, 52.6 ms over HTTP. So the writer also writes ``<variable>.series``
 (`fewsmap.store.layout.series_name`): the same values with dimensions (run, y, x, step,
-members…, levels…), in shards of 512 × 512 cells × 128 steps with inner chunks of 32 × 32
+members…, levels…), in shards of 512 × 512 cells × 128 steps with inner chunks of 8 × 8
 cells × 128 steps, from which a series reads one inner chunk per run (and member, level).
 
 It is written into the run's slot after the variable's own chunks and from them, before
@@ -174,9 +174,10 @@ def _tile_shards(copy: zarr.Array[Any], slot: int, labels: tuple[int, ...], row:
     shard's cells, starting at cell ``row``, ``col``) of one run and member/level
     combination."""
     steps = copy.chunks[3]  # inner chunks and shards hold as many
+    tile = copy.chunks[1]  # as the copy was created (stores before 2026-12: 32 cells)
     shards = []
     for first in range(0, values.shape[0], steps):
-        shard = encode_shard(values[first:first + steps], steps)
+        shard = encode_shard(values[first:first + steps], steps, tile)
         if shard is not None:
             key = "/".join(map(str, (copy.path, "c", slot, row // SERIES_SHARD,
                                      col // SERIES_SHARD, first // steps, *labels)))
@@ -207,35 +208,38 @@ def _extent(write: SeriesWrite) -> tuple[int, int]:
     return write.rows.stop - write.rows.start, write.cols.stop - write.cols.start
 
 
-def encode_shard(values: np.ndarray, steps: int) -> bytes | None:
+def encode_shard(values: np.ndarray, steps: int, tile: int = SERIES_TILE) -> bytes | None:
     """Encode a tile's values (steps, rows, columns; at most a shard) as one shard of a
-    time-chunked copy; None where every value is NaN (no shard, as zarr writes none).
+    time-chunked copy with inner chunks of ``tile`` × ``tile`` cells; None where every
+    value is NaN (no shard, as zarr writes none).
 
-    Each inner chunk (cells × steps) is transposed into one reused buffer and compressed
-    there, only if it holds a value: a transposing copy of the whole tile first (17 MB a
-    shard) cost as much in page faults as it saved in calls.
+    A band of ``tile`` rows at a time is transposed into one reused buffer of its inner
+    chunks (cells × steps each, contiguous), and only inner chunks holding a value are
+    compressed: a transposing copy of the whole tile first (17 MB a shard) cost as much in
+    page faults as it saved in calls.
     """
-    tile, count = SERIES_TILE, SERIES_SHARD // SERIES_TILE
+    count = SERIES_SHARD // tile
     n, rows, cols = values.shape
+    across = -(-cols // tile)
     codec = _inner_codec()
     index = np.full((count * count, 2), EMPTY, dtype="<u8")
-    chunk = np.full((tile, tile, steps), np.nan, dtype="<f4")  # steps past n stay NaN
-    inner = chunk[:, :, :n]
+    band = np.full((across, tile, tile, steps), np.nan, dtype="<f4")  # steps past n stay NaN
+    inner = band[..., :n]
     encoded: list[bytes] = []
     offset = index.nbytes + CHECKSUM_BYTES
-    for i, j in itertools.product(range(-(-rows // tile)), range(-(-cols // tile))):
-        part = values[:, i * tile:(i + 1) * tile, j * tile:(j + 1) * tile].transpose(1, 2, 0)
-        if part.shape[:2] == (tile, tile):
-            inner[...] = part
-        else:  # an edge tile: the cells past the grid are NaN
-            inner[...] = np.nan
-            inner[:part.shape[0], :part.shape[1]] = part
-        if np.isnan(inner).all():
-            continue
-        data = bytes(codec.encode(chunk))
-        index[i * count + j] = (offset, len(data))
-        offset += len(data)
-        encoded.append(data)
+    for i in range(-(-rows // tile)):
+        part = values[:, i * tile:(i + 1) * tile]
+        if part.shape[1:] != (tile, across * tile):  # an edge band: cells past the grid NaN
+            edge = np.full((n, tile, across * tile), np.nan, dtype="<f4")
+            edge[:, :part.shape[1], :cols] = part
+            part = edge
+        inner[...] = part.reshape(n, tile, across, tile).transpose(2, 1, 3, 0)
+        empty = np.isnan(inner).reshape(across, -1).all(axis=1)
+        for j in np.flatnonzero(~empty).tolist():
+            data = bytes(codec.encode(band[j]))
+            index[i * count + j] = (offset, len(data))
+            offset += len(data)
+            encoded.append(data)
     if not encoded:
         return None
     return bytes(CRC32C().encode(index.tobytes())) + b"".join(encoded)

@@ -113,9 +113,13 @@ def test_windows_equal_zarr(tmp_path: Path, compressor: Any, chunk: int,
             np.testing.assert_array_equal(got, array[(*prefix, *window)])
 
 
-def test_sharded_items_equal_zarr_and_windows_are_left_to_it(tmp_path: Path) -> None:
-    """A time-chunked copy's layout (`series_chunks`): values found through the shard index,
-    empty inner chunks and missing shards read as the fill value."""
+@pytest.mark.parametrize("tile", [8, 32])
+def test_sharded_items_equal_zarr_and_windows_are_left_to_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tile: int) -> None:
+    """A time-chunked copy's layout (`series_chunks`): values found through the shard index
+    (inner chunks of 8 × 8 cells read whole, of 32 × 32 block by block), empty inner chunks
+    and missing shards read as the fill value."""
+    monkeypatch.setattr("fewsmap.store.layout.SERIES_TILE", tile)
     inner, shards = series_chunks(5, 130)
     values = np.random.default_rng(7).normal(size=(2, 600, 40, 130, 2)).astype(np.float32)
     values[:, :, :, :, 1] = np.nan  # member 1 never written: no shard files
