@@ -26,7 +26,13 @@ from fewsmap.errors import InvalidFormat
 from fewsmap.export import NETCDF
 from fewsmap.formats.media import COVJSON, CSV, JSON
 from fewsmap.formats.numbers import json_numbers
-from fewsmap.ogc.timeseries import coverage_json, encode_csv, parse_timeseries, series_json
+from fewsmap.ogc.timeseries import (
+    coverage_json,
+    encode_csv,
+    parse_timeseries,
+    series_head,
+    series_json,
+)
 from fewsmap.params import Params
 from fewsmap.products.catchments import CatchmentSet
 from fewsmap.resolve.catchments import Catchment, layer_and_store, read_catchment, set_values
@@ -76,10 +82,10 @@ def catchment_series(catalog: Catalog, request: TimeSeriesRequest, layer: Layer,
         return encode_csv(answer), "text/csv; charset=utf-8"
     if request.format == COVJSON:
         return _dumps(_polygon_coverages(coverage_json(answer), catchment, about)), COVJSON
-    body = series_json(answer)
-    del body["cell"], body["point"]
-    body["catchment"] = about
-    return _dumps(body), JSON
+    head = series_head(answer)
+    del head["cell"], head["point"]
+    head["catchment"] = about
+    return series_json(head, answer), JSON
 
 
 def _polygon_coverages(collection: dict[str, Any], catchment: Catchment,

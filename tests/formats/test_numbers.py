@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fewsmap.formats.numbers import csv_numbers, json_number, json_numbers
+from fewsmap.formats.numbers import csv_numbers, json_array, json_number, json_numbers
 
 FLOAT32 = st.floats(width=32, allow_nan=True, allow_infinity=True)
 
@@ -44,3 +44,14 @@ def test_json_numbers_name_the_decimal_of_numpys_float32_text_for_any_bit_patter
     assert json_numbers(values) == expected
     # the same JSON text, -0.0 too
     assert [repr(v) for v in json_numbers(values)] == [repr(v) for v in expected]
+
+
+def test_json_arrays_are_written_with_the_shortest_decimals() -> None:
+    """What a client reads: each value's shortest decimal (numpy's float32 text), null where
+    there is none, whatever the array's layout."""
+    weather = np.round(np.random.default_rng(3).normal(280, 30, 10_000), 2).astype(np.float32)
+    values = np.concatenate([weather, np.array([np.nan, np.inf, -0.0], dtype=np.float32)])
+    expected = "[" + ",".join([*weather.astype(str).tolist(), "null", "null", "-0.0"]) + "]"
+    assert json_array(values).decode() == expected
+    assert json_array(values.astype(np.float64)).decode() == expected
+    assert json_array(np.repeat(values, 2)[::2]).decode() == expected  # strided

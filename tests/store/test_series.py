@@ -253,7 +253,7 @@ def test_a_store_without_copies_answers_the_same_time_series(
         answers.append(response.text.replace(f"{name}.x", "LAYER"))
     assert answers[0] == answers[1]
     if len(query) == 2:
-        assert '"values": [10.3, 11.3, 12.3, 13.3]' in answers[0]  # 5 + step + column / 10
+        assert '"values":[10.3,11.3,12.3,13.3]' in answers[0]  # 5 + step + column / 10
 
 
 def test_read_cell_runs_reads_each_runs_series_of_a_member_from_the_copy(
