@@ -164,33 +164,53 @@ class DirectReader:
                                        offsets, out)
         return out
 
-    def read_along(self, index: Sequence[int], axis: int, positions: np.ndarray
-                   ) -> np.ndarray | None:
-        """The values at ``index`` with ``index[axis]`` set to each of ``positions`` (a cell's
-        steps of one run in a time-chunked copy), or None when they lie in more than one
-        (inner) chunk: `read_items` reads those.
+    def read_lines(self, lines: Sequence[tuple[Sequence[int], np.ndarray]], axis: int
+                   ) -> list[np.ndarray | None]:
+        """For each line, an index and positions along ``axis`` (a cell's steps of one run
+        in a time-chunked copy), the values at the index with ``index[axis]`` set to each
+        position; None for a line lying in more than one (inner) chunk: `read_items` reads
+        those.
 
-        Plain integer arithmetic for one (inner) chunk: a time series of 10 runs calls this
-        10 times, and `read_items`' index arrays cost more than the read itself.
+        Plain integer arithmetic and one byte span per line, every line under one
+        `reading`: a time series of 10 runs reads 10 lines, and `read_items`' index arrays
+        cost more than the reads.
         """
+        with self.files.reading(self.variable):
+            return [self._read_line(index, axis, positions) for index, positions in lines]
+
+    def _read_line(self, index: Sequence[int], axis: int, positions: np.ndarray
+                   ) -> np.ndarray | None:
         inner = self.inner_shape or self.chunk_shape
         low, high = int(positions.min()), int(positions.max())
         if low // inner[axis] != high // inner[axis]:
             return None
         first = [int(i) for i in index]
         first[axis] = low
-        chunk = "/".join(str(i // n) for i, n in zip(first, self.chunk_shape, strict=True))
         frame = offset = 0
         for i, n, k in zip(first, self.chunk_shape, inner, strict=True):
             frame = frame * (n // k) + (i % n) // k
             offset = offset * k + i % n % k
-        stride = math.prod(inner[axis + 1:]) * self.dtype.itemsize
-        offsets = offset * self.dtype.itemsize + (positions - low) * stride
-        out = np.full(len(positions), self.fill, dtype=self.dtype)
-        with self.files.reading(self.variable):
-            self._read_chunk_items(f"{self.name}/c/{chunk}", {frame: np.arange(len(positions))},
-                                   offsets, out)
-        return out
+        size = self.dtype.itemsize
+        items = math.prod(inner[axis + 1:])  # values between two positions, plus one
+        start = offset * size
+        stop = start + (high - low) * items * size + size
+        chunk = "/".join(str(i // n) for i, n in zip(first, self.chunk_shape, strict=True))
+        key = f"{self.name}/c/{chunk}"
+        try:
+            fd = self.files.open(key)
+        except MISSING:
+            return np.full(len(positions), self.fill, dtype=self.dtype)
+        try:
+            raw = (_read_span(fd, start, stop) if self.inner_shape is None
+                   else self._read_inner(fd, key, frame, start, stop))
+        finally:
+            os.close(fd)
+        if raw is None:  # an empty inner chunk
+            return np.full(len(positions), self.fill, dtype=self.dtype)
+        if len(raw) != stop - start:  # a short chunk would shift every later value
+            raise ValueError(f"chunk {key} ends before item {stop - size}")
+        values: np.ndarray = np.frombuffer(raw, dtype=self.dtype)[(positions - low) * items]
+        return values
 
     def _read_chunk_items(self, key: str, by_frame: dict[int, np.ndarray], offsets: np.ndarray,
                           out: np.ndarray) -> None:

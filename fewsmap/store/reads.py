@@ -24,7 +24,7 @@ import zarr
 
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.direct import DirectReader
-from fewsmap.store.layout import series_dims
+from fewsmap.store.layout import series_dims, series_name
 
 MAX_RUNS = 4  # runs of consecutive indices along one axis read one by one
 
@@ -171,13 +171,17 @@ def read_cell_runs(store: ForecastStore, variable: str, runs: Sequence[tuple[int
         where the copy does not hold the run, cannot be read directly, or keeps its steps
         in more than one inner chunk: `read_block` reads those.
     """
+    # The runs the copy holds, as lines of the copy: the cell's steps of each run.
+    lines = {k: (series_dims((slot, int(steps[0]), *labels, row, col)), steps)
+             for k, (slot, steps) in enumerate(runs)
+             if steps.size and store.series_copy(variable, slot) is not None}
+    reader = store.reader(series_name(variable)) if lines else None
+    if reader is None:
+        return [None] * len(runs)
     array = store.array(variable)
-    found: list[np.ndarray | None] = []
-    for slot, steps in runs:
-        copy = store.series_copy(variable, slot)
-        line = None if copy is None else _copy_line(store, copy, slot, steps, labels, row, col)
-        found.append(None if line is None else _missing_as_nan(array, line))
-    return found
+    read = dict(zip(lines, reader.read_lines(list(lines.values()), 3), strict=True))
+    return [None if (line := read.get(k)) is None else _missing_as_nan(array, line)
+            for k in range(len(runs))]
 
 
 def _copy_line(store: ForecastStore, copy: str, slot: int, steps: np.ndarray,
@@ -189,7 +193,8 @@ def _copy_line(store: ForecastStore, copy: str, slot: int, steps: np.ndarray,
     reader = _reader(store, copy, direct)
     if reader is None or not steps.size:
         return None
-    return reader.read_along(series_dims((slot, int(steps[0]), *labels, row, col)), 3, steps)
+    return reader.read_lines([(series_dims((slot, int(steps[0]), *labels, row, col)), steps)],
+                             3)[0]
 
 
 def _read_series(store: ForecastStore, copy: str, slot: int, row: int, col: int,
