@@ -225,8 +225,9 @@ class ServiceTable(Table):
         "Maps up to this cost (a 256² tile of one layer) of a store on local disk whose "
         "zoomed-out views read overview levels are drawn on the worker's event loop, "
         "without the hand-off to a render thread (1-3 ms each, during which the worker "
-        "answers nothing else); 0: every map in a render thread (stores on a network file "
-        "system, whose reads can take tens of ms)"))
+        "answers nothing else), and JSON time series of up to 32 lines of such a store's "
+        "time-chunked copy (~0.5 ms); 0: every map and series in a render thread (stores on "
+        "a network file system, whose reads can take tens of ms)"))
     heavy_render_cost: Count = Field(default=8_000_000, description=(
         "A render costing more (pixels × frames, contours as 20 extra pixels, a value "
         "read as 300) runs in the heavy lane, so tiles never wait behind animations"))

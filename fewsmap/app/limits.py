@@ -309,13 +309,15 @@ class RenderLimiter:
     def run_here(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Call ``fn(*args, **kwargs)``, a render too small to pay for a thread's hand-off
         (`fewsmap.app.maps.drawn_inline`), in the calling thread: the event loop, which
-        answers nothing else meanwhile. Counted, never queued, timed or cancelled."""
-        self.inline += 1
+        answers nothing else meanwhile. Counted when it returns, never queued, timed or
+        cancelled."""
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         finally:
             if not self.running:
                 self.idle_since = time.monotonic()
+        self.inline += 1
+        return result
 
     def _release(self, lane: Lane, cost: int) -> None:
         lane.release(cost)

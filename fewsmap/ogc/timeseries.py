@@ -53,6 +53,7 @@ from fewsmap.resolve.series import (
     ALL,
     DEFAULT_CRS,
     LATEST,
+    ReadElsewhere,
     Series,
     TimeSeries,
     TimeSeriesRequest,
@@ -116,16 +117,21 @@ def parse_timeseries(params: Params) -> TimeSeriesRequest:
     )
 
 
-def time_series(catalog: Catalog, params: Params) -> tuple[bytes, str]:
-    """Answer ``/api/timeseries``: the body and its media type.
+def time_series(catalog: Catalog, params: Params, inline: bool = False) -> tuple[bytes, str]:
+    """Answer ``/api/timeseries``: the body and its media type. ``inline`` answers only a
+    few lines of local files as JSON (`read_time_series`).
 
     Raises
     ------
     FewsmapError
         The error for the first problem found.
+    ReadElsewhere
+        If ``inline`` and the answer needs more.
     """
     request = parse_timeseries(params)
-    answer = read_time_series(catalog, request)
+    if inline and request.format != JSON:
+        raise ReadElsewhere
+    answer = read_time_series(catalog, request, inline=inline)
     if request.format == CSV:
         return encode_csv(answer), "text/csv; charset=utf-8"
     if request.format == COVJSON:

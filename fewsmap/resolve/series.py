@@ -64,6 +64,9 @@ from fewsmap.time.instants import format_time
 ALL = "all"
 LATEST = "latest"
 DEFAULT_CRS = "EPSG:4326"
+# The most lines of a time-chunked copy an inline read (`read_time_series`) reads: 10-20 µs
+# each, so the event loop is held well under a millisecond.
+INLINE_SERIES_LINES = 32
 
 # Values read at a cell, unreduced, by run slot, member/level indices and valid times.
 ReadCache = dict[tuple[int, tuple[tuple[int, ...], ...], bytes],
@@ -143,14 +146,21 @@ class SeriesPlace:
     cells: int
 
 
+class ReadElsewhere(Exception):
+    """`read_time_series` was asked to read only a few lines (``inline``) and the request
+    needs more, or reads the network: it is to be read in a render thread."""
+
+
 def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
                      max_values: int | None = None,
-                     place: SeriesPlace | None = None) -> TimeSeries:
+                     place: SeriesPlace | None = None, inline: bool = False) -> TimeSeries:
     """Resolve the request against the catalog and read the values at the cell.
 
     ``max_values`` bounds the values read (default: the ``max_point_values`` setting);
     ``place`` reads elsewhere than at the cell holding the request's point (a catchment's
-    weighted cells), with every product alike.
+    weighted cells), with every product alike. ``inline`` reads only plain series of local
+    files from the time-chunked copy, at most `INLINE_SERIES_LINES` lines (bounded work for
+    the event loop), and raises `ReadElsewhere` before any read for anything else.
 
     Raises
     ------
@@ -158,6 +168,8 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
         LayerNotDefined, LayerNotQueryable, InvalidCRS, InvalidDimensionValue,
         MissingDimensionValue, InvalidPoint (outside the grid), InvalidParameterValue (too
         many values).
+    ReadElsewhere
+        As above.
     """
     if request.layer in catalog.groups and request.layer not in catalog.layers:
         members = [layer.id for layer in catalog.layers.values()
@@ -184,6 +196,8 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
         raise InvalidParameterValue(
             f"this request reads {count} values; at most {limit} are allowed "
             "(narrow start/end, name a run, a member or an elevation)")
+    if inline:
+        _check_inline(store, layer, runs, chosen, request, place)
     cell = place.cell if place else locate_cell(
         store, crs, request.x, request.y, f"x={request.x:g}, y={request.y:g} ({crs})",
         f"layer {layer.id!r}")
@@ -195,6 +209,23 @@ def read_time_series(catalog: Catalog, request: TimeSeriesRequest,
                                         cache)]
     return TimeSeries(layer, store, request, cell, tuple(series),
                       request_units(store, layer, request).units)
+
+
+def _check_inline(store: ForecastStore, layer: Layer, runs: list[tuple[RunInfo, np.ndarray]],
+                  chosen: list[list[tuple[list[LayerDimension], list[list[int]]]]],
+                  request: TimeSeriesRequest, place: SeriesPlace | None) -> None:
+    """Raise `ReadElsewhere` unless the request is an inline read: local files, no product
+    (run change, accumulation, statistic, catchment), every run read from the time-chunked
+    copy in at most `INLINE_SERIES_LINES` lines (one ``pread`` of 20 KiB each)."""
+    lines = sum(math.prod(len(i) for i in indices) for each in chosen
+                for _, indices in each) * len(layer.variables)
+    plain = (place is None and request.baseline is None and request.accumulate is None
+             and not isinstance(request.member, EnsembleStatistic)
+             and not (isinstance(request.member, tuple)
+                      and any(isinstance(m, EnsembleStatistic) for m in request.member)))
+    if not (plain and store.files is not None and lines <= INLINE_SERIES_LINES and all(
+            store.series_copy(name, run.slot) for run, _ in runs for name in layer.variables)):
+        raise ReadElsewhere
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,12 +20,24 @@ from hypothesis import strategies as st
 from openapi_spec_validator import validate as validate_openapi
 
 from fewsmap import open_cube
+from fewsmap.app.server import create_app
 from fewsmap.catalog import Catalog
 from fewsmap.errors import InvalidParameterValue
 from fewsmap.ogc import timeseries
 from fewsmap.params import Params
+from fewsmap.resolve.series import INLINE_SERIES_LINES, ReadElsewhere, read_time_series
 from fewsmap.settings import Settings
+from tests.asgi_client import AppClient
 from tests.live_server import live_server
+from tests.s3server import S3Server
+from tests.synthetic import (
+    LAGGED_MEMBERS,
+    LAGGED_RUNS,
+    T0,
+    field_store,
+    lagged_ensemble_store,
+    lonlat_grid,
+)
 
 TO_MERCATOR = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
 
@@ -312,3 +324,63 @@ def test_no_request_gets_a_server_error(base: str, params: dict[str, str]) -> No
     if response.status_code >= 400:
         assert response.headers["content-type"] == "application/json"
         assert response.json()["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def copied_stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lagged ensemble with its fields chunked one per step, so with copies."""
+    stores = tmp_path_factory.mktemp("inline") / "stores"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("fewsmap.store.layout.SMALL_FIELD_CELLS", 0)
+        lagged_ensemble_store(stores / "lagged.zarr")
+    lat, lon = np.linspace(60.0, 40.0, 21), np.linspace(0.0, 20.0, 21)
+    lon2, lat2 = np.meshgrid(lon, lat)
+    for hours in (0, 6):  # two runs with the same lead times: run change has values
+        field_store(stores / "two.zarr", lonlat_grid(lat, lon), lon2, lat2,
+                    T0 + np.timedelta64(hours, "h"), overviews=False)
+    return stores
+
+
+@pytest.mark.parametrize(("query", "inline"), [
+    ({"member": "24"}, True),  # a member of the latest run
+    ({"member": "3", "runs": "all"}, True),
+    ({"member": "all", "runs": "all"}, False),  # more lines than an inline read takes
+    ({"member": "mean", "runs": "all"}, False),
+    ({"layer": "two.lon", "runs": "all"}, True),
+    ({"layer": "two.lon", "baseline": "previous"}, False),
+    ({"member": "24", "accumulate": "P2D"}, False),
+    ({"member": "24", "format": "csv"}, False)])
+def test_plain_series_of_local_copies_are_read_on_the_event_loop(
+        copied_stores: Path, query: dict[str, str], inline: bool) -> None:
+    """A series of a few lines of a local store's time-chunked copy is read on the event
+    loop (no thread hand-off), as JSON; more lines, statistics, products and other formats
+    in a render thread, as with inline renders off; the answer is the same either way."""
+    assert LAGGED_RUNS * LAGGED_MEMBERS > INLINE_SERIES_LINES
+    here = create_app(Settings(stores_dir=copied_stores))
+    threads = create_app(Settings(stores_dir=copied_stores, inline_render_cost=0))
+    answers = []
+    for app in (here, threads):
+        limiter = app.state.service.render_limiter
+        before = limiter.inline
+        response = AppClient(app).get("/api/timeseries", params={
+            "layer": "lagged.t2m", "x": "10", "y": "54", **query})  # query may name a layer
+        assert response.status_code == 200, response.text
+        answers.append((limiter.inline > before, response.content))
+    assert answers[0][0] == inline
+    assert not answers[1][0]
+    assert answers[0][1] == answers[1][1]
+
+
+def test_series_of_object_storage_are_never_read_inline(s3_env: S3Server) -> None:
+    """Reads from object storage wait on the network: never on the event loop."""
+    folder = f"s3://{s3_env.new_bucket()}/stores"
+    lat, lon = np.linspace(60.0, 40.0, 21), np.linspace(0.0, 20.0, 21)
+    lon2, lat2 = np.meshgrid(lon, lat)
+    field_store(f"{folder}/wide.zarr", lonlat_grid(lat, lon), lon2, lat2, overviews=False)
+    catalog = Catalog(Settings(stores_dir=folder))
+    request = timeseries.parse_timeseries(Params([("layer", "wide.lon"), ("x", "10"),
+                                                  ("y", "50")]))
+    assert catalog.store(catalog.layers["wide.lon"]).series_copy("lon", 0) == "lon.series"
+    assert read_time_series(catalog, request).series[0].values.tolist() == [10.0, 10.0]
+    with pytest.raises(ReadElsewhere):
+        read_time_series(catalog, request, inline=True)
