@@ -56,7 +56,10 @@ def quantise_breaks(values: np.ndarray, lower: np.ndarray) -> np.ndarray:
     A table of the count at ``BREAK_TABLE_STEPS`` equal steps between the first and last
     break gives each value a start a break or two from its answer, which it walks to: a
     binary search per value took 10 ms of a 1920 × 1200 map. The walk checks both
-    neighbours, so the table's rounding can only cost a step, never change an answer."""
+    neighbours, so the table's rounding can only cost a step, never change an answer.
+    Where no break lies within a step of either side of a table cell, the cell's count is
+    every value's answer there: most values take it without a walk or a range check
+    (half the time of a 256² tile's classes)."""
     out = np.zeros(values.size, dtype=np.uint8)
     n = lower.size
     if n == 0:
@@ -72,18 +75,28 @@ def quantise_breaks(values: np.ndarray, lower: np.ndarray) -> np.ndarray:
         while below < n and lower[below] <= edge:
             below += 1
         table[b] = below
+    # Counts certain for a whole cell (-1: walk): only where a cell is far wider than the
+    # rounding of a value's position (breaks spanning 1e-6 of their magnitude or more).
+    settled = np.full(BREAK_TABLE_STEPS + 1, -1, dtype=np.int64)
+    if scale > 0.0 and high - low > 1e-6 * max(abs(low), abs(high)):
+        for b in range(1, BREAK_TABLE_STEPS):
+            if table[b - 1] == table[b + 1]:
+                settled[b] = table[b]
     for k in range(values.size):
         v = np.float64(values[k])
-        if not np.isfinite(v):
-            out[k] = 0
-            continue
-        if v < low:
+        at = (v - low) * scale
+        if at >= 1.0 and at < BREAK_TABLE_STEPS:  # false for NaN and infinities
+            count = settled[int(at)]
+            if count >= 0:
+                out[k] = count
+                continue
+        if not np.isfinite(v) or v < low:
             out[k] = 0
             continue
         if v >= high:
             out[k] = n
             continue
-        found = table[min(int((v - low) * scale), BREAK_TABLE_STEPS)] if scale > 0.0 else 0
+        found = table[min(int(at), BREAK_TABLE_STEPS)] if scale > 0.0 else 0
         while found < n and lower[found] <= v:
             found += 1
         while found > 0 and lower[found - 1] > v:

@@ -151,6 +151,22 @@ def test_class_of_each_value_counts_the_breaks_at_or_below_it(field: np.ndarray,
     np.testing.assert_array_equal(kernels.quantise_breaks(flat, lower), expected)
 
 
+@pytest.mark.parametrize(("low", "span"), [(0.0, 1.0), (-40.0, 85.0), (273.15, 1e-3),
+                                         (1e6, 0.5), (3e4, 1e-9), (-1e-30, 2e-30)])
+def test_values_at_and_beside_every_break_take_their_class(low: float, span: float) -> None:
+    """Breaks of any width against their magnitude (wide ones answer most values from the
+    table without a walk, narrow ones always walk): values on each break and a float32
+    step either side of it, and a dense sweep, all counted as numpy counts them."""
+    rng = np.random.default_rng(int(span * 1e3) % 97)
+    lower = np.sort(np.r_[low, low + span, low + span * rng.random(30)]).astype(np.float64)
+    on = lower.astype(np.float32)
+    field = np.concatenate([on, np.nextafter(on, np.float32(np.inf)),
+                            np.nextafter(on, np.float32(-np.inf)),
+                            np.linspace(low - span, low + 2 * span, 100_000, dtype=np.float32)])
+    expected = np.searchsorted(lower, field.astype(np.float64), side="right")
+    np.testing.assert_array_equal(kernels.quantise_breaks(field, lower), expected)
+
+
 @pytest.mark.parametrize("descending", [False, True])
 @pytest.mark.parametrize("uneven", [False, True])
 def test_fractional_indices_equal_numpy_interpolation(descending: bool, uneven: bool) -> None:
