@@ -317,9 +317,11 @@ def _draw(spec: MapSpec) -> tuple[np.ndarray, Palette, SourceWindow | None]:
                                shown_style(spec.style, statistic_of(spec.labels),
                                            difference=spec.baseline is not None))
     field = regrid(window, spec.canvas)
-    automatic = value_range(spec)
-    if spec.reducer == "sum" and len(spec.aggregate) > 1:
-        automatic = _data_range(field)  # a sum exceeds the run's per-step range
+    automatic = None
+    if not isinstance(spec.color_range, tuple):  # a range given makes the palette alone
+        automatic = value_range(spec)
+        if spec.reducer == "sum" and len(spec.aggregate) > 1:
+            automatic = _data_range(field)  # a sum exceeds the run's per-step range
     palette = palette_for(spec.style, spec.color_range, automatic)
     return palette.indices(field), palette, window
 
