@@ -196,11 +196,24 @@ def layer_dimensions(store: ForecastStore, variable: str, defaults: Mapping[str,
     smallest height or depth) and the lowest member number holding data (the control run
     where there is one). ``statistics`` are listed with the members (`LayerDimension.values`).
     """
+    step = runs[0].step_of(valid_time) if valid_time is not None and len(runs) == 1 else None
+    key = ("layer_dimensions", variable, tuple(sorted(defaults.items())),
+           tuple(run.slot for run in runs), step, tuple(statistics))
+    # Every map resolves them: 40 µs of an ensemble tile, fixed per store state.
+    return list(store.remembered(key, lambda: _layer_dimensions(
+        store, variable, defaults, runs, step, statistics)))
+
+
+def _layer_dimensions(store: ForecastStore, variable: str, defaults: Mapping[str, str | float],
+                      runs: Sequence[RunInfo], step: int | None, statistics: Sequence[str]
+                      ) -> tuple[LayerDimension, ...]:
     found = []
     for dim in store.dims(variable)[2:-2]:
         labels = store.labels(dim)
         attrs = store.attributes(dim)
-        held = _held(runs, variable, dim, valid_time)
+        held = _held(runs, variable, dim, step)
+        if held is not None:
+            held.flags.writeable = False  # shared by every request of this store state
         candidates = labels if held is None or held.size == 0 else labels[held]
         if dim == MEMBER_DIM:
             name, fallback = "ensemble_member", float(candidates.min())
@@ -217,15 +230,15 @@ def layer_dimensions(store: ForecastStore, variable: str, defaults: Mapping[str,
         found.append(LayerDimension(name, dim, labels, str(attrs.get("units", "")), default,
                                     held, scope,
                                     tuple(statistics) if dim == MEMBER_DIM else ()))
-    return found
+    return tuple(found)
 
 
-def _held(runs: Sequence[RunInfo], variable: str, dim: str,
-          valid_time: np.datetime64 | None) -> np.ndarray | None:
-    """Store indices along ``dim`` holding data in any of ``runs`` (None: all of them)."""
+def _held(runs: Sequence[RunInfo], variable: str, dim: str, step: int | None
+          ) -> np.ndarray | None:
+    """Store indices along ``dim`` holding data in any of ``runs`` (None: all of them), at
+    ``step`` of the one run when given."""
     found = []
     for run in runs:
-        step = run.step_of(valid_time) if valid_time is not None and len(runs) == 1 else None
         held = run.data_labels(variable, dim, step)
         if held is None:
             return None

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -49,6 +49,10 @@ if TYPE_CHECKING:
 
 # Attribute naming the store an `open_cube` Dataset (and each of its variables) came from.
 SOURCE_ATTR = "fewsmap_store"
+# Results `ForecastStore.remembered` keeps per store state (a layer's dimensions per run and
+# step: a few hundred bytes each).
+REMEMBERED_ITEMS = 4096
+T = TypeVar("T")
 
 
 @contextmanager
@@ -179,6 +183,7 @@ class ForecastStore:
         self.runs: tuple[RunInfo, ...] = self._read_runs()
         self._holding: dict[tuple[str, ...], tuple[RunInfo, ...]] = {}
         self._series_slots: dict[str, frozenset[int]] = {}
+        self._remembered: dict[Hashable, Any] = {}
 
     @property
     def spatial_dims(self) -> tuple[str, str]:
@@ -247,6 +252,17 @@ class ForecastStore:
     def coordinate(self, name: str) -> np.ndarray:
         """Values of a coordinate array, as stored."""
         return np.asarray(self.array(name)[...])
+
+    def remembered(self, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``, worked out once per store state and ``key`` (what this state's
+        metadata alone decides, e.g. a layer's dimensions in a run), at most
+        `REMEMBERED_ITEMS` kept."""
+        if key not in self._remembered:
+            if len(self._remembered) >= REMEMBERED_ITEMS:
+                self._remembered.clear()
+            self._remembered[key] = make()
+        found: T = self._remembered[key]
+        return found
 
     def labels(self, dim: str) -> np.ndarray:
         """The labels of a member or level dimension, read once (read-only): every map of
