@@ -387,9 +387,12 @@ def select_runs(catalog: Catalog, layer: Layer, named: RunInfo | None,
         chosen = [runs[-1]]
     start = request.start if request.start is not None else np.datetime64("0001-01-01", "s")
     end = request.end if request.end is not None else np.datetime64("9999-12-31", "s")
+    bounded = request.start is not None or request.end is not None
     selected = []
     for run in chosen:
-        times = run.valid_times[(run.valid_times >= start) & (run.valid_times <= end)]
+        times = run.valid_times  # read-only, as the store keeps it
+        if bounded:
+            times = times[(times >= start) & (times <= end)]
         if request.times is not None:
             times = times[np.isin(times, np.array(request.times, dtype="datetime64[s]"))]
         if times.size:

@@ -351,12 +351,14 @@ class ForecastStore:
             row = valid[slot]
             has = np.flatnonzero(row != NAT)
             order = has[np.argsort(row[has], kind="stable")]
+            times = row[order].astype("datetime64[s]")
+            order.flags.writeable = times.flags.writeable = False  # shared by every request
             runs.append(
                 RunInfo(
                     reference_time=parse_stamp(record["reference_time"]),
                     slot=slot,
                     step_slots=order,
-                    valid_times=row[order].astype("datetime64[s]"),
+                    valid_times=times,
                     record=record,
                 )
             )
