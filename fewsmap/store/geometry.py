@@ -1059,21 +1059,45 @@ def _axis_index(axis: np.ndarray, value: float, periodic: bool,
                 lone_spacing: float) -> int | None:
     """The cell of a monotonic 1-D axis that holds ``value``, or None beyond half a cell;
     an axis of one cell is ``lone_spacing`` wide."""
-    offsets = axis - value
-    if periodic:
-        offsets = (offsets + 180.0) % 360.0 - 180.0
-    i = int(np.argmin(np.abs(offsets)))
+    i, offset = nearest_centre(axis, value, periodic)
     if axis.size == 1:
-        return i if abs(offsets[i]) <= lone_spacing / 2 * (1 + EDGE_TOLERANCE) else None
+        return i if abs(offset) <= lone_spacing / 2 * (1 + EDGE_TOLERANCE) else None
     before = abs(_gap(axis, i - 1, i, periodic)) if i > 0 else None
     after = abs(_gap(axis, i, i + 1, periodic)) if i + 1 < axis.size else None
     below, above = before or after or 0.0, after or before or 0.0
     if axis[-1] < axis[0]:
         below, above = above, below
     # The value's offset from the centre, with the sign of the axis direction.
-    offset = -float(offsets[i])
+    offset = -offset
     return i if -below / 2 * (1 + EDGE_TOLERANCE) <= offset <= above / 2 * (
         1 + EDGE_TOLERANCE) else None
+
+
+def nearest_centre(axis: np.ndarray, value: float, periodic: bool) -> tuple[int, float]:
+    """The index of the centre of a monotonic axis nearest ``value`` (the first of equals)
+    and its offset ``axis[i] - value`` (in (-180, 180] for a periodic axis), as an argmin
+    over every centre gives them: only the centres either side of where ``value`` sorts in
+    and the two ends are candidates (a series of 10 runs located its cell over 1,400
+    longitudes each time). An axis spanning more than 360° is searched whole."""
+    n = axis.size
+    first, last = float(axis[0]), float(axis[-1])
+    span = abs(last - first)
+    if periodic and span > 360.0:
+        offsets = (axis - value + 180.0) % 360.0 - 180.0
+        i = int(np.argmin(np.abs(offsets)))
+        return i, float(offsets[i])
+    low = min(first, last)
+    sought = low + (value - low) % 360.0 if periodic else value
+    at = int(np.searchsorted(axis, sought)) if last >= first else \
+        n - int(np.searchsorted(axis[::-1], sought))
+    best, best_offset = -1, 0.0
+    for i in sorted({0, n - 1, *(k for k in (at - 1, at) if 0 <= k < n)}):
+        offset = float(axis[i]) - value
+        if periodic:
+            offset = (offset + 180.0) % 360.0 - 180.0
+        if best < 0 or abs(offset) < abs(best_offset):
+            best, best_offset = i, offset
+    return best, best_offset
 
 
 def _gap(axis: np.ndarray, i: int, j: int, periodic: bool) -> float:

@@ -15,6 +15,8 @@ import numpy as np
 import pyproj
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fewsmap import open_cube
 from fewsmap.errors import StoreError
@@ -25,6 +27,7 @@ from fewsmap.store.geometry import (
     GridGeometry,
     from_canvas,
     geometry_of,
+    nearest_centre,
     transform_finite,
     transformer,
 )
@@ -327,3 +330,23 @@ def test_2d_centres_know_their_least_step_and_whether_they_fold() -> None:
                    np.arange(3), np.arange(3)).least_step == np.inf
     assert Centres(np.array([0.0, 2.0, 2.5]), np.array([1.0, 4.0]), np.arange(2),
                    np.arange(3)).least_step == 0.5
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(-400, 400), st.floats(0.01, 40), st.integers(1, 60), st.booleans(),
+       st.booleans(), st.floats(-1000, 1000), st.floats(0.0, 0.9))
+def test_thenearest_centre_is_the_argmin_of_every_centre(
+        start: float, step: float, n: int, descending: bool, periodic: bool, value: float,
+        jitter: float) -> None:
+    """Either direction, even or uneven spacing, periodic spans under and over 360°,
+    values anywhere (also on centres and ends): the index and offset an argmin over every
+    centre gives (the first of equals)."""
+    rng = np.random.default_rng(n)
+    axis = start + np.cumsum(step * (1 + jitter * rng.random(n))) - step
+    axis = axis[::-1].copy() if descending else axis
+    for at in (value, float(axis[0]), float(axis[-1]), float(axis[n // 2]) + step / 2):
+        offsets = axis - at
+        if periodic:
+            offsets = (offsets + 180.0) % 360.0 - 180.0
+        expected = int(np.argmin(np.abs(offsets)))
+        assert nearest_centre(axis, at, periodic) == (expected, float(offsets[expected]))
