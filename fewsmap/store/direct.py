@@ -50,6 +50,8 @@ MEMCPYED = 0x02  # the flag of a chunk stored uncompressed after the header
 # The header and the offsets of up to this many blocks are read at once (64 KiB blocks of a
 # 1 MiB chunk: 16).
 PREFETCH_BLOCKS = 64
+# Step arrays whose line layout a reader keeps (`DirectReader._line`): a store's runs.
+MAX_LINES = 1024
 # An inner chunk of up to this many bytes is read whole and decompressed (a time-chunked
 # copy's 8 × 8 cells × 80 steps: 20 KiB, one blosc block); a larger one block by block.
 WHOLE_INNER_BYTES = 64 * 1024
@@ -69,6 +71,7 @@ class DirectReader:
         self.inner_shape = inner_shape  # of its inner chunks (None: not sharded)
         self.dtype = dtype
         self.fill = np.asarray(fill_value, dtype=dtype)
+        self._lines: dict[tuple[str, bytes, int], tuple[int, int, np.ndarray]] = {}
 
     @classmethod
     def of(cls, store: Path | StoreFiles, name: str, metadata: Any) -> DirectReader | None:
@@ -178,10 +181,26 @@ class DirectReader:
         with self.files.reading(self.variable):
             return [self._read_line(index, axis, positions) for index, positions in lines]
 
+    def _line(self, positions: np.ndarray, axis: int) -> tuple[int, int, np.ndarray]:
+        """The first and last of ``positions`` and each one's offset in values from the
+        first, worked out once: a store's few step arrays (one per run) come back with
+        every series, and these small numpy reductions cost more than a line's read."""
+        key = (positions.dtype.str, positions.tobytes(), axis)
+        found = self._lines.get(key)
+        if found is None:
+            if len(self._lines) >= MAX_LINES:
+                self._lines.clear()
+            inner = self.inner_shape or self.chunk_shape
+            low, high = int(positions.min()), int(positions.max())
+            picks = (positions.astype(np.int64) - low) * math.prod(inner[axis + 1:])
+            picks.flags.writeable = False
+            found = self._lines[key] = (low, high, picks)
+        return found
+
     def _read_line(self, index: Sequence[int], axis: int, positions: np.ndarray
                    ) -> np.ndarray | None:
         inner = self.inner_shape or self.chunk_shape
-        low, high = int(positions.min()), int(positions.max())
+        low, high, picks = self._line(positions, axis)
         if low // inner[axis] != high // inner[axis]:
             return None
         first = [int(i) for i in index]
@@ -209,7 +228,7 @@ class DirectReader:
             return np.full(len(positions), self.fill, dtype=self.dtype)
         if len(raw) != stop - start:  # a short chunk would shift every later value
             raise ValueError(f"chunk {key} ends before item {stop - size}")
-        values: np.ndarray = np.frombuffer(raw, dtype=self.dtype)[(positions - low) * items]
+        values: np.ndarray = np.frombuffer(raw, dtype=self.dtype)[picks]
         return values
 
     def _read_chunk_items(self, key: str, by_frame: dict[int, np.ndarray], offsets: np.ndarray,
