@@ -43,17 +43,22 @@ FIELD_BLOCK_CELLS = SPATIAL_CHUNK * SPATIAL_CHUNK
 FIELD_BLOCK_STEPS = 128
 FIELD_BLOCK_LABELS = 64
 # The time-chunked copy of a larger variable, read by time series (docs/design/points.md):
-# `<variable>.series`, shards of 512 × 512 cells × up to 128 steps, inner chunks of 8 × 8:
-# 20 KiB of 80 steps, one blosc block that a series reads whole with one `pread` and
-# decompresses in ~2 µs (32 × 32 cells: a 64 KiB block of the 327 KiB chunk, 10-50 µs;
-# blosc-lz4 with shuffle keeps blocks ≥ 64 KiB, so only smaller inner chunks help). Sizes
-# on disk within 2 % on three of four fields, 9 % larger on a sparse precipitation one.
+# `<variable>.series`, shards of 512 × 512 cells × up to 128 steps, inner chunks of 8 × 8
+# cells where those hold `SERIES_INNER_BYTES` of the feed's steps (64 steps or more), else
+# 32 × 32: one blosc block that a series reads whole with one `pread` and decompresses in
+# ~2 µs (32 × 32 cells of 80 steps: a 64 KiB block of the 327 KiB chunk, 10-50 µs; blosc-lz4
+# with shuffle keeps blocks ≥ 64 KiB, so only smaller inner chunks help). 8 × 8 × 80 steps:
+# within 2 % of 32 × 32's size on three of four fields, 9 % larger on a sparse
+# precipitation one. Short feeds keep 32 × 32: for a 10-step feed (16 steps stored) 8 × 8
+# made the copy 30 % larger and 16 × 16 17 %, and ingest slower, for series already cheap.
 SERIES_SUFFIX = ".series"
 # The run record's list of the variables whose copy holds the run (runs written before have
 # none: their series are read from the variable).
 SERIES_RECORD = "series"
 SERIES_SHARD = SPATIAL_CHUNK
-SERIES_TILE = 8
+SERIES_TILE = 8  # cells along each side of an inner chunk of a long feed
+SERIES_TILE_MAX = 32  # of a short one
+SERIES_INNER_BYTES = 16 * 1024
 SERIES_STEPS = 128
 # Coordinates along the run axis: one chunk per this many runs (one chunk per run made
 # opening 40-120 ms slower per 100 runs); valid_time rows are chunked by VALID_TIME_STEPS.
@@ -129,7 +134,7 @@ def series_chunks(ndim: int, steps: int) -> tuple[tuple[int, ...], ShardsConfigP
     step axis of ``steps`` entries when it is created.
 
     Shards of `SERIES_SHARD` cells × the steps (one file per run and spatial tile), inner
-    chunks of `SERIES_TILE` cells × the same steps. Steps are the axis' length rounded up to
+    chunks of `series_tile` cells × the same steps. Steps are the axis' length rounded up to
     a multiple of 8 (at most `SERIES_STEPS`): a 73-step feed pads 7 steps, not 55, which
     the writer would transpose and compress (later runs with more steps spill into a
     second shard). The shard index comes first, so a reader finds an inner chunk with one
@@ -138,10 +143,19 @@ def series_chunks(ndim: int, steps: int) -> tuple[tuple[int, ...], ShardsConfigP
     """
     steps = min(SERIES_STEPS, max(8, -(-steps // 8) * 8))
     rest = (1,) * (ndim - 4)
-    inner = (1, SERIES_TILE, SERIES_TILE, steps, *rest)
+    tile = series_tile(steps)
+    inner = (1, tile, tile, steps, *rest)
     shards: ShardsConfigParam = {"shape": (1, SERIES_SHARD, SERIES_SHARD, steps, *rest),
                                  "index_location": ShardingCodecIndexLocation.start}
     return inner, shards
+
+
+def series_tile(steps: int) -> int:
+    """The cells along each side of a time-chunked copy's inner chunk for ``steps`` steps:
+    `SERIES_TILE` where those cells hold at least `SERIES_INNER_BYTES` of float32 values
+    (64 steps or more), else `SERIES_TILE_MAX`."""
+    small = SERIES_TILE * SERIES_TILE * steps * 4 >= SERIES_INNER_BYTES
+    return SERIES_TILE if small else SERIES_TILE_MAX
 
 
 def format_indices(indices: np.ndarray) -> str:

@@ -4,8 +4,9 @@ A variable's chunks hold one (run, step, member, level) field each, which is wha
 a time series at a point needs one value from each of them: 730 chunk files for 10 runs ×
 73 steps, 52.6 ms over HTTP. So the writer also writes ``<variable>.series``
 (`fewsmap.store.layout.series_name`): the same values with dimensions (run, y, x, step,
-members…, levels…), in shards of 512 × 512 cells × 128 steps with inner chunks of 8 × 8
-cells × 128 steps, from which a series reads one inner chunk per run (and member, level).
+members…, levels…), in shards of 512 × 512 cells × up to 128 steps with inner chunks of 8 × 8
+to 32 × 32 cells × those steps (`layout.series_tile`), from which a series reads one inner
+chunk per run (and member, level).
 
 It is written into the run's slot after the variable's own chunks and from them, before
 the publish, so readers see both or neither; the run record lists the variables it holds
@@ -35,7 +36,6 @@ from fewsmap.store.files import StoreFiles
 from fewsmap.store.layout import (
     SERIES_RECORD,
     SERIES_SHARD,
-    SERIES_TILE,
     data_codec,
     has_field_blocks,
     series_chunks,
@@ -174,7 +174,7 @@ def _tile_shards(copy: zarr.Array[Any], slot: int, labels: tuple[int, ...], row:
     shard's cells, starting at cell ``row``, ``col``) of one run and member/level
     combination."""
     steps = copy.chunks[3]  # inner chunks and shards hold as many
-    tile = copy.chunks[1]  # as the copy was created (stores before 2026-12: 32 cells)
+    tile = copy.chunks[1]  # as the copy was created (`layout.series_tile`; 32 before 2026-12)
     shards = []
     for first in range(0, values.shape[0], steps):
         shard = encode_shard(values[first:first + steps], steps, tile)
@@ -208,7 +208,7 @@ def _extent(write: SeriesWrite) -> tuple[int, int]:
     return write.rows.stop - write.rows.start, write.cols.stop - write.cols.start
 
 
-def encode_shard(values: np.ndarray, steps: int, tile: int = SERIES_TILE) -> bytes | None:
+def encode_shard(values: np.ndarray, steps: int, tile: int) -> bytes | None:
     """Encode a tile's values (steps, rows, columns; at most a shard) as one shard of a
     time-chunked copy with inner chunks of ``tile`` × ``tile`` cells; None where every
     value is NaN (no shard, as zarr writes none).

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fewsmap.store.layout import format_indices, parse_indices
+from fewsmap.store.layout import format_indices, parse_indices, series_chunks, series_tile
 
 
 def test_indices_are_written_as_ranges() -> None:
@@ -19,3 +19,11 @@ def test_indices_are_written_as_ranges() -> None:
 def test_ranges_read_back_to_the_same_indices(indices: set[int]) -> None:
     ordered = np.array(sorted(indices), dtype=np.int64)
     assert parse_indices(format_indices(ordered)).tolist() == ordered.tolist()
+
+
+def test_a_copys_inner_chunks_are_small_only_for_long_feeds() -> None:
+    """8 × 8 cells where a feed's steps fill 16 KiB (64 steps or more), 32 × 32 for short
+    feeds, whose smaller inner chunks compressed worse (a 10-step feed's copy 30 % larger)."""
+    assert [series_tile(steps) for steps in (8, 16, 56, 64, 80, 128)] == [32, 32, 32, 8, 8, 8]
+    assert series_chunks(5, 73)[0] == (1, 8, 8, 80, 1)
+    assert series_chunks(4, 10)[0] == (1, 32, 32, 16)

@@ -21,6 +21,7 @@ from fewsmap.app.server import create_app
 from fewsmap.errors import IngestError
 from fewsmap.settings import Settings
 from fewsmap.store.cube import ForecastStore
+from fewsmap.store.layout import series_chunks
 from fewsmap.store.reads import read_block, read_cell_runs
 from fewsmap.store.run import RunData, SourceFile
 from fewsmap.store.series import write_copies
@@ -162,7 +163,7 @@ def test_copies_zarr_reads_across_shards_inner_chunks_and_steps(
                              "synthetic"), progress=False)
     store = ForecastStore(path)
     copy = store.array("x.series")
-    assert copy.chunks == (1, 8, 8, 2) and copy.shards == (1, 512, 512, 2)
+    assert copy.chunks == (1, 32, 32, 2) and copy.shards == (1, 512, 512, 2)  # 2 steps
     np.testing.assert_array_equal(np.moveaxis(np.asarray(copy[0]), -1, 0), values)
     shards = sorted(str(p.relative_to(path / "x.series" / "c")) for p in
                     (path / "x.series" / "c").rglob("*") if p.is_file())
@@ -203,18 +204,19 @@ def test_the_copy_written_from_memory_is_the_copy_read_back_from_the_variable(
                                               (2, 3)), values)
 
 
-def test_a_copy_made_with_larger_inner_chunks_keeps_its_layout(
+def test_a_copy_made_with_other_inner_chunks_keeps_its_layout(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A store whose copy was created with 32 × 32-cell inner chunks (before 8 × 8) gets
-    later runs in that layout, and every run's series is read from it, directly and by
-    zarr."""
+    """A store whose copy was created with other inner chunks than a new copy of its steps
+    gets (8 × 8 cells here, where 8 steps now get 32 × 32) has later runs written in that
+    layout, and every run's series is read from it, directly and by zarr."""
     path = tmp_path / "before.zarr"
-    monkeypatch.setattr("fewsmap.store.layout.SERIES_TILE", 32)
+    monkeypatch.setattr("fewsmap.store.layout.SERIES_TILE_MAX", 8)
     append_run(path, _europe_run(T0, 1.0), progress=False)
     monkeypatch.undo()
+    assert series_chunks(4, 4)[0][1:3] == (32, 32)
     append_run(path, _europe_run(T0 + np.timedelta64(6, "h"), 5.0), progress=False)
     store = ForecastStore(path)
-    assert store.array("x.series").chunks[1:3] == (32, 32)
+    assert store.array("x.series").chunks[1:3] == (8, 8)
     assert [store.series_copy("x", run.slot) for run in store.runs] == ["x.series"] * 2
     expected = np.asarray(store.array("x")[...])  # run, step, y, x
     for run in store.runs:
