@@ -256,12 +256,13 @@ class ForecastStore:
     def remembered(self, key: Hashable, make: Callable[[], T]) -> T:
         """``make()``, worked out once per store state and ``key`` (what this state's
         metadata alone decides, e.g. a layer's dimensions in a run), at most
-        `REMEMBERED_ITEMS` kept."""
-        if key not in self._remembered:
+        `REMEMBERED_ITEMS` kept. Render threads share it: a result is returned from a local
+        name, never read back after another thread may have cleared the dict."""
+        found: T | None = self._remembered.get(key)
+        if found is None:
             if len(self._remembered) >= REMEMBERED_ITEMS:
                 self._remembered.clear()
-            self._remembered[key] = make()
-        found: T = self._remembered[key]
+            found = self._remembered[key] = make()
         return found
 
     def labels(self, dim: str) -> np.ndarray:

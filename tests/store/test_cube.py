@@ -23,6 +23,7 @@ from tests.synthetic import (
     lagged_ensemble_store,
     lagged_members,
     lagged_steps,
+    lonlat_store,
 )
 
 Sample = Callable[[str], list[Path]]
@@ -168,3 +169,22 @@ def test_runs_written_before_the_record_hold_every_step(tmp_path: Path) -> None:
     runs = store.runs_holding(["t2m"])
     assert [r.valid_times.size for r in runs] == [LAGGED_STEPS] * LAGGED_RUNS
     assert runs[0].data_labels("t2m", "realization") is None
+
+
+def test_results_are_remembered_once_per_store_state(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a store state's metadata decides is worked out once; a newly opened state works
+    it out again; at most REMEMBERED_ITEMS are kept."""
+    path = lonlat_store(tmp_path / "s.zarr")
+    store = ForecastStore(path)
+    calls: list[str] = []
+
+    def make(name: str) -> Callable[[], str]:
+        return lambda: calls.append(name) or f"{name}{len(calls)}"
+
+    assert store.remembered("a", make("a")) == store.remembered("a", make("a")) == "a1"
+    assert ForecastStore(path).remembered("a", make("a")) == "a2"
+    monkeypatch.setattr("fewsmap.store.cube.REMEMBERED_ITEMS", 2)
+    store.remembered("b", make("b"))
+    store.remembered("c", make("c"))  # full: forgets a and b
+    assert store.remembered("a", make("a")) == "a5"
