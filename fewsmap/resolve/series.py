@@ -220,9 +220,8 @@ def _check_inline(store: ForecastStore, layer: Layer, runs: list[tuple[RunInfo, 
     lines = sum(math.prod(len(i) for i in indices) for each in chosen
                 for _, indices in each) * len(layer.variables)
     plain = (place is None and request.baseline is None and request.accumulate is None
-             and not isinstance(request.member, EnsembleStatistic)
-             and not (isinstance(request.member, tuple)
-                      and any(isinstance(m, EnsembleStatistic) for m in request.member)))
+             and not any(isinstance(choice, EnsembleStatistic)
+                         for choice in member_choices(request.member)))
     if not (plain and store.files is not None and lines <= INLINE_SERIES_LINES and all(
             store.series_copy(name, run.slot) for run, _ in runs for name in layer.variables)):
         raise ReadElsewhere

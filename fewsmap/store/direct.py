@@ -218,16 +218,14 @@ class DirectReader:
         try:
             fd = self.files.open(key)
         except MISSING:
+            raw = None
+        else:
+            try:
+                raw = self._frame_span(fd, key, frame, start, stop)
+            finally:
+                os.close(fd)
+        if raw is None:  # no chunk, or an empty inner chunk
             return np.full(len(positions), self.fill, dtype=self.dtype)
-        try:
-            raw = (_read_span(fd, start, stop) if self.inner_shape is None
-                   else self._read_inner(fd, key, frame, start, stop))
-        finally:
-            os.close(fd)
-        if raw is None:  # an empty inner chunk
-            return np.full(len(positions), self.fill, dtype=self.dtype)
-        if len(raw) != stop - start:  # a short chunk would shift every later value
-            raise ValueError(f"chunk {key} ends before item {stop - size}")
         values: np.ndarray = np.frombuffer(raw, dtype=self.dtype)[picks]
         return values
 
@@ -244,15 +242,22 @@ class DirectReader:
             for frame, items in by_frame.items():
                 wanted = offsets[items]
                 first, last = int(wanted.min()), int(wanted.max()) + size
-                raw = (_read_span(fd, first, last) if self.inner_shape is None
-                       else self._read_inner(fd, key, frame, first, last))
+                raw = self._frame_span(fd, key, frame, first, last)
                 if raw is None:
                     continue  # an empty inner chunk: the fill value
-                if len(raw) != last - first:  # a short chunk would shift every later value
-                    raise ValueError(f"chunk {key} ends before item {last - size}")
                 out[items] = np.frombuffer(raw, dtype=self.dtype)[(wanted - first) // size]
         finally:
             os.close(fd)
+
+    def _frame_span(self, fd: int, key: str, frame: int, first: int, last: int
+                    ) -> bytes | None:
+        """Bytes ``first:last`` of chunk ``key`` (open as ``fd``), of its inner chunk
+        ``frame`` where it is a shard; None for an empty inner chunk."""
+        raw = (_read_span(fd, first, last) if self.inner_shape is None
+               else self._read_inner(fd, key, frame, first, last))
+        if raw is not None and len(raw) != last - first:  # a short chunk would shift values
+            raise ValueError(f"chunk {key} ends before item {last - self.dtype.itemsize}")
+        return raw
 
     def _read_inner(self, fd: int, key: str, frame: int, first: int, last: int
                     ) -> bytes | None:

@@ -1075,29 +1075,25 @@ def _axis_index(axis: np.ndarray, value: float, periodic: bool,
 
 def nearest_centre(axis: np.ndarray, value: float, periodic: bool) -> tuple[int, float]:
     """The index of the centre of a monotonic axis nearest ``value`` (the first of equals)
-    and its offset ``axis[i] - value`` (in (-180, 180] for a periodic axis), as an argmin
+    and its offset ``axis[i] - value`` (in [-180, 180) for a periodic axis), as an argmin
     over every centre gives them: only the centres either side of where ``value`` sorts in
     and the two ends are candidates (a series of 10 runs located its cell over 1,400
     longitudes each time). An axis spanning more than 360° is searched whole."""
     n = axis.size
     first, last = float(axis[0]), float(axis[-1])
-    span = abs(last - first)
-    if periodic and span > 360.0:
-        offsets = (axis - value + 180.0) % 360.0 - 180.0
-        i = int(np.argmin(np.abs(offsets)))
-        return i, float(offsets[i])
-    low = min(first, last)
-    sought = low + (value - low) % 360.0 if periodic else value
-    at = int(np.searchsorted(axis, sought)) if last >= first else \
-        n - int(np.searchsorted(axis[::-1], sought))
-    best, best_offset = -1, 0.0
-    for i in sorted({0, n - 1, *(k for k in (at - 1, at) if 0 <= k < n)}):
-        offset = float(axis[i]) - value
-        if periodic:
-            offset = (offset + 180.0) % 360.0 - 180.0
-        if best < 0 or abs(offset) < abs(best_offset):
-            best, best_offset = i, offset
-    return best, best_offset
+    if periodic and abs(last - first) > 360.0:
+        candidates = np.arange(n)
+    else:
+        low = min(first, last)
+        sought = low + (value - low) % 360.0 if periodic else value
+        at = int(np.searchsorted(axis, sought)) if last >= first else \
+            n - int(np.searchsorted(axis[::-1], sought))
+        candidates = np.array(sorted({0, n - 1, *(k for k in (at - 1, at) if 0 <= k < n)}))
+    offsets = axis[candidates] - value
+    if periodic:
+        offsets = normalise_longitudes(offsets)
+    best = int(np.argmin(np.abs(offsets)))
+    return int(candidates[best]), float(offsets[best])
 
 
 def _gap(axis: np.ndarray, i: int, j: int, periodic: bool) -> float:
