@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -316,6 +317,7 @@ def parse_time(text: str, name: str = "TIME") -> TimeSelection:
     return TimeSelection(tuple(_parse_item(part.strip(), text, name) for part in parts))
 
 
+@lru_cache(maxsize=4096)  # map and tile requests name the same few instants (7 µs each)
 def parse_instant_span(text: str, name: str = "TIME") -> TimeInterval:
     """Parse one ISO 8601 instant, full or reduced precision, as the interval it covers (UTC).
 
