@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from fewsmap.app.limits import ignore_event
+from fewsmap.app.transport import HeldWrites
 from fewsmap.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.in_body = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(HeldWrites(transport, self.loop))  # head and body: one send
         if not getattr(self.server_state, SWEEPING, False):
             setattr(self.server_state, SWEEPING, True)
             self.loop.call_later(SWEEP_EVERY_S, _sweep, self.loop, self.connections)
