@@ -98,7 +98,7 @@ def step_slots(run: RunInfo, valid_times: np.ndarray | None) -> np.ndarray:
     KeyError
         If a valid time is not one of the run's.
     """
-    if valid_times is None:
+    if valid_times is None or valid_times is run.valid_times:  # every step (read-only)
         return np.asarray(run.step_slots, dtype=np.int64)
     wanted = np.asarray(valid_times, dtype="datetime64[s]").ravel()
     if wanted.size == run.valid_times.size and (wanted == run.valid_times).all():

@@ -333,24 +333,26 @@ class DirectReader:
         base, length = found
         nbytes = math.prod(self.inner_shape or ()) * self.dtype.itemsize
         if nbytes > WHOLE_INNER_BYTES:
+            if base + length > os.fstat(fd).st_size:
+                raise ValueError(f"shard {key} has an index entry past its end")
             return _read_span(fd, first, last, base)
         encoded = os.pread(fd, length, base)
-        if len(encoded) < HEADER.size or HEADER.unpack_from(encoded)[4] != nbytes:
+        if len(encoded) != length:
+            raise ValueError(f"shard {key} has an index entry past its end")
+        if length < HEADER.size or HEADER.unpack_from(encoded)[4] != nbytes:
             raise ValueError(f"shard {key} holds an inner chunk of another size")
         return bytes(memoryview(blosc.decompress(encoded))[first:last])
 
     @staticmethod
     def _inner_frame(fd: int, key: str, frame: int) -> tuple[int, int] | None:
         """Where inner chunk ``frame`` of the shard ``fd`` starts and its length, or None if
-        it is empty."""
+        it is empty (whether the file holds that much, its reader checks)."""
         entry = os.pread(fd, SHARD_ENTRY.size, frame * SHARD_ENTRY.size)
         if len(entry) != SHARD_ENTRY.size:
             raise ValueError(f"shard {key} ends inside its index")
         offset, length = SHARD_ENTRY.unpack(entry)
         if (offset, length) == EMPTY_ENTRY:
             return None
-        if offset + length > os.fstat(fd).st_size:
-            raise ValueError(f"shard {key} has an index entry past its end")
         return int(offset), int(length)
 
 
