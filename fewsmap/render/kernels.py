@@ -44,64 +44,117 @@ def quantise_even(values: np.ndarray, low: np.float32, factor: np.float32,
     return out
 
 
-# Equal steps between a palette's first and last break in `quantise_breaks`' table.
-BREAK_TABLE_STEPS = 4096
+# Equal cells between a palette's second and second-to-last finite break in
+# `quantise_breaks`' table (4096 left four times the values in a cell with a break: 32 µs
+# a tile, 27 with these), and the values it classes at a time (their slots stay in L1).
+BREAK_TABLE_STEPS = 16384
+BREAK_BLOCK = 1024
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_WALK = np.uint8(255)  # a table cell holding a break: compare the value with the breaks
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _ceil32(x: float) -> np.float32:
+    """The least float32 at or above ``x``: a float32 ``v >= x`` exactly where
+    ``v >= _ceil32(x)``."""
+    c = np.float32(x)
+    if np.float64(c) < x:
+        c = np.nextafter(c, np.float32(np.inf))
+    return c
 
 
 @numba.njit(nogil=True, cache=True)
 def quantise_breaks(values: np.ndarray, lower: np.ndarray) -> np.ndarray:
-    """The number of ``lower`` values (ascending float64) at or below each value: the index
-    of its class; 0 where the value is not finite. ``values`` is 1-D float32.
+    """The number of ``lower`` values (ascending float64, at most 255) at or below each
+    value: the index of its class; 0 where the value is not finite. ``values`` is 1-D
+    float32.
 
-    A table of the count at ``BREAK_TABLE_STEPS`` equal steps between the first and last
-    break gives each value a start a break or two from its answer, which it walks to: a
-    binary search per value took 10 ms of a 1920 × 1200 map. The walk checks both
-    neighbours, so the table's rounding can only cost a step, never change an answer.
-    Where no break lies within a step of either side of a table cell, the cell's count is
-    every value's answer there: most values take it without a walk or a range check
-    (half the time of a 256² tile's classes)."""
-    out = np.zeros(values.size, dtype=np.uint8)
-    n = lower.size
-    if n == 0:
-        return out
-    low, high = lower[0], lower[n - 1]
-    # No table (every walk from the first break) when the breaks span no finite width.
-    scale = BREAK_TABLE_STEPS / (high - low) if np.isfinite(high - low) and high > low \
-        else 0.0
-    table = np.zeros(BREAK_TABLE_STEPS + 1, dtype=np.int64)
-    below = 0
-    for b in range(BREAK_TABLE_STEPS + 1 if scale > 0.0 else 0):
-        edge = low + b / scale
-        while below < n and lower[below] <= edge:
-            below += 1
-        table[b] = below
-    # Counts certain for a whole cell (-1: walk): only where a cell is far wider than the
-    # rounding of a value's position (breaks spanning 1e-6 of their magnitude or more).
-    settled = np.full(BREAK_TABLE_STEPS + 1, -1, dtype=np.int64)
-    if scale > 0.0 and high - low > 1e-6 * max(abs(low), abs(high)):
-        for b in range(1, BREAK_TABLE_STEPS):
-            if table[b - 1] == table[b + 1]:
-                settled[b] = table[b]
-    for k in range(values.size):
-        v = np.float64(values[k])
-        at = (v - low) * scale
-        if at >= 1.0 and at < BREAK_TABLE_STEPS:  # false for NaN and infinities
-            count = settled[int(at)]
-            if count >= 0:
-                out[k] = count
+    A value's position (v - low) · scale in float32 arithmetic picks one of
+    ``BREAK_TABLE_STEPS`` equal cells between the second and the second-to-last finite
+    break (comparisons class the values beyond those). Rounded, the position still never
+    falls as v rises, and the breaks' positions are computed alike, so all values in a
+    cell that no break's position falls in have its count: exactly, with no margin. Block
+    by block, the positions are a loop without branches (vectorised), the counts a lookup,
+    and only the values in a cell holding a break (a few in a thousand) are compared with
+    its breaks. A binary search per value took 10 ms of a 1920 × 1200 map; walking from a
+    float64 table, value by value with branches, a 256² tile of 25 temperature classes
+    took 70 µs (now 27), precipitation's 10 classes 350 µs (29) and an SLD ramp's 255
+    breaks from -inf 4.4 ms (45)."""
+    size, n = values.size, lower.size
+    out = np.empty(size, dtype=np.uint8)
+    first, last = 0, n - 1  # the first and last finite break (-inf ones count for all)
+    while first < n and lower[first] == -np.inf:
+        first += 1
+    while last >= first and not lower[last] < np.inf:
+        last -= 1
+    second, penultimate = min(first + 1, last), max(last - 1, first)
+    # (float32 ``v >= at_first`` where ``v >= lower[first]``, and so on: `_ceil32`)
+    at_first = at_second = at_penultimate = at_last = np.float32(np.inf)
+    cells, low32, scale32 = 0, np.float32(0.0), np.float32(0.0)
+    if last >= first:
+        at_first, at_second = _ceil32(lower[first]), _ceil32(lower[second])
+        at_penultimate, at_last = _ceil32(lower[penultimate]), _ceil32(lower[last])
+        low = min(max(lower[second], -_FLOAT32_MAX), _FLOAT32_MAX)
+        high = min(max(lower[penultimate], -_FLOAT32_MAX), _FLOAT32_MAX)
+        if high > low and n <= 255:  # (more wrap around uint8: no table, a search each)
+            low32, scale32 = np.float32(low), np.float32(BREAK_TABLE_STEPS / (high - low))
+            cells = BREAK_TABLE_STEPS if 0.0 < scale32 < np.inf else 0
+    top = np.float32(cells)
+    # Slots: the cells, then beyond them (a search), then the answers without a table.
+    beyond, blank, below = np.int32(cells), np.int32(cells + 1), np.int32(cells + 2)
+    low_end, high_end, above = np.int32(cells + 3), np.int32(cells + 4), np.int32(cells + 5)
+    code = np.empty(cells + 6, dtype=np.uint8)
+    code[beyond], code[blank], code[below] = _WALK, 0, first
+    code[low_end], code[high_end], code[above] = second, penultimate + 1, last + 1
+    # A cell's count: the breaks whose positions lie in cells before it; _WALK where one
+    # lies in it (from the first of them, ``starts``, the value is compared).
+    starts = np.empty(cells, dtype=np.uint8)
+    b = 0
+    for i in range(n):
+        at = (np.float32(lower[i]) - low32) * scale32
+        cell = int(at) if (at >= 0.0) & (at < top) else (-1 if at < 0.0 else cells)
+        if cell >= b:
+            code[b:min(cell + 1, cells)] = i
+            b = cell + 1
+    code[b:cells] = n
+    for i in range(n - 1, -1, -1):
+        at = (np.float32(lower[i]) - low32) * scale32
+        if (at >= 0.0) & (at < top):
+            code[int(at)] = _WALK
+            starts[int(at)] = i
+    zero, infinity = np.float32(0.0), np.float32(np.inf)
+    slots = np.empty(BREAK_BLOCK, dtype=np.uint16)
+    for s in range(0, size, BREAK_BLOCK):
+        block, dest = values[s:s + BREAK_BLOCK], out[s:s + BREAK_BLOCK]
+        for j in range(block.size):
+            v = block[j]
+            at = (v - low32) * scale32
+            slot = np.int32(at if (at >= zero) & (at < top) else top)
+            slot = high_end if v >= at_penultimate else slot
+            slot = above if v >= at_last else slot
+            slot = slot if v >= at_second else low_end
+            slot = slot if v >= at_first else below
+            slots[j] = slot if (v > -infinity) & (v < infinity) else blank
+        for j in range(block.size):
+            dest[j] = code[slots[j]]
+        for c in range(0, block.size, 64):  # a vectorised maximum finds the _WALKs
+            part = dest[c:c + 64]
+            most = np.uint8(0)
+            for j in range(part.size):
+                most = max(most, part[j])
+            if most != _WALK:
                 continue
-        if not np.isfinite(v) or v < low:
-            out[k] = 0
-            continue
-        if v >= high:
-            out[k] = n
-            continue
-        found = table[min(int(at), BREAK_TABLE_STEPS)] if scale > 0.0 else 0
-        while found < n and lower[found] <= v:
-            found += 1
-        while found > 0 and lower[found - 1] > v:
-            found -= 1
-        out[k] = found
+            for j in range(c, c + part.size):
+                if dest[j] != _WALK:
+                    continue
+                v64 = np.float64(block[j])
+                if slots[j] < cells:
+                    found = starts[slots[j]]
+                    while found < n and lower[found] <= v64:
+                        found += 1
+                    dest[j] = found
+                else:  # beyond the cells, or a class of 255 itself
+                    dest[j] = np.searchsorted(lower, v64, side="right")
     return out
 
 

@@ -167,6 +167,52 @@ def test_values_at_and_beside_every_break_take_their_class(low: float, span: flo
     np.testing.assert_array_equal(kernels.quantise_breaks(field, lower), expected)
 
 
+def _spread(centre: float, width: float, steps: list[float]) -> list[float]:
+    return [centre + width * step for step in steps]
+
+
+def _with_next_float32(quantities: list[float]) -> list[float]:
+    """An SLD "values" colour map's breaks: each float32 quantity and the next float32."""
+    exact = np.asarray(quantities, dtype=np.float32)
+    with np.errstate(over="ignore"):  # (the next after float32's largest: inf)
+        after = np.nextafter(exact, np.float32(np.inf))
+    return [*exact.tolist(), *after.tolist()]
+
+
+# Up to 255 ascending breaks of every kind: anywhere in float64 (beyond float32, ±inf),
+# clustered around any magnitude at any width (down to none), repeated, float32 pairs.
+BREAKS = st.one_of(
+    st.lists(st.floats(allow_nan=False), max_size=255),
+    st.builds(_spread, st.floats(-1e38, 1e38), st.floats(0.0, 1e38),
+              st.lists(st.floats(0.0, 1.0), max_size=255)),
+    st.builds(_spread, st.floats(-1e6, 1e6), st.sampled_from([0.0, 1e-300, 1e-12, 1e-7, 1.0]),
+              st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0]), max_size=255)),
+    st.lists(st.sampled_from([-np.inf, -1e300, -3.5e38, -1.0, -0.0, 0.0, 1e-45, 1e-38, 0.1,
+                              1.0, 3.4e38, 1e300, np.inf]), max_size=255),
+    st.builds(_with_next_float32, st.lists(st.floats(width=32, allow_nan=False,
+                                                     allow_infinity=False), max_size=127)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(BREAKS, hnp.arrays(np.float32, st.integers(0, 100),
+                          elements=st.floats(width=32, allow_nan=True, allow_infinity=True)),
+       st.integers(0, 3 * kernels.BREAK_BLOCK), st.integers(0, 2**32 - 1))
+def test_values_on_beside_and_between_any_breaks_count_as_numpy_counts(
+        breaks: list[float], field: np.ndarray, extra: int, seed: int) -> None:
+    """Values on every break, a float32 step either side of it and anywhere (NaN, ±inf),
+    shuffled over several blocks, classed as numpy's search classes them."""
+    lower = np.sort(np.asarray(breaks, dtype=np.float64))
+    with np.errstate(over="ignore"):  # breaks beyond float32, and steps beyond its largest
+        on = lower.astype(np.float32)
+        values = np.concatenate([on, np.nextafter(on, np.float32(np.inf)),
+                                 np.nextafter(on, np.float32(-np.inf)), field])
+    flat = np.random.default_rng(seed).permutation(np.resize(values, values.size + extra))
+    expected = np.where(np.isfinite(flat), np.searchsorted(lower, flat.astype(np.float64),
+                                                           side="right"), 0)
+    np.testing.assert_array_equal(kernels.quantise_breaks(flat, lower), expected)
+
+
 @pytest.mark.parametrize("descending", [False, True])
 @pytest.mark.parametrize("uneven", [False, True])
 def test_fractional_indices_equal_numpy_interpolation(descending: bool, uneven: bool) -> None:
