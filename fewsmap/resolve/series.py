@@ -413,6 +413,10 @@ def _values(store: ForecastStore, layer: Layer, cell: GridCell | Place,
     its baseline's when it has one (`fewsmap.products.change.changed`). Values are read
     once per request (``cache``): several statistics reduce the same members' values."""
     run, baseline = runs
+    if isinstance(cell, CellRuns) and baseline is None and request.accumulate is None and \
+            not any(isinstance(s, MemberStatistic) for s in statistics):
+        # Read already, nothing to reduce or subtract (a fifth of a plain series' work).
+        return cell.read_values(store, layer.variables, run, times, indices)
 
     def read_run(shown: RunInfo) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         lists, selectors = (indices, statistics) if shown is run else _baseline_labels(
