@@ -193,6 +193,9 @@ class ServiceTable(Table):
         "stores folder): a run published by any writer is visible within the interval"))
     object_cache_mb: CountOrOff = Field(default=256, description=(
         "Memory per server process for data chunks read from object storage; 0: no cache"))
+    block_cache_mb: CountOrOff = Field(default=256, description=(
+        "Memory per server process for decompressed blocks of local data chunks (maps and "
+        "tiles reading the same blocks again skip their decompression); 0: no cache"))
     compact_time_axes: bool = Field(default=False, description=(
         "Write regular time axes as start/end/period in XML capabilities (FEWS clients "
         "read lists, so lists are the default)"))

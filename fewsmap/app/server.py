@@ -57,7 +57,7 @@ from fewsmap.ogc.getstyles import get_styles
 from fewsmap.ogc.legend import get_legend_graphic
 from fewsmap.params import Params
 from fewsmap.settings import Settings
-from fewsmap.store.chunk_cache import CHUNKS
+from fewsmap.store.chunk_cache import BLOCKS, CHUNKS
 from fewsmap.time.grammar import parse_instant
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> Starlette:
     Handlers get the worker's `Service` one way: the lifespan's state (fewsmap/app/state.py).
     """
     CHUNKS.resize(settings.object_cache_mb << 20)
+    BLOCKS.resize(settings.block_cache_mb << 20)
     own = Service(settings, catalog or Catalog(settings))
 
     @asynccontextmanager

@@ -9,31 +9,38 @@ here. Local stores need no cache: the page cache holds their files.
 
 One S3 request costs milliseconds where a local read costs microseconds (issue #14 target:
 warm tiles from S3 within 2x of local disk; benchmarks/object_store.py).
+
+`BLOCKS`, the same kind of cache, holds decompressed blosc blocks of local chunk files
+(`fewsmap.store.direct`): the page cache keeps their bytes, not the decompression.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Hashable
 
 from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import WrapperStore
 
 DEFAULT_BYTES = 256 << 20
+# What an entry costs beyond its bytes (key, dict slot, bytes object): counted so that many
+# small entries (a chunk's block table) cannot hold far more memory than the bound.
+ENTRY_BYTES = 200
 
 
 class ChunkCache:
-    """Bytes by key, least recently used dropped first, within ``max_bytes``."""
+    """Bytes by key, least recently used dropped first, within ``max_bytes`` (each entry
+    counted with `ENTRY_BYTES` more)."""
 
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         self.max_bytes = max_bytes
         self.size = 0
-        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: Hashable) -> bytes | None:
         """The bytes kept for ``key`` (now the most recently used), or None."""
         with self._lock:
             data = self._entries.get(key)
@@ -41,17 +48,17 @@ class ChunkCache:
                 self._entries.move_to_end(key)
             return data
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: Hashable, data: bytes) -> None:
         """Keep ``data`` for ``key``, dropping the least recently used beyond the bound."""
-        if len(data) > self.max_bytes // 8:  # one chunk never evicts most of the cache
+        if len(data) + ENTRY_BYTES > self.max_bytes // 8:  # one never evicts most of it
             return
         with self._lock:
             old = self._entries.pop(key, None)
-            self.size += len(data) - (len(old) if old is not None else 0)
+            self.size += len(data) - (len(old) if old is not None else -ENTRY_BYTES)
             self._entries[key] = data
             while self.size > self.max_bytes:
                 _, dropped = self._entries.popitem(last=False)
-                self.size -= len(dropped)
+                self.size -= len(dropped) + ENTRY_BYTES
 
     def resize(self, max_bytes: int) -> None:
         """Change the bound (the service sets it from ``object_cache_mb``)."""
@@ -59,11 +66,13 @@ class ChunkCache:
             self.max_bytes = max_bytes
             while self.size > self.max_bytes and self._entries:
                 _, dropped = self._entries.popitem(last=False)
-                self.size -= len(dropped)
+                self.size -= len(dropped) + ENTRY_BYTES
 
 
 #: The cache every object-store reader of this process shares.
 CHUNKS = ChunkCache()
+#: Decompressed blocks of local chunk files, shared by every direct reader of this process.
+BLOCKS = ChunkCache()
 
 
 class CachedChunks(WrapperStore[Store]):

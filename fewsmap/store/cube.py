@@ -238,7 +238,7 @@ class ForecastStore:
         as for every store in object storage)."""
         if name not in self._readers:
             self._readers[name] = None if self.files is None else DirectReader.of(
-                self.files, name, self.array(name).metadata)
+                self.files, name, self.array(name).metadata, keep_blocks=True)
         return self._readers[name]
 
     def dims(self, name: str) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numcodecs import blosc
 
+from fewsmap.store.chunk_cache import BLOCKS
 from fewsmap.store.files import MISSING, StoreFiles
 from fewsmap.store.layout import SERIES_SUFFIX
 
@@ -55,6 +56,7 @@ MAX_LINES = 1024
 # An inner chunk of up to this many bytes is read whole and decompressed (a time-chunked
 # copy's 8 × 8 cells × 80 steps: 20 KiB, one blosc block); a larger one block by block.
 WHOLE_INNER_BYTES = 64 * 1024
+_READERS = itertools.count()  # tokens of readers keeping blocks
 
 
 class DirectReader:
@@ -62,7 +64,8 @@ class DirectReader:
 
     def __init__(self, files: StoreFiles, name: str, chunk_shape: tuple[int, ...],
                  dtype: np.dtype[Any], fill_value: Any,
-                 inner_shape: tuple[int, ...] | None = None) -> None:
+                 inner_shape: tuple[int, ...] | None = None, keep_blocks: bool = False
+                 ) -> None:
         self.files = files
         self.name = name
         # What errors name: the variable, also when its time-chunked copy is read.
@@ -72,11 +75,15 @@ class DirectReader:
         self.dtype = dtype
         self.fill = np.asarray(fill_value, dtype=dtype)
         self._lines: dict[tuple[str, bytes, int], tuple[int, int, np.ndarray]] = {}
+        # Its name in `BLOCKS` where it keeps decompressed blocks of windows (None: not).
+        self._token = next(_READERS) if keep_blocks else None
 
     @classmethod
-    def of(cls, store: Path | StoreFiles, name: str, metadata: Any) -> DirectReader | None:
+    def of(cls, store: Path | StoreFiles, name: str, metadata: Any, keep_blocks: bool = False
+           ) -> DirectReader | None:
         """A reader for the array ``name`` of the store folder ``store`` if its chunks are
-        laid out as fewsmap writes them."""
+        laid out as fewsmap writes them; ``keep_blocks`` keeps the blocks its windows
+        decompress (`_kept_span`: only for a published state's chunks)."""
         try:
             codecs = [codec.to_dict() for codec in metadata.codecs]
             key_encoding = metadata.chunk_key_encoding.to_dict()
@@ -101,7 +108,7 @@ class DirectReader:
             return None
         files = store if isinstance(store, StoreFiles) else StoreFiles(store)
         return cls(files, name, chunk_shape, dtype.newbyteorder("<"), metadata.fill_value,
-                   inner_shape)
+                   inner_shape, keep_blocks)
 
     def read_window(self, prefix: Sequence[int], rows: slice, cols: slice) -> np.ndarray | None:
         """``array[(*prefix, rows, cols)]`` for unit-step slices within the array, or None
@@ -129,20 +136,76 @@ class DirectReader:
             top = row * chunk_rows
             y0, y1 = max(r0, top), min(r1, top + chunk_rows)
             for col in range(c0 // chunk_cols, (c1 - 1) // chunk_cols + 1):
-                try:  # only the blosc blocks holding rows y0..y1 of the chunk
-                    fd = self.files.open(f"{folder}{row}/{col}")
-                except MISSING:
+                # only the blosc blocks holding rows y0..y1 of the chunk
+                raw = self._chunk_span(f"{folder}{row}/{col}", field + (y0 - top) * row_bytes,
+                                       field + (y1 - top) * row_bytes)
+                if raw is None:
                     continue  # never written: the fill value
-                try:
-                    raw = _read_span(fd, field + (y0 - top) * row_bytes,
-                                     field + (y1 - top) * row_bytes)
-                finally:
-                    os.close(fd)
                 rows_read = np.frombuffer(raw, dtype=self.dtype).reshape(y1 - y0, chunk_cols)
                 left = col * chunk_cols
                 x0, x1 = max(c0, left), min(c1, left + chunk_cols)
                 out[y0 - r0:y1 - r0, x0 - c0:x1 - c0] = rows_read[:, x0 - left:x1 - left]
         return out
+
+    def _chunk_span(self, key: str, start: int, stop: int) -> bytes | memoryview | None:
+        """Bytes ``start:stop`` of chunk ``key`` uncompressed; None where it was never
+        written. A reader that keeps blocks decompresses each one once (`_kept_span`)."""
+        if self._token is not None and BLOCKS.max_bytes:
+            return self._kept_span(key, start, stop)
+        try:
+            fd = self.files.open(key)
+        except MISSING:
+            return None
+        try:
+            return _read_span(fd, start, stop)
+        finally:
+            os.close(fd)
+
+    def _kept_span(self, key: str, start: int, stop: int) -> bytes | memoryview | None:
+        """`_chunk_span` from the blocks kept in `BLOCKS` under this reader's token, the
+        chunk's block table and its other blocks read from the file (and kept) as needed.
+
+        A reader keeping blocks reads one published state (`ForecastStore.reader`), whose
+        chunks never change (a run is written to a new slot before it is published), and a
+        newer state has new readers: a kept block can never be stale."""
+        head_key = (self._token, key)
+        head = BLOCKS.get(head_key)
+        fd = None
+        try:
+            if head is None:
+                try:
+                    fd = self.files.open(key)
+                except MISSING:
+                    BLOCKS.put(head_key, b"")  # never written (and never will be, here)
+                    return None
+                head = _frame_head(fd)
+                BLOCKS.put(head_key, head)
+            if not head:
+                return None
+            blocksize = HEADER.unpack_from(head)[5]
+            first, last = start // blocksize, (stop - 1) // blocksize
+            kept = [BLOCKS.get((self._token, key, b)) for b in range(first, last + 1)]
+            missing = [first + k for k, block in enumerate(kept) if block is None]
+            decoded: dict[int, bytes] = {}
+            if missing:  # from the first to the last missing one, in one decompression
+                if fd is None:
+                    try:
+                        fd = self.files.open(key)
+                    except MISSING:
+                        return None  # deleted since (a retired run): as if never written
+                low, high = missing[0], missing[-1]
+                data = _decode_blocks(fd, head, low, high)
+                for b in range(low, high + 1):
+                    decoded[b] = bytes(data[(b - low) * blocksize:(b - low + 1) * blocksize])
+                    BLOCKS.put((self._token, key, b), decoded[b])
+            blocks = [block if block is not None else decoded[first + k]
+                      for k, block in enumerate(kept)]
+            inside = start - first * blocksize
+            joined = memoryview(blocks[0] if len(blocks) == 1 else b"".join(blocks))
+            return joined[inside:inside + stop - start]
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def read_items(self, points: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
         """The values at ``points`` (full array indices), fill value where no chunk exists.
@@ -314,18 +377,40 @@ def _plain(codecs: Sequence[dict[str, Any]]) -> bool:
 def _read_span(fd: int, start: int, stop: int, base: int = 0) -> bytes:
     """Bytes ``start:stop`` of the uncompressed chunk in the blosc frame at byte ``base`` of
     ``fd``, decompressing only the blocks that hold them."""
+    head = _frame_head(fd, base)
+    blocksize = HEADER.unpack_from(head)[5]
+    first, last = start // blocksize, (stop - 1) // blocksize
+    inside = start - first * blocksize
+    return bytes(_decode_blocks(fd, head, first, last, base)[inside:inside + stop - start])
+
+
+def _frame_head(fd: int, base: int = 0) -> bytes:
+    """The header and block offsets of the blosc frame at byte ``base`` of ``fd`` (the
+    header alone for a frame stored raw)."""
     head = os.pread(fd, HEADER.size + OFFSET.size * PREFETCH_BLOCKS, base)
+    if len(head) < HEADER.size:
+        raise ValueError("a chunk ends inside its blosc header")
+    flags, nbytes, blocksize = (HEADER.unpack_from(head)[i] for i in (2, 4, 5))
+    if flags & MEMCPYED:
+        return head[:HEADER.size]
+    table_size = HEADER.size + OFFSET.size * -(-nbytes // blocksize)
+    return head[:table_size] if len(head) >= table_size else os.pread(fd, table_size, base)
+
+
+def _decode_blocks(fd: int, head: bytes, first: int, last: int, base: int = 0) -> memoryview:
+    """The uncompressed bytes of blocks ``first`` to ``last`` of the blosc frame at byte
+    ``base`` of ``fd``, whose `_frame_head` is ``head``."""
     version, codec_version, flags, typesize, nbytes, blocksize, cbytes = HEADER.unpack_from(head)
     if flags & MEMCPYED:
-        return os.pread(fd, stop - start, base + HEADER.size + start)
+        begin = first * blocksize
+        return memoryview(os.pread(fd, min(nbytes, (last + 1) * blocksize) - begin,
+                                   base + HEADER.size + begin))
     blocks = -(-nbytes // blocksize)
-    first, last = start // blocksize, (stop - 1) // blocksize
     if (first == 0 and last == blocks - 1) or (nbytes % blocksize and last == blocks - 1):
         # All of it, or a short last block (coded differently): decode the whole frame.
-        return bytes(blosc.decompress(os.pread(fd, cbytes, base))[start:stop])
-    table_size = HEADER.size + OFFSET.size * blocks
-    table = head if len(head) >= table_size else os.pread(fd, table_size, base)
-    offsets = struct.unpack_from(f"<{blocks}i", table, HEADER.size)
+        whole = memoryview(blosc.decompress(os.pread(fd, cbytes, base)))
+        return whole[first * blocksize:(last + 1) * blocksize]
+    offsets = struct.unpack_from(f"<{blocks}i", head, HEADER.size)
     # Threaded compression stores blocks in the order they finished: a block ends where the
     # next stored block begins.
     stored = [*sorted(offsets), cbytes]
@@ -341,5 +426,4 @@ def _read_span(fd: int, start: int, stop: int, base: int = 0) -> bytes:
         HEADER.pack(version, codec_version, flags, typesize, blocksize * len(pieces), blocksize,
                     table_end + sum(map(len, pieces))),
         struct.pack(f"<{len(pieces)}i", *starts), *pieces])
-    inside = start - first * blocksize
-    return bytes(blosc.decompress(frame)[inside:inside + stop - start])
+    return memoryview(blosc.decompress(frame))

@@ -10,24 +10,34 @@ import pytest
 from fewsmap import ForecastStore
 from fewsmap.errors import StorageUnavailable
 from fewsmap.ingest import ingest
-from fewsmap.store.chunk_cache import CHUNKS, ChunkCache
+from fewsmap.store.chunk_cache import CHUNKS, ENTRY_BYTES, ChunkCache
 from tests.forecast_files import forecast_file, run_time
 from tests.s3server import s3_server
 
 
 def test_the_least_recently_used_chunks_go_first_within_the_bound() -> None:
-    cache = ChunkCache(max_bytes=800)
+    entry = 100 + ENTRY_BYTES  # an entry counts its bytes and its bookkeeping
+    cache = ChunkCache(max_bytes=8 * entry)
     for key in "abcd":
         cache.put(key, bytes(100))
     assert cache.get("a") is not None  # now the most recently used
     for key in "efghij":
         cache.put(key, bytes(100))
-    assert cache.size == 800
+    assert cache.size == 8 * entry
     assert cache.get("b") is None and cache.get("a") is not None
-    cache.put("huge", bytes(200))  # more than an eighth of the bound: not kept
+    cache.put("huge", bytes(entry))  # more than an eighth of the bound: not kept
     assert cache.get("huge") is None
-    cache.resize(300)
-    assert cache.size <= 300
+    cache.put("a", bytes(10))  # replaced: counted once
+    assert cache.size == 7 * entry + 10 + ENTRY_BYTES
+    cache.resize(3 * entry)
+    assert cache.size <= 3 * entry
+
+
+def test_many_small_entries_count_their_bookkeeping() -> None:
+    cache = ChunkCache(max_bytes=100 * ENTRY_BYTES)
+    for key in range(1000):
+        cache.put(("chunk", key), b"")  # a chunk never written: remembered as empty
+    assert len(cache._entries) == 100 and cache.size == 100 * ENTRY_BYTES
 
 
 def test_published_data_chunks_are_read_from_storage_once(tmp_path: Path,

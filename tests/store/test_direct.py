@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from fewsmap.errors import StoreError
+from fewsmap.store.chunk_cache import BLOCKS, ChunkCache
 from fewsmap.store.direct import DirectReader
 from fewsmap.store.layout import data_codec, series_chunks
 
@@ -84,11 +86,13 @@ def test_other_layouts_are_left_to_zarr(tmp_path: Path) -> None:
 ], ids=["fewsmap", "zstd-bitshuffle-small-blocks"])
 @pytest.mark.parametrize("chunk", [32, 256])
 @pytest.mark.parametrize("leading", [(1, 1), (2, 3)], ids=["one field", "fields together"])
+@pytest.mark.parametrize("keep_blocks", [False, True], ids=["from files", "blocks kept"])
 def test_windows_equal_zarr(tmp_path: Path, compressor: Any, chunk: int,
-                            leading: tuple[int, int]) -> None:
+                            leading: tuple[int, int], keep_blocks: bool) -> None:
     """Windows in one chunk or across chunk edges, over partial edge chunks, whole slices;
     256² chunks hold several blosc blocks, of which only those with the rows are read; a
-    chunk may hold several fields (a small field's layout)."""
+    chunk may hold several fields (a small field's layout). A reader keeping blocks reads
+    each window twice: overlapping windows mix kept and new blocks."""
     rows, cols = 7 * chunk // 4, 9 * chunk // 4
     values = np.random.default_rng(5).normal(size=(2, 3, rows, cols)).astype(np.float32)
     values[0, 1, :, cols // 2:] = np.nan
@@ -97,7 +101,7 @@ def test_windows_equal_zarr(tmp_path: Path, compressor: Any, chunk: int,
                               compressors=[compressor], fill_value=np.nan)
     array[...] = values
     array[1, 2] = np.nan  # all-NaN slices: zarr writes no chunk files for them
-    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata)
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata, keep_blocks=keep_blocks)
     assert reader is not None
     rng = np.random.default_rng(6)
     windows = [(slice(0, rows), slice(0, cols)), (slice(3, 4), slice(5, 6)),
@@ -108,9 +112,87 @@ def test_windows_equal_zarr(tmp_path: Path, compressor: Any, chunk: int,
         windows.append((slice(r0, int(rng.integers(r0 + 1, rows + 1))),
                         slice(c0, int(rng.integers(c0 + 1, cols + 1)))))
     for prefix in ((0, 0), (0, 1), (1, 2)):
-        for window in windows:
+        for window in windows * (2 if keep_blocks else 1):
             got = reader.read_window(prefix, *window)
             np.testing.assert_array_equal(got, array[(*prefix, *window)])
+
+
+@pytest.fixture
+def block_cache() -> Iterator[ChunkCache]:
+    """`BLOCKS`, emptied before and after the test, with its bound restored."""
+    bound = BLOCKS.max_bytes
+    BLOCKS.resize(0)
+    BLOCKS.resize(bound)
+    yield BLOCKS
+    BLOCKS.resize(0)
+    BLOCKS.resize(bound)
+
+
+def _field(path: Path, compressor: Any = None) -> zarr.Array[Any]:
+    y, x = np.mgrid[0:600, 0:700]
+    values = (np.sin(x / 40.0) * np.cos(y / 30.0)).astype(np.float32)
+    return written(path, values[None], (1, 512, 512), compressor or data_codec())
+
+
+def test_a_reader_keeping_blocks_decompresses_them_once(tmp_path: Path,
+                                                        block_cache: ChunkCache) -> None:
+    """Windows read again come from the kept blocks, not the files (deleted here); another
+    reader (another published state) keeps its own and reads the files."""
+    array = _field(tmp_path / "a.zarr")
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata, keep_blocks=True)
+    other = DirectReader.of(tmp_path, "a.zarr", array.metadata, keep_blocks=True)
+    assert reader is not None and other is not None
+    window = (slice(100, 600), slice(300, 700))  # four chunks, some of their blocks
+    first = reader.read_window((0,), *window)
+    kept = block_cache.size
+    assert kept > 0
+    for chunk in (tmp_path / "a.zarr" / "c").rglob("*"):
+        if chunk.is_file():
+            chunk.unlink()
+    np.testing.assert_array_equal(reader.read_window((0,), *window), first)
+    np.testing.assert_array_equal(reader.read_window((0,), slice(200, 300), slice(500, 600)),
+                                  first[100:200, 200:300])  # within those blocks
+    assert block_cache.size == kept
+    assert np.isnan(other.read_window((0,), *window)).all()  # its own: the files, gone
+    assert np.isnan(reader.read_window((0,), slice(0, 50), slice(0, 50))).all()  # not kept
+
+
+def test_without_a_block_cache_windows_come_from_the_files(tmp_path: Path,
+                                                           block_cache: ChunkCache) -> None:
+    array = _field(tmp_path / "a.zarr")
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata, keep_blocks=True)
+    assert reader is not None
+    block_cache.resize(0)  # block_cache_mb = 0
+    window = (slice(0, 600), slice(0, 700))
+    np.testing.assert_array_equal(reader.read_window((0,), *window), array[(0, *window)])
+    assert block_cache.size == 0
+    (tmp_path / "a.zarr" / "c" / "0" / "0" / "0").unlink()
+    assert np.isnan(reader.read_window((0,), slice(0, 10), slice(0, 10))).all()
+
+
+def test_kept_blocks_stay_within_the_bound(tmp_path: Path, block_cache: ChunkCache) -> None:
+    array = _field(tmp_path / "a.zarr")
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata, keep_blocks=True)
+    assert reader is not None
+    block_cache.resize(3 * 64 * 1024 * 8 // 7)  # a few of the 64 KiB blocks (an eighth each)
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        r0, c0 = int(rng.integers(0, 590)), int(rng.integers(0, 690))
+        window = (slice(r0, r0 + 10), slice(c0, c0 + 10))
+        np.testing.assert_array_equal(reader.read_window((0,), *window), array[(0, *window)])
+        assert block_cache.size <= block_cache.max_bytes
+
+
+def test_raw_stored_chunks_are_kept_too(tmp_path: Path, block_cache: ChunkCache) -> None:
+    noise = np.random.default_rng(1).integers(0, 2**32, (300, 64), dtype=np.uint32)
+    array = written(tmp_path / "a.zarr", noise.view(np.float32), (256, 64),
+                    BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle", blocksize=4096))
+    assert (tmp_path / "a.zarr" / "c" / "0" / "0").read_bytes()[2] & 0x02  # stored raw
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata, keep_blocks=True)
+    assert reader is not None
+    for window in [(slice(10, 290), slice(3, 60))] * 2 + [(slice(0, 300), slice(0, 64))]:
+        got = reader.read_window((), *window)
+        np.testing.assert_array_equal(got.view(np.uint32), noise[window])
 
 
 @pytest.mark.parametrize("tile", [8, 32])
