@@ -5,7 +5,7 @@ a run is written into a new slot before it is published, a replaced run goes to 
 slot, slots are never reused, a retired slot's chunks are only deleted), so its bytes can be
 kept without ever asking the storage again, and every store and server on the machine may
 share them. Coordinates and metadata are rewritten at each publish and are never cached
-here. Local stores need no cache: the page cache holds their files.
+here. Local stores need no such cache: the page cache holds their files.
 
 One S3 request costs milliseconds where a local read costs microseconds (issue #14 target:
 warm tiles from S3 within 2x of local disk; benchmarks/object_store.py).

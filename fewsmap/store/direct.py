@@ -391,6 +391,8 @@ def _frame_head(fd: int, base: int = 0) -> bytes:
     if len(head) < HEADER.size:
         raise ValueError("a chunk ends inside its blosc header")
     flags, nbytes, blocksize = (HEADER.unpack_from(head)[i] for i in (2, 4, 5))
+    if blocksize <= 0 or nbytes < 0:
+        raise ValueError("a chunk's blosc header is damaged")
     if flags & MEMCPYED:
         return head[:HEADER.size]
     table_size = HEADER.size + OFFSET.size * -(-nbytes // blocksize)

@@ -230,3 +230,18 @@ def test_a_shard_index_pointing_past_the_end_is_an_error(tmp_path: Path) -> None
     assert reader is not None
     with pytest.raises(StoreError, match="a chunk is damaged"):
         reader.read_items([(0, 1, 1, 0)])
+
+
+@pytest.mark.parametrize("keep_blocks", [False, True], ids=["from files", "blocks kept"])
+def test_a_damaged_blosc_header_is_a_store_error(tmp_path: Path, keep_blocks: bool) -> None:
+    """A chunk whose header says its blocks are 0 bytes (or its size negative) fails as a
+    damaged chunk, never as a division by zero (a 500 with a traceback in the log)."""
+    array = _field(tmp_path / "a.zarr")
+    chunk = tmp_path / "a.zarr" / "c" / "0" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[8:12] = bytes(4)  # blocksize 0
+    chunk.write_bytes(bytes(data))
+    reader = DirectReader.of(tmp_path, "a.zarr", array.metadata, keep_blocks=keep_blocks)
+    assert reader is not None
+    with pytest.raises(StoreError, match="a chunk is damaged"):
+        reader.read_window((0,), slice(0, 10), slice(0, 10))
