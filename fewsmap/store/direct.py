@@ -336,6 +336,8 @@ class DirectReader:
             if base + length > os.fstat(fd).st_size:
                 raise ValueError(f"shard {key} has an index entry past its end")
             return _read_span(fd, first, last, base)
+        if length > 2 * nbytes + 4096:  # more than blosc ever makes of it (no huge read)
+            raise ValueError(f"shard {key} holds an inner chunk of another size")
         encoded = os.pread(fd, length, base)
         if len(encoded) != length:
             raise ValueError(f"shard {key} has an index entry past its end")

@@ -50,7 +50,7 @@ _SYS_OPENAT2, _AT_FDCWD, _RESOLVE_NO_SYMLINKS = 437, -100, 0x04
 # What decoding a damaged chunk raises (blosc, numcodecs, numpy reshapes, short reads);
 # an index error is a bug of ours and is not among them.
 DECODE_FAILURES: tuple[type[Exception], ...] = (
-    OSError, ValueError, RuntimeError, SystemError, struct.error, MemoryError)
+    OSError, ValueError, RuntimeError, SystemError, struct.error, MemoryError, OverflowError)
 MISSING = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 

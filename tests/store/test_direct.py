@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -218,14 +219,20 @@ def test_sharded_items_equal_zarr_and_windows_are_left_to_it(
     np.testing.assert_array_equal(reader.read_items(points), expected)
 
 
-def test_a_shard_index_pointing_past_the_end_is_an_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("entry", [
+    b"\x10" * 16,  # offset and length far past the end
+    struct.pack("<QQ", 2**64 - 2, 100),  # an offset no file reaches
+    struct.pack("<QQ", 10**6, 100),  # past this file's end
+    struct.pack("<QQ", 64, 2**40),  # a length no inner chunk has
+], ids=["huge", "beyond any file", "past the end", "huge length"])
+def test_a_shard_index_pointing_past_the_end_is_an_error(tmp_path: Path, entry: bytes) -> None:
     inner, shards = series_chunks(4, 3)
     array = zarr.create_array(tmp_path / "a.zarr", shape=(1, 40, 40, 3), chunks=inner,
                               shards=shards, dtype="float32", compressors=[data_codec()],
                               fill_value=np.nan)
     array[...] = 1.0
     shard = tmp_path / "a.zarr" / "c" / "0" / "0" / "0" / "0"
-    shard.write_bytes(b"\x10" * 16 + shard.read_bytes()[16:])
+    shard.write_bytes(entry + shard.read_bytes()[16:])
     reader = DirectReader.of(tmp_path, "a.zarr", array.metadata)
     assert reader is not None
     with pytest.raises(StoreError, match="a chunk is damaged"):
