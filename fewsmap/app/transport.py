@@ -5,9 +5,10 @@ and its body when the app sends it: two ``send`` calls and two TCP segments, eac
 client, for every tile and time series (on loopback the first costs about as much as the
 second; ``transport.write`` was 9-17 % of a worker's CPU under py-spy). `HeldWrites` keeps
 a small write until the next one (the body, a moment later in the same loop turn) and sends
-both as one; what is held goes out at the end of the loop turn regardless, and before the
-transport closes, so a head whose body comes later (a streamed answer) or never (HEAD, 304)
-is not delayed beyond that turn.
+both as one at once (not at the turn's end: the answer leaves before the worker's
+bookkeeping after it, which then overlaps the client's reading); what is held goes out at
+the end of the loop turn regardless, and before the transport closes, so a head whose body
+comes later (a streamed answer) or never (HEAD, 304) is not delayed beyond that turn.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class HeldWrites(asyncio.Transport):
                 return
             self._held = bytes(data)
             self._loop.call_soon(self.flush)
-        elif len(data) <= COALESCE_BYTES:
-            self._held += data
+        elif len(data) <= COALESCE_BYTES:  # the body: both go out now, in one send
+            held, self._held = self._held, b""
+            self._transport.write(held + data)
         else:
             self.flush()
             self._transport.write(data)

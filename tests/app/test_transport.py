@@ -49,10 +49,10 @@ def test_a_head_goes_out_with_its_body_in_one_send() -> None:
     async def test(transport: HeldWrites, peer: socket.socket) -> None:
         transport.write(HEAD)
         assert sent(peer) == b"" and transport.get_write_buffer_size() == len(HEAD)
-        transport.write(b"body")
-        assert sent(peer) == b""  # joined, sent when the loop turn ends
-        await asyncio.sleep(0)
+        transport.write(b"body")  # joined to the head and sent at once
         assert sent(peer) == HEAD + b"body"
+        await asyncio.sleep(0)
+        assert sent(peer) == b""  # nothing held back for the loop turn's end
     run(test)
 
 
