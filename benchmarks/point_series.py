@@ -9,7 +9,8 @@ benchmarks/results/point_series.md). Issue #18 targets, all measured in this one
   median over HTTP, and ≤ 2× a floor: a minimal Starlette app on the same uvicorn and client
   that reads the same 730 values from a layout made for points (one uncompressed memmap,
   point-major) and answers them as JSON; both read from the page cache (every layout's
-  files are read once before);
+  files are read once before), each server on a core of its own, away from the client
+  (`client_apart`);
 * no regression on maps: a 256² tile of the same cube with and without the time-chunked copy;
 * a GEFS point run (tests/data/gefs: 2 × 2 grid, 97 steps × 21 members) ingested in < 2 s,
   against the layout of one chunk file per field.
@@ -21,6 +22,7 @@ Stores are built in a temporary folder deleted at the end; the servers are stopp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -47,7 +49,7 @@ from fewsmap.store import layout
 from fewsmap.store.cube import ForecastStore
 from fewsmap.store.reads import read_block
 from fewsmap.store.writer import append_run
-from tests.live_server import free_port, live_server, stop
+from tests.live_server import RUNNING, free_port, live_server, stop
 
 RESULTS = Path(__file__).resolve().parent / "results" / "point_series.json"
 GEFS = Path(__file__).resolve().parent.parent / "tests" / "data" / "gefs" / "2019051500"
@@ -111,8 +113,38 @@ def floor_layout(root: Path, store_path: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def floor_server(data: Path, meta: Path) -> Iterator[str]:
-    """uvicorn serving the floor app (one worker, as fewsmap is run here)."""
+def client_apart() -> Iterator[set[int] | None]:
+    """Keep this process (the client) on its first core for the block; yield the last core,
+    for the server under test (`pin`), or None on a single core (nothing pinned).
+
+    Left to the scheduler, client and server shared a core in some runs and not in others:
+    fewsmap's series took 0.86-1.13 ms from run to run and the floor's 0.51-0.57 (0.98 vs
+    0.87 ms and 0.55 vs 0.53 ms on one core or two): served from other machines, neither
+    ever shares a core with its clients."""
+    original = os.sched_getaffinity(0)
+    cores = sorted(original)
+    if len(cores) < 2:
+        yield None
+        return
+    os.sched_setaffinity(0, {cores[0]})
+    try:
+        yield {cores[-1]}
+    finally:
+        os.sched_setaffinity(0, original)
+
+
+def pin(pid: int, cores: set[int] | None) -> None:
+    """Keep every thread of process ``pid`` on ``cores`` (threads it starts later inherit)."""
+    if cores is None:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task.name), cores)
+
+
+@contextmanager
+def floor_server(data: Path, meta: Path, cores: set[int] | None = None) -> Iterator[str]:
+    """uvicorn serving the floor app (one worker, as fewsmap is run here), on ``cores``."""
     import subprocess
 
     app = data.parent / "floor_app.py"
@@ -134,6 +166,7 @@ def floor_server(data: Path, meta: Path) -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.2)
+        pin(process.pid, cores)
         yield url
     finally:
         stop(process)
@@ -175,21 +208,32 @@ def http(root: Path, n: int) -> dict[str, float]:
     # it (the whole cube in memory) pushed much of the stores' files out of it before.
     for path in (data, root / "eu.zarr" / "t2m.series", root / "eunocopy.zarr" / "t2m"):
         warm(path)
-    with floor_server(data, meta) as floor, httpx.Client(timeout=30) as client:
-        found["series_floor_ms"] = median_ms(
-            client, [f"{floor}/series?x={x:.4f}&y={y:.4f}" for x, y in where])
-    with live_server("--stores", str(root)) as url, httpx.Client(timeout=30) as client:
-        for store in ("eu", "eunocopy"):
-            found[f"series_{store}_ms"] = median_ms(client, [
-                f"{url}/api/timeseries?layer={store}.t2m&x={x:.4f}&y={y:.4f}&runs=all"
-                for x, y in where])
-            found[f"edr_position_{store}_ms"] = median_ms(client, [
-                f"{url}/edr/collections/{store}.t2m/position?coords=POINT({x:.4f} {y:.4f})"
-                for x, y in where])
-            found[f"tile_{store}_ms"] = median_ms(client, [
-                f"{url}/tiles/{store}.t2m/6/{col}/{row}.png"
-                for row in (20, 21, 22, 23) for col in (30, 31, 32, 33, 34, 35)] * 3)
+    with client_apart() as cores:
+        found["pinned"] = float(cores is not None)
+        with floor_server(data, meta, cores) as floor, httpx.Client(timeout=30) as client:
+            found["series_floor_ms"] = median_ms(
+                client, [f"{floor}/series?x={x:.4f}&y={y:.4f}" for x, y in where])
+        with live_server("--stores", str(root)) as url, httpx.Client(timeout=30) as client:
+            pin(RUNNING[url][0].pid, cores)
+            found.update(_fewsmap_http(client, url, where))
     found["series_ratio_to_floor"] = round(found["series_eu_ms"] / found["series_floor_ms"], 2)
+    return found
+
+
+def _fewsmap_http(client: httpx.Client, url: str, where: list[tuple[float, float]]
+                  ) -> dict[str, float]:
+    """Series, EDR position and tiles of both stores from the fewsmap server at ``url``."""
+    found: dict[str, float] = {}
+    for store in ("eu", "eunocopy"):
+        found[f"series_{store}_ms"] = median_ms(client, [
+            f"{url}/api/timeseries?layer={store}.t2m&x={x:.4f}&y={y:.4f}&runs=all"
+            for x, y in where])
+        found[f"edr_position_{store}_ms"] = median_ms(client, [
+            f"{url}/edr/collections/{store}.t2m/position?coords=POINT({x:.4f} {y:.4f})"
+            for x, y in where])
+        found[f"tile_{store}_ms"] = median_ms(client, [
+            f"{url}/tiles/{store}.t2m/6/{col}/{row}.png"
+            for row in (20, 21, 22, 23) for col in (30, 31, 32, 33, 34, 35)] * 3)
     return found
 
 
