@@ -61,7 +61,8 @@ class ChunkCache:
                 self.size -= len(dropped) + ENTRY_BYTES
 
     def resize(self, max_bytes: int) -> None:
-        """Change the bound (the service sets it from ``object_cache_mb``)."""
+        """Change the bound (the service sets it from ``object_cache_mb`` or
+        ``block_cache_mb``)."""
         with self._lock:
             self.max_bytes = max_bytes
             while self.size > self.max_bytes and self._entries:
